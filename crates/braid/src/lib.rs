@@ -1,0 +1,2 @@
+//! The braided-torus substrate (placeholder; see docs/braid.md).
+#![no_std]
