@@ -1,0 +1,88 @@
+//! Small CPU primitives: interrupts on/off, halt, TSC, control registers.
+
+use core::arch::asm;
+
+/// Reads the time-stamp counter.
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc has no side effects; CR4.TSD is never set by us.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Enables maskable interrupts.
+#[inline]
+pub fn enable_interrupts() {
+    x86_64::instructions::interrupts::enable();
+}
+
+/// Disables maskable interrupts.
+#[inline]
+pub fn disable_interrupts() {
+    x86_64::instructions::interrupts::disable();
+}
+
+/// Whether maskable interrupts are enabled.
+#[inline]
+pub fn interrupts_enabled() -> bool {
+    x86_64::instructions::interrupts::are_enabled()
+}
+
+/// Runs `f` with interrupts disabled, restoring the previous state.
+#[inline]
+pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+    x86_64::instructions::interrupts::without_interrupts(f)
+}
+
+/// Enables interrupts and halts until the next one, atomically (sti; hlt).
+#[inline]
+pub fn wait_for_interrupt() {
+    x86_64::instructions::interrupts::enable_and_hlt();
+}
+
+/// Halts forever with interrupts off.
+pub fn halt_forever() -> ! {
+    loop {
+        disable_interrupts();
+        x86_64::instructions::hlt();
+    }
+}
+
+/// The faulting address of the last page fault.
+#[inline]
+pub fn cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}
+
+/// Reads a model-specific register.
+#[inline]
+pub fn rdmsr(msr: u32) -> u64 {
+    // SAFETY: callers in this crate only read architectural MSRs that exist
+    // on every x86_64 CPU we boot on.
+    unsafe { x86_64::registers::model_specific::Msr::new(msr).read() }
+}
+
+/// Writes a model-specific register.
+///
+/// # Safety
+/// Writing an MSR can change the execution environment arbitrarily.
+#[inline]
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: the caller upholds the contract above.
+    unsafe { x86_64::registers::model_specific::Msr::new(msr).write(value) }
+}
+
+/// CPUID leaf `leaf`, subleaf `sub`: (eax, ebx, ecx, edx).
+#[inline]
+pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
+    let r = core::arch::x86_64::__cpuid_count(leaf, sub);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+/// Current frame pointer (for backtraces).
+#[inline(always)]
+pub fn frame_pointer() -> u64 {
+    let rbp: u64;
+    // SAFETY: reading rbp has no side effects.
+    unsafe { asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
+    rbp
+}

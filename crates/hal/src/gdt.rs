@@ -1,0 +1,94 @@
+//! Per-CPU GDT and TSS, with the IST stacks every IDT entry uses.
+//!
+//! Selector layout is fixed by `syscall`/`sysret`: kernel code 0x08, kernel
+//! data 0x10, then user code32 (unused) 0x18, user data 0x20, user code64
+//! 0x28, so that STAR can point sysret at 0x18 + 8 / + 16.
+
+use spin::Once;
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::instructions::tables::load_tss;
+use x86_64::structures::gdt::{
+    Descriptor, DescriptorFlags, GlobalDescriptorTable, SegmentSelector,
+};
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::{PrivilegeLevel, VirtAddr};
+
+/// Most CPUs the kernel brings up.
+pub const MAX_CPUS: usize = 16;
+const IST_COUNT: usize = 5;
+const IST_SIZE: usize = 16 * 1024;
+
+/// Kernel code selector.
+pub const KERNEL_CS: u16 = 0x08;
+/// Kernel data selector.
+pub const KERNEL_DS: u16 = 0x10;
+/// User data selector (RPL 3).
+pub const USER_DS: u16 = 0x20 | 3;
+/// User 64-bit code selector (RPL 3).
+pub const USER_CS: u16 = 0x28 | 3;
+/// The selector base STAR[63:48] needs for sysret to land on USER_DS/USER_CS.
+pub const SYSRET_BASE: u16 = 0x18 | 3;
+
+#[repr(C, align(16))]
+struct IstStacks([[u8; IST_SIZE]; IST_COUNT]);
+
+struct CpuTables {
+    gdt: GlobalDescriptorTable<8>,
+    tss_sel: SegmentSelector,
+}
+
+static mut IST_STACKS: [IstStacks; MAX_CPUS] =
+    [const { IstStacks([[0; IST_SIZE]; IST_COUNT]) }; MAX_CPUS];
+static mut TSS: [TaskStateSegment; MAX_CPUS] = [const { TaskStateSegment::new() }; MAX_CPUS];
+static TABLES: [Once<CpuTables>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
+
+/// Builds and loads this CPU's GDT and TSS (IST stacks included).
+pub fn init(cpu: usize) {
+    assert!(cpu < MAX_CPUS, "cpu index out of range");
+    // SAFETY: each CPU initialises only its own slot, once, before enabling
+    // interrupts; nothing else holds a reference to these statics yet.
+    let tss: *const TaskStateSegment = unsafe {
+        let stacks = &*core::ptr::addr_of!(IST_STACKS[cpu]);
+        let tss = &mut *core::ptr::addr_of_mut!(TSS[cpu]);
+        for (i, stack) in stacks.0.iter().enumerate() {
+            tss.interrupt_stack_table[i] = VirtAddr::from_ptr(stack.as_ptr()) + IST_SIZE as u64;
+        }
+        tss as *const TaskStateSegment
+    };
+    let tables = TABLES[cpu].call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        gdt.append(Descriptor::kernel_code_segment());
+        gdt.append(Descriptor::kernel_data_segment());
+        gdt.append(Descriptor::UserSegment(
+            (DescriptorFlags::USER_CODE32.bits()) | DescriptorFlags::DPL_RING_3.bits(),
+        ));
+        gdt.append(Descriptor::user_data_segment());
+        gdt.append(Descriptor::user_code_segment());
+        // SAFETY: the TSS is a static that lives forever; it is only
+        // written through raw pointers (set_kernel_stack), never through a
+        // Rust reference, so sharing it with the CPU is sound.
+        let tss_sel = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss) });
+        CpuTables { gdt, tss_sel }
+    });
+    tables.gdt.load();
+    // SAFETY: the selectors index descriptors in the GDT just loaded.
+    unsafe {
+        CS::set_reg(SegmentSelector::new(1, PrivilegeLevel::Ring0));
+        SS::set_reg(SegmentSelector::new(2, PrivilegeLevel::Ring0));
+        DS::set_reg(SegmentSelector::new(2, PrivilegeLevel::Ring0));
+        ES::set_reg(SegmentSelector::new(2, PrivilegeLevel::Ring0));
+        load_tss(tables.tss_sel);
+    }
+}
+
+/// Sets the stack the CPU switches to on a ring 3 → ring 0 transition
+/// through an interrupt gate without IST (none today; kept coherent with
+/// the per-CPU kernel stack for safety).
+pub fn set_kernel_stack(cpu: usize, top: u64) {
+    // SAFETY: only the owning CPU writes its TSS, with interrupts disabled
+    // by the caller's context switch; the CPU reads it only on a privilege
+    // change.
+    unsafe {
+        (*core::ptr::addr_of_mut!(TSS[cpu])).privilege_stack_table[0] = VirtAddr::new(top);
+    }
+}

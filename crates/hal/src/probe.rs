@@ -1,0 +1,143 @@
+//! Recoverable memory probes: copies that may fault, with the fault turned
+//! into an error instead of a crash. The user-copy routines of the syscall
+//! layer and the kernel's self tests (deliberate #PF and #UD) use them.
+//!
+//! Each probe is a small assembly routine; when a #PF/#GP/#UD hits inside
+//! one, the trap handler calls [`fixup`], which moves RIP to the routine's
+//! recovery label so the routine returns 1 instead of 0.
+
+core::arch::global_asm!(
+    r#"
+    .section .text.probe, "ax"
+    .global hal_probe_copy
+    // rdi = dst, rsi = src, rdx = len; returns 0 (ok) or 1 (faulted)
+hal_probe_copy:
+    movq %rdx, %rcx
+probe_copy_start:
+    rep movsb
+probe_copy_end:
+    xorl %eax, %eax
+    ret
+probe_copy_fault:
+    movl $1, %eax
+    ret
+
+    .global hal_probe_ud
+hal_probe_ud:
+probe_ud_start:
+    ud2
+probe_ud_end:
+    xorl %eax, %eax
+    ret
+probe_ud_fault:
+    movl $1, %eax
+    ret
+"#,
+    options(att_syntax)
+);
+
+extern "C" {
+    fn hal_probe_copy(dst: *mut u8, src: *const u8, len: usize) -> u64;
+    fn hal_probe_ud() -> u64;
+    static probe_copy_start: u8;
+    static probe_copy_end: u8;
+    static probe_copy_fault: u8;
+    static probe_ud_start: u8;
+    static probe_ud_end: u8;
+    static probe_ud_fault: u8;
+}
+
+/// Lowest address outside user space (canonical lower half).
+pub const USER_TOP: u64 = 0x0000_8000_0000_0000;
+
+/// A memory access that faulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault;
+
+/// If `frame` faulted inside a probe, redirects it to the probe's recovery
+/// path and returns true.
+pub fn fixup(frame: &mut crate::idt::TrapFrame) -> bool {
+    // SAFETY: only the addresses of the linker symbols are taken.
+    let table = unsafe {
+        [
+            (
+                &probe_copy_start as *const u8 as u64,
+                &probe_copy_end as *const u8 as u64,
+                &probe_copy_fault as *const u8 as u64,
+            ),
+            (
+                &probe_ud_start as *const u8 as u64,
+                &probe_ud_end as *const u8 as u64,
+                &probe_ud_fault as *const u8 as u64,
+            ),
+        ]
+    };
+    for (start, end, recover) in table {
+        if frame.rip >= start && frame.rip <= end {
+            frame.rip = recover;
+            return true;
+        }
+    }
+    false
+}
+
+fn user_range_ok(va: u64, len: usize) -> bool {
+    va.checked_add(len as u64)
+        .is_some_and(|end| end <= USER_TOP)
+}
+
+/// Copies from user virtual address `va` in the current address space.
+/// Fails on any address outside user space or any unmapped page.
+pub fn copy_from_user(dst: &mut [u8], va: u64) -> Result<(), Fault> {
+    if !user_range_ok(va, dst.len()) {
+        return Err(Fault);
+    }
+    // SAFETY: the source is user memory (checked above); faults are
+    // recovered by fixup; the destination is a valid kernel slice.
+    match unsafe { hal_probe_copy(dst.as_mut_ptr(), va as *const u8, dst.len()) } {
+        0 => Ok(()),
+        _ => Err(Fault),
+    }
+}
+
+/// Copies to user virtual address `va` in the current address space.
+pub fn copy_to_user(va: u64, src: &[u8]) -> Result<(), Fault> {
+    if !user_range_ok(va, src.len()) {
+        return Err(Fault);
+    }
+    // SAFETY: the destination is user memory (checked above) and cannot
+    // alias kernel objects; faults are recovered by fixup.
+    match unsafe { hal_probe_copy(va as *mut u8, src.as_ptr(), src.len()) } {
+        0 => Ok(()),
+        _ => Err(Fault),
+    }
+}
+
+/// Executes `ud2` on purpose: the invalid-opcode exception must be caught
+/// and recovered (kernel self test).
+pub fn invalid_opcode() -> Result<(), Fault> {
+    // SAFETY: the ud2 inside is covered by the fixup table.
+    match unsafe { hal_probe_ud() } {
+        0 => Ok(()),
+        _ => Err(Fault),
+    }
+}
+
+/// Reads a byte at an arbitrary kernel address with fault recovery (self
+/// tests use it on an unmapped address to take a deliberate #PF).
+pub fn read_kernel_byte(va: u64) -> Result<u8, Fault> {
+    let mut b = 0u8;
+    // SAFETY: reading into a local; a fault is recovered by fixup.
+    match unsafe { hal_probe_copy(&mut b, va as *const u8, 1) } {
+        0 => Ok(b),
+        _ => Err(Fault),
+    }
+}
+
+/// Touches an unmapped address with no recovery: the unexpected-exception
+/// path must report it and exit (self test `selftest=crash`).
+pub fn crash() -> ! {
+    // SAFETY: deliberately faults; the trap handler never returns here.
+    unsafe { core::ptr::read_volatile(0xffff_9000_dead_0000 as *const u8) };
+    unreachable!("the read above faults")
+}

@@ -1,0 +1,78 @@
+/*
+ * Common interrupt/exception entry. Every vector arrives on an IST stack
+ * (the precompiled core uses the red zone, so kernel-mode interrupts must
+ * never push onto the interrupted stack). When the CPU came from ring 3 we
+ * swapgs, move the frame to the current task's kernel stack (per-CPU field
+ * at %gs:8) and save the user's FPU/SSE state (%gs:32) before any Rust
+ * code can touch an XMM register; the exit path mirrors it.
+ *
+ * Per-CPU layout (see percpu.rs): 0 self, 8 kernel stack top, 16 user rsp,
+ * 24 scratch, 32 user FPU area (512 bytes, 16-aligned).
+ */
+    .section .text.trap_common, "ax"
+    .code64
+    .global trap_common
+trap_common:
+    testb $3, 24(%rsp)
+    jz 1f
+    swapgs
+    movq %rax, %gs:24
+    movq %rsp, %rax
+    movq %gs:8, %rsp
+    pushq 48(%rax)
+    pushq 40(%rax)
+    pushq 32(%rax)
+    pushq 24(%rax)
+    pushq 16(%rax)
+    pushq 8(%rax)
+    pushq 0(%rax)
+    movq %gs:32, %rax
+    fxsave64 (%rax)
+    movq %gs:24, %rax
+1:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rdi
+    cld
+    call hal_trap_dispatch
+    .global trap_return
+trap_return:
+    testb $3, 18*8(%rsp)
+    jz 2f
+    movq %gs:32, %rax
+    fxrstor64 (%rax)
+2:
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    testb $3, 24(%rsp)
+    jz 3f
+    swapgs
+3:
+    addq $16, %rsp
+    iretq

@@ -1,0 +1,285 @@
+//! Physical frame pools, one set per torus.
+//!
+//! Each torus owns a share of physical memory (DESIGN.md, "toroidal
+//! coordinates"), so allocation and page faults never take a lock shared by
+//! all tori. A [`FramePool`] is a bitmap over one contiguous physical range;
+//! a [`TorusFrames`] is the list of pools a torus owns; [`partition`] splits
+//! the free memory the boot code found into equal shares.
+
+use alloc::vec::Vec;
+
+/// Size of a frame in bytes.
+pub const FRAME_SIZE: u64 = 4096;
+
+/// Why a frame could not be returned to a pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeError {
+    /// The address is not inside any pool of this owner.
+    Foreign,
+    /// The frame is already free.
+    DoubleFree,
+    /// The address is not frame-aligned.
+    Unaligned,
+}
+
+/// A bitmap allocator over one contiguous physical range.
+#[derive(Clone, Debug)]
+pub struct FramePool {
+    start: u64,
+    frames: usize,
+    /// Bit set = frame in use.
+    used: Vec<u64>,
+    free: usize,
+    /// Word index where the last search stopped: allocation is O(1)
+    /// amortised when frames are taken in bulk.
+    hint: usize,
+}
+
+impl FramePool {
+    /// A pool of all frames in `[start, end)` (rounded inwards to frames).
+    pub fn new(start: u64, end: u64) -> Self {
+        let start = start.div_ceil(FRAME_SIZE) * FRAME_SIZE;
+        let end = end / FRAME_SIZE * FRAME_SIZE;
+        let frames = if end > start {
+            ((end - start) / FRAME_SIZE) as usize
+        } else {
+            0
+        };
+        let words = frames.div_ceil(64);
+        let mut used = alloc::vec![0u64; words];
+        // Bits past the end of the range are permanently "used".
+        if frames % 64 != 0 {
+            used[words - 1] = !0u64 << (frames % 64);
+        }
+        FramePool {
+            start,
+            frames,
+            used,
+            free: frames,
+            hint: 0,
+        }
+    }
+
+    /// Whether `pa` lies in this pool's range.
+    pub fn contains(&self, pa: u64) -> bool {
+        pa >= self.start && pa < self.start + self.frames as u64 * FRAME_SIZE
+    }
+
+    /// Takes a free frame and returns its physical address.
+    pub fn alloc(&mut self) -> Option<u64> {
+        if self.free == 0 {
+            return None;
+        }
+        let n = self.used.len();
+        for i in 0..n {
+            let w = (self.hint + i) % n;
+            let word = self.used[w];
+            if word != u64::MAX {
+                let bit = (!word).trailing_zeros() as usize;
+                self.used[w] |= 1 << bit;
+                self.free -= 1;
+                self.hint = w;
+                return Some(self.start + ((w * 64 + bit) as u64) * FRAME_SIZE);
+            }
+        }
+        None
+    }
+
+    /// Returns a frame to the pool.
+    pub fn free(&mut self, pa: u64) -> Result<(), FreeError> {
+        if !pa.is_multiple_of(FRAME_SIZE) {
+            return Err(FreeError::Unaligned);
+        }
+        if !self.contains(pa) {
+            return Err(FreeError::Foreign);
+        }
+        let idx = ((pa - self.start) / FRAME_SIZE) as usize;
+        let (w, bit) = (idx / 64, idx % 64);
+        if self.used[w] & (1 << bit) == 0 {
+            return Err(FreeError::DoubleFree);
+        }
+        self.used[w] &= !(1 << bit);
+        self.free += 1;
+        Ok(())
+    }
+
+    /// Free frames.
+    pub fn free_count(&self) -> usize {
+        self.free
+    }
+
+    /// All frames.
+    pub fn total(&self) -> usize {
+        self.frames
+    }
+}
+
+/// The frames one torus owns: its pools, in ascending address order.
+#[derive(Clone, Debug, Default)]
+pub struct TorusFrames {
+    pools: Vec<FramePool>,
+}
+
+impl TorusFrames {
+    /// Adds a range to this torus's memory.
+    pub fn add_range(&mut self, start: u64, end: u64) {
+        let p = FramePool::new(start, end);
+        if p.total() > 0 {
+            self.pools.push(p);
+        }
+    }
+
+    /// Takes a frame.
+    pub fn alloc(&mut self) -> Option<u64> {
+        self.pools.iter_mut().find(|p| p.free_count() > 0)?.alloc()
+    }
+
+    /// Returns a frame (it must belong to this torus).
+    pub fn free(&mut self, pa: u64) -> Result<(), FreeError> {
+        match self.pools.iter_mut().find(|p| p.contains(pa)) {
+            Some(p) => p.free(pa),
+            None if !pa.is_multiple_of(FRAME_SIZE) => Err(FreeError::Unaligned),
+            None => Err(FreeError::Foreign),
+        }
+    }
+
+    /// Whether `pa` belongs to this torus.
+    pub fn owns(&self, pa: u64) -> bool {
+        self.pools.iter().any(|p| p.contains(pa))
+    }
+
+    /// Free frames.
+    pub fn free_count(&self) -> usize {
+        self.pools.iter().map(FramePool::free_count).sum()
+    }
+
+    /// All frames.
+    pub fn total(&self) -> usize {
+        self.pools.iter().map(FramePool::total).sum()
+    }
+}
+
+/// Splits free physical ranges `[start, end)` into `tori` shares of (nearly)
+/// equal frame counts, cutting ranges where a share ends.
+pub fn partition(ranges: &[(u64, u64)], tori: usize) -> Vec<TorusFrames> {
+    let tori = tori.max(1);
+    let frames = |s: u64, e: u64| (e / FRAME_SIZE).saturating_sub(s.div_ceil(FRAME_SIZE));
+    let total: u64 = ranges.iter().map(|&(s, e)| frames(s, e)).sum();
+    let share = total.div_ceil(tori as u64).max(1);
+    let mut out: Vec<TorusFrames> = (0..tori).map(|_| TorusFrames::default()).collect();
+    let mut t = 0;
+    let mut room = share;
+    for &(s, e) in ranges {
+        let mut s = s.div_ceil(FRAME_SIZE) * FRAME_SIZE;
+        let e = e / FRAME_SIZE * FRAME_SIZE;
+        while s < e {
+            let take = room.min((e - s) / FRAME_SIZE);
+            out[t].add_range(s, s + take * FRAME_SIZE);
+            s += take * FRAME_SIZE;
+            room -= take;
+            if room == 0 && t + 1 < tori {
+                t += 1;
+                room = share;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::collections::BTreeSet;
+    use proptest::prelude::*;
+
+    #[test]
+    fn alloc_until_exhausted_then_none() {
+        let mut p = FramePool::new(0x10_0000, 0x10_0000 + 100 * FRAME_SIZE);
+        let got: BTreeSet<u64> = (0..100).map(|_| p.alloc().unwrap()).collect();
+        assert_eq!(got.len(), 100);
+        assert!(got.iter().all(|&a| p.contains(a) && a % FRAME_SIZE == 0));
+        assert_eq!(p.alloc(), None);
+        assert_eq!(p.free_count(), 0);
+    }
+
+    #[test]
+    fn free_errors() {
+        let mut p = FramePool::new(0, 64 * FRAME_SIZE);
+        let a = p.alloc().unwrap();
+        assert_eq!(p.free(a + 1), Err(FreeError::Unaligned));
+        assert_eq!(p.free(64 * FRAME_SIZE), Err(FreeError::Foreign));
+        assert_eq!(p.free(a), Ok(()));
+        assert_eq!(p.free(a), Err(FreeError::DoubleFree));
+    }
+
+    #[test]
+    fn unaligned_range_rounds_inwards() {
+        let p = FramePool::new(100, 3 * FRAME_SIZE + 5);
+        assert_eq!(p.total(), 2);
+        assert!(!p.contains(0));
+        let empty = FramePool::new(5 * FRAME_SIZE, 5 * FRAME_SIZE);
+        assert_eq!(empty.total(), 0);
+    }
+
+    #[test]
+    fn partition_is_even_and_disjoint() {
+        let parts = partition(&[(0x10_0000, 0x50_0000), (0x100_0000, 0x180_0000)], 3);
+        let totals: alloc::vec::Vec<usize> = parts.iter().map(TorusFrames::total).collect();
+        let sum: usize = totals.iter().sum();
+        assert_eq!(sum, (0x40_0000 + 0x80_0000) / FRAME_SIZE as usize);
+        assert!(
+            totals.iter().max().unwrap() - totals.iter().min().unwrap() <= 2,
+            "{totals:?}"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn pool_never_hands_out_a_frame_twice(ops in proptest::collection::vec(any::<(bool, u8)>(), 1..400)) {
+            let mut p = FramePool::new(0x20_0000, 0x20_0000 + 150 * FRAME_SIZE);
+            let mut held: alloc::vec::Vec<u64> = alloc::vec::Vec::new();
+            let mut set = BTreeSet::new();
+            for (alloc_op, k) in ops {
+                if alloc_op || held.is_empty() {
+                    match p.alloc() {
+                        Some(a) => { prop_assert!(set.insert(a)); held.push(a); }
+                        None => prop_assert_eq!(held.len(), 150),
+                    }
+                } else {
+                    let a = held.swap_remove(k as usize % held.len());
+                    set.remove(&a);
+                    prop_assert_eq!(p.free(a), Ok(()));
+                }
+                prop_assert_eq!(p.free_count(), 150 - held.len());
+            }
+        }
+
+        #[test]
+        fn partition_covers_every_frame_once(
+            raw in proptest::collection::vec((0u64..1 << 20, 0u64..1 << 16), 0..8),
+            tori in 1usize..9,
+        ) {
+            // Build disjoint ascending ranges from (gap, len) pairs, in frames.
+            let mut ranges = alloc::vec::Vec::new();
+            let mut cur = 0u64;
+            for (gap, len) in raw {
+                let s = cur + gap * FRAME_SIZE;
+                let e = s + len * FRAME_SIZE;
+                ranges.push((s, e));
+                cur = e;
+            }
+            let expected: u64 = ranges.iter().map(|&(s, e)| (e - s) / FRAME_SIZE).sum();
+            let parts = partition(&ranges, tori);
+            prop_assert_eq!(parts.len(), tori);
+            let got: u64 = parts.iter().map(|p| p.total() as u64).sum();
+            prop_assert_eq!(got, expected);
+            for &(s, e) in &ranges {
+                let mut a = s;
+                while a < e {
+                    prop_assert_eq!(parts.iter().filter(|p| p.owns(a)).count(), 1);
+                    a += FRAME_SIZE * 997;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The kernel command line: space-separated `key` or `key=value` words.
+//!
+//! Known keys: `quiet` (kernel log only on the debug console),
+//! `selftest=all|crash` (run the in-kernel self tests, then exit QEMU),
+//! `tori=N` (number of tori the frame pools are split into, default 3).
+
+/// Looks up `key`; `Some("")` for a bare flag.
+pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
+    cmdline
+        .split_ascii_whitespace()
+        .find_map(|w| match w.split_once('=') {
+            Some((k, v)) if k == key => Some(v),
+            None if w == key => Some(""),
+            _ => None,
+        })
+}

@@ -1,0 +1,57 @@
+//! Physical frames for the whole kernel: one pool set per torus, each
+//! behind its own lock, so two tori never contend on allocation.
+
+use alloc::vec::Vec;
+use mm::frames::{partition, TorusFrames};
+use spin::{Mutex, Once};
+
+static TORI: Once<Vec<Mutex<TorusFrames>>> = Once::new();
+
+/// Splits the boot's free memory into `tori` per-torus pools.
+pub fn init(free: &hal::paging::FreeMemory, tori: usize) {
+    let ranges: Vec<(u64, u64)> = free.ranges().iter().map(|r| (r.start, r.end)).collect();
+    TORI.call_once(|| {
+        partition(&ranges, tori)
+            .into_iter()
+            .map(Mutex::new)
+            .collect()
+    });
+}
+
+fn tori() -> &'static [Mutex<TorusFrames>] {
+    TORI.get().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Number of tori the memory is split into.
+pub fn torus_count() -> usize {
+    tori().len()
+}
+
+/// Takes a frame from `torus`'s pool, or from its successors on the ring
+/// when that pool is empty (memory pressure beats locality).
+pub fn alloc_on(torus: usize) -> Option<u64> {
+    let n = tori().len();
+    (0..n).find_map(|i| tori()[(torus + i) % n].lock().alloc())
+}
+
+/// Returns a frame to whichever torus owns it.
+pub fn free(pa: u64) -> Result<(), mm::frames::FreeError> {
+    tori()
+        .iter()
+        .find_map(|t| {
+            let mut g = t.lock();
+            g.owns(pa).then(|| g.free(pa))
+        })
+        .unwrap_or(Err(mm::frames::FreeError::Foreign))
+}
+
+/// (free, total) frames of `torus`.
+pub fn stats(torus: usize) -> (usize, usize) {
+    tori()
+        .get(torus)
+        .map(|t| {
+            let g = t.lock();
+            (g.free_count(), g.total())
+        })
+        .unwrap_or((0, 0))
+}

@@ -1,0 +1,88 @@
+//! The RSE OS kernel binary: boot order and wiring.
+//!
+//! Boot order (each stage logs one line with µs since entry):
+//! 1. `hal` entry (PVH or Multiboot2) → long mode → [`kmain`]
+//! 2. serial console, command line
+//! 3. GDT/TSS with IST stacks, IDT and the trap handler
+//! 4. kernel page tables (direct map of RAM) and the heap
+//! 5. per-torus frame pools
+//! 6. local APIC + I/O APIC, legacy PIC masked; TSC and APIC timer
+//!    calibrated against the PIT; periodic timer; COM1 receive interrupt
+//! 7. ready (then self tests, or userland once it exists)
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod cmdline;
+mod console;
+mod frames;
+mod log;
+mod selftest;
+mod trap;
+
+hal::kernel_entry!(kmain);
+
+fn kmain(info: &'static hal::boot::BootInfo) -> ! {
+    hal::serial::init();
+    let cmd = info.cmdline();
+    log::set_console(cmdline::get(cmd, "quiet").is_none());
+    hal::pic::disable();
+
+    hal::gdt::init(0);
+    trap::init();
+
+    let free = hal::paging::init(info);
+    let tori = cmdline::get(cmd, "tori")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3usize)
+        .clamp(1, 64);
+    frames::init(&free, tori);
+
+    hal::apic::init(&mut || frames::alloc_on(0));
+    let tsc_hz = hal::time::calibrate(5, info.entry_tsc);
+    // Stages before calibration are logged now, with the clock just set up.
+    klog!("boot: entered via {:?}, cmdline \"{cmd}\"", info.protocol);
+    klog!("boot: GDT/TSS (IST stacks) and IDT loaded");
+    klog!(
+        "boot: kernel page tables live, heap {} MiB",
+        hal::heap::size() >> 20
+    );
+    for t in 0..frames::torus_count() {
+        let (free_frames, _) = frames::stats(t);
+        klog!("boot: torus {t} frame pool {} MiB", free_frames >> 8);
+    }
+    klog!(
+        "boot: TSC {} MHz, APIC timer calibrated",
+        tsc_hz / 1_000_000
+    );
+    hal::apic::start_timer(trap::TIMER_VECTOR, trap::TIMER_HZ);
+    hal::apic::route_irq(4, trap::COM1_VECTOR, hal::apic::id());
+    hal::cpu::enable_interrupts();
+    klog!(
+        "boot: timer at {} Hz, COM1 receive interrupt on",
+        trap::TIMER_HZ
+    );
+    klog!("RSE OS ready");
+
+    match cmdline::get(cmd, "selftest") {
+        Some("crash") => hal::probe::crash(),
+        Some(_) => selftest::run_all(),
+        None => {}
+    }
+    klog!("no userland yet: the console echoes what you type");
+    loop {
+        while let Some(b) = console::read_byte() {
+            hal::serial::write_bytes(&[b]);
+        }
+        hal::cpu::wait_for_interrupt();
+    }
+}
+
+#[panic_handler]
+fn panic(pi: &core::panic::PanicInfo) -> ! {
+    hal::cpu::disable_interrupts();
+    log::set_console(true);
+    klog!("KERNEL PANIC: {pi}");
+    hal::exit::exit_qemu(hal::exit::ExitCode::Failure)
+}

@@ -1,0 +1,175 @@
+//! Building what QEMU boots: the kernel ELF, the initramfs and the ISO.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::initramfs::Archive;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Scratch directory for images and logs.
+pub fn out_dir() -> PathBuf {
+    let d = root().join("target/rse");
+    let _ = std::fs::create_dir_all(&d);
+    d
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Flags for the kernel only (DESIGN.md, "Facts verified"): they cannot go
+/// in .cargo/config.toml because host tools share the target triple.
+const KERNEL_RUSTFLAGS: &[&str] = &[
+    "-Crelocation-model=static",
+    "-Ccode-model=kernel",
+    "-Cno-redzone=yes",
+    "-Ctarget-feature=+crt-static",
+    "-Cforce-frame-pointers=yes",
+];
+
+/// Builds the kernel (release, with symbols) and returns the ELF's path.
+pub fn build_kernel() -> Result<PathBuf, String> {
+    let target_dir = root().join("target/kernel");
+    let st = Command::new(cargo())
+        .current_dir(root())
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "kernel",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", KERNEL_RUSTFLAGS.join("\x1f"))
+        .env_remove("RUSTFLAGS")
+        .status()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if !st.success() {
+        return Err("kernel build failed".into());
+    }
+    Ok(target_dir.join("x86_64-unknown-linux-gnu/release/kernel"))
+}
+
+/// A file the user asked to put into the initramfs (`--add HOST[:GUEST]`).
+#[derive(Clone, Debug)]
+pub struct Addition {
+    pub host: PathBuf,
+    pub guest: String,
+}
+
+impl Addition {
+    /// Parses `HOST[:GUEST]`; GUEST defaults to /mnt/<file name>.
+    pub fn parse(s: &str) -> Result<Addition, String> {
+        let (host, guest) = match s.split_once(':') {
+            Some((h, g)) => (h, g.to_string()),
+            None => {
+                let name = Path::new(s)
+                    .file_name()
+                    .ok_or(format!("--add {s}: no file name"))?;
+                (s, format!("/mnt/{}", name.to_string_lossy()))
+            }
+        };
+        if !guest.starts_with('/') {
+            return Err(format!("--add {s}: guest path must be absolute"));
+        }
+        Ok(Addition {
+            host: PathBuf::from(host),
+            guest,
+        })
+    }
+}
+
+/// Builds the initramfs: busybox with its applet links, the command to
+/// run (for `--exec`), and the user's additions.
+pub fn build_initramfs(
+    exec: Option<&str>,
+    additions: &[Addition],
+    name: &str,
+) -> Result<PathBuf, String> {
+    let mut a = Archive::default();
+    for d in ["/dev", "/proc", "/tmp", "/mnt", "/etc", "/root", "/sys"] {
+        a.dir(d);
+    }
+    let busybox = std::fs::read(crate::deps::BUSYBOX.file).map_err(|e| format!("busybox: {e}"))?;
+    a.file("/bin/busybox", busybox, 0o755);
+    for applet in busybox_applets()? {
+        if applet != "busybox" {
+            a.symlink(&applet, "/bin/busybox");
+        }
+    }
+    if let Some(cmd) = exec {
+        a.file("/etc/rse/exec", cmd.as_bytes().to_vec(), 0o644);
+    }
+    for add in additions {
+        let data =
+            std::fs::read(&add.host).map_err(|e| format!("--add {}: {e}", add.host.display()))?;
+        a.file(&add.guest, data, 0o755);
+    }
+    let path = out_dir().join(name);
+    std::fs::write(&path, a.to_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// Applet paths from `busybox --list-full` (e.g. "bin/ls", "usr/bin/awk").
+fn busybox_applets() -> Result<Vec<String>, String> {
+    let out = Command::new(crate::deps::BUSYBOX.file)
+        .arg("--list-full")
+        .output()
+        .map_err(|e| format!("busybox --list-full: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| format!("/{l}"))
+        .collect())
+}
+
+/// Builds a GRUB rescue ISO that boots the kernel with Multiboot2.
+pub fn build_iso(
+    kernel: &Path,
+    initrd: Option<&Path>,
+    cmdline: &str,
+    name: &str,
+) -> Result<PathBuf, String> {
+    crate::deps::ensure(&[
+        &crate::deps::GRUB_PC_BIN,
+        &crate::deps::GRUB_COMMON,
+        &crate::deps::XORRISO,
+        &crate::deps::MTOOLS,
+    ])?;
+    let dir = out_dir().join(format!("{name}.d"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("boot/grub")).map_err(|e| e.to_string())?;
+    std::fs::copy(kernel, dir.join("boot/kernel")).map_err(|e| e.to_string())?;
+    let mut cfg = format!(
+        "set timeout=0\nset default=0\nmenuentry \"RSE OS\" {{\n  multiboot2 /boot/kernel {cmdline}\n"
+    );
+    if let Some(i) = initrd {
+        std::fs::copy(i, dir.join("boot/initramfs.cpio")).map_err(|e| e.to_string())?;
+        cfg.push_str("  module2 /boot/initramfs.cpio initramfs\n");
+    }
+    cfg.push_str("  boot\n}\n");
+    std::fs::write(dir.join("boot/grub/grub.cfg"), cfg).map_err(|e| e.to_string())?;
+    let iso = out_dir().join(name);
+    let out = Command::new("grub-mkrescue")
+        .args(["-o"])
+        .arg(&iso)
+        .arg(&dir)
+        .output()
+        .map_err(|e| format!("grub-mkrescue: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "grub-mkrescue failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(iso)
+}

@@ -1,0 +1,175 @@
+//! `cargo xtask`: the one host tool of RSE OS.
+//!
+//! ```text
+//! cargo xtask build                 build the kernel and the initramfs
+//! cargo xtask run [options]         boot in QEMU, console on this terminal
+//!     --exec CMD                    run CMD under /bin/sh -c, print its output, exit with its status
+//!     --add HOST[:GUEST]            put a file into the initramfs (default /mnt/NAME); repeatable
+//!     --accel tcg|kvm  --machine microvm|pc|q35  --smp N  --mem MIB
+//!     --append ARGS                 extra kernel command-line words
+//!     --log                         show the kernel log on the console too (with --exec)
+//!     --timeout SECS                give up after SECS (with --exec; default 600)
+//! cargo xtask test                  host unit tests + boot scenario tests in QEMU
+//! cargo xtask image                 a bootable GRUB ISO (target/rse/rse-os.iso)
+//! ```
+
+mod artifacts;
+mod deps;
+mod initramfs;
+mod qemu;
+mod scenarios;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use artifacts::Addition;
+use qemu::{Accel, Config, Machine};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => build().map(|_| 0),
+        Some("run") => run(&args[1..]),
+        Some("test") => scenarios::test_all(&args[1..]),
+        Some("image") => image().map(|_| 0),
+        _ => {
+            eprintln!("{}", USAGE);
+            Ok(2)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--accel tcg|kvm] \
+[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--log] [--timeout SECS] | test | image";
+
+fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;
+    let kernel = artifacts::build_kernel()?;
+    let initrd = artifacts::build_initramfs(None, &[], "initramfs.cpio")?;
+    Ok((kernel, initrd))
+}
+
+/// Options of `run`.
+#[derive(Clone, Debug, Default)]
+pub struct RunOpts {
+    pub exec: Option<String>,
+    pub adds: Vec<Addition>,
+    pub accel: Option<Accel>,
+    pub machine: Option<Machine>,
+    pub smp: Option<u32>,
+    pub mem: Option<u32>,
+    pub append: Vec<String>,
+    pub log: bool,
+    pub timeout: Option<u64>,
+}
+
+impl RunOpts {
+    fn parse(args: &[String]) -> Result<RunOpts, String> {
+        let mut o = RunOpts::default();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
+            match a.as_str() {
+                "--exec" => o.exec = Some(val()?),
+                "--add" => o.adds.push(Addition::parse(&val()?)?),
+                "--accel" => o.accel = Some(Accel::parse(&val()?)?),
+                "--machine" => o.machine = Some(Machine::parse(&val()?)?),
+                "--smp" => o.smp = Some(val()?.parse().map_err(|_| "--smp needs a number")?),
+                "--mem" => o.mem = Some(val()?.parse().map_err(|_| "--mem needs MiB")?),
+                "--append" => o.append.push(val()?),
+                "--timeout" => {
+                    o.timeout = Some(val()?.parse().map_err(|_| "--timeout needs seconds")?)
+                }
+                "--log" => o.log = true,
+                _ => return Err(format!("unknown option {a}\n{USAGE}")),
+            }
+        }
+        Ok(o)
+    }
+
+    /// The QEMU configuration for these options (kernel and initramfs built).
+    pub fn config(&self, tag: &str) -> Result<Config, String> {
+        deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;
+        let kernel = artifacts::build_kernel()?;
+        let initrd = artifacts::build_initramfs(
+            self.exec.as_deref(),
+            &self.adds,
+            &format!("initramfs-{tag}.cpio"),
+        )?;
+        let mut cfg = Config::new(
+            &kernel,
+            &artifacts::out_dir().join(format!("kernel-{tag}.log")),
+        );
+        cfg.initrd = Some(initrd);
+        if let Some(a) = self.accel {
+            cfg.accel = a;
+        }
+        if let Some(m) = self.machine {
+            cfg.machine = m;
+        }
+        if let Some(s) = self.smp {
+            cfg.smp = s;
+        }
+        if let Some(m) = self.mem {
+            cfg.mem_mib = m;
+        }
+        let mut words = self.append.clone();
+        if self.exec.is_some() {
+            words.push("exec".into());
+            if !self.log {
+                words.push("quiet".into());
+            }
+        }
+        cfg.append = words.join(" ");
+        Ok(cfg)
+    }
+}
+
+fn run(args: &[String]) -> Result<i32, String> {
+    let opts = RunOpts::parse(args)?;
+    let cfg = opts.config("run")?;
+    if opts.exec.is_none() {
+        eprintln!(
+            "xtask: booting RSE OS ({:?}, {:?}); kernel log also in {}",
+            cfg.machine,
+            cfg.accel,
+            cfg.log.display()
+        );
+        return qemu::run_interactive(&cfg).map_err(|e| format!("qemu: {e}"));
+    }
+    let out = qemu::run_captured(&cfg, Duration::from_secs(opts.timeout.unwrap_or(600)), true)
+        .map_err(|e| format!("qemu: {e}"))?;
+    if out.timed_out {
+        return Err("timed out".into());
+    }
+    match out.guest_status() {
+        Some(s) => Ok(s),
+        None => Err(format!(
+            "the guest did not report an exit status (QEMU status {:?}); kernel log:\n{}",
+            out.qemu_status,
+            out.log
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        )),
+    }
+}
+
+fn image() -> Result<(), String> {
+    let (kernel, initrd) = build()?;
+    let iso = artifacts::build_iso(&kernel, Some(&initrd), "", "rse-os.iso")?;
+    println!("{}", iso.display());
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! QEMU command lines, built in one place, and running them.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Machine type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// `-M microvm`: no firmware, boots in tens of ms.
+    Microvm,
+    /// `-M pc`: SeaBIOS first (needed for the GRUB ISO).
+    Pc,
+    /// `-M q35`.
+    Q35,
+}
+
+/// Accelerator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    Tcg,
+    Kvm,
+}
+
+impl Accel {
+    /// KVM only where the CPU has hardware virtualization: /dev/kvm on
+    /// these machines is kvm_pvm, which cannot run an ordinary guest kernel.
+    pub fn detect() -> Accel {
+        let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let hw = flags
+            .lines()
+            .filter(|l| l.starts_with("flags"))
+            .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+        if hw && Path::new("/dev/kvm").exists() {
+            Accel::Kvm
+        } else {
+            Accel::Tcg
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Accel, String> {
+        match s {
+            "tcg" => Ok(Accel::Tcg),
+            "kvm" => Ok(Accel::Kvm),
+            _ => Err(format!("unknown accelerator {s:?} (tcg or kvm)")),
+        }
+    }
+}
+
+impl Machine {
+    pub fn parse(s: &str) -> Result<Machine, String> {
+        match s {
+            "microvm" => Ok(Machine::Microvm),
+            "pc" => Ok(Machine::Pc),
+            "q35" => Ok(Machine::Q35),
+            _ => Err(format!("unknown machine {s:?} (microvm, pc or q35)")),
+        }
+    }
+}
+
+/// What to boot and how.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub machine: Machine,
+    pub accel: Accel,
+    pub smp: u32,
+    pub mem_mib: u32,
+    /// `-kernel` ELF, or None when booting `cdrom`.
+    pub kernel: Option<PathBuf>,
+    pub cdrom: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    pub append: String,
+    /// Where the kernel log (debug console) goes.
+    pub log: PathBuf,
+    /// `-icount shift=0,sleep=off`: guest time counts instructions.
+    pub icount: bool,
+}
+
+impl Config {
+    pub fn new(kernel: &Path, log: &Path) -> Config {
+        Config {
+            machine: Machine::Microvm,
+            accel: Accel::detect(),
+            smp: 1,
+            mem_mib: 1024,
+            kernel: Some(kernel.to_path_buf()),
+            cdrom: None,
+            initrd: None,
+            append: String::new(),
+            log: log.to_path_buf(),
+            icount: false,
+        }
+    }
+
+    /// The full QEMU argument list.
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
+        match self.machine {
+            Machine::Microvm => push(&["-M", "microvm"]),
+            Machine::Pc => push(&["-M", "pc"]),
+            Machine::Q35 => push(&["-M", "q35"]),
+        }
+        match self.accel {
+            Accel::Tcg => push(&["-accel", "tcg", "-cpu", "max"]),
+            Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
+        }
+        if self.icount {
+            push(&["-icount", "shift=0,sleep=off"]);
+        }
+        let smp = self.smp.to_string();
+        let mem = format!("{}M", self.mem_mib);
+        let log = format!("file:{}", self.log.display());
+        push(&[
+            "-smp",
+            &smp,
+            "-m",
+            &mem,
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+        ]);
+        push(&[
+            "-debugcon",
+            &log,
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=4",
+        ]);
+        if let Some(k) = &self.kernel {
+            push(&["-kernel", &k.display().to_string(), "-append", &self.append]);
+            if let Some(i) = &self.initrd {
+                push(&["-initrd", &i.display().to_string()]);
+            }
+        }
+        if let Some(c) = &self.cdrom {
+            push(&["-cdrom", &c.display().to_string(), "-boot", "d"]);
+        }
+        a
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Everything the guest wrote to the serial console.
+    pub console: Vec<u8>,
+    /// The kernel log (debug console).
+    pub log: String,
+    /// QEMU's exit status: 1 = orderly exit, 3 = kernel failure; None = killed.
+    pub qemu_status: Option<i32>,
+    pub timed_out: bool,
+    /// Wall time from starting QEMU to the console showing "RSE OS ready".
+    pub ready_wall: Option<Duration>,
+}
+
+impl Outcome {
+    /// Whether the kernel ended the run in an orderly way.
+    pub fn kernel_ok(&self) -> bool {
+        self.qemu_status == Some(1)
+    }
+
+    /// The exit status of the guest command (`--exec`), from the kernel log.
+    pub fn guest_status(&self) -> Option<i32> {
+        self.log
+            .lines()
+            .rev()
+            .find_map(|l| l.split("init exited: status=").nth(1))
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    pub fn console_str(&self) -> String {
+        String::from_utf8_lossy(&self.console).into_owned()
+    }
+}
+
+fn qemu_binary() -> &'static str {
+    "qemu-system-x86_64"
+}
+
+/// Boots interactively: the serial console is this terminal.
+pub fn run_interactive(cfg: &Config) -> std::io::Result<i32> {
+    let st = Command::new(qemu_binary()).args(cfg.args()).status()?;
+    Ok(st.code().unwrap_or(255))
+}
+
+/// Boots with stdin from /dev/null, collecting console output (and echoing
+/// it to our stdout when `echo`), killing QEMU after `timeout`.
+pub fn run_captured(cfg: &Config, timeout: Duration, echo: bool) -> std::io::Result<Outcome> {
+    let _ = std::fs::remove_file(&cfg.log);
+    let start = Instant::now();
+    let mut child = Command::new(qemu_binary())
+        .args(cfg.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let mut out = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut ready = None;
+        let mut buf = [0u8; 4096];
+        let mut stdout = std::io::stdout();
+        loop {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if echo {
+                        use std::io::Write;
+                        let _ = stdout.write_all(&buf[..n]);
+                        let _ = stdout.flush();
+                    }
+                    all.extend_from_slice(&buf[..n]);
+                    if ready.is_none() && all.windows(12).any(|w| w == b"RSE OS ready") {
+                        ready = Some(start.elapsed());
+                    }
+                }
+            }
+        }
+        (all, ready)
+    });
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st.code();
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let (console, ready_wall) = reader.join().unwrap_or_default();
+    let log = std::fs::read_to_string(&cfg.log).unwrap_or_default();
+    Ok(Outcome {
+        console,
+        log,
+        qemu_status: status,
+        timed_out,
+        ready_wall,
+    })
+}

@@ -1,0 +1,169 @@
+//! `cargo xtask test`: host unit tests, then boot scenarios in QEMU.
+//!
+//! Every scenario boots the real kernel and checks what it did through
+//! its console, its log and QEMU's exit status; nothing is mocked.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::qemu::{self, Config, Machine, Outcome};
+use crate::{artifacts, deps, RunOpts};
+
+type Scenario = (&'static str, fn() -> Result<(), String>);
+
+const SCENARIOS: &[Scenario] = &[
+    ("selftests_microvm", selftests_microvm),
+    ("selftests_pc", selftests_pc),
+    (
+        "unexpected_exception_exits_with_report",
+        unexpected_exception,
+    ),
+    ("grub_iso_boots_multiboot2", grub_iso),
+];
+
+/// Runs everything; `args` may name scenarios to run only those.
+pub fn test_all(args: &[String]) -> Result<i32, String> {
+    let only: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    if only.is_empty() {
+        eprintln!("== host unit tests");
+        let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(artifacts::root())
+            .args(["test", "--quiet"])
+            .status()
+            .map_err(|e| format!("cargo test: {e}"))?;
+        if !st.success() {
+            return Err("host unit tests failed".into());
+        }
+    }
+    deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;
+    eprintln!("== boot scenarios (QEMU, {:?})", qemu::Accel::detect());
+    let mut failed = Vec::new();
+    for (name, f) in SCENARIOS
+        .iter()
+        .filter(|(n, _)| only.is_empty() || only.iter().any(|o| n.contains(o.as_str())))
+    {
+        let t = Instant::now();
+        match f() {
+            Ok(()) => eprintln!("scenario {name} ... ok ({:.1}s)", t.elapsed().as_secs_f64()),
+            Err(e) => {
+                eprintln!(
+                    "scenario {name} ... FAILED ({:.1}s)\n{e}",
+                    t.elapsed().as_secs_f64()
+                );
+                failed.push(*name);
+            }
+        }
+    }
+    if failed.is_empty() {
+        eprintln!("all scenarios passed");
+        Ok(0)
+    } else {
+        Err(format!("failed scenarios: {}", failed.join(", ")))
+    }
+}
+
+fn boot(cfg: &Config, secs: u64) -> Result<Outcome, String> {
+    qemu::run_captured(cfg, Duration::from_secs(secs), false).map_err(|e| format!("qemu: {e}"))
+}
+
+fn config(tag: &str, append: &str, machine: Machine) -> Result<Config, String> {
+    let opts = RunOpts {
+        append: vec![append.to_string()],
+        machine: Some(machine),
+        ..Default::default()
+    };
+    opts.config(tag)
+}
+
+fn explain(out: &Outcome, what: &str) -> String {
+    format!(
+        "{what}\nQEMU status {:?}, timed out {}\n--- kernel log ---\n{}\n--- console ---\n{}",
+        out.qemu_status,
+        out.timed_out,
+        out.log,
+        out.console_str()
+    )
+}
+
+/// Prints the boot time: guest µs at the ready line, and the wall time
+/// from starting QEMU until the console showed it.
+fn report_boot_time(label: &str, out: &Outcome) {
+    let guest = out
+        .log
+        .lines()
+        .find(|l| l.contains("RSE OS ready"))
+        .and_then(|l| l.split(" us]").next())
+        .map(|s| s.trim_start_matches('[').trim().to_string());
+    eprintln!(
+        "  boot ({label}): kernel entry -> ready {} us guest time; QEMU start -> ready {} ms wall",
+        guest.unwrap_or_else(|| "?".into()),
+        out.ready_wall
+            .map(|d| d.as_millis().to_string())
+            .unwrap_or_else(|| "?".into())
+    );
+}
+
+fn expect_selftests_pass(out: &Outcome) -> Result<(), String> {
+    if !out.kernel_ok()
+        || !out.log.contains("RSE OS ready")
+        || !out.log.contains(" passed, 0 failed")
+        || out.log.contains("FAILED")
+    {
+        return Err(explain(out, "self tests did not all pass"));
+    }
+    Ok(())
+}
+
+fn selftests_microvm() -> Result<(), String> {
+    let out = boot(
+        &config("selftest-microvm", "selftest=all", Machine::Microvm)?,
+        120,
+    )?;
+    report_boot_time("microvm", &out);
+    expect_selftests_pass(&out)
+}
+
+fn selftests_pc() -> Result<(), String> {
+    let out = boot(&config("selftest-pc", "selftest=all", Machine::Pc)?, 120)?;
+    report_boot_time("pc", &out);
+    expect_selftests_pass(&out)
+}
+
+/// An exception nobody expects must be reported (vector, RIP, CR2) and end
+/// the run with the failure status, not hang or triple-fault.
+fn unexpected_exception() -> Result<(), String> {
+    let out = boot(&config("crash", "selftest=crash", Machine::Microvm)?, 60)?;
+    let text = out.console_str();
+    if out.qemu_status != Some(3)
+        || !text.contains("EXCEPTION #PF")
+        || !text.contains("cr2=0xffff9000dead0000")
+        || !text.contains("rip=0xffffffff8")
+    {
+        return Err(explain(
+            &out,
+            "expected an EXCEPTION #PF report and QEMU status 3",
+        ));
+    }
+    Ok(())
+}
+
+/// The GRUB ISO (Multiboot2) boots to the same ready line and passes the
+/// same self tests as `-kernel` (PVH).
+fn grub_iso() -> Result<(), String> {
+    let mut cfg = config("iso", "", Machine::Pc)?;
+    let kernel = cfg.kernel.take().ok_or("no kernel")?;
+    let iso = artifacts::build_iso(
+        &kernel,
+        cfg.initrd.as_deref(),
+        "selftest=all",
+        "rse-os-selftest.iso",
+    )?;
+    cfg.cdrom = Some(iso);
+    cfg.initrd = None;
+    let out = boot(&cfg, 180)?;
+    report_boot_time("pc, GRUB ISO", &out);
+    if !out.log.contains("entered via Multiboot2") {
+        return Err(explain(&out, "the ISO did not enter through Multiboot2"));
+    }
+    expect_selftests_pass(&out)
+}
