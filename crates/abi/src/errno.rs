@@ -1,0 +1,50 @@
+//! Error numbers: a syscall fails by returning `-errno` in rax.
+
+use linux_raw_sys::errno as e;
+
+/// A Linux error number (positive, as in `errno.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Errno(pub u16);
+
+/// Result of a kernel operation that fails with an errno.
+pub type KResult<T> = Result<T, Errno>;
+
+macro_rules! errnos {
+    ($($name:ident),* $(,)?) => {
+        impl Errno {
+            $(
+                #[doc = concat!("`", stringify!($name), "`")]
+                pub const $name: Errno = Errno(e::$name as u16);
+            )*
+        }
+    };
+}
+
+errnos!(
+    EPERM, ENOENT, ESRCH, EINTR, EIO, ENXIO, E2BIG, ENOEXEC, EBADF, ECHILD, EAGAIN, ENOMEM,
+    EACCES, EFAULT, EBUSY, EEXIST, EXDEV, ENODEV, ENOTDIR, EISDIR, EINVAL, ENFILE, EMFILE,
+    ENOTTY, ETXTBSY, EFBIG, ENOSPC, ESPIPE, EROFS, EMLINK, EPIPE, EDOM, ERANGE, EDEADLK,
+    ENAMETOOLONG, ENOLCK, ENOSYS, ENOTEMPTY, ELOOP, ENODATA, EOVERFLOW, ENOTSOCK, EOPNOTSUPP,
+    ETIMEDOUT, ECONNREFUSED, ECANCELED,
+);
+
+impl Errno {
+    /// The value a syscall returns for this error: `-errno` as u64.
+    pub fn as_return(self) -> u64 {
+        (-(self.0 as i64)) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_match_linux() {
+        assert_eq!(Errno::EPERM.0, 1);
+        assert_eq!(Errno::ENOENT.0, 2);
+        assert_eq!(Errno::EFAULT.0, 14);
+        assert_eq!(Errno::ENOSYS.0, 38);
+        assert_eq!(Errno::ENOSYS.as_return(), (-38i64) as u64);
+    }
+}
