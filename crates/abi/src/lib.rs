@@ -5,7 +5,9 @@
 
 extern crate alloc;
 
+pub mod elf;
 pub mod errno;
+pub mod stack;
 
 pub use errno::{Errno, KResult};
 pub use linux_raw_sys;
