@@ -1,0 +1,156 @@
+//! The in-memory inode and what it holds per file type.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use super::Ino;
+use crate::{FileType, Timespec};
+
+/// Cookie of the first real directory entry: 0 and 1 are `.` and `..`.
+pub(crate) const FIRST_ENTRY_COOKIE: u64 = 2;
+
+/// One inode. `nlink` counts directory entries naming it (plus `.` and the
+/// children's `..` for directories); `open` counts the kernel's references,
+/// so an unlinked file lives until both reach zero (unlink(2), "If the name
+/// was the last link to a file but any processes still have the file open").
+pub(crate) struct Inode {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub open: u32,
+    pub rdev: u32,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+    pub body: Body,
+}
+
+/// Type-specific contents. Devices, FIFOs and sockets carry nothing here:
+/// the kernel gives them behaviour keyed by `rdev` or inode number.
+pub(crate) enum Body {
+    File(FileData),
+    Dir(Dir),
+    Symlink(Vec<u8>),
+    Special,
+}
+
+/// A regular file's bytes. `size` may exceed `data.len()`: the tail is a hole
+/// that reads as zeros, so extending with truncate(2) costs no memory.
+pub(crate) struct FileData {
+    pub data: Vec<u8>,
+    pub size: u64,
+}
+
+/// A directory. Entries are kept by insertion sequence as well as by name so
+/// that a readdir cookie (the sequence number) stays valid while entries are
+/// added and removed between getdents64 calls, as POSIX requires of
+/// telldir/seekdir.
+pub(crate) struct Dir {
+    /// The directory holding this one (itself for the root). Directories
+    /// have exactly one name, so this is what `..` and getcwd follow.
+    pub parent: Ino,
+    by_name: BTreeMap<Box<[u8]>, (u64, Ino)>,
+    by_seq: BTreeMap<u64, Box<[u8]>>,
+    next_seq: u64,
+}
+
+impl Inode {
+    pub fn file_type(&self) -> FileType {
+        // Every constructor stores a valid S_IFMT, so this cannot fail.
+        FileType::from_mode(self.mode).unwrap_or(FileType::Regular)
+    }
+
+    pub fn dir(&self) -> Option<&Dir> {
+        match &self.body {
+            Body::Dir(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn dir_mut(&mut self) -> Option<&mut Dir> {
+        match &mut self.body {
+            Body::Dir(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Bytes this inode holds against the file system's capacity.
+    pub fn charged_bytes(&self) -> u64 {
+        match &self.body {
+            Body::File(f) => f.data.len() as u64,
+            Body::Symlink(t) => t.len() as u64,
+            _ => 0,
+        }
+    }
+}
+
+impl Dir {
+    pub fn new(parent: Ino) -> Dir {
+        Dir {
+            parent,
+            by_name: BTreeMap::new(),
+            by_seq: BTreeMap::new(),
+            next_seq: FIRST_ENTRY_COOKIE,
+        }
+    }
+
+    pub fn get(&self, name: &[u8]) -> Option<Ino> {
+        self.by_name.get(name).map(|&(_, ino)| ino)
+    }
+
+    /// Adds `name`; the caller has checked it is absent.
+    pub fn insert(&mut self, name: &[u8], ino: Ino) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_name.insert(name.into(), (seq, ino));
+        self.by_seq.insert(seq, name.into());
+    }
+
+    pub fn remove(&mut self, name: &[u8]) -> Option<Ino> {
+        let (seq, ino) = self.by_name.remove(name)?;
+        self.by_seq.remove(&seq);
+        Some(ino)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// The first entry whose cookie is `cookie` or later.
+    pub fn entry_from(&self, cookie: u64) -> Option<(u64, &[u8], Ino)> {
+        let (&seq, name) = self.by_seq.range(cookie..).next()?;
+        let ino = self.get(name)?;
+        Some((seq, name, ino))
+    }
+
+    /// The name under which `ino` appears (first one, for files).
+    pub fn name_of(&self, ino: Ino) -> Option<&[u8]> {
+        self.by_name
+            .iter()
+            .find(|(_, &(_, i))| i == ino)
+            .map(|(n, _)| &**n)
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], Ino)> {
+        self.by_name.iter().map(|(n, &(_, i))| (&**n, i))
+    }
+
+    /// Whether both indexes agree, for the consistency checker.
+    pub fn indexes_agree(&self) -> bool {
+        self.by_name.len() == self.by_seq.len()
+            && self
+                .by_seq
+                .iter()
+                .all(|(s, n)| self.by_name.get(n).is_some_and(|&(s2, _)| s2 == *s))
+            && self
+                .by_seq
+                .keys()
+                .all(|&s| s >= FIRST_ENTRY_COOKIE && s < self.next_seq)
+    }
+}

@@ -1,0 +1,253 @@
+//! tmpfs: the in-memory file system that holds the root unpacked from the
+//! initramfs (see tmpfs(5)). Inodes live in a table keyed by inode number;
+//! numbers are never reused, so a stale number held by the kernel fails
+//! with `ENOENT` instead of reaching another file.
+//!
+//! The file system has no clock and no notion of the calling process: the
+//! kernel calls [`Tmpfs::set_time`] and [`Tmpfs::set_owner`] before an
+//! operation, and those values stamp new inodes and changed timestamps.
+
+mod attr;
+mod data;
+mod fsck;
+mod inode;
+mod names;
+mod readdir;
+mod rename;
+mod walk;
+
+use alloc::collections::BTreeMap;
+
+use abi::{Errno, KResult};
+use inode::{Body, Inode};
+
+use crate::{FileType, Timespec};
+
+pub use readdir::DirEntry;
+
+/// An inode number, as `st_ino` reports it.
+pub type Ino = u64;
+
+/// The root directory's inode number (Linux tmpfs also starts at 1).
+pub const ROOT_INO: Ino = 1;
+
+/// Limits and identity of one tmpfs instance (the `size=`, `nr_inodes=`
+/// mount options of tmpfs(5)).
+#[derive(Clone, Copy, Debug)]
+pub struct TmpfsConfig {
+    /// Reported as `st_dev` (see [`crate::devnum::makedev`]).
+    pub dev: u64,
+    /// File data and symlink targets may use at most this many bytes;
+    /// beyond it writes fail with `ENOSPC`.
+    pub max_bytes: u64,
+    /// At most this many inodes may exist; beyond it creation fails with
+    /// `ENOSPC`.
+    pub max_inodes: u64,
+    /// Largest file size; writes and truncates beyond it fail with `EFBIG`.
+    pub max_file_size: u64,
+    /// Permission bits of the root directory.
+    pub root_mode: u32,
+}
+
+impl Default for TmpfsConfig {
+    fn default() -> Self {
+        TmpfsConfig {
+            dev: 0,
+            max_bytes: u64::MAX,
+            max_inodes: u64::MAX,
+            // Linux's MAX_LFS_FILESIZE on 64-bit.
+            max_file_size: i64::MAX as u64,
+            root_mode: 0o755,
+        }
+    }
+}
+
+/// Space accounting, what statfs(2) reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes of file data and symlink targets held.
+    pub bytes_used: u64,
+    /// The configured capacity.
+    pub bytes_max: u64,
+    /// Inodes in existence, including unlinked ones still open.
+    pub inodes_used: u64,
+    /// The configured inode limit.
+    pub inodes_max: u64,
+}
+
+/// An in-memory file system. See the module documentation.
+pub struct Tmpfs {
+    inodes: BTreeMap<Ino, Inode>,
+    next_ino: Ino,
+    config: TmpfsConfig,
+    bytes_used: u64,
+    now: Timespec,
+    owner: (u32, u32),
+}
+
+impl Tmpfs {
+    /// An empty file system whose root is owned by root and stamped `now`.
+    pub fn new(config: TmpfsConfig, now: Timespec) -> Tmpfs {
+        let mut fs = Tmpfs {
+            inodes: BTreeMap::new(),
+            next_ino: ROOT_INO,
+            config,
+            bytes_used: 0,
+            now,
+            owner: (0, 0),
+        };
+        let mode = crate::lx::S_IFDIR | (config.root_mode & 0o7777);
+        let body = Body::Dir(inode::Dir::new(ROOT_INO));
+        // The root is not counted against max_inodes: a file system with no
+        // root is useless whatever the limit says.
+        let root = fs.make_inode(mode, body);
+        fs.inodes.insert(ROOT_INO, root);
+        fs.next_ino = ROOT_INO + 1;
+        if let Some(r) = fs.inodes.get_mut(&ROOT_INO) {
+            r.nlink = 2;
+        }
+        fs
+    }
+
+    /// The configuration this instance was created with.
+    pub fn config(&self) -> &TmpfsConfig {
+        &self.config
+    }
+
+    /// Changes the capacity limits (remount with new `size=`). Existing data
+    /// above a lowered limit stays; only growth is refused.
+    pub fn set_limits(&mut self, max_bytes: u64, max_inodes: u64) {
+        self.config.max_bytes = max_bytes;
+        self.config.max_inodes = max_inodes;
+    }
+
+    /// Sets the time stamped on inodes by the following operations.
+    pub fn set_time(&mut self, now: Timespec) {
+        self.now = now;
+    }
+
+    /// Sets the owner (the caller's fsuid/fsgid) of inodes created by the
+    /// following operations.
+    pub fn set_owner(&mut self, uid: u32, gid: u32) {
+        self.owner = (uid, gid);
+    }
+
+    /// Space and inode usage for statfs(2).
+    pub fn usage(&self) -> Usage {
+        Usage {
+            bytes_used: self.bytes_used,
+            bytes_max: self.config.max_bytes,
+            inodes_used: self.inodes.len() as u64,
+            inodes_max: self.config.max_inodes,
+        }
+    }
+
+    /// Whether `ino` exists (linked, or unlinked but still open).
+    pub fn exists(&self, ino: Ino) -> bool {
+        self.inodes.contains_key(&ino)
+    }
+
+    /// The type of `ino`.
+    pub fn file_type(&self, ino: Ino) -> KResult<FileType> {
+        Ok(self.inode(ino)?.file_type())
+    }
+
+    /// Records that the kernel holds `ino` open (a file description, a cwd,
+    /// a mapping), so it survives losing its last name.
+    pub fn retain(&mut self, ino: Ino) -> KResult<()> {
+        let i = self.inode_mut(ino)?;
+        i.open = i.open.checked_add(1).ok_or(Errno::ENFILE)?;
+        Ok(())
+    }
+
+    /// Drops a reference taken by [`Tmpfs::retain`]; frees the inode if it
+    /// was the last one and no name remains.
+    pub fn release(&mut self, ino: Ino) -> KResult<()> {
+        let i = self.inode_mut(ino)?;
+        i.open = i.open.checked_sub(1).ok_or(Errno::EINVAL)?;
+        self.maybe_free(ino);
+        Ok(())
+    }
+
+    /// How many kernel references `ino` has.
+    pub fn open_count(&self, ino: Ino) -> KResult<u32> {
+        Ok(self.inode(ino)?.open)
+    }
+
+    pub(crate) fn inode(&self, ino: Ino) -> KResult<&Inode> {
+        self.inodes.get(&ino).ok_or(Errno::ENOENT)
+    }
+
+    pub(crate) fn inode_mut(&mut self, ino: Ino) -> KResult<&mut Inode> {
+        self.inodes.get_mut(&ino).ok_or(Errno::ENOENT)
+    }
+
+    fn make_inode(&self, mode: u32, body: Body) -> Inode {
+        Inode {
+            mode,
+            uid: self.owner.0,
+            gid: self.owner.1,
+            nlink: 0,
+            open: 0,
+            rdev: 0,
+            atime: self.now,
+            mtime: self.now,
+            ctime: self.now,
+            body,
+        }
+    }
+
+    /// Adds an unnamed inode; the caller links it somewhere.
+    pub(crate) fn alloc_inode(&mut self, mode: u32, body: Body) -> KResult<Ino> {
+        if self.inodes.len() as u64 >= self.config.max_inodes {
+            return Err(Errno::ENOSPC);
+        }
+        let charge = match &body {
+            Body::Symlink(t) => t.len() as u64,
+            _ => 0,
+        };
+        self.charge(charge)?;
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        let inode = self.make_inode(mode, body);
+        self.inodes.insert(ino, inode);
+        Ok(ino)
+    }
+
+    /// Frees `ino` once nothing names or holds it.
+    pub(crate) fn maybe_free(&mut self, ino: Ino) {
+        if ino == ROOT_INO {
+            return;
+        }
+        if let Some(i) = self.inodes.get(&ino) {
+            if i.nlink == 0 && i.open == 0 {
+                let bytes = i.charged_bytes();
+                self.inodes.remove(&ino);
+                self.uncharge(bytes);
+            }
+        }
+    }
+
+    /// Reserves `bytes` of capacity or fails with `ENOSPC`.
+    pub(crate) fn charge(&mut self, bytes: u64) -> KResult<()> {
+        let total = self.bytes_used.checked_add(bytes).ok_or(Errno::ENOSPC)?;
+        if total > self.config.max_bytes {
+            return Err(Errno::ENOSPC);
+        }
+        self.bytes_used = total;
+        Ok(())
+    }
+
+    pub(crate) fn uncharge(&mut self, bytes: u64) {
+        self.bytes_used = self.bytes_used.saturating_sub(bytes);
+    }
+
+    /// Bytes that may still be charged.
+    pub(crate) fn bytes_free(&self) -> u64 {
+        self.config.max_bytes.saturating_sub(self.bytes_used)
+    }
+
+    pub(crate) fn now(&self) -> Timespec {
+        self.now
+    }
+}
