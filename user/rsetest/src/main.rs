@@ -1,0 +1,119 @@
+//! `rsetest NAME [ARGS]`: behaviour checks for the Linux ABI of RSE OS.
+//!
+//! Each subcommand checks one behaviour, prints one line per check
+//! (`ok: …` / `not ok: …`) and ends with `PASS NAME` (exit 0) or
+//! `FAIL NAME: why` (exit 1). The same binary passes on Linux, which is
+//! how the checks themselves are validated.
+
+mod children;
+mod efault;
+mod enosys;
+mod fork_cow;
+mod memhog;
+mod mmap_big;
+mod pipe_100m;
+mod segv;
+mod signals;
+mod util;
+mod xmm;
+
+type Test = fn(&[String]) -> Result<(), String>;
+
+/// Every subcommand with a one-line description.
+const TESTS: &[(&str, Test, &str)] = &[
+    ("alive", alive, "prints \"alive\""),
+    (
+        "fork_cow",
+        fork_cow::run,
+        "fork gives copy-on-write memory: neither side sees the other's writes",
+    ),
+    (
+        "efault",
+        efault::run,
+        "bad pointers in syscalls give EFAULT, not a crash",
+    ),
+    (
+        "enosys",
+        enosys::run,
+        "syscall 1000 (and other unknown numbers) give ENOSYS; the process goes on",
+    ),
+    (
+        "segv",
+        segv::run,
+        "a null dereference kills the child with SIGSEGV, seen by waitpid",
+    ),
+    (
+        "mmap_big",
+        mmap_big::run,
+        "mmap 256 MiB, touch every page, verify, munmap",
+    ),
+    (
+        "children",
+        children::run,
+        "200 concurrent children exit with distinct codes, all reaped",
+    ),
+    (
+        "pipe_100m",
+        pipe_100m::run,
+        "100 MiB through a pipe between two processes, intact",
+    ),
+    (
+        "memhog",
+        memhog::run,
+        "a memory hog gets ENOMEM or is killed; the parent can allocate after. [MiB]: RLIMIT_AS for the hog",
+    ),
+    (
+        "xmm",
+        xmm::run,
+        "XMM0-15 survive syscalls, yields, preemption, signal handlers and fork",
+    ),
+    (
+        "signals",
+        signals::run,
+        "sigaction, sigprocmask, SIGCHLD, kill, EINTR, SIGPIPE",
+    ),
+];
+
+fn alive(_: &[String]) -> Result<(), String> {
+    say!("alive");
+    Ok(())
+}
+
+fn usage() -> ! {
+    let mut s = String::from("usage: rsetest NAME [ARGS]\n");
+    for (name, _, what) in TESTS {
+        s.push_str(&format!("  {name:<10} {what}\n"));
+    }
+    util::write_all(2, s.as_bytes());
+    util::child_exit(2);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(name) = args.first() else { usage() };
+    if name == "list" {
+        for (n, _, _) in TESTS {
+            say!("{n}");
+        }
+        return;
+    }
+    let Some(&(name, test, _)) = TESTS.iter().find(|(n, _, _)| n == name) else {
+        usage()
+    };
+    // A panic is a failure of this test, reported like the others (the
+    // profile aborts on panic, so exit here before the abort).
+    std::panic::set_hook(Box::new(move |info| {
+        say!("FAIL {name}: panic: {info}");
+        util::child_exit(1);
+    }));
+    match test(&args[1..]) {
+        Ok(()) => {
+            say!("PASS {name}");
+            util::child_exit(0);
+        }
+        Err(why) => {
+            say!("FAIL {name}: {why}");
+            util::child_exit(1);
+        }
+    }
+}
