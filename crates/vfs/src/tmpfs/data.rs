@@ -18,10 +18,13 @@ impl Tmpfs {
             return Ok(0);
         }
         let n = usize::try_from(f.size - offset).map_or(buf.len(), |avail| avail.min(buf.len()));
-        let start = offset as usize;
-        let stored = f.data.len().saturating_sub(start).min(n);
-        buf[..stored].copy_from_slice(&f.data[start..start + stored]);
-        buf[stored..n].fill(0);
+        // Bytes past the stored data lie in a hole and read as zeros.
+        let stored = f
+            .data
+            .get(offset as usize..)
+            .map_or(&[][..], |s| &s[..s.len().min(n)]);
+        buf[..stored.len()].copy_from_slice(stored);
+        buf[stored.len()..n].fill(0);
         node.atime = now;
         Ok(n)
     }

@@ -1,0 +1,165 @@
+//! File contents: read/write/truncate, holes, size and capacity limits.
+
+mod common;
+
+use abi::Errno;
+use common::*;
+use vfs::{Timespec, Tmpfs, TmpfsConfig, ROOT_INO};
+
+#[test]
+fn write_read_overwrite() {
+    let mut fs = fs();
+    let f = file(&mut fs, b"/f", b"hello world");
+    assert_eq!(fs.write(f, 6, b"there"), Ok(5));
+    assert_eq!(read_all(&mut fs, f), b"hello there");
+    let mut buf = [0u8; 4];
+    assert_eq!(fs.read(f, 9, &mut buf), Ok(2));
+    assert_eq!(&buf[..2], b"re");
+    assert_eq!(fs.read(f, 11, &mut buf), Ok(0));
+    assert_eq!(fs.read(f, u64::MAX, &mut buf), Ok(0));
+    assert_eq!(fs.write(f, 0, b""), Ok(0));
+    let d = mkdirs(&mut fs, b"/d");
+    assert_eq!(fs.read(d, 0, &mut buf), Err(Errno::EISDIR));
+    assert_eq!(fs.write(d, 0, b"x"), Err(Errno::EISDIR));
+    assert_eq!(fs.truncate(d, 0), Err(Errno::EISDIR));
+}
+
+#[test]
+fn write_past_end_zero_fills() {
+    let mut fs = fs();
+    let f = file(&mut fs, b"/f", b"ab");
+    assert_eq!(fs.write(f, 6, b"z"), Ok(1));
+    assert_eq!(read_all(&mut fs, f), b"ab\0\0\0\0z");
+    assert_eq!(fs.stat(f).unwrap().size, 7);
+    assert_eq!(fs.usage().bytes_used, 7);
+}
+
+#[test]
+fn truncate_grows_sparsely_and_shrinks() {
+    let mut fs = fs();
+    let f = file(&mut fs, b"/f", b"abcdef");
+    fs.truncate(f, 1 << 40).unwrap();
+    let st = fs.stat(f).unwrap();
+    assert_eq!(st.size, 1 << 40);
+    assert_eq!(st.blocks, 8, "one page stored, the rest is a hole");
+    assert_eq!(fs.usage().bytes_used, 6);
+    let mut buf = [0xffu8; 8];
+    assert_eq!(fs.read(f, 4, &mut buf), Ok(8));
+    assert_eq!(&buf, b"ef\0\0\0\0\0\0");
+    assert_eq!(fs.read(f, (1 << 40) - 3, &mut buf), Ok(3));
+    fs.truncate(f, 3).unwrap();
+    assert_eq!(read_all(&mut fs, f), b"abc");
+    assert_eq!(fs.usage().bytes_used, 3);
+    // Writing in the hole left by a later truncate-up.
+    fs.truncate(f, 10).unwrap();
+    fs.write(f, 5, b"X").unwrap();
+    assert_eq!(read_all(&mut fs, f), b"abc\0\0X\0\0\0\0");
+    fs.fsck().unwrap();
+}
+
+#[test]
+fn truncate_stamps_only_on_change() {
+    let mut fs = fs();
+    let f = file(&mut fs, b"/f", b"abc");
+    fs.set_time(Timespec::from_secs(5000));
+    fs.truncate(f, 3).unwrap();
+    assert_eq!(fs.stat(f).unwrap().mtime, Timespec::from_secs(1000));
+    fs.truncate(f, 1).unwrap();
+    assert_eq!(fs.stat(f).unwrap().mtime, Timespec::from_secs(5000));
+    assert_eq!(fs.stat(f).unwrap().ctime, Timespec::from_secs(5000));
+}
+
+#[test]
+fn max_file_size_is_efbig() {
+    let mut fs = Tmpfs::new(
+        TmpfsConfig {
+            max_file_size: 10,
+            ..Default::default()
+        },
+        Timespec::default(),
+    );
+    let f = fs.create(ROOT_INO, b"f", 0o644).unwrap();
+    assert_eq!(fs.write(f, 8, b"abcd"), Ok(2), "partial up to the limit");
+    assert_eq!(fs.write(f, 10, b"x"), Err(Errno::EFBIG));
+    assert_eq!(fs.write(f, u64::MAX, b"x"), Err(Errno::EFBIG));
+    assert_eq!(fs.truncate(f, 11), Err(Errno::EFBIG));
+    fs.truncate(f, 10).unwrap();
+    assert_eq!(fs.stat(f).unwrap().size, 10);
+}
+
+#[test]
+fn capacity_is_enospc() {
+    let mut fs = Tmpfs::new(
+        TmpfsConfig {
+            max_bytes: 100,
+            ..Default::default()
+        },
+        Timespec::default(),
+    );
+    let f = fs.create(ROOT_INO, b"f", 0o644).unwrap();
+    let g = fs.create(ROOT_INO, b"g", 0o644).unwrap();
+    assert_eq!(fs.write(f, 0, &[1; 60]), Ok(60));
+    assert_eq!(
+        fs.write(g, 0, &[2; 60]),
+        Ok(40),
+        "partial write fills the rest"
+    );
+    assert_eq!(fs.write(g, 40, b"x"), Err(Errno::ENOSPC));
+    assert_eq!(
+        fs.write(f, 0, &[3; 60]),
+        Ok(60),
+        "overwriting costs nothing"
+    );
+    assert_eq!(fs.symlink(ROOT_INO, b"l", b"t"), Err(Errno::ENOSPC));
+    assert_eq!(
+        fs.write(g, 1000, b"x"),
+        Err(Errno::ENOSPC),
+        "zero-fill counts"
+    );
+    let u = fs.usage();
+    assert_eq!((u.bytes_used, u.bytes_max), (100, 100));
+    fs.truncate(f, 0).unwrap();
+    assert_eq!(fs.write(g, 40, &[4; 70]), Ok(60));
+    fs.fsck().unwrap();
+}
+
+#[test]
+fn huge_offset_write_fails_cleanly() {
+    let mut fs = Tmpfs::new(
+        TmpfsConfig {
+            max_bytes: 1 << 20,
+            ..Default::default()
+        },
+        Timespec::default(),
+    );
+    let f = fs.create(ROOT_INO, b"f", 0o644).unwrap();
+    assert_eq!(fs.write(f, 1 << 50, b"x"), Err(Errno::ENOSPC));
+    assert_eq!(
+        fs.write(f, (i64::MAX - 1) as u64, b"xyz"),
+        Err(Errno::ENOSPC)
+    );
+    assert_eq!(fs.stat(f).unwrap().size, 0);
+}
+
+#[test]
+fn write_and_read_update_times() {
+    let mut fs = fs();
+    let d = mkdirs(&mut fs, b"/d");
+    fs.set_time(Timespec::from_secs(2000));
+    let f = fs.create(d, b"f", 0o644).unwrap();
+    assert_eq!(
+        fs.stat(d).unwrap().mtime,
+        Timespec::from_secs(2000),
+        "dir changed"
+    );
+    fs.set_time(Timespec::from_secs(3000));
+    fs.write(f, 0, b"x").unwrap();
+    let st = fs.stat(f).unwrap();
+    assert_eq!(
+        (st.mtime.sec, st.ctime.sec, st.atime.sec),
+        (3000, 3000, 2000)
+    );
+    fs.set_time(Timespec::from_secs(4000));
+    fs.read(f, 0, &mut [0; 1]).unwrap();
+    assert_eq!(fs.stat(f).unwrap().atime.sec, 4000);
+}
