@@ -6,3 +6,4 @@
 extern crate alloc;
 
 pub mod frames;
+pub mod vma;
