@@ -24,8 +24,9 @@ use abi::{Errno, KResult};
 /// Page size of user mappings.
 pub const PAGE_SIZE: u64 = 4096;
 
-/// First address above user space (Linux `TASK_SIZE` with 4-level paging).
-pub const USER_TOP: u64 = 0x0000_7fff_ffff_f000;
+/// First address above user space (Linux `TASK_SIZE` with 4-level paging);
+/// the same bound the ELF loader checks segments against.
+pub const USER_TOP: u64 = abi::elf::USER_TOP;
 
 fn aligned(x: u64) -> bool {
     x.is_multiple_of(PAGE_SIZE)
