@@ -1,0 +1,363 @@
+//! Userland scenarios of `cargo xtask test`: the `rsetest` programs and
+//! the differential busybox scripts, each run in a booted guest through
+//! an `exec` function (a shell command in, console output and exit status
+//! out — what `cargo xtask run --exec CMD` does), each followed by
+//! `echo alive` in the same boot to show the kernel survived.
+//!
+//! Needs in the initramfs what [`crate::userland::build_user_programs`]
+//! returns: `/usr/bin/rsetest` and `/etc/rse/scripts/*.sh`.
+//!
+//! Differential tests: the expected output of `user/scripts/NAME.sh` is
+//! not written down anywhere; it is produced now by the host's busybox
+//! (the same binary the initramfs carries), run twice to prove it is
+//! deterministic, and compared byte for byte (after CRLF → LF, which a
+//! serial console may add) with what the guest prints, exit status too.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::userland::{user_dir, GUEST_BIN_DIR, GUEST_SCRIPTS_DIR};
+
+/// Runs a shell command in a freshly booted guest: (console output, exit
+/// status).
+pub type Exec = dyn Fn(&str) -> Result<(String, i32), String>;
+/// A named scenario.
+pub type UserScenario = (&'static str, fn(&Exec) -> Result<(), String>);
+
+/// The host busybox; the initramfs carries this same file
+/// (`deps::BUSYBOX.file`), which makes the comparison meaningful.
+pub const HOST_BUSYBOX: &str = "/bin/busybox";
+/// PATH for the host runs; busybox prefers its applets anyway.
+const HOST_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
+/// Longest a script may run on the host.
+const HOST_TIMEOUT: Duration = Duration::from_secs(120);
+
+macro_rules! program_scenarios {
+    ($($name:ident),* $(,)?) => {
+        /// One scenario per rsetest subcommand (`rsetest_NAME`).
+        const PROGRAMS: &[UserScenario] = &[
+            $((concat!("rsetest_", stringify!($name)), |exec| program(exec, stringify!($name)))),*
+        ];
+    };
+}
+
+program_scenarios!(
+    alive, fork_cow, efault, enosys, segv, mmap_big, children, pipe_100m, memhog, xmm, signals,
+);
+
+macro_rules! script_scenarios {
+    ($($name:ident),* $(,)?) => {
+        /// One scenario per `user/scripts/NAME.sh` (`busybox_diff_NAME`).
+        const SCRIPTS: &[UserScenario] = &[
+            $((concat!("busybox_diff_", stringify!($name)), |exec| differential(exec, stringify!($name)))),*
+        ];
+        /// The script names, for checking the list against user/scripts.
+        const SCRIPT_NAMES: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+script_scenarios!(
+    text_pipeline,
+    awk_data,
+    file_tree,
+    jobs_wait,
+    trap_kill,
+    sigpipe,
+    exit_status,
+    shell_misc,
+    io_devices,
+);
+
+/// Every userland scenario: the programs one per boot, then all programs
+/// in a single boot, then the differential scripts.
+pub fn scenarios() -> Vec<UserScenario> {
+    let mut v: Vec<UserScenario> = PROGRAMS.to_vec();
+    v.push(("rsetest_all_in_one_boot", all_in_one_boot));
+    v.push(("busybox_diff_scripts_listed", scripts_listed));
+    v.extend_from_slice(SCRIPTS);
+    v
+}
+
+/// The subcommands of rsetest that the scenarios run.
+pub fn program_names() -> Vec<&'static str> {
+    PROGRAMS
+        .iter()
+        .map(|(n, _)| n.trim_start_matches("rsetest_"))
+        .collect()
+}
+
+fn normalize(s: &str) -> String {
+    s.replace("\r\n", "\n")
+}
+
+fn show(out: &str, status: i32) -> String {
+    format!("--- guest output (exit status {status}) ---\n{out}--- end ---")
+}
+
+/// Lines of `out`, trimmed of CR and spaces at the end.
+fn lines(out: &str) -> Vec<&str> {
+    out.lines().map(|l| l.trim_end()).collect()
+}
+
+/// Checks that `alive` is the last non-empty line after `after_line`.
+fn alive_after(ls: &[&str], after_line: usize) -> bool {
+    ls[after_line + 1..]
+        .iter()
+        .rev()
+        .find(|l| !l.is_empty())
+        .is_some_and(|l| *l == "alive")
+}
+
+/// `rsetest NAME; echo alive`: PASS NAME, no FAIL, status 0, then alive.
+fn program(exec: &Exec, name: &str) -> Result<(), String> {
+    let cmd = format!("{GUEST_BIN_DIR}/rsetest {name}; st=$?; echo alive; exit $st");
+    let (out, status) = exec(&cmd)?;
+    let out = normalize(&out);
+    let ls = lines(&out);
+    let pass = format!("PASS {name}");
+    let Some(at) = ls.iter().position(|l| *l == pass) else {
+        return Err(format!("no \"{pass}\" line\n{}", show(&out, status)));
+    };
+    if let Some(f) = ls.iter().find(|l| l.starts_with("FAIL ")) {
+        return Err(format!("{f}\n{}", show(&out, status)));
+    }
+    if status != 0 {
+        return Err(format!(
+            "exit status {status}, not 0\n{}",
+            show(&out, status)
+        ));
+    }
+    if !alive_after(&ls, at) {
+        return Err(format!(
+            "the guest did not answer `echo alive` afterwards\n{}",
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+/// Every program in one boot, one after the other, then `echo alive`.
+fn all_in_one_boot(exec: &Exec) -> Result<(), String> {
+    let names = program_names();
+    let cmd = format!(
+        "for t in {}; do {GUEST_BIN_DIR}/rsetest $t || exit 1; done; echo alive",
+        names.join(" ")
+    );
+    let (out, status) = exec(&cmd)?;
+    let out = normalize(&out);
+    let ls = lines(&out);
+    let mut last = 0;
+    for n in &names {
+        let pass = format!("PASS {n}");
+        match ls.iter().position(|l| *l == pass) {
+            Some(at) => last = last.max(at),
+            None => return Err(format!("no \"{pass}\" line\n{}", show(&out, status))),
+        }
+    }
+    if status != 0 || !alive_after(&ls, last) {
+        return Err(format!(
+            "expected status 0 and `alive` at the end\n{}",
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+/// The scenario list and user/scripts/*.sh name the same scripts (a
+/// script added to one but not the other would silently go untested).
+/// Needs no guest.
+fn scripts_listed(_: &Exec) -> Result<(), String> {
+    let on_disk: Vec<String> = crate::userland::scripts()?
+        .into_iter()
+        .filter_map(|(p, _)| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    let mut listed: Vec<String> = SCRIPT_NAMES.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    if on_disk != listed {
+        return Err(format!(
+            "user/scripts has {on_disk:?} but the scenarios list {listed:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `script` with the host's busybox, stderr merged into stdout as on
+/// the guest console: (output, exit status).
+pub fn run_on_host(script: &Path) -> Result<(String, i32), String> {
+    let mut child = Command::new(HOST_BUSYBOX)
+        .arg("sh")
+        .arg("-c")
+        .arg(format!("exec 2>&1; exec {HOST_BUSYBOX} sh \"$0\""))
+        .arg(script)
+        .env_clear()
+        .env("PATH", HOST_PATH)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{HOST_BUSYBOX} sh {}: {e}", script.display()))?;
+    let mut stdout = child.stdout.take().ok_or("no stdout pipe")?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        stdout.read_to_end(&mut buf).map(|_| buf)
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if start.elapsed() > HOST_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{} did not finish on the host within {HOST_TIMEOUT:?}",
+                    script.display()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(format!("waiting for host busybox: {e}")),
+        }
+    };
+    let out = reader
+        .join()
+        .map_err(|_| "reader thread panicked".to_string())?
+        .map_err(|e| format!("reading host busybox output: {e}"))?;
+    let code = status
+        .code()
+        .ok_or(format!("host busybox ended by a signal ({status})"))?;
+    Ok((String::from_utf8_lossy(&out).into_owned(), code))
+}
+
+const BEGIN: &str = "<<<rse-diff-begin>>>";
+const END: &str = "<<<rse-diff-end>>>";
+
+/// The guest command for script `name`: its output framed by markers (so
+/// console noise around it does not count; the markers are printed with
+/// printf so an echoed command line cannot contain them), then `alive`.
+pub fn guest_command(name: &str) -> String {
+    format!(
+        "printf '<<<rse-diff-%s>>>\\n' begin; sh {GUEST_SCRIPTS_DIR}/{name}.sh; st=$?; \
+         printf '\\n<<<rse-diff-%s>>>\\n' end; echo alive; exit $st"
+    )
+}
+
+/// Extracts the script's output from the guest's console output.
+pub fn framed(out: &str) -> Option<(&str, &str)> {
+    let b = out.find(&format!("{BEGIN}\n"))? + BEGIN.len() + 1;
+    let e = out.rfind(&format!("\n{END}\n"))?;
+    (e >= b).then(|| (&out[b..e], &out[e + END.len() + 2..]))
+}
+
+fn first_difference(a: &str, b: &str) -> String {
+    let (la, lb): (Vec<&str>, Vec<&str>) = (a.split('\n').collect(), b.split('\n').collect());
+    for i in 0..la.len().max(lb.len()) {
+        let (x, y) = (la.get(i), lb.get(i));
+        if x != y {
+            return format!(
+                "first difference at line {}:\n  host : {:?}\n  guest: {:?}",
+                i + 1,
+                x.copied().unwrap_or("<end of output>"),
+                y.copied().unwrap_or("<end of output>")
+            );
+        }
+    }
+    "outputs differ only in the final newline".into()
+}
+
+/// Host busybox (twice) vs. guest for user/scripts/NAME.sh.
+fn differential(exec: &Exec, name: &str) -> Result<(), String> {
+    let script = user_dir().join("scripts").join(format!("{name}.sh"));
+    let (want, want_status) = run_on_host(&script)?;
+    let again = run_on_host(&script)?;
+    if again != (want.clone(), want_status) {
+        return Err(format!(
+            "{} is not deterministic on the host: two runs differ ({})",
+            script.display(),
+            first_difference(&want, &again.0)
+        ));
+    }
+    let (out, status) = exec(&guest_command(name))?;
+    let out = normalize(&out);
+    let Some((got, after)) = framed(&out) else {
+        return Err(format!(
+            "no framed script output in the guest's console\n{}",
+            show(&out, status)
+        ));
+    };
+    if got != want {
+        return Err(format!(
+            "output differs from host busybox: {}\n--- host ---\n{want}--- guest ---\n{got}--- end ---",
+            first_difference(&want, got)
+        ));
+    }
+    if status != want_status {
+        return Err(format!(
+            "exit status {status}, host busybox gave {want_status}\n{}",
+            show(&out, status)
+        ));
+    }
+    if !after.lines().any(|l| l.trim_end() == "alive") {
+        return Err(format!(
+            "the guest did not answer `echo alive` afterwards\n{}",
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_extracts_exactly_the_script_output() {
+        let out = format!("boot noise\n{BEGIN}\nline 1\nno newline\n{END}\nalive\n");
+        assert_eq!(framed(&out), Some(("line 1\nno newline", "alive\n")));
+        let empty = format!("{BEGIN}\n\n{END}\nalive\n");
+        assert_eq!(framed(&empty), Some(("", "alive\n")));
+        assert_eq!(framed("nothing"), None);
+    }
+
+    #[test]
+    fn guest_command_does_not_contain_the_markers() {
+        let c = guest_command("x");
+        assert!(!c.contains(BEGIN) && !c.contains(END));
+    }
+
+    /// Runs every scenario against this Linux host instead of a guest
+    /// (guest paths mapped to user/, memhog limited by RLIMIT_AS so it
+    /// cannot exhaust the host): proves the programs, scripts and checks
+    /// agree on a real Linux. Slow; `cargo test -p xtask -- --ignored`.
+    #[test]
+    #[ignore]
+    fn scenarios_pass_on_linux_host() {
+        let files = crate::userland::build_user_programs().expect("build user/");
+        let exec = move |cmd: &str| -> Result<(String, i32), String> {
+            let mut cmd = cmd.replace("rsetest memhog;", "rsetest memhog 1024;");
+            cmd = cmd.replace(
+                "rsetest $t ||",
+                "rsetest $t $([ $t = memhog ] && echo 1024) ||",
+            );
+            for (host, guest) in &files {
+                cmd = cmd.replace(guest.as_str(), &host.to_string_lossy());
+            }
+            let dir = std::env::temp_dir().join("rse-host-exec.sh");
+            std::fs::write(&dir, cmd).map_err(|e| e.to_string())?;
+            run_on_host(&dir)
+        };
+        let mut failed = Vec::new();
+        for (name, f) in scenarios() {
+            let t = Instant::now();
+            match f(&exec) {
+                Ok(()) => eprintln!("{name} ... ok ({:.1}s)", t.elapsed().as_secs_f64()),
+                Err(e) => {
+                    eprintln!("{name} ... FAILED\n{e}");
+                    failed.push(name);
+                }
+            }
+        }
+        assert!(failed.is_empty(), "failed: {failed:?}");
+    }
+}
