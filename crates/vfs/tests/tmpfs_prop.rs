@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use abi::linux_raw_sys::general as lx;
 use abi::KResult;
 use proptest::prelude::*;
 use vfs::{FileType, Ino, Stat, Timespec, Tmpfs, TmpfsConfig, ROOT_INO};
@@ -23,6 +24,8 @@ enum Op {
     Truncate(Vec<u8>, u64),
     Retain(Vec<u8>),
     Release(usize),
+    Exchange(Vec<u8>, Vec<u8>),
+    Open(Vec<u8>, u32),
 }
 
 fn path() -> impl Strategy<Value = Vec<u8>> {
@@ -49,6 +52,17 @@ fn path() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+const OPEN_FLAGS: [u32; 8] = [
+    lx::O_RDONLY,
+    lx::O_WRONLY | lx::O_CREAT,
+    lx::O_WRONLY | lx::O_CREAT | lx::O_EXCL,
+    lx::O_WRONLY | lx::O_TRUNC,
+    lx::O_RDONLY | lx::O_DIRECTORY,
+    lx::O_RDONLY | lx::O_NOFOLLOW,
+    lx::O_RDWR | lx::O_CREAT | lx::O_TRUNC,
+    lx::O_PATH | lx::O_NOFOLLOW,
+];
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => path().prop_map(Op::Create),
@@ -62,6 +76,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (path(), 0u64..80).prop_map(|(p, n)| Op::Truncate(p, n)),
         1 => path().prop_map(Op::Retain),
         1 => (0usize..8).prop_map(Op::Release),
+        1 => (path(), path()).prop_map(|(a, b)| Op::Exchange(a, b)),
+        2 => (path(), prop::sample::select(OPEN_FLAGS.to_vec())).prop_map(|(p, f)| Op::Open(p, f)),
     ]
 }
 
@@ -139,6 +155,22 @@ impl World {
                 let ino = fs.lookup(cwd, p, false)?;
                 fs.retain(ino)?;
                 self.held.push(ino);
+            }
+            Op::Exchange(a, b) => {
+                let (da, na) = fs.lookup_parent(cwd, a)?;
+                let (db, nb) = fs.lookup_parent(cwd, b)?;
+                fs.rename2(da, &na, db, &nb, lx::RENAME_EXCHANGE)?;
+            }
+            Op::Open(p, flags) => {
+                let o = fs.open(cwd, p, *flags, 0o644)?;
+                if o.created {
+                    self.model.insert(o.ino, Vec::new());
+                } else if flags & lx::O_TRUNC != 0 && fs.file_type(o.ino)? == FileType::Regular {
+                    self.model
+                        .get_mut(&o.ino)
+                        .expect("opened a modelled file")
+                        .clear();
+                }
             }
             Op::Release(i) => {
                 if !self.held.is_empty() {

@@ -9,9 +9,11 @@
 
 mod attr;
 mod data;
+mod exchange;
 mod fsck;
 mod inode;
 mod names;
+mod open;
 mod readdir;
 mod rename;
 mod walk;
@@ -23,6 +25,7 @@ use inode::{Body, Inode};
 
 use crate::{FileType, Timespec};
 
+pub use open::Opened;
 pub use readdir::DirEntry;
 
 /// An inode number, as `st_ino` reports it.

@@ -86,7 +86,7 @@ impl Tmpfs {
     }
 
     /// Whether directory `anc` is `ino` or one of its ancestors.
-    fn is_ancestor_or_self(&self, anc: Ino, mut ino: Ino) -> bool {
+    pub(crate) fn is_ancestor_or_self(&self, anc: Ino, mut ino: Ino) -> bool {
         // Bounded so a corrupted parent chain cannot hang the kernel.
         for _ in 0..=self.inodes.len() {
             if ino == anc {
