@@ -4,6 +4,11 @@
 //! (`ok: …` / `not ok: …`) and ends with `PASS NAME` (exit 0) or
 //! `FAIL NAME: why` (exit 1). The same binary passes on Linux, which is
 //! how the checks themselves are validated.
+//!
+//! Note for the kernel: Rust's runtime, before main, polls fds 0-2
+//! (poll(2) failing with anything but EINTR/EINVAL/EAGAIN/ENOMEM aborts
+//! the program), reads /proc/self/maps (failure is tolerated), and
+//! installs SIGSEGV/SIGBUS handlers on a sigaltstack.
 
 mod children;
 mod efault;

@@ -59,6 +59,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
         check(r == 0, "munmap 256 MiB")?;
         let addr = p as usize + LEN / 2;
         let pid = spawn(|| {
+            crate::util::handle(libc::SIGSEGV, libc::SIG_DFL, 0)?;
             // SAFETY: expected to fault: the range was unmapped.
             let v = unsafe { (addr as *const u64).read_volatile() };
             Err(format!("read {v:#x} from unmapped memory"))

@@ -62,6 +62,10 @@ pub fn run(_: &[String]) -> Result<(), String> {
     ];
     for (what, f) in cases {
         let pid = spawn(|| {
+            // Rust's runtime installs a SIGSEGV handler (stack-overflow
+            // detection, on a sigaltstack); test the plain default action.
+            handle(libc::SIGSEGV, libc::SIG_DFL, 0)?;
+            handle(libc::SIGBUS, libc::SIG_DFL, 0)?;
             f();
             Err(format!("{what} did not fault"))
         })?;
@@ -71,6 +75,21 @@ pub fn run(_: &[String]) -> Result<(), String> {
             format_args!("child doing a {what}: {}", status_str(st)),
         )?;
     }
+    // With Rust's own handler left in place (SA_ONSTACK|SA_SIGINFO on a
+    // sigaltstack): it sees a fault outside any guard page, restores the
+    // default action and returns, the access faults again and kills.
+    let pid = spawn(|| {
+        read_at(0);
+        Err("the read of address 0 did not fault".into())
+    })?;
+    let st = wait(pid)?;
+    check(
+        libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGSEGV,
+        format_args!(
+            "null read with Rust's sigaltstack SIGSEGV handler installed: {}",
+            status_str(st)
+        ),
+    )?;
     // With a handler: it runs, with si_addr = the faulting address.
     let addr = 16usize;
     let pid = spawn(|| {
