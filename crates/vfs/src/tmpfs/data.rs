@@ -10,10 +10,20 @@ impl Tmpfs {
     /// Reads up to `buf.len()` bytes at `offset`; 0 at or past end of file.
     /// Holes read as zeros. `EISDIR` for directories, `EINVAL` for other
     /// non-regular files (the kernel gives devices and FIFOs behaviour).
+    /// Stamps the access time (strictatime: no relatime heuristics).
     pub fn read(&mut self, ino: Ino, offset: u64, buf: &mut [u8]) -> KResult<usize> {
-        let now = self.now();
-        let node = self.inode_mut(ino)?;
-        let f = file_of(&node.body)?;
+        let n = self.read_noatime(ino, offset, buf)?;
+        if n > 0 {
+            let now = self.now();
+            self.inode_mut(ino)?.atime = now;
+        }
+        Ok(n)
+    }
+
+    /// [`Tmpfs::read`] without touching the access time (`O_NOATIME`, and
+    /// page-ins for file mappings and exec, which need only `&self`).
+    pub fn read_noatime(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> KResult<usize> {
+        let f = file_of(&self.inode(ino)?.body)?;
         if offset >= f.size || buf.is_empty() {
             return Ok(0);
         }
@@ -25,7 +35,6 @@ impl Tmpfs {
             .map_or(&[][..], |s| &s[..s.len().min(n)]);
         buf[..stored.len()].copy_from_slice(stored);
         buf[stored.len()..n].fill(0);
-        node.atime = now;
         Ok(n)
     }
 
