@@ -16,10 +16,18 @@ extern crate alloc;
 
 mod cmdline;
 mod console;
+mod exec;
 mod frames;
+mod fs;
+mod init;
 mod log;
+mod mm;
+mod proc;
+mod random;
 mod selftest;
+mod syscall;
 mod trap;
+mod uaccess;
 
 hal::kernel_entry!(kmain);
 
@@ -30,7 +38,10 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
     hal::pic::disable();
 
     hal::gdt::init(0);
+    hal::percpu::init(0);
     trap::init();
+    hal::syscall::init(syscall::handle);
+    hal::context::set_first_run_hook(proc::fork::first_run);
 
     let free = hal::paging::init(info);
     let tori = cmdline::get(cmd, "tori")
@@ -38,6 +49,14 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         .unwrap_or(3usize)
         .clamp(1, 64);
     frames::init(&free, tori);
+    let max_pa = info
+        .memory_map()
+        .iter()
+        .filter(|r| r.usable)
+        .map(|r| r.start + r.len)
+        .max()
+        .unwrap_or(0);
+    mm::refcount::init(max_pa);
 
     hal::apic::init(&mut || frames::alloc_on(0));
     let tsc_hz = hal::time::calibrate(5, info.entry_tsc);
@@ -70,13 +89,30 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         Some(_) => selftest::run_all(),
         None => {}
     }
-    klog!("no userland yet: the console echoes what you type");
-    loop {
-        while let Some(b) = console::read_byte() {
-            hal::serial::write_bytes(&[b]);
-        }
-        hal::cpu::wait_for_interrupt();
+    random::seed();
+    let exec = cmdline::get(cmd, "exec").is_some();
+    match fs::init(info.initrd_bytes()) {
+        Ok(n) => klog!(
+            "boot: initramfs unpacked ({} KiB) into the tmpfs root",
+            n / 1024
+        ),
+        Err(e) => klog!("boot: initramfs rejected: {e:?}"),
     }
+    fs::tty::init(exec);
+    match init::start(exec) {
+        Ok(()) => klog!(
+            "boot: init started (pid 1: /bin/sh{})",
+            if exec { " -c" } else { "" }
+        ),
+        Err(e) => {
+            klog!("boot: cannot start /bin/sh: {e:?}; no userland");
+            if exec {
+                klog!("init exited: status=127");
+                hal::exit::exit_qemu(hal::exit::ExitCode::Failure);
+            }
+        }
+    }
+    proc::sched::idle_loop()
 }
 
 #[panic_handler]

@@ -1,7 +1,15 @@
 //! The kernel's trap handler: exceptions, the timer and device interrupts.
+//!
+//! Interrupt context never allocates, never takes a lock that process
+//! context takes with interrupts enabled, and never wakes processes: it
+//! counts ticks and queues input. The work that follows (waking sleepers,
+//! the line discipline, preemption, signals) runs on the way back to user
+//! mode or in the idle loop, where no kernel lock can be held.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use hal::idt::{vector, TrapFrame};
+
+use crate::proc::{sched, signal};
 
 /// Vector of the local APIC timer.
 pub const TIMER_VECTOR: u8 = 0x20;
@@ -12,6 +20,8 @@ pub const TIMER_HZ: u64 = 1000;
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static CAUGHT: AtomicU64 = AtomicU64::new(0);
+/// Last tick whose deferred work ran.
+static TICK_DONE: AtomicU64 = AtomicU64::new(0);
 
 /// Timer interrupts since the timer started.
 pub fn ticks() -> u64 {
@@ -23,21 +33,44 @@ pub fn caught_faults() -> u64 {
     CAUGHT.load(Ordering::Relaxed)
 }
 
-/// Installs the handler and loads the IDT on this CPU.
+/// Installs the handlers and loads the IDT on this CPU.
 pub fn init() {
     hal::idt::set_handler(handle);
     hal::idt::init();
 }
 
+/// Work deferred from interrupts: wake sleepers once per new tick and run
+/// the tty line discipline. Called with no kernel lock held.
+pub fn deferred_work() {
+    let t = ticks();
+    if TICK_DONE.swap(t, Ordering::Relaxed) != t {
+        crate::syscall::time::TICK_WQ.wake_all();
+        crate::fs::POLL_WQ.wake_all();
+    }
+    if crate::console::has_input() {
+        crate::fs::tty::pump();
+    }
+}
+
 fn handle(frame: &mut TrapFrame) {
     match frame.vector {
         v if v == TIMER_VECTOR as u64 => {
-            TICKS.fetch_add(1, Ordering::Relaxed);
+            let t = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
             hal::apic::eoi();
+            if let Some(p) = sched::try_current() {
+                p.ticks.fetch_add(1, Ordering::Relaxed);
+            }
+            sched::on_tick(t);
+            if frame.from_user() {
+                crate::syscall::return_to_user(frame);
+            }
         }
         v if v == COM1_VECTOR as u64 => {
             crate::console::on_interrupt();
             hal::apic::eoi();
+            if frame.from_user() {
+                crate::syscall::return_to_user(frame);
+            }
         }
         v if v == hal::apic::SPURIOUS_VECTOR as u64 => {}
         v if v < vector::FIRST_EXTERNAL => exception(frame),
@@ -46,16 +79,59 @@ fn handle(frame: &mut TrapFrame) {
 }
 
 fn exception(frame: &mut TrapFrame) {
-    if !frame.from_user() && hal::probe::fixup(frame) {
-        CAUGHT.fetch_add(1, Ordering::Relaxed);
-        crate::klog!(
-            "trap: caught {} in a probe: rip={:#x} cr2={:#x} error={:#x}",
-            hal::idt::vector_name(frame.vector),
-            frame.rip,
-            hal::cpu::cr2(),
-            frame.error_code
-        );
+    if frame.from_user() {
+        user_exception(frame);
+        crate::syscall::return_to_user(frame);
         return;
     }
-    hal::idt::report_and_exit(frame, "unexpected");
+    if frame.vector == vector::PAGE_FAULT {
+        let addr = hal::cpu::cr2();
+        // A user copy touching a page not yet faulted in: resolve it and
+        // retry the instruction.
+        if addr < hal::probe::USER_TOP && crate::mm::page_fault(addr, frame.error_code).is_ok() {
+            return;
+        }
+    }
+    if hal::probe::fixup(frame) {
+        CAUGHT.fetch_add(1, Ordering::Relaxed);
+        if sched::try_current().is_none() {
+            crate::klog!(
+                "trap: caught {} in a probe: rip={:#x} cr2={:#x} error={:#x}",
+                hal::idt::vector_name(frame.vector),
+                frame.rip,
+                hal::cpu::cr2(),
+                frame.error_code
+            );
+        }
+        return;
+    }
+    hal::idt::report_and_exit(frame, "in kernel mode");
+}
+
+/// A fault in user mode becomes a signal (or a resolved page fault).
+fn user_exception(frame: &mut TrapFrame) {
+    hal::cpu::enable_interrupts();
+    let me = sched::current();
+    let sig = match frame.vector {
+        vector::PAGE_FAULT => {
+            let addr = hal::cpu::cr2();
+            match crate::mm::page_fault(addr, frame.error_code) {
+                Ok(()) => return,
+                Err(abi::Errno::ENOMEM) => {
+                    crate::klog!("out of memory: killing pid {}", me.pid);
+                    signal::SIGKILL
+                }
+                Err(_) => {
+                    me.sig.lock().fault_addr = addr;
+                    signal::SIGSEGV
+                }
+            }
+        }
+        vector::INVALID_OPCODE => signal::SIGILL,
+        vector::DIVIDE_ERROR | vector::X87_FP | vector::SIMD_FP => signal::SIGFPE,
+        vector::BREAKPOINT | vector::DEBUG => signal::SIGTRAP,
+        vector::GENERAL_PROTECTION => signal::SIGSEGV,
+        _ => signal::SIGSEGV,
+    };
+    signal::force(&me, sig);
 }

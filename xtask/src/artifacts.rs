@@ -103,7 +103,7 @@ pub fn build_initramfs(
     let busybox = std::fs::read(crate::deps::BUSYBOX.file).map_err(|e| format!("busybox: {e}"))?;
     a.file("/bin/busybox", busybox, 0o755);
     for applet in busybox_applets()? {
-        if applet != "busybox" {
+        if applet != "/bin/busybox" {
             a.symlink(&applet, "/bin/busybox");
         }
     }

@@ -18,6 +18,8 @@ mod deps;
 mod initramfs;
 mod qemu;
 mod scenarios;
+mod userland;
+mod userland_scenarios;
 
 use std::process::ExitCode;
 use std::time::Duration;

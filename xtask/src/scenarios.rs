@@ -54,11 +54,55 @@ pub fn test_all(args: &[String]) -> Result<i32, String> {
             }
         }
     }
+    eprintln!("== userland scenarios (busybox and rsetest under RSE OS)");
+    let adds: Vec<artifacts::Addition> = crate::userland::build_user_programs()?
+        .into_iter()
+        .map(|(host, guest)| artifacts::Addition { host, guest })
+        .collect();
+    let exec = move |cmd: &str| -> Result<(String, i32), String> { exec_in_guest(cmd, &adds) };
+    for (name, f) in crate::userland_scenarios::scenarios()
+        .into_iter()
+        .filter(|(n, _)| only.is_empty() || only.iter().any(|o| n.contains(o.as_str())))
+    {
+        let t = Instant::now();
+        match f(&exec) {
+            Ok(()) => eprintln!("scenario {name} ... ok ({:.1}s)", t.elapsed().as_secs_f64()),
+            Err(e) => {
+                eprintln!(
+                    "scenario {name} ... FAILED ({:.1}s)\n{e}",
+                    t.elapsed().as_secs_f64()
+                );
+                failed.push(name);
+            }
+        }
+    }
     if failed.is_empty() {
         eprintln!("all scenarios passed");
         Ok(0)
     } else {
         Err(format!("failed scenarios: {}", failed.join(", ")))
+    }
+}
+
+/// Runs `cmd` in a fresh boot exactly as `cargo xtask run --exec` does and
+/// returns its output and exit status.
+fn exec_in_guest(cmd: &str, adds: &[artifacts::Addition]) -> Result<(String, i32), String> {
+    let opts = RunOpts {
+        exec: Some(cmd.to_string()),
+        adds: adds.to_vec(),
+        ..Default::default()
+    };
+    let cfg = opts.config("scenario")?;
+    let out = boot(&cfg, 300)?;
+    if out.timed_out {
+        return Err(explain(&out, "timed out"));
+    }
+    match out.guest_status() {
+        Some(st) => Ok((out.console_str(), st)),
+        None => Err(explain(
+            &out,
+            "the guest reported no exit status (kernel failure?)",
+        )),
     }
 }
 

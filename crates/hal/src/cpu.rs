@@ -86,3 +86,15 @@ pub fn frame_pointer() -> u64 {
     unsafe { asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
     rbp
 }
+
+/// A hardware random number, if the CPU has RDRAND and it succeeds.
+pub fn rdrand() -> Option<u64> {
+    let (_, _, ecx, _) = cpuid(1, 0);
+    if ecx & (1 << 30) == 0 {
+        return None;
+    }
+    let mut v = 0u64;
+    // SAFETY: RDRAND is present (CPUID.1:ECX.30); it only writes v.
+    let ok = unsafe { core::arch::x86_64::_rdrand64_step(&mut v) };
+    (ok == 1).then_some(v)
+}

@@ -14,8 +14,10 @@
 
 extern crate alloc;
 
+pub mod addrspace;
 pub mod apic;
 pub mod boot;
+pub mod context;
 pub mod cpu;
 pub mod exit;
 pub mod gdt;
@@ -23,7 +25,9 @@ pub mod heap;
 pub mod idt;
 pub mod mem;
 pub mod paging;
+pub mod percpu;
 pub mod pic;
 pub mod probe;
 pub mod serial;
+pub mod syscall;
 pub mod time;

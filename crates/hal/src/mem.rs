@@ -81,3 +81,10 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 /// with `panic = "abort"` it is never called.
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
+
+/// The shipped `alloc` has landing pads that call this; with
+/// `panic = "abort"` no unwinding ever starts, so it is unreachable.
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    crate::cpu::halt_forever()
+}

@@ -243,6 +243,11 @@ pub fn init(info: &BootInfo) -> FreeMemory {
     free
 }
 
+/// Whether EFER.NXE is on (the no-execute bit may be used).
+pub fn nx_enabled() -> bool {
+    crate::cpu::rdmsr(0xc000_0080) & (1 << 11) != 0
+}
+
 /// Physical address of the kernel's top-level page table (shared by every
 /// address space's upper half).
 pub fn kernel_pml4() -> u64 {

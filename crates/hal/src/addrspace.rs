@@ -1,0 +1,291 @@
+//! User address spaces: one PML4 per process whose upper half is shared
+//! with the kernel, with the lower half private; plus the physical-frame
+//! helpers the page-fault and fork paths need.
+//!
+//! Frames are owned by the kernel's frame pools; this module only maps
+//! them. The frame helpers ([`zero_frame`], [`copy_frame`], [`write_frame`])
+//! must only be given frames the caller owns (from the frame allocator):
+//! that is the contract that keeps them from corrupting the kernel.
+
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
+use x86_64::structures::paging::{
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size4KiB, Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+use crate::paging::{phys_to_virt, MapError, PAGE_SIZE, PHYS_OFFSET};
+use crate::probe::USER_TOP;
+
+/// Rights of a user page. `cow` marks a read-only page that is private and
+/// must be copied on the first write (kept in a software-available bit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageFlags {
+    /// Writes allowed.
+    pub writable: bool,
+    /// Instruction fetches allowed.
+    pub executable: bool,
+    /// Copy-on-write (only meaningful when not writable).
+    pub cow: bool,
+}
+
+impl PageFlags {
+    fn to_x86(self) -> F {
+        let mut f = F::PRESENT | F::USER_ACCESSIBLE;
+        if self.writable {
+            f |= F::WRITABLE;
+        }
+        if !self.executable && crate::paging::nx_enabled() {
+            f |= F::NO_EXECUTE;
+        }
+        if self.cow {
+            f |= F::BIT_9;
+        }
+        f
+    }
+
+    fn from_x86(f: F) -> PageFlags {
+        PageFlags {
+            writable: f.contains(F::WRITABLE),
+            executable: !f.contains(F::NO_EXECUTE),
+            cow: f.contains(F::BIT_9),
+        }
+    }
+}
+
+/// A process's page tables.
+pub struct AddressSpace {
+    pml4: u64,
+}
+
+fn table(pa: u64) -> &'static mut PageTable {
+    // SAFETY: pa is a page-table frame of this address space, reached via
+    // the direct map; the owning AddressSpace is borrowed mutably or the
+    // tables are only read.
+    unsafe { &mut *(phys_to_virt(pa) as *mut PageTable) }
+}
+
+struct FrameSource<'a>(&'a mut dyn FnMut() -> Option<u64>);
+
+// SAFETY: the closure hands out unused frames from the kernel's pools.
+unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for FrameSource<'_> {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        (self.0)().map(|pa| PhysFrame::containing_address(PhysAddr::new(pa)))
+    }
+}
+
+fn check_user(va: u64) -> Result<(), MapError> {
+    if va >= USER_TOP || !va.is_multiple_of(PAGE_SIZE) {
+        Err(MapError::BadAddress)
+    } else {
+        Ok(())
+    }
+}
+
+impl AddressSpace {
+    /// A new, empty user half sharing the kernel's upper half.
+    pub fn new(frames: &mut dyn FnMut() -> Option<u64>) -> Option<AddressSpace> {
+        let pa = frames()?;
+        let t = table(pa);
+        t.zero();
+        let k = table(crate::paging::kernel_pml4());
+        for i in 256..512 {
+            t[i] = k[i].clone();
+        }
+        Some(AddressSpace { pml4: pa })
+    }
+
+    fn mapper(&self) -> OffsetPageTable<'static> {
+        // SAFETY: the direct map covers all page-table frames.
+        unsafe { OffsetPageTable::new(table(self.pml4), VirtAddr::new(PHYS_OFFSET)) }
+    }
+
+    fn is_active(&self) -> bool {
+        Cr3::read().0.start_address().as_u64() == self.pml4
+    }
+
+    /// Physical address of the PML4.
+    pub fn root(&self) -> u64 {
+        self.pml4
+    }
+
+    /// Maps frame `pa` at user address `va`.
+    pub fn map(
+        &mut self,
+        va: u64,
+        pa: u64,
+        flags: PageFlags,
+        frames: &mut dyn FnMut() -> Option<u64>,
+    ) -> Result<(), MapError> {
+        check_user(va)?;
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
+        let frame = PhysFrame::containing_address(PhysAddr::new(pa));
+        let parent = F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE;
+        // SAFETY: a user page maps a frame the caller owns; kernel memory
+        // is never reachable through it.
+        let r = unsafe {
+            self.mapper().map_to_with_table_flags(
+                page,
+                frame,
+                flags.to_x86(),
+                parent,
+                &mut FrameSource(frames),
+            )
+        };
+        match r {
+            Ok(f) => {
+                // A fresh mapping needs no flush: the TLB caches no
+                // not-present translations on x86.
+                f.ignore();
+                Ok(())
+            }
+            Err(MapToError::PageAlreadyMapped(_)) | Err(MapToError::ParentEntryHugePage) => {
+                Err(MapError::AlreadyMapped)
+            }
+            Err(MapToError::FrameAllocationFailed) => Err(MapError::NoMemory),
+        }
+    }
+
+    /// Removes the mapping at `va`, returning the frame it mapped.
+    pub fn unmap(&mut self, va: u64) -> Option<u64> {
+        check_user(va).ok()?;
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
+        let (frame, flush) = self.mapper().unmap(page).ok()?;
+        if self.is_active() {
+            flush.flush();
+        } else {
+            flush.ignore();
+        }
+        Some(frame.start_address().as_u64())
+    }
+
+    /// The frame and rights mapped at page `va`.
+    pub fn query(&self, va: u64) -> Option<(u64, PageFlags)> {
+        if va >= USER_TOP {
+            return None;
+        }
+        match self
+            .mapper()
+            .translate(VirtAddr::new(va & !(PAGE_SIZE - 1)))
+        {
+            TranslateResult::Mapped { frame, flags, .. } => {
+                Some((frame.start_address().as_u64(), PageFlags::from_x86(flags)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Changes the rights of the page at `va`; false if nothing is mapped.
+    pub fn protect(&mut self, va: u64, flags: PageFlags) -> bool {
+        if check_user(va).is_err() {
+            return false;
+        }
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
+        // SAFETY: changes rights of a user page only.
+        match unsafe { self.mapper().update_flags(page, flags.to_x86()) } {
+            Ok(f) => {
+                if self.is_active() {
+                    f.flush();
+                } else {
+                    f.ignore();
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Loads this address space into CR3.
+    pub fn activate(&self) {
+        if !self.is_active() {
+            // SAFETY: the upper half (kernel) is identical in every address
+            // space, so the running code and stack stay mapped.
+            unsafe {
+                Cr3::write(
+                    PhysFrame::containing_address(PhysAddr::new(self.pml4)),
+                    Cr3Flags::empty(),
+                )
+            };
+        }
+    }
+
+    /// Frees the lower-half page-table frames and the PML4 (the caller
+    /// has already unmapped and freed the leaf frames). Must not be active.
+    pub fn destroy(self, free: &mut dyn FnMut(u64)) {
+        assert!(!self.is_active(), "destroying the active address space");
+        let l4 = table(self.pml4);
+        for e4 in l4.iter().take(256).filter(|e| !e.is_unused()) {
+            let l3 = e4.addr().as_u64();
+            for e3 in table(l3)
+                .iter()
+                .filter(|e| !e.is_unused() && !e.flags().contains(F::HUGE_PAGE))
+            {
+                let l2 = e3.addr().as_u64();
+                for e2 in table(l2)
+                    .iter()
+                    .filter(|e| !e.is_unused() && !e.flags().contains(F::HUGE_PAGE))
+                {
+                    free(e2.addr().as_u64());
+                }
+                free(l2);
+            }
+            free(l3);
+        }
+        free(self.pml4);
+    }
+}
+
+/// Switches to the kernel's own page tables (before destroying the active
+/// address space of an exiting process).
+pub fn activate_kernel() {
+    // SAFETY: the kernel PML4 maps all kernel code, data and stacks.
+    unsafe {
+        Cr3::write(
+            PhysFrame::containing_address(PhysAddr::new(crate::paging::kernel_pml4())),
+            Cr3Flags::empty(),
+        )
+    };
+}
+
+/// Fills an owned frame with zeros.
+pub fn zero_frame(pa: u64) {
+    // SAFETY: the caller owns the frame (see module doc).
+    unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, PAGE_SIZE as usize) }
+}
+
+/// Copies one owned frame onto another.
+pub fn copy_frame(dst: u64, src: u64) {
+    // SAFETY: the caller owns dst and src is a mapped RAM frame; distinct.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            phys_to_virt(src) as *const u8,
+            phys_to_virt(dst) as *mut u8,
+            PAGE_SIZE as usize,
+        )
+    }
+}
+
+/// Writes `data` into an owned frame at `offset`.
+pub fn write_frame(pa: u64, offset: usize, data: &[u8]) {
+    assert!(
+        offset + data.len() <= PAGE_SIZE as usize,
+        "write past the frame"
+    );
+    // SAFETY: the caller owns the frame; the range stays inside it.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            data.as_ptr(),
+            (phys_to_virt(pa) as *mut u8).add(offset),
+            data.len(),
+        )
+    }
+}
+
+/// Reads from a RAM frame.
+pub fn read_frame(pa: u64, offset: usize, out: &mut [u8]) {
+    assert!(
+        offset + out.len() <= PAGE_SIZE as usize,
+        "read past the frame"
+    );
+    out.copy_from_slice(crate::paging::phys_slice(pa + offset as u64, out.len()));
+}

@@ -1,0 +1,190 @@
+//! Kernel context switches between tasks, and the initial kernel stack of
+//! a task that has never run (so that its first switch-in returns to user
+//! mode through the common trap return path).
+
+use crate::idt::TrapFrame;
+
+core::arch::global_asm!(
+    r#"
+    .section .text.context, "ax"
+    .global hal_context_switch
+    // rdi = where to save the old rsp, rsi = the new rsp
+hal_context_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+
+    .global hal_first_switch_in
+hal_first_switch_in:
+    call hal_first_run_hook
+    jmp trap_return
+"#,
+    options(att_syntax)
+);
+
+extern "C" {
+    fn hal_context_switch(save_rsp: *mut u64, new_rsp: u64);
+    fn hal_first_switch_in();
+}
+
+static FIRST_RUN: spin::Once<fn()> = spin::Once::new();
+
+/// Sets the function every new task runs (on its own stack, interrupts
+/// off) before it first returns to user mode.
+pub fn set_first_run_hook(f: fn()) {
+    FIRST_RUN.call_once(|| f);
+}
+
+#[no_mangle]
+extern "C" fn hal_first_run_hook() {
+    if let Some(f) = FIRST_RUN.get() {
+        f();
+    }
+}
+
+/// A task's kernel stack: trap frames from user mode land at its top.
+pub struct KernelStack {
+    words: alloc::boxed::Box<[u64]>,
+}
+
+/// Size of every kernel stack.
+pub const KERNEL_STACK_SIZE: usize = 32 * 1024;
+const FRAME_WORDS: usize = core::mem::size_of::<TrapFrame>() / 8;
+
+impl KernelStack {
+    /// A zeroed stack.
+    pub fn new() -> KernelStack {
+        KernelStack {
+            words: alloc::vec![0u64; KERNEL_STACK_SIZE / 8].into_boxed_slice(),
+        }
+    }
+
+    /// The address one past the top (16-aligned: the heap aligns to 8, so
+    /// we leave one word spare when needed).
+    pub fn top(&self) -> u64 {
+        let end = self.words.as_ptr() as u64 + (self.words.len() * 8) as u64;
+        end & !0xf
+    }
+
+    fn index_of(&self, addr: u64) -> usize {
+        ((addr - self.words.as_ptr() as u64) / 8) as usize
+    }
+
+    /// Writes `frame` at the top and a switch frame under it that enters
+    /// `hal_first_switch_in`; returns the saved RSP for [`switch`].
+    pub fn prepare_first_run(&mut self, frame: &TrapFrame) -> u64 {
+        let frame_at = self.top() - (FRAME_WORDS * 8) as u64;
+        let i = self.index_of(frame_at);
+        let src = frame_words(frame);
+        self.words[i..i + FRAME_WORDS].copy_from_slice(&src);
+        // Switch frame: r15, r14, r13, r12, rbx, rbp, return address.
+        let sw = frame_at - 7 * 8;
+        let j = self.index_of(sw);
+        self.words[j..j + 6].fill(0);
+        self.words[j + 6] = hal_first_switch_in as *const () as u64;
+        sw
+    }
+
+    /// The trap frame at the top of the stack (valid while the task is in
+    /// the kernel, or before its first run).
+    pub fn top_frame(&self) -> TrapFrame {
+        let i = self.index_of(self.top() - (FRAME_WORDS * 8) as u64);
+        words_frame(&self.words[i..i + FRAME_WORDS])
+    }
+}
+
+impl Default for KernelStack {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn frame_words(f: &TrapFrame) -> [u64; FRAME_WORDS] {
+    [
+        f.r15,
+        f.r14,
+        f.r13,
+        f.r12,
+        f.r11,
+        f.r10,
+        f.r9,
+        f.r8,
+        f.rbp,
+        f.rdi,
+        f.rsi,
+        f.rdx,
+        f.rcx,
+        f.rbx,
+        f.rax,
+        f.vector,
+        f.error_code,
+        f.rip,
+        f.cs,
+        f.rflags,
+        f.rsp,
+        f.ss,
+    ]
+}
+
+fn words_frame(w: &[u64]) -> TrapFrame {
+    TrapFrame {
+        r15: w[0],
+        r14: w[1],
+        r13: w[2],
+        r12: w[3],
+        r11: w[4],
+        r10: w[5],
+        r9: w[6],
+        r8: w[7],
+        rbp: w[8],
+        rdi: w[9],
+        rsi: w[10],
+        rdx: w[11],
+        rcx: w[12],
+        rbx: w[13],
+        rax: w[14],
+        vector: w[15],
+        error_code: w[16],
+        rip: w[17],
+        cs: w[18],
+        rflags: w[19],
+        rsp: w[20],
+        ss: w[21],
+    }
+}
+
+/// A user-mode frame that starts executing at `rip` with stack `rsp`
+/// (interrupts enabled, all other registers zero).
+pub fn user_frame(rip: u64, rsp: u64) -> TrapFrame {
+    TrapFrame {
+        rip,
+        rsp,
+        cs: crate::gdt::USER_CS as u64,
+        ss: crate::gdt::USER_DS as u64,
+        rflags: 0x202,
+        ..TrapFrame::default()
+    }
+}
+
+/// Saves the current kernel context into `*save` and resumes the one
+/// saved at `next` (from an earlier switch or `prepare_first_run`).
+///
+/// Call with interrupts disabled; the caller keeps both stacks alive.
+pub fn switch(save: &core::sync::atomic::AtomicU64, next: u64) {
+    // SAFETY: next is a stack pointer produced by this module for a live
+    // kernel stack; the callee-saved registers are restored on return; the
+    // atomic's storage is written only by this switch while it is running.
+    unsafe { hal_context_switch(save.as_ptr(), next) }
+}

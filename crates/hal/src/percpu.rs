@@ -1,0 +1,135 @@
+//! Per-CPU data reached through GS: the fields the assembly entry paths
+//! need (kernel stack of the running task, user RSP scratch, the running
+//! task's FPU save area), and the CPU's index.
+
+use crate::gdt::MAX_CPUS;
+
+/// Offsets used by trap_entry.S and syscall.rs: keep in sync.
+#[repr(C, align(64))]
+struct PerCpu {
+    self_ptr: u64,   // 0
+    kstack_top: u64, // 8
+    user_rsp: u64,   // 16
+    scratch: u64,    // 24
+    fpu_area: u64,   // 32
+    cpu_id: u64,     // 40
+}
+
+static mut PERCPU: [PerCpu; MAX_CPUS] = [const {
+    PerCpu {
+        self_ptr: 0,
+        kstack_top: 0,
+        user_rsp: 0,
+        scratch: 0,
+        fpu_area: 0,
+        cpu_id: 0,
+    }
+}; MAX_CPUS];
+
+/// A 512-byte, 16-aligned FXSAVE area (the user FPU/SSE state of a task),
+/// written by the entry assembly while the task is in the kernel.
+#[repr(C, align(16))]
+pub struct FpuArea(core::cell::UnsafeCell<[u8; 512]>);
+
+// SAFETY: a task's area is written only by the CPU running that task
+// (entry assembly) or by its owner before the task first runs.
+unsafe impl Sync for FpuArea {}
+
+impl FpuArea {
+    /// The state a fresh process starts with: x87 control word 0x37f and
+    /// MXCSR 0x1f80, as Linux sets them.
+    pub fn initial() -> FpuArea {
+        let mut a = [0u8; 512];
+        a[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+        a[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        FpuArea(core::cell::UnsafeCell::new(a))
+    }
+
+    /// The saved state as bytes (signal frames).
+    pub fn bytes(&self) -> [u8; 512] {
+        // SAFETY: as snapshot.
+        unsafe { *self.0.get() }
+    }
+
+    /// Replaces the saved state (rt_sigreturn). MXCSR bits that fxrstor
+    /// would fault on are cleared.
+    pub fn load(&self, bytes: &[u8; 512]) {
+        let mut b = *bytes;
+        let mxcsr = u32::from_le_bytes([b[24], b[25], b[26], b[27]]) & 0xffff;
+        b[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        // SAFETY: the owning task is in the kernel; the entry assembly
+        // reads the area only when returning to user mode.
+        unsafe { *self.0.get() = b };
+    }
+
+    /// A copy of the saved state (fork copies the parent's, which the
+    /// syscall entry saved).
+    pub fn snapshot(&self) -> FpuArea {
+        // SAFETY: called by the owning task while it runs in the kernel,
+        // when no entry path writes the area.
+        FpuArea(core::cell::UnsafeCell::new(unsafe { *self.0.get() }))
+    }
+}
+
+const IA32_GS_BASE: u32 = 0xc000_0101;
+const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
+const IA32_FS_BASE: u32 = 0xc000_0100;
+
+/// Points GS at this CPU's area (kernel GS base; the user's is 0).
+pub fn init(cpu: usize) {
+    // SAFETY: each CPU writes only its own slot, before using GS.
+    unsafe {
+        let p = core::ptr::addr_of_mut!(PERCPU[cpu]);
+        (*p).self_ptr = p as u64;
+        (*p).cpu_id = cpu as u64;
+        crate::cpu::wrmsr(IA32_GS_BASE, p as u64);
+        crate::cpu::wrmsr(IA32_KERNEL_GS_BASE, 0);
+    }
+}
+
+fn this() -> *mut PerCpu {
+    crate::cpu::rdmsr(IA32_GS_BASE) as *mut PerCpu
+}
+
+/// This CPU's index.
+pub fn cpu_id() -> usize {
+    // SAFETY: GS base points at this CPU's PerCpu (set in init).
+    unsafe { (*this()).cpu_id as usize }
+}
+
+/// Installs the running task's kernel stack top and FPU area: entries from
+/// user mode land on that stack and save user FPU state there. The caller
+/// guarantees both live as long as the task runs on this CPU.
+pub fn set_current_task(kstack_top: u64, fpu: &FpuArea) {
+    // SAFETY: called with interrupts disabled on the owning CPU; the
+    // assembly reads these fields only on entry from user mode.
+    unsafe {
+        let p = this();
+        (*p).kstack_top = kstack_top;
+        (*p).fpu_area = fpu.0.get() as u64;
+        crate::gdt::set_kernel_stack((*p).cpu_id as usize, kstack_top);
+    }
+}
+
+/// The user FS base (TLS pointer) of the running task.
+pub fn user_fs_base() -> u64 {
+    crate::cpu::rdmsr(IA32_FS_BASE)
+}
+
+/// Sets the user FS base (arch_prctl(ARCH_SET_FS), context switches).
+pub fn set_user_fs_base(v: u64) {
+    // SAFETY: FS base only affects user-mode %fs accesses; the kernel does
+    // not use FS. A non-canonical value would #GP, so callers check it.
+    unsafe { crate::cpu::wrmsr(IA32_FS_BASE, v) }
+}
+
+/// The user GS base while in the kernel (it sits in KERNEL_GS_BASE).
+pub fn user_gs_base() -> u64 {
+    crate::cpu::rdmsr(IA32_KERNEL_GS_BASE)
+}
+
+/// Sets the user GS base (takes effect at the next swapgs to user).
+pub fn set_user_gs_base(v: u64) {
+    // SAFETY: as set_user_fs_base.
+    unsafe { crate::cpu::wrmsr(IA32_KERNEL_GS_BASE, v) }
+}

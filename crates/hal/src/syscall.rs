@@ -1,0 +1,94 @@
+//! The `syscall` instruction entry. It builds the same [`TrapFrame`] as an
+//! interrupt (vector [`SYSCALL_VECTOR`]) on the task's kernel stack, saves
+//! the user FPU state, and leaves through the common trap return path, so
+//! signal delivery, fork and execve edit one frame type.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::gdt::{KERNEL_CS, SYSRET_BASE, USER_CS, USER_DS};
+use crate::idt::TrapFrame;
+
+/// The `vector` field of a frame built by the syscall entry.
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+core::arch::global_asm!(
+    r#"
+    .section .text.syscall_entry, "ax"
+    .global syscall_entry
+syscall_entry:
+    swapgs
+    movq %rsp, %gs:16
+    movq %gs:8, %rsp
+    pushq ${user_ds}
+    pushq %gs:16
+    pushq %r11
+    pushq ${user_cs}
+    pushq %rcx
+    pushq $0
+    pushq ${vector}
+    movq %rax, %gs:24
+    movq %gs:32, %rax
+    fxsave64 (%rax)
+    movq %gs:24, %rax
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rdi
+    cld
+    call hal_syscall_dispatch
+    jmp trap_return
+"#,
+    user_ds = const USER_DS,
+    user_cs = const USER_CS,
+    vector = const SYSCALL_VECTOR,
+    options(att_syntax)
+);
+
+extern "C" {
+    fn syscall_entry();
+}
+
+/// The kernel's syscall handler.
+pub type SyscallHandler = fn(&mut TrapFrame);
+
+static HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+#[no_mangle]
+extern "C" fn hal_syscall_dispatch(frame: &mut TrapFrame) {
+    let h = HANDLER.load(Ordering::Acquire);
+    // SAFETY: HANDLER holds a SyscallHandler (set before any user mode).
+    let handler: SyscallHandler = unsafe { core::mem::transmute::<*mut (), SyscallHandler>(h) };
+    handler(frame);
+}
+
+const IA32_STAR: u32 = 0xc000_0081;
+const IA32_LSTAR: u32 = 0xc000_0082;
+const IA32_FMASK: u32 = 0xc000_0084;
+
+/// Enables `syscall` on this CPU with `handler` as the kernel side.
+pub fn init(handler: SyscallHandler) {
+    HANDLER.store(handler as *mut (), Ordering::Release);
+    let star = ((SYSRET_BASE as u64) << 48) | ((KERNEL_CS as u64) << 32);
+    // Clear IF, TF, DF, AC on entry: the handler enables interrupts itself
+    // once it runs on the kernel stack.
+    let fmask = (1 << 9) | (1 << 8) | (1 << 10) | (1 << 18);
+    // SAFETY: standard syscall MSR setup; EFER.SCE was set at boot; the
+    // selectors match the GDT layout in gdt.rs.
+    unsafe {
+        crate::cpu::wrmsr(IA32_STAR, star);
+        crate::cpu::wrmsr(IA32_LSTAR, syscall_entry as *const () as u64);
+        crate::cpu::wrmsr(IA32_FMASK, fmask);
+    }
+}

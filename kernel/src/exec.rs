@@ -1,0 +1,270 @@
+//! execve(2): loading a static ELF (ET_EXEC or static-pie ET_DYN) or a `#!`
+//! script into a fresh address space with the initial stack Linux builds.
+//! Dynamic executables (PT_INTERP) get ENOEXEC until the loader exists.
+
+use abi::elf::{self, ElfImage, ElfKind};
+use abi::{Errno, KResult};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use hal::idt::TrapFrame;
+use linux_raw_sys::general as g;
+use mm::vma::{Prot, Vma, VmaKind};
+use spin::Mutex;
+use vfs::{FileType, Ino};
+
+use crate::mm::{Mm, PAGE, STACK_SIZE, STACK_TOP};
+use crate::uaccess;
+
+/// Where a static-pie executable is placed.
+const PIE_BASE: u64 = 0x5555_5555_4000;
+/// Deepest chain of `#!` interpreters.
+const MAX_SCRIPT_DEPTH: usize = 4;
+
+/// A program ready to run: its memory and where to start.
+pub struct Loaded {
+    pub mm: Mm,
+    pub entry: u64,
+    pub sp: u64,
+    pub comm: String,
+    pub cmdline: Vec<u8>,
+    pub exe: Vec<u8>,
+}
+
+fn lookup_exec(cwd: Ino, path: &[u8]) -> KResult<Ino> {
+    let ino = crate::fs::with(|fs| fs.lookup(cwd, path, true))?;
+    let st = crate::fs::with(|fs| fs.stat(ino))?;
+    match FileType::from_mode(st.mode) {
+        Some(FileType::Regular) => {}
+        Some(FileType::Directory) => return Err(Errno::EACCES),
+        _ => return Err(Errno::EACCES),
+    }
+    if st.mode & 0o111 == 0 {
+        return Err(Errno::EACCES);
+    }
+    Ok(ino)
+}
+
+fn prot_of(s: &elf::LoadSegment) -> Prot {
+    let mut p = Prot::NONE;
+    if s.readable {
+        p = p | Prot::READ;
+    }
+    if s.writable {
+        p = p | Prot::WRITE;
+    }
+    if s.executable {
+        p = p | Prot::EXEC;
+    }
+    p
+}
+
+fn map_image(m: &mut Mm, image: &ElfImage, data: &[u8]) -> KResult<()> {
+    let mut prev_end = 0u64;
+    for s in &image.segments {
+        let (start, end) = s.page_range();
+        let prot = prot_of(s);
+        let vstart = start.max(prev_end);
+        if vstart < end {
+            m.insert_vma(Vma {
+                start: vstart,
+                end,
+                prot,
+                shared: false,
+                kind: VmaKind::File,
+                backing: None,
+            })?;
+        }
+        prev_end = prev_end.max(end);
+        // Copy the file bytes page by page; pages shared with the previous
+        // segment already exist and receive this segment's part too.
+        let file_end = s.vaddr + s.filesz;
+        let mut va = start;
+        while va < end {
+            let pa = match m.frame_at(va) {
+                Some(pa) => pa,
+                None => m.map_new(va, prot, hal::addrspace::zero_frame)?,
+            };
+            let lo = va.max(s.vaddr);
+            let hi = (va + PAGE).min(file_end);
+            if lo < hi {
+                let off = (s.file_offset + (lo - s.vaddr)) as usize;
+                let src = data
+                    .get(off..off + (hi - lo) as usize)
+                    .ok_or(Errno::ENOEXEC)?;
+                hal::addrspace::write_frame(pa, (lo - va) as usize, src);
+            }
+            va += PAGE;
+        }
+    }
+    Ok(())
+}
+
+fn hwcap() -> u64 {
+    hal::cpu::cpuid(1, 0).3 as u64
+}
+
+/// Loads `path` (relative to `cwd`) with `argv` and `envp` into a new
+/// address space on `torus`.
+pub fn load(
+    cwd: Ino,
+    path: &[u8],
+    argv: Vec<Vec<u8>>,
+    envp: &[Vec<u8>],
+    torus: usize,
+) -> KResult<Loaded> {
+    let mut path = path.to_vec();
+    let mut argv = argv;
+    let mut ino = lookup_exec(cwd, &path)?;
+    let mut data = crate::fs::read_all(ino)?;
+    for depth in 0.. {
+        let Some(script) = elf::is_script(&data) else {
+            break;
+        };
+        if depth >= MAX_SCRIPT_DEPTH {
+            return Err(Errno::ELOOP);
+        }
+        let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+        let new_argv = script.argv(&path, args.get(1..).unwrap_or(&[]));
+        path = script.interpreter.clone();
+        argv = new_argv;
+        ino = lookup_exec(cwd, &path)?;
+        data = crate::fs::read_all(ino)?;
+    }
+    let mut image = elf::parse(&data)?;
+    if image.interp.is_some() {
+        crate::klog!(
+            "exec {}: dynamically linked programs are not supported yet",
+            String::from_utf8_lossy(&path)
+        );
+        return Err(Errno::ENOEXEC);
+    }
+    if image.kind == ElfKind::Dyn {
+        image = image.with_bias(PIE_BASE)?;
+    }
+    let mut m = Mm::new(torus)?;
+    let r = (|| -> KResult<(u64, u64)> {
+        map_image(&mut m, &image, &data)?;
+        m.brk_start = image.brk_start();
+        m.brk = m.brk_start;
+        m.insert_vma(Vma {
+            start: STACK_TOP - STACK_SIZE,
+            end: STACK_TOP,
+            prot: Prot::RW,
+            shared: false,
+            kind: VmaKind::Stack,
+            backing: None,
+        })?;
+        let auxv = [
+            (g::AT_PHDR as u64, image.phdr_vaddr.unwrap_or(0)),
+            (g::AT_PHENT as u64, image.phent as u64),
+            (g::AT_PHNUM as u64, image.phnum as u64),
+            (g::AT_PAGESZ as u64, PAGE),
+            (g::AT_BASE as u64, 0),
+            (g::AT_FLAGS as u64, 0),
+            (g::AT_ENTRY as u64, image.entry),
+            (g::AT_UID as u64, 0),
+            (g::AT_EUID as u64, 0),
+            (g::AT_GID as u64, 0),
+            (g::AT_EGID as u64, 0),
+            (g::AT_SECURE as u64, 0),
+            (g::AT_CLKTCK as u64, 100),
+            (g::AT_HWCAP as u64, hwcap()),
+            (g::AT_HWCAP2 as u64, 0),
+        ];
+        let mut random = [0u8; 16];
+        crate::random::fill(&mut random);
+        let a: Vec<&[u8]> = argv.iter().map(|x| x.as_slice()).collect();
+        let e: Vec<&[u8]> = envp.iter().map(|x| x.as_slice()).collect();
+        let st = abi::stack::build(&abi::stack::StackParams {
+            stack_top: STACK_TOP,
+            argv: &a,
+            envp: &e,
+            execfn: &path,
+            auxv: &auxv,
+            random,
+            stack_rlimit: STACK_SIZE,
+        })?;
+        m.write_initial(STACK_TOP - st.bytes.len() as u64, &st.bytes)?;
+        Ok((image.entry, st.sp))
+    })();
+    let (entry, sp) = match r {
+        Ok(v) => v,
+        Err(e) => {
+            m.destroy();
+            return Err(e);
+        }
+    };
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
+    let comm = String::from_utf8_lossy(&name[..name.len().min(15)]).into_owned();
+    let mut cmdline = Vec::new();
+    for a in &argv {
+        cmdline.extend_from_slice(a);
+        cmdline.push(0);
+    }
+    let exe = crate::fs::with(|fs| fs.path_of(ino)).unwrap_or(path);
+    Ok(Loaded {
+        mm: m,
+        entry,
+        sp,
+        comm,
+        cmdline,
+        exe,
+    })
+}
+
+/// execve(2) / execveat(2).
+pub fn execve(
+    frame: &mut TrapFrame,
+    dirfd: i64,
+    path: u64,
+    argv: u64,
+    envp: u64,
+    _flags: u64,
+) -> KResult<u64> {
+    let p = uaccess::read_cstr(path, 4096)?;
+    if p.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let read_strings = |arr: u64| -> KResult<Vec<Vec<u8>>> {
+        let ptrs = uaccess::read_ptr_array(arr, 65536)?;
+        ptrs.iter()
+            .map(|&q| uaccess::read_cstr(q, abi::stack::MAX_ARG_STRLEN))
+            .collect()
+    };
+    let args = read_strings(argv)?;
+    let env = read_strings(envp)?;
+    let me = crate::proc::sched::current();
+    let cwd = if p.first() == Some(&b'/') || dirfd == crate::syscall::fs::AT_FDCWD {
+        me.fs.lock().cwd
+    } else {
+        me.files()
+            .lock()
+            .get(dirfd as i32)?
+            .ino()
+            .ok_or(Errno::ENOTDIR)?
+    };
+    let torus = me.info.lock().torus;
+    let loaded = load(cwd, &p, args, &env, torus)?;
+
+    // Point of no return: the old image goes away.
+    let old = me.mm.lock().replace(Arc::new(Mutex::new(loaded.mm)));
+    me.mm().lock().activate();
+    if let Some(old) = old {
+        crate::mm::release(old);
+    }
+    me.files().lock().close_on_exec();
+    me.sig.lock().reset_for_exec();
+    {
+        let mut info = me.info.lock();
+        info.comm = loaded.comm;
+        info.cmdline = loaded.cmdline;
+        info.exe = loaded.exe;
+    }
+    *me.vfork_done.lock() = true;
+    me.vfork_wait.wake_all();
+    *frame = hal::context::user_frame(loaded.entry, loaded.sp);
+    me.fpu().load(&hal::percpu::FpuArea::initial().bytes());
+    me.set_fs_base(0);
+    Ok(0)
+}

@@ -1,0 +1,219 @@
+//! Open files: what a descriptor points at, with its offset and status
+//! flags, and the read/write/poll behaviour of each kind.
+
+use abi::{Errno, KResult};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+use spin::Mutex;
+use vfs::{FileType, Ino};
+
+use super::pipe::Pipe;
+
+pub const O_ACCMODE: u32 = 3;
+pub const O_RDONLY: u32 = 0;
+pub const O_WRONLY: u32 = 1;
+pub const O_RDWR: u32 = 2;
+pub const O_CREAT: u32 = 0o100;
+pub const O_EXCL: u32 = 0o200;
+pub const O_TRUNC: u32 = 0o1000;
+pub const O_APPEND: u32 = 0o2000;
+pub const O_NONBLOCK: u32 = 0o4000;
+pub const O_DIRECTORY: u32 = 0o200000;
+pub const O_NOFOLLOW: u32 = 0o400000;
+pub const O_CLOEXEC: u32 = 0o2000000;
+pub const O_PATH: u32 = 0o10000000;
+
+pub const POLLIN: u16 = 1;
+pub const POLLPRI: u16 = 2;
+pub const POLLOUT: u16 = 4;
+pub const POLLERR: u16 = 8;
+pub const POLLHUP: u16 = 0x10;
+pub const POLLNVAL: u16 = 0x20;
+
+/// What an open file refers to.
+pub enum Kind {
+    /// A tmpfs regular file, directory or symlink (O_PATH).
+    Inode(Ino),
+    /// The read end of a pipe.
+    PipeRead(Arc<Pipe>),
+    /// The write end of a pipe.
+    PipeWrite(Arc<Pipe>),
+    /// The serial console (/dev/console, /dev/tty).
+    Tty,
+    /// /dev/null.
+    Null,
+    /// /dev/zero.
+    Zero,
+    /// /dev/random, /dev/urandom.
+    Random,
+    /// A /proc file: its content, generated at open.
+    Proc(Vec<u8>),
+    /// A /proc directory: its entries (ino, d_type, name), generated at open.
+    ProcDir(Vec<(u64, u8, Vec<u8>)>),
+}
+
+/// An open file description (shared by dup'ed descriptors and across fork).
+pub struct OpenFile {
+    pub kind: Kind,
+    flags: AtomicU32,
+    pub pos: Mutex<u64>,
+}
+
+impl OpenFile {
+    /// A new open file with status `flags` (O_* bits).
+    pub fn new(kind: Kind, flags: u32) -> Arc<OpenFile> {
+        match &kind {
+            Kind::PipeRead(p) => p.add_reader(),
+            Kind::PipeWrite(p) => p.add_writer(),
+            Kind::Inode(ino) => {
+                let _ = super::with(|fs| fs.retain(*ino));
+            }
+            _ => {}
+        }
+        Arc::new(OpenFile {
+            kind,
+            flags: AtomicU32::new(flags & !O_CLOEXEC),
+            pos: Mutex::new(0),
+        })
+    }
+
+    /// Status flags (access mode, O_APPEND, O_NONBLOCK, …).
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// F_SETFL: only O_APPEND and O_NONBLOCK may change.
+    pub fn set_flags(&self, f: u32) {
+        let keep = self.flags() & !(O_APPEND | O_NONBLOCK);
+        self.flags
+            .store(keep | (f & (O_APPEND | O_NONBLOCK)), Ordering::Relaxed);
+    }
+
+    fn nonblock(&self) -> bool {
+        self.flags() & O_NONBLOCK != 0
+    }
+
+    /// Readable per the access mode.
+    pub fn readable(&self) -> bool {
+        self.flags() & O_PATH == 0 && self.flags() & O_ACCMODE != O_WRONLY
+    }
+
+    /// Writable per the access mode.
+    pub fn writable(&self) -> bool {
+        self.flags() & O_PATH == 0 && self.flags() & O_ACCMODE != O_RDONLY
+    }
+
+    /// Reads at the current offset (advancing it) or from the stream.
+    pub fn read(&self, buf: &mut [u8]) -> KResult<usize> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        match &self.kind {
+            Kind::Inode(_) | Kind::Proc(_) => {
+                let mut pos = self.pos.lock();
+                let n = self.pread(buf, *pos)?;
+                *pos += n as u64;
+                Ok(n)
+            }
+            Kind::PipeRead(p) => p.read(buf, self.nonblock()),
+            Kind::PipeWrite(_) => Err(Errno::EBADF),
+            Kind::Tty => super::tty::read(buf, self.nonblock()),
+            Kind::Null => Ok(0),
+            Kind::Zero => {
+                buf.fill(0);
+                Ok(buf.len())
+            }
+            Kind::Random => {
+                crate::random::fill(buf);
+                Ok(buf.len())
+            }
+            Kind::ProcDir(_) => Err(Errno::EISDIR),
+        }
+    }
+
+    /// Reads at `off` without moving the offset.
+    pub fn pread(&self, buf: &mut [u8], off: u64) -> KResult<usize> {
+        match &self.kind {
+            Kind::Inode(ino) => {
+                if super::with(|fs| fs.file_type(*ino))? == FileType::Directory {
+                    return Err(Errno::EISDIR);
+                }
+                super::read_inode(*ino, off, buf)
+            }
+            Kind::Proc(data) => {
+                let start = (off as usize).min(data.len());
+                let n = buf.len().min(data.len() - start);
+                buf[..n].copy_from_slice(&data[start..start + n]);
+                Ok(n)
+            }
+            Kind::ProcDir(_) => Err(Errno::EISDIR),
+            _ => Err(Errno::ESPIPE),
+        }
+    }
+
+    /// Writes at the offset (or the end with O_APPEND) or to the stream.
+    pub fn write(&self, data: &[u8]) -> KResult<usize> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        match &self.kind {
+            Kind::Inode(ino) => {
+                let mut pos = self.pos.lock();
+                if self.flags() & O_APPEND != 0 {
+                    *pos = super::with(|fs| fs.stat(*ino))?.size as u64;
+                }
+                let n = super::with(|fs| fs.write(*ino, *pos, data))?;
+                *pos += n as u64;
+                Ok(n)
+            }
+            Kind::PipeWrite(p) => p.write(data, self.nonblock()),
+            Kind::PipeRead(_) => Err(Errno::EBADF),
+            Kind::Tty => super::tty::write(data),
+            Kind::Null | Kind::Zero | Kind::Random => Ok(data.len()),
+            Kind::Proc(_) | Kind::ProcDir(_) => Err(Errno::EACCES),
+        }
+    }
+
+    /// Writes at `off` without moving the offset.
+    pub fn pwrite(&self, data: &[u8], off: u64) -> KResult<usize> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        match &self.kind {
+            Kind::Inode(ino) => super::with(|fs| fs.write(*ino, off, data)),
+            _ => Err(Errno::ESPIPE),
+        }
+    }
+
+    /// Ready events for poll/select.
+    pub fn poll(&self) -> u16 {
+        match &self.kind {
+            Kind::PipeRead(p) => p.poll(true),
+            Kind::PipeWrite(p) => p.poll(false),
+            Kind::Tty => super::tty::poll(),
+            _ => POLLIN | POLLOUT,
+        }
+    }
+
+    /// The inode, for files that have one.
+    pub fn ino(&self) -> Option<Ino> {
+        match self.kind {
+            Kind::Inode(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        match &self.kind {
+            Kind::PipeRead(p) => p.drop_reader(),
+            Kind::PipeWrite(p) => p.drop_writer(),
+            Kind::Inode(ino) => {
+                let _ = super::with(|fs| fs.release(*ino));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The kernel's file layer: one tmpfs root unpacked from the initramfs,
+//! open-file objects, per-process descriptor tables, pipes, the console
+//! tty and the character devices.
+
+pub mod fdtable;
+pub mod file;
+pub mod pipe;
+pub mod procfs;
+pub mod tty;
+
+use abi::{Errno, KResult};
+use alloc::vec::Vec;
+use spin::Mutex;
+use vfs::{Ino, Timespec, Tmpfs, TmpfsConfig, ROOT_INO};
+
+static FS: Mutex<Option<Tmpfs>> = Mutex::new(None);
+
+/// poll/select sleepers: woken whenever a pipe or the tty changes state,
+/// and on every timer tick (for their timeouts).
+pub static POLL_WQ: crate::proc::sched::WaitQueue = crate::proc::sched::WaitQueue::new();
+pub use POLL_WQ as POLL_WQ_OR_TICK;
+
+/// Device numbers (Linux's).
+pub mod dev {
+    pub const MEM_MAJOR: u32 = 1;
+    pub const NULL: u32 = 3;
+    pub const ZERO: u32 = 5;
+    pub const RANDOM: u32 = 8;
+    pub const URANDOM: u32 = 9;
+    pub const TTY_MAJOR: u32 = 5;
+    pub const TTY: u32 = 0;
+    pub const CONSOLE: u32 = 1;
+}
+
+/// Wall-clock "now" for timestamps: seconds since boot (no RTC yet).
+pub fn now() -> Timespec {
+    Timespec::from_nanos(hal::time::now_ns())
+}
+
+/// Runs `f` on the filesystem.
+pub fn with<R>(f: impl FnOnce(&mut Tmpfs) -> R) -> R {
+    let mut g = FS.lock();
+    let fs = g.as_mut().expect("filesystem initialised");
+    fs.set_time(now());
+    f(fs)
+}
+
+/// Unpacks the initramfs into a fresh tmpfs and creates /dev nodes.
+/// Returns the number of bytes unpacked.
+pub fn init(initramfs: &[u8]) -> KResult<usize> {
+    let mut fs = Tmpfs::new(TmpfsConfig::default(), now());
+    if !initramfs.is_empty() {
+        vfs::cpio::unpack(&mut fs, ROOT_INO, initramfs).map_err(|_| Errno::EINVAL)?;
+    }
+    let devdir = match fs.lookup(ROOT_INO, b"/dev", true) {
+        Ok(d) => d,
+        Err(_) => fs.mkdir(ROOT_INO, b"dev", 0o755)?,
+    };
+    let nodes: [(&[u8], u32, u32, u32); 6] = [
+        (b"null", dev::MEM_MAJOR, dev::NULL, 0o666),
+        (b"zero", dev::MEM_MAJOR, dev::ZERO, 0o666),
+        (b"random", dev::MEM_MAJOR, dev::RANDOM, 0o666),
+        (b"urandom", dev::MEM_MAJOR, dev::URANDOM, 0o666),
+        (b"tty", dev::TTY_MAJOR, dev::TTY, 0o666),
+        (b"console", dev::TTY_MAJOR, dev::CONSOLE, 0o600),
+    ];
+    for (name, major, minor, perm) in nodes {
+        let _ = fs.mknod(
+            devdir,
+            name,
+            0o020000 | perm,
+            vfs::devnum::makedev(major, minor),
+        );
+    }
+    for d in [&b"tmp"[..], b"proc", b"root", b"mnt"] {
+        if fs.lookup(ROOT_INO, d, true).is_err() {
+            fs.mkdir(ROOT_INO, d, if d == b"tmp" { 0o1777 } else { 0o755 })?;
+        }
+    }
+    *FS.lock() = Some(fs);
+    Ok(initramfs.len())
+}
+
+/// Reads file data (page faults on file mappings use this).
+pub fn read_inode(ino: Ino, off: u64, buf: &mut [u8]) -> KResult<usize> {
+    with(|fs| fs.read(ino, off, buf))
+}
+
+/// The whole content of a regular file (execve).
+pub fn read_all(ino: Ino) -> KResult<Vec<u8>> {
+    let size = with(|fs| fs.stat(ino))?.size as usize;
+    let mut v = alloc::vec![0u8; size];
+    let n = read_inode(ino, 0, &mut v)?;
+    v.truncate(n);
+    Ok(v)
+}

@@ -1,0 +1,127 @@
+//! Pipes: a bounded buffer (vfs::pipe) with blocking, POSIX atomicity for
+//! writes up to PIPE_BUF, EOF when the writers are gone and EPIPE/SIGPIPE
+//! when the readers are.
+
+use abi::{Errno, KResult};
+use alloc::sync::Arc;
+use spin::Mutex;
+use vfs::pipe::{PipeBuffer, PIPE_BUF};
+
+use crate::proc::sched::WaitQueue;
+
+/// One pipe, shared by its ends.
+pub struct Pipe {
+    buf: Mutex<PipeBuffer>,
+    /// Readers and writers both wait here; each re-checks its condition.
+    wq: WaitQueue,
+}
+
+impl Pipe {
+    /// A new pipe with no ends open.
+    pub fn new() -> Arc<Pipe> {
+        Arc::new(Pipe {
+            buf: Mutex::new(PipeBuffer::new()),
+            wq: WaitQueue::new(),
+        })
+    }
+
+    pub(super) fn add_reader(&self) {
+        self.buf.lock().add_reader();
+    }
+
+    pub(super) fn add_writer(&self) {
+        self.buf.lock().add_writer();
+    }
+
+    pub(super) fn drop_reader(&self) {
+        self.buf.lock().drop_reader();
+        self.notify();
+    }
+
+    pub(super) fn drop_writer(&self) {
+        self.buf.lock().drop_writer();
+        self.notify();
+    }
+
+    /// Reads what is there (≥ 1 byte), 0 at EOF; blocks while empty.
+    pub fn read(&self, out: &mut [u8], nonblock: bool) -> KResult<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let n = self.wq.wait_until(|| {
+            let mut b = self.buf.lock();
+            if !b.is_empty() {
+                Some(Ok(b.read(out)))
+            } else if b.writers() == 0 {
+                Some(Ok(0))
+            } else if nonblock {
+                Some(Err(Errno::EAGAIN))
+            } else {
+                None
+            }
+        })??;
+        self.notify();
+        Ok(n)
+    }
+
+    /// Writes all of `data` (blocking), atomically if ≤ PIPE_BUF.
+    pub fn write(&self, data: &[u8], nonblock: bool) -> KResult<usize> {
+        let atomic = data.len() <= PIPE_BUF;
+        let mut done = 0;
+        while done < data.len() || data.is_empty() {
+            let r = self.wq.wait_until(|| {
+                let mut b = self.buf.lock();
+                if b.readers() == 0 {
+                    return Some(Err(Errno::EPIPE));
+                }
+                let rest = &data[done..];
+                let fits = if atomic {
+                    b.space() >= rest.len()
+                } else {
+                    b.space() > 0
+                };
+                if fits {
+                    Some(Ok(b.write(rest)))
+                } else if nonblock {
+                    Some(if done > 0 { Ok(0) } else { Err(Errno::EAGAIN) })
+                } else {
+                    None
+                }
+            });
+            match r {
+                Ok(Ok(0)) if nonblock => break,
+                Ok(Ok(n)) => {
+                    done += n;
+                    self.notify();
+                    if data.is_empty() {
+                        break;
+                    }
+                }
+                Ok(Err(Errno::EPIPE)) | Err(Errno::EPIPE) => {
+                    crate::proc::signal::send(
+                        &crate::proc::sched::current(),
+                        crate::proc::signal::SIGPIPE,
+                    );
+                    return if done > 0 {
+                        Ok(done)
+                    } else {
+                        Err(Errno::EPIPE)
+                    };
+                }
+                Ok(Err(e)) | Err(e) => return if done > 0 { Ok(done) } else { Err(e) },
+            }
+        }
+        Ok(done)
+    }
+
+    /// poll(2) events for a reader or a writer.
+    pub fn poll(&self, reader: bool) -> u16 {
+        self.buf.lock().poll(reader)
+    }
+
+    /// Wakes the pipe's waiters and poll/select sleepers.
+    fn notify(&self) {
+        self.wq.wake_all();
+        super::POLL_WQ.wake_all();
+    }
+}

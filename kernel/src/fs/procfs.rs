@@ -1,0 +1,158 @@
+//! A minimal /proc: the files ps, top and free read, generated at open.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::file::Kind;
+use crate::proc::{self, Process};
+
+const DT_DIR: u8 = 4;
+const DT_REG: u8 = 8;
+const DT_LNK: u8 = 10;
+
+fn pid_stat(p: &Process) -> String {
+    let info = p.info.lock().clone();
+    let (ppid, pgid, sid) = {
+        let r = p.rel.lock();
+        (r.ppid, r.pgid, r.sid)
+    };
+    let state = match p.run_state() {
+        proc::RunState::Running | proc::RunState::Runnable => 'R',
+        proc::RunState::Sleeping => 'S',
+        proc::RunState::Zombie => 'Z',
+    };
+    let ticks = p.ticks.load(core::sync::atomic::Ordering::Relaxed) / 10; // 1000 Hz → USER_HZ 100
+    let start = info.start_ns / 10_000_000;
+    let (vsize, rss) =
+        p.mm.lock()
+            .as_ref()
+            .map(|m| {
+                let m = m.lock();
+                (m.mapped(), m.mapped() / 4096)
+            })
+            .unwrap_or((0, 0));
+    // Fields as proc(5) lists them; "processor" (39) is the home torus.
+    format!(
+        "{} ({}) {} {} {} {} 0 -1 0 0 0 0 0 {} 0 0 0 {} {} 1 0 {} {} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 {} 0 0 0 0 0\n",
+        p.pid, info.comm, state, ppid, pgid, sid, ticks, 20 + info.nice, info.nice, start, vsize, rss, info.torus
+    )
+}
+
+fn meminfo() -> String {
+    let (mut free, mut total) = (0usize, 0usize);
+    for t in 0..crate::frames::torus_count() {
+        let (f, tt) = crate::frames::stats(t);
+        free += f;
+        total += tt;
+    }
+    format!(
+        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:               0 kB\nCached:                0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:                 0 kB\n",
+        total * 4,
+        free * 4,
+        free * 4
+    )
+}
+
+fn uptime() -> String {
+    let ns = hal::time::now_ns();
+    format!(
+        "{}.{:02} 0.00\n",
+        ns / 1_000_000_000,
+        (ns / 10_000_000) % 100
+    )
+}
+
+fn stat() -> String {
+    let ticks = crate::trap::ticks() / 10;
+    format!(
+        "cpu  0 0 {ticks} 0 0 0 0 0 0 0\ncpu0 0 0 {ticks} 0 0 0 0 0 0 0\nintr 0\nctxt 0\nbtime 0\nprocesses {}\nprocs_running {}\nprocs_blocked 0\n",
+        proc::count(),
+        crate::proc::sched::runnable() + 1
+    )
+}
+
+fn cpuinfo() -> String {
+    format!(
+        "processor\t: 0\nvendor_id\t: RSE\nmodel name\t: QEMU virtual CPU (torus A)\ncpu MHz\t\t: {}\nflags\t\t: fpu sse sse2\n\n",
+        hal::time::tsc_hz() / 1_000_000
+    )
+}
+
+/// Opens a path under /proc (given without the "/proc" prefix, e.g.
+/// "/meminfo", "/self/stat", "" for the directory itself).
+pub fn open(rest: &[u8]) -> Option<Kind> {
+    let s = core::str::from_utf8(rest).ok()?.trim_end_matches('/');
+    let me = proc::sched::current();
+    let mut parts = s.split('/').filter(|x| !x.is_empty());
+    let first = parts.next();
+    let second = parts.next();
+    if parts.next().is_some() {
+        return None;
+    }
+    let text = match (first, second) {
+        (None, _) => {
+            let mut entries: Vec<(u64, u8, Vec<u8>)> = Vec::new();
+            for n in ["meminfo", "uptime", "stat", "cpuinfo", "loadavg"] {
+                entries.push((2, DT_REG, n.as_bytes().to_vec()));
+            }
+            entries.push((3, DT_LNK, b"self".to_vec()));
+            for p in proc::all() {
+                entries.push((
+                    1000 + p.pid as u64,
+                    DT_DIR,
+                    format!("{}", p.pid).into_bytes(),
+                ));
+            }
+            return Some(Kind::ProcDir(entries));
+        }
+        (Some("meminfo"), None) => meminfo(),
+        (Some("uptime"), None) => uptime(),
+        (Some("stat"), None) => stat(),
+        (Some("cpuinfo"), None) => cpuinfo(),
+        (Some("loadavg"), None) => format!(
+            "0.00 0.00 0.00 {}/{} {}\n",
+            proc::sched::runnable() + 1,
+            proc::count(),
+            proc::count()
+        ),
+        (Some(pid), file) => {
+            let p = if pid == "self" {
+                me
+            } else {
+                proc::lookup(pid.parse().ok()?)?
+            };
+            match file {
+                None => {
+                    let entries = ["stat", "cmdline", "status", "comm"]
+                        .iter()
+                        .map(|n| (2, DT_REG, n.as_bytes().to_vec()))
+                        .collect();
+                    return Some(Kind::ProcDir(entries));
+                }
+                Some("stat") => pid_stat(&p),
+                Some("cmdline") => return Some(Kind::Proc(p.info.lock().cmdline.clone())),
+                Some("comm") => format!("{}\n", p.info.lock().comm),
+                Some("status") => {
+                    let i = p.info.lock().clone();
+                    format!(
+                        "Name:\t{}\nState:\tR\nPid:\t{}\nPPid:\t{}\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nTorus:\t{} cell {:?}\n",
+                        i.comm,
+                        p.pid,
+                        p.ppid(),
+                        i.torus,
+                        i.cell
+                    )
+                }
+                _ => return None,
+            }
+        }
+    };
+    Some(Kind::Proc(text.into_bytes()))
+}
+
+/// Whether `rest` (path below /proc) names a directory.
+pub fn is_dir(rest: &[u8]) -> bool {
+    let s = core::str::from_utf8(rest).unwrap_or("").trim_matches('/');
+    s.is_empty() || s == "self" || (!s.contains('/') && s.parse::<u32>().is_ok())
+}

@@ -1,0 +1,313 @@
+//! A process's memory: its page tables (`hal::addrspace`) and its VMAs
+//! (`mm::vma`), demand paging, copy-on-write, and fork.
+//!
+//! Page faults are resolved lazily on the faulting process's torus: frames
+//! come from that torus's pool (DESIGN.md). Anonymous private pages are
+//! zero-filled on first touch; private file pages are copied from the file;
+//! shared anonymous mappings are populated at mmap time so fork can share
+//! their frames.
+
+pub mod refcount;
+pub mod syscalls;
+
+use abi::{Errno, KResult};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use hal::addrspace::{AddressSpace, PageFlags};
+use mm::vma::{Prot, Vma, VmaMap};
+
+use crate::proc::Process;
+
+/// Page size.
+pub const PAGE: u64 = 4096;
+/// Top of the user stack (just below the canonical hole).
+pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
+/// Size of the main thread's stack mapping.
+pub const STACK_SIZE: u64 = 8 << 20;
+/// mmap placement searches downwards from here.
+pub const MMAP_TOP: u64 = 0x7f00_0000_0000;
+/// Lowest address mmap hands out.
+pub const MMAP_BOTTOM: u64 = 0x1_0000;
+
+/// What backs a file mapping: the tmpfs inode.
+pub type Backing = vfs::Ino;
+
+/// A process's address space.
+pub struct Mm {
+    space: AddressSpace,
+    pub vmas: VmaMap<Backing>,
+    pub brk_start: u64,
+    pub brk: u64,
+    /// The torus whose frame pool backs this memory.
+    pub torus: usize,
+}
+
+fn table_frame(torus: usize) -> impl FnMut() -> Option<u64> {
+    move || crate::frames::alloc_on(torus)
+}
+
+impl Mm {
+    /// An empty address space.
+    pub fn new(torus: usize) -> KResult<Mm> {
+        let space = AddressSpace::new(&mut table_frame(torus)).ok_or(Errno::ENOMEM)?;
+        Ok(Mm {
+            space,
+            vmas: VmaMap::new(),
+            brk_start: 0,
+            brk: 0,
+            torus,
+        })
+    }
+
+    /// Makes these page tables the CPU's.
+    pub fn activate(&self) {
+        self.space.activate();
+    }
+
+    fn page_flags(prot: Prot) -> PageFlags {
+        PageFlags {
+            writable: prot.contains(Prot::WRITE),
+            executable: prot.contains(Prot::EXEC),
+            cow: false,
+        }
+    }
+
+    /// Maps a freshly allocated frame at `va` (page-aligned) with `prot`.
+    pub fn map_new(&mut self, va: u64, prot: Prot, fill: impl FnOnce(u64)) -> KResult<u64> {
+        let pa = refcount::alloc(self.torus).ok_or(Errno::ENOMEM)?;
+        fill(pa);
+        if let Err(e) = self
+            .space
+            .map(va, pa, Self::page_flags(prot), &mut table_frame(self.torus))
+        {
+            refcount::put(pa);
+            return Err(match e {
+                hal::paging::MapError::NoMemory => Errno::ENOMEM,
+                _ => Errno::EFAULT,
+            });
+        }
+        Ok(pa)
+    }
+
+    /// The frame mapped at page `va`, if any.
+    pub fn frame_at(&self, va: u64) -> Option<u64> {
+        self.space.query(va).map(|(pa, _)| pa)
+    }
+
+    /// Writes `data` at `va` into this (not necessarily active) address
+    /// space, allocating pages as needed (execve's initial stack).
+    pub fn write_initial(&mut self, va: u64, data: &[u8]) -> KResult<()> {
+        let mut done = 0usize;
+        while done < data.len() {
+            let addr = va + done as u64;
+            let page = addr & !(PAGE - 1);
+            let prot = self.vmas.find(addr).ok_or(Errno::EFAULT)?.prot;
+            let pa = match self.frame_at(page) {
+                Some(pa) => pa,
+                None => self.map_new(page, prot, hal::addrspace::zero_frame)?,
+            };
+            let off = (addr - page) as usize;
+            let n = (PAGE as usize - off).min(data.len() - done);
+            hal::addrspace::write_frame(pa, off, &data[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Removes the pages of `[start, end)` from the page tables.
+    pub fn unmap_pages(&mut self, start: u64, end: u64) {
+        let mut va = start;
+        while va < end {
+            if let Some(pa) = self.space.unmap(va) {
+                refcount::put(pa);
+            }
+            va += PAGE;
+        }
+    }
+
+    /// Applies a VMA's rights to its present pages (after mprotect).
+    pub fn reprotect(&mut self, start: u64, end: u64, prot: Prot) {
+        let mut va = start;
+        while va < end {
+            if let Some((pa, f)) = self.space.query(va) {
+                // A shared COW page stays read-only until its write fault.
+                let w = prot.contains(Prot::WRITE);
+                let cow = f.cow || (!f.writable && refcount::count(pa) > 1 && w);
+                let flags = PageFlags {
+                    writable: w && !cow,
+                    executable: prot.contains(Prot::EXEC),
+                    cow: cow && w,
+                };
+                self.space.protect(va, flags);
+            }
+            va += PAGE;
+        }
+    }
+
+    /// Inserts a VMA, unmapping whatever it replaces.
+    pub fn insert_vma(&mut self, vma: Vma<Backing>) -> KResult<()> {
+        for old in self.vmas.insert(vma)? {
+            self.unmap_pages(old.start, old.end);
+        }
+        Ok(())
+    }
+
+    /// Resolves a page fault at `addr`. Err means the access is invalid
+    /// (SIGSEGV), or memory ran out (ENOMEM: the process is killed).
+    pub fn handle_fault(&mut self, addr: u64, write: bool, exec: bool) -> KResult<()> {
+        let vma = self.vmas.find(addr).ok_or(Errno::EFAULT)?.clone();
+        let (r, w, x) = (
+            vma.prot.contains(Prot::READ),
+            vma.prot.contains(Prot::WRITE),
+            vma.prot.contains(Prot::EXEC),
+        );
+        if (write && !w) || (exec && !x) || (!r && !w && !x) {
+            return Err(Errno::EFAULT);
+        }
+        let page = addr & !(PAGE - 1);
+        match self.space.query(page) {
+            Some((pa, f)) if write && !f.writable => {
+                if !f.cow {
+                    return Err(Errno::EFAULT);
+                }
+                let flags = PageFlags {
+                    writable: true,
+                    executable: x,
+                    cow: false,
+                };
+                if refcount::count(pa) == 1 {
+                    self.space.protect(page, flags);
+                } else {
+                    let new = refcount::alloc(self.torus).ok_or(Errno::ENOMEM)?;
+                    hal::addrspace::copy_frame(new, pa);
+                    self.space.unmap(page);
+                    refcount::put(pa);
+                    self.space
+                        .map(page, new, flags, &mut table_frame(self.torus))
+                        .map_err(|_| Errno::ENOMEM)?;
+                }
+                Ok(())
+            }
+            Some(_) => Ok(()), // already resolved (another fault got here first)
+            None => {
+                let backing = vma.backing;
+                self.map_new(page, vma.prot, |pa| {
+                    hal::addrspace::zero_frame(pa);
+                    if let Some((ino, off)) = backing {
+                        let file_off = off + (page - vma.start);
+                        let mut buf = [0u8; PAGE as usize];
+                        let n = crate::fs::read_inode(ino, file_off, &mut buf).unwrap_or(0);
+                        hal::addrspace::write_frame(pa, 0, &buf[..n]);
+                    }
+                })?;
+                Ok(())
+            }
+        }
+    }
+
+    /// A copy-on-write duplicate for fork: private pages become read-only
+    /// COW in both; shared pages are shared.
+    pub fn fork(&mut self) -> KResult<Mm> {
+        let mut child = Mm::new(self.torus)?;
+        child.vmas = self.vmas.clone();
+        child.brk_start = self.brk_start;
+        child.brk = self.brk;
+        let vmas: Vec<Vma<Backing>> = self.vmas.iter().cloned().collect();
+        for vma in vmas {
+            let mut va = vma.start;
+            while va < vma.end {
+                if let Some((pa, f)) = self.space.query(va) {
+                    let flags = if vma.shared {
+                        f
+                    } else {
+                        let cow = f.writable || f.cow;
+                        let ro = PageFlags {
+                            writable: false,
+                            executable: f.executable,
+                            cow,
+                        };
+                        if f.writable {
+                            self.space.protect(va, ro);
+                        }
+                        ro
+                    };
+                    refcount::share(pa);
+                    if child
+                        .space
+                        .map(va, pa, flags, &mut table_frame(self.torus))
+                        .is_err()
+                    {
+                        refcount::put(pa);
+                        child.teardown();
+                        return Err(Errno::ENOMEM);
+                    }
+                }
+                va += PAGE;
+            }
+        }
+        Ok(child)
+    }
+
+    /// Unmaps everything (frames are released).
+    fn teardown(&mut self) {
+        let ranges: Vec<(u64, u64)> = self.vmas.iter().map(|v| (v.start, v.end)).collect();
+        for (s, e) in ranges {
+            self.unmap_pages(s, e);
+        }
+        self.vmas = VmaMap::new();
+    }
+
+    /// Frees the page tables (the address space must not be active).
+    pub fn destroy(mut self) {
+        self.teardown();
+        self.space.destroy(&mut |pa| {
+            let _ = crate::frames::free(pa);
+        });
+    }
+
+    /// Bytes mapped (for RLIMIT_AS).
+    pub fn mapped(&self) -> u64 {
+        self.vmas.total_mapped()
+    }
+}
+
+/// Drops the current process's memory at exit: switch to the kernel's page
+/// tables first if this was the last user of the address space.
+pub fn release_on_exit(p: &Process) {
+    let old = p.mm.lock().take();
+    if let Some(old) = old {
+        release(old);
+    }
+}
+
+/// Releases a reference to an address space; destroys it if it was the last.
+pub fn release(old: Arc<spin::Mutex<Mm>>) {
+    if let Ok(m) = Arc::try_unwrap(old) {
+        let m = m.into_inner();
+        hal::addrspace::activate_kernel();
+        m.destroy();
+        // Re-activate whatever the current process now owns.
+        if let Some(cur) = crate::proc::sched::try_current() {
+            let mm = cur.mm.lock().clone();
+            if let Some(mm) = mm {
+                mm.lock().activate();
+            }
+        }
+    }
+}
+
+/// Called by the trap handler for a #PF. Returns false when the fault is
+/// not resolvable (the caller raises SIGSEGV or applies a probe fixup).
+pub fn page_fault(addr: u64, error_code: u64) -> Result<(), Errno> {
+    let Some(me) = crate::proc::sched::try_current() else {
+        return Err(Errno::EFAULT);
+    };
+    if addr >= hal::probe::USER_TOP {
+        return Err(Errno::EFAULT);
+    }
+    let write = error_code & 2 != 0;
+    let exec = error_code & 16 != 0;
+    let mm = me.mm.lock().clone().ok_or(Errno::EFAULT)?;
+    let r = mm.lock().handle_fault(addr, write, exec);
+    r
+}

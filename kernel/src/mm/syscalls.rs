@@ -1,0 +1,151 @@
+//! brk(2), mmap(2), munmap(2), mprotect(2).
+
+use abi::{Errno, KResult};
+use mm::vma::{Prot, Vma, VmaKind};
+
+use super::{Backing, MMAP_BOTTOM, MMAP_TOP, PAGE};
+use crate::proc::sched::current;
+
+const MAP_SHARED: u64 = 1;
+const MAP_PRIVATE: u64 = 2;
+const MAP_FIXED: u64 = 0x10;
+const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+const MAP_POPULATE: u64 = 0x8000;
+/// Most a process may map (a memory hog hits ENOMEM here or runs out of
+/// frames and is killed; the kernel is never at risk).
+pub const ADDRESS_SPACE_LIMIT: u64 = 1 << 40;
+
+fn page_up(x: u64) -> Option<u64> {
+    x.checked_add(PAGE - 1).map(|v| v & !(PAGE - 1))
+}
+
+/// brk(2): returns the new break, or the old one when it cannot move.
+pub fn brk(addr: u64) -> KResult<u64> {
+    let mm = current().mm();
+    let mut m = mm.lock();
+    if addr == 0 || addr < m.brk_start {
+        return Ok(m.brk);
+    }
+    let (old_end, new_end) = (
+        page_up(m.brk).unwrap_or(m.brk),
+        page_up(addr).ok_or(Errno::ENOMEM)?,
+    );
+    let heap_start = m.brk_start;
+    if new_end > old_end && m.mapped() + (new_end - old_end) > ADDRESS_SPACE_LIMIT {
+        return Ok(m.brk);
+    }
+    match m.vmas.set_brk(old_end, new_end, heap_start) {
+        Ok(removed) => {
+            for v in removed {
+                m.unmap_pages(v.start, v.end);
+            }
+            m.brk = addr;
+            Ok(addr)
+        }
+        Err(_) => Ok(m.brk),
+    }
+}
+
+/// mmap(2): anonymous and private file mappings; MAP_SHARED anonymous
+/// memory is populated at once so fork shares it.
+pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KResult<u64> {
+    let prot = Prot::from_linux(prot)?;
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    if len == 0 || !off.is_multiple_of(PAGE) {
+        return Err(Errno::EINVAL);
+    }
+    let kind = flags & 3;
+    if kind != MAP_SHARED && kind != MAP_PRIVATE && kind != 3 {
+        return Err(Errno::EINVAL);
+    }
+    let shared = kind == MAP_SHARED;
+    let backing: Option<(Backing, u64)> = if flags & MAP_ANONYMOUS != 0 {
+        None
+    } else {
+        let f = current().files().lock().get(fd as i32)?;
+        let ino = f.ino().ok_or(Errno::ENODEV)?;
+        if !f.readable() {
+            return Err(Errno::EACCES);
+        }
+        Some((ino, off))
+    };
+    let mm = current().mm();
+    let mut m = mm.lock();
+    if m.mapped().saturating_add(len) > ADDRESS_SPACE_LIMIT {
+        return Err(Errno::ENOMEM);
+    }
+    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    let start = if fixed {
+        if !addr.is_multiple_of(PAGE) || addr < MMAP_BOTTOM {
+            return Err(Errno::EINVAL);
+        }
+        if flags & MAP_FIXED_NOREPLACE != 0 && !m.vmas.is_free(addr, addr + len) {
+            return Err(Errno::EEXIST);
+        }
+        addr
+    } else {
+        m.vmas
+            .find_free(len, addr & !(PAGE - 1), MMAP_BOTTOM, MMAP_TOP)
+            .ok_or(Errno::ENOMEM)?
+    };
+    let kind = if backing.is_some() {
+        VmaKind::File
+    } else {
+        VmaKind::Anon
+    };
+    m.insert_vma(Vma {
+        start,
+        end: start + len,
+        prot,
+        shared,
+        kind,
+        backing,
+    })?;
+    if shared && kind == VmaKind::Anon || flags & MAP_POPULATE != 0 {
+        let mut va = start;
+        while va < start + len {
+            if let Err(e) = m
+                .handle_fault(va, false, false)
+                .or_else(|_| m.handle_fault(va, true, false))
+            {
+                let removed = m.vmas.unmap(start, len).unwrap_or_default();
+                for v in removed {
+                    m.unmap_pages(v.start, v.end);
+                }
+                return Err(if e == Errno::ENOMEM {
+                    Errno::ENOMEM
+                } else {
+                    Errno::EACCES
+                });
+            }
+            va += PAGE;
+        }
+    }
+    Ok(start)
+}
+
+/// munmap(2).
+pub fn munmap(addr: u64, len: u64) -> KResult<u64> {
+    let len = page_up(len).ok_or(Errno::EINVAL)?;
+    let mm = current().mm();
+    let mut m = mm.lock();
+    for v in m.vmas.unmap(addr, len)? {
+        m.unmap_pages(v.start, v.end);
+    }
+    Ok(0)
+}
+
+/// mprotect(2).
+pub fn mprotect(addr: u64, len: u64, prot: u64) -> KResult<u64> {
+    let prot = Prot::from_linux(prot)?;
+    if !addr.is_multiple_of(PAGE) {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    let mm = current().mm();
+    let mut m = mm.lock();
+    m.vmas.protect(addr, len, prot)?;
+    m.reprotect(addr, addr + len, prot);
+    Ok(0)
+}

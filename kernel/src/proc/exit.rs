@@ -1,0 +1,131 @@
+//! Process exit, reparenting, zombies and `wait4`.
+
+use abi::{Errno, KResult};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use super::{sched, signal, Pid, Process, RunState};
+use crate::uaccess;
+
+/// Wait status of a normal exit with `code`.
+pub fn exited(code: i32) -> i32 {
+    (code & 0xff) << 8
+}
+
+/// Ends `p` (the current process) with wait status `status` and never
+/// returns. Resources are released here; the zombie keeps only its status
+/// until the parent reaps it.
+pub fn exit_process(p: &Arc<Process>, status: i32) -> ! {
+    let pid = p.pid;
+    let tid_addr = p.clear_child_tid.swap(0, Ordering::Relaxed);
+    if tid_addr != 0 {
+        let _ = uaccess::write_u32(tid_addr, 0);
+        crate::syscall::futex::wake_addr(tid_addr, 1);
+    }
+    // Drop files (closing pipes wakes their peers) and memory.
+    let files = core::mem::replace(
+        &mut *p.files.lock(),
+        Arc::new(spin::Mutex::new(crate::fs::fdtable::FdTable::new())),
+    );
+    drop(files);
+    crate::mm::release_on_exit(p);
+
+    if pid == 1 {
+        let code = if status & 0x7f == 0 {
+            (status >> 8) & 0xff
+        } else {
+            128 + (status & 0x7f)
+        };
+        crate::klog!("init exited: status={code}");
+        hal::exit::exit_qemu(hal::exit::ExitCode::Success);
+    }
+
+    // Orphans go to init, which reaps them.
+    let children: Vec<Arc<Process>> = core::mem::take(&mut p.rel.lock().children);
+    if !children.is_empty() {
+        if let Some(init) = super::lookup(1) {
+            let any_zombie = children.iter().any(|c| c.is_zombie());
+            for c in &children {
+                c.rel.lock().ppid = 1;
+            }
+            init.rel.lock().children.extend(children);
+            if any_zombie {
+                init.child_wait.wake_all();
+            }
+        }
+    }
+
+    *p.exit_status.lock() = Some(status);
+    hal::cpu::without_interrupts(|| *p.run.lock() = RunState::Zombie);
+    *p.vfork_done.lock() = true;
+    p.vfork_wait.wake_all();
+    if let Some(parent) = super::lookup(p.ppid()) {
+        signal::send(&parent, signal::SIGCHLD);
+        parent.child_wait.wake_all();
+    }
+    sched::schedule();
+    unreachable!("a zombie was scheduled again");
+}
+
+/// wait4's "don't block" option.
+pub const WNOHANG: u64 = 1;
+
+/// Waits for a child matching `pid` (wait4 rules) to exit, reaps it and
+/// returns (pid, wait status); None with WNOHANG when none has exited.
+pub fn wait_any(pid: i64, options: u64) -> KResult<Option<(Pid, i32)>> {
+    let me = sched::current();
+    let my_pgid = me.rel.lock().pgid;
+    let matches = |c: &Process| match pid {
+        -1 => true,
+        0 => c.rel.lock().pgid == my_pgid,
+        p if p > 0 => c.pid == p as Pid,
+        p => c.rel.lock().pgid == (-p) as Pid,
+    };
+    let found = me.child_wait.wait_until(|| {
+        let rel = me.rel.lock();
+        let mut any = false;
+        for c in rel.children.iter() {
+            if matches(c) {
+                any = true;
+                if c.is_zombie() {
+                    return Some(Ok(Some(c.clone())));
+                }
+            }
+        }
+        if !any {
+            return Some(Err(Errno::ECHILD));
+        }
+        if options & WNOHANG != 0 {
+            return Some(Ok(None));
+        }
+        None
+    })??;
+    let Some(child) = found else { return Ok(None) };
+    let status = child.exit_status.lock().unwrap_or(0);
+    me.rel.lock().children.retain(|c| !Arc::ptr_eq(c, &child));
+    child.free_kernel_stack();
+    super::remove(child.pid);
+    Ok(Some((child.pid, status)))
+}
+
+/// `wait4(2)`: waits for a child to exit and reaps it.
+pub fn wait4(pid: i64, status_ptr: u64, options: u64, rusage: u64) -> KResult<u64> {
+    if options & !(WNOHANG | 2 | 8 | 0x4000_0000 | 0x8000_0000 | 0x2000_0000) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    // Check the pointers first so a bad one does not lose a child's status.
+    if status_ptr != 0 {
+        uaccess::write_u32(status_ptr, 0)?;
+    }
+    let Some((cpid, status)) = wait_any(pid, options)? else {
+        return Ok(0);
+    };
+    if status_ptr != 0 {
+        uaccess::write_u32(status_ptr, status as u32)?;
+    }
+    if rusage != 0 {
+        uaccess::copy_out(rusage, &[0u8; 144])?;
+    }
+    Ok(cpid as u64)
+}

@@ -1,0 +1,247 @@
+//! Processes (the roadmap's RSEProcess): identity, relations, run state,
+//! kernel context, and the per-process resources (memory, files, signals).
+//!
+//! A process has one thread today. Its home is a torus and a lattice cell
+//! on it (DESIGN.md, "toroidal coordinates"); the torus decides where it
+//! runs and which frame pool backs its memory.
+
+pub mod exit;
+pub mod fork;
+pub mod sched;
+pub mod signal;
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use spin::Mutex;
+
+use crate::fs::fdtable::FdTable;
+use crate::mm::Mm;
+use sched::WaitQueue;
+use signal::SignalState;
+
+/// A process id.
+pub type Pid = u32;
+
+/// Where a process is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// On the run queue.
+    Runnable,
+    /// On a CPU.
+    Running,
+    /// Waiting on a wait queue.
+    Sleeping,
+    /// Exited, waiting to be reaped.
+    Zombie,
+}
+
+/// Parent, group, session and children.
+pub struct Relations {
+    pub ppid: Pid,
+    pub pgid: Pid,
+    pub sid: Pid,
+    pub children: Vec<Arc<Process>>,
+}
+
+/// Filesystem context: current directory and umask.
+#[derive(Clone)]
+pub struct FsContext {
+    pub cwd: vfs::Ino,
+    pub umask: u32,
+}
+
+/// What ps/top show, and scheduling attributes.
+#[derive(Clone)]
+pub struct Info {
+    pub comm: String,
+    pub cmdline: Vec<u8>,
+    /// Path of the executable (/proc/<pid>/exe).
+    pub exe: Vec<u8>,
+    pub nice: i32,
+    /// Home torus and lattice cell.
+    pub torus: usize,
+    pub cell: (u8, u8, u8),
+    pub start_ns: u64,
+}
+
+/// One process.
+pub struct Process {
+    pub pid: Pid,
+    pub run: Mutex<RunState>,
+    /// Saved kernel RSP while switched out.
+    pub ctx: AtomicU64,
+    /// Taken (freed) when the process is reaped.
+    kstack: Mutex<Option<hal::context::KernelStack>>,
+    kstack_top: u64,
+    fpu: hal::percpu::FpuArea,
+    fs_base: AtomicU64,
+    /// None once the process has exited.
+    pub mm: Mutex<Option<Arc<Mutex<Mm>>>>,
+    pub files: Mutex<Arc<Mutex<FdTable>>>,
+    pub fs: Mutex<FsContext>,
+    pub rel: Mutex<Relations>,
+    /// Wait status (as wait4 reports it) once a zombie.
+    pub exit_status: Mutex<Option<i32>>,
+    pub sig: Mutex<SignalState>,
+    /// The parent sleeps here waiting for a child to change state.
+    pub child_wait: WaitQueue,
+    pub info: Mutex<Info>,
+    /// Set when a vfork child has exec'd or exited: the parent resumes.
+    pub vfork_done: Mutex<bool>,
+    pub vfork_wait: WaitQueue,
+    pub clear_child_tid: AtomicU64,
+    /// CLONE_CHILD_SETTID: written in the child's own memory on first run.
+    pub pending_set_tid: Mutex<Option<u64>>,
+    /// Total CPU time charged, in timer ticks (user + system, not split yet).
+    pub ticks: AtomicU64,
+}
+
+static TABLE: Mutex<BTreeMap<Pid, Arc<Process>>> = Mutex::new(BTreeMap::new());
+static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+/// Most processes at once (a fork bomb gets EAGAIN, the kernel lives).
+pub const MAX_PROCESSES: usize = 4096;
+
+/// Parts of a new process that differ between boot, fork and clone.
+pub struct NewProcess {
+    pub frame: hal::idt::TrapFrame,
+    pub fpu: hal::percpu::FpuArea,
+    pub fs_base: u64,
+    pub mm: Arc<Mutex<Mm>>,
+    pub files: Arc<Mutex<FdTable>>,
+    pub fs: FsContext,
+    pub rel: Relations,
+    pub sig: SignalState,
+    pub info: Info,
+}
+
+impl Process {
+    /// Creates a process that will enter user mode with `n.frame` when
+    /// first scheduled, and registers it in the process table.
+    pub fn spawn(n: NewProcess) -> abi::KResult<Arc<Process>> {
+        let mut table = TABLE.lock();
+        if table.len() >= MAX_PROCESSES {
+            return Err(abi::Errno::EAGAIN);
+        }
+        let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
+        let mut kstack = hal::context::KernelStack::new();
+        let rsp = kstack.prepare_first_run(&n.frame);
+        let kstack_top = kstack.top();
+        let mut rel = n.rel;
+        if rel.pgid == 0 {
+            rel.pgid = pid;
+        }
+        if rel.sid == 0 {
+            rel.sid = pid;
+        }
+        let p = Arc::new(Process {
+            pid,
+            run: Mutex::new(RunState::Runnable),
+            ctx: AtomicU64::new(rsp),
+            kstack: Mutex::new(Some(kstack)),
+            kstack_top,
+            fpu: n.fpu,
+            fs_base: AtomicU64::new(n.fs_base),
+            mm: Mutex::new(Some(n.mm)),
+            files: Mutex::new(n.files),
+            fs: Mutex::new(n.fs),
+            rel: Mutex::new(rel),
+            exit_status: Mutex::new(None),
+            sig: Mutex::new(n.sig),
+            child_wait: WaitQueue::new(),
+            info: Mutex::new(n.info),
+            vfork_done: Mutex::new(false),
+            vfork_wait: WaitQueue::new(),
+            clear_child_tid: AtomicU64::new(0),
+            pending_set_tid: Mutex::new(None),
+            ticks: AtomicU64::new(0),
+        });
+        table.insert(pid, p.clone());
+        Ok(p)
+    }
+
+    /// Frees the kernel stack of a reaped zombie (it never runs again).
+    pub fn free_kernel_stack(&self) {
+        self.kstack.lock().take();
+    }
+
+    /// The run state. Interrupt handlers never take this lock, but the
+    /// scheduler does with interrupts off, so everyone else must too.
+    pub fn run_state(&self) -> RunState {
+        hal::cpu::without_interrupts(|| *self.run.lock())
+    }
+
+    /// Whether the process has exited.
+    pub fn is_zombie(&self) -> bool {
+        self.run_state() == RunState::Zombie
+    }
+
+    /// Makes this process the one the CPU runs: kernel stack and FPU area
+    /// for the entry paths, TLS base, page tables.
+    pub fn install_on_cpu(&self) {
+        hal::percpu::set_current_task(self.kstack_top, &self.fpu);
+        hal::percpu::set_user_fs_base(self.fs_base.load(Ordering::Relaxed));
+        if let Some(mm) = self.mm.lock().as_ref() {
+            mm.lock().activate();
+        }
+    }
+
+    /// Records the user TLS base before switching away.
+    pub fn save_user_tls(&self) {
+        self.fs_base
+            .store(hal::percpu::user_fs_base(), Ordering::Relaxed);
+    }
+
+    /// Sets the user TLS base (the process is running).
+    pub fn set_fs_base(&self, v: u64) {
+        self.fs_base.store(v, Ordering::Relaxed);
+        hal::percpu::set_user_fs_base(v);
+    }
+
+    /// The saved user FPU state (for fork and signal frames).
+    pub fn fpu(&self) -> &hal::percpu::FpuArea {
+        &self.fpu
+    }
+
+    /// Current memory (only called on a live process).
+    pub fn mm(&self) -> Arc<Mutex<Mm>> {
+        self.mm.lock().clone().expect("a live process has memory")
+    }
+
+    /// Current file table.
+    pub fn files(&self) -> Arc<Mutex<FdTable>> {
+        self.files.lock().clone()
+    }
+
+    /// Whether a signal is pending that is not blocked.
+    pub fn has_deliverable_signal(&self) -> bool {
+        self.sig.lock().deliverable().is_some()
+    }
+
+    /// Parent pid.
+    pub fn ppid(&self) -> Pid {
+        self.rel.lock().ppid
+    }
+}
+
+/// Looks up a live (or zombie) process.
+pub fn lookup(pid: Pid) -> Option<Arc<Process>> {
+    TABLE.lock().get(&pid).cloned()
+}
+
+/// Removes a reaped process from the table.
+pub fn remove(pid: Pid) {
+    TABLE.lock().remove(&pid);
+}
+
+/// A snapshot of all processes (for /proc and kill(-1)).
+pub fn all() -> Vec<Arc<Process>> {
+    TABLE.lock().values().cloned().collect()
+}
+
+/// Number of processes.
+pub fn count() -> usize {
+    TABLE.lock().len()
+}

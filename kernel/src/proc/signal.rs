@@ -1,0 +1,388 @@
+//! Signals: per-process actions, mask and pending set; delivery on the way
+//! back to user mode with the Linux x86_64 `rt_sigframe` layout, and
+//! `rt_sigreturn`.
+
+use abi::{Errno, KResult};
+use alloc::sync::Arc;
+use hal::idt::TrapFrame;
+
+use super::Process;
+use crate::uaccess;
+
+pub const SIGINT: u32 = 2;
+pub const SIGQUIT: u32 = 3;
+pub const SIGILL: u32 = 4;
+pub const SIGTRAP: u32 = 5;
+pub const SIGABRT: u32 = 6;
+pub const SIGBUS: u32 = 7;
+pub const SIGFPE: u32 = 8;
+pub const SIGKILL: u32 = 9;
+pub const SIGSEGV: u32 = 11;
+pub const SIGPIPE: u32 = 13;
+pub const SIGCHLD: u32 = 17;
+pub const SIGCONT: u32 = 18;
+pub const SIGSTOP: u32 = 19;
+pub const SIGTSTP: u32 = 20;
+pub const SIGTTIN: u32 = 21;
+pub const SIGTTOU: u32 = 22;
+pub const SIGURG: u32 = 23;
+pub const SIGXCPU: u32 = 24;
+pub const SIGXFSZ: u32 = 25;
+pub const SIGWINCH: u32 = 28;
+pub const SIGSYS: u32 = 31;
+/// Highest signal number.
+pub const NSIG: u32 = 64;
+
+const SIG_DFL: u64 = 0;
+const SIG_IGN: u64 = 1;
+const SA_SIGINFO: u64 = 4;
+const SA_ONSTACK: u64 = 0x0800_0000;
+const SA_RESTORER: u64 = 0x0400_0000;
+const SA_NODEFER: u64 = 0x4000_0000;
+const SA_RESETHAND: u64 = 0x8000_0000;
+
+/// `struct sigaction` as the kernel sees it (x86_64 layout).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+/// A process's signal state.
+#[derive(Clone)]
+pub struct SignalState {
+    pub actions: [SigAction; NSIG as usize + 1],
+    pub mask: u64,
+    pub pending: u64,
+    /// Fault address to report in siginfo for SIGSEGV/SIGBUS.
+    pub fault_addr: u64,
+    /// rt_sigsuspend: the mask to put back after the next handler.
+    pub restore_mask: Option<u64>,
+}
+
+fn bit(sig: u32) -> u64 {
+    1u64 << (sig - 1)
+}
+
+const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
+
+impl Default for SignalState {
+    fn default() -> Self {
+        SignalState {
+            actions: [SigAction::default(); NSIG as usize + 1],
+            mask: 0,
+            pending: 0,
+            fault_addr: 0,
+            restore_mask: None,
+        }
+    }
+}
+
+impl SignalState {
+    /// The lowest pending signal that is not blocked.
+    pub fn deliverable(&self) -> Option<u32> {
+        let ready = self.pending & !(self.mask & !UNBLOCKABLE);
+        (ready != 0).then(|| ready.trailing_zeros() + 1)
+    }
+
+    /// Sets a new mask (SIGKILL and SIGSTOP can never be blocked).
+    pub fn set_mask(&mut self, m: u64) {
+        self.mask = m & !UNBLOCKABLE;
+    }
+
+    /// After execve: handled signals revert to default, ignored stay ignored.
+    pub fn reset_for_exec(&mut self) {
+        for a in self.actions.iter_mut() {
+            if a.handler != SIG_IGN {
+                *a = SigAction::default();
+            }
+        }
+    }
+}
+
+/// What a signal does when its action is SIG_DFL.
+#[derive(PartialEq, Eq)]
+enum Default_ {
+    Terminate,
+    CoreDump,
+    Ignore,
+    Stop,
+}
+
+fn default_action(sig: u32) -> Default_ {
+    match sig {
+        SIGCHLD | SIGURG | SIGWINCH | SIGCONT => Default_::Ignore,
+        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => Default_::Stop,
+        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ
+        | SIGSYS => Default_::CoreDump,
+        _ => Default_::Terminate,
+    }
+}
+
+/// Validates a signal number from user space (0 allowed where `zero_ok`).
+pub fn check_signo(sig: u64, zero_ok: bool) -> KResult<u32> {
+    match sig {
+        0 if zero_ok => Ok(0),
+        1..=64 => Ok(sig as u32),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Marks `sig` pending on `p` and wakes it so it notices. Ignored signals
+/// are dropped at once (as Linux does), except that SIGCHLD to a parent
+/// still wakes a waiter through its own path.
+pub fn send(p: &Arc<Process>, sig: u32) {
+    if sig == 0 {
+        return;
+    }
+    {
+        let mut s = p.sig.lock();
+        let a = s.actions[sig as usize];
+        let ignored = a.handler == SIG_IGN
+            || (a.handler == SIG_DFL && default_action(sig) == Default_::Ignore);
+        if ignored && sig != SIGKILL {
+            return;
+        }
+        s.pending |= bit(sig);
+    }
+    super::sched::wake(p);
+}
+
+/// A synchronous fault signal: if the process blocks or ignores it, the
+/// default action applies anyway (as Linux's force_sig does).
+pub fn force(p: &Arc<Process>, sig: u32) {
+    {
+        let mut s = p.sig.lock();
+        let a = s.actions[sig as usize];
+        if a.handler == SIG_IGN || s.mask & bit(sig) != 0 {
+            s.actions[sig as usize] = SigAction::default();
+            s.mask &= !bit(sig);
+        }
+        s.pending |= bit(sig);
+    }
+}
+
+/// Delivers pending signals to the current process on its way to user
+/// mode: default actions run here (terminate), handlers get a frame.
+pub fn deliver(frame: &mut TrapFrame) {
+    let me = super::sched::current();
+    loop {
+        let (sig, action, old_mask, fault_addr) = {
+            let mut s = me.sig.lock();
+            let Some(sig) = s.deliverable() else { return };
+            s.pending &= !bit(sig);
+            let a = s.actions[sig as usize];
+            let saved = s.restore_mask.take().unwrap_or(s.mask);
+            (sig, a, saved, s.fault_addr)
+        };
+        match action.handler {
+            SIG_IGN if sig != SIGKILL => continue,
+            SIG_DFL => match default_action(sig) {
+                Default_::Ignore | Default_::Stop => continue,
+                Default_::Terminate => super::exit::exit_process(&me, sig as i32),
+                Default_::CoreDump => super::exit::exit_process(&me, sig as i32 | 0x80),
+            },
+            _ if sig == SIGKILL => super::exit::exit_process(&me, sig as i32),
+            _ => {
+                if setup_frame(&me, frame, sig, &action, old_mask, fault_addr).is_err() {
+                    // The user stack is unusable: Linux kills with SIGSEGV.
+                    super::exit::exit_process(&me, SIGSEGV as i32 | 0x80);
+                }
+                let mut s = me.sig.lock();
+                let mut m = old_mask | action.mask;
+                if action.flags & SA_NODEFER == 0 {
+                    m |= bit(sig);
+                }
+                s.set_mask(m);
+                if action.flags & SA_RESETHAND != 0 {
+                    s.actions[sig as usize] = SigAction::default();
+                }
+                return;
+            }
+        }
+    }
+}
+
+// Offsets inside struct rt_sigframe (x86_64).
+const UC: u64 = 8;
+const UC_MCONTEXT: u64 = UC + 40;
+const UC_SIGMASK: u64 = UC_MCONTEXT + 256;
+const INFO: u64 = UC_SIGMASK + 8;
+const FRAME_SIZE: u64 = INFO + 128;
+
+fn setup_frame(
+    me: &Process,
+    f: &mut TrapFrame,
+    sig: u32,
+    a: &SigAction,
+    old_mask: u64,
+    fault_addr: u64,
+) -> KResult<()> {
+    if a.flags & SA_RESTORER == 0 {
+        return Err(Errno::EFAULT);
+    }
+    let _ = SA_ONSTACK; // alternate stacks are not supported yet: use the current stack
+    let mut sp = f.rsp.wrapping_sub(128); // skip the red zone
+    sp = (sp - 512) & !63;
+    let fpstate = sp;
+    let fpu = me.fpu().snapshot();
+    uaccess::copy_out(fpstate, &fpu_bytes(&fpu))?;
+    sp = ((sp - FRAME_SIZE) & !15) - 8;
+    let mut buf = [0u8; FRAME_SIZE as usize];
+    let mut put =
+        |off: u64, v: u64| buf[off as usize..off as usize + 8].copy_from_slice(&v.to_le_bytes());
+    put(0, a.restorer);
+    let regs = [
+        f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.rdi, f.rsi, f.rbp, f.rbx, f.rdx,
+        f.rax, f.rcx, f.rsp, f.rip, f.rflags,
+    ];
+    for (i, r) in regs.iter().enumerate() {
+        put(UC_MCONTEXT + 8 * i as u64, *r);
+    }
+    put(UC_MCONTEXT + 144, (f.cs & 0xffff) | ((f.ss & 0xffff) << 48));
+    put(UC_MCONTEXT + 152, f.error_code);
+    put(UC_MCONTEXT + 160, f.vector);
+    put(UC_MCONTEXT + 168, old_mask);
+    put(UC_MCONTEXT + 176, fault_addr);
+    put(UC_MCONTEXT + 184, fpstate);
+    put(UC_SIGMASK, old_mask);
+    // siginfo: si_signo, si_errno, si_code; si_addr for faults.
+    buf[INFO as usize..INFO as usize + 4].copy_from_slice(&sig.to_le_bytes());
+    if matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE) {
+        buf[INFO as usize + 16..INFO as usize + 24].copy_from_slice(&fault_addr.to_le_bytes());
+    }
+    uaccess::copy_out(sp, &buf)?;
+    f.rsp = sp;
+    f.rip = a.handler;
+    f.rdi = sig as u64;
+    f.rsi = sp + INFO;
+    f.rdx = sp + UC;
+    f.rax = 0;
+    f.rflags &= !(1 << 10); // DF clear, as the ABI requires at function entry
+    Ok(())
+}
+
+fn fpu_bytes(a: &hal::percpu::FpuArea) -> [u8; 512] {
+    a.bytes()
+}
+
+/// `rt_sigreturn(2)`: restores the context saved by [`setup_frame`].
+pub fn sigreturn(f: &mut TrapFrame) -> KResult<u64> {
+    let me = super::sched::current();
+    let base = f.rsp - 8; // the handler's `ret` popped pretcode
+    let mut buf = [0u8; FRAME_SIZE as usize];
+    uaccess::copy_in(base, &mut buf)?;
+    let get = |off: u64| {
+        u64::from_le_bytes(
+            buf[off as usize..off as usize + 8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        )
+    };
+    let r = |i: u64| get(UC_MCONTEXT + 8 * i);
+    f.r8 = r(0);
+    f.r9 = r(1);
+    f.r10 = r(2);
+    f.r11 = r(3);
+    f.r12 = r(4);
+    f.r13 = r(5);
+    f.r14 = r(6);
+    f.r15 = r(7);
+    f.rdi = r(8);
+    f.rsi = r(9);
+    f.rbp = r(10);
+    f.rbx = r(11);
+    f.rdx = r(12);
+    f.rax = r(13);
+    f.rcx = r(14);
+    f.rsp = r(15);
+    f.rip = r(16);
+    // Only the user-changeable flags come back: CF PF AF ZF SF TF DF OF AC.
+    const USER_FLAGS: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x40000;
+    f.rflags = (f.rflags & !USER_FLAGS) | (r(17) & USER_FLAGS) | 0x200;
+    f.cs = hal::gdt::USER_CS as u64;
+    f.ss = hal::gdt::USER_DS as u64;
+    let fpstate = get(UC_MCONTEXT + 184);
+    if fpstate != 0 {
+        let mut fp = [0u8; 512];
+        uaccess::copy_in(fpstate, &mut fp)?;
+        me.fpu().load(&fp);
+    }
+    me.sig.lock().set_mask(get(UC_SIGMASK));
+    Ok(f.rax)
+}
+
+/// `rt_sigaction(2)`.
+pub fn sigaction(sig: u64, act: u64, oldact: u64, sigsetsize: u64) -> KResult<u64> {
+    if sigsetsize != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let sig = check_signo(sig, false)?;
+    let me = super::sched::current();
+    let old = me.sig.lock().actions[sig as usize];
+    let new = if act != 0 {
+        if sig == SIGKILL || sig == SIGSTOP {
+            return Err(Errno::EINVAL);
+        }
+        let mut b = [0u8; 32];
+        uaccess::copy_in(act, &mut b)?;
+        let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        Some(SigAction {
+            handler: w(0),
+            flags: w(1),
+            restorer: w(2),
+            mask: w(3),
+        })
+    } else {
+        None
+    };
+    if oldact != 0 {
+        let mut b = [0u8; 32];
+        for (i, v) in [old.handler, old.flags, old.restorer, old.mask]
+            .iter()
+            .enumerate()
+        {
+            b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        uaccess::copy_out(oldact, &b)?;
+    }
+    if let Some(n) = new {
+        let mut s = me.sig.lock();
+        s.actions[sig as usize] = n;
+        // Setting SIG_IGN discards a pending instance (POSIX).
+        if n.handler == SIG_IGN {
+            s.pending &= !bit(sig);
+        }
+    }
+    let _ = SA_SIGINFO;
+    Ok(0)
+}
+
+/// `rt_sigprocmask(2)`.
+pub fn sigprocmask(how: u64, set: u64, oldset: u64, sigsetsize: u64) -> KResult<u64> {
+    if sigsetsize != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let me = super::sched::current();
+    let old = me.sig.lock().mask;
+    let new = if set != 0 {
+        Some(uaccess::read_u64(set)?)
+    } else {
+        None
+    };
+    if let Some(n) = new {
+        let m = match how {
+            0 => old | n,
+            1 => old & !n,
+            2 => n,
+            _ => return Err(Errno::EINVAL),
+        };
+        me.sig.lock().set_mask(m);
+    }
+    if oldset != 0 {
+        uaccess::write_u64(oldset, old)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,788 @@
+//! File and directory syscalls (open(2), read(2), stat(2), getdents64(2),
+//! …) over the tmpfs root, pipes, devices and /proc.
+
+use abi::{Errno, KResult};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use vfs::{FileType, Ino, Stat, ROOT_INO};
+
+use crate::fs::file::{self, Kind, OpenFile};
+use crate::fs::{self as kfs, dev, procfs};
+use crate::proc::sched::current;
+use crate::uaccess;
+
+pub const AT_FDCWD: i64 = -100;
+pub const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+pub const AT_REMOVEDIR: u64 = 0x200;
+pub const AT_EMPTY_PATH: u64 = 0x1000;
+const PATH_MAX: usize = 4096;
+const IO_CHUNK: usize = 1 << 20;
+
+/// A resolved name: a tmpfs inode or a /proc entry.
+enum Node {
+    Ino(Ino),
+    Proc(Vec<u8>),
+}
+
+fn fd_file(fd: u64) -> KResult<Arc<OpenFile>> {
+    current().files().lock().get(fd as i32)
+}
+
+fn read_path(ptr: u64) -> KResult<Vec<u8>> {
+    let p = uaccess::read_cstr(ptr, PATH_MAX)?;
+    if p.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    Ok(p)
+}
+
+/// The directory a relative path starts from.
+fn start_dir(dirfd: i64, path: &[u8]) -> KResult<Ino> {
+    if path.first() == Some(&b'/') {
+        return Ok(ROOT_INO);
+    }
+    if dirfd == AT_FDCWD {
+        return Ok(current().fs.lock().cwd);
+    }
+    let f = fd_file(dirfd as u64)?;
+    let ino = f.ino().ok_or(Errno::ENOTDIR)?;
+    if kfs::with(|fs| fs.file_type(ino))? != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok(ino)
+}
+
+fn proc_rest(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
+    let abs = if path.first() == Some(&b'/') {
+        path.to_vec()
+    } else if dirfd == AT_FDCWD {
+        let cwd = current().fs.lock().cwd;
+        let mut p = kfs::with(|fs| fs.path_of(cwd)).ok()?;
+        if p.last() != Some(&b'/') {
+            p.push(b'/');
+        }
+        p.extend_from_slice(path);
+        p
+    } else {
+        return None;
+    };
+    let mut norm: Vec<u8> = Vec::new();
+    for c in abs
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+    {
+        norm.push(b'/');
+        norm.extend_from_slice(c);
+    }
+    if norm == b"/proc" {
+        Some(Vec::new())
+    } else {
+        norm.strip_prefix(b"/proc/").map(|r| {
+            let mut v = b"/".to_vec();
+            v.extend_from_slice(r);
+            v
+        })
+    }
+}
+
+fn resolve(dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
+    if let Some(rest) = proc_rest(dirfd, path) {
+        return Ok(Node::Proc(rest));
+    }
+    let start = start_dir(dirfd, path)?;
+    kfs::with(|fs| fs.lookup(start, path, follow)).map(Node::Ino)
+}
+
+fn proc_stat(rest: &[u8]) -> KResult<Stat> {
+    let dir = procfs::is_dir(rest);
+    if !dir && procfs::open(rest).is_none() {
+        return Err(Errno::ENOENT);
+    }
+    Ok(Stat {
+        dev: 3,
+        ino: 0x1000 + rest.len() as u64,
+        nlink: if dir { 2 } else { 1 },
+        mode: if dir { 0o040555 } else { 0o100444 },
+        blksize: 4096,
+        ..Stat::default()
+    })
+}
+
+fn stat_node(n: &Node) -> KResult<Stat> {
+    match n {
+        Node::Ino(i) => kfs::with(|fs| fs.stat(*i)),
+        Node::Proc(rest) => proc_stat(rest),
+    }
+}
+
+fn file_stat(f: &OpenFile) -> KResult<Stat> {
+    match &f.kind {
+        Kind::Inode(i) => kfs::with(|fs| fs.stat(*i)),
+        Kind::PipeRead(_) | Kind::PipeWrite(_) => Ok(Stat {
+            mode: 0o010600,
+            nlink: 1,
+            blksize: 4096,
+            ino: 0x7000,
+            dev: 9,
+            ..Stat::default()
+        }),
+        Kind::Tty => Ok(Stat {
+            mode: 0o020620,
+            nlink: 1,
+            rdev: vfs::devnum::makedev(5, 1) as u64,
+            blksize: 1024,
+            ino: 0x6001,
+            dev: 6,
+            ..Stat::default()
+        }),
+        Kind::Null | Kind::Zero | Kind::Random => Ok(Stat {
+            mode: 0o020666,
+            nlink: 1,
+            rdev: vfs::devnum::makedev(1, 3) as u64,
+            blksize: 4096,
+            ino: 0x6002,
+            dev: 6,
+            ..Stat::default()
+        }),
+        Kind::Proc(_) => Ok(Stat {
+            mode: 0o100444,
+            nlink: 1,
+            blksize: 4096,
+            dev: 3,
+            ..Stat::default()
+        }),
+        Kind::ProcDir(_) => Ok(Stat {
+            mode: 0o040555,
+            nlink: 2,
+            blksize: 4096,
+            dev: 3,
+            ..Stat::default()
+        }),
+    }
+}
+
+/// read(2).
+pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
+    let f = fd_file(fd)?;
+    let len = (len as usize).min(IO_CHUNK);
+    let mut kbuf = alloc::vec![0u8; len];
+    let n = f.read(&mut kbuf)?;
+    uaccess::copy_out(buf, &kbuf[..n])?;
+    Ok(n as u64)
+}
+
+/// write(2).
+pub fn write(fd: u64, buf: u64, len: u64) -> KResult<u64> {
+    let f = fd_file(fd)?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    let len = (len as usize).min(IO_CHUNK);
+    let data = uaccess::read_vec(buf, len)?;
+    f.write(&data).map(|n| n as u64)
+}
+
+fn iovecs(iov: u64, cnt: u64) -> KResult<Vec<(u64, u64)>> {
+    if cnt > 1024 {
+        return Err(Errno::EINVAL);
+    }
+    let raw = uaccess::read_vec(iov, cnt as usize * 16)?;
+    Ok(raw
+        .chunks(16)
+        .map(|c| {
+            (
+                u64::from_le_bytes(c[..8].try_into().unwrap_or([0; 8])),
+                u64::from_le_bytes(c[8..].try_into().unwrap_or([0; 8])),
+            )
+        })
+        .collect())
+}
+
+/// readv(2): stops at the first short read.
+pub fn readv(fd: u64, iov: u64, cnt: u64) -> KResult<u64> {
+    let mut total = 0;
+    for (base, len) in iovecs(iov, cnt)? {
+        if len == 0 {
+            continue;
+        }
+        let n = match read(fd, base, len) {
+            Ok(n) => n,
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => break,
+        };
+        total += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// writev(2): the pieces are gathered first so pipe writes stay atomic.
+pub fn writev(fd: u64, iov: u64, cnt: u64) -> KResult<u64> {
+    let f = fd_file(fd)?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    let mut data = Vec::new();
+    for (base, len) in iovecs(iov, cnt)? {
+        if data.len() + len as usize > IO_CHUNK * 16 {
+            return Err(Errno::EINVAL);
+        }
+        data.extend_from_slice(&uaccess::read_vec(base, len as usize)?);
+    }
+    f.write(&data).map(|n| n as u64)
+}
+
+/// pread64(2).
+pub fn pread(fd: u64, buf: u64, len: u64, off: u64) -> KResult<u64> {
+    if (off as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = fd_file(fd)?;
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    let mut kbuf = alloc::vec![0u8; (len as usize).min(IO_CHUNK)];
+    let n = f.pread(&mut kbuf, off)?;
+    uaccess::copy_out(buf, &kbuf[..n])?;
+    Ok(n as u64)
+}
+
+/// pwrite64(2).
+pub fn pwrite(fd: u64, buf: u64, len: u64, off: u64) -> KResult<u64> {
+    if (off as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = fd_file(fd)?;
+    let data = uaccess::read_vec(buf, (len as usize).min(IO_CHUNK))?;
+    f.pwrite(&data, off).map(|n| n as u64)
+}
+
+/// lseek(2).
+pub fn lseek(fd: u64, off: i64, whence: u64) -> KResult<u64> {
+    let f = fd_file(fd)?;
+    let size = match &f.kind {
+        Kind::Inode(i) => kfs::with(|fs| fs.stat(*i))?.size,
+        Kind::Proc(d) => d.len() as i64,
+        Kind::ProcDir(_) => 0,
+        Kind::Null | Kind::Zero | Kind::Random => return Ok(0),
+        _ => return Err(Errno::ESPIPE),
+    };
+    let mut pos = f.pos.lock();
+    let new = match whence {
+        0 => off,
+        1 => (*pos as i64).checked_add(off).ok_or(Errno::EOVERFLOW)?,
+        2 => size.checked_add(off).ok_or(Errno::EOVERFLOW)?,
+        _ => return Err(Errno::EINVAL),
+    };
+    if new < 0 {
+        return Err(Errno::EINVAL);
+    }
+    *pos = new as u64;
+    Ok(new as u64)
+}
+
+fn device_kind(rdev: u64) -> KResult<Kind> {
+    let (ma, mi) = (
+        vfs::devnum::major(rdev as u32),
+        vfs::devnum::minor(rdev as u32),
+    );
+    match (ma, mi) {
+        (dev::MEM_MAJOR, dev::NULL) => Ok(Kind::Null),
+        (dev::MEM_MAJOR, dev::ZERO) => Ok(Kind::Zero),
+        (dev::MEM_MAJOR, dev::RANDOM) | (dev::MEM_MAJOR, dev::URANDOM) => Ok(Kind::Random),
+        (dev::TTY_MAJOR, dev::TTY) | (dev::TTY_MAJOR, dev::CONSOLE) => Ok(Kind::Tty),
+        _ => Err(Errno::ENXIO),
+    }
+}
+
+/// openat(2).
+pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
+    let path = read_path(path)?;
+    let flags = flags as u32;
+    let me = current();
+    let kind = if let Some(rest) = proc_rest(dirfd, &path) {
+        if flags & file::O_ACCMODE != file::O_RDONLY {
+            return Err(Errno::EACCES);
+        }
+        procfs::open(&rest).ok_or(Errno::ENOENT)?
+    } else {
+        let start = start_dir(dirfd, &path)?;
+        let follow = flags & file::O_NOFOLLOW == 0;
+        let umask = me.fs.lock().umask;
+        let ino = kfs::with(|fs| -> KResult<Ino> {
+            match fs.lookup(start, &path, follow) {
+                Ok(ino) => {
+                    if flags & file::O_CREAT != 0 && flags & file::O_EXCL != 0 {
+                        return Err(Errno::EEXIST);
+                    }
+                    Ok(ino)
+                }
+                Err(Errno::ENOENT) if flags & file::O_CREAT != 0 => {
+                    let (dir, name) = fs.lookup_parent(start, &path)?;
+                    if name.is_empty() || path.last() == Some(&b'/') {
+                        return Err(Errno::EISDIR);
+                    }
+                    fs.create(dir, &name, (mode as u32 & 0o7777) & !umask)
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        let st = kfs::with(|fs| fs.stat(ino))?;
+        let ft = FileType::from_mode(st.mode).ok_or(Errno::EIO)?;
+        if flags & file::O_DIRECTORY != 0 && ft != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        if ft == FileType::Symlink && flags & file::O_PATH == 0 {
+            return Err(Errno::ELOOP);
+        }
+        if ft == FileType::Directory && flags & file::O_ACCMODE != file::O_RDONLY {
+            return Err(Errno::EISDIR);
+        }
+        if ft == FileType::CharDevice && flags & file::O_PATH == 0 {
+            device_kind(st.rdev)?
+        } else {
+            if flags & file::O_TRUNC != 0
+                && ft == FileType::Regular
+                && flags & file::O_ACCMODE != file::O_RDONLY
+            {
+                kfs::with(|fs| fs.truncate(ino, 0))?;
+            }
+            Kind::Inode(ino)
+        }
+    };
+    let f = OpenFile::new(kind, flags);
+    let fd = me.files().lock().insert(f, flags & file::O_CLOEXEC != 0)?;
+    Ok(fd as u64)
+}
+
+/// close(2).
+pub fn close(fd: u64) -> KResult<u64> {
+    let f = current().files().lock().remove(fd as i32)?;
+    drop(f);
+    Ok(0)
+}
+
+/// dup(2).
+pub fn dup(fd: u64) -> KResult<u64> {
+    let files = current().files();
+    let mut t = files.lock();
+    let f = t.get(fd as i32)?;
+    t.insert(f, false).map(|n| n as u64)
+}
+
+/// dup2(2) / dup3(2).
+pub fn dup3(old: u64, new: u64, flags: u64, is_dup2: bool) -> KResult<u64> {
+    let files = current().files();
+    let mut t = files.lock();
+    let f = t.get(old as i32)?;
+    if old == new {
+        return if is_dup2 { Ok(new) } else { Err(Errno::EINVAL) };
+    }
+    if flags & !(file::O_CLOEXEC as u64) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let replaced = t.insert_at(new as i32, f, flags != 0)?;
+    drop(t);
+    drop(replaced);
+    Ok(new)
+}
+
+/// pipe2(2).
+pub fn pipe2(fds: u64, flags: u64) -> KResult<u64> {
+    let flags = flags as u32;
+    if flags & !(file::O_CLOEXEC | file::O_NONBLOCK | 0o40000) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = crate::fs::pipe::Pipe::new();
+    let r = OpenFile::new(
+        Kind::PipeRead(p.clone()),
+        file::O_RDONLY | (flags & file::O_NONBLOCK),
+    );
+    let w = OpenFile::new(
+        Kind::PipeWrite(p),
+        file::O_WRONLY | (flags & file::O_NONBLOCK),
+    );
+    let files = current().files();
+    let mut t = files.lock();
+    let cloexec = flags & file::O_CLOEXEC != 0;
+    let rfd = t.insert(r, cloexec)?;
+    let wfd = match t.insert(w, cloexec) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = t.remove(rfd);
+            return Err(e);
+        }
+    };
+    drop(t);
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&rfd.to_le_bytes());
+    b[4..].copy_from_slice(&wfd.to_le_bytes());
+    if let Err(e) = uaccess::copy_out(fds, &b) {
+        let mut t = files.lock();
+        let _ = t.remove(rfd);
+        let _ = t.remove(wfd);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+/// fcntl(2): F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL.
+pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> KResult<u64> {
+    let files = current().files();
+    let mut t = files.lock();
+    let f = t.get(fd as i32)?;
+    match cmd {
+        0 | 1030 => t
+            .insert_from(arg as usize, f, cmd == 1030)
+            .map(|n| n as u64),
+        1 => Ok(t.cloexec(fd as i32)? as u64),
+        2 => t.set_cloexec(fd as i32, arg & 1 != 0).map(|_| 0),
+        3 => Ok(f.flags() as u64),
+        4 => {
+            f.set_flags(arg as u32);
+            Ok(0)
+        }
+        5..=7 => Ok(0), // record locks: single-user system, always granted
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// ioctl(2): terminal requests on the console, FIONBIO, ENOTTY elsewhere.
+pub fn ioctl(fd: u64, cmd: u64, arg: u64) -> KResult<u64> {
+    let f = fd_file(fd)?;
+    if cmd == 0x5421 {
+        // FIONBIO
+        let on = uaccess::read_u32(arg)? != 0;
+        let fl = f.flags();
+        f.set_flags(if on {
+            fl | file::O_NONBLOCK
+        } else {
+            fl & !file::O_NONBLOCK
+        });
+        return Ok(0);
+    }
+    match f.kind {
+        Kind::Tty => crate::fs::tty::ioctl(cmd, arg),
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+fn put_stat(st: &Stat, buf: u64) -> KResult<u64> {
+    uaccess::copy_out(buf, &vfs::layout::encode_stat(st))?;
+    Ok(0)
+}
+
+/// fstat(2).
+pub fn fstat(fd: u64, buf: u64) -> KResult<u64> {
+    let f = fd_file(fd)?;
+    put_stat(&file_stat(&f)?, buf)
+}
+
+/// newfstatat(2), stat(2), lstat(2).
+pub fn fstatat(dirfd: i64, path: u64, buf: u64, flags: u64) -> KResult<u64> {
+    let p = uaccess::read_cstr(path, PATH_MAX)?;
+    if p.is_empty() {
+        if flags & AT_EMPTY_PATH != 0 {
+            return fstat(dirfd as u64, buf);
+        }
+        return Err(Errno::ENOENT);
+    }
+    let n = resolve(dirfd, &p, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    put_stat(&stat_node(&n)?, buf)
+}
+
+/// statx(2).
+pub fn statx(dirfd: i64, path: u64, flags: u64, mask: u64, buf: u64) -> KResult<u64> {
+    let p = uaccess::read_cstr(path, PATH_MAX)?;
+    let st = if p.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        file_stat(&*fd_file(dirfd as u64)?)?
+    } else {
+        if p.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        stat_node(&resolve(dirfd, &p, flags & AT_SYMLINK_NOFOLLOW == 0)?)?
+    };
+    let bytes = vfs::layout::encode_statx(&st, mask as u32)?;
+    uaccess::copy_out(buf, &bytes)?;
+    Ok(0)
+}
+
+/// faccessat(2): root may do anything but execute a file with no x bit.
+pub fn faccessat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
+    let p = read_path(path)?;
+    let st = stat_node(&resolve(dirfd, &p, true)?)?;
+    if mode & 1 != 0 && st.mode & 0o111 == 0 && st.mode & 0o170000 != 0o040000 {
+        return Err(Errno::EACCES);
+    }
+    Ok(0)
+}
+
+/// getdents64(2).
+pub fn getdents64(fd: u64, buf: u64, len: u64) -> KResult<u64> {
+    let f = fd_file(fd)?;
+    let mut kbuf = alloc::vec![0u8; (len as usize).min(64 * 1024)];
+    let mut pos = f.pos.lock();
+    let n = match &f.kind {
+        Kind::Inode(ino) => {
+            let (n, next) =
+                kfs::with(|fs| vfs::layout::fill_getdents64(fs, *ino, *pos, &mut kbuf))?;
+            *pos = next;
+            n
+        }
+        Kind::ProcDir(entries) => {
+            let mut w = vfs::layout::DirentWriter::new(&mut kbuf);
+            let mut i = *pos as usize;
+            while i < entries.len() {
+                let (ino, t, name) = &entries[i];
+                if !w.push(*ino, i as u64 + 1, *t, name)? {
+                    break;
+                }
+                i += 1;
+            }
+            *pos = i as u64;
+            w.len()
+        }
+        _ => return Err(Errno::ENOTDIR),
+    };
+    drop(pos);
+    uaccess::copy_out(buf, &kbuf[..n])?;
+    Ok(n as u64)
+}
+
+fn parent_of(dirfd: i64, path: &[u8]) -> KResult<(Ino, Vec<u8>)> {
+    if proc_rest(dirfd, path).is_some() {
+        return Err(Errno::EACCES);
+    }
+    let start = start_dir(dirfd, path)?;
+    kfs::with(|fs| fs.lookup_parent(start, path))
+}
+
+/// mkdirat(2).
+pub fn mkdirat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
+    let p = read_path(path)?;
+    let (dir, name) = parent_of(dirfd, &p)?;
+    let umask = current().fs.lock().umask;
+    kfs::with(|fs| fs.mkdir(dir, &name, (mode as u32 & 0o7777) & !umask)).map(|_| 0)
+}
+
+/// mknodat(2): FIFOs and regular files; device nodes need CAP_MKNOD.
+pub fn mknodat(dirfd: i64, path: u64, mode: u64, rdev: u64) -> KResult<u64> {
+    let p = read_path(path)?;
+    let (dir, name) = parent_of(dirfd, &p)?;
+    let umask = current().fs.lock().umask;
+    let m = mode as u32;
+    kfs::with(|fs| {
+        fs.mknod(
+            dir,
+            &name,
+            (m & 0o170000) | ((m & 0o7777) & !umask),
+            rdev as u32,
+        )
+    })
+    .map(|_| 0)
+}
+
+/// unlinkat(2), unlink(2), rmdir(2).
+pub fn unlinkat(dirfd: i64, path: u64, flags: u64) -> KResult<u64> {
+    let p = read_path(path)?;
+    let (dir, name) = parent_of(dirfd, &p)?;
+    if flags & AT_REMOVEDIR != 0 {
+        kfs::with(|fs| fs.rmdir(dir, &name)).map(|_| 0)
+    } else {
+        kfs::with(|fs| fs.unlink(dir, &name)).map(|_| 0)
+    }
+}
+
+/// renameat2(2) without flags.
+pub fn renameat(olddir: i64, old: u64, newdir: i64, new: u64) -> KResult<u64> {
+    let (o, n) = (read_path(old)?, read_path(new)?);
+    let (od, on) = parent_of(olddir, &o)?;
+    let (nd, nn) = parent_of(newdir, &n)?;
+    kfs::with(|fs| fs.rename(od, &on, nd, &nn)).map(|_| 0)
+}
+
+/// linkat(2).
+pub fn linkat(olddir: i64, old: u64, newdir: i64, new: u64) -> KResult<u64> {
+    let (o, n) = (read_path(old)?, read_path(new)?);
+    let Node::Ino(target) = resolve(olddir, &o, false)? else {
+        return Err(Errno::EXDEV);
+    };
+    let (nd, nn) = parent_of(newdir, &n)?;
+    kfs::with(|fs| fs.link(nd, &nn, target)).map(|_| 0)
+}
+
+/// symlinkat(2).
+pub fn symlinkat(target: u64, newdir: i64, path: u64) -> KResult<u64> {
+    let t = read_path(target)?;
+    let p = read_path(path)?;
+    let (dir, name) = parent_of(newdir, &p)?;
+    kfs::with(|fs| fs.symlink(dir, &name, &t)).map(|_| 0)
+}
+
+/// readlinkat(2); /proc/self/exe and /proc/self is answered too.
+pub fn readlinkat(dirfd: i64, path: u64, buf: u64, len: u64) -> KResult<u64> {
+    let p = read_path(path)?;
+    if (len as i64) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target: Vec<u8> = match resolve(dirfd, &p, false)? {
+        Node::Ino(i) => kfs::with(|fs| fs.readlink(i).map(|t| t.to_vec()))?,
+        Node::Proc(rest) if rest == b"/self" => alloc::format!("{}", current().pid).into_bytes(),
+        Node::Proc(rest) if rest == b"/self/exe" => current().info.lock().exe.clone(),
+        Node::Proc(_) => return Err(Errno::EINVAL),
+    };
+    let n = target.len().min(len as usize);
+    uaccess::copy_out(buf, &target[..n])?;
+    Ok(n as u64)
+}
+
+/// chdir(2).
+pub fn chdir(path: u64) -> KResult<u64> {
+    let p = read_path(path)?;
+    let Node::Ino(ino) = resolve(AT_FDCWD, &p, true)? else {
+        return Err(Errno::EACCES);
+    };
+    if kfs::with(|fs| fs.file_type(ino))? != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    current().fs.lock().cwd = ino;
+    Ok(0)
+}
+
+/// fchdir(2).
+pub fn fchdir(fd: u64) -> KResult<u64> {
+    let ino = fd_file(fd)?.ino().ok_or(Errno::ENOTDIR)?;
+    if kfs::with(|fs| fs.file_type(ino))? != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    current().fs.lock().cwd = ino;
+    Ok(0)
+}
+
+/// getcwd(2).
+pub fn getcwd(buf: u64, size: u64) -> KResult<u64> {
+    let cwd = current().fs.lock().cwd;
+    let mut p = kfs::with(|fs| fs.path_of(cwd))?;
+    p.push(0);
+    if p.len() as u64 > size {
+        return Err(Errno::ERANGE);
+    }
+    uaccess::copy_out(buf, &p)?;
+    Ok(p.len() as u64)
+}
+
+/// umask(2).
+pub fn umask(mask: u64) -> KResult<u64> {
+    let me = current();
+    let mut fs = me.fs.lock();
+    let old = fs.umask;
+    fs.umask = mask as u32 & 0o777;
+    Ok(old as u64)
+}
+
+/// fchmodat(2).
+pub fn fchmodat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
+    let p = read_path(path)?;
+    let Node::Ino(ino) = resolve(dirfd, &p, true)? else {
+        return Err(Errno::EPERM);
+    };
+    kfs::with(|fs| fs.chmod(ino, mode as u32 & 0o7777)).map(|_| 0)
+}
+
+/// fchmod(2).
+pub fn fchmod(fd: u64, mode: u64) -> KResult<u64> {
+    let ino = fd_file(fd)?.ino().ok_or(Errno::EPERM)?;
+    kfs::with(|fs| fs.chmod(ino, mode as u32 & 0o7777)).map(|_| 0)
+}
+
+/// fchownat(2).
+pub fn fchownat(dirfd: i64, path: u64, uid: u64, gid: u64) -> KResult<u64> {
+    let p = read_path(path)?;
+    let Node::Ino(ino) = resolve(dirfd, &p, true)? else {
+        return Err(Errno::EPERM);
+    };
+    let id = |v: u64| {
+        if v as u32 == u32::MAX {
+            None
+        } else {
+            Some(v as u32)
+        }
+    };
+    kfs::with(|fs| fs.chown(ino, id(uid), id(gid))).map(|_| 0)
+}
+
+/// utimensat(2): NULL times means now; UTIME_NOW/UTIME_OMIT honoured.
+pub fn utimensat(dirfd: i64, path: u64, times: u64, flags: u64) -> KResult<u64> {
+    let ino = if path == 0 {
+        fd_file(dirfd as u64)?.ino().ok_or(Errno::EBADF)?
+    } else {
+        let p = read_path(path)?;
+        match resolve(dirfd, &p, flags & AT_SYMLINK_NOFOLLOW == 0)? {
+            Node::Ino(i) => i,
+            Node::Proc(_) => return Err(Errno::EPERM),
+        }
+    };
+    let now = kfs::now();
+    let (a, m) = if times == 0 {
+        (Some(now), Some(now))
+    } else {
+        let b = uaccess::read_vec(times, 32)?;
+        let ts = |o: usize| {
+            let sec = i64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+            let nsec = i64::from_le_bytes(b[o + 8..o + 16].try_into().unwrap_or([0; 8]));
+            match nsec {
+                0x3fff_fffe => None,      // UTIME_OMIT
+                0x3fff_ffff => Some(now), // UTIME_NOW
+                n => Some(vfs::Timespec {
+                    sec,
+                    nsec: n as u32,
+                }),
+            }
+        };
+        (ts(0), ts(16))
+    };
+    kfs::with(|fs| fs.utimes(ino, a, m)).map(|_| 0)
+}
+
+/// truncate(2).
+pub fn truncate(path: u64, len: u64) -> KResult<u64> {
+    let p = read_path(path)?;
+    let Node::Ino(ino) = resolve(AT_FDCWD, &p, true)? else {
+        return Err(Errno::EACCES);
+    };
+    kfs::with(|fs| fs.truncate(ino, len)).map(|_| 0)
+}
+
+/// ftruncate(2).
+pub fn ftruncate(fd: u64, len: u64) -> KResult<u64> {
+    let f = fd_file(fd)?;
+    if !f.writable() {
+        return Err(Errno::EINVAL);
+    }
+    let ino = f.ino().ok_or(Errno::EINVAL)?;
+    kfs::with(|fs| fs.truncate(ino, len)).map(|_| 0)
+}
+
+/// statfs(2) / fstatfs(2): one tmpfs for everything.
+pub fn statfs(buf: u64) -> KResult<u64> {
+    let u = kfs::with(|fs| fs.usage());
+    uaccess::copy_out(buf, &vfs::layout::encode_statfs(&u, 0, 0))?;
+    Ok(0)
+}
+
+/// sendfile(2): copies through a kernel buffer.
+pub fn sendfile(out_fd: u64, in_fd: u64, offp: u64, count: u64) -> KResult<u64> {
+    let (o, i) = (fd_file(out_fd)?, fd_file(in_fd)?);
+    let mut buf = alloc::vec![0u8; (count as usize).min(IO_CHUNK)];
+    let n = if offp != 0 {
+        let off = uaccess::read_u64(offp)?;
+        let n = i.pread(&mut buf, off)?;
+        uaccess::write_u64(offp, off + n as u64)?;
+        n
+    } else {
+        i.read(&mut buf)?
+    };
+    o.write(&buf[..n]).map(|w| w as u64)
+}

@@ -1,0 +1,366 @@
+//! Process-level syscalls: ids, groups and sessions, kill, limits, uname,
+//! sysinfo, getrandom, arch_prctl, priorities.
+
+use abi::{Errno, KResult};
+use core::sync::atomic::Ordering;
+
+use crate::proc::{self, exit, sched::current, signal, Pid};
+use crate::uaccess;
+
+/// exit(2) / exit_group(2).
+pub fn exit(code: u64) -> KResult<u64> {
+    let me = current();
+    exit::exit_process(&me, exit::exited(code as i32))
+}
+
+/// kill(2): pid > 0, 0 (own group), -1 (everyone but init), < -1 (group).
+pub fn kill(pid: i64, sig: u64) -> KResult<u64> {
+    let sig = signal::check_signo(sig, true)?;
+    let me = current();
+    let targets: alloc::vec::Vec<_> = match pid {
+        p if p > 0 => alloc::vec![proc::lookup(p as Pid).ok_or(Errno::ESRCH)?],
+        0 => {
+            let g = me.rel.lock().pgid;
+            proc::all()
+                .into_iter()
+                .filter(|p| p.rel.lock().pgid == g)
+                .collect()
+        }
+        -1 => proc::all()
+            .into_iter()
+            .filter(|p| p.pid != 1 && p.pid != me.pid)
+            .collect(),
+        p => proc::all()
+            .into_iter()
+            .filter(|q| q.rel.lock().pgid == (-p) as Pid)
+            .collect(),
+    };
+    let live: alloc::vec::Vec<_> = targets
+        .into_iter()
+        .filter(|p| !p.is_zombie() || pid > 0)
+        .collect();
+    if live.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    for p in live {
+        if !p.is_zombie() {
+            signal::send(&p, sig);
+        }
+    }
+    Ok(0)
+}
+
+/// rt_sigsuspend(2): waits for a signal with a temporary mask.
+pub fn sigsuspend(mask: u64, size: u64) -> KResult<u64> {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let m = uaccess::read_u64(mask)?;
+    let me = current();
+    let old = me.sig.lock().mask;
+    me.sig.lock().set_mask(m);
+    static NEVER: crate::proc::sched::WaitQueue = crate::proc::sched::WaitQueue::new();
+    let _ = NEVER.wait_until(|| None::<()>);
+    // The old mask comes back after the handler runs: signal delivery
+    // saves the mask in effect now (the temporary one) in the frame, so
+    // restore the old one there instead.
+    me.sig.lock().restore_mask = Some(old);
+    Err(Errno::EINTR)
+}
+
+/// rt_sigpending(2).
+pub fn sigpending(set: u64) -> KResult<u64> {
+    let p = current().sig.lock().pending;
+    uaccess::write_u64(set, p)?;
+    Ok(0)
+}
+
+/// waitid(2) for P_ALL/P_PID/P_PGID with WEXITED.
+pub fn waitid(idtype: u64, id: u64, infop: u64, options: u64) -> KResult<u64> {
+    let pid = match idtype {
+        0 => -1,
+        1 => id as i64,
+        2 => -(id as i64),
+        _ => return Err(Errno::EINVAL),
+    };
+    let got = exit::wait_any(pid, options & exit::WNOHANG)?;
+    if infop != 0 {
+        let mut b = [0u8; 128];
+        if let Some((cpid, st)) = got {
+            b[0..4].copy_from_slice(&(signal::SIGCHLD).to_le_bytes());
+            // CLD_EXITED = 1, CLD_KILLED = 2.
+            let (code, val) = if st & 0x7f == 0 {
+                (1i32, (st >> 8) & 0xff)
+            } else {
+                (2i32, st & 0x7f)
+            };
+            b[8..12].copy_from_slice(&code.to_le_bytes());
+            b[16..20].copy_from_slice(&cpid.to_le_bytes());
+            b[24..28].copy_from_slice(&val.to_le_bytes());
+        }
+        uaccess::copy_out(infop, &b)?;
+    }
+    Ok(0)
+}
+
+/// setpgid(2).
+pub fn setpgid(pid: u64, pgid: u64) -> KResult<u64> {
+    let me = current();
+    let target = if pid == 0 || pid as Pid == me.pid {
+        me.clone()
+    } else {
+        proc::lookup(pid as Pid).ok_or(Errno::ESRCH)?
+    };
+    if target.pid != me.pid && target.ppid() != me.pid {
+        return Err(Errno::ESRCH);
+    }
+    let pg = if pgid == 0 { target.pid } else { pgid as Pid };
+    if (pgid as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut r = target.rel.lock();
+    if r.sid == target.pid {
+        return Err(Errno::EPERM);
+    }
+    r.pgid = pg;
+    Ok(0)
+}
+
+/// getpgid(2).
+pub fn getpgid(pid: u64) -> KResult<u64> {
+    let p = if pid == 0 {
+        current()
+    } else {
+        proc::lookup(pid as Pid).ok_or(Errno::ESRCH)?
+    };
+    let g = p.rel.lock().pgid;
+    Ok(g as u64)
+}
+
+/// setsid(2).
+pub fn setsid() -> KResult<u64> {
+    let me = current();
+    let pid = me.pid;
+    if proc::all()
+        .iter()
+        .any(|p| p.pid != pid && p.rel.lock().pgid == pid)
+    {
+        return Err(Errno::EPERM);
+    }
+    let mut r = me.rel.lock();
+    r.pgid = pid;
+    r.sid = pid;
+    Ok(pid as u64)
+}
+
+/// getsid(2).
+pub fn getsid(pid: u64) -> KResult<u64> {
+    let p = if pid == 0 {
+        current()
+    } else {
+        proc::lookup(pid as Pid).ok_or(Errno::ESRCH)?
+    };
+    let s = p.rel.lock().sid;
+    Ok(s as u64)
+}
+
+/// getresuid(2)/getresgid(2): everyone is root.
+pub fn getresid(a: u64, b: u64, c: u64) -> KResult<u64> {
+    for p in [a, b, c] {
+        uaccess::write_u32(p, 0)?;
+    }
+    Ok(0)
+}
+
+/// arch_prctl(2): ARCH_SET_FS/GET_FS/SET_GS/GET_GS.
+pub fn arch_prctl(code: u64, addr: u64) -> KResult<u64> {
+    let canonical = addr < hal::probe::USER_TOP;
+    match code {
+        0x1002 => {
+            if !canonical {
+                return Err(Errno::EPERM);
+            }
+            current().set_fs_base(addr);
+            Ok(0)
+        }
+        0x1003 => uaccess::write_u64(addr, hal::percpu::user_fs_base()).map(|_| 0),
+        0x1001 => {
+            if !canonical {
+                return Err(Errno::EPERM);
+            }
+            hal::percpu::set_user_gs_base(addr);
+            Ok(0)
+        }
+        0x1004 => uaccess::write_u64(addr, hal::percpu::user_gs_base()).map(|_| 0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// set_tid_address(2).
+pub fn set_tid_address(addr: u64) -> KResult<u64> {
+    let me = current();
+    me.clear_child_tid.store(addr, Ordering::Relaxed);
+    Ok(me.pid as u64)
+}
+
+/// prctl(2): PR_SET_NAME / PR_GET_NAME; others EINVAL.
+pub fn prctl(op: u64, arg: u64) -> KResult<u64> {
+    match op {
+        15 => {
+            let name = uaccess::read_cstr(arg, 4096)?;
+            let n = name.len().min(15);
+            current().info.lock().comm =
+                alloc::string::String::from_utf8_lossy(&name[..n]).into_owned();
+            Ok(0)
+        }
+        16 => {
+            let mut b = [0u8; 16];
+            let c = current().info.lock().comm.clone();
+            let n = c.len().min(15);
+            b[..n].copy_from_slice(&c.as_bytes()[..n]);
+            uaccess::copy_out(arg, &b).map(|_| 0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// prlimit64(2): reports fixed limits; setting is accepted and ignored
+/// except where noted in docs/syscalls.md.
+pub fn prlimit64(pid: u64, res: u64, new: u64, old: u64) -> KResult<u64> {
+    if pid != 0 && proc::lookup(pid as Pid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    const INF: u64 = u64::MAX;
+    let (cur, max) = match res {
+        3 => (8 << 20, INF),                                           // RLIMIT_STACK
+        7 => (1024, 4096),                                             // RLIMIT_NOFILE
+        6 => (proc::MAX_PROCESSES as u64, proc::MAX_PROCESSES as u64), // RLIMIT_NPROC
+        0..=15 => (INF, INF),
+        _ => return Err(Errno::EINVAL),
+    };
+    if new != 0 {
+        let _ = uaccess::read_vec(new, 16)?;
+    }
+    if old != 0 {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&cur.to_le_bytes());
+        b[8..].copy_from_slice(&max.to_le_bytes());
+        uaccess::copy_out(old, &b)?;
+    }
+    Ok(0)
+}
+
+/// uname(2).
+pub fn uname(buf: u64) -> KResult<u64> {
+    let mut b = [0u8; 65 * 6];
+    let fields: [&[u8]; 6] = [
+        b"Linux",
+        b"rse",
+        b"6.1.0-rse",
+        b"#1 SMP RSE OS",
+        b"x86_64",
+        b"(none)",
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        b[i * 65..i * 65 + f.len()].copy_from_slice(f);
+    }
+    uaccess::copy_out(buf, &b).map(|_| 0)
+}
+
+/// sysinfo(2).
+pub fn sysinfo(buf: u64) -> KResult<u64> {
+    let (mut free, mut total) = (0u64, 0u64);
+    for t in 0..crate::frames::torus_count() {
+        let (f, tt) = crate::frames::stats(t);
+        free += f as u64;
+        total += tt as u64;
+    }
+    let mut b = [0u8; 112];
+    let put = |b: &mut [u8], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    put(&mut b, 0, hal::time::now_ns() / 1_000_000_000);
+    put(&mut b, 32, total * 4096);
+    put(&mut b, 40, free * 4096);
+    b[80..82].copy_from_slice(&(proc::count() as u16).to_le_bytes());
+    b[104..108].copy_from_slice(&1u32.to_le_bytes()); // mem_unit
+    uaccess::copy_out(buf, &b).map(|_| 0)
+}
+
+/// getrandom(2).
+pub fn getrandom(buf: u64, len: u64, flags: u64) -> KResult<u64> {
+    if flags & !7 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let n = (len as usize).min(1 << 20);
+    let mut b = alloc::vec![0u8; n];
+    crate::random::fill(&mut b);
+    uaccess::copy_out(buf, &b)?;
+    Ok(n as u64)
+}
+
+/// getpriority(2): returns 20 - nice, as the raw syscall does.
+pub fn getpriority(which: u64, who: u64) -> KResult<u64> {
+    if which != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = if who == 0 {
+        current()
+    } else {
+        proc::lookup(who as Pid).ok_or(Errno::ESRCH)?
+    };
+    let nice = p.info.lock().nice;
+    Ok((20 - nice) as u64)
+}
+
+/// setpriority(2).
+pub fn setpriority(which: u64, who: u64, nice: i32) -> KResult<u64> {
+    if which != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = if who == 0 {
+        current()
+    } else {
+        proc::lookup(who as Pid).ok_or(Errno::ESRCH)?
+    };
+    p.info.lock().nice = nice.clamp(-20, 19);
+    Ok(0)
+}
+
+/// times(2).
+pub fn times(buf: u64) -> KResult<u64> {
+    let t = current().ticks.load(Ordering::Relaxed) / 10;
+    if buf != 0 {
+        let mut b = [0u8; 32];
+        b[8..16].copy_from_slice(&t.to_le_bytes());
+        uaccess::copy_out(buf, &b)?;
+    }
+    Ok(crate::trap::ticks() / 10)
+}
+
+/// getrusage(2): system time only (ticks are not split yet).
+pub fn getrusage(buf: u64) -> KResult<u64> {
+    let t = current().ticks.load(Ordering::Relaxed);
+    let mut b = [0u8; 144];
+    b[16..24].copy_from_slice(&(t / 1000).to_le_bytes());
+    b[24..32].copy_from_slice(&((t % 1000) * 1000).to_le_bytes());
+    uaccess::copy_out(buf, &b).map(|_| 0)
+}
+
+/// getcpu(2): the torus is the CPU.
+pub fn getcpu(cpu: u64, node: u64) -> KResult<u64> {
+    if cpu != 0 {
+        uaccess::write_u32(cpu, hal::percpu::cpu_id() as u32)?;
+    }
+    if node != 0 {
+        uaccess::write_u32(node, 0)?;
+    }
+    Ok(0)
+}
+
+/// sched_getaffinity(2): one CPU today.
+pub fn sched_getaffinity(len: u64, mask: u64) -> KResult<u64> {
+    if len < 8 {
+        return Err(Errno::EINVAL);
+    }
+    uaccess::write_u64(mask, 1)?;
+    Ok(8)
+}

@@ -1,0 +1,109 @@
+//! Clocks and sleeping. There is no RTC driver yet: CLOCK_REALTIME counts
+//! from boot (documented in docs/syscalls.md).
+
+use abi::{Errno, KResult};
+
+use crate::proc::sched::WaitQueue;
+use crate::uaccess;
+
+/// Sleepers re-check their deadline on every timer tick.
+pub static TICK_WQ: WaitQueue = WaitQueue::new();
+
+fn put_timespec(addr: u64, ns: u64) -> KResult<()> {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+    b[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
+    uaccess::copy_out(addr, &b)
+}
+
+fn get_timespec(addr: u64) -> KResult<u64> {
+    let b = uaccess::read_vec(addr, 16)?;
+    let sec = i64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+    let nsec = i64::from_le_bytes(b[8..].try_into().unwrap_or([0; 8]));
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok((sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nsec as u64))
+}
+
+/// clock_gettime(2): every clock reads the TSC-based monotonic time.
+pub fn clock_gettime(clock: u64, tp: u64) -> KResult<u64> {
+    if clock > 11 {
+        return Err(Errno::EINVAL);
+    }
+    put_timespec(tp, hal::time::now_ns())?;
+    Ok(0)
+}
+
+/// clock_getres(2): 1 ns.
+pub fn clock_getres(clock: u64, tp: u64) -> KResult<u64> {
+    if clock > 11 {
+        return Err(Errno::EINVAL);
+    }
+    if tp != 0 {
+        put_timespec(tp, 1)?;
+    }
+    Ok(0)
+}
+
+/// gettimeofday(2).
+pub fn gettimeofday(tv: u64) -> KResult<u64> {
+    if tv != 0 {
+        let ns = hal::time::now_ns();
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+        b[8..].copy_from_slice(&((ns / 1000) % 1_000_000).to_le_bytes());
+        uaccess::copy_out(tv, &b)?;
+    }
+    Ok(0)
+}
+
+/// time(2).
+pub fn time(t: u64) -> KResult<u64> {
+    let s = hal::time::now_ns() / 1_000_000_000;
+    if t != 0 {
+        uaccess::write_u64(t, s)?;
+    }
+    Ok(s)
+}
+
+/// Sleeps until `deadline` (monotonic ns); EINTR on a signal, reporting
+/// the time left in `rem`.
+fn sleep_until(deadline: u64, rem: u64) -> KResult<u64> {
+    match TICK_WQ.wait_until(|| (hal::time::now_ns() >= deadline).then_some(())) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            if rem != 0 {
+                put_timespec(rem, deadline.saturating_sub(hal::time::now_ns()))?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// nanosleep(2).
+pub fn nanosleep(req: u64, rem: u64) -> KResult<u64> {
+    let d = get_timespec(req)?;
+    sleep_until(hal::time::now_ns().saturating_add(d), rem)
+}
+
+/// clock_nanosleep(2) (TIMER_ABSTIME honoured).
+pub fn clock_nanosleep(clock: u64, flags: u64, req: u64, rem: u64) -> KResult<u64> {
+    if clock > 11 {
+        return Err(Errno::EINVAL);
+    }
+    let d = get_timespec(req)?;
+    let deadline = if flags & 1 != 0 {
+        d
+    } else {
+        hal::time::now_ns().saturating_add(d)
+    };
+    sleep_until(deadline, if flags & 1 != 0 { 0 } else { rem })
+}
+
+/// alarm(2): not supported yet (no timers per process); reports none set.
+pub fn alarm(_secs: u64) -> KResult<u64> {
+    Err(Errno::ENOSYS)
+}

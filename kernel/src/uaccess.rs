@@ -1,0 +1,97 @@
+//! Checked access to the current process's user memory. Every syscall
+//! touches user memory only through these functions: a bad pointer becomes
+//! EFAULT, never a kernel fault. Callers must not hold the process's
+//! memory lock while calling them (a copy may fault in a page).
+
+use abi::{Errno, KResult};
+use alloc::vec::Vec;
+
+/// Most bytes a single syscall copies in one piece into a kernel buffer.
+pub const MAX_COPY: usize = 64 << 20;
+
+/// Copies `out.len()` bytes from user address `va`.
+pub fn copy_in(va: u64, out: &mut [u8]) -> KResult<()> {
+    hal::probe::copy_from_user(out, va).map_err(|_| Errno::EFAULT)
+}
+
+/// Copies `data` to user address `va`.
+pub fn copy_out(va: u64, data: &[u8]) -> KResult<()> {
+    hal::probe::copy_to_user(va, data).map_err(|_| Errno::EFAULT)
+}
+
+/// Reads `len` bytes into a new buffer.
+pub fn read_vec(va: u64, len: usize) -> KResult<Vec<u8>> {
+    if len > MAX_COPY {
+        return Err(Errno::EINVAL);
+    }
+    let mut v = alloc::vec![0u8; len];
+    copy_in(va, &mut v)?;
+    Ok(v)
+}
+
+/// Reads a little-endian u64.
+pub fn read_u64(va: u64) -> KResult<u64> {
+    let mut b = [0u8; 8];
+    copy_in(va, &mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// Reads a little-endian u32.
+pub fn read_u32(va: u64) -> KResult<u32> {
+    let mut b = [0u8; 4];
+    copy_in(va, &mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+/// Writes a little-endian u64.
+pub fn write_u64(va: u64, v: u64) -> KResult<()> {
+    copy_out(va, &v.to_le_bytes())
+}
+
+/// Writes a little-endian u32.
+pub fn write_u32(va: u64, v: u32) -> KResult<()> {
+    copy_out(va, &v.to_le_bytes())
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes (without the NUL).
+pub fn read_cstr(va: u64, max: usize) -> KResult<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut addr = va;
+    loop {
+        // Read up to the end of the page so a string ending just before an
+        // unmapped page is still readable.
+        let chunk = (4096 - (addr % 4096)) as usize;
+        let mut buf = [0u8; 4096];
+        copy_in(addr, &mut buf[..chunk])?;
+        if let Some(n) = buf[..chunk].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..n]);
+            if out.len() > max {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..chunk]);
+        if out.len() > max {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        addr += chunk as u64;
+    }
+}
+
+/// Reads a NULL-terminated array of pointers (argv, envp), at most `max`.
+pub fn read_ptr_array(va: u64, max: usize) -> KResult<Vec<u64>> {
+    let mut out = Vec::new();
+    if va == 0 {
+        return Ok(out);
+    }
+    loop {
+        let p = read_u64(va + 8 * out.len() as u64)?;
+        if p == 0 {
+            return Ok(out);
+        }
+        if out.len() >= max {
+            return Err(Errno::E2BIG);
+        }
+        out.push(p);
+    }
+}
