@@ -1,2 +1,49 @@
-//! The braided-torus substrate (placeholder; see docs/braid.md).
+//! The braided-torus substrate: events, tori, projections, the braid ring,
+//! verification, failure detection, reconstruction, migration and an
+//! adaptive braid interval, plus a deterministic simulator with fault
+//! injection. The protocol is specified in `docs/braid.md`.
+//!
+//! The crate is `no_std` + `alloc` and transport-agnostic: a torus emits
+//! fixed-size byte records through a [`Transport`] and consumes them with
+//! [`Torus::receive`]. With the `std` feature, [`bench`] runs tori on threads
+//! and measures them.
 #![no_std]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+pub mod ack;
+pub mod codec;
+pub mod event;
+mod failure;
+pub mod interval;
+pub mod lattice;
+mod migration;
+pub mod projection;
+pub mod queue;
+mod receive;
+pub mod replication;
+pub mod ring;
+pub mod sim;
+pub mod table;
+pub mod torus;
+mod verify;
+
+#[cfg(feature = "std")]
+pub mod bench;
+
+/// Largest number of tori in one ring (the view is a 64-bit mask).
+pub const MAX_TORI: usize = 64;
+
+pub use ack::Ack;
+pub use codec::DecodeError;
+pub use event::{Event, Time};
+pub use lattice::{Coord, Lattice};
+pub use projection::Projection;
+pub use queue::EventQueue;
+pub use replication::Note;
+pub use ring::View;
+pub use table::{Pid, ProcRecord, Slot, Table, TorusId};
+pub use torus::{Config, Stats, Torus, Transport};

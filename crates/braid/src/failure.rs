@@ -1,0 +1,88 @@
+//! Failure detection, reconstruction and fencing (docs/braid.md §6, §8).
+//!
+//! The successor of a torus is its failure detector and holds its replica,
+//! so the torus that notices a failure is the one that can repair it, in
+//! the same step, without asking anyone.
+
+use crate::event::{Corrective, Time};
+use crate::projection::Op;
+use crate::replication::Note;
+use crate::table::{ProcRecord, Slot, TorusId};
+use crate::torus::{Torus, Transport};
+
+impl Torus {
+    /// Declare the predecessor failed if it has been silent for `K·I_max`.
+    pub(crate) fn detect_failure(&mut self, now: Time, tx: &mut impl Transport) {
+        // A torus without a lease may be the one cut off: it must not judge
+        // others, or an isolated torus would remove the healthy ring.
+        if !self.lease_valid(now) {
+            return;
+        }
+        let Some(pred) = self.view.predecessor(self.id) else {
+            return;
+        };
+        let last = match self.inbound.get(&pred) {
+            Some(i) if i.heard => i.last_arrival.max(self.pred_since),
+            _ => self.pred_since,
+        };
+        if now.saturating_sub(last) > self.cfg.detect_timeout() {
+            self.declare_failed(now, pred, tx);
+        }
+    }
+
+    /// Remove `x` from the view and resume its committed processes here
+    /// from the mirror.
+    pub(crate) fn declare_failed(&mut self, now: Time, x: TorusId, tx: &mut impl Transport) {
+        let v = self.view.without(x);
+        self.adopt_view(now, v);
+        let mut resumed = 0;
+        if let Some(inb) = self.inbound.remove(&x) {
+            for (rec, slot) in inb.mirror.iter() {
+                let install = match slot {
+                    Slot::Owned => true,
+                    // We installed it when we applied the MigrateOut.
+                    Slot::InFlight(t) if t == self.id => false,
+                    Slot::InFlight(t) => !self.view.contains(t),
+                };
+                if install && self.table.get(rec.pid).is_none() {
+                    let home = self.cfg.lattice.home_for(rec.pid);
+                    let rec = ProcRecord { home, ..*rec };
+                    self.table.set(rec, Slot::Owned);
+                    let seq = self.out.append(Op::Upsert, 0, rec);
+                    self.out.notify_at(seq, Note::Committed(rec.pid));
+                    self.adopted.insert(rec.pid);
+                    self.schedule_slice(now, &rec);
+                    resumed += 1;
+                }
+            }
+        }
+        self.adopted_wait = self.view.predecessor(self.id);
+        if self.adopted_wait.is_none() {
+            self.adopted.clear();
+        }
+        self.notes.push(Note::Reconstructed {
+            failed: x,
+            procs: resumed,
+        });
+        self.corrective(now, Corrective::Reconstructed, x.into());
+        // Tell the new predecessor where to send, now.
+        if let Some(p) = self.view.predecessor(self.id) {
+            self.send_ack(p, 0, 0, tx);
+        }
+    }
+
+    /// We were declared failed: our processes already run elsewhere, so
+    /// drop everything and rejoin as a new incarnation.
+    pub(crate) fn fence(&mut self, now: Time) {
+        let fresh = Torus::restarted(self.id, self.incarnation + 1, self.cfg, now);
+        let stats = self.stats;
+        let session = self.out.session;
+        let view = self.view;
+        *self = fresh;
+        self.stats = stats;
+        // Keep the session counter moving so old acks never match.
+        self.out.session = session;
+        self.view = view;
+        self.notes.push(Note::Fenced);
+    }
+}

@@ -1,0 +1,309 @@
+//! Receiving records: verification of projections, applying the
+//! replication delta, and processing acks (docs/braid.md §6–7).
+
+use crate::ack::{Ack, ACK_LEN, A_FENCED, A_NEED_RESYNC, A_NO_MIGRATE};
+use crate::event::{Corrective, Time};
+use crate::projection::{LogEntry, Op, Projection, CR_PRIORITY_DEMAND, F_JOIN, PROJ_LEN};
+use crate::replication::Note;
+use crate::ring::View;
+use crate::table::{ProcRecord, Slot, TorusId};
+use crate::torus::{Torus, Transport};
+use crate::verify::{Inbound, Verdict};
+
+impl Torus {
+    /// Hand the torus one received record (a projection or an ack).
+    /// Malformed records are counted and dropped.
+    pub fn receive(&mut self, now: Time, bytes: &[u8], tx: &mut impl Transport) {
+        let ok = match bytes.len() {
+            PROJ_LEN => Projection::decode(bytes).map(|p| self.on_projection(now, &p, bytes, tx)),
+            ACK_LEN => Ack::decode(bytes).map(|a| self.on_ack(now, &a, tx)),
+            _ => Err(crate::codec::DecodeError::Length),
+        };
+        if ok.is_err() {
+            self.stats.rejected_decode += 1;
+        }
+    }
+
+    /// Adopt `v` if it supersedes ours; returns false if it fences us.
+    pub(crate) fn adopt_view(&mut self, now: Time, v: View) -> bool {
+        if !self.view.is_superseded_by(&v) {
+            return true;
+        }
+        let old_pred = self.view.predecessor(self.id);
+        if !v.contains(self.id) {
+            if self.joining {
+                // Still outside; remember the ring so we find our successor.
+                self.view = v;
+                return true;
+            }
+            return false;
+        }
+        if self.joining {
+            self.joining = false;
+            self.notes.push(Note::Joined);
+        }
+        self.view = v;
+        if self.view.predecessor(self.id) != old_pred {
+            self.pred_since = now;
+        }
+        true
+    }
+
+    fn on_projection(&mut self, now: Time, p: &Projection, bytes: &[u8], tx: &mut impl Transport) {
+        if p.to != self.id {
+            self.stats.misaddressed += 1;
+            return;
+        }
+        // A joiner's view is whatever it last knew: never adopt it.
+        if p.flags & F_JOIN == 0
+            && !self.adopt_view(
+                now,
+                View {
+                    epoch: p.epoch,
+                    members: p.members,
+                },
+            )
+        {
+            self.fence(now);
+            return;
+        }
+        // A member that restarted before we noticed: its old incarnation
+        // failed, so reconstruct it first.
+        if let Some(inb) = self.inbound.get(&p.from) {
+            if p.incarnation < inb.incarnation {
+                self.stats.rejected_stale += 1;
+                return;
+            }
+            if p.incarnation > inb.incarnation {
+                if self.view.predecessor(self.id) == Some(p.from) && self.view.contains(p.from) {
+                    self.declare_failed(now, p.from, tx);
+                } else {
+                    self.inbound.remove(&p.from);
+                }
+            }
+        }
+        if !self.view.contains(p.from) {
+            if p.flags & F_JOIN != 0 && !self.joining {
+                let v = self.view.with(p.from);
+                self.adopt_view(now, v);
+            } else {
+                self.stats.fences_sent += 1;
+                self.corrective(now, Corrective::Fenced, p.from.into());
+                let ack = Ack {
+                    flags: A_FENCED,
+                    from: self.id,
+                    to: p.from,
+                    epoch: self.view.epoch,
+                    members: self.view.members,
+                    to_incarnation: p.incarnation,
+                    ..Ack::default()
+                };
+                tx.send(self.id, p.from, &ack.encode());
+                return;
+            }
+        }
+        let inb = self
+            .inbound
+            .entry(p.from)
+            .or_insert_with(|| Inbound::new(p.incarnation));
+        match inb.check(p) {
+            Verdict::Stale => {
+                self.stats.rejected_stale += 1;
+                return;
+            }
+            Verdict::BrokenChain => {
+                inb.need_resync = true;
+                self.stats.divergences += 1;
+                self.corrective(now, Corrective::Resync, p.from.into());
+            }
+            Verdict::Accept => {}
+        }
+        if let Some(i) = self.inbound.get_mut(&p.from) {
+            i.accept(p, bytes, now);
+        }
+        if self.view.predecessor(self.id) == Some(p.from) {
+            self.heard_pred_this_tick = true;
+        }
+        for e in p.entries() {
+            self.apply_entry(now, p.from, p.session, e);
+        }
+        let inb = self.inbound.entry(p.from).or_default();
+        if inb.diverged(p) {
+            inb.need_resync = true;
+            inb.synced = false;
+            self.stats.divergences += 1;
+            self.digest_alert = Some((p.from, p.log_head));
+            self.corrective(now, Corrective::Resync, p.from.into());
+        }
+        let inb = self.inbound.entry(p.from).or_default();
+        inb.priority_demand = p.corrective().iter().any(|c| c.kind == CR_PRIORITY_DEMAND);
+        let accept = self.consider_offers(now, p);
+        self.drop_stale_mirrors(now, p);
+        self.send_ack(p.from, p.heartbeat, accept, tx);
+    }
+
+    /// Apply one replication entry from `from`, in order, once.
+    fn apply_entry(&mut self, now: Time, from: TorusId, session: u32, e: &LogEntry) {
+        let Some(inb) = self.inbound.get_mut(&from) else {
+            return;
+        };
+        if session != inb.session {
+            if e.op != Op::Reset || e.seq != 1 {
+                return;
+            }
+            inb.session = session;
+            inb.applied = 0;
+            inb.derived.clear();
+        }
+        if e.seq != inb.applied + 1 {
+            return;
+        }
+        inb.applied = e.seq;
+        match e.op {
+            Op::Reset => {
+                inb.mirror.clear();
+                inb.synced = false;
+                inb.need_resync = false;
+                inb.reset_time = now;
+            }
+            Op::Upsert => inb.mirror.set(e.rec, Slot::Owned),
+            Op::Remove | Op::Forget => {
+                inb.mirror.remove(e.rec.pid);
+            }
+            Op::SnapshotEnd => {
+                inb.synced = true;
+                if self.adopted_wait == Some(from) {
+                    self.adopted.clear();
+                    self.adopted_wait = None;
+                }
+            }
+            Op::MigrateOut => {
+                inb.mirror.set(e.rec, Slot::InFlight(e.to));
+                if e.to == self.id {
+                    self.install(now, from, e.seq, e.rec);
+                }
+            }
+        }
+    }
+
+    /// Install a migrated-in process exactly once (docs/braid.md §7).
+    fn install(&mut self, now: Time, from: TorusId, their_seq: u64, rec: ProcRecord) {
+        // A process we gave away coming back (newer generation): the old
+        // migration is over, since the sender owned it.
+        let returning =
+            matches!(self.table.get(rec.pid), Some((old, Slot::InFlight(_))) if old.gen < rec.gen);
+        if returning {
+            self.out.inflight.remove(&rec.pid);
+        } else if self.table.get(rec.pid).is_some() || self.adopted.contains(&rec.pid) {
+            self.stats.duplicates_dropped += 1;
+            self.corrective(now, Corrective::DuplicateDropped, rec.pid);
+            return;
+        }
+        let home = self
+            .cfg
+            .lattice
+            .home_for(rec.pid ^ u64::from(rec.gen).rotate_left(32));
+        let rec = ProcRecord { home, ..rec };
+        self.table.set(rec, Slot::Owned);
+        let mine = self.out.append(Op::Upsert, 0, rec);
+        if let Some(inb) = self.inbound.get_mut(&from) {
+            inb.derived.push_back((their_seq, mine));
+        }
+        self.schedule_slice(now, &rec);
+    }
+
+    /// Once the predecessor has a synced mirror, a former predecessor's
+    /// mirror is no longer the only copy.
+    fn drop_stale_mirrors(&mut self, now: Time, p: &Projection) {
+        if self.view.predecessor(self.id) != Some(p.from)
+            || p.flags & crate::projection::F_MIRROR_SYNCED == 0
+        {
+            return;
+        }
+        let quiet = 2 * self.cfg.i_max;
+        self.inbound
+            .retain(|&t, i| t == p.from || now.saturating_sub(i.last_arrival) < quiet);
+    }
+
+    pub(crate) fn send_ack(
+        &mut self,
+        to: TorusId,
+        heard: u64,
+        accept: u64,
+        tx: &mut impl Transport,
+    ) {
+        let mut ack = Ack {
+            from: self.id,
+            to,
+            epoch: self.view.epoch,
+            members: self.view.members,
+            heard_hb: heard,
+            accept,
+            load: u32::try_from(self.table.total_load()).unwrap_or(u32::MAX),
+            ..Ack::default()
+        };
+        if let Some(inb) = self.inbound.get_mut(&to) {
+            while let Some(&(_, mine)) = inb.derived.front() {
+                if !self.out.is_applied(mine) {
+                    break;
+                }
+                inb.derived.pop_front();
+            }
+            ack.session = inb.session;
+            ack.applied = inb.applied;
+            ack.durable = inb.derived.front().map_or(inb.applied, |d| d.0 - 1);
+            ack.to_incarnation = inb.incarnation;
+            if inb.need_resync {
+                ack.flags |= A_NEED_RESYNC;
+            }
+        }
+        if self.joining || !self.lease_valid(self.queue.now()) {
+            ack.flags |= A_NO_MIGRATE;
+        }
+        tx.send(self.id, to, &ack.encode());
+    }
+
+    fn on_ack(&mut self, now: Time, a: &Ack, _tx: &mut impl Transport) {
+        if a.to != self.id || (a.heard_hb != 0 && a.to_incarnation != self.incarnation) {
+            self.stats.misaddressed += 1;
+            return;
+        }
+        if a.flags & A_FENCED != 0 {
+            if a.to_incarnation == self.incarnation && !self.joining {
+                self.fence(now);
+            }
+            return;
+        }
+        if !self.adopt_view(
+            now,
+            View {
+                epoch: a.epoch,
+                members: a.members,
+            },
+        ) {
+            self.fence(now);
+            return;
+        }
+        if Some(a.from) != self.out.target || a.heard_hb == 0 {
+            return;
+        }
+        let mut notes = core::mem::take(&mut self.notes);
+        self.out.on_ack(a.session, a.applied, a.durable, &mut notes);
+        self.notes = notes;
+        if let Some(&(_, sent)) = self.sent.iter().find(|(hb, _)| *hb == a.heard_hb) {
+            self.lease_end = self.lease_end.max(sent + self.cfg.lease());
+        }
+        self.succ_load = Some(a.load.into());
+        self.succ_no_migrate = a.flags & A_NO_MIGRATE != 0;
+        if a.flags & A_NEED_RESYNC != 0 && a.session == self.out.session {
+            self.out.start(a.from, &self.table);
+            return;
+        }
+        if a.session == self.out.session {
+            self.complete_migrations(a.from);
+            if a.accept != 0 {
+                self.commit_offer(now, a.from, a.accept);
+            }
+        }
+    }
+}

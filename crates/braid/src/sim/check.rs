@@ -1,0 +1,170 @@
+//! The invariants of docs/braid.md §10, checked against the simulator's
+//! god's-eye view of every torus.
+
+use super::Sim;
+use crate::table::{Pid, Slot};
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+
+/// An invariant violation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which invariant.
+    pub invariant: &'static str,
+    /// Virtual time it was seen.
+    pub time: u64,
+    /// What was wrong.
+    pub detail: String,
+}
+
+impl Sim {
+    fn violation(&self, invariant: &'static str, detail: String) -> Violation {
+        Violation {
+            invariant,
+            time: self.time,
+            detail,
+        }
+    }
+
+    /// Invariant 1 (every step): no process runnable on two tori at once.
+    pub fn check_exactly_once(&self) -> Result<(), Violation> {
+        let mut seen: BTreeMap<Pid, u16> = BTreeMap::new();
+        for t in self.tori.iter().flatten() {
+            if !t.lease_valid(self.time) {
+                continue;
+            }
+            for (r, s) in t.table().iter() {
+                if s == Slot::Owned {
+                    if let Some(other) = seen.insert(r.pid, t.id()) {
+                        return Err(self.violation(
+                            "exactly-once",
+                            format!("pid {:#x} owned by {} and {}", r.pid, other, t.id()),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Invariant 2 (every step): every committed live process is held by a
+    /// live torus or recoverable from a live torus's mirror.
+    pub fn check_no_loss(&self) -> Result<(), Violation> {
+        let mut present = alloc::collections::BTreeSet::new();
+        for t in self.tori.iter().flatten() {
+            present.extend(t.table().iter().map(|(r, _)| r.pid));
+            for x in 0..self.tori.len() as u16 {
+                if let Some((m, _, _)) = t.mirror_of(x) {
+                    present.extend(m.iter().map(|(r, _)| r.pid));
+                }
+            }
+        }
+        for &pid in &self.committed {
+            if !self.exiting.contains(&pid) && !present.contains(&pid) {
+                return Err(self.violation("no-loss", format!("committed pid {pid:#x} is nowhere")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Invariant 4 (every step): incremental digests equal recomputed ones.
+    pub fn check_digests(&self) -> Result<(), Violation> {
+        for t in self.tori.iter().flatten() {
+            if t.table().digest() != t.table().recompute_digest() {
+                return Err(
+                    self.violation("digest", format!("torus {} table digest drifted", t.id()))
+                );
+            }
+            for x in 0..self.tori.len() as u16 {
+                if let Some((m, _, _)) = t.mirror_of(x) {
+                    if m.digest() != m.recompute_digest() {
+                        return Err(self.violation(
+                            "digest",
+                            format!("torus {} mirror of {x} drifted", t.id()),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Invariants at quiescence (no faults for a while): one view, nothing
+    /// in flight, every committed live process owned exactly once, synced
+    /// mirrors equal their sources, and the load balanced.
+    pub fn check_quiescent(&self) -> Result<(), Violation> {
+        let live: alloc::vec::Vec<_> = self.tori.iter().flatten().collect();
+        let view = live.first().map(|t| t.view());
+        for t in &live {
+            if Some(t.view()) != view || t.is_joining() {
+                return Err(self.violation(
+                    "quiescent-view",
+                    format!("torus {} view {:?} vs {:?}", t.id(), t.view(), view),
+                ));
+            }
+            if t.inflight() != 0 {
+                return Err(self.violation(
+                    "quiescent-inflight",
+                    format!("torus {} has migrations in flight", t.id()),
+                ));
+            }
+            if let Some(s) = t.view().successor(t.id()) {
+                let succ = self.tori[usize::from(s)].as_ref();
+                let m = succ.and_then(|st| st.inbound.get(&t.id()));
+                // A checkpoint may be on the wire: compare only when the
+                // mirror has applied the source's whole log.
+                let same = |i: &crate::verify::Inbound| {
+                    i.session == t.out.session && i.applied == t.log_head()
+                };
+                if !m.is_some_and(|i| {
+                    i.synced && (!same(i) || i.mirror.digest() == t.table().digest())
+                }) {
+                    return Err(
+                        self.violation("digest", format!("mirror of {} at {} differs", t.id(), s))
+                    );
+                }
+            }
+        }
+        for &pid in &self.committed {
+            let n = live.iter().filter(|t| t.table().owns(pid)).count();
+            let ok = if self.exiting.contains(&pid) {
+                n <= 1
+            } else {
+                n == 1
+            };
+            if !ok {
+                return Err(self.violation(
+                    "exactly-once",
+                    format!("pid {pid:#x} owned {n} times at quiescence"),
+                ));
+            }
+        }
+        self.check_balance()
+    }
+
+    /// Invariant 5: load imbalance under the bound after settling.
+    pub fn check_balance(&self) -> Result<(), Violation> {
+        let loads: alloc::vec::Vec<u64> = self
+            .tori
+            .iter()
+            .flatten()
+            .map(|t| t.table().total_load())
+            .collect();
+        let (Some(&max), Some(&min)) = (loads.iter().max(), loads.iter().min()) else {
+            return Ok(());
+        };
+        let n = loads.len() as u64;
+        // Diffusion stops when a neighbour is within the threshold or no
+        // process fits the gap, so differences add up around the ring.
+        let threshold = crate::torus::Config::default().balance_threshold;
+        let bound = n.saturating_sub(1) * (threshold + 2 * super::MAX_WEIGHT);
+        if max - min > bound {
+            return Err(self.violation(
+                "balance",
+                format!("loads {loads:?} exceed imbalance bound {bound}"),
+            ));
+        }
+        Ok(())
+    }
+}

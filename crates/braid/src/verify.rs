@@ -1,0 +1,76 @@
+//! The receiving half: per-sender verification state and the mirror of the
+//! sender's table (docs/braid.md §6).
+
+use crate::codec::record_digest;
+use crate::projection::Projection;
+use crate::table::Table;
+use alloc::collections::VecDeque;
+
+/// What a torus knows about one sender of projections to it.
+#[derive(Debug, Default)]
+pub(crate) struct Inbound {
+    pub incarnation: u32,
+    pub last_hb: u64,
+    pub last_digest: u64,
+    pub last_arrival: u64,
+    pub heard: bool,
+    pub session: u32,
+    pub applied: u64,
+    pub synced: bool,
+    pub mirror: Table,
+    pub reset_time: u64,
+    pub load: u64,
+    pub need_resync: bool,
+    pub priority_demand: bool,
+    /// Migrations in: (sender's seq, my seq of the resulting Upsert).
+    pub derived: VecDeque<(u64, u64)>,
+}
+
+/// Outcome of checking a projection's header against the sender state.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// New and consistent.
+    Accept,
+    /// Duplicate or reordered (heartbeat not newer).
+    Stale,
+    /// Heartbeat consecutive but the chain digest does not match.
+    BrokenChain,
+}
+
+impl Inbound {
+    pub fn new(incarnation: u32) -> Self {
+        Inbound {
+            incarnation,
+            ..Inbound::default()
+        }
+    }
+
+    /// Heartbeat monotonicity and the projection chain.
+    pub fn check(&self, p: &Projection) -> Verdict {
+        if p.heartbeat <= self.last_hb {
+            Verdict::Stale
+        } else if self.heard && p.heartbeat == self.last_hb + 1 && p.chain != self.last_digest {
+            Verdict::BrokenChain
+        } else {
+            Verdict::Accept
+        }
+    }
+
+    /// Record an accepted projection.
+    pub fn accept(&mut self, p: &Projection, bytes: &[u8], now: u64) {
+        self.last_hb = p.heartbeat;
+        self.last_digest = record_digest(bytes);
+        self.last_arrival = now;
+        self.heard = true;
+        self.load = p.load.iter().map(|&l| u64::from(l)).sum();
+    }
+
+    /// True when the mirror claims to be complete at the sender's log head
+    /// but its digest differs from the sender's.
+    pub fn diverged(&self, p: &Projection) -> bool {
+        self.synced
+            && p.session == self.session
+            && self.applied == p.log_head
+            && self.mirror.digest() != p.digest
+    }
+}
