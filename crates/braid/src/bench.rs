@@ -44,3 +44,21 @@ pub fn firehose(tori: usize, depth: usize, events: u64) -> Vec<f64> {
         .map(|h| h.join().unwrap_or(0.0))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[ignore]
+    fn print_firehose() {
+        for t in [1, 3, 8] {
+            let r = super::firehose(t, 1000, 20_000_000);
+            std::println!(
+                "{t} tori: {:?} total {:.1}M",
+                r.iter()
+                    .map(|x| (x / 1e6) as u64)
+                    .collect::<std::vec::Vec<_>>(),
+                r.iter().sum::<f64>() / 1e6
+            );
+        }
+    }
+}
