@@ -167,3 +167,22 @@ fn balance_recovers_after_burst() {
     let r = Sim::run(sc).unwrap();
     assert!(r.migrations > 0 || r.processes < 4, "{r:?}");
 }
+
+#[test]
+#[ignore]
+fn count_soak() {
+    let n: u64 = std::env::var("SOAK_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let t = std::time::Instant::now();
+    let fails: std::vec::Vec<u64> = (0..n)
+        .filter(|&s| Sim::run(Scenario::from_seed(s)).is_err())
+        .collect();
+    std::println!(
+        "{n} mixed seeds: {} failing in {:?}: first {:?}",
+        fails.len(),
+        t.elapsed(),
+        &fails[..fails.len().min(10)]
+    );
+}
