@@ -19,6 +19,26 @@ pub fn copy_out(va: u64, data: &[u8]) -> KResult<()> {
     hal::probe::copy_to_user(va, data).map_err(|_| Errno::EFAULT)
 }
 
+/// Checks that `[va, va + len)` is writable user memory without changing
+/// it (each page: read a byte, write it back). Stream reads (pipes, the
+/// tty) call this before consuming data, so a bad buffer gets EFAULT and
+/// the data stays for the next reader, as on Linux.
+pub fn check_writable(va: u64, len: usize) -> KResult<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    let end = va.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+    let mut page = va & !0xfff;
+    while page < end {
+        let at = page.max(va);
+        let mut b = [0u8; 1];
+        copy_in(at, &mut b)?;
+        copy_out(at, &b)?;
+        page += 4096;
+    }
+    Ok(())
+}
+
 /// Reads `len` bytes into a new buffer.
 pub fn read_vec(va: u64, len: usize) -> KResult<Vec<u8>> {
     if len > MAX_COPY {

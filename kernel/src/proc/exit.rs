@@ -61,7 +61,13 @@ pub fn exit_process(p: &Arc<Process>, status: i32) -> ! {
     *p.vfork_done.lock() = true;
     p.vfork_wait.wake_all();
     if let Some(parent) = super::lookup(p.ppid()) {
-        signal::send(&parent, signal::SIGCHLD);
+        // CLD_EXITED with the exit code, or CLD_KILLED/CLD_DUMPED with the signal.
+        let info = if status & 0x7f == 0 {
+            (1, pid, (status >> 8) & 0xff)
+        } else {
+            (if status & 0x80 != 0 { 3 } else { 2 }, pid, status & 0x7f)
+        };
+        signal::send_info(&parent, signal::SIGCHLD, info);
         parent.child_wait.wake_all();
     }
     sched::schedule();

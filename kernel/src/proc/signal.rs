@@ -60,6 +60,8 @@ pub struct SignalState {
     pub fault_addr: u64,
     /// rt_sigsuspend: the mask to put back after the next handler.
     pub restore_mask: Option<u64>,
+    /// siginfo of each pending signal: (si_code, si_pid, si_status).
+    pub info: [(i32, u32, i32); NSIG as usize + 1],
 }
 
 fn bit(sig: u32) -> u64 {
@@ -76,6 +78,7 @@ impl Default for SignalState {
             pending: 0,
             fault_addr: 0,
             restore_mask: None,
+            info: [(0, 0, 0); NSIG as usize + 1],
         }
     }
 }
@@ -130,6 +133,15 @@ pub fn check_signo(sig: u64, zero_ok: bool) -> KResult<u32> {
     }
 }
 
+/// Sends `sig` to `p` with siginfo (si_code, si_pid, si_status): kill(2)
+/// sends (SI_USER, sender, 0), a child's exit (CLD_*, child, status).
+pub fn send_info(p: &Arc<Process>, sig: u32, info: (i32, u32, i32)) {
+    if sig != 0 {
+        p.sig.lock().info[sig as usize] = info;
+    }
+    send(p, sig);
+}
+
 /// Marks `sig` pending on `p` and wakes it so it notices. Ignored signals
 /// are dropped at once (as Linux does), except that SIGCHLD to a parent
 /// still wakes a waiter through its own path.
@@ -169,13 +181,14 @@ pub fn force(p: &Arc<Process>, sig: u32) {
 pub fn deliver(frame: &mut TrapFrame) {
     let me = super::sched::current();
     loop {
-        let (sig, action, old_mask, fault_addr) = {
+        let (sig, action, old_mask, (fault_addr, info)) = {
             let mut s = me.sig.lock();
             let Some(sig) = s.deliverable() else { return };
             s.pending &= !bit(sig);
             let a = s.actions[sig as usize];
             let saved = s.restore_mask.take().unwrap_or(s.mask);
-            (sig, a, saved, s.fault_addr)
+            let info = core::mem::take(&mut s.info[sig as usize]);
+            (sig, a, saved, (s.fault_addr, info))
         };
         match action.handler {
             SIG_IGN if sig != SIGKILL => continue,
@@ -186,7 +199,7 @@ pub fn deliver(frame: &mut TrapFrame) {
             },
             _ if sig == SIGKILL => super::exit::exit_process(&me, sig as i32),
             _ => {
-                if setup_frame(&me, frame, sig, &action, old_mask, fault_addr).is_err() {
+                if setup_frame(&me, frame, sig, &action, old_mask, fault_addr, info).is_err() {
                     // The user stack is unusable: Linux kills with SIGSEGV.
                     super::exit::exit_process(&me, SIGSEGV as i32 | 0x80);
                 }
@@ -219,6 +232,7 @@ fn setup_frame(
     a: &SigAction,
     old_mask: u64,
     fault_addr: u64,
+    info: (i32, u32, i32),
 ) -> KResult<()> {
     if a.flags & SA_RESTORER == 0 {
         return Err(Errno::EFAULT);
@@ -252,6 +266,11 @@ fn setup_frame(
     buf[INFO as usize..INFO as usize + 4].copy_from_slice(&sig.to_le_bytes());
     if matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE) {
         buf[INFO as usize + 16..INFO as usize + 24].copy_from_slice(&fault_addr.to_le_bytes());
+    } else {
+        let (code, pid, status) = info;
+        buf[INFO as usize + 8..INFO as usize + 12].copy_from_slice(&code.to_le_bytes());
+        buf[INFO as usize + 16..INFO as usize + 20].copy_from_slice(&pid.to_le_bytes());
+        buf[INFO as usize + 24..INFO as usize + 28].copy_from_slice(&status.to_le_bytes());
     }
     uaccess::copy_out(sp, &buf)?;
     f.rsp = sp;

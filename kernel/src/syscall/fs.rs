@@ -165,6 +165,9 @@ fn file_stat(f: &OpenFile) -> KResult<Stat> {
 pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
     let len = (len as usize).min(IO_CHUNK);
+    if matches!(f.kind, Kind::PipeRead(_) | Kind::Tty) {
+        uaccess::check_writable(buf, len)?;
+    }
     let mut kbuf = alloc::vec![0u8; len];
     let n = f.read(&mut kbuf)?;
     uaccess::copy_out(buf, &kbuf[..n])?;

@@ -44,7 +44,7 @@ pub fn kill(pid: i64, sig: u64) -> KResult<u64> {
     }
     for p in live {
         if !p.is_zombie() {
-            signal::send(&p, sig);
+            signal::send_info(&p, sig, (0, me.pid, 0));
         }
     }
     Ok(0)
