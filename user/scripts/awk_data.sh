@@ -27,8 +27,8 @@ awk 'BEGIN { print length("hello"), substr("hello world", 7), index("abc", "c"),
 awk 'BEGIN { s = "a-b-c-d"; n = split(s, p, "-"); print n, p[1], p[n]; gsub("-", "+", s); print s }'
 cut -d, -f2 data.csv | sort -u > users
 awk -F, '$1 <= 40 { print $2 }' data.csv | sort -u > some
-comm -12 users some | wc -l
-comm -23 users some | head -n 3
+grep -Fxf some users | wc -l
+grep -Fvxf some users | head -n 3
 grep -c ',user00[0-9],' data.csv
 grep -n ',user499,' data.csv | head -n 2
 sed -n '/,user123,/{s/,.*//;p}' data.csv | tr '\n' ' '; echo

@@ -11,9 +11,12 @@
 //!     --timeout SECS                give up after SECS (with --exec; default 600)
 //! cargo xtask test                  host unit tests + boot scenario tests in QEMU
 //! cargo xtask image                 a bootable GRUB ISO (target/rse/rse-os.iso)
+//! cargo xtask soak [SEEDS] [START]  braid simulator soak; prints any failing seed
+//! cargo xtask bench braid [DEPTH] [EVENTS]  braid event-queue throughput per torus
 //! ```
 
 mod artifacts;
+mod braid_cmds;
 mod deps;
 mod initramfs;
 mod qemu;
@@ -34,6 +37,10 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("test") => scenarios::test_all(&args[1..]),
         Some("image") => image().map(|_| 0),
+        Some("soak") => Ok(braid_cmds::soak(&args[1..])),
+        Some("bench") if args.get(1).map(String::as_str) == Some("braid") => {
+            Ok(braid_cmds::bench(&args[2..]))
+        }
         _ => {
             eprintln!("{}", USAGE);
             Ok(2)
@@ -49,7 +56,8 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--accel tcg|kvm] \
-[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--log] [--timeout SECS] | test | image";
+[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--log] [--timeout SECS] | test | image \
+| soak [SEEDS] [START] | bench braid [DEPTH] [EVENTS]";
 
 fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;

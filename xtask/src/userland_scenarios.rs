@@ -30,7 +30,6 @@ pub type UserScenario = (&'static str, fn(&Exec) -> Result<(), String>);
 /// (`deps::BUSYBOX.file`), which makes the comparison meaningful.
 pub const HOST_BUSYBOX: &str = "/bin/busybox";
 /// PATH for the host runs; busybox prefers its applets anyway.
-const HOST_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
 /// Longest a script may run on the host.
 const HOST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -183,6 +182,25 @@ fn scripts_listed(_: &Exec) -> Result<(), String> {
     Ok(())
 }
 
+/// A directory holding only busybox applet links, so the host run finds
+/// exactly the tools the guest has (not the host's coreutils).
+fn applet_path() -> Result<String, String> {
+    let dir = crate::artifacts::out_dir().join("busybox-applets");
+    if !dir.join("sh").exists() {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let st = Command::new(HOST_BUSYBOX)
+            .arg("--install")
+            .arg("-s")
+            .arg(&dir)
+            .status()
+            .map_err(|e| format!("busybox --install: {e}"))?;
+        if !st.success() {
+            return Err("busybox --install failed".into());
+        }
+    }
+    Ok(dir.display().to_string())
+}
+
 /// Runs `script` with the host's busybox, stderr merged into stdout as on
 /// the guest console: (output, exit status).
 pub fn run_on_host(script: &Path) -> Result<(String, i32), String> {
@@ -192,7 +210,7 @@ pub fn run_on_host(script: &Path) -> Result<(String, i32), String> {
         .arg(format!("exec 2>&1; exec {HOST_BUSYBOX} sh \"$0\""))
         .arg(script)
         .env_clear()
-        .env("PATH", HOST_PATH)
+        .env("PATH", applet_path()?)
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -238,7 +256,8 @@ const END: &str = "<<<rse-diff-end>>>";
 /// printf so an echoed command line cannot contain them), then `alive`.
 pub fn guest_command(name: &str) -> String {
     format!(
-        "printf '<<<rse-diff-%s>>>\\n' begin; sh {GUEST_SCRIPTS_DIR}/{name}.sh; st=$?; \
+        "printf '<<<rse-diff-%s>>>\\n' begin; \
+         {{ sh {GUEST_SCRIPTS_DIR}/{name}.sh; echo $? > /tmp/.rse-st; }} 2>&1 | cat; st=$(cat /tmp/.rse-st); \
          printf '\\n<<<rse-diff-%s>>>\\n' end; echo alive; exit $st"
     )
 }
