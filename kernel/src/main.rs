@@ -49,14 +49,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         .unwrap_or(3usize)
         .clamp(1, 64);
     frames::init(&free, tori);
-    let max_pa = info
-        .memory_map()
-        .iter()
-        .filter(|r| r.usable)
-        .map(|r| r.start + r.len)
-        .max()
-        .unwrap_or(0);
-    mm::refcount::init(max_pa);
+    mm::refcount::init(info.ram_end());
 
     hal::apic::init(&mut || frames::alloc_on(0));
     let tsc_hz = hal::time::calibrate(5, info.entry_tsc);

@@ -177,13 +177,7 @@ pub fn init(info: &BootInfo) -> FreeMemory {
     let mut fa = EarlyAlloc(&mut free);
 
     // Direct map of all RAM (2 MiB pages, no execute).
-    let max = info
-        .memory_map()
-        .iter()
-        .filter(|r| r.usable)
-        .map(|r| r.start + r.len)
-        .max()
-        .unwrap_or(0);
+    let max = info.ram_end();
     let dflags = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::GLOBAL;
     let mut pa = 0;
     while pa < max.div_ceil(TWO_MIB) * TWO_MIB {

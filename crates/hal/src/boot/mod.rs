@@ -80,6 +80,16 @@ impl BootInfo {
         &self.regions[..self.region_count]
     }
 
+    /// One past the highest byte of usable RAM.
+    pub fn ram_end(&self) -> u64 {
+        self.memory_map()
+            .iter()
+            .filter(|r| r.usable)
+            .map(|r| r.start + r.len)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The kernel command line (empty if none or not UTF-8).
     pub fn cmdline(&self) -> &str {
         core::str::from_utf8(&self.cmdline[..self.cmdline_len]).unwrap_or("")
