@@ -126,13 +126,18 @@ pub fn setpgid(pid: u64, pgid: u64) -> KResult<u64> {
     Ok(0)
 }
 
+/// The process a pid argument names: 0 means the caller.
+fn target(pid: u64) -> KResult<alloc::sync::Arc<proc::Process>> {
+    if pid == 0 {
+        Ok(current())
+    } else {
+        proc::lookup(pid as Pid).ok_or(Errno::ESRCH)
+    }
+}
+
 /// getpgid(2).
 pub fn getpgid(pid: u64) -> KResult<u64> {
-    let p = if pid == 0 {
-        current()
-    } else {
-        proc::lookup(pid as Pid).ok_or(Errno::ESRCH)?
-    };
+    let p = target(pid)?;
     let g = p.rel.lock().pgid;
     Ok(g as u64)
 }
@@ -155,11 +160,7 @@ pub fn setsid() -> KResult<u64> {
 
 /// getsid(2).
 pub fn getsid(pid: u64) -> KResult<u64> {
-    let p = if pid == 0 {
-        current()
-    } else {
-        proc::lookup(pid as Pid).ok_or(Errno::ESRCH)?
-    };
+    let p = target(pid)?;
     let s = p.rel.lock().sid;
     Ok(s as u64)
 }
@@ -302,11 +303,7 @@ pub fn getpriority(which: u64, who: u64) -> KResult<u64> {
     if which != 0 {
         return Err(Errno::EINVAL);
     }
-    let p = if who == 0 {
-        current()
-    } else {
-        proc::lookup(who as Pid).ok_or(Errno::ESRCH)?
-    };
+    let p = target(who)?;
     let nice = p.info.lock().nice;
     Ok((20 - nice) as u64)
 }
@@ -316,11 +313,7 @@ pub fn setpriority(which: u64, who: u64, nice: i32) -> KResult<u64> {
     if which != 0 {
         return Err(Errno::EINVAL);
     }
-    let p = if who == 0 {
-        current()
-    } else {
-        proc::lookup(who as Pid).ok_or(Errno::ESRCH)?
-    };
+    let p = target(who)?;
     p.info.lock().nice = nice.clamp(-20, 19);
     Ok(0)
 }
