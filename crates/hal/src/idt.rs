@@ -168,6 +168,9 @@ fn set_gate(idt: &mut InterruptDescriptorTable, v: usize, addr: VirtAddr, ist: u
 
 #[no_mangle]
 extern "C" fn hal_trap_dispatch(frame: &mut TrapFrame) {
+    if frame.vector == crate::syscall::SYSCALL_VECTOR {
+        return crate::syscall::dispatch(frame);
+    }
     let h = HANDLER.load(Ordering::Acquire);
     if h.is_null() {
         report_and_exit(frame, "trap before the kernel installed a handler");

@@ -30,25 +30,7 @@ syscall_entry:
     movq %gs:32, %rax
     fxsave64 (%rax)
     movq %gs:24, %rax
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    movq %rsp, %rdi
-    cld
-    call hal_syscall_dispatch
-    jmp trap_return
+    jmp trap_save_regs
 "#,
     user_ds = const USER_DS,
     user_cs = const USER_CS,
@@ -65,8 +47,8 @@ pub type SyscallHandler = fn(&mut TrapFrame);
 
 static HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
-#[no_mangle]
-extern "C" fn hal_syscall_dispatch(frame: &mut TrapFrame) {
+/// Called by the common trap path for frames built by the syscall entry.
+pub(crate) fn dispatch(frame: &mut TrapFrame) {
     let h = HANDLER.load(Ordering::Acquire);
     // SAFETY: HANDLER holds a SyscallHandler (set before any user mode).
     let handler: SyscallHandler = unsafe { core::mem::transmute::<*mut (), SyscallHandler>(h) };

@@ -30,6 +30,9 @@ trap_common:
     fxsave64 (%rax)
     movq %gs:24, %rax
 1:
+    /* The syscall entry joins here with the same frame layout. */
+    .global trap_save_regs
+trap_save_regs:
     pushq %rax
     pushq %rbx
     pushq %rcx
