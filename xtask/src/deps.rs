@@ -18,6 +18,11 @@ pub const BUSYBOX: Package = Package {
     name: "busybox-static",
     file: "/bin/busybox",
 };
+/// util-linux `script`: a pty for the scripted-terminal scenario.
+pub const SCRIPT: Package = Package {
+    name: "bsdutils",
+    file: "/usr/bin/script",
+};
 pub const GRUB_PC_BIN: Package = Package {
     name: "grub-pc-bin",
     file: "/usr/lib/grub/i386-pc/modinfo.sh",

@@ -21,6 +21,7 @@ mod deps;
 mod initramfs;
 mod qemu;
 mod scenarios;
+mod terminal;
 mod userland;
 mod userland_scenarios;
 

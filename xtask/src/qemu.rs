@@ -119,8 +119,15 @@ impl Config {
             &mem,
             "-display",
             "none",
+            // A chardev rather than `-serial stdio`: `signal=off` makes
+            // QEMU pass Ctrl-C to the guest (whose tty turns it into SIGINT)
+            // instead of dying of it; `mux=on` keeps Ctrl-A x to quit.
+            "-chardev",
+            "stdio,id=con,signal=off,mux=on",
             "-serial",
-            "stdio",
+            "chardev:con",
+            "-mon",
+            "chardev=con,mode=readline",
             "-no-reboot",
         ]);
         push(&[

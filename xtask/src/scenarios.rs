@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::qemu::{self, Config, Machine, Outcome};
+use crate::terminal::Terminal;
 use crate::{artifacts, deps, RunOpts};
 
 type Scenario = (&'static str, fn() -> Result<(), String>);
@@ -19,6 +20,7 @@ const SCENARIOS: &[Scenario] = &[
         unexpected_exception,
     ),
     ("grub_iso_boots_multiboot2", grub_iso),
+    ("interactive_shell_ls_and_ctrl_c", interactive_shell),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.
@@ -35,7 +37,7 @@ pub fn test_all(args: &[String]) -> Result<i32, String> {
             return Err("host unit tests failed".into());
         }
     }
-    deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;
+    deps::ensure(&[&deps::QEMU, &deps::BUSYBOX, &deps::SCRIPT])?;
     eprintln!("== boot scenarios (QEMU, {:?})", qemu::Accel::detect());
     let mut failed = Vec::new();
     for (name, f) in SCENARIOS
@@ -210,4 +212,47 @@ fn grub_iso() -> Result<(), String> {
         return Err(explain(&out, "the ISO did not enter through Multiboot2"));
     }
     expect_selftests_pass(&out)
+}
+
+/// `cargo xtask run` on a real (pseudo) terminal: the prompt comes up,
+/// `ls /` lists the root, and Ctrl-C ends a foreground `sleep 100` the way
+/// it does on Linux (status 130, back at the prompt), with QEMU itself
+/// unharmed: leaving the shell still ends the run in the orderly way.
+fn interactive_shell() -> Result<(), String> {
+    let me = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut t = Terminal::spawn(&me.display().to_string(), &["run"])?;
+    let prompt = "/ # ";
+    t.expect(prompt, Duration::from_secs(120))?;
+    t.type_keys(b"ls /\r")?;
+    let listing = t.expect(prompt, Duration::from_secs(30))?;
+    for dir in ["bin", "dev", "etc", "proc", "tmp", "usr"] {
+        if !listing.split_whitespace().any(|w| w == dir) {
+            return Err(format!("`ls /` did not list {dir}:\n{listing}"));
+        }
+    }
+    t.type_keys(b"sleep 100\r")?;
+    t.expect("sleep 100", Duration::from_secs(10))?;
+    // Let the shell fork and the child block in nanosleep first.
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    t.type_keys(b"\x03")?;
+    t.expect("^C", Duration::from_secs(10))?;
+    t.expect(prompt, Duration::from_secs(10))?;
+    let took = sent.elapsed();
+    t.type_keys(b"echo status=$?\r")?;
+    t.expect("status=130", Duration::from_secs(10))?;
+    t.expect(prompt, Duration::from_secs(10))?;
+    t.type_keys(b"exit\r")?;
+    // `run` passes on QEMU's status: 1 is the kernel's orderly exit; a QEMU
+    // killed by the host's SIGINT would give something else.
+    match t.wait(Duration::from_secs(30)) {
+        Some(1) => {
+            eprintln!("  Ctrl-C -> prompt back in {} ms", took.as_millis());
+            Ok(())
+        }
+        other => Err(format!(
+            "after `exit` the run ended with {other:?}, not QEMU's orderly status 1:\n{}",
+            t.transcript()
+        )),
+    }
 }
