@@ -41,6 +41,9 @@ pub struct Ack {
     pub session: u32,
     /// Incarnation of `to` that was heard.
     pub to_incarnation: u32,
+    /// Incarnation of the acker (`from`): a change tells the acked torus
+    /// that its successor restarted and needs a new session.
+    pub from_incarnation: u32,
     /// Highest seq applied to the mirror.
     pub applied: u64,
     /// Highest seq whose migrations-in are committed at the acker's successor.
@@ -69,6 +72,7 @@ impl Ack {
         put(&mut b, 48, &self.durable.to_le_bytes());
         put(&mut b, 56, &self.accept.to_le_bytes());
         put(&mut b, 64, &self.load.to_le_bytes());
+        put(&mut b, 68, &self.from_incarnation.to_le_bytes());
         let c = crc(&b[..ACK_LEN - 4]);
         put(&mut b, ACK_LEN - 4, &c.to_le_bytes());
         b
@@ -90,6 +94,7 @@ impl Ack {
             durable: u64_at(b, 48),
             accept: u64_at(b, 56),
             load: u32_at(b, 64),
+            from_incarnation: u32_at(b, 68),
         };
         ensure(a.flags & !A_ALL == 0, "flags")?;
         ensure(
@@ -97,7 +102,7 @@ impl Ack {
             "torus id",
         )?;
         ensure(a.durable <= a.applied, "durable past applied")?;
-        ensure(all_zero(&b[68..ACK_LEN - 4]), "reserved")?;
+        ensure(all_zero(&b[72..ACK_LEN - 4]), "reserved")?;
         Ok(a)
     }
 }
@@ -121,6 +126,7 @@ mod tests {
             durable: 19,
             accept: 42,
             load: 3000,
+            from_incarnation: 5,
         }
     }
 

@@ -21,11 +21,24 @@ impl Torus {
         let Some(pred) = self.view.predecessor(self.id) else {
             return;
         };
-        let last = match self.inbound.get(&pred) {
-            Some(i) if i.heard => i.last_arrival.max(self.pred_since),
-            _ => self.pred_since,
-        };
-        if now.saturating_sub(last) > self.cfg.detect_timeout() {
+        // Only the holder of the predecessor's replica judges it: a
+        // predecessor that has not yet switched its replication to us (it
+        // is still draining migrations to its old successor after we
+        // joined, or has not re-formed the ring after a failure) sends us
+        // nothing, and declaring it failed would resume nothing (its state
+        // is elsewhere) while fencing it: committed processes would be lost.
+        if !self.replica_current(pred) {
+            return;
+        }
+        let last = self.inbound.get(&pred).map_or(now, |i| i.last_arrival);
+        // The silence must have been observed while connected: our own
+        // successor has acked a projection we sent at least `D − I_max`
+        // after the predecessor's last arrival. A torus that was cut off
+        // itself (its lease may outlive the cut by up to `L`) never blames
+        // a predecessor whose silence it caused or overlapped.
+        let acked_send = self.lease_end.saturating_sub(self.cfg.lease());
+        let observed = last + self.cfg.detect_timeout() - self.cfg.i_max;
+        if now.saturating_sub(last) > self.cfg.detect_timeout() && acked_send >= observed {
             self.declare_failed(now, pred, tx);
         }
     }
@@ -37,6 +50,8 @@ impl Torus {
         self.adopt_view(now, v);
         let mut resumed = 0;
         if let Some(inb) = self.inbound.remove(&x) {
+            let dead = self.fenced.entry(x).or_insert(inb.incarnation);
+            *dead = (*dead).max(inb.incarnation);
             for (rec, slot) in inb.mirror.iter() {
                 let install = match slot {
                     Slot::Owned => true,
@@ -78,7 +93,9 @@ impl Torus {
         let stats = self.stats;
         let session = self.out.session;
         let view = self.view;
+        let fenced = core::mem::take(&mut self.fenced);
         *self = fresh;
+        self.fenced = fenced;
         self.stats = stats;
         // Keep the session counter moving so old acks never match.
         self.out.session = session;

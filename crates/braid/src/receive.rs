@@ -67,6 +67,17 @@ impl Torus {
             self.fence(now);
             return;
         }
+        // An incarnation we declared failed: its processes run here now.
+        // Whatever view it is in, it must restart (a concurrent view change
+        // elsewhere may have put its id back in the view).
+        if self
+            .fenced
+            .get(&p.from)
+            .is_some_and(|&i| p.incarnation <= i)
+        {
+            self.send_fence(now, p.from, p.incarnation, tx);
+            return;
+        }
         // A member that restarted before we noticed: its old incarnation
         // failed, so reconstruct it first.
         if let Some(inb) = self.inbound.get(&p.from) {
@@ -84,21 +95,19 @@ impl Torus {
         }
         if !self.view.contains(p.from) {
             if p.flags & F_JOIN != 0 && !self.joining {
+                if !self.ring_reformed() {
+                    // The joiner's previous incarnation was just removed:
+                    // wait until our predecessor has re-formed the ring
+                    // around us (and redirected its migrations to us)
+                    // before it may become our predecessor's successor.
+                    // The joiner retries every interval.
+                    self.stats.rejected_stale += 1;
+                    return;
+                }
                 let v = self.view.with(p.from);
                 self.adopt_view(now, v);
             } else {
-                self.stats.fences_sent += 1;
-                self.corrective(now, Corrective::Fenced, p.from.into());
-                let ack = Ack {
-                    flags: A_FENCED,
-                    from: self.id,
-                    to: p.from,
-                    epoch: self.view.epoch,
-                    members: self.view.members,
-                    to_incarnation: p.incarnation,
-                    ..Ack::default()
-                };
-                tx.send(self.id, p.from, &ack.encode());
+                self.send_fence(now, p.from, p.incarnation, tx);
                 return;
             }
         }
@@ -140,6 +149,22 @@ impl Torus {
         let accept = self.consider_offers(now, p);
         self.drop_stale_mirrors(now, p);
         self.send_ack(p.from, p.heartbeat, accept, tx);
+    }
+
+    /// True when our predecessor in the current view replicates to us: we
+    /// hold a synced mirror of it, fed since it became our predecessor.
+    pub(crate) fn ring_reformed(&self) -> bool {
+        self.view
+            .predecessor(self.id)
+            .is_none_or(|q| self.replica_current(q))
+    }
+
+    /// True when `q` replicates to us: its mirror here is synced and it has
+    /// sent to us since it became our predecessor.
+    pub(crate) fn replica_current(&self, q: TorusId) -> bool {
+        self.inbound
+            .get(&q)
+            .is_some_and(|i| i.synced && i.heard && i.last_arrival >= self.pred_since)
     }
 
     /// Apply one replication entry from `from`, in order, once.
@@ -225,6 +250,22 @@ impl Torus {
             .retain(|&t, i| t == p.from || now.saturating_sub(i.last_arrival) < quiet);
     }
 
+    fn send_fence(&mut self, now: Time, to: TorusId, inc: u32, tx: &mut impl Transport) {
+        self.stats.fences_sent += 1;
+        self.corrective(now, Corrective::Fenced, to.into());
+        let ack = Ack {
+            flags: A_FENCED,
+            from: self.id,
+            to,
+            epoch: self.view.epoch,
+            members: self.view.members,
+            to_incarnation: inc,
+            from_incarnation: self.incarnation,
+            ..Ack::default()
+        };
+        tx.send(self.id, to, &ack.encode());
+    }
+
     pub(crate) fn send_ack(
         &mut self,
         to: TorusId,
@@ -240,6 +281,7 @@ impl Torus {
             heard_hb: heard,
             accept,
             load: u32::try_from(self.table.total_load()).unwrap_or(u32::MAX),
+            from_incarnation: self.incarnation,
             ..Ack::default()
         };
         if let Some(inb) = self.inbound.get_mut(&to) {
@@ -268,8 +310,19 @@ impl Torus {
             self.stats.misaddressed += 1;
             return;
         }
+        if self
+            .fenced
+            .get(&a.from)
+            .is_some_and(|&i| a.from_incarnation <= i)
+        {
+            self.stats.misaddressed += 1;
+            return; // From an incarnation we declared failed.
+        }
         if a.flags & A_FENCED != 0 {
-            if a.to_incarnation == self.incarnation && !self.joining {
+            // A joiner is fenced too: its incarnation number is already
+            // dead (e.g. it restarted without knowing it had been fenced
+            // before), so it must pick a newer one.
+            if a.to_incarnation == self.incarnation {
                 self.fence(now);
             }
             return;
@@ -286,6 +339,19 @@ impl Torus {
         }
         if Some(a.from) != self.out.target || a.heard_hb == 0 {
             return;
+        }
+        // The successor restarted under the same id (its old incarnation
+        // was replaced without us seeing a view without it): its mirror of
+        // us is gone, so start a new session. Acks from an older
+        // incarnation than the one we replicate to are stale.
+        match self.out.target_inc {
+            Some(i) if a.from_incarnation < i => return,
+            Some(i) if a.from_incarnation > i => {
+                self.out.start(a.from, &self.table);
+                self.out.target_inc = Some(a.from_incarnation);
+                return;
+            }
+            _ => self.out.target_inc = Some(a.from_incarnation),
         }
         let mut notes = core::mem::take(&mut self.notes);
         self.out.on_ack(a.session, a.applied, a.durable, &mut notes);

@@ -30,6 +30,8 @@ pub enum Note {
 #[derive(Debug, Default)]
 pub(crate) struct OutSession {
     pub target: Option<TorusId>,
+    /// Incarnation of `target` seen in its acks (`None` until the first).
+    pub target_inc: Option<u32>,
     pub session: u32,
     log: VecDeque<LogEntry>,
     pub head: u64,
@@ -65,6 +67,9 @@ impl OutSession {
 
     /// Start a new session to `target` with a snapshot of `table`.
     pub fn start(&mut self, target: TorusId, table: &Table) {
+        if self.target != Some(target) {
+            self.target_inc = None;
+        }
         self.target = Some(target);
         self.session = self.session.wrapping_add(1).max(1);
         self.log.clear();

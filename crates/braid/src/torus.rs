@@ -121,6 +121,9 @@ pub struct Torus {
     pub(crate) inbound: BTreeMap<TorusId, Inbound>,
     pub(crate) adopted: BTreeSet<Pid>,
     pub(crate) adopted_wait: Option<TorusId>,
+    /// Tombstones: the highest incarnation of each torus this torus
+    /// declared failed (and whose processes it resumed).
+    pub(crate) fenced: BTreeMap<TorusId, u32>,
     pub(crate) interval: Interval,
     pub(crate) pending_offer: Option<Pid>,
     pub(crate) succ_load: Option<u64>,
@@ -154,6 +157,7 @@ impl Torus {
             inbound: BTreeMap::new(),
             adopted: BTreeSet::new(),
             adopted_wait: None,
+            fenced: BTreeMap::new(),
             interval: Interval::new(cfg.i_min, cfg.i_max, cfg.adaptive),
             pending_offer: None,
             succ_load: None,

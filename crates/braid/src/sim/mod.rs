@@ -125,6 +125,11 @@ pub struct Sim {
     rng: Rng,
     pub(crate) committed: BTreeSet<Pid>,
     pub(crate) exiting: BTreeSet<Pid>,
+    /// Processes whose exit is committed. A spawn's `Committed` note can
+    /// reach the host after the process migrated, exited elsewhere and
+    /// that exit committed (the spawner's acks were lost meanwhile); pids
+    /// are never reused, so such a late note must not resurrect it.
+    exited: BTreeSet<Pid>,
     down_since: Option<(TorusId, Time)>,
     partition_until: Option<Time>,
     burst_done: bool,
@@ -147,6 +152,7 @@ impl Sim {
             rng: Rng::new(sc.seed ^ 0xB0B),
             committed: BTreeSet::new(),
             exiting: BTreeSet::new(),
+            exited: BTreeSet::new(),
             down_since: None,
             partition_until: None,
             burst_done: false,
@@ -267,11 +273,14 @@ impl Sim {
             for n in t.drain_notes() {
                 match n {
                     Note::Committed(p) => {
-                        self.committed.insert(p);
+                        if !self.exited.contains(&p) {
+                            self.committed.insert(p);
+                        }
                     }
                     Note::ExitCommitted(p) => {
                         self.committed.remove(&p);
                         self.exiting.remove(&p);
+                        self.exited.insert(p);
                     }
                     Note::Reconstructed { .. } => self.report.reconstructions += 1,
                     Note::Fenced | Note::Joined => {}
@@ -379,7 +388,10 @@ impl Sim {
             if f.crash_in_migration && migrating.is_none() && self.rng.chance(700) {
                 return; // Wait for a migration to crash into.
             }
-            if self.tori[usize::from(victim)].take().is_some() {
+            if let Some(t) = self.tori[usize::from(victim)].take() {
+                // It may have fenced itself (new incarnations) meanwhile.
+                let inc = &mut self.incarnations[usize::from(victim)];
+                *inc = (*inc).max(t.incarnation());
                 self.down_since = Some((victim, now));
                 self.report.crashes += 1;
             }

@@ -101,8 +101,15 @@ impl Net {
         } else {
             b.len()
         };
-        for _ in 0..flips {
-            let bit = self.rng.below(limit as u64 * 8) as usize;
+        // Distinct bits: flipping one bit twice would hand over an intact
+        // record marked as corrupted.
+        let mut bits = [usize::MAX; 3];
+        for i in 0..flips as usize {
+            let mut bit = self.rng.below(limit as u64 * 8) as usize;
+            while bits[..i].contains(&bit) {
+                bit = self.rng.below(limit as u64 * 8) as usize;
+            }
+            bits[i] = bit;
             b[bit / 8] ^= 1 << (bit % 8);
         }
         if self.reseal_corruption {
