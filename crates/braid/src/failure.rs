@@ -71,6 +71,8 @@ impl Torus {
                 }
             }
         }
+        // Its in-flight migrations to us are resolved: we hold them.
+        self.unpin_from(x);
         self.adopted_wait = self.view.predecessor(self.id);
         if self.adopted_wait.is_none() {
             self.adopted.clear();

@@ -28,7 +28,9 @@ impl Torus {
         let best = self
             .table
             .iter()
-            .filter(|(r, s)| *s == Slot::Owned && u64::from(r.weight) < diff)
+            .filter(|(r, s)| {
+                *s == Slot::Owned && u64::from(r.weight) < diff && !self.pinned.contains_key(&r.pid)
+            })
             .min_by_key(|(r, _)| (u64::from(r.weight).abs_diff(diff / 2), r.pid))
             .map(|(r, _)| *r)?;
         self.pending_offer = Some(best.pid);
@@ -70,6 +72,9 @@ impl Torus {
         let Some(&(rec, Slot::Owned)) = self.table.get(pid) else {
             return;
         };
+        if self.pinned.contains_key(&pid) {
+            return;
+        }
         let rec = ProcRecord {
             gen: rec.gen + 1,
             ..rec
@@ -103,5 +108,21 @@ impl Torus {
                 },
             );
         }
+    }
+}
+
+impl Torus {
+    /// The giver `from` no longer holds the migrations it made to us (it
+    /// forgot them, or it is gone): release what it pinned here.
+    pub(crate) fn unpin_from(&mut self, from: TorusId) {
+        let me = self.id;
+        let inbound = &self.inbound;
+        self.pinned.retain(|pid, giver| {
+            *giver != from
+                || inbound
+                    .get(&from)
+                    .and_then(|i| i.mirror.get(*pid))
+                    .is_some_and(|&(_, s)| s == Slot::InFlight(me))
+        });
     }
 }

@@ -90,8 +90,22 @@ impl Torus {
                     self.declare_failed(now, p.from, tx);
                 } else {
                     self.inbound.remove(&p.from);
+                    self.unpin_from(p.from);
                 }
             }
+        }
+        // A restarted torus whose old incarnation we declared failed, but
+        // whose id is still in the view (a concurrent view change kept it):
+        // remove the dead incarnation under a new epoch, so that the ring
+        // re-forms without it; the joiner is then admitted as usual.
+        let rejoin = p.flags & F_JOIN != 0
+            && !self.joining
+            && self.view.contains(p.from)
+            && !self.inbound.contains_key(&p.from)
+            && self.fenced.get(&p.from).is_some_and(|&i| i < p.incarnation);
+        if rejoin {
+            let v = self.view.without(p.from);
+            self.adopt_view(now, v);
         }
         if !self.view.contains(p.from) {
             if p.flags & F_JOIN != 0 && !self.joining {
@@ -194,9 +208,13 @@ impl Torus {
             Op::Upsert => inb.mirror.set(e.rec, Slot::Owned),
             Op::Remove | Op::Forget => {
                 inb.mirror.remove(e.rec.pid);
+                if self.pinned.get(&e.rec.pid) == Some(&from) {
+                    self.pinned.remove(&e.rec.pid);
+                }
             }
             Op::SnapshotEnd => {
                 inb.synced = true;
+                self.unpin_from(from);
                 if self.adopted_wait == Some(from) {
                     self.adopted.clear();
                     self.adopted_wait = None;
@@ -230,6 +248,11 @@ impl Torus {
             .home_for(rec.pid ^ u64::from(rec.gen).rotate_left(32));
         let rec = ProcRecord { home, ..rec };
         self.table.set(rec, Slot::Owned);
+        // Pinned until the giver forgets it: if we passed it on (or it
+        // exited) before that and then crashed, the giver would redirect
+        // its still in-flight copy to our successor, which could no longer
+        // tell it is a duplicate.
+        self.pinned.insert(rec.pid, from);
         let mine = self.out.append(Op::Upsert, 0, rec);
         if let Some(inb) = self.inbound.get_mut(&from) {
             inb.derived.push_back((their_seq, mine));
@@ -246,8 +269,14 @@ impl Torus {
             return;
         }
         let quiet = 2 * self.cfg.i_max;
+        let before: alloc::vec::Vec<TorusId> = self.inbound.keys().copied().collect();
         self.inbound
             .retain(|&t, i| t == p.from || now.saturating_sub(i.last_arrival) < quiet);
+        for t in before {
+            if !self.inbound.contains_key(&t) {
+                self.unpin_from(t);
+            }
+        }
     }
 
     fn send_fence(&mut self, now: Time, to: TorusId, inc: u32, tx: &mut impl Transport) {

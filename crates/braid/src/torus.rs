@@ -124,6 +124,9 @@ pub struct Torus {
     /// Tombstones: the highest incarnation of each torus this torus
     /// declared failed (and whose processes it resumed).
     pub(crate) fenced: BTreeMap<TorusId, u32>,
+    /// Migrated-in processes whose giver has not yet forgotten them
+    /// (pid → giver): they may neither move on nor exit until then.
+    pub(crate) pinned: BTreeMap<Pid, TorusId>,
     pub(crate) interval: Interval,
     pub(crate) pending_offer: Option<Pid>,
     pub(crate) succ_load: Option<u64>,
@@ -158,6 +161,7 @@ impl Torus {
             adopted: BTreeSet::new(),
             adopted_wait: None,
             fenced: BTreeMap::new(),
+            pinned: BTreeMap::new(),
             interval: Interval::new(cfg.i_min, cfg.i_max, cfg.adaptive),
             pending_offer: None,
             succ_load: None,
@@ -291,9 +295,11 @@ impl Torus {
         pid
     }
 
-    /// End a process owned here; false if it is not owned (e.g. in flight).
+    /// End a process owned here; false if it is not owned (e.g. in flight)
+    /// or has just migrated in and its giver has not yet forgotten it
+    /// (retry later).
     pub fn exit(&mut self, pid: Pid) -> bool {
-        if !self.table.owns(pid) {
+        if !self.table.owns(pid) || self.pinned.contains_key(&pid) {
             return false;
         }
         self.table.remove(pid);
