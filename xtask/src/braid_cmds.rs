@@ -20,8 +20,9 @@ pub fn soak(args: &[String]) -> i32 {
             0
         }
         Err(seed) => {
-            let v = braid::sim::Sim::run(braid::sim::Scenario::from_seed(seed)).err();
-            println!("soak: seed {seed} FAILED: {v:?}");
+            let sc = braid::sim::Scenario::soak(seed);
+            let v = braid::sim::Sim::run(sc).err();
+            println!("soak: seed {seed} FAILED: {v:?} in {sc:?}");
             1
         }
     }

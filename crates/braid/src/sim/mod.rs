@@ -93,6 +93,77 @@ impl Scenario {
     }
 }
 
+/// The fault kinds the soak and the tests exercise one at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Dropped projections and acks (20 %).
+    Drop,
+    /// Duplicated records (20 %).
+    Duplicate,
+    /// Delayed and reordered records (jitter up to 0.8 intervals).
+    Reorder,
+    /// Corrupted records (15 %: bit flips and truncation).
+    Corrupt,
+    /// Torus crashes at any step, and restarts as new incarnations.
+    CrashRestart,
+    /// Crashes aimed at a migration in flight (giver or receiver).
+    CrashInMigration,
+    /// A torus cut off for a while, then healed.
+    Partition,
+    /// Everything at once, rates drawn from the seed.
+    Mixed,
+}
+
+impl FaultKind {
+    /// All kinds, in the order the soak cycles through them.
+    pub const ALL: [FaultKind; 8] = [
+        FaultKind::Drop,
+        FaultKind::Duplicate,
+        FaultKind::Reorder,
+        FaultKind::Corrupt,
+        FaultKind::CrashRestart,
+        FaultKind::CrashInMigration,
+        FaultKind::Partition,
+        FaultKind::Mixed,
+    ];
+}
+
+impl Scenario {
+    /// A scenario drawn from `seed` with only the faults of `kind`.
+    pub fn with_kind(kind: FaultKind, seed: u64) -> Self {
+        let mut s = Scenario::from_seed(seed);
+        if kind == FaultKind::Mixed {
+            return s;
+        }
+        s.link = LinkFaults::default();
+        s.torus = TorusFaults::default();
+        match kind {
+            FaultKind::Drop => s.link.drop = 200,
+            FaultKind::Duplicate => s.link.dup = 200,
+            FaultKind::Reorder => s.link.jitter = 800_000,
+            FaultKind::Corrupt => s.link.corrupt = 150,
+            FaultKind::CrashRestart => {
+                s.torus.crash = true;
+                s.torus.restart = true;
+            }
+            FaultKind::CrashInMigration => {
+                s.torus.crash = true;
+                s.torus.crash_in_migration = true;
+                s.burst = true;
+            }
+            FaultKind::Partition => s.torus.partition = true,
+            FaultKind::Mixed => {}
+        }
+        s
+    }
+
+    /// The soak's scenario for `seed`: the fault kinds in turn
+    /// (`FaultKind::ALL[seed % 8]`), the rest drawn from the seed.
+    pub fn soak(seed: u64) -> Self {
+        Scenario::with_kind(FaultKind::ALL[(seed % 8) as usize], seed)
+    }
+}
+
 /// Summary of a run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Report {
@@ -424,11 +495,12 @@ impl Sim {
     }
 }
 
-/// Run `seeds` scenarios starting at seed `start`; `Err` is the first
-/// failing seed (replay it with `Sim::run(Scenario::from_seed(seed))`).
+/// Run `seeds` scenarios ([`Scenario::soak`], every fault kind in turn)
+/// starting at seed `start`; `Err` is the first failing seed (replay it
+/// with `Sim::run(Scenario::soak(seed))`).
 pub fn soak(seeds: u64, start: u64) -> Result<(), u64> {
     for seed in start..start.saturating_add(seeds) {
-        if Sim::run(Scenario::from_seed(seed)).is_err() {
+        if Sim::run(Scenario::soak(seed)).is_err() {
             return Err(seed);
         }
     }
