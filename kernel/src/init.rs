@@ -1,10 +1,11 @@
 //! Starts the first process (pid 1): `/bin/sh` on the console, or
 //! `/bin/sh -c CMD` when the command line says `exec` (CMD is the content
-//! of /etc/rse/exec in the initramfs, put there by `cargo xtask run --exec`).
+//! of /etc/rse/exec in the initramfs, put there by `cargo xtask run --exec`),
+//! or the program named by `rdinit=PATH` (as on Linux; the benchmarks boot
+//! both kernels with `rdinit=/usr/bin/rsebench`).
 //! When pid 1 exits the kernel reports its status and QEMU exits.
 
 use abi::KResult;
-use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -15,14 +16,36 @@ use crate::fs::fdtable::FdTable;
 use crate::fs::file::{Kind, OpenFile, O_RDWR};
 use crate::proc::{self, sched, FsContext, Info, NewProcess, Relations};
 
-/// Starts pid 1. `exec` selects the scripted mode.
-pub fn start(exec: bool) -> KResult<()> {
-    let argv: Vec<Vec<u8>> = if exec {
-        let ino = crate::fs::with(|fs| fs.lookup(ROOT_INO, b"/etc/rse/exec", true))?;
-        let cmd = crate::fs::read_all(ino)?;
-        vec![b"sh".to_vec(), b"-c".to_vec(), cmd]
-    } else {
-        vec![b"sh".to_vec()]
+/// What pid 1 runs.
+pub enum Program<'a> {
+    /// An interactive `/bin/sh`.
+    Shell,
+    /// `/bin/sh -c` with the content of /etc/rse/exec.
+    ShellCommand,
+    /// `rdinit=PATH`: that program, with argv = [PATH].
+    Path(&'a str),
+}
+
+impl core::fmt::Display for Program<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Program::Shell => f.write_str("/bin/sh"),
+            Program::ShellCommand => f.write_str("/bin/sh -c"),
+            Program::Path(p) => f.write_str(p),
+        }
+    }
+}
+
+/// Starts pid 1.
+pub fn start(program: &Program) -> KResult<()> {
+    let (path, argv): (&[u8], Vec<Vec<u8>>) = match program {
+        Program::ShellCommand => {
+            let ino = crate::fs::with(|fs| fs.lookup(ROOT_INO, b"/etc/rse/exec", true))?;
+            let cmd = crate::fs::read_all(ino)?;
+            (b"/bin/sh", vec![b"sh".to_vec(), b"-c".to_vec(), cmd])
+        }
+        Program::Shell => (b"/bin/sh", vec![b"sh".to_vec()]),
+        Program::Path(p) => (p.as_bytes(), vec![p.as_bytes().to_vec()]),
     };
     let envp: Vec<Vec<u8>> = [
         &b"HOME=/root"[..],
@@ -35,7 +58,7 @@ pub fn start(exec: bool) -> KResult<()> {
     .iter()
     .map(|s| s.to_vec())
     .collect();
-    let loaded = crate::exec::load(ROOT_INO, b"/bin/sh", argv, &envp, 0)?;
+    let loaded = crate::exec::load(ROOT_INO, path, argv, &envp, 0)?;
     let mut files = FdTable::new();
     let tty = OpenFile::new(Kind::Tty, O_RDWR);
     for _ in 0..3 {
@@ -59,7 +82,7 @@ pub fn start(exec: bool) -> KResult<()> {
         },
         sig: proc::signal::SignalState::default(),
         info: Info {
-            comm: String::from("sh"),
+            comm: loaded.comm.clone(),
             cmdline: loaded.cmdline,
             exe: loaded.exe,
             nice: 0,

@@ -92,13 +92,15 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         Err(e) => klog!("boot: initramfs rejected: {e:?}"),
     }
     fs::tty::init(exec);
-    match init::start(exec) {
-        Ok(()) => klog!(
-            "boot: init started (pid 1: /bin/sh{})",
-            if exec { " -c" } else { "" }
-        ),
+    let program = match cmdline::get(cmd, "rdinit") {
+        Some(path) if !path.is_empty() => init::Program::Path(path),
+        _ if exec => init::Program::ShellCommand,
+        _ => init::Program::Shell,
+    };
+    match init::start(&program) {
+        Ok(()) => klog!("boot: init started (pid 1: {program})"),
         Err(e) => {
-            klog!("boot: cannot start /bin/sh: {e:?}; no userland");
+            klog!("boot: cannot start {program}: {e:?}; no userland");
             if exec {
                 klog!("init exited: status=127");
                 hal::exit::exit_qemu(hal::exit::ExitCode::Failure);

@@ -100,6 +100,9 @@ pub fn build_initramfs(
     for d in ["/dev", "/proc", "/tmp", "/mnt", "/etc", "/root", "/sys"] {
         a.dir(d);
     }
+    // The same nodes RSE OS creates itself; Linux needs them in the archive.
+    a.char_dev("/dev/console", 5, 1, 0o600);
+    a.char_dev("/dev/null", 1, 3, 0o666);
     let busybox = std::fs::read(crate::deps::BUSYBOX.file).map_err(|e| format!("busybox: {e}"))?;
     a.file("/bin/busybox", busybox, 0o755);
     for applet in busybox_applets()? {

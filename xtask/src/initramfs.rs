@@ -17,6 +17,7 @@ enum Entry {
     Dir,
     File { data: Vec<u8>, mode: u32 },
     Symlink(String),
+    CharDev { major: u32, minor: u32, mode: u32 },
 }
 
 impl Archive {
@@ -50,24 +51,41 @@ impl Archive {
             .insert(path.to_string(), Entry::Symlink(target.to_string()));
     }
 
+    /// Adds a character device node (Linux needs /dev/console in the
+    /// archive to give init its stdio; RSE OS makes its own /dev nodes but
+    /// accepts these).
+    pub fn char_dev(&mut self, path: &str, major: u32, minor: u32, mode: u32) {
+        self.add_parents(path);
+        self.entries
+            .insert(path.to_string(), Entry::CharDev { major, minor, mode });
+    }
+
     /// Serialises the archive in newc format, with the TRAILER!!! entry.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for (ino, (path, e)) in self.entries.iter().enumerate() {
             let name = path.trim_start_matches('/');
-            let (mode, data): (u32, &[u8]) = match e {
-                Entry::Dir => (0o040755, &[]),
-                Entry::File { data, mode } => (0o100000 | mode, data),
-                Entry::Symlink(t) => (0o120777, t.as_bytes()),
+            let (mode, data, rdev): (u32, &[u8], (u32, u32)) = match e {
+                Entry::Dir => (0o040755, &[], (0, 0)),
+                Entry::File { data, mode } => (0o100000 | mode, data, (0, 0)),
+                Entry::Symlink(t) => (0o120777, t.as_bytes(), (0, 0)),
+                Entry::CharDev { major, minor, mode } => (0o020000 | mode, &[], (*major, *minor)),
             };
-            push_entry(&mut out, ino as u32 + 1, mode, name, data);
+            push_entry(&mut out, ino as u32 + 1, mode, name, data, rdev);
         }
-        push_entry(&mut out, 0, 0, "TRAILER!!!", &[]);
+        push_entry(&mut out, 0, 0, "TRAILER!!!", &[], (0, 0));
         out
     }
 }
 
-fn push_entry(out: &mut Vec<u8>, ino: u32, mode: u32, name: &str, data: &[u8]) {
+fn push_entry(
+    out: &mut Vec<u8>,
+    ino: u32,
+    mode: u32,
+    name: &str,
+    data: &[u8],
+    (rdev_major, rdev_minor): (u32, u32),
+) {
     let nlink = if mode & 0o170000 == 0o040000 { 2 } else { 1 };
     let fields = [
         ino,
@@ -79,8 +97,8 @@ fn push_entry(out: &mut Vec<u8>, ino: u32, mode: u32, name: &str, data: &[u8]) {
         data.len() as u32,
         0,
         0,
-        0,
-        0,
+        rdev_major,
+        rdev_minor,
         name.len() as u32 + 1,
         0,
     ];

@@ -12,10 +12,13 @@
 //! cargo xtask test                  host unit tests + boot scenario tests in QEMU
 //! cargo xtask image                 a bootable GRUB ISO (target/rse/rse-os.iso)
 //! cargo xtask soak [SEEDS] [START]  braid simulator soak; prints any failing seed
+//! cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write]
+//!                                   RSE OS next to Debian's Linux: same benchmarks, same QEMU flags
 //! cargo xtask bench braid [DEPTH] [EVENTS]  braid event-queue throughput per torus
 //! ```
 
 mod artifacts;
+mod bench;
 mod braid_cmds;
 mod deps;
 mod initramfs;
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Some("bench") if args.get(1).map(String::as_str) == Some("braid") => {
             Ok(braid_cmds::bench(&args[2..]))
         }
+        Some("bench") => bench::bench(&args[1..]),
         _ => {
             eprintln!("{}", USAGE);
             Ok(2)
@@ -58,7 +62,8 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--accel tcg|kvm] \
 [--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--log] [--timeout SECS] | test | image \
-| soak [SEEDS] [START] | bench braid [DEPTH] [EVENTS]";
+| soak [SEEDS] [START] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
+| bench braid [DEPTH] [EVENTS]";
 
 fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;

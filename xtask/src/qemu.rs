@@ -75,6 +75,8 @@ pub struct Config {
     pub log: PathBuf,
     /// `-icount shift=0,sleep=off`: guest time counts instructions.
     pub icount: bool,
+    /// The console text whose first appearance [`Outcome::ready_wall`] times.
+    pub ready_mark: String,
 }
 
 impl Config {
@@ -90,6 +92,7 @@ impl Config {
             append: String::new(),
             log: log.to_path_buf(),
             icount: false,
+            ready_mark: "RSE OS ready".into(),
         }
     }
 
@@ -159,7 +162,8 @@ pub struct Outcome {
     /// QEMU's exit status: 1 = orderly exit, 3 = kernel failure; None = killed.
     pub qemu_status: Option<i32>,
     pub timed_out: bool,
-    /// Wall time from starting QEMU to the console showing "RSE OS ready".
+    /// Wall time from starting QEMU to the console showing the ready mark
+    /// ("RSE OS ready" unless the config says otherwise).
     pub ready_wall: Option<Duration>,
 }
 
@@ -205,6 +209,7 @@ pub fn run_captured(cfg: &Config, timeout: Duration, echo: bool) -> std::io::Res
         .stderr(Stdio::inherit())
         .spawn()?;
     let mut out = child.stdout.take().expect("piped stdout");
+    let mark = cfg.ready_mark.clone().into_bytes();
     let reader = std::thread::spawn(move || {
         let mut all = Vec::new();
         let mut ready = None;
@@ -220,7 +225,7 @@ pub fn run_captured(cfg: &Config, timeout: Duration, echo: bool) -> std::io::Res
                         let _ = stdout.flush();
                     }
                     all.extend_from_slice(&buf[..n]);
-                    if ready.is_none() && all.windows(12).any(|w| w == b"RSE OS ready") {
+                    if ready.is_none() && all.windows(mark.len()).any(|w| w == mark) {
                         ready = Some(start.elapsed());
                     }
                 }

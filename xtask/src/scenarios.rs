@@ -21,6 +21,7 @@ const SCENARIOS: &[Scenario] = &[
     ),
     ("grub_iso_boots_multiboot2", grub_iso),
     ("interactive_shell_ls_and_ctrl_c", interactive_shell),
+    ("bench_quick_suite_runs", bench_quick),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.
@@ -255,4 +256,10 @@ fn interactive_shell() -> Result<(), String> {
             t.transcript()
         )),
     }
+}
+
+/// `cargo xtask bench --quick`: the benchmark suite boots both kernels and
+/// every benchmark reports on both (the numbers are not checked here).
+fn bench_quick() -> Result<(), String> {
+    crate::bench::bench(&["--quick".to_string()]).map(|_| ())
 }

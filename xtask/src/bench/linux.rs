@@ -1,0 +1,83 @@
+//! The Linux side of the comparison: Debian's own kernel for this release
+//! (the package `linux-image-amd64` depends on), fetched with
+//! `apt-get download` and unpacked with `dpkg-deb`; no root needed unless
+//! the package lists are missing.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::artifacts;
+
+/// Path of the vmlinuz, downloading and unpacking it on first use.
+pub fn kernel() -> Result<(PathBuf, String), String> {
+    let dir = artifacts::out_dir().join("linux");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let package = image_package()?;
+    let version = package.trim_start_matches("linux-image-").to_string();
+    let vmlinuz = dir.join(format!("boot/vmlinuz-{version}"));
+    if vmlinuz.exists() {
+        return Ok((vmlinuz, version));
+    }
+    eprintln!("xtask: fetching {package} (Debian's kernel) for the comparison");
+    let download = || {
+        Command::new("apt-get")
+            .args(["download", "-qq", &package])
+            .current_dir(&dir)
+            .status()
+    };
+    if !matches!(download(), Ok(s) if s.success()) {
+        // Fresh machines may lack package lists; refresh them once (root).
+        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+        if !matches!(download(), Ok(s) if s.success()) {
+            return Err(format!("apt-get download {package} failed"));
+        }
+    }
+    let deb = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&package))
+                && p.extension().is_some_and(|x| x == "deb")
+        })
+        .ok_or(format!("no {package}*.deb after apt-get download"))?;
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("dpkg-deb --fsys-tarfile \"$1\" | tar -x ./boot/")
+        .arg("sh")
+        .arg(&deb)
+        .current_dir(&dir)
+        .status()
+        .map_err(|e| format!("dpkg-deb: {e}"))?;
+    if !st.success() || !vmlinuz.exists() {
+        return Err(format!(
+            "unpacking {} gave no {}",
+            deb.display(),
+            vmlinuz.display()
+        ));
+    }
+    let _ = std::fs::remove_file(&deb);
+    Ok((vmlinuz, version))
+}
+
+/// `linux-image-6.1.0-NN-amd64`: what the metapackage depends on.
+fn image_package() -> Result<String, String> {
+    let query = || {
+        let out = Command::new("apt-cache")
+            .args(["depends", "linux-image-amd64"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Depends: "))
+            .find(|p| p.starts_with("linux-image-"))
+            .map(str::to_string)
+    };
+    if let Some(p) = query() {
+        return Ok(p);
+    }
+    // Fresh machines may lack package lists (needs root).
+    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+    query().ok_or("apt-cache knows no linux-image-amd64 (is this Debian?)".into())
+}

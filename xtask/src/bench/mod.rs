@@ -1,0 +1,257 @@
+//! `cargo xtask bench`: the side-by-side benchmarks. The same static
+//! `rsebench` binary boots as init (`rdinit=`) from the same initramfs on
+//! RSE OS and on Debian's Linux kernel, under identical QEMU flags; each
+//! boot runs every benchmark once; medians over the boots go in a table
+//! (stdout, docs/benchmarks.md and the README).
+//!
+//! Under TCG two modes run: plain (wall-clock guest time, noisy) and
+//! `-icount shift=0,sleep=off` (guest time counts instructions: 1 ns = 1
+//! instruction, deterministic). `--accel kvm` runs the KVM mode instead.
+
+mod linux;
+mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::qemu::{self, Accel, Config, Machine};
+use crate::{artifacts, deps};
+
+const USAGE: &str =
+    "usage: cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write]";
+
+/// One result of one benchmark in one boot.
+#[derive(Clone, Debug)]
+pub enum Value {
+    Num { value: f64, unit: String },
+    Missing(String),
+}
+
+/// What one boot produced.
+#[derive(Default)]
+pub struct Sample {
+    /// In the order the guest printed them.
+    pub values: Vec<(String, Value)>,
+    /// QEMU start → init's first line, wall clock.
+    pub wall_to_init: Option<Duration>,
+}
+
+/// A kernel under test.
+struct System {
+    name: &'static str,
+    kernel: PathBuf,
+    append: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Tcg,
+    TcgIcount,
+    Kvm,
+}
+
+impl Mode {
+    pub fn title(self) -> &'static str {
+        match self {
+            Mode::Tcg => "TCG, wall-clock guest time",
+            Mode::TcgIcount => "TCG -icount shift=0 (1 ns = 1 guest instruction)",
+            Mode::Kvm => "KVM",
+        }
+    }
+}
+
+struct Options {
+    quick: bool,
+    runs: usize,
+    accel: Accel,
+    smp: u32,
+    write: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        quick: false,
+        runs: 5,
+        accel: Accel::detect(),
+        smp: 2,
+        write: true,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--runs" => o.runs = val()?.parse().map_err(|_| "--runs needs a number")?,
+            "--accel" => o.accel = Accel::parse(&val()?)?,
+            "--smp" => o.smp = val()?.parse().map_err(|_| "--smp needs a number")?,
+            "--no-write" => o.write = false,
+            _ => return Err(format!("unknown option {a}\n{USAGE}")),
+        }
+    }
+    if o.quick {
+        o.runs = 1;
+        o.write = false;
+    }
+    o.runs = o.runs.max(1);
+    Ok(o)
+}
+
+pub fn bench(args: &[String]) -> Result<i32, String> {
+    let opts = parse(args)?;
+    deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;
+    let (vmlinuz, linux_version) = linux::kernel()?;
+    let rse = artifacts::build_kernel()?;
+    let initrd = initramfs(opts.quick)?;
+    let systems = [
+        System {
+            name: "Linux",
+            kernel: vmlinuz,
+            append: "console=ttyS0 quiet loglevel=0 panic=-1 rdinit=/usr/bin/rsebench".into(),
+        },
+        System {
+            name: "RSE OS",
+            kernel: rse,
+            append: "quiet rdinit=/usr/bin/rsebench".into(),
+        },
+    ];
+    let modes: Vec<Mode> = match (opts.accel, opts.quick) {
+        (Accel::Kvm, _) => vec![Mode::Kvm],
+        (Accel::Tcg, true) => vec![Mode::Tcg],
+        (Accel::Tcg, false) => vec![Mode::Tcg, Mode::TcgIcount],
+    };
+    let mut tables = Vec::new();
+    let mut failures = Vec::new();
+    for &mode in &modes {
+        let mut samples: [Vec<Sample>; 2] = Default::default();
+        for run in 0..opts.runs {
+            // Alternate the systems so slow drifts of the host hit both.
+            for (i, sys) in systems.iter().enumerate() {
+                eprintln!(
+                    "bench: {} run {}/{} on {}",
+                    mode.title(),
+                    run + 1,
+                    opts.runs,
+                    sys.name
+                );
+                match boot(sys, &initrd, mode, &opts) {
+                    Ok(s) => samples[i].push(s),
+                    Err(e) => failures.push(format!("{} ({}): {e}", sys.name, mode.title())),
+                }
+            }
+        }
+        let [linux, rse] = samples;
+        tables.push(report::table(mode, &linux, &rse));
+    }
+    let header = report::header(&opts_text(&opts), &linux_version, opts.runs);
+    let text = format!("{header}\n{}", tables.join("\n"));
+    println!("{text}");
+    if opts.write {
+        report::write_files(&text)?;
+    }
+    if failures.is_empty() {
+        Ok(0)
+    } else {
+        Err(format!("some boots failed:\n{}", failures.join("\n")))
+    }
+}
+
+fn opts_text(o: &Options) -> String {
+    format!(
+        "qemu-system-x86_64 -M pc -cpu max -smp {} -m 1024M{}",
+        o.smp,
+        if o.accel == Accel::Kvm {
+            " -accel kvm"
+        } else {
+            " -accel tcg"
+        }
+    )
+}
+
+/// The initramfs: the usual one plus `rsebench` and its size setting.
+fn initramfs(quick: bool) -> Result<PathBuf, String> {
+    let conf = artifacts::out_dir().join("bench.conf");
+    std::fs::write(&conf, if quick { "quick\n" } else { "full\n" })
+        .map_err(|e| format!("{}: {e}", conf.display()))?;
+    let mut adds: Vec<artifacts::Addition> = crate::userland::build_user_programs()?
+        .into_iter()
+        .map(|(host, guest)| artifacts::Addition { host, guest })
+        .collect();
+    adds.push(artifacts::Addition {
+        host: conf,
+        guest: "/etc/rse/bench.conf".into(),
+    });
+    artifacts::build_initramfs(None, &adds, "initramfs-bench.cpio")
+}
+
+fn boot(sys: &System, initrd: &std::path::Path, mode: Mode, o: &Options) -> Result<Sample, String> {
+    let mut cfg = Config::new(&sys.kernel, &artifacts::out_dir().join("kernel-bench.log"));
+    cfg.machine = Machine::Pc;
+    cfg.accel = if mode == Mode::Kvm {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    };
+    cfg.icount = mode == Mode::TcgIcount;
+    cfg.smp = o.smp;
+    cfg.mem_mib = 1024;
+    cfg.initrd = Some(initrd.to_path_buf());
+    cfg.append = sys.append.clone();
+    cfg.ready_mark = "BENCH-START".into();
+    let out = qemu::run_captured(&cfg, Duration::from_secs(1800), false)
+        .map_err(|e| format!("qemu: {e}"))?;
+    let console = out.console_str();
+    let sample = parse_console(&console, out.ready_wall);
+    if !console.contains("BENCH-DONE") {
+        let tail: Vec<&str> = console.lines().rev().take(20).collect();
+        return Err(format!(
+            "no BENCH-DONE (QEMU status {:?}, timed out {}); console ends:\n{}",
+            out.qemu_status,
+            out.timed_out,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ));
+    }
+    Ok(sample)
+}
+
+/// `BENCH name value unit` / `BENCH name n/a why` lines.
+fn parse_console(console: &str, wall: Option<Duration>) -> Sample {
+    let mut s = Sample {
+        wall_to_init: wall,
+        ..Default::default()
+    };
+    for line in console.lines().map(str::trim) {
+        let mut w = line.splitn(4, ' ');
+        if w.next() != Some("BENCH") {
+            continue;
+        }
+        let (Some(name), Some(v)) = (w.next(), w.next()) else {
+            continue;
+        };
+        let rest = w.next().unwrap_or("").to_string();
+        let value = match v.parse::<f64>() {
+            Ok(value) => Value::Num { value, unit: rest },
+            Err(_) => Value::Missing(rest),
+        };
+        s.values.push((name.to_string(), value));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_values_and_gaps() {
+        let s = parse_console(
+            "noise\r\nBENCH null_syscall 120.5 ns\r\nBENCH ring n/a io_uring_setup errno 38\nBENCH-DONE\n",
+            None,
+        );
+        assert_eq!(s.values[0].0, "null_syscall");
+        assert!(
+            matches!(&s.values[0].1, Value::Num { value, unit } if *value == 120.5 && unit == "ns")
+        );
+        assert!(matches!(&s.values[1].1, Value::Missing(w) if w.contains("errno 38")));
+        assert_eq!(s.values.len(), 2);
+    }
+}
