@@ -126,6 +126,14 @@ impl Sim {
                 }
             }
         }
+        self.check_owned_once()?;
+        self.check_balance()
+    }
+
+    /// Invariant 1 at quiescence: every committed live process is owned by
+    /// exactly one torus (an exiting one by at most one).
+    pub fn check_owned_once(&self) -> Result<(), Violation> {
+        let live: alloc::vec::Vec<_> = self.tori.iter().flatten().collect();
         for &pid in &self.committed {
             let n = live.iter().filter(|t| t.table().owns(pid)).count();
             let ok = if self.exiting.contains(&pid) {
@@ -140,7 +148,7 @@ impl Sim {
                 ));
             }
         }
-        self.check_balance()
+        Ok(())
     }
 
     /// Invariant 5: load imbalance under the bound after settling.
