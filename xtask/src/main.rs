@@ -8,6 +8,7 @@
 //!     --accel tcg|kvm  --machine microvm|pc|q35  --smp N  --mem MIB
 //!     --append ARGS                 extra kernel command-line words
 //!     --log                         show the kernel log on the console too (with --exec)
+//!     --icount                      -icount shift=0,sleep=off: guest ns count instructions
 //!     --timeout SECS                give up after SECS (with --exec; default 600)
 //! cargo xtask test                  host unit tests + boot scenario tests in QEMU
 //! cargo xtask image                 a bootable GRUB ISO (target/rse/rse-os.iso)
@@ -61,7 +62,7 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--accel tcg|kvm] \
-[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--log] [--timeout SECS] | test | image \
+[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--log] [--icount] [--timeout SECS] | test | image \
 | soak [SEEDS] [START] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
 | bench braid [DEPTH] [EVENTS]";
 
@@ -84,6 +85,8 @@ pub struct RunOpts {
     pub append: Vec<String>,
     pub log: bool,
     pub timeout: Option<u64>,
+    /// `-icount shift=0,sleep=off`: guest ns = instructions (profiling).
+    pub icount: bool,
 }
 
 impl RunOpts {
@@ -104,6 +107,7 @@ impl RunOpts {
                     o.timeout = Some(val()?.parse().map_err(|_| "--timeout needs seconds")?)
                 }
                 "--log" => o.log = true,
+                "--icount" => o.icount = true,
                 _ => return Err(format!("unknown option {a}\n{USAGE}")),
             }
         }
@@ -136,6 +140,7 @@ impl RunOpts {
         if let Some(m) = self.mem {
             cfg.mem_mib = m;
         }
+        cfg.icount = self.icount;
         let mut words = self.append.clone();
         if self.exec.is_some() {
             words.push("exec".into());

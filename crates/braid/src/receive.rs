@@ -54,6 +54,18 @@ impl Torus {
             self.stats.misaddressed += 1;
             return;
         }
+        // An incarnation we declared failed: its processes run here now,
+        // and its view must not be adopted.
+        // Whatever view it is in, it must restart (a concurrent view change
+        // elsewhere may have put its id back in the view).
+        if self
+            .fenced
+            .get(&p.from)
+            .is_some_and(|&i| p.incarnation <= i)
+        {
+            self.send_fence(now, p.from, p.incarnation, tx);
+            return;
+        }
         // A joiner's view is whatever it last knew: never adopt it.
         if p.flags & F_JOIN == 0
             && !self.adopt_view(
@@ -65,17 +77,6 @@ impl Torus {
             )
         {
             self.fence(now);
-            return;
-        }
-        // An incarnation we declared failed: its processes run here now.
-        // Whatever view it is in, it must restart (a concurrent view change
-        // elsewhere may have put its id back in the view).
-        if self
-            .fenced
-            .get(&p.from)
-            .is_some_and(|&i| p.incarnation <= i)
-        {
-            self.send_fence(now, p.from, p.incarnation, tx);
             return;
         }
         // A member that restarted before we noticed: its old incarnation

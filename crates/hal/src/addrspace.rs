@@ -195,6 +195,129 @@ impl AddressSpace {
         }
     }
 
+    /// Calls `f(va, pa, flags)` for every mapped user page in
+    /// [`start`, `end`), in address order. Walks the tables, skipping
+    /// absent ones at every level: cost follows the pages present, not
+    /// the size of the range (fork and exit walk whole VMAs, mostly empty).
+    pub fn for_each_mapped(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, u64, PageFlags)) {
+        walk_leaves(self.pml4, start, end, &mut |va, e| {
+            f(va, e.addr().as_u64(), PageFlags::from_x86(e.flags()))
+        });
+    }
+
+    /// Unmaps every page in [`start`, `end`), calling `f` with each frame
+    /// that was mapped. One TLB flush at the end instead of one per page.
+    pub fn unmap_range(&mut self, start: u64, end: u64, f: &mut dyn FnMut(u64)) {
+        let mut n = 0usize;
+        walk_leaves(self.pml4, start, end, &mut |_, e| {
+            f(e.addr().as_u64());
+            e.set_unused();
+            n += 1;
+        });
+        if n > 0 {
+            self.flush_range(start, end, n);
+        }
+    }
+
+    /// Copies the mappings of [`start`, `end`) into `child` for fork: a
+    /// shared range keeps its rights in both; in a private range every
+    /// writable page becomes read-only copy-on-write in both. `on_page`
+    /// runs once per page mapped into the child (to count the reference).
+    /// On error the child keeps what was mapped so far (the caller tears
+    /// it down) and the parent stays consistent (read-only COW pages are
+    /// still correct for the parent: its next write copies or reclaims).
+    pub fn fork_range(
+        &mut self,
+        child: &mut AddressSpace,
+        start: u64,
+        end: u64,
+        shared: bool,
+        frames: &mut dyn FnMut() -> Option<u64>,
+        on_page: &mut dyn FnMut(u64),
+    ) -> Result<(), MapError> {
+        let mut result = Ok(());
+        let mut protected = 0usize;
+        let mut cache: Option<(u64, u64)> = None;
+        walk_leaves(self.pml4, start, end, &mut |va, e| {
+            if result.is_err() {
+                return;
+            }
+            let mut flags = e.flags();
+            if !shared && flags.contains(F::WRITABLE) {
+                flags.remove(F::WRITABLE);
+                flags.insert(F::BIT_9);
+                e.set_flags(flags);
+                protected += 1;
+            }
+            let pa = e.addr();
+            match child.leaf_table(va, frames, &mut cache) {
+                Ok(l1) => {
+                    let slot = &mut table(l1)[((va >> 12) & 511) as usize];
+                    if slot.is_unused() {
+                        slot.set_addr(pa, flags);
+                        on_page(pa.as_u64());
+                    } else {
+                        result = Err(MapError::AlreadyMapped);
+                    }
+                }
+                Err(err) => result = Err(err),
+            }
+        });
+        if protected > 0 {
+            self.flush_range(start, end, protected);
+        }
+        result
+    }
+
+    /// The level-1 table covering `va`, created (zeroed) if missing.
+    /// `cache` remembers the last one: fork visits pages in order.
+    fn leaf_table(
+        &mut self,
+        va: u64,
+        frames: &mut dyn FnMut() -> Option<u64>,
+        cache: &mut Option<(u64, u64)>,
+    ) -> Result<u64, MapError> {
+        check_user(va)?;
+        let region = va >> 21;
+        if let Some((r, l1)) = *cache {
+            if r == region {
+                return Ok(l1);
+            }
+        }
+        let parent = F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE;
+        let mut t = self.pml4;
+        for shift in [39u64, 30, 21] {
+            let e = &mut table(t)[((va >> shift) & 511) as usize];
+            if e.is_unused() {
+                let pa = frames().ok_or(MapError::NoMemory)?;
+                table(pa).zero();
+                e.set_addr(PhysAddr::new(pa), parent);
+            } else if e.flags().contains(F::HUGE_PAGE) {
+                return Err(MapError::AlreadyMapped);
+            }
+            t = e.addr().as_u64();
+        }
+        *cache = Some((region, t));
+        Ok(t)
+    }
+
+    /// Drops stale translations of [`start`, `end`) after `pages` entries
+    /// changed: page by page for a few, a full reload beyond that.
+    fn flush_range(&self, start: u64, end: u64, pages: usize) {
+        if !self.is_active() {
+            return;
+        }
+        if pages > 32 {
+            x86_64::instructions::tlb::flush_all();
+            return;
+        }
+        let mut va = start;
+        while va < end && va < USER_TOP {
+            x86_64::instructions::tlb::flush(VirtAddr::new(va));
+            va += PAGE_SIZE;
+        }
+    }
+
     /// Loads this address space into CR3.
     pub fn activate(&self) {
         if !self.is_active() {
@@ -232,6 +355,39 @@ impl AddressSpace {
             free(l3);
         }
         free(self.pml4);
+    }
+}
+
+/// Calls `f` on every present leaf entry of user pages in [`start`,
+/// `end`) under the PML4 at `pml4`, skipping absent tables.
+fn walk_leaves(
+    pml4: u64,
+    start: u64,
+    end: u64,
+    f: &mut dyn FnMut(u64, &mut x86_64::structures::paging::page_table::PageTableEntry),
+) {
+    let end = end.min(USER_TOP);
+    let next = |va: u64, shift: u64| ((va >> shift) + 1) << shift;
+    let mut va = start & !(PAGE_SIZE - 1);
+    'outer: while va < end {
+        let mut t = pml4;
+        for shift in [39u64, 30, 21] {
+            let e = &table(t)[((va >> shift) & 511) as usize];
+            if e.is_unused() || e.flags().contains(F::HUGE_PAGE) {
+                va = next(va, shift);
+                continue 'outer;
+            }
+            t = e.addr().as_u64();
+        }
+        let l1 = table(t);
+        let stop = next(va, 21).min(end);
+        while va < stop {
+            let e = &mut l1[((va >> 12) & 511) as usize];
+            if e.flags().contains(F::PRESENT) {
+                f(va, e);
+            }
+            va += PAGE_SIZE;
+        }
     }
 }
 

@@ -2,9 +2,12 @@
 //!
 //! The precompiled `compiler_builtins` we link against is built without its
 //! `mem` feature, so these symbols must come from us. They are written with
-//! `rep movsb`/`rep stosb` (fast on every CPU with ERMS, and impossible for
-//! LLVM to turn back into calls to themselves) and a plain byte loop for the
-//! comparisons, guarded against loop-idiom recognition by `read_volatile`.
+//! `rep movsq`/`rep stosq` for the bulk and `rep movsb`/`rep stosb` for the
+//! tail (as fast as ERMS `rep movsb` on real CPUs, an eighth of the
+//! iterations where each one costs, as under QEMU's TCG and `-icount`; and
+//! impossible for LLVM to turn back into calls to themselves) and a plain
+//! byte loop for the comparisons, guarded against loop-idiom recognition by
+//! `read_volatile`.
 
 use core::arch::asm;
 
@@ -12,9 +15,12 @@ use core::arch::asm;
 /// Standard C `memcpy` contract: non-overlapping valid ranges of `n` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees both ranges are valid and disjoint.
+    // SAFETY: the caller guarantees both ranges are valid and disjoint;
+    // the quadword pass copies n & !7 bytes, the byte pass the rest.
     unsafe {
-        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
+        asm!("rep movsq", "mov rcx, {tail}", "rep movsb",
+             tail = in(reg) n & 7,
+             inout("rcx") n / 8 => _, inout("rdi") dst => _, inout("rsi") src => _,
              options(nostack, preserves_flags));
     }
     dst
@@ -45,9 +51,13 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 /// Standard C `memset` contract: `dst` valid for `n` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees dst is valid for n bytes.
+    let pattern = (c as u8 as u64).wrapping_mul(0x0101_0101_0101_0101);
+    // SAFETY: the caller guarantees dst is valid for n bytes; the quadword
+    // pass fills n & !7 bytes, the byte pass (low byte of rax) the rest.
     unsafe {
-        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
+        asm!("rep stosq", "mov rcx, {tail}", "rep stosb",
+             tail = in(reg) n & 7,
+             inout("rcx") n / 8 => _, inout("rdi") dst => _, in("rax") pattern,
              options(nostack, preserves_flags));
     }
     dst

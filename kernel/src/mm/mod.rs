@@ -116,31 +116,25 @@ impl Mm {
 
     /// Removes the pages of `[start, end)` from the page tables.
     pub fn unmap_pages(&mut self, start: u64, end: u64) {
-        let mut va = start;
-        while va < end {
-            if let Some(pa) = self.space.unmap(va) {
-                refcount::put(pa);
-            }
-            va += PAGE;
-        }
+        self.space
+            .unmap_range(start, end, &mut |pa| refcount::put(pa));
     }
 
     /// Applies a VMA's rights to its present pages (after mprotect).
     pub fn reprotect(&mut self, start: u64, end: u64, prot: Prot) {
-        let mut va = start;
-        while va < end {
-            if let Some((pa, f)) = self.space.query(va) {
-                // A shared COW page stays read-only until its write fault.
-                let w = prot.contains(Prot::WRITE);
-                let cow = f.cow || (!f.writable && refcount::count(pa) > 1 && w);
-                let flags = PageFlags {
-                    writable: w && !cow,
-                    executable: prot.contains(Prot::EXEC),
-                    cow: cow && w,
-                };
-                self.space.protect(va, flags);
-            }
-            va += PAGE;
+        let mut present = Vec::new();
+        self.space
+            .for_each_mapped(start, end, &mut |va, pa, f| present.push((va, pa, f)));
+        for (va, pa, f) in present {
+            // A shared COW page stays read-only until its write fault.
+            let w = prot.contains(Prot::WRITE);
+            let cow = f.cow || (!f.writable && refcount::count(pa) > 1 && w);
+            let flags = PageFlags {
+                writable: w && !cow,
+                executable: prot.contains(Prot::EXEC),
+                cow: cow && w,
+            };
+            self.space.protect(va, flags);
         }
     }
 
@@ -212,37 +206,23 @@ impl Mm {
         child.vmas = self.vmas.clone();
         child.brk_start = self.brk_start;
         child.brk = self.brk;
-        let vmas: Vec<Vma<Backing>> = self.vmas.iter().cloned().collect();
-        for vma in vmas {
-            let mut va = vma.start;
-            while va < vma.end {
-                if let Some((pa, f)) = self.space.query(va) {
-                    let flags = if vma.shared {
-                        f
-                    } else {
-                        let cow = f.writable || f.cow;
-                        let ro = PageFlags {
-                            writable: false,
-                            executable: f.executable,
-                            cow,
-                        };
-                        if f.writable {
-                            self.space.protect(va, ro);
-                        }
-                        ro
-                    };
-                    refcount::share(pa);
-                    if child
-                        .space
-                        .map(va, pa, flags, &mut table_frame(self.torus))
-                        .is_err()
-                    {
-                        refcount::put(pa);
-                        child.teardown();
-                        return Err(Errno::ENOMEM);
-                    }
-                }
-                va += PAGE;
+        let ranges: Vec<(u64, u64, bool)> = self
+            .vmas
+            .iter()
+            .map(|v| (v.start, v.end, v.shared))
+            .collect();
+        for (start, end, shared) in ranges {
+            let r = self.space.fork_range(
+                &mut child.space,
+                start,
+                end,
+                shared,
+                &mut table_frame(self.torus),
+                &mut refcount::share,
+            );
+            if r.is_err() {
+                child.teardown();
+                return Err(Errno::ENOMEM);
             }
         }
         Ok(child)

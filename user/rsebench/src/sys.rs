@@ -123,9 +123,13 @@ pub fn cstr(s: &str) -> std::ffi::CString {
     std::ffi::CString::new(s).unwrap_or_default()
 }
 
-/// The path this program was started as (for re-executing itself).
+/// This program's own path (for re-executing itself): /proc/self/exe,
+/// else argv[0].
 pub fn self_path() -> std::ffi::CString {
-    cstr(&std::env::args().next().unwrap_or_default())
+    let path = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| std::env::args().next().unwrap_or_default());
+    cstr(&path)
 }
 
 pub fn as_ptr(c: &CStr) -> *const libc::c_char {
