@@ -45,7 +45,9 @@ sh -c 'sleep 10 & echo $! > rse-trap_kill.sleeper; wait' &
 p=$!
 while [ ! -s rse-trap_kill.sleeper ]; do sleep 0.05; done
 kill $p
-wait $p
+# The shell's "Terminated" notice for this job showed up or not depending
+# on timing on a loaded host; the status is the behaviour under test.
+wait $p 2>/dev/null
 echo "shell waiting for a job, killed: $?"
 kill "$(cat rse-trap_kill.sleeper)" && echo "its orphaned sleep is killed too"
 rm -f rse-trap_kill.sleeper
