@@ -20,6 +20,7 @@ mod exec;
 mod frames;
 mod fs;
 mod init;
+mod io_uring;
 mod log;
 mod mm;
 mod proc;

@@ -39,8 +39,9 @@ pub fn init() {
     hal::idt::init();
 }
 
-/// Work deferred from interrupts: wake sleepers once per new tick and run
-/// the tty line discipline. Called with no kernel lock held.
+/// Work deferred from interrupts: wake sleepers once per new tick, run
+/// the tty line discipline, poll io_uring rings. Called with no kernel
+/// lock held.
 pub fn deferred_work() {
     let t = ticks();
     if TICK_DONE.swap(t, Ordering::Relaxed) != t {
@@ -50,6 +51,9 @@ pub fn deferred_work() {
     if crate::console::has_input() {
         crate::fs::tty::pump();
     }
+    // io_uring: pending requests and SQPOLL rings are looked at on every
+    // boundary of the torus (one load when there are none).
+    crate::io_uring::boundary();
 }
 
 fn handle(frame: &mut TrapFrame) {

@@ -44,6 +44,7 @@ macro_rules! program_scenarios {
 
 program_scenarios!(
     alive, fork_cow, efault, enosys, segv, mmap_big, children, pipe_100m, memhog, xmm, signals,
+    io_uring,
 );
 
 macro_rules! script_scenarios {

@@ -445,3 +445,32 @@ pub fn read_frame(pa: u64, offset: usize, out: &mut [u8]) {
     );
     out.copy_from_slice(crate::paging::phys_slice(pa + offset as u64, out.len()));
 }
+
+/// The 4-byte word at `offset` in an owned frame, as an atomic. For frames
+/// shared with user space (io_uring rings), where the other side updates
+/// the word concurrently: the kernel only touches such words atomically.
+fn frame_word(pa: u64, offset: usize) -> &'static core::sync::atomic::AtomicU32 {
+    assert!(
+        offset.is_multiple_of(4) && offset + 4 <= PAGE_SIZE as usize,
+        "word outside the frame"
+    );
+    // SAFETY: the caller owns the frame (module doc), so the direct-map
+    // address is valid RAM for as long as the frame is held; the word is
+    // 4-aligned and inside the frame; AtomicU32 has u32's layout and every
+    // bit pattern is valid, so concurrent user writes cannot make it invalid.
+    unsafe {
+        core::sync::atomic::AtomicU32::from_ptr((phys_to_virt(pa) as *mut u32).add(offset / 4))
+    }
+}
+
+/// Loads the u32 at `offset` in an owned frame with Acquire ordering
+/// (reads a value user space published with a release store).
+pub fn frame_load_u32(pa: u64, offset: usize) -> u32 {
+    frame_word(pa, offset).load(core::sync::atomic::Ordering::Acquire)
+}
+
+/// Stores the u32 at `offset` in an owned frame with Release ordering
+/// (publishes earlier writes to the frame to user space).
+pub fn frame_store_u32(pa: u64, offset: usize, v: u32) {
+    frame_word(pa, offset).store(v, core::sync::atomic::Ordering::Release)
+}

@@ -51,6 +51,8 @@ pub enum Kind {
     Proc(Vec<u8>),
     /// A /proc directory: its entries (ino, d_type, name), generated at open.
     ProcDir(Vec<(u64, u8, Vec<u8>)>),
+    /// An io_uring instance (io_uring_setup's fd; mmap it for the rings).
+    IoUring(Arc<crate::io_uring::Ring>),
 }
 
 /// An open file description (shared by dup'ed descriptors and across fork).
@@ -106,6 +108,12 @@ impl OpenFile {
 
     /// Reads at the current offset (advancing it) or from the stream.
     pub fn read(&self, buf: &mut [u8]) -> KResult<usize> {
+        self.read_mode(buf, self.nonblock())
+    }
+
+    /// [`OpenFile::read`], never blocking if `nonblock` (io_uring tries a
+    /// stream this way first, whatever the file's O_NONBLOCK).
+    pub fn read_mode(&self, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
@@ -116,9 +124,9 @@ impl OpenFile {
                 *pos += n as u64;
                 Ok(n)
             }
-            Kind::PipeRead(p) => p.read(buf, self.nonblock()),
+            Kind::PipeRead(p) => p.read(buf, nonblock),
             Kind::PipeWrite(_) => Err(Errno::EBADF),
-            Kind::Tty => super::tty::read(buf, self.nonblock()),
+            Kind::Tty => super::tty::read(buf, nonblock),
             Kind::Null => Ok(0),
             Kind::Zero => {
                 buf.fill(0);
@@ -129,6 +137,7 @@ impl OpenFile {
                 Ok(buf.len())
             }
             Kind::ProcDir(_) => Err(Errno::EISDIR),
+            Kind::IoUring(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -154,6 +163,11 @@ impl OpenFile {
 
     /// Writes at the offset (or the end with O_APPEND) or to the stream.
     pub fn write(&self, data: &[u8]) -> KResult<usize> {
+        self.write_mode(data, self.nonblock())
+    }
+
+    /// [`OpenFile::write`], never blocking if `nonblock`.
+    pub fn write_mode(&self, data: &[u8], nonblock: bool) -> KResult<usize> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
@@ -167,11 +181,12 @@ impl OpenFile {
                 *pos += n as u64;
                 Ok(n)
             }
-            Kind::PipeWrite(p) => p.write(data, self.nonblock()),
+            Kind::PipeWrite(p) => p.write(data, nonblock),
             Kind::PipeRead(_) => Err(Errno::EBADF),
             Kind::Tty => super::tty::write(data),
             Kind::Null | Kind::Zero | Kind::Random => Ok(data.len()),
             Kind::Proc(_) | Kind::ProcDir(_) => Err(Errno::EACCES),
+            Kind::IoUring(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -192,8 +207,22 @@ impl OpenFile {
             Kind::PipeRead(p) => p.poll(true),
             Kind::PipeWrite(p) => p.poll(false),
             Kind::Tty => super::tty::poll(),
+            Kind::IoUring(r) => r.poll_events(),
             _ => POLLIN | POLLOUT,
         }
+    }
+
+    /// The io_uring instance, for a ring fd.
+    pub fn io_uring(&self) -> Option<&Arc<crate::io_uring::Ring>> {
+        match &self.kind {
+            Kind::IoUring(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// A stream (pipe, tty, device): offsets mean nothing.
+    pub fn is_stream(&self) -> bool {
+        !matches!(self.kind, Kind::Inode(_) | Kind::Proc(_) | Kind::ProcDir(_))
     }
 
     /// The inode, for files that have one.

@@ -89,6 +89,22 @@ impl Mm {
         Ok(pa)
     }
 
+    /// Maps an existing frame at `va` with one more reference on it: memory
+    /// shared with the kernel (io_uring rings). The frame lives until its
+    /// owner and every such mapping have let it go.
+    pub fn map_shared_frame(&mut self, va: u64, pa: u64, prot: Prot) -> KResult<()> {
+        refcount::share(pa);
+        if self
+            .space
+            .map(va, pa, Self::page_flags(prot), &mut table_frame(self.torus))
+            .is_err()
+        {
+            refcount::put(pa);
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+
     /// The frame mapped at page `va`, if any.
     pub fn frame_at(&self, va: u64) -> Option<u64> {
         self.space.query(va).map(|(pa, _)| pa)

@@ -64,6 +64,14 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
         None
     } else {
         let f = current().files().lock().get(fd as i32)?;
+        if let Some(frames) = crate::io_uring::mmap_frames(&f, off, len)? {
+            // The rings are shared with the kernel; a private copy of them
+            // would be useless (Linux maps them shared in any case).
+            if kind == MAP_PRIVATE {
+                return Err(Errno::EINVAL);
+            }
+            return map_frames(addr, len, prot, flags, &frames);
+        }
         let ino = f.ino().ok_or(Errno::ENODEV)?;
         if !f.readable() {
             return Err(Errno::EACCES);
@@ -75,20 +83,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
     if m.mapped().saturating_add(len) > ADDRESS_SPACE_LIMIT {
         return Err(Errno::ENOMEM);
     }
-    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
-    let start = if fixed {
-        if !addr.is_multiple_of(PAGE) || addr < MMAP_BOTTOM {
-            return Err(Errno::EINVAL);
-        }
-        if flags & MAP_FIXED_NOREPLACE != 0 && !m.vmas.is_free(addr, addr + len) {
-            return Err(Errno::EEXIST);
-        }
-        addr
-    } else {
-        m.vmas
-            .find_free(len, addr & !(PAGE - 1), MMAP_BOTTOM, MMAP_TOP)
-            .ok_or(Errno::ENOMEM)?
-    };
+    let start = place(&m, addr, len, flags)?;
     let kind = if backing.is_some() {
         VmaKind::File
     } else {
@@ -120,6 +115,53 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
                 });
             }
             va += PAGE;
+        }
+    }
+    Ok(start)
+}
+
+/// Where a mapping of `len` bytes goes: `addr` with MAP_FIXED(_NOREPLACE),
+/// else a free range (near `addr` if possible).
+fn place(m: &super::Mm, addr: u64, len: u64, flags: u64) -> KResult<u64> {
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
+        if !addr.is_multiple_of(PAGE) || addr < MMAP_BOTTOM {
+            return Err(Errno::EINVAL);
+        }
+        if flags & MAP_FIXED_NOREPLACE != 0 && !m.vmas.is_free(addr, addr + len) {
+            return Err(Errno::EEXIST);
+        }
+        return Ok(addr);
+    }
+    m.vmas
+        .find_free(len, addr & !(PAGE - 1), MMAP_BOTTOM, MMAP_TOP)
+        .ok_or(Errno::ENOMEM)
+}
+
+/// A shared mapping of existing kernel frames (an io_uring ring fd): a
+/// shared VMA without backing, every page present from the start, so
+/// faults, fork and munmap treat it as shared anonymous memory; each
+/// mapped page holds a reference on its frame.
+fn map_frames(addr: u64, len: u64, prot: Prot, flags: u64, frames: &[u64]) -> KResult<u64> {
+    let mm = current().mm();
+    let mut m = mm.lock();
+    if m.mapped().saturating_add(len) > ADDRESS_SPACE_LIMIT {
+        return Err(Errno::ENOMEM);
+    }
+    let start = place(&m, addr, len, flags)?;
+    m.insert_vma(Vma {
+        start,
+        end: start + len,
+        prot,
+        shared: true,
+        kind: VmaKind::Anon,
+        backing: None,
+    })?;
+    for (i, &pa) in frames.iter().enumerate() {
+        if let Err(e) = m.map_shared_frame(start + i as u64 * PAGE, pa, prot) {
+            for v in m.vmas.unmap(start, len).unwrap_or_default() {
+                m.unmap_pages(v.start, v.end);
+            }
+            return Err(e);
         }
     }
     Ok(start)

@@ -158,6 +158,15 @@ fn file_stat(f: &OpenFile) -> KResult<Stat> {
             dev: 3,
             ..Stat::default()
         }),
+        // Linux: an anonymous inode ("anon_inode:[io_uring]"), mode 0600.
+        Kind::IoUring(_) => Ok(Stat {
+            mode: 0o600,
+            nlink: 1,
+            blksize: 4096,
+            ino: 0x7100,
+            dev: 0xe,
+            ..Stat::default()
+        }),
     }
 }
 

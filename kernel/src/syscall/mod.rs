@@ -39,6 +39,9 @@ fn unknown(n: u64) -> KResult<u64> {
 pub fn handle(frame: &mut TrapFrame) {
     hal::cpu::enable_interrupts();
     COUNT.fetch_add(1, Ordering::Relaxed);
+    // A syscall entry is a boundary of the torus: SQPOLL rings see SQEs
+    // published just before it (say, a write a blocking read waits for).
+    crate::io_uring::boundary();
     let r = dispatch(frame);
     match r {
         Ok(v) => frame.rax = v,
@@ -189,6 +192,9 @@ fn dispatch(f: &mut TrapFrame) -> KResult<u64> {
         nr::__NR_clock_nanosleep => time::clock_nanosleep(a0, a1, a2, a3),
         nr::__NR_alarm => time::alarm(a0),
         nr::__NR_futex => futex::futex(a0, a1, a2, a3),
+        nr::__NR_io_uring_setup => crate::io_uring::setup(a0, a1),
+        nr::__NR_io_uring_enter => crate::io_uring::enter(a0, a1, a2, a3, a4, a5),
+        nr::__NR_io_uring_register => crate::io_uring::register(a0, a1, a2, a3),
         _ => unknown(n),
     }
 }

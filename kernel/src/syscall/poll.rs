@@ -101,7 +101,9 @@ pub fn ppoll(fds: u64, nfds: u64, ts: u64, sigmask: u64) -> KResult<u64> {
     with_mask(sigmask, || poll_fds(fds, nfds, deadline))
 }
 
-fn with_mask(sigmask: u64, f: impl FnOnce() -> KResult<u64>) -> KResult<u64> {
+/// Runs `f` with the signal mask at user address `sigmask` (0: unchanged),
+/// as ppoll(2) and io_uring_enter(2) do.
+pub(crate) fn with_mask(sigmask: u64, f: impl FnOnce() -> KResult<u64>) -> KResult<u64> {
     if sigmask == 0 {
         return f();
     }

@@ -14,6 +14,7 @@ mod children;
 mod efault;
 mod enosys;
 mod fork_cow;
+mod io_uring;
 mod memhog;
 mod mmap_big;
 mod pipe_100m;
@@ -76,6 +77,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "signals",
         signals::run,
         "sigaction, sigprocmask, SIGCHLD, kill, EINTR, SIGPIPE",
+    ),
+    (
+        "io_uring",
+        io_uring::run,
+        "io_uring: mmap'd rings, NOP/READ/WRITE/READV/WRITEV/OPENAT/CLOSE/FSYNC/POLL_ADD/TIMEOUT, full SQ/CQ, SQPOLL, EFAULT",
     ),
 ];
 

@@ -1,0 +1,94 @@
+//! Memory shared with user space: whole frames that the kernel reaches
+//! through the direct map and the application through an mmap of the
+//! ring fd. The region owns one reference on each frame (the frame
+//! refcounts of `mm::refcount`); every user mapping holds another, so
+//! the frames are freed when the ring and all its mappings are gone.
+//!
+//! Words the application writes concurrently (tails, heads, flags) are
+//! only accessed atomically (`hal::addrspace::frame_{load,store}_u32`);
+//! SQEs and CQEs are copied, ordered by those acquire/release words.
+
+use abi::{Errno, KResult};
+use alloc::vec::Vec;
+
+use crate::mm::{refcount, PAGE};
+
+const PAGE_USIZE: usize = PAGE as usize;
+
+/// A region of zeroed frames.
+pub struct SharedMem {
+    frames: Vec<u64>,
+}
+
+impl SharedMem {
+    /// At least `bytes` bytes of zeroed frames from `torus`'s pool.
+    pub fn new(bytes: usize, torus: usize) -> KResult<SharedMem> {
+        let n = bytes.div_ceil(PAGE_USIZE);
+        let mut mem = SharedMem { frames: Vec::new() };
+        mem.frames.try_reserve(n).map_err(|_| Errno::ENOMEM)?;
+        for _ in 0..n {
+            // On failure `mem` is dropped and gives back what it took.
+            let pa = refcount::alloc(torus).ok_or(Errno::ENOMEM)?;
+            hal::addrspace::zero_frame(pa);
+            mem.frames.push(pa);
+        }
+        Ok(mem)
+    }
+
+    /// Size in bytes (whole frames).
+    pub fn len(&self) -> usize {
+        self.frames.len() * PAGE_USIZE
+    }
+
+    /// The frames, in order (for mapping them into user space).
+    pub fn frames(&self) -> &[u64] {
+        &self.frames
+    }
+
+    fn at(&self, off: usize, len: usize) -> Option<(u64, usize)> {
+        let pa = *self.frames.get(off / PAGE_USIZE)?;
+        let o = off % PAGE_USIZE;
+        (o + len <= PAGE_USIZE).then_some((pa, o))
+    }
+
+    /// Acquire-loads the u32 at `off` (0 outside the region).
+    pub fn load(&self, off: usize) -> u32 {
+        match self.at(off, 4) {
+            Some((pa, o)) if o.is_multiple_of(4) => hal::addrspace::frame_load_u32(pa, o),
+            _ => 0,
+        }
+    }
+
+    /// Release-stores the u32 at `off` (ignored outside the region).
+    pub fn store(&self, off: usize, v: u32) {
+        if let Some((pa, o)) = self.at(off, 4) {
+            if o.is_multiple_of(4) {
+                hal::addrspace::frame_store_u32(pa, o, v);
+            }
+        }
+    }
+
+    /// Copies `out.len()` bytes from `off`, which must not cross a frame
+    /// (SQEs and CQEs never do); zeros if it would.
+    pub fn read(&self, off: usize, out: &mut [u8]) {
+        match self.at(off, out.len()) {
+            Some((pa, o)) => hal::addrspace::read_frame(pa, o, out),
+            None => out.fill(0),
+        }
+    }
+
+    /// Copies `data` to `off` (same rule as [`SharedMem::read`]).
+    pub fn write(&self, off: usize, data: &[u8]) {
+        if let Some((pa, o)) = self.at(off, data.len()) {
+            hal::addrspace::write_frame(pa, o, data);
+        }
+    }
+}
+
+impl Drop for SharedMem {
+    fn drop(&mut self) {
+        for &pa in &self.frames {
+            refcount::put(pa);
+        }
+    }
+}
