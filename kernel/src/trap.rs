@@ -65,12 +65,14 @@ fn handle(frame: &mut TrapFrame) {
                 p.ticks.fetch_add(1, Ordering::Relaxed);
             }
             sched::on_tick(t);
+            crate::proc::work::raise(crate::proc::work::DEFERRED);
             if frame.from_user() {
                 crate::syscall::return_to_user(frame);
             }
         }
         v if v == COM1_VECTOR as u64 => {
             crate::console::on_interrupt();
+            crate::proc::work::raise(crate::proc::work::DEFERRED);
             hal::apic::eoi();
             if frame.from_user() {
                 crate::syscall::return_to_user(frame);

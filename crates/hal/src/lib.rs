@@ -19,6 +19,7 @@ pub mod apic;
 pub mod boot;
 pub mod context;
 pub mod cpu;
+pub mod current;
 pub mod exit;
 pub mod gdt;
 pub mod heap;

@@ -74,10 +74,18 @@ fn register_active(r: &Arc<Ring>) {
 /// An event boundary of the torus: complete what is ready among pending
 /// requests, let SQPOLL rings consume their SQ. Called with no kernel
 /// lock held (trap::deferred_work, syscall entry).
+#[inline]
 pub fn boundary() {
-    if ACTIVE.load(Ordering::Relaxed) == 0 {
-        return;
+    // Inlined test, out-of-line work: every syscall entry passes here, and
+    // the common case must cost one load, not a function prologue.
+    if ACTIVE.load(Ordering::Relaxed) != 0 {
+        boundary_work();
     }
+}
+
+#[cold]
+#[inline(never)]
+fn boundary_work() {
     let rings: Vec<Arc<Ring>> = ACTIVE_RINGS
         .lock()
         .iter()

@@ -9,6 +9,7 @@ pub mod exit;
 pub mod fork;
 pub mod sched;
 pub mod signal;
+pub mod work;
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;

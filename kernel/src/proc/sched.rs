@@ -9,7 +9,7 @@
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 use super::{Process, RunState};
@@ -18,10 +18,9 @@ use super::{Process, RunState};
 const SLICE_TICKS: u64 = 10;
 
 static RUNQ: Mutex<VecDeque<Arc<Process>>> = Mutex::new(VecDeque::new());
-static CURRENT: Mutex<Option<Arc<Process>>> = Mutex::new(None);
+static CURRENT: hal::current::CpuCurrent<Process> = hal::current::CpuCurrent::new();
 /// Saved kernel RSP of the idle context (the boot stack).
 static IDLE_RSP: AtomicU64 = AtomicU64::new(0);
-static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 static SLICE_START: AtomicU64 = AtomicU64::new(0);
 /// Where an exiting process's final RSP goes (it is never resumed).
 static ZOMBIE_SLOT: AtomicU64 = AtomicU64::new(0);
@@ -31,7 +30,7 @@ static DEAD: Mutex<Vec<Arc<Process>>> = Mutex::new(Vec::new());
 
 /// The running process (None in the idle loop or during boot).
 pub fn try_current() -> Option<Arc<Process>> {
-    hal::cpu::without_interrupts(|| CURRENT.lock().clone())
+    CURRENT.get()
 }
 
 /// The running process; only called from syscall and fault context.
@@ -62,13 +61,13 @@ pub fn enqueue_new(p: Arc<Process>) {
 /// Called by the timer interrupt.
 pub fn on_tick(ticks: u64) {
     if ticks.wrapping_sub(SLICE_START.load(Ordering::Relaxed)) >= SLICE_TICKS {
-        NEED_RESCHED.store(true, Ordering::Relaxed);
+        super::work::raise(super::work::RESCHED);
     }
 }
 
 /// On the way back to user mode: switch if the slice is used up.
 pub fn preempt_point() {
-    if NEED_RESCHED.load(Ordering::Relaxed) {
+    if super::work::pending() & super::work::RESCHED != 0 {
         schedule();
     }
 }
@@ -78,12 +77,12 @@ pub fn preempt_point() {
 /// the queue until woken; Zombie → never runs again.
 pub fn schedule() {
     hal::cpu::without_interrupts(|| {
-        NEED_RESCHED.store(false, Ordering::Relaxed);
+        super::work::take(super::work::RESCHED);
         SLICE_START.store(crate::trap::ticks(), Ordering::Relaxed);
         // Reap the stacks of processes that exited earlier and that
         // nobody else references any more (we are not running on them).
         DEAD.lock().retain(|p| Arc::strong_count(p) > 1);
-        let mut prev = CURRENT.lock().take();
+        let mut prev = CURRENT.replace(None);
         if let Some(p) = &prev {
             let mut st = p.run.lock();
             if *st == RunState::Running {
@@ -96,7 +95,7 @@ pub fn schedule() {
         if let (Some(p), Some(n)) = (&prev, &next) {
             if Arc::ptr_eq(p, n) {
                 *n.run.lock() = RunState::Running;
-                *CURRENT.lock() = next;
+                CURRENT.replace(next);
                 return;
             }
         }
@@ -116,8 +115,10 @@ pub fn schedule() {
             Some(n) => {
                 *n.run.lock() = RunState::Running;
                 n.install_on_cpu();
+                // Its pending signals were not looked at while it was off.
+                super::work::raise(super::work::SIGNALS);
                 let t = n.ctx.load(Ordering::Relaxed);
-                *CURRENT.lock() = Some(n);
+                CURRENT.replace(Some(n));
                 t
             }
             None => IDLE_RSP.load(Ordering::Relaxed),

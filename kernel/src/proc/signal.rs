@@ -93,6 +93,8 @@ impl SignalState {
     /// Sets a new mask (SIGKILL and SIGSTOP can never be blocked).
     pub fn set_mask(&mut self, m: u64) {
         self.mask = m & !UNBLOCKABLE;
+        // Unblocking may make a pending signal deliverable.
+        super::work::raise(super::work::SIGNALS);
     }
 
     /// After execve: handled signals revert to default, ignored stay ignored.
@@ -159,6 +161,7 @@ pub fn send(p: &Arc<Process>, sig: u32) {
         }
         s.pending |= bit(sig);
     }
+    super::work::raise(super::work::SIGNALS);
     super::sched::wake(p);
 }
 
@@ -174,6 +177,7 @@ pub fn force(p: &Arc<Process>, sig: u32) {
         }
         s.pending |= bit(sig);
     }
+    super::work::raise(super::work::SIGNALS);
 }
 
 /// Delivers pending signals to the current process on its way to user

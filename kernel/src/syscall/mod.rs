@@ -50,13 +50,26 @@ pub fn handle(frame: &mut TrapFrame) {
     return_to_user(frame);
 }
 
-/// Work done on every return to user mode (syscalls, interrupts, faults).
+/// Work done on every return to user mode (syscalls, interrupts, faults),
+/// with interrupts off at the end. The common case is one load of the
+/// work word (proc::work); otherwise each bit's work runs with interrupts
+/// on, and the word is looked at again until it stays clear.
 pub fn return_to_user(frame: &mut TrapFrame) {
-    hal::cpu::enable_interrupts();
-    crate::trap::deferred_work();
-    crate::proc::sched::preempt_point();
-    crate::proc::signal::deliver(frame);
-    hal::cpu::disable_interrupts();
+    use crate::proc::work;
+    loop {
+        hal::cpu::disable_interrupts();
+        if work::pending() == 0 {
+            return;
+        }
+        hal::cpu::enable_interrupts();
+        if work::take(work::DEFERRED) {
+            crate::trap::deferred_work();
+        }
+        crate::proc::sched::preempt_point();
+        if work::take(work::SIGNALS) {
+            crate::proc::signal::deliver(frame);
+        }
+    }
 }
 
 fn dispatch(f: &mut TrapFrame) -> KResult<u64> {

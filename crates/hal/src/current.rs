@@ -1,0 +1,112 @@
+//! The task a CPU is running, readable without a lock: the scheduler
+//! installs an `Arc<T>`, and any code on that CPU (syscalls, interrupt
+//! handlers) takes a new reference with one atomic increment.
+//!
+//! Why it lives here: a lock-free `current` needs a raw pointer made from
+//! an `Arc` and turned back into one, which only this crate may do. The
+//! proof is local: the slot owns one strong count of the installed value,
+//! and both [`CpuCurrent::replace`] and [`CpuCurrent::get`] run with
+//! interrupts off on the slot's own CPU (the first `replace` binds the slot
+//! to its CPU; use from any other CPU panics), so a `get` can never see a
+//! pointer whose count a concurrent `replace` has already given away.
+
+use alloc::sync::Arc;
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+const UNBOUND: usize = usize::MAX;
+
+/// One CPU's current task.
+pub struct CpuCurrent<T> {
+    ptr: AtomicPtr<T>,
+    /// The CPU this slot belongs to (UNBOUND until the first replace).
+    cpu: AtomicUsize,
+    _owns: PhantomData<Arc<T>>,
+}
+
+impl<T> CpuCurrent<T> {
+    /// An empty slot, bound to the CPU that first installs a task.
+    pub const fn new() -> Self {
+        CpuCurrent {
+            ptr: AtomicPtr::new(core::ptr::null_mut()),
+            cpu: AtomicUsize::new(UNBOUND),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Panics unless called on the slot's CPU (binding an unbound slot).
+    #[inline]
+    fn check_cpu(&self) {
+        let me = crate::percpu::cpu_id();
+        let owner = self.cpu.load(Ordering::Relaxed);
+        if owner == me {
+            return;
+        }
+        let bound = owner == UNBOUND
+            && self
+                .cpu
+                .compare_exchange(UNBOUND, me, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        assert!(bound, "CpuCurrent used from another CPU");
+    }
+
+    /// Installs `new` and hands back the previous task (with the strong
+    /// count the slot held).
+    pub fn replace(&self, new: Option<Arc<T>>) -> Option<Arc<T>> {
+        let raw = new.map_or(core::ptr::null_mut(), |a| Arc::into_raw(a).cast_mut());
+        let old = crate::cpu::without_interrupts(|| {
+            self.check_cpu();
+            self.ptr.swap(raw, Ordering::AcqRel)
+        });
+        if old.is_null() {
+            None
+        } else {
+            // SAFETY: `old` came from Arc::into_raw in an earlier replace,
+            // and the slot's strong count is handed over exactly once here.
+            Some(unsafe { Arc::from_raw(old) })
+        }
+    }
+
+    /// A new reference to the installed task.
+    #[inline]
+    pub fn get(&self) -> Option<Arc<T>> {
+        crate::cpu::without_interrupts(|| {
+            self.check_cpu();
+            let p = self.ptr.load(Ordering::Acquire);
+            if p.is_null() {
+                return None;
+            }
+            // SAFETY: the slot holds a strong count of `p` until a replace,
+            // and no replace can run in between: interrupts are off and
+            // only this CPU touches its slot (module doc). So the value is
+            // alive while we add our own count.
+            unsafe {
+                Arc::increment_strong_count(p);
+                Some(Arc::from_raw(p))
+            }
+        })
+    }
+}
+
+impl<T> Default for CpuCurrent<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: the slot only hands out Arc<T> clones, which are Send + Sync
+// when T is Send + Sync.
+unsafe impl<T: Send + Sync> Sync for CpuCurrent<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Send for CpuCurrent<T> {}
+
+impl<T> Drop for CpuCurrent<T> {
+    fn drop(&mut self) {
+        let old = *self.ptr.get_mut();
+        if !old.is_null() {
+            // SAFETY: we own the slot exclusively; its strong count of
+            // `old` is released exactly once.
+            drop(unsafe { Arc::from_raw(old) });
+        }
+    }
+}
