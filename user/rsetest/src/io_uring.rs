@@ -998,6 +998,46 @@ fn sqpoll() -> Result<(), String> {
     Ok(())
 }
 
+/// A forked child shares the ring: its fd and its copy of the mappings
+/// reach the same rings, and its exit does not free them.
+fn shared_with_child() -> Result<(), String> {
+    let mut u = ring(8)?;
+    // The child fills the next slot through its copy of the mapping.
+    let pid = crate::util::spawn(|| {
+        let mut c = Uring {
+            fd: u.fd,
+            p: u.p,
+            ring: u.ring,
+            ring_len: 0,
+            cq_ring: u.cq_ring,
+            cq_len: 0,
+            sqes: u.sqes,
+            sqes_len: 0,
+            tail: u.tail,
+        };
+        c.push(sqe(OP_NOP, -1, 77));
+        let r = c.submit(1);
+        std::mem::forget(c);
+        if r == Ok(1) {
+            Ok(())
+        } else {
+            Err(format!("child: io_uring_enter {}", show(r)))
+        }
+    })?;
+    crate::util::wait_ok(pid, "the child submitting on the inherited ring")?;
+    u.tail = u.tail.wrapping_add(1);
+    let c = u.wait(1)?;
+    check(
+        c[0].user_data == 77 && c[0].res == 0 && u.sq_head() == u.tail,
+        format_args!("a NOP submitted by a forked child completes in the parent's ring ({c:?})"),
+    )?;
+    let c = u.run1(sqe(OP_NOP, -1, 78))?;
+    check(
+        c.user_data == 78,
+        "the ring still works after the child exited",
+    )
+}
+
 /// Rings are freed when the last reference goes: the fd and the mappings
 /// hold them, in either order. 300 of the largest rings (about 3 MiB of
 /// shared memory each) are more than the guest's RAM, so a leak fails.
@@ -1118,6 +1158,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     full_sq()?;
     full_cq()?;
     sqpoll()?;
+    shared_with_child()?;
     lifetime()?;
     bad_setup()?;
     crate::say!("ok");
