@@ -17,8 +17,8 @@
 //!
 //! Every SQE is one event of the torus: it runs to completion where it is
 //! consumed, or becomes a pending request the torus re-examines at each
-//! boundary ([`boundary`]: return to user mode, syscall entry, every
-//! tick's deferred work, the idle loop).
+//! boundary ([`boundary`]: every syscall entry, and every timer tick's
+//! deferred work, run on the way back to user mode or in the idle loop).
 
 mod enter;
 mod mem;

@@ -3,9 +3,10 @@
 //! with nothing to read: the request waits for readiness and is retried,
 //! Linux's IORING_FEAT_FAST_POLL).
 //!
-//! They are events the torus re-examines at its boundaries (every timer
-//! tick's deferred work, every return to user mode, the idle loop, and
-//! the loop of a process waiting in io_uring_enter). Polls and timeouts
+//! They are events the torus re-examines at its boundaries (every syscall
+//! entry, every timer tick's deferred work — on the way back to user mode
+//! or in the idle loop — and the loop of a process waiting in
+//! io_uring_enter, which pipe and tty changes wake). Polls and timeouts
 //! need nothing from a process, so any boundary completes them; a retried
 //! read or write copies to or from the submitter's memory, so only a
 //! boundary in that process's context runs it.

@@ -3,9 +3,9 @@
 //!
 //! There is one CPU and no kernel threads, so nothing can spin on the ring
 //! the way Linux's SQ thread does. Instead every boundary of the torus —
-//! each return to user mode (so every timer tick while the application
-//! spins in user space), each syscall entry, the idle loop — looks at the
-//! ring. SQEs are consumed in the creator's context only (their buffers,
+//! each timer tick's deferred work (on the way back to user mode, so every
+//! tick while the application spins in user space, or in the idle loop),
+//! each syscall entry — looks at the ring. SQEs are consumed in the creator's context only (their buffers,
 //! descriptors and paths are the creator's), which is every boundary
 //! while it runs: an application that publishes SQEs and spins on the CQ
 //! sees them completed within a tick, without any syscall.
