@@ -10,6 +10,10 @@ use crate::replication::Note;
 use crate::table::{ProcRecord, Slot, TorusId};
 use crate::torus::{Torus, Transport};
 
+/// Silence, in detection timeouts, after which a predecessor whose replica
+/// we do not hold is removed anyway (docs/braid.md §6).
+const ORPHAN_FACTOR: u64 = 4;
+
 impl Torus {
     /// Declare the predecessor failed if it has been silent for `K·I_max`.
     pub(crate) fn detect_failure(&mut self, now: Time, tx: &mut impl Transport) {
@@ -21,24 +25,35 @@ impl Torus {
         let Some(pred) = self.view.predecessor(self.id) else {
             return;
         };
-        // Only the holder of the predecessor's replica judges it: a
-        // predecessor that has not yet switched its replication to us (it
+        // Normally only the holder of the predecessor's replica judges it:
+        // a predecessor that has not yet switched its replication to us (it
         // is still draining migrations to its old successor after we
-        // joined, or has not re-formed the ring after a failure) sends us
-        // nothing, and declaring it failed would resume nothing (its state
-        // is elsewhere) while fencing it: committed processes would be lost.
-        if !self.replica_current(pred) {
-            return;
-        }
-        let last = self.inbound.get(&pred).map_or(now, |i| i.last_arrival);
+        // joined, or has not re-formed the ring after a failure) has its
+        // state elsewhere, and declaring it failed would resume nothing
+        // while fencing it: committed processes would be lost.
+        // A predecessor that replicates elsewhere still heartbeats us, so
+        // only one silent for much longer (an orphan: its replica holder
+        // failed too, a double failure) is removed without a replica, so
+        // that the ring re-forms.
+        let (last, timeout) = if self.replica_current(pred) {
+            let last = self.inbound.get(&pred).map_or(now, |i| i.last_arrival);
+            (last, self.cfg.detect_timeout())
+        } else {
+            let last = self
+                .inbound
+                .get(&pred)
+                .filter(|i| i.heard)
+                .map_or(self.pred_since, |i| i.last_arrival.max(self.pred_since));
+            (last, ORPHAN_FACTOR * self.cfg.detect_timeout())
+        };
         // The silence must have been observed while connected: our own
         // successor has acked a projection we sent at least `D − I_max`
         // after the predecessor's last arrival. A torus that was cut off
         // itself (its lease may outlive the cut by up to `L`) never blames
         // a predecessor whose silence it caused or overlapped.
         let acked_send = self.lease_end.saturating_sub(self.cfg.lease());
-        let observed = last + self.cfg.detect_timeout() - self.cfg.i_max;
-        if now.saturating_sub(last) > self.cfg.detect_timeout() && acked_send >= observed {
+        let observed = last + timeout - self.cfg.i_max;
+        if now.saturating_sub(last) > timeout && acked_send >= observed {
             self.declare_failed(now, pred, tx);
         }
     }

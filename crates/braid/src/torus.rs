@@ -395,6 +395,27 @@ impl Torus {
                 self.sent.pop_front();
             }
             tx.send(self.id, to, &bytes);
+            // While draining migrations to the old successor after a join,
+            // heartbeat the new one (no entries, no offers): it must not
+            // take us for dead while it does not hold our replica yet.
+            let next = self.view.successor(self.id);
+            if !self.joining && next.is_some_and(|n| n != to) {
+                let n = next.unwrap_or(to);
+                self.hb += 1;
+                let hb = Projection {
+                    to: n,
+                    heartbeat: self.hb,
+                    chain: self.last_proj_digest,
+                    n_entries: 0,
+                    entries: Default::default(),
+                    n_offers: 0,
+                    offers: Default::default(),
+                    ..p
+                };
+                let bytes = hb.encode();
+                self.last_proj_digest = crate::codec::record_digest(&bytes);
+                tx.send(self.id, n, &bytes);
+            }
         }
         if !self.joining && !self.heard_pred_this_tick {
             // Nudge the predecessor: it carries our view, so a predecessor

@@ -91,6 +91,11 @@ fn former_failures_pass() {
             panic!("crash/restart seed {seed} violated {v:?}");
         }
     }
+    for seed in [16687, 39799] {
+        if let Err(v) = Sim::run(Scenario::soak(seed)) {
+            panic!("soak seed {seed} violated {v:?}");
+        }
+    }
 }
 
 #[test]
