@@ -13,7 +13,7 @@
 //! cargo xtask test                  host unit tests + boot scenario tests in QEMU
 //! cargo xtask image                 a bootable GRUB ISO (target/rse/rse-os.iso)
 //! cargo xtask soak [SEEDS] [START]  braid simulator soak; prints any failing seed
-//! cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write]
+//! cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--only tcg|icount] [--smp N] [--no-write]
 //!                                   RSE OS next to Debian's Linux: same benchmarks, same QEMU flags
 //! cargo xtask bench braid [DEPTH] [EVENTS]  braid event-queue throughput per torus
 //! ```

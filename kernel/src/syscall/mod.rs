@@ -197,6 +197,7 @@ fn dispatch(f: &mut TrapFrame) -> KResult<u64> {
         nr::__NR_getrusage => process::getrusage(a1),
         nr::__NR_getcpu => process::getcpu(a0, a1),
         nr::__NR_sched_getaffinity => process::sched_getaffinity(a1, a2),
+        nr::__NR_sched_setaffinity => process::sched_setaffinity(a0 as i32 as u64, a1, a2),
         nr::__NR_clock_gettime => time::clock_gettime(a0, a1),
         nr::__NR_clock_getres => time::clock_getres(a0, a1),
         nr::__NR_gettimeofday => time::gettimeofday(a0),

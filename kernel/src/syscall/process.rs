@@ -349,6 +349,22 @@ pub fn getcpu(cpu: u64, node: u64) -> KResult<u64> {
     Ok(0)
 }
 
+/// sched_setaffinity(2): one CPU today, so a mask is valid when it
+/// includes CPU 0 (EINVAL otherwise, as Linux says for a mask with no
+/// online CPU); the target must exist (0 = the caller).
+pub fn sched_setaffinity(pid: u64, len: u64, mask: u64) -> KResult<u64> {
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    target(pid)?;
+    let mut first = [0u8; 1];
+    uaccess::copy_in(mask, &mut first)?;
+    if first[0] & 1 == 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
 /// sched_getaffinity(2): one CPU today.
 pub fn sched_getaffinity(len: u64, mask: u64) -> KResult<u64> {
     if len < 8 {
