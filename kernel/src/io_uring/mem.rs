@@ -4,11 +4,15 @@
 //! refcounts of `mm::refcount`); every user mapping holds another, so
 //! the frames are freed when the ring and all its mappings are gone.
 //!
-//! Words the application writes concurrently (tails, heads, flags) are
-//! only accessed atomically (`hal::addrspace::frame_{load,store}_u32`);
-//! SQEs and CQEs are copied, ordered by those acquire/release words.
+//! Everything the application can see is only accessed atomically: the
+//! heads, tails and flags with acquire/release
+//! (`hal::addrspace::frame_{load,store}_u32`), the SQ index array, SQEs and
+//! CQEs word by word with relaxed loads and stores through whole-frame
+//! views (`hal::addrspace::frame_words_*`), ordered by those
+//! acquire/release words.
 
 use abi::{Errno, KResult};
+use core::sync::atomic::{AtomicU32, AtomicU64};
 use alloc::vec::Vec;
 
 use crate::mm::{refcount, PAGE};
@@ -68,20 +72,17 @@ impl SharedMem {
         }
     }
 
-    /// Copies `out.len()` bytes from `off`, which must not cross a frame
-    /// (SQEs and CQEs never do); zeros if it would.
-    pub fn read(&self, off: usize, out: &mut [u8]) {
-        match self.at(off, out.len()) {
-            Some((pa, o)) => hal::addrspace::read_frame(pa, o, out),
-            None => out.fill(0),
-        }
+    /// Frame `i` as atomic u32 words (None past the end). The view lives
+    /// no longer than `self`, which holds the frame.
+    #[inline]
+    pub fn words32(&self, i: usize) -> Option<&[AtomicU32; 1024]> {
+        self.frames.get(i).map(|&pa| hal::addrspace::frame_words_u32(pa))
     }
 
-    /// Copies `data` to `off` (same rule as [`SharedMem::read`]).
-    pub fn write(&self, off: usize, data: &[u8]) {
-        if let Some((pa, o)) = self.at(off, data.len()) {
-            hal::addrspace::write_frame(pa, o, data);
-        }
+    /// Frame `i` as atomic u64 words (as [`SharedMem::words32`]).
+    #[inline]
+    pub fn words64(&self, i: usize) -> Option<&[AtomicU64; 512]> {
+        self.frames.get(i).map(|&pa| hal::addrspace::frame_words_u64(pa))
     }
 }
 

@@ -54,6 +54,13 @@ fn fail(e: Errno) -> Outcome {
     Outcome::Failed(neg(e))
 }
 
+/// Whether an opcode may be issued with the ring's state lock held: it
+/// touches neither the ring (no lock, no CQE, no pending request) nor
+/// anything that could (files, user memory). Only NOP.
+pub fn runs_under_state_lock(opcode: u8) -> bool {
+    opcode == op::NOP
+}
+
 /// Runs one SQE.
 pub fn issue(ring: &Arc<Ring>, sqe: &Sqe) -> Outcome {
     if sqe.flags & !FLAGS_OK != 0 || sqe.personality != 0 {

@@ -16,12 +16,15 @@ use abi::{Errno, KResult};
 use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
+use core::sync::atomic::AtomicU64;
+use core::sync::atomic::Ordering::Relaxed;
 use spin::Mutex;
 
 use super::mem::SharedMem;
 use super::pending::{Pending, PendingKind};
 use super::sqpoll::SqPoll;
 use super::uapi::{ring_off as ro, Cqe, Params, Sqe, CQE_SIZE, SQE_SIZE};
+use crate::mm::PAGE as PAGE_U64;
 use super::uapi::{sqe_flags, IORING_SETUP_R_DISABLED, IORING_SETUP_SUBMIT_ALL};
 use super::uapi::{IORING_SETUP_SQPOLL, IORING_SQ_CQ_OVERFLOW};
 use crate::fs::file::OpenFile;
@@ -33,6 +36,8 @@ use crate::proc::Process;
 /// exhausting the kernel heap. Past it, completions are dropped the same
 /// way: cq_overflow counts them and the next wait returns EBADR.
 pub const OVERFLOW_CAP: usize = 1 << 16;
+
+const PAGE: usize = PAGE_U64 as usize;
 
 /// What became of one SQE.
 pub enum Outcome {
@@ -147,10 +152,40 @@ impl Ring {
         }
     }
 
+    /// The two u64 words of the CQE slot for position `pos` of the CQ.
+    fn cqe_slot(&self, pos: u32) -> Option<&[AtomicU64]> {
+        let off = ro::CQES + (pos & (self.cq_entries - 1)) as usize * CQE_SIZE;
+        let f = self.rings.words64(off / PAGE)?;
+        let w = (off % PAGE) / 8;
+        f.get(w..w + 2)
+    }
+
     fn write_cqe(&self, st: &mut State, c: &Cqe) {
-        let slot = (st.cq_tail & (self.cq_entries - 1)) as usize;
-        self.rings.write(ro::CQES + slot * CQE_SIZE, &c.encode());
+        if let Some(slot) = self.cqe_slot(st.cq_tail) {
+            let [a, b] = c.words();
+            slot[0].store(a, Relaxed);
+            slot[1].store(b, Relaxed);
+        }
         st.cq_tail = st.cq_tail.wrapping_add(1);
+        self.rings.store(ro::CQ_TAIL, st.cq_tail);
+    }
+
+    /// Room in the CQ ring for new completions (none while older ones
+    /// wait in the overflow list).
+    fn cq_room(&self, st: &State) -> u32 {
+        if st.overflow.is_empty() {
+            self.cq_entries - self.cq_ready(st)
+        } else {
+            0
+        }
+    }
+
+    /// Makes the SQ head and CQ tail the kernel has moved visible to the
+    /// application (release: the CQEs written before are visible first).
+    /// Done before the state lock is dropped, so the shared values are
+    /// never behind while anyone else can look.
+    fn publish(&self, st: &State) {
+        self.rings.store(ro::SQ_HEAD, st.sq_head);
         self.rings.store(ro::CQ_TAIL, st.cq_tail);
     }
 
@@ -206,55 +241,195 @@ impl Ring {
         }
     }
 
-    /// Takes the next SQE off the SQ ring. Ok(None): the ring is empty;
-    /// Err(()): the index array named a slot that does not exist (the
-    /// entry is consumed and counted in sq_dropped, as on Linux).
-    fn next_sqe(&self) -> Result<Option<Sqe>, ()> {
-        let mut st = self.state.lock();
-        if self.sq_pending(&st) == 0 {
-            return Ok(None);
+    /// The SQE in slot `idx` of the SQE array, as eight shared words
+    /// (None if there is no such slot).
+    fn sqe_words(&self, idx: u32) -> Option<&[AtomicU64; 8]> {
+        if idx >= self.sq_entries {
+            return None;
         }
+        const PER_FRAME: usize = PAGE / SQE_SIZE;
+        let f = self.sqes.words64(idx as usize / PER_FRAME)?;
+        f.as_chunks::<8>().0.get(idx as usize % PER_FRAME)
+    }
+
+    /// Takes the next SQE off the SQ ring (the caller has checked there
+    /// is one); the SQ head moves in `st` and is published later. None:
+    /// the index array named a slot that does not exist (the entry is
+    /// consumed and counted in sq_dropped, as on Linux).
+    fn take_sqe(&self, st: &mut State) -> Option<Sqe> {
         let pos = (st.sq_head & (self.sq_entries - 1)) as usize;
         let idx = self.rings.load(self.sq_array + 4 * pos);
         st.sq_head = st.sq_head.wrapping_add(1);
-        self.rings.store(ro::SQ_HEAD, st.sq_head);
-        if idx >= self.sq_entries {
-            st.sq_dropped = st.sq_dropped.wrapping_add(1);
-            self.rings.store(ro::SQ_DROPPED, st.sq_dropped);
-            return Err(());
+        match self.sqe_words(idx) {
+            Some(w) => Some(Sqe::from_words(w)),
+            None => {
+                st.sq_dropped = st.sq_dropped.wrapping_add(1);
+                self.rings.store(ro::SQ_DROPPED, st.sq_dropped);
+                None
+            }
         }
-        let mut b = [0u8; SQE_SIZE];
-        self.sqes.read(idx as usize * SQE_SIZE, &mut b);
-        Ok(Some(Sqe::decode(&b)))
+    }
+
+    /// Whether completions may go straight into the CQ ring without
+    /// [`Ring::post`]: nothing waits in the overflow list (newer CQEs go
+    /// behind it) and no TIMEOUT counts completions (it must complete
+    /// right after the one that reaches its count).
+    fn direct_cq_ok(&self, st: &State) -> bool {
+        st.overflow.is_empty()
+            && !st.pending.iter().any(|p| {
+                matches!(
+                    p.kind,
+                    PendingKind::Timeout {
+                        target: Some(_),
+                        ..
+                    }
+                )
+            })
+    }
+
+    /// The batch fast path: consumes up to `n` SQ entries while they are
+    /// plain NOPs (no CQE_SKIP_SUCCESS, no bad field: what ops::issue
+    /// completes with 0) and there is room in the CQ ring, writing each
+    /// CQE straight into its slot. Works a run at a time: a run of index
+    /// array words in one frame against a run of CQE slots in one frame,
+    /// neither crossing its ring's wrap. SQ head and CQ tail move in `st`
+    /// only; the caller publishes them. Returns how many were consumed;
+    /// the entry it stopped at (if any) is left for the general path.
+    /// Requires [`Ring::direct_cq_ok`].
+    fn nop_run(&self, st: &mut State, n: u32) -> u32 {
+        use super::uapi::sqe_word as sw;
+        // opcode NOP, no flags but FIXED_FILE and ASYNC (ignored by NOP).
+        const HEAD_MASK: u64 = 0xff | ((!(sqe_flags::FIXED_FILE | sqe_flags::ASYNC)) as u64) << 8;
+        const _: () = assert!(super::uapi::op::NOP == 0);
+        let n = n.min(self.cq_room(st));
+        let (mut sq_head, mut cq_tail) = (st.sq_head, st.cq_tail);
+        let mut k = 0;
+        while k < n {
+            let a_pos = (sq_head & (self.sq_entries - 1)) as usize;
+            let a_off = self.sq_array + 4 * a_pos;
+            let Some(a_frame) = self.rings.words32(a_off / PAGE) else {
+                break;
+            };
+            let arr = &a_frame[(a_off % PAGE) / 4..];
+            let c_pos = (cq_tail & (self.cq_entries - 1)) as usize;
+            let c_off = ro::CQES + c_pos * CQE_SIZE;
+            let Some(c_frame) = self.rings.words64(c_off / PAGE) else {
+                break;
+            };
+            let cqes = &c_frame.as_chunks::<2>().0[(c_off % PAGE) / CQE_SIZE..];
+            let run = ((n - k) as usize)
+                .min(arr.len())
+                .min(self.sq_entries as usize - a_pos)
+                .min(cqes.len())
+                .min(self.cq_entries as usize - c_pos);
+            let mut j = 0;
+            for (a, c) in arr[..run].iter().zip(cqes) {
+                let Some(w) = self.sqe_words(a.load(Relaxed)) else {
+                    break;
+                };
+                if w[sw::HEAD].load(Relaxed) & HEAD_MASK != 0
+                    || w[sw::LEN_FLAGS].load(Relaxed) >> 32 != 0
+                    || w[sw::BUF_PERS].load(Relaxed) & 0xffff_0000 != 0
+                {
+                    break;
+                }
+                c[0].store(w[sw::USER_DATA].load(Relaxed), Relaxed);
+                c[1].store(super::uapi::res_flags(0, 0), Relaxed);
+                j += 1;
+            }
+            sq_head = sq_head.wrapping_add(j as u32);
+            cq_tail = cq_tail.wrapping_add(j as u32);
+            k += j as u32;
+            if j < run {
+                break;
+            }
+        }
+        st.sq_head = sq_head;
+        st.cq_tail = cq_tail;
+        st.completions += k as u64;
+        k
     }
 
     /// Consumes and runs up to `to_submit` SQEs in the current process's
     /// context; returns how many were consumed. Each SQE is one event of
     /// the torus: it runs to completion here, or becomes a pending request
     /// that later boundaries complete.
+    ///
+    /// Batch-oriented: the state lock is held across runs of NOPs (which
+    /// go through [`Ring::nop_run`] or, for the odd one, ops::issue under
+    /// the lock: a NOP touches nothing), and the SQ head and CQ tail are
+    /// published once per run. Every other operation runs with the lock
+    /// dropped (it may take it, post CQEs, cancel) after everything so far
+    /// is published, and goes through the general [`Ring::complete`].
     pub fn submit(self: &Arc<Self>, to_submit: u32) -> u32 {
-        let avail = {
-            let st = self.state.lock();
-            self.sq_pending(&st)
-        };
-        let nr = to_submit.min(avail);
         let mut done = 0;
-        while done < nr {
-            let sqe = match self.next_sqe() {
-                Ok(Some(s)) => s,
-                Ok(None) | Err(()) => break,
+        let mut st = self.state.lock();
+        while done < to_submit {
+            let n = self.sq_pending(&st).min(to_submit - done);
+            if n == 0 {
+                break;
+            }
+            if self.direct_cq_ok(&st) {
+                let k = self.nop_run(&mut st, n);
+                done += k;
+                if k == n {
+                    continue;
+                }
+            }
+            let Some(sqe) = self.take_sqe(&mut st) else {
+                break;
             };
             done += 1;
-            super::EVENTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-            let outcome = super::ops::issue(self, &sqe);
-            let stop = matches!(outcome, Outcome::Failed(_))
-                && self.setup_flags & IORING_SETUP_SUBMIT_ALL == 0;
-            self.complete(&sqe, outcome);
+            let stop = if super::ops::runs_under_state_lock(sqe.opcode) {
+                let outcome = super::ops::issue(self, &sqe);
+                let stop = self.stops(&outcome);
+                match outcome {
+                    Outcome::Done(res) | Outcome::Failed(res) => self.post_result(&mut st, &sqe, res),
+                    Outcome::Pending(kind) => {
+                        // Not for such an op; handled all the same.
+                        self.publish(&st);
+                        drop(st);
+                        self.complete(&sqe, Outcome::Pending(kind));
+                        st = self.state.lock();
+                    }
+                }
+                stop
+            } else {
+                self.publish(&st);
+                drop(st);
+                let outcome = super::ops::issue(self, &sqe);
+                let stop = self.stops(&outcome);
+                self.complete(&sqe, outcome);
+                st = self.state.lock();
+                stop
+            };
             if stop {
                 break;
             }
         }
+        self.publish(&st);
+        drop(st);
+        super::EVENTS.fetch_add(done as u64, Relaxed);
         done
+    }
+
+    /// Whether submission stops after an SQE with this outcome (a prep
+    /// failure, unless IORING_SETUP_SUBMIT_ALL).
+    fn stops(&self, outcome: &Outcome) -> bool {
+        matches!(outcome, Outcome::Failed(_)) && self.setup_flags & IORING_SETUP_SUBMIT_ALL == 0
+    }
+
+    /// Posts the CQE of an SQE that completed with `res` (none for a
+    /// success under IOSQE_CQE_SKIP_SUCCESS).
+    fn post_result(&self, st: &mut State, sqe: &Sqe, res: i32) {
+        if res < 0 || sqe.flags & sqe_flags::CQE_SKIP_SUCCESS == 0 {
+            let c = Cqe {
+                user_data: sqe.user_data,
+                res,
+                flags: 0,
+            };
+            self.post(st, c, false);
+        }
     }
 
     /// Records what became of an SQE: a CQE now, or a pending request.
@@ -263,16 +438,7 @@ impl Ring {
         match outcome {
             Outcome::Done(res) | Outcome::Failed(res) => {
                 if res < 0 || !skip_ok {
-                    let mut st = self.state.lock();
-                    self.post(
-                        &mut st,
-                        Cqe {
-                            user_data: sqe.user_data,
-                            res,
-                            flags: 0,
-                        },
-                        false,
-                    );
+                    self.post_result(&mut self.state.lock(), sqe, res);
                 }
             }
             Outcome::Pending(kind) => {

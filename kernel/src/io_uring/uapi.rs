@@ -5,6 +5,7 @@
 //! compile time, so a mistake here does not build.
 
 use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicU64, Ordering};
 use linux_raw_sys::io_uring as u;
 
 pub use u::{
@@ -110,10 +111,6 @@ const _: () = assert!(size_of::<u::io_uring_getevents_arg>() == GETEVENTS_ARG_SI
 const _: () = assert!(size_of::<u::io_uring_files_update>() == 16);
 const _: () = assert!(size_of::<u::io_uring_probe>() == 16);
 const _: () = assert!(size_of::<u::io_uring_probe_op>() == 8);
-
-fn u16_at(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
 
 pub(crate) fn u32_at(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
@@ -241,23 +238,49 @@ pub struct Sqe {
 }
 
 impl Sqe {
-    /// Decodes 64 bytes.
-    pub fn decode(b: &[u8; SQE_SIZE]) -> Sqe {
+    /// Decodes the SQE from its first six little-endian u64 words in the
+    /// shared array (the last two, addr3 and padding, are not used), one
+    /// relaxed atomic load each: the application may be rewriting the
+    /// slot, and the copy is what the operation sees.
+    pub fn from_words(w: &[AtomicU64; 8]) -> Sqe {
+        let ld = |i: usize| w[i].load(Ordering::Relaxed);
+        let (w0, w3, w5) = (ld(0), ld(3), ld(5));
         Sqe {
-            opcode: b[0],
-            flags: b[1],
-            fd: u32_at(b, 4) as i32,
-            off: u64_at(b, 8),
-            addr: u64_at(b, 16),
-            len: u32_at(b, 24),
-            op_flags: u32_at(b, 28),
-            user_data: u64_at(b, 32),
-            buf_index: u16_at(b, 40),
-            personality: u16_at(b, 42),
-            file_index: u32_at(b, 44),
+            opcode: w0 as u8,
+            flags: (w0 >> 8) as u8,
+            fd: (w0 >> 32) as u32 as i32,
+            off: ld(1),
+            addr: ld(2),
+            len: w3 as u32,
+            op_flags: (w3 >> 32) as u32,
+            user_data: ld(4),
+            buf_index: w5 as u16,
+            personality: (w5 >> 16) as u16,
+            file_index: (w5 >> 32) as u32,
         }
     }
 }
+
+/// Word indices and bit positions of SQE fields, for reading them straight
+/// from the shared array (checked against linux-raw-sys below).
+pub mod sqe_word {
+    /// opcode (bits 0-7), flags (8-15), ioprio (16-31), fd (32-63).
+    pub const HEAD: usize = 0;
+    /// len (bits 0-31), the per-opcode flags word (32-63).
+    pub const LEN_FLAGS: usize = 3;
+    pub const USER_DATA: usize = 4;
+    /// buf_index (bits 0-15), personality (16-31), file_index (32-63).
+    pub const BUF_PERS: usize = 5;
+}
+const _: () = assert!(offset_of!(u::io_uring_sqe, opcode) == 0);
+const _: () = assert!(offset_of!(u::io_uring_sqe, flags) == 1);
+const _: () = assert!(offset_of!(u::io_uring_sqe, ioprio) == 2);
+const _: () = assert!(offset_of!(u::io_uring_sqe, __bindgen_anon_1) == 8); // off
+const _: () = assert!(offset_of!(u::io_uring_sqe, __bindgen_anon_2) == 16); // addr
+const _: () = assert!(offset_of!(u::io_uring_sqe, __bindgen_anon_3) == 28); // op flags
+const _: () = assert!(offset_of!(u::io_uring_sqe, __bindgen_anon_4) == 40); // buf_index
+const _: () = assert!(offset_of!(u::io_uring_sqe, __bindgen_anon_5) == 44); // file_index
+const _: () = assert!(offset_of!(u::io_uring_cqe, flags) == 12);
 
 /// A completion queue entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,12 +291,15 @@ pub struct Cqe {
 }
 
 impl Cqe {
-    /// The 16 bytes of struct io_uring_cqe.
-    pub fn encode(&self) -> [u8; CQE_SIZE] {
-        let mut b = [0u8; CQE_SIZE];
-        b[..8].copy_from_slice(&self.user_data.to_le_bytes());
-        b[8..12].copy_from_slice(&self.res.to_le_bytes());
-        b[12..].copy_from_slice(&self.flags.to_le_bytes());
-        b
+    /// struct io_uring_cqe as two little-endian u64 words: user_data, then
+    /// res (low half) and flags (high half).
+    pub fn words(&self) -> [u64; 2] {
+        [self.user_data, res_flags(self.res, self.flags)]
     }
+}
+
+/// The second word of a CQE.
+#[inline]
+pub fn res_flags(res: i32, flags: u32) -> u64 {
+    res as u32 as u64 | (flags as u64) << 32
 }
