@@ -81,7 +81,11 @@ pub fn schedule() {
         SLICE_START.store(crate::trap::ticks(), Ordering::Relaxed);
         // Reap the stacks of processes that exited earlier and that
         // nobody else references any more (we are not running on them).
-        DEAD.lock().retain(|p| Arc::strong_count(p) > 1);
+        let mut dead = DEAD.lock();
+        if !dead.is_empty() {
+            dead.retain(|p| Arc::strong_count(p) > 1);
+        }
+        drop(dead);
         let mut prev = CURRENT.replace(None);
         if let Some(p) = &prev {
             let mut st = p.run.lock();
@@ -115,8 +119,10 @@ pub fn schedule() {
             Some(n) => {
                 *n.run.lock() = RunState::Running;
                 n.install_on_cpu();
-                // Its pending signals were not looked at while it was off.
-                super::work::raise(super::work::SIGNALS);
+                // Signals posted while it was off the CPU wait for it.
+                if n.sig.lock().pending != 0 {
+                    super::work::raise(super::work::SIGNALS);
+                }
                 let t = n.ctx.load(Ordering::Relaxed);
                 CURRENT.replace(Some(n));
                 t
@@ -153,22 +159,23 @@ pub fn runnable() -> usize {
 /// Processes waiting for something; woken all at once (they re-check).
 #[derive(Default)]
 pub struct WaitQueue {
-    waiters: Mutex<Vec<Arc<Process>>>,
+    /// Kept (with its capacity) across waits: blocking must not allocate.
+    waiters: Mutex<VecDeque<Arc<Process>>>,
 }
 
 impl WaitQueue {
     /// An empty queue.
     pub const fn new() -> WaitQueue {
         WaitQueue {
-            waiters: Mutex::new(Vec::new()),
+            waiters: Mutex::new(VecDeque::new()),
         }
     }
 
     /// Wakes every waiter.
     pub fn wake_all(&self) {
-        let ws: Vec<Arc<Process>> =
-            hal::cpu::without_interrupts(|| core::mem::take(&mut *self.waiters.lock()));
-        for w in ws {
+        // One at a time, so the queue keeps its buffer and the lock is not
+        // held while waking (wake takes the run queue's lock).
+        while let Some(w) = hal::cpu::without_interrupts(|| self.waiters.lock().pop_front()) {
             wake(&w);
         }
     }
@@ -184,7 +191,7 @@ impl WaitQueue {
                     return Some(v);
                 }
                 *me.run.lock() = RunState::Sleeping;
-                self.waiters.lock().push(me.clone());
+                self.waiters.lock().push_back(me.clone());
                 None
             });
             if let Some(v) = got {

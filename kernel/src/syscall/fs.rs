@@ -177,11 +177,23 @@ pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     if matches!(f.kind, Kind::PipeRead(_) | Kind::Tty) {
         uaccess::check_writable(buf, len)?;
     }
-    let mut kbuf = alloc::vec![0u8; len];
-    let n = f.read(&mut kbuf)?;
+    // Small transfers (a byte through a pipe, a tty line) stay on the
+    // stack: the heap round trip costs more than the copy.
+    let mut small = [0u8; SMALL_IO];
+    let mut large = alloc::vec::Vec::new();
+    let kbuf: &mut [u8] = if len <= SMALL_IO {
+        &mut small[..len]
+    } else {
+        large.resize(len, 0);
+        &mut large
+    };
+    let n = f.read(kbuf)?;
     uaccess::copy_out(buf, &kbuf[..n])?;
     Ok(n as u64)
 }
+
+/// Reads and writes up to this size use a stack buffer.
+const SMALL_IO: usize = 256;
 
 /// write(2).
 pub fn write(fd: u64, buf: u64, len: u64) -> KResult<u64> {
@@ -190,6 +202,11 @@ pub fn write(fd: u64, buf: u64, len: u64) -> KResult<u64> {
         return Err(Errno::EBADF);
     }
     let len = (len as usize).min(IO_CHUNK);
+    if len <= SMALL_IO {
+        let mut small = [0u8; SMALL_IO];
+        uaccess::copy_in(buf, &mut small[..len])?;
+        return f.write(&small[..len]).map(|n| n as u64);
+    }
     let data = uaccess::read_vec(buf, len)?;
     f.write(&data).map(|n| n as u64)
 }
