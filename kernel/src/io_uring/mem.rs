@@ -5,15 +5,14 @@
 //! the frames are freed when the ring and all its mappings are gone.
 //!
 //! Everything the application can see is only accessed atomically: the
-//! heads, tails and flags with acquire/release
-//! (`hal::addrspace::frame_{load,store}_u32`), the SQ index array, SQEs and
-//! CQEs word by word with relaxed loads and stores through whole-frame
-//! views (`hal::addrspace::frame_words_*`), ordered by those
-//! acquire/release words.
+//! heads, tails and flags with acquire/release, the SQ index array, SQEs
+//! and CQEs word by word with relaxed loads and stores (ordered by those
+//! acquire/release words), all through whole-frame views of atomic words
+//! (`hal::addrspace::frame_words_{u32,u64}`).
 
 use abi::{Errno, KResult};
-use core::sync::atomic::{AtomicU32, AtomicU64};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::mm::{refcount, PAGE};
 
@@ -49,26 +48,27 @@ impl SharedMem {
         &self.frames
     }
 
-    fn at(&self, off: usize, len: usize) -> Option<(u64, usize)> {
-        let pa = *self.frames.get(off / PAGE_USIZE)?;
-        let o = off % PAGE_USIZE;
-        (o + len <= PAGE_USIZE).then_some((pa, o))
+    /// The 4-aligned u32 at `off` (None outside the region).
+    #[inline]
+    fn word(&self, off: usize) -> Option<&AtomicU32> {
+        if !off.is_multiple_of(4) {
+            return None;
+        }
+        self.words32(off / PAGE_USIZE)
+            .map(|f| &f[(off % PAGE_USIZE) / 4])
     }
 
     /// Acquire-loads the u32 at `off` (0 outside the region).
+    #[inline]
     pub fn load(&self, off: usize) -> u32 {
-        match self.at(off, 4) {
-            Some((pa, o)) if o.is_multiple_of(4) => hal::addrspace::frame_load_u32(pa, o),
-            _ => 0,
-        }
+        self.word(off).map_or(0, |w| w.load(Ordering::Acquire))
     }
 
     /// Release-stores the u32 at `off` (ignored outside the region).
+    #[inline]
     pub fn store(&self, off: usize, v: u32) {
-        if let Some((pa, o)) = self.at(off, 4) {
-            if o.is_multiple_of(4) {
-                hal::addrspace::frame_store_u32(pa, o, v);
-            }
+        if let Some(w) = self.word(off) {
+            w.store(v, Ordering::Release);
         }
     }
 
@@ -76,13 +76,17 @@ impl SharedMem {
     /// no longer than `self`, which holds the frame.
     #[inline]
     pub fn words32(&self, i: usize) -> Option<&[AtomicU32; 1024]> {
-        self.frames.get(i).map(|&pa| hal::addrspace::frame_words_u32(pa))
+        self.frames
+            .get(i)
+            .map(|&pa| hal::addrspace::frame_words_u32(pa))
     }
 
     /// Frame `i` as atomic u64 words (as [`SharedMem::words32`]).
     #[inline]
     pub fn words64(&self, i: usize) -> Option<&[AtomicU64; 512]> {
-        self.frames.get(i).map(|&pa| hal::addrspace::frame_words_u64(pa))
+        self.frames
+            .get(i)
+            .map(|&pa| hal::addrspace::frame_words_u64(pa))
     }
 }
 

@@ -29,11 +29,12 @@ pub fn register(fd: u64, opcode: u64, arg: u64, nr: u64) -> KResult<u64> {
         reg::REGISTER_FILES_UPDATE => files_update(&ring, arg, nr),
         reg::REGISTER_PROBE => probe(arg, nr),
         reg::REGISTER_ENABLE_RINGS => {
-            let mut st = ring.state.lock();
-            if st.enabled {
+            let was = ring
+                .enabled
+                .swap(true, core::sync::atomic::Ordering::AcqRel);
+            if was {
                 return Err(super::EBADFD);
             }
-            st.enabled = true;
             Ok(0)
         }
         _ => Err(Errno::EINVAL),

@@ -10,24 +10,29 @@
 //! (a bogus CQ head or SQ tail cannot make the kernel overrun a ring).
 //!
 //! Locking: `state` is never held while an operation runs (operations
-//! touch files, user memory and may post completions themselves).
+//! touch files, user memory and may post completions themselves), except
+//! NOP (`ops::runs_under_state_lock`), which touches nothing: a batch of
+//! NOPs is consumed under one lock, its CQEs written straight into the
+//! CQ slots, the SQ head and CQ tail published once (see `submit`).
+//! `state` holds the kernel's copies of SQ head and CQ tail, which may be
+//! ahead of the shared words only while it is locked.
 
 use abi::{Errno, KResult};
 use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::AtomicU64;
 use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicBool, AtomicU64};
 use spin::Mutex;
 
 use super::mem::SharedMem;
 use super::pending::{Pending, PendingKind};
 use super::sqpoll::SqPoll;
 use super::uapi::{ring_off as ro, Cqe, Params, Sqe, CQE_SIZE, SQE_SIZE};
-use crate::mm::PAGE as PAGE_U64;
 use super::uapi::{sqe_flags, IORING_SETUP_R_DISABLED, IORING_SETUP_SUBMIT_ALL};
 use super::uapi::{IORING_SETUP_SQPOLL, IORING_SQ_CQ_OVERFLOW};
 use crate::fs::file::OpenFile;
+use crate::mm::PAGE as PAGE_U64;
 use crate::proc::Process;
 
 /// Most completions kept in the overflow list while the CQ ring is full.
@@ -68,8 +73,6 @@ pub(super) struct State {
     pub completions: u64,
     /// IORING_REGISTER_FILES table.
     pub files: Option<Vec<Option<Arc<OpenFile>>>>,
-    /// False while IORING_SETUP_R_DISABLED holds.
-    pub enabled: bool,
     pub sqpoll: Option<SqPoll>,
 }
 
@@ -85,6 +88,9 @@ pub struct Ring {
     /// The SQE array.
     pub sqes: SharedMem,
     pub(super) state: Mutex<State>,
+    /// False while IORING_SETUP_R_DISABLED holds (outside `state`: every
+    /// io_uring_enter looks at it).
+    pub(super) enabled: AtomicBool,
     /// The process that created the ring: SQPOLL submits in its context.
     pub owner: Weak<Process>,
 }
@@ -120,9 +126,9 @@ impl Ring {
                 pending: Vec::new(),
                 completions: 0,
                 files: None,
-                enabled: p.flags & IORING_SETUP_R_DISABLED == 0,
                 sqpoll,
             }),
+            enabled: AtomicBool::new(p.flags & IORING_SETUP_R_DISABLED == 0),
             owner,
         })
     }
@@ -142,6 +148,17 @@ impl Ring {
     pub(super) fn cq_ready(&self, st: &State) -> u32 {
         let head = self.rings.load(ro::CQ_HEAD);
         st.cq_tail.wrapping_sub(head).min(self.cq_entries)
+    }
+
+    /// Whether `min` CQEs are in the CQ ring and nothing could add to
+    /// them first (no pending request, no overflow, no SQ poller): what
+    /// a wait finds on its first look, without the work of one.
+    pub(super) fn cq_ready_now(&self, min: u32) -> bool {
+        if self.is_sqpoll() {
+            return false;
+        }
+        let st = self.state.lock();
+        st.pending.is_empty() && st.overflow.is_empty() && self.cq_ready(&st) >= min
     }
 
     pub(super) fn set_sq_flags(&self, st: &mut State, set: u32, clear: u32) {
@@ -290,17 +307,22 @@ impl Ring {
     /// The batch fast path: consumes up to `n` SQ entries while they are
     /// plain NOPs (no CQE_SKIP_SUCCESS, no bad field: what ops::issue
     /// completes with 0) and there is room in the CQ ring, writing each
-    /// CQE straight into its slot. Works a run at a time: a run of index
-    /// array words in one frame against a run of CQE slots in one frame,
-    /// neither crossing its ring's wrap. SQ head and CQ tail move in `st`
-    /// only; the caller publishes them. Returns how many were consumed;
-    /// the entry it stopped at (if any) is left for the general path.
+    /// CQE straight into its slot. SQ head and CQ tail move in `st` only;
+    /// the caller publishes them. Returns how many were consumed; the
+    /// entry it stopped at (if any) is left for the general path.
     /// Requires [`Ring::direct_cq_ok`].
+    ///
+    /// Works a run at a time: index array words in one frame, CQE slots
+    /// in one frame and SQEs in one frame, none crossing its ring's wrap,
+    /// and the SQ index array naming consecutive SQEs (as it does when an
+    /// application fills SQEs in ring order, liburing's way); another
+    /// index just starts a new run.
     fn nop_run(&self, st: &mut State, n: u32) -> u32 {
         use super::uapi::sqe_word as sw;
         // opcode NOP, no flags but FIXED_FILE and ASYNC (ignored by NOP).
         const HEAD_MASK: u64 = 0xff | ((!(sqe_flags::FIXED_FILE | sqe_flags::ASYNC)) as u64) << 8;
         const _: () = assert!(super::uapi::op::NOP == 0);
+        const SQES_PER_FRAME: usize = PAGE / SQE_SIZE;
         let n = n.min(self.cq_room(st));
         let (mut sq_head, mut cq_tail) = (st.sq_head, st.cq_tail);
         let mut k = 0;
@@ -317,17 +339,25 @@ impl Ring {
                 break;
             };
             let cqes = &c_frame.as_chunks::<2>().0[(c_off % PAGE) / CQE_SIZE..];
+            let first = arr[0].load(Relaxed);
+            if first >= self.sq_entries {
+                break;
+            }
+            let Some(s_frame) = self.sqes.words64(first as usize / SQES_PER_FRAME) else {
+                break;
+            };
+            let sqes = &s_frame.as_chunks::<8>().0[first as usize % SQES_PER_FRAME..];
             let run = ((n - k) as usize)
                 .min(arr.len())
                 .min(self.sq_entries as usize - a_pos)
                 .min(cqes.len())
-                .min(self.cq_entries as usize - c_pos);
+                .min(self.cq_entries as usize - c_pos)
+                .min(sqes.len())
+                .min((self.sq_entries - first) as usize);
             let mut j = 0;
-            for (a, c) in arr[..run].iter().zip(cqes) {
-                let Some(w) = self.sqe_words(a.load(Relaxed)) else {
-                    break;
-                };
-                if w[sw::HEAD].load(Relaxed) & HEAD_MASK != 0
+            for ((a, c), w) in arr[..run].iter().zip(cqes).zip(sqes) {
+                if a.load(Relaxed) != first.wrapping_add(j as u32)
+                    || w[sw::HEAD].load(Relaxed) & HEAD_MASK != 0
                     || w[sw::LEN_FLAGS].load(Relaxed) >> 32 != 0
                     || w[sw::BUF_PERS].load(Relaxed) & 0xffff_0000 != 0
                 {
@@ -340,7 +370,7 @@ impl Ring {
             sq_head = sq_head.wrapping_add(j as u32);
             cq_tail = cq_tail.wrapping_add(j as u32);
             k += j as u32;
-            if j < run {
+            if j == 0 {
                 break;
             }
         }
@@ -384,7 +414,9 @@ impl Ring {
                 let outcome = super::ops::issue(self, &sqe);
                 let stop = self.stops(&outcome);
                 match outcome {
-                    Outcome::Done(res) | Outcome::Failed(res) => self.post_result(&mut st, &sqe, res),
+                    Outcome::Done(res) | Outcome::Failed(res) => {
+                        self.post_result(&mut st, &sqe, res)
+                    }
                     Outcome::Pending(kind) => {
                         // Not for such an op; handled all the same.
                         self.publish(&st);

@@ -23,7 +23,10 @@ const ENTER_GETEVENTS: u64 = 1;
 const ENTER_SQ_WAKEUP: u64 = 2;
 const SQ_NEED_WAKEUP: u32 = 1;
 const SQ_CQ_OVERFLOW: u32 = 2;
+const SETUP_SUBMIT_ALL: u32 = 1 << 7;
 const SQE_FIXED_FILE: u8 = 1;
+const SQE_ASYNC: u8 = 1 << 4;
+const SQE_CQE_SKIP_SUCCESS: u8 = 1 << 6;
 const REGISTER_FILES: u64 = 2;
 const REGISTER_PROBE: u64 = 8;
 const OP_SUPPORTED: u16 = 1;
@@ -217,23 +220,33 @@ impl Uring {
     /// Fills the next SQE; false when the SQ is full (tail - head ==
     /// entries: the application must wait for the kernel).
     fn push(&mut self, e: Sqe) -> bool {
-        if self.sq_space() == 0 {
-            return false;
-        }
         let mask = self
             .sq_word(self.p.sq_off.ring_mask)
             .load(Ordering::Relaxed);
-        let i = self.tail & mask;
-        // SAFETY: i < sq_entries, inside the SQE mapping; the kernel does
-        // not read this slot until we publish the tail.
-        unsafe { self.sqes.add(i as usize).write_volatile(e) };
-        // SAFETY: the index array has sq_entries u32 slots.
-        let arr = unsafe {
-            &*(self.ring.add(self.p.sq_off.array as usize + 4 * i as usize) as *const AtomicU32)
-        };
-        arr.store(i, Ordering::Relaxed);
+        self.push_at(self.tail & mask, e)
+    }
+
+    /// As push, with the SQE in slot `slot` of the SQE array (the index
+    /// array names it; liburing uses the SQ position's own slot).
+    fn push_at(&mut self, slot: u32, e: Sqe) -> bool {
+        if self.sq_space() == 0 || slot >= self.p.sq_entries {
+            return false;
+        }
+        // SAFETY: slot < sq_entries, inside the SQE mapping; the kernel
+        // does not read this slot until we publish the tail.
+        unsafe { self.sqes.add(slot as usize).write_volatile(e) };
+        self.index_word(self.tail).store(slot, Ordering::Relaxed);
         self.tail = self.tail.wrapping_add(1);
         true
+    }
+
+    /// The SQ index array's word for SQ position `pos`.
+    fn index_word(&self, pos: u32) -> &AtomicU32 {
+        let i = pos & (self.p.sq_entries - 1);
+        // SAFETY: the index array has sq_entries u32 slots.
+        unsafe {
+            &*(self.ring.add(self.p.sq_off.array as usize + 4 * i as usize) as *const AtomicU32)
+        }
     }
 
     /// Makes the filled SQEs visible to the kernel.
@@ -909,6 +922,179 @@ fn full_cq() -> Result<(), String> {
     Ok(())
 }
 
+/// Batches crossing the SQ and CQ ring wraps, with the index array naming
+/// SQE slots in and out of order, CQE_SKIP_SUCCESS and ASYNC NOPs inside.
+fn batch_wraps() -> Result<(), String> {
+    let mut u = ring(8)?;
+    check(
+        u.p.cq_entries == 16,
+        format_args!("8 SQ entries -> 16 CQ entries ({})", u.p.cq_entries),
+    )?;
+    let mut next = 0u64;
+    // Batches of 5: SQ positions wrap (at 8) inside most of them, CQ
+    // positions (at 16) inside the fourth.
+    for round in 0..8u32 {
+        let mut want = Vec::new();
+        for i in 0..5u32 {
+            let mut e = sqe(OP_NOP, -1, next);
+            if round == 3 && i == 2 {
+                e.flags = SQE_CQE_SKIP_SUCCESS;
+            } else {
+                want.push(next);
+            }
+            if round == 5 && i == 1 {
+                e.flags = SQE_ASYNC;
+            }
+            next += 1;
+            // Odd rounds: slots in reverse order, not the SQ positions'.
+            let pushed = if round % 2 == 1 {
+                u.push_at(7 - (round * 5 + i) % 8, e)
+            } else {
+                u.push(e)
+            };
+            if !pushed {
+                return Err("SQ full while filling a batch".into());
+            }
+        }
+        u.publish();
+        let r = u.enter(5, want.len() as u32, ENTER_GETEVENTS);
+        let got = u.wait(want.len())?;
+        let data: Vec<u64> = got.iter().map(|c| c.user_data).collect();
+        check(
+            r == Ok(5)
+                && data == want
+                && got.iter().all(|c| c.res == 0 && c.flags == 0)
+                && u.cq_ready() == 0
+                && u.sq_head() == u.tail,
+            format_args!(
+                "batch {round} of 5 NOPs across the ring wraps: all consumed ({}), completions {want:?} in order ({data:?})",
+                show(r)
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// Where a batch stops: after an SQE that fails at prep (unless
+/// SUBMIT_ALL), and before an index array entry naming no SQE (which is
+/// consumed and counted in sq_dropped).
+fn batch_stops() -> Result<(), String> {
+    let mut u = ring(8)?;
+    for (d, op) in [(1, OP_NOP), (2, 250), (3, OP_NOP)] {
+        u.push(sqe(op, -1, d));
+    }
+    u.publish();
+    let r = u.enter(3, 2, ENTER_GETEVENTS);
+    let c = u.wait(2)?;
+    check(
+        r == Ok(2)
+            && c[0] == Cqe { user_data: 1, res: 0, flags: 0 }
+            && c[1].user_data == 2
+            && c[1].res == -libc::EINVAL
+            && u.sq_head() == 2,
+        format_args!(
+            "NOP, bad opcode, NOP: the batch stops after the bad one ({}, {c:?})",
+            show(r)
+        ),
+    )?;
+    let r = u.enter(1, 1, ENTER_GETEVENTS);
+    let c = u.wait(1)?;
+    check(
+        r == Ok(1) && c[0].user_data == 3 && u.cq_ready() == 0,
+        format_args!("the NOP left behind is the next one consumed ({c:?})"),
+    )?;
+    // An index array entry past the SQE array: dropped.
+    for d in 4..7 {
+        u.push(sqe(OP_NOP, -1, d));
+    }
+    u.index_word(u.tail.wrapping_sub(2)).store(100, Ordering::Relaxed);
+    u.publish();
+    let r = u.enter(3, 1, ENTER_GETEVENTS);
+    let c = u.wait(1)?;
+    let dropped = u.sq_word(u.p.sq_off.dropped).load(Ordering::Acquire);
+    check(
+        r == Ok(1) && c[0].user_data == 4 && dropped == 1 && u.sq_head() == u.tail - 1,
+        format_args!(
+            "index 100 in an 8-entry ring: the batch stops there, the entry is consumed and counted in sq_dropped ({}, dropped {dropped}, {c:?})",
+            show(r)
+        ),
+    )?;
+    let r = u.enter(1, 1, ENTER_GETEVENTS);
+    let c = u.wait(1)?;
+    check(
+        r == Ok(1) && c[0].user_data == 6 && u.cq_ready() == 0,
+        format_args!("the NOP after the dropped entry is consumed next ({c:?})"),
+    )?;
+    drop(u);
+    // IORING_SETUP_SUBMIT_ALL: the batch goes on past the bad SQE.
+    let mut p = Params {
+        flags: SETUP_SUBMIT_ALL,
+        ..Params::default()
+    };
+    let mut u = Uring::new(8, &mut p)?;
+    for (d, op) in [(1, OP_NOP), (2, 250), (3, OP_NOP)] {
+        u.push(sqe(op, -1, d));
+    }
+    u.publish();
+    let r = u.enter(3, 3, ENTER_GETEVENTS);
+    let c = u.wait(3)?;
+    check(
+        r == Ok(3)
+            && c.iter().map(|c| (c.user_data, c.res)).eq([(1, 0), (2, -libc::EINVAL), (3, 0)]),
+        format_args!(
+            "SUBMIT_ALL: NOP, bad opcode, NOP are all consumed ({}, {c:?})",
+            show(r)
+        ),
+    )?;
+    Ok(())
+}
+
+/// One batch that fills the CQ ring part way through: the rest of its
+/// completions wait in the kernel, in order.
+fn batch_overflows_cq() -> Result<(), String> {
+    let mut u = ring(4)?;
+    let mut next = 0u64;
+    let mut submit4 = |u: &mut Uring| {
+        for _ in 0..4 {
+            u.push(sqe(OP_NOP, -1, next));
+            next += 1;
+        }
+        u.submit(4)
+    };
+    let r1 = submit4(&mut u);
+    let first = u.pop();
+    let r2 = submit4(&mut u);
+    // 7 in the ring: the next batch fits one and overflows three.
+    let r3 = submit4(&mut u);
+    check(
+        [r1, r2, r3] == [Ok(4), Ok(4), Ok(4)]
+            && first.is_some_and(|c| c.user_data == 0)
+            && u.cq_ready() == 8
+            && u.sq_flags() & SQ_CQ_OVERFLOW != 0
+            && u.cq_overflow() == 0,
+        format_args!(
+            "12 NOPs, 1 reaped: 8 in the ring, the rest overflowed (ready {}, flags {:#x})",
+            u.cq_ready(),
+            u.sq_flags()
+        ),
+    )?;
+    let ring: Vec<u64> = std::iter::from_fn(|| u.pop())
+        .map(|c| c.user_data)
+        .collect();
+    let r = u.enter(0, 0, ENTER_GETEVENTS);
+    let rest: Vec<u64> = std::iter::from_fn(|| u.pop())
+        .map(|c| c.user_data)
+        .collect();
+    check(
+        ring == (1..9).collect::<Vec<_>>()
+            && r == Ok(0)
+            && rest == (9..12).collect::<Vec<_>>()
+            && u.sq_flags() & SQ_CQ_OVERFLOW == 0,
+        format_args!("reaped 1..9 from the ring, then 9..12 flushed in order ({ring:?} {rest:?})"),
+    )?;
+    Ok(())
+}
+
 fn sqpoll() -> Result<(), String> {
     // Measured first: the poller's idle clock starts at setup.
     let per_ms = tsc_per_ms();
@@ -1157,6 +1343,9 @@ pub fn run(_: &[String]) -> Result<(), String> {
     timeout()?;
     full_sq()?;
     full_cq()?;
+    batch_wraps()?;
+    batch_stops()?;
+    batch_overflows_cq()?;
     sqpoll()?;
     shared_with_child()?;
     lifetime()?;
