@@ -58,8 +58,10 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
     klog!("boot: entered via {:?}, cmdline \"{cmd}\"", info.protocol);
     klog!("boot: GDT/TSS (IST stacks) and IDT loaded");
     klog!(
-        "boot: kernel page tables live, heap {} MiB",
-        hal::heap::size() >> 20
+        "boot: kernel page tables live, heap {} MiB, NX {}, SMEP {}",
+        hal::heap::size() >> 20,
+        on_off(hal::paging::nx_enabled()),
+        on_off(hal::paging::smep_enabled())
     );
     for t in 0..frames::torus_count() {
         let (free_frames, _) = frames::stats(t);
@@ -109,6 +111,14 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         }
     }
     proc::sched::idle_loop()
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
 }
 
 #[panic_handler]

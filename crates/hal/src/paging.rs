@@ -228,6 +228,11 @@ pub fn init(info: &BootInfo) -> FreeMemory {
         );
     }
     *KERNEL_PML4.lock() = pml4;
+    NX.store(
+        crate::cpu::rdmsr(0xc000_0080) & (1 << 11) != 0,
+        core::sync::atomic::Ordering::Relaxed,
+    );
+    enable_smep();
 
     let heap_len = crate::heap::size_for_ram(free.ranges().iter().map(|r| r.end - r.start).sum());
     let heap_pa = free
@@ -237,9 +242,34 @@ pub fn init(info: &BootInfo) -> FreeMemory {
     free
 }
 
+/// EFER.NXE, read once at init: every user mapping asks, and an MSR read
+/// costs a VM exit under KVM.
+static NX: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Whether EFER.NXE is on (the no-execute bit may be used).
+#[inline]
 pub fn nx_enabled() -> bool {
-    crate::cpu::rdmsr(0xc000_0080) & (1 << 11) != 0
+    NX.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether SMEP is on (CR4 bit 20).
+pub fn smep_enabled() -> bool {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    Cr4::read().contains(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION)
+}
+
+/// Turns on SMEP where the CPU has it (CPUID.7.0:EBX bit 7): the kernel
+/// then faults instead of executing a user page (docs/architecture.md,
+/// threat model). SMAP is not used: it would add STAC/CLAC to every user
+/// copy, and user copies already go through recoverable accessors only.
+fn enable_smep() {
+    if crate::cpu::cpuid(7, 0).1 & (1 << 7) == 0 {
+        return;
+    }
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    // SAFETY: SMEP only forbids supervisor execution of user pages, which
+    // the kernel never does; nothing else changes.
+    unsafe { Cr4::update(|f| f.insert(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION)) };
 }
 
 /// Physical address of the kernel's top-level page table (shared by every
