@@ -6,81 +6,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::{clock, sys, Outcome, Size};
 
+use uring_abi::{
+    Cqe, Params, Sqe, ENTER_GETEVENTS, FEAT_SINGLE_MMAP, OFF_CQ_RING, OFF_SQES, OFF_SQ_RING,
+    OP_NOP, SYS_ENTER, SYS_SETUP,
+};
+
 const ENTRIES: u32 = 256;
-const IORING_OFF_SQ_RING: i64 = 0;
-const IORING_OFF_CQ_RING: i64 = 0x800_0000;
-const IORING_OFF_SQES: i64 = 0x1000_0000;
-const IORING_FEAT_SINGLE_MMAP: u32 = 1;
-const IORING_ENTER_GETEVENTS: u32 = 1;
-const IORING_OP_NOP: u8 = 0;
-
-#[repr(C)]
-#[derive(Default)]
-struct SqOffsets {
-    head: u32,
-    tail: u32,
-    ring_mask: u32,
-    ring_entries: u32,
-    flags: u32,
-    dropped: u32,
-    array: u32,
-    resv1: u32,
-    user_addr: u64,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct CqOffsets {
-    head: u32,
-    tail: u32,
-    ring_mask: u32,
-    ring_entries: u32,
-    overflow: u32,
-    cqes: u32,
-    flags: u32,
-    resv1: u32,
-    user_addr: u64,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct Params {
-    sq_entries: u32,
-    cq_entries: u32,
-    flags: u32,
-    sq_thread_cpu: u32,
-    sq_thread_idle: u32,
-    features: u32,
-    wq_fd: u32,
-    resv: [u32; 3],
-    sq_off: SqOffsets,
-    cq_off: CqOffsets,
-}
-
-#[repr(C)]
-struct Sqe {
-    opcode: u8,
-    flags: u8,
-    ioprio: u16,
-    fd: i32,
-    off: u64,
-    addr: u64,
-    len: u32,
-    rw_flags: u32,
-    user_data: u64,
-    buf_index: u16,
-    personality: u16,
-    splice_fd_in: i32,
-    addr3: u64,
-    pad: u64,
-}
-
-#[repr(C)]
-struct Cqe {
-    user_data: u64,
-    res: i32,
-    flags: u32,
-}
 
 fn map(fd: i32, len: usize, off: i64) -> Option<*mut u8> {
     // SAFETY: maps the ring memory the kernel offers for this io_uring fd.
@@ -108,31 +39,31 @@ fn field(base: *mut u8, off: u32) -> &'static AtomicU32 {
 pub fn nop_batch(size: Size) -> Outcome {
     let mut p = Params::default();
     // SAFETY: p is a valid, writable io_uring_params.
-    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, ENTRIES, &mut p as *mut Params) };
+    let fd = unsafe { libc::syscall(SYS_SETUP, ENTRIES, &mut p as *mut Params) };
     if fd < 0 {
         return Outcome::Unsupported(format!("io_uring_setup errno {}", sys::errno()));
     }
     let fd = fd as i32;
     let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
     let cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * std::mem::size_of::<Cqe>();
-    let single = p.features & IORING_FEAT_SINGLE_MMAP != 0;
+    let single = p.features & FEAT_SINGLE_MMAP != 0;
     let Some(sq) = map(
         fd,
         if single { sq_len.max(cq_len) } else { sq_len },
-        IORING_OFF_SQ_RING,
+        OFF_SQ_RING,
     ) else {
         return Outcome::Unsupported(format!("mmap SQ ring errno {}", sys::errno()));
     };
     let cq = if single {
         sq
     } else {
-        match map(fd, cq_len, IORING_OFF_CQ_RING) {
+        match map(fd, cq_len, OFF_CQ_RING) {
             Some(c) => c,
             None => return Outcome::Unsupported(format!("mmap CQ ring errno {}", sys::errno())),
         }
     };
     let sqe_len = p.sq_entries as usize * std::mem::size_of::<Sqe>();
-    let Some(sqes) = map(fd, sqe_len, IORING_OFF_SQES) else {
+    let Some(sqes) = map(fd, sqe_len, OFF_SQES) else {
         return Outcome::Unsupported(format!("mmap SQEs errno {}", sys::errno()));
     };
     let sqes = sqes.cast::<Sqe>();
@@ -152,20 +83,10 @@ pub fn nop_batch(size: Size) -> Outcome {
             // the kernel does not read these slots until the tail moves.
             unsafe {
                 sqes.add(idx).write(Sqe {
-                    opcode: IORING_OP_NOP,
-                    flags: 0,
-                    ioprio: 0,
+                    opcode: OP_NOP,
                     fd: -1,
-                    off: 0,
-                    addr: 0,
-                    len: 0,
-                    rw_flags: 0,
                     user_data: round << 16 | i as u64,
-                    buf_index: 0,
-                    personality: 0,
-                    splice_fd_in: 0,
-                    addr3: 0,
-                    pad: 0,
+                    ..Sqe::default()
                 });
                 array.add(idx).write(idx as u32);
             }
@@ -174,11 +95,11 @@ pub fn nop_batch(size: Size) -> Outcome {
         // SAFETY: plain syscall on our ring fd, no pointers.
         let r = unsafe {
             libc::syscall(
-                libc::SYS_io_uring_enter,
+                SYS_ENTER,
                 fd,
                 batch,
                 batch,
-                IORING_ENTER_GETEVENTS,
+                ENTER_GETEVENTS,
                 std::ptr::null::<u8>(),
                 0usize,
             )
