@@ -8,7 +8,9 @@
 //! 5. per-torus frame pools
 //! 6. local APIC + I/O APIC, legacy PIC masked; TSC and APIC timer
 //!    calibrated against the PIT; periodic timer; COM1 receive interrupt
-//! 7. ready (then self tests, or userland once it exists)
+//! 7. application processors started (INIT-SIPI-SIPI) and parked: the
+//!    scheduler stays on CPU 0 for now
+//! 8. ready (then self tests, or userland once it exists)
 #![no_std]
 #![no_main]
 
@@ -71,6 +73,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         "boot: TSC {} MHz, APIC timer calibrated",
         tsc_hz / 1_000_000
     );
+    start_cpus(info);
     hal::apic::start_timer(trap::TIMER_VECTOR, trap::TIMER_HZ);
     hal::apic::route_irq(4, trap::COM1_VECTOR, hal::apic::id());
     hal::cpu::enable_interrupts();
@@ -111,6 +114,38 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         }
     }
     proc::sched::idle_loop()
+}
+
+/// Brings up the other CPUs the MADT lists and parks them (they take no
+/// interrupt and run no process yet), then logs how many are online.
+fn start_cpus(info: &hal::boot::BootInfo) {
+    use core::fmt::Write;
+    if !info.acpi_madt {
+        klog!("boot: no ACPI MADT found, running on the bootstrap CPU only");
+    }
+    let r = hal::smp::start_aps(info.apic_ids());
+    let mut ids = alloc::string::String::new();
+    for (i, id) in r.online.iter().enumerate() {
+        let _ = write!(ids, "{}{id}", if i == 0 { "" } else { " " });
+    }
+    klog!(
+        "boot: {} CPUs online (APIC ids {ids}) in {} us",
+        r.online.len(),
+        r.took_us
+    );
+    for id in &r.failed {
+        klog!(
+            "boot: CPU with APIC id {id} did not come online within {} ms; continuing without it",
+            hal::smp::AP_TIMEOUT_MS
+        );
+    }
+    if r.skipped + info.cpus_ignored > 0 {
+        klog!(
+            "boot: {} more CPUs not started (at most {} supported)",
+            r.skipped + info.cpus_ignored,
+            hal::gdt::MAX_CPUS
+        );
+    }
 }
 
 fn on_off(b: bool) -> &'static str {

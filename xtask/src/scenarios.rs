@@ -20,6 +20,11 @@ const SCENARIOS: &[Scenario] = &[
         unexpected_exception,
     ),
     ("grub_iso_boots_multiboot2", grub_iso),
+    ("smp_1_cpu_online_microvm", || boot_smp(1, Machine::Microvm)),
+    ("smp_3_cpus_online_microvm", || {
+        boot_smp(3, Machine::Microvm)
+    }),
+    ("smp_8_cpus_online_pc", || boot_smp(8, Machine::Pc)),
     ("interactive_shell_ls_and_ctrl_c", interactive_shell),
     ("bench_quick_suite_runs", bench_quick),
 ];
@@ -213,6 +218,31 @@ fn grub_iso() -> Result<(), String> {
         return Err(explain(&out, "the ISO did not enter through Multiboot2"));
     }
     expect_selftests_pass(&out)
+}
+
+/// `-smp N`: the kernel brings up all N CPUs (parked; processes still run
+/// on CPU 0 only) and says so in its log, and a command still runs through
+/// the usual `--exec` path.
+fn boot_smp(n: u32, machine: Machine) -> Result<(), String> {
+    let opts = RunOpts {
+        exec: Some("echo alive".into()),
+        machine: Some(machine),
+        smp: Some(n),
+        ..Default::default()
+    };
+    let out = boot(&opts.config(&format!("smp{n}"))?, 180)?;
+    let want = format!("boot: {n} CPUs online");
+    if out.timed_out
+        || out.guest_status() != Some(0)
+        || !out.console_str().contains("alive")
+        || !out.log.contains(&want)
+    {
+        return Err(explain(&out, &format!("expected `{want}` and `alive`")));
+    }
+    if let Some(line) = out.log.lines().find(|l| l.contains(&want)) {
+        eprintln!("  {}", line.trim());
+    }
+    Ok(())
 }
 
 /// `cargo xtask run` on a real (pseudo) terminal: the prompt comes up,

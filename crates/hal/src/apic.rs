@@ -9,7 +9,13 @@ const IA32_APIC_BASE: u32 = 0x1b;
 const REG_ID: u64 = 0x20;
 const REG_EOI: u64 = 0xb0;
 const REG_SVR: u64 = 0xf0;
+const REG_ICR_LOW: u64 = 0x300;
+const REG_ICR_HIGH: u64 = 0x310;
 const REG_LVT_TIMER: u64 = 0x320;
+const REG_LVT_LINT0: u64 = 0x350;
+const REG_LVT_LINT1: u64 = 0x360;
+const REG_LVT_ERROR: u64 = 0x370;
+const LVT_MASKED: u32 = 1 << 16;
 const REG_TIMER_INIT: u64 = 0x380;
 const REG_TIMER_CUR: u64 = 0x390;
 const REG_TIMER_DIV: u64 = 0x3e0;
@@ -61,6 +67,43 @@ pub fn init(frames: &mut dyn FnMut() -> Option<u64>) {
 /// Enables the local APIC of the calling CPU (software enable + spurious vector).
 pub fn init_local() {
     lapic_write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
+}
+
+/// Enables the local APIC of an application processor that must take no
+/// interrupt: timer, LINT0/1 and error entries masked, software-enabled
+/// only so that it answers IPIs later.
+pub(crate) fn init_parked() {
+    lapic_write(REG_LVT_TIMER, LVT_MASKED);
+    lapic_write(REG_TIMER_INIT, 0);
+    lapic_write(REG_LVT_LINT0, LVT_MASKED);
+    lapic_write(REG_LVT_LINT1, LVT_MASKED);
+    lapic_write(REG_LVT_ERROR, LVT_MASKED);
+    init_local();
+}
+
+/// Sends an IPI (`icr_low`: vector, delivery mode, level) to the CPU with
+/// xAPIC id `dest`, then waits (bounded) until the APIC has delivered it.
+/// Returns false if the delivery-status bit never cleared.
+fn send_ipi(dest: u32, icr_low: u32) -> bool {
+    lapic_write(REG_ICR_HIGH, dest << 24);
+    lapic_write(REG_ICR_LOW, icr_low);
+    for _ in 0..1_000_000 {
+        if lapic_read(REG_ICR_LOW) & (1 << 12) == 0 {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    false
+}
+
+/// INIT IPI (assert): puts the target CPU into wait-for-SIPI.
+pub(crate) fn send_init(dest: u32) -> bool {
+    send_ipi(dest, 0x0000_4500)
+}
+
+/// Startup IPI: the target starts in real mode at `page << 12`.
+pub(crate) fn send_startup(dest: u32, page: u8) -> bool {
+    send_ipi(dest, 0x0000_4600 | page as u32)
 }
 
 /// This CPU's local APIC id.

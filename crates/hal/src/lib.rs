@@ -30,5 +30,6 @@ pub mod percpu;
 pub mod pic;
 pub mod probe;
 pub mod serial;
+pub mod smp;
 pub mod syscall;
 pub mod time;

@@ -260,9 +260,10 @@ pub fn smep_enabled() -> bool {
 
 /// Turns on SMEP where the CPU has it (CPUID.7.0:EBX bit 7): the kernel
 /// then faults instead of executing a user page (docs/architecture.md,
-/// threat model). SMAP is not used: it would add STAC/CLAC to every user
-/// copy, and user copies already go through recoverable accessors only.
-fn enable_smep() {
+/// threat model); every CPU calls it for itself. SMAP is not used: it
+/// would add STAC/CLAC to every user copy, and user copies already go
+/// through recoverable accessors only.
+pub(crate) fn enable_smep() {
     if crate::cpu::cpuid(7, 0).1 & (1 << 7) == 0 {
         return;
     }

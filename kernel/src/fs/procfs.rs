@@ -73,10 +73,16 @@ fn stat() -> String {
 }
 
 fn cpuinfo() -> String {
-    format!(
-        "processor\t: 0\nvendor_id\t: RSE\nmodel name\t: QEMU virtual CPU (torus A)\ncpu MHz\t\t: {}\nflags\t\t: fpu sse sse2\n\n",
-        hal::time::tsc_hz() / 1_000_000
-    )
+    let mhz = hal::time::tsc_hz() / 1_000_000;
+    let mut s = String::new();
+    for cpu in 0..hal::gdt::MAX_CPUS {
+        if let Some(apic) = hal::smp::apic_id(cpu) {
+            s.push_str(&format!(
+                "processor\t: {cpu}\nvendor_id\t: RSE\nmodel name\t: QEMU virtual CPU (torus A)\napicid\t\t: {apic}\ncpu MHz\t\t: {mhz}\nflags\t\t: fpu sse sse2\n\n"
+            ));
+        }
+    }
+    s
 }
 
 /// Opens a path under /proc (given without the "/proc" prefix, e.g.

@@ -1,6 +1,7 @@
 //! Boot entry: the 32-bit stub (entry.S), boot-information parsing for both
 //! protocols, and the hand-off to the kernel.
 
+mod acpi;
 mod multiboot2;
 mod pvh;
 
@@ -29,6 +30,8 @@ pub struct MemoryRegion {
     pub usable: bool,
 }
 
+use crate::gdt::MAX_CPUS;
+
 const MAX_REGIONS: usize = 64;
 const MAX_CMDLINE: usize = 1024;
 
@@ -46,6 +49,12 @@ pub struct BootInfo {
     pub rsdp: Option<u64>,
     /// TSC value at the first Rust instruction.
     pub entry_tsc: u64,
+    /// Whether an ACPI MADT was found (the CPU list comes from it).
+    pub acpi_madt: bool,
+    cpus: [u32; MAX_CPUS],
+    cpu_count: usize,
+    /// Enabled CPUs the MADT listed beyond [`MAX_CPUS`] (not started).
+    pub cpus_ignored: usize,
 }
 
 impl BootInfo {
@@ -59,6 +68,10 @@ impl BootInfo {
             initrd: None,
             rsdp: None,
             entry_tsc,
+            acpi_madt: false,
+            cpus: [0; MAX_CPUS],
+            cpu_count: 0,
+            cpus_ignored: 0,
         }
     }
 
@@ -67,6 +80,24 @@ impl BootInfo {
             self.regions[self.region_count] = MemoryRegion { start, len, usable };
             self.region_count += 1;
         }
+    }
+
+    fn push_cpu(&mut self, apic_id: u32) {
+        if self.cpus[..self.cpu_count].contains(&apic_id) {
+            return;
+        }
+        if self.cpu_count < MAX_CPUS {
+            self.cpus[self.cpu_count] = apic_id;
+            self.cpu_count += 1;
+        } else {
+            self.cpus_ignored += 1;
+        }
+    }
+
+    /// APIC ids of the enabled CPUs in the ACPI MADT, in table order (the
+    /// bootstrap CPU among them); empty without ACPI.
+    pub fn apic_ids(&self) -> &[u32] {
+        &self.cpus[..self.cpu_count]
     }
 
     fn set_cmdline(&mut self, bytes: &[u8]) {
@@ -134,12 +165,18 @@ macro_rules! kernel_entry {
 #[no_mangle]
 extern "C" fn hal_start64(protocol: u32, info_paddr: u32) -> ! {
     let entry_tsc = crate::cpu::rdtsc();
-    let info = BOOT_INFO.call_once(|| match protocol {
-        1 => pvh::parse(info_paddr as u64, BootInfo::empty(Protocol::Pvh, entry_tsc)),
-        _ => multiboot2::parse(
-            info_paddr as u64,
-            BootInfo::empty(Protocol::Multiboot2, entry_tsc),
-        ),
+    let info = BOOT_INFO.call_once(|| {
+        let mut info = match protocol {
+            1 => pvh::parse(info_paddr as u64, BootInfo::empty(Protocol::Pvh, entry_tsc)),
+            _ => multiboot2::parse(
+                info_paddr as u64,
+                BootInfo::empty(Protocol::Multiboot2, entry_tsc),
+            ),
+        };
+        // The ACPI tables are read here, while the low 4 GiB are still
+        // identity-mapped, like the rest of the loader's information.
+        acpi::find_cpus(&mut info);
+        info
     });
     // SAFETY: the kernel binary defines this symbol with `kernel_entry!`.
     unsafe { __rse_kernel_main(info) }
