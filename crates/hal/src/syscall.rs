@@ -1,7 +1,9 @@
 //! The `syscall` instruction entry. It builds the same [`TrapFrame`] as an
-//! interrupt (vector [`SYSCALL_VECTOR`]) on the task's kernel stack, saves
-//! the user FPU state, and leaves through the common trap return path, so
-//! signal delivery, fork and execve edit one frame type.
+//! interrupt (vector [`SYSCALL_VECTOR`]) on the task's kernel stack and
+//! saves the user FPU state, so signal delivery, fork and execve edit one
+//! frame type; its own return sequence restores that frame without the
+//! privilege tests the shared trap path needs (a syscall always came from
+//! user mode).
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
@@ -26,11 +28,51 @@ syscall_entry:
     pushq %rcx
     pushq $0
     pushq ${vector}
-    movq %rax, %gs:24
+    /* The register save of trap_save_regs (same frame layout). */
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    /* rax is saved: use it for the FPU area. DF is already clear
+       (IA32_FMASK), so no cld. */
     movq %gs:32, %rax
     fxsave64 (%rax)
-    movq %gs:24, %rax
-    jmp trap_save_regs
+    movq %rsp, %rdi
+    call hal_syscall_dispatch
+    /* Always back to user mode: no privilege tests, unlike trap_return.
+       A task switched away inside the call resumes here on its own
+       kernel stack; the frame may have been edited (signals, execve). */
+    movq %gs:32, %rax
+    fxrstor64 (%rax)
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    swapgs
+    addq $16, %rsp
+    iretq
 "#,
     user_ds = const USER_DS,
     user_cs = const USER_CS,
@@ -47,7 +89,15 @@ pub type SyscallHandler = fn(&mut TrapFrame);
 
 static HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Called by the common trap path for frames built by the syscall entry.
+/// Called by the syscall entry with the frame it built.
+#[no_mangle]
+extern "C" fn hal_syscall_dispatch(frame: &mut TrapFrame) {
+    dispatch(frame);
+}
+
+/// Runs the kernel's handler on a syscall frame (also reached through the
+/// common trap path for frames with [`SYSCALL_VECTOR`]).
+#[inline]
 pub(crate) fn dispatch(frame: &mut TrapFrame) {
     let h = HANDLER.load(Ordering::Acquire);
     // SAFETY: HANDLER holds a SyscallHandler (set before any user mode).

@@ -6,6 +6,9 @@
 
 use alloc::collections::VecDeque;
 
+/// Buffer capacity an empty pipe keeps (bytes).
+const KEEP_WHEN_EMPTY: usize = 4096;
+
 use abi::{Errno, KResult};
 
 use crate::lx;
@@ -99,8 +102,9 @@ impl PipeBuffer {
         dst[..from_a].copy_from_slice(&a[..from_a]);
         dst[from_a..n].copy_from_slice(&b[..n - from_a]);
         self.data.drain(..n);
-        if self.data.is_empty() {
-            // An emptied pipe returns its memory; busy pipes keep it.
+        if self.data.is_empty() && self.data.capacity() > KEEP_WHEN_EMPTY {
+            // An emptied pipe returns a large buffer; a small one stays, so
+            // a byte passed back and forth costs no allocation.
             self.data = VecDeque::new();
         }
         n

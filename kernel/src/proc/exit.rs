@@ -15,8 +15,10 @@ pub fn exited(code: i32) -> i32 {
 
 /// Ends `p` (the current process) with wait status `status` and never
 /// returns. Resources are released here; the zombie keeps only its status
-/// until the parent reaps it.
-pub fn exit_process(p: &Arc<Process>, status: i32) -> ! {
+/// until the parent reaps it. Takes `p` by value: this stack is never
+/// unwound, so a reference counted here would keep the zombie alive
+/// forever (the scheduler frees it once only its dead list holds it).
+pub fn exit_process(p: Arc<Process>, status: i32) -> ! {
     let pid = p.pid;
     let tid_addr = p.clear_child_tid.swap(0, Ordering::Relaxed);
     if tid_addr != 0 {
@@ -29,7 +31,7 @@ pub fn exit_process(p: &Arc<Process>, status: i32) -> ! {
         Arc::new(spin::Mutex::new(crate::fs::fdtable::FdTable::new())),
     );
     drop(files);
-    crate::mm::release_on_exit(p);
+    crate::mm::release_on_exit(&p);
 
     if pid == 1 {
         let code = if status & 0x7f == 0 {
@@ -47,7 +49,7 @@ pub fn exit_process(p: &Arc<Process>, status: i32) -> ! {
         if let Some(init) = super::lookup(1) {
             let any_zombie = children.iter().any(|c| c.is_zombie());
             for c in &children {
-                c.rel.lock().ppid = 1;
+                c.set_ppid(1);
             }
             init.rel.lock().children.extend(children);
             if any_zombie {
@@ -70,6 +72,7 @@ pub fn exit_process(p: &Arc<Process>, status: i32) -> ! {
         signal::send_info(&parent, signal::SIGCHLD, info);
         parent.child_wait.wake_all();
     }
+    drop(p);
     sched::schedule();
     unreachable!("a zombie was scheduled again");
 }

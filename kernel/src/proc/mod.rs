@@ -84,6 +84,9 @@ pub struct Process {
     pub files: Mutex<Arc<Mutex<FdTable>>>,
     pub fs: Mutex<FsContext>,
     pub rel: Mutex<Relations>,
+    /// `rel.ppid`, readable without the lock (getppid); written only with
+    /// `rel` locked, together with it.
+    parent_pid: AtomicU32,
     /// Wait status (as wait4 reports it) once a zombie.
     pub exit_status: Mutex<Option<i32>>,
     pub sig: Mutex<SignalState>,
@@ -148,6 +151,7 @@ impl Process {
             mm: Mutex::new(Some(n.mm)),
             files: Mutex::new(n.files),
             fs: Mutex::new(n.fs),
+            parent_pid: AtomicU32::new(rel.ppid),
             rel: Mutex::new(rel),
             exit_status: Mutex::new(None),
             sig: Mutex::new(n.sig),
@@ -223,7 +227,14 @@ impl Process {
 
     /// Parent pid.
     pub fn ppid(&self) -> Pid {
-        self.rel.lock().ppid
+        self.parent_pid.load(Ordering::Relaxed)
+    }
+
+    /// Gives the process a new parent (orphan reparenting).
+    pub fn set_ppid(&self, ppid: Pid) {
+        let mut r = self.rel.lock();
+        r.ppid = ppid;
+        self.parent_pid.store(ppid, Ordering::Relaxed);
     }
 }
 

@@ -198,14 +198,14 @@ pub fn deliver(frame: &mut TrapFrame) {
             SIG_IGN if sig != SIGKILL => continue,
             SIG_DFL => match default_action(sig) {
                 Default_::Ignore | Default_::Stop => continue,
-                Default_::Terminate => super::exit::exit_process(&me, sig as i32),
-                Default_::CoreDump => super::exit::exit_process(&me, sig as i32 | 0x80),
+                Default_::Terminate => super::exit::exit_process(me, sig as i32),
+                Default_::CoreDump => super::exit::exit_process(me, sig as i32 | 0x80),
             },
-            _ if sig == SIGKILL => super::exit::exit_process(&me, sig as i32),
+            _ if sig == SIGKILL => super::exit::exit_process(me, sig as i32),
             _ => {
                 if setup_frame(&me, frame, sig, &action, old_mask, fault_addr, info).is_err() {
                     // The user stack is unusable: Linux kills with SIGSEGV.
-                    super::exit::exit_process(&me, SIGSEGV as i32 | 0x80);
+                    super::exit::exit_process(me, SIGSEGV as i32 | 0x80);
                 }
                 let mut s = me.sig.lock();
                 let mut m = old_mask | action.mask;

@@ -10,7 +10,7 @@ use crate::uaccess;
 /// exit(2) / exit_group(2).
 pub fn exit(code: u64) -> KResult<u64> {
     let me = current();
-    exit::exit_process(&me, exit::exited(code as i32))
+    exit::exit_process(me, exit::exited(code as i32))
 }
 
 /// kill(2): pid > 0, 0 (own group), -1 (everyone but init), < -1 (group).
