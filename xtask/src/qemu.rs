@@ -84,7 +84,7 @@ impl Config {
         Config {
             machine: Machine::Microvm,
             accel: Accel::detect(),
-            smp: 1,
+            smp: 3,
             mem_mib: 1024,
             kernel: Some(kernel.to_path_buf()),
             cdrom: None,
