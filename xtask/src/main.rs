@@ -118,6 +118,14 @@ impl RunOpts {
     pub fn config(&self, tag: &str) -> Result<Config, String> {
         deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;
         let kernel = artifacts::build_kernel()?;
+        // `run` keeps fixed names (the README points at kernel-run.log);
+        // test boots add the xtask pid, so two test runs on one checkout
+        // cannot swap each other's initramfs or truncate each other's log.
+        let tag = if tag == "run" {
+            tag.to_string()
+        } else {
+            format!("{tag}-{}", std::process::id())
+        };
         let initrd = artifacts::build_initramfs(
             self.exec.as_deref(),
             &self.adds,

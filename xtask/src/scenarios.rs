@@ -115,7 +115,15 @@ fn exec_in_guest(cmd: &str, adds: &[artifacts::Addition]) -> Result<(String, i32
 }
 
 fn boot(cfg: &Config, secs: u64) -> Result<Outcome, String> {
-    qemu::run_captured(cfg, Duration::from_secs(secs), false).map_err(|e| format!("qemu: {e}"))
+    let out =
+        qemu::run_captured(cfg, Duration::from_secs(secs), false).map_err(|e| format!("qemu: {e}"));
+    // Per-run scratch files (RunOpts::config names them by pid); the
+    // outcome holds the log's text.
+    let _ = std::fs::remove_file(&cfg.log);
+    if let Some(i) = &cfg.initrd {
+        let _ = std::fs::remove_file(i);
+    }
+    out
 }
 
 fn config(tag: &str, append: &str, machine: Machine) -> Result<Config, String> {
@@ -211,7 +219,9 @@ fn grub_iso() -> Result<(), String> {
         "rse-os-selftest.iso",
     )?;
     cfg.cdrom = Some(iso);
-    cfg.initrd = None;
+    if let Some(i) = cfg.initrd.take() {
+        let _ = std::fs::remove_file(i);
+    }
     let out = boot(&cfg, 180)?;
     report_boot_time("pc, GRUB ISO", &out);
     if !out.log.contains("entered via Multiboot2") {

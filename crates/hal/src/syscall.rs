@@ -49,7 +49,9 @@ syscall_entry:
     movq %gs:32, %rax
     fxsave64 (%rax)
     movq %rsp, %rdi
-    call hal_syscall_dispatch
+    /* The kernel's handler, straight from HANDLER (set before any user
+       mode exists, so never null here). */
+    call *{handler}(%rip)
     /* Always back to user mode: no privilege tests, unlike trap_return.
        A task switched away inside the call resumes here on its own
        kernel stack; the frame may have been edited (signals, execve). */
@@ -77,6 +79,7 @@ syscall_entry:
     user_ds = const USER_DS,
     user_cs = const USER_CS,
     vector = const SYSCALL_VECTOR,
+    handler = sym HANDLER,
     options(att_syntax)
 );
 
@@ -85,15 +88,10 @@ extern "C" {
 }
 
 /// The kernel's syscall handler.
-pub type SyscallHandler = fn(&mut TrapFrame);
+/// C ABI: the syscall entry calls it from assembly with the frame in rdi.
+pub type SyscallHandler = extern "C" fn(&mut TrapFrame);
 
 static HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
-
-/// Called by the syscall entry with the frame it built.
-#[no_mangle]
-extern "C" fn hal_syscall_dispatch(frame: &mut TrapFrame) {
-    dispatch(frame);
-}
 
 /// Runs the kernel's handler on a syscall frame (also reached through the
 /// common trap path for frames with [`SYSCALL_VECTOR`]).

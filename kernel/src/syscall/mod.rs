@@ -17,9 +17,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use hal::idt::TrapFrame;
 use linux_raw_sys::general as nr;
 
-/// Syscalls seen so far (for /proc and the benchmarks).
-pub static COUNT: AtomicU64 = AtomicU64::new(0);
-
 /// Bitmap of numbers already reported as unknown.
 static UNKNOWN_SEEN: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
@@ -36,9 +33,8 @@ fn unknown(n: u64) -> KResult<u64> {
 }
 
 /// Entry from hal's syscall stub.
-pub fn handle(frame: &mut TrapFrame) {
+pub extern "C" fn handle(frame: &mut TrapFrame) {
     hal::cpu::enable_interrupts();
-    COUNT.fetch_add(1, Ordering::Relaxed);
     // A syscall entry is a boundary of the torus: SQPOLL rings see SQEs
     // published just before it (say, a write a blocking read waits for).
     crate::io_uring::boundary();

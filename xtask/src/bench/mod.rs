@@ -154,6 +154,7 @@ pub fn bench(args: &[String]) -> Result<i32, String> {
         let [linux, rse] = samples;
         tables.push(report::table(mode, &linux, &rse));
     }
+    let _ = std::fs::remove_file(&initrd);
     let header = report::header(&opts_text(&opts), &linux_version, opts.runs);
     let text = format!("{header}\n{}", tables.join("\n"));
     println!("{text}");
@@ -181,7 +182,7 @@ fn opts_text(o: &Options) -> String {
 
 /// The initramfs: the usual one plus `rsebench` and its size setting.
 fn initramfs(quick: bool) -> Result<PathBuf, String> {
-    let conf = artifacts::out_dir().join("bench.conf");
+    let conf = artifacts::out_dir().join(format!("bench-{}.conf", std::process::id()));
     std::fs::write(&conf, if quick { "quick\n" } else { "full\n" })
         .map_err(|e| format!("{}: {e}", conf.display()))?;
     let mut adds: Vec<artifacts::Addition> = crate::userland::build_user_programs()?
@@ -192,11 +193,16 @@ fn initramfs(quick: bool) -> Result<PathBuf, String> {
         host: conf,
         guest: "/etc/rse/bench.conf".into(),
     });
-    artifacts::build_initramfs(None, &adds, "initramfs-bench.cpio")
+    artifacts::build_initramfs(
+        None,
+        &adds,
+        &format!("initramfs-bench-{}.cpio", std::process::id()),
+    )
 }
 
 fn boot(sys: &System, initrd: &std::path::Path, mode: Mode, o: &Options) -> Result<Sample, String> {
-    let mut cfg = Config::new(&sys.kernel, &artifacts::out_dir().join("kernel-bench.log"));
+    let log = artifacts::out_dir().join(format!("kernel-bench-{}.log", std::process::id()));
+    let mut cfg = Config::new(&sys.kernel, &log);
     cfg.machine = Machine::Pc;
     cfg.accel = if mode == Mode::Kvm {
         Accel::Kvm
@@ -213,6 +219,7 @@ fn boot(sys: &System, initrd: &std::path::Path, mode: Mode, o: &Options) -> Resu
     cfg.ready_mark = "BENCH-START".into();
     let out = qemu::run_captured(&cfg, Duration::from_secs(1800), false)
         .map_err(|e| format!("qemu: {e}"))?;
+    let _ = std::fs::remove_file(&log);
     let console = out.console_str();
     let sample = parse_console(&console, out.ready_wall);
     if !console.contains("BENCH-DONE") {
