@@ -13,8 +13,21 @@ use mm::vma::{Prot, Vma, VmaKind};
 use spin::Mutex;
 use vfs::{FileType, Ino};
 
-use crate::mm::{Mm, PAGE, STACK_SIZE, STACK_TOP};
+use crate::mm::{Backing, Mm, PAGE, STACK_SIZE, STACK_TOP};
 use crate::uaccess;
+
+/// How much of a binary execve reads before mapping it: the ELF and
+/// program headers (and a `#!` line) are in the first page of real files.
+const HEAD_BYTES: usize = 4096;
+
+/// The first [`HEAD_BYTES`] of `ino` and its size.
+fn read_head(ino: Ino) -> KResult<(Vec<u8>, u64)> {
+    let size = crate::fs::with(|fs| fs.stat(ino))?.size.max(0) as u64;
+    let mut head = alloc::vec![0u8; (size as usize).min(HEAD_BYTES)];
+    let n = crate::fs::read_inode(ino, 0, &mut head)?;
+    head.truncate(n);
+    Ok((head, size))
+}
 
 /// Where a static-pie executable is placed.
 const PIE_BASE: u64 = 0x5555_5555_4000;
@@ -59,7 +72,52 @@ fn prot_of(s: &elf::LoadSegment) -> Prot {
     p
 }
 
-fn map_image(m: &mut Mm, image: &ElfImage, data: &[u8]) -> KResult<()> {
+/// Maps the image's segments. When no two segments share a page (what
+/// linkers produce), each becomes a private file mapping that pages in on
+/// demand from the binary, as Linux's `elf_map` does: execve reads only
+/// the headers. Otherwise the whole file is read and copied in now, so a
+/// shared page gets both segments' bytes.
+fn map_image(m: &mut Mm, image: &ElfImage, ino: Ino, data: Option<&[u8]>) -> KResult<()> {
+    let disjoint = image
+        .segments
+        .windows(2)
+        .all(|w| w[1].page_range().0 >= w[0].page_range().1);
+    if !disjoint {
+        let all;
+        let data = match data {
+            Some(d) => d,
+            None => {
+                all = crate::fs::read_all(ino)?;
+                &all[..]
+            }
+        };
+        return copy_image(m, image, data);
+    }
+    m.hold_file(ino)?;
+    for s in &image.segments {
+        let (start, end) = s.page_range();
+        m.insert_vma(Vma {
+            start,
+            end,
+            prot: prot_of(s),
+            shared: false,
+            kind: VmaKind::File,
+            // parse() checked vaddr ≡ file_offset (mod PAGE), so the
+            // offset of `start` is page-aligned and not negative.
+            backing: Some((
+                Backing {
+                    ino,
+                    file_end: s.file_offset + s.filesz,
+                },
+                s.file_offset - (s.vaddr - start),
+            )),
+        })?;
+    }
+    Ok(())
+}
+
+/// The eager path of [`map_image`]: every page allocated and filled now.
+fn copy_image(m: &mut Mm, image: &ElfImage, data: &[u8]) -> KResult<()> {
     let mut prev_end = 0u64;
     for s in &image.segments {
         let (start, end) = s.page_range();
@@ -116,7 +174,7 @@ pub fn load(
     let mut path = path.to_vec();
     let mut argv = argv;
     let mut ino = lookup_exec(cwd, &path)?;
-    let mut data = crate::fs::read_all(ino)?;
+    let (mut data, mut size) = read_head(ino)?;
     for depth in 0.. {
         let Some(script) = elf::is_script(&data) else {
             break;
@@ -129,9 +187,21 @@ pub fn load(
         path = script.interpreter.clone();
         argv = new_argv;
         ino = lookup_exec(cwd, &path)?;
-        data = crate::fs::read_all(ino)?;
+        (data, size) = read_head(ino)?;
     }
-    let mut image = elf::parse(&data)?;
+    // Headers beyond the first page (or a long PT_INTERP path) are rare:
+    // then read the whole file and parse that.
+    let mut whole = None;
+    let mut image = match elf::parse_headers(&data, size) {
+        Ok(image) => image,
+        Err(_) if (data.len() as u64) < size => {
+            let all = crate::fs::read_all(ino)?;
+            let image = elf::parse(&all)?;
+            whole = Some(all);
+            image
+        }
+        Err(e) => return Err(e),
+    };
     if image.interp.is_some() {
         crate::klog!(
             "exec {}: dynamically linked programs are not supported yet",
@@ -144,7 +214,7 @@ pub fn load(
     }
     let mut m = Mm::new(torus)?;
     let r = (|| -> KResult<(u64, u64)> {
-        map_image(&mut m, &image, &data)?;
+        map_image(&mut m, &image, ino, whole.as_deref())?;
         m.brk_start = image.brk_start();
         m.brk = m.brk_start;
         m.insert_vma(Vma {

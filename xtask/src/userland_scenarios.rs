@@ -59,6 +59,7 @@ macro_rules! script_scenarios {
 }
 
 script_scenarios!(
+    exec_unlinked,
     text_pipeline,
     awk_data,
     file_tree,

@@ -161,10 +161,20 @@ fn phdr_at(d: &[u8], off: usize) -> Option<Phdr> {
 /// Fails with `ENOEXEC` for anything that is not a well-formed little-endian
 /// ELF64 x86_64 `ET_EXEC`/`ET_DYN` with at least one loadable segment.
 pub fn parse(data: &[u8]) -> KResult<ElfImage> {
-    parse_inner(data).ok_or(Errno::ENOEXEC)
+    parse_inner(data, data.len() as u64).ok_or(Errno::ENOEXEC)
 }
 
-fn parse_inner(d: &[u8]) -> Option<ElfImage> {
+/// [`parse`] from the first bytes of a file of `file_len` bytes: headers
+/// (and a PT_INTERP path) must lie in `head`; segments are checked against
+/// `file_len`. Lets exec map a binary without reading all of it first.
+pub fn parse_headers(head: &[u8], file_len: u64) -> KResult<ElfImage> {
+    if (head.len() as u64) > file_len {
+        return Err(Errno::ENOEXEC);
+    }
+    parse_inner(head, file_len).ok_or(Errno::ENOEXEC)
+}
+
+fn parse_inner(d: &[u8], file_len: u64) -> Option<ElfImage> {
     // e_ident: magic, 64-bit, little-endian, version 1.
     if d.len() < EHDR_SIZE
         || d[0..4] != [0x7f, b'E', b'L', b'F']
@@ -212,7 +222,7 @@ fn parse_inner(d: &[u8]) -> Option<ElfImage> {
                     return None;
                 }
                 let file_end = ph.p_offset.checked_add(ph.p_filesz)?;
-                if file_end > d.len() as u64 {
+                if file_end > file_len {
                     return None;
                 }
                 let mem_end = ph.p_vaddr.checked_add(ph.p_memsz)?;
@@ -493,6 +503,21 @@ mod tests {
         );
         d[0x380..0x386].copy_from_slice(b"/ld.s\0");
         d
+    }
+
+    #[test]
+    fn headers_alone_parse_against_the_file_length() {
+        let full = small_pie();
+        let head = &full[..0x400];
+        // The whole-file parser sees segments past the end of `head`...
+        assert_eq!(parse(head).err(), Some(Errno::ENOEXEC));
+        // ...the header parser checks them against the real length.
+        let img = parse_headers(head, full.len() as u64).unwrap();
+        assert_eq!(img.segments, parse(&full).unwrap().segments);
+        // A length shorter than the segments still fails, as does a head
+        // longer than the file it claims to start.
+        assert!(parse_headers(head, 0x1200).is_err());
+        assert!(parse_headers(&full, 16).is_err());
     }
 
     #[test]

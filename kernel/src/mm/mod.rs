@@ -29,8 +29,14 @@ pub const MMAP_TOP: u64 = 0x7f00_0000_0000;
 /// Lowest address mmap hands out.
 pub const MMAP_BOTTOM: u64 = 0x1_0000;
 
-/// What backs a file mapping: the tmpfs inode.
-pub type Backing = vfs::Ino;
+/// What backs a file mapping: the tmpfs inode, and the file offset where
+/// its bytes stop for this mapping (an ELF segment's file part ends there
+/// and the rest of the page is zeros, its .bss; `u64::MAX` for mmap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backing {
+    pub ino: vfs::Ino,
+    pub file_end: u64,
+}
 
 /// A process's address space.
 pub struct Mm {
@@ -40,6 +46,10 @@ pub struct Mm {
     pub brk: u64,
     /// The torus whose frame pool backs this memory.
     pub torus: usize,
+    /// Inodes this address space holds open (tmpfs `retain`) because file
+    /// mappings page in from them: an unlinked binary keeps its bytes
+    /// until the last process mapping it goes.
+    held: Vec<vfs::Ino>,
 }
 
 fn table_frame(torus: usize) -> impl FnMut() -> Option<u64> {
@@ -56,6 +66,7 @@ impl Mm {
             brk_start: 0,
             brk: 0,
             torus,
+            held: Vec::new(),
         })
     }
 
@@ -203,10 +214,12 @@ impl Mm {
                 let backing = vma.backing;
                 self.map_new(page, vma.prot, |pa| {
                     hal::addrspace::zero_frame(pa);
-                    if let Some((ino, off)) = backing {
+                    if let Some((file, off)) = backing {
                         let file_off = off + (page - vma.start);
+                        let want = file.file_end.saturating_sub(file_off).min(PAGE) as usize;
                         let mut buf = [0u8; PAGE as usize];
-                        let n = crate::fs::read_inode(ino, file_off, &mut buf).unwrap_or(0);
+                        let n = crate::fs::read_inode(file.ino, file_off, &mut buf[..want])
+                            .unwrap_or(0);
                         hal::addrspace::write_frame(pa, 0, &buf[..n]);
                     }
                 })?;
@@ -222,6 +235,9 @@ impl Mm {
         child.vmas = self.vmas.clone();
         child.brk_start = self.brk_start;
         child.brk = self.brk;
+        for &ino in &self.held {
+            child.hold_file(ino)?;
+        }
         let ranges: Vec<(u64, u64, bool)> = self
             .vmas
             .iter()
@@ -253,9 +269,21 @@ impl Mm {
         self.vmas = VmaMap::new();
     }
 
+    /// Keeps `ino` open while this address space exists (file mappings).
+    pub fn hold_file(&mut self, ino: vfs::Ino) -> KResult<()> {
+        if !self.held.contains(&ino) {
+            crate::fs::with(|fs| fs.retain(ino))?;
+            self.held.push(ino);
+        }
+        Ok(())
+    }
+
     /// Frees the page tables (the address space must not be active).
     pub fn destroy(mut self) {
         self.teardown();
+        for ino in core::mem::take(&mut self.held) {
+            let _ = crate::fs::with(|fs| fs.release(ino));
+        }
         self.space.destroy(&mut |pa| {
             let _ = crate::frames::free(pa);
         });

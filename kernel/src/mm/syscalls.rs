@@ -76,7 +76,13 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
         if !f.readable() {
             return Err(Errno::EACCES);
         }
-        Some((ino, off))
+        Some((
+            Backing {
+                ino,
+                file_end: u64::MAX,
+            },
+            off,
+        ))
     };
     let mm = current().mm();
     let mut m = mm.lock();
@@ -84,6 +90,9 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
         return Err(Errno::ENOMEM);
     }
     let start = place(&m, addr, len, flags)?;
+    if let Some((file, _)) = &backing {
+        m.hold_file(file.ino)?;
+    }
     let kind = if backing.is_some() {
         VmaKind::File
     } else {
