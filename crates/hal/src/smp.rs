@@ -188,6 +188,15 @@ fn spin_until(deadline_ns: u64, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Whether this CPU wants the MP spec's 10 ms between INIT and SIPI:
+/// only pre-family-6 hardware (what Linux's `init_udelay` decides).
+fn needs_init_delay() -> bool {
+    let (eax, _, ecx, _) = crate::cpu::cpuid(1, 0);
+    let family = (eax >> 8) & 0xf;
+    let hypervisor = ecx & (1 << 31) != 0;
+    !(hypervisor || family >= 6)
+}
+
 fn delay_us(us: u64) {
     spin_until(crate::time::now_ns() + us * 1000, || false);
 }
@@ -246,10 +255,14 @@ pub fn start_aps(apic_ids: &[u32]) -> Report {
 
     // INIT, 10 ms, SIPI, 200 µs, SIPI again to those not started yet (an
     // AP that already left wait-for-SIPI ignores it), as the MP spec says.
+    // Like Linux, skip the 10 ms on CPUs that do not need it (family 6 and
+    // later, or any virtual CPU): it was most of the boot's time.
     for &(_, id) in aps {
         crate::apic::send_init(id);
     }
-    delay_us(10_000);
+    if needs_init_delay() {
+        delay_us(10_000);
+    }
     let page = (TRAMPOLINE >> 12) as u8;
     for &(_, id) in aps {
         crate::apic::send_startup(id, page);
