@@ -20,7 +20,10 @@ pub const A_FENCED: u16 = 1;
 pub const A_NEED_RESYNC: u16 = 2;
 /// Flag: do not start migrations to the acker.
 pub const A_NO_MIGRATE: u16 = 4;
-const A_ALL: u16 = A_FENCED | A_NEED_RESYNC | A_NO_MIGRATE;
+/// Flag: the acked torus was admitted in place of its silent predecessor;
+/// it resumes the replica it kept (docs/braid.md §8, hand-over).
+pub const A_TAKE_OVER: u16 = 8;
+const A_ALL: u16 = A_FENCED | A_NEED_RESYNC | A_NO_MIGRATE | A_TAKE_OVER;
 
 /// A decoded ack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

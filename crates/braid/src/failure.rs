@@ -63,8 +63,21 @@ impl Torus {
     pub(crate) fn declare_failed(&mut self, now: Time, x: TorusId, tx: &mut impl Transport) {
         let v = self.view.without(x);
         self.adopt_view(now, v);
+        let inb = self.inbound.remove(&x);
+        self.resume(now, x, inb, tx);
+    }
+
+    /// Resume `x`'s committed processes from our mirror of it (if any),
+    /// once `x` is out of the view.
+    fn resume(
+        &mut self,
+        now: Time,
+        x: TorusId,
+        inb: Option<crate::verify::Inbound>,
+        tx: &mut impl Transport,
+    ) {
         let mut resumed = 0;
-        if let Some(inb) = self.inbound.remove(&x) {
+        if let Some(inb) = inb {
             let dead = self.fenced.entry(x).or_insert(inb.incarnation);
             *dead = (*dead).max(inb.incarnation);
             for (rec, slot) in inb.mirror.iter() {
@@ -103,6 +116,25 @@ impl Torus {
         }
     }
 
+    /// Our successor admitted us in place of our predecessor `x`, silent to
+    /// it, and removed `x` (a later member with `x`'s id is a new
+    /// incarnation): resume `x` from the replica we kept when we were
+    /// fenced (docs/braid.md §8, hand-over). Only once `x`'s lease has
+    /// surely expired: its last lease came from our previous incarnation's
+    /// acks, which acked nothing that arrived after the kept mirror's last
+    /// arrival.
+    pub(crate) fn take_over(&mut self, now: Time, tx: &mut impl Transport) {
+        let Some((x, inb)) = self.kept.take() else {
+            return;
+        };
+        let expired = now.saturating_sub(inb.last_arrival) > self.cfg.detect_timeout();
+        if self.joining || !expired {
+            self.kept = Some((x, inb));
+            return;
+        }
+        self.resume(now, x, Some(inb), tx);
+    }
+
     /// We were declared failed: our processes already run elsewhere, so
     /// drop everything and rejoin as a new incarnation.
     pub(crate) fn fence(&mut self, now: Time) {
@@ -110,9 +142,23 @@ impl Torus {
         let stats = self.stats;
         let session = self.out.session;
         let view = self.view;
-        let fenced = core::mem::take(&mut self.fenced);
+        // Our fencer took over our table, not our mirror of our
+        // predecessor: if that predecessor has failed too, the mirror is
+        // the only replica of its processes. Keep it until it is handed
+        // over or superseded (docs/braid.md §8).
+        let kept = self
+            .view
+            .predecessor(self.id)
+            .and_then(|q| self.inbound.remove(&q).filter(|i| i.synced).map(|i| (q, i)))
+            .or(self.kept.take());
+        // Our tombstones go with us. A torus we removed in a view that lost
+        // to the one that fenced us (a split view) is alive and a member:
+        // what we resumed of it goes with our table, and fencing it on an
+        // old tombstone would lose its processes. Where our removal won,
+        // the view no longer holds the removed torus, and membership
+        // fences it.
         *self = fresh;
-        self.fenced = fenced;
+        self.kept = kept;
         self.stats = stats;
         // Keep the session counter moving so old acks never match.
         self.out.session = session;

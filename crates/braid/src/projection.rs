@@ -26,7 +26,11 @@ pub const F_JOIN: u16 = 1;
 pub const F_MIRROR_SYNCED: u16 = 2;
 /// Flag: the sender's lease has expired; its processes are not running.
 pub const F_FROZEN: u16 = 4;
-const F_ALL: u16 = F_JOIN | F_MIRROR_SYNCED | F_FROZEN;
+/// Flag: the sender holds the replica of its predecessor that it kept when
+/// it was fenced, and has not heard from that predecessor since
+/// (docs/braid.md §8, hand-over).
+pub const F_REPLICA: u16 = 8;
+const F_ALL: u16 = F_JOIN | F_MIRROR_SYNCED | F_FROZEN | F_REPLICA;
 
 const ENTRY_LEN: usize = 40;
 const OFF_ENTRIES: usize = 112;

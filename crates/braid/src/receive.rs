@@ -1,9 +1,11 @@
 //! Receiving records: verification of projections, applying the
 //! replication delta, and processing acks (docs/braid.md §6–7).
 
-use crate::ack::{Ack, ACK_LEN, A_FENCED, A_NEED_RESYNC, A_NO_MIGRATE};
+use crate::ack::{Ack, ACK_LEN, A_FENCED, A_NEED_RESYNC, A_NO_MIGRATE, A_TAKE_OVER};
 use crate::event::{Corrective, Time};
-use crate::projection::{LogEntry, Op, Projection, CR_PRIORITY_DEMAND, F_JOIN, PROJ_LEN};
+use crate::projection::{
+    LogEntry, Op, Projection, CR_PRIORITY_DEMAND, F_JOIN, F_REPLICA, PROJ_LEN,
+};
 use crate::replication::Note;
 use crate::ring::View;
 use crate::table::{ProcRecord, Slot, TorusId};
@@ -38,6 +40,7 @@ impl Torus {
             }
             return false;
         }
+        let admitted = self.joining;
         if self.joining {
             self.joining = false;
             self.notes.push(Note::Joined);
@@ -45,6 +48,12 @@ impl Torus {
         self.view = v;
         if self.view.predecessor(self.id) != old_pred {
             self.pred_since = now;
+        }
+        // Admitted while the torus whose replica we kept is still a member:
+        // it is alive and replicates to our successor (joins wait for
+        // that), so the kept replica is stale.
+        if admitted && self.kept.as_ref().is_some_and(|k| self.view.contains(k.0)) {
+            self.kept = None;
         }
         true
     }
@@ -65,6 +74,14 @@ impl Torus {
         {
             self.send_fence(now, p.from, p.incarnation, tx);
             return;
+        }
+        // The torus whose replica we kept is alive (a projection newer than
+        // any our previous incarnation accepted): it replicates afresh. A
+        // newer incarnation of it is no sign of life: it restarted empty.
+        if self.kept.as_ref().is_some_and(|(k, i)| {
+            *k == p.from && p.incarnation == i.incarnation && p.heartbeat > i.last_hb
+        }) {
+            self.kept = None;
         }
         // A joiner's view is whatever it last knew: never adopt it.
         if p.flags & F_JOIN == 0
@@ -110,7 +127,7 @@ impl Torus {
         }
         if !self.view.contains(p.from) {
             if p.flags & F_JOIN != 0 && !self.joining {
-                if !self.ring_reformed() {
+                if !self.ring_reformed() && !self.hand_over(now, p) {
                     // The joiner's previous incarnation was just removed:
                     // wait until our predecessor has re-formed the ring
                     // around us (and redirected its migrations to us)
@@ -159,6 +176,9 @@ impl Torus {
             self.digest_alert = Some((p.from, p.log_head));
             self.corrective(now, Corrective::Resync, p.from.into());
         }
+        if p.flags & (F_JOIN | F_REPLICA) == 0 && self.handover.is_some_and(|h| h.0 == p.from) {
+            self.handover = None; // It took over (or dropped) the replica.
+        }
         let inb = self.inbound.entry(p.from).or_default();
         inb.priority_demand = p.corrective().iter().any(|c| c.kind == CR_PRIORITY_DEMAND);
         let accept = self.consider_offers(now, p);
@@ -172,6 +192,52 @@ impl Torus {
         self.view
             .predecessor(self.id)
             .is_none_or(|q| self.replica_current(q))
+    }
+
+    /// A joiner asks to join right behind our predecessor `q` and holds the
+    /// replica of `q` that it kept when it was fenced (`F_REPLICA`), while
+    /// `q` has not replicated to us for a whole detection timeout since it
+    /// became our predecessor: `q` failed together with its replica holder
+    /// (typically: `q` crashed, and we then removed its successor on a
+    /// false suspicion before it could resume `q`). Remove `q` and admit
+    /// the joiner in one step; our acks tell it to resume `q` from
+    /// its kept replica (docs/braid.md §8, hand-over). Like the detector,
+    /// only while we hold a lease and observed the silence connected.
+    fn hand_over(&mut self, now: Time, p: &Projection) -> bool {
+        let Some(q) = self.view.predecessor(self.id) else {
+            return false;
+        };
+        let theirs = View {
+            epoch: p.epoch,
+            members: p.members,
+        };
+        let d = self.cfg.detect_timeout();
+        let heard = self
+            .inbound
+            .get(&q)
+            .is_some_and(|i| i.heard && i.last_arrival >= self.pred_since);
+        let acked_send = self.lease_end.saturating_sub(self.cfg.lease());
+        let ok = p.flags & F_REPLICA != 0
+            && q != p.from
+            && theirs.predecessor(p.from) == Some(q)
+            && self.view.predecessor(p.from) == Some(q)
+            && self.view.successor(p.from) == Some(self.id)
+            && !heard
+            && self.lease_valid(now)
+            && now.saturating_sub(self.pred_since) > d
+            && acked_send >= self.pred_since + d - self.cfg.i_max;
+        if !ok {
+            return false;
+        }
+        if let Some(inb) = self.inbound.remove(&q) {
+            let dead = self.fenced.entry(q).or_insert(inb.incarnation);
+            *dead = (*dead).max(inb.incarnation);
+        }
+        self.unpin_from(q);
+        let v = self.view.without(q);
+        self.adopt_view(now, v);
+        self.handover = Some((p.from, p.incarnation));
+        true
     }
 
     /// True when `q` replicates to us: its mirror here is synced and it has
@@ -332,10 +398,16 @@ impl Torus {
         if self.joining || !self.lease_valid(self.queue.now()) {
             ack.flags |= A_NO_MIGRATE;
         }
+        if self
+            .handover
+            .is_some_and(|h| h.0 == to && Some(h.1) == self.inbound.get(&to).map(|i| i.incarnation))
+        {
+            ack.flags |= A_TAKE_OVER;
+        }
         tx.send(self.id, to, &ack.encode());
     }
 
-    fn on_ack(&mut self, now: Time, a: &Ack, _tx: &mut impl Transport) {
+    fn on_ack(&mut self, now: Time, a: &Ack, tx: &mut impl Transport) {
         if a.to != self.id || (a.heard_hb != 0 && a.to_incarnation != self.incarnation) {
             self.stats.misaddressed += 1;
             return;
@@ -366,6 +438,12 @@ impl Torus {
         ) {
             self.fence(now);
             return;
+        }
+        if a.flags & A_TAKE_OVER != 0
+            && a.to_incarnation == self.incarnation
+            && self.view.successor(self.id) == Some(a.from)
+        {
+            self.take_over(now, tx);
         }
         if Some(a.from) != self.out.target || a.heard_hb == 0 {
             return;

@@ -10,7 +10,7 @@ use crate::event::{kind, Corrective, Event, Time};
 use crate::interval::Interval;
 use crate::lattice::Lattice;
 use crate::projection::{
-    Op, Projection, CR_PRIORITY_DEMAND, ENTRIES, F_FROZEN, F_JOIN, F_MIRROR_SYNCED,
+    Op, Projection, CR_PRIORITY_DEMAND, ENTRIES, F_FROZEN, F_JOIN, F_MIRROR_SYNCED, F_REPLICA,
 };
 use crate::queue::EventQueue;
 use crate::replication::{Note, OutSession};
@@ -127,6 +127,13 @@ pub struct Torus {
     /// Migrated-in processes whose giver has not yet forgotten them
     /// (pid → giver): they may neither move on nor exit until then.
     pub(crate) pinned: BTreeMap<Pid, TorusId>,
+    /// The synced mirror of our predecessor that a previous incarnation of
+    /// this torus held when it was fenced: its fencer did not take it over,
+    /// and it may be the only replica left (docs/braid.md §8, hand-over).
+    pub(crate) kept: Option<(TorusId, Inbound)>,
+    /// A joiner admitted in place of our silent predecessor, which must
+    /// resume the replica it kept: (id, incarnation).
+    pub(crate) handover: Option<(TorusId, u32)>,
     pub(crate) interval: Interval,
     pub(crate) pending_offer: Option<Pid>,
     pub(crate) succ_load: Option<u64>,
@@ -162,6 +169,8 @@ impl Torus {
             adopted_wait: None,
             fenced: BTreeMap::new(),
             pinned: BTreeMap::new(),
+            kept: None,
+            handover: None,
             interval: Interval::new(cfg.i_min, cfg.i_max, cfg.adaptive),
             pending_offer: None,
             succ_load: None,
@@ -241,6 +250,15 @@ impl Torus {
         self.inbound
             .get(&t)
             .map(|i| (&i.mirror, i.synced, i.applied))
+    }
+
+    /// Every mirror this torus holds: of each sender, and the replica it
+    /// kept from a previous incarnation (docs/braid.md §8, hand-over).
+    pub fn mirrors(&self) -> impl Iterator<Item = (TorusId, &Table)> {
+        self.inbound
+            .iter()
+            .map(|(t, i)| (*t, &i.mirror))
+            .chain(self.kept.iter().map(|(t, i)| (*t, &i.mirror)))
     }
 
     /// Whether this torus's successor has applied its whole snapshot and
@@ -469,6 +487,13 @@ impl Torus {
             .is_some_and(|i| i.synced)
         {
             p.flags |= F_MIRROR_SYNCED;
+        }
+        if self
+            .kept
+            .as_ref()
+            .is_some_and(|k| !self.joining || self.view.predecessor(self.id) == Some(k.0))
+        {
+            p.flags |= F_REPLICA;
         }
         p.n_entries = self.out.window(&mut p.entries);
         if let Some(o) = self.choose_offer(now) {

@@ -54,10 +54,8 @@ impl Sim {
         let mut present = alloc::collections::BTreeSet::new();
         for t in self.tori.iter().flatten() {
             present.extend(t.table().iter().map(|(r, _)| r.pid));
-            for x in 0..self.tori.len() as u16 {
-                if let Some((m, _, _)) = t.mirror_of(x) {
-                    present.extend(m.iter().map(|(r, _)| r.pid));
-                }
+            for (_, m) in t.mirrors() {
+                present.extend(m.iter().map(|(r, _)| r.pid));
             }
         }
         for &pid in &self.committed {
@@ -76,14 +74,11 @@ impl Sim {
                     self.violation("digest", format!("torus {} table digest drifted", t.id()))
                 );
             }
-            for x in 0..self.tori.len() as u16 {
-                if let Some((m, _, _)) = t.mirror_of(x) {
-                    if m.digest() != m.recompute_digest() {
-                        return Err(self.violation(
-                            "digest",
-                            format!("torus {} mirror of {x} drifted", t.id()),
-                        ));
-                    }
+            for (x, m) in t.mirrors() {
+                if m.digest() != m.recompute_digest() {
+                    return Err(
+                        self.violation("digest", format!("torus {} mirror of {x} drifted", t.id()))
+                    );
                 }
             }
         }
