@@ -17,7 +17,10 @@ core::arch::global_asm!(
     include_str!(concat!(env!("OUT_DIR"), "/trap_stubs.S")),
     options(att_syntax)
 );
-core::arch::global_asm!(include_str!("trap_entry.S"), options(att_syntax));
+core::arch::global_asm!(
+    concat!(include_str!("regs.S"), include_str!("trap_entry.S")),
+    options(att_syntax)
+);
 
 extern "C" {
     static trap_stub_table: [u64; 256];

@@ -14,7 +14,9 @@ use crate::idt::TrapFrame;
 pub const SYSCALL_VECTOR: u64 = 0x100;
 
 core::arch::global_asm!(
-    r#"
+    concat!(
+        include_str!("regs.S"),
+        r#"
     .section .text.syscall_entry, "ax"
     .global syscall_entry
 syscall_entry:
@@ -28,22 +30,8 @@ syscall_entry:
     pushq %rcx
     pushq $0
     pushq ${vector}
-    /* The register save of trap_save_regs (same frame layout). */
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    /* The same frame layout as trap_save_regs. */
+    SAVE_GPRS
     /* rax is saved: use it for the FPU area. DF is already clear
        (IA32_FMASK), so no cld. */
     movq %gs:32, %rax
@@ -57,25 +45,15 @@ syscall_entry:
        kernel stack; the frame may have been edited (signals, execve). */
     movq %gs:32, %rax
     fxrstor64 (%rax)
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
+    RESTORE_GPRS
     swapgs
     addq $16, %rsp
     iretq
-"#,
+
+    .purgem SAVE_GPRS
+    .purgem RESTORE_GPRS
+"#
+    ),
     user_ds = const USER_DS,
     user_cs = const USER_CS,
     vector = const SYSCALL_VECTOR,

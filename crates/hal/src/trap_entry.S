@@ -33,21 +33,7 @@ trap_common:
     /* The syscall entry joins here with the same frame layout. */
     .global trap_save_regs
 trap_save_regs:
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    SAVE_GPRS
     movq %rsp, %rdi
     cld
     call hal_trap_dispatch
@@ -58,24 +44,13 @@ trap_return:
     movq %gs:32, %rax
     fxrstor64 (%rax)
 2:
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
+    RESTORE_GPRS
     testb $3, 24(%rsp)
     jz 3f
     swapgs
 3:
     addq $16, %rsp
     iretq
+
+    .purgem SAVE_GPRS
+    .purgem RESTORE_GPRS
