@@ -33,8 +33,14 @@ pub fn header(flags: &str, linux_version: &str, runs: usize) -> String {
                 .to_string()
         })
         .unwrap_or_default();
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(artifacts::root())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     format!(
-        "Measured {date} by `cargo xtask bench` on {cpu}, {qemu}.\n\
+        "Measured {date} at commit {commit} by `cargo xtask bench` on {cpu}, {qemu}.\n\
          Both kernels boot the same initramfs with `rdinit=/usr/bin/rsebench` under\n\
          `{flags}`; Linux is Debian's {linux_version}. Medians of {runs} boot(s) per system;\n\
          \"speed-up\" is how many times better RSE OS is (below 1: Linux is better).\n"
