@@ -31,20 +31,31 @@ impl Torus {
         if !self.view.is_superseded_by(&v) {
             return true;
         }
-        let old_pred = self.view.predecessor(self.id);
+        if self.joining {
+            // Still outside; remember the ring so we find our successor. A
+            // view that lists our id may still mean our previous
+            // incarnation: only the ack of the torus that admitted us
+            // makes us a member (`admit`).
+            self.view = v;
+            return true;
+        }
         if !v.contains(self.id) {
-            if self.joining {
-                // Still outside; remember the ring so we find our successor.
-                self.view = v;
-                return true;
-            }
             return false;
         }
-        let admitted = self.joining;
-        if self.joining {
-            self.joining = false;
-            self.notes.push(Note::Joined);
-        }
+        self.enter_view(now, v, false);
+        true
+    }
+
+    /// A joiner's admission: the ack of one of its own `JOIN` projections
+    /// (so addressed to this incarnation) carries a view containing it.
+    fn admit(&mut self, now: Time, v: View) {
+        self.joining = false;
+        self.notes.push(Note::Joined);
+        self.enter_view(now, v, true);
+    }
+
+    fn enter_view(&mut self, now: Time, v: View, admitted: bool) {
+        let old_pred = self.view.predecessor(self.id);
         self.view = v;
         if self.view.predecessor(self.id) != old_pred {
             self.pred_since = now;
@@ -55,7 +66,6 @@ impl Torus {
         if admitted && self.kept.as_ref().is_some_and(|k| self.view.contains(k.0)) {
             self.kept = None;
         }
-        true
     }
 
     fn on_projection(&mut self, now: Time, p: &Projection, bytes: &[u8], tx: &mut impl Transport) {
@@ -125,6 +135,22 @@ impl Torus {
             let v = self.view.without(p.from);
             self.adopt_view(now, v);
         }
+        // A joiner whose id is still a member here, for an incarnation we
+        // have not admitted: its previous incarnation has not been removed
+        // yet (its replica holder removes it, or the orphan rule or a
+        // hand-over does). Admitting it would let it take the dead
+        // incarnation's place without anyone resuming that one.
+        if p.flags & F_JOIN != 0
+            && !self.joining
+            && self.view.contains(p.from)
+            && self
+                .inbound
+                .get(&p.from)
+                .is_none_or(|i| i.incarnation != p.incarnation)
+        {
+            self.stats.rejected_stale += 1;
+            return;
+        }
         if !self.view.contains(p.from) {
             if p.flags & F_JOIN != 0 && !self.joining {
                 if !self.ring_reformed() && !self.hand_over(now, p) {
@@ -183,7 +209,11 @@ impl Torus {
         inb.priority_demand = p.corrective().iter().any(|c| c.kind == CR_PRIORITY_DEMAND);
         let accept = self.consider_offers(now, p);
         self.drop_stale_mirrors(now, p);
-        self.send_ack(p.from, p.heartbeat, accept, tx);
+        // A joiner is nobody's successor yet: its acks would lend leases
+        // and views that are not the ring's.
+        if !self.joining {
+            self.send_ack(p.from, p.heartbeat, accept, tx);
+        }
     }
 
     /// True when our predecessor in the current view replicates to us: we
@@ -429,13 +459,13 @@ impl Torus {
             }
             return;
         }
-        if !self.adopt_view(
-            now,
-            View {
-                epoch: a.epoch,
-                members: a.members,
-            },
-        ) {
+        let v = View {
+            epoch: a.epoch,
+            members: a.members,
+        };
+        if self.joining && a.heard_hb != 0 && v.contains(self.id) {
+            self.admit(now, v);
+        } else if !self.adopt_view(now, v) {
             self.fence(now);
             return;
         }
