@@ -12,7 +12,7 @@
 
 use alloc::sync::Arc;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 const UNBOUND: usize = usize::MAX;
 
@@ -21,6 +21,8 @@ pub struct CpuCurrent<T> {
     ptr: AtomicPtr<T>,
     /// The CPU this slot belongs to (UNBOUND until the first replace).
     cpu: AtomicUsize,
+    /// A [`CpuCurrent::with`] is lending out the installed task.
+    lent: AtomicBool,
     _owns: PhantomData<Arc<T>>,
 }
 
@@ -30,6 +32,7 @@ impl<T> CpuCurrent<T> {
         CpuCurrent {
             ptr: AtomicPtr::new(core::ptr::null_mut()),
             cpu: AtomicUsize::new(UNBOUND),
+            lent: AtomicBool::new(false),
             _owns: PhantomData,
         }
     }
@@ -56,6 +59,11 @@ impl<T> CpuCurrent<T> {
         let raw = new.map_or(core::ptr::null_mut(), |a| Arc::into_raw(a).cast_mut());
         let old = crate::cpu::without_interrupts(|| {
             self.check_cpu();
+            // The task lent to a `with` must outlive the loan.
+            assert!(
+                !self.lent.load(Ordering::Relaxed),
+                "CpuCurrent::replace during a with"
+            );
             self.ptr.swap(raw, Ordering::AcqRel)
         });
         if old.is_null() {
@@ -65,6 +73,27 @@ impl<T> CpuCurrent<T> {
             // and the slot's strong count is handed over exactly once here.
             Some(unsafe { Arc::from_raw(old) })
         }
+    }
+
+    /// Runs `f` on the installed task without taking a reference (the
+    /// cheapest way to read a field of the running task: no count to add
+    /// and drop). Interrupts stay off during `f`, and a `replace` inside
+    /// `f` panics, so the task cannot go away under the borrow.
+    #[inline]
+    pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+        crate::cpu::without_interrupts(|| {
+            self.check_cpu();
+            let p = self.ptr.load(Ordering::Acquire);
+            self.lent.store(true, Ordering::Relaxed);
+            // SAFETY: the slot holds a strong count of `p` (when not null)
+            // until a replace; none can run on this CPU with interrupts
+            // off except from `f`, where it panics while `lent` is set;
+            // other CPUs cannot use this slot (check_cpu). So the value
+            // outlives the borrow handed to `f`.
+            let r = f(unsafe { p.as_ref() });
+            self.lent.store(false, Ordering::Relaxed);
+            r
+        })
     }
 
     /// A new reference to the installed task.

@@ -33,6 +33,12 @@ pub fn try_current() -> Option<Arc<Process>> {
     CURRENT.get()
 }
 
+/// Runs `f` on the running process without taking a reference (hot
+/// syscalls that read a field). `f` must not block or switch tasks.
+pub fn with_current<R>(f: impl FnOnce(&Process) -> R) -> R {
+    CURRENT.with(|p| f(p.expect("a process is running")))
+}
+
 /// The running process; only called from syscall and fault context.
 pub fn current() -> Arc<Process> {
     try_current().expect("a process is running")

@@ -143,7 +143,7 @@ fn dispatch(f: &mut TrapFrame) -> KResult<u64> {
         nr::__NR_madvise => Ok(0),
         nr::__NR_getpid => Ok(crate::proc::sched::current().pid as u64),
         nr::__NR_gettid => Ok(crate::proc::sched::current().pid as u64),
-        nr::__NR_getppid => Ok(crate::proc::sched::current().ppid() as u64),
+        nr::__NR_getppid => Ok(crate::proc::sched::with_current(|p| p.ppid()) as u64),
         nr::__NR_getuid | nr::__NR_geteuid | nr::__NR_getgid | nr::__NR_getegid => Ok(0),
         nr::__NR_setuid | nr::__NR_setgid | nr::__NR_setreuid | nr::__NR_setregid => Ok(0),
         nr::__NR_setresuid | nr::__NR_setresgid | nr::__NR_setfsuid | nr::__NR_setfsgid => Ok(0),
