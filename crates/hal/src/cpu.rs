@@ -9,10 +9,16 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// Enables maskable interrupts.
+/// Enables maskable interrupts. A bare `sti` (the x86_64 crate adds a
+/// `nop`): the one-instruction interrupt shadow after it is harmless
+/// because no caller follows it directly with `cli` (the return-to-user
+/// loop does work between the two). It is on every syscall's path.
 #[inline]
 pub fn enable_interrupts() {
-    x86_64::instructions::interrupts::enable();
+    // SAFETY: enabling interrupts is what the kernel asks for here; no
+    // `nomem`, so the compiler keeps memory accesses on their side of it
+    // (a lock release, as in the x86_64 crate).
+    unsafe { asm!("sti", options(nostack, preserves_flags)) };
 }
 
 /// Disables maskable interrupts.
@@ -30,7 +36,15 @@ pub fn interrupts_enabled() -> bool {
 /// Runs `f` with interrupts disabled, restoring the previous state.
 #[inline]
 pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(f)
+    let was_on = interrupts_enabled();
+    if was_on {
+        disable_interrupts();
+    }
+    let r = f();
+    if was_on {
+        enable_interrupts();
+    }
+    r
 }
 
 /// Enables interrupts and halts until the next one, atomically (sti; hlt).
