@@ -4,7 +4,8 @@
  * never push onto the interrupted stack). When the CPU came from ring 3 we
  * swapgs, move the frame to the current task's kernel stack (per-CPU field
  * at %gs:8) and save the user's FPU/SSE state (%gs:32) before any Rust
- * code can touch an XMM register; the exit path mirrors it.
+ * code can touch an XMM register; the exit path mirrors it. From kernel
+ * mode the interrupted code's XMM state is kept on the stack instead.
  *
  * Per-CPU layout (see percpu.rs): 0 self, 8 kernel stack top, 16 user rsp,
  * 24 scratch, 32 user FPU area (512 bytes, 16-aligned).
@@ -30,12 +31,28 @@ trap_common:
     fxsave64 (%rax)
     movq %gs:24, %rax
 1:
-    /* The syscall entry joins here with the same frame layout. */
     .global trap_save_regs
 trap_save_regs:
     SAVE_GPRS
     movq %rsp, %rdi
     cld
+    testb $3, 18*8(%rsp)
+    jnz 4f
+    /*
+     * From kernel mode: the interrupted code may have live values in XMM
+     * registers, and the handler is Rust (which may use SSE). Keep them on
+     * this stack, 16-aligned, across the handler. rbx is already saved in
+     * the frame and survives the call (callee-saved).
+     */
+    movq %rsp, %rbx
+    subq $512, %rsp
+    andq $-16, %rsp
+    fxsave64 (%rsp)
+    call hal_trap_dispatch
+    fxrstor64 (%rsp)
+    movq %rbx, %rsp
+    jmp 2f
+4:
     call hal_trap_dispatch
     .global trap_return
 trap_return:
