@@ -11,22 +11,9 @@ use uring_abi::{
     OP_NOP, SYS_ENTER, SYS_SETUP,
 };
 
-const ENTRIES: u32 = 256;
+use uring_abi::map_ring;
 
-fn map(fd: i32, len: usize, off: i64) -> Option<*mut u8> {
-    // SAFETY: maps the ring memory the kernel offers for this io_uring fd.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_POPULATE,
-            fd,
-            off,
-        )
-    };
-    (p != libc::MAP_FAILED).then_some(p.cast())
-}
+const ENTRIES: u32 = 256;
 
 /// A ring's u32 field at `off` bytes into a mapping.
 fn field(base: *mut u8, off: u32) -> &'static AtomicU32 {
@@ -47,24 +34,23 @@ pub fn nop_batch(size: Size) -> Outcome {
     let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
     let cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * std::mem::size_of::<Cqe>();
     let single = p.features & FEAT_SINGLE_MMAP != 0;
-    let Some(sq) = map(
-        fd,
-        if single { sq_len.max(cq_len) } else { sq_len },
-        OFF_SQ_RING,
-    ) else {
-        return Outcome::Unsupported(format!("mmap SQ ring errno {}", sys::errno()));
+    let sq_map_len = if single { sq_len.max(cq_len) } else { sq_len };
+    let sq = match map_ring(fd, sq_map_len, OFF_SQ_RING) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Unsupported(format!("mmap SQ ring errno {e}")),
     };
     let cq = if single {
         sq
     } else {
-        match map(fd, cq_len, OFF_CQ_RING) {
-            Some(c) => c,
-            None => return Outcome::Unsupported(format!("mmap CQ ring errno {}", sys::errno())),
+        match map_ring(fd, cq_len, OFF_CQ_RING) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Unsupported(format!("mmap CQ ring errno {e}")),
         }
     };
     let sqe_len = p.sq_entries as usize * std::mem::size_of::<Sqe>();
-    let Some(sqes) = map(fd, sqe_len, OFF_SQES) else {
-        return Outcome::Unsupported(format!("mmap SQEs errno {}", sys::errno()));
+    let sqes = match map_ring(fd, sqe_len, OFF_SQES) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Unsupported(format!("mmap SQEs errno {e}")),
     };
     let sqes = sqes.cast::<Sqe>();
     let cqes = cq.wrapping_add(p.cq_off.cqes as usize).cast::<Cqe>();

@@ -33,25 +33,6 @@ struct Uring {
     tail: u32,
 }
 
-fn mmap(len: usize, fd: i32, off: i64) -> Result<*mut u8, i32> {
-    // SAFETY: a fresh shared mapping chosen by the kernel.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_POPULATE,
-            fd,
-            off,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        Err(crate::util::errno())
-    } else {
-        Ok(p.cast())
-    }
-}
-
 impl Uring {
     fn new(entries: u32, p: &mut Params) -> Result<Uring, String> {
         let fd = sys(SYS_SETUP, [entries as _, p as *mut Params as _, 0, 0, 0, 0])
@@ -61,17 +42,17 @@ impl Uring {
         let cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * 16;
         let single = p.features & FEAT_SINGLE_MMAP != 0;
         let ring_len = if single { sq_len.max(cq_len) } else { sq_len };
-        let ring = mmap(ring_len, fd, OFF_SQ_RING)
+        let ring = map_ring(fd, ring_len, OFF_SQ_RING)
             .map_err(|e| format!("mmap of the SQ ring: {}", errname(e)))?;
         let (cq_ring, cq_len) = if single {
             (ring, 0)
         } else {
-            let c = mmap(cq_len, fd, OFF_CQ_RING)
+            let c = map_ring(fd, cq_len, OFF_CQ_RING)
                 .map_err(|e| format!("mmap of the CQ ring: {}", errname(e)))?;
             (c, cq_len)
         };
         let sqes_len = p.sq_entries as usize * 64;
-        let sqes = mmap(sqes_len, fd, OFF_SQES)
+        let sqes = map_ring(fd, sqes_len, OFF_SQES)
             .map_err(|e| format!("mmap of the SQEs: {}", errname(e)))?;
         let mut u = Uring {
             fd,
@@ -289,7 +270,7 @@ fn setup_and_layout() -> Result<(), String> {
     )?;
     // Linux 6.1 answers EINVAL; newer kernels (with more mmap regions)
     // ENOMEM.
-    let bad = mmap(4096, u.fd, 0x4000_0000);
+    let bad = map_ring(u.fd, 4096, 0x4000_0000);
     check(
         bad == Err(libc::EINVAL) || bad == Err(libc::ENOMEM),
         format_args!(

@@ -111,3 +111,25 @@ pub struct Cqe {
 const _: () = assert!(std::mem::size_of::<Params>() == 120);
 const _: () = assert!(std::mem::size_of::<Sqe>() == 64);
 const _: () = assert!(std::mem::size_of::<Cqe>() == 16);
+
+/// Maps `len` bytes of an io_uring fd's memory at `off` (one of the
+/// `OFF_*` offsets), shared and populated; Err(errno) on failure.
+pub fn map_ring(fd: i32, len: usize, off: i64) -> Result<*mut u8, i32> {
+    // SAFETY: a fresh shared mapping chosen by the kernel; no existing
+    // memory is replaced.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd,
+            off,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(p.cast())
+    }
+}
