@@ -56,7 +56,11 @@ pub fn mmap_1m(size: Size) -> Outcome {
 /// One write fault on a fresh anonymous page: map 64 MiB once, touch each
 /// page once, divide.
 pub fn page_fault(size: Size) -> Outcome {
-    let len = if size.n(100) == 100 { 64 << 20 } else { 4 << 20 };
+    let len = if size.n(100) == 100 {
+        64 << 20
+    } else {
+        4 << 20
+    };
     let p = map(len);
     let t = clock::now_ns();
     touch(p, len);
