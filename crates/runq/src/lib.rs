@@ -1,0 +1,100 @@
+//! The per-CPU run queue of RSE OS's scheduler, free of hardware so it can
+//! be tested on the host. The kernel keeps one `RunQueue` per CPU in a
+//! static array and drives it from its timer tick, wakeups and context
+//! switches.
+//!
+//! # Classes
+//!
+//! Two classes, the real-time one strictly above the fair one:
+//!
+//! - **SCHED_FIFO / SCHED_RR**: one FIFO list per priority 1..=99; the head
+//!   of the highest non-empty list runs. FIFO runs until it blocks, yields
+//!   or a higher priority arrives (a preempted task keeps the head of its
+//!   list); RR additionally rotates to the back of its list when its
+//!   100 ms quantum ([`RR_INTERVAL_NS`]) runs out and an equal-priority task
+//!   waits. There is no RT throttling: a spinning RT task starves fair
+//!   tasks on its CPU, as on Linux with throttling disabled.
+//! - **SCHED_OTHER / SCHED_BATCH / SCHED_IDLE**: EEVDF, as Linux has used
+//!   since 6.6, with Linux's nice weights ([`weight_of_nice`]; SCHED_IDLE
+//!   weighs 3).
+//!
+//! # EEVDF
+//!
+//! Each fair task has a virtual runtime `v` advancing at
+//! `real * 1024 / weight`, so heavier tasks age more slowly. The queue's
+//! virtual clock `V` is the weight-averaged `v` of all its fair tasks
+//! (queued and running). A task's *lag* is `V - v`: positive means the
+//! task is owed CPU. A task is *eligible* when its lag is >= 0, and each
+//! task asks for CPU in requests of [`BASE_SLICE_NS`] with virtual deadline
+//! `v + slice * 1024 / weight`. `pick_next` runs the eligible task with the
+//! earliest virtual deadline. The tick charges the running task and, when
+//! its request is used up, starts the next request and preempts it if
+//! anyone waits. Because only eligible tasks run, every task's lag stays
+//! within about one slice, so CPU time follows the weights closely
+//! (nice 0 vs nice 5 get 1024:335) while short requests get low latency.
+//!
+//! The sums behind `V` (sum of weight and of weight*v) are kept
+//! incrementally in u128, so `V` and eligibility are exact and cheap;
+//! eligibility is tested as `v * W <= sum(w*v)` without dividing. Queued
+//! fair tasks sit in a `BTreeMap` keyed by (deadline, seq) and the pick
+//! scans from the earliest deadline for the first eligible one (usually
+//! among the first few).
+//!
+//! # Lag handling (placement)
+//!
+//! When a fair task leaves a queue (sleep, migration, removal) its lag and
+//! its deadline relative to `v` are recorded in its [`Entity`]. When it
+//! comes back:
+//!
+//! - **New**: lag 0, placed at `V`, fresh request.
+//! - **Wakeup**: the recorded lag, **clamped to +-2 slices** (in its own
+//!   virtual time), then scaled by `(W + w) / W` so that after joining (which
+//!   moves `V` towards it) the task has exactly that lag again (Linux
+//!   `place_entity` with PLACE_LAG); fresh request. So a task cannot escape
+//!   a debt by sleeping briefly, and a long sleeper gets at most two slices
+//!   of credit rather than the whole sleep (CFS's old sleeper problem). We
+//!   do not decay lag over the sleep (Linux doesn't either).
+//! - **Migrated { from_vclock }**: `v - from_vclock + V`, i.e. the lag
+//!   relative to the source queue, with the same clamp; relative deadline
+//!   kept.
+//! - **Requeue**: like Wakeup but the relative deadline is kept (for a
+//!   running task taken out and put straight back, e.g. a policy change).
+//!
+//! Since placement only ever uses positions relative to `V`, a queue may
+//! shift all its virtual times down (it does so above 2^62) without anyone
+//! outside noticing, and a task sleeping on one CPU can wake on another
+//! with plain `Wakeup`.
+//!
+//! # Robustness
+//!
+//! Nothing here panics on any input: nice and priority values are clamped,
+//! products are taken in u128, vruntimes saturate (and are rebased long
+//! before that), a clock going backwards charges nothing, and misuse (e.g.
+//! `put_prev` with nothing running) degrades instead of panicking. No
+//! operation can lose or duplicate a task handle.
+#![no_std]
+
+extern crate alloc;
+
+mod entity;
+mod fair;
+mod params;
+mod queue;
+mod rt;
+mod weight;
+
+#[cfg(test)]
+mod tests;
+
+pub use entity::Entity;
+pub use params::{Params, Policy};
+pub use queue::{Enqueue, RunQueue};
+pub use weight::{weight_of_nice, IDLE_WEIGHT, NICE_0_WEIGHT};
+
+/// EEVDF request size. Linux uses 0.75 ms * (1 + ilog2(ncpus)); a fixed
+/// 3 ms (Linux's value on 8-15 CPUs) keeps behaviour independent of the
+/// machine.
+pub const BASE_SLICE_NS: u64 = 3_000_000;
+
+/// SCHED_RR quantum (Linux RR_TIMESLICE, 100 ms).
+pub const RR_INTERVAL_NS: u64 = 100_000_000;

@@ -1,0 +1,483 @@
+//! The per-CPU run queue: RT lists above the EEVDF fair queue, plus the
+//! running task's entity and the queue's virtual clock V.
+
+use alloc::vec::Vec;
+
+use crate::entity::Entity;
+use crate::fair::{eligible, weighted, FairQueue};
+use crate::params::{Params, Policy};
+use crate::rt::RtQueue;
+use crate::weight::{to_virtual, NICE_0_WEIGHT};
+use crate::RR_INTERVAL_NS;
+
+/// Why a task is being added to a queue; decides where it is placed in
+/// virtual time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueue {
+    /// A new task: placed at V with zero lag and a fresh request.
+    New,
+    /// A sleeper waking up (on this or any other CPU): placed with the lag
+    /// it had when it went to sleep, clamped to +-2 slices, and a fresh
+    /// request. See the crate doc for why.
+    Wakeup,
+    /// A runnable task moved from another queue (`steal`/`remove` there),
+    /// `from_vclock` being that queue's `vclock()` read right after the
+    /// removal: vruntime renormalised as `v - from_vclock + V` (the offset
+    /// clamped to +-2 slices), deadline kept relative to vruntime.
+    Migrated { from_vclock: u64 },
+    /// A task that left this queue without sleeping (e.g. `take_current` for
+    /// a policy change): keeps its lag and relative deadline exactly.
+    /// RT tasks go back to the head of their priority list.
+    Requeue,
+}
+
+/// V above which the queue shifts every vruntime down. Only reachable after
+/// centuries of virtual time (SCHED_IDLE runs ~341x faster than real time),
+/// but it keeps u64 vruntimes from ever saturating.
+const REBASE_ABOVE: u64 = 1 << 62;
+
+/// One CPU's run queue. `T` is the caller's task handle; the queue owns the
+/// handles of queued tasks, while the running task's handle is with the
+/// caller (returned by `pick_next`, given back to `put_prev`) and only its
+/// `Entity` stays here as `current`.
+pub struct RunQueue<T> {
+    fair: FairQueue<T>,
+    rt: RtQueue<T>,
+    current: Option<Entity>,
+    /// V: load-weighted average vruntime of queued + running fair tasks,
+    /// refreshed after every change; keeps its last value while the queue
+    /// has no fair task so returning tasks land where the clock stopped.
+    vclock: u64,
+}
+
+impl<T> Default for RunQueue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> RunQueue<T> {
+    /// An empty queue; `const` so it can live in a static per-CPU array.
+    pub const fn new() -> Self {
+        RunQueue {
+            fair: FairQueue::new(),
+            rt: RtQueue::new(),
+            current: None,
+            vclock: 0,
+        }
+    }
+
+    /// Waiting tasks (not counting the running one).
+    pub fn queued(&self) -> usize {
+        self.fair.len() + self.rt.len()
+    }
+
+    /// Queued + the running one.
+    pub fn nr_running(&self) -> usize {
+        self.queued() + usize::from(self.current.is_some())
+    }
+
+    /// Queued real-time tasks.
+    pub fn rt_queued(&self) -> usize {
+        self.rt.len()
+    }
+
+    /// Queued fair tasks.
+    pub fn fair_queued(&self) -> usize {
+        self.fair.len()
+    }
+
+    /// Sum of the weights of queued + running fair tasks; RT tasks count
+    /// NICE_0_WEIGHT each. For load balancing.
+    pub fn load(&self) -> u64 {
+        let rt = (self.rt.len() as u64).saturating_mul(u64::from(NICE_0_WEIGHT));
+        let cur = self.current.map_or(0, |c| u64::from(c.weight()));
+        self.fair
+            .sum_weight()
+            .saturating_add(rt)
+            .saturating_add(cur)
+    }
+
+    /// The queue's virtual clock V (for renormalising migrated tasks).
+    pub fn vclock(&self) -> u64 {
+        self.vclock
+    }
+
+    /// Params of the running task, if any.
+    pub fn current_params(&self) -> Option<Params> {
+        self.current.map(|c| c.params)
+    }
+
+    /// The running task's entity (charged up to the last tick/charge).
+    pub fn current(&self) -> Option<&Entity> {
+        self.current.as_ref()
+    }
+
+    /// Adds a task; see [`Enqueue`] for placement. Returns a copy of the
+    /// entity as placed, which is what [`RunQueue::should_preempt`] wants.
+    pub fn enqueue(&mut self, t: T, e: Entity, how: Enqueue) -> Entity {
+        let mut e = e;
+        e.rr_to_tail = false;
+        if e.is_rt() {
+            if how == Enqueue::New || e.rr_left_ns == 0 {
+                e.rr_left_ns = RR_INTERVAL_NS;
+            }
+            if how == Enqueue::Requeue {
+                self.rt.push_front(t, e);
+            } else {
+                self.rt.push_back(t, e);
+            }
+            return e;
+        }
+        self.place(&mut e, how);
+        self.fair.insert(t, e);
+        self.refresh_vclock();
+        e
+    }
+
+    /// Sets a fair entity's vruntime/deadline for joining this queue.
+    fn place(&self, e: &mut Entity, how: Enqueue) {
+        let (_, w) = self.fair_sums();
+        let limit = e.lag_limit();
+        let (lag, inflate) = match how {
+            Enqueue::New => (0, false),
+            Enqueue::Wakeup | Enqueue::Requeue => (i128::from(e.vlag), true),
+            Enqueue::Migrated { from_vclock } => {
+                (i128::from(from_vclock) - i128::from(e.vruntime), false)
+            }
+        };
+        let mut lag = lag.clamp(-limit, limit);
+        if w == 0 {
+            // Alone on the queue, lag means nothing: start at V.
+            lag = 0;
+        } else if inflate {
+            // Adding the task moves V towards it; scaling its lag by
+            // (W + w)/W makes the lag it ends up with equal the lag it left
+            // with (Linux place_entity). |lag| < 2^32, W < 2^64: fits i128.
+            let we = i128::from(e.weight());
+            let w = i128::try_from(w).unwrap_or(i128::MAX);
+            lag = lag.saturating_mul(w.saturating_add(we)) / w.max(1);
+        }
+        let v = (i128::from(self.vclock) - lag).clamp(0, i128::from(u64::MAX));
+        e.vruntime = u64::try_from(v).unwrap_or(u64::MAX);
+        let vslice = e.vslice();
+        let rel = match how {
+            Enqueue::New | Enqueue::Wakeup => vslice,
+            Enqueue::Migrated { .. } | Enqueue::Requeue => {
+                let r = i128::from(e.rel_deadline).clamp(0, 2 * i128::from(vslice));
+                u64::try_from(r).unwrap_or(vslice)
+            }
+        };
+        e.deadline = e.vruntime.saturating_add(rel);
+    }
+
+    /// Picks the next task and makes it the running one, starting its
+    /// accounting at `now_ns`. RT first (highest priority, FIFO within a
+    /// priority), then EEVDF: the earliest virtual deadline among eligible
+    /// fair tasks. `None` if nothing is queued.
+    ///
+    /// Call it with no running task (after `put_prev`/`take_current`). If a
+    /// task is still running that is a caller bug; rather than panic, the
+    /// old running entity is retired as by `take_current` and dropped.
+    pub fn pick_next(&mut self, now_ns: u64) -> Option<T> {
+        if self.current.is_some() {
+            let _ = self.take_current(now_ns);
+        }
+        let (t, mut e) = if let Some(te) = self.rt.pop_first() {
+            te
+        } else {
+            let (s, w) = self.fair_sums();
+            let key = self.fair.pick_key(s, w)?;
+            self.fair.remove(key)?
+        };
+        e.exec_start_ns = now_ns;
+        self.current = Some(e);
+        // The picked task moves from queued to running: V is unchanged.
+        Some(t)
+    }
+
+    /// The running task stops running (sleep, exit, migration, policy
+    /// change): charged up to `now_ns`, its lag recorded, entity returned.
+    pub fn take_current(&mut self, now_ns: u64) -> Option<Entity> {
+        self.charge(now_ns);
+        let mut e = self.current.take()?;
+        if !e.is_rt() {
+            // V still includes it here (refreshed by charge).
+            record_lag(&mut e, self.vclock);
+            self.refresh_vclock();
+        }
+        Some(e)
+    }
+
+    /// Preempted / yielding: the running task `t` goes back into the queue,
+    /// charged up to `now_ns`. `yield_` = sched_yield: a fair task's
+    /// deadline moves out one slice so others go first; an RT task goes to
+    /// the back of its priority list. A preempted RT task keeps the head of
+    /// its list, unless its RR quantum ran out (then the back).
+    ///
+    /// With no running task (caller bug) `t` is queued as a New default
+    /// task rather than lost.
+    pub fn put_prev(&mut self, t: T, now_ns: u64, yield_: bool) {
+        self.charge(now_ns);
+        let Some(mut e) = self.current.take() else {
+            self.enqueue(t, Entity::new(Params::DEFAULT), Enqueue::New);
+            return;
+        };
+        if e.is_rt() {
+            let to_tail = yield_ || e.rr_to_tail;
+            e.rr_to_tail = false;
+            if to_tail {
+                self.rt.push_back(t, e);
+            } else {
+                self.rt.push_front(t, e);
+            }
+            return;
+        }
+        if yield_ {
+            e.deadline = e.deadline.saturating_add(e.vslice());
+        }
+        // Still counted in V as running; now counted as queued: V unchanged.
+        self.fair.insert(t, e);
+    }
+
+    /// Timer tick: charges the running task and says whether it should be
+    /// preempted now:
+    /// - a fair task whose request is used up (it then gets a new deadline
+    ///   one slice out) while anything else is queued;
+    /// - an RR task whose quantum ran out while an equal-priority task is
+    ///   queued (it then goes to the back of its list on `put_prev`);
+    /// - any fair task while an RT task is queued, and any RT task while a
+    ///   higher-priority one is queued (normally wakeup preemption already
+    ///   handled these; the tick is the safety net).
+    pub fn tick(&mut self, now_ns: u64) -> bool {
+        let request_done = self.charge(now_ns);
+        let queued = self.queued();
+        let best_rt = self.rt.best_prio();
+        let Some(c) = self.current.as_mut() else {
+            return false;
+        };
+        if !c.is_rt() {
+            return best_rt.is_some() || (request_done && queued > 0);
+        }
+        let prio = c.params.kernel_prio();
+        if best_rt.is_some_and(|b| b < prio) {
+            return true;
+        }
+        if c.params.policy == Policy::RoundRobin && c.rr_left_ns == 0 {
+            // Linux: a fresh quantum either way; rotate only if a peer waits.
+            c.rr_left_ns = RR_INTERVAL_NS;
+            if self.rt.has_prio(prio) {
+                c.rr_to_tail = true;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether `e` (as returned by `enqueue`) should preempt the running
+    /// task: RT over fair, higher RT priority over lower, a non-idle fair
+    /// task over a SCHED_IDLE one, and fair over fair when `e` is eligible
+    /// and its deadline is earlier than the running task's. Batch and Idle
+    /// tasks never wakeup-preempt. True when nothing is running (the idle
+    /// CPU should reschedule).
+    pub fn should_preempt(&self, e: &Entity) -> bool {
+        let Some(c) = self.current.as_ref() else {
+            return true;
+        };
+        match (e.is_rt(), c.is_rt()) {
+            (true, false) => true,
+            (true, true) => e.params.kernel_prio() < c.params.kernel_prio(),
+            (false, true) => false,
+            (false, false) => match e.params.policy {
+                Policy::Batch | Policy::Idle => false,
+                _ if c.params.policy == Policy::Idle => true,
+                _ => {
+                    let (s, w) = self.fair_sums();
+                    eligible(e, s, w) && e.deadline < c.deadline
+                }
+            },
+        }
+    }
+
+    /// Removes and returns one queued task that `movable` accepts, for
+    /// migration to another CPU: fair tasks first (latest deadline first,
+    /// they are the least urgent here), then RT (lowest priority, tail
+    /// first). Never the running one. Enqueue it elsewhere with
+    /// `Migrated { from_vclock: self.vclock() }` read after this call.
+    pub fn steal(&mut self, mut movable: impl FnMut(&T) -> bool) -> Option<(T, Entity)> {
+        let fair = self
+            .fair
+            .tree
+            .iter()
+            .rev()
+            .find(|(_, (t, _))| movable(t))
+            .map(|(k, _)| *k);
+        if let Some(key) = fair {
+            return self.remove_fair(key);
+        }
+        let rt = self
+            .rt
+            .map
+            .iter()
+            .rev()
+            .find(|(_, (t, _))| movable(t))
+            .map(|(k, _)| *k);
+        rt.and_then(|key| self.rt.remove(key))
+    }
+
+    /// Removes a specific queued task (the first `matches` accepts), e.g.
+    /// when its affinity changes. Never the running one.
+    pub fn remove(&mut self, mut matches: impl FnMut(&T) -> bool) -> Option<(T, Entity)> {
+        let fair = self
+            .fair
+            .tree
+            .iter()
+            .find(|(_, (t, _))| matches(t))
+            .map(|(k, _)| *k);
+        if let Some(key) = fair {
+            return self.remove_fair(key);
+        }
+        let rt = self
+            .rt
+            .map
+            .iter()
+            .find(|(_, (t, _))| matches(t))
+            .map(|(k, _)| *k);
+        rt.and_then(|key| self.rt.remove(key))
+    }
+
+    /// Drains every queued task (e.g. adopting a failed CPU's tasks), RT
+    /// first. The running task's entity stays; get it with `take_current`.
+    pub fn drain(&mut self) -> Vec<(T, Entity)> {
+        let v = self.vclock;
+        let mut out: Vec<(T, Entity)> = self.rt.drain().collect();
+        out.extend(self.fair.drain().map(|(t, mut e)| {
+            record_lag(&mut e, v);
+            (t, e)
+        }));
+        self.refresh_vclock();
+        out
+    }
+
+    fn remove_fair(&mut self, key: (u64, u64)) -> Option<(T, Entity)> {
+        let (t, mut e) = self.fair.remove(key)?;
+        record_lag(&mut e, self.vclock);
+        self.refresh_vclock();
+        Some((t, e))
+    }
+
+    /// (sum of weight*vruntime, sum of weight) over queued + running fair
+    /// tasks.
+    fn fair_sums(&self) -> (u128, u128) {
+        let (mut s, mut w) = self.fair.sums();
+        if let Some(c) = self.current.as_ref().filter(|c| !c.is_rt()) {
+            s = s.wrapping_add(weighted(c));
+            w += u128::from(c.weight());
+        }
+        (s, w)
+    }
+
+    /// The weighted average vruntime of the fair tasks, if there are any.
+    fn average(&self) -> Option<u64> {
+        let (s, w) = self.fair_sums();
+        // An average of u64 values fits u64.
+        s.checked_div(w)
+            .map(|v| u64::try_from(v).unwrap_or(u64::MAX))
+    }
+
+    /// Recomputes V; keeps the old value when there is no fair task.
+    fn refresh_vclock(&mut self) {
+        if let Some(v) = self.average() {
+            self.vclock = v;
+        }
+        if self.vclock > REBASE_ABOVE {
+            self.rebase(self.vclock - (REBASE_ABOVE >> 1));
+        }
+    }
+
+    /// Shifts all of this queue's virtual times down by `shift`. Placement
+    /// only ever uses positions relative to V, so nothing outside the queue
+    /// needs to know. Entities further behind than `shift` (impossible in
+    /// practice: lag is bounded) would clamp to 0.
+    fn rebase(&mut self, shift: u64) {
+        let down = |e: &mut Entity| {
+            e.vruntime = e.vruntime.saturating_sub(shift);
+            e.deadline = e.deadline.saturating_sub(shift);
+        };
+        let all: Vec<(T, Entity)> = self.fair.drain().collect();
+        for (t, mut e) in all {
+            down(&mut e);
+            self.fair.insert(t, e);
+        }
+        if let Some(c) = self.current.as_mut().filter(|c| !c.is_rt()) {
+            down(c);
+        }
+        self.vclock = self.average().unwrap_or(self.vclock.saturating_sub(shift));
+    }
+
+    /// Charges the running task for the time since its last charge.
+    /// Returns whether a fair task's request just ran out (a new one was
+    /// started).
+    fn charge(&mut self, now_ns: u64) -> bool {
+        let Some(c) = self.current.as_mut() else {
+            return false;
+        };
+        // A clock that goes backwards charges nothing (and the start stays,
+        // so the same interval is never charged twice).
+        let delta = now_ns.saturating_sub(c.exec_start_ns);
+        c.exec_start_ns = c.exec_start_ns.max(now_ns);
+        c.sum_exec_ns = c.sum_exec_ns.saturating_add(delta);
+        if c.is_rt() {
+            c.rr_left_ns = c.rr_left_ns.saturating_sub(delta);
+            return false;
+        }
+        c.vruntime = c.vruntime.saturating_add(to_virtual(delta, c.weight()));
+        let done = c.vruntime >= c.deadline;
+        if done {
+            // Linux update_deadline: the next request starts where this
+            // task is now.
+            c.deadline = c.vruntime.saturating_add(c.vslice());
+        }
+        self.refresh_vclock();
+        done
+    }
+
+    #[cfg(test)]
+    pub(crate) fn force_rebase(&mut self, shift: u64) {
+        self.rebase(shift);
+    }
+
+    /// Internal consistency, for tests: the cached sums match the queued
+    /// entities and V matches them.
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        let (s, w) = self.fair.sums();
+        let (s2, w2) = self
+            .fair
+            .tree
+            .values()
+            .fold((0u128, 0u128), |(s, w), (_, e)| {
+                (s.wrapping_add(weighted(e)), w + u128::from(e.weight()))
+            });
+        assert_eq!((s, w), (s2, w2), "fair sums drifted");
+        for ((d, _), (_, e)) in &self.fair.tree {
+            assert_eq!(*d, e.deadline, "tree key is not the deadline");
+            assert!(!e.is_rt());
+        }
+        for ((p, _), (_, e)) in &self.rt.map {
+            assert_eq!(*p, e.params.kernel_prio());
+            assert!(e.is_rt());
+        }
+        if let Some(v) = self.average() {
+            assert_eq!(self.vclock, v, "V stale");
+        }
+    }
+}
+
+/// Records a fair entity's position relative to the clock `v` of the queue
+/// it is leaving.
+fn record_lag(e: &mut Entity, v: u64) {
+    let sat = |x: i128| i64::try_from(x).unwrap_or(if x < 0 { i64::MIN } else { i64::MAX });
+    e.vlag = sat(i128::from(v) - i128::from(e.vruntime));
+    e.rel_deadline = sat(i128::from(e.deadline) - i128::from(e.vruntime));
+}
