@@ -64,16 +64,20 @@ impl Torus {
         let v = self.view.without(x);
         self.adopt_view(now, v);
         let inb = self.inbound.remove(&x);
-        self.resume(now, x, inb, tx);
+        self.resume(now, x, inb, None, tx);
     }
 
     /// Resume `x`'s committed processes from our mirror of it (if any),
-    /// once `x` is out of the view.
+    /// once `x` is out of the view. `redirect`: the mirror is a replica
+    /// kept from our previous incarnation, which installed `x`'s
+    /// migrations to it and is gone; they are redirected to `redirect`,
+    /// our successor, which resumed that incarnation (docs/braid.md §8).
     fn resume(
         &mut self,
         now: Time,
         x: TorusId,
         inb: Option<crate::verify::Inbound>,
+        redirect: Option<TorusId>,
         tx: &mut impl Transport,
     ) {
         let mut resumed = 0;
@@ -83,8 +87,18 @@ impl Torus {
             for (rec, slot) in inb.mirror.iter() {
                 let install = match slot {
                     Slot::Owned => true,
-                    // We installed it when we applied the MigrateOut.
-                    Slot::InFlight(t) if t == self.id => false,
+                    // Installed by our previous incarnation, whose table
+                    // our successor resumed if that incarnation's Upsert
+                    // had reached it, and nobody holds otherwise: an
+                    // in-flight migration of `x` to a dead torus, which
+                    // goes to the torus that resumed the dead one (§7).
+                    Slot::InFlight(t) if t == self.id => {
+                        if let Some(s) = redirect.filter(|_| self.table.get(rec.pid).is_none()) {
+                            self.table.set(*rec, Slot::InFlight(s));
+                            self.out.inflight.insert(rec.pid, (s, 0));
+                        }
+                        false
+                    }
                     Slot::InFlight(t) => !self.view.contains(t),
                 };
                 if install && self.table.get(rec.pid).is_none() {
@@ -123,7 +137,13 @@ impl Torus {
     /// surely expired: its last lease came from our previous incarnation's
     /// acks, which acked nothing that arrived after the kept mirror's last
     /// arrival.
-    pub(crate) fn take_over(&mut self, now: Time, tx: &mut impl Transport) {
+    ///
+    /// `x`'s migrations to our previous incarnation (`InFlight(us)` in the
+    /// replica) become our in-flight migrations to our successor `s`,
+    /// which installs them unless it resumed them with that incarnation
+    /// (its adopted set, kept for this until it has applied the snapshot
+    /// of the new session we start here).
+    pub(crate) fn take_over(&mut self, now: Time, s: TorusId, tx: &mut impl Transport) {
         let Some((x, inb)) = self.kept.take() else {
             return;
         };
@@ -132,7 +152,26 @@ impl Torus {
             self.kept = Some((x, inb));
             return;
         }
-        self.resume(now, x, Some(inb), tx);
+        self.resume(now, x, Some(inb), Some(s), tx);
+        self.restart_session();
+    }
+
+    /// Start a new session with the current successor (if we replicate to
+    /// it already; otherwise the switch to it starts one).
+    pub(crate) fn restart_session(&mut self) {
+        if let Some(s) = self
+            .out
+            .target
+            .filter(|&s| self.view.successor(self.id) == Some(s))
+        {
+            self.out.start(s, &self.table);
+            let end = self.out.snapshot_end;
+            for inb in self.inbound.values_mut() {
+                for d in &mut inb.derived {
+                    d.1 = end;
+                }
+            }
+        }
     }
 
     /// We were declared failed: our processes already run elsewhere, so

@@ -92,6 +92,11 @@ impl Torus {
             *k == p.from && p.incarnation == i.incarnation && p.heartbeat > i.last_hb
         }) {
             self.kept = None;
+            // Our successor may hold its adopted set for our take-over
+            // until our next snapshot (§8): send one.
+            if !self.joining {
+                self.restart_session();
+            }
         }
         // A joiner's view is whatever it last knew: never adopt it.
         if p.flags & F_JOIN == 0
@@ -191,6 +196,11 @@ impl Torus {
         if self.view.predecessor(self.id) == Some(p.from) {
             self.heard_pred_this_tick = true;
         }
+        if p.flags & (F_JOIN | F_REPLICA) == 0 && self.handover.is_some_and(|h| h.0 == p.from) {
+            // It took over the replica (and restarted its session: these
+            // entries are of the new one), or dropped it.
+            self.handover = None;
+        }
         for e in p.entries() {
             self.apply_entry(now, p.from, p.session, e);
         }
@@ -201,9 +211,6 @@ impl Torus {
             self.stats.divergences += 1;
             self.digest_alert = Some((p.from, p.log_head));
             self.corrective(now, Corrective::Resync, p.from.into());
-        }
-        if p.flags & (F_JOIN | F_REPLICA) == 0 && self.handover.is_some_and(|h| h.0 == p.from) {
-            self.handover = None; // It took over (or dropped) the replica.
         }
         let inb = self.inbound.entry(p.from).or_default();
         inb.priority_demand = p.corrective().iter().any(|c| c.kind == CR_PRIORITY_DEMAND);
@@ -267,6 +274,10 @@ impl Torus {
         let v = self.view.without(q);
         self.adopt_view(now, v);
         self.handover = Some((p.from, p.incarnation));
+        // What we adopted from the joiner's previous incarnation tells its
+        // re-sent migrations of `q` apart (§8): keep it until the joiner's
+        // snapshot after the take-over.
+        self.adopted_wait = Some(p.from);
         true
     }
 
@@ -311,8 +322,14 @@ impl Torus {
             }
             Op::SnapshotEnd => {
                 inb.synced = true;
+                let inc = inb.incarnation;
                 self.unpin_from(from);
-                if self.adopted_wait == Some(from) {
+                // A joiner admitted by a hand-over re-sends its kept
+                // replica's migrations in the session it starts when it
+                // takes over (its projections then stop carrying
+                // `REPLICA`), not in the one before.
+                let before_take_over = self.handover.is_some_and(|h| h.0 == from && h.1 == inc);
+                if self.adopted_wait == Some(from) && !before_take_over {
                     self.adopted.clear();
                     self.adopted_wait = None;
                 }
@@ -473,7 +490,7 @@ impl Torus {
             && a.to_incarnation == self.incarnation
             && self.view.successor(self.id) == Some(a.from)
         {
-            self.take_over(now, tx);
+            self.take_over(now, a.from, tx);
         }
         if Some(a.from) != self.out.target || a.heard_hb == 0 {
             return;

@@ -313,7 +313,9 @@ impl Sim {
         let Some((at, m)) = self.net.pop() else {
             return Ok(());
         };
-        if self.net.isolated.is_some_and(|t| t == m.to || t == m.from) {
+        if self.net.isolated.is_some_and(|t| t == m.to || t == m.from)
+            || self.net.cut.contains(&(m.from, m.to))
+        {
             return Ok(());
         }
         let Some(t) = self

@@ -42,6 +42,9 @@ pub struct Net {
     pub(crate) rng: Rng,
     pub(crate) now: Time,
     pub(crate) isolated: Option<TorusId>,
+    /// Test hook: one-way links cut (sender, receiver); records on them
+    /// are dropped when sent and when due.
+    pub(crate) cut: Vec<(TorusId, TorusId)>,
     /// Test hook: damage records *and* re-seal the checksum, which the
     /// corruption invariant must catch.
     pub(crate) reseal_corruption: bool,
@@ -60,6 +63,7 @@ impl Net {
             rng: Rng::new(seed ^ 0xA11CE),
             now: 0,
             isolated: None,
+            cut: Vec::new(),
             reseal_corruption: false,
             seq: 0,
             inflight: BTreeMap::new(),
@@ -123,7 +127,9 @@ impl Net {
 impl Transport for Net {
     fn send(&mut self, from: TorusId, to: TorusId, bytes: &[u8]) {
         self.sent += 1;
-        if self.isolated.is_some_and(|t| t == from || t == to) || self.rng.chance(self.faults.drop)
+        if self.isolated.is_some_and(|t| t == from || t == to)
+            || self.cut.contains(&(from, to))
+            || self.rng.chance(self.faults.drop)
         {
             return;
         }

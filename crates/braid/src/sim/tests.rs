@@ -267,3 +267,91 @@ fn count_soak() {
         &fails[..fails.len().min(10)]
     );
 }
+
+/// The hand-over of a kept replica when the dead predecessor `P` (torus 0)
+/// had migrated a process to its successor `R` (torus 1), and `R` had
+/// installed it (docs/braid.md §8, hand-over). `P` crashes and, before `R`
+/// resumes it, `R`'s projections to its successor `S` (torus 2) are lost
+/// for a detection timeout: `S` fences `R`, whose new incarnation keeps its
+/// replica of `P` (the process `InFlight(R)` there) and takes it over.
+/// `upsert_at_s` chooses whether `R`'s `Upsert` of the process reached `S`
+/// before the cut (then `S` resumed it with `R`; with `exit_at_s` it also
+/// exits there before the take-over). The process must end up owned exactly
+/// once (or exited), never lost nor duplicated.
+fn kept_replica_with_installed_migration(seed: u64, upsert_at_s: bool, exit_at_s: bool) -> Sim {
+    let mut sc = only(seed, |s| s.burst = true);
+    sc.cfg.tori = 4;
+    let mut s = Sim::new(sc);
+    let pid = loop {
+        let t = s.time + 1_000;
+        s.run_until(t, true).unwrap();
+        assert!(s.time < sc.active, "no migration 0→1 caught");
+        let r = s.tori[1].as_ref().unwrap();
+        let Some(pid) = r.inbound.get(&0).and_then(|m| {
+            m.mirror
+                .iter()
+                .find(|(_, sl)| *sl == Slot::InFlight(1))
+                .map(|(r, _)| r.pid)
+        }) else {
+            continue;
+        };
+        assert!(r.table().owns(pid), "installed when applied");
+        let st = s.tori[2].as_ref().unwrap();
+        if st.inbound.get(&1).is_some_and(|m| m.mirror.owns(pid)) == upsert_at_s {
+            break pid;
+        }
+    };
+    // P crashes; R's projections to S are lost from now on. No more
+    // workload: the process must not exit by chance.
+    s.tori[0] = None;
+    s.down_since = Some((0, s.time));
+    s.net.cut.push((1, 2));
+    while s.tori[2].as_ref().unwrap().view().contains(1) {
+        let t = s.time + 100_000;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < sc.active, "S never removed R");
+    }
+    if exit_at_s && s.tori[2].as_mut().unwrap().exit(pid) {
+        s.exiting.insert(pid);
+    }
+    s.net.cut.clear();
+    s.heal();
+    s.run_until(sc.active + sc.settle, false).unwrap();
+    s.check_quiescent().unwrap();
+    let j = s.tori[1].as_ref().unwrap();
+    assert!(j.incarnation() > 0 && j.view().contains(1) && !j.view().contains(0));
+    // The adopted sets served their purpose and were released.
+    assert!(s.tori.iter().flatten().all(|t| t.adopted.is_empty()));
+    let owners = s.tori.iter().flatten().filter(|t| t.table().owns(pid));
+    if exit_at_s {
+        // The exit is committed: the process must not come back.
+        assert!(s.exited.contains(&pid) && owners.count() == 0);
+    } else {
+        assert!(s.committed.contains(&pid) && owners.count() == 1);
+    }
+    s
+}
+
+#[test]
+fn kept_replica_resumes_migration_its_holder_installed() {
+    // R's Upsert never reached S: the kept replica is the only copy.
+    for seed in 1..=8 {
+        kept_replica_with_installed_migration(seed, false, false);
+    }
+}
+
+#[test]
+fn kept_replica_does_not_duplicate_migration_the_fencer_resumed() {
+    for seed in 1..=8 {
+        // R's Upsert reached S, which resumed the process with R ...
+        kept_replica_with_installed_migration(seed, true, false);
+        // ... and the process exited at S before the take-over (S must
+        // still know it adopted it when the re-sent migration arrives).
+        let s = kept_replica_with_installed_migration(seed, true, true);
+        assert!(s
+            .tori
+            .iter()
+            .flatten()
+            .any(|t| t.stats.duplicates_dropped > 0));
+    }
+}
