@@ -65,6 +65,29 @@
 //! outside noticing, and a task sleeping on one CPU can wake on another
 //! with plain `Wakeup`.
 //!
+//! # Driving it
+//!
+//! ```
+//! use runq::{Enqueue, Entity, Params, RunQueue};
+//! let mut rq: RunQueue<u32> = RunQueue::new();
+//! // Wakeup: enqueue, then ask whether to preempt with the *placed* entity.
+//! let placed = rq.enqueue(7, Entity::new(Params::DEFAULT), Enqueue::Wakeup);
+//! assert!(rq.should_preempt(&placed)); // nothing running: reschedule
+//! let t = rq.pick_next(0).unwrap();
+//! // Timer tick: preempt if asked.
+//! if rq.tick(1_000_000) {
+//!     rq.put_prev(t, 1_000_000, false);
+//!     let _next = rq.pick_next(1_000_000);
+//! }
+//! // Blocking: the task keeps its Entity while asleep.
+//! let e = rq.take_current(2_000_000);
+//! # let _ = e;
+//! ```
+//!
+//! Migration: `let (t, e) = src.steal(..)?;` then
+//! `dst.enqueue(t, e, Enqueue::Migrated { from_vclock: src.vclock() })`.
+//! A sleeper waking on another CPU uses plain `Wakeup`.
+//!
 //! # Robustness
 //!
 //! Nothing here panics on any input: nice and priority values are clamped,

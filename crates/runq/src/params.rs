@@ -109,7 +109,7 @@ impl Params {
 
     /// Linux kernel priority 0..=139, lower is more important:
     /// `99 - rt_prio` for RT (0..=98), `120 + nice` for fair (100..=139).
-    /// (/proc/<pid>/stat's "priority" field is this minus 100.)
+    /// (`/proc/<pid>/stat`'s "priority" field is this minus 100.)
     pub fn kernel_prio(&self) -> u32 {
         if self.policy.is_rt() {
             99 - self.rt_prio_clamped()

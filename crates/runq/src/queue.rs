@@ -401,8 +401,14 @@ impl<T> RunQueue<T> {
     /// practice: lag is bounded) would clamp to 0.
     fn rebase(&mut self, shift: u64) {
         let down = |e: &mut Entity| {
-            e.vruntime = e.vruntime.saturating_sub(shift);
-            e.deadline = e.deadline.saturating_sub(shift);
+            if e.vruntime >= shift {
+                e.vruntime -= shift;
+                e.deadline = e.deadline.saturating_sub(shift);
+            } else {
+                // Clamped to 0: keep the request's length, at least.
+                e.deadline = e.deadline.saturating_sub(e.vruntime);
+                e.vruntime = 0;
+            }
         };
         let all: Vec<(T, Entity)> = self.fair.drain().collect();
         for (t, mut e) in all {

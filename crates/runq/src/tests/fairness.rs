@@ -38,6 +38,30 @@ fn equal_nice_share_equally_with_short_turns() {
     }
 }
 
+/// EEVDF's point over plain virtual-deadline order (WFQ): only eligible
+/// tasks run, so no task gets far ahead of or behind its share at any
+/// moment, not just on average. One heavy task among ten light ones would
+/// otherwise run many requests back to back.
+#[test]
+fn lag_stays_within_a_slice_at_all_times() {
+    let mut params = vec![normal(-10)];
+    params.extend([normal(0); 10]);
+    let weights: Vec<f64> = params.iter().map(|p| f64::from(p.weight())).collect();
+    let total: f64 = weights.iter().sum();
+    let mut s = Sim::new(&params);
+    let mut worst: f64 = 0.0;
+    for _ in 0..2_000 {
+        s.step(MS);
+        for (i, w) in weights.iter().enumerate() {
+            let owed = w / total * s.now as f64 - s.cpu[i] as f64;
+            worst = worst.max(owed.abs());
+        }
+    }
+    // Real-time lag bound: about one request plus the tick granularity.
+    let bound = (BASE_SLICE_NS + 2 * MS) as f64;
+    assert!(worst <= bound, "lag reached {:.2} ms", worst / MS as f64);
+}
+
 #[test]
 fn idle_policy_gets_weight_3() {
     let idle = Params {

@@ -119,3 +119,20 @@ fn rr_preempted_mid_quantum_resumes_at_head_with_its_quantum() {
     rq.put_prev(1, 105 * MS, false);
     assert_eq!(rq.pick_next(105 * MS), Some(2));
 }
+
+/// If a wakeup preemption was missed (say, a lost IPI), the tick still
+/// hands the CPU to a queued RT task.
+#[test]
+fn tick_preempts_fair_while_rt_queued() {
+    let mut rq: RunQueue<u32> = RunQueue::new();
+    rq.enqueue(1, Entity::new(normal(0)), Enqueue::New);
+    assert_eq!(rq.pick_next(0), Some(1));
+    assert!(!rq.tick(MS));
+    rq.enqueue(2, Entity::new(fifo(1)), Enqueue::Wakeup);
+    assert!(
+        rq.tick(2 * MS),
+        "fair task kept running over a queued RT task"
+    );
+    rq.put_prev(1, 2 * MS, false);
+    assert_eq!(rq.pick_next(2 * MS), Some(2));
+}

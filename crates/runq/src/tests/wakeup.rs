@@ -81,38 +81,55 @@ fn short_sleep_keeps_negative_lag() {
     assert!(rq.tick(2 * BASE_SLICE_NS));
 }
 
+/// One nice-0 task has just started a request; which newcomers preempt it?
+fn running_one_then_enqueue(p: Params) -> bool {
+    let mut rq: RunQueue<u32> = RunQueue::new();
+    rq.enqueue(1, Entity::new(normal(0)), Enqueue::New);
+    assert_eq!(rq.pick_next(0), Some(1));
+    let placed = rq.enqueue(2, Entity::new(p), Enqueue::New);
+    rq.should_preempt(&placed)
+}
+
 #[test]
-fn wakeup_preempts_only_when_eligible_and_earlier_and_not_batch() {
-    let mut s = Sim::new(&[normal(0), normal(0)]);
-    s.run(20 * MS, MS);
-    let t = s.sleep_current();
-    // Let the other run most of its request: its deadline is now close,
-    // the sleeper's fresh request is a full slice out.
-    s.step(MS);
-    let e = s.parked[t].take().unwrap();
-    let mut batch = e;
-    batch.set_params(Params {
+fn wakeup_preemption_rules() {
+    // nice -20: placed at V (eligible) with a tiny virtual slice, so its
+    // deadline is earlier than the running request's.
+    assert!(running_one_then_enqueue(normal(-20)));
+    // Same lag, same deadline as the running one: not earlier.
+    assert!(!running_one_then_enqueue(normal(0)));
+    // Lighter task: later deadline.
+    assert!(!running_one_then_enqueue(normal(5)));
+    // Batch and Idle never wakeup-preempt, whatever their deadline.
+    let batch = Params {
         policy: Policy::Batch,
-        ..normal(0)
-    });
-    let placed = s.rq.enqueue(t, batch, Enqueue::Wakeup);
-    assert!(!s.rq.should_preempt(&placed), "batch never wakeup-preempts");
-    // A new short-deadline, eligible task preempts once the running one's
-    // request is nearly used: craft it by running the current task on.
-    let cur_deadline = s.rq.current().unwrap().deadline();
-    let fresh = s.rq.enqueue(9, Entity::new(normal(-20)), Enqueue::New);
-    // nice -20: tiny virtual slice, so its deadline is earlier.
-    assert!(fresh.deadline() < cur_deadline);
-    assert!(s.rq.should_preempt(&fresh));
-    let idle = s.rq.enqueue(
-        10,
-        Entity::new(Params {
-            policy: Policy::Idle,
-            ..normal(0)
-        }),
-        Enqueue::New,
-    );
-    assert!(!s.rq.should_preempt(&idle));
+        ..normal(-20)
+    };
+    assert!(!running_one_then_enqueue(batch));
+    let idle = Params {
+        policy: Policy::Idle,
+        ..normal(-20)
+    };
+    assert!(!running_one_then_enqueue(idle));
+    assert!(running_one_then_enqueue(fifo(1)));
+    assert!(running_one_then_enqueue(rr(1)));
+}
+
+/// An earlier deadline is not enough: the newcomer must be eligible.
+#[test]
+fn ineligible_waker_does_not_preempt() {
+    let mut rq: RunQueue<u32> = RunQueue::new();
+    rq.enqueue(1, Entity::new(normal(0)), Enqueue::New);
+    rq.enqueue(2, Entity::new(normal(-20)), Enqueue::New);
+    // Task 2 (heavy, earliest deadline) runs a while, builds up debt.
+    assert_eq!(rq.pick_next(0), Some(2));
+    assert!(!rq.tick(MS));
+    let e = rq.take_current(MS).unwrap();
+    assert!(e.vlag() < 0);
+    assert_eq!(rq.pick_next(MS), Some(1));
+    let placed = rq.enqueue(2, e, Enqueue::Wakeup);
+    assert!(placed.vruntime() > rq.vclock(), "not eligible");
+    assert!(placed.deadline() < rq.current().unwrap().deadline());
+    assert!(!rq.should_preempt(&placed));
 }
 
 #[test]
