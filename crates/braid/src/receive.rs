@@ -94,9 +94,7 @@ impl Torus {
             self.kept = None;
             // Our successor may hold its adopted set for our take-over
             // until our next snapshot (§8): send one.
-            if !self.joining {
-                self.restart_session();
-            }
+            self.restart_session();
         }
         // A joiner's view is whatever it last knew: never adopt it.
         if p.flags & F_JOIN == 0

@@ -143,6 +143,16 @@ impl Sim {
                 ));
             }
         }
+        // An exit, once committed, is final: the process never comes back
+        // (e.g. as a re-sent migration of a copy resumed elsewhere).
+        for &pid in &self.exited {
+            if live.iter().any(|t| t.table().get(pid).is_some()) {
+                return Err(self.violation(
+                    "exactly-once",
+                    format!("pid {pid:#x} exited but is back at quiescence"),
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -240,6 +240,15 @@ fn quiescent_exactly_once_check_can_fail() {
     }
     let err = s.check_owned_once().unwrap_err();
     assert_eq!(err.invariant, "exactly-once", "{err:?}");
+    // ... or back after its exit was committed.
+    for t in s.tori.iter_mut().flatten().skip(1) {
+        t.table.remove(pid);
+    }
+    s.check_owned_once().unwrap();
+    s.committed.remove(&pid);
+    s.exited.insert(pid);
+    let err = s.check_owned_once().unwrap_err();
+    assert_eq!(err.invariant, "exactly-once", "{err:?}");
 }
 
 #[test]
