@@ -64,8 +64,16 @@ impl Torus {
         // it is alive and replicates to our successor (joins wait for
         // that), so the kept replica is stale.
         if admitted && self.kept.as_ref().is_some_and(|k| self.view.contains(k.0)) {
-            self.kept = None;
+            self.drop_kept();
         }
+    }
+
+    /// Drop the kept replica without taking it over. A successor that
+    /// admitted us by a hand-over keeps its adopted set for our take-over
+    /// until our next snapshot (§8): send one.
+    fn drop_kept(&mut self) {
+        self.kept = None;
+        self.restart_session();
     }
 
     fn on_projection(&mut self, now: Time, p: &Projection, bytes: &[u8], tx: &mut impl Transport) {
@@ -91,10 +99,7 @@ impl Torus {
         if self.kept.as_ref().is_some_and(|(k, i)| {
             *k == p.from && p.incarnation == i.incarnation && p.heartbeat > i.last_hb
         }) {
-            self.kept = None;
-            // Our successor may hold its adopted set for our take-over
-            // until our next snapshot (§8): send one.
-            self.restart_session();
+            self.drop_kept();
         }
         // A joiner's view is whatever it last knew: never adopt it.
         if p.flags & F_JOIN == 0
