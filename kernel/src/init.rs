@@ -81,11 +81,12 @@ pub fn start(program: &Program) -> KResult<()> {
             children: Vec::new(),
         },
         sig: proc::signal::SignalState::default(),
+        params: runq::Params::DEFAULT,
+        affinity: u64::MAX,
         info: Info {
             comm: loaded.comm.clone(),
             cmdline: loaded.cmdline,
             exe: loaded.exe,
-            nice: 0,
             torus: 0,
             cell: (0, 0, 0),
             start_ns: hal::time::now_ns(),

@@ -8,8 +8,8 @@
 //! 5. per-torus frame pools
 //! 6. local APIC + I/O APIC, legacy PIC masked; TSC and APIC timer
 //!    calibrated against the PIT; periodic timer; COM1 receive interrupt
-//! 7. application processors started (INIT-SIPI-SIPI) and parked: the
-//!    scheduler stays on CPU 0 for now
+//! 7. application processors started (INIT-SIPI-SIPI); each becomes a
+//!    torus: syscalls, its own timer, its idle loop ([`ap_main`])
 //! 8. ready (then self tests, or userland once it exists)
 #![no_std]
 #![no_main]
@@ -73,6 +73,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         "boot: TSC {} MHz, APIC timer calibrated",
         tsc_hz / 1_000_000
     );
+    proc::torus::set_online(0);
     start_cpus(info);
     hal::apic::start_timer(trap::TIMER_VECTOR, trap::TIMER_HZ);
     hal::apic::route_irq(4, trap::COM1_VECTOR, hal::apic::id());
@@ -116,14 +117,24 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
     proc::sched::idle_loop()
 }
 
-/// Brings up the other CPUs the MADT lists and parks them (they take no
-/// interrupt and run no process yet), then logs how many are online.
+/// An application processor, once the hal has given it its GDT, IDT, GS
+/// and local APIC: it becomes a torus and waits for processes.
+fn ap_main(cpu: usize) -> ! {
+    hal::syscall::init(syscall::handle);
+    hal::apic::start_timer(trap::TIMER_VECTOR, trap::TIMER_HZ);
+    proc::torus::set_online(cpu);
+    hal::cpu::enable_interrupts();
+    proc::sched::idle_loop()
+}
+
+/// Brings up the other CPUs the MADT lists (each runs [`ap_main`]), then
+/// logs how many are online.
 fn start_cpus(info: &hal::boot::BootInfo) {
     use core::fmt::Write;
     if !info.acpi_madt {
         klog!("boot: no ACPI MADT found, running on the bootstrap CPU only");
     }
-    let r = hal::smp::start_aps(info.apic_ids());
+    let r = hal::smp::start_aps(info.apic_ids(), ap_main);
     let mut ids = alloc::string::String::new();
     for (i, id) in r.online.iter().enumerate() {
         let _ = write!(ids, "{}{id}", if i == 0 { "" } else { " " });

@@ -15,17 +15,25 @@ use crate::proc::{sched, signal};
 pub const TIMER_VECTOR: u8 = 0x20;
 /// Vector of COM1's receive interrupt (ISA IRQ 4).
 pub const COM1_VECTOR: u8 = 0x24;
-/// Timer interrupts per second.
+/// Another CPU wants this one to look at its run queue and work word.
+pub const KICK_VECTOR: u8 = 0x30;
+/// Timer interrupts per second (on every CPU).
 pub const TIMER_HZ: u64 = 1000;
 
-static TICKS: AtomicU64 = AtomicU64::new(0);
 static CAUGHT: AtomicU64 = AtomicU64::new(0);
 /// Last tick whose deferred work ran.
 static TICK_DONE: AtomicU64 = AtomicU64::new(0);
 
-/// Timer interrupts since the timer started.
+/// Milliseconds since boot: the kernel's tick clock, the same on every
+/// CPU (read from the TSC, so a CPU that stops taking interrupts does not
+/// stop it).
 pub fn ticks() -> u64 {
-    TICKS.load(Ordering::Relaxed)
+    hal::time::now_ns() / (1_000_000_000 / TIMER_HZ)
+}
+
+/// Timer interrupts taken by this CPU.
+pub fn cpu_ticks() -> u64 {
+    crate::proc::torus::this().ticks.load(Ordering::Relaxed)
 }
 
 /// Kernel-mode faults recovered by a probe so far.
@@ -59,12 +67,21 @@ pub fn deferred_work() {
 fn handle(frame: &mut TrapFrame) {
     match frame.vector {
         v if v == TIMER_VECTOR as u64 => {
-            let t = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
             hal::apic::eoi();
+            let tor = crate::proc::torus::this();
+            tor.ticks.fetch_add(1, Ordering::Relaxed);
+            let busy = if frame.from_user() {
+                &tor.user_ticks
+            } else if tor.idle.load(Ordering::Relaxed) {
+                &tor.idle_ticks
+            } else {
+                &tor.system_ticks
+            };
+            busy.fetch_add(1, Ordering::Relaxed);
             if let Some(p) = sched::try_current() {
                 p.ticks.fetch_add(1, Ordering::Relaxed);
             }
-            sched::on_tick(t);
+            sched::on_tick();
             crate::proc::work::raise(crate::proc::work::DEFERRED);
             if frame.from_user() {
                 crate::syscall::return_to_user(frame);
@@ -73,6 +90,12 @@ fn handle(frame: &mut TrapFrame) {
         v if v == COM1_VECTOR as u64 => {
             crate::console::on_interrupt();
             crate::proc::work::raise(crate::proc::work::DEFERRED);
+            hal::apic::eoi();
+            if frame.from_user() {
+                crate::syscall::return_to_user(frame);
+            }
+        }
+        v if v == KICK_VECTOR as u64 => {
             hal::apic::eoi();
             if frame.from_user() {
                 crate::syscall::return_to_user(frame);

@@ -96,6 +96,12 @@ fn send_ipi(dest: u32, icr_low: u32) -> bool {
     false
 }
 
+/// Sends a fixed interrupt with `vector` to the CPU with xAPIC id `dest`
+/// (wake-ups, reschedule requests between CPUs).
+pub fn send_fixed(dest: u32, vector: u8) -> bool {
+    send_ipi(dest, vector as u32)
+}
+
 /// INIT IPI (assert): puts the target CPU into wait-for-SIPI.
 pub(crate) fn send_init(dest: u32) -> bool {
     send_ipi(dest, 0x0000_4500)

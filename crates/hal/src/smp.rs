@@ -1,4 +1,5 @@
-//! Bringing up the application processors (APs) and parking them.
+//! Bringing up the application processors (APs) and handing them to the
+//! kernel.
 //!
 //! The CPUs come from the ACPI MADT ([`crate::boot::BootInfo::apic_ids`]).
 //! The bootstrap CPU (BSP, CPU index 0) copies a real-mode trampoline to
@@ -14,8 +15,8 @@
 //! another AP's stack → [`hal_ap_main`]: its own GDT and TSS (IST stacks),
 //! the shared IDT, GS (per-CPU area, CPU index), SMEP, and its local APIC
 //! enabled with the timer and LINT pins masked. It then signals online and
-//! parks with interrupts off (`cli; hlt`): no interrupt is routed to it,
-//! and nothing it runs touches the scheduler, `CURRENT` or the work word.
+//! calls the kernel's AP entry (given to [`start_aps`]) with its CPU index
+//! and interrupts off; that entry never returns.
 //!
 //! The BSP waits a bounded time (100 ms per AP) and gives up on an AP that
 //! has not come online by then: such an AP, if it starts later, finds its
@@ -28,7 +29,8 @@ use crate::gdt::MAX_CPUS;
 
 /// Physical address of the trampoline page (SIPI vector 0x08).
 pub const TRAMPOLINE: u64 = 0x8000;
-const AP_STACK_SIZE: usize = 16 * 1024;
+/// The AP's boot stack becomes its idle context's stack.
+const AP_STACK_SIZE: usize = 32 * 1024;
 /// xAPIC ids are 8 bits; the trampoline indexes its tables with them.
 const APIC_IDS: usize = 256;
 /// How long the BSP waits for each AP to come online.
@@ -152,6 +154,8 @@ static STATE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(IDLE) }; MAX_CPUS];
 /// APIC id of each CPU index.
 static APIC_ID: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 static ONLINE_COUNT: AtomicUsize = AtomicUsize::new(1);
+/// The kernel's AP entry, set once by [`start_aps`] before any AP starts.
+static AP_ENTRY: spin::Once<fn(usize) -> !> = spin::Once::new();
 
 /// What [`start_aps`] did.
 #[derive(Clone, Debug, Default)]
@@ -202,11 +206,13 @@ fn delay_us(us: u64) {
 }
 
 /// Starts every AP in `apic_ids` (the MADT's list; the BSP's own id is
-/// skipped) and waits, bounded, until each is online and parked. Call once
-/// on the BSP, after the local APIC is mapped and the clock calibrated,
-/// with interrupts disabled.
-pub fn start_aps(apic_ids: &[u32]) -> Report {
+/// skipped) and waits, bounded, until each is online; each then runs
+/// `entry(cpu_index)`. Call once on the BSP, after the local APIC is mapped
+/// and the clock calibrated, with interrupts disabled, when `entry` can
+/// run (the kernel's shared state is initialised).
+pub fn start_aps(apic_ids: &[u32], entry: fn(usize) -> !) -> Report {
     let t0 = crate::time::now_ns();
+    AP_ENTRY.call_once(|| entry);
     let bsp = crate::apic::id();
     APIC_ID[0].store(bsp, Ordering::Relaxed);
     STATE[0].store(ONLINE, Ordering::Relaxed);
@@ -329,7 +335,12 @@ extern "C" fn hal_ap_main(apic_id: u32) -> ! {
     crate::percpu::init(cpu);
     crate::paging::enable_smep();
     crate::apic::init_parked();
-    let _ = STATE[cpu].compare_exchange(STARTED, ONLINE, Ordering::AcqRel, Ordering::Acquire);
-    // Parked: interrupts stay off; an NMI returns to the loop.
-    crate::cpu::halt_forever()
+    let online = STATE[cpu]
+        .compare_exchange(STARTED, ONLINE, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok();
+    match AP_ENTRY.get() {
+        // Not online: the BSP abandoned this AP (too late); it parks.
+        Some(entry) if online => entry(cpu),
+        _ => crate::cpu::halt_forever(),
+    }
 }

@@ -19,7 +19,7 @@ fn pid_stat(p: &Process) -> String {
     };
     let state = match p.run_state() {
         proc::RunState::Running | proc::RunState::Runnable => 'R',
-        proc::RunState::Sleeping => 'S',
+        proc::RunState::Sleeping | proc::RunState::Blocking => 'S',
         proc::RunState::Zombie => 'Z',
     };
     let ticks = p.ticks.load(core::sync::atomic::Ordering::Relaxed) / 10; // 1000 Hz → USER_HZ 100
@@ -32,10 +32,32 @@ fn pid_stat(p: &Process) -> String {
                 (m.mapped(), m.mapped() / 4096)
             })
             .unwrap_or((0, 0));
-    // Fields as proc(5) lists them; "processor" (39) is the home torus.
+    let params = p.params();
+    // proc(5)'s priority: -1 - rt_priority for RT, 20 + nice otherwise.
+    let prio = if params.policy.is_rt() {
+        -1 - params.rt_prio_clamped() as i64
+    } else {
+        20 + params.nice_clamped() as i64
+    };
+    // Fields as proc(5) lists them; "processor" (39) is the torus (CPU)
+    // it runs or waits on, then rt_priority and policy.
     format!(
-        "{} ({}) {} {} {} {} 0 -1 0 0 0 0 0 {} 0 0 0 {} {} 1 0 {} {} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 {} 0 0 0 0 0\n",
-        p.pid, info.comm, state, ppid, pgid, sid, ticks, 20 + info.nice, info.nice, start, vsize, rss, info.torus
+        "{} ({}) {} {} {} {} 0 -1 0 0 0 0 0 {} 0 0 0 {} {} 1 0 {} {} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 {} {} {} 0 0 0\n",
+        p.pid,
+        info.comm,
+        state,
+        ppid,
+        pgid,
+        sid,
+        ticks,
+        prio,
+        params.nice_clamped(),
+        start,
+        vsize,
+        rss,
+        p.torus(),
+        params.rt_prio_clamped(),
+        params.policy.to_linux()
     )
 }
 
@@ -63,10 +85,29 @@ fn uptime() -> String {
     )
 }
 
+/// /proc/stat: per-CPU user/system/idle time from each CPU's own timer
+/// ticks (USER_HZ 100: a tick is 1 ms).
 fn stat() -> String {
-    let ticks = crate::trap::ticks() / 10;
+    use core::sync::atomic::Ordering::Relaxed;
+    let mut lines = String::new();
+    let mut sum = [0u64; 3];
+    for i in (0..proc::torus::count()).filter(|&i| proc::torus::is_online(i)) {
+        let t = proc::torus::get(i);
+        let v = [
+            t.user_ticks.load(Relaxed) / 10,
+            t.system_ticks.load(Relaxed) / 10,
+            t.idle_ticks.load(Relaxed) / 10,
+        ];
+        for (s, x) in sum.iter_mut().zip(v) {
+            *s += x;
+        }
+        lines += &format!("cpu{i} {} 0 {} {} 0 0 0 0 0 0\n", v[0], v[1], v[2]);
+    }
     format!(
-        "cpu  0 0 {ticks} 0 0 0 0 0 0 0\ncpu0 0 0 {ticks} 0 0 0 0 0 0 0\nintr 0\nctxt 0\nbtime 0\nprocesses {}\nprocs_running {}\nprocs_blocked 0\n",
+        "cpu  {} 0 {} {} 0 0 0 0 0 0\n{lines}intr 0\nctxt 0\nbtime 0\nprocesses {}\nprocs_running {}\nprocs_blocked 0\n",
+        sum[0],
+        sum[1],
+        sum[2],
         proc::count(),
         crate::proc::sched::runnable() + 1
     )

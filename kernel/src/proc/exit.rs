@@ -113,7 +113,8 @@ pub fn wait_any(pid: i64, options: u64) -> KResult<Option<(Pid, i32)>> {
     let Some(child) = found else { return Ok(None) };
     let status = child.exit_status.lock().unwrap_or(0);
     me.rel.lock().children.retain(|c| !Arc::ptr_eq(c, &child));
-    child.free_kernel_stack();
+    // Its kernel stack goes with the last reference (the dead list of the
+    // CPU it exited on holds one until that CPU has switched away).
     super::remove(child.pid);
     Ok(Some((child.pid, status)))
 }

@@ -82,6 +82,8 @@ pub fn clone(
             children: alloc::vec::Vec::new(),
         },
         sig,
+        params: me.params(),
+        affinity: me.affinity(),
         info: {
             let mut i = me.info.lock().clone();
             i.start_ns = hal::time::now_ns();

@@ -9,6 +9,7 @@ pub mod exit;
 pub mod fork;
 pub mod sched;
 pub mod signal;
+pub mod torus;
 pub mod work;
 
 use alloc::collections::BTreeMap;
@@ -33,7 +34,10 @@ pub enum RunState {
     Runnable,
     /// On a CPU.
     Running,
-    /// Waiting on a wait queue.
+    /// On a CPU, about to sleep (queued on a wait queue, not yet switched
+    /// out): a wake-up now just sets it Running again.
+    Blocking,
+    /// Waiting on a wait queue, off every CPU.
     Sleeping,
     /// Exited, waiting to be reaped.
     Zombie,
@@ -61,21 +65,47 @@ pub struct Info {
     pub cmdline: Vec<u8>,
     /// Path of the executable (/proc/<pid>/exe).
     pub exe: Vec<u8>,
-    pub nice: i32,
     /// Home torus and lattice cell.
     pub torus: usize,
     pub cell: (u8, u8, u8),
     pub start_ns: u64,
 }
 
+/// Scheduling state kept with the process.
+pub struct SchedSlot {
+    /// Its parameters (always the wanted ones) and, while it sleeps, its
+    /// run-queue state (the queue holds that while it is queued or runs).
+    pub entity: runq::Entity,
+}
+
+impl SchedSlot {
+    /// Takes back the run-queue state of a process going to sleep,
+    /// keeping parameters set while it ran.
+    pub fn store(&mut self, e: runq::Entity) {
+        let wanted = self.entity.params;
+        self.entity = e;
+        if e.params != wanted {
+            self.entity.set_params(wanted);
+        }
+    }
+}
+
 /// One process.
 pub struct Process {
     pub pid: Pid,
     pub run: Mutex<RunState>,
-    /// Saved kernel RSP while switched out.
+    /// Saved kernel RSP while switched out; 0 while on a CPU (the switch
+    /// publishes it last, so another CPU may resume the process only once
+    /// it is nonzero).
     pub ctx: AtomicU64,
-    /// Taken (freed) when the process is reaped.
-    kstack: Mutex<Option<hal::context::KernelStack>>,
+    /// The torus whose queue holds it or whose CPU runs it.
+    torus: AtomicU32,
+    /// CPUs (tori) it may run on, one bit each.
+    affinity: AtomicU64,
+    pub sched: Mutex<SchedSlot>,
+    /// Freed with the last reference (never while a CPU runs on it: see
+    /// the dead lists in `torus`).
+    _kstack: hal::context::KernelStack,
     kstack_top: u64,
     fpu: hal::percpu::FpuArea,
     fs_base: AtomicU64,
@@ -119,6 +149,9 @@ pub struct NewProcess {
     pub rel: Relations,
     pub sig: SignalState,
     pub info: Info,
+    /// Scheduling parameters and CPU mask (inherited at fork).
+    pub params: runq::Params,
+    pub affinity: u64,
 }
 
 impl Process {
@@ -144,7 +177,12 @@ impl Process {
             pid,
             run: Mutex::new(RunState::Runnable),
             ctx: AtomicU64::new(rsp),
-            kstack: Mutex::new(Some(kstack)),
+            torus: AtomicU32::new(0),
+            affinity: AtomicU64::new(n.affinity),
+            sched: Mutex::new(SchedSlot {
+                entity: runq::Entity::new(n.params),
+            }),
+            _kstack: kstack,
             kstack_top,
             fpu: n.fpu,
             fs_base: AtomicU64::new(n.fs_base),
@@ -167,9 +205,30 @@ impl Process {
         Ok(p)
     }
 
-    /// Frees the kernel stack of a reaped zombie (it never runs again).
-    pub fn free_kernel_stack(&self) {
-        self.kstack.lock().take();
+    /// The torus it is queued on or runs on.
+    pub fn torus(&self) -> usize {
+        self.torus.load(Ordering::Relaxed) as usize
+    }
+
+    /// The CPUs it may run on.
+    pub fn affinity(&self) -> u64 {
+        self.affinity.load(Ordering::Relaxed)
+    }
+
+    /// Sets the CPU mask (the scheduler moves it: `sched::set_affinity`).
+    pub fn set_affinity_mask(&self, m: u64) {
+        self.affinity.store(m, Ordering::Relaxed);
+    }
+
+    /// Its scheduling parameters.
+    pub fn params(&self) -> runq::Params {
+        hal::cpu::without_interrupts(|| self.sched.lock().entity.params)
+    }
+
+    /// Moves it to torus `t` (only while it is on no CPU and in no queue,
+    /// or by its own torus's scheduler).
+    pub fn set_torus(&self, t: usize) {
+        self.torus.store(t as u32, Ordering::Relaxed);
     }
 
     /// The run state. Interrupt handlers never take this lock, but the

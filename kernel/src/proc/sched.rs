@@ -1,42 +1,38 @@
-//! The scheduler of one torus (one CPU for now): a run queue of runnable
-//! processes, round-robin with a time slice, wake-ups and wait queues.
+//! The scheduler of each torus (one per CPU): its run queue of runnable
+//! processes (EEVDF with nice weights under SCHED_FIFO/RR, crate `runq`),
+//! wake-ups (with wake-up preemption, across CPUs by IPI) and wait queues.
 //!
-//! There is no scheduler thread: a process gives up the CPU by calling
-//! [`schedule`] (blocking, exiting, yielding, or at the end of its time
-//! slice on the way back to user mode). The per-torus EEVDF event queue of
-//! DESIGN.md replaces this FIFO in the "tori on CPUs" milestone.
+//! There is no scheduler thread and no global queue: a process gives up
+//! its CPU by calling [`schedule`] (blocking, exiting, yielding, or when
+//! the tick or a wake-up asked for a switch, on the way back to user
+//! mode); a waker queues the process on its torus and interrupts that CPU
+//! if it must look now.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicU64, Ordering};
+use runq::{Enqueue, Entity, Params};
 use spin::Mutex;
 
+use super::torus::{self, Torus};
+use super::work::{self, RESCHED};
 use super::{Process, RunState};
 
-/// Timer ticks in one time slice.
-const SLICE_TICKS: u64 = 10;
-
-static RUNQ: Mutex<VecDeque<Arc<Process>>> = Mutex::new(VecDeque::new());
-static CURRENT: hal::current::CpuCurrent<Process> = hal::current::CpuCurrent::new();
-/// Saved kernel RSP of the idle context (the boot stack).
-static IDLE_RSP: AtomicU64 = AtomicU64::new(0);
-static SLICE_START: AtomicU64 = AtomicU64::new(0);
-/// Where an exiting process's final RSP goes (it is never resumed).
-static ZOMBIE_SLOT: AtomicU64 = AtomicU64::new(0);
-/// Exited processes whose kernel stack we may still be running on: freed
-/// at the next switch.
-static DEAD: Mutex<Vec<Arc<Process>>> = Mutex::new(Vec::new());
+fn now() -> u64 {
+    hal::time::now_ns()
+}
 
 /// The running process (None in the idle loop or during boot).
 pub fn try_current() -> Option<Arc<Process>> {
-    CURRENT.get()
+    torus::this().current.get()
 }
 
 /// Runs `f` on the running process without taking a reference (hot
 /// syscalls that read a field). `f` must not block or switch tasks.
 pub fn with_current<R>(f: impl FnOnce(&Process) -> R) -> R {
-    CURRENT.with(|p| f(p.expect("a process is running")))
+    torus::this()
+        .current
+        .with(|p| f(p.expect("a process is running")))
 }
 
 /// The running process; only called from syscall and fault context.
@@ -48,64 +44,144 @@ pub fn current() -> Arc<Process> {
 pub fn wake(p: &Arc<Process>) {
     hal::cpu::without_interrupts(|| {
         let mut st = p.run.lock();
-        if *st == RunState::Sleeping {
-            *st = RunState::Runnable;
-            drop(st);
-            RUNQ.lock().push_back(p.clone());
+        match *st {
+            // Still on its CPU, on its way to sleep: it simply stays.
+            RunState::Blocking => *st = RunState::Running,
+            RunState::Sleeping => {
+                *st = RunState::Runnable;
+                drop(st);
+                let e = p.sched.lock().entity;
+                enqueue(p.clone(), e, Enqueue::Wakeup);
+            }
+            _ => {}
         }
     });
 }
 
-/// Adds a new process to the run queue.
-pub fn enqueue_new(p: Arc<Process>) {
-    hal::cpu::without_interrupts(|| {
-        *p.run.lock() = RunState::Runnable;
-        RUNQ.lock().push_back(p);
-    });
-}
-
-/// Called by the timer interrupt.
-pub fn on_tick(ticks: u64) {
-    if ticks.wrapping_sub(SLICE_START.load(Ordering::Relaxed)) >= SLICE_TICKS {
-        super::work::raise(super::work::RESCHED);
+/// Makes sure `p` notices `bits` of new work (a signal): wakes it if it
+/// sleeps, interrupts its CPU if it runs on another one.
+pub fn notify(p: &Arc<Process>, bits: u32) {
+    work::raise(bits);
+    wake(p);
+    let t = p.torus();
+    if t != torus::this_id() && p.run_state() == RunState::Running {
+        work::raise_on(t, bits);
     }
 }
 
-/// On the way back to user mode: switch if the slice is used up.
+/// Adds a new process to the run queue of the torus it was created on.
+pub fn enqueue_new(p: Arc<Process>) {
+    hal::cpu::without_interrupts(|| {
+        *p.run.lock() = RunState::Runnable;
+        p.set_torus(torus::this_id());
+        let e = p.sched.lock().entity;
+        enqueue(p, e, Enqueue::New);
+    });
+}
+
+/// The torus `p` should be queued on: its own, unless that one is offline
+/// or outside its affinity (then the first allowed online one, or this
+/// CPU's if none is: a process is never left without a torus).
+fn home_for(p: &Process) -> usize {
+    let t = p.torus();
+    let allowed = p.affinity();
+    if torus::is_online(t) && allowed & (1 << t) != 0 {
+        return t;
+    }
+    (0..torus::count())
+        .find(|&i| torus::is_online(i) && allowed & (1 << i) != 0)
+        .unwrap_or_else(torus::this_id)
+}
+
+/// Queues a runnable `p` on its torus and makes sure that torus notices
+/// (preempting what it runs when `p` should run first). Interrupts off.
+fn enqueue(p: Arc<Process>, e: Entity, how: Enqueue) {
+    let t = home_for(&p);
+    p.set_torus(t);
+    let tor = torus::get(t);
+    let preempt = {
+        let mut rq = tor.runq.lock();
+        let placed = rq.enqueue(p, e, how);
+        rq.should_preempt(&placed)
+    };
+    if t == torus::this_id() {
+        if preempt {
+            work::raise(RESCHED);
+        }
+        return;
+    }
+    // Pairs with the idle loop's store of `idle` before it looks at its
+    // queue: either it sees our process or we see it idle.
+    fence(Ordering::SeqCst);
+    if preempt {
+        work::raise_on(t, RESCHED);
+    } else if tor.idle.load(Ordering::SeqCst) {
+        torus::kick(t);
+    }
+}
+
+/// Called by the timer interrupt: charges the running process and asks
+/// for a switch when its request (or RR quantum) is used up.
+pub fn on_tick() {
+    let t = torus::this();
+    if t.runq.lock().tick(now()) {
+        work::raise(RESCHED);
+    }
+}
+
+/// On the way back to user mode: switch if the scheduler asked for it.
 pub fn preempt_point() {
-    if super::work::pending() & super::work::RESCHED != 0 {
+    if work::pending() & RESCHED != 0 {
         schedule();
     }
 }
 
+/// Takes over the saved kernel context of `n`, which may still be
+/// switching out on another CPU: its RSP is published by the switch as
+/// the very last write to its stack, and is 0 while it runs.
+fn claim_context(n: &Process) -> u64 {
+    loop {
+        let rsp = n.ctx.swap(0, Ordering::Acquire);
+        if rsp != 0 {
+            return rsp;
+        }
+        core::hint::spin_loop();
+    }
+}
+
 /// Gives the CPU to the next runnable process. The caller's run state
-/// decides what happens to it: Running → requeued; Sleeping → stays off
-/// the queue until woken; Zombie → never runs again.
+/// decides what happens to it: Running → requeued; Blocking → sleeps
+/// until woken; Zombie → never runs again.
 pub fn schedule() {
+    switch_away(false)
+}
+
+/// sched_yield: as [`schedule`], but the caller goes behind its peers.
+pub fn yield_now() {
+    switch_away(true)
+}
+
+fn switch_away(yield_: bool) {
     hal::cpu::without_interrupts(|| {
-        super::work::take(super::work::RESCHED);
-        SLICE_START.store(crate::trap::ticks(), Ordering::Relaxed);
-        // Reap the stacks of processes that exited earlier and that
+        let t = torus::this();
+        let now = now();
+        work::take(RESCHED);
+        // Release processes that exited on this CPU earlier and that
         // nobody else references any more (we are not running on them).
-        let mut dead = DEAD.lock();
+        let mut dead = t.dead.lock();
         if !dead.is_empty() {
             dead.retain(|p| Arc::strong_count(p) > 1);
         }
         drop(dead);
-        let mut prev = CURRENT.replace(None);
+        let mut prev = t.current.replace(None);
         if let Some(p) = &prev {
-            let mut st = p.run.lock();
-            if *st == RunState::Running {
-                *st = RunState::Runnable;
-                drop(st);
-                RUNQ.lock().push_back(p.clone());
-            }
+            put_prev(t, p, now, yield_);
         }
-        let next = RUNQ.lock().pop_front();
+        let next = t.runq.lock().pick_next(now);
         if let (Some(p), Some(n)) = (&prev, &next) {
             if Arc::ptr_eq(p, n) {
                 *n.run.lock() = RunState::Running;
-                CURRENT.replace(next);
+                t.current.replace(next);
                 return;
             }
         }
@@ -115,51 +191,198 @@ pub fn schedule() {
         if let Some(p) = &prev {
             p.save_user_tls();
         }
-        // An exiting process never resumes: park its Arc in DEAD (so its
-        // stack lives until we are off it) and save its RSP nowhere useful.
+        // An exiting process never resumes: park its Arc on the dead list
+        // (so its stack lives until this CPU is off it) and save its RSP
+        // nowhere useful.
         let exiting = prev.as_ref().is_some_and(|p| p.is_zombie());
         if exiting {
-            DEAD.lock().extend(prev.take());
+            t.dead.lock().extend(prev.take());
         }
         let target = match next {
-            Some(n) => {
-                *n.run.lock() = RunState::Running;
-                n.install_on_cpu();
-                // Signals posted while it was off the CPU wait for it.
-                if n.sig.lock().pending != 0 {
-                    super::work::raise(super::work::SIGNALS);
-                }
-                let t = n.ctx.load(Ordering::Relaxed);
-                CURRENT.replace(Some(n));
-                t
+            Some(n) => switch_in(t, n),
+            None => {
+                // Idle holds no process's page tables: one freed while we
+                // idle must not stay loaded here.
+                hal::addrspace::activate_kernel();
+                t.idle_rsp.load(Ordering::Relaxed)
             }
-            None => IDLE_RSP.load(Ordering::Relaxed),
         };
         let save: &AtomicU64 = match &prev {
             Some(p) => &p.ctx,
-            None if exiting => &ZOMBIE_SLOT,
-            None => &IDLE_RSP,
+            None if exiting => &t.zombie_slot,
+            None => &t.idle_rsp,
         };
         hal::context::switch(save, target);
     });
 }
 
-/// The idle loop: runs on the boot stack whenever nothing is runnable.
-pub fn idle_loop() -> ! {
-    loop {
-        crate::trap::deferred_work();
-        let has_work = hal::cpu::without_interrupts(|| !RUNQ.lock().is_empty());
-        if has_work {
-            schedule();
-        } else {
-            hal::cpu::wait_for_interrupt();
+/// The running process `p` leaves the CPU of torus `t`: back in the queue
+/// (with new parameters, or to another torus if its affinity says so),
+/// to sleep, or gone.
+fn put_prev(t: &Torus, p: &Arc<Process>, now: u64, yield_: bool) {
+    let mut st = p.run.lock();
+    match *st {
+        RunState::Running => {
+            *st = RunState::Runnable;
+            let wanted = p.sched.lock().entity.params;
+            let me = torus::this_id();
+            let mut rq = t.runq.lock();
+            if p.affinity() & (1 << me) == 0 {
+                let e = rq.take_current(now).unwrap_or_else(|| Entity::new(wanted));
+                let from_vclock = rq.vclock();
+                drop(rq);
+                drop(st);
+                p.set_torus(home_for(p));
+                enqueue(p.clone(), e, Enqueue::Migrated { from_vclock });
+            } else if rq.current_params() != Some(wanted) {
+                let mut e = rq.take_current(now).unwrap_or_else(|| Entity::new(wanted));
+                e.set_params(wanted);
+                rq.enqueue(p.clone(), e, Enqueue::Requeue);
+            } else {
+                rq.put_prev(p.clone(), now, yield_);
+            }
+        }
+        RunState::Blocking => {
+            let e = t.runq.lock().take_current(now);
+            if let Some(e) = e {
+                p.sched.lock().store(e);
+            }
+            *st = RunState::Sleeping;
+        }
+        _ => {
+            t.runq.lock().take_current(now);
         }
     }
 }
 
-/// Number of runnable processes waiting (for /proc and the load figure).
+/// Makes `n` the running process of torus `t`; returns its kernel RSP.
+fn switch_in(t: &Torus, n: Arc<Process>) -> u64 {
+    *n.run.lock() = RunState::Running;
+    let rsp = claim_context(&n);
+    n.install_on_cpu();
+    // Signals posted while it was off the CPU wait for it.
+    if n.sig.lock().pending != 0 {
+        work::raise(work::SIGNALS);
+    }
+    t.current.replace(Some(n));
+    rsp
+}
+
+/// Changes the scheduling parameters of `p` (nice, policy, RT priority);
+/// they take effect at once if it is queued, at its next switch if it
+/// runs (its CPU is asked to switch now).
+pub fn set_params(p: &Arc<Process>, params: Params) {
+    hal::cpu::without_interrupts(|| {
+        let st = p.run.lock();
+        p.sched.lock().entity.set_params(params);
+        match *st {
+            RunState::Runnable => {
+                let t = p.torus();
+                let mut rq = torus::get(t).runq.lock();
+                if let Some((q, mut e)) = rq.remove(|q| Arc::ptr_eq(q, p)) {
+                    e.set_params(params);
+                    let placed = rq.enqueue(q, e, Enqueue::Requeue);
+                    if rq.should_preempt(&placed) {
+                        drop(rq);
+                        resched(t);
+                    }
+                }
+            }
+            RunState::Running | RunState::Blocking => resched(p.torus()),
+            _ => {}
+        }
+    });
+}
+
+/// Asks torus `t` to switch at its next boundary.
+fn resched(t: usize) {
+    if t == torus::this_id() {
+        work::raise(RESCHED);
+    } else {
+        work::raise_on(t, RESCHED);
+    }
+}
+
+/// Sets the CPUs `p` may run on (a nonempty mask of online tori); moves
+/// it now if it is queued elsewhere, at its next switch if it runs.
+pub fn set_affinity(p: &Arc<Process>, mask: u64) {
+    hal::cpu::without_interrupts(|| {
+        let st = p.run.lock();
+        p.set_affinity_mask(mask);
+        let t = p.torus();
+        if mask & (1 << t) != 0 {
+            return;
+        }
+        match *st {
+            RunState::Runnable => {
+                let mut rq = torus::get(t).runq.lock();
+                if let Some((q, e)) = rq.remove(|q| Arc::ptr_eq(q, p)) {
+                    let from_vclock = rq.vclock();
+                    drop(rq);
+                    drop(st);
+                    enqueue(q, e, Enqueue::Migrated { from_vclock });
+                }
+            }
+            RunState::Running | RunState::Blocking => resched(t),
+            _ => {}
+        }
+    });
+}
+
+/// Moves one runnable process from a ring neighbour's queue to torus `t`
+/// (this CPU's) when this one has nothing to run.
+fn steal_from_neighbours(t: &Torus) -> bool {
+    let me = torus::this_id();
+    let n = torus::count();
+    if n < 2 {
+        return false;
+    }
+    for victim in [(me + n - 1) % n, (me + 1) % n] {
+        if victim == me || !torus::is_online(victim) {
+            continue;
+        }
+        let got = {
+            let mut rq = torus::get(victim).runq.lock();
+            // Only a process that is off every CPU (its context saved):
+            // one still switching out is its own CPU's to resume.
+            rq.steal(|p| p.ctx.load(Ordering::Acquire) != 0 && p.affinity() & (1 << me) != 0)
+                .map(|(p, e)| (p, e, rq.vclock()))
+        };
+        if let Some((p, e, from_vclock)) = got {
+            p.set_torus(me);
+            t.runq
+                .lock()
+                .enqueue(p, e, Enqueue::Migrated { from_vclock });
+            return true;
+        }
+    }
+    false
+}
+
+/// The idle loop of a CPU: runs on its boot stack whenever nothing is
+/// runnable.
+pub fn idle_loop() -> ! {
+    let t = torus::this();
+    loop {
+        crate::trap::deferred_work();
+        hal::cpu::disable_interrupts();
+        t.idle.store(true, Ordering::SeqCst);
+        let has_work = t.runq.lock().queued() > 0 || steal_from_neighbours(t);
+        if has_work {
+            t.idle.store(false, Ordering::Relaxed);
+            schedule();
+            hal::cpu::enable_interrupts();
+        } else {
+            // sti; hlt: a kick sent after the check above wakes us.
+            hal::cpu::wait_for_interrupt();
+            t.idle.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Number of runnable processes waiting on every torus (load figures).
 pub fn runnable() -> usize {
-    hal::cpu::without_interrupts(|| RUNQ.lock().len())
+    (0..torus::count()).map(|i| torus::get(i).queued()).sum()
 }
 
 /// Processes waiting for something; woken all at once (they re-check).
@@ -187,8 +410,11 @@ impl WaitQueue {
     }
 
     /// Blocks the current process until `ready()` returns Some, or a signal
-    /// arrives (EINTR). `ready` runs with interrupts disabled, so a wake-up
-    /// between the check and the sleep cannot be lost.
+    /// arrives (EINTR). A waker on another CPU changes the state `ready`
+    /// looks at and then calls [`WaitQueue::wake_all`]; so we register
+    /// first and look again after: either our second look sees its change
+    /// or its wake_all finds us registered (and turns Blocking back into
+    /// Running, so the `schedule` below returns at once).
     pub fn wait_until<T>(&self, mut ready: impl FnMut() -> Option<T>) -> abi::KResult<T> {
         let me = current();
         loop {
@@ -196,9 +422,15 @@ impl WaitQueue {
                 if let Some(v) = ready() {
                     return Some(v);
                 }
-                *me.run.lock() = RunState::Sleeping;
+                *me.run.lock() = RunState::Blocking;
                 self.waiters.lock().push_back(me.clone());
-                None
+                let v = ready()?;
+                *me.run.lock() = RunState::Running;
+                let mut w = self.waiters.lock();
+                if let Some(i) = w.iter().rposition(|q| Arc::ptr_eq(q, &me)) {
+                    w.remove(i);
+                }
+                Some(v)
             });
             if let Some(v) = got {
                 return Ok(v);

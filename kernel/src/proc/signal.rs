@@ -161,8 +161,7 @@ pub fn send(p: &Arc<Process>, sig: u32) {
         }
         s.pending |= bit(sig);
     }
-    super::work::raise(super::work::SIGNALS);
-    super::sched::wake(p);
+    super::sched::notify(p, super::work::SIGNALS);
 }
 
 /// A synchronous fault signal: if the process blocks or ignores it, the

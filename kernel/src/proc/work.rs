@@ -9,11 +9,13 @@
 //! return path clears a bit before doing its work, so an event that comes
 //! during the work sets it again and is seen on the next pass.
 //!
-//! One word for the one CPU that runs processes today; with a torus per
-//! CPU (issue 6) it becomes a per-CPU word, and a poster targeting a
-//! process on another CPU sets that CPU's word and sends an IPI.
+//! One word per CPU: the work belongs to whatever that CPU runs next. A
+//! poster targeting a process on another CPU sets that CPU's word and
+//! sends it an IPI ([`raise_on`]).
 
 use core::sync::atomic::{AtomicU32, Ordering};
+
+use super::torus::{self, MAX_TORI};
 
 /// The scheduler wants the CPU back (slice used up).
 pub const RESCHED: u32 = 1 << 0;
@@ -22,22 +24,38 @@ pub const DEFERRED: u32 = 1 << 1;
 /// A signal may be deliverable to the current process.
 pub const SIGNALS: u32 = 1 << 2;
 
-static WORK: AtomicU32 = AtomicU32::new(SIGNALS);
+/// A cache line per CPU: the words are written by their own CPU on every
+/// syscall return.
+#[repr(align(64))]
+struct Word(AtomicU32);
 
-/// Asks for `bits` to be done before the next return to user mode.
+static WORK: [Word; MAX_TORI] = [const { Word(AtomicU32::new(SIGNALS)) }; MAX_TORI];
+
+#[inline]
+fn mine() -> &'static AtomicU32 {
+    &WORK[torus::this_id()].0
+}
+
+/// Asks for `bits` to be done before this CPU's next return to user mode.
 #[inline]
 pub fn raise(bits: u32) {
-    WORK.fetch_or(bits, Ordering::Relaxed);
+    mine().fetch_or(bits, Ordering::Relaxed);
 }
 
-/// The bits set now.
+/// Asks CPU `cpu` for `bits`, and interrupts it so that it sees them now.
+pub fn raise_on(cpu: usize, bits: u32) {
+    WORK[cpu % MAX_TORI].0.fetch_or(bits, Ordering::Release);
+    torus::kick(cpu);
+}
+
+/// The bits set now on this CPU.
 #[inline]
 pub fn pending() -> u32 {
-    WORK.load(Ordering::Relaxed)
+    mine().load(Ordering::Relaxed)
 }
 
-/// Clears `bits`; whether any of them was set.
+/// Clears `bits` on this CPU; whether any of them was set.
 #[inline]
 pub fn take(bits: u32) -> bool {
-    WORK.fetch_and(!bits, Ordering::Relaxed) & bits != 0
+    mine().fetch_and(!bits, Ordering::Relaxed) & bits != 0
 }

@@ -10,6 +10,7 @@ pub mod fs;
 pub mod futex;
 pub mod poll;
 pub mod process;
+pub mod sched;
 pub mod time;
 
 use abi::{Errno, KResult};
@@ -199,17 +200,21 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_uname => ret(process::uname(a0)),
         nr::__NR_sysinfo => ret(process::sysinfo(a0)),
         nr::__NR_getrandom => ret(process::getrandom(a0, a1, a2)),
-        nr::__NR_sched_yield => ret({
-            crate::proc::sched::schedule();
-            Ok(0)
-        }),
-        nr::__NR_getpriority => ret(process::getpriority(a0, a1)),
-        nr::__NR_setpriority => ret(process::setpriority(a0, a1, a2 as i32)),
+        nr::__NR_sched_yield => ret(sched::sched_yield()),
+        nr::__NR_getpriority => ret(sched::getpriority(a0, a1)),
+        nr::__NR_setpriority => ret(sched::setpriority(a0, a1, a2 as i32)),
+        nr::__NR_sched_setscheduler => ret(sched::sched_setscheduler(a0, a1, a2)),
+        nr::__NR_sched_getscheduler => ret(sched::sched_getscheduler(a0)),
+        nr::__NR_sched_setparam => ret(sched::sched_setparam(a0, a1)),
+        nr::__NR_sched_getparam => ret(sched::sched_getparam(a0, a1)),
+        nr::__NR_sched_get_priority_max => ret(sched::sched_get_priority_max(a0)),
+        nr::__NR_sched_get_priority_min => ret(sched::sched_get_priority_min(a0)),
+        nr::__NR_sched_rr_get_interval => ret(sched::sched_rr_get_interval(a0, a1)),
         nr::__NR_times => ret(process::times(a0)),
         nr::__NR_getrusage => ret(process::getrusage(a1)),
         nr::__NR_getcpu => ret(process::getcpu(a0, a1)),
-        nr::__NR_sched_getaffinity => ret(process::sched_getaffinity(a1, a2)),
-        nr::__NR_sched_setaffinity => ret(process::sched_setaffinity(a0 as i32 as u64, a1, a2)),
+        nr::__NR_sched_getaffinity => ret(sched::sched_getaffinity(a0, a1, a2)),
+        nr::__NR_sched_setaffinity => ret(sched::sched_setaffinity(a0, a1, a2)),
         nr::__NR_clock_gettime => ret(time::clock_gettime(a0, a1)),
         nr::__NR_clock_getres => ret(time::clock_getres(a0, a1)),
         nr::__NR_gettimeofday => ret(time::gettimeofday(a0)),

@@ -298,26 +298,6 @@ pub fn getrandom(buf: u64, len: u64, flags: u64) -> KResult<u64> {
     Ok(n as u64)
 }
 
-/// getpriority(2): returns 20 - nice, as the raw syscall does.
-pub fn getpriority(which: u64, who: u64) -> KResult<u64> {
-    if which != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let p = target(who)?;
-    let nice = p.info.lock().nice;
-    Ok((20 - nice) as u64)
-}
-
-/// setpriority(2).
-pub fn setpriority(which: u64, who: u64, nice: i32) -> KResult<u64> {
-    if which != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let p = target(who)?;
-    p.info.lock().nice = nice.clamp(-20, 19);
-    Ok(0)
-}
-
 /// times(2).
 pub fn times(buf: u64) -> KResult<u64> {
     let t = current().ticks.load(Ordering::Relaxed) / 10;
@@ -347,29 +327,4 @@ pub fn getcpu(cpu: u64, node: u64) -> KResult<u64> {
         uaccess::write_u32(node, 0)?;
     }
     Ok(0)
-}
-
-/// sched_setaffinity(2): one CPU today, so a mask is valid when it
-/// includes CPU 0 (EINVAL otherwise, as Linux says for a mask with no
-/// online CPU); the target must exist (0 = the caller).
-pub fn sched_setaffinity(pid: u64, len: u64, mask: u64) -> KResult<u64> {
-    if len == 0 {
-        return Err(Errno::EINVAL);
-    }
-    target(pid)?;
-    let mut first = [0u8; 1];
-    uaccess::copy_in(mask, &mut first)?;
-    if first[0] & 1 == 0 {
-        return Err(Errno::EINVAL);
-    }
-    Ok(0)
-}
-
-/// sched_getaffinity(2): one CPU today.
-pub fn sched_getaffinity(len: u64, mask: u64) -> KResult<u64> {
-    if len < 8 {
-        return Err(Errno::EINVAL);
-    }
-    uaccess::write_u64(mask, 1)?;
-    Ok(8)
 }

@@ -18,6 +18,7 @@ mod io_uring;
 mod memhog;
 mod mmap_big;
 mod pipe_100m;
+mod sched;
 mod segv;
 mod signals;
 mod util;
@@ -82,6 +83,26 @@ const TESTS: &[(&str, Test, &str)] = &[
         "io_uring",
         io_uring::run,
         "io_uring: mmap'd rings, NOP/READ/WRITE/READV/WRITEV/OPENAT/CLOSE/FSYNC/POLL_ADD/TIMEOUT, full SQ/CQ, SQPOLL, EFAULT",
+    ),
+    (
+        "sched_fair",
+        sched::fair,
+        "(3 CPUs, 6 s) nice 0 and nice 5 pinned to one CPU share it 1024:335",
+    ),
+    (
+        "sched_rt",
+        sched::rt,
+        "(3 CPUs) SCHED_FIFO preempts fair work; SCHED_RR alternates every 100 ms",
+    ),
+    (
+        "sched_balance",
+        sched::balance,
+        "(3 CPUs) 6 busy processes spread 2/2/2 within 1 s",
+    ),
+    (
+        "sched_migrate",
+        sched::migrate,
+        "(3 CPUs) a 64 MiB checksum is right across many migrations",
     ),
 ];
 

@@ -1,0 +1,411 @@
+//! Scheduling behaviour on a multi-CPU machine (run with 3 CPUs):
+//! nice weights, SCHED_FIFO/SCHED_RR, balancing between CPUs, and state
+//! kept across migrations. Not part of the all-in-one run: each needs
+//! the CPUs to itself for a few seconds.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::util::{check, errname, errno, fork, wait_ok};
+
+/// A shared (MAP_SHARED) array of counters that survives fork.
+fn shared(words: usize) -> Result<&'static [AtomicU64], String> {
+    let len = words * 8;
+    // SAFETY: a fresh anonymous shared mapping aliases nothing we own.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(format!("mmap shared: {}", errname(errno())));
+    }
+    // SAFETY: the mapping is zeroed, 8-aligned, `words` u64s long and
+    // never unmapped; AtomicU64 has u64's layout.
+    Ok(unsafe { std::slice::from_raw_parts(p.cast::<AtomicU64>(), words) })
+}
+
+fn pin(pid: libc::pid_t, cpu: usize) -> Result<(), String> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET stays in bounds (cpu < 1024).
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r != 0 {
+        return Err(format!(
+            "sched_setaffinity({pid}, cpu {cpu}): {}",
+            errname(errno())
+        ));
+    }
+    Ok(())
+}
+
+fn set_nice(n: i32) -> Result<(), String> {
+    // SAFETY: plain syscall.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } != 0 {
+        return Err(format!("setpriority: {}", errname(errno())));
+    }
+    Ok(())
+}
+
+fn set_policy(policy: i32, prio: i32) -> Result<(), String> {
+    let p = libc::sched_param {
+        sched_priority: prio,
+    };
+    // SAFETY: p is a valid sched_param.
+    if unsafe { libc::sched_setscheduler(0, policy, &p) } != 0 {
+        return Err(format!("sched_setscheduler: {}", errname(errno())));
+    }
+    Ok(())
+}
+
+/// The CPU the calling process runs on.
+fn cpu_now() -> usize {
+    // SAFETY: plain call.
+    unsafe { libc::sched_getcpu() }.max(0) as usize
+}
+
+/// Busy work the compiler cannot drop: `n` rounds of an LCG.
+#[inline(never)]
+fn spin(n: u64, mut x: u64) -> u64 {
+    for _ in 0..n {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+    }
+    std::hint::black_box(x)
+}
+
+/// Runs `f` in a child and returns its pid (the child exits 0 on Ok).
+fn child(f: impl FnOnce() -> Result<(), String>) -> Result<libc::pid_t, String> {
+    crate::util::spawn(f)
+}
+
+/// Counts work rounds until `until`, adding to `counter` as it goes.
+fn work_until(until: Instant, counter: &AtomicU64) {
+    let mut x = 1;
+    while Instant::now() < until {
+        x = spin(2000, x);
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Two CPU-bound processes pinned to CPU 1 at nice 0 and nice 5 share it
+/// 1024:335 (within 15 %) over 5 s.
+pub fn fair(_: &[String]) -> Result<(), String> {
+    let c = shared(2)?;
+    let start = Instant::now() + Duration::from_millis(300);
+    let end = start + Duration::from_secs(5);
+    let mut pids = Vec::new();
+    for (i, nice) in [0, 5].into_iter().enumerate() {
+        pids.push(child(move || {
+            pin(0, 1)?;
+            set_nice(nice)?;
+            std::thread::sleep(start.saturating_duration_since(Instant::now()));
+            work_until(end, &c[i]);
+            Ok(())
+        })?);
+    }
+    for p in pids {
+        wait_ok(p, "worker")?;
+    }
+    let (a, b) = (c[0].load(Ordering::Relaxed), c[1].load(Ordering::Relaxed));
+    let ratio = a as f64 / b.max(1) as f64;
+    let want = 1024.0 / 335.0;
+    crate::say!("nice 0: {a} rounds, nice 5: {b} rounds, ratio {ratio:.3} (want {want:.3})");
+    check(
+        (ratio / want - 1.0).abs() <= 0.15,
+        format!("CPU share nice 0 : nice 5 = {ratio:.3}, within 15% of 1024:335"),
+    )
+}
+
+/// SCHED_FIFO preempts fair processes on its CPU; two SCHED_RR processes
+/// of one priority alternate every RR interval.
+pub fn rt(_: &[String]) -> Result<(), String> {
+    pin(0, 0)?;
+    fifo_preempts()?;
+    rr_alternates()
+}
+
+fn fifo_preempts() -> Result<(), String> {
+    // [0]: fair worker's rounds; [1]: FIFO running (1) / done (2).
+    let c = shared(2)?;
+    let fair_end = Instant::now() + Duration::from_secs(4);
+    let fair = child(move || {
+        pin(0, 1)?;
+        work_until(fair_end, &c[0]);
+        Ok(())
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    check(
+        c[0].load(Ordering::Relaxed) > 0,
+        "the fair worker runs on CPU 1",
+    )?;
+    let fifo = child(move || {
+        pin(0, 1)?;
+        set_policy(libc::SCHED_FIFO, 10)?;
+        c[1].store(1, Ordering::SeqCst);
+        let until = Instant::now() + Duration::from_millis(1200);
+        while Instant::now() < until {
+            spin(2000, 3);
+        }
+        c[1].store(2, Ordering::SeqCst);
+        Ok(())
+    })?;
+    while c[1].load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let before = c[0].load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(700));
+    let during = c[0].load(Ordering::Relaxed) - before;
+    let still = c[1].load(Ordering::SeqCst) == 1;
+    wait_ok(fifo, "FIFO worker")?;
+    let after0 = c[0].load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    let after = c[0].load(Ordering::Relaxed) - after0;
+    wait_ok(fair, "fair worker")?;
+    check(still, "the FIFO worker was still running during the sample")?;
+    crate::say!("fair rounds: {during} in 700 ms under FIFO, {after} in 300 ms after");
+    check(during == 0, "no fair work on the CPU while SCHED_FIFO runs")?;
+    check(
+        after > 0,
+        "the fair worker resumes once the FIFO worker is done",
+    )
+}
+
+fn rr_alternates() -> Result<(), String> {
+    // [0]: who ran last (1 or 2); [1]: number of switches; [2..]: switch
+    // times in µs since `t0`.
+    const MAX: usize = 200;
+    let c = shared(2 + MAX)?;
+    let t0 = Instant::now() + Duration::from_millis(300);
+    let end = t0 + Duration::from_millis(1500);
+    let mut pids = Vec::new();
+    for me in 1..=2u64 {
+        pids.push(child(move || {
+            pin(0, 1)?;
+            set_policy(libc::SCHED_RR, 20)?;
+            std::thread::sleep(t0.saturating_duration_since(Instant::now()));
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    return Ok(());
+                }
+                if c[0].swap(me, Ordering::SeqCst) != me {
+                    let n = c[1].fetch_add(1, Ordering::SeqCst) as usize;
+                    if n < MAX {
+                        let us = now.saturating_duration_since(t0).as_micros() as u64;
+                        c[2 + n].store(us, Ordering::SeqCst);
+                    }
+                }
+                spin(500, me);
+            }
+        })?);
+    }
+    for p in pids {
+        wait_ok(p, "RR worker")?;
+    }
+    let n = (c[1].load(Ordering::SeqCst) as usize).min(MAX);
+    let times: Vec<u64> = (0..n).map(|i| c[2 + i].load(Ordering::SeqCst)).collect();
+    let mut gaps: Vec<u64> = times
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .collect();
+    crate::say!(
+        "RR switch times (ms): {:?}",
+        times.iter().map(|t| t / 1000).collect::<Vec<_>>()
+    );
+    check(
+        gaps.len() >= 8,
+        format!("{} RR switches in 1.5 s (at least 8)", gaps.len()),
+    )?;
+    gaps.sort_unstable();
+    let median = gaps[gaps.len() / 2];
+    check(
+        (70_000..=130_000).contains(&median),
+        format!(
+            "median time between RR switches {} ms, the 100 ms RR interval",
+            median / 1000
+        ),
+    )
+}
+
+/// Reads field 39 (processor) of /proc/PID/stat.
+fn processor(pid: libc::pid_t) -> Option<usize> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    rest.split(' ').nth(36)?.parse().ok()
+}
+
+fn spread(pids: &[libc::pid_t], cpus: usize) -> Vec<usize> {
+    let mut n = vec![0; cpus];
+    for &p in pids {
+        if let Some(c) = processor(p) {
+            if c < cpus {
+                n[c] += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Six CPU-bound processes started on one CPU spread 2/2/2 over three
+/// CPUs within a second, without any affinity call.
+pub fn balance(_: &[String]) -> Result<(), String> {
+    let cpus = 3;
+    let c = shared(1)?;
+    let end = Instant::now() + Duration::from_secs(3);
+    let t0 = Instant::now();
+    let mut pids = Vec::new();
+    for _ in 0..6 {
+        pids.push(child(move || {
+            work_until(end, &c[0]);
+            Ok(())
+        })?);
+    }
+    let first = spread(&pids, cpus);
+    let mut balanced_at = None;
+    let mut samples = Vec::new();
+    while Instant::now() < end - Duration::from_millis(300) {
+        let s = spread(&pids, cpus);
+        let at = t0.elapsed().as_millis();
+        if s == vec![2; cpus] && balanced_at.is_none() {
+            balanced_at = Some(at);
+        }
+        samples.push((at, s));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for p in &pids {
+        wait_ok(*p, "worker")?;
+    }
+    crate::say!("per-CPU counts at fork: {first:?}");
+    let late: Vec<_> = samples.iter().filter(|(at, _)| *at >= 1000).collect();
+    let steady = late.iter().filter(|(_, s)| *s == vec![2; cpus]).count();
+    crate::say!(
+        "balanced (2/2/2) first at {balanced_at:?} ms; {steady} of {} samples after 1 s are 2/2/2",
+        late.len()
+    );
+    check(
+        balanced_at.is_some_and(|t| t <= 1000),
+        "6 busy processes spread 2/2/2 within 1 s",
+    )?;
+    check(
+        steady * 10 >= late.len() * 8,
+        "and stay spread (80% of samples after 1 s)",
+    )
+}
+
+/// A process checksums a 64 MiB buffer (with SSE) while its affinity
+/// moves it between CPUs every few milliseconds: the checksum is right
+/// and it did move.
+pub fn migrate(_: &[String]) -> Result<(), String> {
+    const LEN: usize = 64 << 20;
+    const MOVES: u64 = 20;
+    // [0]: checksum, [1]: CPU changes seen, [2]: passes, [3]: done.
+    let c = shared(4)?;
+    let cpus = online_cpus();
+    check(cpus >= 2, format!("{cpus} CPUs to move between"))?;
+    let pid = fork()?;
+    if pid == 0 {
+        let mut buf = vec![0u8; LEN];
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = pattern(i);
+        }
+        let mut sum = 0u64;
+        let (mut moves, mut passes) = (0, 0);
+        let mut last = cpu_now();
+        // Whole passes until it has moved often enough (bounded).
+        while moves < MOVES && passes < 50 {
+            for chunk in buf.chunks(4096) {
+                sum = sum_chunk(sum, chunk);
+                let now = cpu_now();
+                if now != last {
+                    moves += 1;
+                    last = now;
+                }
+            }
+            passes += 1;
+        }
+        c[0].store(sum, Ordering::SeqCst);
+        c[1].store(moves, Ordering::SeqCst);
+        c[2].store(passes, Ordering::SeqCst);
+        c[3].store(1, Ordering::SeqCst);
+        crate::util::child_exit(0);
+    }
+    let mut k = 0;
+    while c[3].load(Ordering::SeqCst) == 0 {
+        pin(pid, k % cpus)?;
+        k += 1;
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    wait_ok(pid, "checksummer")?;
+    let (got, moves, passes) = (
+        c[0].load(Ordering::SeqCst),
+        c[1].load(Ordering::SeqCst),
+        c[2].load(Ordering::SeqCst),
+    );
+    // The same sum, computed here without migrations.
+    let mut want = 0u64;
+    let mut chunk = vec![0u8; 4096];
+    for _ in 0..passes {
+        for base in (0..LEN).step_by(4096) {
+            for (j, b) in chunk.iter_mut().enumerate() {
+                *b = pattern(base + j);
+            }
+            want = sum_chunk(want, &chunk);
+        }
+    }
+    crate::say!("checksum {got:#x} (want {want:#x}) over {passes} passes, {moves} CPU changes seen, {k} affinity moves");
+    check(
+        got == want,
+        "the checksum of 64 MiB is right after migrations",
+    )?;
+    check(
+        moves >= MOVES,
+        format!("the process changed CPU {moves} times (at least {MOVES})"),
+    )
+}
+
+fn pattern(i: usize) -> u8 {
+    (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8
+}
+
+/// CPUs this process may run on.
+fn online_cpus() -> usize {
+    // SAFETY: cpu_set_t is plain data, filled by the call.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 1;
+        }
+        libc::CPU_COUNT(&set) as usize
+    }
+}
+
+/// A checksum that keeps state in XMM registers across the chunk (so a
+/// migration that lost SSE state would show).
+fn sum_chunk(h: u64, chunk: &[u8]) -> u64 {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is baseline on x86_64; loads are unaligned-safe and in
+    // bounds (16-byte steps over a 4096-byte chunk).
+    unsafe {
+        let mut acc = _mm_set_epi64x(h as i64, (h >> 7) as i64);
+        let mut mix = _mm_set1_epi32(0x9e37_79b9u32 as i32);
+        for b in chunk.chunks_exact(16) {
+            let v = _mm_loadu_si128(b.as_ptr().cast());
+            acc = _mm_add_epi64(acc, _mm_xor_si128(v, mix));
+            mix = _mm_add_epi32(_mm_slli_epi32(mix, 1), _mm_srli_epi32(mix, 31));
+            acc = _mm_add_epi64(acc, _mm_sad_epu8(v, _mm_setzero_si128()));
+        }
+        let lo = _mm_cvtsi128_si64(acc) as u64;
+        let hi = _mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc)) as u64;
+        lo.rotate_left(13) ^ hi.wrapping_mul(0x100_0000_01b3)
+    }
+}
