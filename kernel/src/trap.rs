@@ -62,6 +62,7 @@ pub fn deferred_work() {
     // io_uring: pending requests and SQPOLL rings are looked at on every
     // boundary of the torus (one load when there are none).
     crate::io_uring::boundary();
+    crate::proc::braid::boundary();
 }
 
 fn handle(frame: &mut TrapFrame) {

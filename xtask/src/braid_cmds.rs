@@ -1,6 +1,6 @@
 //! `cargo xtask soak` and `cargo xtask bench braid`: host runners for the
-//! braid simulator and benchmark (needs `braid = { path = "../crates/braid",
-//! features = ["std"] }` in xtask/Cargo.toml).
+//! braid simulator and benchmark (the threaded harness is
+//! `crate::braid_bench`).
 
 /// `soak [SEEDS] [START]`: run simulator seeds; prints and returns 1 on the
 /// first failing seed (replay: `soak 1 SEED`).
@@ -11,7 +11,7 @@ pub fn soak(args: &[String]) -> i32 {
         .unwrap_or(1_000_000u64);
     let start = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(0u64);
     let t = std::time::Instant::now();
-    match braid::bench::soak(seeds, start) {
+    match crate::braid_bench::soak(seeds, start) {
         Ok(()) => {
             println!(
                 "soak: {seeds} seeds from {start}: 0 violations in {:.1?}",
@@ -39,7 +39,7 @@ pub fn bench(args: &[String]) -> i32 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000_000u64);
     for tori in [1usize, 3, 8] {
-        let rates = braid::bench::firehose(tori, depth, events);
+        let rates = crate::braid_bench::firehose(tori, depth, events);
         let total: f64 = rates.iter().sum();
         let per = total / tori as f64;
         println!("braid firehose: {tori} tori, queue depth {depth}: {:.1}M events/s per torus, {:.1}M total", per / 1e6, total / 1e6);

@@ -20,6 +20,7 @@
 
 mod artifacts;
 mod bench;
+mod braid_bench;
 mod braid_cmds;
 mod deps;
 mod initramfs;

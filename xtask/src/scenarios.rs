@@ -58,7 +58,7 @@ pub fn test_all(args: &[String]) -> Result<i32, String> {
                     "scenario {name} ... FAILED ({:.1}s)\n{e}",
                     t.elapsed().as_secs_f64()
                 );
-                failed.push(*name);
+                failed.push(name.to_string());
             }
         }
     }
@@ -67,11 +67,25 @@ pub fn test_all(args: &[String]) -> Result<i32, String> {
         .into_iter()
         .map(|(host, guest)| artifacts::Addition { host, guest })
         .collect();
-    let exec = move |cmd: &str| -> Result<(String, i32), String> { exec_in_guest(cmd, &adds) };
-    for (name, f) in crate::userland_scenarios::scenarios()
+    // The default machine (3 CPUs), then the busybox scripts again on one
+    // CPU and on eight.
+    let mut runs: Vec<(String, crate::userland_scenarios::UserScenario, Option<u32>)> =
+        crate::userland_scenarios::scenarios()
+            .into_iter()
+            .map(|s| (s.0.to_string(), s, None))
+            .collect();
+    for smp in [1, 8] {
+        for s in crate::userland_scenarios::script_scenarios() {
+            runs.push((format!("{}_smp{smp}", s.0), s, Some(smp)));
+        }
+    }
+    for (name, (_, f), smp) in runs
         .into_iter()
-        .filter(|(n, _)| only.is_empty() || only.iter().any(|o| n.contains(o.as_str())))
+        .filter(|(n, _, _)| only.is_empty() || only.iter().any(|o| n.contains(o.as_str())))
     {
+        let adds = adds.clone();
+        let exec =
+            move |cmd: &str| -> Result<(String, i32), String> { exec_in_guest(cmd, &adds, smp) };
         let t = Instant::now();
         match f(&exec) {
             Ok(()) => eprintln!("scenario {name} ... ok ({:.1}s)", t.elapsed().as_secs_f64()),
@@ -94,10 +108,15 @@ pub fn test_all(args: &[String]) -> Result<i32, String> {
 
 /// Runs `cmd` in a fresh boot exactly as `cargo xtask run --exec` does and
 /// returns its output and exit status.
-fn exec_in_guest(cmd: &str, adds: &[artifacts::Addition]) -> Result<(String, i32), String> {
+fn exec_in_guest(
+    cmd: &str,
+    adds: &[artifacts::Addition],
+    smp: Option<u32>,
+) -> Result<(String, i32), String> {
     let opts = RunOpts {
         exec: Some(cmd.to_string()),
         adds: adds.to_vec(),
+        smp,
         ..Default::default()
     };
     let cfg = opts.config("scenario")?;

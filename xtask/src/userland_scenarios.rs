@@ -47,6 +47,17 @@ program_scenarios!(
     io_uring,
 );
 
+/// Scheduling checks (the default 3 CPUs), each in its own boot and not
+/// in the all-in-one run: they need the CPUs to themselves for seconds.
+const SCHED: &[UserScenario] = &[
+    ("rsetest_sched_fair", |e| program(e, "sched_fair")),
+    ("rsetest_sched_rt", |e| program(e, "sched_rt")),
+    ("rsetest_sched_balance", |e| program(e, "sched_balance")),
+    ("rsetest_sched_mixed", |e| program(e, "sched_mixed")),
+    ("rsetest_sched_migrate", |e| program(e, "sched_migrate")),
+    ("rsetest_sched_fail", |e| program(e, "sched_fail")),
+];
+
 macro_rules! script_scenarios {
     ($($name:ident),* $(,)?) => {
         /// One scenario per `user/scripts/NAME.sh` (`busybox_diff_NAME`).
@@ -72,13 +83,19 @@ script_scenarios!(
 );
 
 /// Every userland scenario: the programs one per boot, then all programs
-/// in a single boot, then the differential scripts.
+/// in a single boot, the scheduling checks, then the differential scripts.
 pub fn scenarios() -> Vec<UserScenario> {
     let mut v: Vec<UserScenario> = PROGRAMS.to_vec();
     v.push(("rsetest_all_in_one_boot", all_in_one_boot));
+    v.extend_from_slice(SCHED);
     v.push(("busybox_diff_scripts_listed", scripts_listed));
     v.extend_from_slice(SCRIPTS);
     v
+}
+
+/// The differential busybox scripts alone (rerun on other CPU counts).
+pub fn script_scenarios() -> Vec<UserScenario> {
+    SCRIPTS.to_vec()
 }
 
 /// The subcommands of rsetest that the scenarios run.

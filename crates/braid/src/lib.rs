@@ -5,13 +5,13 @@
 //!
 //! The crate is `no_std` + `alloc` and transport-agnostic: a torus emits
 //! fixed-size byte records through a [`Transport`] and consumes them with
-//! [`Torus::receive`]. With the `std` feature, [`bench`] runs tori on threads
-//! and measures them.
+//! [`Torus::receive`]. The kernel runs it between its CPU tori; the host
+//! benchmark (threads, `cargo xtask bench braid`) lives in xtask.
 #![no_std]
 #![warn(missing_docs)]
 
 extern crate alloc;
-#[cfg(any(feature = "std", test))]
+#[cfg(test)]
 extern crate std;
 
 pub mod ack;
@@ -30,9 +30,6 @@ pub mod sim;
 pub mod table;
 pub mod torus;
 mod verify;
-
-#[cfg(feature = "std")]
-pub mod bench;
 
 /// Largest number of tori in one ring (the view is a 64-bit mask).
 pub const MAX_TORI: usize = 64;

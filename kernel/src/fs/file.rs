@@ -49,6 +49,9 @@ pub enum Kind {
     Random,
     /// A /proc file: its content, generated at open.
     Proc(Vec<u8>),
+    /// A /proc file that also takes commands (/proc/braid): its content,
+    /// generated at open; a write is one command.
+    ProcControl(Vec<u8>),
     /// A /proc directory: its entries (ino, d_type, name), generated at open.
     ProcDir(Vec<(u64, u8, Vec<u8>)>),
     /// An io_uring instance (io_uring_setup's fd; mmap it for the rings).
@@ -118,7 +121,7 @@ impl OpenFile {
             return Err(Errno::EBADF);
         }
         match &self.kind {
-            Kind::Inode(_) | Kind::Proc(_) => {
+            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) => {
                 let mut pos = self.pos.lock();
                 let n = self.pread(buf, *pos)?;
                 *pos += n as u64;
@@ -150,7 +153,7 @@ impl OpenFile {
                 }
                 super::read_inode(*ino, off, buf)
             }
-            Kind::Proc(data) => {
+            Kind::Proc(data) | Kind::ProcControl(data) => {
                 let start = (off as usize).min(data.len());
                 let n = buf.len().min(data.len() - start);
                 buf[..n].copy_from_slice(&data[start..start + n]);
@@ -185,6 +188,10 @@ impl OpenFile {
             Kind::PipeRead(_) => Err(Errno::EBADF),
             Kind::Tty => super::tty::write(data),
             Kind::Null | Kind::Zero | Kind::Random => Ok(data.len()),
+            Kind::ProcControl(_) => {
+                crate::proc::braid::control(data)?;
+                Ok(data.len())
+            }
             Kind::Proc(_) | Kind::ProcDir(_) => Err(Errno::EACCES),
             Kind::IoUring(_) => Err(Errno::EINVAL),
         }
@@ -222,7 +229,10 @@ impl OpenFile {
 
     /// A stream (pipe, tty, device): offsets mean nothing.
     pub fn is_stream(&self) -> bool {
-        !matches!(self.kind, Kind::Inode(_) | Kind::Proc(_) | Kind::ProcDir(_))
+        !matches!(
+            self.kind,
+            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) | Kind::ProcDir(_)
+        )
     }
 
     /// The inode, for files that have one.

@@ -140,7 +140,7 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
     let text = match (first, second) {
         (None, _) => {
             let mut entries: Vec<(u64, u8, Vec<u8>)> = Vec::new();
-            for n in ["meminfo", "uptime", "stat", "cpuinfo", "loadavg"] {
+            for n in ["meminfo", "uptime", "stat", "cpuinfo", "loadavg", "braid"] {
                 entries.push((2, DT_REG, n.as_bytes().to_vec()));
             }
             entries.push((3, DT_LNK, b"self".to_vec()));
@@ -157,6 +157,9 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
         (Some("uptime"), None) => uptime(),
         (Some("stat"), None) => stat(),
         (Some("cpuinfo"), None) => cpuinfo(),
+        (Some("braid"), None) => {
+            return Some(Kind::ProcControl(proc::braid::report().into_bytes()))
+        }
         (Some("loadavg"), None) => format!(
             "0.00 0.00 0.00 {}/{} {}\n",
             proc::sched::runnable() + 1,

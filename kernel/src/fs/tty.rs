@@ -159,6 +159,13 @@ fn out(bytes: &[u8], t: &Termios) {
 
 /// Runs received bytes through the line discipline (process context).
 pub fn pump() {
+    // One CPU at a time: two pumping at once would reorder the bytes. A
+    // CPU that finds another pumping leaves the bytes to it (or to the
+    // next tick's deferred work, which looks again).
+    static PUMPING: spin::Mutex<()> = spin::Mutex::new(());
+    let Some(_one) = PUMPING.try_lock() else {
+        return;
+    };
     let mut signals: Vec<(Pid, u32)> = Vec::new();
     let mut woke = false;
     while let Some(mut c) = crate::console::read_byte() {

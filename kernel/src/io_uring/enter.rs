@@ -120,6 +120,7 @@ fn wait(ring: &Arc<Ring>, min: u32, sig: u64, sigsz: u64, ts: u64) -> KResult<u6
 fn wait_loop(ring: &Arc<Ring>, min: u32, deadline: Option<u64>) -> KResult<u64> {
     let me = current();
     loop {
+        let since = crate::fs::POLL_WQ.wakes();
         ring.run_pending(Some(&me));
         if ring.is_sqpoll() {
             ring.sqpoll_boundary(Some(&me));
@@ -143,14 +144,6 @@ fn wait_loop(ring: &Arc<Ring>, min: u32, deadline: Option<u64>) -> KResult<u64> 
         }
         // Sleep until the next tick or pipe/tty change (both wake the
         // poll queue), then look again.
-        let mut first = true;
-        crate::fs::POLL_WQ.wait_until(|| {
-            if first {
-                first = false;
-                None
-            } else {
-                Some(())
-            }
-        })?;
+        crate::fs::POLL_WQ.wait_for_wake(since)?;
     }
 }

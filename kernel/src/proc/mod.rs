@@ -5,6 +5,7 @@
 //! on it (DESIGN.md, "toroidal coordinates"); the torus decides where it
 //! runs and which frame pool backs its memory.
 
+pub mod braid;
 pub mod exit;
 pub mod fork;
 pub mod sched;

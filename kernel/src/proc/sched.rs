@@ -96,13 +96,19 @@ fn home_for(p: &Process) -> usize {
 /// Queues a runnable `p` on its torus and makes sure that torus notices
 /// (preempting what it runs when `p` should run first). Interrupts off.
 fn enqueue(p: Arc<Process>, e: Entity, how: Enqueue) {
-    let t = home_for(&p);
-    p.set_torus(t);
-    let tor = torus::get(t);
-    let preempt = {
+    let (t, preempt) = loop {
+        let t = home_for(&p);
+        let tor = torus::get(t);
         let mut rq = tor.runq.lock();
+        // A torus is taken out of the ring under its queue's lock (see
+        // `adopt`): checked here under the same lock, nothing is queued
+        // on a torus after its processes were adopted.
+        if !tor.online.load(Ordering::Acquire) && t != torus::this_id() {
+            continue;
+        }
+        p.set_torus(t);
         let placed = rq.enqueue(p, e, how);
-        rq.should_preempt(&placed)
+        break (t, rq.should_preempt(&placed));
     };
     if t == torus::this_id() {
         if preempt {
@@ -110,6 +116,7 @@ fn enqueue(p: Arc<Process>, e: Entity, how: Enqueue) {
         }
         return;
     }
+    let tor = torus::get(t);
     // Pairs with the idle loop's store of `idle` before it looks at its
     // queue: either it sees our process or we see it idle.
     fence(Ordering::SeqCst);
@@ -120,11 +127,78 @@ fn enqueue(p: Arc<Process>, e: Entity, how: Enqueue) {
     }
 }
 
+/// Braid diffusion: hands one process that may run on torus `to` from
+/// this torus `me` to it, when `to` is lighter by more than its weight.
+pub fn push_one(me: usize, to: usize, their_load: u64) -> bool {
+    hal::cpu::without_interrupts(|| {
+        let got = {
+            let mut rq = torus::get(me).runq.lock();
+            let gap = rq.load().saturating_sub(their_load);
+            if gap <= runq::NICE_0_WEIGHT as u64 / 2 {
+                return false;
+            }
+            let movable = |p: &Arc<Process>, rt: bool| {
+                p.ctx.load(Ordering::Acquire) != 0
+                    && p.affinity() & (1 << to) != 0
+                    && p.params().policy.is_rt() == rt
+                    && (p.params().weight() as u64) < gap
+            };
+            // Priority demand first: a real-time process waiting behind
+            // another one here gets no CPU at all until it moves.
+            let rt = (rq.rt_queued() > 0)
+                .then(|| rq.steal(|p| movable(p, true)))
+                .flatten();
+            rt.or_else(|| rq.steal(|p| movable(p, false)))
+                .map(|(p, e)| (p, e, rq.vclock()))
+        };
+        let Some((p, e, from_vclock)) = got else {
+            return false;
+        };
+        p.set_torus(to);
+        enqueue(p, e, Enqueue::Migrated { from_vclock });
+        true
+    })
+}
+
+/// Takes failed torus `dead` out of the ring and moves every process
+/// queued on it to torus `me`; returns how many.
+pub fn adopt(dead: usize, me: usize) -> usize {
+    hal::cpu::without_interrupts(|| {
+        let tor = torus::get(dead);
+        let (all, from_vclock) = {
+            let mut rq = tor.runq.lock();
+            tor.online.store(false, Ordering::Release);
+            (rq.drain(), rq.vclock())
+        };
+        let n = all.len();
+        for (p, e) in all {
+            p.set_torus(me);
+            enqueue(p, e, Enqueue::Migrated { from_vclock });
+        }
+        n
+    })
+}
+
+/// Torus `me`, taken out of the ring while alive or revived, takes part
+/// again.
+pub fn rejoin(me: usize) {
+    hal::cpu::without_interrupts(|| {
+        let tor = torus::get(me);
+        let _rq = tor.runq.lock();
+        tor.online.store(true, Ordering::Release);
+    });
+}
+
 /// Called by the timer interrupt: charges the running process and asks
 /// for a switch when its request (or RR quantum) is used up.
 pub fn on_tick() {
     let t = torus::this();
-    if t.runq.lock().tick(now()) {
+    // A process running outside its affinity (adopted from a torus that
+    // was taken out of the ring and is back) goes home at its next switch.
+    let stray = t
+        .current
+        .with(|p| p.is_some_and(|p| p.affinity() & (1 << torus::this_id()) == 0));
+    if t.runq.lock().tick(now()) || stray {
         work::raise(RESCHED);
     }
 }
@@ -177,7 +251,13 @@ fn switch_away(yield_: bool) {
         if let Some(p) = &prev {
             put_prev(t, p, now, yield_);
         }
-        let next = t.runq.lock().pick_next(now);
+        // A failing torus stops here: what it ran stays queued for the
+        // others to adopt, and its idle loop takes no more events.
+        let next = if super::braid::failing(torus::this_id()) {
+            None
+        } else {
+            t.runq.lock().pick_next(now)
+        };
         if let (Some(p), Some(n)) = (&prev, &next) {
             if Arc::ptr_eq(p, n) {
                 *n.run.lock() = RunState::Running;
@@ -365,6 +445,7 @@ pub fn idle_loop() -> ! {
     let t = torus::this();
     loop {
         crate::trap::deferred_work();
+        super::braid::hang_while_failed(torus::this_id());
         hal::cpu::disable_interrupts();
         t.idle.store(true, Ordering::SeqCst);
         let has_work = t.runq.lock().queued() > 0 || steal_from_neighbours(t);
@@ -390,6 +471,8 @@ pub fn runnable() -> usize {
 pub struct WaitQueue {
     /// Kept (with its capacity) across waits: blocking must not allocate.
     waiters: Mutex<VecDeque<Arc<Process>>>,
+    /// Number of `wake_all`s so far (see [`WaitQueue::wait_for_wake`]).
+    wakes: AtomicU64,
 }
 
 impl WaitQueue {
@@ -397,16 +480,36 @@ impl WaitQueue {
     pub const fn new() -> WaitQueue {
         WaitQueue {
             waiters: Mutex::new(VecDeque::new()),
+            wakes: AtomicU64::new(0),
         }
     }
 
-    /// Wakes every waiter.
+    /// Wakes every waiter registered now.
     pub fn wake_all(&self) {
+        self.wakes.fetch_add(1, Ordering::AcqRel);
         // One at a time, so the queue keeps its buffer and the lock is not
-        // held while waking (wake takes the run queue's lock).
-        while let Some(w) = hal::cpu::without_interrupts(|| self.waiters.lock().pop_front()) {
+        // held while waking (wake takes the run queue's lock); at most as
+        // many as were there, so waiters that register again on another
+        // CPU meanwhile cannot keep us here.
+        let n = hal::cpu::without_interrupts(|| self.waiters.lock().len());
+        for _ in 0..n {
+            let Some(w) = hal::cpu::without_interrupts(|| self.waiters.lock().pop_front()) else {
+                break;
+            };
             wake(&w);
         }
+    }
+
+    /// The count of wake-ups so far: read it before looking at the
+    /// condition, then [`WaitQueue::wait_for_wake`] with it.
+    pub fn wakes(&self) -> u64 {
+        self.wakes.load(Ordering::Acquire)
+    }
+
+    /// Sleeps until a `wake_all` after the one counted in `since` (at once
+    /// if there was one already), or a signal (EINTR).
+    pub fn wait_for_wake(&self, since: u64) -> abi::KResult<()> {
+        self.wait_until(|| (self.wakes() != since).then_some(()))
     }
 
     /// Blocks the current process until `ready()` returns Some, or a signal

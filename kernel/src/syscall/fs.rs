@@ -144,8 +144,8 @@ fn file_stat(f: &OpenFile) -> KResult<Stat> {
             dev: 6,
             ..Stat::default()
         }),
-        Kind::Proc(_) => Ok(Stat {
-            mode: 0o100444,
+        Kind::Proc(_) | Kind::ProcControl(_) => Ok(Stat {
+            mode: 0o100644,
             nlink: 1,
             blksize: 4096,
             dev: 3,
@@ -293,7 +293,7 @@ pub fn lseek(fd: u64, off: i64, whence: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
     let size = match &f.kind {
         Kind::Inode(i) => kfs::with(|fs| fs.stat(*i))?.size,
-        Kind::Proc(d) => d.len() as i64,
+        Kind::Proc(d) | Kind::ProcControl(d) => d.len() as i64,
         Kind::ProcDir(_) => 0,
         Kind::Null | Kind::Zero | Kind::Random => return Ok(0),
         _ => return Err(Errno::ESPIPE),
@@ -332,10 +332,13 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
     let flags = flags as u32;
     let me = current();
     let kind = if let Some(rest) = proc_rest(dirfd, &path) {
-        if flags & file::O_ACCMODE != file::O_RDONLY {
+        let kind = procfs::open(&rest).ok_or(Errno::ENOENT)?;
+        // Only control files take writes (O_CREAT/O_TRUNC mean nothing).
+        let writes = flags & file::O_ACCMODE != file::O_RDONLY;
+        if writes && !matches!(kind, Kind::ProcControl(_)) {
             return Err(Errno::EACCES);
         }
-        procfs::open(&rest).ok_or(Errno::ENOENT)?
+        kind
     } else {
         let start = start_dir(dirfd, &path)?;
         let follow = flags & file::O_NOFOLLOW == 0;

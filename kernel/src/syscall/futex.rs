@@ -32,20 +32,15 @@ pub fn wake_addr(addr: u64, _n: u32) {
 pub fn futex(uaddr: u64, op: u64, val: u64, _timeout: u64) -> KResult<u64> {
     match op & 0x7f {
         0 | 9 => {
-            // FUTEX_WAIT(_BITSET): sleep while *uaddr == val.
+            // FUTEX_WAIT(_BITSET): sleep while *uaddr == val. The wake
+            // count is read before the value, so a FUTEX_WAKE between the
+            // two (on another CPU) is not lost.
+            let q = queue(uaddr);
+            let since = q.wakes();
             if uaccess::read_u32(uaddr)? != val as u32 {
                 return Err(Errno::EAGAIN);
             }
-            let q = queue(uaddr);
-            let mut first = true;
-            q.wait_until(|| {
-                if first {
-                    first = false;
-                    None
-                } else {
-                    Some(())
-                }
-            })?;
+            q.wait_for_wake(since)?;
             Ok(0)
         }
         1 | 10 => {

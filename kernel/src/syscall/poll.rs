@@ -12,20 +12,12 @@ use crate::uaccess;
 /// wake the poller too, so both timeouts and state changes are seen.
 fn wait(deadline: Option<u64>, mut check: impl FnMut() -> usize) -> KResult<usize> {
     loop {
+        let since = crate::fs::POLL_WQ_OR_TICK.wakes();
         let n = check();
         if n > 0 || deadline.is_some_and(|d| hal::time::now_ns() >= d) {
             return Ok(n);
         }
-        let mut first = true;
-        let r = crate::fs::POLL_WQ_OR_TICK.wait_until(|| {
-            if first {
-                first = false;
-                None
-            } else {
-                Some(())
-            }
-        });
-        r?;
+        crate::fs::POLL_WQ_OR_TICK.wait_for_wake(since)?;
     }
 }
 

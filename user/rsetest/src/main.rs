@@ -100,9 +100,19 @@ const TESTS: &[(&str, Test, &str)] = &[
         "(3 CPUs) 6 busy processes spread 2/2/2 within 1 s",
     ),
     (
+        "sched_mixed",
+        sched::mixed,
+        "(3 CPUs) 12 busy processes of mixed nice values: per-CPU load within 20%",
+    ),
+    (
         "sched_migrate",
         sched::migrate,
         "(3 CPUs) a 64 MiB checksum is right across many migrations",
+    ),
+    (
+        "sched_fail",
+        sched::fail,
+        "(3 CPUs) `fail B` under load: detected, every process finishes once and right; `revive B` rebalances",
     ),
 ];
 

@@ -128,9 +128,35 @@ pub fn fair(_: &[String]) -> Result<(), String> {
 /// SCHED_FIFO preempts fair processes on its CPU; two SCHED_RR processes
 /// of one priority alternate every RR interval.
 pub fn rt(_: &[String]) -> Result<(), String> {
+    rt_demand_spreads()?;
     pin(0, 0)?;
     fifo_preempts()?;
     rr_alternates()
+}
+
+/// Two SCHED_FIFO spinners started on one CPU (no affinity): the second
+/// would get nothing behind the first, so it must move to another CPU;
+/// both make progress.
+fn rt_demand_spreads() -> Result<(), String> {
+    let c = shared(2)?;
+    let end = Instant::now() + Duration::from_millis(1500);
+    let mut pids = Vec::new();
+    for counter in c.iter() {
+        pids.push(child(move || {
+            set_policy(libc::SCHED_FIFO, 30)?;
+            work_until(end, counter);
+            Ok(())
+        })?);
+    }
+    for p in pids {
+        wait_ok(p, "FIFO spinner")?;
+    }
+    let (a, b) = (c[0].load(Ordering::Relaxed), c[1].load(Ordering::Relaxed));
+    crate::say!("FIFO spinners: {a} and {b} rounds");
+    check(
+        a.min(b) * 3 >= a.max(b),
+        "two SCHED_FIFO spinners both run (on different CPUs), within 3x of each other",
+    )
 }
 
 fn fifo_preempts() -> Result<(), String> {
@@ -302,6 +328,66 @@ pub fn balance(_: &[String]) -> Result<(), String> {
     )
 }
 
+/// Linux's weight for a nice value (the ones [`mixed`] uses).
+fn weight(nice: i32) -> u64 {
+    match nice {
+        -5 => 3121,
+        0 => 1024,
+        5 => 335,
+        10 => 110,
+        _ => 1024,
+    }
+}
+
+/// Twelve busy processes of mixed nice values: while they run, the load
+/// (sum of weights) of each CPU is within 20% of the mean.
+pub fn mixed(_: &[String]) -> Result<(), String> {
+    let cpus = online_cpus();
+    let nices = [-5, -5, 0, 0, 0, 0, 5, 5, 5, 5, 10, 10];
+    let c = shared(1)?;
+    let end = Instant::now() + Duration::from_millis(3500);
+    let mut pids = Vec::new();
+    for nice in nices {
+        pids.push(child(move || {
+            set_nice(nice)?;
+            work_until(end, &c[0]);
+            Ok(())
+        })?);
+    }
+    let t0 = Instant::now();
+    let mut spreads = Vec::new();
+    while Instant::now() < end - Duration::from_millis(300) {
+        if t0.elapsed() >= Duration::from_millis(1000) {
+            let mut load = vec![0u64; cpus];
+            for (p, &n) in pids.iter().zip(&nices) {
+                if let Some(cpu) = processor(*p).filter(|&c| c < cpus) {
+                    load[cpu] += weight(n);
+                }
+            }
+            let mean = load.iter().sum::<u64>() as f64 / cpus as f64;
+            let worst = load
+                .iter()
+                .map(|&l| (l as f64 - mean).abs() / mean)
+                .fold(0.0, f64::max);
+            spreads.push((worst, load));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for p in pids {
+        wait_ok(p, "worker")?;
+    }
+    spreads.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (median, load) = &spreads[spreads.len() / 2];
+    crate::say!(
+        "per-CPU load (weights) at the median sample: {load:?}, worst deviation {:.1}%",
+        median * 100.0
+    );
+    check(
+        *median <= 0.20,
+        "per-CPU load within 20% of the mean (median of samples after 1 s)",
+    )
+}
+
 /// A process checksums a 64 MiB buffer (with SSE) while its affinity
 /// moves it between CPUs every few milliseconds: the checksum is right
 /// and it did move.
@@ -407,5 +493,140 @@ fn sum_chunk(h: u64, chunk: &[u8]) -> u64 {
         let lo = _mm_cvtsi128_si64(acc) as u64;
         let hi = _mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc)) as u64;
         lo.rotate_left(13) ^ hi.wrapping_mul(0x100_0000_01b3)
+    }
+}
+
+/// LCG steps each process of [`fail`] takes: a fixed amount of work (a
+/// few CPU seconds under TCG), whose result the parent checks cheaply by
+/// jumping the LCG ahead.
+const FAIL_STEPS: u64 = 2000 * 1_000_000;
+const LCG_A: u64 = 6364136223846793005;
+const LCG_C: u64 = 1442695040888963407;
+
+fn fail_work(seed: u64) -> u64 {
+    let mut x = seed;
+    for _ in 0..FAIL_STEPS / 2000 {
+        x = spin(2000, x);
+    }
+    x
+}
+
+/// The LCG of [`spin`] applied `n` times to `x`, by squaring the affine map.
+fn lcg_jump(mut n: u64, x: u64) -> u64 {
+    let (mut a, mut c) = (LCG_A, LCG_C);
+    let (mut ta, mut tc) = (1u64, 0u64);
+    while n > 0 {
+        if n & 1 == 1 {
+            ta = ta.wrapping_mul(a);
+            tc = tc.wrapping_mul(a).wrapping_add(c);
+        }
+        c = c.wrapping_mul(a).wrapping_add(c);
+        a = a.wrapping_mul(a);
+        n >>= 1;
+    }
+    x.wrapping_mul(ta).wrapping_add(tc)
+}
+
+/// With 6 busy processes running, `fail B` (via /proc/braid): the other
+/// CPUs detect it, every process finishes once with the right result;
+/// then `revive B` and B takes work again.
+pub fn fail(_: &[String]) -> Result<(), String> {
+    // Per process: [3i] starts, [3i+1] finishes, [3i+2] result.
+    let c = shared(18)?;
+    let mut pids = Vec::new();
+    for i in 0..6u64 {
+        pids.push(child(move || {
+            c[3 * i as usize].fetch_add(1, Ordering::SeqCst);
+            let r = fail_work(i + 1);
+            c[3 * i as usize + 2].store(r, Ordering::SeqCst);
+            c[3 * i as usize + 1].fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })?);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let on_b = spread(&pids, 3)[1];
+    crate::say!("{on_b} of the 6 on B when it fails");
+    std::fs::write("/proc/braid", "fail B").map_err(|e| format!("fail B: {e}"))?;
+    for p in &pids {
+        wait_ok(*p, "busy process")?;
+    }
+    let braid = std::fs::read_to_string("/proc/braid").map_err(|e| e.to_string())?;
+    for l in braid.lines() {
+        crate::say!("{l}");
+    }
+    let line = braid
+        .lines()
+        .find(|l| l.starts_with("failure B detected by"));
+    check(line.is_some(), "the survivors detected the failure of B")?;
+    let ms: f64 = line
+        .and_then(|l| l.split(" in ").nth(1))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::MAX);
+    check(ms < 1000.0, format!("detected in {ms} ms (under 1 s)"))?;
+    for i in 0..6 {
+        let (s, f) = (
+            c[3 * i].load(Ordering::SeqCst),
+            c[3 * i + 1].load(Ordering::SeqCst),
+        );
+        check(
+            s == 1 && f == 1,
+            format!("process {i} started once and finished once ({s}, {f})"),
+        )?;
+    }
+    for i in 0..6u64 {
+        let want = lcg_jump(FAIL_STEPS, i + 1);
+        let got = c[3 * i as usize + 2].load(Ordering::SeqCst);
+        check(
+            got == want,
+            format!("process {i}'s result {got:#x} is right"),
+        )?;
+    }
+    std::fs::write("/proc/braid", "revive B").map_err(|e| format!("revive B: {e}"))?;
+    std::thread::sleep(Duration::from_millis(100));
+    // Balance returns: six new busy processes spread over A, B and C.
+    let d = shared(1)?;
+    let end = Instant::now() + Duration::from_millis(2000);
+    let mut pids = Vec::new();
+    for _ in 0..6 {
+        pids.push(child(move || {
+            work_until(end, &d[0]);
+            Ok(())
+        })?);
+    }
+    let t0 = Instant::now();
+    let mut on_b_at = None;
+    let mut balanced_at = None;
+    while Instant::now() < end - Duration::from_millis(300) {
+        let s = spread(&pids, 3);
+        if s[1] > 0 && on_b_at.is_none() {
+            on_b_at = Some(t0.elapsed().as_millis());
+        }
+        if s == vec![2, 2, 2] && balanced_at.is_none() {
+            balanced_at = Some(t0.elapsed().as_millis());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for p in pids {
+        wait_ok(p, "busy process after revive")?;
+    }
+    crate::say!("after revive: work on B at {on_b_at:?} ms, 2/2/2 at {balanced_at:?} ms");
+    check(on_b_at.is_some(), "B runs processes again after revive")?;
+    check(
+        balanced_at.is_some_and(|t| t <= 1000),
+        "balance returns (2/2/2 within 1 s)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn jump_matches_steps() {
+        let mut x = 7;
+        for _ in 0..4000 {
+            x = x.wrapping_mul(super::LCG_A).wrapping_add(super::LCG_C);
+        }
+        assert_eq!(super::lcg_jump(4000, 7), x);
+        assert_eq!(super::spin(4000, 7), x);
     }
 }

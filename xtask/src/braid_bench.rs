@@ -1,13 +1,14 @@
-//! Host benchmark (feature `std`): event throughput per torus on its own
-//! thread, on the same [`EventQueue`] the kernel uses, and the simulator's
-//! soak entry point re-exported for the host tool.
+//! Host benchmark of the braid crate: event throughput per torus on its
+//! own thread, on the same [`EventQueue`] the kernel uses, and the
+//! simulator's soak entry point re-exported for the host tool. (It lives
+//! here, not in `braid`, so that `braid` never links std: the kernel
+//! depends on it.)
 
-use crate::event::Event;
-use crate::queue::EventQueue;
+use braid::{Event, EventQueue};
 use std::time::Instant;
 use std::vec::Vec;
 
-pub use crate::sim::soak;
+pub use braid::sim::soak;
 
 /// Events per second for each of `tori` threads, each doing `events`
 /// dequeue → handler → enqueue steps on a queue `depth` events deep.

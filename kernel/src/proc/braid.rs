@@ -1,0 +1,436 @@
+//! The braid between the CPU tori. Every braid interval each online torus
+//! sends its projection (crate `braid`'s 512-byte, CRC-checked wire
+//! format: heartbeat, epoch, members, load per class, chain digest) to its
+//! successor only, through a per-pair shared-memory mailbox, and acks its
+//! predecessor's projection with its own load. From those two neighbours'
+//! loads it diffuses work: it hands one movable process to a neighbour
+//! that is lighter by more than that process's weight. Its successor
+//! watches its heartbeat: silent for [`MISSED`] intervals, the torus is
+//! declared failed, taken out of the ring, and its queued processes are
+//! adopted (they are in shared memory, switched out at an event boundary).
+//!
+//! A falsely suspected torus (its CPU was only late, e.g. a vCPU the host
+//! did not run) loses nothing: adoption takes only processes that are
+//! queued, never the one it runs, under its queue's lock, like any
+//! migration; it notices it was taken out and rejoins.
+//!
+//! Debug control (`/proc/braid`): `fail B` makes torus B stop taking
+//! events at its next event boundary with interrupts off, as if its CPU
+//! hung; `revive B` lets it go on and rejoin the ring.
+
+use alloc::format;
+use alloc::string::String;
+use braid::ack::ACK_LEN;
+use braid::projection::PROJ_LEN;
+use braid::{Ack, Projection};
+use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use spin::Mutex;
+
+use super::torus::{self, MAX_TORI};
+
+/// Braid interval.
+pub const INTERVAL_NS: u64 = 4_000_000;
+/// Intervals without a new heartbeat before the predecessor is failed
+/// (40 ms: under TCG on a loaded host a vCPU can be descheduled for tens
+/// of ms; a false suspicion costs migrations, never correctness).
+pub const MISSED: u64 = 10;
+
+/// A single-writer seqlock over `W` words.
+struct Mailbox<const W: usize> {
+    seq: AtomicU64,
+    words: [AtomicU64; W],
+}
+
+impl<const W: usize> Mailbox<W> {
+    const fn new() -> Self {
+        Mailbox {
+            seq: AtomicU64::new(0),
+            words: [const { AtomicU64::new(0) }; W],
+        }
+    }
+
+    fn write(&self, b: &[u8]) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        for (w, c) in self.words.iter().zip(b.chunks(8)) {
+            let mut x = [0u8; 8];
+            x[..c.len()].copy_from_slice(c);
+            w.store(u64::from_le_bytes(x), Ordering::Relaxed);
+        }
+        self.seq.store(s + 2, Ordering::Release);
+    }
+
+    /// The message and its sequence number (None: never written, or torn
+    /// by a concurrent write several times).
+    fn read(&self, out: &mut [u8]) -> Option<u64> {
+        for _ in 0..4 {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 == 0 || s1 & 1 == 1 {
+                core::hint::spin_loop();
+                continue;
+            }
+            for (w, c) in self.words.iter().zip(out.chunks_mut(8)) {
+                let n = c.len();
+                c.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes()[..n]);
+            }
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                return Some(s1);
+            }
+        }
+        None
+    }
+}
+
+const PW: usize = PROJ_LEN / 8;
+const AW: usize = ACK_LEN / 8;
+/// `PROJ[from][to]`: projections; `ACKS[from][to]`: acks.
+static PROJ: [[Mailbox<PW>; MAX_TORI]; MAX_TORI] =
+    [const { [const { Mailbox::new() }; MAX_TORI] }; MAX_TORI];
+static ACKS: [[Mailbox<AW>; MAX_TORI]; MAX_TORI] =
+    [const { [const { Mailbox::new() }; MAX_TORI] }; MAX_TORI];
+
+/// The ring's view epoch: +1 on every failure and rejoin.
+static EPOCH: AtomicU32 = AtomicU32::new(1);
+/// `fail` asked this torus to stop (and when, for the detection time).
+static FAILING: [AtomicBool; MAX_TORI] = [const { AtomicBool::new(false) }; MAX_TORI];
+static FAIL_AT: [AtomicU64; MAX_TORI] = [const { AtomicU64::new(0) }; MAX_TORI];
+
+/// What one torus knows and has done (its own CPU writes it).
+#[derive(Default, Clone, Copy)]
+struct State {
+    last_step: u64,
+    heartbeat: u64,
+    /// Digest of the last projection sent.
+    chain: u64,
+    pred: Option<usize>,
+    pred_seq: u64,
+    pred_hb: u64,
+    pred_chain: u64,
+    /// When the predecessor's heartbeat last advanced (or it became ours).
+    pred_seen: u64,
+    pred_load: Option<u64>,
+    succ_seq: u64,
+    succ_load: Option<u64>,
+    load: u64,
+    sent: u64,
+    received: u64,
+    rejected: u64,
+    migrations: u64,
+    adopted: u64,
+    failures_detected: u64,
+    /// Detection time of the last failure this torus declared (ns from
+    /// `fail` or from the last heartbeat), and whom.
+    last_detect_ns: u64,
+    last_failed: Option<usize>,
+    rejoins: u64,
+}
+
+static STATE: [Mutex<State>; MAX_TORI] = [const {
+    Mutex::new(State {
+        last_step: 0,
+        heartbeat: 0,
+        chain: 0,
+        pred: None,
+        pred_seq: 0,
+        pred_hb: 0,
+        pred_chain: 0,
+        pred_seen: 0,
+        pred_load: None,
+        succ_seq: 0,
+        succ_load: None,
+        load: 0,
+        sent: 0,
+        received: 0,
+        rejected: 0,
+        migrations: 0,
+        adopted: 0,
+        failures_detected: 0,
+        last_detect_ns: 0,
+        last_failed: None,
+        rejoins: 0,
+    })
+}; MAX_TORI];
+
+fn digest(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// The next online torus after `t` around the ring (not `t` itself).
+fn succ(t: usize) -> Option<usize> {
+    let n = torus::count();
+    (1..n).map(|k| (t + k) % n).find(|&i| torus::is_online(i))
+}
+
+/// The previous online torus before `t`.
+fn pred(t: usize) -> Option<usize> {
+    let n = torus::count();
+    (1..n)
+        .map(|k| (t + n - k) % n)
+        .find(|&i| torus::is_online(i))
+}
+
+fn members() -> u64 {
+    (0..torus::count())
+        .filter(|&i| torus::is_online(i))
+        .fold(0, |m, i| m | 1 << i)
+}
+
+/// Whether torus `t` was told to stop (`fail`).
+pub fn failing(t: usize) -> bool {
+    FAILING[t % MAX_TORI].load(Ordering::Acquire)
+}
+
+/// One braid step of this CPU's torus, at most once per interval. Called
+/// at every event boundary (deferred work), with no lock held.
+pub fn boundary() {
+    let me = torus::this_id();
+    if failing(me) {
+        // Stop at this boundary: the scheduler puts the running process
+        // back in the queue and the idle loop stops taking events.
+        super::work::raise(super::work::RESCHED);
+        return;
+    }
+    let now = hal::time::now_ns();
+    let mut st = hal::cpu::without_interrupts(|| *STATE[me].lock());
+    if now.saturating_sub(st.last_step) < INTERVAL_NS {
+        return;
+    }
+    st.last_step = now;
+    if !torus::is_online(me) {
+        // Taken out while alive (a late CPU): come back.
+        super::sched::rejoin(me);
+        EPOCH.fetch_add(1, Ordering::AcqRel);
+        st.rejoins += 1;
+    }
+    st.load = hal::cpu::without_interrupts(|| torus::get(me).runq.lock().load());
+    send(me, now, &mut st);
+    receive(me, now, &mut st);
+    hal::cpu::without_interrupts(|| *STATE[me].lock() = st);
+    // Diffusion: one process per neighbour per interval at most.
+    let mut moved = 0;
+    for (n, their) in [(pred(me), st.pred_load), (succ(me), st.succ_load)] {
+        if let (Some(n), Some(their)) = (n, their) {
+            if super::sched::push_one(me, n, their) {
+                moved += 1;
+            }
+        }
+    }
+    if moved > 0 {
+        hal::cpu::without_interrupts(|| STATE[me].lock().migrations += moved);
+    }
+}
+
+fn send(me: usize, now: u64, st: &mut State) {
+    let Some(s) = succ(me) else { return };
+    st.heartbeat += 1;
+    let (rt, nr) = hal::cpu::without_interrupts(|| {
+        let rq = torus::get(me).runq.lock();
+        (rq.rt_queued() as u64, rq.nr_running() as u64)
+    });
+    let rt_load = (rt * runq::NICE_0_WEIGHT as u64).min(st.load);
+    let p = Projection {
+        from: me as u16,
+        to: s as u16,
+        incarnation: 1,
+        epoch: EPOCH.load(Ordering::Acquire),
+        members: members(),
+        heartbeat: st.heartbeat,
+        send_time: now,
+        interval: (INTERVAL_NS / 1000) as u32,
+        nprocs: nr as u32,
+        load: [rt_load as u32, (st.load - rt_load) as u32, 0, 0],
+        digest: (nr << 32) ^ st.load,
+        chain: st.chain,
+        ..Projection::default()
+    };
+    let b = p.encode();
+    st.chain = digest(&b);
+    PROJ[me][s].write(&b);
+    st.sent += 1;
+}
+
+fn receive(me: usize, now: u64, st: &mut State) {
+    let Some(pr) = pred(me) else {
+        st.pred = None;
+        return;
+    };
+    if st.pred != Some(pr) {
+        st.pred = Some(pr);
+        st.pred_hb = 0;
+        st.pred_chain = 0;
+        st.pred_seen = now;
+        st.pred_load = None;
+    }
+    let mut b = [0u8; PROJ_LEN];
+    if let Some(seq) = PROJ[pr][me].read(&mut b) {
+        if seq != st.pred_seq {
+            st.pred_seq = seq;
+            match Projection::decode(&b) {
+                Ok(p)
+                    if p.from as usize == pr && p.to as usize == me && p.heartbeat > st.pred_hb =>
+                {
+                    let consecutive = p.heartbeat == st.pred_hb + 1 && st.pred_chain != 0;
+                    if consecutive && p.chain != st.pred_chain {
+                        st.rejected += 1;
+                    } else {
+                        st.received += 1;
+                    }
+                    st.pred_hb = p.heartbeat;
+                    st.pred_chain = digest(&b);
+                    st.pred_seen = now;
+                    st.pred_load = Some(p.load.iter().map(|&x| x as u64).sum());
+                    let a = Ack {
+                        from: me as u16,
+                        to: pr as u16,
+                        epoch: EPOCH.load(Ordering::Acquire),
+                        members: members(),
+                        heard_hb: p.heartbeat,
+                        load: st.load.min(u32::MAX as u64) as u32,
+                        ..Ack::default()
+                    };
+                    ACKS[me][pr].write(&a.encode());
+                }
+                _ => st.rejected += 1,
+            }
+        }
+    }
+    if let Some(s) = succ(me) {
+        let mut a = [0u8; ACK_LEN];
+        if let Some(seq) = ACKS[s][me].read(&mut a) {
+            if seq != st.succ_seq {
+                st.succ_seq = seq;
+                match Ack::decode(&a) {
+                    Ok(a) if a.from as usize == s && a.to as usize == me => {
+                        st.succ_load = Some(a.load as u64)
+                    }
+                    _ => st.rejected += 1,
+                }
+            }
+        }
+    }
+    // Judged only once heard from: a torus still booting is not late.
+    if st.pred_hb > 0 && now.saturating_sub(st.pred_seen) > MISSED * INTERVAL_NS {
+        let adopted = super::sched::adopt(pr, me);
+        EPOCH.fetch_add(1, Ordering::AcqRel);
+        let fail_at = FAIL_AT[pr].swap(0, Ordering::AcqRel);
+        st.last_detect_ns = now.saturating_sub(if fail_at != 0 { fail_at } else { st.pred_seen });
+        st.last_failed = Some(pr);
+        st.failures_detected += 1;
+        st.adopted += adopted as u64;
+        st.pred = None;
+        st.pred_load = None;
+    }
+}
+
+/// The idle loop of a failed torus: interrupts off, nothing taken, until
+/// `revive`.
+pub fn hang_while_failed(me: usize) {
+    if !failing(me) {
+        return;
+    }
+    hal::cpu::disable_interrupts();
+    while failing(me) {
+        core::hint::spin_loop();
+    }
+    hal::cpu::enable_interrupts();
+}
+
+fn torus_index(name: &str) -> Option<usize> {
+    let name = name.trim();
+    let i = match name.as_bytes() {
+        [c @ b'A'..=b'Z'] => (c - b'A') as usize,
+        [c @ b'a'..=b'z'] => (c - b'a') as usize,
+        _ => name.parse().ok()?,
+    };
+    (i < torus::count()).then_some(i)
+}
+
+fn name(i: usize) -> char {
+    if i < 26 {
+        (b'A' + i as u8) as char
+    } else {
+        '?'
+    }
+}
+
+/// Writes to /proc/braid: `fail X` or `revive X` (X a letter or index).
+pub fn control(cmd: &[u8]) -> abi::KResult<()> {
+    use abi::Errno;
+    let s = core::str::from_utf8(cmd).map_err(|_| Errno::EINVAL)?.trim();
+    let (verb, arg) = s.split_once(' ').ok_or(Errno::EINVAL)?;
+    let t = torus_index(arg).ok_or(Errno::EINVAL)?;
+    match verb {
+        "fail" => {
+            // Torus A takes the console interrupt; and someone must stay.
+            if t == 0 || members() & !(1 << t) == 0 {
+                return Err(Errno::EBUSY);
+            }
+            FAIL_AT[t].store(hal::time::now_ns(), Ordering::Release);
+            FAILING[t].store(true, Ordering::Release);
+            torus::kick(t);
+        }
+        "revive" => {
+            FAILING[t].store(false, Ordering::Release);
+        }
+        _ => return Err(Errno::EINVAL),
+    }
+    Ok(())
+}
+
+/// /proc/braid.
+pub fn report() -> String {
+    let mut s = format!(
+        "epoch {} interval_ms {} timeout_ms {} members {:#x}\n",
+        EPOCH.load(Ordering::Acquire),
+        INTERVAL_NS / 1_000_000,
+        MISSED * INTERVAL_NS / 1_000_000,
+        members()
+    );
+    s += "torus cpu state heartbeat pred succ load nr sent received rejected migrations adopted failures_detected rejoins\n";
+    for (i, st) in STATE.iter().enumerate().take(torus::count()) {
+        let st = hal::cpu::without_interrupts(|| *st.lock());
+        let state = if failing(i) {
+            "failed"
+        } else if torus::is_online(i) {
+            "up"
+        } else {
+            "out"
+        };
+        let nr = torus::get(i).queued();
+        let opt = |o: Option<usize>| o.map_or('-', name);
+        s += &format!(
+            "{} {i} {state} {} {} {} {} {} {} {} {} {} {} {} {}\n",
+            name(i),
+            st.heartbeat,
+            opt(pred(i).filter(|_| torus::is_online(i))),
+            opt(succ(i).filter(|_| torus::is_online(i))),
+            st.load,
+            nr,
+            st.sent,
+            st.received,
+            st.rejected,
+            st.migrations,
+            st.adopted,
+            st.failures_detected,
+            st.rejoins
+        );
+    }
+    for (i, st) in STATE.iter().enumerate().take(torus::count()) {
+        let st = hal::cpu::without_interrupts(|| *st.lock());
+        if let Some(f) = st.last_failed {
+            s += &format!(
+                "failure {} detected by {} in {}.{:03} ms, {} processes adopted\n",
+                name(f),
+                name(i),
+                st.last_detect_ns / 1_000_000,
+                st.last_detect_ns / 1000 % 1000,
+                st.adopted
+            );
+        }
+    }
+    s
+}
