@@ -314,7 +314,10 @@ pub fn execve(
             .ino()
             .ok_or(Errno::ENOTDIR)?
     };
-    let torus = me.info.lock().torus;
+    // A new image takes its memory from the pool of the torus it runs on
+    // (fork children share their parent's pool until they exec).
+    let torus = crate::proc::torus::this_id() % crate::frames::torus_count();
+    me.info.lock().torus = torus;
     let loaded = load(cwd, &p, args, &env, torus)?;
 
     // Point of no return: the old image goes away.

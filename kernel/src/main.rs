@@ -47,9 +47,10 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
     hal::context::set_first_run_hook(proc::fork::first_run);
 
     let free = hal::paging::init(info);
+    // One frame pool per CPU torus (the MADT's count; `tori=N` overrides).
     let tori = cmdline::get(cmd, "tori")
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3usize)
+        .unwrap_or(info.apic_ids().len().clamp(1, hal::gdt::MAX_CPUS))
         .clamp(1, 64);
     frames::init(&free, tori);
     mm::refcount::init(info.ram_end());

@@ -35,6 +35,12 @@ pub fn clone(
     if flags & (CLONE_THREAD | CLONE_SIGHAND) != 0 {
         return Err(Errno::ENOSYS);
     }
+    // One address space never runs on two CPUs at once: there is no TLB
+    // shootdown yet, so a CPU could keep using an unmapped page. A vfork
+    // child shares memory while its parent sleeps, which is safe.
+    if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
+        return Err(Errno::ENOSYS);
+    }
     let me = sched::current();
     let mut child_frame = frame.clone();
     child_frame.rax = 0;
