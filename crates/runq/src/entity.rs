@@ -34,6 +34,13 @@ pub struct Entity {
     pub(crate) sum_exec_ns: u64,
     /// When the running entity was last charged.
     pub(crate) exec_start_ns: u64,
+    /// `params.weight()` and one slice in virtual time at that weight,
+    /// cached because the queue needs them many times per context switch.
+    /// `params` is public, so they are re-synced whenever the entity enters
+    /// a queue ([`Entity::sync`]); while queued or running nobody outside
+    /// can change `params`.
+    pub(crate) cached_weight: u32,
+    pub(crate) cached_vslice: u64,
 }
 
 impl Entity {
@@ -51,6 +58,8 @@ impl Entity {
             rr_to_tail: false,
             sum_exec_ns: 0,
             exec_start_ns: 0,
+            cached_weight: params.weight(),
+            cached_vslice: vslice,
         }
     }
 
@@ -79,10 +88,18 @@ impl Entity {
     /// the tick will next find the request used up, for a tickless or
     /// high-resolution timer. Meaningless for RT entities.
     pub fn request_left_ns(&self) -> u64 {
-        let left = u128::from(self.deadline.saturating_sub(self.vruntime));
-        let w = u128::from(self.weight());
-        let nice0 = u128::from(crate::weight::NICE_0_WEIGHT);
-        u64::try_from((left * w).div_ceil(nice0)).unwrap_or(u64::MAX)
+        let left = self.deadline.saturating_sub(self.vruntime);
+        // `params` may have been changed since the entity left its queue.
+        let w = u64::from(self.params.weight());
+        let nice0 = u64::from(crate::weight::NICE_0_WEIGHT);
+        // u64 unless left * w overflows (left >= 2^47 virtual ns).
+        match left.checked_mul(w) {
+            Some(x) => x.div_ceil(nice0),
+            None => {
+                let x = (u128::from(left) * u128::from(w)).div_ceil(u128::from(nice0));
+                u64::try_from(x).unwrap_or(u64::MAX)
+            }
+        }
     }
 
     /// SCHED_RR quantum left, ns.
@@ -110,10 +127,22 @@ impl Entity {
             self.rr_left_ns = RR_INTERVAL_NS;
         }
         self.params = p;
+        self.sync();
     }
 
+    /// Re-derives the cached weight and slice from `params` (only divides
+    /// when the weight changed).
+    pub(crate) fn sync(&mut self) {
+        let w = self.params.weight();
+        if w != self.cached_weight {
+            self.cached_weight = w;
+            self.cached_vslice = to_virtual(BASE_SLICE_NS, w);
+        }
+    }
+
+    /// `params.weight()`, as of the last [`Entity::sync`].
     pub(crate) fn weight(&self) -> u32 {
-        self.params.weight()
+        self.cached_weight
     }
 
     pub(crate) fn is_rt(&self) -> bool {
@@ -122,7 +151,7 @@ impl Entity {
 
     /// One request (slice) in this entity's virtual time.
     pub(crate) fn vslice(&self) -> u64 {
-        to_virtual(BASE_SLICE_NS, self.weight())
+        self.cached_vslice
     }
 
     /// Bound on |lag| honoured at placement: two slices' worth, like

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use crate::entity::Entity;
-use crate::fair::{eligible, weighted, FairQueue};
+use crate::fair::{average, eligible, weighted, FairQueue};
 use crate::params::{Params, Policy};
 use crate::rt::RtQueue;
 use crate::weight::{to_virtual, NICE_0_WEIGHT};
@@ -41,8 +41,8 @@ const REBASE_ABOVE: u64 = 1 << 62;
 /// caller (returned by `pick_next`, given back to `put_prev`) and only its
 /// `Entity` stays here as `current`.
 pub struct RunQueue<T> {
-    fair: FairQueue<T>,
-    rt: RtQueue<T>,
+    pub(crate) fair: FairQueue<T>,
+    pub(crate) rt: RtQueue<T>,
     current: Option<Entity>,
     /// V: load-weighted average vruntime of queued + running fair tasks,
     /// refreshed after every change; keeps its last value while the queue
@@ -117,6 +117,8 @@ impl<T> RunQueue<T> {
     /// entity as placed, which is what [`RunQueue::should_preempt`] wants.
     pub fn enqueue(&mut self, t: T, e: Entity, how: Enqueue) -> Entity {
         let mut e = e;
+        // The caller may have edited `params` while holding the entity.
+        e.sync();
         e.rr_to_tail = false;
         if e.is_rt() {
             if how == Enqueue::New || e.rr_left_ns == 0 {
@@ -146,20 +148,24 @@ impl<T> RunQueue<T> {
                 (i128::from(from_vclock) - i128::from(e.vruntime), false)
             }
         };
-        let mut lag = lag.clamp(-limit, limit);
+        // |lag| <= limit = 2 slices < 2^31 (a slice is at most
+        // 3 ms * 1024 / 3 virtual ns), so it fits i64.
+        let lag = lag.clamp(-limit, limit);
+        let mut lag = i64::try_from(lag).unwrap_or(0);
         if w == 0 {
             // Alone on the queue, lag means nothing: start at V.
             lag = 0;
         } else if inflate {
             // Adding the task moves V towards it; scaling its lag by
             // (W + w)/W makes the lag it ends up with equal the lag it left
-            // with (Linux place_entity). |lag| < 2^32, W < 2^64: fits i128.
-            let we = i128::from(e.weight());
-            let w = i128::try_from(w).unwrap_or(i128::MAX);
-            lag = lag.saturating_mul(w.saturating_add(we)) / w.max(1);
+            // with (Linux place_entity).
+            lag = inflate_lag(lag, w, u64::from(e.weight()));
         }
-        let v = (i128::from(self.vclock) - lag).clamp(0, i128::from(u64::MAX));
-        e.vruntime = u64::try_from(v).unwrap_or(u64::MAX);
+        e.vruntime = if lag >= 0 {
+            self.vclock.saturating_sub(lag.unsigned_abs())
+        } else {
+            self.vclock.saturating_add(lag.unsigned_abs())
+        };
         let vslice = e.vslice();
         let rel = match how {
             Enqueue::New | Enqueue::Wakeup => vslice,
@@ -187,8 +193,8 @@ impl<T> RunQueue<T> {
             te
         } else {
             let (s, w) = self.fair_sums();
-            let key = self.fair.pick_key(s, w)?;
-            self.fair.remove(key)?
+            let idx = self.fair.pick_idx(s, w)?;
+            self.fair.remove(idx)?
         };
         e.exec_start_ns = now_ns;
         self.current = Some(e);
@@ -305,45 +311,25 @@ impl<T> RunQueue<T> {
     /// first). Never the running one. Enqueue it elsewhere with
     /// `Migrated { from_vclock: self.vclock() }` read after this call.
     pub fn steal(&mut self, mut movable: impl FnMut(&T) -> bool) -> Option<(T, Entity)> {
-        let fair = self
-            .fair
-            .tree
-            .iter()
-            .rev()
-            .find(|(_, (t, _))| movable(t))
-            .map(|(k, _)| *k);
-        if let Some(key) = fair {
-            return self.remove_fair(key);
+        // Least urgent first: both lists are stored most urgent first.
+        let fair = self.fair.tasks.iter().rposition(|(t, _)| movable(t));
+        if let Some(idx) = fair {
+            return self.remove_fair(idx);
         }
-        let rt = self
-            .rt
-            .map
-            .iter()
-            .rev()
-            .find(|(_, (t, _))| movable(t))
-            .map(|(k, _)| *k);
-        rt.and_then(|key| self.rt.remove(key))
+        let rt = self.rt.tasks.iter().rposition(|(_, t, _)| movable(t));
+        rt.and_then(|idx| self.rt.remove(idx))
     }
 
     /// Removes a specific queued task (the first `matches` accepts), e.g.
     /// when its affinity changes. Never the running one.
     pub fn remove(&mut self, mut matches: impl FnMut(&T) -> bool) -> Option<(T, Entity)> {
-        let fair = self
-            .fair
-            .tree
-            .iter()
-            .find(|(_, (t, _))| matches(t))
-            .map(|(k, _)| *k);
-        if let Some(key) = fair {
-            return self.remove_fair(key);
+        // Most urgent first, the order both lists are stored in.
+        let fair = self.fair.tasks.iter().position(|(t, _)| matches(t));
+        if let Some(idx) = fair {
+            return self.remove_fair(idx);
         }
-        let rt = self
-            .rt
-            .map
-            .iter()
-            .find(|(_, (t, _))| matches(t))
-            .map(|(k, _)| *k);
-        rt.and_then(|key| self.rt.remove(key))
+        let rt = self.rt.tasks.iter().position(|(_, t, _)| matches(t));
+        rt.and_then(|idx| self.rt.remove(idx))
     }
 
     /// Drains every queued task (e.g. adopting a failed CPU's tasks), RT
@@ -359,8 +345,8 @@ impl<T> RunQueue<T> {
         out
     }
 
-    fn remove_fair(&mut self, key: (u64, u64)) -> Option<(T, Entity)> {
-        let (t, mut e) = self.fair.remove(key)?;
+    fn remove_fair(&mut self, idx: usize) -> Option<(T, Entity)> {
+        let (t, mut e) = self.fair.remove(idx)?;
         record_lag(&mut e, self.vclock);
         self.refresh_vclock();
         Some((t, e))
@@ -368,11 +354,11 @@ impl<T> RunQueue<T> {
 
     /// (sum of weight*vruntime, sum of weight) over queued + running fair
     /// tasks.
-    fn fair_sums(&self) -> (u128, u128) {
+    fn fair_sums(&self) -> (u128, u64) {
         let (mut s, mut w) = self.fair.sums();
         if let Some(c) = self.current.as_ref().filter(|c| !c.is_rt()) {
             s = s.wrapping_add(weighted(c));
-            w += u128::from(c.weight());
+            w = w.wrapping_add(u64::from(c.weight()));
         }
         (s, w)
     }
@@ -380,9 +366,7 @@ impl<T> RunQueue<T> {
     /// The weighted average vruntime of the fair tasks, if there are any.
     fn average(&self) -> Option<u64> {
         let (s, w) = self.fair_sums();
-        // An average of u64 values fits u64.
-        s.checked_div(w)
-            .map(|v| u64::try_from(v).unwrap_or(u64::MAX))
+        average(s, w)
     }
 
     /// Recomputes V; keeps the old value when there is no fair task.
@@ -410,11 +394,7 @@ impl<T> RunQueue<T> {
                 e.vruntime = 0;
             }
         };
-        let all: Vec<(T, Entity)> = self.fair.drain().collect();
-        for (t, mut e) in all {
-            down(&mut e);
-            self.fair.insert(t, e);
-        }
+        self.fair.update_all(down);
         if let Some(c) = self.current.as_mut().filter(|c| !c.is_rt()) {
             down(c);
         }
@@ -460,24 +440,63 @@ impl<T> RunQueue<T> {
         let (s, w) = self.fair.sums();
         let (s2, w2) = self
             .fair
-            .tree
-            .values()
-            .fold((0u128, 0u128), |(s, w), (_, e)| {
-                (s.wrapping_add(weighted(e)), w + u128::from(e.weight()))
+            .tasks
+            .iter()
+            .fold((0u128, 0u64), |(s, w), (_, e)| {
+                (s.wrapping_add(weighted(e)), w + u64::from(e.weight()))
             });
         assert_eq!((s, w), (s2, w2), "fair sums drifted");
-        for ((d, _), (_, e)) in &self.fair.tree {
-            assert_eq!(*d, e.deadline, "tree key is not the deadline");
+        for (_, e) in &self.fair.tasks {
             assert!(!e.is_rt());
         }
-        for ((p, _), (_, e)) in &self.rt.map {
+        let entities = self.fair.tasks.iter().map(|(_, e)| e);
+        let entities = entities.chain(self.rt.tasks.iter().map(|(_, _, e)| e));
+        for e in entities.chain(self.current.as_ref()) {
+            assert_eq!(e.weight(), e.params.weight(), "cached weight stale");
+            let vslice = crate::weight::to_virtual(crate::BASE_SLICE_NS, e.weight());
+            assert_eq!(e.vslice(), vslice, "cached slice stale");
+        }
+        assert!(
+            self.fair
+                .tasks
+                .iter()
+                .zip(self.fair.tasks.iter().skip(1))
+                .all(|(a, b)| a.1.deadline <= b.1.deadline),
+            "fair tasks not sorted by deadline"
+        );
+        for (p, _, e) in &self.rt.tasks {
             assert_eq!(*p, e.params.kernel_prio());
             assert!(e.is_rt());
         }
+        assert!(
+            self.rt
+                .tasks
+                .iter()
+                .zip(self.rt.tasks.iter().skip(1))
+                .all(|(a, b)| a.0 <= b.0),
+            "RT tasks not sorted by priority"
+        );
         if let Some(v) = self.average() {
             assert_eq!(self.vclock, v, "V stale");
         }
     }
+}
+
+/// `lag * (W + w) / W` (truncating towards zero), `W > 0` being the fair
+/// weight already on the queue and `w` the joining task's. `|lag| < 2^31`,
+/// so with `W + w < 2^32` (tens of thousands of tasks) the product fits
+/// i64 and no 128-bit division is needed; beyond that the exact i128 path
+/// is taken. The result is at most `|lag| * (1 + 88761 / 3) < 2^46`.
+fn inflate_lag(lag: i64, w: u64, we: u64) -> i64 {
+    let w = w.max(1);
+    let total = w.saturating_add(we);
+    if let (Ok(total), Ok(w)) = (i64::try_from(total), i64::try_from(w)) {
+        if total < 1 << 32 && lag.unsigned_abs() < 1 << 31 {
+            return lag * total / w;
+        }
+    }
+    let r = i128::from(lag).saturating_mul(i128::from(total)) / i128::from(w);
+    i64::try_from(r).unwrap_or(if r < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// Records a fair entity's position relative to the clock `v` of the queue

@@ -1,87 +1,75 @@
 //! The queued real-time tasks: one FIFO list per priority, highest priority
 //! first.
 
-use alloc::collections::btree_map::{BTreeMap, Entry};
+use alloc::collections::VecDeque;
 
 use crate::entity::Entity;
+use crate::fair::{insert_at, remove_at};
 
-/// Keyed by (kernel prio, order): kernel prio 0 is RT priority 99, so the
-/// first entry is the most important. Within a priority `order` is the list
-/// position: push_back takes increasing numbers, push_front decreasing ones.
+/// All priority lists in one ring buffer (`VecDeque`), sorted by (kernel
+/// prio, list position): the head of the most important list (kernel prio
+/// 0 is RT priority 99) is the front. Each entry carries its kernel prio so
+/// searches need not recompute it.
+///
+/// Like the fair queue, the buffer keeps its capacity, so once warmed up no
+/// operation allocates; insertion is a binary search plus moving the
+/// shorter side of the ring (O(1) for the common cases: the only priority
+/// in use, or a preempted head going back to the front).
 pub(crate) struct RtQueue<T> {
-    pub(crate) map: BTreeMap<(u32, i64), (T, Entity)>,
-    front: i64,
-    back: i64,
+    pub(crate) tasks: VecDeque<(u32, T, Entity)>,
 }
 
 impl<T> RtQueue<T> {
     pub(crate) const fn new() -> Self {
         RtQueue {
-            map: BTreeMap::new(),
-            front: 0,
-            back: 0,
+            tasks: VecDeque::new(),
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.tasks.len()
     }
 
+    /// To the tail of its priority list.
     pub(crate) fn push_back(&mut self, t: T, e: Entity) {
-        self.push(t, e, true);
+        let prio = e.params.kernel_prio();
+        // After every entry of the same (or a more important) prio.
+        let at = self.tasks.partition_point(|(p, _, _)| *p <= prio);
+        insert_at(&mut self.tasks, at, (prio, t, e));
     }
 
     /// A preempted RT task keeps the head of its list (POSIX: "stays at the
     /// head of the list for its priority").
     pub(crate) fn push_front(&mut self, t: T, e: Entity) {
-        self.push(t, e, false);
-    }
-
-    fn push(&mut self, t: T, e: Entity, back: bool) {
         let prio = e.params.kernel_prio();
-        // The counters would need 2^63 operations to meet; probing for a
-        // free key still guarantees no insert ever overwrites a task.
-        loop {
-            let order = if back {
-                let o = self.back;
-                self.back = self.back.wrapping_add(1);
-                o
-            } else {
-                self.front = self.front.wrapping_sub(1);
-                self.front
-            };
-            match self.map.entry((prio, order)) {
-                Entry::Vacant(v) => {
-                    v.insert((t, e));
-                    return;
-                }
-                Entry::Occupied(_) => continue,
-            }
-        }
+        // Before every entry of the same (or a less important) prio.
+        let at = self.tasks.partition_point(|(p, _, _)| *p < prio);
+        insert_at(&mut self.tasks, at, (prio, t, e));
     }
 
     pub(crate) fn pop_first(&mut self) -> Option<(T, Entity)> {
-        self.map.pop_first().map(|(_, v)| v)
+        self.tasks.pop_front().map(|(_, t, e)| (t, e))
     }
 
     /// Kernel prio of the most important queued task.
     pub(crate) fn best_prio(&self) -> Option<u32> {
-        self.map.keys().next().map(|k| k.0)
+        self.tasks.front().map(|(p, _, _)| *p)
     }
 
     /// Whether some task of exactly kernel prio `prio` is queued.
     pub(crate) fn has_prio(&self, prio: u32) -> bool {
-        self.map
-            .range((prio, i64::MIN)..=(prio, i64::MAX))
-            .next()
-            .is_some()
+        let at = self.tasks.partition_point(|(p, _, _)| *p < prio);
+        self.tasks.get(at).is_some_and(|(p, _, _)| *p == prio)
     }
 
-    pub(crate) fn remove(&mut self, key: (u32, i64)) -> Option<(T, Entity)> {
-        self.map.remove(&key)
+    /// Removes the entry at `idx` (an index into `tasks`).
+    pub(crate) fn remove(&mut self, idx: usize) -> Option<(T, Entity)> {
+        remove_at(&mut self.tasks, idx).map(|(_, t, e)| (t, e))
     }
 
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (T, Entity)> {
-        core::mem::take(&mut self.map).into_values()
+    /// Takes every queued task, most important first (each list head to
+    /// tail); keeps the capacity.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (T, Entity)> + '_ {
+        self.tasks.drain(..).map(|(_, t, e)| (t, e))
     }
 }

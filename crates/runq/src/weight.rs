@@ -34,12 +34,19 @@ pub fn weight_of_nice(nice: i32) -> u32 {
 }
 
 /// Real nanoseconds -> virtual nanoseconds for a task of `weight`
-/// (`delta * 1024 / weight`, Linux `calc_delta_fair`). Done in u128 and
+/// (`delta * 1024 / weight`, Linux `calc_delta_fair`), exact and
 /// saturated so no input can overflow; a zero weight is treated as 1.
+/// `delta * 1024` fits u64 for any delta below 2^54 ns (208 days), so the
+/// hot path is one u64 multiply and divide; only larger deltas take u128.
 pub(crate) fn to_virtual(delta_ns: u64, weight: u32) -> u64 {
-    let w = u128::from(weight.max(1));
-    let v = u128::from(delta_ns) * u128::from(NICE_0_WEIGHT) / w;
-    u64::try_from(v).unwrap_or(u64::MAX)
+    let w = u64::from(weight.max(1));
+    match delta_ns.checked_mul(u64::from(NICE_0_WEIGHT)) {
+        Some(x) => x / w,
+        None => {
+            let v = u128::from(delta_ns) * u128::from(NICE_0_WEIGHT) / u128::from(w);
+            u64::try_from(v).unwrap_or(u64::MAX)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -80,5 +87,13 @@ mod tests {
         assert_eq!(to_virtual(1000, 2048), 500);
         assert_eq!(to_virtual(u64::MAX, IDLE_WEIGHT), u64::MAX);
         assert_eq!(to_virtual(u64::MAX, 0), u64::MAX);
+        // Both sides of the u64 fast path agree with the u128 formula.
+        for d in [(1u64 << 54) - 1, 1 << 54, (1 << 60) + 12345, u64::MAX / 3] {
+            for w in [IDLE_WEIGHT, 15, NICE_0_WEIGHT, 88761] {
+                let exact = u128::from(d) * 1024 / u128::from(w);
+                let want = u64::try_from(exact).unwrap_or(u64::MAX);
+                assert_eq!(to_virtual(d, w), want, "{d} {w}");
+            }
+        }
     }
 }

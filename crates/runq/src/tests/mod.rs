@@ -8,6 +8,7 @@ use crate::*;
 
 mod conservation;
 mod fairness;
+mod hot_path;
 mod robustness;
 mod rt;
 mod wakeup;
