@@ -1,6 +1,9 @@
 //! Per-CPU data reached through GS: the fields the assembly entry paths
 //! need (kernel stack of the running task, user RSP scratch, the running
-//! task's FPU save area), and the CPU's index.
+//! task's FPU save area), the CPU's index, and the kernel's work word
+//! (read on every return to user mode, so one GS-relative access).
+
+use core::sync::atomic::AtomicU32;
 
 use crate::gdt::MAX_CPUS;
 
@@ -13,6 +16,7 @@ struct PerCpu {
     scratch: u64,    // 24
     fpu_area: u64,   // 32
     cpu_id: u64,     // 40
+    work: AtomicU32, // 48
 }
 
 static mut PERCPU: [PerCpu; MAX_CPUS] = [const {
@@ -23,6 +27,7 @@ static mut PERCPU: [PerCpu; MAX_CPUS] = [const {
         scratch: 0,
         fpu_area: 0,
         cpu_id: 0,
+        work: AtomicU32::new(0),
     }
 }; MAX_CPUS];
 
@@ -89,6 +94,32 @@ pub fn init(cpu: usize) {
 
 fn this() -> *mut PerCpu {
     crate::cpu::rdmsr(IA32_GS_BASE) as *mut PerCpu
+}
+
+/// This CPU's work word (the kernel decides what its bits mean).
+#[inline]
+pub fn work() -> &'static AtomicU32 {
+    let p: u64;
+    // SAFETY: in kernel mode GS base points at this CPU's PerCpu, whose
+    // offset 0 holds its own address (set in init before GS is used).
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags));
+    }
+    // SAFETY: `p` is the address of this CPU's slot in PERCPU, a static;
+    // `work` is only ever accessed through shared references (atomics),
+    // and the other fields are written through raw pointers, never
+    // through a reference covering `work`.
+    unsafe { &(*(p as *const PerCpu)).work }
+}
+
+/// CPU `cpu`'s work word (to post work to another CPU), if it exists.
+pub fn work_of(cpu: usize) -> Option<&'static AtomicU32> {
+    if cpu >= MAX_CPUS {
+        return None;
+    }
+    // SAFETY: as in `work`: a shared reference to an atomic field of a
+    // static that is never borrowed mutably as a whole.
+    Some(unsafe { &(*core::ptr::addr_of!(PERCPU[cpu])).work })
 }
 
 /// This CPU's index (one GS-relative load: hot paths ask for it).

@@ -13,7 +13,9 @@ use super::Process;
 /// Most tori (one per CPU).
 pub const MAX_TORI: usize = hal::gdt::MAX_CPUS;
 
-/// One torus: the scheduling state of one CPU.
+/// One torus: the scheduling state of one CPU. Aligned to a power of two
+/// (and a cache line) so finding this CPU's is a shift, not a multiply.
+#[repr(align(512))]
 pub struct Torus {
     /// Runnable processes waiting for this CPU.
     pub runq: Mutex<runq::RunQueue<Arc<Process>>>,
@@ -61,6 +63,8 @@ impl Torus {
     }
 }
 
+const _: () = assert!(MAX_TORI.is_power_of_two());
+
 static TORI: [Torus; MAX_TORI] = [const { Torus::new() }; MAX_TORI];
 /// One past the highest torus index that came online.
 static COUNT: AtomicUsize = AtomicUsize::new(1);
@@ -68,7 +72,9 @@ static COUNT: AtomicUsize = AtomicUsize::new(1);
 /// The torus of the calling CPU.
 #[inline]
 pub fn this() -> &'static Torus {
-    &TORI[hal::percpu::cpu_id()]
+    // MAX_TORI is a power of two and cpu_id() < MAX_TORI: the mask costs
+    // one AND and spares the bounds check on every syscall.
+    &TORI[hal::percpu::cpu_id() & (MAX_TORI - 1)]
 }
 
 /// The calling CPU's torus index.

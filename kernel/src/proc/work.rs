@@ -15,7 +15,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::torus::{self, MAX_TORI};
+use super::torus;
 
 /// The scheduler wants the CPU back (slice used up).
 pub const RESCHED: u32 = 1 << 0;
@@ -24,16 +24,10 @@ pub const DEFERRED: u32 = 1 << 1;
 /// A signal may be deliverable to the current process.
 pub const SIGNALS: u32 = 1 << 2;
 
-/// A cache line per CPU: the words are written by their own CPU on every
-/// syscall return.
-#[repr(align(64))]
-struct Word(AtomicU32);
-
-static WORK: [Word; MAX_TORI] = [const { Word(AtomicU32::new(SIGNALS)) }; MAX_TORI];
-
+/// The word lives in hal's per-CPU area (one GS-relative load away).
 #[inline]
 fn mine() -> &'static AtomicU32 {
-    &WORK[torus::this_id()].0
+    hal::percpu::work()
 }
 
 /// Asks for `bits` to be done before this CPU's next return to user mode.
@@ -44,8 +38,10 @@ pub fn raise(bits: u32) {
 
 /// Asks CPU `cpu` for `bits`, and interrupts it so that it sees them now.
 pub fn raise_on(cpu: usize, bits: u32) {
-    WORK[cpu % MAX_TORI].0.fetch_or(bits, Ordering::Release);
-    torus::kick(cpu);
+    if let Some(w) = hal::percpu::work_of(cpu) {
+        w.fetch_or(bits, Ordering::Release);
+        torus::kick(cpu);
+    }
 }
 
 /// The bits set now on this CPU.

@@ -47,13 +47,21 @@ pub extern "C" fn handle(frame: &mut TrapFrame) {
 /// with interrupts off at the end. The common case is one load of the
 /// work word (proc::work); otherwise each bit's work runs with interrupts
 /// on, and the word is looked at again until it stays clear.
+#[inline(always)]
 pub fn return_to_user(frame: &mut TrapFrame) {
+    hal::cpu::disable_interrupts();
+    if crate::proc::work::pending() != 0 {
+        return_with_work(frame);
+    }
+}
+
+/// The rest of [`return_to_user`], out of line so that the common exit
+/// (nothing pending) stays a load and a branch in the caller.
+#[cold]
+#[inline(never)]
+fn return_with_work(frame: &mut TrapFrame) {
     use crate::proc::work;
     loop {
-        hal::cpu::disable_interrupts();
-        if work::pending() == 0 {
-            return;
-        }
         hal::cpu::enable_interrupts();
         if work::take(work::DEFERRED) {
             crate::trap::deferred_work();
@@ -61,6 +69,10 @@ pub fn return_to_user(frame: &mut TrapFrame) {
         crate::proc::sched::preempt_point();
         if work::take(work::SIGNALS) {
             crate::proc::signal::deliver(frame);
+        }
+        hal::cpu::disable_interrupts();
+        if work::pending() == 0 {
+            return;
         }
     }
 }
