@@ -54,7 +54,7 @@ fn measure(name: &str, iters: u64, mut f: impl FnMut(u64)) {
         let ns = start.elapsed().as_nanos() as f64 / iters as f64;
         best = best.min(ns);
     }
-    println!("{name:<34} {best:8.1} ns/cycle");
+    println!("{name:<38} {best:8.1} ns/cycle");
 }
 
 /// Wake -> pick -> block with `others` fair tasks queued besides the cycling one.
