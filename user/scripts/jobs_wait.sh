@@ -36,6 +36,8 @@ cat n.* | sort -n | tr '\n' ' '; echo
 sleep 5 &
 p=$!
 kill $p
-wait $p; echo "killed sleep: $?"
+# Whether the shell prints its "Terminated" notice for this job depends on
+# timing (seen with 1 and 8 CPUs); the status is the behaviour under test.
+wait $p 2>/dev/null; echo "killed sleep: $?"
 
 cd /; rm -rf "$W"
