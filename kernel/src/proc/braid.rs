@@ -5,7 +5,8 @@
 //! predecessor's projection with its own load. From those two neighbours'
 //! loads it diffuses work: it hands one movable process to a neighbour
 //! that is lighter by more than that process's weight. Its successor
-//! watches its heartbeat: silent for [`MISSED`] intervals, the torus is
+//! watches its heartbeat: silent for [`TIMEOUT_NS`] (and at least
+//! [`MISSED`] of the intervals it announced), the torus is
 //! declared failed, taken out of the ring, and its queued processes are
 //! adopted (they are in shared memory, switched out at an event boundary).
 //!
@@ -28,12 +29,19 @@ use spin::Mutex;
 
 use super::torus::{self, MAX_TORI};
 
-/// Braid interval.
-pub const INTERVAL_NS: u64 = 4_000_000;
-/// Intervals without a new heartbeat before the predecessor is failed
-/// (40 ms: under TCG on a loaded host a vCPU can be descheduled for tens
-/// of ms; a false suspicion costs migrations, never correctness).
-pub const MISSED: u64 = 10;
+/// Bounds of the braid interval: each torus adapts its own (the `braid`
+/// crate's rule: halve it while its load or membership changes, lengthen
+/// it by a quarter after four quiet intervals) and announces it in its
+/// projections.
+pub const MIN_INTERVAL_NS: u64 = 1_000_000;
+pub const MAX_INTERVAL_NS: u64 = 4_000_000;
+/// Silence after which a predecessor is declared failed.
+pub const TIMEOUT_NS: u64 = 40_000_000;
+/// At least this many of the predecessor's announced intervals must pass
+/// silently too. (40 ms: under TCG on a loaded host a vCPU can be
+/// descheduled for tens of ms; a false suspicion costs migrations, never
+/// correctness.)
+pub const MISSED: u64 = 5;
 
 /// A single-writer seqlock over `W` words.
 struct Mailbox<const W: usize> {
@@ -101,16 +109,23 @@ static FAIL_AT: [AtomicU64; MAX_TORI] = [const { AtomicU64::new(0) }; MAX_TORI];
 #[derive(Default, Clone, Copy)]
 struct State {
     last_step: u64,
+    /// This torus's braid interval (None until its first step).
+    interval: Option<braid::interval::Interval>,
+    /// The interval the predecessor announced (ns).
+    pred_interval: u64,
     heartbeat: u64,
     /// Digest of the last projection sent.
     chain: u64,
     pred: Option<usize>,
     pred_seq: u64,
+    /// The mailbox sequence the failure detector last saw.
+    pred_watch_seq: u64,
     pred_hb: u64,
     pred_chain: u64,
     /// When the predecessor's heartbeat last advanced (or it became ours).
     pred_seen: u64,
     pred_load: Option<u64>,
+    succ: Option<usize>,
     succ_seq: u64,
     succ_load: Option<u64>,
     load: u64,
@@ -130,14 +145,18 @@ struct State {
 static STATE: [Mutex<State>; MAX_TORI] = [const {
     Mutex::new(State {
         last_step: 0,
+        interval: None,
+        pred_interval: 0,
         heartbeat: 0,
         chain: 0,
         pred: None,
         pred_seq: 0,
+        pred_watch_seq: 0,
         pred_hb: 0,
         pred_chain: 0,
         pred_seen: 0,
         pred_load: None,
+        succ: None,
         succ_seq: 0,
         succ_load: None,
         load: 0,
@@ -184,8 +203,9 @@ pub fn failing(t: usize) -> bool {
     FAILING[t % MAX_TORI].load(Ordering::Acquire)
 }
 
-/// One braid step of this CPU's torus, at most once per interval. Called
-/// at every event boundary (deferred work), with no lock held.
+/// Called at every event boundary of this CPU's torus (deferred work),
+/// with no lock held: the failure detector every time, a braid step
+/// (projection, ack, diffusion) at most once per interval.
 pub fn boundary() {
     let me = torus::this_id();
     if failing(me) {
@@ -196,10 +216,16 @@ pub fn boundary() {
     }
     let now = hal::time::now_ns();
     let mut st = hal::cpu::without_interrupts(|| *STATE[me].lock());
-    if now.saturating_sub(st.last_step) < INTERVAL_NS {
+    let iv = st.interval.get_or_insert_with(|| {
+        braid::interval::Interval::new(MIN_INTERVAL_NS, MAX_INTERVAL_NS, true)
+    });
+    if now.saturating_sub(st.last_step) < iv.current() {
+        watch(me, now, &mut st);
+        hal::cpu::without_interrupts(|| *STATE[me].lock() = st);
         return;
     }
     st.last_step = now;
+    let epoch_before = EPOCH.load(Ordering::Acquire);
     if !torus::is_online(me) {
         // Taken out while alive (a late CPU): come back.
         super::sched::rejoin(me);
@@ -209,19 +235,46 @@ pub fn boundary() {
     st.load = hal::cpu::without_interrupts(|| torus::get(me).runq.lock().load());
     send(me, now, &mut st);
     receive(me, now, &mut st);
+    watch(me, now, &mut st);
     hal::cpu::without_interrupts(|| *STATE[me].lock() = st);
     // Diffusion: one process per neighbour per interval at most.
+    // A neighbour's load is used once: after a push to it, wait for a
+    // report sent after the push, or stale reports make neighbours push
+    // work back and forth.
     let mut moved = 0;
-    for (n, their) in [(pred(me), st.pred_load), (succ(me), st.succ_load)] {
+    let mut pushed = [false; 2];
+    for (k, (n, their)) in [(pred(me), st.pred_load), (succ(me), st.succ_load)]
+        .into_iter()
+        .enumerate()
+    {
         if let (Some(n), Some(their)) = (n, their) {
             if super::sched::push_one(me, n, their) {
                 moved += 1;
+                pushed[k] = true;
             }
         }
     }
-    if moved > 0 {
-        hal::cpu::without_interrupts(|| STATE[me].lock().migrations += moved);
-    }
+    // The interval follows the churn: migrations, a changed load, or a
+    // changed view (counted as much churn) shorten it.
+    let view_changed = EPOCH.load(Ordering::Acquire) != epoch_before;
+    hal::cpu::without_interrupts(|| {
+        let mut s = STATE[me].lock();
+        s.migrations += moved;
+        if pushed[0] {
+            s.pred_load = None;
+        }
+        if pushed[1] {
+            s.succ_load = None;
+        }
+        let load = s.load;
+        if let Some(iv) = s.interval.as_mut() {
+            iv.update(moved + if view_changed { 3 } else { 0 }, load);
+        }
+    });
+}
+
+fn interval_ns(st: &State) -> u64 {
+    st.interval.map_or(MAX_INTERVAL_NS, |i| i.current())
 }
 
 fn send(me: usize, now: u64, st: &mut State) {
@@ -240,7 +293,7 @@ fn send(me: usize, now: u64, st: &mut State) {
         members: members(),
         heartbeat: st.heartbeat,
         send_time: now,
-        interval: (INTERVAL_NS / 1000) as u32,
+        interval: (interval_ns(st) / 1000) as u32,
         nprocs: nr as u32,
         load: [rt_load as u32, (st.load - rt_load) as u32, 0, 0],
         digest: (nr << 32) ^ st.load,
@@ -254,17 +307,9 @@ fn send(me: usize, now: u64, st: &mut State) {
 }
 
 fn receive(me: usize, now: u64, st: &mut State) {
-    let Some(pr) = pred(me) else {
-        st.pred = None;
+    let Some(pr) = follow_pred(me, now, st) else {
         return;
     };
-    if st.pred != Some(pr) {
-        st.pred = Some(pr);
-        st.pred_hb = 0;
-        st.pred_chain = 0;
-        st.pred_seen = now;
-        st.pred_load = None;
-    }
     let mut b = [0u8; PROJ_LEN];
     if let Some(seq) = PROJ[pr][me].read(&mut b) {
         if seq != st.pred_seq {
@@ -283,6 +328,7 @@ fn receive(me: usize, now: u64, st: &mut State) {
                     st.pred_chain = digest(&b);
                     st.pred_seen = now;
                     st.pred_load = Some(p.load.iter().map(|&x| x as u64).sum());
+                    st.pred_interval = p.interval as u64 * 1000;
                     let a = Ack {
                         from: me as u16,
                         to: pr as u16,
@@ -299,6 +345,11 @@ fn receive(me: usize, now: u64, st: &mut State) {
         }
     }
     if let Some(s) = succ(me) {
+        if st.succ != Some(s) {
+            // A new successor: nothing it reported yet.
+            st.succ = Some(s);
+            st.succ_load = None;
+        }
         let mut a = [0u8; ACK_LEN];
         if let Some(seq) = ACKS[s][me].read(&mut a) {
             if seq != st.succ_seq {
@@ -312,8 +363,40 @@ fn receive(me: usize, now: u64, st: &mut State) {
             }
         }
     }
+}
+
+/// Tracks who the predecessor is (a new one starts with a clean slate).
+fn follow_pred(me: usize, now: u64, st: &mut State) -> Option<usize> {
+    let Some(pr) = pred(me) else {
+        st.pred = None;
+        return None;
+    };
+    if st.pred != Some(pr) {
+        st.pred = Some(pr);
+        st.pred_hb = 0;
+        st.pred_chain = 0;
+        st.pred_seen = now;
+        st.pred_load = None;
+        st.pred_watch_seq = PROJ[pr][me].seq.load(Ordering::Acquire);
+    }
+    Some(pr)
+}
+
+/// The failure detector, at every event boundary (not only at braid
+/// steps, so detection is not late by a whole interval): the predecessor
+/// is alive while its mailbox to us keeps changing.
+fn watch(me: usize, now: u64, st: &mut State) {
+    let Some(pr) = follow_pred(me, now, st) else {
+        return;
+    };
+    let seq = PROJ[pr][me].seq.load(Ordering::Acquire);
+    if seq != st.pred_watch_seq {
+        st.pred_watch_seq = seq;
+        st.pred_seen = now;
+    }
     // Judged only once heard from: a torus still booting is not late.
-    if st.pred_hb > 0 && now.saturating_sub(st.pred_seen) > MISSED * INTERVAL_NS {
+    let timeout = TIMEOUT_NS.max(MISSED * st.pred_interval);
+    if st.pred_hb > 0 && now.saturating_sub(st.pred_seen) > timeout {
         let adopted = super::sched::adopt(pr, me);
         EPOCH.fetch_add(1, Ordering::AcqRel);
         let fail_at = FAIL_AT[pr].swap(0, Ordering::AcqRel);
@@ -384,13 +467,14 @@ pub fn control(cmd: &[u8]) -> abi::KResult<()> {
 /// /proc/braid.
 pub fn report() -> String {
     let mut s = format!(
-        "epoch {} interval_ms {} timeout_ms {} members {:#x}\n",
+        "epoch {} interval_ms {}..{} timeout_ms {} members {:#x}\n",
         EPOCH.load(Ordering::Acquire),
-        INTERVAL_NS / 1_000_000,
-        MISSED * INTERVAL_NS / 1_000_000,
+        MIN_INTERVAL_NS / 1_000_000,
+        MAX_INTERVAL_NS / 1_000_000,
+        TIMEOUT_NS / 1_000_000,
         members()
     );
-    s += "torus cpu state heartbeat pred succ load nr sent received rejected migrations adopted failures_detected rejoins\n";
+    s += "torus cpu state interval_us heartbeat pred succ load nr sent received rejected migrations adopted failures_detected rejoins\n";
     for (i, st) in STATE.iter().enumerate().take(torus::count()) {
         let st = hal::cpu::without_interrupts(|| *st.lock());
         let state = if failing(i) {
@@ -403,8 +487,9 @@ pub fn report() -> String {
         let nr = torus::get(i).queued();
         let opt = |o: Option<usize>| o.map_or('-', name);
         s += &format!(
-            "{} {i} {state} {} {} {} {} {} {} {} {} {} {} {} {}\n",
+            "{} {i} {state} {} {} {} {} {} {} {} {} {} {} {} {} {}\n",
             name(i),
+            interval_ns(&st) / 1000,
             st.heartbeat,
             opt(pred(i).filter(|_| torus::is_online(i))),
             opt(succ(i).filter(|_| torus::is_online(i))),
