@@ -88,6 +88,7 @@ pub fn scenarios() -> Vec<UserScenario> {
     let mut v: Vec<UserScenario> = PROGRAMS.to_vec();
     v.push(("rsetest_all_in_one_boot", all_in_one_boot));
     v.extend_from_slice(SCHED);
+    v.push(("busybox_top_and_ps_show_scheduling", top_and_ps));
     v.push(("busybox_diff_scripts_listed", scripts_listed));
     v.extend_from_slice(SCRIPTS);
     v
@@ -177,6 +178,36 @@ fn all_in_one_boot(exec: &Exec) -> Result<(), String> {
     if status != 0 || !alive_after(&ls, last) {
         return Err(format!(
             "expected status 0 and `alive` at the end\n{}",
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+/// busybox `top` and `ps` read what the scheduler exposes: top (which
+/// chdirs into /proc) lists the processes; `ps -o pid,nice,comm` shows a
+/// nice value set with renice, and /proc/<pid>/stat has the processor.
+fn top_and_ps(exec: &Exec) -> Result<(), String> {
+    let cmd = "sleep 5 & p=$!; renice -n 7 -p $p >/dev/null; \
+               top -b -n 1 | grep -c \"^ *$p .*sleep 5\"; \
+               ps -o pid,nice,comm | grep \"^ *$p \" | tr -s ' '; \
+               cd /proc && cut -d' ' -f39 $p/stat; kill $p; echo alive";
+    let (out, status) = exec(cmd)?;
+    let out = normalize(&out);
+    let ls = lines(&out);
+    let want_ps = |l: &str| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() == 3 && f[1] == "7" && f[2] == "sleep"
+    };
+    let ok = ls.first() == Some(&"1")
+        && ls.get(1).is_some_and(|l| want_ps(l))
+        && ls
+            .get(2)
+            .is_some_and(|l| l.parse::<u32>().is_ok_and(|c| c < 16))
+        && alive_after(&ls, 2);
+    if !ok || status != 0 {
+        return Err(format!(
+            "expected top to list the sleep, ps to show nice 7, a CPU number, alive\n{}",
             show(&out, status)
         ));
     }

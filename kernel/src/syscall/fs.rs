@@ -673,8 +673,13 @@ pub fn readlinkat(dirfd: i64, path: u64, buf: u64, len: u64) -> KResult<u64> {
 /// chdir(2).
 pub fn chdir(path: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let Node::Ino(ino) = resolve(AT_FDCWD, &p, true)? else {
-        return Err(Errno::EACCES);
+    let ino = match resolve(AT_FDCWD, &p, true)? {
+        Node::Ino(ino) => ino,
+        // /proc itself (top and ps chdir there and open "PID/stat"): the
+        // cwd is the tmpfs directory it is mounted on, and relative paths
+        // from it are /proc paths (proc_rest).
+        Node::Proc(rest) if rest.is_empty() => kfs::with(|fs| fs.lookup(ROOT_INO, b"/proc", true))?,
+        Node::Proc(_) => return Err(Errno::ENOTDIR),
     };
     if kfs::with(|fs| fs.file_type(ino))? != FileType::Directory {
         return Err(Errno::ENOTDIR);
