@@ -10,22 +10,9 @@ use crate::util::{check, errname, errno, fork, wait_ok};
 
 /// A shared (MAP_SHARED) array of counters that survives fork.
 fn shared(words: usize) -> Result<&'static [AtomicU64], String> {
-    let len = words * 8;
-    // SAFETY: a fresh anonymous shared mapping aliases nothing we own.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(format!("mmap shared: {}", errname(errno())));
-    }
-    // SAFETY: the mapping is zeroed, 8-aligned, `words` u64s long and
+    let p =
+        crate::util::mmap_shared(words * 8).map_err(|e| format!("mmap shared: {}", errname(e)))?;
+    // SAFETY: the mapping is zeroed, page-aligned, `words` u64s long and
     // never unmapped; AtomicU64 has u64's layout.
     Ok(unsafe { std::slice::from_raw_parts(p.cast::<AtomicU64>(), words) })
 }

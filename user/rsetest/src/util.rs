@@ -261,13 +261,23 @@ pub fn sigmask(how: i32, sigs: &[i32]) -> Result<(), String> {
 
 /// Anonymous private read-write mapping of `len` bytes.
 pub fn mmap_anon(len: usize) -> Result<*mut u8, i32> {
+    mmap_anon_flags(len, libc::MAP_PRIVATE)
+}
+
+/// Anonymous shared read-write mapping of `len` bytes (survives fork as
+/// the same memory).
+pub fn mmap_shared(len: usize) -> Result<*mut u8, i32> {
+    mmap_anon_flags(len, libc::MAP_SHARED)
+}
+
+fn mmap_anon_flags(len: usize, flags: i32) -> Result<*mut u8, i32> {
     // SAFETY: a fresh anonymous mapping aliases nothing.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            flags | libc::MAP_ANONYMOUS,
             -1,
             0,
         )
