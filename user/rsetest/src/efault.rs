@@ -120,6 +120,35 @@ pub fn run(_: &[String]) -> Result<(), String> {
             &format!("writev(pipe, {name}, 1)"),
             sys(libc::SYS_writev, [wfd, p, 1, 0, 0, 0]),
         )?;
+        for (call, nr, args) in [
+            ("sched_setparam(0, P)", libc::SYS_sched_setparam, [0, p, 0]),
+            ("sched_getparam(0, P)", libc::SYS_sched_getparam, [0, p, 0]),
+            (
+                "sched_setscheduler(0, SCHED_OTHER, P)",
+                libc::SYS_sched_setscheduler,
+                [0, 0, p],
+            ),
+            (
+                "sched_setaffinity(0, 8, P)",
+                libc::SYS_sched_setaffinity,
+                [0, 8, p],
+            ),
+            (
+                "sched_getaffinity(0, 8, P)",
+                libc::SYS_sched_getaffinity,
+                [0, 8, p],
+            ),
+            (
+                "sched_rr_get_interval(0, P)",
+                libc::SYS_sched_rr_get_interval,
+                [0, p, 0],
+            ),
+        ] {
+            efault(
+                &call.replace('P', &name),
+                sys(nr, [args[0], args[1], args[2], 0, 0, 0]),
+            )?;
+        }
     }
 
     // A read into a read-only page (our own code) must not write it.

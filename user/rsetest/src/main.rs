@@ -85,6 +85,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "io_uring: mmap'd rings, NOP/READ/WRITE/READV/WRITEV/OPENAT/CLOSE/FSYNC/POLL_ADD/TIMEOUT, full SQ/CQ, SQPOLL, EFAULT",
     ),
     (
+        "sched_args",
+        sched::args,
+        "bad scheduling syscall arguments get EINVAL/ESRCH, as Linux",
+    ),
+    (
         "sched_fair",
         sched::fair,
         "(3 CPUs, 6 s) nice 0 and nice 5 pinned to one CPU share it 1024:335",

@@ -83,6 +83,119 @@ fn work_until(until: Instant, counter: &AtomicU64) {
     }
 }
 
+/// Bad arguments to the scheduling syscalls get Linux's errors, and the
+/// process goes on.
+pub fn args(_: &[String]) -> Result<(), String> {
+    use crate::util::{show, sys};
+    let prio = |v: i32| Box::new(v);
+    let p1 = prio(1);
+    let p0 = prio(0);
+    let p100 = prio(100);
+    let mask_hi: u64 = 1 << 63;
+    let mut mask = 0u64;
+    type Outcome = Result<libc::c_long, i32>;
+    let cases: [(&str, Outcome, Outcome); 10] = [
+        (
+            "sched_setscheduler(0, 1234, {1})",
+            sys(
+                libc::SYS_sched_setscheduler,
+                [0, 1234, &*p1 as *const i32 as _, 0, 0, 0],
+            ),
+            Err(libc::EINVAL),
+        ),
+        (
+            "sched_setscheduler(0, SCHED_FIFO, {0})",
+            sys(
+                libc::SYS_sched_setscheduler,
+                [0, libc::SCHED_FIFO as _, &*p0 as *const i32 as _, 0, 0, 0],
+            ),
+            Err(libc::EINVAL),
+        ),
+        (
+            "sched_setscheduler(0, SCHED_RR, {100})",
+            sys(
+                libc::SYS_sched_setscheduler,
+                [0, libc::SCHED_RR as _, &*p100 as *const i32 as _, 0, 0, 0],
+            ),
+            Err(libc::EINVAL),
+        ),
+        (
+            "sched_setscheduler(0, SCHED_OTHER, {1})",
+            sys(
+                libc::SYS_sched_setscheduler,
+                [0, libc::SCHED_OTHER as _, &*p1 as *const i32 as _, 0, 0, 0],
+            ),
+            Err(libc::EINVAL),
+        ),
+        (
+            "sched_setscheduler(-1, SCHED_OTHER, {0})",
+            sys(
+                libc::SYS_sched_setscheduler,
+                [-1, libc::SCHED_OTHER as _, &*p0 as *const i32 as _, 0, 0, 0],
+            ),
+            Err(libc::EINVAL),
+        ),
+        (
+            "sched_getscheduler(4000000)",
+            sys(libc::SYS_sched_getscheduler, [4_000_000, 0, 0, 0, 0, 0]),
+            Err(libc::ESRCH),
+        ),
+        (
+            "sched_get_priority_max(77)",
+            sys(libc::SYS_sched_get_priority_max, [77, 0, 0, 0, 0, 0]),
+            Err(libc::EINVAL),
+        ),
+        (
+            "sched_setaffinity(0, 8, {cpu 63 only})",
+            sys(
+                libc::SYS_sched_setaffinity,
+                [0, 8, &mask_hi as *const u64 as _, 0, 0, 0],
+            ),
+            Err(libc::EINVAL),
+        ),
+        (
+            "sched_getaffinity(0, 3, buf)",
+            sys(
+                libc::SYS_sched_getaffinity,
+                [0, 3, &mut mask as *mut u64 as _, 0, 0, 0],
+            ),
+            Err(libc::EINVAL),
+        ),
+        (
+            "setpriority(7, 0, 0)",
+            sys(libc::SYS_setpriority, [7, 0, 0, 0, 0, 0]),
+            Err(libc::EINVAL),
+        ),
+    ];
+    for (what, got, want) in cases {
+        check(
+            got == want,
+            format!("{what} -> {} (want {})", show(got), show(want)),
+        )?;
+    }
+    // And what is allowed still works afterwards.
+    check(
+        sys(
+            libc::SYS_sched_get_priority_max,
+            [libc::SCHED_RR as _, 0, 0, 0, 0, 0],
+        ) == Ok(99),
+        "sched_get_priority_max(SCHED_RR) = 99",
+    )?;
+    check(
+        sys(
+            libc::SYS_setpriority,
+            [libc::PRIO_PROCESS as _, 0, 40, 0, 0, 0],
+        ) == Ok(0)
+            && sys(
+                libc::SYS_getpriority,
+                [libc::PRIO_PROCESS as _, 0, 0, 0, 0, 0],
+            ) == Ok(1),
+        "setpriority(nice 40) clamps to 19 (getpriority returns 20 - 19 = 1)",
+    )?;
+    crate::say!("alive");
+    Ok(())
+}
+
 /// Two CPU-bound processes pinned to CPU 1 at nice 0 and nice 5 share it
 /// 1024:335 (within 15 %) over 5 s.
 pub fn fair(_: &[String]) -> Result<(), String> {
