@@ -22,6 +22,7 @@
 use alloc::format;
 use alloc::string::String;
 use braid::ack::ACK_LEN;
+use braid::codec::record_digest;
 use braid::projection::PROJ_LEN;
 use braid::{Ack, Projection};
 use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -172,12 +173,6 @@ static STATE: [Mutex<State>; MAX_TORI] = [const {
     })
 }; MAX_TORI];
 
-fn digest(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
-        (h ^ x as u64).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 /// The next online torus after `t` around the ring (not `t` itself).
 fn succ(t: usize) -> Option<usize> {
     let n = torus::count();
@@ -215,15 +210,23 @@ pub fn boundary() {
         return;
     }
     let now = hal::time::now_ns();
-    let mut st = hal::cpu::without_interrupts(|| *STATE[me].lock());
-    let iv = st.interval.get_or_insert_with(|| {
-        braid::interval::Interval::new(MIN_INTERVAL_NS, MAX_INTERVAL_NS, true)
+    // Every boundary: the failure detector, in place (no copy of the
+    // state on this per-tick path); then a step only if one is due.
+    let due = hal::cpu::without_interrupts(|| {
+        let mut s = STATE[me].lock();
+        watch(me, now, &mut s);
+        let iv = s
+            .interval
+            .get_or_insert_with(|| {
+                braid::interval::Interval::new(MIN_INTERVAL_NS, MAX_INTERVAL_NS, true)
+            })
+            .current();
+        now.saturating_sub(s.last_step) >= iv
     });
-    if now.saturating_sub(st.last_step) < iv.current() {
-        watch(me, now, &mut st);
-        hal::cpu::without_interrupts(|| *STATE[me].lock() = st);
+    if !due {
         return;
     }
+    let mut st = hal::cpu::without_interrupts(|| *STATE[me].lock());
     st.last_step = now;
     let epoch_before = EPOCH.load(Ordering::Acquire);
     if !torus::is_online(me) {
@@ -232,10 +235,14 @@ pub fn boundary() {
         EPOCH.fetch_add(1, Ordering::AcqRel);
         st.rejoins += 1;
     }
-    st.load = hal::cpu::without_interrupts(|| torus::get(me).runq.lock().load());
-    send(me, now, &mut st);
+    // One look at the queue serves the projection and the ack.
+    let (rt, nr) = hal::cpu::without_interrupts(|| {
+        let rq = torus::get(me).runq.lock();
+        st.load = rq.load();
+        (rq.rt_queued() as u64, rq.nr_running() as u64)
+    });
+    send(me, now, rt, nr, &mut st);
     receive(me, now, &mut st);
-    watch(me, now, &mut st);
     hal::cpu::without_interrupts(|| *STATE[me].lock() = st);
     // Diffusion: one process per neighbour per interval at most.
     // A neighbour's load is used once: after a push to it, wait for a
@@ -277,13 +284,11 @@ fn interval_ns(st: &State) -> u64 {
     st.interval.map_or(MAX_INTERVAL_NS, |i| i.current())
 }
 
-fn send(me: usize, now: u64, st: &mut State) {
+/// Sends this torus's projection (`rt` real-time processes queued, `nr`
+/// runnable in all, load `st.load`) to its successor.
+fn send(me: usize, now: u64, rt: u64, nr: u64, st: &mut State) {
     let Some(s) = succ(me) else { return };
     st.heartbeat += 1;
-    let (rt, nr) = hal::cpu::without_interrupts(|| {
-        let rq = torus::get(me).runq.lock();
-        (rq.rt_queued() as u64, rq.nr_running() as u64)
-    });
     let rt_load = (rt * runq::NICE_0_WEIGHT as u64).min(st.load);
     let p = Projection {
         from: me as u16,
@@ -301,7 +306,7 @@ fn send(me: usize, now: u64, st: &mut State) {
         ..Projection::default()
     };
     let b = p.encode();
-    st.chain = digest(&b);
+    st.chain = record_digest(&b);
     PROJ[me][s].write(&b);
     st.sent += 1;
 }
@@ -325,7 +330,7 @@ fn receive(me: usize, now: u64, st: &mut State) {
                         st.received += 1;
                     }
                     st.pred_hb = p.heartbeat;
-                    st.pred_chain = digest(&b);
+                    st.pred_chain = record_digest(&b);
                     st.pred_seen = now;
                     st.pred_load = Some(p.load.iter().map(|&x| x as u64).sum());
                     st.pred_interval = p.interval as u64 * 1000;

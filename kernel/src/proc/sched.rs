@@ -127,6 +127,13 @@ fn enqueue(p: Arc<Process>, e: Entity, how: Enqueue) {
     }
 }
 
+/// Whether queued `p` may be moved to torus `to`: it may run there, and
+/// it is off every CPU (its context saved; one still switching out is its
+/// own CPU's to resume).
+fn movable_to(p: &Process, to: usize) -> bool {
+    p.ctx.load(Ordering::Acquire) != 0 && p.affinity() & (1 << to) != 0
+}
+
 /// Braid diffusion: hands one process that may run on torus `to` from
 /// this torus `me` to it, when `to` is lighter by more than its weight.
 pub fn push_one(me: usize, to: usize, their_load: u64) -> bool {
@@ -138,8 +145,7 @@ pub fn push_one(me: usize, to: usize, their_load: u64) -> bool {
                 return false;
             }
             let movable = |p: &Arc<Process>, rt: bool| {
-                p.ctx.load(Ordering::Acquire) != 0
-                    && p.affinity() & (1 << to) != 0
+                movable_to(p, to)
                     && p.params().policy.is_rt() == rt
                     && (p.params().weight() as u64) < gap
             };
@@ -312,7 +318,7 @@ fn put_prev(t: &Torus, p: &Arc<Process>, now: u64, yield_: bool) {
                 let from_vclock = rq.vclock();
                 drop(rq);
                 drop(st);
-                p.set_torus(home_for(p));
+                // enqueue picks an allowed torus (home_for).
                 enqueue(p.clone(), e, Enqueue::Migrated { from_vclock });
             } else if rq.current_params() != Some(wanted) {
                 let mut e = rq.take_current(now).unwrap_or_else(|| Entity::new(wanted));
@@ -423,9 +429,7 @@ fn steal_from_neighbours(t: &Torus) -> bool {
         }
         let got = {
             let mut rq = torus::get(victim).runq.lock();
-            // Only a process that is off every CPU (its context saved):
-            // one still switching out is its own CPU's to resume.
-            rq.steal(|p| p.ctx.load(Ordering::Acquire) != 0 && p.affinity() & (1 << me) != 0)
+            rq.steal(|p| movable_to(p, me))
                 .map(|(p, e)| (p, e, rq.vclock()))
         };
         if let Some((p, e, from_vclock)) = got {

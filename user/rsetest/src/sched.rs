@@ -87,52 +87,42 @@ fn work_until(until: Instant, counter: &AtomicU64) {
 /// process goes on.
 pub fn args(_: &[String]) -> Result<(), String> {
     use crate::util::{show, sys};
-    let prio = |v: i32| Box::new(v);
-    let p1 = prio(1);
-    let p0 = prio(0);
-    let p100 = prio(100);
+    // sched_setscheduler(pid, policy, &{prio}): the param is a local the
+    // call reads before returning.
+    let setscheduler = |pid: libc::c_long, policy: libc::c_int, prio: i32| {
+        let param = prio;
+        sys(
+            libc::SYS_sched_setscheduler,
+            [pid, policy as _, &param as *const i32 as _, 0, 0, 0],
+        )
+    };
     let mask_hi: u64 = 1 << 63;
     let mut mask = 0u64;
     type Outcome = Result<libc::c_long, i32>;
     let cases: [(&str, Outcome, Outcome); 10] = [
         (
             "sched_setscheduler(0, 1234, {1})",
-            sys(
-                libc::SYS_sched_setscheduler,
-                [0, 1234, &*p1 as *const i32 as _, 0, 0, 0],
-            ),
+            setscheduler(0, 1234, 1),
             Err(libc::EINVAL),
         ),
         (
             "sched_setscheduler(0, SCHED_FIFO, {0})",
-            sys(
-                libc::SYS_sched_setscheduler,
-                [0, libc::SCHED_FIFO as _, &*p0 as *const i32 as _, 0, 0, 0],
-            ),
+            setscheduler(0, libc::SCHED_FIFO, 0),
             Err(libc::EINVAL),
         ),
         (
             "sched_setscheduler(0, SCHED_RR, {100})",
-            sys(
-                libc::SYS_sched_setscheduler,
-                [0, libc::SCHED_RR as _, &*p100 as *const i32 as _, 0, 0, 0],
-            ),
+            setscheduler(0, libc::SCHED_RR, 100),
             Err(libc::EINVAL),
         ),
         (
             "sched_setscheduler(0, SCHED_OTHER, {1})",
-            sys(
-                libc::SYS_sched_setscheduler,
-                [0, libc::SCHED_OTHER as _, &*p1 as *const i32 as _, 0, 0, 0],
-            ),
+            setscheduler(0, libc::SCHED_OTHER, 1),
             Err(libc::EINVAL),
         ),
         (
             "sched_setscheduler(-1, SCHED_OTHER, {0})",
-            sys(
-                libc::SYS_sched_setscheduler,
-                [-1, libc::SCHED_OTHER as _, &*p0 as *const i32 as _, 0, 0, 0],
-            ),
+            setscheduler(-1, libc::SCHED_OTHER, 0),
             Err(libc::EINVAL),
         ),
         (
