@@ -25,8 +25,10 @@ pub struct Entity {
     pub(crate) vlag: i64,
     /// deadline - vruntime when it last left a queue.
     pub(crate) rel_deadline: i64,
-    /// SCHED_RR quantum left.
-    pub(crate) rr_left_ns: u64,
+    /// SCHED_RR quantum left (at most [`RR_INTERVAL_NS`], so u32; the
+    /// narrow fields keep the entity at 64 bytes, and it is copied several
+    /// times per context switch).
+    pub(crate) rr_left_ns: u32,
     /// SCHED_RR quantum ran out while a peer was queued: `put_prev` sends
     /// it to the back of its priority list instead of the front.
     pub(crate) rr_to_tail: bool,
@@ -40,21 +42,34 @@ pub struct Entity {
     /// a queue ([`Entity::sync`]); while queued or running nobody outside
     /// can change `params`.
     pub(crate) cached_weight: u32,
-    pub(crate) cached_vslice: u64,
+    pub(crate) cached_vslice: u32,
+}
+
+/// [`RR_INTERVAL_NS`] in the width of [`Entity::rr_left_ns`].
+pub(crate) const RR_QUANTUM: u32 = {
+    assert!(RR_INTERVAL_NS <= u32::MAX as u64);
+    RR_INTERVAL_NS as u32
+};
+
+/// One slice in virtual time at `weight`: at most 3 ms * 1024 (weight 1),
+/// which fits u32.
+#[inline]
+fn vslice_of(weight: u32) -> u32 {
+    u32::try_from(to_virtual(BASE_SLICE_NS, weight)).unwrap_or(u32::MAX)
 }
 
 impl Entity {
     /// A fresh entity (a new task): no lag, a full first request, a full RR
     /// quantum.
     pub fn new(params: Params) -> Entity {
-        let vslice = to_virtual(BASE_SLICE_NS, params.weight());
+        let vslice = vslice_of(params.weight());
         Entity {
             params,
             vruntime: 0,
-            deadline: vslice,
+            deadline: u64::from(vslice),
             vlag: 0,
-            rel_deadline: i64::try_from(vslice).unwrap_or(i64::MAX),
-            rr_left_ns: RR_INTERVAL_NS,
+            rel_deadline: i64::from(vslice),
+            rr_left_ns: RR_QUANTUM,
             rr_to_tail: false,
             sum_exec_ns: 0,
             exec_start_ns: 0,
@@ -64,22 +79,26 @@ impl Entity {
     }
 
     /// Total CPU time charged to this entity, ns.
+    #[inline]
     pub fn sum_exec_ns(&self) -> u64 {
         self.sum_exec_ns
     }
 
     /// Virtual runtime on the queue it is on (or last left).
+    #[inline]
     pub fn vruntime(&self) -> u64 {
         self.vruntime
     }
 
     /// Virtual deadline of the current request on the queue it is on (or
     /// last left).
+    #[inline]
     pub fn deadline(&self) -> u64 {
         self.deadline
     }
 
     /// Lag (V - vruntime, virtual ns) recorded when it last left a queue.
+    #[inline]
     pub fn vlag(&self) -> i64 {
         self.vlag
     }
@@ -103,8 +122,9 @@ impl Entity {
     }
 
     /// SCHED_RR quantum left, ns.
+    #[inline]
     pub fn rr_left_ns(&self) -> u64 {
-        self.rr_left_ns
+        u64::from(self.rr_left_ns)
     }
 
     /// Changes policy/nice/priority of a task that is neither queued nor
@@ -124,7 +144,7 @@ impl Entity {
         }
         if p.policy.is_rt() && !self.params.policy.is_rt() {
             // Becoming RT starts a fresh RR quantum.
-            self.rr_left_ns = RR_INTERVAL_NS;
+            self.rr_left_ns = RR_QUANTUM;
         }
         self.params = p;
         self.sync();
@@ -132,32 +152,38 @@ impl Entity {
 
     /// Re-derives the cached weight and slice from `params` (only divides
     /// when the weight changed).
+    #[inline]
     pub(crate) fn sync(&mut self) {
         let w = self.params.weight();
         if w != self.cached_weight {
             self.cached_weight = w;
-            self.cached_vslice = to_virtual(BASE_SLICE_NS, w);
+            self.cached_vslice = vslice_of(w);
         }
     }
 
     /// `params.weight()`, as of the last [`Entity::sync`].
+    #[inline]
     pub(crate) fn weight(&self) -> u32 {
         self.cached_weight
     }
 
+    #[inline]
     pub(crate) fn is_rt(&self) -> bool {
         self.params.policy.is_rt()
     }
 
     /// One request (slice) in this entity's virtual time.
+    #[inline]
     pub(crate) fn vslice(&self) -> u64 {
-        self.cached_vslice
+        u64::from(self.cached_vslice)
     }
 
     /// Bound on |lag| honoured at placement: two slices' worth, like
     /// Linux's `update_entity_lag` limit (with our 1 ms tick < 2 slices).
-    pub(crate) fn lag_limit(&self) -> i128 {
-        i128::from(self.vslice()) * 2
+    #[inline]
+    pub(crate) fn lag_limit(&self) -> i64 {
+        // A slice fits u32, so this fits i64.
+        i64::from(self.cached_vslice) * 2
     }
 }
 

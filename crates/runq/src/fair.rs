@@ -1,5 +1,5 @@
-//! The queued (not running) fair tasks: ordered by virtual deadline, with
-//! the weight sums needed for the load-weighted average vruntime V.
+//! The queued (not running) fair tasks, ordered by virtual deadline, and
+//! the arithmetic behind the load-weighted average vruntime V.
 
 use alloc::collections::VecDeque;
 
@@ -18,54 +18,37 @@ use crate::entity::Entity;
 /// case is O(n) moves of small entries, which for the queue sizes a CPU
 /// sees (0-4 tasks, occasionally hundreds) is cheaper than any tree, and
 /// unlike a tree never allocates per task.
+///
+/// The weight sums behind V live in the `RunQueue`, not here: they cover
+/// the running task too, so moving a task between queued and running (every
+/// pick and preemption) leaves them alone.
 pub(crate) struct FairQueue<T> {
     pub(crate) tasks: VecDeque<(T, Entity)>,
-    /// Sum of weights. Wrapping add/sub is exact as long as the true sum
-    /// fits, which it does (88761 < 2^17 per task).
-    sum_w: u64,
-    /// Sum of weight * vruntime, exact modulo 2^128 for the same reason;
-    /// the true value is < 2^17 * 2^64 * tasks. (u128 additions are two
-    /// instructions; only the division for V needs care, see `average`.)
-    sum_wv: u128,
 }
 
 impl<T> FairQueue<T> {
     pub(crate) const fn new() -> Self {
         FairQueue {
             tasks: VecDeque::new(),
-            sum_w: 0,
-            sum_wv: 0,
         }
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.tasks.len()
     }
 
-    /// (sum of weight*vruntime, sum of weight) over the queued tasks.
-    pub(crate) fn sums(&self) -> (u128, u64) {
-        (self.sum_wv, self.sum_w)
-    }
-
-    pub(crate) fn sum_weight(&self) -> u64 {
-        self.sum_w
-    }
-
+    #[inline]
     pub(crate) fn insert(&mut self, t: T, e: Entity) {
-        self.sum_w = self.sum_w.wrapping_add(u64::from(e.weight()));
-        self.sum_wv = self.sum_wv.wrapping_add(weighted(&e));
-        // After every task with a deadline <= ours (served first on ties).
         let d = e.deadline;
-        let at = self.tasks.partition_point(|(_, x)| x.deadline <= d);
-        insert_at(&mut self.tasks, at, (t, e));
+        // After every task with a deadline <= ours (served first on ties).
+        insert_sorted(&mut self.tasks, (t, e), |(_, x)| x.deadline <= d);
     }
 
     /// Removes the task at `idx` (an index into `tasks`).
+    #[inline]
     pub(crate) fn remove(&mut self, idx: usize) -> Option<(T, Entity)> {
-        let (t, e) = remove_at(&mut self.tasks, idx)?;
-        self.sum_w = self.sum_w.wrapping_sub(u64::from(e.weight()));
-        self.sum_wv = self.sum_wv.wrapping_sub(weighted(&e));
-        Some((t, e))
+        remove_at(&mut self.tasks, idx)
     }
 
     /// EEVDF pick: the index of the earliest deadline among eligible tasks,
@@ -73,9 +56,13 @@ impl<T> FairQueue<T> {
     /// (queued plus running). With no running task the minimum-vruntime
     /// task is always eligible; the fallback to the earliest deadline only
     /// matters if saturation ever broke that.
+    #[inline]
     pub(crate) fn pick_idx(&self, s: u128, w: u64) -> Option<usize> {
-        if self.tasks.is_empty() {
-            return None;
+        let first = self.tasks.front()?;
+        // A lone task is taken whether eligible or not (the fallback), and
+        // the earliest deadline usually is eligible: only scan otherwise.
+        if self.tasks.len() == 1 || eligible(&first.1, s, w) {
+            return Some(0);
         }
         let found = self
             .tasks
@@ -86,9 +73,8 @@ impl<T> FairQueue<T> {
     }
 
     /// Applies `f` to every queued entity (which may change vruntimes and
-    /// deadlines), then restores the deadline order and the sums. Ties keep
-    /// their current order (stable sort). Rare (rebasing), so it may
-    /// allocate.
+    /// deadlines), then restores the deadline order. Ties keep their
+    /// current order (stable sort). Rare (rebasing), so it may allocate.
     pub(crate) fn update_all(&mut self, mut f: impl FnMut(&mut Entity)) {
         for (_, e) in self.tasks.iter_mut() {
             f(e);
@@ -96,37 +82,44 @@ impl<T> FairQueue<T> {
         self.tasks
             .make_contiguous()
             .sort_by_key(|(_, e)| e.deadline);
-        let (mut s, mut w) = (0u128, 0u64);
-        for (_, e) in &self.tasks {
-            s = s.wrapping_add(weighted(e));
-            w = w.wrapping_add(u64::from(e.weight()));
-        }
-        self.sum_wv = s;
-        self.sum_w = w;
     }
 
     /// Takes every queued task, earliest deadline first; keeps the capacity.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = (T, Entity)> + '_ {
-        self.sum_w = 0;
-        self.sum_wv = 0;
         self.tasks.drain(..)
     }
 }
 
-/// `VecDeque::insert` with the two common cases (either end) short-cut:
-/// the general insert costs over a hundred instructions even when nothing
-/// needs to move.
-pub(crate) fn insert_at<X>(q: &mut VecDeque<X>, at: usize, x: X) {
-    if at >= q.len() {
+/// Inserts `x` into `q`, which `goes_before` partitions (true for a prefix
+/// of the entries, those that stay ahead of `x`). The back is tried before
+/// anything else: it is where a fresh request goes, and with a single place
+/// that writes the entry here the compiler stores it straight into its slot
+/// instead of assembling it on the stack first.
+#[inline]
+pub(crate) fn insert_sorted<X>(q: &mut VecDeque<X>, x: X, goes_before: impl Fn(&X) -> bool) {
+    if q.back().is_none_or(&goes_before) {
         q.push_back(x);
-    } else if at == 0 {
+    } else {
+        insert_sorted_slow(q, x, goes_before);
+    }
+}
+
+/// [`insert_sorted`] when `x` does not go last. The front (a preempted RT
+/// task, a woken task with the earliest deadline) is still O(1); the
+/// binary search and `VecDeque::insert` cost several times as much even
+/// when nothing moves.
+#[inline(never)]
+fn insert_sorted_slow<X>(q: &mut VecDeque<X>, x: X, goes_before: impl Fn(&X) -> bool) {
+    if q.front().is_some_and(|f| !goes_before(f)) {
         q.push_front(x);
     } else {
+        let at = q.partition_point(goes_before);
         q.insert(at, x);
     }
 }
 
-/// `VecDeque::remove` with the ends short-cut, like [`insert_at`].
+/// `VecDeque::remove` with the ends short-cut, like [`insert_sorted`].
+#[inline]
 pub(crate) fn remove_at<X>(q: &mut VecDeque<X>, idx: usize) -> Option<X> {
     if idx == 0 {
         q.pop_front()
@@ -139,6 +132,7 @@ pub(crate) fn remove_at<X>(q: &mut VecDeque<X>, idx: usize) -> Option<X> {
 
 /// weight * vruntime; cannot overflow u128 (u32 * u64: a single 64x64->128
 /// multiply).
+#[inline]
 pub(crate) fn weighted(e: &Entity) -> u128 {
     u128::from(u64::from(e.weight())) * u128::from(e.vruntime)
 }
@@ -146,6 +140,7 @@ pub(crate) fn weighted(e: &Entity) -> u128 {
 /// EEVDF eligibility: lag >= 0, i.e. vruntime <= V = s / w, compared
 /// without the division so rounding never makes the minimum ineligible.
 /// `vruntime * w` is u64 * u64, exact in u128 (one multiply).
+#[inline]
 pub(crate) fn eligible(e: &Entity, s: u128, w: u64) -> bool {
     w == 0 || u128::from(e.vruntime) * u128::from(w) <= s
 }
@@ -154,6 +149,7 @@ pub(crate) fn eligible(e: &Entity, s: u128, w: u64) -> bool {
 /// The true average of u64 values always fits; the u64 division is the fast
 /// path (it holds while sum(weight * vruntime) < 2^64, e.g. ~50 nice-0
 /// tasks at vruntimes below 4 days) and avoids the slow 128-bit division.
+#[inline]
 pub(crate) fn average(s: u128, w: u64) -> Option<u64> {
     if w == 0 {
         return None;

@@ -55,7 +55,9 @@
 //! fine for hundreds). Weight and slice length are cached in the
 //! [`Entity`] (re-derived from `params` on every `enqueue`), and real to
 //! virtual time conversion uses u64 arithmetic unless a delta exceeds
-//! 2^54 ns. `examples/bench.rs` measures the hot path on the host.
+//! 2^54 ns. The sums behind `V` cover the running task too, so picking
+//! and preempting (which only move a task between queued and running)
+//! leave them alone. `examples/bench.rs` measures the hot path on the host.
 //!
 //! # Lag handling (placement)
 //!

@@ -47,6 +47,7 @@ impl Policy {
     }
 
     /// Real-time (FIFO or RR) rather than fair.
+    #[inline]
     pub fn is_rt(self) -> bool {
         matches!(self, Policy::Fifo | Policy::RoundRobin)
     }
@@ -94,11 +95,13 @@ impl Params {
     }
 
     /// Nice clamped to -20..=19.
+    #[inline]
     pub fn nice_clamped(&self) -> i32 {
         i32::from(self.nice).clamp(-20, 19)
     }
 
     /// RT priority clamped to 1..=99 for RT policies, 0 otherwise.
+    #[inline]
     pub fn rt_prio_clamped(&self) -> u32 {
         if self.policy.is_rt() {
             u32::from(self.rt_prio).clamp(1, 99)
@@ -110,6 +113,7 @@ impl Params {
     /// Linux kernel priority 0..=139, lower is more important:
     /// `99 - rt_prio` for RT (0..=98), `120 + nice` for fair (100..=139).
     /// (`/proc/<pid>/stat`'s "priority" field is this minus 100.)
+    #[inline]
     pub fn kernel_prio(&self) -> u32 {
         if self.policy.is_rt() {
             99 - self.rt_prio_clamped()
@@ -122,6 +126,7 @@ impl Params {
     /// Load weight: the nice weight for Normal/Batch, 3 for Idle, and
     /// NICE_0_WEIGHT for RT (only used for load balancing there, RT tasks
     /// are not weighted against each other).
+    #[inline]
     pub fn weight(&self) -> u32 {
         match self.policy {
             Policy::Normal | Policy::Batch => weight_of_nice(self.nice_clamped()),

@@ -3,12 +3,11 @@
 
 use alloc::vec::Vec;
 
-use crate::entity::Entity;
+use crate::entity::{Entity, RR_QUANTUM};
 use crate::fair::{average, eligible, weighted, FairQueue};
 use crate::params::{Params, Policy};
 use crate::rt::RtQueue;
 use crate::weight::{to_virtual, NICE_0_WEIGHT};
-use crate::RR_INTERVAL_NS;
 
 /// Why a task is being added to a queue; decides where it is placed in
 /// virtual time.
@@ -44,6 +43,16 @@ pub struct RunQueue<T> {
     pub(crate) fair: FairQueue<T>,
     pub(crate) rt: RtQueue<T>,
     current: Option<Entity>,
+    /// Sum of weights of every fair task here, queued *and* running (so a
+    /// pick or a preemption, which only moves a task between the two, does
+    /// not touch it). Wrapping add/sub is exact as long as the true sum
+    /// fits, which it does (88761 < 2^17 per task).
+    sum_w: u64,
+    /// Sum of weight * vruntime over the same tasks, exact modulo 2^128 for
+    /// the same reason; the true value is < 2^17 * 2^64 * tasks. (u128
+    /// additions are two instructions; only the division for V needs care,
+    /// see `fair::average`.)
+    sum_wv: u128,
     /// V: load-weighted average vruntime of queued + running fair tasks,
     /// refreshed after every change; keeps its last value while the queue
     /// has no fair task so returning tasks land where the clock stopped.
@@ -63,11 +72,14 @@ impl<T> RunQueue<T> {
             fair: FairQueue::new(),
             rt: RtQueue::new(),
             current: None,
+            sum_w: 0,
+            sum_wv: 0,
             vclock: 0,
         }
     }
 
     /// Waiting tasks (not counting the running one).
+    #[inline]
     pub fn queued(&self) -> usize {
         self.fair.len() + self.rt.len()
     }
@@ -91,14 +103,16 @@ impl<T> RunQueue<T> {
     /// NICE_0_WEIGHT each. For load balancing.
     pub fn load(&self) -> u64 {
         let rt = (self.rt.len() as u64).saturating_mul(u64::from(NICE_0_WEIGHT));
-        let cur = self.current.map_or(0, |c| u64::from(c.weight()));
-        self.fair
-            .sum_weight()
-            .saturating_add(rt)
-            .saturating_add(cur)
+        // A running fair task is already in `sum_w`.
+        let cur_rt = self
+            .current
+            .filter(Entity::is_rt)
+            .map_or(0, |c| u64::from(c.weight()));
+        self.sum_w.saturating_add(rt).saturating_add(cur_rt)
     }
 
     /// The queue's virtual clock V (for renormalising migrated tasks).
+    #[inline]
     pub fn vclock(&self) -> u64 {
         self.vclock
     }
@@ -122,7 +136,7 @@ impl<T> RunQueue<T> {
         e.rr_to_tail = false;
         if e.is_rt() {
             if how == Enqueue::New || e.rr_left_ns == 0 {
-                e.rr_left_ns = RR_INTERVAL_NS;
+                e.rr_left_ns = RR_QUANTUM;
             }
             if how == Enqueue::Requeue {
                 self.rt.push_front(t, e);
@@ -132,26 +146,29 @@ impl<T> RunQueue<T> {
             return e;
         }
         self.place(&mut e, how);
+        self.sum_w = self.sum_w.wrapping_add(u64::from(e.weight()));
+        self.sum_wv = self.sum_wv.wrapping_add(weighted(&e));
         self.fair.insert(t, e);
         self.refresh_vclock();
         e
     }
 
     /// Sets a fair entity's vruntime/deadline for joining this queue.
+    #[inline]
     fn place(&self, e: &mut Entity, how: Enqueue) {
-        let (_, w) = self.fair_sums();
+        let w = self.sum_w;
+        // 2 slices < 2^31 (a slice is at most 3 ms * 1024 / 3 virtual ns).
         let limit = e.lag_limit();
-        let (lag, inflate) = match how {
+        let (mut lag, inflate) = match how {
             Enqueue::New => (0, false),
-            Enqueue::Wakeup | Enqueue::Requeue => (i128::from(e.vlag), true),
+            Enqueue::Wakeup | Enqueue::Requeue => (e.vlag.clamp(-limit, limit), true),
             Enqueue::Migrated { from_vclock } => {
-                (i128::from(from_vclock) - i128::from(e.vruntime), false)
+                // The offset itself may not fit i64; clamped it does.
+                let lag = i128::from(from_vclock) - i128::from(e.vruntime);
+                let lag = lag.clamp(-i128::from(limit), i128::from(limit));
+                (i64::try_from(lag).unwrap_or(0), false)
             }
         };
-        // |lag| <= limit = 2 slices < 2^31 (a slice is at most
-        // 3 ms * 1024 / 3 virtual ns), so it fits i64.
-        let lag = lag.clamp(-limit, limit);
-        let mut lag = i64::try_from(lag).unwrap_or(0);
         if w == 0 {
             // Alone on the queue, lag means nothing: start at V.
             lag = 0;
@@ -170,8 +187,8 @@ impl<T> RunQueue<T> {
         let rel = match how {
             Enqueue::New | Enqueue::Wakeup => vslice,
             Enqueue::Migrated { .. } | Enqueue::Requeue => {
-                let r = i128::from(e.rel_deadline).clamp(0, 2 * i128::from(vslice));
-                u64::try_from(r).unwrap_or(vslice)
+                // `limit` is 2 slices.
+                u64::try_from(e.rel_deadline.clamp(0, limit)).unwrap_or(vslice)
             }
         };
         e.deadline = e.vruntime.saturating_add(rel);
@@ -189,30 +206,45 @@ impl<T> RunQueue<T> {
         if self.current.is_some() {
             let _ = self.take_current(now_ns);
         }
-        let (t, mut e) = if let Some(te) = self.rt.pop_first() {
-            te
+        // The entity is copied from its slot straight into `current` and
+        // only the handle is moved out: moving the whole entry out first
+        // costs about as much again in copies.
+        let t = if let Some((_, _, e)) = self.rt.tasks.front() {
+            self.current = Some(*e);
+            self.rt.pop_first().map(|(t, _)| t)
         } else {
-            let (s, w) = self.fair_sums();
-            let idx = self.fair.pick_idx(s, w)?;
-            self.fair.remove(idx)?
+            // Nothing runs now, so the sums are those of the queued tasks.
+            let idx = self.fair.pick_idx(self.sum_wv, self.sum_w)?;
+            let (_, e) = self.fair.tasks.get(idx)?;
+            self.current = Some(*e);
+            self.fair.remove(idx).map(|(t, _)| t)
         };
-        e.exec_start_ns = now_ns;
-        self.current = Some(e);
+        if let Some(c) = self.current.as_mut() {
+            c.exec_start_ns = now_ns;
+        }
         // The picked task moves from queued to running: V is unchanged.
-        Some(t)
+        t
     }
 
     /// The running task stops running (sleep, exit, migration, policy
     /// change): charged up to `now_ns`, its lag recorded, entity returned.
     pub fn take_current(&mut self, now_ns: u64) -> Option<Entity> {
         self.charge(now_ns);
-        let mut e = self.current.take()?;
-        if !e.is_rt() {
+        // Updated in place and moved out once: the entity is large enough
+        // for every copy to count on this path.
+        let c = self.current.as_mut()?;
+        let fair = !c.is_rt();
+        if fair {
             // V still includes it here (refreshed by charge).
-            record_lag(&mut e, self.vclock);
+            record_lag(c, self.vclock);
+            self.sum_w = self.sum_w.wrapping_sub(u64::from(c.weight()));
+            self.sum_wv = self.sum_wv.wrapping_sub(weighted(c));
+        }
+        let e = self.current.take();
+        if fair {
             self.refresh_vclock();
         }
-        Some(e)
+        e
     }
 
     /// Preempted / yielding: the running task `t` goes back into the queue,
@@ -242,7 +274,7 @@ impl<T> RunQueue<T> {
         if yield_ {
             e.deadline = e.deadline.saturating_add(e.vslice());
         }
-        // Still counted in V as running; now counted as queued: V unchanged.
+        // Counted in the sums as running, now as queued: V unchanged.
         self.fair.insert(t, e);
     }
 
@@ -271,7 +303,7 @@ impl<T> RunQueue<T> {
         }
         if c.params.policy == Policy::RoundRobin && c.rr_left_ns == 0 {
             // Linux: a fresh quantum either way; rotate only if a peer waits.
-            c.rr_left_ns = RR_INTERVAL_NS;
+            c.rr_left_ns = RR_QUANTUM;
             if self.rt.has_prio(prio) {
                 c.rr_to_tail = true;
                 return true;
@@ -341,6 +373,7 @@ impl<T> RunQueue<T> {
             record_lag(&mut e, v);
             (t, e)
         }));
+        self.resum();
         self.refresh_vclock();
         out
     }
@@ -348,28 +381,41 @@ impl<T> RunQueue<T> {
     fn remove_fair(&mut self, idx: usize) -> Option<(T, Entity)> {
         let (t, mut e) = self.fair.remove(idx)?;
         record_lag(&mut e, self.vclock);
+        self.sum_w = self.sum_w.wrapping_sub(u64::from(e.weight()));
+        self.sum_wv = self.sum_wv.wrapping_sub(weighted(&e));
         self.refresh_vclock();
         Some((t, e))
     }
 
     /// (sum of weight*vruntime, sum of weight) over queued + running fair
     /// tasks.
+    #[inline]
     fn fair_sums(&self) -> (u128, u64) {
-        let (mut s, mut w) = self.fair.sums();
-        if let Some(c) = self.current.as_ref().filter(|c| !c.is_rt()) {
-            s = s.wrapping_add(weighted(c));
-            w = w.wrapping_add(u64::from(c.weight()));
+        (self.sum_wv, self.sum_w)
+    }
+
+    /// Recomputes the sums from scratch (after rebasing or draining).
+    fn resum(&mut self) {
+        let queued = self.fair.tasks.iter().map(|(_, e)| e);
+        let running = self.current.iter().filter(|c| !c.is_rt());
+        let (mut s, mut w) = (0u128, 0u64);
+        for e in queued.chain(running) {
+            s = s.wrapping_add(weighted(e));
+            w = w.wrapping_add(u64::from(e.weight()));
         }
-        (s, w)
+        self.sum_wv = s;
+        self.sum_w = w;
     }
 
     /// The weighted average vruntime of the fair tasks, if there are any.
+    #[inline]
     fn average(&self) -> Option<u64> {
         let (s, w) = self.fair_sums();
         average(s, w)
     }
 
     /// Recomputes V; keeps the old value when there is no fair task.
+    #[inline]
     fn refresh_vclock(&mut self) {
         if let Some(v) = self.average() {
             self.vclock = v;
@@ -383,6 +429,8 @@ impl<T> RunQueue<T> {
     /// only ever uses positions relative to V, so nothing outside the queue
     /// needs to know. Entities further behind than `shift` (impossible in
     /// practice: lag is bounded) would clamp to 0.
+    #[cold]
+    #[inline(never)]
     fn rebase(&mut self, shift: u64) {
         let down = |e: &mut Entity| {
             if e.vruntime >= shift {
@@ -398,12 +446,14 @@ impl<T> RunQueue<T> {
         if let Some(c) = self.current.as_mut().filter(|c| !c.is_rt()) {
             down(c);
         }
+        self.resum();
         self.vclock = self.average().unwrap_or(self.vclock.saturating_sub(shift));
     }
 
     /// Charges the running task for the time since its last charge.
     /// Returns whether a fair task's request just ran out (a new one was
     /// started).
+    #[inline]
     fn charge(&mut self, now_ns: u64) -> bool {
         let Some(c) = self.current.as_mut() else {
             return false;
@@ -414,10 +464,18 @@ impl<T> RunQueue<T> {
         c.exec_start_ns = c.exec_start_ns.max(now_ns);
         c.sum_exec_ns = c.sum_exec_ns.saturating_add(delta);
         if c.is_rt() {
-            c.rr_left_ns = c.rr_left_ns.saturating_sub(delta);
+            // No more than it had left, so it fits.
+            let left = u64::from(c.rr_left_ns).saturating_sub(delta);
+            c.rr_left_ns = u32::try_from(left).unwrap_or(0);
             return false;
         }
-        c.vruntime = c.vruntime.saturating_add(to_virtual(delta, c.weight()));
+        let old = c.vruntime;
+        c.vruntime = old.saturating_add(to_virtual(delta, c.weight()));
+        // What was actually added (less than asked if it saturated).
+        let added = u128::from(c.vruntime - old);
+        self.sum_wv = self
+            .sum_wv
+            .wrapping_add(u128::from(u64::from(c.weight())) * added);
         let done = c.vruntime >= c.deadline;
         if done {
             // Linux update_deadline: the next request starts where this
@@ -437,12 +495,15 @@ impl<T> RunQueue<T> {
     /// entities and V matches them.
     #[cfg(test)]
     pub(crate) fn check(&self) {
-        let (s, w) = self.fair.sums();
+        let (s, w) = self.fair_sums();
+        let running = self.current.iter().filter(|c| !c.is_rt());
         let (s2, w2) = self
             .fair
             .tasks
             .iter()
-            .fold((0u128, 0u64), |(s, w), (_, e)| {
+            .map(|(_, e)| e)
+            .chain(running)
+            .fold((0u128, 0u64), |(s, w), e| {
                 (s.wrapping_add(weighted(e)), w + u64::from(e.weight()))
             });
         assert_eq!((s, w), (s2, w2), "fair sums drifted");
@@ -487,6 +548,7 @@ impl<T> RunQueue<T> {
 /// so with `W + w < 2^32` (tens of thousands of tasks) the product fits
 /// i64 and no 128-bit division is needed; beyond that the exact i128 path
 /// is taken. The result is at most `|lag| * (1 + 88761 / 3) < 2^46`.
+#[inline]
 fn inflate_lag(lag: i64, w: u64, we: u64) -> i64 {
     let w = w.max(1);
     let total = w.saturating_add(we);
@@ -501,8 +563,50 @@ fn inflate_lag(lag: i64, w: u64, we: u64) -> i64 {
 
 /// Records a fair entity's position relative to the clock `v` of the queue
 /// it is leaving.
+#[inline]
 fn record_lag(e: &mut Entity, v: u64) {
-    let sat = |x: i128| i64::try_from(x).unwrap_or(if x < 0 { i64::MIN } else { i64::MAX });
-    e.vlag = sat(i128::from(v) - i128::from(e.vruntime));
-    e.rel_deadline = sat(i128::from(e.deadline) - i128::from(e.vruntime));
+    e.vlag = signed_diff(v, e.vruntime);
+    e.rel_deadline = signed_diff(e.deadline, e.vruntime);
+}
+
+/// `a - b` saturated to i64. Virtual times stay below 2^63 (the queue
+/// rebases above 2^62), where the plain i64 difference is exact; the i128
+/// path is for saturated ones.
+#[inline]
+fn signed_diff(a: u64, b: u64) -> i64 {
+    if let (Ok(a), Ok(b)) = (i64::try_from(a), i64::try_from(b)) {
+        return a - b;
+    }
+    let x = i128::from(a) - i128::from(b);
+    i64::try_from(x).unwrap_or(if x < 0 { i64::MIN } else { i64::MAX })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signed_diff;
+
+    /// The i64 fast path agrees with the saturating i128 formula, on both
+    /// sides of 2^63.
+    #[test]
+    fn signed_diff_matches_i128() {
+        let vals = [
+            0,
+            1,
+            12345,
+            (1 << 62) + 7,
+            i64::MAX as u64 - 1,
+            i64::MAX as u64,
+            1 << 63,
+            (1 << 63) + 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for a in vals {
+            for b in vals {
+                let x = i128::from(a) - i128::from(b);
+                let want = i64::try_from(x).unwrap_or(if x < 0 { i64::MIN } else { i64::MAX });
+                assert_eq!(signed_diff(a, b), want, "{a} - {b}");
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use alloc::collections::VecDeque;
 
 use crate::entity::Entity;
-use crate::fair::{insert_at, remove_at};
+use crate::fair::{insert_sorted, remove_at};
 
 /// All priority lists in one ring buffer (`VecDeque`), sorted by (kernel
 /// prio, list position): the head of the most important list (kernel prio
@@ -26,37 +26,41 @@ impl<T> RtQueue<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.tasks.len()
     }
 
     /// To the tail of its priority list.
+    #[inline]
     pub(crate) fn push_back(&mut self, t: T, e: Entity) {
         let prio = e.params.kernel_prio();
         // After every entry of the same (or a more important) prio.
-        let at = self.tasks.partition_point(|(p, _, _)| *p <= prio);
-        insert_at(&mut self.tasks, at, (prio, t, e));
+        insert_sorted(&mut self.tasks, (prio, t, e), |(p, _, _)| *p <= prio);
     }
 
     /// A preempted RT task keeps the head of its list (POSIX: "stays at the
     /// head of the list for its priority").
+    #[inline]
     pub(crate) fn push_front(&mut self, t: T, e: Entity) {
         let prio = e.params.kernel_prio();
         // Before every entry of the same (or a less important) prio.
-        let at = self.tasks.partition_point(|(p, _, _)| *p < prio);
-        insert_at(&mut self.tasks, at, (prio, t, e));
+        insert_sorted(&mut self.tasks, (prio, t, e), |(p, _, _)| *p < prio);
     }
 
+    #[inline]
     pub(crate) fn pop_first(&mut self) -> Option<(T, Entity)> {
         self.tasks.pop_front().map(|(_, t, e)| (t, e))
     }
 
     /// Kernel prio of the most important queued task.
+    #[inline]
     pub(crate) fn best_prio(&self) -> Option<u32> {
         self.tasks.front().map(|(p, _, _)| *p)
     }
 
     /// Whether some task of exactly kernel prio `prio` is queued.
+    #[inline]
     pub(crate) fn has_prio(&self, prio: u32) -> bool {
         let at = self.tasks.partition_point(|(p, _, _)| *p < prio);
         self.tasks.get(at).is_some_and(|(p, _, _)| *p == prio)

@@ -24,6 +24,7 @@ const PRIO_TO_WEIGHT: [u32; 40] = [
 /// Linux's `sched_prio_to_weight` (kernel/sched/core.c), nice -20..=19;
 /// out-of-range nice values are clamped (a user-chosen value must never
 /// index out of bounds).
+#[inline]
 pub fn weight_of_nice(nice: i32) -> u32 {
     let idx = nice.clamp(-20, 19) + 20;
     // `idx` is in 0..=39 after the clamp; `get` keeps this panic-free anyway.
@@ -38,7 +39,12 @@ pub fn weight_of_nice(nice: i32) -> u32 {
 /// saturated so no input can overflow; a zero weight is treated as 1.
 /// `delta * 1024` fits u64 for any delta below 2^54 ns (208 days), so the
 /// hot path is one u64 multiply and divide; only larger deltas take u128.
+/// Nice 0, the usual weight, needs neither (Linux short-cuts it too).
+#[inline]
 pub(crate) fn to_virtual(delta_ns: u64, weight: u32) -> u64 {
+    if weight == NICE_0_WEIGHT {
+        return delta_ns;
+    }
     let w = u64::from(weight.max(1));
     match delta_ns.checked_mul(u64::from(NICE_0_WEIGHT)) {
         Some(x) => x / w,
