@@ -5,14 +5,13 @@
 use abi::elf::{self, ElfImage, ElfKind};
 use abi::{Errno, KResult};
 use alloc::string::String;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use hal::idt::TrapFrame;
 use linux_raw_sys::general as g;
 use mm::vma::{Prot, Vma, VmaKind};
-use spin::Mutex;
 use vfs::{FileType, Ino};
 
+use crate::mm::shared::SharedMm;
 use crate::mm::{Backing, Mm, PAGE, STACK_SIZE, STACK_TOP};
 use crate::uaccess;
 
@@ -321,8 +320,8 @@ pub fn execve(
     let loaded = load(cwd, &p, args, &env, torus)?;
 
     // Point of no return: the old image goes away.
-    let old = me.mm.lock().replace(Arc::new(Mutex::new(loaded.mm)));
-    me.mm().lock().activate();
+    let old = me.mm.lock().replace(SharedMm::new(loaded.mm));
+    me.mm().activate();
     if let Some(old) = old {
         crate::mm::release(old);
     }

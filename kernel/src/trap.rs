@@ -96,6 +96,10 @@ fn handle(frame: &mut TrapFrame) {
                 crate::syscall::return_to_user(frame);
             }
         }
+        v if v == hal::tlb::SHOOTDOWN_VECTOR as u64 => {
+            hal::tlb::serve();
+            hal::apic::eoi();
+        }
         v if v == KICK_VECTOR as u64 => {
             hal::apic::eoi();
             if frame.from_user() {
@@ -116,6 +120,12 @@ fn exception(frame: &mut TrapFrame) {
     }
     if frame.vector == vector::PAGE_FAULT {
         let addr = hal::cpu::cr2();
+        // A user copy faults with interrupts on (syscalls run so): keep
+        // them on while the fault takes the address space's lock, since
+        // its holder may be waiting for this CPU to flush its TLB.
+        if frame.rflags & (1 << 9) != 0 {
+            hal::cpu::enable_interrupts();
+        }
         // A user copy touching a page not yet faulted in: resolve it and
         // retry the instruction.
         if addr < hal::probe::USER_TOP && crate::mm::page_fault(addr, frame.error_code).is_ok() {

@@ -156,6 +156,7 @@ impl AddressSpace {
         } else {
             flush.ignore();
         }
+        crate::tlb::shootdown(self.pml4);
         Some(frame.start_address().as_u64())
     }
 
@@ -189,6 +190,7 @@ impl AddressSpace {
                 } else {
                     f.ignore();
                 }
+                crate::tlb::shootdown(self.pml4);
                 true
             }
             Err(_) => false,
@@ -302,34 +304,26 @@ impl AddressSpace {
     }
 
     /// Drops stale translations of [`start`, `end`) after `pages` entries
-    /// changed: page by page for a few, a full reload beyond that.
+    /// changed: here page by page for a few, a full reload beyond that;
+    /// on the other CPUs that have these tables loaded, a full flush.
     fn flush_range(&self, start: u64, end: u64, pages: usize) {
-        if !self.is_active() {
-            return;
+        if self.is_active() {
+            if pages > 32 {
+                x86_64::instructions::tlb::flush_all();
+            } else {
+                let mut va = start;
+                while va < end && va < USER_TOP {
+                    x86_64::instructions::tlb::flush(VirtAddr::new(va));
+                    va += PAGE_SIZE;
+                }
+            }
         }
-        if pages > 32 {
-            x86_64::instructions::tlb::flush_all();
-            return;
-        }
-        let mut va = start;
-        while va < end && va < USER_TOP {
-            x86_64::instructions::tlb::flush(VirtAddr::new(va));
-            va += PAGE_SIZE;
-        }
+        crate::tlb::shootdown(self.pml4);
     }
 
     /// Loads this address space into CR3.
     pub fn activate(&self) {
-        if !self.is_active() {
-            // SAFETY: the upper half (kernel) is identical in every address
-            // space, so the running code and stack stay mapped.
-            unsafe {
-                Cr3::write(
-                    PhysFrame::containing_address(PhysAddr::new(self.pml4)),
-                    Cr3Flags::empty(),
-                )
-            };
-        }
+        activate_root(Root(self.pml4));
     }
 
     /// Frees the lower-half page-table frames and the PML4 (the caller
@@ -391,16 +385,53 @@ fn walk_leaves(
     }
 }
 
-/// Switches to the kernel's own page tables (before destroying the active
-/// address space of an exiting process).
-pub fn activate_kernel() {
-    // SAFETY: the kernel PML4 maps all kernel code, data and stacks.
+/// The page-table root of an [`AddressSpace`] (or the kernel's), to load
+/// without borrowing the address space: a context switch must not lock
+/// the memory of the process it switches to (another CPU may hold that
+/// lock while it waits for this one to flush its TLB). Whoever keeps one
+/// keeps its address space alive as long as it may be loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Root(u64);
+
+impl Root {
+    /// The kernel's own page tables.
+    pub fn kernel() -> Root {
+        Root(crate::paging::kernel_pml4())
+    }
+}
+
+impl AddressSpace {
+    /// This address space's root, for [`activate_root`].
+    pub fn root_handle(&self) -> Root {
+        Root(self.pml4)
+    }
+}
+
+/// Loads the page tables at `root` into CR3, unless they are loaded
+/// already.
+pub fn activate_root(root: Root) {
+    let root = root.0;
+    if Cr3::read().0.start_address().as_u64() == root {
+        return;
+    }
+    // Announce the root before loading it: a CPU that changes its entries
+    // from now on asks this one to flush (crate::tlb).
+    crate::tlb::publish_loaded(root);
+    // SAFETY: every address space (and the kernel's own tables) maps the
+    // same upper half, so the running code and stack stay mapped; the
+    // caller keeps `root` alive while it is loaded.
     unsafe {
         Cr3::write(
-            PhysFrame::containing_address(PhysAddr::new(crate::paging::kernel_pml4())),
+            PhysFrame::containing_address(PhysAddr::new(root)),
             Cr3Flags::empty(),
         )
     };
+}
+
+/// Switches to the kernel's own page tables (idle CPUs, exiting
+/// processes, before destroying an address space).
+pub fn activate_kernel() {
+    activate_root(Root::kernel());
 }
 
 /// Fills an owned frame with zeros.

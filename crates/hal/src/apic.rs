@@ -85,15 +85,19 @@ pub(crate) fn init_parked() {
 /// xAPIC id `dest`, then waits (bounded) until the APIC has delivered it.
 /// Returns false if the delivery-status bit never cleared.
 fn send_ipi(dest: u32, icr_low: u32) -> bool {
-    lapic_write(REG_ICR_HIGH, dest << 24);
-    lapic_write(REG_ICR_LOW, icr_low);
-    for _ in 0..1_000_000 {
-        if lapic_read(REG_ICR_LOW) & (1 << 12) == 0 {
-            return true;
+    // An interrupt handler sending its own IPI between the two ICR writes
+    // would send ours to its destination.
+    crate::cpu::without_interrupts(|| {
+        lapic_write(REG_ICR_HIGH, dest << 24);
+        lapic_write(REG_ICR_LOW, icr_low);
+        for _ in 0..1_000_000 {
+            if lapic_read(REG_ICR_LOW) & (1 << 12) == 0 {
+                return true;
+            }
+            core::hint::spin_loop();
         }
-        core::hint::spin_loop();
-    }
-    false
+        false
+    })
 }
 
 /// Sends a fixed interrupt with `vector` to the CPU with xAPIC id `dest`

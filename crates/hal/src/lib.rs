@@ -33,3 +33,4 @@ pub mod serial;
 pub mod smp;
 pub mod syscall;
 pub mod time;
+pub mod tlb;

@@ -8,6 +8,7 @@
 //! their frames.
 
 pub mod refcount;
+pub mod shared;
 pub mod syscalls;
 
 use abi::{Errno, KResult};
@@ -70,9 +71,9 @@ impl Mm {
         })
     }
 
-    /// Makes these page tables the CPU's.
-    pub fn activate(&self) {
-        self.space.activate();
+    /// The page-table root (see [`shared::SharedMm`]).
+    pub fn root(&self) -> hal::addrspace::Root {
+        self.space.root_handle()
     }
 
     fn page_flags(prot: Prot) -> PageFlags {
@@ -300,12 +301,16 @@ impl Mm {
 pub fn release_on_exit(p: &Process) {
     let old = p.mm.lock().take();
     if let Some(old) = old {
+        // Off these tables even if another process still shares them: no
+        // CPU keeps the root of memory it no longer holds loaded (the last
+        // holder frees the tables, possibly while this CPU is still here).
+        hal::addrspace::activate_kernel();
         release(old);
     }
 }
 
 /// Releases a reference to an address space; destroys it if it was the last.
-pub fn release(old: Arc<spin::Mutex<Mm>>) {
+pub fn release(old: Arc<shared::SharedMm>) {
     if let Ok(m) = Arc::try_unwrap(old) {
         let m = m.into_inner();
         hal::addrspace::activate_kernel();
@@ -314,7 +319,7 @@ pub fn release(old: Arc<spin::Mutex<Mm>>) {
         if let Some(cur) = crate::proc::sched::try_current() {
             let mm = cur.mm.lock().clone();
             if let Some(mm) = mm {
-                mm.lock().activate();
+                mm.activate();
             }
         }
     }

@@ -1,5 +1,7 @@
 //! `clone(2)`, `fork(2)` and `vfork(2)` for fork-like children (a new
-//! process with one thread). Threads (CLONE_THREAD) are not supported yet
+//! process with one thread), which may share the parent's memory
+//! (CLONE_VM) and files (CLONE_FILES). Threads (CLONE_THREAD, and
+//! CLONE_SIGHAND which only threads use in practice) are not supported yet
 //! and get ENOSYS.
 
 use abi::{Errno, KResult};
@@ -9,6 +11,7 @@ use hal::idt::TrapFrame;
 use spin::Mutex;
 
 use super::{sched, NewProcess, Process, Relations};
+use crate::mm::shared::SharedMm;
 use crate::uaccess;
 
 const CLONE_VM: u64 = 0x100;
@@ -35,12 +38,8 @@ pub fn clone(
     if flags & (CLONE_THREAD | CLONE_SIGHAND) != 0 {
         return Err(Errno::ENOSYS);
     }
-    // One address space never runs on two CPUs at once: there is no TLB
-    // shootdown yet, so a CPU could keep using an unmapped page. A vfork
-    // child shares memory while its parent sleeps, which is safe.
-    if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
-        return Err(Errno::ENOSYS);
-    }
+    // A CLONE_VM child may run on another CPU at the same time as its
+    // parent: mapping changes reach both through hal::tlb's shootdown.
     let me = sched::current();
     let mut child_frame = frame.clone();
     child_frame.rax = 0;
@@ -50,7 +49,7 @@ pub fn clone(
     let mm = if flags & CLONE_VM != 0 {
         me.mm()
     } else {
-        Arc::new(Mutex::new(me.mm().lock().fork()?))
+        SharedMm::new(me.mm().lock().fork()?)
     };
     let files = if flags & CLONE_FILES != 0 {
         me.files()

@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 
 use crate::fs::fdtable::FdTable;
-use crate::mm::Mm;
+use crate::mm::shared::SharedMm;
 use sched::WaitQueue;
 use signal::SignalState;
 
@@ -111,7 +111,7 @@ pub struct Process {
     fpu: hal::percpu::FpuArea,
     fs_base: AtomicU64,
     /// None once the process has exited.
-    pub mm: Mutex<Option<Arc<Mutex<Mm>>>>,
+    pub mm: Mutex<Option<Arc<SharedMm>>>,
     pub files: Mutex<Arc<Mutex<FdTable>>>,
     pub fs: Mutex<FsContext>,
     pub rel: Mutex<Relations>,
@@ -144,7 +144,7 @@ pub struct NewProcess {
     pub frame: hal::idt::TrapFrame,
     pub fpu: hal::percpu::FpuArea,
     pub fs_base: u64,
-    pub mm: Arc<Mutex<Mm>>,
+    pub mm: Arc<SharedMm>,
     pub files: Arc<Mutex<FdTable>>,
     pub fs: FsContext,
     pub rel: Relations,
@@ -248,8 +248,11 @@ impl Process {
     pub fn install_on_cpu(&self) {
         hal::percpu::set_current_task(self.kstack_top, &self.fpu);
         hal::percpu::set_user_fs_base(self.fs_base.load(Ordering::Relaxed));
-        if let Some(mm) = self.mm.lock().as_ref() {
-            mm.lock().activate();
+        // The root only: never the address space's lock, which another
+        // CPU may hold while it waits for this one (mm::shared).
+        let root = self.mm.lock().as_ref().map(|mm| mm.root());
+        if let Some(root) = root {
+            hal::addrspace::activate_root(root);
         }
     }
 
@@ -271,7 +274,7 @@ impl Process {
     }
 
     /// Current memory (only called on a live process).
-    pub fn mm(&self) -> Arc<Mutex<Mm>> {
+    pub fn mm(&self) -> Arc<SharedMm> {
         self.mm.lock().clone().expect("a live process has memory")
     }
 

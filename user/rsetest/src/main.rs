@@ -20,6 +20,7 @@ mod mmap_big;
 mod pipe_100m;
 mod sched;
 mod segv;
+mod shared_vm;
 mod signals;
 mod util;
 mod xmm;
@@ -83,6 +84,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "io_uring",
         io_uring::run,
         "io_uring: mmap'd rings, NOP/READ/WRITE/READV/WRITEV/OPENAT/CLOSE/FSYNC/POLL_ADD/TIMEOUT, full SQ/CQ, SQPOLL, EFAULT",
+    ),
+    (
+        "shared_vm",
+        shared_vm::run,
+        "clone(CLONE_VM) children on another CPU see mmap/mprotect/munmap at once (TLB shootdown)",
     ),
     (
         "sched_args",
