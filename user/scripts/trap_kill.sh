@@ -19,24 +19,27 @@ echo "status $?"
 sh -c 'trap "echo INT handler; exit 9" INT; kill -INT $$; echo not reached'
 echo "status $?"
 
+# Whether the shell prints its notice ("Terminated", "Killed", ...) for
+# the three jobs below depends on whether it reaps them inside `wait` or
+# before it, a race with the kill; their status is what is compared.
 sleep 10 &
 p=$!
 kill -0 $p && echo "background sleep is alive"
 kill -TERM $p
-wait $p
+wait $p 2>/dev/null
 echo "sleep after TERM: $?"
 kill -0 $p 2>/dev/null || echo "and is gone"
 
 sleep 10 &
 p=$!
 kill -KILL $p
-wait $p
+wait $p 2>/dev/null
 echo "sleep after KILL: $?"
 
 sleep 10 &
 p=$!
 kill -USR2 $p
-wait $p
+wait $p 2>/dev/null
 echo "sleep after USR2: $?"
 
 cd /tmp || exit 1
