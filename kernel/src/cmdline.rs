@@ -2,7 +2,8 @@
 //!
 //! Known keys: `quiet` (kernel log only on the debug console),
 //! `selftest=all|crash` (run the in-kernel self tests, then exit QEMU),
-//! `tori=N` (number of tori the frame pools are split into, default 3).
+//! `tori=N` (number of tori, default one per CPU; CPUs host extra ones in
+//! turn; one frame pool per torus).
 
 /// Looks up `key`; `Some("")` for a bare flag.
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {

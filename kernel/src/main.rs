@@ -47,11 +47,12 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
     hal::context::set_first_run_hook(proc::fork::first_run);
 
     let free = hal::paging::init(info);
-    // One frame pool per CPU torus (the MADT's count; `tori=N` overrides).
+    // One torus per CPU (the MADT's count), and one frame pool per torus;
+    // `tori=N` asks for N tori (CPUs host the extra ones in turn).
     let tori = cmdline::get(cmd, "tori")
         .and_then(|v| v.parse().ok())
-        .unwrap_or(info.apic_ids().len().clamp(1, hal::gdt::MAX_CPUS))
-        .clamp(1, 64);
+        .unwrap_or(info.apic_ids().len())
+        .clamp(1, proc::torus::MAX_TORI);
     frames::init(&free, tori);
     mm::refcount::init(info.ram_end());
 
@@ -74,8 +75,9 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         "boot: TSC {} MHz, APIC timer calibrated",
         tsc_hz / 1_000_000
     );
-    proc::torus::set_online(0);
+    proc::torus::set_online(0, 0);
     start_cpus(info);
+    host_extra_tori(tori);
     hal::apic::start_timer(trap::TIMER_VECTOR, trap::TIMER_HZ);
     hal::apic::route_irq(4, trap::COM1_VECTOR, hal::apic::id());
     hal::cpu::enable_interrupts();
@@ -123,9 +125,25 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
 fn ap_main(cpu: usize) -> ! {
     hal::syscall::init(syscall::handle);
     hal::apic::start_timer(trap::TIMER_VECTOR, trap::TIMER_HZ);
-    proc::torus::set_online(cpu);
+    proc::torus::set_online(cpu, cpu);
     hal::cpu::enable_interrupts();
     proc::sched::idle_loop()
+}
+
+/// With more tori asked for than CPUs came online, the CPUs host the
+/// extra ones in turn (torus k on the k-th online CPU modulo their count).
+fn host_extra_tori(tori: usize) {
+    // hal's view: an AP may not have reached ap_main (and its own torus,
+    // the one with its index) yet.
+    let cpus: alloc::vec::Vec<usize> = (0..proc::cpu::MAX_CPUS)
+        .filter(|&c| proc::cpu::is_online(c))
+        .collect();
+    let first = cpus.last().map_or(1, |&c| c + 1);
+    for (k, t) in (first..tori).enumerate() {
+        let host = cpus[k % cpus.len()];
+        proc::torus::set_online(t, host);
+        klog!("boot: torus {t} hosted by CPU {host}");
+    }
 }
 
 /// Brings up the other CPUs the MADT lists (each runs [`ap_main`]), then

@@ -33,7 +33,7 @@ pub fn ticks() -> u64 {
 
 /// Timer interrupts taken by this CPU.
 pub fn cpu_ticks() -> u64 {
-    crate::proc::torus::this().ticks.load(Ordering::Relaxed)
+    crate::proc::cpu::this().ticks.load(Ordering::Relaxed)
 }
 
 /// Kernel-mode faults recovered by a probe so far.
@@ -69,7 +69,7 @@ fn handle(frame: &mut TrapFrame) {
     match frame.vector {
         v if v == TIMER_VECTOR as u64 => {
             hal::apic::eoi();
-            let tor = crate::proc::torus::this();
+            let tor = crate::proc::cpu::this();
             tor.ticks.fetch_add(1, Ordering::Relaxed);
             let busy = if frame.from_user() {
                 &tor.user_ticks

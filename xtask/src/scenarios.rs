@@ -68,24 +68,34 @@ pub fn test_all(args: &[String]) -> Result<i32, String> {
         .map(|(host, guest)| artifacts::Addition { host, guest })
         .collect();
     // The default machine (3 CPUs), then the busybox scripts again on one
-    // CPU and on eight.
-    let mut runs: Vec<(String, crate::userland_scenarios::UserScenario, Option<u32>)> =
-        crate::userland_scenarios::scenarios()
-            .into_iter()
-            .map(|s| (s.0.to_string(), s, None))
-            .collect();
+    // CPU, on eight, and on one CPU hosting three tori (with the
+    // scheduling checks that make sense there).
+    type Run = (
+        String,
+        crate::userland_scenarios::UserScenario,
+        Option<u32>,
+        &'static str,
+    );
+    let mut runs: Vec<Run> = crate::userland_scenarios::scenarios()
+        .into_iter()
+        .map(|s| (s.0.to_string(), s, None, ""))
+        .collect();
     for smp in [1, 8] {
         for s in crate::userland_scenarios::script_scenarios() {
-            runs.push((format!("{}_smp{smp}", s.0), s, Some(smp)));
+            runs.push((format!("{}_smp{smp}", s.0), s, Some(smp), ""));
         }
     }
-    for (name, (_, f), smp) in runs
+    for s in crate::userland_scenarios::one_cpu_three_tori_scenarios() {
+        runs.push((format!("{}_1cpu_3tori", s.0), s, Some(1), "tori=3"));
+    }
+    for (name, (_, f), smp, append) in runs
         .into_iter()
-        .filter(|(n, _, _)| only.is_empty() || only.iter().any(|o| n.contains(o.as_str())))
+        .filter(|(n, ..)| only.is_empty() || only.iter().any(|o| n.contains(o.as_str())))
     {
         let adds = adds.clone();
-        let exec =
-            move |cmd: &str| -> Result<(String, i32), String> { exec_in_guest(cmd, &adds, smp) };
+        let exec = move |cmd: &str| -> Result<(String, i32), String> {
+            exec_in_guest(cmd, &adds, smp, append)
+        };
         let t = Instant::now();
         match f(&exec) {
             Ok(()) => eprintln!("scenario {name} ... ok ({:.1}s)", t.elapsed().as_secs_f64()),
@@ -112,11 +122,13 @@ fn exec_in_guest(
     cmd: &str,
     adds: &[artifacts::Addition],
     smp: Option<u32>,
+    append: &str,
 ) -> Result<(String, i32), String> {
     let opts = RunOpts {
         exec: Some(cmd.to_string()),
         adds: adds.to_vec(),
         smp,
+        append: append.split_whitespace().map(String::from).collect(),
         ..Default::default()
     };
     let cfg = opts.config("scenario")?;

@@ -99,6 +99,19 @@ pub fn script_scenarios() -> Vec<UserScenario> {
     SCRIPTS.to_vec()
 }
 
+/// What runs on one CPU hosting three tori (`tori=3`): the busybox
+/// scripts, balance and failure over the tori.
+pub fn one_cpu_three_tori_scenarios() -> Vec<UserScenario> {
+    let mut v: Vec<UserScenario> = vec![
+        ("rsetest_sched_balance", |e| {
+            program(e, "sched_balance tori")
+        }),
+        ("rsetest_sched_fail", |e| program(e, "sched_fail tori")),
+    ];
+    v.extend_from_slice(SCRIPTS);
+    v
+}
+
 /// The subcommands of rsetest that the scenarios run.
 pub fn program_names() -> Vec<&'static str> {
     PROGRAMS
@@ -130,12 +143,14 @@ fn alive_after(ls: &[&str], after_line: usize) -> bool {
 }
 
 /// `rsetest NAME; echo alive`: PASS NAME, no FAIL, status 0, then alive.
+/// Runs `rsetest NAME [ARGS]` (`name` may carry arguments).
 fn program(exec: &Exec, name: &str) -> Result<(), String> {
     let cmd = format!("{GUEST_BIN_DIR}/rsetest {name}; st=$?; echo alive; exit $st");
     let (out, status) = exec(&cmd)?;
     let out = normalize(&out);
     let ls = lines(&out);
-    let pass = format!("PASS {name}");
+    let test = name.split(' ').next().unwrap_or(name);
+    let pass = format!("PASS {test}");
     let Some(at) = ls.iter().position(|l| *l == pass) else {
         return Err(format!("no \"{pass}\" line\n{}", show(&out, status)));
     };

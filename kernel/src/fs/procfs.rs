@@ -39,8 +39,8 @@ fn pid_stat(p: &Process) -> String {
     } else {
         20 + params.nice_clamped() as i64
     };
-    // Fields as proc(5) lists them; "processor" (39) is the torus (CPU)
-    // it runs or waits on, then rt_priority and policy.
+    // Fields as proc(5) lists them; "processor" (39) is the CPU of the
+    // torus it runs or waits on, then rt_priority and policy.
     format!(
         "{} ({}) {} {} {} {} 0 -1 0 0 0 0 0 {} 0 0 0 {} {} 1 0 {} {} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 {} {} {} 0 0 0\n",
         p.pid,
@@ -55,7 +55,7 @@ fn pid_stat(p: &Process) -> String {
         start,
         vsize,
         rss,
-        p.torus(),
+        proc::torus::host(p.torus()),
         params.rt_prio_clamped(),
         params.policy.to_linux()
     )
@@ -91,8 +91,8 @@ fn stat() -> String {
     use core::sync::atomic::Ordering::Relaxed;
     let mut lines = String::new();
     let mut sum = [0u64; 3];
-    for i in (0..proc::torus::count()).filter(|&i| proc::torus::is_online(i)) {
-        let t = proc::torus::get(i);
+    for i in (0..proc::cpu::MAX_CPUS).filter(|&i| proc::cpu::is_online(i)) {
+        let t = proc::cpu::get(i);
         let v = [
             t.user_ticks.load(Relaxed) / 10,
             t.system_ticks.load(Relaxed) / 10,
@@ -186,12 +186,14 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
                 Some("status") => {
                     let i = p.info.lock().clone();
                     format!(
-                        "Name:\t{}\nState:\tR\nPid:\t{}\nPPid:\t{}\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nTorus:\t{} cell {:?}\n",
+                        "Name:\t{}\nState:\tR\nPid:\t{}\nPPid:\t{}\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nTorus:\t{} (home {}, cell {:?})\nCpus_allowed:\t{:x}\n",
                         i.comm,
                         p.pid,
                         p.ppid(),
+                        p.torus(),
                         i.torus,
-                        i.cell
+                        i.cell,
+                        p.affinity()
                     )
                 }
                 _ => return None,

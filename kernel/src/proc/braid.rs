@@ -16,8 +16,9 @@
 //! migration; it notices it was taken out and rejoins.
 //!
 //! Debug control (`/proc/braid`): `fail B` makes torus B stop taking
-//! events at its next event boundary with interrupts off, as if its CPU
-//! hung; `revive B` lets it go on and rejoin the ring.
+//! events at its next event boundary, as if its CPU hung (a CPU that hosts
+//! only B spins with interrupts off; one that hosts other tori too goes
+//! on serving them); `revive B` lets it go on and rejoin the ring.
 
 use alloc::format;
 use alloc::string::String;
@@ -198,15 +199,23 @@ pub fn failing(t: usize) -> bool {
     FAILING[t % MAX_TORI].load(Ordering::Acquire)
 }
 
-/// Called at every event boundary of this CPU's torus (deferred work),
-/// with no lock held: the failure detector every time, a braid step
-/// (projection, ack, diffusion) at most once per interval.
+/// Called at every event boundary of this CPU (deferred work), with no
+/// lock held: the tori it hosts take their braid events.
 pub fn boundary() {
-    let me = torus::this_id();
+    for me in super::cpu::this().hosted() {
+        boundary_of(me);
+    }
+}
+
+/// The event boundary of torus `me`: the failure detector every time, a
+/// braid step (projection, ack, diffusion) at most once per interval.
+fn boundary_of(me: usize) {
     if failing(me) {
         // Stop at this boundary: the scheduler puts the running process
-        // back in the queue and the idle loop stops taking events.
-        super::work::raise(super::work::RESCHED);
+        // back in the queue and takes no more from this torus.
+        if me == torus::this_id() {
+            super::work::raise(super::work::RESCHED);
+        }
         return;
     }
     let now = hal::time::now_ns();
@@ -414,14 +423,15 @@ fn watch(me: usize, now: u64, st: &mut State) {
     }
 }
 
-/// The idle loop of a failed torus: interrupts off, nothing taken, until
-/// `revive`.
-pub fn hang_while_failed(me: usize) {
-    if !failing(me) {
+/// The idle loop of a CPU whose tori all failed: interrupts off, nothing
+/// taken, until `revive`.
+pub fn hang_while_failed(c: &super::cpu::Cpu) {
+    let all_failed = || c.hosted.load(Ordering::Acquire) != 0 && c.hosted().all(failing);
+    if !all_failed() {
         return;
     }
     hal::cpu::disable_interrupts();
-    while failing(me) {
+    while all_failed() {
         core::hint::spin_loop();
     }
     hal::cpu::enable_interrupts();
@@ -479,7 +489,7 @@ pub fn report() -> String {
         TIMEOUT_NS / 1_000_000,
         members()
     );
-    s += "torus cpu state interval_us heartbeat pred succ load nr sent received rejected migrations adopted failures_detected rejoins\n";
+    s += "torus index cpu state interval_us heartbeat pred succ load nr sent received rejected migrations adopted failures_detected rejoins\n";
     for (i, st) in STATE.iter().enumerate().take(torus::count()) {
         let st = hal::cpu::without_interrupts(|| *st.lock());
         let state = if failing(i) {
@@ -492,8 +502,9 @@ pub fn report() -> String {
         let nr = torus::get(i).queued();
         let opt = |o: Option<usize>| o.map_or('-', name);
         s += &format!(
-            "{} {i} {state} {} {} {} {} {} {} {} {} {} {} {} {} {}\n",
+            "{} {i} {} {state} {} {} {} {} {} {} {} {} {} {} {} {} {}\n",
             name(i),
+            torus::host(i),
             interval_ns(&st) / 1000,
             st.heartbeat,
             opt(pred(i).filter(|_| torus::is_online(i))),

@@ -6,6 +6,7 @@
 //! runs and which frame pool backs its memory.
 
 pub mod braid;
+pub mod cpu;
 pub mod exit;
 pub mod fork;
 pub mod sched;

@@ -14,6 +14,7 @@ use core::sync::atomic::{fence, AtomicU64, Ordering};
 use runq::{Enqueue, Entity, Params};
 use spin::Mutex;
 
+use super::cpu::{self, Cpu};
 use super::torus::{self, Torus};
 use super::work::{self, RESCHED};
 use super::{Process, RunState};
@@ -24,13 +25,13 @@ fn now() -> u64 {
 
 /// The running process (None in the idle loop or during boot).
 pub fn try_current() -> Option<Arc<Process>> {
-    torus::this().current.get()
+    cpu::this().current.get()
 }
 
 /// Runs `f` on the running process without taking a reference (hot
 /// syscalls that read a field). `f` must not block or switch tasks.
 pub fn with_current<R>(f: impl FnOnce(&Process) -> R) -> R {
-    torus::this()
+    cpu::this()
         .current
         .with(|p| f(p.expect("a process is running")))
 }
@@ -63,9 +64,9 @@ pub fn wake(p: &Arc<Process>) {
 pub fn notify(p: &Arc<Process>, bits: u32) {
     work::raise(bits);
     wake(p);
-    let t = p.torus();
-    if t != torus::this_id() && p.run_state() == RunState::Running {
-        work::raise_on(t, bits);
+    let c = torus::host(p.torus());
+    if c != cpu::id() && p.run_state() == RunState::Running {
+        work::raise_on(c, bits);
     }
 }
 
@@ -80,16 +81,17 @@ pub fn enqueue_new(p: Arc<Process>) {
 }
 
 /// The torus `p` should be queued on: its own, unless that one is offline
-/// or outside its affinity (then the first allowed online one, or this
-/// CPU's if none is: a process is never left without a torus).
+/// or on a CPU outside its affinity (then the first allowed online one,
+/// or the one this CPU serves if none is: a process is never left
+/// without a torus).
 fn home_for(p: &Process) -> usize {
     let t = p.torus();
     let allowed = p.affinity();
-    if torus::is_online(t) && allowed & (1 << t) != 0 {
+    if torus::is_online(t) && torus::allows(allowed, t) {
         return t;
     }
     (0..torus::count())
-        .find(|&i| torus::is_online(i) && allowed & (1 << i) != 0)
+        .find(|&i| torus::is_online(i) && torus::allows(allowed, i))
         .unwrap_or_else(torus::this_id)
 }
 
@@ -110,20 +112,20 @@ fn enqueue(p: Arc<Process>, e: Entity, how: Enqueue) {
         let placed = rq.enqueue(p, e, how);
         break (t, rq.should_preempt(&placed));
     };
-    if t == torus::this_id() {
+    let host = torus::host(t);
+    if host == cpu::id() {
         if preempt {
             work::raise(RESCHED);
         }
         return;
     }
-    let tor = torus::get(t);
     // Pairs with the idle loop's store of `idle` before it looks at its
-    // queue: either it sees our process or we see it idle.
+    // queues: either it sees our process or we see it idle.
     fence(Ordering::SeqCst);
     if preempt {
-        work::raise_on(t, RESCHED);
-    } else if tor.idle.load(Ordering::SeqCst) {
-        torus::kick(t);
+        work::raise_on(host, RESCHED);
+    } else if cpu::get(host).idle.load(Ordering::SeqCst) {
+        cpu::kick(host);
     }
 }
 
@@ -131,7 +133,7 @@ fn enqueue(p: Arc<Process>, e: Entity, how: Enqueue) {
 /// it is off every CPU (its context saved; one still switching out is its
 /// own CPU's to resume).
 fn movable_to(p: &Process, to: usize) -> bool {
-    p.ctx.load(Ordering::Acquire) != 0 && p.affinity() & (1 << to) != 0
+    p.ctx.load(Ordering::Acquire) != 0 && torus::allows(p.affinity(), to)
 }
 
 /// Braid diffusion: hands one process that may run on torus `to` from
@@ -198,15 +200,37 @@ pub fn rejoin(me: usize) {
 /// Called by the timer interrupt: charges the running process and asks
 /// for a switch when its request (or RR quantum) is used up.
 pub fn on_tick() {
-    let t = torus::this();
+    let c = cpu::this();
+    let now = now();
     // A process running outside its affinity (adopted from a torus that
     // was taken out of the ring and is back) goes home at its next switch.
-    let stray = t
+    let stray = c
         .current
-        .with(|p| p.is_some_and(|p| p.affinity() & (1 << torus::this_id()) == 0));
-    if t.runq.lock().tick(now()) || stray {
+        .with(|p| p.is_some_and(|p| p.affinity() & (1 << cpu::id()) == 0));
+    let (slice_done, rt) = {
+        let mut rq = torus::this().runq.lock();
+        let done = rq.tick(now);
+        (done, rq.current_params().is_some_and(|p| p.policy.is_rt()))
+    };
+    if slice_done || stray || (!rt && other_torus_due(c, now)) {
         work::raise(RESCHED);
     }
+}
+
+/// A CPU hosting several tori serves them in turn: the next one with work
+/// gets the CPU once the running process has had a slice (a real-time
+/// process keeps it, as it keeps a CPU from fair processes).
+fn other_torus_due(c: &Cpu, now: u64) -> bool {
+    let hosted = c.hosted.load(Ordering::Relaxed);
+    if hosted.is_power_of_two() {
+        return false;
+    }
+    if now.saturating_sub(c.switched_at.load(Ordering::Relaxed)) < runq::BASE_SLICE_NS {
+        return false;
+    }
+    let serving = c.serving.load(Ordering::Relaxed);
+    c.hosted()
+        .any(|t| t != serving && !super::braid::failing(t) && torus::get(t).queued() > 0)
 }
 
 /// On the way back to user mode: switch if the scheduler asked for it.
@@ -243,31 +267,25 @@ pub fn yield_now() {
 
 fn switch_away(yield_: bool) {
     hal::cpu::without_interrupts(|| {
-        let t = torus::this();
+        let c = cpu::this();
         let now = now();
         work::take(RESCHED);
         // Release processes that exited on this CPU earlier and that
         // nobody else references any more (we are not running on them).
-        let mut dead = t.dead.lock();
+        let mut dead = c.dead.lock();
         if !dead.is_empty() {
             dead.retain(|p| Arc::strong_count(p) > 1);
         }
         drop(dead);
-        let mut prev = t.current.replace(None);
+        let mut prev = c.current.replace(None);
         if let Some(p) = &prev {
-            put_prev(t, p, now, yield_);
+            put_prev(torus::this(), p, now, yield_);
         }
-        // A failing torus stops here: what it ran stays queued for the
-        // others to adopt, and its idle loop takes no more events.
-        let next = if super::braid::failing(torus::this_id()) {
-            None
-        } else {
-            t.runq.lock().pick_next(now)
-        };
+        let next = pick_next(c, now);
         if let (Some(p), Some(n)) = (&prev, &next) {
             if Arc::ptr_eq(p, n) {
                 *n.run.lock() = RunState::Running;
-                t.current.replace(next);
+                c.current.replace(next);
                 return;
             }
         }
@@ -282,24 +300,47 @@ fn switch_away(yield_: bool) {
         // nowhere useful.
         let exiting = prev.as_ref().is_some_and(|p| p.is_zombie());
         if exiting {
-            t.dead.lock().extend(prev.take());
+            c.dead.lock().extend(prev.take());
         }
         let target = match next {
-            Some(n) => switch_in(t, n),
+            Some(n) => switch_in(c, n, now),
             None => {
                 // Idle holds no process's page tables: one freed while we
                 // idle must not stay loaded here.
                 hal::addrspace::activate_kernel();
-                t.idle_rsp.load(Ordering::Relaxed)
+                c.idle_rsp.load(Ordering::Relaxed)
             }
         };
         let save: &AtomicU64 = match &prev {
             Some(p) => &p.ctx,
-            None if exiting => &t.zombie_slot,
-            None => &t.idle_rsp,
+            None if exiting => &c.zombie_slot,
+            None => &c.idle_rsp,
         };
         hal::context::switch(save, target);
     });
+}
+
+/// The next process for CPU `c`, from the torus it serves or, when it
+/// hosts several, from the next one after it that has work (round robin:
+/// the tori on one CPU share it). A failing torus is skipped: what it ran
+/// stays queued for the others to adopt.
+fn pick_next(c: &Cpu, now: u64) -> Option<Arc<Process>> {
+    let hosted = c.hosted.load(Ordering::Relaxed);
+    let serving = c.serving.load(Ordering::Relaxed);
+    if hosted == 1 << serving {
+        if super::braid::failing(serving) {
+            return None;
+        }
+        return torus::get(serving).runq.lock().pick_next(now);
+    }
+    (1..=torus::MAX_TORI)
+        .map(|k| (serving + k) % torus::MAX_TORI)
+        .filter(|&t| hosted & (1 << t) != 0 && !super::braid::failing(t))
+        .find_map(|t| {
+            let p = torus::get(t).runq.lock().pick_next(now)?;
+            c.serving.store(t, Ordering::Relaxed);
+            Some(p)
+        })
 }
 
 /// The running process `p` leaves the CPU of torus `t`: back in the queue
@@ -311,9 +352,8 @@ fn put_prev(t: &Torus, p: &Arc<Process>, now: u64, yield_: bool) {
         RunState::Running => {
             *st = RunState::Runnable;
             let wanted = p.sched.lock().entity.params;
-            let me = torus::this_id();
             let mut rq = t.runq.lock();
-            if p.affinity() & (1 << me) == 0 {
+            if p.affinity() & (1 << cpu::id()) == 0 {
                 let e = rq.take_current(now).unwrap_or_else(|| Entity::new(wanted));
                 let from_vclock = rq.vclock();
                 drop(rq);
@@ -341,8 +381,8 @@ fn put_prev(t: &Torus, p: &Arc<Process>, now: u64, yield_: bool) {
     }
 }
 
-/// Makes `n` the running process of torus `t`; returns its kernel RSP.
-fn switch_in(t: &Torus, n: Arc<Process>) -> u64 {
+/// Makes `n` the running process of CPU `c`; returns its kernel RSP.
+fn switch_in(c: &Cpu, n: Arc<Process>, now: u64) -> u64 {
     *n.run.lock() = RunState::Running;
     let rsp = claim_context(&n);
     n.install_on_cpu();
@@ -350,7 +390,8 @@ fn switch_in(t: &Torus, n: Arc<Process>) -> u64 {
     if n.sig.lock().pending != 0 {
         work::raise(work::SIGNALS);
     }
-    t.current.replace(Some(n));
+    c.switched_at.store(now, Ordering::Relaxed);
+    c.current.replace(Some(n));
     rsp
 }
 
@@ -380,12 +421,13 @@ pub fn set_params(p: &Arc<Process>, params: Params) {
     });
 }
 
-/// Asks torus `t` to switch at its next boundary.
+/// Asks the CPU of torus `t` to switch at its next boundary.
 fn resched(t: usize) {
-    if t == torus::this_id() {
+    let host = torus::host(t);
+    if host == cpu::id() {
         work::raise(RESCHED);
     } else {
-        work::raise_on(t, RESCHED);
+        work::raise_on(host, RESCHED);
     }
 }
 
@@ -396,7 +438,7 @@ pub fn set_affinity(p: &Arc<Process>, mask: u64) {
         let st = p.run.lock();
         p.set_affinity_mask(mask);
         let t = p.torus();
-        if mask & (1 << t) != 0 {
+        if torus::allows(mask, t) {
             return;
         }
         match *st {
@@ -415,10 +457,10 @@ pub fn set_affinity(p: &Arc<Process>, mask: u64) {
     });
 }
 
-/// Moves one runnable process from a ring neighbour's queue to torus `t`
-/// (this CPU's) when this one has nothing to run.
-fn steal_from_neighbours(t: &Torus) -> bool {
-    let me = torus::this_id();
+/// Moves one runnable process from a ring neighbour's queue to torus `me`
+/// (one this CPU hosts) when this CPU has nothing to run.
+fn steal_from_neighbours(me: usize) -> bool {
+    let t = torus::get(me);
     let n = torus::count();
     if n < 2 {
         return false;
@@ -446,21 +488,23 @@ fn steal_from_neighbours(t: &Torus) -> bool {
 /// The idle loop of a CPU: runs on its boot stack whenever nothing is
 /// runnable.
 pub fn idle_loop() -> ! {
-    let t = torus::this();
+    let c = cpu::this();
     loop {
         crate::trap::deferred_work();
-        super::braid::hang_while_failed(torus::this_id());
+        super::braid::hang_while_failed(c);
         hal::cpu::disable_interrupts();
-        t.idle.store(true, Ordering::SeqCst);
-        let has_work = t.runq.lock().queued() > 0 || steal_from_neighbours(t);
+        c.idle.store(true, Ordering::SeqCst);
+        let live = || c.hosted().filter(|&t| !super::braid::failing(t));
+        let has_work = live().any(|t| torus::get(t).runq.lock().queued() > 0)
+            || live().any(steal_from_neighbours);
         if has_work {
-            t.idle.store(false, Ordering::Relaxed);
+            c.idle.store(false, Ordering::Relaxed);
             schedule();
             hal::cpu::enable_interrupts();
         } else {
             // sti; hlt: a kick sent after the check above wakes us.
             hal::cpu::wait_for_interrupt();
-            t.idle.store(false, Ordering::Relaxed);
+            c.idle.store(false, Ordering::Relaxed);
         }
     }
 }

@@ -1,59 +1,37 @@
-//! The tori: one per CPU, each with its own run queue, running task, idle
-//! context and dead list. Nothing here is shared between tori except
-//! through the run queue's lock (taken by a waker or a balancing
-//! neighbour for an instant), so scheduling never takes a global lock.
+//! The tori: each an execution domain with its own run queue and its own
+//! place in the braid. A torus is served by one CPU, its host (torus i by
+//! CPU i; with `tori=N` above the CPU count, the extra ones by CPUs in
+//! turn, see `cpu`). Nothing here is shared between tori except through
+//! the run queue's lock (taken by a waker or a balancing neighbour for an
+//! instant), so scheduling never takes a global lock.
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use spin::Mutex;
 
-use super::Process;
+use super::{cpu, Process};
 
-/// Most tori (one per CPU).
+/// Most tori.
 pub const MAX_TORI: usize = hal::gdt::MAX_CPUS;
 
-/// One torus: the scheduling state of one CPU. Aligned to a power of two
-/// (and a cache line) so finding this CPU's is a shift, not a multiply.
-#[repr(align(512))]
+/// One torus.
+#[repr(align(64))]
 pub struct Torus {
-    /// Runnable processes waiting for this CPU.
+    /// Runnable processes waiting for this torus's CPU.
     pub runq: Mutex<runq::RunQueue<Arc<Process>>>,
-    /// The process on this CPU (None in its idle loop).
-    pub current: hal::current::CpuCurrent<Process>,
-    /// Saved kernel RSP of the idle context (this CPU's boot stack).
-    pub idle_rsp: AtomicU64,
-    /// Where an exiting process's final RSP goes (it is never resumed).
-    pub zombie_slot: AtomicU64,
-    /// Exited processes whose kernel stack this CPU may still be on:
-    /// released at its next switch.
-    pub dead: Mutex<Vec<Arc<Process>>>,
-    /// In the idle loop with nothing to run: a waker must send an IPI.
-    pub idle: AtomicBool,
-    /// This CPU takes part in scheduling (it came online).
+    /// This torus takes part in scheduling (it came online, and is in the
+    /// ring: a failed torus is taken out by its successor).
     pub online: AtomicBool,
-    /// Timer interrupts taken on this CPU, and those that found it idle
-    /// or running a process in user or kernel mode (/proc/stat).
-    pub ticks: AtomicU64,
-    pub idle_ticks: AtomicU64,
-    pub user_ticks: AtomicU64,
-    pub system_ticks: AtomicU64,
+    /// The CPU that serves it.
+    host: AtomicUsize,
 }
 
 impl Torus {
-    const fn new() -> Torus {
+    const fn new(host: usize) -> Torus {
         Torus {
             runq: Mutex::new(runq::RunQueue::new()),
-            current: hal::current::CpuCurrent::new(),
-            idle_rsp: AtomicU64::new(0),
-            zombie_slot: AtomicU64::new(0),
-            dead: Mutex::new(Vec::new()),
-            idle: AtomicBool::new(false),
             online: AtomicBool::new(false),
-            ticks: AtomicU64::new(0),
-            idle_ticks: AtomicU64::new(0),
-            user_ticks: AtomicU64::new(0),
-            system_ticks: AtomicU64::new(0),
+            host: AtomicUsize::new(host),
         }
     }
 
@@ -63,24 +41,22 @@ impl Torus {
     }
 }
 
-const _: () = assert!(MAX_TORI.is_power_of_two());
-
-static TORI: [Torus; MAX_TORI] = [const { Torus::new() }; MAX_TORI];
+/// Hosts are set when a torus comes online ([`set_online`]).
+static TORI: [Torus; MAX_TORI] = [const { Torus::new(0) }; MAX_TORI];
 /// One past the highest torus index that came online.
 static COUNT: AtomicUsize = AtomicUsize::new(1);
 
-/// The torus of the calling CPU.
+/// The torus the calling CPU serves now (the one its running process is
+/// queued on).
 #[inline]
 pub fn this() -> &'static Torus {
-    // MAX_TORI is a power of two and cpu_id() < MAX_TORI: the mask costs
-    // one AND and spares the bounds check on every syscall.
-    &TORI[hal::percpu::cpu_id() & (MAX_TORI - 1)]
+    &TORI[this_id() & (MAX_TORI - 1)]
 }
 
-/// The calling CPU's torus index.
+/// Index of the torus the calling CPU serves now.
 #[inline]
 pub fn this_id() -> usize {
-    hal::percpu::cpu_id()
+    cpu::this().serving.load(Ordering::Relaxed)
 }
 
 /// Torus `i` (any index below [`MAX_TORI`]).
@@ -88,13 +64,24 @@ pub fn get(i: usize) -> &'static Torus {
     &TORI[i % MAX_TORI]
 }
 
+/// The CPU that serves torus `i`.
+#[inline]
+pub fn host(i: usize) -> usize {
+    get(i).host.load(Ordering::Relaxed)
+}
+
 /// Number of torus slots in use (some may be offline).
 pub fn count() -> usize {
     COUNT.load(Ordering::Acquire)
 }
 
-/// Marks torus `i` online (its CPU runs the scheduler from now on).
-pub fn set_online(i: usize) {
+/// Marks torus `i` online, served by CPU `host` from now on.
+pub fn set_online(i: usize, host: usize) {
+    TORI[i].host.store(host, Ordering::Relaxed);
+    let c = cpu::get(host);
+    if c.hosted.fetch_or(1 << i, Ordering::AcqRel) == 0 {
+        c.serving.store(i, Ordering::Relaxed);
+    }
     TORI[i].online.store(true, Ordering::Release);
     COUNT.fetch_max(i + 1, Ordering::AcqRel);
 }
@@ -104,14 +91,13 @@ pub fn is_online(i: usize) -> bool {
     i < MAX_TORI && TORI[i].online.load(Ordering::Acquire)
 }
 
-/// Asks CPU `i` to look at its run queue and work word now (it may be
-/// halted in its idle loop, or running a process that must be preempted
-/// or notice a signal).
+/// Whether a process with CPU mask `affinity` may run on torus `i`.
+#[inline]
+pub fn allows(affinity: u64, i: usize) -> bool {
+    affinity & (1 << host(i)) != 0
+}
+
+/// Asks the CPU of torus `i` to look at its run queues and work word now.
 pub fn kick(i: usize) {
-    if i == this_id() {
-        return;
-    }
-    if let Some(apic) = hal::smp::apic_id(i) {
-        hal::apic::send_fixed(apic, crate::trap::KICK_VECTOR);
-    }
+    cpu::kick(host(i));
 }

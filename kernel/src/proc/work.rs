@@ -15,7 +15,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::torus;
+use super::cpu;
 
 /// The scheduler wants the CPU back (slice used up).
 pub const RESCHED: u32 = 1 << 0;
@@ -40,7 +40,7 @@ pub fn raise(bits: u32) {
 pub fn raise_on(cpu: usize, bits: u32) {
     if let Some(w) = hal::percpu::work_of(cpu) {
         w.fetch_or(bits, Ordering::Release);
-        torus::kick(cpu);
+        cpu::kick(cpu);
     }
 }
 

@@ -7,7 +7,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use runq::{Params, Policy};
 
-use crate::proc::{self, sched, torus, Pid, Process};
+use crate::proc::{self, sched, Pid, Process};
 use crate::uaccess;
 
 const PRIO_PROCESS: u64 = 0;
@@ -164,11 +164,8 @@ pub fn sched_yield() -> KResult<u64> {
     Ok(0)
 }
 
-/// The online tori as a CPU mask.
 fn online_mask() -> u64 {
-    (0..torus::count())
-        .filter(|&i| torus::is_online(i))
-        .fold(0, |m, i| m | 1 << i)
+    crate::proc::cpu::online_mask()
 }
 
 /// sched_setaffinity(2): the mask is cut to the online CPUs (a shorter

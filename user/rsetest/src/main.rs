@@ -108,7 +108,7 @@ const TESTS: &[(&str, Test, &str)] = &[
     (
         "sched_balance",
         sched::balance,
-        "(3 CPUs) 6 busy processes spread 2/2/2 within 1 s",
+        "(3 CPUs) 6 busy processes spread 2/2/2 within 1 s. [tori]: over 3 tori on 1 CPU (tori=3)",
     ),
     (
         "sched_mixed",
@@ -123,7 +123,7 @@ const TESTS: &[(&str, Test, &str)] = &[
     (
         "sched_fail",
         sched::fail,
-        "(3 CPUs) `fail B` under load: detected, every process finishes once and right; `revive B` rebalances",
+        "(3 CPUs) `fail B` under load: detected, every process finishes once and right; `revive B` rebalances. [tori]: 3 tori on 1 CPU",
     ),
 ];
 

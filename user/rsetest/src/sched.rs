@@ -360,10 +360,37 @@ fn processor(pid: libc::pid_t) -> Option<usize> {
     rest.split(' ').nth(36)?.parse().ok()
 }
 
+/// Reads the torus a process is on from /proc/PID/status (RSE OS only).
+fn torus_of(pid: libc::pid_t) -> Option<usize> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let l = s.lines().find(|l| l.starts_with("Torus:"))?;
+    l["Torus:".len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// Whether `balance` and `fail` count processes per torus rather than per
+/// CPU (argument `tori`: one CPU hosting three tori, `tori=3`).
+static BY_TORUS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn set_placement(args: &[String]) -> &'static str {
+    let tori = args.first().is_some_and(|a| a == "tori");
+    BY_TORUS.store(tori, Ordering::Relaxed);
+    if tori {
+        "torus"
+    } else {
+        "CPU"
+    }
+}
+
+/// How many of `pids` are on each of `cpus` CPUs (or tori).
 fn spread(pids: &[libc::pid_t], cpus: usize) -> Vec<usize> {
     let mut n = vec![0; cpus];
+    let place = if BY_TORUS.load(Ordering::Relaxed) {
+        torus_of
+    } else {
+        processor
+    };
     for &p in pids {
-        if let Some(c) = processor(p) {
+        if let Some(c) = place(p) {
             if c < cpus {
                 n[c] += 1;
             }
@@ -373,8 +400,10 @@ fn spread(pids: &[libc::pid_t], cpus: usize) -> Vec<usize> {
 }
 
 /// Six CPU-bound processes started on one CPU spread 2/2/2 over three
-/// CPUs within a second, without any affinity call.
-pub fn balance(_: &[String]) -> Result<(), String> {
+/// CPUs (or three tori on one CPU) within a second, without any affinity
+/// call.
+pub fn balance(args: &[String]) -> Result<(), String> {
+    let unit = set_placement(args);
     let cpus = 3;
     let c = shared(1)?;
     let end = Instant::now() + Duration::from_secs(3);
@@ -401,7 +430,7 @@ pub fn balance(_: &[String]) -> Result<(), String> {
     for p in &pids {
         wait_ok(*p, "worker")?;
     }
-    crate::say!("per-CPU counts at fork: {first:?}");
+    crate::say!("per-{unit} counts at fork: {first:?}");
     let late: Vec<_> = samples.iter().filter(|(at, _)| *at >= 1000).collect();
     let steady = late.iter().filter(|(_, s)| *s == vec![2; cpus]).count();
     crate::say!(
@@ -620,7 +649,8 @@ fn lcg_jump(mut n: u64, x: u64) -> u64 {
 /// With 6 busy processes running, `fail B` (via /proc/braid): the other
 /// CPUs detect it, every process finishes once with the right result;
 /// then `revive B` and B takes work again.
-pub fn fail(_: &[String]) -> Result<(), String> {
+pub fn fail(args: &[String]) -> Result<(), String> {
+    set_placement(args);
     // Per process: [3i] starts, [3i+1] finishes, [3i+2] result.
     let c = shared(18)?;
     let mut pids = Vec::new();
