@@ -364,6 +364,13 @@ impl<T> RunQueue<T> {
         rt.and_then(|idx| self.rt.remove(idx))
     }
 
+    /// Every queued task with its entity, RT first (not the running one):
+    /// what the queue holds, e.g. to publish it to another CPU.
+    pub fn iter(&self) -> impl Iterator<Item = (&T, &Entity)> {
+        let rt = self.rt.tasks.iter().map(|(_, t, e)| (t, e));
+        rt.chain(self.fair.tasks.iter().map(|(t, e)| (t, e)))
+    }
+
     /// Drains every queued task (e.g. adopting a failed CPU's tasks), RT
     /// first. The running task's entity stays; get it with `take_current`.
     pub fn drain(&mut self) -> Vec<(T, Entity)> {

@@ -78,6 +78,15 @@ impl World {
             rq.check();
             let queued: Vec<u32> = ids(&self.loc, Loc::Queued(q));
             let running: Vec<u32> = ids(&self.loc, Loc::Running(q));
+            // iter() lists exactly the queued tasks, each once, RT first.
+            let mut listed: Vec<u32> = rq.iter().map(|(t, _)| *t).collect();
+            let rt_first = listed
+                .iter()
+                .skip_while(|t| self.params[t].policy.is_rt())
+                .all(|t| !self.params[t].policy.is_rt());
+            assert!(rt_first, "iter() lists a fair task before an RT one");
+            listed.sort_unstable();
+            assert_eq!(listed, queued);
             assert_eq!(rq.queued(), queued.len());
             assert_eq!(rq.nr_running(), queued.len() + running.len());
             assert_eq!(running.first().copied(), self.running[q]);
