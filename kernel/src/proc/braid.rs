@@ -26,9 +26,11 @@ use braid::ack::ACK_LEN;
 use braid::codec::record_digest;
 use braid::projection::PROJ_LEN;
 use braid::{Ack, Projection};
-use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 
+use super::mailbox::Mailbox;
+use super::replica;
 use super::torus::{self, MAX_TORI};
 
 /// Bounds of the braid interval: each torus adapts its own (the `braid`
@@ -44,54 +46,6 @@ pub const TIMEOUT_NS: u64 = 40_000_000;
 /// descheduled for tens of ms; a false suspicion costs migrations, never
 /// correctness.)
 pub const MISSED: u64 = 5;
-
-/// A single-writer seqlock over `W` words.
-struct Mailbox<const W: usize> {
-    seq: AtomicU64,
-    words: [AtomicU64; W],
-}
-
-impl<const W: usize> Mailbox<W> {
-    const fn new() -> Self {
-        Mailbox {
-            seq: AtomicU64::new(0),
-            words: [const { AtomicU64::new(0) }; W],
-        }
-    }
-
-    fn write(&self, b: &[u8]) {
-        let s = self.seq.load(Ordering::Relaxed);
-        self.seq.store(s + 1, Ordering::Relaxed);
-        fence(Ordering::Release);
-        for (w, c) in self.words.iter().zip(b.chunks(8)) {
-            let mut x = [0u8; 8];
-            x[..c.len()].copy_from_slice(c);
-            w.store(u64::from_le_bytes(x), Ordering::Relaxed);
-        }
-        self.seq.store(s + 2, Ordering::Release);
-    }
-
-    /// The message and its sequence number (None: never written, or torn
-    /// by a concurrent write several times).
-    fn read(&self, out: &mut [u8]) -> Option<u64> {
-        for _ in 0..4 {
-            let s1 = self.seq.load(Ordering::Acquire);
-            if s1 == 0 || s1 & 1 == 1 {
-                core::hint::spin_loop();
-                continue;
-            }
-            for (w, c) in self.words.iter().zip(out.chunks_mut(8)) {
-                let n = c.len();
-                c.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes()[..n]);
-            }
-            fence(Ordering::Acquire);
-            if self.seq.load(Ordering::Relaxed) == s1 {
-                return Some(s1);
-            }
-        }
-        None
-    }
-}
 
 const PW: usize = PROJ_LEN / 8;
 const AW: usize = ACK_LEN / 8;
@@ -136,6 +90,9 @@ struct State {
     rejected: u64,
     migrations: u64,
     adopted: u64,
+    /// Rosters of the predecessor kept (matching an accepted projection).
+    replicated: u64,
+    last_adoption: Option<super::sched::Adoption>,
     failures_detected: u64,
     /// Detection time of the last failure this torus declared (ns from
     /// `fail` or from the last heartbeat), and whom.
@@ -167,6 +124,8 @@ static STATE: [Mutex<State>; MAX_TORI] = [const {
         rejected: 0,
         migrations: 0,
         adopted: 0,
+        replicated: 0,
+        last_adoption: None,
         failures_detected: 0,
         last_detect_ns: 0,
         last_failed: None,
@@ -245,12 +204,18 @@ fn boundary_of(me: usize) {
         st.rejoins += 1;
     }
     // One look at the queue serves the projection and the ack.
-    let (rt, nr) = hal::cpu::without_interrupts(|| {
+    // One look at the queue serves the projection, the ack and the
+    // roster for the successor's replica.
+    let (rt, nr, roster) = hal::cpu::without_interrupts(|| {
         let rq = torus::get(me).runq.lock();
         st.load = rq.load();
-        (rq.rt_queued() as u64, rq.nr_running() as u64)
+        (
+            rq.rt_queued() as u64,
+            rq.nr_running() as u64,
+            replica::snapshot(me, &rq),
+        )
     });
-    send(me, now, rt, nr, &mut st);
+    send(me, now, rt, nr, &roster, &mut st);
     receive(me, now, &mut st);
     hal::cpu::without_interrupts(|| *STATE[me].lock() = st);
     // Diffusion: one process per neighbour per interval at most.
@@ -294,10 +259,12 @@ fn interval_ns(st: &State) -> u64 {
 }
 
 /// Sends this torus's projection (`rt` real-time processes queued, `nr`
-/// runnable in all, load `st.load`) to its successor.
-fn send(me: usize, now: u64, rt: u64, nr: u64, st: &mut State) {
+/// runnable in all, load `st.load`) to its successor, and with it the
+/// roster of its queue, whose digest the projection carries.
+fn send(me: usize, now: u64, rt: u64, nr: u64, roster: &replica::Roster, st: &mut State) {
     let Some(s) = succ(me) else { return };
     st.heartbeat += 1;
+    let digest = replica::send(me, s, roster);
     let rt_load = (rt * runq::NICE_0_WEIGHT as u64).min(st.load);
     let p = Projection {
         from: me as u16,
@@ -310,7 +277,7 @@ fn send(me: usize, now: u64, rt: u64, nr: u64, st: &mut State) {
         interval: (interval_ns(st) / 1000) as u32,
         nprocs: nr as u32,
         load: [rt_load as u32, (st.load - rt_load) as u32, 0, 0],
-        digest: (nr << 32) ^ st.load,
+        digest,
         chain: st.chain,
         ..Projection::default()
     };
@@ -337,6 +304,9 @@ fn receive(me: usize, now: u64, st: &mut State) {
                         st.rejected += 1;
                     } else {
                         st.received += 1;
+                        if replica::receive(pr, me, p.digest) {
+                            st.replicated += 1;
+                        }
                     }
                     st.pred_hb = p.heartbeat;
                     st.pred_chain = record_digest(&b);
@@ -391,7 +361,7 @@ fn follow_pred(me: usize, now: u64, st: &mut State) -> Option<usize> {
         st.pred_chain = 0;
         st.pred_seen = now;
         st.pred_load = None;
-        st.pred_watch_seq = PROJ[pr][me].seq.load(Ordering::Acquire);
+        st.pred_watch_seq = PROJ[pr][me].seq();
     }
     Some(pr)
 }
@@ -403,7 +373,7 @@ fn watch(me: usize, now: u64, st: &mut State) {
     let Some(pr) = follow_pred(me, now, st) else {
         return;
     };
-    let seq = PROJ[pr][me].seq.load(Ordering::Acquire);
+    let seq = PROJ[pr][me].seq();
     if seq != st.pred_watch_seq {
         st.pred_watch_seq = seq;
         st.pred_seen = now;
@@ -411,13 +381,14 @@ fn watch(me: usize, now: u64, st: &mut State) {
     // Judged only once heard from: a torus still booting is not late.
     let timeout = TIMEOUT_NS.max(MISSED * st.pred_interval);
     if st.pred_hb > 0 && now.saturating_sub(st.pred_seen) > timeout {
-        let adopted = super::sched::adopt(pr, me);
+        let a = super::sched::adopt(pr, me);
         EPOCH.fetch_add(1, Ordering::AcqRel);
         let fail_at = FAIL_AT[pr].swap(0, Ordering::AcqRel);
         st.last_detect_ns = now.saturating_sub(if fail_at != 0 { fail_at } else { st.pred_seen });
         st.last_failed = Some(pr);
         st.failures_detected += 1;
-        st.adopted += adopted as u64;
+        st.adopted += a.from_replica + a.missed;
+        st.last_adoption = Some(a);
         st.pred = None;
         st.pred_load = None;
     }
@@ -489,7 +460,7 @@ pub fn report() -> String {
         TIMEOUT_NS / 1_000_000,
         members()
     );
-    s += "torus index cpu state interval_us heartbeat pred succ load nr sent received rejected migrations adopted failures_detected rejoins\n";
+    s += "torus index cpu state interval_us heartbeat pred succ load nr sent received rejected replicated migrations adopted failures_detected rejoins\n";
     for (i, st) in STATE.iter().enumerate().take(torus::count()) {
         let st = hal::cpu::without_interrupts(|| *st.lock());
         let state = if failing(i) {
@@ -499,10 +470,10 @@ pub fn report() -> String {
         } else {
             "out"
         };
-        let nr = torus::get(i).queued();
+        let nr = torus::get(i).waiting();
         let opt = |o: Option<usize>| o.map_or('-', name);
         s += &format!(
-            "{} {i} {} {state} {} {} {} {} {} {} {} {} {} {} {} {} {}\n",
+            "{} {i} {} {state} {} {} {} {} {} {} {} {} {} {} {} {} {} {}\n",
             name(i),
             torus::host(i),
             interval_ns(&st) / 1000,
@@ -514,6 +485,7 @@ pub fn report() -> String {
             st.sent,
             st.received,
             st.rejected,
+            st.replicated,
             st.migrations,
             st.adopted,
             st.failures_detected,
@@ -522,14 +494,18 @@ pub fn report() -> String {
     }
     for (i, st) in STATE.iter().enumerate().take(torus::count()) {
         let st = hal::cpu::without_interrupts(|| *st.lock());
-        if let Some(f) = st.last_failed {
+        if let (Some(f), Some(a)) = (st.last_failed, st.last_adoption) {
             s += &format!(
-                "failure {} detected by {} in {}.{:03} ms, {} processes adopted\n",
+                "failure {} detected by {} in {}.{:03} ms, {} processes adopted ({} from the replica, {} missed by it{}{})\n",
                 name(f),
                 name(i),
                 st.last_detect_ns / 1_000_000,
                 st.last_detect_ns / 1000 % 1000,
-                st.adopted
+                a.from_replica + a.missed,
+                a.from_replica,
+                a.missed,
+                if a.complete { "" } else { "; replica incomplete" },
+                if a.checked { "" } else { "; queue locked, not checked" },
             );
         }
     }

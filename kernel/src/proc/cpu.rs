@@ -26,8 +26,9 @@ pub struct Cpu {
     pub serving: AtomicUsize,
     /// The tori this CPU hosts, as a bit mask.
     pub hosted: AtomicU64,
-    /// When the running process got the CPU (ns).
-    pub switched_at: AtomicU64,
+    /// When the torus it serves began its turn (ns; CPUs hosting several
+    /// tori give each a turn of a slice in round robin).
+    pub turn_at: AtomicU64,
     /// Saved kernel RSP of the idle context (this CPU's boot stack).
     pub idle_rsp: AtomicU64,
     /// Where an exiting process's final RSP goes (it is never resumed).
@@ -51,7 +52,7 @@ impl Cpu {
             current: hal::current::CpuCurrent::new(),
             serving: AtomicUsize::new(0),
             hosted: AtomicU64::new(0),
-            switched_at: AtomicU64::new(0),
+            turn_at: AtomicU64::new(0),
             idle_rsp: AtomicU64::new(0),
             zombie_slot: AtomicU64::new(0),
             dead: Mutex::new(Vec::new()),

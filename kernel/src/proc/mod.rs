@@ -9,8 +9,11 @@ pub mod braid;
 pub mod cpu;
 pub mod exit;
 pub mod fork;
+pub mod mailbox;
+pub mod replica;
 pub mod sched;
 pub mod signal;
+pub mod ticket;
 pub mod torus;
 pub mod work;
 
@@ -100,6 +103,8 @@ pub struct Process {
     /// publishes it last, so another CPU may resume the process only once
     /// it is nonzero).
     pub ctx: AtomicU64,
+    /// Even while it waits in a run queue, odd otherwise (`ticket`).
+    pub ticket: AtomicU64,
     /// The torus whose queue holds it or whose CPU runs it.
     torus: AtomicU32,
     /// CPUs (tori) it may run on, one bit each.
@@ -179,6 +184,7 @@ impl Process {
             pid,
             run: Mutex::new(RunState::Runnable),
             ctx: AtomicU64::new(rsp),
+            ticket: AtomicU64::new(1),
             torus: AtomicU32::new(0),
             affinity: AtomicU64::new(n.affinity),
             sched: Mutex::new(SchedSlot {

@@ -15,7 +15,9 @@ use runq::{Enqueue, Entity, Params};
 use spin::Mutex;
 
 use super::cpu::{self, Cpu};
-use super::torus::{self, Torus};
+use super::replica;
+use super::ticket::{self, Ticket};
+use super::torus;
 use super::work::{self, RESCHED};
 use super::{Process, RunState};
 
@@ -102,15 +104,27 @@ fn enqueue(p: Arc<Process>, e: Entity, how: Enqueue) {
         let t = home_for(&p);
         let tor = torus::get(t);
         let mut rq = tor.runq.lock();
-        // A torus is taken out of the ring under its queue's lock (see
-        // `adopt`): checked here under the same lock, nothing is queued
-        // on a torus after its processes were adopted.
         if !tor.online.load(Ordering::Acquire) && t != torus::this_id() {
             continue;
         }
-        p.set_torus(t);
-        let placed = rq.enqueue(p, e, how);
-        break (t, rq.should_preempt(&placed));
+        let placed = queue_on(t, &mut rq, p.clone(), e, how);
+        // On a CPU hosting several tori, only the torus it serves now is
+        // preempted; the others wait for their turn.
+        let preempt = rq.should_preempt(&placed)
+            && cpu::get(torus::host(t)).serving.load(Ordering::Relaxed) == t;
+        drop(rq);
+        // The adopter of a failed torus takes it out of the ring, then
+        // reads its join log (`adopt`): either it saw our join, or we see
+        // the torus out now and take the process back ourselves (if both
+        // try, the ticket decides).
+        fence(Ordering::SeqCst);
+        if !tor.online.load(Ordering::SeqCst)
+            && t != torus::this_id()
+            && ticket::claim_queued_on(&p, t)
+        {
+            continue;
+        }
+        break (t, preempt);
     };
     let host = torus::host(t);
     if host == cpu::id() {
@@ -129,11 +143,27 @@ fn enqueue(p: Arc<Process>, e: Entity, how: Enqueue) {
     }
 }
 
-/// Whether queued `p` may be moved to torus `to`: it may run there, and
-/// it is off every CPU (its context saved; one still switching out is its
-/// own CPU's to resume).
-fn movable_to(p: &Process, to: usize) -> bool {
-    p.ctx.load(Ordering::Acquire) != 0 && torus::allows(p.affinity(), to)
+/// Puts `p` in torus `t`'s queue `rq` (locked by the caller) with a new
+/// ticket, and logs the join for `t`'s successor (`replica`).
+fn queue_on(
+    t: usize,
+    rq: &mut runq::RunQueue<Ticket>,
+    p: Arc<Process>,
+    e: Entity,
+    how: Enqueue,
+) -> Entity {
+    p.set_torus(t);
+    let pid = p.pid;
+    let placed = rq.enqueue(Ticket::issue(p), e, how);
+    replica::note_join(t, pid);
+    placed
+}
+
+/// Whether queued entry `q` may be moved to torus `to`: still valid, its
+/// process may run there and is off every CPU (its context saved; one
+/// still switching out is its own CPU's to resume).
+fn movable_to(q: &Ticket, to: usize) -> bool {
+    q.is_valid() && q.p.ctx.load(Ordering::Acquire) != 0 && torus::allows(q.p.affinity(), to)
 }
 
 /// Braid diffusion: hands one process that may run on torus `to` from
@@ -146,10 +176,10 @@ pub fn push_one(me: usize, to: usize, their_load: u64) -> bool {
             if gap <= runq::NICE_0_WEIGHT as u64 / 2 {
                 return false;
             }
-            let movable = |p: &Arc<Process>, rt: bool| {
-                movable_to(p, to)
-                    && p.params().policy.is_rt() == rt
-                    && (p.params().weight() as u64) < gap
+            let movable = |q: &Ticket, rt: bool| {
+                movable_to(q, to)
+                    && q.p.params().policy.is_rt() == rt
+                    && (q.p.params().weight() as u64) < gap
             };
             // Priority demand first: a real-time process waiting behind
             // another one here gets no CPU at all until it moves.
@@ -159,7 +189,7 @@ pub fn push_one(me: usize, to: usize, their_load: u64) -> bool {
             rt.or_else(|| rq.steal(|p| movable(p, false)))
                 .map(|(p, e)| (p, e, rq.vclock()))
         };
-        let Some((p, e, from_vclock)) = got else {
+        let Some((p, e, from_vclock)) = got.and_then(|(q, e, v)| Some((q.claim()?, e, v))) else {
             return false;
         };
         p.set_torus(to);
@@ -168,31 +198,81 @@ pub fn push_one(me: usize, to: usize, their_load: u64) -> bool {
     })
 }
 
-/// Takes failed torus `dead` out of the ring and moves every process
-/// queued on it to torus `me`; returns how many.
-pub fn adopt(dead: usize, me: usize) -> usize {
+/// What an adoption found.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Adoption {
+    /// Processes taken from the adopter's replica of the failed torus.
+    pub from_replica: u64,
+    /// Processes found waiting in the failed torus's queue that the
+    /// replica did not list (0 unless it was incomplete).
+    pub missed: u64,
+    /// The replica covered everything that joined the failed torus.
+    pub complete: bool,
+    /// The failed torus's queue could be looked at (its lock was free).
+    pub checked: bool,
+}
+
+/// Takes failed torus `dead` out of the ring and moves the processes
+/// waiting on it to torus `me`, found through `me`'s replica of it
+/// (`replica`), each claimed by its ticket: never through `dead`'s queue,
+/// whose lock a hung CPU may hold. Then, if that lock is free (a torus
+/// that stopped at an event boundary holds none), looks in the queue for
+/// any the replica missed and takes those too.
+pub fn adopt(dead: usize, me: usize) -> Adoption {
     hal::cpu::without_interrupts(|| {
         let tor = torus::get(dead);
-        let (all, from_vclock) = {
-            let mut rq = tor.runq.lock();
-            tor.online.store(false, Ordering::Release);
-            (rq.drain(), rq.vclock())
+        tor.online.store(false, Ordering::SeqCst);
+        // Pairs with the queuer's re-check in `enqueue`.
+        fence(Ordering::SeqCst);
+        let (pids, complete) = replica::waiting_on(me, dead);
+        let mut a = Adoption {
+            complete,
+            ..Adoption::default()
         };
-        let n = all.len();
-        for (p, e) in all {
+        for pid in pids {
+            let Some(p) = super::lookup(pid) else {
+                continue;
+            };
+            if p.ctx.load(Ordering::Acquire) != 0 && ticket::claim_queued_on(&p, dead) {
+                let e = Entity::new(p.params());
+                p.set_torus(me);
+                enqueue(p, e, Enqueue::New);
+                a.from_replica += 1;
+            }
+        }
+        let left = tor.runq.try_lock().map(|mut rq| {
+            let mut left = alloc::vec::Vec::new();
+            let adoptable = |q: &Ticket| q.is_valid() && q.p.ctx.load(Ordering::Acquire) != 0;
+            while let Some((q, e)) = rq.remove(adoptable) {
+                let from_vclock = rq.vclock();
+                left.extend(q.claim().map(|p| (p, e, from_vclock)));
+            }
+            left
+        });
+        a.checked = left.is_some();
+        for (p, e, from_vclock) in left.into_iter().flatten() {
             p.set_torus(me);
             enqueue(p, e, Enqueue::Migrated { from_vclock });
+            a.missed += 1;
         }
-        n
+        a
     })
 }
 
 /// Torus `me`, taken out of the ring while alive or revived, takes part
-/// again.
+/// again. Entries of processes adopted meanwhile are stale: dropped now
+/// rather than at the picks (they count in its load).
 pub fn rejoin(me: usize) {
     hal::cpu::without_interrupts(|| {
         let tor = torus::get(me);
-        let _rq = tor.runq.lock();
+        let mut rq = tor.runq.lock();
+        let all = rq.drain();
+        let from_vclock = rq.vclock();
+        for (q, e) in all {
+            if let Some(p) = q.claim() {
+                queue_on(me, &mut rq, p, e, Enqueue::Migrated { from_vclock });
+            }
+        }
         tor.online.store(true, Ordering::Release);
     });
 }
@@ -218,14 +298,14 @@ pub fn on_tick() {
 }
 
 /// A CPU hosting several tori serves them in turn: the next one with work
-/// gets the CPU once the running process has had a slice (a real-time
-/// process keeps it, as it keeps a CPU from fair processes).
+/// gets the CPU once the one it serves has had a turn of a slice (a
+/// real-time process keeps it, as it keeps a CPU from fair processes).
 fn other_torus_due(c: &Cpu, now: u64) -> bool {
     let hosted = c.hosted.load(Ordering::Relaxed);
     if hosted.is_power_of_two() {
         return false;
     }
-    if now.saturating_sub(c.switched_at.load(Ordering::Relaxed)) < runq::BASE_SLICE_NS {
+    if now.saturating_sub(c.turn_at.load(Ordering::Relaxed)) < runq::BASE_SLICE_NS {
         return false;
     }
     let serving = c.serving.load(Ordering::Relaxed);
@@ -279,7 +359,7 @@ fn switch_away(yield_: bool) {
         drop(dead);
         let mut prev = c.current.replace(None);
         if let Some(p) = &prev {
-            put_prev(torus::this(), p, now, yield_);
+            put_prev(torus::this_id(), p, now, yield_);
         }
         let next = pick_next(c, now);
         if let (Some(p), Some(n)) = (&prev, &next) {
@@ -303,7 +383,7 @@ fn switch_away(yield_: bool) {
             c.dead.lock().extend(prev.take());
         }
         let target = match next {
-            Some(n) => switch_in(c, n, now),
+            Some(n) => switch_in(c, n),
             None => {
                 // Idle holds no process's page tables: one freed while we
                 // idle must not stay loaded here.
@@ -321,9 +401,10 @@ fn switch_away(yield_: bool) {
 }
 
 /// The next process for CPU `c`, from the torus it serves or, when it
-/// hosts several, from the next one after it that has work (round robin:
-/// the tori on one CPU share it). A failing torus is skipped: what it ran
-/// stays queued for the others to adopt.
+/// hosts several, round robin: the one it serves until its turn of a
+/// slice is over (or it has nothing to run), then the next one that has
+/// work. A failing torus is skipped: what it ran stays queued for the
+/// others to adopt.
 fn pick_next(c: &Cpu, now: u64) -> Option<Arc<Process>> {
     let hosted = c.hosted.load(Ordering::Relaxed);
     let serving = c.serving.load(Ordering::Relaxed);
@@ -331,22 +412,40 @@ fn pick_next(c: &Cpu, now: u64) -> Option<Arc<Process>> {
         if super::braid::failing(serving) {
             return None;
         }
-        return torus::get(serving).runq.lock().pick_next(now);
+        return pick_from(serving, now);
     }
-    (1..=torus::MAX_TORI)
-        .map(|k| (serving + k) % torus::MAX_TORI)
+    let turn_over = now.saturating_sub(c.turn_at.load(Ordering::Relaxed)) >= runq::BASE_SLICE_NS;
+    let first = serving + usize::from(turn_over);
+    (0..torus::MAX_TORI)
+        .map(|k| (first + k) % torus::MAX_TORI)
         .filter(|&t| hosted & (1 << t) != 0 && !super::braid::failing(t))
         .find_map(|t| {
-            let p = torus::get(t).runq.lock().pick_next(now)?;
-            c.serving.store(t, Ordering::Relaxed);
+            let p = pick_from(t, now)?;
+            if t != serving || turn_over {
+                c.serving.store(t, Ordering::Relaxed);
+                c.turn_at.store(now, Ordering::Relaxed);
+            }
             Some(p)
         })
+}
+
+/// The next process of torus `t`'s queue, claimed; stale entries (their
+/// process was adopted elsewhere) are dropped on the way.
+fn pick_from(t: usize, now: u64) -> Option<Arc<Process>> {
+    let mut rq = torus::get(t).runq.lock();
+    loop {
+        if let Some(p) = rq.pick_next(now)?.claim() {
+            return Some(p);
+        }
+        rq.take_current(now);
+    }
 }
 
 /// The running process `p` leaves the CPU of torus `t`: back in the queue
 /// (with new parameters, or to another torus if its affinity says so),
 /// to sleep, or gone.
-fn put_prev(t: &Torus, p: &Arc<Process>, now: u64, yield_: bool) {
+fn put_prev(ti: usize, p: &Arc<Process>, now: u64, yield_: bool) {
+    let t = torus::get(ti);
     let mut st = p.run.lock();
     match *st {
         RunState::Running => {
@@ -363,9 +462,10 @@ fn put_prev(t: &Torus, p: &Arc<Process>, now: u64, yield_: bool) {
             } else if rq.current_params() != Some(wanted) {
                 let mut e = rq.take_current(now).unwrap_or_else(|| Entity::new(wanted));
                 e.set_params(wanted);
-                rq.enqueue(p.clone(), e, Enqueue::Requeue);
+                queue_on(ti, &mut rq, p.clone(), e, Enqueue::Requeue);
             } else {
-                rq.put_prev(p.clone(), now, yield_);
+                rq.put_prev(Ticket::issue(p.clone()), now, yield_);
+                replica::note_join(ti, p.pid);
             }
         }
         RunState::Blocking => {
@@ -382,7 +482,7 @@ fn put_prev(t: &Torus, p: &Arc<Process>, now: u64, yield_: bool) {
 }
 
 /// Makes `n` the running process of CPU `c`; returns its kernel RSP.
-fn switch_in(c: &Cpu, n: Arc<Process>, now: u64) -> u64 {
+fn switch_in(c: &Cpu, n: Arc<Process>) -> u64 {
     *n.run.lock() = RunState::Running;
     let rsp = claim_context(&n);
     n.install_on_cpu();
@@ -390,7 +490,6 @@ fn switch_in(c: &Cpu, n: Arc<Process>, now: u64) -> u64 {
     if n.sig.lock().pending != 0 {
         work::raise(work::SIGNALS);
     }
-    c.switched_at.store(now, Ordering::Relaxed);
     c.current.replace(Some(n));
     rsp
 }
@@ -406,9 +505,11 @@ pub fn set_params(p: &Arc<Process>, params: Params) {
             RunState::Runnable => {
                 let t = p.torus();
                 let mut rq = torus::get(t).runq.lock();
-                if let Some((q, mut e)) = rq.remove(|q| Arc::ptr_eq(q, p)) {
+                let mine = |q: &Ticket| Arc::ptr_eq(&q.p, p) && q.is_valid();
+                let found = rq.remove(mine).and_then(|(q, e)| Some((q.claim()?, e)));
+                if let Some((q, mut e)) = found {
                     e.set_params(params);
-                    let placed = rq.enqueue(q, e, Enqueue::Requeue);
+                    let placed = queue_on(t, &mut rq, q, e, Enqueue::Requeue);
                     if rq.should_preempt(&placed) {
                         drop(rq);
                         resched(t);
@@ -444,7 +545,9 @@ pub fn set_affinity(p: &Arc<Process>, mask: u64) {
         match *st {
             RunState::Runnable => {
                 let mut rq = torus::get(t).runq.lock();
-                if let Some((q, e)) = rq.remove(|q| Arc::ptr_eq(q, p)) {
+                let mine = |q: &Ticket| Arc::ptr_eq(&q.p, p) && q.is_valid();
+                let found = rq.remove(mine).and_then(|(q, e)| Some((q.claim()?, e)));
+                if let Some((q, e)) = found {
                     let from_vclock = rq.vclock();
                     drop(rq);
                     drop(st);
@@ -471,14 +574,12 @@ fn steal_from_neighbours(me: usize) -> bool {
         }
         let got = {
             let mut rq = torus::get(victim).runq.lock();
-            rq.steal(|p| movable_to(p, me))
-                .map(|(p, e)| (p, e, rq.vclock()))
+            rq.steal(|q| movable_to(q, me))
+                .map(|(q, e)| (q, e, rq.vclock()))
         };
-        if let Some((p, e, from_vclock)) = got {
-            p.set_torus(me);
-            t.runq
-                .lock()
-                .enqueue(p, e, Enqueue::Migrated { from_vclock });
+        if let Some((p, e, from_vclock)) = got.and_then(|(q, e, v)| Some((q.claim()?, e, v))) {
+            let mut rq = t.runq.lock();
+            queue_on(me, &mut rq, p, e, Enqueue::Migrated { from_vclock });
             return true;
         }
     }

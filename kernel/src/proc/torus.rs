@@ -5,11 +5,11 @@
 //! the run queue's lock (taken by a waker or a balancing neighbour for an
 //! instant), so scheduling never takes a global lock.
 
-use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use spin::Mutex;
 
-use super::{cpu, Process};
+use super::cpu;
+use super::ticket::Ticket;
 
 /// Most tori.
 pub const MAX_TORI: usize = hal::gdt::MAX_CPUS;
@@ -18,7 +18,7 @@ pub const MAX_TORI: usize = hal::gdt::MAX_CPUS;
 #[repr(align(64))]
 pub struct Torus {
     /// Runnable processes waiting for this torus's CPU.
-    pub runq: Mutex<runq::RunQueue<Arc<Process>>>,
+    pub runq: Mutex<runq::RunQueue<Ticket>>,
     /// This torus takes part in scheduling (it came online, and is in the
     /// ring: a failed torus is taken out by its successor).
     pub online: AtomicBool,
@@ -35,9 +35,21 @@ impl Torus {
         }
     }
 
-    /// Runnable processes waiting here.
+    /// Runnable processes waiting here (with entries left by processes
+    /// adopted elsewhere, until they are dropped).
     pub fn queued(&self) -> usize {
         hal::cpu::without_interrupts(|| self.runq.lock().queued())
+    }
+
+    /// Runnable processes waiting here, stale entries not counted.
+    pub fn waiting(&self) -> usize {
+        hal::cpu::without_interrupts(|| {
+            self.runq
+                .lock()
+                .iter()
+                .filter(|(q, _)| q.is_valid())
+                .count()
+        })
     }
 }
 

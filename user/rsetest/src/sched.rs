@@ -360,13 +360,6 @@ fn processor(pid: libc::pid_t) -> Option<usize> {
     rest.split(' ').nth(36)?.parse().ok()
 }
 
-/// Reads the torus a process is on from /proc/PID/status (RSE OS only).
-fn torus_of(pid: libc::pid_t) -> Option<usize> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let l = s.lines().find(|l| l.starts_with("Torus:"))?;
-    l["Torus:".len()..].split_whitespace().next()?.parse().ok()
-}
-
 /// Whether `balance` and `fail` count processes per torus rather than per
 /// CPU (argument `tori`: one CPU hosting three tori, `tori=3`).
 static BY_TORUS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -381,14 +374,31 @@ fn set_placement(args: &[String]) -> &'static str {
     }
 }
 
+/// Processes waiting on each torus, from /proc/braid's `nr` column. With
+/// all tori on one CPU, every process but the caller waits in a queue
+/// while the caller reads it, so these are the workers' places, in one
+/// read (sampling must stay light: on a shared CPU the sampler waits for
+/// its torus's turn at every wake-up, and while runnable its own load
+/// counts in the balance).
+fn queued_per_torus(tori: usize) -> Option<Vec<usize>> {
+    let s = std::fs::read_to_string("/proc/braid").ok()?;
+    let mut n = vec![0; tori];
+    for l in s.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        if f.len() > 10 && f[0].len() == 1 && f[1].parse::<usize>().is_ok_and(|i| i < tori) {
+            n[f[1].parse::<usize>().ok()?] = f[9].parse().ok()?;
+        }
+    }
+    Some(n)
+}
+
 /// How many of `pids` are on each of `cpus` CPUs (or tori).
 fn spread(pids: &[libc::pid_t], cpus: usize) -> Vec<usize> {
+    if BY_TORUS.load(Ordering::Relaxed) {
+        return queued_per_torus(cpus).unwrap_or_default();
+    }
     let mut n = vec![0; cpus];
-    let place = if BY_TORUS.load(Ordering::Relaxed) {
-        torus_of
-    } else {
-        processor
-    };
+    let place = processor;
     for &p in pids {
         if let Some(c) = place(p) {
             if c < cpus {
@@ -684,6 +694,13 @@ pub fn fail(args: &[String]) -> Result<(), String> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::MAX);
     check(ms < 1000.0, format!("detected in {ms} ms (under 1 s)"))?;
+    // The adopter finds B's processes through its replica of B (roster
+    // and join log), then checks B's queue itself: nothing may be left.
+    let line = line.unwrap_or_default();
+    check(
+        line.contains(" from the replica, 0 missed by it)"),
+        "every adopted process came from the replica (none missed, replica complete, queue checked)",
+    )?;
     for i in 0..6 {
         let (s, f) = (
             c[3 * i].load(Ordering::SeqCst),
