@@ -42,7 +42,7 @@ impl Torus {
             let last = self
                 .inbound
                 .get(&pred)
-                .filter(|i| i.heard)
+                .filter(|i| i.heard())
                 .map_or(self.pred_since, |i| i.last_arrival.max(self.pred_since));
             (last, ORPHAN_FACTOR * self.cfg.detect_timeout())
         };

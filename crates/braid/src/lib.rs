@@ -15,6 +15,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod ack;
+pub mod chain;
 pub mod codec;
 pub mod event;
 mod failure;

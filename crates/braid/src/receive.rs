@@ -97,7 +97,7 @@ impl Torus {
         // any our previous incarnation accepted): it replicates afresh. A
         // newer incarnation of it is no sign of life: it restarted empty.
         if self.kept.as_ref().is_some_and(|(k, i)| {
-            *k == p.from && p.incarnation == i.incarnation && p.heartbeat > i.last_hb
+            *k == p.from && p.incarnation == i.incarnation && p.heartbeat > i.chain.last_heartbeat()
         }) {
             self.drop_kept();
         }
@@ -255,7 +255,7 @@ impl Torus {
         let heard = self
             .inbound
             .get(&q)
-            .is_some_and(|i| i.heard && i.last_arrival >= self.pred_since);
+            .is_some_and(|i| i.heard() && i.last_arrival >= self.pred_since);
         let acked_send = self.lease_end.saturating_sub(self.cfg.lease());
         let ok = p.flags & F_REPLICA != 0
             && q != p.from
@@ -289,7 +289,7 @@ impl Torus {
     pub(crate) fn replica_current(&self, q: TorusId) -> bool {
         self.inbound
             .get(&q)
-            .is_some_and(|i| i.synced && i.heard && i.last_arrival >= self.pred_since)
+            .is_some_and(|i| i.synced && i.heard() && i.last_arrival >= self.pred_since)
     }
 
     /// Apply one replication entry from `from`, in order, once.

@@ -1,7 +1,8 @@
 //! The receiving half: per-sender verification state and the mirror of the
 //! sender's table (docs/braid.md §6).
 
-use crate::codec::record_digest;
+use crate::chain::Chain;
+pub(crate) use crate::chain::Verdict;
 use crate::projection::Projection;
 use crate::table::Table;
 use alloc::collections::VecDeque;
@@ -10,10 +11,9 @@ use alloc::collections::VecDeque;
 #[derive(Debug, Default)]
 pub(crate) struct Inbound {
     pub incarnation: u32,
-    pub last_hb: u64,
-    pub last_digest: u64,
+    /// Heartbeat and digest chain of what this sender sent.
+    pub chain: Chain,
     pub last_arrival: u64,
-    pub heard: bool,
     pub session: u32,
     pub applied: u64,
     pub synced: bool,
@@ -26,17 +26,6 @@ pub(crate) struct Inbound {
     pub derived: VecDeque<(u64, u64)>,
 }
 
-/// Outcome of checking a projection's header against the sender state.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// New and consistent.
-    Accept,
-    /// Duplicate or reordered (heartbeat not newer).
-    Stale,
-    /// Heartbeat consecutive but the chain digest does not match.
-    BrokenChain,
-}
-
 impl Inbound {
     pub fn new(incarnation: u32) -> Self {
         Inbound {
@@ -47,21 +36,18 @@ impl Inbound {
 
     /// Heartbeat monotonicity and the projection chain.
     pub fn check(&self, p: &Projection) -> Verdict {
-        if p.heartbeat <= self.last_hb {
-            Verdict::Stale
-        } else if self.heard && p.heartbeat == self.last_hb + 1 && p.chain != self.last_digest {
-            Verdict::BrokenChain
-        } else {
-            Verdict::Accept
-        }
+        self.chain.check(p)
+    }
+
+    /// Whether a projection was ever accepted from this sender.
+    pub fn heard(&self) -> bool {
+        self.chain.heard()
     }
 
     /// Record an accepted projection.
     pub fn accept(&mut self, p: &Projection, bytes: &[u8], now: u64) {
-        self.last_hb = p.heartbeat;
-        self.last_digest = record_digest(bytes);
+        self.chain.accept(p, bytes);
         self.last_arrival = now;
-        self.heard = true;
         self.load = p.load.iter().map(|&l| u64::from(l)).sum();
     }
 

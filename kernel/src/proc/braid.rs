@@ -23,6 +23,7 @@
 use alloc::format;
 use alloc::string::String;
 use braid::ack::ACK_LEN;
+use braid::chain::{Chain, Verdict};
 use braid::codec::record_digest;
 use braid::projection::PROJ_LEN;
 use braid::{Ack, Projection};
@@ -76,8 +77,8 @@ struct State {
     pred_seq: u64,
     /// The mailbox sequence the failure detector last saw.
     pred_watch_seq: u64,
-    pred_hb: u64,
-    pred_chain: u64,
+    /// Heartbeat and digest chain of the predecessor's projections.
+    pred_chain: Chain,
     /// When the predecessor's heartbeat last advanced (or it became ours).
     pred_seen: u64,
     pred_load: Option<u64>,
@@ -111,8 +112,7 @@ static STATE: [Mutex<State>; MAX_TORI] = [const {
         pred: None,
         pred_seq: 0,
         pred_watch_seq: 0,
-        pred_hb: 0,
-        pred_chain: 0,
+        pred_chain: Chain::new(),
         pred_seen: 0,
         pred_load: None,
         succ: None,
@@ -297,10 +297,14 @@ fn receive(me: usize, now: u64, st: &mut State) {
             st.pred_seq = seq;
             match Projection::decode(&b) {
                 Ok(p)
-                    if p.from as usize == pr && p.to as usize == me && p.heartbeat > st.pred_hb =>
+                    if p.from as usize == pr
+                        && p.to as usize == me
+                        && st.pred_chain.check(&p) != Verdict::Stale =>
                 {
-                    let consecutive = p.heartbeat == st.pred_hb + 1 && st.pred_chain != 0;
-                    if consecutive && p.chain != st.pred_chain {
+                    // A broken chain is counted, but the projection is
+                    // still the predecessor's latest word (its load, its
+                    // liveness): only its roster is not trusted.
+                    if st.pred_chain.check(&p) == Verdict::BrokenChain {
                         st.rejected += 1;
                     } else {
                         st.received += 1;
@@ -308,8 +312,7 @@ fn receive(me: usize, now: u64, st: &mut State) {
                             st.replicated += 1;
                         }
                     }
-                    st.pred_hb = p.heartbeat;
-                    st.pred_chain = record_digest(&b);
+                    st.pred_chain.accept(&p, &b);
                     st.pred_seen = now;
                     st.pred_load = Some(p.load.iter().map(|&x| x as u64).sum());
                     st.pred_interval = p.interval as u64 * 1000;
@@ -357,8 +360,7 @@ fn follow_pred(me: usize, now: u64, st: &mut State) -> Option<usize> {
     };
     if st.pred != Some(pr) {
         st.pred = Some(pr);
-        st.pred_hb = 0;
-        st.pred_chain = 0;
+        st.pred_chain = Chain::new();
         st.pred_seen = now;
         st.pred_load = None;
         st.pred_watch_seq = PROJ[pr][me].seq();
@@ -380,7 +382,7 @@ fn watch(me: usize, now: u64, st: &mut State) {
     }
     // Judged only once heard from: a torus still booting is not late.
     let timeout = TIMEOUT_NS.max(MISSED * st.pred_interval);
-    if st.pred_hb > 0 && now.saturating_sub(st.pred_seen) > timeout {
+    if st.pred_chain.heard() && now.saturating_sub(st.pred_seen) > timeout {
         let a = super::sched::adopt(pr, me);
         EPOCH.fetch_add(1, Ordering::AcqRel);
         let fail_at = FAIL_AT[pr].swap(0, Ordering::AcqRel);
