@@ -2,6 +2,7 @@
 //! direct map of all RAM at [`PHYS_OFFSET`]), MMIO mappings, and the early
 //! frame allocator that builds them before the kernel's frame pools exist.
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::mapper::{MapToError, Translate};
@@ -153,12 +154,16 @@ unsafe impl FrameAllocator<Size4KiB> for EarlyAlloc<'_> {
     }
 }
 
-static KERNEL_PML4: Mutex<u64> = Mutex::new(0);
+/// The kernel's PML4 (set once at boot, read on every switch to the
+/// kernel's tables: an atomic, not a lock).
+static KERNEL_PML4: AtomicU64 = AtomicU64::new(0);
+/// Serialises changes to the kernel's page tables after boot.
+static KERNEL_MAP: Mutex<()> = Mutex::new(());
 
 fn table_at(pa: u64) -> &'static mut PageTable {
     // SAFETY: pa is a page-table frame we allocated and reach through the
-    // direct map; callers serialise access with KERNEL_PML4's lock or run
-    // before other CPUs exist.
+    // direct map; callers serialise changes to the kernel's tables with
+    // KERNEL_MAP or run before other CPUs exist.
     unsafe { &mut *(phys_to_virt(pa) as *mut PageTable) }
 }
 
@@ -227,7 +232,7 @@ pub fn init(info: &BootInfo) -> FreeMemory {
             Cr3Flags::empty(),
         );
     }
-    *KERNEL_PML4.lock() = pml4;
+    KERNEL_PML4.store(pml4, Ordering::Release);
     NX.store(
         crate::cpu::rdmsr(0xc000_0080) & (1 << 11) != 0,
         core::sync::atomic::Ordering::Relaxed,
@@ -276,7 +281,7 @@ pub(crate) fn enable_smep() {
 /// Physical address of the kernel's top-level page table (shared by every
 /// address space's upper half).
 pub fn kernel_pml4() -> u64 {
-    *KERNEL_PML4.lock()
+    KERNEL_PML4.load(Ordering::Acquire)
 }
 
 /// Whether `va` is mapped in the current address space.
@@ -299,6 +304,7 @@ pub fn translate(va: u64) -> Option<u64> {
 /// window and returns the virtual address. Device registers are outside
 /// RAM, so they do not collide with the RAM part of the direct map.
 pub fn map_mmio(pa: u64, len: u64, frames: &mut dyn FnMut() -> Option<u64>) -> u64 {
+    let _serialised = KERNEL_MAP.lock();
     let mut m = mapper(kernel_pml4());
     let mut fa = FnAlloc(frames);
     let flags =
