@@ -2,12 +2,32 @@
 //! from boot (documented in docs/syscalls.md).
 
 use abi::{Errno, KResult};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::proc::sched::WaitQueue;
 use crate::uaccess;
 
-/// Sleepers re-check their deadline on every timer tick.
-pub static TICK_WQ: WaitQueue = WaitQueue::new();
+/// Sleepers, woken to re-check their deadline when the earliest one is
+/// due ([`expire`]), not at every tick: a process sleeping for seconds
+/// costs nothing meanwhile (a shell in `sleep` used to run 1000 times a
+/// second, taking turns from busy processes).
+static SLEEPERS: WaitQueue = WaitQueue::new();
+/// The earliest deadline of a sleeper (ns; u64::MAX: none).
+static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// From the timer's deferred work (once per tick): wakes the sleepers if
+/// the earliest deadline has passed. They re-check and those not due
+/// register their deadlines again.
+pub fn expire(now: u64) {
+    if now < NEXT_DEADLINE.load(Ordering::Acquire) {
+        return;
+    }
+    // Cleared before the wake-up: a sleeper registers its deadline in its
+    // second readiness check, after it is on the queue, so it is either
+    // woken here or its deadline lands after this store.
+    NEXT_DEADLINE.store(u64::MAX, Ordering::SeqCst);
+    SLEEPERS.wake_all();
+}
 
 fn put_timespec(addr: u64, ns: u64) -> KResult<()> {
     let mut b = [0u8; 16];
@@ -72,7 +92,11 @@ pub fn time(t: u64) -> KResult<u64> {
 /// Sleeps until `deadline` (monotonic ns); EINTR on a signal, reporting
 /// the time left in `rem`.
 fn sleep_until(deadline: u64, rem: u64) -> KResult<u64> {
-    match TICK_WQ.wait_until(|| (hal::time::now_ns() >= deadline).then_some(())) {
+    let due = || {
+        NEXT_DEADLINE.fetch_min(deadline, Ordering::SeqCst);
+        (hal::time::now_ns() >= deadline).then_some(())
+    };
+    match SLEEPERS.wait_until(due) {
         Ok(()) => Ok(0),
         Err(e) => {
             if rem != 0 {
