@@ -47,14 +47,17 @@ pub fn init() {
     hal::idt::init();
 }
 
-/// Work deferred from interrupts, once per new tick: wake sleepers whose
-/// deadline is due and pollers (for their timeouts); then run the tty
-/// line discipline, poll io_uring rings. Called with no kernel lock held.
+/// Work deferred from interrupts, once per new tick: wake sleepers and
+/// pollers when one's deadline is due; then run the tty line
+/// discipline, poll io_uring rings. Called with no kernel lock held.
 pub fn deferred_work() {
     let t = ticks();
     if TICK_DONE.swap(t, Ordering::Relaxed) != t {
-        crate::syscall::time::expire(hal::time::now_ns());
-        crate::fs::POLL_WQ.wake_all();
+        let now = hal::time::now_ns();
+        crate::syscall::time::expire(now);
+        if crate::fs::POLL_DEADLINES.take_due(now) {
+            crate::fs::POLL_WQ.wake_all();
+        }
     }
     if crate::console::has_input() {
         crate::fs::tty::pump();

@@ -43,8 +43,21 @@ macro_rules! program_scenarios {
 }
 
 program_scenarios!(
-    alive, fork_cow, efault, enosys, segv, mmap_big, children, pipe_100m, memhog, xmm, signals,
-    io_uring, shared_vm, sched_args,
+    alive,
+    fork_cow,
+    efault,
+    enosys,
+    segv,
+    mmap_big,
+    children,
+    pipe_100m,
+    memhog,
+    xmm,
+    signals,
+    io_uring,
+    poll_timeout,
+    shared_vm,
+    sched_args,
 );
 
 /// Scheduling checks (the default 3 CPUs), each in its own boot and not

@@ -15,10 +15,13 @@ use vfs::{Ino, Timespec, Tmpfs, TmpfsConfig, ROOT_INO};
 
 static FS: Mutex<Option<Tmpfs>> = Mutex::new(None);
 
-/// poll/select sleepers: woken whenever a pipe or the tty changes state,
-/// and on every timer tick (for their timeouts).
+/// poll/select and io_uring_enter sleepers: woken whenever a pipe or the
+/// tty changes state or io_uring completes a request, and by the tick when
+/// one's timeout is due ([`POLL_DEADLINES`]).
 pub static POLL_WQ: crate::proc::sched::WaitQueue = crate::proc::sched::WaitQueue::new();
-pub use POLL_WQ as POLL_WQ_OR_TICK;
+/// The deadlines of pollers sleeping on [`POLL_WQ`]: the tick wakes them
+/// when one is due (not at every tick).
+pub static POLL_DEADLINES: crate::proc::sched::Deadlines = crate::proc::sched::Deadlines::new();
 
 /// Device numbers (Linux's).
 pub mod dev {

@@ -142,8 +142,8 @@ fn wait_loop(ring: &Arc<Ring>, min: u32, deadline: Option<u64>) -> KResult<u64> 
         if deadline.is_some_and(|d| hal::time::now_ns() >= d) {
             return if ready == 0 { Err(Errno(ETIME)) } else { Ok(0) };
         }
-        // Sleep until the next tick or pipe/tty change (both wake the
-        // poll queue), then look again.
-        crate::fs::POLL_WQ.wait_for_wake(since)?;
+        // Sleep until a pipe/tty change or an io_uring completion (they
+        // wake the poll queue) or the deadline, then look again.
+        crate::fs::POLL_WQ.wait_for_wake_until(since, deadline, &crate::fs::POLL_DEADLINES)?;
     }
 }

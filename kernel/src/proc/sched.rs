@@ -615,6 +615,42 @@ pub fn runnable() -> usize {
     (0..torus::count()).map(|i| torus::get(i).queued()).sum()
 }
 
+/// The earliest deadline among the sleepers of a wait queue, so that the
+/// timer wakes the queue when one is due rather than at every tick. A
+/// sleeper notes its deadline inside its readiness check, which
+/// [`WaitQueue::wait_until`] runs again once the sleeper is queued: the
+/// tick clears the minimum before it wakes the queue, so a deadline noted
+/// before the clearing belongs to a sleeper that the wake-up finds queued,
+/// and one noted after it stays.
+pub struct Deadlines(AtomicU64);
+
+impl Deadlines {
+    pub const fn new() -> Deadlines {
+        Deadlines(AtomicU64::new(u64::MAX))
+    }
+
+    /// A sleeper's deadline (ns).
+    pub fn note(&self, deadline: u64) {
+        self.0.fetch_min(deadline, Ordering::SeqCst);
+    }
+
+    /// Whether the earliest deadline has passed at `now`; if so clears it
+    /// (the sleepers about to be woken note theirs again).
+    pub fn take_due(&self, now: u64) -> bool {
+        if now < self.0.load(Ordering::Acquire) {
+            return false;
+        }
+        self.0.store(u64::MAX, Ordering::SeqCst);
+        true
+    }
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines::new()
+    }
+}
+
 /// Processes waiting for something; woken all at once (they re-check).
 #[derive(Default)]
 pub struct WaitQueue {
@@ -659,6 +695,26 @@ impl WaitQueue {
     /// if there was one already), or a signal (EINTR).
     pub fn wait_for_wake(&self, since: u64) -> abi::KResult<()> {
         self.wait_until(|| (self.wakes() != since).then_some(()))
+    }
+
+    /// As [`WaitQueue::wait_for_wake`], and also until `deadline` (ns)
+    /// passes, which it notes in `timers` (whose tick wakes this queue
+    /// when due).
+    pub fn wait_for_wake_until(
+        &self,
+        since: u64,
+        deadline: Option<u64>,
+        timers: &Deadlines,
+    ) -> abi::KResult<()> {
+        self.wait_until(|| {
+            if let Some(d) = deadline {
+                timers.note(d);
+                if hal::time::now_ns() >= d {
+                    return Some(());
+                }
+            }
+            (self.wakes() != since).then_some(())
+        })
     }
 
     /// Blocks the current process until `ready()` returns Some, or a signal

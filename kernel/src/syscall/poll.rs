@@ -1,5 +1,6 @@
 //! poll(2), ppoll(2), select(2), pselect6(2). Sleepers wait on the global
-//! POLL_WQ (pipes and the tty wake it) and on timer ticks for timeouts.
+//! POLL_WQ (pipes, the tty and io_uring completions wake it; the tick when
+//! a poller's deadline is due).
 
 use abi::{Errno, KResult};
 use alloc::vec::Vec;
@@ -8,16 +9,16 @@ use crate::fs::file::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI};
 use crate::proc::sched::current;
 use crate::uaccess;
 
-/// Waits until `check` reports something or the deadline passes. Ticks
-/// wake the poller too, so both timeouts and state changes are seen.
+/// Waits until `check` reports something or the deadline passes.
 fn wait(deadline: Option<u64>, mut check: impl FnMut() -> usize) -> KResult<usize> {
+    use crate::fs::{POLL_DEADLINES, POLL_WQ};
     loop {
-        let since = crate::fs::POLL_WQ_OR_TICK.wakes();
+        let since = POLL_WQ.wakes();
         let n = check();
         if n > 0 || deadline.is_some_and(|d| hal::time::now_ns() >= d) {
             return Ok(n);
         }
-        crate::fs::POLL_WQ_OR_TICK.wait_for_wake(since)?;
+        POLL_WQ.wait_for_wake_until(since, deadline, &POLL_DEADLINES)?;
     }
 }
 

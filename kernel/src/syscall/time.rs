@@ -2,9 +2,8 @@
 //! from boot (documented in docs/syscalls.md).
 
 use abi::{Errno, KResult};
-use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::proc::sched::WaitQueue;
+use crate::proc::sched::{Deadlines, WaitQueue};
 use crate::uaccess;
 
 /// Sleepers, woken to re-check their deadline when the earliest one is
@@ -12,21 +11,15 @@ use crate::uaccess;
 /// costs nothing meanwhile (a shell in `sleep` used to run 1000 times a
 /// second, taking turns from busy processes).
 static SLEEPERS: WaitQueue = WaitQueue::new();
-/// The earliest deadline of a sleeper (ns; u64::MAX: none).
-static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
+static SLEEPERS_DUE: Deadlines = Deadlines::new();
 
 /// From the timer's deferred work (once per tick): wakes the sleepers if
 /// the earliest deadline has passed. They re-check and those not due
-/// register their deadlines again.
+/// note their deadlines again.
 pub fn expire(now: u64) {
-    if now < NEXT_DEADLINE.load(Ordering::Acquire) {
-        return;
+    if SLEEPERS_DUE.take_due(now) {
+        SLEEPERS.wake_all();
     }
-    // Cleared before the wake-up: a sleeper registers its deadline in its
-    // second readiness check, after it is on the queue, so it is either
-    // woken here or its deadline lands after this store.
-    NEXT_DEADLINE.store(u64::MAX, Ordering::SeqCst);
-    SLEEPERS.wake_all();
 }
 
 fn put_timespec(addr: u64, ns: u64) -> KResult<()> {
@@ -93,7 +86,7 @@ pub fn time(t: u64) -> KResult<u64> {
 /// the time left in `rem`.
 fn sleep_until(deadline: u64, rem: u64) -> KResult<u64> {
     let due = || {
-        NEXT_DEADLINE.fetch_min(deadline, Ordering::SeqCst);
+        SLEEPERS_DUE.note(deadline);
         (hal::time::now_ns() >= deadline).then_some(())
     };
     match SLEEPERS.wait_until(due) {

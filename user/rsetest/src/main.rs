@@ -18,6 +18,7 @@ mod io_uring;
 mod memhog;
 mod mmap_big;
 mod pipe_100m;
+mod poll_timeout;
 mod sched;
 mod segv;
 mod shared_vm;
@@ -84,6 +85,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "io_uring",
         io_uring::run,
         "io_uring: mmap'd rings, NOP/READ/WRITE/READV/WRITEV/OPENAT/CLOSE/FSYNC/POLL_ADD/TIMEOUT, full SQ/CQ, SQPOLL, EFAULT",
+    ),
+    (
+        "poll_timeout",
+        poll_timeout::run,
+        "poll/select/ppoll time out on time and wake when data arrives; concurrent pollers at their own timeouts",
     ),
     (
         "shared_vm",
