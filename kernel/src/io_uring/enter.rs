@@ -143,7 +143,17 @@ fn wait_loop(ring: &Arc<Ring>, min: u32, deadline: Option<u64>) -> KResult<u64> 
             return if ready == 0 { Err(Errno(ETIME)) } else { Ok(0) };
         }
         // Sleep until a pipe/tty change or an io_uring completion (they
-        // wake the poll queue) or the deadline, then look again.
-        crate::fs::POLL_WQ.wait_for_wake_until(since, deadline, &crate::fs::POLL_DEADLINES)?;
+        // wake the poll queue) or the deadline, then look again. An SQPOLL
+        // ring's SQEs are consumed only in its creator's context, so
+        // another process sharing the ring may publish some that only this
+        // waiter can take: it looks again at every tick, as the kernel
+        // thread of Linux's SQPOLL would.
+        let wake_at = if ring.is_sqpoll() {
+            let tick = hal::time::now_ns() + 1_000_000;
+            Some(deadline.map_or(tick, |d| d.min(tick)))
+        } else {
+            deadline
+        };
+        crate::fs::POLL_WQ.wait_for_wake_until(since, wake_at, &crate::fs::POLL_DEADLINES)?;
     }
 }

@@ -78,6 +78,7 @@ impl Ring {
         let mut keep: Vec<Pending> = Vec::new();
         // (request, result, is a timeout)
         let mut done: Vec<(Pending, i32, bool)> = Vec::new();
+        let mut poke = false;
         for p in list {
             match &p.kind {
                 PendingKind::Poll { file, events } => {
@@ -106,7 +107,13 @@ impl Ring {
                     } else {
                         POLLIN | POLLHUP | POLLERR
                     };
-                    if !is(me, submitter) || file.poll() & want == 0 {
+                    let ready = file.poll() & want != 0;
+                    if !is(me, submitter) || !ready {
+                        // Ready, but only its submitter may issue it (its
+                        // buffers are in its memory): make sure it looks,
+                        // it may be asleep in io_uring_enter having missed
+                        // the list while we held it.
+                        poke |= ready;
                         keep.push(p);
                         continue;
                     }
@@ -129,6 +136,18 @@ impl Ring {
             }
             let c = p.cqe(res);
             self.post(&mut st, c, is_timeout);
+        }
+        let still_pending = !st.pending.is_empty();
+        drop(st);
+        // While the list was out of the state, a boundary on another CPU
+        // may have found none pending and dropped the ring from the
+        // boundary list: put it back, or what is left waits forever (a
+        // waiter in io_uring_enter sleeps until a boundary completes it).
+        if still_pending {
+            super::register_active(self);
+        }
+        if poke {
+            crate::fs::POLL_WQ.wake_all();
         }
         any
     }
