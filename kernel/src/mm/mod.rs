@@ -142,10 +142,17 @@ impl Mm {
         Ok(())
     }
 
-    /// Removes the pages of `[start, end)` from the page tables.
+    /// Removes the pages of `[start, end)` from the page tables. Their
+    /// frames are released only once `unmap_range` has returned, that is
+    /// after its TLB shootdown: until then another CPU sharing these
+    /// tables (CLONE_VM) may still reach them through a stale translation,
+    /// and a frame reused meanwhile would leak or be corrupted.
     pub fn unmap_pages(&mut self, start: u64, end: u64) {
-        self.space
-            .unmap_range(start, end, &mut |pa| refcount::put(pa));
+        let mut freed = Vec::new();
+        self.space.unmap_range(start, end, &mut |pa| freed.push(pa));
+        for pa in freed {
+            refcount::put(pa);
+        }
     }
 
     /// Applies a VMA's rights to its present pages (after mprotect).
