@@ -295,16 +295,16 @@ fn receive(me: usize, now: u64, st: &mut State) {
     if let Some(seq) = PROJ[pr][me].read(&mut b) {
         if seq != st.pred_seq {
             st.pred_seq = seq;
-            match Projection::decode(&b) {
-                Ok(p)
-                    if p.from as usize == pr
-                        && p.to as usize == me
-                        && st.pred_chain.check(&p) != Verdict::Stale =>
-                {
+            let checked = Projection::decode(&b)
+                .ok()
+                .filter(|p| p.from as usize == pr && p.to as usize == me)
+                .map(|p| (st.pred_chain.check(&p), p));
+            match checked {
+                Some((verdict, p)) if verdict != Verdict::Stale => {
                     // A broken chain is counted, but the projection is
                     // still the predecessor's latest word (its load, its
                     // liveness): only its roster is not trusted.
-                    if st.pred_chain.check(&p) == Verdict::BrokenChain {
+                    if verdict == Verdict::BrokenChain {
                         st.rejected += 1;
                     } else {
                         st.received += 1;

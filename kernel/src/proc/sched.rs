@@ -159,6 +159,27 @@ fn queue_on(
     placed
 }
 
+/// Takes out of `rq` the entry `take` chooses (a `steal` or `remove`) and
+/// claims it: its process and entity, with the queue's `vclock` read after
+/// the removal (for `Enqueue::Migrated`); None if there was none or it was
+/// stale.
+fn take_claimed(
+    rq: &mut runq::RunQueue<Ticket>,
+    take: impl FnOnce(&mut runq::RunQueue<Ticket>) -> Option<(Ticket, Entity)>,
+) -> Option<(Arc<Process>, Entity, u64)> {
+    let (q, e) = take(rq)?;
+    let from_vclock = rq.vclock();
+    Some((q.claim()?, e, from_vclock))
+}
+
+/// Takes `p`'s valid entry out of `rq` and claims it (see [`take_claimed`]).
+fn remove_claimed(
+    rq: &mut runq::RunQueue<Ticket>,
+    p: &Arc<Process>,
+) -> Option<(Arc<Process>, Entity, u64)> {
+    take_claimed(rq, |rq| rq.remove(|q| Arc::ptr_eq(&q.p, p) && q.is_valid()))
+}
+
 /// Whether queued entry `q` may be moved to torus `to`: still valid, its
 /// process may run there and is off every CPU (its context saved; one
 /// still switching out is its own CPU's to resume).
@@ -181,15 +202,16 @@ pub fn push_one(me: usize, to: usize, their_load: u64) -> bool {
                     && q.p.params().policy.is_rt() == rt
                     && (q.p.params().weight() as u64) < gap
             };
-            // Priority demand first: a real-time process waiting behind
-            // another one here gets no CPU at all until it moves.
-            let rt = (rq.rt_queued() > 0)
-                .then(|| rq.steal(|p| movable(p, true)))
-                .flatten();
-            rt.or_else(|| rq.steal(|p| movable(p, false)))
-                .map(|(p, e)| (p, e, rq.vclock()))
+            take_claimed(&mut rq, |rq| {
+                // Priority demand first: a real-time process waiting behind
+                // another one here gets no CPU at all until it moves.
+                let rt = (rq.rt_queued() > 0)
+                    .then(|| rq.steal(|q| movable(q, true)))
+                    .flatten();
+                rt.or_else(|| rq.steal(|q| movable(q, false)))
+            })
         };
-        let Some((p, e, from_vclock)) = got.and_then(|(q, e, v)| Some((q.claim()?, e, v))) else {
+        let Some((p, e, from_vclock)) = got else {
             return false;
         };
         p.set_torus(to);
@@ -305,7 +327,7 @@ fn other_torus_due(c: &Cpu, now: u64) -> bool {
     if hosted.is_power_of_two() {
         return false;
     }
-    if now.saturating_sub(c.turn_at.load(Ordering::Relaxed)) < runq::BASE_SLICE_NS {
+    if !turn_over(c, now) {
         return false;
     }
     let serving = c.serving.load(Ordering::Relaxed);
@@ -414,7 +436,7 @@ fn pick_next(c: &Cpu, now: u64) -> Option<Arc<Process>> {
         }
         return pick_from(serving, now);
     }
-    let turn_over = now.saturating_sub(c.turn_at.load(Ordering::Relaxed)) >= runq::BASE_SLICE_NS;
+    let turn_over = turn_over(c, now);
     let first = serving + usize::from(turn_over);
     (0..torus::MAX_TORI)
         .map(|k| (first + k) % torus::MAX_TORI)
@@ -427,6 +449,11 @@ fn pick_next(c: &Cpu, now: u64) -> Option<Arc<Process>> {
             }
             Some(p)
         })
+}
+
+/// Whether the torus CPU `c` serves has had its turn of a slice.
+fn turn_over(c: &Cpu, now: u64) -> bool {
+    now.saturating_sub(c.turn_at.load(Ordering::Relaxed)) >= runq::BASE_SLICE_NS
 }
 
 /// The next process of torus `t`'s queue, claimed; stale entries (their
@@ -505,9 +532,7 @@ pub fn set_params(p: &Arc<Process>, params: Params) {
             RunState::Runnable => {
                 let t = p.torus();
                 let mut rq = torus::get(t).runq.lock();
-                let mine = |q: &Ticket| Arc::ptr_eq(&q.p, p) && q.is_valid();
-                let found = rq.remove(mine).and_then(|(q, e)| Some((q.claim()?, e)));
-                if let Some((q, mut e)) = found {
+                if let Some((q, mut e, _)) = remove_claimed(&mut rq, p) {
                     e.set_params(params);
                     let placed = queue_on(t, &mut rq, q, e, Enqueue::Requeue);
                     if rq.should_preempt(&placed) {
@@ -545,10 +570,7 @@ pub fn set_affinity(p: &Arc<Process>, mask: u64) {
         match *st {
             RunState::Runnable => {
                 let mut rq = torus::get(t).runq.lock();
-                let mine = |q: &Ticket| Arc::ptr_eq(&q.p, p) && q.is_valid();
-                let found = rq.remove(mine).and_then(|(q, e)| Some((q.claim()?, e)));
-                if let Some((q, e)) = found {
-                    let from_vclock = rq.vclock();
+                if let Some((q, e, from_vclock)) = remove_claimed(&mut rq, p) {
                     drop(rq);
                     drop(st);
                     enqueue(q, e, Enqueue::Migrated { from_vclock });
@@ -572,12 +594,10 @@ fn steal_from_neighbours(me: usize) -> bool {
         if victim == me || !torus::is_online(victim) {
             continue;
         }
-        let got = {
-            let mut rq = torus::get(victim).runq.lock();
+        let got = take_claimed(&mut torus::get(victim).runq.lock(), |rq| {
             rq.steal(|q| movable_to(q, me))
-                .map(|(q, e)| (q, e, rq.vclock()))
-        };
-        if let Some((p, e, from_vclock)) = got.and_then(|(q, e, v)| Some((q.claim()?, e, v))) {
+        });
+        if let Some((p, e, from_vclock)) = got {
             let mut rq = t.runq.lock();
             queue_on(me, &mut rq, p, e, Enqueue::Migrated { from_vclock });
             return true;
