@@ -104,11 +104,6 @@ impl AddressSpace {
         Cr3::read().0.start_address().as_u64() == self.pml4
     }
 
-    /// Physical address of the PML4.
-    pub fn root(&self) -> u64 {
-        self.pml4
-    }
-
     /// Maps frame `pa` at user address `va`.
     pub fn map(
         &mut self,
@@ -197,16 +192,6 @@ impl AddressSpace {
         }
     }
 
-    /// Calls `f(va, pa, flags)` for every mapped user page in
-    /// [`start`, `end`), in address order. Walks the tables, skipping
-    /// absent ones at every level: cost follows the pages present, not
-    /// the size of the range (fork and exit walk whole VMAs, mostly empty).
-    pub fn for_each_mapped(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, u64, PageFlags)) {
-        walk_leaves(self.pml4, start, end, &mut |va, e| {
-            f(va, e.addr().as_u64(), PageFlags::from_x86(e.flags()))
-        });
-    }
-
     /// Unmaps every page in [`start`, `end`), calling `f` with each frame
     /// that was mapped. One TLB flush at the end instead of one per page.
     pub fn unmap_range(&mut self, start: u64, end: u64, f: &mut dyn FnMut(u64)) {
@@ -218,6 +203,29 @@ impl AddressSpace {
         });
         if n > 0 {
             self.flush_range(start, end, n);
+        }
+    }
+
+    /// Gives every mapped user page in [`start`, `end`) the rights
+    /// `f(frame, old rights)` returns, with one flush (and one shootdown)
+    /// for the whole range rather than one per page.
+    pub fn protect_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        f: &mut dyn FnMut(u64, PageFlags) -> PageFlags,
+    ) {
+        let mut changed = 0usize;
+        walk_leaves(self.pml4, start, end, &mut |_, e| {
+            let old = PageFlags::from_x86(e.flags());
+            let new = f(e.addr().as_u64(), old);
+            if new != old {
+                e.set_flags(new.to_x86());
+                changed += 1;
+            }
+        });
+        if changed > 0 {
+            self.flush_range(start, end, changed);
         }
     }
 
@@ -308,7 +316,9 @@ impl AddressSpace {
     /// on the other CPUs that have these tables loaded, a full flush.
     fn flush_range(&self, start: u64, end: u64, pages: usize) {
         if self.is_active() {
-            if pages > 32 {
+            // Page by page only over a short range: the changed pages are
+            // not known, so a long sparse range is cheaper flushed whole.
+            if pages > 32 || end.saturating_sub(start) / PAGE_SIZE > 32 {
                 x86_64::instructions::tlb::flush_all();
             } else {
                 let mut va = start;
@@ -319,11 +329,6 @@ impl AddressSpace {
             }
         }
         crate::tlb::shootdown(self.pml4);
-    }
-
-    /// Loads this address space into CR3.
-    pub fn activate(&self) {
-        activate_root(Root(self.pml4));
     }
 
     /// Frees the lower-half page-table frames and the PML4 (the caller

@@ -30,9 +30,6 @@ static LOADED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Flush requests sent to each CPU, and the newest it has served.
 static REQUESTED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static DONE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Shootdowns sent and IPIs they took (statistics).
-static SHOOTDOWNS: AtomicU64 = AtomicU64::new(0);
-static IPIS: AtomicU64 = AtomicU64::new(0);
 
 /// Records that this CPU is about to load `root` into CR3. Must come
 /// before the CR3 write (see the module doc for why).
@@ -63,13 +60,11 @@ pub fn shootdown(root: u64) {
         };
         waiting[cpu] = REQUESTED[cpu].fetch_add(1, Ordering::SeqCst) + 1;
         crate::apic::send_fixed(apic, SHOOTDOWN_VECTOR);
-        IPIS.fetch_add(1, Ordering::Relaxed);
         any = true;
     }
     if !any {
         return;
     }
-    SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
     for (cpu, &gen) in waiting.iter().enumerate() {
         if gen == 0 {
             continue;
@@ -92,12 +87,4 @@ pub fn serve() {
     }
     x86_64::instructions::tlb::flush_all();
     DONE[me].fetch_max(wanted, Ordering::Release);
-}
-
-/// Shootdowns that needed another CPU, and the IPIs sent for them.
-pub fn stats() -> (u64, u64) {
-    (
-        SHOOTDOWNS.load(Ordering::Relaxed),
-        IPIS.load(Ordering::Relaxed),
-    )
 }

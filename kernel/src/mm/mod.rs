@@ -157,20 +157,17 @@ impl Mm {
 
     /// Applies a VMA's rights to its present pages (after mprotect).
     pub fn reprotect(&mut self, start: u64, end: u64, prot: Prot) {
-        let mut present = Vec::new();
-        self.space
-            .for_each_mapped(start, end, &mut |va, pa, f| present.push((va, pa, f)));
-        for (va, pa, f) in present {
+        let w = prot.contains(Prot::WRITE);
+        let executable = prot.contains(Prot::EXEC);
+        self.space.protect_range(start, end, &mut |pa, f| {
             // A shared COW page stays read-only until its write fault.
-            let w = prot.contains(Prot::WRITE);
             let cow = f.cow || (!f.writable && refcount::count(pa) > 1 && w);
-            let flags = PageFlags {
+            PageFlags {
                 writable: w && !cow,
-                executable: prot.contains(Prot::EXEC),
+                executable,
                 cow: cow && w,
-            };
-            self.space.protect(va, flags);
-        }
+            }
+        });
     }
 
     /// Inserts a VMA, unmapping whatever it replaces.
