@@ -74,6 +74,19 @@ fn child(f: impl FnOnce() -> Result<(), String>) -> Result<libc::pid_t, String> 
     crate::util::spawn(f)
 }
 
+/// `n` busy children working until `end` (into one shared counter).
+fn busy_children(n: usize, end: Instant) -> Result<Vec<libc::pid_t>, String> {
+    let c = shared(1)?;
+    (0..n)
+        .map(|_| {
+            child(move || {
+                work_until(end, &c[0]);
+                Ok(())
+            })
+        })
+        .collect()
+}
+
 /// Counts work rounds until `until`, adding to `counter` as it goes.
 fn work_until(until: Instant, counter: &AtomicU64) {
     let mut x = 1;
@@ -447,16 +460,9 @@ fn spread(pids: &[libc::pid_t], cpus: usize) -> Vec<usize> {
 pub fn balance(args: &[String]) -> Result<(), String> {
     let unit = set_placement(args);
     let cpus = 3;
-    let c = shared(1)?;
     let end = Instant::now() + Duration::from_secs(3);
     let t0 = Instant::now();
-    let mut pids = Vec::new();
-    for _ in 0..6 {
-        pids.push(child(move || {
-            work_until(end, &c[0]);
-            Ok(())
-        })?);
-    }
+    let pids = busy_children(6, end)?;
     let first = spread(&pids, cpus);
     let mut balanced_at = None;
     let mut samples = Vec::new();
@@ -755,15 +761,8 @@ pub fn fail(args: &[String]) -> Result<(), String> {
     std::fs::write("/proc/braid", "revive B").map_err(|e| format!("revive B: {e}"))?;
     std::thread::sleep(Duration::from_millis(100));
     // Balance returns: six new busy processes spread over A, B and C.
-    let d = shared(1)?;
     let end = Instant::now() + Duration::from_millis(2000);
-    let mut pids = Vec::new();
-    for _ in 0..6 {
-        pids.push(child(move || {
-            work_until(end, &d[0]);
-            Ok(())
-        })?);
-    }
+    let pids = busy_children(6, end)?;
     let t0 = Instant::now();
     let mut on_b_at = None;
     let mut balanced_at = None;

@@ -35,6 +35,30 @@ enum Op {
     Remove(usize),
 }
 
+/// The task among those with `t % m == 0` that `steal` (the least urgent:
+/// the largest key) or `remove` (the most urgent: the smallest) must take:
+/// fair tasks first, keyed by (deadline, stamp), then RT by (priority,
+/// stamp).
+fn expected_take(
+    rq: &RunQueue<usize>,
+    stamp: &BTreeMap<usize, i64>,
+    m: usize,
+    least_urgent: bool,
+) -> Option<usize> {
+    fn pick<K: Ord>(keys: impl Iterator<Item = K>, largest: bool) -> Option<K> {
+        if largest {
+            keys.max()
+        } else {
+            keys.min()
+        }
+    }
+    let fair = rq.fair.tasks.iter().filter(|(t, _)| t % m == 0);
+    let fair = pick(fair.map(|(t, e)| (e.deadline, stamp[t], *t)), least_urgent);
+    let rt = rq.rt.tasks.iter().filter(|(_, t, _)| t % m == 0);
+    let rt = pick(rt.map(|(p, t, _)| (*p, stamp[t], *t)), least_urgent);
+    fair.map(|f| f.2).or(rt.map(|r| r.2))
+}
+
 fn any_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (any::<usize>(), 0u8..4).prop_map(|(i, h)| Op::Wake(i, h)),
@@ -131,15 +155,7 @@ proptest! {
                 }
                 Op::Steal(m) => {
                     // The least urgent movable task by the keys.
-                    let fair = rq.fair.tasks.iter()
-                        .filter(|(t, _)| t % m == 0)
-                        .map(|(t, e)| (e.deadline, stamp[t], *t))
-                        .max();
-                    let rt = rq.rt.tasks.iter()
-                        .filter(|(_, t, _)| t % m == 0)
-                        .map(|(p, t, _)| (*p, stamp[t], *t))
-                        .max();
-                    let want = fair.map(|f| f.2).or(rt.map(|r| r.2));
+                    let want = expected_take(&rq, &stamp, m, true);
                     let got = rq.steal(|t| t % m == 0);
                     prop_assert_eq!(got.as_ref().map(|g| g.0), want);
                     if let Some((t, e)) = got {
@@ -149,15 +165,7 @@ proptest! {
                 Op::Remove(i) => {
                     // The most urgent task matching, by the keys.
                     let m = 1 + i % 3;
-                    let fair = rq.fair.tasks.iter()
-                        .filter(|(t, _)| t % m == 0)
-                        .map(|(t, e)| (e.deadline, stamp[t], *t))
-                        .min();
-                    let rt = rq.rt.tasks.iter()
-                        .filter(|(_, t, _)| t % m == 0)
-                        .map(|(p, t, _)| (*p, stamp[t], *t))
-                        .min();
-                    let want = fair.map(|f| f.2).or(rt.map(|r| r.2));
+                    let want = expected_take(&rq, &stamp, m, false);
                     let got = rq.remove(|t| t % m == 0);
                     prop_assert_eq!(got.as_ref().map(|g| g.0), want);
                     if let Some((t, e)) = got {
