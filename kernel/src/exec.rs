@@ -257,13 +257,8 @@ pub fn load(
         m.write_initial(STACK_TOP - st.bytes.len() as u64, &st.bytes)?;
         Ok((image.entry, st.sp))
     })();
-    let (entry, sp) = match r {
-        Ok(v) => v,
-        Err(e) => {
-            m.destroy();
-            return Err(e);
-        }
-    };
+    // On failure `m` goes here, with whatever was mapped into it.
+    let (entry, sp) = r?;
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
     let comm = String::from_utf8_lossy(&name[..name.len().min(15)]).into_owned();
     let mut cmdline = Vec::new();
@@ -322,9 +317,9 @@ pub fn execve(
     // Point of no return: the old image goes away.
     let old = me.mm.lock().replace(SharedMm::new(loaded.mm));
     me.mm().activate();
-    if let Some(old) = old {
-        crate::mm::release(old);
-    }
+    // The new tables are loaded: the old ones may go (if no CLONE_VM
+    // sharer still holds them).
+    drop(old);
     me.files().lock().close_on_exec();
     me.sig.lock().reset_for_exec();
     {
@@ -338,5 +333,6 @@ pub fn execve(
     *frame = hal::context::user_frame(loaded.entry, loaded.sp);
     me.fpu().load(&hal::percpu::FpuArea::initial().bytes());
     me.set_fs_base(0);
+    me.set_gs_base(0);
     Ok(0)
 }

@@ -68,6 +68,7 @@ pub fn start(program: &Program) -> KResult<()> {
         frame: hal::context::user_frame(loaded.entry, loaded.sp),
         fpu: hal::percpu::FpuArea::initial(),
         fs_base: 0,
+        gs_base: 0,
         mm: crate::mm::shared::SharedMm::new(loaded.mm),
         files: Arc::new(Mutex::new(files)),
         fs: FsContext {

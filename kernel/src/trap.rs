@@ -55,6 +55,7 @@ pub fn deferred_work() {
     if TICK_DONE.swap(t, Ordering::Relaxed) != t {
         let now = hal::time::now_ns();
         crate::syscall::time::expire(now);
+        crate::syscall::futex::expire(now);
         if crate::fs::POLL_DEADLINES.take_due(now) {
             crate::fs::POLL_WQ.wake_all();
         }

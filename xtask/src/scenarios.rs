@@ -84,6 +84,8 @@ pub fn test_all(args: &[String]) -> Result<i32, String> {
         for s in crate::userland_scenarios::script_scenarios() {
             runs.push((format!("{}_smp{smp}", s.0), s, Some(smp), ""));
         }
+        let s = crate::userland_scenarios::robustness_scenario();
+        runs.push((format!("{}_smp{smp}", s.0), s, Some(smp), ""));
     }
     for s in crate::userland_scenarios::one_cpu_three_tori_scenarios() {
         runs.push((format!("{}_1cpu_3tori", s.0), s, Some(1), "tori=3"));

@@ -58,7 +58,31 @@ program_scenarios!(
     poll_timeout,
     shared_vm,
     sched_args,
+    affinity_swap,
+    settid_shootdown,
+    futex_bounds,
+    bad_rip,
+    vm_exit_leak,
+    gs_base,
+    shared_mprotect,
+    orphan_reap,
 );
+
+/// The regression checks of what user programs could do to the kernel
+/// (deadlocks, panics, leaks, state crossing between processes): besides
+/// their own boots on 3 CPUs, they run together on 1 and on 8 CPUs.
+const ROBUSTNESS: &[&str] = &[
+    "affinity_swap",
+    "settid_shootdown",
+    "futex_bounds",
+    "bad_rip",
+    "vm_exit_leak",
+    "gs_base",
+    "shared_mprotect",
+    "orphan_reap",
+    "efault",
+    "enosys",
+];
 
 /// Scheduling checks (the default 3 CPUs), each in its own boot and not
 /// in the all-in-one run: they need the CPUs to themselves for seconds.
@@ -105,6 +129,11 @@ pub fn scenarios() -> Vec<UserScenario> {
     v.push(("busybox_diff_scripts_listed", scripts_listed));
     v.extend_from_slice(SCRIPTS);
     v
+}
+
+/// The robustness checks in one boot (rerun on other CPU counts).
+pub fn robustness_scenario() -> UserScenario {
+    ("rsetest_robustness", |exec| in_one_boot(exec, ROBUSTNESS))
 }
 
 /// The differential busybox scripts alone (rerun on other CPU counts).
@@ -187,7 +216,11 @@ fn program(exec: &Exec, name: &str) -> Result<(), String> {
 
 /// Every program in one boot, one after the other, then `echo alive`.
 fn all_in_one_boot(exec: &Exec) -> Result<(), String> {
-    let names = program_names();
+    in_one_boot(exec, &program_names())
+}
+
+/// The programs `names` in one boot, one after the other, then `echo alive`.
+fn in_one_boot(exec: &Exec, names: &[&str]) -> Result<(), String> {
     let cmd = format!(
         "for t in {}; do {GUEST_BIN_DIR}/rsetest $t || exit 1; done; echo alive",
         names.join(" ")
@@ -196,7 +229,7 @@ fn all_in_one_boot(exec: &Exec) -> Result<(), String> {
     let out = normalize(&out);
     let ls = lines(&out);
     let mut last = 0;
-    for n in &names {
+    for n in names {
         let pass = format!("PASS {n}");
         match ls.iter().position(|l| *l == pass) {
             Some(at) => last = last.max(at),

@@ -332,9 +332,16 @@ impl AddressSpace {
     }
 
     /// Frees the lower-half page-table frames and the PML4 (the caller
-    /// has already unmapped and freed the leaf frames). Must not be active.
-    pub fn destroy(self, free: &mut dyn FnMut(u64)) {
-        assert!(!self.is_active(), "destroying the active address space");
+    /// has already unmapped and freed the leaf frames), leaving an empty
+    /// handle that a second call ignores. If this CPU still has the tables
+    /// loaded, it moves to the kernel's first.
+    pub fn destroy(&mut self, free: &mut dyn FnMut(u64)) {
+        if self.pml4 == 0 {
+            return;
+        }
+        if self.is_active() {
+            activate_kernel();
+        }
         let l4 = table(self.pml4);
         for e4 in l4.iter().take(256).filter(|e| !e.is_unused()) {
             let l3 = e4.addr().as_u64();
@@ -353,7 +360,7 @@ impl AddressSpace {
             }
             free(l3);
         }
-        free(self.pml4);
+        free(core::mem::take(&mut self.pml4));
     }
 }
 

@@ -8,7 +8,12 @@ core::arch::global_asm!(
     r#"
     .section .text.context, "ax"
     .global hal_context_switch
-    // rdi = where to save the old rsp, rsi = the new rsp
+    // rdi = where to save the old rsp, rsi = the slot holding the new rsp.
+    // The old context is published first (the last write to its stack),
+    // then the new one is claimed from its slot (swapped to 0), spinning
+    // while its own CPU has not published it yet. Publishing before
+    // waiting is what keeps CPUs that switch to each other's tasks from
+    // waiting for each other: no waiter still holds an unpublished context.
 hal_context_switch:
     pushq %rbp
     pushq %rbx
@@ -17,7 +22,14 @@ hal_context_switch:
     pushq %r14
     pushq %r15
     movq %rsp, (%rdi)
-    movq %rsi, %rsp
+1:
+    movq (%rsi), %rax
+    testq %rax, %rax
+    jz 2f
+    xorl %ecx, %ecx
+    lock cmpxchgq %rcx, (%rsi)
+    jnz 1b
+    movq %rax, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -25,6 +37,9 @@ hal_context_switch:
     popq %rbx
     popq %rbp
     ret
+2:
+    pause
+    jmp 1b
 
     .global hal_first_switch_in
 hal_first_switch_in:
@@ -35,7 +50,7 @@ hal_first_switch_in:
 );
 
 extern "C" {
-    fn hal_context_switch(save_rsp: *mut u64, new_rsp: u64);
+    fn hal_context_switch(save_rsp: *mut u64, new_slot: *const u64);
     fn hal_first_switch_in();
 }
 
@@ -178,13 +193,19 @@ pub fn user_frame(rip: u64, rsp: u64) -> TrapFrame {
     }
 }
 
-/// Saves the current kernel context into `*save` and resumes the one
-/// saved at `next` (from an earlier switch or `prepare_first_run`).
+/// Saves the current kernel context into `save` (publishing it: from then
+/// on another CPU may resume it) and resumes the one published in `next`,
+/// claiming it (the slot reads 0 while the context runs), waiting for it
+/// while its CPU is still switching it out.
 ///
-/// Call with interrupts disabled; the caller keeps both stacks alive.
-pub fn switch(save: &core::sync::atomic::AtomicU64, next: u64) {
-    // SAFETY: next is a stack pointer produced by this module for a live
-    // kernel stack; the callee-saved registers are restored on return; the
-    // atomic's storage is written only by this switch while it is running.
-    unsafe { hal_context_switch(save.as_ptr(), next) }
+/// Call with interrupts disabled and no lock held: another CPU may be
+/// waiting for the context published here. The caller keeps both stacks
+/// alive (see [`crate::current::CpuCurrent::switch_to_installed`]).
+pub(crate) fn switch(save: &core::sync::atomic::AtomicU64, next: &core::sync::atomic::AtomicU64) {
+    // SAFETY: `next` holds 0 or a stack pointer produced by this module
+    // (an earlier switch or prepare_first_run) for a live kernel stack,
+    // claimed here by one compare-exchange so no two CPUs resume it; the
+    // callee-saved registers are restored on return; `save` is written
+    // only by this switch while the context it saves is running.
+    unsafe { hal_context_switch(save.as_ptr(), next.as_ptr()) }
 }

@@ -12,7 +12,7 @@
 
 use alloc::sync::Arc;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 const UNBOUND: usize = usize::MAX;
 
@@ -94,6 +94,37 @@ impl<T> CpuCurrent<T> {
             self.lent.store(false, Ordering::Relaxed);
             r
         })
+    }
+
+    /// Switches this CPU from the running context, published into `save`,
+    /// to the installed task's context, claimed from the slot `slot` picks
+    /// in it (or from `none` when no task is installed: the idle context).
+    /// Returns when the saved context is resumed, on whatever CPU.
+    ///
+    /// Why here: the slot must outlive the switch, and only this type
+    /// knows its task cannot go away before the new context runs.
+    pub fn switch_to_installed(
+        &self,
+        save: &AtomicU64,
+        slot: impl FnOnce(&T) -> &AtomicU64,
+        none: &AtomicU64,
+    ) {
+        assert!(
+            !crate::cpu::interrupts_enabled(),
+            "context switch with interrupts on"
+        );
+        self.check_cpu();
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: the slot holds a strong count of `p` (when not null)
+        // until the next `replace`, which runs on this CPU only (check_cpu)
+        // and, with interrupts off, not before the switch has loaded the
+        // new context (after which the slot is no longer read). So the
+        // reference is valid for as long as `switch` reads through it.
+        let next = match unsafe { p.as_ref() } {
+            Some(t) => slot(t),
+            None => none,
+        };
+        crate::context::switch(save, next);
     }
 
     /// A new reference to the installed task.

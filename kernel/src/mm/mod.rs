@@ -12,7 +12,6 @@ pub mod shared;
 pub mod syscalls;
 
 use abi::{Errno, KResult};
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use hal::addrspace::{AddressSpace, PageFlags};
 use mm::vma::{Prot, Vma, VmaMap};
@@ -156,12 +155,15 @@ impl Mm {
     }
 
     /// Applies a VMA's rights to its present pages (after mprotect).
-    pub fn reprotect(&mut self, start: u64, end: u64, prot: Prot) {
+    /// `shared` (MAP_SHARED) pages are never copy-on-write: a frame that
+    /// several processes map there is the same memory for all of them.
+    pub fn reprotect(&mut self, start: u64, end: u64, prot: Prot, shared: bool) {
         let w = prot.contains(Prot::WRITE);
         let executable = prot.contains(Prot::EXEC);
         self.space.protect_range(start, end, &mut |pa, f| {
-            // A shared COW page stays read-only until its write fault.
-            let cow = f.cow || (!f.writable && refcount::count(pa) > 1 && w);
+            // A private page several processes still share (fork) stays
+            // read-only until its write fault copies it.
+            let cow = !shared && (f.cow || (!f.writable && refcount::count(pa) > 1 && w));
             PageFlags {
                 writable: w && !cow,
                 executable,
@@ -283,8 +285,18 @@ impl Mm {
         Ok(())
     }
 
-    /// Frees the page tables (the address space must not be active).
-    pub fn destroy(mut self) {
+    /// Bytes mapped (for RLIMIT_AS).
+    pub fn mapped(&self) -> u64 {
+        self.vmas.total_mapped()
+    }
+}
+
+/// An address space goes with its last holder, however it goes (the last
+/// of several CLONE_VM sharers exiting, an execve, a failed fork or exec, a
+/// page fault's temporary reference): its frames, page tables and the
+/// files it maps are released here, once.
+impl Drop for Mm {
+    fn drop(&mut self) {
         self.teardown();
         for ino in core::mem::take(&mut self.held) {
             let _ = crate::fs::with(|fs| fs.release(ino));
@@ -292,11 +304,6 @@ impl Mm {
         self.space.destroy(&mut |pa| {
             let _ = crate::frames::free(pa);
         });
-    }
-
-    /// Bytes mapped (for RLIMIT_AS).
-    pub fn mapped(&self) -> u64 {
-        self.vmas.total_mapped()
     }
 }
 
@@ -309,23 +316,7 @@ pub fn release_on_exit(p: &Process) {
         // CPU keeps the root of memory it no longer holds loaded (the last
         // holder frees the tables, possibly while this CPU is still here).
         hal::addrspace::activate_kernel();
-        release(old);
-    }
-}
-
-/// Releases a reference to an address space; destroys it if it was the last.
-pub fn release(old: Arc<shared::SharedMm>) {
-    if let Ok(m) = Arc::try_unwrap(old) {
-        let m = m.into_inner();
-        hal::addrspace::activate_kernel();
-        m.destroy();
-        // Re-activate whatever the current process now owns.
-        if let Some(cur) = crate::proc::sched::try_current() {
-            let mm = cur.mm.lock().clone();
-            if let Some(mm) = mm {
-                mm.activate();
-            }
-        }
+        drop(old);
     }
 }
 

@@ -27,8 +27,24 @@ impl SharedMm {
     }
 
     /// The address space, for any change or lookup.
+    ///
+    /// Its holder may be waiting for this CPU to flush its TLB. With
+    /// interrupts on, the request's IPI reaches us while we spin; with
+    /// them off (a fault on a user page in code that runs so, such as a
+    /// new process's first-run hook writing its CLONE_CHILD_SETTID word),
+    /// we answer requests ourselves between attempts, so no caller can
+    /// deadlock against a shootdown whatever its interrupt state.
     pub fn lock(&self) -> MutexGuard<'_, Mm> {
-        self.mm.lock()
+        if hal::cpu::interrupts_enabled() {
+            return self.mm.lock();
+        }
+        loop {
+            if let Some(g) = self.mm.try_lock() {
+                return g;
+            }
+            hal::tlb::serve();
+            core::hint::spin_loop();
+        }
     }
 
     /// Its page-table root (valid while this is alive).
@@ -39,9 +55,5 @@ impl SharedMm {
     /// Makes these page tables the CPU's.
     pub fn activate(&self) {
         hal::addrspace::activate_root(self.root);
-    }
-
-    pub fn into_inner(self) -> Mm {
-        self.mm.into_inner()
     }
 }

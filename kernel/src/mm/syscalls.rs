@@ -197,6 +197,15 @@ pub fn mprotect(addr: u64, len: u64, prot: u64) -> KResult<u64> {
     let mm = current().mm();
     let mut m = mm.lock();
     m.vmas.protect(addr, len, prot)?;
-    m.reprotect(addr, addr + len, prot);
+    // Per VMA: whether its pages may become copy-on-write depends on
+    // whether it is shared.
+    let pieces: alloc::vec::Vec<(u64, u64, bool)> = m
+        .vmas
+        .overlapping(addr, addr + len)
+        .map(|v| (v.start.max(addr), v.end.min(addr + len), v.shared))
+        .collect();
+    for (s, e, shared) in pieces {
+        m.reprotect(s, e, prot, shared);
+    }
     Ok(0)
 }

@@ -43,16 +43,20 @@ pub fn exit_process(p: Arc<Process>, status: i32) -> ! {
         hal::exit::exit_qemu(hal::exit::ExitCode::Success);
     }
 
-    // Orphans go to init, which reaps them.
+    // Orphans go to init, which reaps them. A child exiting now either
+    // sees its new parent (and tells init itself) or is seen a zombie
+    // here: we publish the new parent before looking at the children's
+    // states, and an exiting child publishes its state before reading its
+    // parent (below), so init is never left asleep with a zombie to reap.
     let children: Vec<Arc<Process>> = core::mem::take(&mut p.rel.lock().children);
     if !children.is_empty() {
         if let Some(init) = super::lookup(1) {
-            let any_zombie = children.iter().any(|c| c.is_zombie());
             for c in &children {
                 c.set_ppid(1);
             }
-            init.rel.lock().children.extend(children);
-            if any_zombie {
+            init.rel.lock().children.extend(children.iter().cloned());
+            core::sync::atomic::fence(Ordering::SeqCst);
+            if children.iter().any(|c| c.is_zombie()) {
                 init.child_wait.wake_all();
             }
         }
@@ -60,6 +64,8 @@ pub fn exit_process(p: Arc<Process>, status: i32) -> ! {
 
     *p.exit_status.lock() = Some(status);
     hal::cpu::without_interrupts(|| *p.run.lock() = RunState::Zombie);
+    // Pairs with the reparenting above (in our parent's exit).
+    core::sync::atomic::fence(Ordering::SeqCst);
     *p.vfork_done.lock() = true;
     p.vfork_wait.wake_all();
     if let Some(parent) = super::lookup(p.ppid()) {

@@ -77,6 +77,7 @@ pub fn clone(
         frame: child_frame,
         fpu: me.fpu().snapshot(),
         fs_base,
+        gs_base: hal::percpu::user_gs_base(),
         mm,
         files,
         fs: me.fs.lock().clone(),
@@ -130,6 +131,7 @@ pub fn clone(
 
 /// Runs in a new process before its first return to user mode.
 pub fn first_run() {
+    sched::finish_switch();
     if let Some(me) = sched::try_current() {
         let set = me.pending_set_tid.lock().take();
         if let Some(addr) = set {

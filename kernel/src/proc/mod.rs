@@ -115,7 +115,10 @@ pub struct Process {
     _kstack: hal::context::KernelStack,
     kstack_top: u64,
     fpu: hal::percpu::FpuArea,
+    /// The user FS and GS bases, saved when it leaves a CPU and loaded
+    /// when it enters one (they are per process, not per CPU).
     fs_base: AtomicU64,
+    gs_base: AtomicU64,
     /// None once the process has exited.
     pub mm: Mutex<Option<Arc<SharedMm>>>,
     pub files: Mutex<Arc<Mutex<FdTable>>>,
@@ -150,6 +153,7 @@ pub struct NewProcess {
     pub frame: hal::idt::TrapFrame,
     pub fpu: hal::percpu::FpuArea,
     pub fs_base: u64,
+    pub gs_base: u64,
     pub mm: Arc<SharedMm>,
     pub files: Arc<Mutex<FdTable>>,
     pub fs: FsContext,
@@ -194,6 +198,7 @@ impl Process {
             kstack_top,
             fpu: n.fpu,
             fs_base: AtomicU64::new(n.fs_base),
+            gs_base: AtomicU64::new(n.gs_base),
             mm: Mutex::new(Some(n.mm)),
             files: Mutex::new(n.files),
             fs: Mutex::new(n.fs),
@@ -255,6 +260,7 @@ impl Process {
     pub fn install_on_cpu(&self) {
         hal::percpu::set_current_task(self.kstack_top, &self.fpu);
         hal::percpu::set_user_fs_base(self.fs_base.load(Ordering::Relaxed));
+        hal::percpu::set_user_gs_base(self.gs_base.load(Ordering::Relaxed));
         // The root only: never the address space's lock, which another
         // CPU may hold while it waits for this one (mm::shared).
         let root = self.mm.lock().as_ref().map(|mm| mm.root());
@@ -267,12 +273,20 @@ impl Process {
     pub fn save_user_tls(&self) {
         self.fs_base
             .store(hal::percpu::user_fs_base(), Ordering::Relaxed);
+        self.gs_base
+            .store(hal::percpu::user_gs_base(), Ordering::Relaxed);
     }
 
     /// Sets the user TLS base (the process is running).
     pub fn set_fs_base(&self, v: u64) {
         self.fs_base.store(v, Ordering::Relaxed);
         hal::percpu::set_user_fs_base(v);
+    }
+
+    /// Sets the user GS base (the process is running).
+    pub fn set_gs_base(&self, v: u64) {
+        self.gs_base.store(v, Ordering::Relaxed);
+        hal::percpu::set_user_gs_base(v);
     }
 
     /// The saved user FPU state (for fork and signal frames).

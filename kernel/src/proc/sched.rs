@@ -342,19 +342,6 @@ pub fn preempt_point() {
     }
 }
 
-/// Takes over the saved kernel context of `n`, which may still be
-/// switching out on another CPU: its RSP is published by the switch as
-/// the very last write to its stack, and is 0 while it runs.
-fn claim_context(n: &Process) -> u64 {
-    loop {
-        let rsp = n.ctx.swap(0, Ordering::Acquire);
-        if rsp != 0 {
-            return rsp;
-        }
-        core::hint::spin_loop();
-    }
-}
-
 /// Gives the CPU to the next runnable process. The caller's run state
 /// decides what happens to it: Running → requeued; Blocking → sleeps
 /// until woken; Zombie → never runs again.
@@ -404,21 +391,41 @@ fn switch_away(yield_: bool) {
         if exiting {
             c.dead.lock().extend(prev.take());
         }
-        let target = match next {
+        match next {
             Some(n) => switch_in(c, n),
             None => {
                 // Idle holds no process's page tables: one freed while we
                 // idle must not stay loaded here.
                 hal::addrspace::activate_kernel();
-                c.idle_rsp.load(Ordering::Relaxed)
             }
-        };
+        }
         let save: &AtomicU64 = match &prev {
             Some(p) => &p.ctx,
             None if exiting => &c.zombie_slot,
             None => &c.idle_rsp,
         };
-        hal::context::switch(save, target);
+        // Publishes our context, then waits for the next one's: a process
+        // queued elsewhere while still switching out here (a migration, a
+        // wake-up) is never waited for by a CPU that holds an unpublished
+        // context of its own, so two CPUs cannot wait for each other.
+        c.current.switch_to_installed(save, |n| &n.ctx, &c.idle_rsp);
+        finish_switch();
+    });
+}
+
+/// Runs on the context just switched to, on its CPU, interrupts off: makes
+/// the process it runs (if any) the CPU's — only now, because its user
+/// TLS bases and FPU state were saved by the CPU that switched it out
+/// before that CPU published its context.
+pub fn finish_switch() {
+    cpu::this().current.with(|p| {
+        if let Some(n) = p {
+            n.install_on_cpu();
+            // Signals posted while it was off the CPU wait for it.
+            if n.sig.lock().pending != 0 {
+                work::raise(work::SIGNALS);
+            }
+        }
     });
 }
 
@@ -508,17 +515,11 @@ fn put_prev(ti: usize, p: &Arc<Process>, now: u64, yield_: bool) {
     }
 }
 
-/// Makes `n` the running process of CPU `c`; returns its kernel RSP.
-fn switch_in(c: &Cpu, n: Arc<Process>) -> u64 {
+/// Makes `n` the running process of CPU `c` (its context is claimed by
+/// the switch, its CPU state installed by [`finish_switch`]).
+fn switch_in(c: &Cpu, n: Arc<Process>) {
     *n.run.lock() = RunState::Running;
-    let rsp = claim_context(&n);
-    n.install_on_cpu();
-    // Signals posted while it was off the CPU wait for it.
-    if n.sig.lock().pending != 0 {
-        work::raise(work::SIGNALS);
-    }
     c.current.replace(Some(n));
-    rsp
 }
 
 /// Changes the scheduling parameters of `p` (nice, policy, RT priority);
@@ -630,6 +631,35 @@ pub fn idle_loop() -> ! {
     }
 }
 
+/// Blocks the current process until `ready()` returns Some, or a signal
+/// arrives (EINTR), on no wait queue: whoever changes what `ready` looks
+/// at holds a reference to the process and calls [`wake`] after the
+/// change. `ready` runs again once the process is marked blocking, so a
+/// change made meanwhile is seen, and a wake-up in that window turns it
+/// back to running.
+pub fn block_until<T>(mut ready: impl FnMut() -> Option<T>) -> abi::KResult<T> {
+    let me = current();
+    loop {
+        let got = hal::cpu::without_interrupts(|| {
+            if let Some(v) = ready() {
+                return Some(v);
+            }
+            *me.run.lock() = RunState::Blocking;
+            let v = ready()?;
+            *me.run.lock() = RunState::Running;
+            Some(v)
+        });
+        if let Some(v) = got {
+            return Ok(v);
+        }
+        if me.has_deliverable_signal() {
+            hal::cpu::without_interrupts(|| *me.run.lock() = RunState::Running);
+            return Err(abi::Errno::EINTR);
+        }
+        schedule();
+    }
+}
+
 /// Number of runnable processes waiting on every torus (load figures).
 pub fn runnable() -> usize {
     (0..torus::count()).map(|i| torus::get(i).queued()).sum()
@@ -676,7 +706,7 @@ impl Default for Deadlines {
 pub struct WaitQueue {
     /// Kept (with its capacity) across waits: blocking must not allocate.
     waiters: Mutex<VecDeque<Arc<Process>>>,
-    /// Number of `wake_all`s so far (see [`WaitQueue::wait_for_wake`]).
+    /// Number of `wake_all`s so far (see [`WaitQueue::wait_for_wake_until`]).
     wakes: AtomicU64,
 }
 
@@ -706,18 +736,13 @@ impl WaitQueue {
     }
 
     /// The count of wake-ups so far: read it before looking at the
-    /// condition, then [`WaitQueue::wait_for_wake`] with it.
+    /// condition, then [`WaitQueue::wait_for_wake_until`] with it.
     pub fn wakes(&self) -> u64 {
         self.wakes.load(Ordering::Acquire)
     }
 
     /// Sleeps until a `wake_all` after the one counted in `since` (at once
-    /// if there was one already), or a signal (EINTR).
-    pub fn wait_for_wake(&self, since: u64) -> abi::KResult<()> {
-        self.wait_until(|| (self.wakes() != since).then_some(()))
-    }
-
-    /// As [`WaitQueue::wait_for_wake`], and also until `deadline` (ns)
+    /// if there was one already), a signal (EINTR), or `deadline` (ns)
     /// passes, which it notes in `timers` (whose tick wakes this queue
     /// when due).
     pub fn wait_for_wake_until(

@@ -1,51 +1,257 @@
-//! futex(2): FUTEX_WAIT and FUTEX_WAKE (private or shared, same thing with
-//! one address space per process), enough for glibc's locks and
-//! CLONE_CHILD_CLEARTID. Waiters are keyed by user address.
+//! futex(2): FUTEX_WAIT, FUTEX_WAKE and their BITSET forms, with timeouts;
+//! what glibc's locks, condition variables, pthread_join and
+//! CLONE_CHILD_CLEARTID need.
+//!
+//! A waiter exists only while its process sleeps here, so the kernel
+//! memory futexes hold is one small record per sleeping process: a call
+//! that does not sleep (the word changed, a bad address) leaves nothing
+//! behind. Waiters are keyed as Linux keys them: a word in private memory
+//! by (address space, address), so a wake in one process never reaches
+//! another's waiter at the same address; a word in a MAP_SHARED mapping
+//! by the physical location of the word, which every mapper shares.
 
 use abi::{Errno, KResult};
-use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
 
-use crate::proc::sched::WaitQueue;
+use crate::proc::sched::{self, Deadlines};
+use crate::proc::Process;
 use crate::uaccess;
 
-static QUEUES: Mutex<BTreeMap<u64, Arc<WaitQueue>>> = Mutex::new(BTreeMap::new());
+const FUTEX_WAIT: u64 = 0;
+const FUTEX_WAKE: u64 = 1;
+const FUTEX_WAIT_BITSET: u64 = 9;
+const FUTEX_WAKE_BITSET: u64 = 10;
+const FUTEX_PRIVATE_FLAG: u64 = 128;
+const FUTEX_CLOCK_REALTIME: u64 = 256;
+const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
 
-fn queue(addr: u64) -> Arc<WaitQueue> {
-    QUEUES
-        .lock()
-        .entry(addr)
-        .or_insert_with(|| Arc::new(WaitQueue::new()))
-        .clone()
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Key {
+    /// (address space, user address).
+    Private(usize, u64),
+    /// Physical address of the word.
+    Shared(u64),
 }
 
-/// Wakes waiters on `addr` (all of them: they re-check their word).
-pub fn wake_addr(addr: u64, _n: u32) {
-    let q = QUEUES.lock().remove(&addr);
-    if let Some(q) = q {
-        q.wake_all();
+struct Waiter {
+    key: Key,
+    bitset: u32,
+    /// ns on the monotonic clock, u64::MAX for none.
+    deadline: u64,
+    p: Arc<Process>,
+    woken: AtomicBool,
+}
+
+const BUCKETS: usize = 64;
+static TABLE: [Mutex<Vec<Arc<Waiter>>>; BUCKETS] = [const { Mutex::new(Vec::new()) }; BUCKETS];
+/// The earliest deadline of a timed waiter ([`expire`]).
+static DUE: Deadlines = Deadlines::new();
+
+fn bucket(k: Key) -> &'static Mutex<Vec<Arc<Waiter>>> {
+    let h = match k {
+        Key::Private(mm, a) => (mm as u64 >> 4) ^ (a >> 2),
+        Key::Shared(pa) => pa >> 2,
+    };
+    // Fibonacci hashing: the words of one lock array spread over buckets.
+    &TABLE[(h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % BUCKETS]
+}
+
+/// The key of the word at `uaddr` for the current process. The word must
+/// be present (read it first): a shared word is keyed by its frame.
+fn key_of(uaddr: u64, private: bool) -> KResult<Key> {
+    let me = sched::current();
+    let mm = me.mm();
+    let mm_id = Arc::as_ptr(&mm) as usize;
+    if private {
+        return Ok(Key::Private(mm_id, uaddr));
+    }
+    let m = mm.lock();
+    let vma = m.vmas.find(uaddr).ok_or(Errno::EFAULT)?;
+    if !vma.shared {
+        return Ok(Key::Private(mm_id, uaddr));
+    }
+    let pa = m.frame_at(uaddr & !0xfff).ok_or(Errno::EFAULT)?;
+    Ok(Key::Shared(pa + (uaddr & 0xfff)))
+}
+
+/// Wakes at most `n` waiters on `k` whose bitset meets `bitset`; returns
+/// how many.
+fn wake_key(k: Key, n: u32, bitset: u32) -> u32 {
+    let mut woken = Vec::new();
+    hal::cpu::without_interrupts(|| {
+        let mut b = bucket(k).lock();
+        let mut i = 0;
+        while i < b.len() && (woken.len() as u32) < n {
+            if b[i].key == k && b[i].bitset & bitset != 0 {
+                let w = b.swap_remove(i);
+                w.woken.store(true, Ordering::Release);
+                woken.push(w);
+            } else {
+                i += 1;
+            }
+        }
+    });
+    // Outside the bucket lock: waking takes run-queue locks.
+    for w in &woken {
+        sched::wake(&w.p);
+    }
+    woken.len() as u32
+}
+
+/// Wakes one waiter on the current process's word at `addr` (the
+/// CLONE_CHILD_CLEARTID wake of an exiting process, as Linux does it:
+/// not private).
+pub fn wake_addr(addr: u64, n: u32) {
+    if let Ok(k) = key_of(addr, false) {
+        wake_key(k, n, FUTEX_BITSET_MATCH_ANY);
     }
 }
 
-/// futex(uaddr, op, val, timeout).
-pub fn futex(uaddr: u64, op: u64, val: u64, _timeout: u64) -> KResult<u64> {
-    match op & 0x7f {
-        0 | 9 => {
-            // FUTEX_WAIT(_BITSET): sleep while *uaddr == val. The wake
-            // count is read before the value, so a FUTEX_WAKE between the
-            // two (on another CPU) is not lost.
-            let q = queue(uaddr);
-            let since = q.wakes();
-            if uaccess::read_u32(uaddr)? != val as u32 {
-                return Err(Errno::EAGAIN);
-            }
-            q.wait_for_wake(since)?;
-            Ok(0)
+/// From the timer's deferred work: wakes timed waiters whose deadline has
+/// passed (only when the earliest one is due).
+pub fn expire(now: u64) {
+    if !DUE.take_due(now) {
+        return;
+    }
+    for b in &TABLE {
+        let due: Vec<Arc<Process>> = hal::cpu::without_interrupts(|| {
+            let b = b.lock();
+            b.iter()
+                .filter(|w| w.deadline != u64::MAX)
+                .filter_map(|w| {
+                    if w.deadline <= now {
+                        Some(w.p.clone())
+                    } else {
+                        DUE.note(w.deadline);
+                        None
+                    }
+                })
+                .collect()
+        });
+        for p in &due {
+            sched::wake(p);
         }
-        1 | 10 => {
-            wake_addr(uaddr, val as u32);
-            Ok(0)
+    }
+}
+
+fn remove(w: &Arc<Waiter>) {
+    hal::cpu::without_interrupts(|| {
+        let mut b = bucket(w.key).lock();
+        if let Some(i) = b.iter().position(|x| Arc::ptr_eq(x, w)) {
+            b.swap_remove(i);
+        }
+    });
+}
+
+/// Sleeps while the word at `uaddr` holds `val`, until a wake that meets
+/// `bitset`, the `deadline` or a signal.
+fn wait(uaddr: u64, val: u32, private: bool, bitset: u32, deadline: u64) -> KResult<u64> {
+    if !uaddr.is_multiple_of(4) {
+        return Err(Errno::EINVAL);
+    }
+    // Fault the word in (a shared one is keyed by its frame), then
+    // register, then compare: a waker that changes the word after our
+    // comparison finds us registered.
+    uaccess::read_u32(uaddr)?;
+    let w = Arc::new(Waiter {
+        key: key_of(uaddr, private)?,
+        bitset,
+        deadline,
+        p: sched::current(),
+        woken: AtomicBool::new(false),
+    });
+    hal::cpu::without_interrupts(|| {
+        let mut b = bucket(w.key).lock();
+        b.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+        b.push(w.clone());
+        Ok::<(), Errno>(())
+    })?;
+    match uaccess::read_u32(uaddr) {
+        Ok(v) if v == val => {}
+        Ok(_) => {
+            remove(&w);
+            return Err(Errno::EAGAIN);
+        }
+        Err(e) => {
+            remove(&w);
+            return Err(e);
+        }
+    }
+    let r = sched::block_until(|| {
+        if w.woken.load(Ordering::Acquire) {
+            return Some(Ok(0));
+        }
+        if deadline != u64::MAX {
+            DUE.note(deadline);
+            if hal::time::now_ns() >= deadline {
+                return Some(Err(Errno::ETIMEDOUT));
+            }
+        }
+        None
+    });
+    // Woken by a FUTEX_WAKE: it took us out. Otherwise (timeout, signal)
+    // we leave now.
+    if !w.woken.load(Ordering::Acquire) {
+        remove(&w);
+    }
+    match r {
+        Ok(r) => r,
+        // A wake that raced with the signal still counts as a wake.
+        Err(_) if w.woken.load(Ordering::Acquire) => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// futex(uaddr, op, val, timeout, uaddr2, val3).
+pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64, _uaddr2: u64, val3: u64) -> KResult<u64> {
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
+    let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET {
+        return Err(Errno::ENOSYS);
+    }
+    match cmd {
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            let bitset = if cmd == FUTEX_WAIT {
+                FUTEX_BITSET_MATCH_ANY
+            } else {
+                val3 as u32
+            };
+            if bitset == 0 {
+                return Err(Errno::EINVAL);
+            }
+            // FUTEX_WAIT's timeout is relative; FUTEX_WAIT_BITSET's is an
+            // absolute time (CLOCK_REALTIME reads the monotonic clock here:
+            // there is no RTC yet, docs/syscalls.md).
+            let deadline = match timeout {
+                0 => u64::MAX,
+                t if cmd == FUTEX_WAIT => {
+                    hal::time::now_ns().saturating_add(super::time::get_timespec(t)?)
+                }
+                t => super::time::get_timespec(t)?,
+            };
+            wait(uaddr, val as u32, private, bitset, deadline)
+        }
+        FUTEX_WAKE | FUTEX_WAKE_BITSET => {
+            let bitset = if cmd == FUTEX_WAKE {
+                FUTEX_BITSET_MATCH_ANY
+            } else {
+                val3 as u32
+            };
+            if bitset == 0 {
+                return Err(Errno::EINVAL);
+            }
+            if !uaddr.is_multiple_of(4) {
+                return Err(Errno::EINVAL);
+            }
+            // A shared word is keyed by its frame: it must be present.
+            if !private {
+                uaccess::read_u32(uaddr)?;
+            }
+            let n = (val as u32).min(i32::MAX as u32);
+            Ok(u64::from(wake_key(key_of(uaddr, private)?, n, bitset)))
         }
         _ => Err(Errno::ENOSYS),
     }

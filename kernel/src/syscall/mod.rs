@@ -48,9 +48,14 @@ pub extern "C" fn handle(frame: &mut TrapFrame) {
 /// work word (proc::work); otherwise each bit's work runs with interrupts
 /// on, and the word is looked at again until it stays clear.
 #[inline(always)]
+///
+/// It is also where a non-canonical user RIP (from rt_sigreturn, a signal
+/// handler's address, an ELF entry point) is stopped: `iretq` to one
+/// faults in ring 0 after swapgs on Intel CPUs. Such a return becomes a
+/// SIGSEGV, as the fault Linux's bad-iret fixup turns it into.
 pub fn return_to_user(frame: &mut TrapFrame) {
     hal::cpu::disable_interrupts();
-    if crate::proc::work::pending() != 0 {
+    if crate::proc::work::pending() != 0 || frame.rip >= hal::probe::USER_TOP {
         return_with_work(frame);
     }
 }
@@ -69,6 +74,15 @@ fn return_with_work(frame: &mut TrapFrame) {
         crate::proc::sched::preempt_point();
         if work::take(work::SIGNALS) {
             crate::proc::signal::deliver(frame);
+        }
+        if frame.rip >= hal::probe::USER_TOP {
+            // Delivering it replaces the RIP with a handler's (itself
+            // checked on the next turn) or ends the process; a blocked or
+            // ignored SIGSEGV is forced to its default.
+            let me = crate::proc::sched::current();
+            me.sig.lock().fault_addr = 0;
+            crate::proc::signal::force(&me, crate::proc::signal::SIGSEGV);
+            continue;
         }
         hal::cpu::disable_interrupts();
         if work::pending() == 0 {
@@ -234,7 +248,7 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_nanosleep => ret(time::nanosleep(a0, a1)),
         nr::__NR_clock_nanosleep => ret(time::clock_nanosleep(a0, a1, a2, a3)),
         nr::__NR_alarm => ret(time::alarm(a0)),
-        nr::__NR_futex => ret(futex::futex(a0, a1, a2, a3)),
+        nr::__NR_futex => ret(futex::futex(a0, a1, a2, a3, a4, a5)),
         nr::__NR_io_uring_setup => ret(crate::io_uring::setup(a0, a1)),
         nr::__NR_io_uring_enter => ret(crate::io_uring::enter(a0, a1, a2, a3, a4, a5)),
         nr::__NR_io_uring_register => ret(crate::io_uring::register(a0, a1, a2, a3)),

@@ -189,7 +189,7 @@ pub fn arch_prctl(code: u64, addr: u64) -> KResult<u64> {
             if !canonical {
                 return Err(Errno::EPERM);
             }
-            hal::percpu::set_user_gs_base(addr);
+            current().set_gs_base(addr);
             Ok(0)
         }
         0x1004 => uaccess::write_u64(addr, hal::percpu::user_gs_base()).map(|_| 0),

@@ -29,7 +29,7 @@ fn put_timespec(addr: u64, ns: u64) -> KResult<()> {
     uaccess::copy_out(addr, &b)
 }
 
-fn get_timespec(addr: u64) -> KResult<u64> {
+pub(crate) fn get_timespec(addr: u64) -> KResult<u64> {
     let b = uaccess::read_vec(addr, 16)?;
     let sec = i64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
     let nsec = i64::from_le_bytes(b[8..].try_into().unwrap_or([0; 8]));

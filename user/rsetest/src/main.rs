@@ -10,20 +10,28 @@
 //! the program), reads /proc/self/maps (failure is tolerated), and
 //! installs SIGSEGV/SIGBUS handlers on a sigaltstack.
 
+mod affinity_swap;
+mod bad_rip;
 mod children;
 mod efault;
 mod enosys;
 mod fork_cow;
+mod futex_bounds;
+mod gs_base;
 mod io_uring;
 mod memhog;
 mod mmap_big;
+mod orphan_reap;
 mod pipe_100m;
 mod poll_timeout;
 mod sched;
 mod segv;
+mod settid_shootdown;
+mod shared_mprotect;
 mod shared_vm;
 mod signals;
 mod util;
+mod vm_exit_leak;
 mod xmm;
 
 type Test = fn(&[String]) -> Result<(), String>;
@@ -95,6 +103,46 @@ const TESTS: &[(&str, Test, &str)] = &[
         "shared_vm",
         shared_vm::run,
         "clone(CLONE_VM) children on another CPU see mmap/mprotect/munmap at once (TLB shootdown)",
+    ),
+    (
+        "affinity_swap",
+        affinity_swap::run,
+        "two processes moving themselves to each other's CPU, and a sleeper woken onto another CPU each time: no hang",
+    ),
+    (
+        "settid_shootdown",
+        settid_shootdown::run,
+        "CLONE_VM children write CLONE_CHILD_SETTID into an untouched page during the parent's TLB shootdowns",
+    ),
+    (
+        "futex_bounds",
+        futex_bounds::run,
+        "3M non-sleeping FUTEX_WAITs hold no memory; FUTEX_WAKE counts; private futexes per address space; timeouts. [N]: calls",
+    ),
+    (
+        "bad_rip",
+        bad_rip::run,
+        "non-canonical RIP from rt_sigreturn, a handler address or an ELF entry: SIGSEGV, kernel lives",
+    ),
+    (
+        "vm_exit_leak",
+        vm_exit_leak::run,
+        "two CLONE_VM sharers exiting together, 600 times: the address spaces are freed",
+    ),
+    (
+        "gs_base",
+        gs_base::run,
+        "the user GS base is per process: switches, migrations, another process on the CPU, fork, execve",
+    ),
+    (
+        "shared_mprotect",
+        shared_mprotect::run,
+        "a MAP_SHARED page made writable again by mprotect after fork stays shared",
+    ),
+    (
+        "orphan_reap",
+        orphan_reap::run,
+        "orphans exiting with their parent are reaped by init",
     ),
     (
         "sched_args",

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::util::{check, errname, errno, status_str, wait};
 
-const CLONE_VM: u64 = 0x100;
+pub const CLONE_VM: u64 = 0x100;
+pub const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
 const SIGCHLD: u64 = 17;
 const STACK_SIZE: usize = 64 << 10;
 
@@ -27,7 +28,7 @@ static CHILD_FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// A raw system call with up to four arguments (the fifth and sixth are
 /// -1 and 0: what mmap wants for an anonymous mapping).
-fn raw(nr: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
+pub fn raw(nr: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
     let r: i64;
     // SAFETY: the callers pass arguments the kernel validates; the asm
     // clobbers only what `syscall` does.
@@ -40,7 +41,7 @@ fn raw(nr: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
 }
 
 /// Pins the calling process to `cpu` and returns the CPU it then runs on.
-fn pin_raw(cpu: usize) -> u64 {
+pub fn pin_raw(cpu: usize) -> u64 {
     let mask: [u64; 16] = core::array::from_fn(|i| if i == cpu / 64 { 1 << (cpu % 64) } else { 0 });
     raw(203, 0, 128, mask.as_ptr() as u64, 0);
     let mut got: u32 = u32::MAX;
@@ -57,6 +58,18 @@ fn default_segv() {
 /// `clone(CLONE_VM | SIGCHLD)` with the child running `f(arg)` on
 /// `stack_top` and exiting with its result. Returns the child's pid.
 fn clone_vm(f: extern "C" fn(u64) -> i32, arg: u64, stack_top: u64) -> Result<i32, String> {
+    clone_vm_with(0, f, arg, stack_top, 0)
+}
+
+/// As [`clone_vm`], with more clone `flags` and the `ctid` word
+/// (CLONE_CHILD_SETTID, CLONE_CHILD_CLEARTID).
+pub fn clone_vm_with(
+    flags: u64,
+    f: extern "C" fn(u64) -> i32,
+    arg: u64,
+    stack_top: u64,
+    ctid: u64,
+) -> Result<i32, String> {
     let r: i64;
     // SAFETY: the child starts on a fresh 16-byte-aligned stack in memory
     // it shares with us, calls `f` and exits without returning here; the
@@ -74,10 +87,10 @@ fn clone_vm(f: extern "C" fn(u64) -> i32, arg: u64, stack_top: u64) -> Result<i3
             "ud2",
             "2:",
             inlateout("rax") 56i64 => r,
-            in("rdi") CLONE_VM | SIGCHLD,
+            in("rdi") CLONE_VM | SIGCHLD | flags,
             in("rsi") stack_top,
             in("rdx") 0u64,
-            in("r10") 0u64,
+            in("r10") ctid,
             in("r8") 0u64,
             in("r12") arg,
             in("r13") f as usize as u64,
@@ -126,7 +139,7 @@ fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) -> Result<()
     Ok(())
 }
 
-fn cpus() -> usize {
+pub fn cpus() -> usize {
     // SAFETY: plain call.
     unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize
 }
@@ -284,12 +297,12 @@ pub fn run(_: &[String]) -> Result<(), String> {
 }
 
 /// A stack for the children (reused: one child at a time).
-fn mmap_stack() -> Result<u64, String> {
+pub fn mmap_stack() -> Result<u64, String> {
     Ok(mmap_pages(STACK_SIZE as u64 / 4096)? + STACK_SIZE as u64)
 }
 
 /// `n` fresh anonymous pages.
-fn mmap_pages(n: u64) -> Result<u64, String> {
+pub fn mmap_pages(n: u64) -> Result<u64, String> {
     // SAFETY: a fresh anonymous mapping.
     let p = unsafe {
         libc::mmap(

@@ -152,6 +152,17 @@ pub fn wait(pid: libc::pid_t) -> Result<i32, String> {
     }
 }
 
+/// Waits for `pid` and requires it to have exited with status 0, quietly
+/// (for loops: no line unless it fails).
+pub fn wait_quiet(pid: libc::pid_t, what: &str) -> Result<(), String> {
+    let st = wait(pid)?;
+    if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
+        Ok(())
+    } else {
+        Err(format!("{what} (child {})", status_str(st)))
+    }
+}
+
 /// Waits for `pid` and requires it to have exited with status 0.
 pub fn wait_ok(pid: libc::pid_t, what: &str) -> Result<(), String> {
     let st = wait(pid)?;

@@ -1,0 +1,81 @@
+//! An address space shared by CLONE_VM goes when its last user goes, even
+//! when two users exit at the same moment on two CPUs (each then sees the
+//! other's reference). Free memory after many such rounds must come back.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::say;
+use crate::shared_vm::{clone_vm_with, mmap_pages, mmap_stack, raw};
+use crate::util::{check, spawn, wait_quiet};
+
+const ROUNDS: usize = 600;
+/// Pages each round's address space touches (what a leak would lose).
+const PAGES: u64 = 32;
+
+/// Shared by the sharers (CLONE_VM shares statics): the clone says it
+/// runs, then both exit when told, so the two exits overlap.
+static STARTED: AtomicU64 = AtomicU64::new(0);
+static GO: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn quit_together(_: u64) -> i32 {
+    STARTED.store(1, Ordering::SeqCst);
+    while GO.load(Ordering::SeqCst) == 0 {
+        std::hint::spin_loop();
+    }
+    0
+}
+
+fn free_kib() -> Result<u64, String> {
+    let s = std::fs::read_to_string("/proc/meminfo").map_err(|e| format!("/proc/meminfo: {e}"))?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("MemFree:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no MemFree in /proc/meminfo".into())
+}
+
+pub fn run(_: &[String]) -> Result<(), String> {
+    // One round first, so that lazily built kernel state is counted in
+    // the baseline rather than as a leak.
+    let round = || -> Result<(), String> {
+        let pid = spawn(|| {
+            let p = mmap_pages(PAGES)?;
+            for i in 0..PAGES {
+                // SAFETY: our own fresh mapping.
+                unsafe { *((p + i * 4096) as *mut u64) = i };
+            }
+            let stack = mmap_stack()?;
+            clone_vm_with(0, quit_together, 0, stack, 0)?;
+            let t0 = std::time::Instant::now();
+            while STARTED.load(Ordering::SeqCst) == 0 && t0.elapsed().as_millis() < 500 {
+                std::hint::spin_loop();
+            }
+            // Exit together with the clone: no wait, no libc.
+            GO.store(1, Ordering::SeqCst);
+            raw(231, 0, 0, 0, 0);
+            Ok(())
+        })?;
+        wait_quiet(pid, "forked sharer")
+    };
+    round()?;
+    // Reap the CLONE_VM grandchildren reparented to init meanwhile: they
+    // are init's business; give it a moment.
+    crate::util::sleep_ms(100);
+    let before = free_kib()?;
+    for _ in 0..ROUNDS {
+        round()?;
+    }
+    crate::util::sleep_ms(300);
+    let after = free_kib()?;
+    let lost = before.saturating_sub(after);
+    let per_round = (PAGES + 16) * 4;
+    // Lazily grown kernel state may take a little; one address space in
+    // twenty leaked would take far more.
+    say!("ok: MemFree {before} kB before {ROUNDS} rounds, {after} kB after");
+    check(
+        lost < (ROUNDS as u64 * per_round) / 20,
+        format_args!(
+            "{lost} kB lost over {ROUNDS} rounds of two CLONE_VM sharers exiting together \
+             (a leaked address space is about {per_round} kB)"
+        ),
+    )
+}
