@@ -61,6 +61,7 @@ impl Tmpfs {
         let now = self.now();
         if let Some(v) = victim {
             self.remove_entry(newdir, newname)?;
+            self.note_link(v, false)?;
             let vi = self.inode_mut(v)?;
             vi.ctime = now;
             if old_is_dir {
