@@ -57,6 +57,7 @@ program_scenarios!(
     io_uring,
     poll_timeout,
     shared_vm,
+    tmpfs_full,
     sched_args,
 );
 

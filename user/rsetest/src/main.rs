@@ -23,6 +23,7 @@ mod sched;
 mod segv;
 mod shared_vm;
 mod signals;
+mod tmpfs_full;
 mod util;
 mod xmm;
 
@@ -95,6 +96,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "shared_vm",
         shared_vm::run,
         "clone(CLONE_VM) children on another CPU see mmap/mprotect/munmap at once (TLB shootdown)",
+    ),
+    (
+        "tmpfs_full",
+        tmpfs_full::run,
+        "fill /tmp with a file, then 4000-byte symlinks, to ENOSPC; list, stat, remove, write again. [DIR [MiB]]",
     ),
     (
         "sched_args",
