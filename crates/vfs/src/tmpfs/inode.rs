@@ -82,6 +82,18 @@ impl Target {
     }
 }
 
+/// A name ready to enter a directory: its copies for both indexes, taken
+/// before an operation changes anything, so that running out of heap
+/// (`ENOMEM`) cannot leave a rename half done. The inode limit bounds how
+/// many names exist, so the map nodes stay within a known share.
+pub(crate) struct NewName(Box<[u8]>, Box<[u8]>);
+
+impl NewName {
+    pub fn new(name: &[u8]) -> KResult<NewName> {
+        Ok(NewName(try_boxed(name)?, try_boxed(name)?))
+    }
+}
+
 /// A copy of `bytes` on the heap, or `ENOMEM`: the kernel must see an
 /// allocation failure as an error, not a panic.
 pub(crate) fn try_boxed(bytes: &[u8]) -> KResult<Box<[u8]>> {
@@ -165,16 +177,12 @@ impl Dir {
         self.by_name.get(name).map(|&(_, ino)| ino)
     }
 
-    /// Adds `name`; the caller has checked it is absent. `ENOMEM` when the
-    /// heap cannot hold the name (the inode limit bounds how many names
-    /// exist, so the map nodes themselves stay within a known share).
-    pub fn insert(&mut self, name: &[u8], ino: Ino) -> KResult<()> {
-        let (a, b) = (try_boxed(name)?, try_boxed(name)?);
+    /// Adds `name`; the caller has checked it is absent.
+    pub fn insert(&mut self, name: NewName, ino: Ino) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.by_name.insert(a, (seq, ino));
-        self.by_seq.insert(seq, b);
-        Ok(())
+        self.by_name.insert(name.0, (seq, ino));
+        self.by_seq.insert(seq, name.1);
     }
 
     pub fn remove(&mut self, name: &[u8]) -> Option<Ino> {

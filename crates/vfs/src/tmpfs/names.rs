@@ -3,7 +3,7 @@
 
 use abi::{Errno, KResult};
 
-use super::inode::{try_boxed, Body, Dir, FileData, Target, SHORT_SYMLINK_LEN};
+use super::inode::{try_boxed, Body, Dir, FileData, NewName, Target, SHORT_SYMLINK_LEN};
 use super::{Ino, Tmpfs};
 use crate::path::{check_name, is_dot_or_dotdot, PATH_MAX};
 use crate::{lx, FileType};
@@ -81,8 +81,8 @@ impl Tmpfs {
                 len: target.len(),
             }
         };
-        // On failure add_entry drops the inode, and maybe_free gives the
-        // page back; before the inode exists the page is ours to return.
+        // add_entry fails only before the inode exists, handing the body
+        // back: then the page is ours to return.
         let body = Body::Symlink(t);
         match self.add_entry(dir, name, lx::S_IFLNK | 0o777, body) {
             Err(AddError::NoInode(e, Body::Symlink(Target::Long { page, .. }))) => {
@@ -109,8 +109,9 @@ impl Tmpfs {
         }
         self.check_new_name(dir, name)?;
         self.check_inode_slot()?;
-        self.insert_entry(dir, name, ino)?;
+        let entry = NewName::new(name)?;
         self.note_link(ino, true)?;
+        self.insert_entry(dir, entry, ino)?;
         let now = self.now();
         let t = self.inode_mut(ino)?;
         t.nlink += 1;
@@ -184,27 +185,29 @@ impl Tmpfs {
     }
 
     fn add_entry(&mut self, dir: Ino, name: &[u8], mode: u32, body: Body) -> Result<Ino, AddError> {
-        if let Err(e) = self.check_new_name(dir, name).and(self.check_inode_slot()) {
-            return Err(AddError::NoInode(e, body));
-        }
+        let entry = match self
+            .check_new_name(dir, name)
+            .and(self.check_inode_slot())
+            .and(NewName::new(name))
+        {
+            Ok(e) => e,
+            Err(e) => return Err(AddError::NoInode(e, body)),
+        };
         let ino = self.alloc_inode(mode, body);
-        if let Err(e) = self.insert_entry(dir, name, ino) {
-            // The name did not fit in memory: the inode goes, with whatever
-            // pages its body held.
-            self.maybe_free(ino);
-            return Err(AddError::Other(e));
-        }
         self.inode_mut(ino).map_err(AddError::Other)?.nlink = 1;
+        self.insert_entry(dir, entry, ino)
+            .map_err(AddError::Other)?;
         Ok(ino)
     }
 
     /// Adds the entry and stamps the directory as modified.
-    pub(crate) fn insert_entry(&mut self, dir: Ino, name: &[u8], ino: Ino) -> KResult<()> {
+    pub(crate) fn insert_entry(&mut self, dir: Ino, name: NewName, ino: Ino) -> KResult<()> {
         let now = self.now();
         let d = self.inode_mut(dir)?;
         d.mtime = now;
         d.ctime = now;
-        d.dir_mut().ok_or(Errno::ENOTDIR)?.insert(name, ino)
+        d.dir_mut().ok_or(Errno::ENOTDIR)?.insert(name, ino);
+        Ok(())
     }
 
     pub(crate) fn remove_entry(&mut self, dir: Ino, name: &[u8]) -> KResult<Ino> {
