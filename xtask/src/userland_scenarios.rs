@@ -57,6 +57,7 @@ program_scenarios!(
     io_uring,
     poll_timeout,
     shared_vm,
+    tmpfs_full,
     sched_args,
     affinity_swap,
     settid_shootdown,
@@ -80,6 +81,7 @@ const ROBUSTNESS: &[&str] = &[
     "gs_base",
     "shared_mprotect",
     "orphan_reap",
+    "tmpfs_full",
     "efault",
     "enosys",
 ];

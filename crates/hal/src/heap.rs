@@ -8,7 +8,8 @@ static ALLOCATOR: Talck<spin::Mutex<()>, ErrOnOom> = Talc::new(ErrOnOom).lock();
 static SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 /// Heap size for a machine with `free` bytes of RAM: a quarter of it,
-/// between 16 MiB and 1 GiB (file data in tmpfs lives on the heap).
+/// between 16 MiB and 1 GiB. It holds kernel objects; file data and user
+/// memory live in frames.
 pub fn size_for_ram(free: u64) -> u64 {
     (free / 4).clamp(16 << 20, 1 << 30) & !0xfff
 }

@@ -22,7 +22,10 @@ pub mod tmpfs;
 
 pub use file_type::FileType;
 pub use stat::{Stat, Timespec};
-pub use tmpfs::{DirEntry, Ino, Opened, Tmpfs, TmpfsConfig, Usage, ROOT_INO};
+pub use tmpfs::{
+    DirEntry, HeapPages, Ino, Opened, PageId, PageStore, Tmpfs, TmpfsConfig, Usage,
+    MAX_HEAP_PER_INODE, MAX_HEAP_PER_PAGE, PAGE_SIZE, ROOT_INO,
+};
 
 /// `linux-raw-sys`'s `general` module: the constants and structs we mirror.
 pub(crate) use abi::linux_raw_sys::general as lx;

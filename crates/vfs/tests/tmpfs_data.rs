@@ -31,7 +31,7 @@ fn write_past_end_zero_fills() {
     assert_eq!(fs.write(f, 6, b"z"), Ok(1));
     assert_eq!(read_all(&mut fs, f), b"ab\0\0\0\0z");
     assert_eq!(fs.stat(f).unwrap().size, 7);
-    assert_eq!(fs.usage().bytes_used, 7);
+    assert_eq!(fs.usage().bytes_used, 4096, "capacity is charged in pages");
 }
 
 #[test]
@@ -42,14 +42,17 @@ fn truncate_grows_sparsely_and_shrinks() {
     let st = fs.stat(f).unwrap();
     assert_eq!(st.size, 1 << 40);
     assert_eq!(st.blocks, 8, "one page stored, the rest is a hole");
-    assert_eq!(fs.usage().bytes_used, 6);
+    assert_eq!(fs.usage().bytes_used, 4096);
     let mut buf = [0xffu8; 8];
     assert_eq!(fs.read(f, 4, &mut buf), Ok(8));
     assert_eq!(&buf, b"ef\0\0\0\0\0\0");
     assert_eq!(fs.read(f, (1 << 40) - 3, &mut buf), Ok(3));
     fs.truncate(f, 3).unwrap();
     assert_eq!(read_all(&mut fs, f), b"abc");
-    assert_eq!(fs.usage().bytes_used, 3);
+    assert_eq!(fs.usage().bytes_used, 4096);
+    fs.truncate(f, 0).unwrap();
+    assert_eq!(fs.usage().bytes_used, 0, "the page goes back");
+    fs.write(f, 0, b"abc").unwrap();
     // Writing in the hole left by a later truncate-up.
     fs.truncate(f, 10).unwrap();
     fs.write(f, 5, b"X").unwrap();
@@ -89,42 +92,57 @@ fn max_file_size_is_efbig() {
 
 #[test]
 fn capacity_is_enospc() {
+    const P: usize = 4096;
     let mut fs = Tmpfs::new(
         TmpfsConfig {
-            max_bytes: 100,
+            // Rounded up to whole pages, as Linux's size= is: 3 pages.
+            max_bytes: 2 * P as u64 + 1,
             ..Default::default()
         },
         Timespec::default(),
     );
     let f = fs.create(ROOT_INO, b"f", 0o644).unwrap();
     let g = fs.create(ROOT_INO, b"g", 0o644).unwrap();
-    assert_eq!(fs.write(f, 0, &[1; 60]), Ok(60));
+    assert_eq!(fs.write(f, 0, &[1; P + 10]), Ok(P + 10));
     assert_eq!(
-        fs.write(g, 0, &[2; 60]),
-        Ok(40),
+        fs.write(g, 0, &[2; 2 * P]),
+        Ok(P),
         "partial write fills the rest"
     );
-    assert_eq!(fs.write(g, 40, b"x"), Err(Errno::ENOSPC));
+    assert_eq!(fs.write(g, P as u64, b"x"), Err(Errno::ENOSPC));
     assert_eq!(
-        fs.write(f, 0, &[3; 60]),
-        Ok(60),
+        fs.write(f, 0, &[3; P + 10]),
+        Ok(P + 10),
         "overwriting costs nothing"
     );
-    assert_eq!(fs.symlink(ROOT_INO, b"l", b"t"), Err(Errno::ENOSPC));
     assert_eq!(
-        fs.write(g, 1000, b"x"),
-        Err(Errno::ENOSPC),
-        "zero-fill counts"
+        fs.write(f, P as u64 + 10, &[3; 100]),
+        Ok(100),
+        "nor does filling a page already held"
     );
+    assert_eq!(
+        fs.symlink(ROOT_INO, b"short", b"t").map(|_| ()),
+        Ok(()),
+        "a short target lives in the inode"
+    );
+    assert_eq!(
+        fs.symlink(ROOT_INO, b"l", &[b'a'; 200]),
+        Err(Errno::ENOSPC),
+        "a long one takes a page"
+    );
+    assert_eq!(fs.write(g, 1 << 30, b"x"), Err(Errno::ENOSPC));
     let u = fs.usage();
-    assert_eq!((u.bytes_used, u.bytes_max), (100, 100));
+    assert_eq!(
+        (u.bytes_used, u.bytes_max),
+        (3 * P as u64, 2 * P as u64 + 1)
+    );
     fs.truncate(f, 0).unwrap();
-    assert_eq!(fs.write(g, 40, &[4; 70]), Ok(60));
+    assert_eq!(fs.write(g, P as u64, &[4; 3 * P]), Ok(2 * P));
     fs.fsck().unwrap();
 }
 
 #[test]
-fn huge_offset_write_fails_cleanly() {
+fn sparse_write_far_past_the_end_takes_one_page() {
     let mut fs = Tmpfs::new(
         TmpfsConfig {
             max_bytes: 1 << 20,
@@ -133,12 +151,34 @@ fn huge_offset_write_fails_cleanly() {
         Timespec::default(),
     );
     let f = fs.create(ROOT_INO, b"f", 0o644).unwrap();
-    assert_eq!(fs.write(f, 1 << 50, b"x"), Err(Errno::ENOSPC));
-    assert_eq!(
-        fs.write(f, (i64::MAX - 1) as u64, b"xyz"),
-        Err(Errno::ENOSPC)
+    assert_eq!(fs.write(f, 1 << 50, b"x"), Ok(1));
+    let st = fs.stat(f).unwrap();
+    assert_eq!((st.size, st.blocks), ((1 << 50) + 1, 8));
+    assert_eq!(fs.usage().bytes_used, 4096);
+    let mut buf = [9u8; 3];
+    assert_eq!(fs.read(f, (1 << 50) - 2, &mut buf), Ok(3));
+    assert_eq!(buf, [0, 0, b'x']);
+    // Only up to the largest file size is written.
+    assert_eq!(fs.write(f, (i64::MAX - 1) as u64, b"xyz"), Ok(1));
+    assert_eq!(fs.write(f, i64::MAX as u64, b"x"), Err(Errno::EFBIG));
+    assert_eq!(fs.stat(f).unwrap().size, i64::MAX);
+    fs.fsck().unwrap();
+}
+
+#[test]
+fn truncate_zeroes_the_tail_of_the_last_page() {
+    let mut fs = fs();
+    let f = file(&mut fs, b"/f", &[0xaa; 5000]);
+    fs.truncate(f, 4100).unwrap();
+    fs.truncate(f, 5000).unwrap();
+    let data = read_all(&mut fs, f);
+    assert!(data[..4100].iter().all(|&b| b == 0xaa));
+    assert!(
+        data[4100..].iter().all(|&b| b == 0),
+        "no stale bytes reappear"
     );
-    assert_eq!(fs.stat(f).unwrap().size, 0);
+    assert_eq!(fs.stat(f).unwrap().blocks, 16);
+    fs.fsck().unwrap();
 }
 
 #[test]

@@ -83,9 +83,21 @@ fn symlink_rules() {
         fs.symlink(ROOT_INO, b"big", &[b'a'; 4096]),
         Err(Errno::ENAMETOOLONG)
     );
-    assert_eq!(fs.usage().bytes_used, 6);
+    assert_eq!(
+        fs.usage().bytes_used,
+        0,
+        "a short target lives in the inode"
+    );
+    let long = [b'x'; 4000];
+    let big = fs.symlink(ROOT_INO, b"long", &long).unwrap();
+    assert_eq!(fs.usage().bytes_used, 4096, "a long one takes a page");
+    assert_eq!(fs.readlink(big), Ok(long.to_vec()));
+    let st = fs.stat(big).unwrap();
+    assert_eq!((st.size, st.blocks), (4000, 8));
     fs.unlink(ROOT_INO, b"l").unwrap();
+    fs.unlink(ROOT_INO, b"long").unwrap();
     assert_eq!(fs.usage().bytes_used, 0);
+    fs.fsck().unwrap();
 }
 
 #[test]
@@ -161,7 +173,7 @@ fn unlinked_open_file_lives_until_last_release() {
     assert_eq!(resolve(&fs, b"/f"), Err(Errno::ENOENT));
     assert_eq!(read_all(&mut fs, f), b"hello");
     fs.write(f, 5, b" world").unwrap();
-    assert_eq!(fs.usage().bytes_used, 11);
+    assert_eq!(fs.usage().bytes_used, 4096);
     assert_eq!(fs.link(ROOT_INO, b"back", f), Err(Errno::ENOENT));
     fs.release(f).unwrap();
     assert!(fs.exists(f));
@@ -195,6 +207,28 @@ fn inode_limit() {
     fs.mkdir(ROOT_INO, b"b", 0o755).unwrap();
     assert_eq!(fs.create(ROOT_INO, b"c", 0o644), Err(Errno::ENOSPC));
     fs.unlink(ROOT_INO, b"a").unwrap();
+    let c = fs.create(ROOT_INO, b"c", 0o644).unwrap();
+    fs.fsck().unwrap();
+    // As on Linux, a hard link takes an inode slot: it costs memory too.
+    fs.unlink(ROOT_INO, b"c").unwrap();
+    let d = fs.create(ROOT_INO, b"d", 0o644).unwrap();
+    assert_eq!(fs.link(ROOT_INO, b"e", d), Err(Errno::ENOSPC));
+    fs.rmdir(ROOT_INO, b"b").unwrap();
+    fs.link(ROOT_INO, b"e", d).unwrap();
+    assert_eq!(fs.usage().inodes_used, 3);
+    assert_eq!(fs.symlink(ROOT_INO, b"s", b"t"), Err(Errno::ENOSPC));
+    fs.fsck().unwrap();
+    let _ = c;
+}
+
+#[test]
+fn renaming_over_an_extra_link_frees_its_slot() {
+    let mut fs = fs();
+    let a = fs.create(ROOT_INO, b"a", 0o644).unwrap();
+    fs.link(ROOT_INO, b"b", a).unwrap();
     fs.create(ROOT_INO, b"c", 0o644).unwrap();
+    assert_eq!(fs.usage().inodes_used, 4);
+    fs.rename(ROOT_INO, b"c", ROOT_INO, b"b").unwrap();
+    assert_eq!(fs.usage().inodes_used, 3);
     fs.fsck().unwrap();
 }

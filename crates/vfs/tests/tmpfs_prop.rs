@@ -195,7 +195,7 @@ fn snapshot(fs: &Tmpfs) -> BTreeMap<Vec<u8>, (Stat, Option<Vec<u8>>)> {
                 child.push(b'/');
             }
             child.extend_from_slice(e.name);
-            let link = fs.readlink(e.ino).ok().map(<[u8]>::to_vec);
+            let link = fs.readlink(e.ino).ok();
             out.insert(child.clone(), (fs.stat(e.ino).unwrap(), link));
             if e.kind == FileType::Directory {
                 stack.push((child, e.ino));

@@ -11,7 +11,7 @@ pub mod tty;
 use abi::{Errno, KResult};
 use alloc::vec::Vec;
 use spin::Mutex;
-use vfs::{Ino, Timespec, Tmpfs, TmpfsConfig, ROOT_INO};
+use vfs::{Ino, PageId, PageStore, Timespec, Tmpfs, TmpfsConfig, PAGE_SIZE, ROOT_INO};
 
 static FS: Mutex<Option<Tmpfs>> = Mutex::new(None);
 
@@ -48,10 +48,69 @@ pub fn with<R>(f: impl FnOnce(&mut Tmpfs) -> R) -> R {
     f(fs)
 }
 
+/// tmpfs pages are frames from the pools, read and written through the
+/// direct map, so file data does not live on the (smaller) heap.
+struct FramePages;
+
+impl PageStore for FramePages {
+    fn alloc(&mut self) -> Option<PageId> {
+        // The caller's torus first; alloc_on moves on to the others when
+        // that pool is empty. At boot (no process yet) that is torus 0.
+        let pa = crate::frames::alloc_on(crate::proc::torus::this_id())?;
+        hal::addrspace::zero_frame(pa);
+        Some(pa)
+    }
+
+    fn free(&mut self, page: PageId) {
+        if let Err(e) = crate::frames::free(page) {
+            crate::klog!("tmpfs: freeing frame {page:#x}: {e:?}");
+        }
+    }
+
+    fn read(&self, page: PageId, offset: usize, out: &mut [u8]) {
+        hal::addrspace::read_frame(page, offset, out);
+    }
+
+    fn write(&mut self, page: PageId, offset: usize, data: &[u8]) {
+        hal::addrspace::write_frame(page, offset, data);
+    }
+}
+
+/// Linux's default tmpfs limits, sized from the RAM the kernel manages (the
+/// frame pools and the heap): half of it for data, and half as many inodes
+/// as it has pages (`nr_inodes`) — but no more inodes than half the heap
+/// can hold at [`vfs::MAX_HEAP_PER_INODE`] each, after the page index of a
+/// full tmpfs ([`vfs::MAX_HEAP_PER_PAGE`] per page). Names and inodes live
+/// on the heap, so this is what keeps a user filling /tmp with empty files
+/// or links from exhausting it.
+fn default_limits() -> (u64, u64) {
+    let frames: u64 = (0..crate::frames::torus_count())
+        .map(|t| crate::frames::stats(t).1 as u64)
+        .sum();
+    let heap = hal::heap::size() as u64;
+    let ram = frames * PAGE_SIZE as u64 + heap;
+    let max_bytes = ram / 2;
+    let index = max_bytes / PAGE_SIZE as u64 * vfs::MAX_HEAP_PER_PAGE;
+    let heap_inodes = (heap / 2).saturating_sub(index) / vfs::MAX_HEAP_PER_INODE;
+    let max_inodes = (ram / PAGE_SIZE as u64 / 2).min(heap_inodes);
+    (max_bytes, max_inodes)
+}
+
 /// Unpacks the initramfs into a fresh tmpfs and creates /dev nodes.
 /// Returns the number of bytes unpacked.
 pub fn init(initramfs: &[u8]) -> KResult<usize> {
-    let mut fs = Tmpfs::new(TmpfsConfig::default(), now());
+    let (max_bytes, max_inodes) = default_limits();
+    let config = TmpfsConfig {
+        max_bytes,
+        max_inodes,
+        ..TmpfsConfig::default()
+    };
+    let mut fs = Tmpfs::with_store(config, now(), alloc::boxed::Box::new(FramePages));
+    crate::klog!(
+        "boot: tmpfs limits {} MiB, {} inodes",
+        max_bytes >> 20,
+        max_inodes
+    );
     if !initramfs.is_empty() {
         vfs::cpio::unpack(&mut fs, ROOT_INO, initramfs).map_err(|_| Errno::EINVAL)?;
     }
@@ -89,10 +148,13 @@ pub fn read_inode(ino: Ino, off: u64, buf: &mut [u8]) -> KResult<usize> {
     with(|fs| fs.read(ino, off, buf))
 }
 
-/// The whole content of a regular file (execve).
+/// The whole content of a regular file (execve). `ENOMEM` when the heap
+/// cannot hold it: a user chooses the file's size.
 pub fn read_all(ino: Ino) -> KResult<Vec<u8>> {
-    let size = with(|fs| fs.stat(ino))?.size as usize;
-    let mut v = alloc::vec![0u8; size];
+    let size = usize::try_from(with(|fs| fs.stat(ino))?.size).map_err(|_| Errno::ENOMEM)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(size).map_err(|_| Errno::ENOMEM)?;
+    v.resize(size, 0);
     let n = read_inode(ino, 0, &mut v)?;
     v.truncate(n);
     Ok(v)

@@ -68,11 +68,16 @@ fn meminfo() -> String {
         free += f;
         total += tt;
     }
+    // tmpfs data is in those frames; Linux counts it as Shmem, within
+    // Cached, and not as available (it cannot be dropped).
+    let shmem_kb = super::with(|fs| fs.usage().bytes_used) / 1024;
     format!(
-        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:               0 kB\nCached:                0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:                 0 kB\n",
+        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:               0 kB\nCached:         {:8} kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:          {:8} kB\n",
         total * 4,
         free * 4,
-        free * 4
+        free * 4,
+        shmem_kb,
+        shmem_kb
     )
 }
 

@@ -554,7 +554,12 @@ pub fn faccessat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
 /// getdents64(2).
 pub fn getdents64(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
-    let mut kbuf = alloc::vec![0u8; (len as usize).min(64 * 1024)];
+    // Bounded whatever the directory's size: a listing goes out in chunks,
+    // the file position remembering where the next one starts.
+    let want = (len as usize).min(64 * 1024);
+    let mut kbuf = Vec::new();
+    kbuf.try_reserve_exact(want).map_err(|_| Errno::ENOMEM)?;
+    kbuf.resize(want, 0);
     let mut pos = f.pos.lock();
     let n = match &f.kind {
         Kind::Inode(ino) => {
@@ -660,7 +665,7 @@ pub fn readlinkat(dirfd: i64, path: u64, buf: u64, len: u64) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     let target: Vec<u8> = match resolve(dirfd, &p, false)? {
-        Node::Ino(i) => kfs::with(|fs| fs.readlink(i).map(|t| t.to_vec()))?,
+        Node::Ino(i) => kfs::with(|fs| fs.readlink(i))?,
         Node::Proc(rest) if rest == b"/self" => alloc::format!("{}", current().pid).into_bytes(),
         Node::Proc(rest) if rest == b"/self/exe" => current().info.lock().exe.clone(),
         Node::Proc(_) => return Err(Errno::EINVAL),

@@ -30,6 +30,7 @@ mod settid_shootdown;
 mod shared_mprotect;
 mod shared_vm;
 mod signals;
+mod tmpfs_full;
 mod util;
 mod vm_exit_leak;
 mod xmm;
@@ -143,6 +144,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "orphan_reap",
         orphan_reap::run,
         "orphans exiting with their parent are reaped by init",
+    ),
+    (
+        "tmpfs_full",
+        tmpfs_full::run,
+        "fill /tmp with a file, then 4000-byte symlinks, to ENOSPC; list, stat, remove, write again. [DIR [MiB]]",
     ),
     (
         "sched_args",

@@ -66,6 +66,7 @@ pub fn errname(e: i32) -> String {
         libc::EFAULT => "EFAULT",
         libc::EEXIST => "EEXIST",
         libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
         libc::EPIPE => "EPIPE",
         libc::ENOSYS => "ENOSYS",
         _ => return format!("errno {e}"),

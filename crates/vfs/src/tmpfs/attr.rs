@@ -16,11 +16,11 @@ impl Tmpfs {
     /// The attributes of `ino`.
     pub fn stat(&self, ino: Ino) -> KResult<Stat> {
         let i = self.inode(ino)?;
-        let (size, stored) = match &i.body {
-            Body::File(f) => (f.size as i64, f.data.len() as i64),
-            Body::Dir(d) => ((d.len() as i64 + 2) * BOGO_DIRENT_SIZE, 0),
-            Body::Symlink(t) => (t.len() as i64, 0),
-            Body::Special => (0, 0),
+        let size = match &i.body {
+            Body::File(f) => f.size as i64,
+            Body::Dir(d) => (d.len() as i64 + 2) * BOGO_DIRENT_SIZE,
+            Body::Symlink(t) => t.len() as i64,
+            Body::Special => 0,
         };
         Ok(Stat {
             dev: self.config.dev,
@@ -32,8 +32,9 @@ impl Tmpfs {
             rdev: u64::from(i.rdev),
             size,
             blksize: BLKSIZE,
-            // Whole pages, the unit tmpfs allocates in, counted in 512s.
-            blocks: (stored + BLKSIZE - 1) / BLKSIZE * (BLKSIZE / 512),
+            // The pages held, counted in 512s (a long symlink's page too,
+            // as on Linux).
+            blocks: i.pages_held() as i64 * (BLKSIZE / 512),
             atime: i.atime,
             mtime: i.mtime,
             ctime: i.ctime,

@@ -1,9 +1,12 @@
 //! File contents: read(2)/pread(2), write(2)/pwrite(2), truncate(2) and
 //! readlink(2).
 
+use alloc::vec::Vec;
+
 use abi::{Errno, KResult};
 
-use super::inode::{Body, FileData};
+use super::inode::{Body, FileData, Target};
+use super::pages::PAGE_SIZE;
 use super::{Ino, Tmpfs};
 
 impl Tmpfs {
@@ -28,26 +31,32 @@ impl Tmpfs {
             return Ok(0);
         }
         let n = usize::try_from(f.size - offset).map_or(buf.len(), |avail| avail.min(buf.len()));
-        // Bytes past the stored data lie in a hole and read as zeros.
-        let stored = f
-            .data
-            .get(offset as usize..)
-            .map_or(&[][..], |s| &s[..s.len().min(n)]);
-        buf[..stored.len()].copy_from_slice(stored);
-        buf[stored.len()..n].fill(0);
+        let mut done = 0;
+        while done < n {
+            let pos = offset + done as u64;
+            let (index, in_page) = page_of(pos);
+            let len = (PAGE_SIZE - in_page).min(n - done);
+            let out = &mut buf[done..done + len];
+            match f.pages.get(&index) {
+                Some(&page) => self.space.read(page, in_page, out),
+                // A hole.
+                None => out.fill(0),
+            }
+            done += len;
+        }
         Ok(n)
     }
 
-    /// Writes `data` at `offset`, zero-filling any gap past the end. Returns
+    /// Writes `data` at `offset`; a gap past the end becomes a hole. Returns
     /// how much was written: less than asked when the file would pass
-    /// `max_file_size` or the file system its capacity. Fails with `EFBIG`
-    /// if `offset` is at or past the size limit and `ENOSPC` if not one byte
-    /// fits. The kernel resolves `O_APPEND` to `offset = size`.
+    /// `max_file_size`, or when the file system ran out of capacity
+    /// (`ENOSPC`) or memory (`ENOMEM`) part way; that error when not one
+    /// byte was written. `EFBIG` if `offset` is at or past the size limit.
+    /// The kernel resolves `O_APPEND` to `offset = size`.
     pub fn write(&mut self, ino: Ino, offset: u64, data: &[u8]) -> KResult<usize> {
         let max_size = self.config.max_file_size;
-        let free = self.bytes_free();
         let now = self.now();
-        let node = self.inode_mut(ino)?;
+        let node = self.inodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
         let f = file_of_mut(&mut node.body)?;
         if data.is_empty() {
             return Ok(0);
@@ -55,42 +64,48 @@ impl Tmpfs {
         if offset >= max_size {
             return Err(Errno::EFBIG);
         }
-        let mut n = (data.len() as u64).min(max_size - offset);
-        let stored = f.data.len() as u64;
-        // Growth past the stored bytes (including a zero-filled gap) is
-        // what costs capacity.
-        let allowed_end = stored.saturating_add(free);
-        if offset + n > allowed_end {
-            n = allowed_end.saturating_sub(offset);
+        let n = usize::try_from((data.len() as u64).min(max_size - offset)).unwrap_or(data.len());
+        let mut done = 0;
+        let mut failure = None;
+        while done < n {
+            let pos = offset + done as u64;
+            let (index, in_page) = page_of(pos);
+            let len = (PAGE_SIZE - in_page).min(n - done);
+            let page = match f.pages.get(&index) {
+                Some(&p) => p,
+                None => match self.space.take() {
+                    Ok(p) => {
+                        f.pages.insert(index, p);
+                        p
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                },
+            };
+            self.space
+                .store()
+                .write(page, in_page, &data[done..done + len]);
+            done += len;
         }
-        if n == 0 {
-            return Err(Errno::ENOSPC);
+        if done == 0 {
+            return Err(failure.unwrap_or(Errno::ENOSPC));
         }
-        let end = usize::try_from(offset + n).map_err(|_| Errno::EFBIG)?;
-        let start = offset as usize;
-        let growth = end.saturating_sub(f.data.len());
-        // try_reserve: an allocation failure in the kernel must be an error
-        // the writer sees, not a panic.
-        f.data.try_reserve(growth).map_err(|_| Errno::ENOSPC)?;
-        if f.data.len() < end {
-            f.data.resize(end, 0);
-        }
-        f.data[start..end].copy_from_slice(&data[..end - start]);
-        f.size = f.size.max(end as u64);
+        f.size = f.size.max(offset + done as u64);
         node.mtime = now;
         node.ctime = now;
-        self.charge_unchecked(growth as u64);
-        Ok(end - start)
+        Ok(done)
     }
 
     /// Sets the size of regular file `ino` to `len` (truncate(2)): shrinking
-    /// discards data, growing adds a hole that takes no memory. `EFBIG`
-    /// above `max_file_size`, `EISDIR` for directories, `EINVAL` for other
-    /// types. Timestamps change only if the size does.
+    /// gives back the pages past the end, growing adds a hole that takes no
+    /// memory. `EFBIG` above `max_file_size`, `EISDIR` for directories,
+    /// `EINVAL` for other types. Timestamps change only if the size does.
     pub fn truncate(&mut self, ino: Ino, len: u64) -> KResult<()> {
         let max_size = self.config.max_file_size;
         let now = self.now();
-        let node = self.inode_mut(ino)?;
+        let node = self.inodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
         let f = file_of_mut(&mut node.body)?;
         if len > max_size {
             return Err(Errno::EFBIG);
@@ -98,34 +113,60 @@ impl Tmpfs {
         if len == f.size {
             return Ok(());
         }
-        let mut freed = 0;
-        if len < f.data.len() as u64 {
-            freed = f.data.len() as u64 - len;
-            f.data.truncate(len as usize);
-            // Give memory back when most of it is no longer used.
-            if f.data.capacity() > 2 * f.data.len() {
-                f.data.shrink_to_fit();
+        if len < f.size {
+            let keep = len.div_ceil(PAGE_SIZE as u64);
+            while let Some(e) = f.pages.last_entry() {
+                if *e.key() < keep {
+                    break;
+                }
+                let page = e.remove();
+                self.space.give_back(page);
+            }
+            // Bytes past the new end in its last page must read as zeros
+            // if the file grows again.
+            let (index, in_page) = page_of(len);
+            if in_page != 0 {
+                if let Some(&page) = f.pages.get(&index) {
+                    self.space.store().zero(page, in_page, PAGE_SIZE - in_page);
+                }
             }
         }
         f.size = len;
         node.mtime = now;
         node.ctime = now;
-        self.uncharge(freed);
         Ok(())
     }
 
     /// The target of symlink `ino` (readlink(2)); `EINVAL` if it is not one.
-    pub fn readlink(&self, ino: Ino) -> KResult<&[u8]> {
+    pub fn readlink(&self, ino: Ino) -> KResult<Vec<u8>> {
         match &self.inode(ino)?.body {
-            Body::Symlink(t) => Ok(t),
+            Body::Symlink(t) => {
+                let mut out = Vec::new();
+                self.append_target(t, &mut out)?;
+                Ok(out)
+            }
             _ => Err(Errno::EINVAL),
         }
     }
 
-    /// Bytes charged by a write that already checked the capacity.
-    fn charge_unchecked(&mut self, bytes: u64) {
-        self.bytes_used += bytes;
+    /// Appends symlink target `t` to `out` (`ENOMEM` if the heap is full).
+    pub(crate) fn append_target(&self, t: &Target, out: &mut Vec<u8>) -> KResult<()> {
+        out.try_reserve(t.len()).map_err(|_| Errno::ENOMEM)?;
+        match t {
+            Target::Short(b) => out.extend_from_slice(b),
+            Target::Long { page, len } => {
+                let at = out.len();
+                out.resize(at + len, 0);
+                self.space.read(*page, 0, &mut out[at..]);
+            }
+        }
+        Ok(())
     }
+}
+
+/// The page index of byte `pos` and its offset in that page.
+fn page_of(pos: u64) -> (u64, usize) {
+    (pos / PAGE_SIZE as u64, (pos % PAGE_SIZE as u64) as usize)
 }
 
 fn file_of(body: &Body) -> KResult<&FileData> {

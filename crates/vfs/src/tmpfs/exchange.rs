@@ -2,6 +2,7 @@
 
 use abi::{Errno, KResult};
 
+use super::inode::NewName;
 use super::{Ino, Tmpfs};
 use crate::path::is_dot_or_dotdot;
 use crate::{lx, FileType};
@@ -63,11 +64,13 @@ impl Tmpfs {
         {
             return Err(Errno::EINVAL);
         }
+        // Names copied first: running out of heap changes nothing.
+        let (old_entry, new_entry) = (NewName::new(oldname)?, NewName::new(newname)?);
         let now = self.now();
         self.remove_entry(olddir, oldname)?;
         self.remove_entry(newdir, newname)?;
-        self.insert_entry(olddir, oldname, b)?;
-        self.insert_entry(newdir, newname, a)?;
+        self.insert_entry(olddir, old_entry, b)?;
+        self.insert_entry(newdir, new_entry, a)?;
         for (ino, is_dir, from, to) in [(a, a_dir, olddir, newdir), (b, b_dir, newdir, olddir)] {
             let node = self.inode_mut(ino)?;
             node.ctime = now;

@@ -13,16 +13,21 @@ impl Tmpfs {
     pub fn fsck(&self) -> Result<(), &'static str> {
         let mut names: BTreeMap<Ino, u32> = BTreeMap::new();
         let mut subdirs: BTreeMap<Ino, u32> = BTreeMap::new();
-        let mut bytes = 0u64;
+        let mut pages = 0u64;
+        let mut extra_links = 0u64;
         for (&ino, i) in &self.inodes {
-            bytes += i.charged_bytes();
+            pages += i.pages_held();
             if FileType::from_mode(i.mode).is_none() {
                 return Err("invalid S_IFMT");
             }
             if let super::inode::Body::File(f) = &i.body {
-                if (f.data.len() as u64) > f.size {
-                    return Err("file holds more bytes than its size");
+                let end = f.size.div_ceil(super::PAGE_SIZE as u64);
+                if f.pages.last_key_value().is_some_and(|(&k, _)| k >= end) {
+                    return Err("file holds pages past its size");
                 }
+            }
+            if i.dir().is_none() {
+                extra_links += u64::from(i.nlink.saturating_sub(1));
             }
             if (i.file_type() == FileType::Directory) != i.dir().is_some() {
                 return Err("mode type disagrees with contents");
@@ -48,8 +53,11 @@ impl Tmpfs {
                 }
             }
         }
-        if bytes != self.bytes_used {
-            return Err("byte accounting is off");
+        if pages != self.pages_used() {
+            return Err("page accounting is off");
+        }
+        if extra_links != self.extra_links() {
+            return Err("hard link accounting is off");
         }
         for (&ino, i) in &self.inodes {
             let n = names.get(&ino).copied().unwrap_or(0);

@@ -4,6 +4,9 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
+use abi::{Errno, KResult};
+
+use super::pages::PageId;
 use super::Ino;
 use crate::{FileType, Timespec};
 
@@ -32,15 +35,73 @@ pub(crate) struct Inode {
 pub(crate) enum Body {
     File(FileData),
     Dir(Dir),
-    Symlink(Vec<u8>),
+    Symlink(Target),
     Special,
 }
 
-/// A regular file's bytes. `size` may exceed `data.len()`: the tail is a hole
-/// that reads as zeros, so extending with truncate(2) costs no memory.
+/// A regular file's bytes: its pages by page index. A missing index is a
+/// hole that reads as zeros, so extending with truncate(2) or writing far
+/// past the end costs only the pages written. Bytes of the last page past
+/// `size` are zero, so growing the file again shows zeros there.
 pub(crate) struct FileData {
-    pub data: Vec<u8>,
+    pub pages: BTreeMap<u64, PageId>,
     pub size: u64,
+}
+
+impl FileData {
+    pub fn new() -> FileData {
+        FileData {
+            pages: BTreeMap::new(),
+            size: 0,
+        }
+    }
+}
+
+/// Targets shorter than this live in the inode; longer ones take a page.
+/// Linux's `SHORT_SYMLINK_LEN`: short targets are charged no space there
+/// either, and the inode limit bounds how many there are.
+pub(crate) const SHORT_SYMLINK_LEN: usize = 128;
+
+/// A symlink's target.
+pub(crate) enum Target {
+    Short(Box<[u8]>),
+    /// A page holding the target's `len` bytes (below `PATH_MAX`, so one
+    /// page always suffices).
+    Long {
+        page: PageId,
+        len: usize,
+    },
+}
+
+impl Target {
+    pub fn len(&self) -> usize {
+        match self {
+            Target::Short(t) => t.len(),
+            Target::Long { len, .. } => *len,
+        }
+    }
+}
+
+/// A name ready to enter a directory: its copies for both indexes, taken
+/// before an operation changes anything, so that running out of heap
+/// (`ENOMEM`) cannot leave a rename half done. The inode limit bounds how
+/// many names exist, so the map nodes stay within a known share.
+pub(crate) struct NewName(Box<[u8]>, Box<[u8]>);
+
+impl NewName {
+    pub fn new(name: &[u8]) -> KResult<NewName> {
+        Ok(NewName(try_boxed(name)?, try_boxed(name)?))
+    }
+}
+
+/// A copy of `bytes` on the heap, or `ENOMEM`: the kernel must see an
+/// allocation failure as an error, not a panic.
+pub(crate) fn try_boxed(bytes: &[u8]) -> KResult<Box<[u8]>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(bytes.len())
+        .map_err(|_| Errno::ENOMEM)?;
+    v.extend_from_slice(bytes);
+    Ok(v.into_boxed_slice())
 }
 
 /// A directory. Entries are kept by insertion sequence as well as by name so
@@ -76,12 +137,28 @@ impl Inode {
         }
     }
 
-    /// Bytes this inode holds against the file system's capacity.
-    pub fn charged_bytes(&self) -> u64 {
+    /// Pages this inode holds against the file system's capacity.
+    pub fn pages_held(&self) -> u64 {
         match &self.body {
-            Body::File(f) => f.data.len() as u64,
-            Body::Symlink(t) => t.len() as u64,
+            Body::File(f) => f.pages.len() as u64,
+            Body::Symlink(Target::Long { .. }) => 1,
             _ => 0,
+        }
+    }
+
+    /// Takes every page this inode holds, for freeing.
+    pub fn take_pages(&mut self, mut f: impl FnMut(PageId)) {
+        match &mut self.body {
+            Body::File(d) => {
+                while let Some((_, p)) = d.pages.pop_first() {
+                    f(p);
+                }
+            }
+            Body::Symlink(Target::Long { page, .. }) => {
+                f(*page);
+                self.body = Body::Special;
+            }
+            _ => {}
         }
     }
 }
@@ -101,11 +178,11 @@ impl Dir {
     }
 
     /// Adds `name`; the caller has checked it is absent.
-    pub fn insert(&mut self, name: &[u8], ino: Ino) {
+    pub fn insert(&mut self, name: NewName, ino: Ino) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.by_name.insert(name.into(), (seq, ino));
-        self.by_seq.insert(seq, name.into());
+        self.by_name.insert(name.0, (seq, ino));
+        self.by_seq.insert(seq, name.1);
     }
 
     pub fn remove(&mut self, name: &[u8]) -> Option<Ino> {

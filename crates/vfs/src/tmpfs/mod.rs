@@ -14,10 +14,12 @@ mod fsck;
 mod inode;
 mod names;
 mod open;
+mod pages;
 mod readdir;
 mod rename;
 mod walk;
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 
 use abi::{Errno, KResult};
@@ -26,6 +28,7 @@ use inode::{Body, Inode};
 use crate::{FileType, Timespec};
 
 pub use open::Opened;
+pub use pages::{HeapPages, PageId, PageStore, PAGE_SIZE};
 pub use readdir::DirEntry;
 
 /// An inode number, as `st_ino` reports it.
@@ -40,11 +43,14 @@ pub const ROOT_INO: Ino = 1;
 pub struct TmpfsConfig {
     /// Reported as `st_dev` (see [`crate::devnum::makedev`]).
     pub dev: u64,
-    /// File data and symlink targets may use at most this many bytes;
-    /// beyond it writes fail with `ENOSPC`.
+    /// File data and long symlink targets may use at most this many bytes,
+    /// counted in whole pages (rounded up, as Linux does); beyond it writes
+    /// fail with `ENOSPC`.
     pub max_bytes: u64,
-    /// At most this many inodes may exist; beyond it creation fails with
-    /// `ENOSPC`.
+    /// At most this many inodes may exist, each hard link beyond an inode's
+    /// first name counting as one more (Linux charges links the same way);
+    /// beyond it creation fails with `ENOSPC`. This is what bounds the
+    /// heap tmpfs uses: see [`MAX_HEAP_PER_INODE`].
     pub max_inodes: u64,
     /// Largest file size; writes and truncates beyond it fail with `EFBIG`.
     pub max_file_size: u64,
@@ -65,14 +71,27 @@ impl Default for TmpfsConfig {
     }
 }
 
+/// An upper bound on the kernel heap one inode slot costs (its inode, a
+/// directory entry with a `NAME_MAX` name in both directory indexes, and
+/// their share of map nodes), so `max_inodes * MAX_HEAP_PER_INODE` bounds
+/// the heap tmpfs metadata can take. Checked by `tests/tmpfs_heap.rs`.
+pub const MAX_HEAP_PER_INODE: u64 = 1536;
+
+/// An upper bound on the heap the page index of a file costs per data page
+/// (its share of a map node), so the index stays within
+/// `max_bytes / PAGE_SIZE * MAX_HEAP_PER_PAGE`. Checked by
+/// `tests/tmpfs_heap.rs`.
+pub const MAX_HEAP_PER_PAGE: u64 = 64;
+
 /// Space accounting, what statfs(2) reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Usage {
-    /// Bytes of file data and symlink targets held.
+    /// Bytes of file data and long symlink targets held, in whole pages.
     pub bytes_used: u64,
     /// The configured capacity.
     pub bytes_max: u64,
-    /// Inodes in existence, including unlinked ones still open.
+    /// Inodes in existence, including unlinked ones still open, plus extra
+    /// hard links.
     pub inodes_used: u64,
     /// The configured inode limit.
     pub inodes_max: u64,
@@ -83,19 +102,66 @@ pub struct Tmpfs {
     inodes: BTreeMap<Ino, Inode>,
     next_ino: Ino,
     config: TmpfsConfig,
-    bytes_used: u64,
+    space: Space,
+    /// Names beyond each non-directory's first: they take inode slots.
+    extra_links: u64,
     now: Timespec,
     owner: (u32, u32),
 }
 
+/// The page store and what is charged against `max_bytes`. Apart from the
+/// inode table so that an operation can hold an inode and take pages.
+pub(crate) struct Space {
+    store: Box<dyn PageStore>,
+    pages_used: u64,
+    max_pages: u64,
+}
+
+impl Space {
+    /// A zeroed page charged against the capacity: `ENOSPC` past the
+    /// limit, `ENOMEM` when the store has no memory left.
+    pub fn take(&mut self) -> KResult<PageId> {
+        if self.pages_used >= self.max_pages {
+            return Err(Errno::ENOSPC);
+        }
+        let p = self.store.alloc().ok_or(Errno::ENOMEM)?;
+        self.pages_used += 1;
+        Ok(p)
+    }
+
+    pub fn give_back(&mut self, page: PageId) {
+        self.store.free(page);
+        self.pages_used -= 1;
+    }
+
+    pub fn store(&mut self) -> &mut dyn PageStore {
+        &mut *self.store
+    }
+
+    pub fn read(&self, page: PageId, offset: usize, out: &mut [u8]) {
+        self.store.read(page, offset, out);
+    }
+}
+
 impl Tmpfs {
-    /// An empty file system whose root is owned by root and stamped `now`.
+    /// An empty file system whose root is owned by root and stamped `now`,
+    /// with its pages on the heap.
     pub fn new(config: TmpfsConfig, now: Timespec) -> Tmpfs {
+        Tmpfs::with_store(config, now, Box::new(HeapPages::default()))
+    }
+
+    /// [`Tmpfs::new`] keeping file data in pages from `store`.
+    pub fn with_store(config: TmpfsConfig, now: Timespec, store: Box<dyn PageStore>) -> Tmpfs {
         let mut fs = Tmpfs {
             inodes: BTreeMap::new(),
             next_ino: ROOT_INO,
             config,
-            bytes_used: 0,
+            space: Space {
+                store,
+                pages_used: 0,
+                max_pages: config.max_bytes.div_ceil(PAGE_SIZE as u64),
+            },
+            extra_links: 0,
             now,
             owner: (0, 0),
         };
@@ -122,6 +188,7 @@ impl Tmpfs {
     pub fn set_limits(&mut self, max_bytes: u64, max_inodes: u64) {
         self.config.max_bytes = max_bytes;
         self.config.max_inodes = max_inodes;
+        self.space.max_pages = max_bytes.div_ceil(PAGE_SIZE as u64);
     }
 
     /// Sets the time stamped on inodes by the following operations.
@@ -138,9 +205,9 @@ impl Tmpfs {
     /// Space and inode usage for statfs(2).
     pub fn usage(&self) -> Usage {
         Usage {
-            bytes_used: self.bytes_used,
+            bytes_used: self.space.pages_used * PAGE_SIZE as u64,
             bytes_max: self.config.max_bytes,
-            inodes_used: self.inodes.len() as u64,
+            inodes_used: self.inodes_used(),
             inodes_max: self.config.max_inodes,
         }
     }
@@ -200,21 +267,42 @@ impl Tmpfs {
         }
     }
 
-    /// Adds an unnamed inode; the caller links it somewhere.
-    pub(crate) fn alloc_inode(&mut self, mode: u32, body: Body) -> KResult<Ino> {
-        if self.inodes.len() as u64 >= self.config.max_inodes {
+    /// Inode slots taken: inodes plus extra hard links.
+    fn inodes_used(&self) -> u64 {
+        self.inodes.len() as u64 + self.extra_links
+    }
+
+    /// `ENOSPC` unless one more inode slot is free.
+    pub(crate) fn check_inode_slot(&self) -> KResult<()> {
+        if self.inodes_used() >= self.config.max_inodes {
             return Err(Errno::ENOSPC);
         }
-        let charge = match &body {
-            Body::Symlink(t) => t.len() as u64,
-            _ => 0,
-        };
-        self.charge(charge)?;
+        Ok(())
+    }
+
+    /// Records that `ino` gained a name (`+1`) or lost one (`-1`), before
+    /// its `nlink` changes: names past a file's first take inode slots.
+    pub(crate) fn note_link(&mut self, ino: Ino, gained: bool) -> KResult<()> {
+        let i = self.inode(ino)?;
+        if i.dir().is_some() {
+            return Ok(());
+        }
+        if gained && i.nlink >= 1 {
+            self.extra_links += 1;
+        } else if !gained && i.nlink > 1 {
+            self.extra_links -= 1;
+        }
+        Ok(())
+    }
+
+    /// Adds an unnamed inode; the caller links it somewhere, and checked
+    /// [`Tmpfs::check_inode_slot`] (before taking pages for `body`).
+    pub(crate) fn alloc_inode(&mut self, mode: u32, body: Body) -> Ino {
         let ino = self.next_ino;
         self.next_ino += 1;
         let inode = self.make_inode(mode, body);
         self.inodes.insert(ino, inode);
-        Ok(ino)
+        ino
     }
 
     /// Frees `ino` once nothing names or holds it.
@@ -224,30 +312,21 @@ impl Tmpfs {
         }
         if let Some(i) = self.inodes.get(&ino) {
             if i.nlink == 0 && i.open == 0 {
-                let bytes = i.charged_bytes();
-                self.inodes.remove(&ino);
-                self.uncharge(bytes);
+                if let Some(mut i) = self.inodes.remove(&ino) {
+                    i.take_pages(|p| self.space.give_back(p));
+                }
             }
         }
     }
 
-    /// Reserves `bytes` of capacity or fails with `ENOSPC`.
-    pub(crate) fn charge(&mut self, bytes: u64) -> KResult<()> {
-        let total = self.bytes_used.checked_add(bytes).ok_or(Errno::ENOSPC)?;
-        if total > self.config.max_bytes {
-            return Err(Errno::ENOSPC);
-        }
-        self.bytes_used = total;
-        Ok(())
+    /// Pages held, for the consistency check.
+    pub(crate) fn pages_used(&self) -> u64 {
+        self.space.pages_used
     }
 
-    pub(crate) fn uncharge(&mut self, bytes: u64) {
-        self.bytes_used = self.bytes_used.saturating_sub(bytes);
-    }
-
-    /// Bytes that may still be charged.
-    pub(crate) fn bytes_free(&self) -> u64 {
-        self.config.max_bytes.saturating_sub(self.bytes_used)
+    /// Extra hard links counted, for the consistency check.
+    pub(crate) fn extra_links(&self) -> u64 {
+        self.extra_links
     }
 
     pub(crate) fn now(&self) -> Timespec {

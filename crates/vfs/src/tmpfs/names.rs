@@ -1,11 +1,9 @@
 //! Creating and removing names: open(2) with `O_CREAT`, mkdir(2),
 //! mknod(2), symlink(2), link(2), unlink(2) and rmdir(2).
 
-use alloc::vec::Vec;
-
 use abi::{Errno, KResult};
 
-use super::inode::{Body, Dir, FileData};
+use super::inode::{try_boxed, Body, Dir, FileData, NewName, Target, SHORT_SYMLINK_LEN};
 use super::{Ino, Tmpfs};
 use crate::path::{check_name, is_dot_or_dotdot, PATH_MAX};
 use crate::{lx, FileType};
@@ -15,21 +13,21 @@ impl Tmpfs {
     /// `mode & 0o7777` (the kernel applies the umask first). `EEXIST` if the
     /// name exists, `ENOENT` if `dir` was removed.
     pub fn create(&mut self, dir: Ino, name: &[u8], mode: u32) -> KResult<Ino> {
-        let body = Body::File(FileData {
-            data: Vec::new(),
-            size: 0,
-        });
+        let body = Body::File(FileData::new());
         self.add_entry(dir, name, lx::S_IFREG | (mode & 0o7777), body)
+            .map_err(AddError::errno)
     }
 
     /// Creates directory `name` in `dir` (mkdir(2)).
     pub fn mkdir(&mut self, dir: Ino, name: &[u8], mode: u32) -> KResult<Ino> {
-        let ino = self.add_entry(
-            dir,
-            name,
-            lx::S_IFDIR | (mode & 0o7777),
-            Body::Dir(Dir::new(dir)),
-        )?;
+        let ino = self
+            .add_entry(
+                dir,
+                name,
+                lx::S_IFDIR | (mode & 0o7777),
+                Body::Dir(Dir::new(dir)),
+            )
+            .map_err(AddError::errno)?;
         // "." counts as a link, and the child's ".." links the parent.
         self.inode_mut(ino)?.nlink = 2;
         self.inode_mut(dir)?.nlink += 1;
@@ -51,7 +49,9 @@ impl Tmpfs {
             FileType::Regular => self.create(dir, name, perm),
             FileType::Directory | FileType::Symlink => Err(Errno::EINVAL),
             _ => {
-                let ino = self.add_entry(dir, name, kind.mode_bits() | perm, Body::Special)?;
+                let ino = self
+                    .add_entry(dir, name, kind.mode_bits() | perm, Body::Special)
+                    .map_err(AddError::errno)?;
                 if kind.is_device() {
                     self.inode_mut(ino)?.rdev = rdev;
                 }
@@ -69,11 +69,28 @@ impl Tmpfs {
         if target.len() >= PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
-        let mut t = Vec::new();
-        t.try_reserve_exact(target.len())
-            .map_err(|_| Errno::ENOSPC)?;
-        t.extend_from_slice(target);
-        self.add_entry(dir, name, lx::S_IFLNK | 0o777, Body::Symlink(t))
+        self.check_new_name(dir, name)?;
+        self.check_inode_slot()?;
+        let t = if target.len() < SHORT_SYMLINK_LEN {
+            Target::Short(try_boxed(target)?)
+        } else {
+            let page = self.space.take()?;
+            self.space.store().write(page, 0, target);
+            Target::Long {
+                page,
+                len: target.len(),
+            }
+        };
+        // add_entry fails only before the inode exists, handing the body
+        // back: then the page is ours to return.
+        let body = Body::Symlink(t);
+        match self.add_entry(dir, name, lx::S_IFLNK | 0o777, body) {
+            Err(AddError::NoInode(e, Body::Symlink(Target::Long { page, .. }))) => {
+                self.space.give_back(page);
+                Err(e)
+            }
+            r => r.map_err(AddError::errno),
+        }
     }
 
     /// Adds hard link `name` in `dir` to `ino` (link(2)). Directories cannot
@@ -91,7 +108,10 @@ impl Tmpfs {
             return Err(Errno::EMLINK);
         }
         self.check_new_name(dir, name)?;
-        self.insert_entry(dir, name, ino)?;
+        self.check_inode_slot()?;
+        let entry = NewName::new(name)?;
+        self.note_link(ino, true)?;
+        self.insert_entry(dir, entry, ino)?;
         let now = self.now();
         let t = self.inode_mut(ino)?;
         t.nlink += 1;
@@ -108,6 +128,7 @@ impl Tmpfs {
             return Err(Errno::EISDIR);
         }
         self.remove_entry(dir, name)?;
+        self.note_link(ino, false)?;
         let now = self.now();
         let t = self.inode_mut(ino)?;
         t.nlink -= 1;
@@ -163,16 +184,24 @@ impl Tmpfs {
         Ok(())
     }
 
-    fn add_entry(&mut self, dir: Ino, name: &[u8], mode: u32, body: Body) -> KResult<Ino> {
-        self.check_new_name(dir, name)?;
-        let ino = self.alloc_inode(mode, body)?;
-        self.inode_mut(ino)?.nlink = 1;
-        self.insert_entry(dir, name, ino)?;
+    fn add_entry(&mut self, dir: Ino, name: &[u8], mode: u32, body: Body) -> Result<Ino, AddError> {
+        let entry = match self
+            .check_new_name(dir, name)
+            .and(self.check_inode_slot())
+            .and(NewName::new(name))
+        {
+            Ok(e) => e,
+            Err(e) => return Err(AddError::NoInode(e, body)),
+        };
+        let ino = self.alloc_inode(mode, body);
+        self.inode_mut(ino).map_err(AddError::Other)?.nlink = 1;
+        self.insert_entry(dir, entry, ino)
+            .map_err(AddError::Other)?;
         Ok(ino)
     }
 
     /// Adds the entry and stamps the directory as modified.
-    pub(crate) fn insert_entry(&mut self, dir: Ino, name: &[u8], ino: Ino) -> KResult<()> {
+    pub(crate) fn insert_entry(&mut self, dir: Ino, name: NewName, ino: Ino) -> KResult<()> {
         let now = self.now();
         let d = self.inode_mut(dir)?;
         d.mtime = now;
@@ -190,5 +219,20 @@ impl Tmpfs {
             .ok_or(Errno::ENOTDIR)?
             .remove(name)
             .ok_or(Errno::ENOENT)
+    }
+}
+
+/// Why [`Tmpfs::add_entry`] failed; before the inode existed the body is
+/// handed back, so pages it holds can be returned.
+enum AddError {
+    NoInode(Errno, Body),
+    Other(Errno),
+}
+
+impl AddError {
+    fn errno(self) -> Errno {
+        match self {
+            AddError::NoInode(e, _) | AddError::Other(e) => e,
+        }
     }
 }

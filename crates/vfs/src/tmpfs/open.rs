@@ -98,7 +98,7 @@ impl Tmpfs {
                 return Err(Errno::EEXIST);
             }
             let target = match self.readlink(ino) {
-                Ok(t) if flags & lx::O_NOFOLLOW == 0 => t.to_vec(),
+                Ok(t) if flags & lx::O_NOFOLLOW == 0 => t,
                 _ => return Ok((ino, false)),
             };
             links += 1;

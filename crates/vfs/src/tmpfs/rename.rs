@@ -2,6 +2,7 @@
 
 use abi::{Errno, KResult};
 
+use super::inode::NewName;
 use super::{Ino, Tmpfs, ROOT_INO};
 use crate::path::is_dot_or_dotdot;
 use crate::FileType;
@@ -57,10 +58,13 @@ impl Tmpfs {
             }
         }
 
-        // All checks passed: from here on nothing can fail halfway.
+        // All checks passed and the name's memory is taken: from here on
+        // nothing can fail halfway.
+        let entry = NewName::new(newname)?;
         let now = self.now();
         if let Some(v) = victim {
             self.remove_entry(newdir, newname)?;
+            self.note_link(v, false)?;
             let vi = self.inode_mut(v)?;
             vi.ctime = now;
             if old_is_dir {
@@ -72,7 +76,7 @@ impl Tmpfs {
             self.maybe_free(v);
         }
         self.remove_entry(olddir, oldname)?;
-        self.insert_entry(newdir, newname, ino)?;
+        self.insert_entry(newdir, entry, ino)?;
         let node = self.inode_mut(ino)?;
         node.ctime = now;
         if old_is_dir && olddir != newdir {

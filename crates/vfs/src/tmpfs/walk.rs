@@ -56,17 +56,16 @@ impl Tmpfs {
                     if links > MAX_SYMLINKS {
                         return Err(Errno::ELOOP);
                     }
-                    if target.is_empty() {
-                        return Err(Errno::ENOENT);
-                    }
-                    if target[0] == b'/' {
-                        cur = ROOT_INO;
-                    }
                     let mut spliced = Vec::new();
                     spliced
                         .try_reserve(target.len() + rest.len() - end)
                         .map_err(|_| Errno::ENOMEM)?;
-                    spliced.extend_from_slice(target);
+                    self.append_target(target, &mut spliced)?;
+                    match spliced.first() {
+                        None => return Err(Errno::ENOENT),
+                        Some(b'/') => cur = ROOT_INO,
+                        Some(_) => {}
+                    }
                     spliced.extend_from_slice(&rest[end..]);
                     rest = spliced;
                     pos = 0;
