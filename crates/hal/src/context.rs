@@ -79,11 +79,15 @@ pub const KERNEL_STACK_SIZE: usize = 32 * 1024;
 const FRAME_WORDS: usize = core::mem::size_of::<TrapFrame>() / 8;
 
 impl KernelStack {
-    /// A zeroed stack.
-    pub fn new() -> KernelStack {
-        KernelStack {
-            words: alloc::vec![0u64; KERNEL_STACK_SIZE / 8].into_boxed_slice(),
-        }
+    /// A zeroed stack, or None when the heap cannot give one (a new
+    /// process then fails with EAGAIN rather than the kernel panicking).
+    pub fn new() -> Option<KernelStack> {
+        let mut words = alloc::vec::Vec::new();
+        words.try_reserve_exact(KERNEL_STACK_SIZE / 8).ok()?;
+        words.resize(KERNEL_STACK_SIZE / 8, 0u64);
+        Some(KernelStack {
+            words: words.into_boxed_slice(),
+        })
     }
 
     /// The address one past the top (16-aligned: the heap aligns to 8, so
@@ -117,12 +121,6 @@ impl KernelStack {
     pub fn top_frame(&self) -> TrapFrame {
         let i = self.index_of(self.top() - (FRAME_WORDS * 8) as u64);
         words_frame(&self.words[i..i + FRAME_WORDS])
-    }
-}
-
-impl Default for KernelStack {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -174,7 +174,7 @@ impl Process {
             return Err(abi::Errno::EAGAIN);
         }
         let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-        let mut kstack = hal::context::KernelStack::new();
+        let mut kstack = hal::context::KernelStack::new().ok_or(abi::Errno::EAGAIN)?;
         let rsp = kstack.prepare_first_run(&n.frame);
         let kstack_top = kstack.top();
         let mut rel = n.rel;

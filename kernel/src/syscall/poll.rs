@@ -26,8 +26,13 @@ fn deadline_ms(ms: i64) -> Option<u64> {
     (ms >= 0).then(|| hal::time::now_ns() + ms as u64 * 1_000_000)
 }
 
+/// Most descriptors one poll may watch: RLIMIT_NOFILE's soft limit, as
+/// Linux checks it. A blocked poller holds a kernel copy of its array, so
+/// this is also what bounds that memory.
+const POLL_MAX_FDS: u64 = 1024;
+
 fn poll_fds(fds: u64, nfds: u64, deadline: Option<u64>) -> KResult<u64> {
-    if nfds > 4096 {
+    if nfds > POLL_MAX_FDS {
         return Err(Errno::EINVAL);
     }
     let raw = uaccess::read_vec(fds, nfds as usize * 8)?;
