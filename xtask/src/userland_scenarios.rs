@@ -67,6 +67,7 @@ program_scenarios!(
     gs_base,
     shared_mprotect,
     orphan_reap,
+    wait_bounds,
 );
 
 /// The regression checks of what user programs could do to the kernel
@@ -81,6 +82,7 @@ const ROBUSTNESS: &[&str] = &[
     "gs_base",
     "shared_mprotect",
     "orphan_reap",
+    "wait_bounds",
     "tmpfs_full",
     "efault",
     "enosys",

@@ -31,3 +31,10 @@ pub(crate) fn init(va: u64, len: usize) {
 pub fn size() -> usize {
     SIZE.load(core::sync::atomic::Ordering::Relaxed)
 }
+
+/// Bytes of the heap allocated now (what /proc/meminfo reports as the
+/// kernel's Slab: tests use it to check that what users make the kernel
+/// hold stays bounded).
+pub fn used() -> usize {
+    ALLOCATOR.lock().get_counters().allocated_bytes
+}

@@ -71,13 +71,18 @@ fn meminfo() -> String {
     // tmpfs data is in those frames; Linux counts it as Shmem, within
     // Cached, and not as available (it cannot be dropped).
     let shmem_kb = super::with(|fs| fs.usage().bytes_used) / 1024;
+    // The kernel heap holds kernel objects, as Linux's slab does; none of
+    // it is reclaimable.
+    let slab_kb = hal::heap::used() / 1024;
     format!(
-        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:               0 kB\nCached:         {:8} kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:          {:8} kB\n",
+        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:               0 kB\nCached:         {:8} kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:          {:8} kB\nSlab:           {:8} kB\nSUnreclaim:     {:8} kB\n",
         total * 4,
         free * 4,
         free * 4,
         shmem_kb,
-        shmem_kb
+        shmem_kb,
+        slab_kb,
+        slab_kb
     )
 }
 

@@ -762,6 +762,14 @@ impl WaitQueue {
         })
     }
 
+    /// Takes `me`'s registration out, if it is still there (interrupts off).
+    fn unregister(&self, me: &Arc<Process>) {
+        let mut w = self.waiters.lock();
+        if let Some(i) = w.iter().rposition(|q| Arc::ptr_eq(q, me)) {
+            w.remove(i);
+        }
+    }
+
     /// Blocks the current process until `ready()` returns Some, or a signal
     /// arrives (EINTR). A waker on another CPU changes the state `ready`
     /// looks at and then calls [`WaitQueue::wake_all`]; so we register
@@ -779,10 +787,7 @@ impl WaitQueue {
                 self.waiters.lock().push_back(me.clone());
                 let v = ready()?;
                 *me.run.lock() = RunState::Running;
-                let mut w = self.waiters.lock();
-                if let Some(i) = w.iter().rposition(|q| Arc::ptr_eq(q, &me)) {
-                    w.remove(i);
-                }
+                self.unregister(&me);
                 Some(v)
             });
             if let Some(v) = got {
@@ -791,11 +796,16 @@ impl WaitQueue {
             if me.has_deliverable_signal() {
                 hal::cpu::without_interrupts(|| {
                     *me.run.lock() = RunState::Running;
-                    // We may still be registered; a later wake is harmless.
+                    self.unregister(&me);
                 });
                 return Err(abi::Errno::EINTR);
             }
             schedule();
+            // Woken by this queue's wake_all (which took us out) or by
+            // something else (a signal, a wake-up meant for another wait):
+            // leave no entry behind either way, or a process interrupted
+            // again and again would grow the queue without bound.
+            hal::cpu::without_interrupts(|| self.unregister(&me));
             if me.has_deliverable_signal() {
                 if let Some(v) = hal::cpu::without_interrupts(&mut ready) {
                     return Ok(v);

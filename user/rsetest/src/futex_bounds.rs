@@ -52,6 +52,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // that kept a queue per address would hold millions): EAGAIN on words
     // that differ, EFAULT on addresses nothing maps.
     let words: Vec<AtomicU32> = (0..calls / 2 + 1).map(|_| AtomicU32::new(1)).collect();
+    let slab_before = crate::util::meminfo_kib("Slab")?;
     let t0 = Instant::now();
     for i in 0..calls {
         if i % 2 == 0 {
@@ -68,6 +69,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
         }
     }
+    let slab_after = crate::util::meminfo_kib("Slab")?;
+    let grew = slab_after.saturating_sub(slab_before);
+    check(
+        grew < 4096,
+        format_args!("kernel objects (Slab) grew by {grew} kB over {calls} non-sleeping waits"),
+    )?;
     say!(
         "ok: {calls} FUTEX_WAITs that did not sleep ({:.1} s), kernel still here",
         t0.elapsed().as_secs_f64()

@@ -33,6 +33,7 @@ mod signals;
 mod tmpfs_full;
 mod util;
 mod vm_exit_leak;
+mod wait_bounds;
 mod xmm;
 
 type Test = fn(&[String]) -> Result<(), String>;
@@ -139,6 +140,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "shared_mprotect",
         shared_mprotect::run,
         "a MAP_SHARED page made writable again by mprotect after fork stays shared",
+    ),
+    (
+        "wait_bounds",
+        wait_bounds::run,
+        "45,000 waits (nanosleep, poll, pipe read) ended by signals: the kernel keeps nothing per interruption. [N]",
     ),
     (
         "orphan_reap",

@@ -153,6 +153,15 @@ pub fn wait(pid: libc::pid_t) -> Result<i32, String> {
     }
 }
 
+/// A field of /proc/meminfo in KiB (e.g. "Slab": kernel object memory).
+pub fn meminfo_kib(field: &str) -> Result<u64, String> {
+    let s = std::fs::read_to_string("/proc/meminfo").map_err(|e| format!("/proc/meminfo: {e}"))?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no {field} in /proc/meminfo"))
+}
+
 /// Waits for `pid` and requires it to have exited with status 0, quietly
 /// (for loops: no line unless it fails).
 pub fn wait_quiet(pid: libc::pid_t, what: &str) -> Result<(), String> {

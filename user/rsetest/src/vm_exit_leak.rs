@@ -26,11 +26,7 @@ extern "C" fn quit_together(_: u64) -> i32 {
 }
 
 fn free_kib() -> Result<u64, String> {
-    let s = std::fs::read_to_string("/proc/meminfo").map_err(|e| format!("/proc/meminfo: {e}"))?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("MemFree:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no MemFree in /proc/meminfo".into())
+    crate::util::meminfo_kib("MemFree")
 }
 
 pub fn run(_: &[String]) -> Result<(), String> {
