@@ -1,6 +1,7 @@
-//! execve(2): loading a static ELF (ET_EXEC or static-pie ET_DYN) or a `#!`
-//! script into a fresh address space with the initial stack Linux builds.
-//! Dynamic executables (PT_INTERP) get ENOEXEC until the loader exists.
+//! execve(2): loading an ELF executable (ET_EXEC, or ET_DYN: static-pie
+//! or PIE) and, for a dynamically linked one, its interpreter (PT_INTERP,
+//! the dynamic linker, which then maps the libraries itself), or a `#!`
+//! script, into a fresh address space with the initial stack Linux builds.
 
 use abi::elf::{self, ElfImage, ElfKind};
 use abi::{Errno, KResult};
@@ -157,6 +158,21 @@ fn copy_image(m: &mut Mm, image: &ElfImage, data: &[u8]) -> KResult<()> {
     Ok(())
 }
 
+/// Parses an ELF from its first bytes `head` (of a file of `size`):
+/// headers beyond the first page (or a long PT_INTERP path) are rare, and
+/// then the whole file is read and parsed (and returned, for mapping).
+fn parse_image(ino: Ino, head: &[u8], size: u64) -> KResult<(ElfImage, Option<Vec<u8>>)> {
+    match elf::parse_headers(head, size) {
+        Ok(image) => Ok((image, None)),
+        Err(_) if (head.len() as u64) < size => {
+            let all = crate::fs::read_all(ino)?;
+            let image = elf::parse(&all)?;
+            Ok((image, Some(all)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn hwcap() -> u64 {
     hal::cpu::cpuid(1, 0).3 as u64
 }
@@ -188,29 +204,30 @@ pub fn load(
         ino = lookup_exec(cwd, &path)?;
         (data, size) = read_head(ino)?;
     }
-    // Headers beyond the first page (or a long PT_INTERP path) are rare:
-    // then read the whole file and parse that.
-    let mut whole = None;
-    let mut image = match elf::parse_headers(&data, size) {
-        Ok(image) => image,
-        Err(_) if (data.len() as u64) < size => {
-            let all = crate::fs::read_all(ino)?;
-            let image = elf::parse(&all)?;
-            whole = Some(all);
-            image
-        }
-        Err(e) => return Err(e),
-    };
-    if image.interp.is_some() {
-        crate::klog!(
-            "exec {}: dynamically linked programs are not supported yet",
-            String::from_utf8_lossy(&path)
-        );
-        return Err(Errno::ENOEXEC);
-    }
+    let (mut image, whole) = parse_image(ino, &data, size)?;
     if image.kind == ElfKind::Dyn {
         image = image.with_bias(PIE_BASE)?;
     }
+    // The dynamic linker: found by its path, itself an ELF without an
+    // interpreter of its own (Linux: ELIBBAD otherwise).
+    let interp = match &image.interp {
+        None => None,
+        Some(ipath) => {
+            let iino = lookup_exec(cwd, ipath)?;
+            let (ihead, isize) = read_head(iino)?;
+            let (iimage, iwhole) = parse_image(iino, &ihead, isize).map_err(|e| {
+                if e == Errno::ENOEXEC {
+                    Errno::ELIBBAD
+                } else {
+                    e
+                }
+            })?;
+            if iimage.interp.is_some() {
+                return Err(Errno::ELIBBAD);
+            }
+            Some((iino, iimage, iwhole))
+        }
+    };
     let mut m = Mm::new(torus)?;
     let r = (|| -> KResult<(u64, u64)> {
         map_image(&mut m, &image, ino, whole.as_deref())?;
@@ -224,12 +241,32 @@ pub fn load(
             kind: VmaKind::Stack,
             backing: None,
         })?;
+        // The interpreter goes where mmap would put it (below the stack,
+        // as on Linux), and the program starts there.
+        let (interp_base, start_at) = match &interp {
+            None => (0, image.entry),
+            Some((iino, iimage, iwhole)) => {
+                let (lo, hi) = iimage.load_bounds();
+                let base = m
+                    .vmas
+                    .find_free(hi - lo, 0, crate::mm::MMAP_BOTTOM, crate::mm::MMAP_TOP)
+                    .ok_or(Errno::ENOMEM)?;
+                let bias = if iimage.kind == ElfKind::Dyn {
+                    base - lo
+                } else {
+                    0
+                };
+                let placed = iimage.clone().with_bias(bias)?;
+                map_image(&mut m, &placed, *iino, iwhole.as_deref())?;
+                (bias, placed.entry)
+            }
+        };
         let auxv = [
             (g::AT_PHDR as u64, image.phdr_vaddr.unwrap_or(0)),
             (g::AT_PHENT as u64, image.phent as u64),
             (g::AT_PHNUM as u64, image.phnum as u64),
             (g::AT_PAGESZ as u64, PAGE),
-            (g::AT_BASE as u64, 0),
+            (g::AT_BASE as u64, interp_base),
             (g::AT_FLAGS as u64, 0),
             (g::AT_ENTRY as u64, image.entry),
             (g::AT_UID as u64, 0),
@@ -255,7 +292,7 @@ pub fn load(
             stack_rlimit: STACK_SIZE,
         })?;
         m.write_initial(STACK_TOP - st.bytes.len() as u64, &st.bytes)?;
-        Ok((image.entry, st.sp))
+        Ok((start_at, st.sp))
     })();
     // On failure `m` goes here, with whatever was mapped into it.
     let (entry, sp) = r?;

@@ -23,6 +23,7 @@ mod bench;
 mod braid_bench;
 mod braid_cmds;
 mod deps;
+mod dynamic_scenarios;
 mod initramfs;
 mod qemu;
 mod scenarios;

@@ -26,6 +26,10 @@ const SCENARIOS: &[Scenario] = &[
     }),
     ("smp_8_cpus_online_pc", || boot_smp(8, Machine::Pc)),
     ("interactive_shell_ls_and_ctrl_c", interactive_shell),
+    (
+        "dynamic_elf_debian_programs",
+        crate::dynamic_scenarios::host_programs,
+    ),
     ("bench_quick_suite_runs", bench_quick),
 ];
 
@@ -120,7 +124,7 @@ pub fn test_all(args: &[String]) -> Result<i32, String> {
 
 /// Runs `cmd` in a fresh boot exactly as `cargo xtask run --exec` does and
 /// returns its output and exit status.
-fn exec_in_guest(
+pub(crate) fn exec_in_guest(
     cmd: &str,
     adds: &[artifacts::Addition],
     smp: Option<u32>,

@@ -29,6 +29,7 @@ errnos!(
     ENXIO,
     E2BIG,
     ENOEXEC,
+    ELIBBAD,
     EBADF,
     ECHILD,
     EAGAIN,
