@@ -172,7 +172,11 @@ fn user_exception(frame: &mut TrapFrame) {
         }
         vector::INVALID_OPCODE => signal::SIGILL,
         vector::DIVIDE_ERROR | vector::X87_FP | vector::SIMD_FP => signal::SIGFPE,
-        vector::BREAKPOINT | vector::DEBUG => signal::SIGTRAP,
+        vector::BREAKPOINT | vector::DEBUG => {
+            // Linux's do_trap: si_code SI_KERNEL.
+            me.sig.lock().info[signal::SIGTRAP as usize] = (0x80, 0, 0);
+            signal::SIGTRAP
+        }
         vector::GENERAL_PROTECTION => signal::SIGSEGV,
         _ => signal::SIGSEGV,
     };

@@ -58,6 +58,7 @@ program_scenarios!(
     poll_timeout,
     shared_vm,
     sched_args,
+    linux_compat,
 );
 
 /// Scheduling checks (the default 3 CPUs), each in its own boot and not

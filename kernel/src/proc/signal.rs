@@ -40,6 +40,15 @@ const SA_ONSTACK: u64 = 0x0800_0000;
 const SA_RESTORER: u64 = 0x0400_0000;
 const SA_NODEFER: u64 = 0x4000_0000;
 const SA_RESETHAND: u64 = 0x8000_0000;
+const SA_RESTART: u64 = 0x1000_0000;
+
+/// Marks in a syscall frame's `error_code` (0 from the syscall entry)
+/// while the syscall's EINTR may still become a restart, with the syscall
+/// number in the low bits. Linux's -ERESTARTSYS: restarted unless a
+/// handler without SA_RESTART runs.
+pub const RESTART_SYS: u64 = 1 << 62;
+/// Linux's -ERESTARTNOHAND (pause): restarted only if no handler runs.
+pub const RESTART_NOHAND: u64 = 1 << 61;
 
 /// `struct sigaction` as the kernel sees it (x86_64 layout).
 #[derive(Clone, Copy, Debug, Default)]
@@ -183,10 +192,24 @@ pub fn force(p: &Arc<Process>, sig: u32) {
 /// mode: default actions run here (terminate), handlers get a frame.
 pub fn deliver(frame: &mut TrapFrame) {
     let me = super::sched::current();
+    // A syscall that returned EINTR and may be restarted (its marks, see
+    // [`interrupted`]); a fault's frame holds its error code there instead.
+    let restart = if frame.vector == hal::syscall::SYSCALL_VECTOR {
+        core::mem::take(&mut frame.error_code)
+    } else {
+        0
+    };
     loop {
         let (sig, action, old_mask, (fault_addr, info)) = {
             let mut s = me.sig.lock();
-            let Some(sig) = s.deliverable() else { return };
+            let Some(sig) = s.deliverable() else {
+                // No handler ran (the signal was ignored or stopped us):
+                // Linux restarts every interrupted restartable syscall.
+                if restart != 0 {
+                    restart_syscall(frame, restart);
+                }
+                return;
+            };
             s.pending &= !bit(sig);
             let a = s.actions[sig as usize];
             let saved = s.restore_mask.take().unwrap_or(s.mask);
@@ -198,13 +221,18 @@ pub fn deliver(frame: &mut TrapFrame) {
             SIG_DFL => match default_action(sig) {
                 Default_::Ignore | Default_::Stop => continue,
                 Default_::Terminate => super::exit::exit_process(me, sig as i32),
-                Default_::CoreDump => super::exit::exit_process(me, sig as i32 | 0x80),
+                // Linux sets the core-dump bit (0x80) only when a core was
+                // written; none is (RLIMIT_CORE is 0 and there is no dumper).
+                Default_::CoreDump => super::exit::exit_process(me, sig as i32),
             },
             _ if sig == SIGKILL => super::exit::exit_process(me, sig as i32),
             _ => {
+                if restart & RESTART_SYS != 0 && action.flags & SA_RESTART != 0 {
+                    restart_syscall(frame, restart);
+                }
                 if setup_frame(&me, frame, sig, &action, old_mask, fault_addr, info).is_err() {
                     // The user stack is unusable: Linux kills with SIGSEGV.
-                    super::exit::exit_process(me, SIGSEGV as i32 | 0x80);
+                    super::exit::exit_process(me, SIGSEGV as i32);
                 }
                 let mut s = me.sig.lock();
                 let mut m = old_mask | action.mask;
@@ -219,6 +247,41 @@ pub fn deliver(frame: &mut TrapFrame) {
             }
         }
     }
+}
+
+/// Called when syscall `nr` returned EINTR: notes in the frame whether
+/// Linux would restart it (signal(7)), for [`deliver`] to decide once it
+/// knows whether a handler runs. poll, select, nanosleep, sigsuspend and
+/// the like are not listed: they return EINTR whatever the handler.
+pub fn interrupted(frame: &mut TrapFrame, nr: u64) {
+    use linux_raw_sys::general as n;
+    let mark = match nr as u32 {
+        n::__NR_read
+        | n::__NR_write
+        | n::__NR_readv
+        | n::__NR_writev
+        | n::__NR_pread64
+        | n::__NR_pwrite64
+        | n::__NR_ioctl
+        | n::__NR_open
+        | n::__NR_openat
+        | n::__NR_creat
+        | n::__NR_sendfile
+        | n::__NR_wait4
+        | n::__NR_waitid => RESTART_SYS,
+        n::__NR_pause => RESTART_NOHAND,
+        _ => return,
+    };
+    frame.error_code = mark | nr;
+    super::work::raise(super::work::SIGNALS);
+}
+
+/// Makes the frame execute the interrupted syscall again: back over the
+/// 2-byte `syscall` instruction, with its number in rax (the arguments are
+/// still in their registers).
+fn restart_syscall(f: &mut TrapFrame, restart: u64) {
+    f.rax = restart & 0xffff_ffff;
+    f.rip = f.rip.wrapping_sub(2);
 }
 
 // Offsets inside struct rt_sigframe (x86_64).

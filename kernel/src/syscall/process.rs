@@ -68,6 +68,14 @@ pub fn sigsuspend(mask: u64, size: u64) -> KResult<u64> {
     Err(Errno::EINTR)
 }
 
+/// pause(2): sleeps until a signal is delivered; EINTR after a handler
+/// (a signal that is ignored does not wake it: see signal::send).
+pub fn pause() -> KResult<u64> {
+    static NEVER: crate::proc::sched::WaitQueue = crate::proc::sched::WaitQueue::new();
+    NEVER.wait_until(|| None::<()>)?;
+    Err(Errno::EINTR)
+}
+
 /// rt_sigpending(2).
 pub fn sigpending(set: u64) -> KResult<u64> {
     let p = current().sig.lock().pending;

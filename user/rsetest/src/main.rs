@@ -15,6 +15,7 @@ mod efault;
 mod enosys;
 mod fork_cow;
 mod io_uring;
+mod linux_compat;
 mod memhog;
 mod mmap_big;
 mod pipe_100m;
@@ -95,6 +96,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "shared_vm",
         shared_vm::run,
         "clone(CLONE_VM) children on another CPU see mmap/mprotect/munmap at once (TLB shootdown)",
+    ),
+    (
+        "linux_compat",
+        linux_compat::run,
+        "small Linux-visible behaviours: SA_RESTART, pause, wait status, exception signals, errno order",
     ),
     (
         "sched_args",

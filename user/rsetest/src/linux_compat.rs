@@ -1,0 +1,251 @@
+//! Small differences from Linux that a program can see, one `ok:` line
+//! each: SA_RESTART restarts a pipe read and wait4, pause(2), no core-dump
+//! bit without a core, the signals of user exceptions (int3, #DE, #UD,
+//! #GP), wait4's ECHILD before EFAULT.
+
+use crate::util::{
+    check, close, errname, errno, fork, handle, pipe, sleep_ms, spawn, status_str, sys, wait,
+    write_all,
+};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::SeqCst};
+
+static HITS: AtomicU32 = AtomicU32::new(0);
+static TRAP_CODE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn count(_: i32) {
+    HITS.fetch_add(1, SeqCst);
+}
+
+extern "C" fn on_trap(_: i32, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: SA_SIGINFO handlers get a valid siginfo.
+    TRAP_CODE.store(unsafe { (*info).si_code }, SeqCst);
+}
+
+fn counter() -> libc::sighandler_t {
+    count as extern "C" fn(i32) as *const () as libc::sighandler_t
+}
+
+fn getpid() -> libc::pid_t {
+    // SAFETY: no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// A child that sends SIGUSR1 to `target` after 100 ms, then runs `then`.
+fn poke_later(target: libc::pid_t, then: impl FnOnce()) -> Result<libc::pid_t, String> {
+    spawn(move || {
+        sleep_ms(100);
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(target, libc::SIGUSR1) };
+        then();
+        Ok(())
+    })
+}
+
+pub fn run(_: &[String]) -> Result<(), String> {
+    sa_restart()?;
+    pause()?;
+    no_core_bit()?;
+    exceptions()?;
+    wait4_echild()?;
+    Ok(())
+}
+
+/// A handler installed with SA_RESTART: the interrupted pipe read and
+/// wait4 go on (Linux restarts them); without it they return EINTR.
+fn sa_restart() -> Result<(), String> {
+    handle(libc::SIGUSR1, counter(), libc::SA_RESTART)?;
+    let me = getpid();
+    let (r, w) = pipe()?;
+    let pid = poke_later(me, || {
+        sleep_ms(100);
+        write_all(w, b"x");
+    })?;
+    close(w);
+    HITS.store(0, SeqCst);
+    let mut b = 0u8;
+    // SAFETY: b is a valid one-byte buffer.
+    let n = unsafe { libc::read(r, (&mut b as *mut u8).cast(), 1) };
+    let e = errno();
+    close(r);
+    check(
+        n == 1 && b == b'x' && HITS.load(SeqCst) == 1,
+        format_args!(
+            "SA_RESTART: a pipe read interrupted by a handler goes on (read returned {n}{}, handler ran {}x)",
+            if n < 0 { format!(" {}", errname(e)) } else { String::new() },
+            HITS.load(SeqCst)
+        ),
+    )?;
+    wait(pid)?;
+
+    let pid = poke_later(me, || {
+        sleep_ms(100);
+        crate::util::child_exit(7);
+    })?;
+    HITS.store(0, SeqCst);
+    let mut st = 0;
+    // SAFETY: st is a valid out-pointer.
+    let got = unsafe { libc::waitpid(pid, &mut st, 0) };
+    let e = errno();
+    check(
+        got == pid && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 7 && HITS.load(SeqCst) == 1,
+        format_args!(
+            "SA_RESTART: waitpid interrupted by a handler goes on (returned {got}{}, handler ran {}x)",
+            if got < 0 { format!(" {}", errname(e)) } else { String::new() },
+            HITS.load(SeqCst)
+        ),
+    )?;
+
+    // Without SA_RESTART the same wait fails with EINTR.
+    handle(libc::SIGUSR1, counter(), 0)?;
+    let pid = poke_later(me, || {
+        sleep_ms(100);
+        crate::util::child_exit(7);
+    })?;
+    // SAFETY: st is a valid out-pointer.
+    let got = unsafe { libc::waitpid(pid, &mut st, 0) };
+    let e = errno();
+    check(
+        got == -1 && e == libc::EINTR,
+        format_args!(
+            "without SA_RESTART waitpid returns EINTR (returned {got} {})",
+            errname(e)
+        ),
+    )?;
+    wait(pid)?;
+    Ok(())
+}
+
+/// pause(2) sleeps until a handler runs, then fails with EINTR.
+fn pause() -> Result<(), String> {
+    handle(libc::SIGUSR1, counter(), libc::SA_RESTART)?;
+    HITS.store(0, SeqCst);
+    let pid = poke_later(getpid(), || {})?;
+    // SAFETY: pause has no preconditions.
+    let r = unsafe { libc::pause() };
+    let e = errno();
+    check(
+        r == -1 && e == libc::EINTR && HITS.load(SeqCst) == 1,
+        format_args!(
+            "pause returns EINTR after the handler, even with SA_RESTART (returned {r} {}, handler ran {}x)",
+            errname(e),
+            HITS.load(SeqCst)
+        ),
+    )?;
+    wait(pid)?;
+    Ok(())
+}
+
+/// A child that sets RLIMIT_CORE to 0 (the host may allow cores) and runs
+/// `f`; its wait status.
+fn no_core_child(f: impl FnOnce()) -> Result<i32, String> {
+    let pid = fork()?;
+    if pid == 0 {
+        let lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: lim is a valid rlimit.
+        unsafe { libc::setrlimit(libc::RLIMIT_CORE, &lim) };
+        // Rust's runtime handles SIGSEGV/SIGBUS (stack overflow checks).
+        let _ = handle(libc::SIGSEGV, libc::SIG_DFL, 0);
+        let _ = handle(libc::SIGBUS, libc::SIG_DFL, 0);
+        f();
+        crate::util::child_exit(99);
+    }
+    wait(pid)
+}
+
+/// Linux sets the core-dump bit of the wait status only when it wrote a
+/// core, which it never does with RLIMIT_CORE 0.
+fn no_core_bit() -> Result<(), String> {
+    let st = no_core_child(|| {
+        // SAFETY: the child kills itself.
+        unsafe { libc::kill(libc::getpid(), libc::SIGSEGV) };
+    })?;
+    check(
+        libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGSEGV && !libc::WCOREDUMP(st),
+        format_args!(
+            "SIGSEGV death with RLIMIT_CORE 0: no core-dump bit (status {st:#x}, {})",
+            status_str(st)
+        ),
+    )
+}
+
+/// The signal each user-mode exception gives, as Linux: int3 SIGTRAP
+/// (si_code SI_KERNEL), divide error SIGFPE, ud2 SIGILL, a privileged
+/// instruction (#GP) SIGSEGV.
+fn exceptions() -> Result<(), String> {
+    let cases: [(&str, fn(), i32); 4] = [
+        ("int3", || trap_int3(), libc::SIGTRAP),
+        ("a divide by zero", || trap_div0(), libc::SIGFPE),
+        ("ud2", || trap_ud2(), libc::SIGILL),
+        ("hlt (#GP)", || trap_hlt(), libc::SIGSEGV),
+    ];
+    for (what, f, sig) in cases {
+        let st = no_core_child(f)?;
+        check(
+            libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == sig,
+            format_args!(
+                "{what} in user mode kills with signal {sig} ({})",
+                status_str(st)
+            ),
+        )?;
+    }
+    let pid = spawn(|| {
+        let h = on_trap as extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void);
+        handle(
+            libc::SIGTRAP,
+            h as *const () as libc::sighandler_t,
+            libc::SA_SIGINFO,
+        )?;
+        trap_int3();
+        let code = TRAP_CODE.load(SeqCst);
+        check(
+            code == libc::SI_KERNEL,
+            format_args!("int3's SIGTRAP handler gets si_code SI_KERNEL and execution goes on after it (si_code {code})"),
+        )
+    })?;
+    crate::util::wait_ok(pid, "int3 handled")
+}
+
+fn trap_int3() {
+    // SAFETY: int3 only raises SIGTRAP; the handler (if any) returns to
+    // the next instruction.
+    unsafe { core::arch::asm!("int3") };
+}
+
+fn trap_div0() {
+    // SAFETY: the divide faults (#DE) and the child dies of it.
+    unsafe {
+        core::arch::asm!(
+            "xor edx, edx",
+            "mov eax, 1",
+            "xor ecx, ecx",
+            "div ecx",
+            out("eax") _, out("edx") _, out("ecx") _
+        )
+    };
+}
+
+fn trap_ud2() {
+    // SAFETY: ud2 faults (#UD) and the child dies of it.
+    unsafe { core::arch::asm!("ud2") };
+}
+
+fn trap_hlt() {
+    // SAFETY: hlt is privileged: #GP in user mode, and the child dies.
+    unsafe { core::arch::asm!("hlt") };
+}
+
+/// wait4 without children fails with ECHILD before looking at the status
+/// pointer (Linux checks the children first).
+fn wait4_echild() -> Result<(), String> {
+    let r = sys(libc::SYS_wait4, [-1, 8, 0, 0, 0, 0]);
+    check(
+        r == Err(libc::ECHILD),
+        format_args!(
+            "wait4 with no children and a bad status pointer: ECHILD ({})",
+            crate::util::show(r)
+        ),
+    )
+}
