@@ -1,7 +1,8 @@
 //! Small differences from Linux that a program can see, one `ok:` line
 //! each: SA_RESTART restarts a pipe read and wait4, pause(2), no core-dump
 //! bit without a core, the signals of user exceptions (int3, #DE, #UD,
-//! #GP), wait4's ECHILD before EFAULT.
+//! #GP), wait4's ECHILD before EFAULT, poll/select timeouts that overflow
+//! or are invalid.
 
 use crate::util::{
     check, close, errname, errno, fork, handle, pipe, sleep_ms, spawn, status_str, sys, wait,
@@ -47,6 +48,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     no_core_bit()?;
     exceptions()?;
     wait4_echild()?;
+    timeouts()?;
     Ok(())
 }
 
@@ -248,4 +250,94 @@ fn wait4_echild() -> Result<(), String> {
             crate::util::show(r)
         ),
     )
+}
+
+/// A huge timeout (tv_sec = INT64_MAX) sleeps until a signal, rather than
+/// overflowing into the past; out-of-range fields are EINVAL (but select
+/// carries whole seconds out of tv_usec, as Linux does).
+fn timeouts() -> Result<(), String> {
+    handle(libc::SIGUSR1, counter(), 0)?;
+    let (r, w) = pipe()?;
+    let mut pfd = libc::pollfd {
+        fd: r,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let pfd_ptr = &mut pfd as *mut libc::pollfd as libc::c_long;
+    let fill = |set: &mut [u64; 16]| {
+        *set = [0; 16];
+        set[r as usize / 64] |= 1 << (r as usize % 64);
+    };
+    let huge_ts = [i64::MAX, 999_999_999];
+    let huge_tv = [i64::MAX, 999_999];
+    type Call<'a> = (&'a str, &'a dyn Fn(&[i64; 2]) -> Result<libc::c_long, i32>);
+    let ppoll = |ts: &[i64; 2]| sys(libc::SYS_ppoll, [pfd_ptr, 1, ts.as_ptr() as _, 0, 0, 0]);
+    let pselect = |ts: &[i64; 2]| {
+        let mut set = [0u64; 16];
+        fill(&mut set);
+        sys(
+            libc::SYS_pselect6,
+            [r as libc::c_long + 1, set.as_mut_ptr() as _, 0, 0, ts.as_ptr() as _, 0],
+        )
+    };
+    let select = |tv: &[i64; 2]| {
+        let mut set = [0u64; 16];
+        fill(&mut set);
+        sys(
+            libc::SYS_select,
+            [r as libc::c_long + 1, set.as_mut_ptr() as _, 0, 0, tv.as_ptr() as _, 0],
+        )
+    };
+    let calls: [(Call, &[i64; 2]); 3] = [
+        (("ppoll", &ppoll), &huge_ts),
+        (("pselect6", &pselect), &huge_ts),
+        (("select", &select), &huge_tv),
+    ];
+    for ((name, call), huge) in calls {
+        let pid = poke_later(getpid(), || {})?;
+        let t0 = std::time::Instant::now();
+        let res = call(huge);
+        let ms = t0.elapsed().as_millis();
+        check(
+            res == Err(libc::EINTR) && ms >= 50,
+            format_args!(
+                "{name} with tv_sec INT64_MAX sleeps until a signal (EINTR after {ms} ms; {})",
+                crate::util::show(res)
+            ),
+        )?;
+        wait(pid)?;
+    }
+    for (name, call, bad) in [
+        ("ppoll", &ppoll as &dyn Fn(&[i64; 2]) -> _, [0, 1_000_000_000]),
+        ("ppoll", &ppoll, [-1, 0]),
+        ("pselect6", &pselect, [0, 1_000_000_000]),
+        ("pselect6", &pselect, [0, -1]),
+        ("select", &select, [0, -1]),
+        ("select", &select, [-1, 0]),
+    ] {
+        let res = call(&bad);
+        check(
+            res == Err(libc::EINVAL),
+            format_args!(
+                "{name} with timeout {{{}, {}}} is EINVAL ({})",
+                bad[0],
+                bad[1],
+                crate::util::show(res)
+            ),
+        )?;
+    }
+    // 1.5 s written as 0 s + 1,500,000 us: valid for select (Linux
+    // normalises it); data already there returns at once.
+    write_all(w, b"x");
+    let res = select(&[0, 1_500_000]);
+    check(
+        res == Ok(1),
+        format_args!(
+            "select with tv_usec 1500000 is accepted ({})",
+            crate::util::show(res)
+        ),
+    )?;
+    close(r);
+    close(w);
+    Ok(())
 }
