@@ -43,7 +43,13 @@ pub struct Loaded {
     pub exe: Vec<u8>,
 }
 
-fn lookup_exec(cwd: Ino, path: &[u8]) -> KResult<Ino> {
+/// The program file `path` names (`/proc/self/exe` followed: busybox sh
+/// runs a script without `#!` through it) and its real path.
+fn lookup_exec(cwd: Ino, path: &[u8]) -> KResult<(Ino, Vec<u8>)> {
+    let exe = (path.first() == Some(&b'/'))
+        .then(|| crate::syscall::fs::proc_exe_target(crate::syscall::fs::AT_FDCWD, path))
+        .flatten();
+    let path = exe.as_deref().unwrap_or(path);
     let ino = crate::fs::with(|fs| fs.lookup(cwd, path, true))?;
     let st = crate::fs::with(|fs| fs.stat(ino))?;
     match FileType::from_mode(st.mode) {
@@ -54,7 +60,31 @@ fn lookup_exec(cwd: Ino, path: &[u8]) -> KResult<Ino> {
     if st.mode & 0o111 == 0 {
         return Err(Errno::EACCES);
     }
-    Ok(ino)
+    Ok((ino, real_path(cwd, path).unwrap_or_else(|| path.to_vec())))
+}
+
+/// The absolute path of the file `path` names with symlinks resolved, as
+/// Linux shows /proc/PID/exe (/bin/busybox for /bin/sh); None if it
+/// cannot be named.
+fn real_path(mut dir: Ino, path: &[u8]) -> Option<Vec<u8>> {
+    let mut path = path.to_vec();
+    crate::fs::with(|fs| {
+        for _ in 0..40 {
+            let (d, name) = fs.lookup_parent(dir, &path).ok()?;
+            let ino = fs.lookup_in(d, &name).ok()?;
+            if let Ok(target) = fs.readlink(ino) {
+                (dir, path) = (d, target.to_vec());
+                continue;
+            }
+            let mut out = fs.path_of(d).ok()?;
+            if out.last() != Some(&b'/') {
+                out.push(b'/');
+            }
+            out.extend_from_slice(&name);
+            return Some(out);
+        }
+        None
+    })
 }
 
 fn prot_of(s: &elf::LoadSegment) -> Prot {
@@ -170,9 +200,10 @@ pub fn load(
     envp: &[Vec<u8>],
     torus: usize,
 ) -> KResult<Loaded> {
+    let filename = path;
     let mut path = path.to_vec();
     let mut argv = argv;
-    let mut ino = lookup_exec(cwd, &path)?;
+    let (mut ino, mut exe) = lookup_exec(cwd, &path)?;
     let (mut data, mut size) = read_head(ino)?;
     for depth in 0.. {
         let Some(script) = elf::is_script(&data) else {
@@ -185,7 +216,7 @@ pub fn load(
         let new_argv = script.argv(&path, args.get(1..).unwrap_or(&[]));
         path = script.interpreter.clone();
         argv = new_argv;
-        ino = lookup_exec(cwd, &path)?;
+        (ino, exe) = lookup_exec(cwd, &path)?;
         (data, size) = read_head(ino)?;
     }
     // Headers beyond the first page (or a long PT_INTERP path) are rare:
@@ -264,14 +295,15 @@ pub fn load(
             return Err(e);
         }
     };
-    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
+    // Linux names the process after the file execve was given (a `#!`
+    // script's own name, not its interpreter's).
+    let name = filename.rsplit(|&b| b == b'/').next().unwrap_or(filename);
     let comm = String::from_utf8_lossy(&name[..name.len().min(15)]).into_owned();
     let mut cmdline = Vec::new();
     for a in &argv {
         cmdline.extend_from_slice(a);
         cmdline.push(0);
     }
-    let exe = crate::fs::with(|fs| fs.path_of(ino)).unwrap_or(path);
     Ok(Loaded {
         mm: m,
         entry,

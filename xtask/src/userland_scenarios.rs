@@ -94,6 +94,7 @@ script_scenarios!(
     exit_status,
     shell_misc,
     io_devices,
+    linux_compat,
 );
 
 /// Every userland scenario: the programs one per boot, then all programs

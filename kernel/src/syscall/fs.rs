@@ -85,7 +85,26 @@ fn proc_rest(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// `/proc/self/exe` and `/proc/PID/exe` are symlinks to the program's
+/// file: its path, if `path` names one of them.
+pub(crate) fn proc_exe_target(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
+    let rest = proc_rest(dirfd, path)?;
+    let pid = rest.strip_prefix(b"/")?.strip_suffix(b"/exe")?;
+    let p = if pid == b"self" {
+        current()
+    } else {
+        crate::proc::lookup(core::str::from_utf8(pid).ok()?.parse().ok()?)?
+    };
+    let exe = p.info.lock().exe.clone();
+    Some(exe)
+}
+
 fn resolve(dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
+    if follow {
+        if let Some(exe) = proc_exe_target(dirfd, path) {
+            return kfs::with(|fs| fs.lookup(ROOT_INO, &exe, true)).map(Node::Ino);
+        }
+    }
     if let Some(rest) = proc_rest(dirfd, path) {
         return Ok(Node::Proc(rest));
     }
@@ -331,6 +350,10 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
     let path = read_path(path)?;
     let flags = flags as u32;
     let me = current();
+    let path = match proc_exe_target(dirfd, &path) {
+        Some(exe) if flags & file::O_NOFOLLOW == 0 => exe,
+        _ => path,
+    };
     let kind = if let Some(rest) = proc_rest(dirfd, &path) {
         let kind = procfs::open(&rest).ok_or(Errno::ENOENT)?;
         // Only control files take writes (O_CREAT/O_TRUNC mean nothing).
@@ -653,7 +676,7 @@ pub fn symlinkat(target: u64, newdir: i64, path: u64) -> KResult<u64> {
     kfs::with(|fs| fs.symlink(dir, &name, &t)).map(|_| 0)
 }
 
-/// readlinkat(2); /proc/self/exe and /proc/self is answered too.
+/// readlinkat(2); /proc/self, /proc/self/exe and /proc/PID/exe too.
 pub fn readlinkat(dirfd: i64, path: u64, buf: u64, len: u64) -> KResult<u64> {
     let p = read_path(path)?;
     if (len as i64) <= 0 {
@@ -662,8 +685,7 @@ pub fn readlinkat(dirfd: i64, path: u64, buf: u64, len: u64) -> KResult<u64> {
     let target: Vec<u8> = match resolve(dirfd, &p, false)? {
         Node::Ino(i) => kfs::with(|fs| fs.readlink(i).map(|t| t.to_vec()))?,
         Node::Proc(rest) if rest == b"/self" => alloc::format!("{}", current().pid).into_bytes(),
-        Node::Proc(rest) if rest == b"/self/exe" => current().info.lock().exe.clone(),
-        Node::Proc(_) => return Err(Errno::EINVAL),
+        Node::Proc(_) => proc_exe_target(dirfd, &p).ok_or(Errno::EINVAL)?,
     };
     let n = target.len().min(len as usize);
     uaccess::copy_out(buf, &target[..n])?;

@@ -2,7 +2,7 @@
 //! each: SA_RESTART restarts a pipe read and wait4, pause(2), no core-dump
 //! bit without a core, the signals of user exceptions (int3, #DE, #UD,
 //! #GP), wait4's ECHILD before EFAULT, poll/select timeouts that overflow
-//! or are invalid.
+//! or are invalid, /proc/self/exe (readlink, open, execve).
 
 use crate::util::{
     check, close, errname, errno, fork, handle, pipe, sleep_ms, spawn, status_str, sys, wait,
@@ -49,6 +49,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     exceptions()?;
     wait4_echild()?;
     timeouts()?;
+    proc_exe()?;
     Ok(())
 }
 
@@ -340,4 +341,79 @@ fn timeouts() -> Result<(), String> {
     close(r);
     close(w);
     Ok(())
+}
+
+fn readlink(path: &str) -> Option<String> {
+    std::fs::read_link(path)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// /proc/self/exe and /proc/PID/exe: readlink gives the program's path;
+/// open and execve follow the link to the program.
+fn proc_exe() -> Result<(), String> {
+    let me = readlink("/proc/self/exe");
+    let meta = std::fs::metadata(me.as_deref().unwrap_or("/nonexistent"));
+    let via_proc = std::fs::metadata("/proc/self/exe");
+    use std::os::unix::fs::MetadataExt;
+    check(
+        matches!((&meta, &via_proc), (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev()),
+        format_args!(
+            "readlink /proc/self/exe ({me:?}) names the file stat(/proc/self/exe) reaches ({})",
+            via_proc.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string())
+        ),
+    )?;
+    let head = std::fs::read("/proc/self/exe").map(|d| d.get(..4).map(|h| h.to_vec()));
+    check(
+        matches!(&head, Ok(Some(h)) if h == b"\x7fELF"),
+        format_args!("open+read /proc/self/exe gives the ELF file ({head:?})"),
+    )?;
+    let pid = fork()?;
+    if pid == 0 {
+        sleep_ms(2000);
+        crate::util::child_exit(0);
+    }
+    let child = readlink(&format!("/proc/{pid}/exe"));
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait(pid)?;
+    check(
+        child.is_some() && child == me,
+        format_args!("readlink /proc/CHILD/exe names the same program ({child:?})"),
+    )?;
+    // execve("/proc/self/exe", ["rsetest", "alive"]) prints "alive".
+    let (r, w) = pipe()?;
+    let pid = fork()?;
+    if pid == 0 {
+        // SAFETY: dup2 of descriptors we own; execve with NUL-terminated
+        // strings and null-terminated arrays.
+        unsafe {
+            libc::dup2(w, 1);
+            let argv = [c"rsetest".as_ptr(), c"alive".as_ptr(), std::ptr::null()];
+            let envp = [std::ptr::null()];
+            libc::execve(c"/proc/self/exe".as_ptr(), argv.as_ptr(), envp.as_ptr());
+        }
+        crate::util::child_exit(errno());
+    }
+    close(w);
+    let mut out = Vec::new();
+    let mut b = [0u8; 64];
+    loop {
+        // SAFETY: b is a valid buffer.
+        let n = unsafe { libc::read(r, b.as_mut_ptr().cast(), b.len()) };
+        if n <= 0 {
+            break;
+        }
+        out.extend_from_slice(&b[..n as usize]);
+    }
+    close(r);
+    let st = wait(pid)?;
+    check(
+        out == b"alive\nPASS alive\n" && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+        format_args!(
+            "execve(/proc/self/exe) runs the program again (output {:?}, {})",
+            String::from_utf8_lossy(&out),
+            status_str(st)
+        ),
+    )
 }
