@@ -192,9 +192,15 @@ fn file_stat(f: &OpenFile) -> KResult<Stat> {
 /// read(2).
 pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
-    let len = (len as usize).min(IO_CHUNK);
+    let mut len = (len as usize).min(IO_CHUNK);
     if matches!(f.kind, Kind::PipeRead(_) | Kind::Tty) {
         uaccess::check_writable(buf, len)?;
+    }
+    // A blocked reader holds no buffer of the length it asked for (many
+    // blocked 1 MiB reads would exhaust the heap): a pipe read waits
+    // first, then takes what is there.
+    if len > 0 {
+        len = len.min(f.readable_now()?);
     }
     // Small transfers (a byte through a pipe, a tty line) stay on the
     // stack: the heap round trip costs more than the copy.
@@ -214,11 +220,17 @@ pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
 /// Reads and writes up to this size use a stack buffer.
 const SMALL_IO: usize = 256;
 
+/// A pipe write copies user data through a kernel buffer this large.
+const PIPE_CHUNK: usize = vfs::pipe::PIPE_CAPACITY;
+
 /// write(2).
 pub fn write(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
     if !f.writable() {
         return Err(Errno::EBADF);
+    }
+    if matches!(f.kind, Kind::PipeWrite(_)) && len as usize > PIPE_CHUNK {
+        return write_pipe_chunks(&f, buf, len as usize);
     }
     let len = (len as usize).min(IO_CHUNK);
     if len <= SMALL_IO {
@@ -228,6 +240,31 @@ pub fn write(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     }
     let data = uaccess::read_vec(buf, len)?;
     f.write(&data).map(|n| n as u64)
+}
+
+/// A pipe write longer than [`PIPE_CHUNK`]: Linux writes all of it
+/// (blocking as often as needed), so it goes in bounded chunks until done
+/// or one comes up short (non-blocking, a signal, EPIPE, a bad address),
+/// and then returns what was written if anything was.
+fn write_pipe_chunks(f: &OpenFile, buf: u64, len: usize) -> KResult<u64> {
+    let mut chunk = alloc::vec![0u8; PIPE_CHUNK];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(PIPE_CHUNK);
+        let r = uaccess::copy_in(buf + done as u64, &mut chunk[..n])
+            .and_then(|()| f.write(&chunk[..n]));
+        match r {
+            Ok(w) => {
+                done += w;
+                if w < n {
+                    break;
+                }
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done as u64)
 }
 
 fn iovecs(iov: u64, cnt: u64) -> KResult<Vec<(u64, u64)>> {
@@ -266,20 +303,55 @@ pub fn readv(fd: u64, iov: u64, cnt: u64) -> KResult<u64> {
     Ok(total)
 }
 
-/// writev(2): the pieces are gathered first so pipe writes stay atomic.
+/// writev(2). Up to [`PIPE_CHUNK`] bytes are gathered first, so a pipe
+/// write of up to PIPE_BUF stays atomic; longer ones go iovec by iovec.
+/// As Linux, a bad iovec ends the write: EFAULT if it is the first, else
+/// the bytes written before it; except that a pipe fails with EFAULT
+/// (Linux drops the page being filled when a copy into it faults).
 pub fn writev(fd: u64, iov: u64, cnt: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
     if !f.writable() {
         return Err(Errno::EBADF);
     }
-    let mut data = Vec::new();
-    for (base, len) in iovecs(iov, cnt)? {
-        if data.len() + len as usize > IO_CHUNK * 16 {
-            return Err(Errno::EINVAL);
+    let vecs = iovecs(iov, cnt)?;
+    let total = vecs
+        .iter()
+        .try_fold(0u64, |a, &(_, l)| a.checked_add(l))
+        .filter(|&t| t <= isize::MAX as u64)
+        .ok_or(Errno::EINVAL)?;
+    if total as usize <= PIPE_CHUNK {
+        let mut data = Vec::new();
+        data.try_reserve_exact(total as usize)
+            .map_err(|_| Errno::ENOMEM)?;
+        for (base, len) in vecs {
+            let start = data.len();
+            data.resize(start + len as usize, 0);
+            if uaccess::copy_in(base, &mut data[start..]).is_err() {
+                data.truncate(start);
+                if start == 0 || matches!(f.kind, Kind::PipeWrite(_)) {
+                    return Err(Errno::EFAULT);
+                }
+                break;
+            }
         }
-        data.extend_from_slice(&uaccess::read_vec(base, len as usize)?);
+        return f.write(&data).map(|n| n as u64);
     }
-    f.write(&data).map(|n| n as u64)
+    let mut done = 0;
+    for (base, len) in vecs {
+        if len == 0 {
+            continue;
+        }
+        let n = match write(fd, base, len) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(done)
 }
 
 /// pread64(2).

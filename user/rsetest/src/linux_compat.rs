@@ -2,7 +2,8 @@
 //! each: SA_RESTART restarts a pipe read and wait4, pause(2), no core-dump
 //! bit without a core, the signals of user exceptions (int3, #DE, #UD,
 //! #GP), wait4's ECHILD before EFAULT, poll/select timeouts that overflow
-//! or are invalid, /proc/self/exe (readlink, open, execve).
+//! or are invalid, /proc/self/exe (readlink, open, execve), long pipe
+//! writes, partial writev.
 
 use crate::util::{
     check, close, errname, errno, fork, handle, pipe, sleep_ms, spawn, status_str, sys, wait,
@@ -50,6 +51,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     wait4_echild()?;
     timeouts()?;
     proc_exe()?;
+    pipe_io()?;
     Ok(())
 }
 
@@ -416,4 +418,97 @@ fn proc_exe() -> Result<(), String> {
             status_str(st)
         ),
     )
+}
+
+/// A blocking write of 3 MiB to a pipe returns 3 MiB (Linux sleeps as
+/// often as needed); a writev whose second iovec is bad writes the first
+/// and returns its length, one whose first is bad fails with EFAULT.
+fn pipe_io() -> Result<(), String> {
+    const LEN: usize = 3 << 20;
+    let (r, w) = pipe()?;
+    let reader = spawn(move || {
+        close(w);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0usize;
+        let mut sum = 0u64;
+        loop {
+            // SAFETY: buf is a valid buffer of its length.
+            let n = unsafe { libc::read(r, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            total += n as usize;
+            sum += buf[..n as usize].iter().map(|&b| b as u64).sum::<u64>();
+        }
+        check(
+            total == LEN && sum == expected_sum(LEN),
+            format_args!("the reader got {total} bytes, intact: {}", sum == expected_sum(LEN)),
+        )
+    })?;
+    close(r);
+    let data: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+    // SAFETY: data is a valid buffer of its length.
+    let n = unsafe { libc::write(w, data.as_ptr().cast(), LEN) };
+    close(w);
+    check(
+        n == LEN as isize,
+        format_args!("a blocking 3 MiB write to a pipe returns 3 MiB (returned {n})"),
+    )?;
+    crate::util::wait_ok(reader, "the reader got all 3 MiB")?;
+
+    let good = b"abc";
+    let bad = 8usize as *mut libc::c_void;
+    let iov = [
+        libc::iovec {
+            iov_base: good.as_ptr() as *mut _,
+            iov_len: 3,
+        },
+        libc::iovec {
+            iov_base: bad,
+            iov_len: 5,
+        },
+        libc::iovec {
+            iov_base: good.as_ptr() as *mut _,
+            iov_len: 3,
+        },
+    ];
+    let path = c"/tmp/rse-linux-compat-writev";
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC, 0o600) };
+    let r1 = sys(libc::SYS_writev, [fd as _, iov.as_ptr() as _, 3, 0, 0, 0]);
+    let r2 = sys(libc::SYS_writev, [fd as _, iov[1..].as_ptr() as _, 2, 0, 0, 0]);
+    let got = std::fs::read("/tmp/rse-linux-compat-writev").unwrap_or_default();
+    close(fd);
+    // SAFETY: a NUL-terminated path.
+    unsafe { libc::unlink(path.as_ptr()) };
+    check(
+        r1 == Ok(3) && r2 == Err(libc::EFAULT) && got == b"abc",
+        format_args!(
+            "writev to a file with a bad 2nd iovec writes the 1st ({}), with a bad 1st EFAULT ({}); the file holds {got:?}",
+            crate::util::show(r1),
+            crate::util::show(r2)
+        ),
+    )?;
+    // A pipe takes nothing from a short writev with a bad iovec: Linux
+    // fails the page being filled with EFAULT.
+    let (r, w) = pipe()?;
+    let r3 = sys(libc::SYS_writev, [w as _, iov.as_ptr() as _, 3, 0, 0, 0]);
+    // SAFETY: r is our pipe's read end.
+    unsafe { libc::fcntl(r, libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut b = [0u8; 16];
+    // SAFETY: b is a valid buffer.
+    let n = unsafe { libc::read(r, b.as_mut_ptr().cast(), b.len()) };
+    close(r);
+    close(w);
+    check(
+        r3 == Err(libc::EFAULT) && n == -1,
+        format_args!(
+            "writev to a pipe with a bad 2nd iovec: EFAULT, nothing written ({}, read {n})",
+            crate::util::show(r3)
+        ),
+    )
+}
+
+fn expected_sum(len: usize) -> u64 {
+    (0..len).map(|i| (i % 251) as u64).sum()
 }
