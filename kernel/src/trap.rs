@@ -164,9 +164,13 @@ fn user_exception(frame: &mut TrapFrame) {
                     crate::klog!("out of memory: killing pid {}", me.pid);
                     signal::SIGKILL
                 }
-                Err(_) => {
+                Err(e) => {
                     me.sig.lock().fault_addr = addr;
-                    signal::SIGSEGV
+                    if e == abi::Errno::EIO {
+                        signal::SIGBUS
+                    } else {
+                        signal::SIGSEGV
+                    }
                 }
             }
         }

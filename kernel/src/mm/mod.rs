@@ -179,7 +179,8 @@ impl Mm {
     }
 
     /// Resolves a page fault at `addr`. Err means the access is invalid
-    /// (SIGSEGV), or memory ran out (ENOMEM: the process is killed).
+    /// (SIGSEGV), past the end of a mapped file (EIO: SIGBUS), or memory
+    /// ran out (ENOMEM: the process is killed).
     pub fn handle_fault(&mut self, addr: u64, write: bool, exec: bool) -> KResult<()> {
         let vma = self.vmas.find(addr).ok_or(Errno::EFAULT)?.clone();
         let (r, w, x) = (
@@ -217,6 +218,15 @@ impl Mm {
             Some(_) => Ok(()), // already resolved (another fault got here first)
             None => {
                 let backing = vma.backing;
+                if let Some((file, off)) = backing {
+                    // A page wholly past the end of an mmap'd file: SIGBUS,
+                    // as Linux (an ELF segment's file_end zero-fills instead).
+                    let size = crate::fs::with(|fs| fs.stat(file.ino)).map_or(0, |st| st.size);
+                    let file_off = off.saturating_add(page - vma.start);
+                    if file.file_end == u64::MAX && file_off >= size.max(0) as u64 {
+                        return Err(Errno::EIO);
+                    }
+                }
                 self.map_new(page, vma.prot, |pa| {
                     hal::addrspace::zero_frame(pa);
                     if let Some((file, off)) = backing {

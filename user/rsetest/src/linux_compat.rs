@@ -3,7 +3,8 @@
 //! bit without a core, the signals of user exceptions (int3, #DE, #UD,
 //! #GP), wait4's ECHILD before EFAULT, poll/select timeouts that overflow
 //! or are invalid, /proc/self/exe (readlink, open, execve), long pipe
-//! writes, partial writev.
+//! writes, partial writev, brk(-1), mmap of /dev/zero, SIGBUS past the
+//! end of a mapped file.
 
 use crate::util::{
     check, close, errname, errno, fork, handle, pipe, sleep_ms, spawn, status_str, sys, wait,
@@ -52,6 +53,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     timeouts()?;
     proc_exe()?;
     pipe_io()?;
+    memory()?;
     Ok(())
 }
 
@@ -280,7 +282,14 @@ fn timeouts() -> Result<(), String> {
         fill(&mut set);
         sys(
             libc::SYS_pselect6,
-            [r as libc::c_long + 1, set.as_mut_ptr() as _, 0, 0, ts.as_ptr() as _, 0],
+            [
+                r as libc::c_long + 1,
+                set.as_mut_ptr() as _,
+                0,
+                0,
+                ts.as_ptr() as _,
+                0,
+            ],
         )
     };
     let select = |tv: &[i64; 2]| {
@@ -288,7 +297,14 @@ fn timeouts() -> Result<(), String> {
         fill(&mut set);
         sys(
             libc::SYS_select,
-            [r as libc::c_long + 1, set.as_mut_ptr() as _, 0, 0, tv.as_ptr() as _, 0],
+            [
+                r as libc::c_long + 1,
+                set.as_mut_ptr() as _,
+                0,
+                0,
+                tv.as_ptr() as _,
+                0,
+            ],
         )
     };
     let calls: [(Call, &[i64; 2]); 3] = [
@@ -311,7 +327,11 @@ fn timeouts() -> Result<(), String> {
         wait(pid)?;
     }
     for (name, call, bad) in [
-        ("ppoll", &ppoll as &dyn Fn(&[i64; 2]) -> _, [0, 1_000_000_000]),
+        (
+            "ppoll",
+            &ppoll as &dyn Fn(&[i64; 2]) -> _,
+            [0, 1_000_000_000],
+        ),
         ("ppoll", &ppoll, [-1, 0]),
         ("pselect6", &pselect, [0, 1_000_000_000]),
         ("pselect6", &pselect, [0, -1]),
@@ -362,7 +382,10 @@ fn proc_exe() -> Result<(), String> {
         matches!((&meta, &via_proc), (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev()),
         format_args!(
             "readlink /proc/self/exe ({me:?}) names the file stat(/proc/self/exe) reaches ({})",
-            via_proc.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string())
+            via_proc
+                .as_ref()
+                .map(|_| "ok".to_string())
+                .unwrap_or_else(|e| e.to_string())
         ),
     )?;
     let head = std::fs::read("/proc/self/exe").map(|d| d.get(..4).map(|h| h.to_vec()));
@@ -442,7 +465,10 @@ fn pipe_io() -> Result<(), String> {
         }
         check(
             total == LEN && sum == expected_sum(LEN),
-            format_args!("the reader got {total} bytes, intact: {}", sum == expected_sum(LEN)),
+            format_args!(
+                "the reader got {total} bytes, intact: {}",
+                sum == expected_sum(LEN)
+            ),
         )
     })?;
     close(r);
@@ -474,9 +500,18 @@ fn pipe_io() -> Result<(), String> {
     ];
     let path = c"/tmp/rse-linux-compat-writev";
     // SAFETY: a NUL-terminated path.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC, 0o600) };
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC,
+            0o600,
+        )
+    };
     let r1 = sys(libc::SYS_writev, [fd as _, iov.as_ptr() as _, 3, 0, 0, 0]);
-    let r2 = sys(libc::SYS_writev, [fd as _, iov[1..].as_ptr() as _, 2, 0, 0, 0]);
+    let r2 = sys(
+        libc::SYS_writev,
+        [fd as _, iov[1..].as_ptr() as _, 2, 0, 0, 0],
+    );
     let got = std::fs::read("/tmp/rse-linux-compat-writev").unwrap_or_default();
     close(fd);
     // SAFETY: a NUL-terminated path.
@@ -511,4 +546,118 @@ fn pipe_io() -> Result<(), String> {
 
 fn expected_sum(len: usize) -> u64 {
     (0..len).map(|i| (i % 251) as u64).sum()
+}
+
+/// brk(-1) returns the current break; /dev/zero maps as zeroed memory
+/// (MAP_SHARED: shared with a fork child); a page of a file mapping wholly
+/// past EOF raises SIGBUS, the rest of the last page reads as zeros.
+fn memory() -> Result<(), String> {
+    let cur = sys(libc::SYS_brk, [0, 0, 0, 0, 0, 0]);
+    let bad = sys(libc::SYS_brk, [-1, 0, 0, 0, 0, 0]);
+    let huge = sys(libc::SYS_brk, [0x7fff_ffff_f000, 0, 0, 0, 0, 0]);
+    check(
+        cur.is_ok() && bad == cur && huge == cur,
+        format_args!(
+            "brk(-1) and brk(top of user space) return the current break ({} / {} / {})",
+            crate::util::show(cur),
+            crate::util::show(bad),
+            crate::util::show(huge)
+        ),
+    )?;
+
+    // SAFETY: a NUL-terminated path.
+    let zero = unsafe { libc::open(c"/dev/zero".as_ptr(), libc::O_RDWR) };
+    let map = |flags: i32| {
+        // SAFETY: a fresh mapping aliases nothing.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                zero,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            Err(errno())
+        } else {
+            Ok(p.cast::<u8>())
+        }
+    };
+    let private = map(libc::MAP_PRIVATE);
+    let shared = map(libc::MAP_SHARED);
+    close(zero);
+    let (private, shared) = match (private, shared) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => {
+            return check(
+                false,
+                format_args!("mmap of /dev/zero (private {a:?}, shared {b:?})"),
+            )
+        }
+    };
+    // SAFETY: both mappings are 8192 bytes, readable and writable.
+    let zeros = unsafe { *private == 0 && *private.add(8191) == 0 && *shared.add(100) == 0 };
+    // SAFETY: as above.
+    unsafe { *private = 7 };
+    let sh = shared as usize;
+    let pid = spawn(move || {
+        // SAFETY: the shared mapping is inherited.
+        unsafe { *(sh as *mut u8).add(100) = 42 };
+        Ok(())
+    })?;
+    wait(pid)?;
+    // SAFETY: as above.
+    let seen = unsafe { *shared.add(100) };
+    check(
+        zeros && seen == 42,
+        format_args!(
+            "mmap of /dev/zero gives zeroed memory; MAP_SHARED is shared with a child (zeros {zeros}, child wrote {seen})"
+        ),
+    )?;
+
+    let path = "/tmp/rse-linux-compat-bus";
+    std::fs::write(path, [1u8; 100]).map_err(|e| format!("{path}: {e}"))?;
+    let st = no_core_child(|| {
+        let Ok(f) = std::fs::File::open(path) else {
+            return;
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: a fresh private mapping of our file.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            crate::util::child_exit(10);
+        }
+        let p = p.cast::<u8>();
+        // SAFETY: the mapping is 8192 bytes; the first page holds the file.
+        let (first, tail) = unsafe {
+            (
+                std::ptr::read_volatile(p),
+                std::ptr::read_volatile(p.add(200)),
+            )
+        };
+        if first != 1 || tail != 0 {
+            crate::util::child_exit(11);
+        }
+        // SAFETY: mapped, but wholly past EOF: SIGBUS.
+        unsafe { std::ptr::read_volatile(p.add(4096)) };
+    })?;
+    let _ = std::fs::remove_file(path);
+    check(
+        libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGBUS,
+        format_args!(
+            "reading a mapped page wholly past EOF raises SIGBUS; the rest of the last page reads 0 ({})",
+            status_str(st)
+        ),
+    )
 }
