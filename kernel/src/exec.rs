@@ -327,10 +327,28 @@ pub fn execve(
     if p.is_empty() {
         return Err(Errno::ENOENT);
     }
-    let read_strings = |arr: u64| -> KResult<Vec<Vec<u8>>> {
-        let ptrs = uaccess::read_ptr_array(arr, 65536)?;
+    // Linux's E2BIG: a string (with its NUL) over MAX_ARG_STRLEN, or
+    // strings and pointers together over the argument space. Checked as
+    // the strings are read, so a refused exec never holds more than that
+    // in the kernel.
+    let limit = abi::stack::arg_limit(STACK_SIZE);
+    let mut budget = limit;
+    let mut read_strings = |arr: u64| -> KResult<Vec<Vec<u8>>> {
+        let ptrs = uaccess::read_ptr_array(arr, (limit / 8) as usize)?;
         ptrs.iter()
-            .map(|&q| uaccess::read_cstr(q, abi::stack::MAX_ARG_STRLEN))
+            .map(|&q| {
+                let s = uaccess::read_cstr(q, abi::stack::MAX_ARG_STRLEN - 1).map_err(|e| {
+                    if e == Errno::ENAMETOOLONG {
+                        Errno::E2BIG
+                    } else {
+                        e
+                    }
+                })?;
+                budget = budget
+                    .checked_sub(s.len() as u64 + 1 + 8)
+                    .ok_or(Errno::E2BIG)?;
+                Ok(s)
+            })
             .collect()
     };
     let args = read_strings(argv)?;

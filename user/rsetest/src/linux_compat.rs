@@ -4,7 +4,7 @@
 //! #GP), wait4's ECHILD before EFAULT, poll/select timeouts that overflow
 //! or are invalid, /proc/self/exe (readlink, open, execve), long pipe
 //! writes, partial writev, brk(-1), mmap of /dev/zero, SIGBUS past the
-//! end of a mapped file.
+//! end of a mapped file, execve's E2BIG.
 
 use crate::util::{
     check, close, errname, errno, fork, handle, pipe, sleep_ms, spawn, status_str, sys, wait,
@@ -54,6 +54,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     proc_exe()?;
     pipe_io()?;
     memory()?;
+    e2big()?;
     Ok(())
 }
 
@@ -660,4 +661,57 @@ fn memory() -> Result<(), String> {
             status_str(st)
         ),
     )
+}
+
+/// execve's E2BIG (with RLIMIT_STACK 8 MiB, so 2 MiB of argument space):
+/// one string of 128 KiB (MAX_ARG_STRLEN with its NUL) or more is too
+/// long (not ENAMETOOLONG); 20
+/// strings of 120 KiB are too many; one of 100 KiB runs.
+fn e2big() -> Result<(), String> {
+    let cases: [(&str, usize, usize, bool); 4] = [
+        ("one 128 KiB argument", 1, 128 << 10, false),
+        ("one 200 KiB argument", 1, 200 << 10, false),
+        ("20 arguments of 120 KiB", 20, 120 << 10, false),
+        ("one 100 KiB argument", 1, 100 << 10, true),
+    ];
+    for (what, count, len, runs) in cases {
+        let pid = fork()?;
+        if pid == 0 {
+            let lim = libc::rlimit {
+                rlim_cur: 8 << 20,
+                rlim_max: 8 << 20,
+            };
+            // SAFETY: lim is a valid rlimit.
+            unsafe { libc::setrlimit(libc::RLIMIT_STACK, &lim) };
+            let big = std::ffi::CString::new(vec![b'a'; len]).unwrap_or_default();
+            let devnull = c"/dev/null";
+            // SAFETY: NUL-terminated strings in null-terminated arrays;
+            // stdout goes to /dev/null so "alive" does not show.
+            unsafe {
+                let fd = libc::open(devnull.as_ptr(), libc::O_WRONLY);
+                libc::dup2(fd, 1);
+                let mut argv = vec![c"rsetest".as_ptr(), c"alive".as_ptr()];
+                argv.extend(std::iter::repeat_n(big.as_ptr(), count));
+                argv.push(std::ptr::null());
+                let envp = [std::ptr::null()];
+                libc::execve(c"/proc/self/exe".as_ptr(), argv.as_ptr(), envp.as_ptr());
+            }
+            crate::util::child_exit(if errno() == libc::E2BIG { 100 } else { 101 });
+        }
+        let st = wait(pid)?;
+        let code = if libc::WIFEXITED(st) {
+            libc::WEXITSTATUS(st)
+        } else {
+            -1
+        };
+        check(
+            if runs { code == 0 } else { code == 100 },
+            format_args!(
+                "execve with {what}: {} (child {})",
+                if runs { "runs" } else { "E2BIG" },
+                status_str(st)
+            ),
+        )?;
+    }
+    Ok(())
 }
