@@ -4,7 +4,7 @@
 //! #GP), wait4's ECHILD before EFAULT, poll/select timeouts that overflow
 //! or are invalid, /proc/self/exe (readlink, open, execve), long pipe
 //! writes, partial writev, brk(-1), mmap of /dev/zero, SIGBUS past the
-//! end of a mapped file, execve's E2BIG.
+//! end of a mapped file, execve's E2BIG, /proc/PID/status.
 
 use crate::util::{
     check, close, errname, errno, fork, handle, pipe, sleep_ms, spawn, status_str, sys, wait,
@@ -55,6 +55,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     pipe_io()?;
     memory()?;
     e2big()?;
+    proc_status()?;
     Ok(())
 }
 
@@ -714,4 +715,71 @@ fn e2big() -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+/// The value of `key:` in a /proc/PID/status text.
+fn field(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
+fn mask_has(text: &str, key: &str, sig: i32) -> bool {
+    field(text, key)
+        .and_then(|v| u64::from_str_radix(&v, 16).ok())
+        .is_some_and(|m| m & (1 << (sig - 1)) != 0)
+}
+
+/// /proc/PID/status has Linux's lines: State, Threads, VmRSS and the
+/// signal masks (SigBlk, SigIgn, SigCgt) in hex.
+fn proc_status() -> Result<(), String> {
+    let pid = spawn(|| {
+        handle(libc::SIGUSR2, libc::SIG_IGN, 0)?;
+        handle(libc::SIGUSR1, counter(), 0)?;
+        crate::util::sigmask(libc::SIG_BLOCK, &[libc::SIGHUP])?;
+        let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let ok = field(&text, "State").as_deref() == Some("R (running)")
+            && field(&text, "Threads").as_deref() == Some("1")
+            && field(&text, "VmRSS").is_some_and(|v| v.ends_with(" kB"))
+            && mask_has(&text, "SigBlk", libc::SIGHUP)
+            && mask_has(&text, "SigIgn", libc::SIGUSR2)
+            && mask_has(&text, "SigCgt", libc::SIGUSR1)
+            && !mask_has(&text, "SigCgt", libc::SIGUSR2);
+        if !ok {
+            crate::say!("{text}");
+        }
+        check(
+            ok,
+            "/proc/self/status: State, Threads, VmRSS, SigBlk/SigIgn/SigCgt as Linux",
+        )
+    })?;
+    crate::util::wait_ok(pid, "/proc/self/status lines")?;
+    let (r, w) = pipe()?;
+    let pid = spawn(|| {
+        write_all(w, b"r");
+        sleep_ms(5000);
+        Ok(())
+    })?;
+    close(w);
+    crate::util::read_byte(r);
+    close(r);
+    // It may take a moment to get from the write to its sleep.
+    let mut text = String::new();
+    for _ in 0..50 {
+        sleep_ms(20);
+        text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if field(&text, "State").as_deref() == Some("S (sleeping)") {
+            break;
+        }
+    }
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait(pid)?;
+    check(
+        field(&text, "State").as_deref() == Some("S (sleeping)"),
+        format_args!(
+            "/proc/CHILD/status of a sleeping child: State S (sleeping) ({:?})",
+            field(&text, "State")
+        ),
+    )
 }
