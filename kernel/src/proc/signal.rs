@@ -356,9 +356,27 @@ fn fpu_bytes(a: &hal::percpu::FpuArea) -> [u8; 512] {
 /// `rt_sigreturn(2)`: restores the context saved by [`setup_frame`].
 pub fn sigreturn(f: &mut TrapFrame) -> KResult<u64> {
     let me = super::sched::current();
-    let base = f.rsp - 8; // the handler's `ret` popped pretcode
+    let base = f.rsp.wrapping_sub(8); // the handler's `ret` popped pretcode
     let mut buf = [0u8; FRAME_SIZE as usize];
-    uaccess::copy_in(base, &mut buf)?;
+    let mut fp = [0u8; 512];
+    // Everything is read before anything is restored: a bad frame or
+    // fpstate pointer leaves the registers alone and kills with SIGSEGV,
+    // as Linux's rt_sigreturn does.
+    let read = uaccess::copy_in(base, &mut buf).and_then(|()| {
+        let fpstate = u64::from_le_bytes(
+            buf[(UC_MCONTEXT + 184) as usize..(UC_MCONTEXT + 192) as usize]
+                .try_into()
+                .unwrap_or([0; 8]),
+        );
+        match fpstate {
+            0 => Ok(false),
+            a => uaccess::copy_in(a, &mut fp).map(|()| true),
+        }
+    });
+    let Ok(has_fp) = read else {
+        force(&me, SIGSEGV);
+        return Ok(f.rax);
+    };
     let get = |off: u64| {
         u64::from_le_bytes(
             buf[off as usize..off as usize + 8]
@@ -389,10 +407,7 @@ pub fn sigreturn(f: &mut TrapFrame) -> KResult<u64> {
     f.rflags = (f.rflags & !USER_FLAGS) | (r(17) & USER_FLAGS) | 0x200;
     f.cs = hal::gdt::USER_CS as u64;
     f.ss = hal::gdt::USER_DS as u64;
-    let fpstate = get(UC_MCONTEXT + 184);
-    if fpstate != 0 {
-        let mut fp = [0u8; 512];
-        uaccess::copy_in(fpstate, &mut fp)?;
+    if has_fp {
         me.fpu().load(&fp);
     }
     me.sig.lock().set_mask(get(UC_SIGMASK));

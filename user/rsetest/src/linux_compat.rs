@@ -4,7 +4,8 @@
 //! #GP), wait4's ECHILD before EFAULT, poll/select timeouts that overflow
 //! or are invalid, /proc/self/exe (readlink, open, execve), long pipe
 //! writes, partial writev, brk(-1), mmap of /dev/zero, SIGBUS past the
-//! end of a mapped file, execve's E2BIG, /proc/PID/status.
+//! end of a mapped file, execve's E2BIG, /proc/PID/status, a bad fpstate
+//! in rt_sigreturn.
 
 use crate::util::{
     check, close, errname, errno, fork, handle, pipe, sleep_ms, spawn, status_str, sys, wait,
@@ -56,6 +57,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     memory()?;
     e2big()?;
     proc_status()?;
+    bad_fpstate()?;
     Ok(())
 }
 
@@ -780,6 +782,34 @@ fn proc_status() -> Result<(), String> {
         format_args!(
             "/proc/CHILD/status of a sleeping child: State S (sleeping) ({:?})",
             field(&text, "State")
+        ),
+    )
+}
+
+extern "C" fn break_fpstate(_: i32, _: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: SA_SIGINFO handlers get their ucontext; we point its FPU
+    // state at an unmapped address for rt_sigreturn to find.
+    unsafe { (*uc.cast::<libc::ucontext_t>()).uc_mcontext.fpregs = 24usize as *mut _ };
+}
+
+/// rt_sigreturn with a bad fpstate pointer kills with SIGSEGV (Linux
+/// checks the whole frame before restoring anything).
+fn bad_fpstate() -> Result<(), String> {
+    let st = no_core_child(|| {
+        let h = break_fpstate as extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void);
+        let _ = handle(
+            libc::SIGUSR1,
+            h as *const () as libc::sighandler_t,
+            libc::SA_SIGINFO,
+        );
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+    })?;
+    check(
+        libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGSEGV,
+        format_args!(
+            "rt_sigreturn with a bad fpstate pointer: SIGSEGV ({})",
+            status_str(st)
         ),
     )
 }
