@@ -329,9 +329,31 @@ pub fn ioctl(cmd: u64, arg: u64) -> KResult<u64> {
         }
         0x540f => write_u32(arg, with(|t| t.fg_pgrp)).map(|_| 0), // TIOCGPGRP
         0x5410 => {
-            // TIOCSPGRP
-            let pg = read_u32(arg)?;
-            with(|t| t.fg_pgrp = pg);
+            // TIOCSPGRP, with Linux's checks: the console must be the
+            // caller's controlling tty (ENOTTY), the group valid (EINVAL),
+            // existing (ESRCH) and in the console's session (EPERM).
+            let pg = read_u32(arg)? as i32;
+            let sid = crate::proc::sched::current().rel.lock().sid;
+            if with(|t| t.session) != sid {
+                return Err(Errno::ENOTTY);
+            }
+            if pg < 0 {
+                return Err(Errno::EINVAL);
+            }
+            let members: Vec<Pid> = crate::proc::all()
+                .iter()
+                .filter(|p| !p.is_zombie())
+                .map(|p| p.rel.lock())
+                .filter(|r| r.pgid == pg as Pid)
+                .map(|r| r.sid)
+                .collect();
+            if members.is_empty() {
+                return Err(Errno::ESRCH);
+            }
+            if members.iter().any(|&s| s != sid) {
+                return Err(Errno::EPERM);
+            }
+            with(|t| t.fg_pgrp = pg as Pid);
             Ok(0)
         }
         0x5413 => {
@@ -355,12 +377,26 @@ pub fn ioctl(cmd: u64, arg: u64) -> KResult<u64> {
             Ok(0)
         }
         0x540e => {
-            // TIOCSCTTY: the caller's session takes the console.
+            // TIOCSCTTY: a session leader's session takes the console.
+            // As Linux: only a session leader (EPERM), and a console that
+            // is another live session's controlling tty only with arg 1
+            // (root, which everyone is, may steal it).
             let me = crate::proc::sched::current();
             let (sid, pgid) = {
                 let r = me.rel.lock();
                 (r.sid, r.pgid)
             };
+            let owner = with(|t| t.session);
+            if owner == sid && sid == me.pid {
+                return Ok(0);
+            }
+            if sid != me.pid {
+                return Err(Errno::EPERM);
+            }
+            let owner_alive = crate::proc::lookup(owner).is_some_and(|p| !p.is_zombie());
+            if owner_alive && arg != 1 {
+                return Err(Errno::EPERM);
+            }
             with(|t| {
                 t.session = sid;
                 t.fg_pgrp = pgid;

@@ -5,7 +5,8 @@
 //! or are invalid, /proc/self/exe (readlink, open, execve), long pipe
 //! writes, partial writev, brk(-1), mmap of /dev/zero, SIGBUS past the
 //! end of a mapped file, execve's E2BIG, /proc/PID/status, a bad fpstate
-//! in rt_sigreturn.
+//! in rt_sigreturn, the job-control checks of setpgid, TIOCSPGRP and
+//! TIOCSCTTY.
 
 use crate::util::{
     check, close, errname, errno, fork, handle, pipe, sleep_ms, spawn, status_str, sys, wait,
@@ -58,6 +59,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     e2big()?;
     proc_status()?;
     bad_fpstate()?;
+    job_control()?;
     Ok(())
 }
 
@@ -812,4 +814,124 @@ fn bad_fpstate() -> Result<(), String> {
             status_str(st)
         ),
     )
+}
+
+/// A terminal to try job control on: a new pty on Linux, the console in
+/// RSE OS (which has no ptys). Opened with O_NOCTTY.
+fn open_terminal() -> Option<i32> {
+    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname on a descriptor we own;
+    // ptsname's static buffer is used at once in this single thread.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        if m >= 0 && libc::grantpt(m) == 0 && libc::unlockpt(m) == 0 {
+            let name = libc::ptsname(m);
+            if !name.is_null() {
+                let s = libc::open(name, libc::O_RDWR | libc::O_NOCTTY);
+                if s >= 0 {
+                    return Some(s); // the master stays open with the child
+                }
+            }
+        }
+        let c = libc::open(c"/dev/console".as_ptr(), libc::O_RDWR | libc::O_NOCTTY);
+        (c >= 0).then_some(c)
+    }
+}
+
+fn ioctl_int(fd: i32, req: libc::c_ulong, arg: libc::c_long) -> Result<libc::c_long, i32> {
+    sys(libc::SYS_ioctl, [fd as _, req as _, arg, 0, 0, 0])
+}
+
+fn tiocspgrp(fd: i32, pg: i32) -> Result<libc::c_long, i32> {
+    let v = pg;
+    ioctl_int(fd, libc::TIOCSPGRP, &v as *const i32 as libc::c_long)
+}
+
+/// setpgid, TIOCSPGRP and TIOCSCTTY check what Linux checks: a session
+/// leader takes a terminal another session holds only with TIOCSCTTY 1
+/// (root); TIOCSPGRP needs the caller's controlling terminal and a
+/// group of its session (EINVAL/ESRCH/EPERM); setpgid only joins an
+/// existing group of the caller's session (EPERM).
+fn job_control() -> Result<(), String> {
+    // A pid no process or group has: a child's, once reaped.
+    let gone = spawn(|| Ok(()))?;
+    wait(gone)?;
+    // SAFETY: no preconditions.
+    let outer_pgrp = unsafe { libc::getpgrp() };
+    let pid = spawn(move || {
+        // SAFETY: setsid has no preconditions.
+        check(unsafe { libc::setsid() } > 0, "setsid in a child")?;
+        let t = open_terminal().ok_or("no terminal to open")?;
+        let r = ioctl_int(t, libc::TIOCSCTTY, 1);
+        check(
+            r == Ok(0),
+            format_args!(
+                "a session leader takes the terminal with TIOCSCTTY 1 ({})",
+                crate::util::show(r)
+            ),
+        )?;
+        let r = ioctl_int(t, libc::TIOCSCTTY, 0);
+        check(
+            r == Ok(0),
+            format_args!(
+                "TIOCSCTTY on its own controlling terminal: 0 ({})",
+                crate::util::show(r)
+            ),
+        )?;
+        for (pg, want, what) in [
+            (-1, Err(libc::EINVAL), "a negative group: EINVAL"),
+            (gone, Err(libc::ESRCH), "a group that does not exist: ESRCH"),
+            (
+                outer_pgrp,
+                Err(libc::EPERM),
+                "a group of another session: EPERM",
+            ),
+            // SAFETY: no preconditions.
+            (unsafe { libc::getpid() }, Ok(0), "its own group: 0"),
+        ] {
+            let r = tiocspgrp(t, pg);
+            check(
+                r == want,
+                format_args!("TIOCSPGRP to {what} ({})", crate::util::show(r)),
+            )?;
+        }
+        let (rd, wr) = pipe()?;
+        let member = spawn(move || {
+            for (pg, what) in [
+                (gone, "a group that does not exist"),
+                (outer_pgrp, "a group of another session"),
+            ] {
+                let r = sys(libc::SYS_setpgid, [0, pg as _, 0, 0, 0, 0]);
+                check(
+                    r == Err(libc::EPERM),
+                    format_args!("setpgid(0, {what}): EPERM ({})", crate::util::show(r)),
+                )?;
+            }
+            // SAFETY: setsid has no preconditions.
+            check(unsafe { libc::setsid() } > 0, "setsid in a grandchild")?;
+            let r = ioctl_int(t, libc::TIOCSCTTY, 0);
+            check(
+                r == Err(libc::EPERM),
+                format_args!(
+                    "another new session leader cannot take it with TIOCSCTTY 0: EPERM ({})",
+                    crate::util::show(r)
+                ),
+            )?;
+            // SAFETY: no preconditions.
+            let r = tiocspgrp(t, unsafe { libc::getpid() });
+            check(
+                r == Err(libc::ENOTTY),
+                format_args!(
+                    "TIOCSPGRP on a terminal that is not its controlling one: ENOTTY ({})",
+                    crate::util::show(r)
+                ),
+            )?;
+            write_all(wr, b"d");
+            Ok(())
+        })?;
+        close(wr);
+        crate::util::read_byte(rd);
+        close(rd);
+        crate::util::wait_ok(member, "the grandchild's checks")
+    })?;
+    crate::util::wait_ok(pid, "job control checks in a new session")
 }
