@@ -246,6 +246,16 @@ pub fn read(buf: &mut [u8], nonblock: bool) -> KResult<usize> {
     if buf.is_empty() {
         return Ok(0);
     }
+    let (canon, vmin, vtime) = with(|t| {
+        (
+            t.termios.lflag & ICANON != 0,
+            t.termios.cc[VMIN] as usize,
+            t.termios.cc[VTIME] as u64,
+        )
+    });
+    if !canon {
+        return read_raw(buf, nonblock, vmin, vtime);
+    }
     READERS.wait_until(|| {
         pump_locked_free();
         with(|tty| {
@@ -273,6 +283,49 @@ pub fn read(buf: &mut [u8], nonblock: bool) -> KResult<usize> {
             }
         })
     })?
+}
+
+/// A non-canonical read with termios(3)'s MIN and TIME (tenths of a
+/// second): MIN 0 TIME 0 returns what is there, even nothing; MIN 0 TIME t
+/// waits up to t for a first byte; MIN m TIME 0 waits for m bytes (or the
+/// buffer's length); MIN m TIME t as well, but once a byte has come, t
+/// without another one ends the read.
+fn read_raw(buf: &mut [u8], nonblock: bool, vmin: usize, vtime: u64) -> KResult<usize> {
+    use super::{POLL_DEADLINES, POLL_WQ};
+    let want = vmin.min(buf.len());
+    let tenths = |now: u64| now.saturating_add(vtime * 100_000_000);
+    let mut deadline = (vmin == 0 && vtime > 0).then(|| tenths(hal::time::now_ns()));
+    let mut n = 0;
+    loop {
+        let since = POLL_WQ.wakes();
+        pump_locked_free();
+        let got = with(|tty| {
+            let k = tty.ready.len().min(buf.len() - n);
+            for (d, b) in buf[n..n + k].iter_mut().zip(tty.ready.drain(..k)) {
+                *d = b;
+            }
+            k
+        });
+        n += got;
+        let now = hal::time::now_ns();
+        if got > 0 && vmin > 0 && vtime > 0 {
+            deadline = Some(tenths(now)); // the inter-byte timer restarts
+        }
+        let done = match (vmin, vtime) {
+            (0, 0) => true,
+            (0, _) => n > 0,
+            _ => n >= want,
+        };
+        if done || deadline.is_some_and(|d| now >= d) {
+            return Ok(n);
+        }
+        if nonblock {
+            return if n > 0 { Ok(n) } else { Err(Errno::EAGAIN) };
+        }
+        if let Err(e) = POLL_WQ.wait_for_wake_until(since, deadline, &POLL_DEADLINES) {
+            return if n > 0 { Ok(n) } else { Err(e) };
+        }
+    }
 }
 
 /// Bytes may arrive between the wake-up and the check: drain them first.

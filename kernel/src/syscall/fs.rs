@@ -202,6 +202,10 @@ pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     if len > 0 {
         len = len.min(f.readable_now()?);
     }
+    if matches!(f.kind, Kind::Tty) {
+        // Linux's line discipline holds 4 KiB: no tty read returns more.
+        len = len.min(TTY_READ_MAX);
+    }
     // Small transfers (a byte through a pipe, a tty line) stay on the
     // stack: the heap round trip costs more than the copy.
     let mut small = [0u8; SMALL_IO];
@@ -216,6 +220,9 @@ pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     uaccess::copy_out(buf, &kbuf[..n])?;
     Ok(n as u64)
 }
+
+/// Most a tty read returns (N_TTY_BUF_SIZE).
+const TTY_READ_MAX: usize = 4096;
 
 /// Reads and writes up to this size use a stack buffer.
 const SMALL_IO: usize = 256;

@@ -6,7 +6,7 @@
 //! writes, partial writev, brk(-1), mmap of /dev/zero, SIGBUS past the
 //! end of a mapped file, execve's E2BIG, /proc/PID/status, a bad fpstate
 //! in rt_sigreturn, the job-control checks of setpgid, TIOCSPGRP and
-//! TIOCSCTTY.
+//! TIOCSCTTY, a non-canonical tty read's MIN and TIME.
 
 use crate::util::{
     check, close, errname, errno, fork, handle, pipe, sleep_ms, spawn, status_str, sys, wait,
@@ -60,6 +60,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     proc_status()?;
     bad_fpstate()?;
     job_control()?;
+    tty_min_time()?;
     Ok(())
 }
 
@@ -934,4 +935,43 @@ fn job_control() -> Result<(), String> {
         crate::util::wait_ok(member, "the grandchild's checks")
     })?;
     crate::util::wait_ok(pid, "job control checks in a new session")
+}
+
+/// A non-canonical terminal read with nothing to read: MIN 0 TIME 0
+/// returns 0 at once; MIN 0 TIME 2 returns 0 after 0.2 s.
+fn tty_min_time() -> Result<(), String> {
+    let t = open_terminal().ok_or("no terminal to open")?;
+    // SAFETY: termios structs filled by tcgetattr before use.
+    let mut old: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::tcgetattr(t, &mut old) } != 0 {
+        return Err(format!("tcgetattr: {}", errname(errno())));
+    }
+    let mut raw = old;
+    raw.c_lflag &= !(libc::ICANON | libc::ECHO);
+    let mut results = Vec::new();
+    for time in [0u8, 2] {
+        raw.c_cc[libc::VMIN] = 0;
+        raw.c_cc[libc::VTIME] = time;
+        // SAFETY: raw is a valid termios.
+        unsafe { libc::tcsetattr(t, libc::TCSANOW, &raw) };
+        let mut b = [0u8; 16];
+        let t0 = std::time::Instant::now();
+        // SAFETY: b is a valid buffer.
+        let n = unsafe { libc::read(t, b.as_mut_ptr().cast(), b.len()) };
+        results.push((n, t0.elapsed().as_millis()));
+    }
+    // SAFETY: old is the termios read above.
+    unsafe { libc::tcsetattr(t, libc::TCSANOW, &old) };
+    close(t);
+    let (n0, ms0) = results[0];
+    let (n2, ms2) = results[1];
+    check(
+        n0 == 0 && ms0 < 100,
+        format_args!("a tty read with VMIN 0 VTIME 0 and no input returns 0 at once (returned {n0} after {ms0} ms)"),
+    )?;
+    check(
+        n2 == 0 && (150..2000).contains(&ms2),
+        format_args!("a tty read with VMIN 0 VTIME 2 and no input returns 0 after 0.2 s (returned {n2} after {ms2} ms)"),
+    )
 }
