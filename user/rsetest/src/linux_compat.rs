@@ -3,7 +3,7 @@
 //! bit without a core, the signals of user exceptions (int3, #DE, #UD,
 //! #GP), wait4's ECHILD before EFAULT, poll/select timeouts that overflow
 //! or are invalid, /proc/self/exe (readlink, open, execve), long pipe
-//! writes, partial writev, brk(-1), mmap of /dev/zero, SIGBUS past the
+//! writes, 400 blocked 1 MiB pipe reads, partial writev, brk(-1), mmap of /dev/zero, SIGBUS past the
 //! end of a mapped file, execve's E2BIG, /proc/PID/status, a bad fpstate
 //! in rt_sigreturn, the job-control checks of setpgid, TIOCSPGRP and
 //! TIOCSCTTY, a non-canonical tty read's MIN and TIME.
@@ -55,6 +55,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     timeouts()?;
     proc_exe()?;
     pipe_io()?;
+    blocked_readers()?;
     memory()?;
     e2big()?;
     proc_status()?;
@@ -973,5 +974,57 @@ fn tty_min_time() -> Result<(), String> {
     check(
         n2 == 0 && (150..2000).contains(&ms2),
         format_args!("a tty read with VMIN 0 VTIME 2 and no input returns 0 after 0.2 s (returned {n2} after {ms2} ms)"),
+    )
+}
+
+/// 400 processes blocked reading 1 MiB each from an empty pipe: the kernel
+/// must not hold a buffer of the requested length for each (400 MiB);
+/// closing the write end gives them all EOF. Their buffer is one shared
+/// mapping, so the user side costs 1 MiB in all.
+fn blocked_readers() -> Result<(), String> {
+    const N: usize = 400;
+    const LEN: usize = 1 << 20;
+    let buf = crate::util::mmap_shared(LEN).map_err(|e| format!("mmap: {}", errname(e)))? as usize;
+    let (r, w) = pipe()?;
+    let (ready_r, ready_w) = pipe()?;
+    let mut pids = Vec::new();
+    for i in 0..N {
+        let pid = match fork() {
+            Ok(p) => p,
+            Err(e) => {
+                close(w);
+                return Err(format!("fork #{i}: {e}"));
+            }
+        };
+        if pid == 0 {
+            close(w);
+            close(ready_r);
+            write_all(ready_w, b"r");
+            // SAFETY: buf is a shared mapping of LEN bytes.
+            let n = unsafe { libc::read(r, buf as *mut libc::c_void, LEN) };
+            crate::util::child_exit(if n == 0 { 0 } else { 1 });
+        }
+        pids.push(pid);
+    }
+    close(ready_w);
+    for _ in 0..N {
+        crate::util::read_byte(ready_r);
+    }
+    close(ready_r);
+    sleep_ms(300); // let the last ones block in their read
+    close(w);
+    close(r);
+    let mut bad = 0;
+    for pid in pids {
+        let st = wait(pid)?;
+        if !(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0) {
+            bad += 1;
+        }
+    }
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(buf as *mut libc::c_void, LEN) };
+    check(
+        bad == 0,
+        format_args!("{N} readers blocked on a pipe with 1 MiB reads all get EOF ({bad} did not)"),
     )
 }
