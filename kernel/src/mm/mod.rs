@@ -341,6 +341,19 @@ pub fn release(old: Arc<shared::SharedMm>) {
 
 /// Called by the trap handler for a #PF. Returns false when the fault is
 /// not resolvable (the caller raises SIGSEGV or applies a probe fixup).
+/// Whether `addr` lies in a mapping of the current process (a fault there
+/// is SEGV_ACCERR, elsewhere SEGV_MAPERR).
+pub fn is_mapped(addr: u64) -> bool {
+    let Some(me) = crate::proc::sched::try_current() else {
+        return false;
+    };
+    let Some(mm) = me.mm.lock().clone() else {
+        return false;
+    };
+    let found = mm.lock().vmas.find(addr).is_some();
+    found
+}
+
 pub fn page_fault(addr: u64, error_code: u64) -> Result<(), Errno> {
     let Some(me) = crate::proc::sched::try_current() else {
         return Err(Errno::EFAULT);

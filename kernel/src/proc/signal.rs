@@ -330,7 +330,9 @@ fn setup_frame(
     put(UC_SIGMASK, old_mask);
     // siginfo: si_signo, si_errno, si_code; si_addr for faults.
     buf[INFO as usize..INFO as usize + 4].copy_from_slice(&sig.to_le_bytes());
-    if matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE) {
+    // A fault's (si_code > 0) siginfo has si_addr; a kill's has the sender.
+    if matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE) && info.0 > 0 {
+        buf[INFO as usize + 8..INFO as usize + 12].copy_from_slice(&info.0.to_le_bytes());
         buf[INFO as usize + 16..INFO as usize + 24].copy_from_slice(&fault_addr.to_le_bytes());
     } else {
         let (code, pid, status) = info;

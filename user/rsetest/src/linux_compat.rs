@@ -1,7 +1,7 @@
 //! Small differences from Linux that a program can see, one `ok:` line
 //! each: SA_RESTART restarts a pipe read and wait4, pause(2), no core-dump
 //! bit without a core, the signals of user exceptions (int3, #DE, #UD,
-//! #GP), wait4's ECHILD before EFAULT, poll/select timeouts that overflow
+//! #GP) and their si_code/si_addr, wait4's ECHILD before EFAULT, poll/select timeouts that overflow
 //! or are invalid, /proc/self/exe (readlink, open, execve), long pipe
 //! writes, 400 blocked 1 MiB pipe reads, partial writev, brk(-1), mmap of /dev/zero, SIGBUS past the
 //! end of a mapped file, execve's E2BIG, /proc/PID/status, a bad fpstate
@@ -51,6 +51,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     pause()?;
     no_core_bit()?;
     exceptions()?;
+    fault_info()?;
     wait4_echild()?;
     timeouts()?;
     proc_exe()?;
@@ -1027,4 +1028,129 @@ fn blocked_readers() -> Result<(), String> {
         bad == 0,
         format_args!("{N} readers blocked on a pipe with 1 MiB reads all get EOF ({bad} did not)"),
     )
+}
+
+/// The si_addr a fault handler expects: an address, or ANY_NONZERO.
+static EXPECT_ADDR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+const ANY_NONZERO: usize = usize::MAX;
+
+extern "C" fn report_fault(_: i32, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: SA_SIGINFO handlers get a valid siginfo.
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    let want = EXPECT_ADDR.load(SeqCst);
+    let addr_ok = if want == ANY_NONZERO {
+        addr != 0
+    } else {
+        addr == want
+    };
+    crate::util::child_exit(if addr_ok { code } else { 200 });
+}
+
+/// A child that handles `sig` (exiting with the si_code, or 200 if si_addr
+/// is not `addr`) and runs `f`; its exit code.
+fn fault_code(sig: i32, addr: usize, f: impl FnOnce()) -> Result<i32, String> {
+    let st = no_core_child(|| {
+        EXPECT_ADDR.store(addr, SeqCst);
+        let h = report_fault as extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void);
+        let _ = handle(sig, h as *const () as libc::sighandler_t, libc::SA_SIGINFO);
+        f();
+    })?;
+    Ok(if libc::WIFEXITED(st) {
+        libc::WEXITSTATUS(st)
+    } else {
+        -1
+    })
+}
+
+/// si_code and si_addr of fault signals, as Linux: SEGV_MAPERR with the
+/// address for an unmapped one, SEGV_ACCERR for a write to a read-only
+/// mapping, BUS_ADRERR past the end of a mapped file, ILL_ILLOPN and
+/// FPE_INTDIV with the instruction's address, SI_KERNEL and no address
+/// for #GP.
+fn fault_info() -> Result<(), String> {
+    let ro = crate::util::mmap_anon(4096).map_err(|e| format!("mmap: {}", errname(e)))? as usize;
+    // SAFETY: ro is our 4 KiB mapping.
+    unsafe { libc::mprotect(ro as *mut libc::c_void, 4096, libc::PROT_READ) };
+    let bus_path = "/tmp/rse-linux-compat-bus2";
+    std::fs::write(bus_path, [1u8; 10]).map_err(|e| format!("{bus_path}: {e}"))?;
+    let f = std::fs::File::open(bus_path).map_err(|e| format!("{bus_path}: {e}"))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: a fresh private mapping of our file.
+    let bus = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            8192,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            f.as_raw_fd(),
+            0,
+        )
+    } as usize;
+    drop(f);
+    let _ = std::fs::remove_file(bus_path);
+    // (what, signal, argument of the faulting function, it, si_addr, si_code)
+    type Case<'a> = (&'a str, i32, usize, fn(usize), usize, i32);
+    let cases: [Case; 6] = [
+        (
+            "a read of unmapped address 0x10",
+            libc::SIGSEGV,
+            0x10,
+            |a| {
+                // SAFETY: faults on purpose.
+                unsafe { std::ptr::read_volatile(a as *const u8) };
+            },
+            0x10,
+            1,
+        ),
+        (
+            "a write to a read-only mapping",
+            libc::SIGSEGV,
+            ro,
+            |a| {
+                // SAFETY: faults on purpose.
+                unsafe { std::ptr::write_volatile(a as *mut u8, 1) };
+            },
+            ro,
+            2,
+        ),
+        (
+            "a read of a mapped page past EOF",
+            libc::SIGBUS,
+            bus + 4096,
+            |a| {
+                // SAFETY: faults on purpose.
+                unsafe { std::ptr::read_volatile(a as *const u8) };
+            },
+            bus + 4096,
+            2,
+        ),
+        ("ud2", libc::SIGILL, 0, |_| trap_ud2(), ANY_NONZERO, 2),
+        (
+            "a divide by zero",
+            libc::SIGFPE,
+            0,
+            |_| trap_div0(),
+            ANY_NONZERO,
+            1,
+        ),
+        (
+            "hlt (#GP)",
+            libc::SIGSEGV,
+            0,
+            |_| trap_hlt(),
+            0,
+            libc::SI_KERNEL,
+        ),
+    ];
+    for (what, sig, arg, f, addr, want) in cases {
+        let code = fault_code(sig, addr, move || f(arg))?;
+        check(
+            code == want,
+            format_args!(
+                "{what}: signal {sig} with si_code {want} and si_addr {} (child exited {code}; 200 = wrong si_addr)",
+                if addr == ANY_NONZERO { "the instruction".to_string() } else { format!("{addr:#x}") }
+            ),
+        )?;
+    }
+    Ok(())
 }
