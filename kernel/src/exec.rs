@@ -44,7 +44,13 @@ pub struct Loaded {
     pub exe: Vec<u8>,
 }
 
-fn lookup_exec(cwd: Ino, path: &[u8]) -> KResult<Ino> {
+/// The program file `path` names (`/proc/self/exe` followed: busybox sh
+/// runs a script without `#!` through it) and its real path.
+fn lookup_exec(cwd: Ino, path: &[u8]) -> KResult<(Ino, Vec<u8>)> {
+    let exe = (path.first() == Some(&b'/'))
+        .then(|| crate::syscall::fs::proc_exe_target(crate::syscall::fs::AT_FDCWD, path))
+        .flatten();
+    let path = exe.as_deref().unwrap_or(path);
     let ino = crate::fs::with(|fs| fs.lookup(cwd, path, true))?;
     let st = crate::fs::with(|fs| fs.stat(ino))?;
     match FileType::from_mode(st.mode) {
@@ -55,7 +61,31 @@ fn lookup_exec(cwd: Ino, path: &[u8]) -> KResult<Ino> {
     if st.mode & 0o111 == 0 {
         return Err(Errno::EACCES);
     }
-    Ok(ino)
+    Ok((ino, real_path(cwd, path).unwrap_or_else(|| path.to_vec())))
+}
+
+/// The absolute path of the file `path` names with symlinks resolved, as
+/// Linux shows /proc/PID/exe (/bin/busybox for /bin/sh); None if it
+/// cannot be named.
+fn real_path(mut dir: Ino, path: &[u8]) -> Option<Vec<u8>> {
+    let mut path = path.to_vec();
+    crate::fs::with(|fs| {
+        for _ in 0..40 {
+            let (d, name) = fs.lookup_parent(dir, &path).ok()?;
+            let ino = fs.lookup_in(d, &name).ok()?;
+            if let Ok(target) = fs.readlink(ino) {
+                (dir, path) = (d, target.to_vec());
+                continue;
+            }
+            let mut out = fs.path_of(d).ok()?;
+            if out.last() != Some(&b'/') {
+                out.push(b'/');
+            }
+            out.extend_from_slice(&name);
+            return Some(out);
+        }
+        None
+    })
 }
 
 fn prot_of(s: &elf::LoadSegment) -> Prot {
@@ -186,9 +216,10 @@ pub fn load(
     envp: &[Vec<u8>],
     torus: usize,
 ) -> KResult<Loaded> {
+    let filename = path;
     let mut path = path.to_vec();
     let mut argv = argv;
-    let mut ino = lookup_exec(cwd, &path)?;
+    let (mut ino, mut exe) = lookup_exec(cwd, &path)?;
     let (mut data, mut size) = read_head(ino)?;
     for depth in 0.. {
         let Some(script) = elf::is_script(&data) else {
@@ -201,7 +232,7 @@ pub fn load(
         let new_argv = script.argv(&path, args.get(1..).unwrap_or(&[]));
         path = script.interpreter.clone();
         argv = new_argv;
-        ino = lookup_exec(cwd, &path)?;
+        (ino, exe) = lookup_exec(cwd, &path)?;
         (data, size) = read_head(ino)?;
     }
     let (mut image, whole) = parse_image(ino, &data, size)?;
@@ -213,7 +244,7 @@ pub fn load(
     let interp = match &image.interp {
         None => None,
         Some(ipath) => {
-            let iino = lookup_exec(cwd, ipath)?;
+            let (iino, _) = lookup_exec(cwd, ipath)?;
             let (ihead, isize) = read_head(iino)?;
             let (iimage, iwhole) = parse_image(iino, &ihead, isize).map_err(|e| {
                 if e == Errno::ENOEXEC {
@@ -296,14 +327,15 @@ pub fn load(
     })();
     // On failure `m` goes here, with whatever was mapped into it.
     let (entry, sp) = r?;
-    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
+    // Linux names the process after the file execve was given (a `#!`
+    // script's own name, not its interpreter's).
+    let name = filename.rsplit(|&b| b == b'/').next().unwrap_or(filename);
     let comm = String::from_utf8_lossy(&name[..name.len().min(15)]).into_owned();
     let mut cmdline = Vec::new();
     for a in &argv {
         cmdline.extend_from_slice(a);
         cmdline.push(0);
     }
-    let exe = crate::fs::with(|fs| fs.path_of(ino)).unwrap_or(path);
     Ok(Loaded {
         mm: m,
         entry,
@@ -327,10 +359,28 @@ pub fn execve(
     if p.is_empty() {
         return Err(Errno::ENOENT);
     }
-    let read_strings = |arr: u64| -> KResult<Vec<Vec<u8>>> {
-        let ptrs = uaccess::read_ptr_array(arr, 65536)?;
+    // Linux's E2BIG: a string (with its NUL) over MAX_ARG_STRLEN, or
+    // strings and pointers together over the argument space. Checked as
+    // the strings are read, so a refused exec never holds more than that
+    // in the kernel.
+    let limit = abi::stack::arg_limit(STACK_SIZE);
+    let mut budget = limit;
+    let mut read_strings = |arr: u64| -> KResult<Vec<Vec<u8>>> {
+        let ptrs = uaccess::read_ptr_array(arr, (limit / 8) as usize)?;
         ptrs.iter()
-            .map(|&q| uaccess::read_cstr(q, abi::stack::MAX_ARG_STRLEN))
+            .map(|&q| {
+                let s = uaccess::read_cstr(q, abi::stack::MAX_ARG_STRLEN - 1).map_err(|e| {
+                    if e == Errno::ENAMETOOLONG {
+                        Errno::E2BIG
+                    } else {
+                        e
+                    }
+                })?;
+                budget = budget
+                    .checked_sub(s.len() as u64 + 1 + 8)
+                    .ok_or(Errno::E2BIG)?;
+                Ok(s)
+            })
             .collect()
     };
     let args = read_strings(argv)?;

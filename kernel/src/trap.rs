@@ -152,30 +152,43 @@ fn exception(frame: &mut TrapFrame) {
     hal::idt::report_and_exit(frame, "in kernel mode");
 }
 
-/// A fault in user mode becomes a signal (or a resolved page fault).
+/// A fault in user mode becomes a signal (or a resolved page fault), with
+/// Linux's si_code and si_addr: the faulting address for page faults, the
+/// instruction for #DE/#UD/#MF/#XM, none (SI_KERNEL) for #GP and int3.
 fn user_exception(frame: &mut TrapFrame) {
+    // siginfo si_code values (asm-generic/siginfo.h).
+    const SI_KERNEL: i32 = 0x80;
+    const SEGV_MAPERR: i32 = 1;
+    const SEGV_ACCERR: i32 = 2;
+    const BUS_ADRERR: i32 = 2;
+    const ILL_ILLOPN: i32 = 2;
+    const FPE_INTDIV: i32 = 1;
     hal::cpu::enable_interrupts();
     let me = sched::current();
-    let sig = match frame.vector {
+    let (sig, code, addr) = match frame.vector {
         vector::PAGE_FAULT => {
             let addr = hal::cpu::cr2();
             match crate::mm::page_fault(addr, frame.error_code) {
                 Ok(()) => return,
                 Err(abi::Errno::ENOMEM) => {
                     crate::klog!("out of memory: killing pid {}", me.pid);
-                    signal::SIGKILL
+                    (signal::SIGKILL, 0, 0)
                 }
-                Err(_) => {
-                    me.sig.lock().fault_addr = addr;
-                    signal::SIGSEGV
-                }
+                Err(abi::Errno::EIO) => (signal::SIGBUS, BUS_ADRERR, addr),
+                Err(_) if crate::mm::is_mapped(addr) => (signal::SIGSEGV, SEGV_ACCERR, addr),
+                Err(_) => (signal::SIGSEGV, SEGV_MAPERR, addr),
             }
         }
-        vector::INVALID_OPCODE => signal::SIGILL,
-        vector::DIVIDE_ERROR | vector::X87_FP | vector::SIMD_FP => signal::SIGFPE,
-        vector::BREAKPOINT | vector::DEBUG => signal::SIGTRAP,
-        vector::GENERAL_PROTECTION => signal::SIGSEGV,
-        _ => signal::SIGSEGV,
+        vector::INVALID_OPCODE => (signal::SIGILL, ILL_ILLOPN, frame.rip),
+        vector::DIVIDE_ERROR => (signal::SIGFPE, FPE_INTDIV, frame.rip),
+        vector::X87_FP | vector::SIMD_FP => (signal::SIGFPE, 0, frame.rip),
+        vector::BREAKPOINT | vector::DEBUG => (signal::SIGTRAP, SI_KERNEL, 0),
+        _ => (signal::SIGSEGV, SI_KERNEL, 0), // #GP and the rest
     };
+    {
+        let mut s = me.sig.lock();
+        s.fault_addr = addr;
+        s.info[sig as usize] = (code, 0, 0);
+    }
     signal::force(&me, sig);
 }

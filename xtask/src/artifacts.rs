@@ -103,6 +103,14 @@ pub fn build_initramfs(
     // The same nodes RSE OS creates itself; Linux needs them in the archive.
     a.char_dev("/dev/console", 5, 1, 0o600);
     a.char_dev("/dev/null", 1, 3, 0o666);
+    // The accounts a Linux system has at least: busybox looks up `~root`,
+    // `id` and `ls -l` names here.
+    a.file(
+        "/etc/passwd",
+        b"root:x:0:0:root:/root:/bin/sh\n".to_vec(),
+        0o644,
+    );
+    a.file("/etc/group", b"root:x:0:\n".to_vec(), 0o644);
     let busybox = std::fs::read(crate::deps::BUSYBOX.file).map_err(|e| format!("busybox: {e}"))?;
     a.file("/bin/busybox", busybox, 0o755);
     for applet in busybox_applets()? {

@@ -68,6 +68,7 @@ program_scenarios!(
     shared_mprotect,
     orphan_reap,
     wait_bounds,
+    linux_compat,
 );
 
 /// The regression checks of what user programs could do to the kernel
@@ -84,6 +85,7 @@ const ROBUSTNESS: &[&str] = &[
     "orphan_reap",
     "wait_bounds",
     "tmpfs_full",
+    "linux_compat",
     "efault",
     "enosys",
 ];
@@ -121,6 +123,7 @@ script_scenarios!(
     exit_status,
     shell_misc,
     io_devices,
+    linux_compat,
 );
 
 /// Every userland scenario: the programs one per boot, then all programs

@@ -144,7 +144,15 @@ fn set_gate(idt: &mut InterruptDescriptorTable, v: usize, addr: VirtAddr, ist: u
         0 => fill(&mut idt.divide_error, addr, ist),
         1 => fill(&mut idt.debug, addr, ist),
         2 => fill(&mut idt.non_maskable_interrupt, addr, ist),
-        3 => fill(&mut idt.breakpoint, addr, ist),
+        // `int3` in user mode must reach #BP (SIGTRAP, as Linux), not fail
+        // the gate's privilege check as a #GP: the gate is DPL 3.
+        // SAFETY: as in `fill`.
+        3 => unsafe {
+            idt.breakpoint
+                .set_handler_addr(addr)
+                .set_stack_index(ist - 1)
+                .set_privilege_level(x86_64::PrivilegeLevel::Ring3);
+        },
         4 => fill(&mut idt.overflow, addr, ist),
         5 => fill(&mut idt.bound_range_exceeded, addr, ist),
         6 => fill(&mut idt.invalid_opcode, addr, ist),

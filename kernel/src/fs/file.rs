@@ -109,6 +109,16 @@ impl OpenFile {
         self.flags() & O_PATH == 0 && self.flags() & O_ACCMODE != O_RDONLY
     }
 
+    /// At most how many bytes a read could return now, after blocking as
+    /// the read would until there is something: a pipe's buffered bytes
+    /// (0 at EOF); `usize::MAX` for other files.
+    pub fn readable_now(&self) -> KResult<usize> {
+        match &self.kind {
+            Kind::PipeRead(p) if self.readable() => p.wait_readable(self.nonblock()),
+            _ => Ok(usize::MAX),
+        }
+    }
+
     /// Reads at the current offset (advancing it) or from the stream.
     pub fn read(&self, buf: &mut [u8]) -> KResult<usize> {
         self.read_mode(buf, self.nonblock())

@@ -43,6 +43,24 @@ impl Pipe {
         self.notify();
     }
 
+    /// Blocks until there is something to read: how many bytes are
+    /// buffered, 0 at EOF. A reader sizes its kernel buffer with this
+    /// rather than with the length it asked for.
+    pub fn wait_readable(&self, nonblock: bool) -> KResult<usize> {
+        self.wq.wait_until(|| {
+            let b = self.buf.lock();
+            if !b.is_empty() {
+                Some(Ok(b.len()))
+            } else if b.writers() == 0 {
+                Some(Ok(0))
+            } else if nonblock {
+                Some(Err(Errno::EAGAIN))
+            } else {
+                None
+            }
+        })?
+    }
+
     /// Reads what is there (≥ 1 byte), 0 at EOF; blocks while empty.
     pub fn read(&self, out: &mut [u8], nonblock: bool) -> KResult<usize> {
         if out.is_empty() {

@@ -61,6 +61,53 @@ fn pid_stat(p: &Process) -> String {
     )
 }
 
+/// /proc/PID/status in Linux's format (the lines programs parse: State,
+/// Tgid, Pid, PPid, VmSize, VmRSS, Threads, the signal masks), plus the
+/// torus lines of RSE OS.
+fn pid_status(p: &Process) -> String {
+    let i = p.info.lock().clone();
+    let state = match p.run_state() {
+        proc::RunState::Running | proc::RunState::Runnable => "R (running)",
+        proc::RunState::Sleeping | proc::RunState::Blocking => "S (sleeping)",
+        proc::RunState::Zombie => "Z (zombie)",
+    };
+    let (vsize, rss) =
+        p.mm.lock()
+            .as_ref()
+            .map(|m| {
+                let m = m.lock();
+                (m.mapped(), m.mapped())
+            })
+            .unwrap_or((0, 0));
+    let (pending, blocked, ignored, caught) = {
+        let s = p.sig.lock();
+        let (mut ign, mut cgt) = (0u64, 0u64);
+        for sig in 1..=proc::signal::NSIG {
+            match s.actions[sig as usize].handler {
+                0 => {}
+                1 => ign |= 1 << (sig - 1),
+                _ => cgt |= 1 << (sig - 1),
+            }
+        }
+        (s.pending, s.mask, ign, cgt)
+    };
+    format!(
+        "Name:\t{}\nUmask:\t{:04o}\nState:\t{state}\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t1\nSigPnd:\t{pending:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ignored:016x}\nSigCgt:\t{caught:016x}\nCpus_allowed:\t{:x}\nTorus:\t{} (home {}, cell {:?})\n",
+        i.comm,
+        p.fs.lock().umask,
+        p.pid,
+        p.pid,
+        p.ppid(),
+        vsize / 1024,
+        rss / 1024,
+        0,
+        p.affinity(),
+        p.torus(),
+        i.torus,
+        i.cell,
+    )
+}
+
 fn meminfo() -> String {
     let (mut free, mut total) = (0usize, 0usize);
     for t in 0..crate::frames::torus_count() {
@@ -193,19 +240,7 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
                 Some("stat") => pid_stat(&p),
                 Some("cmdline") => return Some(Kind::Proc(p.info.lock().cmdline.clone())),
                 Some("comm") => format!("{}\n", p.info.lock().comm),
-                Some("status") => {
-                    let i = p.info.lock().clone();
-                    format!(
-                        "Name:\t{}\nState:\tR\nPid:\t{}\nPPid:\t{}\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nTorus:\t{} (home {}, cell {:?})\nCpus_allowed:\t{:x}\n",
-                        i.comm,
-                        p.pid,
-                        p.ppid(),
-                        p.torus(),
-                        i.torus,
-                        i.cell,
-                        p.affinity()
-                    )
-                }
+                Some("status") => pid_status(&p),
                 _ => return None,
             }
         }

@@ -246,6 +246,16 @@ pub fn read(buf: &mut [u8], nonblock: bool) -> KResult<usize> {
     if buf.is_empty() {
         return Ok(0);
     }
+    let (canon, vmin, vtime) = with(|t| {
+        (
+            t.termios.lflag & ICANON != 0,
+            t.termios.cc[VMIN] as usize,
+            t.termios.cc[VTIME] as u64,
+        )
+    });
+    if !canon {
+        return read_raw(buf, nonblock, vmin, vtime);
+    }
     READERS.wait_until(|| {
         pump_locked_free();
         with(|tty| {
@@ -273,6 +283,49 @@ pub fn read(buf: &mut [u8], nonblock: bool) -> KResult<usize> {
             }
         })
     })?
+}
+
+/// A non-canonical read with termios(3)'s MIN and TIME (tenths of a
+/// second): MIN 0 TIME 0 returns what is there, even nothing; MIN 0 TIME t
+/// waits up to t for a first byte; MIN m TIME 0 waits for m bytes (or the
+/// buffer's length); MIN m TIME t as well, but once a byte has come, t
+/// without another one ends the read.
+fn read_raw(buf: &mut [u8], nonblock: bool, vmin: usize, vtime: u64) -> KResult<usize> {
+    use super::{POLL_DEADLINES, POLL_WQ};
+    let want = vmin.min(buf.len());
+    let tenths = |now: u64| now.saturating_add(vtime * 100_000_000);
+    let mut deadline = (vmin == 0 && vtime > 0).then(|| tenths(hal::time::now_ns()));
+    let mut n = 0;
+    loop {
+        let since = POLL_WQ.wakes();
+        pump_locked_free();
+        let got = with(|tty| {
+            let k = tty.ready.len().min(buf.len() - n);
+            for (d, b) in buf[n..n + k].iter_mut().zip(tty.ready.drain(..k)) {
+                *d = b;
+            }
+            k
+        });
+        n += got;
+        let now = hal::time::now_ns();
+        if got > 0 && vmin > 0 && vtime > 0 {
+            deadline = Some(tenths(now)); // the inter-byte timer restarts
+        }
+        let done = match (vmin, vtime) {
+            (0, 0) => true,
+            (0, _) => n > 0,
+            _ => n >= want,
+        };
+        if done || deadline.is_some_and(|d| now >= d) {
+            return Ok(n);
+        }
+        if nonblock {
+            return if n > 0 { Ok(n) } else { Err(Errno::EAGAIN) };
+        }
+        if let Err(e) = POLL_WQ.wait_for_wake_until(since, deadline, &POLL_DEADLINES) {
+            return if n > 0 { Ok(n) } else { Err(e) };
+        }
+    }
 }
 
 /// Bytes may arrive between the wake-up and the check: drain them first.
@@ -329,9 +382,31 @@ pub fn ioctl(cmd: u64, arg: u64) -> KResult<u64> {
         }
         0x540f => write_u32(arg, with(|t| t.fg_pgrp)).map(|_| 0), // TIOCGPGRP
         0x5410 => {
-            // TIOCSPGRP
-            let pg = read_u32(arg)?;
-            with(|t| t.fg_pgrp = pg);
+            // TIOCSPGRP, with Linux's checks: the console must be the
+            // caller's controlling tty (ENOTTY), the group valid (EINVAL),
+            // existing (ESRCH) and in the console's session (EPERM).
+            let pg = read_u32(arg)? as i32;
+            let sid = crate::proc::sched::current().rel.lock().sid;
+            if with(|t| t.session) != sid {
+                return Err(Errno::ENOTTY);
+            }
+            if pg < 0 {
+                return Err(Errno::EINVAL);
+            }
+            let members: Vec<Pid> = crate::proc::all()
+                .iter()
+                .filter(|p| !p.is_zombie())
+                .map(|p| p.rel.lock())
+                .filter(|r| r.pgid == pg as Pid)
+                .map(|r| r.sid)
+                .collect();
+            if members.is_empty() {
+                return Err(Errno::ESRCH);
+            }
+            if members.iter().any(|&s| s != sid) {
+                return Err(Errno::EPERM);
+            }
+            with(|t| t.fg_pgrp = pg as Pid);
             Ok(0)
         }
         0x5413 => {
@@ -355,12 +430,26 @@ pub fn ioctl(cmd: u64, arg: u64) -> KResult<u64> {
             Ok(0)
         }
         0x540e => {
-            // TIOCSCTTY: the caller's session takes the console.
+            // TIOCSCTTY: a session leader's session takes the console.
+            // As Linux: only a session leader (EPERM), and a console that
+            // is another live session's controlling tty only with arg 1
+            // (root, which everyone is, may steal it).
             let me = crate::proc::sched::current();
             let (sid, pgid) = {
                 let r = me.rel.lock();
                 (r.sid, r.pgid)
             };
+            let owner = with(|t| t.session);
+            if owner == sid && sid == me.pid {
+                return Ok(0);
+            }
+            if sid != me.pid {
+                return Err(Errno::EPERM);
+            }
+            let owner_alive = crate::proc::lookup(owner).is_some_and(|p| !p.is_zombie());
+            if owner_alive && arg != 1 {
+                return Err(Errno::EPERM);
+            }
             with(|t| {
                 t.session = sid;
                 t.fg_pgrp = pgid;

@@ -181,7 +181,8 @@ impl Mm {
     }
 
     /// Resolves a page fault at `addr`. Err means the access is invalid
-    /// (SIGSEGV), or memory ran out (ENOMEM: the process is killed).
+    /// (SIGSEGV), past the end of a mapped file (EIO: SIGBUS), or memory
+    /// ran out (ENOMEM: the process is killed).
     pub fn handle_fault(&mut self, addr: u64, write: bool, exec: bool) -> KResult<()> {
         let vma = self.vmas.find(addr).ok_or(Errno::EFAULT)?.clone();
         let (r, w, x) = (
@@ -219,6 +220,15 @@ impl Mm {
             Some(_) => Ok(()), // already resolved (another fault got here first)
             None => {
                 let backing = vma.backing;
+                if let Some((file, off)) = backing {
+                    // A page wholly past the end of an mmap'd file: SIGBUS,
+                    // as Linux (an ELF segment's file_end zero-fills instead).
+                    let size = crate::fs::with(|fs| fs.stat(file.ino)).map_or(0, |st| st.size);
+                    let file_off = off.saturating_add(page - vma.start);
+                    if file.file_end == u64::MAX && file_off >= size.max(0) as u64 {
+                        return Err(Errno::EIO);
+                    }
+                }
                 self.map_new(page, vma.prot, |pa| {
                     hal::addrspace::zero_frame(pa);
                     if let Some((file, off)) = backing {
@@ -322,6 +332,19 @@ pub fn release_on_exit(p: &Process) {
 
 /// Called by the trap handler for a #PF. Returns false when the fault is
 /// not resolvable (the caller raises SIGSEGV or applies a probe fixup).
+/// Whether `addr` lies in a mapping of the current process (a fault there
+/// is SEGV_ACCERR, elsewhere SEGV_MAPERR).
+pub fn is_mapped(addr: u64) -> bool {
+    let Some(me) = crate::proc::sched::try_current() else {
+        return false;
+    };
+    let Some(mm) = me.mm.lock().clone() else {
+        return false;
+    };
+    let found = mm.lock().vmas.find(addr).is_some();
+    found
+}
+
 pub fn page_fault(addr: u64, error_code: u64) -> Result<(), Errno> {
     let Some(me) = crate::proc::sched::try_current() else {
         return Err(Errno::EFAULT);

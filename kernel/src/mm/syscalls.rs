@@ -27,10 +27,12 @@ pub fn brk(addr: u64) -> KResult<u64> {
     if addr == 0 || addr < m.brk_start {
         return Ok(m.brk);
     }
-    let (old_end, new_end) = (
-        page_up(m.brk).unwrap_or(m.brk),
-        page_up(addr).ok_or(Errno::ENOMEM)?,
-    );
+    // Linux answers every break it cannot set (brk(-1) included) with
+    // the current one, never an error.
+    let Some(new_end) = page_up(addr) else {
+        return Ok(m.brk);
+    };
+    let old_end = page_up(m.brk).unwrap_or(m.brk);
     let heap_start = m.brk_start;
     if new_end > old_end && m.mapped() + (new_end - old_end) > ADDRESS_SPACE_LIMIT {
         return Ok(m.brk);
@@ -48,7 +50,7 @@ pub fn brk(addr: u64) -> KResult<u64> {
 }
 
 /// mmap(2): anonymous and private file mappings; MAP_SHARED anonymous
-/// memory is populated at once so fork shares it.
+/// memory (or /dev/zero) is populated at once so fork shares it.
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KResult<u64> {
     let prot = Prot::from_linux(prot)?;
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
@@ -60,10 +62,15 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
         return Err(Errno::EINVAL);
     }
     let shared = kind == MAP_SHARED;
-    let backing: Option<(Backing, u64)> = if flags & MAP_ANONYMOUS != 0 {
+    let file = if flags & MAP_ANONYMOUS != 0 {
         None
     } else {
-        let f = current().files().lock().get(fd as i32)?;
+        Some(current().files().lock().get(fd as i32)?)
+    };
+    // /dev/zero maps as anonymous memory (shared with MAP_SHARED), as on
+    // Linux, where programs use it for that.
+    let file = file.filter(|f| !matches!(f.kind, crate::fs::file::Kind::Zero));
+    let backing: Option<(Backing, u64)> = if let Some(f) = file {
         if let Some(frames) = crate::io_uring::mmap_frames(&f, off, len)? {
             // The rings are shared with the kernel; a private copy of them
             // would be useless (Linux maps them shared in any case).
@@ -83,6 +90,8 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
             },
             off,
         ))
+    } else {
+        None
     };
     let mm = current().mm();
     let mut m = mm.lock();
@@ -109,10 +118,13 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
     if shared && kind == VmaKind::Anon || flags & MAP_POPULATE != 0 {
         let mut va = start;
         while va < start + len {
-            if let Err(e) = m
-                .handle_fault(va, false, false)
-                .or_else(|_| m.handle_fault(va, true, false))
-            {
+            if let Err(e) = m.handle_fault(va, false, false).or_else(|e| match e {
+                Errno::EIO => Err(e),
+                _ => m.handle_fault(va, true, false),
+            }) {
+                if e == Errno::EIO {
+                    break; // past the end of the file: nothing to populate
+                }
                 let removed = m.vmas.unmap(start, len).unwrap_or_default();
                 for v in removed {
                     m.unmap_pages(v.start, v.end);

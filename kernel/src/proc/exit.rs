@@ -86,17 +86,29 @@ pub fn exit_process(p: Arc<Process>, status: i32) -> ! {
 /// wait4's "don't block" option.
 pub const WNOHANG: u64 = 1;
 
+/// Whether the current process has a child matching `pid` (wait4 rules).
+fn has_child(pid: i64) -> bool {
+    let me = sched::current();
+    let my_pgid = me.rel.lock().pgid;
+    let rel = me.rel.lock();
+    rel.children.iter().any(|c| child_matches(c, pid, my_pgid))
+}
+
+fn child_matches(c: &Process, pid: i64, my_pgid: Pid) -> bool {
+    match pid {
+        -1 => true,
+        0 => c.rel.lock().pgid == my_pgid,
+        p if p > 0 => c.pid == p as Pid,
+        p => c.rel.lock().pgid == (-p) as Pid,
+    }
+}
+
 /// Waits for a child matching `pid` (wait4 rules) to exit, reaps it and
 /// returns (pid, wait status); None with WNOHANG when none has exited.
 pub fn wait_any(pid: i64, options: u64) -> KResult<Option<(Pid, i32)>> {
     let me = sched::current();
     let my_pgid = me.rel.lock().pgid;
-    let matches = |c: &Process| match pid {
-        -1 => true,
-        0 => c.rel.lock().pgid == my_pgid,
-        p if p > 0 => c.pid == p as Pid,
-        p => c.rel.lock().pgid == (-p) as Pid,
-    };
+    let matches = |c: &Process| child_matches(c, pid, my_pgid);
     let found = me.child_wait.wait_until(|| {
         let rel = me.rel.lock();
         let mut any = false;
@@ -130,7 +142,11 @@ pub fn wait4(pid: i64, status_ptr: u64, options: u64, rusage: u64) -> KResult<u6
     if options & !(WNOHANG | 2 | 8 | 0x4000_0000 | 0x8000_0000 | 0x2000_0000) != 0 {
         return Err(Errno::EINVAL);
     }
-    // Check the pointers first so a bad one does not lose a child's status.
+    // ECHILD comes first, as in Linux; then the pointer, so that a bad one
+    // does not lose a child's status.
+    if !has_child(pid) {
+        return Err(Errno::ECHILD);
+    }
     if status_ptr != 0 {
         uaccess::write_u32(status_ptr, 0)?;
     }

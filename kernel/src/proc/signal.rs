@@ -40,6 +40,15 @@ const SA_ONSTACK: u64 = 0x0800_0000;
 const SA_RESTORER: u64 = 0x0400_0000;
 const SA_NODEFER: u64 = 0x4000_0000;
 const SA_RESETHAND: u64 = 0x8000_0000;
+const SA_RESTART: u64 = 0x1000_0000;
+
+/// Marks in a syscall frame's `error_code` (0 from the syscall entry)
+/// while the syscall's EINTR may still become a restart, with the syscall
+/// number in the low bits. Linux's -ERESTARTSYS: restarted unless a
+/// handler without SA_RESTART runs.
+pub const RESTART_SYS: u64 = 1 << 62;
+/// Linux's -ERESTARTNOHAND (pause): restarted only if no handler runs.
+pub const RESTART_NOHAND: u64 = 1 << 61;
 
 /// `struct sigaction` as the kernel sees it (x86_64 layout).
 #[derive(Clone, Copy, Debug, Default)]
@@ -183,10 +192,24 @@ pub fn force(p: &Arc<Process>, sig: u32) {
 /// mode: default actions run here (terminate), handlers get a frame.
 pub fn deliver(frame: &mut TrapFrame) {
     let me = super::sched::current();
+    // A syscall that returned EINTR and may be restarted (its marks, see
+    // [`interrupted`]); a fault's frame holds its error code there instead.
+    let restart = if frame.vector == hal::syscall::SYSCALL_VECTOR {
+        core::mem::take(&mut frame.error_code)
+    } else {
+        0
+    };
     loop {
         let (sig, action, old_mask, (fault_addr, info)) = {
             let mut s = me.sig.lock();
-            let Some(sig) = s.deliverable() else { return };
+            let Some(sig) = s.deliverable() else {
+                // No handler ran (the signal was ignored or stopped us):
+                // Linux restarts every interrupted restartable syscall.
+                if restart != 0 {
+                    restart_syscall(frame, restart);
+                }
+                return;
+            };
             s.pending &= !bit(sig);
             let a = s.actions[sig as usize];
             let saved = s.restore_mask.take().unwrap_or(s.mask);
@@ -198,13 +221,18 @@ pub fn deliver(frame: &mut TrapFrame) {
             SIG_DFL => match default_action(sig) {
                 Default_::Ignore | Default_::Stop => continue,
                 Default_::Terminate => super::exit::exit_process(me, sig as i32),
-                Default_::CoreDump => super::exit::exit_process(me, sig as i32 | 0x80),
+                // Linux sets the core-dump bit (0x80) only when a core was
+                // written; none is (RLIMIT_CORE is 0 and there is no dumper).
+                Default_::CoreDump => super::exit::exit_process(me, sig as i32),
             },
             _ if sig == SIGKILL => super::exit::exit_process(me, sig as i32),
             _ => {
+                if restart & RESTART_SYS != 0 && action.flags & SA_RESTART != 0 {
+                    restart_syscall(frame, restart);
+                }
                 if setup_frame(&me, frame, sig, &action, old_mask, fault_addr, info).is_err() {
                     // The user stack is unusable: Linux kills with SIGSEGV.
-                    super::exit::exit_process(me, SIGSEGV as i32 | 0x80);
+                    super::exit::exit_process(me, SIGSEGV as i32);
                 }
                 let mut s = me.sig.lock();
                 let mut m = old_mask | action.mask;
@@ -219,6 +247,41 @@ pub fn deliver(frame: &mut TrapFrame) {
             }
         }
     }
+}
+
+/// Called when syscall `nr` returned EINTR: notes in the frame whether
+/// Linux would restart it (signal(7)), for [`deliver`] to decide once it
+/// knows whether a handler runs. poll, select, nanosleep, sigsuspend and
+/// the like are not listed: they return EINTR whatever the handler.
+pub fn interrupted(frame: &mut TrapFrame, nr: u64) {
+    use linux_raw_sys::general as n;
+    let mark = match nr as u32 {
+        n::__NR_read
+        | n::__NR_write
+        | n::__NR_readv
+        | n::__NR_writev
+        | n::__NR_pread64
+        | n::__NR_pwrite64
+        | n::__NR_ioctl
+        | n::__NR_open
+        | n::__NR_openat
+        | n::__NR_creat
+        | n::__NR_sendfile
+        | n::__NR_wait4
+        | n::__NR_waitid => RESTART_SYS,
+        n::__NR_pause => RESTART_NOHAND,
+        _ => return,
+    };
+    frame.error_code = mark | nr;
+    super::work::raise(super::work::SIGNALS);
+}
+
+/// Makes the frame execute the interrupted syscall again: back over the
+/// 2-byte `syscall` instruction, with its number in rax (the arguments are
+/// still in their registers).
+fn restart_syscall(f: &mut TrapFrame, restart: u64) {
+    f.rax = restart & 0xffff_ffff;
+    f.rip = f.rip.wrapping_sub(2);
 }
 
 // Offsets inside struct rt_sigframe (x86_64).
@@ -267,7 +330,9 @@ fn setup_frame(
     put(UC_SIGMASK, old_mask);
     // siginfo: si_signo, si_errno, si_code; si_addr for faults.
     buf[INFO as usize..INFO as usize + 4].copy_from_slice(&sig.to_le_bytes());
-    if matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE) {
+    // A fault's (si_code > 0) siginfo has si_addr; a kill's has the sender.
+    if matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE) && info.0 > 0 {
+        buf[INFO as usize + 8..INFO as usize + 12].copy_from_slice(&info.0.to_le_bytes());
         buf[INFO as usize + 16..INFO as usize + 24].copy_from_slice(&fault_addr.to_le_bytes());
     } else {
         let (code, pid, status) = info;
@@ -293,9 +358,27 @@ fn fpu_bytes(a: &hal::percpu::FpuArea) -> [u8; 512] {
 /// `rt_sigreturn(2)`: restores the context saved by [`setup_frame`].
 pub fn sigreturn(f: &mut TrapFrame) -> KResult<u64> {
     let me = super::sched::current();
-    let base = f.rsp - 8; // the handler's `ret` popped pretcode
+    let base = f.rsp.wrapping_sub(8); // the handler's `ret` popped pretcode
     let mut buf = [0u8; FRAME_SIZE as usize];
-    uaccess::copy_in(base, &mut buf)?;
+    let mut fp = [0u8; 512];
+    // Everything is read before anything is restored: a bad frame or
+    // fpstate pointer leaves the registers alone and kills with SIGSEGV,
+    // as Linux's rt_sigreturn does.
+    let read = uaccess::copy_in(base, &mut buf).and_then(|()| {
+        let fpstate = u64::from_le_bytes(
+            buf[(UC_MCONTEXT + 184) as usize..(UC_MCONTEXT + 192) as usize]
+                .try_into()
+                .unwrap_or([0; 8]),
+        );
+        match fpstate {
+            0 => Ok(false),
+            a => uaccess::copy_in(a, &mut fp).map(|()| true),
+        }
+    });
+    let Ok(has_fp) = read else {
+        force(&me, SIGSEGV);
+        return Ok(f.rax);
+    };
     let get = |off: u64| {
         u64::from_le_bytes(
             buf[off as usize..off as usize + 8]
@@ -326,10 +409,7 @@ pub fn sigreturn(f: &mut TrapFrame) -> KResult<u64> {
     f.rflags = (f.rflags & !USER_FLAGS) | (r(17) & USER_FLAGS) | 0x200;
     f.cs = hal::gdt::USER_CS as u64;
     f.ss = hal::gdt::USER_DS as u64;
-    let fpstate = get(UC_MCONTEXT + 184);
-    if fpstate != 0 {
-        let mut fp = [0u8; 512];
-        uaccess::copy_in(fpstate, &mut fp)?;
+    if has_fp {
         me.fpu().load(&fp);
     }
     me.sig.lock().set_mask(get(UC_SIGMASK));

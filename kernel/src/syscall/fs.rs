@@ -85,7 +85,26 @@ fn proc_rest(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// `/proc/self/exe` and `/proc/PID/exe` are symlinks to the program's
+/// file: its path, if `path` names one of them.
+pub(crate) fn proc_exe_target(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
+    let rest = proc_rest(dirfd, path)?;
+    let pid = rest.strip_prefix(b"/")?.strip_suffix(b"/exe")?;
+    let p = if pid == b"self" {
+        current()
+    } else {
+        crate::proc::lookup(core::str::from_utf8(pid).ok()?.parse().ok()?)?
+    };
+    let exe = p.info.lock().exe.clone();
+    Some(exe)
+}
+
 fn resolve(dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
+    if follow {
+        if let Some(exe) = proc_exe_target(dirfd, path) {
+            return kfs::with(|fs| fs.lookup(ROOT_INO, &exe, true)).map(Node::Ino);
+        }
+    }
     if let Some(rest) = proc_rest(dirfd, path) {
         return Ok(Node::Proc(rest));
     }
@@ -173,9 +192,19 @@ fn file_stat(f: &OpenFile) -> KResult<Stat> {
 /// read(2).
 pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
-    let len = (len as usize).min(IO_CHUNK);
+    let mut len = (len as usize).min(IO_CHUNK);
     if matches!(f.kind, Kind::PipeRead(_) | Kind::Tty) {
         uaccess::check_writable(buf, len)?;
+    }
+    // A blocked reader holds no buffer of the length it asked for (many
+    // blocked 1 MiB reads would exhaust the heap): a pipe read waits
+    // first, then takes what is there.
+    if len > 0 {
+        len = len.min(f.readable_now()?);
+    }
+    if matches!(f.kind, Kind::Tty) {
+        // Linux's line discipline holds 4 KiB: no tty read returns more.
+        len = len.min(TTY_READ_MAX);
     }
     // Small transfers (a byte through a pipe, a tty line) stay on the
     // stack: the heap round trip costs more than the copy.
@@ -192,14 +221,23 @@ pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     Ok(n as u64)
 }
 
+/// Most a tty read returns (N_TTY_BUF_SIZE).
+const TTY_READ_MAX: usize = 4096;
+
 /// Reads and writes up to this size use a stack buffer.
 const SMALL_IO: usize = 256;
+
+/// A pipe write copies user data through a kernel buffer this large.
+const PIPE_CHUNK: usize = vfs::pipe::PIPE_CAPACITY;
 
 /// write(2).
 pub fn write(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
     if !f.writable() {
         return Err(Errno::EBADF);
+    }
+    if matches!(f.kind, Kind::PipeWrite(_)) && len as usize > PIPE_CHUNK {
+        return write_pipe_chunks(&f, buf, len as usize);
     }
     let len = (len as usize).min(IO_CHUNK);
     if len <= SMALL_IO {
@@ -209,6 +247,31 @@ pub fn write(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     }
     let data = uaccess::read_vec(buf, len)?;
     f.write(&data).map(|n| n as u64)
+}
+
+/// A pipe write longer than [`PIPE_CHUNK`]: Linux writes all of it
+/// (blocking as often as needed), so it goes in bounded chunks until done
+/// or one comes up short (non-blocking, a signal, EPIPE, a bad address),
+/// and then returns what was written if anything was.
+fn write_pipe_chunks(f: &OpenFile, buf: u64, len: usize) -> KResult<u64> {
+    let mut chunk = alloc::vec![0u8; PIPE_CHUNK];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(PIPE_CHUNK);
+        let r = uaccess::copy_in(buf + done as u64, &mut chunk[..n])
+            .and_then(|()| f.write(&chunk[..n]));
+        match r {
+            Ok(w) => {
+                done += w;
+                if w < n {
+                    break;
+                }
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done as u64)
 }
 
 fn iovecs(iov: u64, cnt: u64) -> KResult<Vec<(u64, u64)>> {
@@ -247,20 +310,55 @@ pub fn readv(fd: u64, iov: u64, cnt: u64) -> KResult<u64> {
     Ok(total)
 }
 
-/// writev(2): the pieces are gathered first so pipe writes stay atomic.
+/// writev(2). Up to [`PIPE_CHUNK`] bytes are gathered first, so a pipe
+/// write of up to PIPE_BUF stays atomic; longer ones go iovec by iovec.
+/// As Linux, a bad iovec ends the write: EFAULT if it is the first, else
+/// the bytes written before it; except that a pipe fails with EFAULT
+/// (Linux drops the page being filled when a copy into it faults).
 pub fn writev(fd: u64, iov: u64, cnt: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
     if !f.writable() {
         return Err(Errno::EBADF);
     }
-    let mut data = Vec::new();
-    for (base, len) in iovecs(iov, cnt)? {
-        if data.len() + len as usize > IO_CHUNK * 16 {
-            return Err(Errno::EINVAL);
+    let vecs = iovecs(iov, cnt)?;
+    let total = vecs
+        .iter()
+        .try_fold(0u64, |a, &(_, l)| a.checked_add(l))
+        .filter(|&t| t <= isize::MAX as u64)
+        .ok_or(Errno::EINVAL)?;
+    if total as usize <= PIPE_CHUNK {
+        let mut data = Vec::new();
+        data.try_reserve_exact(total as usize)
+            .map_err(|_| Errno::ENOMEM)?;
+        for (base, len) in vecs {
+            let start = data.len();
+            data.resize(start + len as usize, 0);
+            if uaccess::copy_in(base, &mut data[start..]).is_err() {
+                data.truncate(start);
+                if start == 0 || matches!(f.kind, Kind::PipeWrite(_)) {
+                    return Err(Errno::EFAULT);
+                }
+                break;
+            }
         }
-        data.extend_from_slice(&uaccess::read_vec(base, len as usize)?);
+        return f.write(&data).map(|n| n as u64);
     }
-    f.write(&data).map(|n| n as u64)
+    let mut done = 0;
+    for (base, len) in vecs {
+        if len == 0 {
+            continue;
+        }
+        let n = match write(fd, base, len) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(done)
 }
 
 /// pread64(2).
@@ -331,6 +429,10 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
     let path = read_path(path)?;
     let flags = flags as u32;
     let me = current();
+    let path = match proc_exe_target(dirfd, &path) {
+        Some(exe) if flags & file::O_NOFOLLOW == 0 => exe,
+        _ => path,
+    };
     let kind = if let Some(rest) = proc_rest(dirfd, &path) {
         let kind = procfs::open(&rest).ok_or(Errno::ENOENT)?;
         // Only control files take writes (O_CREAT/O_TRUNC mean nothing).
@@ -658,7 +760,7 @@ pub fn symlinkat(target: u64, newdir: i64, path: u64) -> KResult<u64> {
     kfs::with(|fs| fs.symlink(dir, &name, &t)).map(|_| 0)
 }
 
-/// readlinkat(2); /proc/self/exe and /proc/self is answered too.
+/// readlinkat(2); /proc/self, /proc/self/exe and /proc/PID/exe too.
 pub fn readlinkat(dirfd: i64, path: u64, buf: u64, len: u64) -> KResult<u64> {
     let p = read_path(path)?;
     if (len as i64) <= 0 {
@@ -667,8 +769,7 @@ pub fn readlinkat(dirfd: i64, path: u64, buf: u64, len: u64) -> KResult<u64> {
     let target: Vec<u8> = match resolve(dirfd, &p, false)? {
         Node::Ino(i) => kfs::with(|fs| fs.readlink(i))?,
         Node::Proc(rest) if rest == b"/self" => alloc::format!("{}", current().pid).into_bytes(),
-        Node::Proc(rest) if rest == b"/self/exe" => current().info.lock().exe.clone(),
-        Node::Proc(_) => return Err(Errno::EINVAL),
+        Node::Proc(_) => proc_exe_target(dirfd, &p).ok_or(Errno::EINVAL)?,
     };
     let n = target.len().min(len as usize);
     uaccess::copy_out(buf, &target[..n])?;

@@ -39,7 +39,11 @@ pub extern "C" fn handle(frame: &mut TrapFrame) {
     // A syscall entry is a boundary of the torus: SQPOLL rings see SQEs
     // published just before it (say, a write a blocking read waits for).
     crate::io_uring::boundary();
+    let n = frame.rax;
     frame.rax = dispatch(frame);
+    if frame.rax == Errno::EINTR.as_return() {
+        crate::proc::signal::interrupted(frame, n);
+    }
     return_to_user(frame);
 }
 
@@ -209,6 +213,7 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_rt_sigprocmask => ret(crate::proc::signal::sigprocmask(a0, a1, a2, a3)),
         nr::__NR_rt_sigreturn => ret(crate::proc::signal::sigreturn(f)),
         nr::__NR_rt_sigsuspend => ret(process::sigsuspend(a0, a1)),
+        nr::__NR_pause => ret(process::pause()),
         nr::__NR_rt_sigpending => ret(process::sigpending(a0)),
         nr::__NR_sigaltstack => ret(Ok(0)),
         nr::__NR_setpgid => ret(process::setpgid(a0, a1)),

@@ -88,9 +88,16 @@ fn read_timespec_deadline(ts: u64) -> KResult<Option<u64>> {
     if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
         return Err(Errno::EINVAL);
     }
-    Ok(Some(
-        hal::time::now_ns() + sec as u64 * 1_000_000_000 + nsec as u64,
-    ))
+    Ok(deadline_after(sec as u64, nsec as u64))
+}
+
+/// The deadline `sec` s + `nsec` ns from now; None (no deadline) when it
+/// does not fit in 64 bits of nanoseconds (some 584 years): a timeout of
+/// INT64_MAX seconds sleeps forever rather than wrapping to the past.
+fn deadline_after(sec: u64, nsec: u64) -> Option<u64> {
+    sec.checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(nsec))
+        .and_then(|ns| ns.checked_add(hal::time::now_ns()))
 }
 
 /// ppoll(2) (the signal mask argument is applied for the call's duration).
@@ -143,10 +150,13 @@ pub fn select(nfds: u64, rd: u64, wr: u64, ex: u64, tmo: u64, is_pselect: bool) 
         let b = uaccess::read_vec(tmo, 16)?;
         let sec = i64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
         let usec = i64::from_le_bytes(b[8..].try_into().unwrap_or([0; 8]));
+        // Linux's select carries whole seconds out of tv_usec (only
+        // negative values are EINVAL), unlike pselect6's timespec.
+        let sec = sec.saturating_add(usec / 1_000_000);
         if sec < 0 || usec < 0 {
             return Err(Errno::EINVAL);
         }
-        Some(hal::time::now_ns() + sec as u64 * 1_000_000_000 + usec as u64 * 1000)
+        deadline_after(sec as u64, (usec % 1_000_000) as u64 * 1000)
     };
     let files = current().files();
     let mut out = (

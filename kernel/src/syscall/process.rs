@@ -68,6 +68,14 @@ pub fn sigsuspend(mask: u64, size: u64) -> KResult<u64> {
     Err(Errno::EINTR)
 }
 
+/// pause(2): sleeps until a signal is delivered; EINTR after a handler
+/// (a signal that is ignored does not wake it: see signal::send).
+pub fn pause() -> KResult<u64> {
+    static NEVER: crate::proc::sched::WaitQueue = crate::proc::sched::WaitQueue::new();
+    NEVER.wait_until(|| None::<()>)?;
+    Err(Errno::EINTR)
+}
+
 /// rt_sigpending(2).
 pub fn sigpending(set: u64) -> KResult<u64> {
     let p = current().sig.lock().pending;
@@ -114,15 +122,28 @@ pub fn setpgid(pid: u64, pgid: u64) -> KResult<u64> {
     if target.pid != me.pid && target.ppid() != me.pid {
         return Err(Errno::ESRCH);
     }
-    let pg = if pgid == 0 { target.pid } else { pgid as Pid };
-    if (pgid as i64) < 0 {
+    if (pgid as i32) < 0 {
         return Err(Errno::EINVAL);
     }
-    let mut r = target.rel.lock();
-    if r.sid == target.pid {
+    let pg = if pgid == 0 { target.pid } else { pgid as Pid };
+    let my_sid = me.rel.lock().sid;
+    // As Linux: the target must be in the caller's session and not lead
+    // one, and a group other than its own pid must already exist there.
+    {
+        let r = target.rel.lock();
+        if r.sid == target.pid || r.sid != my_sid {
+            return Err(Errno::EPERM);
+        }
+    }
+    if pg != target.pid
+        && !proc::all().iter().any(|p| {
+            let r = p.rel.lock();
+            r.pgid == pg && r.sid == my_sid
+        })
+    {
         return Err(Errno::EPERM);
     }
-    r.pgid = pg;
+    target.rel.lock().pgid = pg;
     Ok(0)
 }
 

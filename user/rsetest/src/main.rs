@@ -19,6 +19,7 @@ mod fork_cow;
 mod futex_bounds;
 mod gs_base;
 mod io_uring;
+mod linux_compat;
 mod memhog;
 mod mmap_big;
 mod orphan_reap;
@@ -155,6 +156,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "tmpfs_full",
         tmpfs_full::run,
         "fill /tmp with a file, then 4000-byte symlinks, to ENOSPC; list, stat, remove, write again. [DIR [MiB]]",
+    ),
+    (
+        "linux_compat",
+        linux_compat::run,
+        "small Linux-visible behaviours: SA_RESTART, pause, wait status, exception signals, errno order",
     ),
     (
         "sched_args",
