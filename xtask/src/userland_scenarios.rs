@@ -322,7 +322,13 @@ fn applet_path() -> Result<String, String> {
 /// Runs `script` with the host's busybox, stderr merged into stdout as on
 /// the guest console: (output, exit status).
 pub fn run_on_host(script: &Path) -> Result<(String, i32), String> {
-    let mut child = Command::new(HOST_BUSYBOX)
+    // Every signal at its default action, as the guest's init has them:
+    // a harness started in the background of a non-interactive shell has
+    // SIGINT and SIGQUIT ignored, which a shell cannot undo (POSIX), and
+    // `kill -INT $$` would then do nothing on the host only.
+    let mut child = Command::new("/usr/bin/env")
+        .arg("--default-signal")
+        .arg(HOST_BUSYBOX)
         .arg("sh")
         .arg("-c")
         .arg(format!("exec 2>&1; exec {HOST_BUSYBOX} sh \"$0\""))
