@@ -4,7 +4,8 @@
 //! cargo xtask build                 build the kernel and the initramfs
 //! cargo xtask run [options]         boot in QEMU, console on this terminal
 //!     --exec CMD                    run CMD under /bin/sh -c, print its output, exit with its status
-//!     --add HOST[:GUEST]            put a file into the initramfs (default /mnt/NAME); repeatable
+//!     --add HOST[:GUEST]            put a file or a whole tree into the initramfs (default /mnt/NAME); repeatable
+//!     --pkg NAME                    put a Debian package and its dependencies into the root; repeatable
 //!     --accel tcg|kvm  --machine microvm|pc|q35  --smp N  --mem MIB
 //!     --append ARGS                 extra kernel command-line words
 //!     --log                         show the kernel log on the console too (with --exec)
@@ -22,6 +23,7 @@ mod artifacts;
 mod bench;
 mod braid_bench;
 mod braid_cmds;
+mod debian;
 mod deps;
 mod initramfs;
 mod qemu;
@@ -62,7 +64,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--accel tcg|kvm] \
+const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
 [--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--log] [--icount] [--timeout SECS] | test | image \
 | soak [SEEDS] [START] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
 | bench braid [DEPTH] [EVENTS]";
@@ -70,7 +72,7 @@ const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GU
 fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;
     let kernel = artifacts::build_kernel()?;
-    let initrd = artifacts::build_initramfs(None, &[], "initramfs.cpio")?;
+    let initrd = artifacts::build_initramfs(None, &[], &[], "initramfs.cpio")?;
     Ok((kernel, initrd))
 }
 
@@ -79,6 +81,9 @@ fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
 pub struct RunOpts {
     pub exec: Option<String>,
     pub adds: Vec<Addition>,
+    /// Debian packages (`--pkg`), unpacked into the root with their
+    /// dependencies.
+    pub pkgs: Vec<String>,
     pub accel: Option<Accel>,
     pub machine: Option<Machine>,
     pub smp: Option<u32>,
@@ -99,6 +104,7 @@ impl RunOpts {
             match a.as_str() {
                 "--exec" => o.exec = Some(val()?),
                 "--add" => o.adds.push(Addition::parse(&val()?)?),
+                "--pkg" => o.pkgs.push(val()?),
                 "--accel" => o.accel = Some(Accel::parse(&val()?)?),
                 "--machine" => o.machine = Some(Machine::parse(&val()?)?),
                 "--smp" => o.smp = Some(val()?.parse().map_err(|_| "--smp needs a number")?),
@@ -130,6 +136,7 @@ impl RunOpts {
         let initrd = artifacts::build_initramfs(
             self.exec.as_deref(),
             &self.adds,
+            &self.pkgs,
             &format!("initramfs-{tag}.cpio"),
         )?;
         let mut cfg = Config::new(
