@@ -187,7 +187,18 @@ fn run(args: &[String]) -> Result<i32, String> {
         return Err("timed out".into());
     }
     match out.guest_status() {
-        Some(s) => Ok(s),
+        Some(s) => {
+            if s != 0 && !opts.log {
+                // What the shell cannot say: why the kernel refused to run
+                // a program (e.g. a dynamically linked one, ENOEXEC).
+                for l in out.log.lines() {
+                    if let Some((_, msg)) = l.split_once("] exec ") {
+                        eprintln!("xtask: kernel: exec {msg}");
+                    }
+                }
+            }
+            Ok(s)
+        }
         None => Err(format!(
             "the guest did not report an exit status (QEMU status {:?}); kernel log:\n{}",
             out.qemu_status,
