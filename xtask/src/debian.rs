@@ -93,20 +93,27 @@ pub fn prepare(names: &[String]) -> Result<Vec<Unpacked>, String> {
     for d in [dir.join("partial"), dir.join("apt"), dir.join("unpacked")] {
         std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
-    let chosen = match resolve_cached(names) {
+    let chosen = match fetch(&dir, names) {
         Ok(c) => c,
-        // apt's lists may be missing or stale (a fresh machine): refresh
-        // them once, as deps::ensure does, when we may.
+        // apt's lists may be missing (a fresh machine) or stale (the
+        // mirror dropped the version they name): refresh them once, as
+        // deps::ensure does, when we may.
         Err(e) if crate::deps::is_root() => {
             eprintln!("xtask: {e}\nxtask: apt-get update, then trying again");
             let _ = Command::new("apt-get")
                 .args(["update", "-qq"])
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .status();
-            resolve_cached(names)?
+            fetch(&dir, names)?
         }
         Err(e) => return Err(e),
     };
+    chosen.iter().map(|c| unpack(&dir, c)).collect()
+}
+
+/// Resolves `names` and downloads the packages not yet in `dir`.
+fn fetch(dir: &Path, names: &[String]) -> Result<Vec<Chosen>, String> {
+    let chosen = resolve_cached(names)?;
     let missing = chosen
         .iter()
         .filter(|c| !dir.join(format!("{}.deb", c.stem())).exists())
@@ -130,7 +137,7 @@ pub fn prepare(names: &[String]) -> Result<Vec<Unpacked>, String> {
             ));
         }
     }
-    chosen.iter().map(|c| unpack(&dir, c)).collect()
+    Ok(chosen)
 }
 
 /// apt-get/apt-cache with the private state: our status, cache and lock
@@ -212,8 +219,13 @@ fn resolve_cached(names: &[String]) -> Result<Vec<Chosen>, String> {
         .iter()
         .map(|c| format!("{} {} {}\n", c.name, c.version, c.arch))
         .collect();
+    // Written aside and renamed: a run reading it meanwhile sees all or
+    // nothing.
+    let tmp = file.with_extension(std::process::id().to_string());
     let _ = std::fs::create_dir_all(debs_dir().join("apt/resolved"));
-    let _ = std::fs::write(&file, text);
+    if std::fs::write(&tmp, text).is_ok() {
+        let _ = std::fs::rename(&tmp, &file);
+    }
     Ok(chosen)
 }
 
