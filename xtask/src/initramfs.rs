@@ -108,6 +108,13 @@ impl Archive {
             return false;
         }
         self.add_parents(&path);
+        // As dpkg: a directory in a package does not replace a symbolic
+        // link already there (its entries go where the link points).
+        if matches!(e, Entry::Dir(_))
+            && matches!(self.entries.get(&path), Some(Entry::Symlink { .. }))
+        {
+            return false;
+        }
         let old = self.entries.insert(path, e);
         matches!(
             old,
@@ -393,6 +400,8 @@ mod tests {
             },
         );
         a.symlink("/lib64/ld.so", "/lib/x/ld.so");
+        a.symlink("/opt/d", "real");
+        a.dir("/opt/d");
         let b = a.to_bytes();
         assert!(b.len().is_multiple_of(4));
         let e = entries(&b);
@@ -405,6 +414,8 @@ mod tests {
                 "etc/shadow",
                 "lib",
                 "lib64",
+                "opt",
+                "opt/d",
                 "sbin",
                 "usr",
                 "usr/bin",
@@ -423,6 +434,7 @@ mod tests {
         assert_eq!(get("usr/bin/x").3, b"hello");
         assert_eq!(get("etc/shadow").1, 0o100640);
         assert_eq!(get("usr/lib64/ld.so").3, b"/lib/x/ld.so");
+        assert_eq!(get("opt/d").1, 0o120777);
     }
 
     #[test]
