@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::initramfs::Archive;
+use crate::initramfs::{Archive, TreeOpts};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -60,7 +60,8 @@ pub fn build_kernel() -> Result<PathBuf, String> {
     Ok(target_dir.join("x86_64-unknown-linux-gnu/release/kernel"))
 }
 
-/// A file the user asked to put into the initramfs (`--add HOST[:GUEST]`).
+/// A file or host tree the user asked to put into the initramfs
+/// (`--add HOST[:GUEST]`).
 #[derive(Clone, Debug)]
 pub struct Addition {
     pub host: PathBuf,
@@ -89,11 +90,19 @@ impl Addition {
     }
 }
 
-/// Builds the initramfs: busybox with its applet links, the command to
-/// run (for `--exec`), and the user's additions.
+/// Paths packages may not replace: the shell that runs `--exec` and init,
+/// and the binary every busybox applet link names.
+const KEPT_FROM_PACKAGES: &[&str] = &["/usr/bin/sh", "/usr/bin/busybox"];
+
+/// Builds the initramfs: busybox with its applet links, the Debian
+/// packages `pkgs` with their dependencies (see [`crate::debian`]), the
+/// command to run (for `--exec`), and the user's additions, in that order
+/// (a later one replaces an earlier file at the same path; `/bin/sh` and
+/// `/bin/busybox` stay busybox's).
 pub fn build_initramfs(
     exec: Option<&str>,
     additions: &[Addition],
+    pkgs: &[String],
     name: &str,
 ) -> Result<PathBuf, String> {
     let mut a = Archive::default();
@@ -113,22 +122,94 @@ pub fn build_initramfs(
     a.file("/etc/group", b"root:x:0:\n".to_vec(), 0o644);
     let busybox = std::fs::read(crate::deps::BUSYBOX.file).map_err(|e| format!("busybox: {e}"))?;
     a.file("/bin/busybox", busybox, 0o755);
-    for applet in busybox_applets()? {
+    let applets = busybox_applets()?;
+    for applet in &applets {
         if applet != "/bin/busybox" {
-            a.symlink(&applet, "/bin/busybox");
+            a.symlink(applet, "/bin/busybox");
         }
     }
+    add_packages(&mut a, pkgs, &applets)?;
     if let Some(cmd) = exec {
         a.file("/etc/rse/exec", cmd.as_bytes().to_vec(), 0o644);
     }
     for add in additions {
-        let data =
-            std::fs::read(&add.host).map_err(|e| format!("--add {}: {e}", add.host.display()))?;
-        a.file(&add.guest, data, 0o755);
+        let what = |e| format!("--add {}: {e}", add.host.display());
+        let md = std::fs::metadata(&add.host).map_err(what)?;
+        if md.is_dir() {
+            let skip = |_: &str| false;
+            let opts = TreeOpts {
+                keep_owner: false,
+                skip: &skip,
+            };
+            a.add_tree(&add.host, &add.guest, &opts)
+                .map_err(|e| format!("--add {}: {e}", add.host.display()))?;
+        } else {
+            let data = std::fs::read(&add.host).map_err(what)?;
+            a.file(&add.guest, data, 0o755);
+        }
     }
     let path = out_dir().join(name);
-    std::fs::write(&path, a.to_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = a.to_bytes();
+    if !pkgs.is_empty() {
+        eprintln!(
+            "xtask: initramfs {}: {:.1} MiB",
+            path.display(),
+            bytes.len() as f64 / (1 << 20) as f64
+        );
+    }
+    std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
+}
+
+/// Puts the Debian packages `pkgs` and their dependencies into `a` at
+/// their Debian paths (documentation left out, see
+/// [`crate::debian::stripped`]), then the files maintainer scripts would
+/// have made (unless a package has them).
+fn add_packages(a: &mut Archive, pkgs: &[String], applets: &[String]) -> Result<(), String> {
+    if pkgs.is_empty() {
+        return Ok(());
+    }
+    let unpacked = crate::debian::prepare(pkgs)?;
+    let skip = |p: &str| KEPT_FROM_PACKAGES.contains(&p) || crate::debian::stripped(p);
+    let opts = TreeOpts {
+        keep_owner: crate::deps::is_root(),
+        skip: &skip,
+    };
+    let mut replaced = Vec::new();
+    let mut bytes = 0;
+    for u in &unpacked {
+        let (r, b) = a.add_tree(&u.tree, "/", &opts)?;
+        replaced.extend(r);
+        bytes += b;
+    }
+    for (path, text) in crate::debian::base_files() {
+        if !a.contains(path) {
+            a.file(path, text.as_bytes().to_vec(), 0o644);
+        }
+    }
+    let applets: Vec<String> = applets
+        .iter()
+        .map(|p| crate::initramfs::canonical(p))
+        .collect();
+    let mut over: Vec<&str> = replaced
+        .iter()
+        .filter(|r| applets.contains(r))
+        .map(|r| r.rsplit('/').next().unwrap_or(r))
+        .collect();
+    over.sort();
+    over.dedup();
+    eprintln!(
+        "xtask: {} Debian packages ({} and dependencies): {:.1} MiB of files{}",
+        unpacked.len(),
+        pkgs.join(", "),
+        bytes as f64 / (1 << 20) as f64,
+        if over.is_empty() {
+            String::new()
+        } else {
+            format!("; package files replace busybox's {}", over.join(" "))
+        }
+    );
+    Ok(())
 }
 
 /// Applet paths from `busybox --list-full` (e.g. "bin/ls", "usr/bin/awk").

@@ -40,7 +40,8 @@ pub const MTOOLS: Package = Package {
     file: "/usr/bin/mformat",
 };
 
-fn is_root() -> bool {
+/// Whether xtask runs as root (apt-get may install and update).
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

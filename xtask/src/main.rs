@@ -4,7 +4,8 @@
 //! cargo xtask build                 build the kernel and the initramfs
 //! cargo xtask run [options]         boot in QEMU, console on this terminal
 //!     --exec CMD                    run CMD under /bin/sh -c, print its output, exit with its status
-//!     --add HOST[:GUEST]            put a file into the initramfs (default /mnt/NAME); repeatable
+//!     --add HOST[:GUEST]            put a file or a whole tree into the initramfs (default /mnt/NAME); repeatable
+//!     --pkg NAME                    put a Debian package and its dependencies into the root; repeatable
 //!     --accel tcg|kvm  --machine microvm|pc|q35  --smp N  --mem MIB
 //!     --append ARGS                 extra kernel command-line words
 //!     --log                         show the kernel log on the console too (with --exec)
@@ -22,6 +23,7 @@ mod artifacts;
 mod bench;
 mod braid_bench;
 mod braid_cmds;
+mod debian;
 mod deps;
 mod dynamic_scenarios;
 mod initramfs;
@@ -63,7 +65,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--accel tcg|kvm] \
+const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
 [--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--log] [--icount] [--timeout SECS] | test | image \
 | soak [SEEDS] [START] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
 | bench braid [DEPTH] [EVENTS]";
@@ -71,7 +73,7 @@ const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GU
 fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;
     let kernel = artifacts::build_kernel()?;
-    let initrd = artifacts::build_initramfs(None, &[], "initramfs.cpio")?;
+    let initrd = artifacts::build_initramfs(None, &[], &[], "initramfs.cpio")?;
     Ok((kernel, initrd))
 }
 
@@ -80,6 +82,9 @@ fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
 pub struct RunOpts {
     pub exec: Option<String>,
     pub adds: Vec<Addition>,
+    /// Debian packages (`--pkg`), unpacked into the root with their
+    /// dependencies.
+    pub pkgs: Vec<String>,
     pub accel: Option<Accel>,
     pub machine: Option<Machine>,
     pub smp: Option<u32>,
@@ -100,6 +105,7 @@ impl RunOpts {
             match a.as_str() {
                 "--exec" => o.exec = Some(val()?),
                 "--add" => o.adds.push(Addition::parse(&val()?)?),
+                "--pkg" => o.pkgs.push(val()?),
                 "--accel" => o.accel = Some(Accel::parse(&val()?)?),
                 "--machine" => o.machine = Some(Machine::parse(&val()?)?),
                 "--smp" => o.smp = Some(val()?.parse().map_err(|_| "--smp needs a number")?),
@@ -131,6 +137,7 @@ impl RunOpts {
         let initrd = artifacts::build_initramfs(
             self.exec.as_deref(),
             &self.adds,
+            &self.pkgs,
             &format!("initramfs-{tag}.cpio"),
         )?;
         let mut cfg = Config::new(
@@ -181,7 +188,18 @@ fn run(args: &[String]) -> Result<i32, String> {
         return Err("timed out".into());
     }
     match out.guest_status() {
-        Some(s) => Ok(s),
+        Some(s) => {
+            if s != 0 && !opts.log {
+                // What the shell cannot say: why the kernel refused to run
+                // a program (e.g. a dynamically linked one, ENOEXEC).
+                for l in out.log.lines() {
+                    if let Some((_, msg)) = l.split_once("] exec ") {
+                        eprintln!("xtask: kernel: exec {msg}");
+                    }
+                }
+            }
+            Ok(s)
+        }
         None => Err(format!(
             "the guest did not report an exit status (QEMU status {:?}); kernel log:\n{}",
             out.qemu_status,

@@ -31,6 +31,8 @@ const SCENARIOS: &[Scenario] = &[
         crate::dynamic_scenarios::host_programs,
     ),
     ("bench_quick_suite_runs", bench_quick),
+    ("debian_pkg_sqlite3_root", debian_pkg_root),
+    ("add_host_tree", add_host_tree),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.
@@ -339,4 +341,273 @@ fn interactive_shell() -> Result<(), String> {
 /// every benchmark reports on both (the numbers are not checked here).
 fn bench_quick() -> Result<(), String> {
     crate::bench::bench(&["--quick".to_string()]).map(|_| ())
+}
+
+/// Runs `opts` (with `exec` set) in a fresh boot: console output and the
+/// guest command's status.
+fn exec_opts(opts: &RunOpts, tag: &str) -> Result<(String, i32), String> {
+    let cfg = opts.config(tag)?;
+    let out = boot(&cfg, 300)?;
+    match out.guest_status() {
+        Some(st) if !out.timed_out => Ok((out.console_str().replace("\r\n", "\n"), st)),
+        _ => Err(explain(&out, "the guest reported no exit status")),
+    }
+}
+
+/// A shell loop printing `PATH MODE_HEX LINK_TARGET` (busybox `stat -c %f`,
+/// `readlink`) for each of `paths`, and what it must print for the host
+/// tree entries `expect` ((guest path, host path) pairs).
+fn stat_lines(expect: &[(String, std::path::PathBuf)]) -> Result<(String, Vec<String>), String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut cmd = String::from("for p in");
+    let mut want = Vec::new();
+    for (guest, host) in expect {
+        let md = std::fs::symlink_metadata(host).map_err(|e| format!("{}: {e}", host.display()))?;
+        let target = if md.file_type().is_symlink() {
+            std::fs::read_link(host)
+                .map_err(|e| format!("{}: {e}", host.display()))?
+                .display()
+                .to_string()
+        } else {
+            String::new()
+        };
+        cmd.push_str(&format!(" '{guest}'"));
+        want.push(
+            format!("{guest} {:x} {target}", md.mode())
+                .trim_end()
+                .to_string(),
+        );
+    }
+    cmd.push_str("; do echo \"$p $(stat -c %f \"$p\") $(readlink \"$p\")\"; done; ");
+    Ok((cmd, want))
+}
+
+/// Every line of `want` must be a line of `console` (trailing blanks aside).
+fn expect_lines(console: &str, want: &[String]) -> Result<(), String> {
+    let have: Vec<&str> = console.lines().map(str::trim_end).collect();
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|w| !have.contains(&w.as_str()))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the guest lacks (path mode link):\n{}\n--- console ---\n{console}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))
+    }
+}
+
+/// The PT_INTERP path of an ELF64 little-endian executable.
+fn pt_interp(elf: &[u8]) -> Option<String> {
+    if elf.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let int = |at: usize, n: usize| -> Option<u64> {
+        let b = elf.get(at..at.checked_add(n)?)?;
+        Some(b.iter().rev().fold(0, |v, &x| v << 8 | u64::from(x)))
+    };
+    let (phoff, phentsize, phnum) = (int(0x20, 8)?, int(0x36, 2)?, int(0x38, 2)?);
+    (0..phnum).find_map(|i| {
+        let ph = usize::try_from(phoff + i * phentsize).ok()?;
+        if int(ph, 4)? != 3 {
+            return None;
+        }
+        let (off, len) = (int(ph + 8, 8)? as usize, int(ph + 32, 8)? as usize);
+        let s = elf.get(off..off.checked_add(len)?)?;
+        let s = s.split(|&c| c == 0).next()?;
+        Some(String::from_utf8_lossy(s).into_owned())
+    })
+}
+
+/// `cargo xtask run --pkg sqlite3`: every file, link and directory of the
+/// closure's packages (documentation aside) is in the guest at its Debian
+/// path (merged-/usr) with its mode and link target; the interpreter named
+/// by sqlite3's PT_INTERP resolves to libc6's ld.so; /bin/sh is still
+/// busybox; the files maintainer scripts would make are there; and
+/// sqlite3 runs (the kernel loads ld.so, which maps libsqlite3): it
+/// reports the library's upstream version and sums a small table.
+fn debian_pkg_root() -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let pkgs = vec!["sqlite3".to_string()];
+    let unpacked = crate::debian::prepare(&pkgs)?;
+    let tree_of = |name: &str| {
+        unpacked
+            .iter()
+            .find(|u| u.name == name)
+            .map(|u| u.tree.clone())
+            .ok_or(format!("apt did not choose {name}"))
+    };
+    let mut entries = Vec::new();
+    for u in &unpacked {
+        let mut stack = vec![u.tree.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
+                let e = e.map_err(|e| e.to_string())?;
+                let rel = e
+                    .path()
+                    .strip_prefix(&u.tree)
+                    .map_err(|e| e.to_string())?
+                    .to_path_buf();
+                let guest = crate::initramfs::canonical(&rel.display().to_string());
+                // Directories shared by several packages (and gconv's 250
+                // modules) would only make the list long.
+                if crate::debian::stripped(&guest) || guest.contains("/gconv") {
+                    continue;
+                }
+                let ft = e.file_type().map_err(|e| e.to_string())?;
+                if ft.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    entries.push((guest, e.path()));
+                }
+            }
+        }
+    }
+    let sqlite = std::fs::read(tree_of("sqlite3")?.join("usr/bin/sqlite3"))
+        .map_err(|e| format!("sqlite3: {e}"))?;
+    let interp = pt_interp(&sqlite).ok_or("sqlite3 has no PT_INTERP")?;
+    let ld_so = tree_of("libc6")?.join("lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+    let ld_size = std::fs::metadata(&ld_so)
+        .map_err(|e| format!("{}: {e}", ld_so.display()))?
+        .size();
+    let (loop_cmd, mut want) = stat_lines(&entries)?;
+    let cmd = format!(
+        "{loop_cmd}\
+         echo \"interp $(stat -L -c '%s %F' {interp})\"; \
+         for p in /usr/lib/x86_64-linux-gnu/libc.so.6 /lib/x86_64-linux-gnu/libc.so.6; \
+         do echo \"libc $p $(stat -L -c %F $p)\"; done; \
+         echo \"tops $(readlink /bin) $(readlink /sbin) $(readlink /lib) $(readlink /lib64)\"; \
+         echo \"sh $(readlink /bin/sh) $(readlink /usr/bin/busybox)\"; \
+         grep -q '^root:x:0:0:' /etc/passwd && grep -q '^root:x:0:' /etc/group \
+         && grep -q '^hosts:' /etc/nsswitch.conf && grep -q localhost /etc/hosts && echo etc-ok; \
+         test -e /usr/share/doc || echo no-doc; \
+         sqlite3 /tmp/t.db 'select sqlite_version(); create table t(a,b); \
+         insert into t values(1,2),(3,4); select sum(a), sum(b) from t;'; \
+         echo \"sqlite3 status $?\""
+    );
+    // Debian's version is UPSTREAM-REVISION; the library reports UPSTREAM.
+    let lib = unpacked
+        .iter()
+        .find(|u| u.name.starts_with("libsqlite3"))
+        .ok_or("apt did not choose libsqlite3")?;
+    let upstream = lib.version.split('-').next().unwrap_or(&lib.version);
+    want.extend([
+        format!("interp {ld_size} regular file"),
+        "libc /usr/lib/x86_64-linux-gnu/libc.so.6 regular file".to_string(),
+        "libc /lib/x86_64-linux-gnu/libc.so.6 regular file".to_string(),
+        "tops usr/bin usr/sbin usr/lib usr/lib64".to_string(),
+        "sh /bin/busybox".to_string(),
+        "etc-ok".to_string(),
+        "no-doc".to_string(),
+        upstream.to_string(),
+        "4|6".to_string(),
+        "sqlite3 status 0".to_string(),
+    ]);
+    let opts = RunOpts {
+        exec: Some(cmd),
+        pkgs,
+        ..Default::default()
+    };
+    let (console, _) = exec_opts(&opts, "pkg")?;
+    expect_lines(&console, &want)?;
+    eprintln!(
+        "  {} entries of {} packages checked; PT_INTERP {interp}; {}",
+        entries.len(),
+        unpacked.len(),
+        console
+            .lines()
+            .find(|l| l.starts_with("sqlite3 status"))
+            .unwrap_or("sqlite3 status ?")
+    );
+    Ok(())
+}
+
+/// `--add DIR:GUEST` and `--add DIR` (to /mnt/NAME) put a whole host tree
+/// into the guest: an executable script run through a relative symlink, a
+/// private file, a dangling absolute symlink, a private directory and an
+/// empty sticky one, each with its mode.
+fn add_host_tree() -> Result<(), String> {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let name = format!("add-tree-{}", std::process::id());
+    let dir = artifacts::out_dir().join(&name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mk = || -> std::io::Result<()> {
+        let mode = |p: &str, m: u32| {
+            std::fs::set_permissions(dir.join(p), std::fs::Permissions::from_mode(m))
+        };
+        std::fs::create_dir_all(dir.join("bin"))?;
+        std::fs::create_dir_all(dir.join("private"))?;
+        std::fs::create_dir_all(dir.join("empty"))?;
+        std::fs::write(
+            dir.join("bin/hello"),
+            "#!/bin/sh\necho hello from the tree\n",
+        )?;
+        std::fs::write(dir.join("private/key"), "k")?;
+        mode("bin/hello", 0o750)?;
+        mode("private/key", 0o600)?;
+        mode("private", 0o700)?;
+        mode("empty", 0o1777)?;
+        symlink("bin/hello", dir.join("hello"))?;
+        symlink("/nonexistent/target", dir.join("dangling"))
+    };
+    let made = mk().map_err(|e| format!("{}: {e}", dir.display()));
+    let result = made.and_then(|()| {
+        let mut entries = Vec::new();
+        for rel in [
+            "bin",
+            "bin/hello",
+            "private",
+            "private/key",
+            "empty",
+            "hello",
+            "dangling",
+        ] {
+            for guest in ["/opt/tree".to_string(), format!("/mnt/{name}")] {
+                entries.push((format!("{guest}/{rel}"), dir.join(rel)));
+            }
+        }
+        let (loop_cmd, mut want) = stat_lines(&entries)?;
+        want.push("hello from the tree".into());
+        want.push("empty: 0".into());
+        let opts = RunOpts {
+            exec: Some(format!(
+                "{loop_cmd}/opt/tree/hello; echo \"empty: $(ls -A /opt/tree/empty | wc -l)\""
+            )),
+            adds: vec![
+                artifacts::Addition::parse(&format!("{}:/opt/tree", dir.display()))?,
+                artifacts::Addition::parse(&dir.display().to_string())?,
+            ],
+            ..Default::default()
+        };
+        let (console, st) = exec_opts(&opts, "add-tree")?;
+        expect_lines(&console, &want)?;
+        if st != 0 {
+            return Err(format!("status {st}:\n{console}"));
+        }
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pt_interp_of_a_dynamic_executable() {
+        // This test binary is an ordinary dynamically linked one.
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let interp = super::pt_interp(&me).expect("PT_INTERP");
+        assert!(
+            interp.starts_with('/') && interp.contains("ld-linux"),
+            "{interp}"
+        );
+        assert_eq!(super::pt_interp(b"\x7fELF\x02\x01"), None);
+        assert_eq!(super::pt_interp(b"#!/bin/sh"), None);
+    }
 }

@@ -196,6 +196,7 @@ fn initramfs(quick: bool) -> Result<PathBuf, String> {
     artifacts::build_initramfs(
         None,
         &adds,
+        &[],
         &format!("initramfs-bench-{}.cpio", std::process::id()),
     )
 }
