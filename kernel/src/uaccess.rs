@@ -19,29 +19,23 @@ pub fn copy_out(va: u64, data: &[u8]) -> KResult<()> {
     hal::probe::copy_to_user(va, data).map_err(|_| Errno::EFAULT)
 }
 
-/// Checks that `[va, va + len)` is writable user memory, by the mappings
-/// alone: nothing is read or written (writing a byte back could undo a
-/// CLONE_VM sharer's concurrent write). Stream reads (pipes, the tty) call
-/// this before consuming data, so a bad buffer gets EFAULT and the data
-/// stays for the next reader, as on Linux.
+/// Checks that `[va, va + len)` is writable user memory without changing
+/// it (each page: an atomic write of nothing, `hal::probe`; reading a
+/// byte and writing it back could undo a CLONE_VM sharer's concurrent
+/// write). Stream reads (pipes, the tty) call this before consuming data,
+/// so a bad buffer gets EFAULT and the data stays for the next reader, as
+/// on Linux.
 pub fn check_writable(va: u64, len: usize) -> KResult<()> {
     if len == 0 {
         return Ok(());
     }
     let end = va.checked_add(len as u64).ok_or(Errno::EFAULT)?;
-    if end > hal::probe::USER_TOP {
-        return Err(Errno::EFAULT);
+    let mut page = va & !0xfff;
+    while page < end {
+        hal::probe::touch_user_writable(page.max(va)).map_err(|_| Errno::EFAULT)?;
+        page += 4096;
     }
-    let mm = crate::proc::sched::current().mm();
-    let ok = mm
-        .lock()
-        .vmas
-        .range_allows(va, len as u64, mm::vma::Prot::WRITE);
-    if ok {
-        Ok(())
-    } else {
-        Err(Errno::EFAULT)
-    }
+    Ok(())
 }
 
 /// Reads `len` bytes into a new buffer.

@@ -22,6 +22,19 @@ probe_copy_fault:
     movl $1, %eax
     ret
 
+    .global hal_probe_touch_write
+    // rdi = address: a locked OR of zero, a write that cannot change the
+    // byte, even with another CPU writing it at the same time.
+hal_probe_touch_write:
+probe_touch_start:
+    lock orb $0, (%rdi)
+probe_touch_end:
+    xorl %eax, %eax
+    ret
+probe_touch_fault:
+    movl $1, %eax
+    ret
+
     .global hal_probe_ud
 hal_probe_ud:
 probe_ud_start:
@@ -39,6 +52,10 @@ probe_ud_fault:
 extern "C" {
     fn hal_probe_copy(dst: *mut u8, src: *const u8, len: usize) -> u64;
     fn hal_probe_ud() -> u64;
+    fn hal_probe_touch_write(va: *mut u8) -> u64;
+    static probe_touch_start: u8;
+    static probe_touch_end: u8;
+    static probe_touch_fault: u8;
     static probe_copy_start: u8;
     static probe_copy_end: u8;
     static probe_copy_fault: u8;
@@ -64,6 +81,11 @@ pub fn fixup(frame: &mut crate::idt::TrapFrame) -> bool {
                 &probe_copy_start as *const u8 as u64,
                 &probe_copy_end as *const u8 as u64,
                 &probe_copy_fault as *const u8 as u64,
+            ),
+            (
+                &probe_touch_start as *const u8 as u64,
+                &probe_touch_end as *const u8 as u64,
+                &probe_touch_fault as *const u8 as u64,
             ),
             (
                 &probe_ud_start as *const u8 as u64,
@@ -108,6 +130,22 @@ pub fn copy_to_user(va: u64, src: &[u8]) -> Result<(), Fault> {
     // SAFETY: the destination is user memory (checked above) and cannot
     // alias kernel objects; faults are recovered by fixup.
     match unsafe { hal_probe_copy(va as *mut u8, src.as_ptr(), src.len()) } {
+        0 => Ok(()),
+        _ => Err(Fault),
+    }
+}
+
+/// Checks that the user byte at `va` may be written, by a write that
+/// leaves it as it is (an atomic OR of zero): a page that is not present
+/// or copy-on-write is faulted in as for any write, and a concurrent write
+/// by another CPU is never undone.
+pub fn touch_user_writable(va: u64) -> Result<(), Fault> {
+    if !user_range_ok(va, 1) {
+        return Err(Fault);
+    }
+    // SAFETY: `va` is a user address (checked above), so the locked OR of
+    // zero cannot touch kernel memory; faults are recovered by fixup.
+    match unsafe { hal_probe_touch_write(va as *mut u8) } {
         0 => Ok(()),
         _ => Err(Fault),
     }
