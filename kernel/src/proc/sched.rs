@@ -332,7 +332,7 @@ fn other_torus_due(c: &Cpu, now: u64) -> bool {
     }
     let serving = c.serving.load(Ordering::Relaxed);
     c.hosted()
-        .any(|t| t != serving && !super::braid::failing(t) && torus::get(t).queued() > 0)
+        .any(|t| t != serving && !super::braid::halted(t) && torus::get(t).queued() > 0)
 }
 
 /// On the way back to user mode: switch if the scheduler asked for it.
@@ -432,13 +432,13 @@ pub fn finish_switch() {
 /// The next process for CPU `c`, from the torus it serves or, when it
 /// hosts several, round robin: the one it serves until its turn of a
 /// slice is over (or it has nothing to run), then the next one that has
-/// work. A failing torus is skipped: what it ran stays queued for the
-/// others to adopt.
+/// work. A halted torus (failing or stalled) is skipped: what it ran
+/// stays queued for the others to adopt.
 fn pick_next(c: &Cpu, now: u64) -> Option<Arc<Process>> {
     let hosted = c.hosted.load(Ordering::Relaxed);
     let serving = c.serving.load(Ordering::Relaxed);
     if hosted == 1 << serving {
-        if super::braid::failing(serving) {
+        if super::braid::halted(serving) {
             return None;
         }
         return pick_from(serving, now);
@@ -447,7 +447,7 @@ fn pick_next(c: &Cpu, now: u64) -> Option<Arc<Process>> {
     let first = serving + usize::from(turn_over);
     (0..torus::MAX_TORI)
         .map(|k| (first + k) % torus::MAX_TORI)
-        .filter(|&t| hosted & (1 << t) != 0 && !super::braid::failing(t))
+        .filter(|&t| hosted & (1 << t) != 0 && !super::braid::halted(t))
         .find_map(|t| {
             let p = pick_from(t, now)?;
             if t != serving || turn_over {
@@ -616,7 +616,7 @@ pub fn idle_loop() -> ! {
         super::braid::hang_while_failed(c);
         hal::cpu::disable_interrupts();
         c.idle.store(true, Ordering::SeqCst);
-        let live = || c.hosted().filter(|&t| !super::braid::failing(t));
+        let live = || c.hosted().filter(|&t| !super::braid::halted(t));
         let has_work = live().any(|t| torus::get(t).runq.lock().queued() > 0)
             || live().any(steal_from_neighbours);
         if has_work {
