@@ -175,7 +175,6 @@ struct State {
     adopted: u64,
     /// Rosters of the predecessor kept (matching an accepted projection).
     replicated: u64,
-    last_adoption: Option<super::sched::Adoption>,
     failures_detected: u64,
     /// Suspicions raised against the predecessor, and how many of them it
     /// refuted.
@@ -183,12 +182,22 @@ struct State {
     refuted: u64,
     /// Suspicions against this torus that it refuted itself.
     refutations: u64,
-    /// Detection time of the last failure this torus declared (ns from
-    /// `fail` or from the last heartbeat), and whom.
-    last_detect_ns: u64,
-    last_failed: Option<usize>,
     rejoins: u64,
 }
+
+/// The last declared failure of a torus.
+#[derive(Clone, Copy)]
+struct Failure {
+    by: usize,
+    /// Detection time: from `fail`, or from the last heartbeat heard.
+    ns: u64,
+    adoption: super::sched::Adoption,
+}
+
+/// `LAST_FAILURE[t]`: torus t's last failure. Kept by the failed torus's
+/// index rather than the detector's, so that a detector's later
+/// declaration of another torus does not hide it.
+static LAST_FAILURE: [Mutex<Option<Failure>>; MAX_TORI] = [const { Mutex::new(None) }; MAX_TORI];
 
 static STATE: [Mutex<State>; MAX_TORI] = [const {
     Mutex::new(State {
@@ -218,13 +227,10 @@ static STATE: [Mutex<State>; MAX_TORI] = [const {
         migrations: 0,
         adopted: 0,
         replicated: 0,
-        last_adoption: None,
         failures_detected: 0,
         suspected: 0,
         refuted: 0,
         refutations: 0,
-        last_detect_ns: 0,
-        last_failed: None,
         rejoins: 0,
     })
 }; MAX_TORI];
@@ -577,11 +583,13 @@ fn declare_failed(pr: usize, me: usize, now: u64, st: &mut State) {
     let a = super::sched::adopt(pr, me);
     EPOCH.fetch_add(1, Ordering::AcqRel);
     let fail_at = FAIL_AT[pr].swap(0, Ordering::AcqRel);
-    st.last_detect_ns = now.saturating_sub(if fail_at != 0 { fail_at } else { st.pred_seen });
-    st.last_failed = Some(pr);
+    *LAST_FAILURE[pr].lock() = Some(Failure {
+        by: me,
+        ns: now.saturating_sub(if fail_at != 0 { fail_at } else { st.pred_seen }),
+        adoption: a,
+    });
     st.failures_detected += 1;
     st.adopted += a.from_replica + a.missed;
-    st.last_adoption = Some(a);
     st.pred = None;
     st.pred_load = None;
 }
@@ -716,15 +724,20 @@ pub fn report() -> String {
             st.last_suspect_ns / 1000
         );
     }
-    for (i, st) in STATE.iter().enumerate().take(torus::count()) {
-        let st = hal::cpu::without_interrupts(|| *st.lock());
-        if let (Some(f), Some(a)) = (st.last_failed, st.last_adoption) {
+    for (i, f) in LAST_FAILURE.iter().enumerate().take(torus::count()) {
+        let f = hal::cpu::without_interrupts(|| *f.lock());
+        if let Some(Failure {
+            by,
+            ns,
+            adoption: a,
+        }) = f
+        {
             s += &format!(
                 "failure {} detected by {} in {}.{:03} ms, {} processes adopted ({} from the replica, {} missed by it{}{})\n",
-                name(f),
                 name(i),
-                st.last_detect_ns / 1_000_000,
-                st.last_detect_ns / 1000 % 1000,
+                name(by),
+                ns / 1_000_000,
+                ns / 1000 % 1000,
                 a.from_replica + a.missed,
                 a.from_replica,
                 a.missed,
