@@ -486,7 +486,11 @@ fn put_prev(ti: usize, p: &Arc<Process>, now: u64, yield_: bool) {
             *st = RunState::Runnable;
             let wanted = p.sched.lock().entity.params;
             let mut rq = t.runq.lock();
-            if p.affinity() & (1 << cpu::id()) == 0 {
+            // A torus out of the ring (declared failed while alive, not
+            // rejoined yet) keeps no process in its queue: if it hung
+            // now, nobody would adopt it from there.
+            let out = !t.online.load(Ordering::Acquire);
+            if out || p.affinity() & (1 << cpu::id()) == 0 {
                 let e = rq.take_current(now).unwrap_or_else(|| Entity::new(wanted));
                 let from_vclock = rq.vclock();
                 drop(rq);
@@ -618,7 +622,9 @@ pub fn idle_loop() -> ! {
         c.idle.store(true, Ordering::SeqCst);
         let live = || c.hosted().filter(|&t| !super::braid::halted(t));
         let has_work = live().any(|t| torus::get(t).runq.lock().queued() > 0)
-            || live().any(steal_from_neighbours);
+            || live()
+                .filter(|&t| torus::is_online(t))
+                .any(steal_from_neighbours);
         if has_work {
             c.idle.store(false, Ordering::Relaxed);
             schedule();
