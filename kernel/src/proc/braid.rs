@@ -38,6 +38,7 @@ use braid::ack::ACK_LEN;
 use braid::chain::{Chain, Verdict};
 use braid::codec::record_digest;
 use braid::projection::PROJ_LEN;
+use braid::suspicion::Lateness;
 use braid::{Ack, Projection};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
@@ -64,42 +65,17 @@ pub const MISSED: u64 = 5;
 /// this is the extra time a late vCPU gets.
 pub const SUSPECT_NS: u64 = 80_000_000;
 /// And at most: the wait grows to twice the lateness this torus saw
-/// lately (see [`Lateness`]), up to this.
+/// lately (its predecessor's silences that ended, gaps between its own
+/// event boundaries; `braid::suspicion::Lateness`), up to this.
 pub const MAX_SUSPECT_NS: u64 = 500_000_000;
-/// Lateness seen is forgotten by halves, one per this much time.
+/// Lateness seen is forgotten by halves, one per this much time. (Under
+/// TCG on a loaded host vCPUs were seen late by 100–400 ms, and with a
+/// fixed 40 ms every torus of a busy `-smp 3` guest was adopted while
+/// alive: see `braid::suspicion`.)
 const LATENESS_HALF_LIFE_NS: u64 = 1_000_000_000;
 
-/// The longest lateness a torus saw lately: silences of its predecessor
-/// that ended (it spoke or refuted), and gaps between its own event
-/// boundaries (a host that does not run this vCPU does not run the
-/// others either; Lifeguard's local health). Under TCG on a loaded host
-/// vCPUs were seen late by 100–400 ms, and with a fixed 40 ms every torus
-/// of a busy `-smp 3` guest was adopted while alive: a torus known to be
-/// late gets that much more time, a punctual one that falls silent is
-/// declared at the floor (as a phi-accrual detector, the deadline
-/// follows the history of arrivals).
-#[derive(Default, Clone, Copy)]
-struct Lateness {
-    ns: u64,
-    at: u64,
-}
-
-impl Lateness {
-    fn now(&self, now: u64) -> u64 {
-        let halvings = now.saturating_sub(self.at) / LATENESS_HALF_LIFE_NS;
-        self.ns.checked_shr(halvings as u32).unwrap_or(0)
-    }
-
-    fn note(&mut self, now: u64, ns: u64) {
-        if ns > self.now(now) {
-            *self = Lateness { ns, at: now };
-        }
-    }
-
-    /// How long a suspicion raised now waits.
-    fn suspect_ns(&self, now: u64) -> u64 {
-        (2 * self.now(now)).clamp(SUSPECT_NS, MAX_SUSPECT_NS)
-    }
+const fn lateness() -> Lateness {
+    Lateness::new(SUSPECT_NS, MAX_SUSPECT_NS, LATENESS_HALF_LIFE_NS)
 }
 
 const PW: usize = PROJ_LEN / 8;
@@ -135,7 +111,7 @@ static SUSPICIONS: AtomicU64 = AtomicU64::new(0);
 static INCARNATION: [AtomicU32; MAX_TORI] = [const { AtomicU32::new(1) }; MAX_TORI];
 
 /// What one torus knows and has done (its own CPU writes it).
-#[derive(Default, Clone, Copy)]
+#[derive(Clone, Copy)]
 struct State {
     last_step: u64,
     /// This torus's braid interval (None until its first step).
@@ -214,7 +190,7 @@ static STATE: [Mutex<State>; MAX_TORI] = [const {
         suspicion: None,
         max_silence: 0,
         last_boundary: 0,
-        lateness: Lateness { ns: 0, at: 0 },
+        lateness: lateness(),
         last_suspect_ns: 0,
         pred_load: None,
         succ: None,
@@ -561,7 +537,7 @@ fn watch(me: usize, now: u64, st: &mut State) {
     if st.pred_chain.heard() && now.saturating_sub(st.pred_seen) > timeout {
         let n = SUSPICIONS.fetch_add(1, Ordering::AcqRel) + 1;
         SUSPECT[pr].store(n, Ordering::Release);
-        let wait = st.lateness.suspect_ns(now);
+        let wait = st.lateness.wait(now);
         st.suspicion = Some((n, now, wait));
         st.last_suspect_ns = wait;
         st.suspected += 1;
@@ -720,7 +696,7 @@ pub fn report() -> String {
             st.refutations,
             STALLS[i].load(Ordering::Acquire),
             st.max_silence / 1000,
-            st.lateness.now(hal::time::now_ns()) / 1000,
+            st.lateness.current(hal::time::now_ns()) / 1000,
             st.last_suspect_ns / 1000
         );
     }
