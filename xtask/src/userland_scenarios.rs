@@ -99,6 +99,7 @@ const SCHED: &[UserScenario] = &[
     ("rsetest_sched_mixed", |e| program(e, "sched_mixed")),
     ("rsetest_sched_migrate", |e| program(e, "sched_migrate")),
     ("rsetest_sched_fail", |e| program(e, "sched_fail")),
+    ("rsetest_sched_stall", |e| program(e, "sched_stall")),
 ];
 
 macro_rules! script_scenarios {
@@ -156,6 +157,7 @@ pub fn one_cpu_three_tori_scenarios() -> Vec<UserScenario> {
             program(e, "sched_balance tori")
         }),
         ("rsetest_sched_fail", |e| program(e, "sched_fail tori")),
+        ("rsetest_sched_stall", |e| program(e, "sched_stall tori")),
     ];
     v.extend_from_slice(SCRIPTS);
     v

@@ -28,6 +28,7 @@ mod receive;
 pub mod replication;
 pub mod ring;
 pub mod sim;
+pub mod suspicion;
 pub mod table;
 pub mod torus;
 mod verify;

@@ -332,7 +332,7 @@ fn other_torus_due(c: &Cpu, now: u64) -> bool {
     }
     let serving = c.serving.load(Ordering::Relaxed);
     c.hosted()
-        .any(|t| t != serving && !super::braid::failing(t) && torus::get(t).queued() > 0)
+        .any(|t| t != serving && !super::braid::halted(t) && torus::get(t).queued() > 0)
 }
 
 /// On the way back to user mode: switch if the scheduler asked for it.
@@ -432,13 +432,13 @@ pub fn finish_switch() {
 /// The next process for CPU `c`, from the torus it serves or, when it
 /// hosts several, round robin: the one it serves until its turn of a
 /// slice is over (or it has nothing to run), then the next one that has
-/// work. A failing torus is skipped: what it ran stays queued for the
-/// others to adopt.
+/// work. A halted torus (failing or stalled) is skipped: what it ran
+/// stays queued for the others to adopt.
 fn pick_next(c: &Cpu, now: u64) -> Option<Arc<Process>> {
     let hosted = c.hosted.load(Ordering::Relaxed);
     let serving = c.serving.load(Ordering::Relaxed);
     if hosted == 1 << serving {
-        if super::braid::failing(serving) {
+        if super::braid::halted(serving) {
             return None;
         }
         return pick_from(serving, now);
@@ -447,7 +447,7 @@ fn pick_next(c: &Cpu, now: u64) -> Option<Arc<Process>> {
     let first = serving + usize::from(turn_over);
     (0..torus::MAX_TORI)
         .map(|k| (first + k) % torus::MAX_TORI)
-        .filter(|&t| hosted & (1 << t) != 0 && !super::braid::failing(t))
+        .filter(|&t| hosted & (1 << t) != 0 && !super::braid::halted(t))
         .find_map(|t| {
             let p = pick_from(t, now)?;
             if t != serving || turn_over {
@@ -486,7 +486,11 @@ fn put_prev(ti: usize, p: &Arc<Process>, now: u64, yield_: bool) {
             *st = RunState::Runnable;
             let wanted = p.sched.lock().entity.params;
             let mut rq = t.runq.lock();
-            if p.affinity() & (1 << cpu::id()) == 0 {
+            // A torus out of the ring (declared failed while alive, not
+            // rejoined yet) keeps no process in its queue: if it hung
+            // now, nobody would adopt it from there.
+            let out = !t.online.load(Ordering::Acquire);
+            if out || p.affinity() & (1 << cpu::id()) == 0 {
                 let e = rq.take_current(now).unwrap_or_else(|| Entity::new(wanted));
                 let from_vclock = rq.vclock();
                 drop(rq);
@@ -616,9 +620,11 @@ pub fn idle_loop() -> ! {
         super::braid::hang_while_failed(c);
         hal::cpu::disable_interrupts();
         c.idle.store(true, Ordering::SeqCst);
-        let live = || c.hosted().filter(|&t| !super::braid::failing(t));
+        let live = || c.hosted().filter(|&t| !super::braid::halted(t));
         let has_work = live().any(|t| torus::get(t).runq.lock().queued() > 0)
-            || live().any(steal_from_neighbours);
+            || live()
+                .filter(|&t| torus::is_online(t))
+                .any(steal_from_neighbours);
         if has_work {
             c.idle.store(false, Ordering::Relaxed);
             schedule();

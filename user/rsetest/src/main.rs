@@ -197,6 +197,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         sched::fail,
         "(3 CPUs) `fail B` under load: detected, every process finishes once and right; `revive B` rebalances. [tori]: 3 tori on 1 CPU",
     ),
+    (
+        "sched_stall",
+        sched::stall,
+        "(3 CPUs) 9 busy processes; `stall B` 60 ms: suspected, refuted, not failed; 400 ms: failed and adopted while alive, rejoins; every process runs once and right. [tori]: 3 tori on 1 CPU",
+    ),
 ];
 
 fn alive(_: &[String]) -> Result<(), String> {

@@ -719,7 +719,16 @@ pub fn fail(args: &[String]) -> Result<(), String> {
     for p in &pids {
         wait_ok(*p, "busy process")?;
     }
-    let braid = std::fs::read_to_string("/proc/braid").map_err(|e| e.to_string())?;
+    // B's processes may all have finished elsewhere (idle neighbours
+    // steal from it) before its successor has waited out the suspicion.
+    let detected_by = Instant::now() + Duration::from_secs(3);
+    let braid = loop {
+        let braid = std::fs::read_to_string("/proc/braid").map_err(|e| e.to_string())?;
+        if braid.contains("failure B detected by") || Instant::now() > detected_by {
+            break braid;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     for l in braid.lines() {
         crate::say!("{l}");
     }
@@ -732,7 +741,10 @@ pub fn fail(args: &[String]) -> Result<(), String> {
         .and_then(|r| r.split(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::MAX);
-    check(ms < 1000.0, format!("detected in {ms} ms (under 1 s)"))?;
+    // Suspected after 40 ms of silence, declared when the suspicion is
+    // not refuted within 80-500 ms (twice the lateness the detector saw
+    // lately), later if the host did not run the detector meanwhile.
+    check(ms < 1500.0, format!("detected in {ms} ms (under 1.5 s)"))?;
     // The adopter finds B's processes through its replica of B (roster
     // and join log), then checks B's queue itself: nothing may be left.
     let line = line.unwrap_or_default();
@@ -788,6 +800,178 @@ pub fn fail(args: &[String]) -> Result<(), String> {
         balanced_at.is_some_and(|t| t <= 1000),
         format!("balance returns ({} within 1 s)", balanced_name()),
     )
+}
+
+/// /proc/braid's per-torus table: one map of column name to value per
+/// torus, in torus order.
+fn braid_table() -> Result<Vec<std::collections::HashMap<String, String>>, String> {
+    let s = std::fs::read_to_string("/proc/braid").map_err(|e| format!("/proc/braid: {e}"))?;
+    let mut lines = s.lines().skip_while(|l| !l.starts_with("torus index "));
+    let head: Vec<String> = lines
+        .next()
+        .ok_or("/proc/braid has no torus table")?
+        .split(' ')
+        .map(String::from)
+        .collect();
+    Ok(lines
+        .take_while(|l| !l.starts_with("failure "))
+        .map(|l| {
+            head.iter()
+                .cloned()
+                .zip(l.split(' ').map(String::from))
+                .collect()
+        })
+        .collect())
+}
+
+/// Column `col` of torus `t` in a [`braid_table`], as a number.
+fn braid_num(table: &[std::collections::HashMap<String, String>], t: usize, col: &str) -> u64 {
+    table
+        .get(t)
+        .and_then(|r| r.get(col))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Failures declared by all tori together.
+fn failures(table: &[std::collections::HashMap<String, String>]) -> u64 {
+    (0..table.len())
+        .map(|t| braid_num(table, t, "failures_detected"))
+        .sum()
+}
+
+fn say_braid() {
+    if let Ok(s) = std::fs::read_to_string("/proc/braid") {
+        for l in s.lines() {
+            crate::say!("{l}");
+        }
+    }
+}
+
+/// Stall lengths of [`stall`]: the short one is longer than the silence
+/// after which a torus is suspected (40 ms), and than the old detector's
+/// failure timeout (the same 40 ms), shorter than a suspicion's shortest
+/// end (40 + 80 ms); the long one outlasts its longest (40 + 500 ms).
+const SHORT_STALL_MS: u64 = 60;
+const LONG_STALL_MS: u64 = 1000;
+
+/// A torus that is only late is not declared failed, and one declared
+/// failed while alive loses nothing and runs nothing twice. Nine busy
+/// processes (three per torus) each count rounds of the LCG until told to
+/// stop; `stall B 60` (via /proc/braid: B takes no events for 60 ms, as a
+/// vCPU the host does not run) must end in a refuted suspicion, no
+/// failure; `stall B 1000` in B declared failed by C, its waiting processes
+/// adopted while it is alive, and B rejoining. Every process then
+/// started once, finished once, and its result matches its count of
+/// rounds (a process resumed twice from one saved context would finish
+/// twice or lose rounds).
+pub fn stall(args: &[String]) -> Result<(), String> {
+    set_placement(args);
+    const N: usize = 9;
+    // Per process: [4i] starts, [4i+1] finishes, [4i+2] rounds, [4i+3]
+    // result; [4N] the stop flag.
+    let c = shared(4 * N + 1)?;
+    let mut pids = Vec::new();
+    for i in 0..N {
+        pids.push(child(move || {
+            c[4 * i].fetch_add(1, Ordering::SeqCst);
+            let (mut x, mut n) = (i as u64 + 1, 0u64);
+            while c[4 * N].load(Ordering::Relaxed) == 0 {
+                x = spin(2000, x);
+                n += 1;
+            }
+            c[4 * i + 2].store(n, Ordering::SeqCst);
+            c[4 * i + 3].store(x, Ordering::SeqCst);
+            c[4 * i + 1].fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })?);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = braid_table()?;
+    crate::say!("per-unit spread before the stalls: {:?}", spread(&pids, 3));
+    std::fs::write("/proc/braid", format!("stall B {SHORT_STALL_MS}"))
+        .map_err(|e| format!("stall B: {e}"))?;
+    std::thread::sleep(Duration::from_millis(400));
+    let t1 = braid_table()?;
+    say_braid();
+    check(
+        braid_num(&t1, 1, "stalls") == braid_num(&t0, 1, "stalls") + 1,
+        format!("B stalled for {SHORT_STALL_MS} ms"),
+    )?;
+    check(
+        failures(&t1) == failures(&t0),
+        format!(
+            "no torus declared failed after a {SHORT_STALL_MS} ms stall ({} failures before, {} after)",
+            failures(&t0),
+            failures(&t1)
+        ),
+    )?;
+    check(
+        braid_num(&t1, 1, "refutations") > braid_num(&t0, 1, "refutations"),
+        "B was suspected and refuted it",
+    )?;
+    std::fs::write("/proc/braid", format!("stall B {LONG_STALL_MS}"))
+        .map_err(|e| format!("stall B: {e}"))?;
+    std::thread::sleep(Duration::from_millis(LONG_STALL_MS + 600));
+    let t2 = braid_table()?;
+    let braid = std::fs::read_to_string("/proc/braid").map_err(|e| e.to_string())?;
+    say_braid();
+    check(
+        braid_num(&t2, 1, "stalls") == braid_num(&t1, 1, "stalls") + 1,
+        format!("B stalled for {LONG_STALL_MS} ms"),
+    )?;
+    let line = braid
+        .lines()
+        .find(|l| l.starts_with("failure B detected by"))
+        .unwrap_or_default();
+    let adopted: u64 = line
+        .split(", ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    check(
+        braid_num(&t2, 2, "failures_detected") > braid_num(&t1, 2, "failures_detected")
+            && !line.is_empty(),
+        format!("C declared B failed during a {LONG_STALL_MS} ms stall"),
+    )?;
+    check(
+        adopted >= 1,
+        format!("B's waiting processes were adopted while it was alive ({adopted})"),
+    )?;
+    check(
+        braid_num(&t2, 1, "rejoins") > braid_num(&t1, 1, "rejoins")
+            && t2.get(1).and_then(|r| r.get("state")).map(String::as_str) == Some("up"),
+        "B rejoined the ring after its stall",
+    )?;
+    c[4 * N].store(1, Ordering::SeqCst);
+    // A lost process never finishes: look for one before waiting.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (0..N).any(|i| c[4 * i + 1].load(Ordering::SeqCst) == 0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for i in 0..N {
+        let (s, f) = (
+            c[4 * i].load(Ordering::SeqCst),
+            c[4 * i + 1].load(Ordering::SeqCst),
+        );
+        check(
+            s == 1 && f == 1,
+            format!("process {i} started once and finished once ({s}, {f})"),
+        )?;
+    }
+    for p in &pids {
+        wait_ok(*p, "busy process")?;
+    }
+    for i in 0..N {
+        let n = c[4 * i + 2].load(Ordering::SeqCst);
+        let got = c[4 * i + 3].load(Ordering::SeqCst);
+        check(
+            got == lcg_jump(2000 * n, i as u64 + 1) && n > 0,
+            format!("process {i}'s result {got:#x} matches its {n} rounds"),
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
