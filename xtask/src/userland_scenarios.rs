@@ -69,6 +69,7 @@ program_scenarios!(
     orphan_reap,
     wait_bounds,
     linux_compat,
+    probe_race,
 );
 
 /// The regression checks of what user programs could do to the kernel
@@ -84,6 +85,7 @@ const ROBUSTNESS: &[&str] = &[
     "shared_mprotect",
     "orphan_reap",
     "wait_bounds",
+    "probe_race",
     "tmpfs_full",
     "linux_compat",
     "efault",

@@ -25,6 +25,7 @@ mod mmap_big;
 mod orphan_reap;
 mod pipe_100m;
 mod poll_timeout;
+mod probe_race;
 mod sched;
 mod segv;
 mod settid_shootdown;
@@ -146,6 +147,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "wait_bounds",
         wait_bounds::run,
         "45,000 waits (nanosleep, poll, pipe read) ended by signals: the kernel keeps nothing per interruption. [N]",
+    ),
+    (
+        "probe_race",
+        probe_race::run,
+        "a read's check of its buffer never undoes a CLONE_VM sharer's concurrent writes",
     ),
     (
         "orphan_reap",
