@@ -27,6 +27,7 @@ mod debian;
 mod deps;
 mod dynamic_scenarios;
 mod initramfs;
+mod linux_diff;
 mod qemu;
 mod scenarios;
 mod terminal;

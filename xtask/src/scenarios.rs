@@ -32,6 +32,7 @@ const SCENARIOS: &[Scenario] = &[
     ),
     ("bench_quick_suite_runs", bench_quick),
     ("debian_pkg_sqlite3_root", debian_pkg_root),
+    ("linux_diff_sqlite3", crate::linux_diff::sqlite3),
     ("add_host_tree", add_host_tree),
 ];
 
@@ -345,7 +346,7 @@ fn bench_quick() -> Result<(), String> {
 
 /// Runs `opts` (with `exec` set) in a fresh boot: console output and the
 /// guest command's status.
-fn exec_opts(opts: &RunOpts, tag: &str) -> Result<(String, i32), String> {
+pub(crate) fn exec_opts(opts: &RunOpts, tag: &str) -> Result<(String, i32), String> {
     let cfg = opts.config(tag)?;
     let out = boot(&cfg, 300)?;
     match out.guest_status() {

@@ -70,6 +70,7 @@ program_scenarios!(
     wait_bounds,
     linux_compat,
     probe_race,
+    shared_file,
 );
 
 /// The regression checks of what user programs could do to the kernel

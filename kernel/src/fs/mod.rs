@@ -49,22 +49,23 @@ pub fn with<R>(f: impl FnOnce(&mut Tmpfs) -> R) -> R {
 }
 
 /// tmpfs pages are frames from the pools, read and written through the
-/// direct map, so file data does not live on the (smaller) heap.
+/// direct map, so file data does not live on the (smaller) heap. They are
+/// reference counted like user frames (`mm::refcount`): tmpfs holds one
+/// reference, each MAP_SHARED mapping of the page one more, so a page
+/// truncated or unlinked while mapped lives until it is unmapped.
 struct FramePages;
 
 impl PageStore for FramePages {
     fn alloc(&mut self) -> Option<PageId> {
         // The caller's torus first; alloc_on moves on to the others when
         // that pool is empty. At boot (no process yet) that is torus 0.
-        let pa = crate::frames::alloc_on(crate::proc::torus::this_id())?;
+        let pa = crate::mm::refcount::alloc(crate::proc::torus::this_id())?;
         hal::addrspace::zero_frame(pa);
         Some(pa)
     }
 
     fn free(&mut self, page: PageId) {
-        if let Err(e) = crate::frames::free(page) {
-            crate::klog!("tmpfs: freeing frame {page:#x}: {e:?}");
-        }
+        crate::mm::refcount::put(page);
     }
 
     fn read(&self, page: PageId, offset: usize, out: &mut [u8]) {

@@ -220,6 +220,15 @@ impl Mm {
             Some(_) => Ok(()), // already resolved (another fault got here first)
             None => {
                 let backing = vma.backing;
+                if let (true, Some((file, off))) = (vma.shared, backing) {
+                    // MAP_SHARED of a file: the file's own page (tmpfs
+                    // frames are the page cache), so writes through the
+                    // mapping are the file's data, seen by read(2) and by
+                    // every other mapper. Past the end: EIO, the SIGBUS.
+                    let index = (off + (page - vma.start)) / PAGE;
+                    let pa = crate::fs::with(|fs| fs.page_for_mapping(file.ino, index))?;
+                    return self.map_shared_frame(page, pa, vma.prot);
+                }
                 if let Some((file, off)) = backing {
                     // A page wholly past the end of an mmap'd file: SIGBUS,
                     // as Linux (an ELF segment's file_end zero-fills instead).

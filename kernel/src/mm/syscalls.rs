@@ -49,8 +49,11 @@ pub fn brk(addr: u64) -> KResult<u64> {
     }
 }
 
-/// mmap(2): anonymous and private file mappings; MAP_SHARED anonymous
-/// memory (or /dev/zero) is populated at once so fork shares it.
+/// mmap(2): anonymous and file mappings, private or shared. MAP_SHARED
+/// anonymous memory (or /dev/zero) is populated at once so fork shares
+/// it; a MAP_SHARED file mapping maps the file's own tmpfs pages as they
+/// are touched (`Mm::handle_fault`), so it is coherent with read/write
+/// and with every other mapping of the file.
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KResult<u64> {
     let prot = Prot::from_linux(prot)?;
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
@@ -80,7 +83,9 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
             return map_frames(addr, len, prot, flags, &frames);
         }
         let ino = f.ino().ok_or(Errno::ENODEV)?;
-        if !f.readable() {
+        // A shared writable mapping writes the file: it needs a
+        // descriptor open for writing, as on Linux.
+        if !f.readable() || (shared && prot.contains(Prot::WRITE) && !f.writable()) {
             return Err(Errno::EACCES);
         }
         Some((

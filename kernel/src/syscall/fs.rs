@@ -578,7 +578,17 @@ pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> KResult<u64> {
             f.set_flags(arg as u32);
             Ok(0)
         }
-        5..=7 => Ok(0), // record locks: single-user system, always granted
+        // Record locks (F_GETLK, F_SETLK, F_SETLKW and the OFD forms) are
+        // not kept yet: every lock is granted, so no lock ever conflicts,
+        // and F_GETLK must say so (l_type = F_UNLCK), as SQLite's WAL
+        // reads it before using its shared-memory index.
+        5 | 36 => {
+            drop(t);
+            const F_UNLCK: u16 = 2;
+            uaccess::copy_out(arg, &F_UNLCK.to_le_bytes())?;
+            Ok(0)
+        }
+        6 | 7 | 37 | 38 => Ok(0),
         _ => Err(Errno::EINVAL),
     }
 }

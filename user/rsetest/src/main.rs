@@ -29,6 +29,7 @@ mod probe_race;
 mod sched;
 mod segv;
 mod settid_shootdown;
+mod shared_file;
 mod shared_mprotect;
 mod shared_vm;
 mod signals;
@@ -152,6 +153,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "probe_race",
         probe_race::run,
         "a read's check of its buffer never undoes a CLONE_VM sharer's concurrent writes",
+    ),
+    (
+        "shared_file",
+        shared_file::run,
+        "MAP_SHARED file mappings are coherent with read/write, other mappings and munmap",
     ),
     (
         "orphan_reap",

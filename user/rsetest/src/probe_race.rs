@@ -52,7 +52,10 @@ pub fn run(_: &[String]) -> Result<(), String> {
     }
     STOP.store(1, Ordering::SeqCst);
     let st = wait(pid)?;
-    check(libc::WIFEXITED(st), format_args!("counter {}", status_str(st)))?;
+    check(
+        libc::WIFEXITED(st),
+        format_args!("counter {}", status_str(st)),
+    )?;
     // SAFETY: the child has exited; the page is ours.
     let word = unsafe { &*(page as *const AtomicU32) }.load(Ordering::SeqCst) as u64;
     let counted = COUNTED.load(Ordering::SeqCst);

@@ -8,7 +8,7 @@
 //! `-icount shift=0,sleep=off` (guest time counts instructions: 1 ns = 1
 //! instruction, deterministic). `--accel kvm` runs the KVM mode instead.
 
-mod linux;
+pub mod linux;
 mod report;
 
 use std::path::PathBuf;

@@ -98,6 +98,27 @@ impl Tmpfs {
         Ok(done)
     }
 
+    /// The page holding bytes `[index * PAGE_SIZE, (index + 1) * PAGE_SIZE)`
+    /// of regular file `ino`, for a shared mapping of it (`MAP_SHARED`:
+    /// the mapping is the file's own page, so writes through it are the
+    /// file's data and reads see every write). A hole gets a zero page
+    /// now, charged like a write. `EIO` for a page wholly past the end of
+    /// the file (the kernel's SIGBUS), `ENOSPC`/`ENOMEM` when no page can
+    /// be had.
+    pub fn page_for_mapping(&mut self, ino: Ino, index: u64) -> KResult<super::pages::PageId> {
+        let node = self.inodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
+        let f = file_of_mut(&mut node.body)?;
+        if index.saturating_mul(PAGE_SIZE as u64) >= f.size {
+            return Err(Errno::EIO);
+        }
+        if let Some(&p) = f.pages.get(&index) {
+            return Ok(p);
+        }
+        let p = self.space.take()?;
+        f.pages.insert(index, p);
+        Ok(p)
+    }
+
     /// Sets the size of regular file `ino` to `len` (truncate(2)): shrinking
     /// gives back the pages past the end, growing adds a hole that takes no
     /// memory. `EFBIG` above `max_file_size`, `EISDIR` for directories,
