@@ -148,6 +148,11 @@ impl Config {
         if let Some(c) = &self.cdrom {
             push(&["-cdrom", &c.display().to_string(), "-boot", "d"]);
         }
+        // Debugging aid: more QEMU arguments from the environment (say, a
+        // monitor socket to read the CPUs' registers of a hung guest).
+        if let Ok(extra) = std::env::var("RSE_QEMU_ARGS") {
+            a.extend(extra.split_whitespace().map(String::from));
+        }
         a
     }
 }

@@ -1,9 +1,78 @@
-//! The kernel heap: `talc` over one contiguous region of the direct map.
+//! The kernel heap: `talc` over one contiguous region of the direct map,
+//! behind a lock that keeps interrupts off while it is held.
+//!
+//! Why interrupts off: the timer interrupt takes its torus's run-queue
+//! lock, and a CPU holding a run-queue lock may allocate (a queue grows).
+//! With the heap lock held with interrupts on, CPU A could hold the heap
+//! lock, take the timer interrupt and spin on a run-queue lock that CPU B
+//! holds while B spins on the heap lock: all CPUs stopped (seen as a rare
+//! hang of `rsetest children`). No interrupt can come while the heap lock
+//! is held now, and its holder only computes, so waiting for it with
+//! interrupts off is always short.
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use talc::{ErrOnOom, Span, Talc, Talck};
 
+/// A spin lock that disables interrupts while held and restores them at
+/// unlock, for the allocator.
+pub struct IrqSpinLock {
+    locked: AtomicBool,
+    /// Whether interrupts were on when the holder took the lock.
+    restore: AtomicBool,
+}
+
+// SAFETY: `lock` returns only once this CPU has set `locked` from false
+// to true (acquire), `unlock` clears it (release) after the holder is
+// done, so at most one holder at a time; interrupts are off from before
+// the lock is taken to after it is released, so no interrupt handler on
+// the holder's CPU can try to take it again.
+unsafe impl lock_api::RawMutex for IrqSpinLock {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: IrqSpinLock = IrqSpinLock {
+        locked: AtomicBool::new(false),
+        restore: AtomicBool::new(false),
+    };
+    type GuardMarker = lock_api::GuardNoSend;
+
+    fn lock(&self) {
+        let was_on = crate::cpu::interrupts_enabled();
+        crate::cpu::disable_interrupts();
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        self.restore.store(was_on, Ordering::Relaxed);
+    }
+
+    fn try_lock(&self) -> bool {
+        let was_on = crate::cpu::interrupts_enabled();
+        crate::cpu::disable_interrupts();
+        let got = self
+            .locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if got {
+            self.restore.store(was_on, Ordering::Relaxed);
+        } else if was_on {
+            crate::cpu::enable_interrupts();
+        }
+        got
+    }
+
+    unsafe fn unlock(&self) {
+        let was_on = self.restore.load(Ordering::Relaxed);
+        self.locked.store(false, Ordering::Release);
+        if was_on {
+            crate::cpu::enable_interrupts();
+        }
+    }
+}
+
 #[global_allocator]
-static ALLOCATOR: Talck<spin::Mutex<()>, ErrOnOom> = Talc::new(ErrOnOom).lock();
+static ALLOCATOR: Talck<IrqSpinLock, ErrOnOom> = Talc::new(ErrOnOom).lock();
 
 static SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
