@@ -69,6 +69,7 @@ program_scenarios!(
     orphan_reap,
     wait_bounds,
     linux_compat,
+    threads,
 );
 
 /// The regression checks of what user programs could do to the kernel
@@ -76,6 +77,7 @@ program_scenarios!(
 /// their own boots on 3 CPUs, they run together on 1 and on 8 CPUs.
 const ROBUSTNESS: &[&str] = &[
     "affinity_swap",
+    "threads",
     "settid_shootdown",
     "futex_bounds",
     "bad_rip",
