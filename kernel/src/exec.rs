@@ -400,6 +400,8 @@ pub fn execve(
     let torus = crate::proc::torus::this_id() % crate::frames::torus_count();
     me.info.lock().torus = torus;
     let loaded = load(cwd, &p, args, &env, torus)?;
+    // The new image runs alone (Linux's de_thread).
+    crate::proc::exit::kill_other_threads(&me)?;
 
     // Point of no return: the old image goes away.
     let old = me.mm.lock().replace(SharedMm::new(loaded.mm));

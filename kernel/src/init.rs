@@ -71,10 +71,11 @@ pub fn start(program: &Program) -> KResult<()> {
         gs_base: 0,
         mm: crate::mm::shared::SharedMm::new(loaded.mm),
         files: Arc::new(Mutex::new(files)),
-        fs: FsContext {
+        fs: Arc::new(Mutex::new(FsContext {
             cwd: ROOT_INO,
             umask: 0o022,
-        },
+        })),
+        group: None,
         rel: Relations {
             ppid: 0,
             pgid: 0,

@@ -71,6 +71,7 @@ program_scenarios!(
     linux_compat,
     probe_race,
     shared_file,
+    threads,
 );
 
 /// The regression checks of what user programs could do to the kernel
@@ -78,6 +79,7 @@ program_scenarios!(
 /// their own boots on 3 CPUs, they run together on 1 and on 8 CPUs.
 const ROBUSTNESS: &[&str] = &[
     "affinity_swap",
+    "threads",
     "settid_shootdown",
     "futex_bounds",
     "bad_rip",
@@ -87,6 +89,7 @@ const ROBUSTNESS: &[&str] = &[
     "orphan_reap",
     "wait_bounds",
     "probe_race",
+    "shared_file",
     "tmpfs_full",
     "linux_compat",
     "efault",

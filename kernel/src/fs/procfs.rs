@@ -92,14 +92,15 @@ fn pid_status(p: &Process) -> String {
         (s.pending, s.mask, ign, cgt)
     };
     format!(
-        "Name:\t{}\nUmask:\t{:04o}\nState:\t{state}\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t1\nSigPnd:\t{pending:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ignored:016x}\nSigCgt:\t{caught:016x}\nCpus_allowed:\t{:x}\nTorus:\t{} (home {}, cell {:?})\n",
+        "Name:\t{}\nUmask:\t{:04o}\nState:\t{state}\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{}\nSigPnd:\t{pending:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ignored:016x}\nSigCgt:\t{caught:016x}\nCpus_allowed:\t{:x}\nTorus:\t{} (home {}, cell {:?})\n",
         i.comm,
         p.fs.lock().umask,
-        p.pid,
+        p.tgid,
         p.pid,
         p.ppid(),
         vsize / 1024,
         rss / 1024,
+        p.group.live.load(core::sync::atomic::Ordering::Relaxed),
         0,
         p.affinity(),
         p.torus(),
@@ -225,7 +226,7 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
         ),
         (Some(pid), file) => {
             let p = if pid == "self" {
-                me
+                me.leader()
             } else {
                 proc::lookup(pid.parse().ok()?)?
             };

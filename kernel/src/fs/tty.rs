@@ -229,8 +229,8 @@ pub fn pump() {
     }
     for (pgrp, sig) in signals {
         for p in crate::proc::all() {
-            if p.rel.lock().pgid == pgrp && !p.is_zombie() {
-                signal::send(&p, sig);
+            if p.rel.lock().pgid == pgrp && !p.is_dead_process() {
+                signal::send_process(&p, sig, (0x80, 0, 0)); // SI_KERNEL
             }
         }
         woke = true;
@@ -386,7 +386,7 @@ pub fn ioctl(cmd: u64, arg: u64) -> KResult<u64> {
             // caller's controlling tty (ENOTTY), the group valid (EINVAL),
             // existing (ESRCH) and in the console's session (EPERM).
             let pg = read_u32(arg)? as i32;
-            let sid = crate::proc::sched::current().rel.lock().sid;
+            let sid = crate::proc::sched::current().leader().rel.lock().sid;
             if with(|t| t.session) != sid {
                 return Err(Errno::ENOTTY);
             }
@@ -434,7 +434,7 @@ pub fn ioctl(cmd: u64, arg: u64) -> KResult<u64> {
             // As Linux: only a session leader (EPERM), and a console that
             // is another live session's controlling tty only with arg 1
             // (root, which everyone is, may steal it).
-            let me = crate::proc::sched::current();
+            let me = crate::proc::sched::current().leader();
             let (sid, pgid) = {
                 let r = me.rel.lock();
                 (r.sid, r.pgid)

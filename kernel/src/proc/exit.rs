@@ -13,11 +13,71 @@ pub fn exited(code: i32) -> i32 {
     (code & 0xff) << 8
 }
 
-/// Ends `p` (the current process) with wait status `status` and never
-/// returns. Resources are released here; the zombie keeps only its status
-/// until the parent reaps it. Takes `p` by value: this stack is never
-/// unwound, so a reference counted here would keep the zombie alive
-/// forever (the scheduler frees it once only its dead list holds it).
+/// Ends the whole process of `p` (the current thread): exit_group, and a
+/// fatal signal. The other threads die as by SIGKILL at their next return
+/// to user mode; the process's wait status is the first such `status`.
+pub fn exit_group(p: Arc<Process>, status: i32) -> ! {
+    let first = {
+        let mut e = p.group.exit.lock();
+        let first = e.is_none();
+        if first {
+            *e = Some(status);
+        }
+        first
+    };
+    if first {
+        kill_others(&p);
+    }
+    exit_process(p, status)
+}
+
+fn kill_others(p: &Arc<Process>) {
+    for t in p.group.snapshot() {
+        if !Arc::ptr_eq(&t, p) && !t.is_zombie() {
+            signal::send(&t, signal::SIGKILL);
+        }
+    }
+}
+
+/// execve's de_thread: kills the other threads of the caller's process
+/// and waits until they have exited. The caller keeps its own thread id
+/// (Linux gives it the leader's: not done here; getpid is unchanged).
+/// Err when the process is already dying.
+pub fn kill_other_threads(me: &Arc<Process>) -> KResult<()> {
+    let g = &me.group;
+    if g.live.load(Ordering::Acquire) <= 1 {
+        return Ok(());
+    }
+    {
+        // Marks the group as dying, so the others' SIGKILL ends only them.
+        let mut e = g.exit.lock();
+        if e.is_some() {
+            return Err(Errno::EINTR);
+        }
+        *e = Some(signal::SIGKILL as i32);
+    }
+    kill_others(me);
+    // Uninterruptible as Linux's (killable) wait: a caught signal must not
+    // abort an exec halfway; the others die at their next return to user
+    // mode, so this is short.
+    while g.live.load(Ordering::Acquire) > 1 {
+        if g.exited
+            .wait_until(|| (g.live.load(Ordering::Acquire) <= 1).then_some(()))
+            .is_err()
+        {
+            sched::schedule();
+        }
+    }
+    *g.exit.lock() = None;
+    Ok(())
+}
+
+/// Ends `p` (the current thread) with wait status `status` and never
+/// returns. Resources are released here; when it was the process's last
+/// thread, the leader's zombie keeps only its status until the parent
+/// reaps it. Takes `p` by value: this stack is never unwound, so a
+/// reference counted here would keep the zombie alive forever (the
+/// scheduler frees it once only its dead list holds it).
 pub fn exit_process(p: Arc<Process>, status: i32) -> ! {
     let pid = p.pid;
     let tid_addr = p.clear_child_tid.swap(0, Ordering::Relaxed);
@@ -33,6 +93,37 @@ pub fn exit_process(p: Arc<Process>, status: i32) -> ! {
     drop(files);
     crate::mm::release_on_exit(&p);
 
+    // Taken while this thread is live, which keeps the leader in the
+    // table (the process cannot be reaped before its last thread exits).
+    let leader = p.leader();
+    let g = p.group.clone();
+    *p.exit_status.lock() = Some(status);
+    hal::cpu::without_interrupts(|| *p.run.lock() = RunState::Zombie);
+    *p.vfork_done.lock() = true;
+    p.vfork_wait.wake_all();
+    let last = g.live.fetch_sub(1, Ordering::AcqRel) == 1;
+    if !p.is_leader() {
+        // Nobody waits for a thread: it leaves the table now (its stack
+        // stays until this CPU has switched away, as for any exit).
+        g.threads.lock().retain(|t| !Arc::ptr_eq(t, &p));
+        super::remove(pid);
+    }
+    g.exited.wake_all();
+    if last {
+        let status = g.exit.lock().unwrap_or(status);
+        process_exited(&leader, status);
+    }
+    drop(leader);
+    drop(g);
+    drop(p);
+    sched::schedule();
+    unreachable!("a zombie was scheduled again");
+}
+
+/// The last thread of `leader`'s process has exited with the process's
+/// wait status `status`: children go to init, the parent is told.
+fn process_exited(leader: &Arc<Process>, status: i32) {
+    let pid = leader.pid;
     if pid == 1 {
         let code = if status & 0x7f == 0 {
             (status >> 8) & 0xff
@@ -44,11 +135,11 @@ pub fn exit_process(p: Arc<Process>, status: i32) -> ! {
     }
 
     // Orphans go to init, which reaps them. A child exiting now either
-    // sees its new parent (and tells init itself) or is seen a zombie
-    // here: we publish the new parent before looking at the children's
-    // states, and an exiting child publishes its state before reading its
-    // parent (below), so init is never left asleep with a zombie to reap.
-    let children: Vec<Arc<Process>> = core::mem::take(&mut p.rel.lock().children);
+    // sees its new parent (and tells init itself) or is seen dead here:
+    // we publish the new parent before looking at the children's states,
+    // and an exiting child publishes its state before reading its parent
+    // (below), so init is never left asleep with a zombie to reap.
+    let children: Vec<Arc<Process>> = core::mem::take(&mut leader.rel.lock().children);
     if !children.is_empty() {
         if let Some(init) = super::lookup(1) {
             for c in &children {
@@ -56,31 +147,26 @@ pub fn exit_process(p: Arc<Process>, status: i32) -> ! {
             }
             init.rel.lock().children.extend(children.iter().cloned());
             core::sync::atomic::fence(Ordering::SeqCst);
-            if children.iter().any(|c| c.is_zombie()) {
+            if children.iter().any(|c| c.is_dead_process()) {
                 init.child_wait.wake_all();
             }
         }
     }
 
-    *p.exit_status.lock() = Some(status);
-    hal::cpu::without_interrupts(|| *p.run.lock() = RunState::Zombie);
+    *leader.exit_status.lock() = Some(status);
+    leader.group.dead.store(true, Ordering::Release);
     // Pairs with the reparenting above (in our parent's exit).
     core::sync::atomic::fence(Ordering::SeqCst);
-    *p.vfork_done.lock() = true;
-    p.vfork_wait.wake_all();
-    if let Some(parent) = super::lookup(p.ppid()) {
+    if let Some(parent) = super::lookup(leader.ppid()) {
         // CLD_EXITED with the exit code, or CLD_KILLED/CLD_DUMPED with the signal.
         let info = if status & 0x7f == 0 {
             (1, pid, (status >> 8) & 0xff)
         } else {
             (if status & 0x80 != 0 { 3 } else { 2 }, pid, status & 0x7f)
         };
-        signal::send_info(&parent, signal::SIGCHLD, info);
+        signal::send_process(&parent, signal::SIGCHLD, info);
         parent.child_wait.wake_all();
     }
-    drop(p);
-    sched::schedule();
-    unreachable!("a zombie was scheduled again");
 }
 
 /// wait4's "don't block" option.
@@ -88,7 +174,7 @@ pub const WNOHANG: u64 = 1;
 
 /// Whether the current process has a child matching `pid` (wait4 rules).
 fn has_child(pid: i64) -> bool {
-    let me = sched::current();
+    let me = sched::current().leader();
     let my_pgid = me.rel.lock().pgid;
     let rel = me.rel.lock();
     rel.children.iter().any(|c| child_matches(c, pid, my_pgid))
@@ -106,7 +192,8 @@ fn child_matches(c: &Process, pid: i64, my_pgid: Pid) -> bool {
 /// Waits for a child matching `pid` (wait4 rules) to exit, reaps it and
 /// returns (pid, wait status); None with WNOHANG when none has exited.
 pub fn wait_any(pid: i64, options: u64) -> KResult<Option<(Pid, i32)>> {
-    let me = sched::current();
+    // Any thread waits for the process's children, which its leader holds.
+    let me = sched::current().leader();
     let my_pgid = me.rel.lock().pgid;
     let matches = |c: &Process| child_matches(c, pid, my_pgid);
     let found = me.child_wait.wait_until(|| {
@@ -115,7 +202,7 @@ pub fn wait_any(pid: i64, options: u64) -> KResult<Option<(Pid, i32)>> {
         for c in rel.children.iter() {
             if matches(c) {
                 any = true;
-                if c.is_zombie() {
+                if c.is_dead_process() {
                     return Some(Ok(Some(c.clone())));
                 }
             }
@@ -134,6 +221,8 @@ pub fn wait_any(pid: i64, options: u64) -> KResult<Option<(Pid, i32)>> {
     // Its kernel stack goes with the last reference (the dead list of the
     // CPU it exited on holds one until that CPU has switched away).
     super::remove(child.pid);
+    // Breaks the leader -> group -> leader cycle.
+    child.group.threads.lock().clear();
     Ok(Some((child.pid, status)))
 }
 

@@ -1,9 +1,12 @@
 //! Processes (the roadmap's RSEProcess): identity, relations, run state,
 //! kernel context, and the per-process resources (memory, files, signals).
 //!
-//! A process has one thread today. Its home is a torus and a lattice cell
-//! on it (DESIGN.md, "toroidal coordinates"); the torus decides where it
-//! runs and which frame pool backs its memory.
+//! A `Process` is one thread, as Linux's task_struct: threads of one
+//! process (`clone(CLONE_THREAD)`) are `Process`es sharing a
+//! [`ThreadGroup`], whose id (tgid) is the pid of its first thread, the
+//! leader. Its home is a torus and a lattice cell on it (DESIGN.md,
+//! "toroidal coordinates"); the torus decides where it runs and which
+//! frame pool backs its memory.
 
 pub mod braid;
 pub mod cpu;
@@ -21,7 +24,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
 use crate::fs::fdtable::FdTable;
@@ -95,9 +98,39 @@ impl SchedSlot {
     }
 }
 
-/// One process.
+/// What the threads of one process share besides memory and files.
+pub struct ThreadGroup {
+    /// The threads in the process table: the leader until its parent
+    /// reaps the process, the others until they exit (nobody waits for a
+    /// thread). The leader's entry is a cycle that the reap breaks.
+    pub threads: Mutex<Vec<Arc<Process>>>,
+    /// Threads that have not exited: the process is a zombie for its
+    /// parent only once this is 0.
+    pub live: AtomicUsize,
+    /// Set by exit_group, a fatal signal or execve: the other threads die
+    /// as by SIGKILL, and the process's wait status is this one.
+    pub exit: Mutex<Option<i32>>,
+    /// Woken at each thread's exit (execve waits for the others).
+    pub exited: WaitQueue,
+    /// Set once the last thread has exited and the children have gone to
+    /// init: the process is waitable.
+    pub dead: AtomicBool,
+}
+
+impl ThreadGroup {
+    /// The threads, without holding the lock afterwards.
+    pub fn snapshot(&self) -> Vec<Arc<Process>> {
+        self.threads.lock().clone()
+    }
+}
+
+/// One thread (of a process with one or more).
 pub struct Process {
+    /// The thread id (gettid); the process id for the group's leader.
     pub pid: Pid,
+    /// The process id (getpid): the leader's pid.
+    pub tgid: Pid,
+    pub group: Arc<ThreadGroup>,
     pub run: Mutex<RunState>,
     /// Saved kernel RSP while switched out; 0 while on a CPU (the switch
     /// publishes it last, so another CPU may resume the process only once
@@ -122,7 +155,8 @@ pub struct Process {
     /// None once the process has exited.
     pub mm: Mutex<Option<Arc<SharedMm>>>,
     pub files: Mutex<Arc<Mutex<FdTable>>>,
-    pub fs: Mutex<FsContext>,
+    /// Shared by CLONE_FS (threads), copied otherwise.
+    pub fs: Arc<Mutex<FsContext>>,
     pub rel: Mutex<Relations>,
     /// `rel.ppid`, readable without the lock (getppid); written only with
     /// `rel` locked, together with it.
@@ -156,8 +190,11 @@ pub struct NewProcess {
     pub gs_base: u64,
     pub mm: Arc<SharedMm>,
     pub files: Arc<Mutex<FdTable>>,
-    pub fs: FsContext,
+    pub fs: Arc<Mutex<FsContext>>,
     pub rel: Relations,
+    /// A new thread of this group (CLONE_THREAD); None for a new process.
+    /// The caller adds the thread to the group's list.
+    pub group: Option<(Pid, Arc<ThreadGroup>)>,
     pub sig: SignalState,
     pub info: Info,
     /// Scheduling parameters and CPU mask (inherited at fork).
@@ -184,8 +221,24 @@ impl Process {
         if rel.sid == 0 {
             rel.sid = pid;
         }
+        let (tgid, group, new_group) = match n.group {
+            Some((tgid, g)) => (tgid, g, false),
+            None => (
+                pid,
+                Arc::new(ThreadGroup {
+                    threads: Mutex::new(Vec::new()),
+                    live: AtomicUsize::new(1),
+                    exit: Mutex::new(None),
+                    exited: WaitQueue::new(),
+                    dead: AtomicBool::new(false),
+                }),
+                true,
+            ),
+        };
         let p = Arc::new(Process {
             pid,
+            tgid,
+            group,
             run: Mutex::new(RunState::Runnable),
             ctx: AtomicU64::new(rsp),
             ticket: AtomicU64::new(1),
@@ -201,7 +254,7 @@ impl Process {
             gs_base: AtomicU64::new(n.gs_base),
             mm: Mutex::new(Some(n.mm)),
             files: Mutex::new(n.files),
-            fs: Mutex::new(n.fs),
+            fs: n.fs,
             parent_pid: AtomicU32::new(rel.ppid),
             rel: Mutex::new(rel),
             exit_status: Mutex::new(None),
@@ -215,7 +268,32 @@ impl Process {
             ticks: AtomicU64::new(0),
         });
         table.insert(pid, p.clone());
+        drop(table);
+        if new_group {
+            p.group.threads.lock().push(p.clone());
+        }
         Ok(p)
+    }
+
+    /// Whether it leads its thread group (its pid is the process id).
+    pub fn is_leader(&self) -> bool {
+        self.pid == self.tgid
+    }
+
+    /// The group's leader, which holds the process's relations (parent,
+    /// children, process group); itself when it is the leader. The
+    /// leader stays in the table until the process is reaped, which is
+    /// after every thread has exited.
+    pub fn leader(self: &Arc<Self>) -> Arc<Process> {
+        if self.is_leader() {
+            return self.clone();
+        }
+        lookup(self.tgid).unwrap_or_else(|| self.clone())
+    }
+
+    /// Whether the whole process has exited (waitable by its parent).
+    pub fn is_dead_process(&self) -> bool {
+        self.group.dead.load(Ordering::Acquire)
     }
 
     /// The torus it is queued on or runs on.
@@ -309,8 +387,13 @@ impl Process {
         self.sig.lock().deliverable().is_some()
     }
 
-    /// Parent pid.
+    /// Parent pid (of the process: reparenting changes the leader's).
     pub fn ppid(&self) -> Pid {
+        if !self.is_leader() {
+            if let Some(l) = lookup(self.tgid) {
+                return l.parent_pid.load(Ordering::Relaxed);
+            }
+        }
         self.parent_pid.load(Ordering::Relaxed)
     }
 
@@ -332,9 +415,15 @@ pub fn remove(pid: Pid) {
     TABLE.lock().remove(&pid);
 }
 
-/// A snapshot of all processes (for /proc and kill(-1)).
+/// A snapshot of all processes, their leaders only (for /proc, kill(-1),
+/// process groups).
 pub fn all() -> Vec<Arc<Process>> {
-    TABLE.lock().values().cloned().collect()
+    TABLE
+        .lock()
+        .values()
+        .filter(|p| p.is_leader())
+        .cloned()
+        .collect()
 }
 
 /// Number of processes.

@@ -153,7 +153,36 @@ pub fn send_info(p: &Arc<Process>, sig: u32, info: (i32, u32, i32)) {
     send(p, sig);
 }
 
-/// Marks `sig` pending on `p` and wakes it so it notices. Ignored signals
+/// A process-directed signal (kill, SIGCHLD, the tty's): goes to one
+/// thread of `p`'s process that does not block it (`p` itself first), or
+/// stays pending on one that does; SIGKILL goes to every thread. Linux
+/// keeps such a signal in a queue shared by the threads, so that whichever
+/// unblocks it first takes it: here it waits on the thread it was given.
+pub fn send_process(p: &Arc<Process>, sig: u32, info: (i32, u32, i32)) {
+    if sig == 0 {
+        return;
+    }
+    let threads = p.group.snapshot();
+    let live = || {
+        core::iter::once(p)
+            .chain(threads.iter())
+            .filter(|t| !t.is_zombie())
+    };
+    if sig == SIGKILL {
+        for t in live() {
+            send_info(t, sig, info);
+        }
+        return;
+    }
+    let target = live()
+        .find(|t| t.sig.lock().mask & bit(sig) == 0)
+        .or_else(|| live().next());
+    if let Some(t) = target {
+        send_info(t, sig, info);
+    }
+}
+
+/// Marks `sig` pending on thread `p` and wakes it so it notices. Ignored signals
 /// are dropped at once (as Linux does), except that SIGCHLD to a parent
 /// still wakes a waiter through its own path.
 pub fn send(p: &Arc<Process>, sig: u32) {
@@ -220,19 +249,20 @@ pub fn deliver(frame: &mut TrapFrame) {
             SIG_IGN if sig != SIGKILL => continue,
             SIG_DFL => match default_action(sig) {
                 Default_::Ignore | Default_::Stop => continue,
-                Default_::Terminate => super::exit::exit_process(me, sig as i32),
+                // A fatal signal ends the whole process.
+                Default_::Terminate => super::exit::exit_group(me, sig as i32),
                 // Linux sets the core-dump bit (0x80) only when a core was
                 // written; none is (RLIMIT_CORE is 0 and there is no dumper).
-                Default_::CoreDump => super::exit::exit_process(me, sig as i32),
+                Default_::CoreDump => super::exit::exit_group(me, sig as i32),
             },
-            _ if sig == SIGKILL => super::exit::exit_process(me, sig as i32),
+            _ if sig == SIGKILL => super::exit::exit_group(me, sig as i32),
             _ => {
                 if restart & RESTART_SYS != 0 && action.flags & SA_RESTART != 0 {
                     restart_syscall(frame, restart);
                 }
                 if setup_frame(&me, frame, sig, &action, old_mask, fault_addr, info).is_err() {
                     // The user stack is unusable: Linux kills with SIGSEGV.
-                    super::exit::exit_process(me, SIGSEGV as i32);
+                    super::exit::exit_group(me, SIGSEGV as i32);
                 }
                 let mut s = me.sig.lock();
                 let mut m = old_mask | action.mask;
@@ -451,11 +481,16 @@ pub fn sigaction(sig: u64, act: u64, oldact: u64, sigsetsize: u64) -> KResult<u6
         uaccess::copy_out(oldact, &b)?;
     }
     if let Some(n) = new {
-        let mut s = me.sig.lock();
-        s.actions[sig as usize] = n;
-        // Setting SIG_IGN discards a pending instance (POSIX).
-        if n.handler == SIG_IGN {
-            s.pending &= !bit(sig);
+        // Handlers are the process's (CLONE_SIGHAND): each thread keeps a
+        // copy, all set under the group's lock (clone copies under it too).
+        let threads = me.group.threads.lock();
+        for t in threads.iter().chain(core::iter::once(&me)) {
+            let mut s = t.sig.lock();
+            s.actions[sig as usize] = n;
+            // Setting SIG_IGN discards a pending instance (POSIX).
+            if n.handler == SIG_IGN {
+                s.pending &= !bit(sig);
+            }
         }
     }
     let _ = SA_SIGINFO;

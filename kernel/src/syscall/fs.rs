@@ -778,7 +778,7 @@ pub fn readlinkat(dirfd: i64, path: u64, buf: u64, len: u64) -> KResult<u64> {
     }
     let target: Vec<u8> = match resolve(dirfd, &p, false)? {
         Node::Ino(i) => kfs::with(|fs| fs.readlink(i))?,
-        Node::Proc(rest) if rest == b"/self" => alloc::format!("{}", current().pid).into_bytes(),
+        Node::Proc(rest) if rest == b"/self" => alloc::format!("{}", current().tgid).into_bytes(),
         Node::Proc(_) => proc_exe_target(dirfd, &p).ok_or(Errno::EINVAL)?,
     };
     let n = target.len().min(len as usize);

@@ -7,10 +7,33 @@ use core::sync::atomic::Ordering;
 use crate::proc::{self, exit, sched::current, signal, Pid};
 use crate::uaccess;
 
-/// exit(2) / exit_group(2).
+/// exit(2): ends the calling thread.
 pub fn exit(code: u64) -> KResult<u64> {
     let me = current();
     exit::exit_process(me, exit::exited(code as i32))
+}
+
+/// exit_group(2): ends every thread of the process.
+pub fn exit_group(code: u64) -> KResult<u64> {
+    let me = current();
+    exit::exit_group(me, exit::exited(code as i32))
+}
+
+/// tgkill(2) (`tgid` > 0) and tkill(2) (`tgid` None): a signal to one
+/// thread.
+pub fn tgkill(tgid: Option<i64>, tid: i64, sig: u64) -> KResult<u64> {
+    let sig = signal::check_signo(sig, true)?;
+    if tid <= 0 || tgid.is_some_and(|g| g <= 0) {
+        return Err(Errno::EINVAL);
+    }
+    let t = proc::lookup(tid as Pid).ok_or(Errno::ESRCH)?;
+    if tgid.is_some_and(|g| g as Pid != t.tgid) || t.is_zombie() {
+        return Err(Errno::ESRCH);
+    }
+    if sig != 0 {
+        signal::send_info(&t, sig, (-6, current().tgid, 0)); // SI_TKILL
+    }
+    Ok(0)
 }
 
 /// kill(2): pid > 0, 0 (own group), -1 (everyone but init), < -1 (group).
@@ -18,9 +41,9 @@ pub fn kill(pid: i64, sig: u64) -> KResult<u64> {
     let sig = signal::check_signo(sig, true)?;
     let me = current();
     let targets: alloc::vec::Vec<_> = match pid {
-        p if p > 0 => alloc::vec![proc::lookup(p as Pid).ok_or(Errno::ESRCH)?],
+        p if p > 0 => alloc::vec![proc::lookup(p as Pid).ok_or(Errno::ESRCH)?.leader()],
         0 => {
-            let g = me.rel.lock().pgid;
+            let g = me.leader().rel.lock().pgid;
             proc::all()
                 .into_iter()
                 .filter(|p| p.rel.lock().pgid == g)
@@ -28,7 +51,7 @@ pub fn kill(pid: i64, sig: u64) -> KResult<u64> {
         }
         -1 => proc::all()
             .into_iter()
-            .filter(|p| p.pid != 1 && p.pid != me.pid)
+            .filter(|p| p.pid != 1 && p.pid != me.tgid)
             .collect(),
         p => proc::all()
             .into_iter()
@@ -37,14 +60,14 @@ pub fn kill(pid: i64, sig: u64) -> KResult<u64> {
     };
     let live: alloc::vec::Vec<_> = targets
         .into_iter()
-        .filter(|p| !p.is_zombie() || pid > 0)
+        .filter(|p| !p.is_dead_process() || pid > 0)
         .collect();
     if live.is_empty() {
         return Err(Errno::ESRCH);
     }
     for p in live {
-        if !p.is_zombie() {
-            signal::send_info(&p, sig, (0, me.pid, 0));
+        if !p.is_dead_process() {
+            signal::send_process(&p, sig, (0, me.tgid, 0));
         }
     }
     Ok(0)
@@ -113,11 +136,11 @@ pub fn waitid(idtype: u64, id: u64, infop: u64, options: u64) -> KResult<u64> {
 
 /// setpgid(2).
 pub fn setpgid(pid: u64, pgid: u64) -> KResult<u64> {
-    let me = current();
+    let me = current().leader();
     let target = if pid == 0 || pid as Pid == me.pid {
         me.clone()
     } else {
-        proc::lookup(pid as Pid).ok_or(Errno::ESRCH)?
+        proc::lookup(pid as Pid).ok_or(Errno::ESRCH)?.leader()
     };
     if target.pid != me.pid && target.ppid() != me.pid {
         return Err(Errno::ESRCH);
@@ -150,9 +173,11 @@ pub fn setpgid(pid: u64, pgid: u64) -> KResult<u64> {
 /// The process a pid argument names: 0 means the caller.
 fn target(pid: u64) -> KResult<alloc::sync::Arc<proc::Process>> {
     if pid == 0 {
-        Ok(current())
+        Ok(current().leader())
     } else {
-        proc::lookup(pid as Pid).ok_or(Errno::ESRCH)
+        proc::lookup(pid as Pid)
+            .map(|p| p.leader())
+            .ok_or(Errno::ESRCH)
     }
 }
 
@@ -165,7 +190,7 @@ pub fn getpgid(pid: u64) -> KResult<u64> {
 
 /// setsid(2).
 pub fn setsid() -> KResult<u64> {
-    let me = current();
+    let me = current().leader();
     let pid = me.pid;
     if proc::all()
         .iter()

@@ -36,7 +36,7 @@ fn prio_targets(which: u64, who: u64) -> KResult<Vec<Arc<Process>>> {
         }],
         PRIO_PGRP => {
             let g = if who == 0 {
-                sched::current().rel.lock().pgid
+                sched::current().leader().rel.lock().pgid
             } else {
                 who
             };

@@ -33,6 +33,7 @@ mod shared_file;
 mod shared_mprotect;
 mod shared_vm;
 mod signals;
+mod threads;
 mod tmpfs_full;
 mod util;
 mod vm_exit_leak;
@@ -113,6 +114,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "affinity_swap",
         affinity_swap::run,
         "two processes moving themselves to each other's CPU, and a sleeper woken onto another CPU each time: no hang",
+    ),
+    (
+        "threads",
+        threads::run,
+        "threads (std::thread, pthreads): parallel sum, Condvar ping-pong, mpsc, getpid/gettid, SYS_exit vs process::exit, waiting for a threaded child, kill/tgkill",
     ),
     (
         "settid_shootdown",
