@@ -205,6 +205,16 @@ fn wait(uaddr: u64, val: u32, private: bool, bitset: u32, deadline: u64) -> KRes
     }
 }
 
+/// The bitset of an operation: any waiter for the plain forms, `val3`
+/// for the BITSET ones (EINVAL if empty).
+fn bitset_of(plain: bool, val3: u64) -> KResult<u32> {
+    match (plain, val3 as u32) {
+        (true, _) => Ok(FUTEX_BITSET_MATCH_ANY),
+        (false, 0) => Err(Errno::EINVAL),
+        (false, b) => Ok(b),
+    }
+}
+
 /// futex(uaddr, op, val, timeout, uaddr2, val3).
 pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64, _uaddr2: u64, val3: u64) -> KResult<u64> {
     let private = op & FUTEX_PRIVATE_FLAG != 0;
@@ -214,14 +224,7 @@ pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64, _uaddr2: u64, val3: u6
     }
     match cmd {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
-            let bitset = if cmd == FUTEX_WAIT {
-                FUTEX_BITSET_MATCH_ANY
-            } else {
-                val3 as u32
-            };
-            if bitset == 0 {
-                return Err(Errno::EINVAL);
-            }
+            let bitset = bitset_of(cmd == FUTEX_WAIT, val3)?;
             // FUTEX_WAIT's timeout is relative; FUTEX_WAIT_BITSET's is an
             // absolute time (CLOCK_REALTIME reads the monotonic clock here:
             // there is no RTC yet, docs/syscalls.md).
@@ -235,14 +238,7 @@ pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64, _uaddr2: u64, val3: u6
             wait(uaddr, val as u32, private, bitset, deadline)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
-            let bitset = if cmd == FUTEX_WAKE {
-                FUTEX_BITSET_MATCH_ANY
-            } else {
-                val3 as u32
-            };
-            if bitset == 0 {
-                return Err(Errno::EINVAL);
-            }
+            let bitset = bitset_of(cmd == FUTEX_WAKE, val3)?;
             if !uaddr.is_multiple_of(4) {
                 return Err(Errno::EINVAL);
             }
