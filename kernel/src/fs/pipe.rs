@@ -47,10 +47,31 @@ impl Pipe {
     /// buffered, 0 at EOF. A reader sizes its kernel buffer with this
     /// rather than with the length it asked for.
     pub fn wait_readable(&self, nonblock: bool) -> KResult<usize> {
+        self.when_readable(nonblock, |b| b.len())
+    }
+
+    /// Reads what is there (≥ 1 byte), 0 at EOF; blocks while empty.
+    pub fn read(&self, out: &mut [u8], nonblock: bool) -> KResult<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let n = self.when_readable(nonblock, |b| b.read(out))?;
+        self.notify();
+        Ok(n)
+    }
+
+    /// Blocks until the buffer holds bytes, then returns `take` of it (in
+    /// the same critical section); 0 at EOF, EAGAIN instead of blocking
+    /// with `nonblock`.
+    fn when_readable(
+        &self,
+        nonblock: bool,
+        mut take: impl FnMut(&mut PipeBuffer) -> usize,
+    ) -> KResult<usize> {
         self.wq.wait_until(|| {
-            let b = self.buf.lock();
+            let mut b = self.buf.lock();
             if !b.is_empty() {
-                Some(Ok(b.len()))
+                Some(Ok(take(&mut b)))
             } else if b.writers() == 0 {
                 Some(Ok(0))
             } else if nonblock {
@@ -59,27 +80,6 @@ impl Pipe {
                 None
             }
         })?
-    }
-
-    /// Reads what is there (≥ 1 byte), 0 at EOF; blocks while empty.
-    pub fn read(&self, out: &mut [u8], nonblock: bool) -> KResult<usize> {
-        if out.is_empty() {
-            return Ok(0);
-        }
-        let n = self.wq.wait_until(|| {
-            let mut b = self.buf.lock();
-            if !b.is_empty() {
-                Some(Ok(b.read(out)))
-            } else if b.writers() == 0 {
-                Some(Ok(0))
-            } else if nonblock {
-                Some(Err(Errno::EAGAIN))
-            } else {
-                None
-            }
-        })??;
-        self.notify();
-        Ok(n)
     }
 
     /// Writes all of `data` (blocking), atomically if ≤ PIPE_BUF.
