@@ -643,7 +643,18 @@ pub fn idle_loop() -> ! {
 /// change. `ready` runs again once the process is marked blocking, so a
 /// change made meanwhile is seen, and a wake-up in that window turns it
 /// back to running.
-pub fn block_until<T>(mut ready: impl FnMut() -> Option<T>) -> abi::KResult<T> {
+pub fn block_until<T>(ready: impl FnMut() -> Option<T>) -> abi::KResult<T> {
+    sleep_until(ready, |_| {}, |_| {})
+}
+
+/// The sleep of [`block_until`] and [`WaitQueue::wait_until`]: `register`
+/// runs (interrupts off) once the process is marked blocking and before
+/// `ready`'s second look, `unregister` on every way out after it.
+fn sleep_until<T>(
+    mut ready: impl FnMut() -> Option<T>,
+    mut register: impl FnMut(&Arc<Process>),
+    mut unregister: impl FnMut(&Arc<Process>),
+) -> abi::KResult<T> {
     let me = current();
     loop {
         let got = hal::cpu::without_interrupts(|| {
@@ -651,18 +662,24 @@ pub fn block_until<T>(mut ready: impl FnMut() -> Option<T>) -> abi::KResult<T> {
                 return Some(v);
             }
             *me.run.lock() = RunState::Blocking;
+            register(&me);
             let v = ready()?;
             *me.run.lock() = RunState::Running;
+            unregister(&me);
             Some(v)
         });
         if let Some(v) = got {
             return Ok(v);
         }
         if me.has_deliverable_signal() {
-            hal::cpu::without_interrupts(|| *me.run.lock() = RunState::Running);
+            hal::cpu::without_interrupts(|| {
+                *me.run.lock() = RunState::Running;
+                unregister(&me);
+            });
             return Err(abi::Errno::EINTR);
         }
         schedule();
+        hal::cpu::without_interrupts(|| unregister(&me));
     }
 }
 
@@ -782,42 +799,15 @@ impl WaitQueue {
     /// first and look again after: either our second look sees its change
     /// or its wake_all finds us registered (and turns Blocking back into
     /// Running, so the `schedule` below returns at once).
-    pub fn wait_until<T>(&self, mut ready: impl FnMut() -> Option<T>) -> abi::KResult<T> {
-        let me = current();
-        loop {
-            let got = hal::cpu::without_interrupts(|| {
-                if let Some(v) = ready() {
-                    return Some(v);
-                }
-                *me.run.lock() = RunState::Blocking;
-                self.waiters.lock().push_back(me.clone());
-                let v = ready()?;
-                *me.run.lock() = RunState::Running;
-                self.unregister(&me);
-                Some(v)
-            });
-            if let Some(v) = got {
-                return Ok(v);
-            }
-            if me.has_deliverable_signal() {
-                hal::cpu::without_interrupts(|| {
-                    *me.run.lock() = RunState::Running;
-                    self.unregister(&me);
-                });
-                return Err(abi::Errno::EINTR);
-            }
-            schedule();
-            // Woken by this queue's wake_all (which took us out) or by
-            // something else (a signal, a wake-up meant for another wait):
-            // leave no entry behind either way, or a process interrupted
-            // again and again would grow the queue without bound.
-            hal::cpu::without_interrupts(|| self.unregister(&me));
-            if me.has_deliverable_signal() {
-                if let Some(v) = hal::cpu::without_interrupts(&mut ready) {
-                    return Ok(v);
-                }
-                return Err(abi::Errno::EINTR);
-            }
-        }
+    pub fn wait_until<T>(&self, ready: impl FnMut() -> Option<T>) -> abi::KResult<T> {
+        // Woken by this queue's wake_all (which took us out) or by
+        // something else (a signal, a wake-up meant for another wait), we
+        // leave no entry behind, or a process interrupted again and again
+        // would grow the queue without bound.
+        sleep_until(
+            ready,
+            |me| self.waiters.lock().push_back(me.clone()),
+            |me| self.unregister(me),
+        )
     }
 }
