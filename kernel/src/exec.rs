@@ -274,7 +274,7 @@ pub fn load(
         })?;
         // The interpreter goes where mmap would put it (below the stack,
         // as on Linux), and the program starts there.
-        let (interp_base, start_at) = match &interp {
+        let (interp_base, start_at) = match interp {
             None => (0, image.entry),
             Some((iino, iimage, iwhole)) => {
                 let (lo, hi) = iimage.load_bounds();
@@ -287,8 +287,8 @@ pub fn load(
                 } else {
                     0
                 };
-                let placed = iimage.clone().with_bias(bias)?;
-                map_image(&mut m, &placed, *iino, iwhole.as_deref())?;
+                let placed = iimage.with_bias(bias)?;
+                map_image(&mut m, &placed, iino, iwhole.as_deref())?;
                 (bias, placed.entry)
             }
         };

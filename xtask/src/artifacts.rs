@@ -265,3 +265,12 @@ pub fn build_iso(
     }
     Ok(iso)
 }
+
+/// Writes `data` to `path` with permission bits `mode` (scenario inputs:
+/// scripts, stand-in binaries).
+pub fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, data).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
+}

@@ -58,15 +58,8 @@ fn with_interp(bin: &str, interp: &str, name: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("{bin}: no {LD_SO} in it"))?;
     data[at..at + interp.len()].copy_from_slice(interp.as_bytes());
     let out = artifacts::out_dir().join(name);
-    std::fs::write(&out, &data).map_err(|e| format!("{}: {e}", out.display()))?;
-    set_mode(&out, 0o755)?;
+    artifacts::write_with_mode(&out, &data, 0o755)?;
     Ok(out)
-}
-
-fn set_mode(p: &Path, mode: u32) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("chmod {}: {e}", p.display()))
 }
 
 /// Boots with the programs and their libraries and checks what they print.
@@ -100,9 +93,11 @@ pub fn host_programs() -> Result<(), String> {
         "/mnt/bad-interp".into(),
     );
     let junk = artifacts::out_dir().join("junk-ld.so");
-    std::fs::write(&junk, b"#!/bin/false\nthis is not a dynamic linker\n")
-        .map_err(|e| format!("{}: {e}", junk.display()))?;
-    set_mode(&junk, 0o755)?;
+    artifacts::write_with_mode(
+        &junk,
+        b"#!/bin/false\nthis is not a dynamic linker\n",
+        0o755,
+    )?;
     add(junk, "/mnt/junk/ld-x86-64.so.2.xx".into());
 
     let (out, status) = crate::scenarios::exec_in_guest(CMD, &adds, None, "")?;

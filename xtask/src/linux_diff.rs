@@ -36,11 +36,8 @@ fn between(console: &str) -> Result<(String, String), String> {
 }
 
 fn write_tmp(name: &str, text: &str, mode: u32) -> Result<PathBuf, String> {
-    use std::os::unix::fs::PermissionsExt;
     let p = artifacts::out_dir().join(format!("{name}-{}", std::process::id()));
-    std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("{}: {e}", p.display()))?;
+    artifacts::write_with_mode(&p, text.as_bytes(), mode)?;
     Ok(p)
 }
 
@@ -112,12 +109,8 @@ pub fn compare(what: &str, script: &str, pkgs: &[&str]) -> Result<(), String> {
             o.get(at)
         ));
     }
-    eprintln!("  {what}: {} lines, the same on both", o_len(&ours));
+    eprintln!("  {what}: {} lines, the same on both", ours.lines().count());
     Ok(())
-}
-
-fn o_len(s: &str) -> usize {
-    s.lines().count()
 }
 
 /// sqlite3: tables, 20,000 inserts in a transaction, an index, a join,

@@ -25,10 +25,6 @@ extern "C" fn quit_together(_: u64) -> i32 {
     0
 }
 
-fn free_kib() -> Result<u64, String> {
-    crate::util::meminfo_kib("MemFree")
-}
-
 pub fn run(_: &[String]) -> Result<(), String> {
     // One round first, so that lazily built kernel state is counted in
     // the baseline rather than as a leak.
@@ -56,12 +52,12 @@ pub fn run(_: &[String]) -> Result<(), String> {
     // Reap the CLONE_VM grandchildren reparented to init meanwhile: they
     // are init's business; give it a moment.
     crate::util::sleep_ms(100);
-    let before = free_kib()?;
+    let before = crate::util::meminfo_kib("MemFree")?;
     for _ in 0..ROUNDS {
         round()?;
     }
     crate::util::sleep_ms(300);
-    let after = free_kib()?;
+    let after = crate::util::meminfo_kib("MemFree")?;
     let lost = before.saturating_sub(after);
     let per_round = (PAGES + 16) * 4;
     // Lazily grown kernel state may take a few pages; a single leaked
