@@ -1,15 +1,16 @@
 //! Per-CPU GDT and TSS, with the IST stacks every IDT entry uses.
 //!
-//! Selector layout is fixed by `syscall`/`sysret`: kernel code 0x08, kernel
-//! data 0x10, then user code32 (unused) 0x18, user data 0x20, user code64
-//! 0x28, so that STAR can point sysret at 0x18 + 8 / + 16.
+//! Selector layout is fixed by `syscall`/`sysret` and matches Linux's user
+//! selectors: kernel code 0x08, kernel data 0x10, an unused slot 0x18, a
+//! not-present slot for 32-bit user code 0x23, user data 0x2b and user
+//! 64-bit code 0x33, so that STAR points sysret at 0x23 + 8 / + 16 and a
+//! program that reads `%cs` or builds a signal frame by hand sees the
+//! numbers it would see on Linux.
 
 use spin::Once;
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::instructions::tables::load_tss;
-use x86_64::structures::gdt::{
-    Descriptor, DescriptorFlags, GlobalDescriptorTable, SegmentSelector,
-};
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::{PrivilegeLevel, VirtAddr};
 
@@ -23,17 +24,17 @@ pub const KERNEL_CS: u16 = 0x08;
 /// Kernel data selector.
 pub const KERNEL_DS: u16 = 0x10;
 /// User data selector (RPL 3).
-pub const USER_DS: u16 = 0x20 | 3;
+pub const USER_DS: u16 = 0x28 | 3;
 /// User 64-bit code selector (RPL 3).
-pub const USER_CS: u16 = 0x28 | 3;
+pub const USER_CS: u16 = 0x30 | 3;
 /// The selector base STAR[63:48] needs for sysret to land on USER_DS/USER_CS.
-pub const SYSRET_BASE: u16 = 0x18 | 3;
+pub const SYSRET_BASE: u16 = 0x20 | 3;
 
 #[repr(C, align(16))]
 struct IstStacks([[u8; IST_SIZE]; IST_COUNT]);
 
 struct CpuTables {
-    gdt: GlobalDescriptorTable<8>,
+    gdt: GlobalDescriptorTable<9>,
     tss_sel: SegmentSelector,
 }
 
@@ -56,12 +57,16 @@ pub fn init(cpu: usize) {
         tss as *const TaskStateSegment
     };
     let tables = TABLES[cpu].call_once(|| {
-        let mut gdt = GlobalDescriptorTable::new();
+        let mut gdt = GlobalDescriptorTable::<9>::empty();
         gdt.append(Descriptor::kernel_code_segment());
         gdt.append(Descriptor::kernel_data_segment());
-        gdt.append(Descriptor::UserSegment(
-            (DescriptorFlags::USER_CODE32.bits()) | DescriptorFlags::DPL_RING_3.bits(),
-        ));
+        // 0x18: unused (Linux's kernel data lives there; nothing of ours).
+        gdt.append(Descriptor::UserSegment(0));
+        // The slot sysret's layout reserves for 32-bit user code stays not
+        // present: RSE OS runs no compat-mode code, and rt_sigreturn lets a
+        // program pick its CS (as Linux does), so a usable 32-bit segment
+        // here would let it run code no syscall path expects.
+        gdt.append(Descriptor::UserSegment(0));
         gdt.append(Descriptor::user_data_segment());
         gdt.append(Descriptor::user_code_segment());
         // SAFETY: the TSS is a static that lives forever; it is only

@@ -48,6 +48,10 @@ syscall_entry:
     RESTORE_GPRS
     swapgs
     addq $16, %rsp
+    /* A fault here is the user's (a bad CS/SS from rt_sigreturn):
+       trap_common recognises this address. */
+    .global syscall_iret
+syscall_iret:
     iretq
 
     .purgem SAVE_GPRS

@@ -15,7 +15,7 @@
     .global trap_common
 trap_common:
     testb $3, 24(%rsp)
-    jz 1f
+    jz 5f
     swapgs
     movq %rax, %gs:24
     movq %rsp, %rax
@@ -30,7 +30,51 @@ trap_common:
     movq %gs:32, %rax
     fxsave64 (%rax)
     movq %gs:24, %rax
-1:
+    jmp trap_save_regs
+5:
+    /*
+     * From kernel mode. One kernel-mode fault is really the user's: an
+     * iretq back to ring 3 that faults (#NP/#SS/#GP on a CS or SS that
+     * rt_sigreturn let through, or anything else the CPU checks there).
+     * That iretq ran after swapgs, so GS is the user's and no Rust code
+     * may run as things are. Turn it into the fault the user would have
+     * taken: back to the kernel GS, and build the frame on the task's
+     * kernel stack from the very frame iretq was given, which is still
+     * where iretq left %rsp (40 here). Its CS has RPL 3, so everything
+     * after this sees a fault from user mode and delivers SIGSEGV, as
+     * Linux's bad-iret fixup does.
+     */
+    pushq %rax
+    /* Only #NP, #SS and #GP: an NMI or interrupt may also stop at that
+       address (before the iretq runs) and is not the user's fault. */
+    movq 8(%rsp), %rax
+    subq $11, %rax
+    cmpq $2, %rax
+    ja 7f
+    leaq trap_iret(%rip), %rax
+    cmpq %rax, 24(%rsp)
+    je 6f
+    leaq syscall_iret(%rip), %rax
+    cmpq %rax, 24(%rsp)
+    je 6f
+7:
+    popq %rax
+    jmp trap_save_regs
+6:
+    movq 48(%rsp), %rax
+    testb $3, 8(%rax)
+    jz 7b
+    popq %rax
+    swapgs
+    movq %rax, %gs:24
+    movq %rsp, %rax
+    movq 40(%rax), %rsp
+    pushq 8(%rax)
+    pushq 0(%rax)
+    /* The user's FPU state was restored before the iretq: save it again. */
+    movq %gs:32, %rax
+    fxsave64 (%rax)
+    movq %gs:24, %rax
     .global trap_save_regs
 trap_save_regs:
     SAVE_GPRS
@@ -67,6 +111,8 @@ trap_return:
     swapgs
 3:
     addq $16, %rsp
+    .global trap_iret
+trap_iret:
     iretq
 
     .purgem SAVE_GPRS

@@ -320,6 +320,10 @@ const UC_MCONTEXT: u64 = UC + 40;
 const UC_SIGMASK: u64 = UC_MCONTEXT + 256;
 const INFO: u64 = UC_SIGMASK + 8;
 const FRAME_SIZE: u64 = INFO + 128;
+/// uc_flags bit: the frame's SS field is meaningful.
+const UC_SIGCONTEXT_SS: u64 = 0x2;
+/// uc_flags bit: restore SS exactly as saved (Linux's UC_STRICT_RESTORE_SS).
+const UC_STRICT_RESTORE_SS: u64 = 0x4;
 
 fn setup_frame(
     me: &Process,
@@ -344,6 +348,9 @@ fn setup_frame(
     let mut put =
         |off: u64, v: u64| buf[off as usize..off as usize + 8].copy_from_slice(&v.to_le_bytes());
     put(0, a.restorer);
+    // Linux's flags for a frame interrupted in 64-bit mode: SS is saved,
+    // and comes back exactly as saved.
+    put(UC, UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS);
     let regs = [
         f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.rdi, f.rsi, f.rbp, f.rbx, f.rdx,
         f.rax, f.rcx, f.rsp, f.rip, f.rflags,
@@ -378,6 +385,10 @@ fn setup_frame(
     f.rdx = sp + UC;
     f.rax = 0;
     f.rflags &= !(1 << 10); // DF clear, as the ABI requires at function entry
+                            // The handler runs as 64-bit code whatever segments were interrupted
+                            // (they are in the frame for rt_sigreturn).
+    f.cs = hal::gdt::USER_CS as u64;
+    f.ss = hal::gdt::USER_DS as u64;
     Ok(())
 }
 
@@ -437,8 +448,20 @@ pub fn sigreturn(f: &mut TrapFrame) -> KResult<u64> {
     // Only the user-changeable flags come back: CF PF AF ZF SF TF DF OF AC.
     const USER_FLAGS: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x40000;
     f.rflags = (f.rflags & !USER_FLAGS) | (r(17) & USER_FLAGS) | 0x200;
-    f.cs = hal::gdt::USER_CS as u64;
-    f.ss = hal::gdt::USER_DS as u64;
+    // CS and SS come back as saved with RPL 3, as on Linux: a program may
+    // pick its code segment. A selector the CPU refuses makes the return's
+    // iretq fault, which the entry code turns into this program's SIGSEGV.
+    // A 64-bit CS with an unusable SS gets the usual SS unless the program
+    // asked for strict restore (Linux's force_valid_ss).
+    let segs = r(18);
+    f.cs = (segs & 0xffff) | 3;
+    f.ss = ((segs >> 48) & 0xffff) | 3;
+    if f.cs == hal::gdt::USER_CS as u64
+        && get(UC) & UC_STRICT_RESTORE_SS == 0
+        && f.ss != hal::gdt::USER_DS as u64
+    {
+        f.ss = hal::gdt::USER_DS as u64;
+    }
     if has_fp {
         me.fpu().load(&fp);
     }

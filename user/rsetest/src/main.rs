@@ -11,6 +11,7 @@
 //! installs SIGSEGV/SIGBUS handlers on a sigaltstack.
 
 mod affinity_swap;
+mod bad_iret;
 mod bad_rip;
 mod children;
 mod efault;
@@ -129,6 +130,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "futex_bounds",
         futex_bounds::run,
         "3M non-sleeping FUTEX_WAITs hold no memory; FUTEX_WAKE counts; private futexes per address space; timeouts. [N]: calls",
+    ),
+    (
+        "bad_iret",
+        bad_iret::run,
+        "CS/SS from rt_sigreturn that iretq refuses: SIGSEGV the program can handle, kernel lives; Linux's selectors",
     ),
     (
         "bad_rip",
