@@ -62,6 +62,8 @@ program_scenarios!(
     affinity_swap,
     settid_shootdown,
     futex_bounds,
+    sigaltstack,
+    sigwait,
     bad_iret,
     bad_rip,
     vm_exit_leak,

@@ -94,6 +94,12 @@ pub fn clone(
     let mut sig = me.sig.lock().clone();
     sig.pending = 0;
     sig.restore_mask = None;
+    sig.waiting = 0;
+    // A child sharing the address space gets no alternate stack: it would
+    // share the parent's (Linux clears it for CLONE_VM without VFORK).
+    if flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM {
+        sig.altstack = Default::default();
+    }
     let fs_base = if flags & CLONE_SETTLS != 0 {
         tls
     } else {

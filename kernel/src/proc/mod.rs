@@ -8,6 +8,7 @@
 //! "toroidal coordinates"); the torus decides where it runs and which
 //! frame pool backs its memory.
 
+pub mod altstack;
 pub mod braid;
 pub mod cpu;
 pub mod exit;
@@ -16,6 +17,7 @@ pub mod mailbox;
 pub mod replica;
 pub mod sched;
 pub mod signal;
+pub mod sigwait;
 pub mod ticket;
 pub mod torus;
 pub mod work;

@@ -6,6 +6,7 @@ use abi::{Errno, KResult};
 use alloc::sync::Arc;
 use hal::idt::TrapFrame;
 
+use super::altstack::{self, AltStack, SS_AUTODISARM, STACK_T_SIZE};
 use super::Process;
 use crate::uaccess;
 
@@ -71,13 +72,18 @@ pub struct SignalState {
     pub restore_mask: Option<u64>,
     /// siginfo of each pending signal: (si_code, si_pid, si_status).
     pub info: [(i32, u32, i32); NSIG as usize + 1],
+    /// The alternate stack for SA_ONSTACK handlers.
+    pub altstack: AltStack,
+    /// The signals rt_sigtimedwait waits for (they are taken, not
+    /// delivered, even while blocked): a process-directed one goes here.
+    pub waiting: u64,
 }
 
-fn bit(sig: u32) -> u64 {
+pub fn bit(sig: u32) -> u64 {
     1u64 << (sig - 1)
 }
 
-const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
+pub const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
 
 impl Default for SignalState {
     fn default() -> Self {
@@ -88,6 +94,8 @@ impl Default for SignalState {
             fault_addr: 0,
             restore_mask: None,
             info: [(0, 0, 0); NSIG as usize + 1],
+            altstack: AltStack::default(),
+            waiting: 0,
         }
     }
 }
@@ -108,6 +116,7 @@ impl SignalState {
 
     /// After execve: handled signals revert to default, ignored stay ignored.
     pub fn reset_for_exec(&mut self) {
+        self.altstack = AltStack::default();
         for a in self.actions.iter_mut() {
             if a.handler != SIG_IGN {
                 *a = SigAction::default();
@@ -175,7 +184,10 @@ pub fn send_process(p: &Arc<Process>, sig: u32, info: (i32, u32, i32)) {
         return;
     }
     let target = live()
-        .find(|t| t.sig.lock().mask & bit(sig) == 0)
+        .find(|t| {
+            let s = t.sig.lock();
+            s.mask & bit(sig) == 0 || s.waiting & bit(sig) != 0
+        })
         .or_else(|| live().next());
     if let Some(t) = target {
         send_info(t, sig, info);
@@ -337,8 +349,16 @@ fn setup_frame(
     if a.flags & SA_RESTORER == 0 {
         return Err(Errno::EFAULT);
     }
-    let _ = SA_ONSTACK; // alternate stacks are not supported yet: use the current stack
     let mut sp = f.rsp.wrapping_sub(128); // skip the red zone
+                                          // An SA_ONSTACK handler moves to the alternate stack unless it is
+                                          // already on it; the frame records the stack as it was.
+    let alt = me.sig.lock().altstack;
+    if a.flags & SA_ONSTACK != 0 && alt.size != 0 && !alt.contains(f.rsp) {
+        sp = alt.sp.wrapping_add(alt.size);
+        if alt.flags & SS_AUTODISARM != 0 {
+            me.sig.lock().altstack = AltStack::default();
+        }
+    }
     sp = (sp - 512) & !63;
     let fpstate = sp;
     let fpu = me.fpu().snapshot();
@@ -365,18 +385,9 @@ fn setup_frame(
     put(UC_MCONTEXT + 176, fault_addr);
     put(UC_MCONTEXT + 184, fpstate);
     put(UC_SIGMASK, old_mask);
-    // siginfo: si_signo, si_errno, si_code; si_addr for faults.
-    buf[INFO as usize..INFO as usize + 4].copy_from_slice(&sig.to_le_bytes());
-    // A fault's (si_code > 0) siginfo has si_addr; a kill's has the sender.
-    if matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE) && info.0 > 0 {
-        buf[INFO as usize + 8..INFO as usize + 12].copy_from_slice(&info.0.to_le_bytes());
-        buf[INFO as usize + 16..INFO as usize + 24].copy_from_slice(&fault_addr.to_le_bytes());
-    } else {
-        let (code, pid, status) = info;
-        buf[INFO as usize + 8..INFO as usize + 12].copy_from_slice(&code.to_le_bytes());
-        buf[INFO as usize + 16..INFO as usize + 20].copy_from_slice(&pid.to_le_bytes());
-        buf[INFO as usize + 24..INFO as usize + 28].copy_from_slice(&status.to_le_bytes());
-    }
+    let uc_stack = (UC + 16) as usize;
+    buf[uc_stack..uc_stack + STACK_T_SIZE].copy_from_slice(&alt.to_user(f.rsp));
+    buf[INFO as usize..].copy_from_slice(&siginfo(sig, info, fault_addr));
     uaccess::copy_out(sp, &buf)?;
     f.rsp = sp;
     f.rip = a.handler;
@@ -390,6 +401,22 @@ fn setup_frame(
     f.cs = hal::gdt::USER_CS as u64;
     f.ss = hal::gdt::USER_DS as u64;
     Ok(())
+}
+
+/// A `siginfo_t` (128 bytes): si_signo, si_errno, si_code, then si_addr
+/// for a fault (si_code > 0), or the sender's pid and a child's status.
+pub fn siginfo(sig: u32, info: (i32, u32, i32), fault_addr: u64) -> [u8; 128] {
+    let mut b = [0u8; 128];
+    b[..4].copy_from_slice(&sig.to_le_bytes());
+    let (code, pid, status) = info;
+    b[8..12].copy_from_slice(&code.to_le_bytes());
+    if matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE) && code > 0 {
+        b[16..24].copy_from_slice(&fault_addr.to_le_bytes());
+    } else {
+        b[16..20].copy_from_slice(&pid.to_le_bytes());
+        b[24..28].copy_from_slice(&status.to_le_bytes());
+    }
+    b
 }
 
 fn fpu_bytes(a: &hal::percpu::FpuArea) -> [u8; 512] {
@@ -465,6 +492,10 @@ pub fn sigreturn(f: &mut TrapFrame) -> KResult<u64> {
     if has_fp {
         me.fpu().load(&fp);
     }
+    let uc_stack = (UC + 16) as usize;
+    let mut st = [0u8; STACK_T_SIZE];
+    st.copy_from_slice(&buf[uc_stack..uc_stack + STACK_T_SIZE]);
+    altstack::restore(&st, f.rsp);
     me.sig.lock().set_mask(get(UC_SIGMASK));
     Ok(f.rax)
 }

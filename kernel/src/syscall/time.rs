@@ -82,6 +82,23 @@ pub fn time(t: u64) -> KResult<u64> {
     Ok(s)
 }
 
+/// Sleeps until `ready()` gives Some, `deadline` (monotonic ns) passes
+/// (Ok(None)) or a signal arrives (EINTR). Whoever changes what `ready`
+/// looks at wakes the sleeper itself (e.g. a signal's notify).
+pub fn wait_or_deadline<T>(
+    deadline: Option<u64>,
+    mut ready: impl FnMut() -> Option<T>,
+) -> KResult<Option<T>> {
+    SLEEPERS.wait_until(|| {
+        if let Some(v) = ready() {
+            return Some(Some(v));
+        }
+        let d = deadline?;
+        SLEEPERS_DUE.note(d);
+        (hal::time::now_ns() >= d).then_some(None)
+    })
+}
+
 /// Sleeps until `deadline` (monotonic ns); EINTR on a signal, reporting
 /// the time left in `rem`.
 fn sleep_until(deadline: u64, rem: u64) -> KResult<u64> {

@@ -33,7 +33,9 @@ mod settid_shootdown;
 mod shared_file;
 mod shared_mprotect;
 mod shared_vm;
+mod sigaltstack;
 mod signals;
+mod sigwait;
 mod threads;
 mod tmpfs_full;
 mod util;
@@ -130,6 +132,16 @@ const TESTS: &[(&str, Test, &str)] = &[
         "futex_bounds",
         futex_bounds::run,
         "3M non-sleeping FUTEX_WAITs hold no memory; FUTEX_WAKE counts; private futexes per address space; timeouts. [N]: calls",
+    ),
+    (
+        "sigaltstack",
+        sigaltstack::run,
+        "sigaltstack/SA_ONSTACK: handlers on the alternate stack, a stack overflow handled, EPERM/ENOMEM/EINVAL, SS_AUTODISARM",
+    ),
+    (
+        "sigwait",
+        sigwait::run,
+        "rt_sigtimedwait: takes a pending signal with its siginfo, EAGAIN on timeout, wakes on a later signal, finds the waiting thread",
     ),
     (
         "bad_iret",
