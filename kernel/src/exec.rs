@@ -411,6 +411,7 @@ pub fn execve(
     drop(old);
     me.files().lock().close_on_exec();
     me.sig.lock().reset_for_exec();
+    crate::proc::timers::on_exec(me.tgid);
     {
         let mut info = me.info.lock();
         info.comm = loaded.comm;

@@ -56,6 +56,7 @@ pub fn deferred_work() {
         let now = hal::time::now_ns();
         crate::syscall::time::expire(now);
         crate::syscall::futex::expire(now);
+        crate::proc::timers::expire(now);
         if crate::fs::POLL_DEADLINES.take_due(now) {
             crate::fs::POLL_WQ.wake_all();
         }
@@ -188,7 +189,7 @@ fn user_exception(frame: &mut TrapFrame) {
     {
         let mut s = me.sig.lock();
         s.fault_addr = addr;
-        s.info[sig as usize] = (code, 0, 0);
+        s.info[sig as usize] = signal::SigInfo::sent(code, 0);
     }
     signal::force(&me, sig);
 }

@@ -64,6 +64,7 @@ program_scenarios!(
     futex_bounds,
     sigaltstack,
     sigwait,
+    timers,
     bad_iret,
     bad_rip,
     vm_exit_leak,

@@ -230,7 +230,7 @@ pub fn pump() {
     for (pgrp, sig) in signals {
         for p in crate::proc::all() {
             if p.rel.lock().pgid == pgrp && !p.is_dead_process() {
-                signal::send_process(&p, sig, (0x80, 0, 0)); // SI_KERNEL
+                signal::send_process(&p, sig, signal::SigInfo::sent(0x80, 0)); // SI_KERNEL
             }
         }
         woke = true;

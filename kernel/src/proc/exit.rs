@@ -155,14 +155,16 @@ fn process_exited(leader: &Arc<Process>, status: i32) {
 
     *leader.exit_status.lock() = Some(status);
     leader.group.dead.store(true, Ordering::Release);
+    super::timers::on_exit(leader.tgid);
     // Pairs with the reparenting above (in our parent's exit).
     core::sync::atomic::fence(Ordering::SeqCst);
     if let Some(parent) = super::lookup(leader.ppid()) {
         // CLD_EXITED with the exit code, or CLD_KILLED/CLD_DUMPED with the signal.
         let info = if status & 0x7f == 0 {
-            (1, pid, (status >> 8) & 0xff)
+            signal::SigInfo::child(1, pid, (status >> 8) & 0xff)
         } else {
-            (if status & 0x80 != 0 { 3 } else { 2 }, pid, status & 0x7f)
+            let code = if status & 0x80 != 0 { 3 } else { 2 };
+            signal::SigInfo::child(code, pid, status & 0x7f)
         };
         signal::send_process(&parent, signal::SIGCHLD, info);
         parent.child_wait.wake_all();

@@ -19,6 +19,7 @@ pub mod sched;
 pub mod signal;
 pub mod sigwait;
 pub mod ticket;
+pub mod timers;
 pub mod torus;
 pub mod work;
 

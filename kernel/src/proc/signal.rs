@@ -70,8 +70,8 @@ pub struct SignalState {
     pub fault_addr: u64,
     /// rt_sigsuspend: the mask to put back after the next handler.
     pub restore_mask: Option<u64>,
-    /// siginfo of each pending signal: (si_code, si_pid, si_status).
-    pub info: [(i32, u32, i32); NSIG as usize + 1],
+    /// siginfo of each pending signal.
+    pub info: [SigInfo; NSIG as usize + 1],
     /// The alternate stack for SA_ONSTACK handlers.
     pub altstack: AltStack,
     /// The signals rt_sigtimedwait waits for (they are taken, not
@@ -93,7 +93,7 @@ impl Default for SignalState {
             pending: 0,
             fault_addr: 0,
             restore_mask: None,
-            info: [(0, 0, 0); NSIG as usize + 1],
+            info: [SigInfo::default(); NSIG as usize + 1],
             altstack: AltStack::default(),
             waiting: 0,
         }
@@ -155,7 +155,7 @@ pub fn check_signo(sig: u64, zero_ok: bool) -> KResult<u32> {
 
 /// Sends `sig` to `p` with siginfo (si_code, si_pid, si_status): kill(2)
 /// sends (SI_USER, sender, 0), a child's exit (CLD_*, child, status).
-pub fn send_info(p: &Arc<Process>, sig: u32, info: (i32, u32, i32)) {
+pub fn send_info(p: &Arc<Process>, sig: u32, info: SigInfo) {
     if sig != 0 {
         p.sig.lock().info[sig as usize] = info;
     }
@@ -167,7 +167,7 @@ pub fn send_info(p: &Arc<Process>, sig: u32, info: (i32, u32, i32)) {
 /// stays pending on one that does; SIGKILL goes to every thread. Linux
 /// keeps such a signal in a queue shared by the threads, so that whichever
 /// unblocks it first takes it: here it waits on the thread it was given.
-pub fn send_process(p: &Arc<Process>, sig: u32, info: (i32, u32, i32)) {
+pub fn send_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
     if sig == 0 {
         return;
     }
@@ -344,7 +344,7 @@ fn setup_frame(
     a: &SigAction,
     old_mask: u64,
     fault_addr: u64,
-    info: (i32, u32, i32),
+    info: SigInfo,
 ) -> KResult<()> {
     if a.flags & SA_RESTORER == 0 {
         return Err(Errno::EFAULT);
@@ -403,18 +403,56 @@ fn setup_frame(
     Ok(())
 }
 
+/// What a `siginfo_t` says besides the signal number: si_code, then the
+/// union's first words, whose meaning depends on the sender (kill: pid
+/// and uid; SIGCHLD: pid, uid and status; a POSIX timer: timer id,
+/// overrun and sigev_value). A fault's si_addr is kept apart
+/// (`fault_addr`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigInfo {
+    pub code: i32,
+    /// si_pid, or si_timerid.
+    pub pid: u32,
+    /// si_uid, or si_overrun.
+    pub uid: u32,
+    /// si_status, or si_value.
+    pub value: u64,
+}
+
+impl SigInfo {
+    /// kill(2) and friends: SI_USER, SI_TKILL, SI_KERNEL … and the sender.
+    pub const fn sent(code: i32, pid: u32) -> SigInfo {
+        SigInfo {
+            code,
+            pid,
+            uid: 0,
+            value: 0,
+        }
+    }
+
+    /// SIGCHLD: CLD_* with the child and its status.
+    pub const fn child(code: i32, pid: u32, status: i32) -> SigInfo {
+        SigInfo {
+            code,
+            pid,
+            uid: 0,
+            value: status as u32 as u64,
+        }
+    }
+}
+
 /// A `siginfo_t` (128 bytes): si_signo, si_errno, si_code, then si_addr
-/// for a fault (si_code > 0), or the sender's pid and a child's status.
-pub fn siginfo(sig: u32, info: (i32, u32, i32), fault_addr: u64) -> [u8; 128] {
+/// for a fault (si_code > 0), or the union's words of `info`.
+pub fn siginfo(sig: u32, info: SigInfo, fault_addr: u64) -> [u8; 128] {
     let mut b = [0u8; 128];
     b[..4].copy_from_slice(&sig.to_le_bytes());
-    let (code, pid, status) = info;
-    b[8..12].copy_from_slice(&code.to_le_bytes());
-    if matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE) && code > 0 {
+    b[8..12].copy_from_slice(&info.code.to_le_bytes());
+    if matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE) && info.code > 0 {
         b[16..24].copy_from_slice(&fault_addr.to_le_bytes());
     } else {
-        b[16..20].copy_from_slice(&pid.to_le_bytes());
-        b[24..28].copy_from_slice(&status.to_le_bytes());
+        b[16..20].copy_from_slice(&info.pid.to_le_bytes());
+        b[20..24].copy_from_slice(&info.uid.to_le_bytes());
+        b[24..32].copy_from_slice(&info.value.to_le_bytes());
     }
     b
 }

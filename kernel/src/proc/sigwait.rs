@@ -3,12 +3,12 @@
 
 use abi::{Errno, KResult};
 
-use super::signal::{bit, siginfo, UNBLOCKABLE};
+use super::signal::{bit, siginfo, SigInfo, UNBLOCKABLE};
 use crate::syscall::time::{get_timespec, wait_or_deadline};
 use crate::uaccess;
 
 /// Takes the lowest pending signal of `want` from the current thread.
-fn take(want: u64) -> Option<(u32, (i32, u32, i32))> {
+fn take(want: u64) -> Option<(u32, SigInfo)> {
     let me = super::sched::current();
     let mut s = me.sig.lock();
     let ready = s.pending & want;

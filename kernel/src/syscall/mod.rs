@@ -12,6 +12,7 @@ pub mod poll;
 pub mod process;
 pub mod sched;
 pub mod time;
+pub mod timer;
 
 use abi::{Errno, KResult};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -258,7 +259,14 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_time => ret(time::time(a0)),
         nr::__NR_nanosleep => ret(time::nanosleep(a0, a1)),
         nr::__NR_clock_nanosleep => ret(time::clock_nanosleep(a0, a1, a2, a3)),
-        nr::__NR_alarm => ret(time::alarm(a0)),
+        nr::__NR_alarm => ret(timer::alarm(a0)),
+        nr::__NR_setitimer => ret(timer::setitimer(a0, a1, a2)),
+        nr::__NR_getitimer => ret(timer::getitimer(a0, a1)),
+        nr::__NR_timer_create => ret(timer::timer_create(a0, a1, a2)),
+        nr::__NR_timer_settime => ret(timer::timer_settime(a0, a1, a2, a3)),
+        nr::__NR_timer_gettime => ret(timer::timer_gettime(a0, a1)),
+        nr::__NR_timer_getoverrun => ret(timer::timer_getoverrun(a0)),
+        nr::__NR_timer_delete => ret(timer::timer_delete(a0)),
         nr::__NR_futex => ret(futex::futex(a0, a1, a2, a3, a4, a5)),
         nr::__NR_io_uring_setup => ret(crate::io_uring::setup(a0, a1)),
         nr::__NR_io_uring_enter => ret(crate::io_uring::enter(a0, a1, a2, a3, a4, a5)),

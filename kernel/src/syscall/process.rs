@@ -31,7 +31,7 @@ pub fn tgkill(tgid: Option<i64>, tid: i64, sig: u64) -> KResult<u64> {
         return Err(Errno::ESRCH);
     }
     if sig != 0 {
-        signal::send_info(&t, sig, (-6, current().tgid, 0)); // SI_TKILL
+        signal::send_info(&t, sig, signal::SigInfo::sent(-6, current().tgid)); // SI_TKILL
     }
     Ok(0)
 }
@@ -67,7 +67,7 @@ pub fn kill(pid: i64, sig: u64) -> KResult<u64> {
     }
     for p in live {
         if !p.is_dead_process() {
-            signal::send_process(&p, sig, (0, me.tgid, 0));
+            signal::send_process(&p, sig, signal::SigInfo::sent(0, me.tgid));
         }
     }
     Ok(0)

@@ -136,8 +136,3 @@ pub fn clock_nanosleep(clock: u64, flags: u64, req: u64, rem: u64) -> KResult<u6
     };
     sleep_until(deadline, if flags & 1 != 0 { 0 } else { rem })
 }
-
-/// alarm(2): not supported yet (no timers per process); reports none set.
-pub fn alarm(_secs: u64) -> KResult<u64> {
-    Err(Errno::ENOSYS)
-}

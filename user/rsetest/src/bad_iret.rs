@@ -61,9 +61,19 @@ fn child(segs: u64, clear: u64, fix: bool) -> Result<i32, String> {
     if pid == 0 {
         NEW_SEGS.store(segs, Ordering::Relaxed);
         CLEAR_FLAGS.store(clear, Ordering::Relaxed);
-        let ok = handle(libc::SIGUSR1, set_segs as *const () as libc::sighandler_t, libc::SA_SIGINFO).is_ok()
+        let ok = handle(
+            libc::SIGUSR1,
+            set_segs as *const () as libc::sighandler_t,
+            libc::SA_SIGINFO,
+        )
+        .is_ok()
             && (!fix
-                || handle(libc::SIGSEGV, repair as *const () as libc::sighandler_t, libc::SA_SIGINFO).is_ok());
+                || handle(
+                    libc::SIGSEGV,
+                    repair as *const () as libc::sighandler_t,
+                    libc::SA_SIGINFO,
+                )
+                .is_ok());
         // A value the return path must carry through the fault untouched:
         // the signal arrives on the way out of this kill(2).
         // SAFETY: getpid and kill(self, SIGUSR1) have no memory effects.

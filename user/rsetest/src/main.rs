@@ -37,6 +37,7 @@ mod sigaltstack;
 mod signals;
 mod sigwait;
 mod threads;
+mod timers;
 mod tmpfs_full;
 mod util;
 mod vm_exit_leak;
@@ -142,6 +143,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "sigwait",
         sigwait::run,
         "rt_sigtimedwait: takes a pending signal with its siginfo, EAGAIN on timeout, wakes on a later signal, finds the waiting thread",
+    ),
+    (
+        "timers",
+        timers::run,
+        "alarm, setitimer/getitimer, POSIX timers (SIGEV_SIGNAL/THREAD_ID/NONE, si_value, overruns, gettime, delete)",
     ),
     (
         "bad_iret",

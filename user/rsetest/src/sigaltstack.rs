@@ -96,7 +96,11 @@ pub fn run(_: &[String]) -> Result<(), String> {
         ),
     )?;
 
-    handle(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t, libc::SA_ONSTACK)?;
+    handle(
+        libc::SIGUSR1,
+        on_usr1 as *const () as libc::sighandler_t,
+        libc::SA_ONSTACK,
+    )?;
     // SAFETY: raise is always safe.
     unsafe { libc::raise(libc::SIGUSR1) };
     let sp = HANDLER_SP.load(Ordering::Relaxed);
@@ -133,7 +137,11 @@ pub fn run(_: &[String]) -> Result<(), String> {
     // SS_AUTODISARM: disarmed while the handler runs, back after it.
     const SS_AUTODISARM: i32 = 1 << 31;
     altstack(Some(&stack(mem, ALT_SIZE, SS_AUTODISARM))).map_err(errname)?;
-    handle(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t, libc::SA_ONSTACK)?;
+    handle(
+        libc::SIGUSR1,
+        on_usr1 as *const () as libc::sighandler_t,
+        libc::SA_ONSTACK,
+    )?;
     // SAFETY: raise is always safe.
     unsafe { libc::raise(libc::SIGUSR1) };
     let sp = HANDLER_SP.load(Ordering::Relaxed);
@@ -178,7 +186,11 @@ pub fn run(_: &[String]) -> Result<(), String> {
     // The point of it all: a stack overflow's SIGSEGV handler runs.
     let pid = fork()?;
     if pid == 0 {
-        let _ = handle(libc::SIGSEGV, on_segv as *const () as libc::sighandler_t, libc::SA_ONSTACK);
+        let _ = handle(
+            libc::SIGSEGV,
+            on_segv as *const () as libc::sighandler_t,
+            libc::SA_ONSTACK,
+        );
         std::hint::black_box(recurse(0));
         crate::util::child_exit(1);
     }

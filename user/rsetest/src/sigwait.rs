@@ -53,7 +53,10 @@ pub fn run(_: &[String]) -> Result<(), String> {
     let r = timed_wait(&[libc::SIGUSR1], 0);
     check(
         r == Ok((libc::SIGUSR1, me)),
-        format_args!("a pending SIGUSR1 is taken at once with its sender: {}", show(r)),
+        format_args!(
+            "a pending SIGUSR1 is taken at once with its sender: {}",
+            show(r)
+        ),
     )?;
 
     let t = Instant::now();
@@ -61,7 +64,10 @@ pub fn run(_: &[String]) -> Result<(), String> {
     let took = t.elapsed();
     check(
         r == Err(libc::EAGAIN) && took >= Duration::from_millis(95),
-        format_args!("nothing pending: EAGAIN after the timeout ({}, {took:?})", show(r)),
+        format_args!(
+            "nothing pending: EAGAIN after the timeout ({}, {took:?})",
+            show(r)
+        ),
     )?;
 
     // A signal sent later (by a child) wakes the waiter.
@@ -99,7 +105,10 @@ pub fn run(_: &[String]) -> Result<(), String> {
         libc::sigpending(&mut s);
         libc::sigismember(&s, libc::SIGUSR1)
     };
-    check(pending == 0, "and it is not left pending on the main thread")?;
+    check(
+        pending == 0,
+        "and it is not left pending on the main thread",
+    )?;
 
     let bad = libc::timespec {
         tv_sec: 0,
@@ -108,12 +117,12 @@ pub fn run(_: &[String]) -> Result<(), String> {
     let set = set_of(&[libc::SIGUSR1]);
     // SAFETY: the set is valid; the timeout is invalid on purpose.
     let r = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &bad) };
-    check(
-        r == -1 && errno() == libc::EINVAL,
-        "tv_nsec of 2e9: EINVAL",
-    )?;
+    check(r == -1 && errno() == libc::EINVAL, "tv_nsec of 2e9: EINVAL")?;
     // SAFETY: a deliberately bad set pointer.
     let r = unsafe { libc::sigtimedwait(8 as *const libc::sigset_t, std::ptr::null_mut(), &bad) };
-    check(r == -1 && errno() == libc::EFAULT, "a bad set pointer: EFAULT")?;
+    check(
+        r == -1 && errno() == libc::EFAULT,
+        "a bad set pointer: EFAULT",
+    )?;
     sigmask(libc::SIG_UNBLOCK, &[libc::SIGUSR1, libc::SIGUSR2])
 }
