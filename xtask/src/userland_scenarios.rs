@@ -111,6 +111,7 @@ const SCHED: &[UserScenario] = &[
     ("rsetest_sched_migrate", |e| program(e, "sched_migrate")),
     ("rsetest_sched_fail", |e| program(e, "sched_fail")),
     ("rsetest_sched_stall", |e| program(e, "sched_stall")),
+    ("rsetest_sched_threads", |e| program(e, "sched_threads")),
 ];
 
 macro_rules! script_scenarios {

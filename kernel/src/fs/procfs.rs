@@ -2,6 +2,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::file::Kind;
@@ -11,7 +12,9 @@ const DT_DIR: u8 = 4;
 const DT_REG: u8 = 8;
 const DT_LNK: u8 = 10;
 
-fn pid_stat(p: &Process) -> String {
+/// /proc/PID/stat (`whole`: the process, with its threads' times summed)
+/// or /proc/PID/task/TID/stat (that thread).
+fn pid_stat(p: &Arc<Process>, whole: bool) -> String {
     let info = p.info.lock().clone();
     let (ppid, pgid, sid) = {
         let r = p.rel.lock();
@@ -22,7 +25,24 @@ fn pid_stat(p: &Process) -> String {
         proc::RunState::Sleeping | proc::RunState::Blocking => 'S',
         proc::RunState::Zombie => 'Z',
     };
-    let ticks = p.ticks.load(core::sync::atomic::Ordering::Relaxed) / 10; // 1000 Hz → USER_HZ 100
+    let ticks_of = |t: &Process| t.ticks.load(core::sync::atomic::Ordering::Relaxed);
+    let ticks = if whole {
+        let others: u64 = p
+            .group
+            .snapshot()
+            .iter()
+            .filter(|t| !Arc::ptr_eq(t, p))
+            .map(|t| ticks_of(t))
+            .sum();
+        ticks_of(p) + others
+    } else {
+        ticks_of(p)
+    } / 10; // 1000 Hz → USER_HZ 100
+    let threads = p
+        .group
+        .live
+        .load(core::sync::atomic::Ordering::Relaxed)
+        .max(1);
     let start = info.start_ns / 10_000_000;
     let (vsize, rss) =
         p.mm.lock()
@@ -42,7 +62,7 @@ fn pid_stat(p: &Process) -> String {
     // Fields as proc(5) lists them; "processor" (39) is the CPU of the
     // torus it runs or waits on, then rt_priority and policy.
     format!(
-        "{} ({}) {} {} {} {} 0 -1 0 0 0 0 0 {} 0 0 0 {} {} 1 0 {} {} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 {} {} {} 0 0 0\n",
+        "{} ({}) {} {} {} {} 0 -1 0 0 0 0 0 {} 0 0 0 {} {} {} 0 {} {} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 {} {} {} 0 0 0\n",
         p.pid,
         info.comm,
         state,
@@ -52,6 +72,7 @@ fn pid_stat(p: &Process) -> String {
         ticks,
         prio,
         params.nice_clamped(),
+        threads,
         start,
         vsize,
         rss,
@@ -192,6 +213,10 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
     let mut parts = s.split('/').filter(|x| !x.is_empty());
     let first = parts.next();
     let second = parts.next();
+    if let (Some(pid), Some("task")) = (first, second) {
+        let p = process(&me, pid)?;
+        return task(&p, parts.next(), parts.next(), parts.next());
+    }
     if parts.next().is_some() {
         return None;
     }
@@ -202,7 +227,8 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
                 entries.push((2, DT_REG, n.as_bytes().to_vec()));
             }
             entries.push((3, DT_LNK, b"self".to_vec()));
-            for p in proc::all() {
+            // Threads are reachable by id but listed only under task/.
+            for p in proc::all().into_iter().filter(|p| p.is_leader()) {
                 entries.push((
                     1000 + p.pid as u64,
                     DT_DIR,
@@ -225,32 +251,108 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
             proc::count()
         ),
         (Some(pid), file) => {
-            let p = if pid == "self" {
-                me.leader()
-            } else {
-                proc::lookup(pid.parse().ok()?)?
-            };
-            match file {
-                None => {
-                    let entries = ["stat", "cmdline", "status", "comm"]
-                        .iter()
-                        .map(|n| (2, DT_REG, n.as_bytes().to_vec()))
-                        .collect();
-                    return Some(Kind::ProcDir(entries));
-                }
-                Some("stat") => pid_stat(&p),
-                Some("cmdline") => return Some(Kind::Proc(p.info.lock().cmdline.clone())),
-                Some("comm") => format!("{}\n", p.info.lock().comm),
-                Some("status") => pid_status(&p),
-                _ => return None,
-            }
+            let p = process(&me, pid)?;
+            return pid_file(&p, file, true);
         }
     };
     Some(Kind::Proc(text.into_bytes()))
 }
 
+/// The process a /proc directory names: "self" or a pid. A thread's id
+/// names its process's directory too (as on Linux, though unlisted), with
+/// that thread's own files.
+fn process(me: &Arc<Process>, pid: &str) -> Option<Arc<Process>> {
+    if pid == "self" {
+        Some(me.leader())
+    } else {
+        proc::lookup(pid.parse().ok()?)
+    }
+}
+
+/// Files of a process directory (`whole`) or of a task directory.
+fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> Option<Kind> {
+    let text = match file {
+        None => {
+            let mut names = alloc::vec!["stat", "cmdline", "status", "comm"];
+            if whole {
+                names.push("task");
+            }
+            let entries = names
+                .iter()
+                .map(|n| {
+                    (
+                        2,
+                        if *n == "task" { DT_DIR } else { DT_REG },
+                        n.as_bytes().to_vec(),
+                    )
+                })
+                .collect();
+            return Some(Kind::ProcDir(entries));
+        }
+        Some("stat") => pid_stat(p, whole),
+        Some("cmdline") => return Some(Kind::Proc(p.info.lock().cmdline.clone())),
+        Some("comm") => format!("{}\n", p.info.lock().comm),
+        Some("status") => pid_status(p),
+        _ => return None,
+    };
+    Some(Kind::Proc(text.into_bytes()))
+}
+
+/// The threads of `p`'s process, leader first.
+fn threads(p: &Arc<Process>) -> Vec<Arc<Process>> {
+    let leader = p.leader();
+    let mut all: Vec<Arc<Process>> = p
+        .group
+        .snapshot()
+        .into_iter()
+        .filter(|t| !t.is_zombie() || Arc::ptr_eq(t, &leader))
+        .collect();
+    if !all.iter().any(|t| Arc::ptr_eq(t, &leader)) {
+        all.insert(0, leader);
+    }
+    all.sort_by_key(|t| t.pid);
+    all
+}
+
+/// /proc/PID/task (one directory per thread) and /proc/PID/task/TID/FILE.
+fn task(
+    p: &Arc<Process>,
+    tid: Option<&str>,
+    file: Option<&str>,
+    more: Option<&str>,
+) -> Option<Kind> {
+    if more.is_some() {
+        return None;
+    }
+    let threads = threads(p);
+    let Some(tid) = tid else {
+        let entries = threads
+            .iter()
+            .map(|t| {
+                (
+                    1000 + t.pid as u64,
+                    DT_DIR,
+                    format!("{}", t.pid).into_bytes(),
+                )
+            })
+            .collect();
+        return Some(Kind::ProcDir(entries));
+    };
+    let tid: u32 = tid.parse().ok()?;
+    let t = threads.into_iter().find(|t| t.pid as u32 == tid)?;
+    pid_file(&t, file, false)
+}
+
 /// Whether `rest` (path below /proc) names a directory.
 pub fn is_dir(rest: &[u8]) -> bool {
     let s = core::str::from_utf8(rest).unwrap_or("").trim_matches('/');
-    s.is_empty() || s == "self" || (!s.contains('/') && s.parse::<u32>().is_ok())
+    let parts: Vec<&str> = s.split('/').collect();
+    let pid_like = |x: &str| x == "self" || x.parse::<u32>().is_ok();
+    match parts.as_slice() {
+        [""] => true,
+        [pid] => pid_like(pid),
+        [pid, "task"] => pid_like(pid),
+        [pid, "task", tid] => pid_like(pid) && tid.parse::<u32>().is_ok(),
+        _ => false,
+    }
 }

@@ -28,6 +28,7 @@ mod pipe_100m;
 mod poll_timeout;
 mod probe_race;
 mod sched;
+mod sched_threads;
 mod segv;
 mod settid_shootdown;
 mod shared_file;
@@ -243,6 +244,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "sched_stall",
         sched::stall,
         "(3 CPUs) 9 busy processes; `stall B` 60 ms: suspected, refuted, not failed; 400 ms: failed and adopted while alive, rejoins; every process runs once and right. [tori]: 3 tori on 1 CPU",
+    ),
+    (
+        "sched_threads",
+        sched_threads::run,
+        "(3 CPUs) 4 busy threads of one process run on every CPU (/proc/self/task/*/stat); `fail B` meanwhile loses none, results right",
     ),
 ];
 

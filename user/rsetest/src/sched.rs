@@ -632,7 +632,7 @@ fn pattern(i: usize) -> u8 {
 }
 
 /// CPUs this process may run on.
-fn online_cpus() -> usize {
+pub(crate) fn online_cpus() -> usize {
     // SAFETY: cpu_set_t is plain data, filled by the call.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -667,11 +667,11 @@ fn sum_chunk(h: u64, chunk: &[u8]) -> u64 {
 /// LCG steps each process of [`fail`] takes: a fixed amount of work (a
 /// few CPU seconds under TCG), whose result the parent checks cheaply by
 /// jumping the LCG ahead.
-const FAIL_STEPS: u64 = 2000 * 1_000_000;
+pub(crate) const FAIL_STEPS: u64 = 2000 * 1_000_000;
 const LCG_A: u64 = 6364136223846793005;
 const LCG_C: u64 = 1442695040888963407;
 
-fn fail_work(seed: u64) -> u64 {
+pub(crate) fn fail_work(seed: u64) -> u64 {
     let mut x = seed;
     for _ in 0..FAIL_STEPS / 2000 {
         x = spin(2000, x);
@@ -680,7 +680,7 @@ fn fail_work(seed: u64) -> u64 {
 }
 
 /// The LCG of [`spin`] applied `n` times to `x`, by squaring the affine map.
-fn lcg_jump(mut n: u64, x: u64) -> u64 {
+pub(crate) fn lcg_jump(mut n: u64, x: u64) -> u64 {
     let (mut a, mut c) = (LCG_A, LCG_C);
     let (mut ta, mut tc) = (1u64, 0u64);
     while n > 0 {
