@@ -83,6 +83,7 @@ pub fn start(program: &Program) -> KResult<()> {
             children: Vec::new(),
         },
         sig: proc::signal::SignalState::default(),
+        limits: proc::limits::Limits::default(),
         params: runq::Params::DEFAULT,
         affinity: u64::MAX,
         info: Info {

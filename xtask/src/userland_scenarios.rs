@@ -65,6 +65,7 @@ program_scenarios!(
     sigaltstack,
     sigwait,
     timers,
+    rlimits,
     bad_iret,
     bad_rip,
     vm_exit_leak,

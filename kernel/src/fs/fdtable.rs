@@ -6,7 +6,8 @@ use alloc::vec::Vec;
 
 use super::file::OpenFile;
 
-/// Most descriptors per process (RLIMIT_NOFILE's default soft limit).
+/// RLIMIT_NOFILE's default soft limit (the process's own limit bounds
+/// its table: proc/limits.rs).
 pub const MAX_FDS: usize = 1024;
 
 #[derive(Clone)]
@@ -40,8 +41,9 @@ impl FdTable {
     }
 
     /// Installs `file` at the lowest free descriptor ≥ `min`.
+    /// EMFILE at the process's RLIMIT_NOFILE.
     pub fn insert_from(&mut self, min: usize, file: Arc<OpenFile>, cloexec: bool) -> KResult<i32> {
-        let fd = (min..MAX_FDS)
+        let fd = (min..crate::proc::limits::nofile())
             .find(|&i| self.slots.get(i).is_none_or(|s| s.is_none()))
             .ok_or(Errno::EMFILE)?;
         if fd >= self.slots.len() {
@@ -63,7 +65,7 @@ impl FdTable {
         file: Arc<OpenFile>,
         cloexec: bool,
     ) -> KResult<Option<Arc<OpenFile>>> {
-        if fd < 0 || fd as usize >= MAX_FDS {
+        if fd < 0 || fd as usize >= crate::proc::limits::nofile() {
             return Err(Errno::EBADF);
         }
         let fd = fd as usize;

@@ -190,7 +190,8 @@ impl OpenFile {
                 if self.flags() & O_APPEND != 0 {
                     *pos = super::with(|fs| fs.stat(*ino))?.size as u64;
                 }
-                let n = super::with(|fs| fs.write(*ino, *pos, data))?;
+                let len = crate::proc::limits::clip_write(*pos, data.len())?;
+                let n = super::with(|fs| fs.write(*ino, *pos, &data[..len]))?;
                 *pos += n as u64;
                 Ok(n)
             }
@@ -213,7 +214,10 @@ impl OpenFile {
             return Err(Errno::EBADF);
         }
         match &self.kind {
-            Kind::Inode(ino) => super::with(|fs| fs.write(*ino, off, data)),
+            Kind::Inode(ino) => {
+                let len = crate::proc::limits::clip_write(off, data.len())?;
+                super::with(|fs| fs.write(*ino, off, &data[..len]))
+            }
             _ => Err(Errno::ESPIPE),
         }
     }

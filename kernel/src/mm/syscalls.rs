@@ -16,6 +16,13 @@ const MAP_POPULATE: u64 = 0x8000;
 /// frames and is killed; the kernel is never at risk).
 pub const ADDRESS_SPACE_LIMIT: u64 = 1 << 40;
 
+/// What the current process may map: RLIMIT_AS, within the kernel's own
+/// bound.
+pub fn address_space_limit() -> u64 {
+    use crate::proc::limits;
+    ADDRESS_SPACE_LIMIT.min(limits::soft(limits::RLIMIT_AS))
+}
+
 fn page_up(x: u64) -> Option<u64> {
     x.checked_add(PAGE - 1).map(|v| v & !(PAGE - 1))
 }
@@ -34,7 +41,11 @@ pub fn brk(addr: u64) -> KResult<u64> {
     };
     let old_end = page_up(m.brk).unwrap_or(m.brk);
     let heap_start = m.brk_start;
-    if new_end > old_end && m.mapped() + (new_end - old_end) > ADDRESS_SPACE_LIMIT {
+    if new_end > old_end
+        && (m.mapped() + (new_end - old_end) > address_space_limit()
+            || new_end.saturating_sub(heap_start)
+                > crate::proc::limits::soft(crate::proc::limits::RLIMIT_DATA))
+    {
         return Ok(m.brk);
     }
     match m.vmas.set_brk(old_end, new_end, heap_start) {
@@ -100,7 +111,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
     };
     let mm = current().mm();
     let mut m = mm.lock();
-    if m.mapped().saturating_add(len) > ADDRESS_SPACE_LIMIT {
+    if m.mapped().saturating_add(len) > address_space_limit() {
         return Err(Errno::ENOMEM);
     }
     let start = place(&m, addr, len, flags)?;
@@ -170,7 +181,7 @@ fn place(m: &super::Mm, addr: u64, len: u64, flags: u64) -> KResult<u64> {
 fn map_frames(addr: u64, len: u64, prot: Prot, flags: u64, frames: &[u64]) -> KResult<u64> {
     let mm = current().mm();
     let mut m = mm.lock();
-    if m.mapped().saturating_add(len) > ADDRESS_SPACE_LIMIT {
+    if m.mapped().saturating_add(len) > address_space_limit() {
         return Err(Errno::ENOMEM);
     }
     let start = place(&m, addr, len, flags)?;

@@ -121,6 +121,7 @@ pub fn clone(
             children: alloc::vec::Vec::new(),
         },
         sig,
+        limits: *me.group.limits.lock(),
         params: me.params(),
         affinity: me.affinity(),
         info: {

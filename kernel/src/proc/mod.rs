@@ -13,6 +13,7 @@ pub mod braid;
 pub mod cpu;
 pub mod exit;
 pub mod fork;
+pub mod limits;
 pub mod mailbox;
 pub mod replica;
 pub mod sched;
@@ -118,6 +119,8 @@ pub struct ThreadGroup {
     /// Set once the last thread has exited and the children have gone to
     /// init: the process is waitable.
     pub dead: AtomicBool,
+    /// Resource limits (shared by the threads).
+    pub limits: Mutex<limits::Limits>,
 }
 
 impl ThreadGroup {
@@ -199,6 +202,8 @@ pub struct NewProcess {
     /// The caller adds the thread to the group's list.
     pub group: Option<(Pid, Arc<ThreadGroup>)>,
     pub sig: SignalState,
+    /// Limits of a new process (ignored for a new thread).
+    pub limits: limits::Limits,
     pub info: Info,
     /// Scheduling parameters and CPU mask (inherited at fork).
     pub params: runq::Params,
@@ -234,6 +239,7 @@ impl Process {
                     exit: Mutex::new(None),
                     exited: WaitQueue::new(),
                     dead: AtomicBool::new(false),
+                    limits: Mutex::new(n.limits),
                 }),
                 true,
             ),

@@ -568,6 +568,7 @@ pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> KResult<u64> {
     let mut t = files.lock();
     let f = t.get(fd as i32)?;
     match cmd {
+        0 | 1030 if arg >= crate::proc::limits::nofile() as u64 => Err(Errno::EINVAL),
         0 | 1030 => t
             .insert_from(arg as usize, f, cmd == 1030)
             .map(|n| n as u64),
@@ -905,6 +906,7 @@ pub fn truncate(path: u64, len: u64) -> KResult<u64> {
     let Node::Ino(ino) = resolve(AT_FDCWD, &p, true)? else {
         return Err(Errno::EACCES);
     };
+    crate::proc::limits::check_size(len)?;
     kfs::with(|fs| fs.truncate(ino, len)).map(|_| 0)
 }
 
@@ -915,6 +917,7 @@ pub fn ftruncate(fd: u64, len: u64) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     let ino = f.ino().ok_or(Errno::EINVAL)?;
+    crate::proc::limits::check_size(len)?;
     kfs::with(|fs| fs.truncate(ino, len)).map(|_| 0)
 }
 

@@ -27,12 +27,12 @@ fn deadline_ms(ms: i64) -> Option<u64> {
 }
 
 /// Most descriptors one poll may watch: RLIMIT_NOFILE's soft limit, as
-/// Linux checks it. A blocked poller holds a kernel copy of its array, so
-/// this is also what bounds that memory.
+/// Linux checks it, but never more than this: a blocked poller holds a
+/// kernel copy of its array, and this bounds that memory (docs/syscalls.md).
 const POLL_MAX_FDS: u64 = 1024;
 
 fn poll_fds(fds: u64, nfds: u64, deadline: Option<u64>) -> KResult<u64> {
-    if nfds > POLL_MAX_FDS {
+    if nfds > POLL_MAX_FDS || nfds > crate::proc::limits::nofile() as u64 {
         return Err(Errno::EINVAL);
     }
     let raw = uaccess::read_vec(fds, nfds as usize * 8)?;

@@ -271,27 +271,40 @@ pub fn prctl(op: u64, arg: u64) -> KResult<u64> {
     }
 }
 
-/// prlimit64(2): reports fixed limits; setting is accepted and ignored
-/// except where noted in docs/syscalls.md.
+/// prlimit64(2) (getrlimit and setrlimit are it on the caller): the old
+/// limit is the one before the change.
 pub fn prlimit64(pid: u64, res: u64, new: u64, old: u64) -> KResult<u64> {
-    if pid != 0 && proc::lookup(pid as Pid).is_none() {
-        return Err(Errno::ESRCH);
-    }
-    const INF: u64 = u64::MAX;
-    let (cur, max) = match res {
-        3 => (8 << 20, INF),                                           // RLIMIT_STACK
-        7 => (1024, 4096),                                             // RLIMIT_NOFILE
-        6 => (proc::MAX_PROCESSES as u64, proc::MAX_PROCESSES as u64), // RLIMIT_NPROC
-        0..=15 => (INF, INF),
-        _ => return Err(Errno::EINVAL),
+    use crate::proc::limits::NLIMITS;
+    let p = match pid {
+        0 => current(),
+        pid => proc::lookup(Pid::try_from(pid).map_err(|_| Errno::ESRCH)?)
+            .filter(|p| !p.is_zombie())
+            .ok_or(Errno::ESRCH)?,
     };
-    if new != 0 {
-        let _ = uaccess::read_vec(new, 16)?;
-    }
+    let res = usize::try_from(res)
+        .ok()
+        .filter(|r| *r < NLIMITS)
+        .ok_or(Errno::EINVAL)?;
+    let new = match new {
+        0 => None,
+        a => {
+            let b = uaccess::read_vec(a, 16)?;
+            let w = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+            Some((w(0), w(8)))
+        }
+    };
+    let prev = {
+        let mut l = p.group.limits.lock();
+        let prev = l.0[res];
+        if let Some((soft, hard)) = new {
+            l.set(res, soft, hard)?;
+        }
+        prev
+    };
     if old != 0 {
         let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&cur.to_le_bytes());
-        b[8..].copy_from_slice(&max.to_le_bytes());
+        b[..8].copy_from_slice(&prev.0.to_le_bytes());
+        b[8..].copy_from_slice(&prev.1.to_le_bytes());
         uaccess::copy_out(old, &b)?;
     }
     Ok(0)

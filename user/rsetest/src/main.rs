@@ -27,6 +27,7 @@ mod orphan_reap;
 mod pipe_100m;
 mod poll_timeout;
 mod probe_race;
+mod rlimits;
 mod sched;
 mod sched_threads;
 mod segv;
@@ -149,6 +150,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "timers",
         timers::run,
         "alarm, setitimer/getitimer, POSIX timers (SIGEV_SIGNAL/THREAD_ID/NONE, si_value, overruns, gettime, delete)",
+    ),
+    (
+        "rlimits",
+        rlimits::run,
+        "resource limits read back, inherited, set on another process, enforced: NOFILE, FSIZE (SIGXFSZ), AS, DATA",
     ),
     (
         "bad_iret",
