@@ -292,7 +292,10 @@ pub fn load(
                 (bias, placed.entry)
             }
         };
+        let vdso = crate::vdso::map(&mut m)?;
         let auxv = [
+            (g::AT_SYSINFO_EHDR as u64, vdso.unwrap_or(0)),
+            (g::AT_MINSIGSTKSZ as u64, crate::proc::altstack::MINSIGSTKSZ),
             (g::AT_PHDR as u64, image.phdr_vaddr.unwrap_or(0)),
             (g::AT_PHENT as u64, image.phent as u64),
             (g::AT_PHNUM as u64, image.phnum as u64),

@@ -31,6 +31,7 @@ mod selftest;
 mod syscall;
 mod trap;
 mod uaccess;
+mod vdso;
 
 hal::kernel_entry!(kmain);
 
@@ -58,6 +59,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
 
     hal::apic::init(&mut || frames::alloc_on(0));
     let tsc_hz = hal::time::calibrate(5, info.entry_tsc);
+    vdso::init();
     // Stages before calibration are logged now, with the clock just set up.
     klog!("boot: entered via {:?}, cmdline \"{cmd}\"", info.protocol);
     klog!("boot: GDT/TSS (IST stacks) and IDT loaded");

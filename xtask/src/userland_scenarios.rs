@@ -66,6 +66,7 @@ program_scenarios!(
     sigwait,
     timers,
     rlimits,
+    vdso,
     bad_iret,
     bad_rip,
     vm_exit_leak,

@@ -10,7 +10,9 @@
 use spin::Once;
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::instructions::tables::load_tss;
-use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::gdt::{
+    Descriptor, DescriptorFlags, GlobalDescriptorTable, SegmentSelector,
+};
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::{PrivilegeLevel, VirtAddr};
 
@@ -27,6 +29,8 @@ pub const KERNEL_DS: u16 = 0x10;
 pub const USER_DS: u16 = 0x28 | 3;
 /// User 64-bit code selector (RPL 3).
 pub const USER_CS: u16 = 0x30 | 3;
+/// The per-CPU segment whose limit is the CPU number (RPL 3).
+pub const CPUNODE_SEL: u16 = 0x48 | 3;
 /// The selector base STAR[63:48] needs for sysret to land on USER_DS/USER_CS.
 pub const SYSRET_BASE: u16 = 0x20 | 3;
 
@@ -34,7 +38,7 @@ pub const SYSRET_BASE: u16 = 0x20 | 3;
 struct IstStacks([[u8; IST_SIZE]; IST_COUNT]);
 
 struct CpuTables {
-    gdt: GlobalDescriptorTable<9>,
+    gdt: GlobalDescriptorTable<10>,
     tss_sel: SegmentSelector,
 }
 
@@ -57,7 +61,7 @@ pub fn init(cpu: usize) {
         tss as *const TaskStateSegment
     };
     let tables = TABLES[cpu].call_once(|| {
-        let mut gdt = GlobalDescriptorTable::<9>::empty();
+        let mut gdt = GlobalDescriptorTable::<10>::empty();
         gdt.append(Descriptor::kernel_code_segment());
         gdt.append(Descriptor::kernel_data_segment());
         // 0x18: unused (Linux's kernel data lives there; nothing of ours).
@@ -73,6 +77,16 @@ pub fn init(cpu: usize) {
         // written through raw pointers (set_kernel_stack), never through a
         // Rust reference, so sharing it with the CPU is sound.
         let tss_sel = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss) });
+        // 0x4b: the CPU's number in a segment limit, which the vDSO's
+        // getcpu reads with `lsl` (Linux's GDT_ENTRY_CPUNODE).
+        let cpunode = gdt.append(Descriptor::UserSegment(
+            (cpu as u64 & 0xfff)
+                | DescriptorFlags::ACCESSED.bits()
+                | DescriptorFlags::USER_SEGMENT.bits()
+                | DescriptorFlags::DPL_RING_3.bits()
+                | DescriptorFlags::PRESENT.bits(),
+        ));
+        debug_assert_eq!(cpunode.0, CPUNODE_SEL);
         CpuTables { gdt, tss_sel }
     });
     tables.gdt.load();

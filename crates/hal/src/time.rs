@@ -97,6 +97,16 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
     ((ticks as u128 * NS_MULT.load(Ordering::Relaxed) as u128) >> 32) as u64
 }
 
+/// The clock's parameters, for code outside the kernel that reads the
+/// TSC itself (the vDSO): `(tsc_at_boot, ns_mult)`, where
+/// ns = ((tsc - tsc_at_boot) * ns_mult) >> 32.
+pub fn clock_params() -> (u64, u64) {
+    (
+        TSC_AT_BOOT.load(Ordering::Relaxed),
+        NS_MULT.load(Ordering::Relaxed),
+    )
+}
+
 /// Nanoseconds since the kernel's first instruction (monotonic).
 #[inline]
 pub fn now_ns() -> u64 {

@@ -42,6 +42,7 @@ mod threads;
 mod timers;
 mod tmpfs_full;
 mod util;
+mod vdso;
 mod vm_exit_leak;
 mod wait_bounds;
 mod xmm;
@@ -155,6 +156,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "rlimits",
         rlimits::run,
         "resource limits read back, inherited, set on another process, enforced: NOFILE, FSIZE (SIGXFSZ), AS, DATA",
+    ),
+    (
+        "vdso",
+        vdso::run,
+        "the vDSO (AT_SYSINFO_EHDR): clock_gettime/gettimeofday/time/getcpu agree with the syscalls on every CPU",
     ),
     (
         "bad_iret",

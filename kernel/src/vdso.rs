@@ -1,0 +1,88 @@
+//! The vDSO (kernel/vdso/vdso.S, linked by build.rs): clock_gettime,
+//! gettimeofday, time and getcpu run in user mode, reading the TSC and
+//! the clock's parameters from a data page (vvar). Both are built once at
+//! boot into frames that every process maps read-only (read+exec for the
+//! code) at execve, with the vvar page just below the image, where the
+//! code looks for it. The mappings are private: a write (after mprotect)
+//! copies the page, as for any page shared since fork.
+
+use abi::{Errno, KResult};
+use alloc::vec::Vec;
+use spin::Once;
+
+use mm::vma::{Prot, Vma, VmaKind};
+
+use crate::mm::{Mm, PAGE};
+
+/// The linked vDSO: one PT_LOAD whose addresses are its file offsets.
+static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vdso.so"));
+
+/// vvar offsets (vdso.S): TSC at boot, ns multiplier, realtime offset.
+const VVAR_TSC_AT_BOOT: usize = 0;
+const VVAR_NS_MULT: usize = 8;
+const VVAR_REALTIME: usize = 16;
+
+/// The frames: vvar first, then the image's pages.
+static FRAMES: Once<Vec<u64>> = Once::new();
+
+/// Builds the vvar page and copies the image into frames (after the
+/// clock is calibrated). Without them processes simply get no vDSO.
+pub fn init() {
+    FRAMES.call_once(|| {
+        let pages = 1 + IMAGE.len().div_ceil(PAGE as usize);
+        let mut frames = Vec::with_capacity(pages);
+        for _ in 0..pages {
+            match crate::mm::refcount::alloc(0) {
+                Some(pa) => {
+                    hal::addrspace::zero_frame(pa);
+                    frames.push(pa);
+                }
+                None => return Vec::new(),
+            }
+        }
+        let (tsc_at_boot, ns_mult) = hal::time::clock_params();
+        hal::addrspace::write_frame(frames[0], VVAR_TSC_AT_BOOT, &tsc_at_boot.to_le_bytes());
+        hal::addrspace::write_frame(frames[0], VVAR_NS_MULT, &ns_mult.to_le_bytes());
+        // CLOCK_REALTIME counts from boot until there is an RTC.
+        hal::addrspace::write_frame(frames[0], VVAR_REALTIME, &0u64.to_le_bytes());
+        for (i, chunk) in IMAGE.chunks(PAGE as usize).enumerate() {
+            hal::addrspace::write_frame(frames[1 + i], 0, chunk);
+        }
+        frames
+    });
+}
+
+/// Maps the vvar page and the vDSO into a new address space; the
+/// vDSO's address (AT_SYSINFO_EHDR), or None if there is none.
+pub fn map(m: &mut Mm) -> KResult<Option<u64>> {
+    let Some(frames) = FRAMES.get().filter(|f| !f.is_empty()) else {
+        return Ok(None);
+    };
+    let len = frames.len() as u64 * PAGE;
+    let start = m
+        .vmas
+        .find_free(len, 0, crate::mm::MMAP_BOTTOM, crate::mm::MMAP_TOP)
+        .ok_or(Errno::ENOMEM)?;
+    for (range, prot) in [
+        (start..start + PAGE, Prot::READ),
+        (start + PAGE..start + len, Prot::READ | Prot::EXEC),
+    ] {
+        m.insert_vma(Vma {
+            start: range.start,
+            end: range.end,
+            prot,
+            shared: false,
+            kind: VmaKind::Anon,
+            backing: None,
+        })?;
+    }
+    for (i, &pa) in frames.iter().enumerate() {
+        let prot = if i == 0 {
+            Prot::READ
+        } else {
+            Prot::READ | Prot::EXEC
+        };
+        m.map_shared_frame(start + i as u64 * PAGE, pa, prot)?;
+    }
+    Ok(Some(start + PAGE))
+}
