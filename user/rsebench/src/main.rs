@@ -20,6 +20,7 @@ mod pipe;
 mod process;
 mod ring;
 mod sys;
+mod vdso_clock;
 
 /// Scales a full-size iteration count down for `quick` runs.
 #[derive(Clone, Copy)]
@@ -52,6 +53,7 @@ type Bench = fn(Size) -> Outcome;
 /// Every benchmark, in the order they run.
 const BENCHES: &[(&str, Bench)] = &[
     ("null_syscall", null_syscall::run),
+    ("clock_gettime", vdso_clock::run),
     ("ring_nop_batch256", ring::nop_batch),
     ("ctxsw_pipe_pinned", ctxsw::pinned),
     ("ctxsw_pipe_unpinned", ctxsw::unpinned),
