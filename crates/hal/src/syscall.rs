@@ -45,6 +45,35 @@ syscall_entry:
        kernel stack; the frame may have been edited (signals, execve). */
     movq %gs:32, %rax
     fxrstor64 (%rax)
+    /*
+     * sysretq when the frame is what syscall left, as Linux decides:
+     * rcx = rip and r11 = rflags (sysret reloads RIP and RFLAGS from
+     * them), the usual CS and SS, no TF/RF, and a RIP below the top of
+     * user space (so canonical: sysret with a non-canonical RCX faults
+     * in ring 0 on Intel). Anything else (signal delivery, rt_sigreturn,
+     * execve's first return) goes through iretq. Offsets into the frame:
+     * rcx 96, r11 32, rip 136, cs 144, rflags 152, rsp 160, ss 168.
+     */
+    movq 96(%rsp), %rcx
+    cmpq 136(%rsp), %rcx
+    jne 1f
+    movq 32(%rsp), %r11
+    cmpq 152(%rsp), %r11
+    jne 1f
+    cmpq ${user_cs}, 144(%rsp)
+    jne 1f
+    cmpq ${user_ds}, 168(%rsp)
+    jne 1f
+    testl $0x10100, %r11d
+    jnz 1f
+    movabsq ${user_top}, %rax
+    cmpq %rax, %rcx
+    jae 1f
+    RESTORE_GPRS
+    movq 40(%rsp), %rsp
+    swapgs
+    sysretq
+1:
     RESTORE_GPRS
     swapgs
     addq $16, %rsp
@@ -60,6 +89,7 @@ syscall_iret:
     ),
     user_ds = const USER_DS,
     user_cs = const USER_CS,
+    user_top = const crate::probe::USER_TOP,
     vector = const SYSCALL_VECTOR,
     handler = sym HANDLER,
     options(att_syntax)
