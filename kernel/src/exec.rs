@@ -406,6 +406,8 @@ pub fn execve(
     // The new image runs alone (Linux's de_thread).
     crate::proc::exit::kill_other_threads(&me)?;
 
+    // Robust futexes held in the old image are released, as at exit.
+    crate::proc::robust::exit(&me);
     // Point of no return: the old image goes away.
     let old = me.mm.lock().replace(SharedMm::new(loaded.mm));
     me.mm().activate();

@@ -38,6 +38,23 @@ pub fn check_writable(va: u64, len: usize) -> KResult<()> {
     Ok(())
 }
 
+/// Atomically sets the user word at `va` to `f(old)`, retrying while
+/// another CPU changes it; returns the old value (EFAULT, or EINVAL if
+/// unaligned as futex words must not be).
+pub fn update_u32(va: u64, mut f: impl FnMut(u32) -> u32) -> KResult<u32> {
+    if !va.is_multiple_of(4) {
+        return Err(Errno::EINVAL);
+    }
+    let mut old = read_u32(va)?;
+    loop {
+        let found = hal::probe::cmpxchg_user_u32(va, old, f(old)).map_err(|_| Errno::EFAULT)?;
+        if found == old {
+            return Ok(old);
+        }
+        old = found;
+    }
+}
+
 /// Reads `len` bytes into a new buffer.
 pub fn read_vec(va: u64, len: usize) -> KResult<Vec<u8>> {
     if len > MAX_COPY {

@@ -67,6 +67,7 @@ program_scenarios!(
     timers,
     rlimits,
     vdso,
+    futex_ops,
     bad_iret,
     bad_rip,
     vm_exit_leak,

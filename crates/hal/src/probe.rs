@@ -35,6 +35,22 @@ probe_touch_fault:
     movl $1, %eax
     ret
 
+    .global hal_probe_cmpxchg32
+    // rdi = address, esi = expected, edx = new, rcx = where to put the
+    // value found; returns 0 (ok) or 1 (faulted). A locked compare-and-
+    // exchange on a user word (futex WAKE_OP, robust lists).
+hal_probe_cmpxchg32:
+    movl %esi, %eax
+probe_cmpxchg_start:
+    lock cmpxchgl %edx, (%rdi)
+probe_cmpxchg_end:
+    movl %eax, (%rcx)
+    xorl %eax, %eax
+    ret
+probe_cmpxchg_fault:
+    movl $1, %eax
+    ret
+
     .global hal_probe_ud
 hal_probe_ud:
 probe_ud_start:
@@ -53,6 +69,10 @@ extern "C" {
     fn hal_probe_copy(dst: *mut u8, src: *const u8, len: usize) -> u64;
     fn hal_probe_ud() -> u64;
     fn hal_probe_touch_write(va: *mut u8) -> u64;
+    fn hal_probe_cmpxchg32(va: *mut u32, expected: u32, new: u32, found: *mut u32) -> u64;
+    static probe_cmpxchg_start: u8;
+    static probe_cmpxchg_end: u8;
+    static probe_cmpxchg_fault: u8;
     static probe_touch_start: u8;
     static probe_touch_end: u8;
     static probe_touch_fault: u8;
@@ -86,6 +106,11 @@ pub fn fixup(frame: &mut crate::idt::TrapFrame) -> bool {
                 &probe_touch_start as *const u8 as u64,
                 &probe_touch_end as *const u8 as u64,
                 &probe_touch_fault as *const u8 as u64,
+            ),
+            (
+                &probe_cmpxchg_start as *const u8 as u64,
+                &probe_cmpxchg_end as *const u8 as u64,
+                &probe_cmpxchg_fault as *const u8 as u64,
             ),
             (
                 &probe_ud_start as *const u8 as u64,
@@ -147,6 +172,23 @@ pub fn touch_user_writable(va: u64) -> Result<(), Fault> {
     // zero cannot touch kernel memory; faults are recovered by fixup.
     match unsafe { hal_probe_touch_write(va as *mut u8) } {
         0 => Ok(()),
+        _ => Err(Fault),
+    }
+}
+
+/// Atomically replaces the user word at `va` with `new` if it holds
+/// `expected`; returns the value it held (equal to `expected` when the
+/// exchange happened).
+pub fn cmpxchg_user_u32(va: u64, expected: u32, new: u32) -> Result<u32, Fault> {
+    if !user_range_ok(va, 4) || !va.is_multiple_of(4) {
+        return Err(Fault);
+    }
+    let mut found = 0u32;
+    // SAFETY: `va` is an aligned user address (checked above), so the
+    // locked cmpxchg cannot touch kernel memory; faults are recovered by
+    // fixup; `found` is a valid kernel out-pointer.
+    match unsafe { hal_probe_cmpxchg32(va as *mut u32, expected, new, &mut found) } {
+        0 => Ok(found),
         _ => Err(Fault),
     }
 }

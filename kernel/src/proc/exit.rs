@@ -80,6 +80,7 @@ pub fn kill_other_threads(me: &Arc<Process>) -> KResult<()> {
 /// scheduler frees it once only its dead list holds it).
 pub fn exit_process(p: Arc<Process>, status: i32) -> ! {
     let pid = p.pid;
+    super::robust::exit(&p);
     let tid_addr = p.clear_child_tid.swap(0, Ordering::Relaxed);
     if tid_addr != 0 {
         let _ = uaccess::write_u32(tid_addr, 0);

@@ -16,6 +16,7 @@ pub mod fork;
 pub mod limits;
 pub mod mailbox;
 pub mod replica;
+pub mod robust;
 pub mod sched;
 pub mod signal;
 pub mod sigwait;
@@ -177,6 +178,8 @@ pub struct Process {
     pub vfork_done: Mutex<bool>,
     pub vfork_wait: WaitQueue,
     pub clear_child_tid: AtomicU64,
+    /// set_robust_list's head (0: none); walked at exit (robust.rs).
+    pub robust_list: AtomicU64,
     /// CLONE_CHILD_SETTID: written in the child's own memory on first run.
     pub pending_set_tid: Mutex<Option<u64>>,
     /// Total CPU time charged, in timer ticks (user + system, not split yet).
@@ -273,6 +276,7 @@ impl Process {
             vfork_done: Mutex::new(false),
             vfork_wait: WaitQueue::new(),
             clear_child_tid: AtomicU64::new(0),
+            robust_list: AtomicU64::new(0),
             pending_set_tid: Mutex::new(None),
             ticks: AtomicU64::new(0),
         });

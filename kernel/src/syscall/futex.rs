@@ -1,6 +1,7 @@
-//! futex(2): FUTEX_WAIT, FUTEX_WAKE and their BITSET forms, with timeouts;
-//! what glibc's locks, condition variables, pthread_join and
-//! CLONE_CHILD_CLEARTID need.
+//! futex(2): FUTEX_WAIT, FUTEX_WAKE and their BITSET forms with timeouts,
+//! FUTEX_REQUEUE/CMP_REQUEUE and FUTEX_WAKE_OP; what glibc's locks,
+//! condition variables, pthread_join and CLONE_CHILD_CLEARTID need.
+//! Robust lists (owner death) are in proc/robust.rs.
 //!
 //! A waiter exists only while its process sleeps here, so the kernel
 //! memory futexes hold is one small record per sleeping process: a call
@@ -22,6 +23,9 @@ use crate::uaccess;
 
 const FUTEX_WAIT: u64 = 0;
 const FUTEX_WAKE: u64 = 1;
+const FUTEX_REQUEUE: u64 = 3;
+const FUTEX_CMP_REQUEUE: u64 = 4;
+const FUTEX_WAKE_OP: u64 = 5;
 const FUTEX_WAIT_BITSET: u64 = 9;
 const FUTEX_WAKE_BITSET: u64 = 10;
 const FUTEX_PRIVATE_FLAG: u64 = 128;
@@ -37,7 +41,8 @@ enum Key {
 }
 
 struct Waiter {
-    key: Key,
+    /// Changed only by a requeue, under both buckets' locks.
+    key: Mutex<Key>,
     bitset: u32,
     /// ns on the monotonic clock, u64::MAX for none.
     deadline: u64,
@@ -85,7 +90,7 @@ fn wake_key(k: Key, n: u32, bitset: u32) -> u32 {
         let mut b = bucket(k).lock();
         let mut i = 0;
         while i < b.len() && (woken.len() as u32) < n {
-            if b[i].key == k && b[i].bitset & bitset != 0 {
+            if *b[i].key.lock() == k && b[i].bitset & bitset != 0 {
                 let w = b.swap_remove(i);
                 w.woken.store(true, Ordering::Release);
                 woken.push(w);
@@ -138,12 +143,70 @@ pub fn expire(now: u64) {
 }
 
 fn remove(w: &Arc<Waiter>) {
-    hal::cpu::without_interrupts(|| {
-        let mut b = bucket(w.key).lock();
+    // A requeue may move the waiter between our look at its key and our
+    // taking that bucket's lock: look again until the key holds still.
+    hal::cpu::without_interrupts(|| loop {
+        let k = *w.key.lock();
+        let mut b = bucket(k).lock();
         if let Some(i) = b.iter().position(|x| Arc::ptr_eq(x, w)) {
             b.swap_remove(i);
+            return;
+        }
+        if *w.key.lock() == k {
+            return;
         }
     });
+}
+
+/// Wakes up to `n` waiters on `from` and moves up to `m` more to `to`;
+/// returns (woken, moved).
+fn requeue(from: Key, to: Key, n: u32, m: u32) -> (u32, u32) {
+    let woken = wake_key(from, n, FUTEX_BITSET_MATCH_ANY);
+    if m == 0 || from == to {
+        return (woken, 0);
+    }
+    let moved = hal::cpu::without_interrupts(|| {
+        let (a, b) = (bucket(from), bucket(to));
+        if core::ptr::eq(a, b) {
+            let g = a.lock();
+            let mut moved = 0;
+            for w in g.iter() {
+                let mut k = w.key.lock();
+                if moved < m && *k == from {
+                    *k = to;
+                    moved += 1;
+                }
+            }
+            return moved;
+        }
+        // Two buckets are locked in address order, so two requeues in
+        // opposite directions cannot deadlock.
+        let (mut src, mut dst) = if (a as *const _ as usize) < (b as *const _ as usize) {
+            let src = a.lock();
+            (src, b.lock())
+        } else {
+            let dst = b.lock();
+            (a.lock(), dst)
+        };
+        let mut moved = 0;
+        let mut i = 0;
+        while i < src.len() && moved < m {
+            if *src[i].key.lock() != from {
+                i += 1;
+                continue;
+            }
+            // No room in the target bucket: the rest stay where they are.
+            if dst.try_reserve(1).is_err() {
+                break;
+            }
+            let w = src.swap_remove(i);
+            *w.key.lock() = to;
+            dst.push(w);
+            moved += 1;
+        }
+        moved
+    });
+    (woken, moved)
 }
 
 /// Sleeps while the word at `uaddr` holds `val`, until a wake that meets
@@ -156,15 +219,16 @@ fn wait(uaddr: u64, val: u32, private: bool, bitset: u32, deadline: u64) -> KRes
     // register, then compare: a waker that changes the word after our
     // comparison finds us registered.
     uaccess::read_u32(uaddr)?;
+    let key = key_of(uaddr, private)?;
     let w = Arc::new(Waiter {
-        key: key_of(uaddr, private)?,
+        key: Mutex::new(key),
         bitset,
         deadline,
         p: sched::current(),
         woken: AtomicBool::new(false),
     });
     hal::cpu::without_interrupts(|| {
-        let mut b = bucket(w.key).lock();
+        let mut b = bucket(key).lock();
         b.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
         b.push(w.clone());
         Ok::<(), Errno>(())
@@ -216,7 +280,7 @@ fn bitset_of(plain: bool, val3: u64) -> KResult<u32> {
 }
 
 /// futex(uaddr, op, val, timeout, uaddr2, val3).
-pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64, _uaddr2: u64, val3: u64) -> KResult<u64> {
+pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64, uaddr2: u64, val3: u64) -> KResult<u64> {
     let private = op & FUTEX_PRIVATE_FLAG != 0;
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET {
@@ -249,6 +313,103 @@ pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64, _uaddr2: u64, val3: u6
             let n = (val as u32).min(i32::MAX as u32);
             Ok(u64::from(wake_key(key_of(uaddr, private)?, n, bitset)))
         }
+        FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+            // val: how many to wake; the timeout argument: how many to move.
+            let (n, m) = (val as i32, timeout as i32);
+            if n < 0 || m < 0 || !uaddr.is_multiple_of(4) || !uaddr2.is_multiple_of(4) {
+                return Err(Errno::EINVAL);
+            }
+            let cur = uaccess::read_u32(uaddr)?;
+            uaccess::read_u32(uaddr2)?;
+            if cmd == FUTEX_CMP_REQUEUE && cur != val3 as u32 {
+                return Err(Errno::EAGAIN);
+            }
+            let (from, to) = (key_of(uaddr, private)?, key_of(uaddr2, private)?);
+            let (woken, moved) = requeue(from, to, n as u32, m as u32);
+            // Linux returns woken + moved for both (futex(2) says only
+            // the woken for REQUEUE; the kernel counts both).
+            Ok(u64::from(woken + moved))
+        }
+        FUTEX_WAKE_OP => {
+            let (n, n2) = (
+                (val as u32).min(i32::MAX as u32),
+                (timeout as u32).min(i32::MAX as u32),
+            );
+            if !uaddr.is_multiple_of(4) {
+                return Err(Errno::EINVAL);
+            }
+            let op = WakeOp::decode(val3 as u32)?;
+            let old = uaccess::update_u32(uaddr2, |v| op.apply(v))?;
+            if !private {
+                uaccess::read_u32(uaddr)?;
+            }
+            let mut woken = wake_key(key_of(uaddr, private)?, n, FUTEX_BITSET_MATCH_ANY);
+            if op.compare(old) {
+                woken += wake_key(key_of(uaddr2, private)?, n2, FUTEX_BITSET_MATCH_ANY);
+            }
+            Ok(u64::from(woken))
+        }
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// FUTEX_WAKE_OP's encoded operation: `*uaddr2 = op(*uaddr2, oparg)`,
+/// then a second wake if `cmp(old, cmparg)`.
+struct WakeOp {
+    op: u32,
+    oparg: u32,
+    cmp: u32,
+    cmparg: u32,
+}
+
+impl WakeOp {
+    fn decode(v: u32) -> KResult<WakeOp> {
+        let (op, cmp) = ((v >> 28) & 0xf, (v >> 24) & 0xf);
+        // FUTEX_OP_OPARG_SHIFT (8): the argument is 1 << oparg.
+        let raw = sign_extend12((v >> 12) & 0xfff);
+        let oparg = if op & 8 != 0 {
+            if raw > 31 {
+                return Err(Errno::EINVAL);
+            }
+            1u32 << raw
+        } else {
+            raw
+        };
+        if op & 7 > 4 || cmp > 5 {
+            return Err(Errno::ENOSYS);
+        }
+        Ok(WakeOp {
+            op: op & 7,
+            oparg,
+            cmp,
+            cmparg: sign_extend12(v & 0xfff),
+        })
+    }
+
+    fn apply(&self, v: u32) -> u32 {
+        match self.op {
+            0 => self.oparg,                 // SET
+            1 => v.wrapping_add(self.oparg), // ADD
+            2 => v | self.oparg,             // OR
+            3 => v & !self.oparg,            // ANDN
+            _ => v ^ self.oparg,             // XOR
+        }
+    }
+
+    fn compare(&self, old: u32) -> bool {
+        let (a, b) = (old as i32, self.cmparg as i32);
+        match self.cmp {
+            0 => a == b,
+            1 => a != b,
+            2 => a < b,
+            3 => a <= b,
+            4 => a > b,
+            _ => a >= b,
+        }
+    }
+}
+
+/// A 12-bit field as Linux reads it (sign-extended).
+fn sign_extend12(v: u32) -> u32 {
+    (((v << 20) as i32) >> 20) as u32
 }

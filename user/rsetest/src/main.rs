@@ -18,6 +18,7 @@ mod efault;
 mod enosys;
 mod fork_cow;
 mod futex_bounds;
+mod futex_ops;
 mod gs_base;
 mod io_uring;
 mod linux_compat;
@@ -161,6 +162,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "vdso",
         vdso::run,
         "the vDSO (AT_SYSINFO_EHDR): clock_gettime/gettimeofday/time/getcpu agree with the syscalls on every CPU",
+    ),
+    (
+        "futex_ops",
+        futex_ops::run,
+        "FUTEX_CMP_REQUEUE/REQUEUE, FUTEX_WAKE_OP, robust mutexes (EOWNERDEAD across threads and processes), garbage robust lists",
     ),
     (
         "bad_iret",
