@@ -68,6 +68,7 @@ program_scenarios!(
     rlimits,
     vdso,
     futex_ops,
+    thread_limit,
     bad_iret,
     bad_rip,
     vm_exit_leak,

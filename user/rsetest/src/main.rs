@@ -39,6 +39,7 @@ mod shared_vm;
 mod sigaltstack;
 mod signals;
 mod sigwait;
+mod thread_limit;
 mod threads;
 mod timers;
 mod tmpfs_full;
@@ -167,6 +168,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "futex_ops",
         futex_ops::run,
         "FUTEX_CMP_REQUEUE/REQUEUE, FUTEX_WAKE_OP, robust mutexes (EOWNERDEAD across threads and processes), garbage robust lists",
+    ),
+    (
+        "thread_limit",
+        thread_limit::run,
+        "10,000 threads in one process: created or EAGAIN at the limit, all joined, kernel memory back",
     ),
     (
         "bad_iret",
