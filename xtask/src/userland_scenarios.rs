@@ -72,6 +72,7 @@ program_scenarios!(
     probe_race,
     shared_file,
     threads,
+    record_locks,
 );
 
 /// The regression checks of what user programs could do to the kernel
@@ -90,6 +91,7 @@ const ROBUSTNESS: &[&str] = &[
     "wait_bounds",
     "probe_race",
     "shared_file",
+    "record_locks",
     "tmpfs_full",
     "linux_compat",
     "efault",

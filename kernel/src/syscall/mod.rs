@@ -127,6 +127,7 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_pipe => ret(fs::pipe2(a0, 0)),
         nr::__NR_pipe2 => ret(fs::pipe2(a0, a1)),
         nr::__NR_fcntl => ret(fs::fcntl(a0, a1, a2)),
+        nr::__NR_flock => ret(fs::flock(a0, a1)),
         nr::__NR_ioctl => ret(fs::ioctl(a0, a1, a2)),
         nr::__NR_stat => ret(fs::fstatat(fs::AT_FDCWD, a0, a1, 0)),
         nr::__NR_lstat => ret(fs::fstatat(fs::AT_FDCWD, a0, a1, fs::AT_SYMLINK_NOFOLLOW)),

@@ -26,6 +26,7 @@ mod orphan_reap;
 mod pipe_100m;
 mod poll_timeout;
 mod probe_race;
+mod record_locks;
 mod sched;
 mod segv;
 mod settid_shootdown;
@@ -219,6 +220,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "sched_stall",
         sched::stall,
         "(3 CPUs) 9 busy processes; `stall B` 60 ms: suspected, refuted, not failed; 400 ms: failed and adopted while alive, rejoins; every process runs once and right. [tori]: 3 tori on 1 CPU",
+    ),
+    (
+        "record_locks",
+        record_locks::run,
+        "fcntl record locks between processes (ranges, split/merge, whence, close/exit release, F_SETLKW wake and EINTR, EDEADLK), OFD locks, flock, ENOLCK bound",
     ),
 ];
 
