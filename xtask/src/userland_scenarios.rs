@@ -73,6 +73,9 @@ program_scenarios!(
     shared_file,
     threads,
     record_locks,
+    mremap,
+    madvise,
+    map_fixed,
 );
 
 /// The regression checks of what user programs could do to the kernel
@@ -92,6 +95,9 @@ const ROBUSTNESS: &[&str] = &[
     "probe_race",
     "shared_file",
     "record_locks",
+    "mremap",
+    "madvise",
+    "map_fixed",
     "tmpfs_full",
     "linux_compat",
     "efault",

@@ -20,8 +20,11 @@ mod futex_bounds;
 mod gs_base;
 mod io_uring;
 mod linux_compat;
+mod madvise;
+mod map_fixed;
 mod memhog;
 mod mmap_big;
+mod mremap;
 mod orphan_reap;
 mod pipe_100m;
 mod poll_timeout;
@@ -38,6 +41,7 @@ mod threads;
 mod tmpfs_full;
 mod util;
 mod vm_exit_leak;
+mod vm_util;
 mod wait_bounds;
 mod xmm;
 
@@ -225,6 +229,21 @@ const TESTS: &[(&str, Test, &str)] = &[
         "record_locks",
         record_locks::run,
         "fcntl record locks between processes (ranges, split/merge, whence, close/exit release, F_SETLKW wake and EINTR, EDEADLK), OFD locks, flock, ENOLCK bound",
+    ),
+    (
+        "mremap",
+        mremap::run,
+        "mremap: grow in place, shrink, MAYMOVE with contents, FIXED over a mapping, DONTUNMAP, file and shared mappings, errors",
+    ),
+    (
+        "madvise",
+        madvise::run,
+        "madvise: DONTNEED zeroes private pages (files re-read, shared kept), FREE, hints, DONTFORK/WIPEONFORK, POPULATE, errors",
+    ),
+    (
+        "map_fixed",
+        map_fixed::run,
+        "MAP_FIXED replaces (and splits) existing mappings; MAP_FIXED_NOREPLACE gives EEXIST over any",
     ),
 ];
 
