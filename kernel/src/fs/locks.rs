@@ -339,6 +339,9 @@ fn fcntl_lock(f: &Arc<OpenFile>, files_owner: u64, cmd: u64, arg: u64, ofd: bool
 /// whose `l_start` counts from `base`.
 fn range(base: i64, l_start: i64, l_len: i64) -> KResult<(u64, u64)> {
     let max = OFFSET_MAX as i64;
+    if base < 0 {
+        return Err(Errno::EOVERFLOW);
+    }
     if l_start > max - base {
         return Err(Errno::EOVERFLOW);
     }
