@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use hal::idt::TrapFrame;
 use linux_raw_sys::general as g;
-use mm::vma::{Prot, Vma, VmaKind};
+use mm::vma::{OnFork, Prot, Vma, VmaKind};
 use vfs::{FileType, Ino};
 
 use crate::mm::shared::SharedMm;
@@ -131,6 +131,7 @@ fn map_image(m: &mut Mm, image: &ElfImage, ino: Ino, data: Option<&[u8]>) -> KRe
             end,
             prot: prot_of(s),
             shared: false,
+            fork: OnFork::Copy,
             kind: VmaKind::File,
             // parse() checked vaddr ≡ file_offset (mod PAGE), so the
             // offset of `start` is page-aligned and not negative.
@@ -159,6 +160,7 @@ fn copy_image(m: &mut Mm, image: &ElfImage, data: &[u8]) -> KResult<()> {
                 end,
                 prot,
                 shared: false,
+                fork: OnFork::Copy,
                 kind: VmaKind::File,
                 backing: None,
             })?;
@@ -269,6 +271,7 @@ pub fn load(
             end: STACK_TOP,
             prot: Prot::RW,
             shared: false,
+            fork: OnFork::Copy,
             kind: VmaKind::Stack,
             backing: None,
         })?;

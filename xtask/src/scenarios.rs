@@ -32,6 +32,7 @@ const SCENARIOS: &[Scenario] = &[
     ),
     ("bench_quick_suite_runs", bench_quick),
     ("debian_pkg_sqlite3_root", debian_pkg_root),
+    ("debian_sqlite3_concurrent_writers", sqlite3_concurrent),
     ("linux_diff_sqlite3", crate::linux_diff::sqlite3),
     ("add_host_tree", add_host_tree),
 ];
@@ -527,6 +528,70 @@ fn debian_pkg_root() -> Result<(), String> {
             .unwrap_or("sqlite3 status ?")
     );
     Ok(())
+}
+
+/// Two Debian sqlite3 processes writing one database at once, which only
+/// works with real fcntl record locks (and, in WAL mode, a MAP_SHARED
+/// index): first a writer holding its transaction open makes a second
+/// one without a busy timeout fail with "database is locked" and one
+/// with a timeout wait for the commit; then two writers insert 200 rows
+/// each, one transaction per row, in rollback-journal and then WAL mode.
+/// Every row must be there and `PRAGMA integrity_check` must say ok.
+const SQLITE_CONCURRENT: &str = r#"
+cd /tmp
+rm -f c.db c.db-journal c.db-wal c.db-shm held released
+sqlite3 c.db 'CREATE TABLE t(w INTEGER, i INTEGER);'
+(echo 'BEGIN IMMEDIATE;'; echo 'INSERT INTO t VALUES(0,0);'; echo '.shell touch /tmp/held'
+ while [ ! -e /tmp/released ]; do sleep 0.1; done; echo 'COMMIT;') | sqlite3 c.db &
+while [ ! -e /tmp/held ]; do sleep 0.1; done
+if sqlite3 c.db 'INSERT INTO t VALUES(0,1);' 2>&1 | grep -q 'database is locked'; then
+  echo 'no timeout: database is locked'; else echo 'no timeout: NOT refused'; fi
+(sqlite3 -cmd '.timeout 60000' c.db 'INSERT INTO t VALUES(0,2);'; echo "with timeout: status $?") &
+sleep 1
+touch /tmp/released
+wait
+for mode in DELETE WAL; do
+  sqlite3 c.db "PRAGMA journal_mode=$mode;" >/dev/null
+  for n in 1 2; do
+    (i=1; while [ $i -le 200 ]; do echo "BEGIN IMMEDIATE; INSERT INTO t VALUES($n,$i); COMMIT;"; i=$((i+1)); done       | sqlite3 -bail -cmd '.timeout 60000' c.db; echo "$mode writer $n status $?") &
+  done
+  wait
+  echo "$mode $(sqlite3 c.db 'SELECT count(*), count(DISTINCT w), sum(i) FROM t; PRAGMA integrity_check;' | tr '\n' ' ')"
+done
+"#;
+
+fn sqlite3_concurrent() -> Result<(), String> {
+    let script = artifacts::out_dir().join(format!("sqlite-concurrent-{}.sh", std::process::id()));
+    artifacts::write_with_mode(&script, SQLITE_CONCURRENT.as_bytes(), 0o755)?;
+    let opts = RunOpts {
+        exec: Some("/bin/sh /tmp/sqlite-concurrent.sh 2>&1; echo \"script status $?\"".into()),
+        pkgs: vec!["sqlite3".to_string()],
+        adds: vec![artifacts::Addition {
+            host: script.clone(),
+            guest: "/tmp/sqlite-concurrent.sh".into(),
+        }],
+        ..Default::default()
+    };
+    let r = exec_opts(&opts, "sqlite-concurrent");
+    let _ = std::fs::remove_file(&script);
+    let (console, _) = r?;
+    // Rows: (0,0) and (0,2) from the first part, then 200 per writer and
+    // mode; sum(i) = 2 + 2 * 20100 per mode.
+    let want: Vec<String> = [
+        "no timeout: database is locked",
+        "with timeout: status 0",
+        "DELETE writer 1 status 0",
+        "DELETE writer 2 status 0",
+        "DELETE 402|3|40202 ok",
+        "WAL writer 1 status 0",
+        "WAL writer 2 status 0",
+        "WAL 802|3|80402 ok",
+        "script status 0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    expect_lines(&console, &want)
 }
 
 /// `--add DIR:GUEST` and `--add DIR` (to /mnt/NAME) put a whole host tree

@@ -80,6 +80,10 @@ program_scenarios!(
     probe_race,
     shared_file,
     threads,
+    record_locks,
+    mremap,
+    madvise,
+    map_fixed,
 );
 
 /// The regression checks of what user programs could do to the kernel
@@ -99,6 +103,10 @@ const ROBUSTNESS: &[&str] = &[
     "wait_bounds",
     "probe_race",
     "shared_file",
+    "record_locks",
+    "mremap",
+    "madvise",
+    "map_fixed",
     "tmpfs_full",
     "linux_compat",
     "efault",

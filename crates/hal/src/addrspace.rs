@@ -279,6 +279,55 @@ impl AddressSpace {
         result
     }
 
+    /// Moves the page-table entries of [`from`, `from + len`) to
+    /// [`to`, `to + len`) (mremap): the frames, their rights and
+    /// copy-on-write marks go with them, nothing is copied and no
+    /// reference count changes. The ranges must not overlap and the
+    /// destination must be empty. The page tables the destination needs
+    /// are made first, so on `NoMemory` nothing has moved.
+    pub fn move_range(
+        &mut self,
+        from: u64,
+        to: u64,
+        len: u64,
+        frames: &mut dyn FnMut() -> Option<u64>,
+    ) -> Result<(), MapError> {
+        let end = from.checked_add(len).ok_or(MapError::BadAddress)?;
+        check_user(to)?;
+        if to.checked_add(len).is_none_or(|e| e > USER_TOP) {
+            return Err(MapError::BadAddress);
+        }
+        let mut result = Ok(());
+        let mut cache = None;
+        walk_leaves(self.pml4, from, end, &mut |va, _| {
+            if result.is_ok() {
+                result = self
+                    .leaf_table(va - from + to, frames, &mut cache)
+                    .map(|_| ());
+            }
+        });
+        result?;
+        let mut moved = 0usize;
+        let mut cache = None;
+        let mut none = || None;
+        walk_leaves(self.pml4, from, end, &mut |va, e| {
+            let dst = va - from + to;
+            // Made above; a lookup now allocates nothing.
+            if let Ok(l1) = self.leaf_table(dst, &mut none, &mut cache) {
+                let slot = &mut table(l1)[((dst >> 12) & 511) as usize];
+                if slot.is_unused() {
+                    slot.set_addr(e.addr(), e.flags());
+                    e.set_unused();
+                    moved += 1;
+                }
+            }
+        });
+        if moved > 0 {
+            self.flush_range(from, end, moved);
+        }
+        Ok(())
+    }
+
     /// The level-1 table covering `va`, created (zeroed) if missing.
     /// `cache` remembers the last one: fork visits pages in order.
     fn leaf_table(

@@ -106,6 +106,17 @@ pub enum VmaKind {
     File,
 }
 
+/// What fork does with a VMA (madvise MADV_DONTFORK / MADV_WIPEONFORK).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OnFork {
+    /// The child gets it (copy-on-write, or shared).
+    Copy,
+    /// The child does not get it (MADV_DONTFORK).
+    Skip,
+    /// The child gets the range, zero-filled (MADV_WIPEONFORK).
+    Wipe,
+}
+
 /// One mapped range `[start, end)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vma<B> {
@@ -117,6 +128,8 @@ pub struct Vma<B> {
     pub prot: Prot,
     /// `MAP_SHARED`: writes reach the backing object and other mappers.
     pub shared: bool,
+    /// What fork gives the child.
+    pub fork: OnFork,
     /// Purpose.
     pub kind: VmaKind,
     /// Backing object and the (page-aligned) offset in it of `start`.
@@ -152,6 +165,7 @@ impl<B> Vma<B> {
             && self.prot == next.prot
             && self.kind == next.kind
             && self.kind != VmaKind::File
+            && self.fork == next.fork
             && !self.shared
             && !next.shared
             && self.backing.is_none()
@@ -383,6 +397,7 @@ impl<B: Clone> VmaMap<B> {
                 end: new_end,
                 prot: Prot::RW,
                 shared: false,
+                fork: OnFork::Copy,
                 kind: VmaKind::Heap,
                 backing: None,
             })?;
@@ -390,6 +405,64 @@ impl<B: Clone> VmaMap<B> {
         } else {
             Ok(self.remove_range(new_end, old_end))
         }
+    }
+
+    /// Applies `f` to every mapped piece of `[start, end)` (both
+    /// page-aligned), splitting VMAs at the range's edges and merging
+    /// what became identical after. Returns whether the range was mapped
+    /// without holes (madvise: ENOMEM otherwise, after applying it to the
+    /// mapped parts, as Linux).
+    pub fn update(&mut self, start: u64, end: u64, mut f: impl FnMut(&mut Vma<B>)) -> bool {
+        if start >= end {
+            return true;
+        }
+        let covered = self.is_covered(start, end);
+        self.split_at(start);
+        self.split_at(end);
+        let keys: Vec<u64> = self.map.range(start..end).map(|(&k, _)| k).collect();
+        for &k in &keys {
+            if let Some(v) = self.map.get_mut(&k) {
+                f(v);
+            }
+        }
+        for k in keys {
+            self.merge_at(k);
+        }
+        self.merge_at(end);
+        covered
+    }
+
+    /// Takes `[start, end)` (page-aligned) out of the map, splitting at
+    /// its edges: the pieces, in order (mremap moves them).
+    pub fn take(&mut self, start: u64, end: u64) -> Vec<Vma<B>> {
+        self.remove_range(start, end)
+    }
+
+    /// Grows the VMA that ends at `end` to `new_end`, if
+    /// `[end, new_end)` is free and inside user space (mremap in place).
+    /// `ENOMEM` otherwise; `EFAULT` if no VMA ends at `end`.
+    pub fn grow(&mut self, end: u64, new_end: u64) -> KResult<()> {
+        if !aligned(new_end) || new_end <= end || new_end > USER_TOP {
+            return Err(Errno::ENOMEM);
+        }
+        let Some((&k, v)) = self.map.range(..end).next_back() else {
+            return Err(Errno::EFAULT);
+        };
+        if v.end != end {
+            return Err(Errno::EFAULT);
+        }
+        if let Some((_, off)) = &v.backing {
+            off.checked_add(new_end - k).ok_or(Errno::ENOMEM)?;
+        }
+        if !self.is_free(end, new_end) {
+            return Err(Errno::ENOMEM);
+        }
+        if let Some(v) = self.map.get_mut(&k) {
+            v.end = new_end;
+        }
+        self.total += new_end - end;
+        self.merge_at(new_end);
+        Ok(())
     }
 
     /// Whether `[start, end)` is mapped without holes.
@@ -477,6 +550,7 @@ mod tests {
             end,
             prot,
             shared: false,
+            fork: OnFork::Copy,
             kind: VmaKind::Anon,
             backing: None,
         }
@@ -488,6 +562,7 @@ mod tests {
             end,
             prot: Prot::READ,
             shared: false,
+            fork: OnFork::Copy,
             kind: VmaKind::File,
             backing: Some((id, off)),
         }
@@ -736,7 +811,7 @@ mod tests {
                         let backing = file.map(|(id, o)| (id, o * P));
                         let prot = Prot(prot);
                         let before: Vec<u64> = model.range(s..e).map(|(&k, _)| k).collect();
-                        let removed = m.insert(Vma { start: s, end: e, prot, shared, kind, backing }).unwrap();
+                        let removed = m.insert(Vma { start: s, end: e, prot, shared, fork: OnFork::Copy, kind, backing }).unwrap();
                         prop_assert_eq!(removed_pages(&removed), before);
                         for (i, a) in (s..e).step_by(P as usize).enumerate() {
                             let b = backing.map(|(id, o)| (id, o + i as u64 * P));
@@ -795,6 +870,33 @@ mod tests {
                 check(&m, &model);
             }
         }
+    }
+
+    #[test]
+    fn update_take_and_grow() {
+        let mut m = VmaMap::new();
+        m.insert(anon(0x10000, 0x20000, Prot::RW)).unwrap();
+        m.insert(anon(0x30000, 0x40000, Prot::RW)).unwrap();
+        assert!(!m.update(0x18000, 0x38000, |v| v.fork = OnFork::Skip));
+        assert_eq!(m.len(), 4, "split at both edges, the hole left alone");
+        assert_eq!(m.find(0x18000).unwrap().fork, OnFork::Skip);
+        assert_eq!(m.find(0x17000).unwrap().fork, OnFork::Copy);
+        assert!(m.update(0x18000, 0x20000, |v| v.fork = OnFork::Copy));
+        assert_eq!(m.len(), 3, "identical again: merged");
+        let t = m.take(0x30000, 0x34000);
+        assert_eq!((t[0].start, t[0].end), (0x30000, 0x34000));
+        assert_eq!(m.total_mapped(), 0x1c000);
+        assert_eq!(m.grow(0x20000, 0x24000), Ok(()));
+        assert_eq!(m.find(0x23fff).unwrap().start, 0x10000);
+        assert_eq!(m.grow(0x24000, 0x40000), Err(Errno::ENOMEM), "not free");
+        assert_eq!(m.grow(0x25000, 0x26000), Err(Errno::EFAULT));
+        assert_eq!(m.total_mapped(), 0x20000);
+        m.insert(file(0x50000, 0x51000, 1, 0x2000)).unwrap();
+        m.grow(0x51000, 0x53000).unwrap();
+        assert_eq!(
+            m.find(0x52000).unwrap().backing_at(0x52000),
+            Some((&1, 0x4000))
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod cpio;
 pub mod devnum;
 pub mod file_type;
 pub mod layout;
+pub mod locks;
 pub mod path;
 pub mod pipe;
 pub mod stat;

@@ -16,16 +16,68 @@ struct Slot {
     cloexec: bool,
 }
 
-/// Descriptor → open file.
-#[derive(Clone, Default)]
+/// Descriptor → open file. The table is also the owner of the POSIX
+/// record locks its process takes (Linux's `current->files`): closing any
+/// descriptor of a file drops them on that file, and so does the table's
+/// end (the exit of the last process sharing it).
 pub struct FdTable {
     slots: Vec<Option<Slot>>,
+    /// Lock owner number (`fs::locks`), distinct for every table.
+    owner: u64,
+    /// Whether it ever took a POSIX lock: if not, closes skip the lock
+    /// table.
+    locked: bool,
+}
+
+impl Default for FdTable {
+    fn default() -> Self {
+        FdTable::new()
+    }
+}
+
+/// fork copies the descriptors, not the locks: the copy is a new owner.
+impl Clone for FdTable {
+    fn clone(&self) -> Self {
+        FdTable {
+            slots: self.slots.clone(),
+            owner: super::locks::new_owner(),
+            locked: false,
+        }
+    }
+}
+
+impl Drop for FdTable {
+    fn drop(&mut self) {
+        for s in core::mem::take(&mut self.slots).into_iter().flatten() {
+            self.closing(&s.file);
+        }
+    }
 }
 
 impl FdTable {
     /// An empty table.
     pub fn new() -> FdTable {
-        FdTable { slots: Vec::new() }
+        FdTable {
+            slots: Vec::new(),
+            owner: super::locks::new_owner(),
+            locked: false,
+        }
+    }
+
+    /// The owner of this table's POSIX locks, for a lock request (which
+    /// makes closes look at the lock table from now on).
+    pub fn lock_owner(&mut self) -> u64 {
+        self.locked = true;
+        self.owner
+    }
+
+    /// A descriptor of `file` is going: its POSIX locks on the inode go.
+    fn closing(&self, file: &OpenFile) {
+        if self.locked {
+            if let Some(ino) = file.ino() {
+                super::locks::release_posix(self.owner, ino);
+            }
+        }
     }
 
     /// The open file behind `fd`.
@@ -72,9 +124,13 @@ impl FdTable {
         if fd >= self.slots.len() {
             self.slots.resize(fd + 1, None);
         }
-        Ok(self.slots[fd]
+        let old = self.slots[fd]
             .replace(Slot { file, cloexec })
-            .map(|s| s.file))
+            .map(|s| s.file);
+        if let Some(f) = &old {
+            self.closing(f);
+        }
+        Ok(old)
     }
 
     /// Removes `fd` (the file closes when its last reference goes).
@@ -82,11 +138,14 @@ impl FdTable {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
-        self.slots
+        let f = self
+            .slots
             .get_mut(fd as usize)
             .and_then(|s| s.take())
             .map(|s| s.file)
-            .ok_or(Errno::EBADF)
+            .ok_or(Errno::EBADF)?;
+        self.closing(&f);
+        Ok(f)
     }
 
     /// The close-on-exec flag of `fd`.
@@ -111,9 +170,11 @@ impl FdTable {
 
     /// Closes every close-on-exec descriptor (execve).
     pub fn close_on_exec(&mut self) {
-        for s in self.slots.iter_mut() {
-            if s.as_ref().is_some_and(|x| x.cloexec) {
-                *s = None;
+        for i in 0..self.slots.len() {
+            if self.slots[i].as_ref().is_some_and(|x| x.cloexec) {
+                if let Some(s) = self.slots[i].take() {
+                    self.closing(&s.file);
+                }
             }
         }
     }

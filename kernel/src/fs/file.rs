@@ -4,7 +4,7 @@
 use abi::{Errno, KResult};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 use vfs::{FileType, Ino};
 
@@ -63,6 +63,9 @@ pub struct OpenFile {
     pub kind: Kind,
     flags: AtomicU32,
     pub pos: Mutex<u64>,
+    /// Owner of its OFD and flock locks (`fs::locks`), handed out the
+    /// first time it locks anything (0: never did, nothing to release).
+    lock_owner: AtomicU64,
 }
 
 impl OpenFile {
@@ -80,7 +83,25 @@ impl OpenFile {
             kind,
             flags: AtomicU32::new(flags & !O_CLOEXEC),
             pos: Mutex::new(0),
+            lock_owner: AtomicU64::new(0),
         })
+    }
+
+    /// The owner number of this open file description's OFD and flock
+    /// locks (allocated on first use).
+    pub fn lock_owner(&self) -> u64 {
+        let id = self.lock_owner.load(Ordering::Acquire);
+        if id != 0 {
+            return id;
+        }
+        let new = super::locks::new_owner();
+        match self
+            .lock_owner
+            .compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => new,
+            Err(other) => other,
+        }
     }
 
     /// Status flags (access mode, O_APPEND, O_NONBLOCK, …).
@@ -264,6 +285,10 @@ impl Drop for OpenFile {
             Kind::PipeRead(p) => p.drop_reader(),
             Kind::PipeWrite(p) => p.drop_writer(),
             Kind::Inode(ino) => {
+                let owner = self.lock_owner.load(Ordering::Acquire);
+                if owner != 0 {
+                    super::locks::release_ofd(owner, *ino);
+                }
                 let _ = super::with(|fs| fs.release(*ino));
             }
             _ => {}

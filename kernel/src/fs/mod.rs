@@ -4,6 +4,7 @@
 
 pub mod fdtable;
 pub mod file;
+pub mod locks;
 pub mod pipe;
 pub mod procfs;
 pub mod tty;

@@ -7,14 +7,16 @@
 //! shared anonymous mappings are populated at mmap time so fork can share
 //! their frames.
 
+pub mod advise;
 pub mod refcount;
+pub mod remap;
 pub mod shared;
 pub mod syscalls;
 
 use abi::{Errno, KResult};
 use alloc::vec::Vec;
 use hal::addrspace::{AddressSpace, PageFlags};
-use mm::vma::{Prot, Vma, VmaMap};
+use mm::vma::{OnFork, Prot, Vma, VmaMap};
 
 use crate::proc::Process;
 
@@ -254,11 +256,27 @@ impl Mm {
         }
     }
 
+    /// Moves the pages of `[from, from + len)` to `[to, to + len)`
+    /// (mremap): page-table entries move, frames stay where they are.
+    pub fn move_pages(&mut self, from: u64, to: u64, len: u64) -> KResult<()> {
+        self.space
+            .move_range(from, to, len, &mut table_frame(self.torus))
+            .map_err(|e| match e {
+                hal::paging::MapError::NoMemory => Errno::ENOMEM,
+                _ => Errno::EINVAL,
+            })
+    }
+
     /// A copy-on-write duplicate for fork: private pages become read-only
-    /// COW in both; shared pages are shared.
+    /// COW in both; shared pages are shared. A MADV_DONTFORK range is left
+    /// out of the child, a MADV_WIPEONFORK one is there without its pages
+    /// (zero-filled on touch).
     pub fn fork(&mut self) -> KResult<Mm> {
         let mut child = Mm::new(self.torus)?;
         child.vmas = self.vmas.clone();
+        for v in self.vmas.iter().filter(|v| v.fork == OnFork::Skip) {
+            child.vmas.take(v.start, v.end);
+        }
         child.brk_start = self.brk_start;
         child.brk = self.brk;
         for &ino in &self.held {
@@ -267,6 +285,7 @@ impl Mm {
         let ranges: Vec<(u64, u64, bool)> = self
             .vmas
             .iter()
+            .filter(|v| v.fork == OnFork::Copy)
             .map(|v| (v.start, v.end, v.shared))
             .collect();
         for (start, end, shared) in ranges {

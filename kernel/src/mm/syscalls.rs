@@ -1,7 +1,7 @@
 //! brk(2), mmap(2), munmap(2), mprotect(2).
 
 use abi::{Errno, KResult};
-use mm::vma::{Prot, Vma, VmaKind};
+use mm::vma::{OnFork, Prot, Vma, VmaKind};
 
 use super::{Backing, MMAP_BOTTOM, MMAP_TOP, PAGE};
 use crate::proc::sched::current;
@@ -111,10 +111,12 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
     };
     let mm = current().mm();
     let mut m = mm.lock();
-    if m.mapped().saturating_add(len) > address_space_limit() {
+    let start = place(&m, addr, len, flags)?;
+    // What MAP_FIXED replaces does not count twice.
+    let replaced = m.vmas.mapped_in(start, start.saturating_add(len));
+    if (m.mapped() - replaced).saturating_add(len) > address_space_limit() {
         return Err(Errno::ENOMEM);
     }
-    let start = place(&m, addr, len, flags)?;
     if let Some((file, _)) = &backing {
         m.hold_file(file.ino)?;
     }
@@ -128,6 +130,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
         end: start + len,
         prot,
         shared,
+        fork: OnFork::Copy,
         kind,
         backing,
     })?;
@@ -190,6 +193,7 @@ fn map_frames(addr: u64, len: u64, prot: Prot, flags: u64, frames: &[u64]) -> KR
         end: start + len,
         prot,
         shared: true,
+        fork: OnFork::Copy,
         kind: VmaKind::Anon,
         backing: None,
     })?;

@@ -309,6 +309,8 @@ pub fn interrupted(frame: &mut TrapFrame, nr: u64) {
         | n::__NR_openat
         | n::__NR_creat
         | n::__NR_sendfile
+        | n::__NR_fcntl
+        | n::__NR_flock
         | n::__NR_wait4
         | n::__NR_waitid => RESTART_SYS,
         n::__NR_pause => RESTART_NOHAND,

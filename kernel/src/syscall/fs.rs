@@ -562,7 +562,9 @@ pub fn pipe2(fds: u64, flags: u64) -> KResult<u64> {
     Ok(0)
 }
 
-/// fcntl(2): F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL.
+/// fcntl(2): F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL, and
+/// the record locks (F_GETLK/F_SETLK/F_SETLKW and their OFD forms, in
+/// `fs::locks`).
 pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> KResult<u64> {
     let files = current().files();
     let mut t = files.lock();
@@ -579,19 +581,22 @@ pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> KResult<u64> {
             f.set_flags(arg as u32);
             Ok(0)
         }
-        // Record locks (F_GETLK, F_SETLK, F_SETLKW and the OFD forms) are
-        // not kept yet: every lock is granted, so no lock ever conflicts,
-        // and F_GETLK must say so (l_type = F_UNLCK), as SQLite's WAL
-        // reads it before using its shared-memory index.
-        5 | 36 => {
+        _ => {
+            let owner = t.lock_owner();
+            // The table's lock is not held while a lock request sleeps.
             drop(t);
-            const F_UNLCK: u16 = 2;
-            uaccess::copy_out(arg, &F_UNLCK.to_le_bytes())?;
-            Ok(0)
+            crate::fs::locks::fcntl(&f, owner, cmd, arg).unwrap_or(Err(Errno::EINVAL))
         }
-        6 | 7 | 37 | 38 => Ok(0),
-        _ => Err(Errno::EINVAL),
     }
+}
+
+/// flock(2).
+pub fn flock(fd: u64, op: u64) -> KResult<u64> {
+    let f = fd_file(fd)?;
+    if f.flags() & file::O_PATH != 0 {
+        return Err(Errno::EBADF);
+    }
+    crate::fs::locks::flock(&f, op)
 }
 
 /// ioctl(2): terminal requests on the console, FIONBIO, ENOTTY elsewhere.

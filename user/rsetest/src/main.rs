@@ -22,13 +22,17 @@ mod futex_ops;
 mod gs_base;
 mod io_uring;
 mod linux_compat;
+mod madvise;
+mod map_fixed;
 mod memhog;
 mod mmap_big;
+mod mremap;
 mod orphan_reap;
 mod pipe_100m;
 mod poll_timeout;
 mod probe_race;
 mod rlimits;
+mod record_locks;
 mod sched;
 mod sched_threads;
 mod segv;
@@ -46,6 +50,7 @@ mod tmpfs_full;
 mod util;
 mod vdso;
 mod vm_exit_leak;
+mod vm_util;
 mod wait_bounds;
 mod xmm;
 
@@ -273,6 +278,26 @@ const TESTS: &[(&str, Test, &str)] = &[
         "sched_threads",
         sched_threads::run,
         "(3 CPUs) 4 busy threads of one process run on every CPU (/proc/self/task/*/stat); `fail B` meanwhile loses none, results right",
+    ),
+    (
+        "record_locks",
+        record_locks::run,
+        "fcntl record locks between processes (ranges, split/merge, whence, close/exit release, F_SETLKW wake and EINTR, EDEADLK), OFD locks, flock, ENOLCK bound",
+    ),
+    (
+        "mremap",
+        mremap::run,
+        "mremap: grow in place, shrink, MAYMOVE with contents, FIXED over a mapping, DONTUNMAP, file and shared mappings, errors",
+    ),
+    (
+        "madvise",
+        madvise::run,
+        "madvise: DONTNEED zeroes private pages (files re-read, shared kept), FREE, hints, DONTFORK/WIPEONFORK, POPULATE, errors",
+    ),
+    (
+        "map_fixed",
+        map_fixed::run,
+        "MAP_FIXED replaces (and splits) existing mappings; MAP_FIXED_NOREPLACE gives EEXIST over any",
     ),
 ];
 

@@ -69,6 +69,8 @@ pub fn errname(e: i32) -> String {
         libc::ENOSPC => "ENOSPC",
         libc::EPIPE => "EPIPE",
         libc::ENOSYS => "ENOSYS",
+        libc::ENOLCK => "ENOLCK",
+        libc::EDEADLK => "EDEADLK",
         libc::ENOTTY => "ENOTTY",
         libc::E2BIG => "E2BIG",
         _ => return format!("errno {e}"),
