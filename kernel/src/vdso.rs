@@ -10,7 +10,7 @@ use abi::{Errno, KResult};
 use alloc::vec::Vec;
 use spin::Once;
 
-use mm::vma::{Prot, Vma, VmaKind};
+use mm::vma::{OnFork, Prot, Vma, VmaKind};
 
 use crate::mm::{Mm, PAGE};
 
@@ -72,6 +72,7 @@ pub fn map(m: &mut Mm) -> KResult<Option<u64>> {
             end: range.end,
             prot,
             shared: false,
+            fork: OnFork::Copy,
             kind: VmaKind::Anon,
             backing: None,
         })?;
