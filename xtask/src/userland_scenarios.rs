@@ -72,6 +72,11 @@ program_scenarios!(
     probe_race,
     shared_file,
     threads,
+    unix_stream,
+    unix_dgram,
+    scm_rights,
+    epoll,
+    eventfd,
 );
 
 /// The regression checks of what user programs could do to the kernel
@@ -94,6 +99,8 @@ const ROBUSTNESS: &[&str] = &[
     "linux_compat",
     "efault",
     "enosys",
+    "unix_stream",
+    "scm_rights",
 ];
 
 /// Scheduling checks (the default 3 CPUs), each in its own boot and not

@@ -2,6 +2,8 @@
 //! open-file objects, per-process descriptor tables, pipes, the console
 //! tty and the character devices.
 
+pub mod epoll;
+pub mod eventfd;
 pub mod fdtable;
 pub mod file;
 pub mod pipe;

@@ -15,6 +15,8 @@ mod bad_rip;
 mod children;
 mod efault;
 mod enosys;
+mod epoll;
+mod eventfd;
 mod fork_cow;
 mod futex_bounds;
 mod gs_base;
@@ -27,14 +29,18 @@ mod pipe_100m;
 mod poll_timeout;
 mod probe_race;
 mod sched;
+mod scm_rights;
 mod segv;
 mod settid_shootdown;
 mod shared_file;
 mod shared_mprotect;
 mod shared_vm;
 mod signals;
+mod sock;
 mod threads;
 mod tmpfs_full;
+mod unix_dgram;
+mod unix_stream;
 mod util;
 mod vm_exit_leak;
 mod wait_bounds;
@@ -179,6 +185,31 @@ const TESTS: &[(&str, Test, &str)] = &[
         "linux_compat",
         linux_compat::run,
         "small Linux-visible behaviours: SA_RESTART, pause, wait status, exception signals, errno order",
+    ),
+    (
+        "unix_stream",
+        unix_stream::run,
+        "AF_UNIX stream/seqpacket: socketpair, path and abstract names, errors, backlog, non-blocking, PEEK/WAITALL, shutdown, EPIPE/SIGPIPE, options, /proc/net/unix, bad pointers, [N] socketpairs leave the heap as it was",
+    ),
+    (
+        "unix_dgram",
+        unix_dgram::run,
+        "AF_UNIX datagrams: names, boundaries, MSG_TRUNC, bounded queue, EMSGSIZE, connect/EPERM/ECONNREFUSED, autobind",
+    ),
+    (
+        "scm_rights",
+        scm_rights::run,
+        "SCM_RIGHTS (shared open files, CLOEXEC, MSG_CTRUNC, PEEK), SCM_CREDENTIALS, a chain of 3000 sockets in flight released",
+    ),
+    (
+        "epoll",
+        epoll::run,
+        "epoll over pipes, sockets, eventfd, epoll: LT, ET, ONESHOT, RDHUP, MOD/DEL, timeouts, wake-ups, EINTR, pwait2, ELOOP",
+    ),
+    (
+        "eventfd",
+        eventfd::run,
+        "eventfd: counter, EFD_SEMAPHORE, EFD_NONBLOCK, overflow, blocking read woken by a writer, EINVAL/EFAULT",
     ),
     (
         "sched_args",
