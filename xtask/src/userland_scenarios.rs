@@ -77,6 +77,7 @@ program_scenarios!(
     scm_rights,
     epoll,
     eventfd,
+    timerfd,
 );
 
 /// The regression checks of what user programs could do to the kernel

@@ -62,6 +62,8 @@ pub enum Kind {
     EventFd(Arc<super::eventfd::EventFd>),
     /// An epoll instance.
     Epoll(Arc<super::epoll::Epoll>),
+    /// A timerfd.
+    TimerFd(Arc<super::timerfd::TimerFd>),
 }
 
 /// An open file description (shared by dup'ed descriptors and across fork).
@@ -160,6 +162,7 @@ impl OpenFile {
             Kind::IoUring(_) | Kind::Epoll(_) => Err(Errno::EINVAL),
             Kind::Socket(s) => crate::net::socket::read(&**s, buf, nonblock),
             Kind::EventFd(e) => e.read(buf, nonblock),
+            Kind::TimerFd(t) => t.read(buf, nonblock),
         }
     }
 
@@ -212,7 +215,7 @@ impl OpenFile {
                 Ok(data.len())
             }
             Kind::Proc(_) | Kind::ProcDir(_) => Err(Errno::EACCES),
-            Kind::IoUring(_) | Kind::Epoll(_) => Err(Errno::EINVAL),
+            Kind::IoUring(_) | Kind::Epoll(_) | Kind::TimerFd(_) => Err(Errno::EINVAL),
             Kind::Socket(s) => crate::net::socket::write(&**s, data, nonblock),
             Kind::EventFd(e) => e.write(data, nonblock),
         }
@@ -240,6 +243,7 @@ impl OpenFile {
             Kind::Socket(s) => s.poll(),
             Kind::EventFd(e) => e.poll(),
             Kind::Epoll(e) => e.poll(),
+            Kind::TimerFd(t) => t.poll(),
             _ => POLLIN | POLLOUT,
         }
     }
@@ -254,6 +258,7 @@ impl OpenFile {
             Kind::PipeRead(p) | Kind::PipeWrite(p) => p.poll_gen(),
             Kind::Socket(s) => s.poll_gen(),
             Kind::EventFd(e) => e.poll_gen(),
+            Kind::TimerFd(t) => t.poll_gen(),
             Kind::Tty | Kind::IoUring(_) | Kind::Epoll(_) => super::POLL_WQ.wakes(),
             _ => 0,
         }

@@ -8,6 +8,7 @@ pub mod fdtable;
 pub mod file;
 pub mod pipe;
 pub mod procfs;
+pub mod timerfd;
 pub mod tty;
 
 use abi::{Errno, KResult};

@@ -1,5 +1,5 @@
 //! epoll_create1(2), epoll_ctl(2), epoll_wait(2), epoll_pwait(2),
-//! epoll_pwait2(2) and eventfd2(2). The instance is `fs::epoll`; waiting
+//! epoll_pwait2(2), eventfd2(2) and timerfd_create/settime/gettime(2). The instance is `fs::epoll`; waiting
 //! is poll(2)'s ([`super::poll::wait`]): the pollers' queue and its
 //! deadlines, EINTR on a signal (never restarted, as Linux).
 
@@ -151,4 +151,64 @@ pub fn eventfd2(init: u64, flags: u64) -> KResult<u64> {
     }
     let e = EventFd::new(init as u32 as u64, flags & eventfd::EFD_SEMAPHORE != 0);
     install(Kind::EventFd(e), flags)
+}
+
+/// timerfd_create(2): the clocks Linux takes (they all read the same
+/// monotonic time here), TFD_NONBLOCK, TFD_CLOEXEC.
+pub fn timerfd_create(clock: u64, flags: u64) -> KResult<u64> {
+    let flags = flags as u32;
+    if !matches!(clock, 0 | 1 | 7 | 8 | 9) || flags & !(file::O_CLOEXEC | file::O_NONBLOCK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    install(Kind::TimerFd(crate::fs::timerfd::TimerFd::new()), flags)
+}
+
+fn timerfd_of(fd: u64) -> KResult<Arc<crate::fs::timerfd::TimerFd>> {
+    let f = current().files().lock().get(fd as i32)?;
+    match &f.kind {
+        Kind::TimerFd(t) => Ok(t.clone()),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// struct itimerspec (interval, value) from nanoseconds.
+fn put_itimerspec(p: u64, (value, interval): (u64, u64)) -> KResult<()> {
+    let mut b = [0u8; 32];
+    for (i, ns) in [interval, value].into_iter().enumerate() {
+        b[i * 16..i * 16 + 8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+        b[i * 16 + 8..i * 16 + 16].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
+    }
+    uaccess::copy_out(p, &b)
+}
+
+/// timerfd_settime(2): TFD_TIMER_ABSTIME; TFD_TIMER_CANCEL_ON_SET is
+/// accepted (the clock is never set).
+pub fn timerfd_settime(fd: u64, flags: u64, new: u64, old: u64) -> KResult<u64> {
+    if flags & !3 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let b = uaccess::read_vec(new, 32)?;
+    let mut ns = [0u64; 2];
+    for (i, v) in ns.iter_mut().enumerate() {
+        let sec = i64::from_le_bytes(b[i * 16..i * 16 + 8].try_into().unwrap_or([0; 8]));
+        let nsec = i64::from_le_bytes(b[i * 16 + 8..i * 16 + 16].try_into().unwrap_or([0; 8]));
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::EINVAL);
+        }
+        *v = (sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(nsec as u64);
+    }
+    let t = timerfd_of(fd)?;
+    let prev = t.set(flags as u32, ns[1], ns[0]);
+    if old != 0 {
+        put_itimerspec(old, prev)?;
+    }
+    Ok(0)
+}
+
+/// timerfd_gettime(2).
+pub fn timerfd_gettime(fd: u64, cur: u64) -> KResult<u64> {
+    let t = timerfd_of(fd)?;
+    put_itimerspec(cur, t.get()).map(|()| 0)
 }

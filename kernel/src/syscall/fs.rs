@@ -187,7 +187,7 @@ fn file_stat(f: &OpenFile) -> KResult<Stat> {
             ..Stat::default()
         }),
         // Linux: an anonymous inode ("anon_inode:[io_uring]", …), mode 0600.
-        Kind::IoUring(_) | Kind::EventFd(_) | Kind::Epoll(_) => Ok(Stat {
+        Kind::IoUring(_) | Kind::EventFd(_) | Kind::Epoll(_) | Kind::TimerFd(_) => Ok(Stat {
             mode: 0o600,
             nlink: 1,
             blksize: 4096,

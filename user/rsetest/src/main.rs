@@ -38,6 +38,7 @@ mod shared_vm;
 mod signals;
 mod sock;
 mod threads;
+mod timerfd;
 mod tmpfs_full;
 mod unix_dgram;
 mod unix_stream;
@@ -210,6 +211,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "eventfd",
         eventfd::run,
         "eventfd: counter, EFD_SEMAPHORE, EFD_NONBLOCK, overflow, blocking read woken by a writer, EINVAL/EFAULT",
+    ),
+    (
+        "timerfd",
+        timerfd::run,
+        "timerfd: one-shot and periodic expirations, blocking read, gettime, disarm, epoll wake-up, EINVAL/EFAULT",
     ),
     (
         "sched_args",
