@@ -25,6 +25,7 @@ mod init;
 mod io_uring;
 mod log;
 mod mm;
+mod net;
 mod proc;
 mod random;
 mod selftest;

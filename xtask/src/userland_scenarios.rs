@@ -84,6 +84,12 @@ program_scenarios!(
     mremap,
     madvise,
     map_fixed,
+    unix_stream,
+    unix_dgram,
+    scm_rights,
+    epoll,
+    eventfd,
+    timerfd,
 );
 
 /// The regression checks of what user programs could do to the kernel
@@ -111,6 +117,8 @@ const ROBUSTNESS: &[&str] = &[
     "linux_compat",
     "efault",
     "enosys",
+    "unix_stream",
+    "scm_rights",
 ];
 
 /// Scheduling checks (the default 3 CPUs), each in its own boot and not

@@ -68,6 +68,23 @@ errnos!(
     ETIMEDOUT,
     ECONNREFUSED,
     ECANCELED,
+    // Sockets (errno.h's networking block).
+    EDESTADDRREQ,
+    EMSGSIZE,
+    EPROTOTYPE,
+    ENOPROTOOPT,
+    EPROTONOSUPPORT,
+    ESOCKTNOSUPPORT,
+    EAFNOSUPPORT,
+    EADDRINUSE,
+    EADDRNOTAVAIL,
+    ECONNRESET,
+    ENOBUFS,
+    EISCONN,
+    ENOTCONN,
+    ETOOMANYREFS,
+    EALREADY,
+    EINPROGRESS,
 );
 
 impl Errno {

@@ -56,6 +56,14 @@ pub enum Kind {
     ProcDir(Vec<(u64, u8, Vec<u8>)>),
     /// An io_uring instance (io_uring_setup's fd; mmap it for the rings).
     IoUring(Arc<crate::io_uring::Ring>),
+    /// A socket of any family (net::socket).
+    Socket(Arc<dyn crate::net::socket::Socket>),
+    /// An eventfd counter.
+    EventFd(Arc<super::eventfd::EventFd>),
+    /// An epoll instance.
+    Epoll(Arc<super::epoll::Epoll>),
+    /// A timerfd.
+    TimerFd(Arc<super::timerfd::TimerFd>),
 }
 
 /// An open file description (shared by dup'ed descriptors and across fork).
@@ -116,7 +124,8 @@ impl OpenFile {
             .store(keep | (f & (O_APPEND | O_NONBLOCK)), Ordering::Relaxed);
     }
 
-    fn nonblock(&self) -> bool {
+    /// Whether O_NONBLOCK is set.
+    pub fn nonblock(&self) -> bool {
         self.flags() & O_NONBLOCK != 0
     }
 
@@ -171,7 +180,10 @@ impl OpenFile {
                 Ok(buf.len())
             }
             Kind::ProcDir(_) => Err(Errno::EISDIR),
-            Kind::IoUring(_) => Err(Errno::EINVAL),
+            Kind::IoUring(_) | Kind::Epoll(_) => Err(Errno::EINVAL),
+            Kind::Socket(s) => crate::net::socket::read(&**s, buf, nonblock),
+            Kind::EventFd(e) => e.read(buf, nonblock),
+            Kind::TimerFd(t) => t.read(buf, nonblock),
         }
     }
 
@@ -225,7 +237,9 @@ impl OpenFile {
                 Ok(data.len())
             }
             Kind::Proc(_) | Kind::ProcDir(_) => Err(Errno::EACCES),
-            Kind::IoUring(_) => Err(Errno::EINVAL),
+            Kind::IoUring(_) | Kind::Epoll(_) | Kind::TimerFd(_) => Err(Errno::EINVAL),
+            Kind::Socket(s) => crate::net::socket::write(&**s, data, nonblock),
+            Kind::EventFd(e) => e.write(data, nonblock),
         }
     }
 
@@ -243,14 +257,43 @@ impl OpenFile {
         }
     }
 
-    /// Ready events for poll/select.
+    /// Ready events for poll/select/epoll: each kind's one notion of
+    /// readiness.
     pub fn poll(&self) -> u16 {
         match &self.kind {
             Kind::PipeRead(p) => p.poll(true),
             Kind::PipeWrite(p) => p.poll(false),
             Kind::Tty => super::tty::poll(),
             Kind::IoUring(r) => r.poll_events(),
+            Kind::Socket(s) => s.poll(),
+            Kind::EventFd(e) => e.poll(),
+            Kind::Epoll(e) => e.poll(),
+            Kind::TimerFd(t) => t.poll(),
             _ => POLLIN | POLLOUT,
+        }
+    }
+
+    /// A number that changes whenever [`OpenFile::poll`] may have changed
+    /// (edge-triggered epoll reports a file again only then). Kinds
+    /// without their own count use the pollers' queue's, which every
+    /// state change of a pipe, tty or socket bumps; files that are always
+    /// ready never change.
+    pub fn poll_gen(&self) -> u64 {
+        match &self.kind {
+            Kind::PipeRead(p) | Kind::PipeWrite(p) => p.poll_gen(),
+            Kind::Socket(s) => s.poll_gen(),
+            Kind::EventFd(e) => e.poll_gen(),
+            Kind::TimerFd(t) => t.poll_gen(),
+            Kind::Tty | Kind::IoUring(_) | Kind::Epoll(_) => super::POLL_WQ.wakes(),
+            _ => 0,
+        }
+    }
+
+    /// The socket, for a socket descriptor.
+    pub fn socket(&self) -> Option<&Arc<dyn crate::net::socket::Socket>> {
+        match &self.kind {
+            Kind::Socket(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -291,6 +334,7 @@ impl Drop for OpenFile {
                 }
                 let _ = super::with(|fs| fs.release(*ino));
             }
+            Kind::Socket(s) => s.release(),
             _ => {}
         }
     }

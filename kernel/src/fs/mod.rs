@@ -2,11 +2,14 @@
 //! open-file objects, per-process descriptor tables, pipes, the console
 //! tty and the character devices.
 
+pub mod epoll;
+pub mod eventfd;
 pub mod fdtable;
 pub mod file;
 pub mod locks;
 pub mod pipe;
 pub mod procfs;
+pub mod timerfd;
 pub mod tty;
 
 use abi::{Errno, KResult};

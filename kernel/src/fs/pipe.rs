@@ -14,6 +14,8 @@ pub struct Pipe {
     buf: Mutex<PipeBuffer>,
     /// Readers and writers both wait here; each re-checks its condition.
     wq: WaitQueue,
+    /// Bumped at every change of state (edge-triggered epoll).
+    gen: core::sync::atomic::AtomicU64,
 }
 
 impl Pipe {
@@ -22,6 +24,7 @@ impl Pipe {
         Arc::new(Pipe {
             buf: Mutex::new(PipeBuffer::new()),
             wq: WaitQueue::new(),
+            gen: core::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -137,8 +140,14 @@ impl Pipe {
         self.buf.lock().poll(reader)
     }
 
+    /// Changes whenever the pipe's poll events may have.
+    pub fn poll_gen(&self) -> u64 {
+        self.gen.load(core::sync::atomic::Ordering::Acquire)
+    }
+
     /// Wakes the pipe's waiters and poll/select sleepers.
     fn notify(&self) {
+        self.gen.fetch_add(1, core::sync::atomic::Ordering::Release);
         self.wq.wake_all();
         super::POLL_WQ.wake_all();
     }

@@ -226,6 +226,7 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
             for n in ["meminfo", "uptime", "stat", "cpuinfo", "loadavg", "braid"] {
                 entries.push((2, DT_REG, n.as_bytes().to_vec()));
             }
+            entries.push((4, DT_DIR, b"net".to_vec()));
             entries.push((3, DT_LNK, b"self".to_vec()));
             // Threads are reachable by id but listed only under task/.
             for p in proc::all().into_iter().filter(|p| p.is_leader()) {
@@ -237,6 +238,10 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
             }
             return Some(Kind::ProcDir(entries));
         }
+        (Some("net"), None) => {
+            return Some(Kind::ProcDir(alloc::vec![(4, DT_REG, b"unix".to_vec())]));
+        }
+        (Some("net"), Some("unix")) => crate::net::unix::procfs::net_unix(),
         (Some("meminfo"), None) => meminfo(),
         (Some("uptime"), None) => uptime(),
         (Some("stat"), None) => stat(),
@@ -349,7 +354,7 @@ pub fn is_dir(rest: &[u8]) -> bool {
     let parts: Vec<&str> = s.split('/').collect();
     let pid_like = |x: &str| x == "self" || x.parse::<u32>().is_ok();
     match parts.as_slice() {
-        [""] => true,
+        [""] | ["net"] => true,
         [pid] => pid_like(pid),
         [pid, "task"] => pid_like(pid),
         [pid, "task", tid] => pid_like(pid) && tid.parse::<u32>().is_ok(),

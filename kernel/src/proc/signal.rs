@@ -311,6 +311,13 @@ pub fn interrupted(frame: &mut TrapFrame, nr: u64) {
         | n::__NR_sendfile
         | n::__NR_fcntl
         | n::__NR_flock
+        | n::__NR_accept
+        | n::__NR_accept4
+        | n::__NR_connect
+        | n::__NR_sendto
+        | n::__NR_recvfrom
+        | n::__NR_sendmsg
+        | n::__NR_recvmsg
         | n::__NR_wait4
         | n::__NR_waitid => RESTART_SYS,
         n::__NR_pause => RESTART_NOHAND,

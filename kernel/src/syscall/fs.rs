@@ -177,8 +177,17 @@ fn file_stat(f: &OpenFile) -> KResult<Stat> {
             dev: 3,
             ..Stat::default()
         }),
-        // Linux: an anonymous inode ("anon_inode:[io_uring]"), mode 0600.
-        Kind::IoUring(_) => Ok(Stat {
+        // Linux: sockfs, S_IFSOCK 0777, the socket's inode number.
+        Kind::Socket(s) => Ok(Stat {
+            mode: 0o140777,
+            nlink: 1,
+            blksize: 4096,
+            ino: s.ino(),
+            dev: 8,
+            ..Stat::default()
+        }),
+        // Linux: an anonymous inode ("anon_inode:[io_uring]", …), mode 0600.
+        Kind::IoUring(_) | Kind::EventFd(_) | Kind::Epoll(_) | Kind::TimerFd(_) => Ok(Stat {
             mode: 0o600,
             nlink: 1,
             blksize: 4096,
@@ -192,6 +201,9 @@ fn file_stat(f: &OpenFile) -> KResult<Stat> {
 /// read(2).
 pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
+    if let Some(s) = f.socket() {
+        return super::socket::read_iov(&f, &**s, &[(buf, len as usize)]);
+    }
     let mut len = (len as usize).min(IO_CHUNK);
     if matches!(f.kind, Kind::PipeRead(_) | Kind::Tty) {
         uaccess::check_writable(buf, len)?;
@@ -235,6 +247,9 @@ pub fn write(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
     if !f.writable() {
         return Err(Errno::EBADF);
+    }
+    if let Some(s) = f.socket() {
+        return super::socket::write_iov(&f, &**s, &[(buf, len as usize)]);
     }
     if matches!(f.kind, Kind::PipeWrite(_)) && len as usize > PIPE_CHUNK {
         return write_pipe_chunks(&f, buf, len as usize);
@@ -292,6 +307,15 @@ fn iovecs(iov: u64, cnt: u64) -> KResult<Vec<(u64, u64)>> {
 
 /// readv(2): stops at the first short read.
 pub fn readv(fd: u64, iov: u64, cnt: u64) -> KResult<u64> {
+    let f = fd_file(fd)?;
+    if let Some(s) = f.socket() {
+        // One receive for all the iovecs (a datagram is not split).
+        let v: Vec<(u64, usize)> = iovecs(iov, cnt)?
+            .into_iter()
+            .map(|(b, l)| (b, l as usize))
+            .collect();
+        return super::socket::read_iov(&f, &**s, &v);
+    }
     let mut total = 0;
     for (base, len) in iovecs(iov, cnt)? {
         if len == 0 {
@@ -321,6 +345,10 @@ pub fn writev(fd: u64, iov: u64, cnt: u64) -> KResult<u64> {
         return Err(Errno::EBADF);
     }
     let vecs = iovecs(iov, cnt)?;
+    if let Some(s) = f.socket() {
+        let v: Vec<(u64, usize)> = vecs.iter().map(|&(b, l)| (b, l as usize)).collect();
+        return super::socket::write_iov(&f, &**s, &v);
+    }
     let total = vecs
         .iter()
         .try_fold(0u64, |a, &(_, l)| a.checked_add(l))
@@ -613,8 +641,12 @@ pub fn ioctl(fd: u64, cmd: u64, arg: u64) -> KResult<u64> {
         });
         return Ok(0);
     }
-    match f.kind {
+    match &f.kind {
         Kind::Tty => crate::fs::tty::ioctl(cmd, arg),
+        // FIONREAD (SIOCINQ): bytes readable now.
+        Kind::Socket(s) if cmd == 0x541b => {
+            uaccess::write_u32(arg, s.readable_len() as u32).map(|()| 0)
+        }
         _ => Err(Errno::ENOTTY),
     }
 }

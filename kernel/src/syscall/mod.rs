@@ -6,11 +6,13 @@
 //! return ENOSYS and are logged once each. On the way out we deliver
 //! pending signals and honour the end of the time slice.
 
+pub mod epoll;
 pub mod fs;
 pub mod futex;
 pub mod poll;
 pub mod process;
 pub mod sched;
+pub mod socket;
 pub mod time;
 pub mod timer;
 
@@ -274,6 +276,33 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_io_uring_setup => ret(crate::io_uring::setup(a0, a1)),
         nr::__NR_io_uring_enter => ret(crate::io_uring::enter(a0, a1, a2, a3, a4, a5)),
         nr::__NR_io_uring_register => ret(crate::io_uring::register(a0, a1, a2, a3)),
+        nr::__NR_socket => ret(socket::socket(a0, a1, a2)),
+        nr::__NR_socketpair => ret(socket::socketpair(a0, a1, a2, a3)),
+        nr::__NR_bind => ret(socket::bind(a0, a1, a2)),
+        nr::__NR_listen => ret(socket::listen(a0, a1)),
+        nr::__NR_accept => ret(socket::accept4(a0, a1, a2, 0)),
+        nr::__NR_accept4 => ret(socket::accept4(a0, a1, a2, a3)),
+        nr::__NR_connect => ret(socket::connect(a0, a1, a2)),
+        nr::__NR_shutdown => ret(socket::shutdown(a0, a1)),
+        nr::__NR_getsockname => ret(socket::getname(a0, a1, a2, false)),
+        nr::__NR_getpeername => ret(socket::getname(a0, a1, a2, true)),
+        nr::__NR_getsockopt => ret(socket::getsockopt(a0, a1, a2, a3, a4)),
+        nr::__NR_setsockopt => ret(socket::setsockopt(a0, a1, a2, a3, a4)),
+        nr::__NR_sendto => ret(socket::sendto(a0, a1, a2, a3, a4, a5)),
+        nr::__NR_recvfrom => ret(socket::recvfrom(a0, a1, a2, a3, a4, a5)),
+        nr::__NR_sendmsg => ret(socket::sendmsg(a0, a1, a2)),
+        nr::__NR_recvmsg => ret(socket::recvmsg(a0, a1, a2)),
+        nr::__NR_epoll_create => ret(epoll::epoll_create(a0)),
+        nr::__NR_epoll_create1 => ret(epoll::epoll_create1(a0)),
+        nr::__NR_epoll_ctl => ret(epoll::epoll_ctl(a0, a1, a2, a3)),
+        nr::__NR_epoll_wait => ret(epoll::epoll_wait(a0, a1, a2, a3)),
+        nr::__NR_epoll_pwait => ret(epoll::epoll_pwait(a0, a1, a2, a3, a4, a5)),
+        nr::__NR_epoll_pwait2 => ret(epoll::epoll_pwait2(a0, a1, a2, a3, a4, a5)),
+        nr::__NR_eventfd => ret(epoll::eventfd2(a0, 0)),
+        nr::__NR_eventfd2 => ret(epoll::eventfd2(a0, a1)),
+        nr::__NR_timerfd_create => ret(epoll::timerfd_create(a0, a1)),
+        nr::__NR_timerfd_settime => ret(epoll::timerfd_settime(a0, a1, a2, a3)),
+        nr::__NR_timerfd_gettime => ret(epoll::timerfd_gettime(a0, a1)),
         _ => ret(unknown(n)),
     }
 }

@@ -10,7 +10,7 @@ use crate::proc::sched::current;
 use crate::uaccess;
 
 /// Waits until `check` reports something or the deadline passes.
-fn wait(deadline: Option<u64>, mut check: impl FnMut() -> usize) -> KResult<usize> {
+pub(super) fn wait(deadline: Option<u64>, mut check: impl FnMut() -> usize) -> KResult<usize> {
     use crate::fs::{POLL_DEADLINES, POLL_WQ};
     loop {
         let since = POLL_WQ.wakes();
@@ -22,7 +22,7 @@ fn wait(deadline: Option<u64>, mut check: impl FnMut() -> usize) -> KResult<usiz
     }
 }
 
-fn deadline_ms(ms: i64) -> Option<u64> {
+pub(super) fn deadline_ms(ms: i64) -> Option<u64> {
     (ms >= 0).then(|| hal::time::now_ns() + ms as u64 * 1_000_000)
 }
 
@@ -78,7 +78,7 @@ pub fn poll(fds: u64, nfds: u64, timeout_ms: i64) -> KResult<u64> {
     poll_fds(fds, nfds, deadline_ms(timeout_ms))
 }
 
-fn read_timespec_deadline(ts: u64) -> KResult<Option<u64>> {
+pub(super) fn read_timespec_deadline(ts: u64) -> KResult<Option<u64>> {
     if ts == 0 {
         return Ok(None);
     }

@@ -16,6 +16,8 @@ mod bad_rip;
 mod children;
 mod efault;
 mod enosys;
+mod epoll;
+mod eventfd;
 mod fork_cow;
 mod futex_bounds;
 mod futex_ops;
@@ -35,6 +37,7 @@ mod rlimits;
 mod record_locks;
 mod sched;
 mod sched_threads;
+mod scm_rights;
 mod segv;
 mod settid_shootdown;
 mod shared_file;
@@ -43,10 +46,14 @@ mod shared_vm;
 mod sigaltstack;
 mod signals;
 mod sigwait;
+mod sock;
 mod thread_limit;
 mod threads;
+mod timerfd;
 mod timers;
 mod tmpfs_full;
+mod unix_dgram;
+mod unix_stream;
 mod util;
 mod vdso;
 mod vm_exit_leak;
@@ -233,6 +240,36 @@ const TESTS: &[(&str, Test, &str)] = &[
         "linux_compat",
         linux_compat::run,
         "small Linux-visible behaviours: SA_RESTART, pause, wait status, exception signals, errno order",
+    ),
+    (
+        "unix_stream",
+        unix_stream::run,
+        "AF_UNIX stream/seqpacket: socketpair, path and abstract names, errors, backlog, non-blocking, PEEK/WAITALL, shutdown, EPIPE/SIGPIPE, options, /proc/net/unix, bad pointers, [N] socketpairs leave the heap as it was",
+    ),
+    (
+        "unix_dgram",
+        unix_dgram::run,
+        "AF_UNIX datagrams: names, boundaries, MSG_TRUNC, bounded queue, EMSGSIZE, connect/EPERM/ECONNREFUSED, autobind",
+    ),
+    (
+        "scm_rights",
+        scm_rights::run,
+        "SCM_RIGHTS (shared open files, CLOEXEC, MSG_CTRUNC, PEEK), SCM_CREDENTIALS, a chain of 3000 sockets in flight released",
+    ),
+    (
+        "epoll",
+        epoll::run,
+        "epoll over pipes, sockets, eventfd, epoll: LT, ET, ONESHOT, RDHUP, MOD/DEL, timeouts, wake-ups, EINTR, pwait2, ELOOP",
+    ),
+    (
+        "eventfd",
+        eventfd::run,
+        "eventfd: counter, EFD_SEMAPHORE, EFD_NONBLOCK, overflow, blocking read woken by a writer, EINVAL/EFAULT",
+    ),
+    (
+        "timerfd",
+        timerfd::run,
+        "timerfd: one-shot and periodic expirations, blocking read, gettime, disarm, epoll wake-up, EINVAL/EFAULT",
     ),
     (
         "sched_args",
