@@ -122,7 +122,7 @@ fn pid_status(p: &Process) -> String {
         vsize / 1024,
         rss / 1024,
         p.group.live.load(core::sync::atomic::Ordering::Relaxed),
-        0,
+        p.group.shared_sig.lock().pending,
         p.affinity(),
         p.torus(),
         i.torus,

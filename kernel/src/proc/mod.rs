@@ -122,6 +122,8 @@ pub struct ThreadGroup {
     pub dead: AtomicBool,
     /// Resource limits (shared by the threads).
     pub limits: Mutex<limits::Limits>,
+    /// Process-directed signals every thread blocked when they came.
+    pub shared_sig: Mutex<signal::SharedPending>,
 }
 
 impl ThreadGroup {
@@ -243,6 +245,7 @@ impl Process {
                     exited: WaitQueue::new(),
                     dead: AtomicBool::new(false),
                     limits: Mutex::new(n.limits),
+                    shared_sig: Mutex::new(signal::SharedPending::default()),
                 }),
                 true,
             ),
@@ -397,7 +400,9 @@ impl Process {
 
     /// Whether a signal is pending that is not blocked.
     pub fn has_deliverable_signal(&self) -> bool {
-        self.sig.lock().deliverable().is_some()
+        let s = self.sig.lock();
+        s.deliverable().is_some()
+            || self.group.shared_sig.lock().pending & !(s.mask & !signal::UNBLOCKABLE) != 0
     }
 
     /// Parent pid (of the process: reparenting changes the leader's).

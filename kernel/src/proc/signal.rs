@@ -163,10 +163,11 @@ pub fn send_info(p: &Arc<Process>, sig: u32, info: SigInfo) {
 }
 
 /// A process-directed signal (kill, SIGCHLD, the tty's): goes to one
-/// thread of `p`'s process that does not block it (`p` itself first), or
-/// stays pending on one that does; SIGKILL goes to every thread. Linux
-/// keeps such a signal in a queue shared by the threads, so that whichever
-/// unblocks it first takes it: here it waits on the thread it was given.
+/// thread of `p`'s process that does not block it or waits for it in
+/// rt_sigtimedwait (`p` itself first); when every thread blocks it, it
+/// waits in the process's shared set, for whichever thread unblocks or
+/// waits for it first, as Linux's shared queue. SIGKILL goes to every
+/// thread.
 pub fn send_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
     if sig == 0 {
         return;
@@ -183,14 +184,21 @@ pub fn send_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
         }
         return;
     }
-    let target = live()
-        .find(|t| {
-            let s = t.sig.lock();
-            s.mask & bit(sig) == 0 || s.waiting & bit(sig) != 0
-        })
-        .or_else(|| live().next());
-    if let Some(t) = target {
-        send_info(t, sig, info);
+    let target = live().find(|t| {
+        let s = t.sig.lock();
+        s.mask & bit(sig) == 0 || s.waiting & bit(sig) != 0
+    });
+    match target {
+        Some(t) => send_info(t, sig, info),
+        None => {
+            // Ignored signals are dropped at once, as send() does.
+            let a = p.sig.lock().actions[sig as usize];
+            let ignored = a.handler == SIG_IGN
+                || (a.handler == SIG_DFL && default_action(sig) == Default_::Ignore);
+            if !ignored {
+                p.group.shared_sig.lock().add(sig, info);
+            }
+        }
     }
 }
 
@@ -243,7 +251,15 @@ pub fn deliver(frame: &mut TrapFrame) {
     loop {
         let (sig, action, old_mask, (fault_addr, info)) = {
             let mut s = me.sig.lock();
-            let Some(sig) = s.deliverable() else {
+            // The thread's own signals first, then the process's.
+            let taken = match s.deliverable() {
+                Some(sig) => {
+                    s.pending &= !bit(sig);
+                    Some((sig, core::mem::take(&mut s.info[sig as usize])))
+                }
+                None => me.group.shared_sig.lock().take(!(s.mask & !UNBLOCKABLE)),
+            };
+            let Some((sig, info)) = taken else {
                 // No handler ran (the signal was ignored or stopped us):
                 // Linux restarts every interrupted restartable syscall.
                 if restart != 0 {
@@ -251,10 +267,8 @@ pub fn deliver(frame: &mut TrapFrame) {
                 }
                 return;
             };
-            s.pending &= !bit(sig);
             let a = s.actions[sig as usize];
             let saved = s.restore_mask.take().unwrap_or(s.mask);
-            let info = core::mem::take(&mut s.info[sig as usize]);
             (sig, a, saved, (s.fault_addr, info))
         };
         match action.handler {
@@ -593,6 +607,9 @@ pub fn sigaction(sig: u64, act: u64, oldact: u64, sigsetsize: u64) -> KResult<u6
                 s.pending &= !bit(sig);
             }
         }
+        if n.handler == SIG_IGN {
+            me.group.shared_sig.lock().discard(sig);
+        }
     }
     let _ = SA_SIGINFO;
     Ok(0)
@@ -623,4 +640,45 @@ pub fn sigprocmask(how: u64, set: u64, oldset: u64, sigsetsize: u64) -> KResult<
         uaccess::write_u64(oldset, old)?;
     }
     Ok(0)
+}
+
+/// The signals pending for a whole process (no thread could take them
+/// when they came: all blocked them).
+pub struct SharedPending {
+    pub pending: u64,
+    info: [SigInfo; NSIG as usize + 1],
+}
+
+impl Default for SharedPending {
+    fn default() -> Self {
+        SharedPending {
+            pending: 0,
+            info: [SigInfo::default(); NSIG as usize + 1],
+        }
+    }
+}
+
+impl SharedPending {
+    fn add(&mut self, sig: u32, info: SigInfo) {
+        if self.pending & bit(sig) == 0 {
+            self.info[sig as usize] = info;
+        }
+        self.pending |= bit(sig);
+    }
+
+    /// Takes the lowest pending signal in `allowed`.
+    pub fn take(&mut self, allowed: u64) -> Option<(u32, SigInfo)> {
+        let ready = self.pending & allowed;
+        if ready == 0 {
+            return None;
+        }
+        let sig = ready.trailing_zeros() + 1;
+        self.pending &= !bit(sig);
+        Some((sig, core::mem::take(&mut self.info[sig as usize])))
+    }
+
+    /// Drops `sig` (set to SIG_IGN).
+    pub fn discard(&mut self, sig: u32) {
+        self.pending &= !bit(sig);
+    }
 }

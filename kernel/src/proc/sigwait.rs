@@ -13,7 +13,7 @@ fn take(want: u64) -> Option<(u32, SigInfo)> {
     let mut s = me.sig.lock();
     let ready = s.pending & want;
     if ready == 0 {
-        return None;
+        return me.group.shared_sig.lock().take(want);
     }
     let sig = ready.trailing_zeros() + 1;
     s.pending &= !bit(sig);

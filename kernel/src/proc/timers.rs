@@ -236,9 +236,10 @@ impl Timer {
             Notify::Process(s) | Notify::Thread(s) => s,
         };
         let target = self.target.upgrade()?;
-        let pending = core::iter::once(target.clone())
-            .chain(target.group.snapshot())
-            .any(|t| t.sig.lock().pending & signal::bit(sig) != 0);
+        let pending = target.group.shared_sig.lock().pending & signal::bit(sig) != 0
+            || core::iter::once(target.clone())
+                .chain(target.group.snapshot())
+                .any(|t| t.sig.lock().pending & signal::bit(sig) != 0);
         if pending {
             self.overrun = self.overrun.saturating_add(missed).saturating_add(1);
             return None;

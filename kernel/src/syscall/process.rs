@@ -101,7 +101,8 @@ pub fn pause() -> KResult<u64> {
 
 /// rt_sigpending(2).
 pub fn sigpending(set: u64) -> KResult<u64> {
-    let p = current().sig.lock().pending;
+    let me = current();
+    let p = me.sig.lock().pending | me.group.shared_sig.lock().pending;
     uaccess::write_u64(set, p)?;
     Ok(0)
 }

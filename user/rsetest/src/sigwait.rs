@@ -7,6 +7,15 @@ use std::time::{Duration, Instant};
 
 use crate::util::{check, errname, errno, fork, sigmask, sleep_ms, wait_ok};
 
+/// The thread the SIGUSR2 handler ran in.
+static TAKEN_BY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn on_usr2(_: i32) {
+    // SAFETY: gettid has no side effects.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u64;
+    TAKEN_BY.store(tid, std::sync::atomic::Ordering::SeqCst);
+}
+
 fn set_of(sigs: &[i32]) -> libc::sigset_t {
     // SAFETY: sigemptyset/sigaddset initialise the set.
     unsafe {
@@ -109,6 +118,26 @@ pub fn run(_: &[String]) -> Result<(), String> {
         pending == 0,
         "and it is not left pending on the main thread",
     )?;
+
+    // Every thread blocks SIGUSR2; kill() to the process waits for the
+    // process, and a thread that unblocks it later takes it (Linux's
+    // shared queue), not the main thread it could have been parked on.
+    // SAFETY: kill is always safe.
+    unsafe { libc::kill(me, libc::SIGUSR2) };
+    let taker = std::thread::spawn(|| {
+        TAKEN_BY.store(0, std::sync::atomic::Ordering::SeqCst);
+        let _ = crate::util::handle(libc::SIGUSR2, on_usr2 as *const () as libc::sighandler_t, 0);
+        let _ = sigmask(libc::SIG_UNBLOCK, &[libc::SIGUSR2]);
+        // SAFETY: gettid has no side effects.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u64;
+        (tid, TAKEN_BY.load(std::sync::atomic::Ordering::SeqCst))
+    });
+    let (tid, by) = taker.join().map_err(|_| "taker panicked".to_string())?;
+    check(
+        by == tid,
+        format_args!("a signal all threads blocked is taken by the thread that unblocks it (handler ran in {by}, thread {tid})"),
+    )?;
+    let _ = crate::util::handle(libc::SIGUSR2, libc::SIG_DFL, 0);
 
     let bad = libc::timespec {
         tv_sec: 0,
