@@ -11,6 +11,7 @@
 //! 7. application processors started (INIT-SIPI-SIPI); each becomes a
 //!    torus: syscalls, its own timer, its idle loop ([`ap_main`])
 //! 8. ready (then self tests, or userland once it exists)
+//! 9. the NIC, if any (virtio-net; `net`), then the initramfs and init
 #![no_std]
 #![no_main]
 
@@ -25,6 +26,7 @@ mod init;
 mod io_uring;
 mod log;
 mod mm;
+mod net;
 mod proc;
 mod random;
 mod selftest;
@@ -93,6 +95,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         None => {}
     }
     random::seed();
+    net::init(cmd);
     let exec = cmdline::get(cmd, "exec").is_some();
     match fs::init(info.initrd_bytes()) {
         Ok(n) => klog!(

@@ -201,6 +201,7 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
             for n in ["meminfo", "uptime", "stat", "cpuinfo", "loadavg", "braid"] {
                 entries.push((2, DT_REG, n.as_bytes().to_vec()));
             }
+            entries.push((3, DT_DIR, b"net".to_vec()));
             entries.push((3, DT_LNK, b"self".to_vec()));
             for p in proc::all() {
                 entries.push((
@@ -211,6 +212,14 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
             }
             return Some(Kind::ProcDir(entries));
         }
+        (Some("net"), None) => {
+            let entries = crate::net::procfs::FILES
+                .iter()
+                .map(|n| (2, DT_REG, n.as_bytes().to_vec()))
+                .collect();
+            return Some(Kind::ProcDir(entries));
+        }
+        (Some("net"), Some(f)) => crate::net::procfs::file(f)?,
         (Some("meminfo"), None) => meminfo(),
         (Some("uptime"), None) => uptime(),
         (Some("stat"), None) => stat(),
@@ -252,5 +261,5 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
 /// Whether `rest` (path below /proc) names a directory.
 pub fn is_dir(rest: &[u8]) -> bool {
     let s = core::str::from_utf8(rest).unwrap_or("").trim_matches('/');
-    s.is_empty() || s == "self" || (!s.contains('/') && s.parse::<u32>().is_ok())
+    s.is_empty() || s == "self" || s == "net" || (!s.contains('/') && s.parse::<u32>().is_ok())
 }

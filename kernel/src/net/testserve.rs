@@ -1,0 +1,61 @@
+//! `netdebug.echo=PORT`: a TCP echo responder inside the kernel, so the
+//! harness can prove that TCP flows between the host and the guest through
+//! the real NIC before user-space sockets exist. It is a test aid behind a
+//! command-line flag, not a socket API: programs cannot see it.
+
+use alloc::vec;
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+use spin::Mutex;
+
+use super::stack;
+
+static ECHO: Mutex<Option<(SocketHandle, u16)>> = Mutex::new(None);
+
+fn listening_socket(port: u16) -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 4096]),
+        tcp::SocketBuffer::new(vec![0; 4096]),
+    );
+    // A fresh socket listens on a valid port: this cannot fail.
+    let _ = s.listen(port);
+    s
+}
+
+/// Starts listening on `port`.
+pub fn start(port: u16) {
+    if port == 0 {
+        return;
+    }
+    if let Some(h) = stack::with(|_, sockets| sockets.add(listening_socket(port))) {
+        *ECHO.lock() = Some((h, port));
+        crate::klog!("net: debug echo responder on TCP port {port}");
+    }
+}
+
+/// Echoes what arrived, closes after the peer does, listens again.
+pub fn service() {
+    let Some((h, port)) = *ECHO.lock() else {
+        return;
+    };
+    stack::with(|_, sockets| {
+        let s = sockets.get_mut::<tcp::Socket>(h);
+        let mut buf = [0u8; 512];
+        while s.can_recv() && s.can_send() {
+            let room = s.send_capacity() - s.send_queue();
+            let want = buf.len().min(room);
+            match s.recv_slice(&mut buf[..want]) {
+                Ok(n) if n > 0 => {
+                    let _ = s.send_slice(&buf[..n]);
+                }
+                _ => break,
+            }
+        }
+        if !s.may_recv() && s.send_queue() == 0 && s.is_open() {
+            s.close();
+        }
+        if s.state() == tcp::State::Closed {
+            let _ = s.listen(port);
+        }
+    });
+}
