@@ -30,6 +30,7 @@ mod deps;
 mod dynamic_scenarios;
 mod initramfs;
 mod linux_diff;
+mod net_scenarios;
 mod qemu;
 mod scenarios;
 mod terminal;

@@ -51,7 +51,9 @@ pub fn service() {
                 _ => break,
             }
         }
-        if !s.may_recv() && s.send_queue() == 0 && s.is_open() {
+        // The peer closed and everything it sent was echoed: our FIN goes
+        // after the queued data.
+        if s.state() == tcp::State::CloseWait && !s.can_recv() {
             s.close();
         }
         if s.state() == tcp::State::Closed {
