@@ -184,7 +184,7 @@ impl RunOpts {
         }
         cfg.icount = self.icount;
         if self.net {
-            cfg.net = Some(self.forwards.clone());
+            cfg.net = Some(qemu::Net::User(self.forwards.clone()));
         }
         let mut words = self.append.clone();
         if self.exec.is_some() {

@@ -77,10 +77,21 @@ pub struct Config {
     pub icount: bool,
     /// The console text whose first appearance [`Outcome::ready_wall`] times.
     pub ready_mark: String,
-    /// A virtio-net NIC on QEMU user networking, when Some: the guest
-    /// reaches only QEMU's own services (DHCP), and these (host port,
-    /// guest port) pairs forward host 127.0.0.1 TCP ports into it.
-    pub net: Option<Vec<(u16, u16)>>,
+    /// A virtio-net NIC, and what its other end is.
+    pub net: Option<Net>,
+}
+
+/// The host side of the guest's NIC.
+#[derive(Clone, Debug)]
+pub enum Net {
+    /// QEMU user networking with `restrict=on`: the guest reaches only
+    /// QEMU's own services (DHCP); these (host port, guest port) pairs
+    /// forward host 127.0.0.1 TCP ports into it.
+    User(Vec<(u16, u16)>),
+    /// Raw Ethernet frames as UDP datagrams on the host's loopback: QEMU
+    /// receives on 127.0.0.1:`qemu_port` and sends to 127.0.0.1:`peer_port`
+    /// (a test crafting frames itself).
+    Udp { qemu_port: u16, peer_port: u16 },
 }
 
 impl Config {
@@ -150,13 +161,24 @@ impl Config {
                 push(&["-initrd", &i.display().to_string()]);
             }
         }
-        if let Some(forwards) = &self.net {
-            // restrict=on: the guest cannot reach the host or beyond; only
-            // the forwarded loopback ports come in.
-            let mut netdev = String::from("user,id=n0,restrict=on");
-            for (host, guest) in forwards {
-                netdev += &format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}");
-            }
+        if let Some(net) = &self.net {
+            let netdev = match net {
+                // restrict=on: the guest cannot reach the host or beyond;
+                // only the forwarded loopback ports come in.
+                Net::User(forwards) => {
+                    let mut d = String::from("user,id=n0,restrict=on");
+                    for (host, guest) in forwards {
+                        d += &format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}");
+                    }
+                    d
+                }
+                Net::Udp {
+                    qemu_port,
+                    peer_port,
+                } => format!(
+                    "socket,id=n0,udp=127.0.0.1:{peer_port},localaddr=127.0.0.1:{qemu_port}"
+                ),
+            };
             let device = match self.machine {
                 Machine::Microvm => "virtio-net-device,netdev=n0",
                 Machine::Pc | Machine::Q35 => "virtio-net-pci,netdev=n0",

@@ -40,6 +40,7 @@ const SCENARIOS: &[Scenario] = &[
     ("net_dhcp_tcp_echo_pc", || {
         crate::net_scenarios::dhcp_and_tcp_echo(Machine::Pc)
     }),
+    ("net_arp_icmp_echo", crate::net_scenarios::arp_and_icmp_echo),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.
