@@ -7,6 +7,7 @@
 //! kernel's driver above it is safe code. Buffers are whole DMA frames,
 //! physically contiguous, so the device reads and writes them in place.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::Transport;
@@ -29,15 +30,17 @@ pub struct NetQueues<T: Transport, const QS: usize> {
 }
 
 impl<T: Transport, const QS: usize> NetQueues<T, QS> {
-    /// Initialises the device and posts `QS` receive buffers.
-    pub fn new(transport: T) -> Result<Self, Error> {
+    /// Initialises the device and posts `QS` receive buffers. Boxed: the
+    /// queues are several KiB (two virtqueues' shadow descriptors), and
+    /// moving them through the boot stack's frames overflowed it.
+    pub fn new(transport: T) -> Result<Box<Self>, Error> {
         let raw = VirtIONetRaw::<DmaHal, T, QS>::new(transport)?;
-        let mut q = NetQueues {
+        let mut q = Box::new(NetQueues {
             raw,
             rx: (0..QS).map(|_| None).collect(),
             tx_busy: (0..QS).map(|_| None).collect(),
             tx_free: Vec::new(),
-        };
+        });
         for _ in 0..QS {
             let buf = DmaBuffer::new(BUF_PAGES).ok_or(Error::DmaError)?;
             q.post_rx(buf)?;

@@ -3,6 +3,7 @@
 //! reused once sent) behind smoltcp's `phy::Device`, with the counters
 //! /proc/net/dev prints.
 
+use alloc::boxed::Box;
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use virtio_drivers::transport::SomeTransport;
@@ -29,22 +30,25 @@ pub struct Stats {
     pub tx_dropped: u64,
 }
 
+type Queues = NetQueues<SomeTransport<'static>, QUEUE_SIZE>;
+
 /// The interface's device: queues, a receive scratch frame, counters.
+/// Its parts are boxed: kernel stacks are small, and these are KiBs.
 pub struct Nic {
-    queues: NetQueues<SomeTransport<'static>, QUEUE_SIZE>,
+    queues: Box<Queues>,
     /// The packet smoltcp is handed: copied out of the DMA buffer so the
     /// buffer goes straight back to the device.
-    rx_frame: [u8; MAX_FRAME],
+    rx_frame: Box<[u8; MAX_FRAME]>,
     pub stats: Stats,
     pub mac: [u8; 6],
 }
 
 impl Nic {
-    pub fn new(queues: NetQueues<SomeTransport<'static>, QUEUE_SIZE>) -> Nic {
+    pub fn new(queues: Box<Queues>) -> Nic {
         let mac = queues.mac();
         Nic {
             queues,
-            rx_frame: [0; MAX_FRAME],
+            rx_frame: Box::new([0; MAX_FRAME]),
             stats: Stats::default(),
             mac,
         }
@@ -66,7 +70,7 @@ pub struct RxTok<'a> {
 }
 
 pub struct TxTok<'a> {
-    queues: &'a mut NetQueues<SomeTransport<'static>, QUEUE_SIZE>,
+    queues: &'a mut Queues,
     stats: &'a mut Stats,
 }
 
@@ -95,9 +99,8 @@ impl phy::TxToken for TxTok<'_> {
                 // needs its closure run; the frame is dropped, and TCP
                 // retransmits.
                 self.stats.tx_dropped += 1;
-                let mut scratch = [0u8; MAX_FRAME];
-                let n = len.min(MAX_FRAME);
-                fill(&mut scratch[..n]).expect("the closure has not run yet")
+                let mut scratch = alloc::vec![0u8; len.min(MAX_FRAME)];
+                fill(&mut scratch).expect("the closure has not run yet")
             }
         }
     }
@@ -115,7 +118,7 @@ impl phy::Device for Nic {
 
     fn receive(&mut self, _now: Instant) -> Option<(RxTok<'_>, TxTok<'_>)> {
         let n = loop {
-            let n = self.queues.receive(&mut self.rx_frame)?;
+            let n = self.queues.receive(&mut self.rx_frame[..])?;
             // Runts (shorter than an Ethernet header) are counted and skipped.
             if n >= 14 {
                 break n;

@@ -18,6 +18,7 @@
 //! `register_send_waker` work too, with the `async` feature on): that is
 //! where AF_INET sockets will wake their waiters.
 
+use alloc::boxed::Box;
 use alloc::vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
@@ -51,7 +52,9 @@ struct Stack {
     gateway: Option<Ipv4Address>,
 }
 
-static STACK: Mutex<Option<Stack>> = Mutex::new(None);
+/// Boxed: smoltcp's interface and the NIC are KiBs, too much to move
+/// through kernel stacks.
+static STACK: Mutex<Option<Box<Stack>>> = Mutex::new(None);
 /// smoltcp's next deadline in ns of `hal::time` (u64::MAX: none).
 static POLL_AT: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Set by the interrupt (or anyone) to ask the owner for a poll.
@@ -70,14 +73,14 @@ pub fn install(mut nic: Nic, cfg: AddrConfig) {
     crate::random::fill(&mut seed);
     config.random_seed = u64::from_le_bytes(seed);
     let iface = Interface::new(config, &mut nic, now());
-    let mut st = Stack {
+    let mut st = Box::new(Stack {
         iface,
         sockets: SocketSet::new(vec![]),
         nic,
         dhcp: None,
         addr: None,
         gateway: None,
-    };
+    });
     match cfg {
         AddrConfig::Dhcp => st.dhcp = Some(st.sockets.add(dhcpv4::Socket::new())),
         AddrConfig::Static { addr, gateway } => st.set_address(Some(addr), gateway),
