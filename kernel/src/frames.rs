@@ -55,3 +55,17 @@ pub fn stats(torus: usize) -> (usize, usize) {
         })
         .unwrap_or((0, 0))
 }
+
+/// Takes `n` physically contiguous frames (device rings and buffers) from
+/// `torus`'s pool, or from its successors'.
+pub fn alloc_contiguous_on(torus: usize, n: usize) -> Option<u64> {
+    let count = tori().len();
+    (0..count).find_map(|i| tori()[(torus + i) % count].lock().alloc_contiguous(n))
+}
+
+/// Returns `n` contiguous frames taken with [`alloc_contiguous_on`].
+pub fn free_contiguous(pa: u64, n: usize) {
+    for i in 0..n as u64 {
+        let _ = free(pa + i * mm::frames::FRAME_SIZE);
+    }
+}

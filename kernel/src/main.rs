@@ -11,6 +11,7 @@
 //! 7. application processors started (INIT-SIPI-SIPI); each becomes a
 //!    torus: syscalls, its own timer, its idle loop ([`ap_main`])
 //! 8. ready (then self tests, or userland once it exists)
+//! 9. the NIC, if any (virtio-net; `net`), then the initramfs and init
 #![no_std]
 #![no_main]
 
@@ -96,6 +97,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         None => {}
     }
     random::seed();
+    net::init(cmd);
     let exec = cmdline::get(cmd, "exec").is_some();
     match fs::init(info.initrd_bytes()) {
         Ok(n) => klog!(

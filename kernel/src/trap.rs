@@ -67,6 +67,7 @@ pub fn deferred_work() {
     // io_uring: pending requests and SQPOLL rings are looked at on every
     // boundary of the torus (one load when there are none).
     crate::io_uring::boundary();
+    crate::net::boundary();
     crate::proc::braid::boundary();
 }
 
@@ -95,6 +96,14 @@ fn handle(frame: &mut TrapFrame) {
         }
         v if v == COM1_VECTOR as u64 => {
             crate::console::on_interrupt();
+            crate::proc::work::raise(crate::proc::work::DEFERRED);
+            hal::apic::eoi();
+            if frame.from_user() {
+                crate::syscall::return_to_user(frame);
+            }
+        }
+        v if v == crate::net::NET_VECTOR as u64 => {
+            crate::net::on_interrupt();
             crate::proc::work::raise(crate::proc::work::DEFERRED);
             hal::apic::eoi();
             if frame.from_user() {

@@ -8,6 +8,8 @@
 //!     --pkg NAME                    put a Debian package and its dependencies into the root; repeatable
 //!     --accel tcg|kvm  --machine microvm|pc|q35  --smp N  --mem MIB
 //!     --append ARGS                 extra kernel command-line words
+//!     --net                         a virtio-net NIC on QEMU user networking (DHCP; host loopback only)
+//!     --forward HOSTPORT:GUESTPORT  forward host 127.0.0.1:HOSTPORT (TCP) to the guest; repeatable, implies --net
 //!     --log                         show the kernel log on the console too (with --exec)
 //!     --icount                      -icount shift=0,sleep=off: guest ns count instructions
 //!     --timeout SECS                give up after SECS (with --exec; default 600)
@@ -28,6 +30,7 @@ mod deps;
 mod dynamic_scenarios;
 mod initramfs;
 mod linux_diff;
+mod net_scenarios;
 mod qemu;
 mod scenarios;
 mod terminal;
@@ -67,7 +70,7 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
-[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--log] [--icount] [--timeout SECS] | test | image \
+[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net] [--forward H:G]... [--log] [--icount] [--timeout SECS] | test | image \
 | soak [SEEDS] [START] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
 | bench braid [DEPTH] [EVENTS]";
 
@@ -95,6 +98,22 @@ pub struct RunOpts {
     pub timeout: Option<u64>,
     /// `-icount shift=0,sleep=off`: guest ns = instructions (profiling).
     pub icount: bool,
+    /// `--net`: attach a virtio-net NIC on QEMU user networking.
+    pub net: bool,
+    /// `--forward HOST:GUEST`: host 127.0.0.1 TCP ports forwarded in.
+    pub forwards: Vec<(u16, u16)>,
+}
+
+/// Parses `HOSTPORT:GUESTPORT`.
+fn parse_forward(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("--forward {s:?}: expected HOSTPORT:GUESTPORT");
+    let (h, g) = s.split_once(':').ok_or_else(bad)?;
+    let h: u16 = h.parse().map_err(|_| bad())?;
+    let g: u16 = g.parse().map_err(|_| bad())?;
+    if h == 0 || g == 0 {
+        return Err(bad());
+    }
+    Ok((h, g))
 }
 
 impl RunOpts {
@@ -114,6 +133,11 @@ impl RunOpts {
                 "--append" => o.append.push(val()?),
                 "--timeout" => {
                     o.timeout = Some(val()?.parse().map_err(|_| "--timeout needs seconds")?)
+                }
+                "--net" => o.net = true,
+                "--forward" => {
+                    o.forwards.push(parse_forward(&val()?)?);
+                    o.net = true;
                 }
                 "--log" => o.log = true,
                 "--icount" => o.icount = true,
@@ -159,6 +183,9 @@ impl RunOpts {
             cfg.mem_mib = m;
         }
         cfg.icount = self.icount;
+        if self.net {
+            cfg.net = Some(qemu::Net::User(self.forwards.clone()));
+        }
         let mut words = self.append.clone();
         if self.exec.is_some() {
             words.push("exec".into());

@@ -77,6 +77,21 @@ pub struct Config {
     pub icount: bool,
     /// The console text whose first appearance [`Outcome::ready_wall`] times.
     pub ready_mark: String,
+    /// A virtio-net NIC, and what its other end is.
+    pub net: Option<Net>,
+}
+
+/// The host side of the guest's NIC.
+#[derive(Clone, Debug)]
+pub enum Net {
+    /// QEMU user networking with `restrict=on`: the guest reaches only
+    /// QEMU's own services (DHCP); these (host port, guest port) pairs
+    /// forward host 127.0.0.1 TCP ports into it.
+    User(Vec<(u16, u16)>),
+    /// Raw Ethernet frames as UDP datagrams on the host's loopback: QEMU
+    /// receives on 127.0.0.1:`qemu_port` and sends to 127.0.0.1:`peer_port`
+    /// (a test crafting frames itself).
+    Udp { qemu_port: u16, peer_port: u16 },
 }
 
 impl Config {
@@ -93,6 +108,7 @@ impl Config {
             log: log.to_path_buf(),
             icount: false,
             ready_mark: "RSE OS ready".into(),
+            net: None,
         }
     }
 
@@ -144,6 +160,30 @@ impl Config {
             if let Some(i) = &self.initrd {
                 push(&["-initrd", &i.display().to_string()]);
             }
+        }
+        if let Some(net) = &self.net {
+            let netdev = match net {
+                // restrict=on: the guest cannot reach the host or beyond;
+                // only the forwarded loopback ports come in.
+                Net::User(forwards) => {
+                    let mut d = String::from("user,id=n0,restrict=on");
+                    for (host, guest) in forwards {
+                        d += &format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}");
+                    }
+                    d
+                }
+                Net::Udp {
+                    qemu_port,
+                    peer_port,
+                } => format!(
+                    "socket,id=n0,udp=127.0.0.1:{peer_port},localaddr=127.0.0.1:{qemu_port}"
+                ),
+            };
+            let device = match self.machine {
+                Machine::Microvm => "virtio-net-device,netdev=n0",
+                Machine::Pc | Machine::Q35 => "virtio-net-pci,netdev=n0",
+            };
+            push(&["-netdev", &netdev, "-device", device]);
         }
         if let Some(c) = &self.cdrom {
             push(&["-cdrom", &c.display().to_string(), "-boot", "d"]);
@@ -205,6 +245,18 @@ pub fn run_interactive(cfg: &Config) -> std::io::Result<i32> {
 /// Boots with stdin from /dev/null, collecting console output (and echoing
 /// it to our stdout when `echo`), killing QEMU after `timeout`.
 pub fn run_captured(cfg: &Config, timeout: Duration, echo: bool) -> std::io::Result<Outcome> {
+    run_captured_notify(cfg, timeout, echo, None)
+}
+
+/// [`run_captured`], and once the console first shows `notify.0`, a
+/// message on `notify.1` (a scenario acting from the host while the guest
+/// runs, e.g. connecting through a forwarded port).
+pub fn run_captured_notify(
+    cfg: &Config,
+    timeout: Duration,
+    echo: bool,
+    notify: Option<(String, std::sync::mpsc::Sender<()>)>,
+) -> std::io::Result<Outcome> {
     let _ = std::fs::remove_file(&cfg.log);
     let start = Instant::now();
     let mut child = Command::new(qemu_binary())
@@ -215,6 +267,7 @@ pub fn run_captured(cfg: &Config, timeout: Duration, echo: bool) -> std::io::Res
         .spawn()?;
     let mut out = child.stdout.take().expect("piped stdout");
     let mark = cfg.ready_mark.clone().into_bytes();
+    let mut notify = notify.map(|(m, tx)| (m.into_bytes(), tx));
     let reader = std::thread::spawn(move || {
         let mut all = Vec::new();
         let mut ready = None;
@@ -232,6 +285,12 @@ pub fn run_captured(cfg: &Config, timeout: Duration, echo: bool) -> std::io::Res
                     all.extend_from_slice(&buf[..n]);
                     if ready.is_none() && all.windows(mark.len()).any(|w| w == mark) {
                         ready = Some(start.elapsed());
+                    }
+                    let seen = |m: &[u8]| all.windows(m.len()).any(|w| w == m);
+                    if notify.as_ref().is_some_and(|(m, _)| seen(m)) {
+                        if let Some((_, tx)) = notify.take() {
+                            let _ = tx.send(());
+                        }
                     }
                 }
             }

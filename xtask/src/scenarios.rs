@@ -35,6 +35,13 @@ const SCENARIOS: &[Scenario] = &[
     ("debian_sqlite3_concurrent_writers", sqlite3_concurrent),
     ("linux_diff_sqlite3", crate::linux_diff::sqlite3),
     ("add_host_tree", add_host_tree),
+    ("net_dhcp_tcp_echo_microvm", || {
+        crate::net_scenarios::dhcp_and_tcp_echo(Machine::Microvm)
+    }),
+    ("net_dhcp_tcp_echo_pc", || {
+        crate::net_scenarios::dhcp_and_tcp_echo(Machine::Pc)
+    }),
+    ("net_arp_icmp_echo", crate::net_scenarios::arp_and_icmp_echo),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.
@@ -176,7 +183,7 @@ fn config(tag: &str, append: &str, machine: Machine) -> Result<Config, String> {
     opts.config(tag)
 }
 
-fn explain(out: &Outcome, what: &str) -> String {
+pub(crate) fn explain(out: &Outcome, what: &str) -> String {
     format!(
         "{what}\nQEMU status {:?}, timed out {}\n--- kernel log ---\n{}\n--- console ---\n{}",
         out.qemu_status,

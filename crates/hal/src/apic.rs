@@ -1,6 +1,6 @@
 //! The local APIC (timer, EOI) and the I/O APIC (device interrupt routing).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 const LAPIC_DEFAULT: u64 = 0xfee0_0000;
 const IOAPIC_DEFAULT: u64 = 0xfec0_0000;
@@ -24,7 +24,22 @@ const REG_TIMER_DIV: u64 = 0x3e0;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 static LAPIC: AtomicU64 = AtomicU64::new(0);
-static IOAPIC: AtomicU64 = AtomicU64::new(0);
+/// The I/O APICs (the MADT's, or the standard one without ACPI): mapped
+/// register base (0 = slot unused), first GSI, number of pins.
+struct IoApic {
+    base: AtomicU64,
+    gsi_base: AtomicU32,
+    pins: AtomicU32,
+}
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_IOAPIC: IoApic = IoApic {
+    base: AtomicU64::new(0),
+    gsi_base: AtomicU32::new(0),
+    pins: AtomicU32::new(0),
+};
+static IOAPICS: [IoApic; crate::boot::MAX_IOAPICS] = [NO_IOAPIC; crate::boot::MAX_IOAPICS];
+/// IOREGSEL/IOWIN is a pair: no other CPU or handler may come between.
+static IOAPIC_LOCK: spin::Mutex<()> = spin::Mutex::new(());
 /// APIC timer ticks (divide-by-16) per millisecond.
 static TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
 
@@ -39,13 +54,36 @@ fn lapic_write(reg: u64, v: u32) {
     unsafe { core::ptr::write_volatile((LAPIC.load(Ordering::Relaxed) + reg) as *mut u32, v) }
 }
 
-fn ioapic_write(reg: u32, v: u32) {
-    let base = IOAPIC.load(Ordering::Relaxed);
-    // SAFETY: IOREGSEL/IOWIN of the I/O APIC mapped uncached in init.
-    unsafe {
-        core::ptr::write_volatile(base as *mut u32, reg);
-        core::ptr::write_volatile((base + 0x10) as *mut u32, v);
-    }
+fn ioapic_write(base: u64, reg: u32, v: u32) {
+    crate::cpu::without_interrupts(|| {
+        let _g = IOAPIC_LOCK.lock();
+        // SAFETY: IOREGSEL/IOWIN of an I/O APIC mapped uncached in init.
+        unsafe {
+            core::ptr::write_volatile(base as *mut u32, reg);
+            core::ptr::write_volatile((base + 0x10) as *mut u32, v);
+        }
+    })
+}
+
+fn ioapic_read(base: u64, reg: u32) -> u32 {
+    crate::cpu::without_interrupts(|| {
+        let _g = IOAPIC_LOCK.lock();
+        // SAFETY: as ioapic_write.
+        unsafe {
+            core::ptr::write_volatile(base as *mut u32, reg);
+            core::ptr::read_volatile((base + 0x10) as *const u32)
+        }
+    })
+}
+
+/// The I/O APIC serving `gsi` and the pin it arrives on.
+fn ioapic_for(gsi: u32) -> Option<(u64, u32)> {
+    IOAPICS.iter().find_map(|a| {
+        let base = a.base.load(Ordering::Relaxed);
+        let first = a.gsi_base.load(Ordering::Relaxed);
+        let pins = a.pins.load(Ordering::Relaxed);
+        (base != 0 && gsi >= first && gsi < first + pins).then_some((base, gsi - first))
+    })
 }
 
 /// Maps and enables this CPU's local APIC and the I/O APIC. `frames`
@@ -57,10 +95,24 @@ pub fn init(frames: &mut dyn FnMut() -> Option<u64>) {
         crate::paging::map_mmio(base, 4096, frames),
         Ordering::Relaxed,
     );
-    IOAPIC.store(
-        crate::paging::map_mmio(IOAPIC_DEFAULT, 4096, frames),
-        Ordering::Relaxed,
-    );
+    let listed = crate::boot::info().ioapics();
+    let standard = [crate::boot::IoApicEntry {
+        address: IOAPIC_DEFAULT,
+        gsi_base: 0,
+    }];
+    let list = if listed.is_empty() {
+        &standard[..]
+    } else {
+        listed
+    };
+    for (slot, e) in IOAPICS.iter().zip(list) {
+        let base = crate::paging::map_mmio(e.address, 4096, frames);
+        // IOAPICVER bits 16..23: the index of the last redirection entry.
+        let pins = ((ioapic_read(base, 1) >> 16) & 0xff) + 1;
+        slot.gsi_base.store(e.gsi_base, Ordering::Relaxed);
+        slot.pins.store(pins, Ordering::Relaxed);
+        slot.base.store(base, Ordering::Release);
+    }
     init_local();
 }
 
@@ -155,6 +207,48 @@ pub fn start_timer(vector: u8, hz: u64) {
 /// Routes ISA IRQ `irq` to `vector` on the CPU with APIC id `dest`
 /// (edge-triggered, active high, as ISA interrupts are).
 pub fn route_irq(irq: u8, vector: u8, dest: u32) {
-    ioapic_write(0x10 + 2 * irq as u32 + 1, dest << 24);
-    ioapic_write(0x10 + 2 * irq as u32, vector as u32);
+    // QEMU's ISA IRQs other than the timer arrive on the same-numbered GSI.
+    route_gsi(irq as u32, vector, dest, false);
+}
+
+const REDIR_LEVEL: u32 = 1 << 15;
+const REDIR_MASKED: u32 = 1 << 16;
+
+/// Routes global system interrupt `gsi` to `vector` on the CPU with APIC
+/// id `dest`, unmasked; `level` for level-triggered lines (PCI INTx,
+/// virtio-mmio), which stay asserted until the device is acknowledged.
+/// Returns false when no I/O APIC serves `gsi`.
+pub fn route_gsi(gsi: u32, vector: u8, dest: u32, level: bool) -> bool {
+    let Some((base, pin)) = ioapic_for(gsi) else {
+        return false;
+    };
+    let low = vector as u32 | if level { REDIR_LEVEL } else { 0 };
+    ioapic_write(base, 0x10 + 2 * pin + 1, dest << 24);
+    ioapic_write(base, 0x10 + 2 * pin, low);
+    true
+}
+
+/// Masks or unmasks `gsi` at its I/O APIC. A level-triggered device
+/// interrupt is masked by its handler until the device has been
+/// acknowledged outside interrupt context, then unmasked.
+pub fn mask_gsi(gsi: u32, masked: bool) {
+    if let Some((base, pin)) = ioapic_for(gsi) {
+        let reg = 0x10 + 2 * pin;
+        crate::cpu::without_interrupts(|| {
+            let _g = IOAPIC_LOCK.lock();
+            // SAFETY: as ioapic_write; read-modify-write of one entry
+            // under the lock, so no other update comes between.
+            unsafe {
+                core::ptr::write_volatile(base as *mut u32, reg);
+                let win = (base + 0x10) as *mut u32;
+                let low = core::ptr::read_volatile(win);
+                let low = if masked {
+                    low | REDIR_MASKED
+                } else {
+                    low & !REDIR_MASKED
+                };
+                core::ptr::write_volatile(win, low);
+            }
+        })
+    }
 }

@@ -85,6 +85,33 @@ impl FramePool {
         None
     }
 
+    /// Takes `n` physically contiguous free frames (device DMA rings and
+    /// buffers need them) and returns the first one's address. A linear
+    /// scan: it serves a few allocations at device set-up, not page faults.
+    pub fn alloc_contiguous(&mut self, n: usize) -> Option<u64> {
+        if n == 0 || self.free < n {
+            return None;
+        }
+        let is_used = |used: &[u64], i: usize| used[i / 64] & (1 << (i % 64)) != 0;
+        let mut run = 0;
+        for i in 0..self.frames {
+            if is_used(&self.used, i) {
+                run = 0;
+                continue;
+            }
+            run += 1;
+            if run == n {
+                let first = i + 1 - n;
+                for j in first..=i {
+                    self.used[j / 64] |= 1 << (j % 64);
+                }
+                self.free -= n;
+                return Some(self.start + first as u64 * FRAME_SIZE);
+            }
+        }
+        None
+    }
+
     /// Returns a frame to the pool.
     pub fn free(&mut self, pa: u64) -> Result<(), FreeError> {
         if !pa.is_multiple_of(FRAME_SIZE) {
@@ -132,6 +159,14 @@ impl TorusFrames {
     /// Takes a frame.
     pub fn alloc(&mut self) -> Option<u64> {
         self.pools.iter_mut().find(|p| p.free_count() > 0)?.alloc()
+    }
+
+    /// Takes `n` physically contiguous frames from one pool.
+    pub fn alloc_contiguous(&mut self, n: usize) -> Option<u64> {
+        self.pools
+            .iter_mut()
+            .filter(|p| p.free_count() >= n)
+            .find_map(|p| p.alloc_contiguous(n))
     }
 
     /// Returns a frame (it must belong to this torus).
@@ -191,6 +226,26 @@ mod tests {
     use super::*;
     use alloc::collections::BTreeSet;
     use proptest::prelude::*;
+
+    #[test]
+    fn contiguous_runs_skip_used_frames_and_free_singly() {
+        let mut p = FramePool::new(0x10_0000, 0x10_0000 + 10 * FRAME_SIZE);
+        let a = p.alloc().unwrap(); // frame 0
+        let b = p.alloc().unwrap(); // frame 1
+        p.free(a).unwrap(); // frame 0 free, 1 used: a run of 3 starts at 2
+        let run = p.alloc_contiguous(3).unwrap();
+        assert_eq!(run, 0x10_0000 + 2 * FRAME_SIZE);
+        assert_eq!(p.free_count(), 10 - 1 - 3);
+        // 0 and 5..10 are free: 5 in a row fit, 6 do not.
+        assert_eq!(p.alloc_contiguous(6), None);
+        assert_eq!(p.alloc_contiguous(5), Some(0x10_0000 + 5 * FRAME_SIZE));
+        for i in 0..3 {
+            p.free(run + i * FRAME_SIZE).unwrap();
+        }
+        p.free(b).unwrap();
+        assert_eq!(p.alloc_contiguous(0), None);
+        assert_eq!(p.alloc_contiguous(5), Some(0x10_0000));
+    }
 
     #[test]
     fn alloc_until_exhausted_then_none() {

@@ -239,9 +239,15 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
             return Some(Kind::ProcDir(entries));
         }
         (Some("net"), None) => {
-            return Some(Kind::ProcDir(alloc::vec![(4, DT_REG, b"unix".to_vec())]));
+            let entries = crate::net::procfs::FILES
+                .iter()
+                .chain(core::iter::once(&"unix"))
+                .map(|n| (2, DT_REG, n.as_bytes().to_vec()))
+                .collect();
+            return Some(Kind::ProcDir(entries));
         }
         (Some("net"), Some("unix")) => crate::net::unix::procfs::net_unix(),
+        (Some("net"), Some(f)) => crate::net::procfs::file(f)?,
         (Some("meminfo"), None) => meminfo(),
         (Some("uptime"), None) => uptime(),
         (Some("stat"), None) => stat(),

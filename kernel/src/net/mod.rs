@@ -1,10 +1,147 @@
-//! Sockets. `socket.rs` is the protocol-family interface every family
-//! implements (and the registry `socket(2)` picks a family from), with
-//! what all families share: ancillary data, credentials, flags.
-//! `mem.rs` bounds the kernel memory sockets hold for users. `unix/` is
+//! Networking. Sockets: `socket.rs` is the protocol-family interface every
+//! family implements (and the registry `socket(2)` picks a family from),
+//! with what all families share: ancillary data, credentials, flags;
+//! `mem.rs` bounds the kernel memory sockets hold for users; `unix/` is
 //! AF_UNIX. AF_INET plugs in as one more [`socket::Family`] entry; the
 //! syscall layer (`syscall/socket.rs`) knows no family.
+//!
+//! The wire: one virtio-net NIC (`device`, found by `discover`), the
+//! smoltcp TCP/IP stack over it (`stack`), /proc/net (`procfs`).
+//!
+//! The device's interrupt goes to torus A's CPU (CPU 0), which owns the
+//! device: the handler only masks the line and asks for a poll; A's next
+//! event boundary polls the stack (acknowledging the device) and unmasks.
+//! Sockets on any torus reach the stack through [`stack::with`].
+//!
+//! Kernel command line: `ip=dhcp` (default), `ip=off`, or
+//! `ip=ADDR[:SERVER[:GATEWAY[:NETMASK]]]` as Linux's nfsroot `ip=`;
+//! `netdebug.echo=PORT` starts a TCP echo responder inside the kernel
+//! (a test aid for the harness, not a socket API).
 
+mod device;
+mod discover;
 pub mod mem;
+pub mod procfs;
 pub mod socket;
+pub mod stack;
+mod testserve;
 pub mod unix;
+
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
+
+use stack::AddrConfig;
+
+/// Vector of the NIC's interrupt.
+pub const NET_VECTOR: u8 = 0x40;
+/// The CPU (torus A's) that takes the interrupt and polls the stack.
+const OWNER_CPU: usize = 0;
+
+/// GSI of the NIC's line (u32::MAX: none, the stack is polled every tick).
+static GSI: AtomicU32 = AtomicU32::new(u32::MAX);
+/// The handler masked the line; the next boundary unmasks it.
+static MASKED: AtomicBool = AtomicBool::new(false);
+static UP: AtomicBool = AtomicBool::new(false);
+
+/// Finds and starts the NIC, if the machine has one. Runs on the boot CPU
+/// (CPU 0) once frames and the I/O APIC are set up.
+pub fn init(cmdline: &str) {
+    hal::dma::set_frame_source(hal::dma::FrameSource {
+        alloc: |n| crate::frames::alloc_contiguous_on(OWNER_CPU, n),
+        free: crate::frames::free_contiguous,
+    });
+    let Some(found) = discover::find_nic() else {
+        return;
+    };
+    let queues = match hal::virtio_net::NetQueues::new(found.transport) {
+        Ok(q) => q,
+        Err(e) => {
+            crate::klog!("net: {}: virtio-net set-up failed: {e}", found.place);
+            return;
+        }
+    };
+    let nic = device::Nic::new(queues);
+    let m = nic.mac;
+    let cfg = addr_config(crate::cmdline::get(cmdline, "ip"));
+    stack::install(nic, cfg);
+    let irq = match found.gsi {
+        Some(gsi) if hal::apic::route_gsi(gsi, NET_VECTOR, hal::apic::id(), true) => {
+            GSI.store(gsi, Ordering::Relaxed);
+            alloc::format!("GSI {gsi} (level) on vector {NET_VECTOR:#x}")
+        }
+        _ => alloc::string::String::from("no interrupt line found: polled every tick"),
+    };
+    UP.store(true, Ordering::Release);
+    crate::klog!(
+        "net: eth0 {} MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {irq}, address {cfg:?}",
+        found.place,
+        m[0],
+        m[1],
+        m[2],
+        m[3],
+        m[4],
+        m[5]
+    );
+    if let Some(port) = crate::cmdline::get(cmdline, "netdebug.echo").and_then(|p| p.parse().ok()) {
+        testserve::start(port);
+    }
+}
+
+/// `ip=` as Linux reads it for an nfsroot: `dhcp`/`on`/`any` (or
+/// absent), `off`/`none`, or client:server:gateway:netmask:... with the
+/// netmask defaulting to the class C /24 QEMU's user network uses.
+fn addr_config(ip: Option<&str>) -> AddrConfig {
+    let Some(ip) = ip else {
+        return AddrConfig::Dhcp;
+    };
+    match ip {
+        "" | "dhcp" | "on" | "any" | "both" | "bootp" => return AddrConfig::Dhcp,
+        "off" | "none" => return AddrConfig::Off,
+        _ => {}
+    }
+    let mut f = ip.split(':');
+    let parse = |s: Option<&str>| s.and_then(|s| s.parse::<Ipv4Address>().ok());
+    let Some(addr) = parse(f.next()) else {
+        crate::klog!("net: ip={ip} not understood; using DHCP");
+        return AddrConfig::Dhcp;
+    };
+    let _server = f.next();
+    let gateway = parse(f.next());
+    let prefix = parse(f.next())
+        .and_then(|m| Ipv4Cidr::from_netmask(addr, m).ok())
+        .map_or(24, |c| c.prefix_len());
+    AddrConfig::Static {
+        addr: Ipv4Cidr::new(addr, prefix),
+        gateway,
+    }
+}
+
+/// The NIC's interrupt (interrupt context, on the owner CPU): the line is
+/// level-triggered and stays asserted until the device is acknowledged,
+/// which needs the stack's lock, so mask it and leave the work to the
+/// next event boundary.
+pub fn on_interrupt() {
+    let gsi = GSI.load(Ordering::Relaxed);
+    if gsi != u32::MAX {
+        hal::apic::mask_gsi(gsi, true);
+        MASKED.store(true, Ordering::Release);
+    }
+    stack::kick();
+}
+
+/// The owner's event boundary: poll the stack when the device
+/// interrupted or a smoltcp timer is due, then unmask the line.
+pub fn boundary() {
+    if !UP.load(Ordering::Acquire) || crate::proc::cpu::id() != OWNER_CPU {
+        return;
+    }
+    let polled = GSI.load(Ordering::Relaxed) == u32::MAX;
+    if !(polled || stack::due(hal::time::now_ns())) {
+        return;
+    }
+    stack::poll();
+    testserve::service();
+    if MASKED.swap(false, Ordering::AcqRel) {
+        hal::apic::mask_gsi(GSI.load(Ordering::Relaxed), false);
+    }
+}

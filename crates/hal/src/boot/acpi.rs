@@ -1,6 +1,7 @@
-//! ACPI, only as far as finding the CPUs: RSDP → RSDT/XSDT → MADT, whose
-//! local APIC (type 0) and local x2APIC (type 9) entries list the CPUs the
-//! machine has.
+//! ACPI, only as far as finding the CPUs and the I/O APICs: RSDP →
+//! RSDT/XSDT → MADT, whose local APIC (type 0) and local x2APIC (type 9)
+//! entries list the CPUs the machine has, and I/O APIC entries (type 1)
+//! where device interrupts arrive.
 //!
 //! Runs once in `hal_start64`, while the boot page tables still
 //! identity-map the low 4 GiB (where QEMU's firmware puts the tables).
@@ -120,6 +121,12 @@ pub(super) fn find_cpus(info: &mut BootInfo) {
                 if flags & 1 != 0 {
                     info.push_cpu(apic_id as u32);
                 }
+            }
+            // I/O APIC: id, reserved, address, GSI base.
+            (1, 12..) => {
+                let address: u32 = early_read(madt + off + 4);
+                let gsi_base: u32 = early_read(madt + off + 8);
+                info.push_ioapic(address as u64, gsi_base);
             }
             // Processor local x2APIC: reserved, x2APIC id, flags, ACPI uid.
             (9, 16..) => {

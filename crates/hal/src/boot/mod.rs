@@ -55,6 +55,21 @@ pub struct BootInfo {
     cpu_count: usize,
     /// Enabled CPUs the MADT listed beyond [`MAX_CPUS`] (not started).
     pub cpus_ignored: usize,
+    ioapics: [IoApicEntry; MAX_IOAPICS],
+    ioapic_count: usize,
+}
+
+/// At most this many I/O APICs are remembered from the MADT (QEMU's
+/// `microvm` has two: the second one carries the virtio-mmio interrupts).
+pub const MAX_IOAPICS: usize = 4;
+
+/// An I/O APIC the MADT lists.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IoApicEntry {
+    /// Physical address of its registers.
+    pub address: u64,
+    /// First global system interrupt (GSI) it serves.
+    pub gsi_base: u32,
 }
 
 impl BootInfo {
@@ -72,6 +87,8 @@ impl BootInfo {
             cpus: [0; MAX_CPUS],
             cpu_count: 0,
             cpus_ignored: 0,
+            ioapics: [IoApicEntry::default(); MAX_IOAPICS],
+            ioapic_count: 0,
         }
     }
 
@@ -92,6 +109,18 @@ impl BootInfo {
         } else {
             self.cpus_ignored += 1;
         }
+    }
+
+    fn push_ioapic(&mut self, address: u64, gsi_base: u32) {
+        if self.ioapic_count < MAX_IOAPICS {
+            self.ioapics[self.ioapic_count] = IoApicEntry { address, gsi_base };
+            self.ioapic_count += 1;
+        }
+    }
+
+    /// The I/O APICs of the MADT, in table order; empty without ACPI.
+    pub fn ioapics(&self) -> &[IoApicEntry] {
+        &self.ioapics[..self.ioapic_count]
     }
 
     /// APIC ids of the enabled CPUs in the ACPI MADT, in table order (the

@@ -1,0 +1,107 @@
+//! /proc/net: the files as Linux prints them, from the interface's real
+//! counters and addresses (busybox `cat`, `route`, `netstat -r` read them).
+
+use alloc::format;
+use alloc::string::String;
+use smoltcp::wire::Ipv4Address;
+
+use super::stack;
+
+/// The names under /proc/net.
+pub const FILES: [&str; 2] = ["dev", "route"];
+
+/// The text of /proc/net/NAME, None if there is no such file.
+pub fn file(name: &str) -> Option<String> {
+    match name {
+        "dev" => Some(dev()),
+        "route" => Some(route()),
+        _ => None,
+    }
+}
+
+/// /proc/net/dev (net/core/net-procfs.c, dev_seq_printf_stats).
+fn dev() -> String {
+    let mut s = String::from(
+        "Inter-|   Receive                                                |  Transmit\n \
+         face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
+    );
+    if let Some(snap) = stack::snapshot() {
+        let t = snap.stats;
+        s += &format!(
+            "{:>6}: {:7} {:7} {:4} {:4} {:4} {:5} {:10} {:9} {:8} {:7} {:4} {:4} {:4} {:5} {:7} {:10}\n",
+            "eth0",
+            t.rx_bytes,
+            t.rx_packets,
+            t.rx_errors,
+            t.rx_dropped,
+            0,
+            0,
+            0,
+            t.multicast,
+            t.tx_bytes,
+            t.tx_packets,
+            t.tx_errors,
+            t.tx_dropped,
+            0,
+            0,
+            0,
+            0
+        );
+    }
+    s
+}
+
+/// An IPv4 address as Linux prints a `__be32` in /proc/net/route: the
+/// network-order bytes read as a little-endian word, in hex.
+fn be32(a: Ipv4Address) -> u32 {
+    u32::from_le_bytes(a.octets())
+}
+
+/// One line of /proc/net/route padded to 127 columns (seq_pad).
+fn route_line(s: &mut String, line: String) {
+    s.push_str(&format!("{line:<127}\n"));
+}
+
+/// /proc/net/route (net/ipv4/fib_trie.c, fib_route_seq_show): the
+/// default route first, then the on-link subnet.
+fn route() -> String {
+    const RTF_UP: u32 = 1;
+    const RTF_GATEWAY: u32 = 2;
+    let mut s = String::new();
+    route_line(
+        &mut s,
+        String::from(
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT",
+        ),
+    );
+    let Some(snap) = stack::snapshot() else {
+        return s;
+    };
+    let Some(addr) = snap.addr else {
+        return s;
+    };
+    if let Some(gw) = snap.gateway {
+        route_line(
+            &mut s,
+            format!(
+                "eth0\t{:08X}\t{:08X}\t{:04X}\t0\t0\t0\t{:08X}\t0\t0\t0",
+                0,
+                be32(gw),
+                RTF_UP | RTF_GATEWAY,
+                0
+            ),
+        );
+    }
+    let net = addr.network();
+    route_line(
+        &mut s,
+        format!(
+            "eth0\t{:08X}\t{:08X}\t{:04X}\t0\t0\t0\t{:08X}\t0\t0\t0",
+            be32(net.address()),
+            0,
+            RTF_UP,
+            be32(net.netmask())
+        ),
+    );
+    s
+}

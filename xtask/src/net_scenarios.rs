@@ -1,0 +1,330 @@
+//! Network scenarios: the guest's virtio-net NIC on QEMU user networking
+//! (`--net --forward`), proven from both ends. The guest takes a DHCP
+//! lease and shows it in /proc/net/route; the host then talks TCP to the
+//! kernel's debug echo responder (`netdebug.echo=PORT`, a test aid, not a
+//! socket API) through the forwarded loopback port, and the guest sees
+//! the packets in /proc/net/dev's counters.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::qemu::{self, Machine};
+use crate::RunOpts;
+
+const GUEST_PORT: u16 = 7777;
+
+/// Waits (bounded) for the lease, prints the routes and LEASED, then waits
+/// until at least 4 more packets have arrived (the host's TCP exchange),
+/// and prints the counters.
+const SCRIPT: &str = r#"
+i=0
+until grep -q '^eth0' /proc/net/route; do
+  i=$((i+1)); [ $i -gt 600 ] && { echo NO LEASE; cat /proc/net/dev; exit 3; }; sleep 0.1
+done
+rx() { awk '/eth0:/ {print $3}' /proc/net/dev; }
+rx0=$(rx)
+cat /proc/net/route
+echo "RX0 $rx0"
+echo LEASED
+i=0
+until [ "$(rx)" -ge $((rx0 + 4)) ]; do
+  i=$((i+1)); [ $i -gt 600 ] && { echo NO TRAFFIC; exit 4; }; sleep 0.1
+done
+sleep 1
+cat /proc/net/dev
+"#;
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// One TCP exchange through the forwarded port: send, half-close, read
+/// the echo to EOF.
+fn exchange(port: u16, payload: &[u8]) -> Result<Vec<u8>, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(payload).map_err(|e| format!("write: {e}"))?;
+    s.shutdown(Shutdown::Write)
+        .map_err(|e| format!("shutdown: {e}"))?;
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).map_err(|e| format!("read: {e}"))?;
+    Ok(back)
+}
+
+/// The rx_packets column of eth0 in a /proc/net/dev text.
+fn rx_packets(dev: &str) -> Option<u64> {
+    dev.lines()
+        .find(|l| l.trim_start().starts_with("eth0:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse().ok())
+}
+
+pub fn dhcp_and_tcp_echo(machine: Machine) -> Result<(), String> {
+    let host_port = free_port()?;
+    let opts = RunOpts {
+        exec: Some(SCRIPT.to_string()),
+        machine: Some(machine),
+        net: true,
+        forwards: vec![(host_port, GUEST_PORT)],
+        append: vec![format!("netdebug.echo={GUEST_PORT}")],
+        ..Default::default()
+    };
+    let cfg = opts.config("net")?;
+    let (tx, rx) = mpsc::channel();
+    let payload = format!(
+        "hello through virtio-net from host pid {} at {:?}\n",
+        std::process::id(),
+        std::time::SystemTime::now()
+    );
+    let sent = payload.clone().into_bytes();
+    let host = std::thread::spawn(move || -> Result<Vec<u8>, String> {
+        rx.recv_timeout(Duration::from_secs(240))
+            .map_err(|_| "the guest never printed LEASED".to_string())?;
+        exchange(host_port, &sent)
+    });
+    let out = qemu::run_captured_notify(
+        &cfg,
+        Duration::from_secs(300),
+        false,
+        Some(("LEASED".into(), tx)),
+    )
+    .map_err(|e| format!("qemu: {e}"));
+    let _ = std::fs::remove_file(&cfg.log);
+    if let Some(i) = &cfg.initrd {
+        let _ = std::fs::remove_file(i);
+    }
+    let out = out?;
+    let echoed = host.join().map_err(|_| "host thread panicked")?;
+    let console = out.console_str();
+    let fail = |what: &str| crate::scenarios::explain(&out, what);
+    if out.guest_status() != Some(0) {
+        return Err(fail("the guest script failed"));
+    }
+    // DHCP from QEMU's user network: 10.0.2.15/24, so the on-link route
+    // 10.0.2.0/24 (as Linux prints it: 0002000A / 00FFFFFF).
+    if !out.log.contains("leased 10.0.2.15/24 by DHCP")
+        || !console.contains("eth0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF")
+    {
+        return Err(fail(
+            "no DHCP lease of 10.0.2.15/24 in the log and /proc/net/route",
+        ));
+    }
+    match echoed {
+        Ok(back) if back == payload.as_bytes() => {}
+        Ok(back) => {
+            return Err(fail(&format!(
+                "the echo differs: sent {payload:?}, got {:?}",
+                String::from_utf8_lossy(&back)
+            )))
+        }
+        Err(e) => return Err(fail(&format!("TCP exchange from the host failed: {e}"))),
+    }
+    let rx0: u64 = console
+        .lines()
+        .find_map(|l| l.strip_prefix("RX0 "))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| fail("no RX0 line"))?;
+    let last_dev = console.rsplit("Inter-|").next().unwrap_or("");
+    match rx_packets(last_dev) {
+        Some(n) if n >= rx0 + 4 => Ok(()),
+        other => Err(fail(&format!(
+            "eth0 rx_packets {other:?} after the exchange, {rx0} before"
+        ))),
+    }
+}
+
+/// Internet checksum (RFC 1071).
+fn csum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for c in data.chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], 0])
+        };
+        sum += w as u32;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const HOST_IP: [u8; 4] = [10, 0, 2, 2];
+const GUEST_IP: [u8; 4] = [10, 0, 2, 15];
+
+fn arp_request() -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&HOST_MAC);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    f.extend_from_slice(&HOST_MAC);
+    f.extend_from_slice(&HOST_IP);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&GUEST_IP);
+    f
+}
+
+fn icmp_echo(guest_mac: [u8; 6], id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut icmp = vec![8, 0, 0, 0];
+    icmp.extend_from_slice(&id.to_be_bytes());
+    icmp.extend_from_slice(&seq.to_be_bytes());
+    icmp.extend_from_slice(payload);
+    let c = csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let total = (20 + icmp.len()) as u16;
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 1, 0, 0]);
+    ip.extend_from_slice(&HOST_IP);
+    ip.extend_from_slice(&GUEST_IP);
+    let c = csum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::new();
+    f.extend_from_slice(&guest_mac);
+    f.extend_from_slice(&HOST_MAC);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&icmp);
+    f
+}
+
+/// Receives frames until `want` accepts one (or 20 s pass).
+fn await_frame<T>(
+    sock: &std::net::UdpSocket,
+    mut want: impl FnMut(&[u8]) -> Option<T>,
+) -> Result<T, String> {
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 2048];
+    while std::time::Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            if let Some(t) = want(&buf[..n]) {
+                return Ok(t);
+            }
+        }
+    }
+    Err("no answer within 20 s".into())
+}
+
+/// The host's side of the ARP/ICMP scenario: who-has 10.0.2.15, then an
+/// echo request to the MAC that answered; returns the guest's MAC.
+fn arp_and_ping(sock: &std::net::UdpSocket, qemu_port: u16) -> Result<[u8; 6], String> {
+    let to = ("127.0.0.1", qemu_port);
+    sock.send_to(&arp_request(), to)
+        .map_err(|e| format!("send: {e}"))?;
+    let guest_mac = await_frame(sock, |f| {
+        let is_reply = f.len() >= 42
+            && f[12..14] == [0x08, 0x06]
+            && f[20..22] == [0, 2]
+            && f[28..32] == GUEST_IP
+            && f[32..38] == HOST_MAC
+            && f[38..42] == HOST_IP;
+        is_reply.then(|| f[22..28].try_into().expect("6 bytes"))
+    })
+    .map_err(|e| format!("ARP who-has 10.0.2.15: {e}"))?;
+    let payload: Vec<u8> = (0..48u8).map(|i| i.wrapping_mul(7)).collect();
+    let (id, seq) = (0x5253, 7);
+    sock.send_to(&icmp_echo(guest_mac, id, seq, &payload), to)
+        .map_err(|e| format!("send: {e}"))?;
+    await_frame(sock, |f| {
+        if f.len() < 34 || f[12..14] != [0x08, 0x00] || f[0..6] != HOST_MAC {
+            return None;
+        }
+        let ihl = (f[14] & 0xf) as usize * 4;
+        let (ip, icmp) = (&f[14..14 + ihl], &f[14 + ihl..]);
+        let ok = ip[9] == 1
+            && ip[12..16] == GUEST_IP
+            && ip[16..20] == HOST_IP
+            && csum(ip) == 0
+            && icmp.len() == 8 + payload.len()
+            && icmp[0] == 0
+            && icmp[4..6] == id.to_be_bytes()
+            && icmp[6..8] == seq.to_be_bytes()
+            && icmp[8..] == payload[..]
+            && csum(icmp) == 0;
+        ok.then_some(())
+    })
+    .map_err(|e| format!("ICMP echo request to 10.0.2.15: {e}"))?;
+    Ok(guest_mac)
+}
+
+/// The kernel answers ARP and ICMP echo itself: the host crafts the frames
+/// and QEMU carries them as UDP datagrams on loopback; the guest has its
+/// address from `ip=` (no DHCP server on that wire) and shows the
+/// exchange in /proc/net/dev.
+pub fn arp_and_icmp_echo() -> Result<(), String> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(|e| e.to_string())?;
+    let peer_port = sock.local_addr().map_err(|e| e.to_string())?.port();
+    let qemu_port = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        probe.local_addr().map_err(|e| e.to_string())?.port()
+    };
+    let opts = RunOpts {
+        exec: Some(
+            r#"grep '^eth0' /proc/net/route; echo UP
+i=0
+until [ "$(awk '/eth0:/ {print $3}' /proc/net/dev)" -ge 2 ]; do
+  i=$((i+1)); [ $i -gt 600 ] && { echo NO TRAFFIC; exit 4; }; sleep 0.1
+done
+sleep 1; cat /proc/net/dev"#
+                .to_string(),
+        ),
+        append: vec!["ip=10.0.2.15::10.0.2.2:255.255.255.0".into()],
+        ..Default::default()
+    };
+    let mut cfg = opts.config("net-icmp")?;
+    cfg.net = Some(qemu::Net::Udp {
+        qemu_port,
+        peer_port,
+    });
+    let (tx, rx) = mpsc::channel();
+    let host = std::thread::spawn(move || -> Result<[u8; 6], String> {
+        rx.recv_timeout(Duration::from_secs(240))
+            .map_err(|_| "the guest never printed UP".to_string())?;
+        arp_and_ping(&sock, qemu_port)
+    });
+    let out = qemu::run_captured_notify(
+        &cfg,
+        Duration::from_secs(300),
+        false,
+        Some(("UP".into(), tx)),
+    )
+    .map_err(|e| format!("qemu: {e}"));
+    let _ = std::fs::remove_file(&cfg.log);
+    if let Some(i) = &cfg.initrd {
+        let _ = std::fs::remove_file(i);
+    }
+    let out = out?;
+    let fail = |what: &str| crate::scenarios::explain(&out, what);
+    let mac = host
+        .join()
+        .map_err(|_| "host thread panicked")?
+        .map_err(|e| fail(&e))?;
+    if out.guest_status() != Some(0) {
+        return Err(fail("the guest script failed"));
+    }
+    let mac_text = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let console = out.console_str();
+    if !out.log.contains(&format!("MAC {mac_text}"))
+        || !console.contains("eth0\t00000000\t0202000A\t0003")
+    {
+        return Err(fail(&format!(
+            "ARP answered by {mac_text}, not the NIC's MAC, or no default route via 10.0.2.2 from ip="
+        )));
+    }
+    match rx_packets(console.rsplit("Inter-|").next().unwrap_or("")) {
+        Some(n) if n >= 2 => Ok(()),
+        other => Err(fail(&format!("eth0 rx_packets {other:?}, want >= 2"))),
+    }
+}
