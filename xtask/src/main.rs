@@ -19,6 +19,8 @@
 //! cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--only tcg|icount] [--smp N] [--no-write]
 //!                                   RSE OS next to Debian's Linux: same benchmarks, same QEMU flags
 //! cargo xtask bench braid [DEPTH] [EVENTS]  braid event-queue throughput per torus
+//! cargo xtask fuzz [--calls N] [--seed S] [--smp K] [--workers W]
+//!                                   in-guest syscall fuzzer (docs/fuzzing.md); prints the seed
 //! ```
 
 mod artifacts;
@@ -28,6 +30,7 @@ mod braid_cmds;
 mod debian;
 mod deps;
 mod dynamic_scenarios;
+mod fuzz;
 mod initramfs;
 mod linux_diff;
 mod net_scenarios;
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
             Ok(braid_cmds::bench(&args[2..]))
         }
         Some("bench") => bench::bench(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
             eprintln!("{}", USAGE);
             Ok(2)
@@ -69,10 +73,10 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
+pub(crate) const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
 [--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net] [--forward H:G]... [--log] [--icount] [--timeout SECS] | test | image \
 | soak [SEEDS] [START] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
-| bench braid [DEPTH] [EVENTS]";
+| bench braid [DEPTH] [EVENTS] | fuzz [--calls N] [--seed S] [--smp K] [--workers W]";
 
 fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;

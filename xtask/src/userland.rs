@@ -21,7 +21,7 @@ pub const GUEST_BIN_DIR: &str = "/usr/bin";
 /// Where the differential scripts go in the guest.
 pub const GUEST_SCRIPTS_DIR: &str = "/etc/rse/scripts";
 /// The binaries `user/` builds.
-pub const PROGRAMS: &[&str] = &["rsetest", "rsebench"];
+pub const PROGRAMS: &[&str] = &["rsetest", "rsebench", "rsefuzz"];
 
 /// `user/` in this checkout.
 pub fn user_dir() -> PathBuf {

@@ -166,6 +166,7 @@ pub fn scenarios() -> Vec<UserScenario> {
     v.push(("rsetest_all_in_one_boot", all_in_one_boot));
     v.extend_from_slice(SCHED);
     v.push(("busybox_top_and_ps_show_scheduling", top_and_ps));
+    v.push(("rsefuzz_short", fuzz_short));
     v.push(("busybox_diff_scripts_listed", scripts_listed));
     v.extend_from_slice(SCRIPTS);
     v
@@ -310,6 +311,37 @@ fn top_and_ps(exec: &Exec) -> Result<(), String> {
     if !ok || status != 0 {
         return Err(format!(
             "expected top to list the sleep, ps to show nice 7, a CPU number, alive\n{}",
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+/// Seeds the short fuzz runs in `cargo xtask test`: a fixed one, and
+/// every seed that once found a kernel bug (docs/fuzzing.md), as
+/// regression checks. (seed, calls).
+const FUZZ_SEEDS: &[(u64, u64)] = &[(0x5eed, 50_000)];
+
+/// The syscall fuzzer (`user/rsefuzz`, 4 workers) with fixed seeds, all
+/// in one boot: each run must print `PASS rsefuzz` (no stuck or killed
+/// worker, no broken invariant, Slab/MemFree back near their baseline),
+/// and the shell must answer afterwards. A kernel panic or hang fails the
+/// boot itself.
+fn fuzz_short(exec: &Exec) -> Result<(), String> {
+    let runs: Vec<String> = FUZZ_SEEDS
+        .iter()
+        .map(|(s, n)| format!("{GUEST_BIN_DIR}/rsefuzz --seed {s:#x} --calls {n} || exit 1"))
+        .collect();
+    let cmd = format!("{}; echo alive", runs.join("; "));
+    let (out, status) = exec(&cmd)?;
+    let out = normalize(&out);
+    let ls = lines(&out);
+    let passes = ls.iter().filter(|l| **l == "PASS rsefuzz").count();
+    let last = ls.iter().rposition(|l| *l == "PASS rsefuzz").unwrap_or(0);
+    if passes != FUZZ_SEEDS.len() || status != 0 || !alive_after(&ls, last) {
+        return Err(format!(
+            "expected {} PASS rsefuzz lines, status 0 and alive\n{}",
+            FUZZ_SEEDS.len(),
             show(&out, status)
         ));
     }
