@@ -20,6 +20,7 @@ mod pipe;
 mod process;
 mod ring;
 mod sys;
+mod threads;
 mod vdso_clock;
 
 /// Scales a full-size iteration count down for `quick` runs.
@@ -57,6 +58,10 @@ const BENCHES: &[(&str, Bench)] = &[
     ("ring_nop_batch256", ring::nop_batch),
     ("ctxsw_pipe_pinned", ctxsw::pinned),
     ("ctxsw_pipe_unpinned", ctxsw::unpinned),
+    ("thread_create_join", threads::create_join),
+    ("futex_pingpong_pinned", threads::futex_pinned),
+    ("futex_pingpong_unpinned", threads::futex_unpinned),
+    ("mutex_contended_4", threads::mutex_contended),
     ("fork_exit_wait", process::fork_exit_wait),
     ("fork_execve_wait", process::fork_execve_wait),
     ("mmap_touch_munmap_4k", memory::mmap_4k),
