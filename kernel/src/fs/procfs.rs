@@ -350,7 +350,7 @@ fn task(
         return Some(Kind::ProcDir(entries));
     };
     let tid: u32 = tid.parse().ok()?;
-    let t = threads.into_iter().find(|t| t.pid as u32 == tid)?;
+    let t = threads.into_iter().find(|t| t.pid == tid)?;
     pid_file(&t, file, false)
 }
 

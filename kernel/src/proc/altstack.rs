@@ -59,10 +59,11 @@ impl AltStack {
         b
     }
 
-    /// The stack a `stack_t` asks for, by Linux's rules (do_sigaltstack),
+    /// The stack that replaces this one when a `stack_t` asks for it, by
+    /// Linux's rules (do_sigaltstack),
     /// for a thread at `rsp`: EPERM while running on the current one,
     /// EINVAL for unknown flags, ENOMEM below MINSIGSTKSZ.
-    pub fn from_user(&self, b: &[u8; STACK_T_SIZE], rsp: u64) -> KResult<AltStack> {
+    pub fn replaced_by(&self, b: &[u8; STACK_T_SIZE], rsp: u64) -> KResult<AltStack> {
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
         let flags = u32::from_le_bytes(b[8..12].try_into().unwrap_or([0; 4]));
         if self.contains(rsp) {
@@ -97,7 +98,7 @@ pub fn sigaltstack(uss: u64, uoss: u64, rsp: u64) -> KResult<u64> {
     if uss != 0 {
         let mut b = [0u8; STACK_T_SIZE];
         uaccess::copy_in(uss, &mut b)?;
-        let new = old.from_user(&b, rsp)?;
+        let new = old.replaced_by(&b, rsp)?;
         me.sig.lock().altstack = new;
     }
     if uoss != 0 {
@@ -112,7 +113,7 @@ pub fn sigaltstack(uss: u64, uoss: u64, rsp: u64) -> KResult<u64> {
 pub fn restore(b: &[u8; STACK_T_SIZE], rsp: u64) {
     let me = super::sched::current();
     let mut s = me.sig.lock();
-    if let Ok(new) = s.altstack.from_user(b, rsp) {
+    if let Ok(new) = s.altstack.replaced_by(b, rsp) {
         s.altstack = new;
     }
 }

@@ -220,15 +220,17 @@ impl Timer {
     /// one is due. While the timer's last signal is still pending an
     /// expiry only counts as an overrun (Linux queues it once).
     fn fire(&mut self, now: u64) -> Option<(Weak<Process>, Notify, SigInfo)> {
-        let missed = if self.interval == 0 {
-            self.deadline = 0;
-            0
-        } else {
-            let n = (now - self.deadline) / self.interval;
-            self.deadline = self
-                .deadline
-                .saturating_add((n + 1).saturating_mul(self.interval));
-            n
+        let missed = match (now - self.deadline).checked_div(self.interval) {
+            None => {
+                self.deadline = 0;
+                0
+            }
+            Some(n) => {
+                self.deadline = self
+                    .deadline
+                    .saturating_add((n + 1).saturating_mul(self.interval));
+                n
+            }
         };
         let missed = u32::try_from(missed).unwrap_or(i32::MAX as u32);
         let sig = match self.notify {

@@ -148,7 +148,8 @@ pub fn run(_: &[String]) -> Result<(), String> {
     let r = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &bad) };
     check(r == -1 && errno() == libc::EINVAL, "tv_nsec of 2e9: EINVAL")?;
     // SAFETY: a deliberately bad set pointer.
-    let r = unsafe { libc::sigtimedwait(8 as *const libc::sigset_t, std::ptr::null_mut(), &bad) };
+    let r =
+        unsafe { libc::sigtimedwait(4096 as *const libc::sigset_t, std::ptr::null_mut(), &bad) };
     check(
         r == -1 && errno() == libc::EFAULT,
         "a bad set pointer: EFAULT",
