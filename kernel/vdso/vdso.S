@@ -24,6 +24,19 @@
     shrdq $32, %rdx, %rax
 .endm
 
+/* rax += the realtime offset (vvar + 16); clobbers rcx. */
+.macro ADD_REALTIME
+    leaq __ehdr_start(%rip), %rcx
+    addq -4080(%rcx), %rax
+.endm
+
+/* rax (ns) -> rax seconds, rdx the remaining ns; clobbers rcx. */
+.macro SPLIT_SECONDS
+    xorl %edx, %edx
+    movl $1000000000, %ecx
+    divq %rcx
+.endm
+
 /* Clocks answered here: REALTIME 0, MONOTONIC 1, MONOTONIC_RAW 4,
    REALTIME_COARSE 5, MONOTONIC_COARSE 6, BOOTTIME 7. */
 #define CLOCKS 0xf3
@@ -42,12 +55,9 @@ __vdso_clock_gettime:
     movl $REALTIME_CLOCKS, %edx
     btl %r8d, %edx
     jnc 2f
-    leaq __ehdr_start(%rip), %rcx
-    addq -4080(%rcx), %rax
+    ADD_REALTIME
 2:
-    xorl %edx, %edx
-    movl $1000000000, %ecx
-    divq %rcx
+    SPLIT_SECONDS
     movq %rax, (%rsi)
     movq %rdx, 8(%rsi)
     xorl %eax, %eax
@@ -64,11 +74,8 @@ __vdso_gettimeofday:
     testq %rdi, %rdi
     jz 1f
     NOW_NS
-    leaq __ehdr_start(%rip), %rcx
-    addq -4080(%rcx), %rax
-    xorl %edx, %edx
-    movl $1000000000, %ecx
-    divq %rcx
+    ADD_REALTIME
+    SPLIT_SECONDS
     movq %rax, (%rdi)
     movq %rdx, %rax
     xorl %edx, %edx
@@ -89,11 +96,8 @@ __vdso_gettimeofday:
     .type __vdso_time, @function
 __vdso_time:
     NOW_NS
-    leaq __ehdr_start(%rip), %rcx
-    addq -4080(%rcx), %rax
-    xorl %edx, %edx
-    movl $1000000000, %ecx
-    divq %rcx
+    ADD_REALTIME
+    SPLIT_SECONDS
     testq %rdi, %rdi
     jz 1f
     movq %rax, (%rdi)
