@@ -259,6 +259,7 @@ pub fn deliver(frame: &mut TrapFrame) {
                 }
                 None => me.group.shared_sig.lock().take(!(s.mask & !UNBLOCKABLE)),
             };
+            let taken = taken.map(|(sig, info)| (sig, super::timers::latch(me.tgid, info)));
             let Some((sig, info)) = taken else {
                 // No handler ran (the signal was ignored or stopped us):
                 // Linux restarts every interrupted restartable syscall.

@@ -37,7 +37,9 @@ pub fn sigtimedwait(set: u64, info: u64, timeout: u64, sigsetsize: u64) -> KResu
     // directed one is sent here (signal::send_process), and the wake-up
     // comes from the sender's notify.
     me.sig.lock().waiting = want;
-    let got = wait_or_deadline(deadline, || take(want));
+    let got = wait_or_deadline(deadline, || {
+        take(want).map(|(sig, info)| (sig, super::timers::latch(me.tgid, info)))
+    });
     me.sig.lock().waiting = 0;
     let (sig, si) = got?.ok_or(Errno::EAGAIN)?;
     if info != 0 {

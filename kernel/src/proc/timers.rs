@@ -47,8 +47,11 @@ struct Timer {
     deadline: u64,
     /// Period (ns); 0 for a one-shot.
     interval: u64,
-    /// Expiries missed at the last signal (timer_getoverrun).
+    /// Expiries since the last signal was sent, counted while it waits.
     overrun: u32,
+    /// The count latched when the last signal was taken (timer_getoverrun
+    /// and si_overrun), as Linux latches it at dequeue.
+    overrun_last: u32,
 }
 
 static TIMERS: Mutex<Vec<Timer>> = Mutex::new(Vec::new());
@@ -92,6 +95,7 @@ pub fn create(
         deadline: 0,
         interval: 0,
         overrun: 0,
+        overrun_last: 0,
     });
     Ok(id)
 }
@@ -116,6 +120,7 @@ pub fn set(tgid: Pid, id: i32, first: u64, absolute: bool, interval: u64) -> KRe
                 deadline: 0,
                 interval: 0,
                 overrun: 0,
+                overrun_last: 0,
             });
             all.len() - 1
         }
@@ -151,7 +156,7 @@ pub fn get(tgid: Pid, id: i32) -> KResult<Setting> {
 pub fn overrun(tgid: Pid, id: i32) -> KResult<u32> {
     let all = TIMERS.lock();
     let t = all.iter().find(|t| t.tgid == tgid && t.id == id && id >= 0);
-    t.map(|t| t.overrun).ok_or(Errno::EINVAL)
+    t.map(|t| t.overrun_last).ok_or(Errno::EINVAL)
 }
 
 /// timer_delete(2).
@@ -163,6 +168,28 @@ pub fn delete(tgid: Pid, id: i32) -> KResult<()> {
         .ok_or(Errno::EINVAL)?;
     all.swap_remove(i);
     Ok(())
+}
+
+/// A POSIX timer's signal was taken (delivered or sigwaited): latches and
+/// returns the overrun count for its siginfo and timer_getoverrun.
+fn taken(tgid: Pid, id: i32) -> u32 {
+    let mut all = TIMERS.lock();
+    match all.iter_mut().find(|t| t.tgid == tgid && t.id == id) {
+        Some(t) => {
+            t.overrun_last = core::mem::take(&mut t.overrun);
+            t.overrun_last
+        }
+        None => 0,
+    }
+}
+
+/// A signal's siginfo as it is taken: a POSIX timer's gets its overrun
+/// count latched (si_overrun).
+pub fn latch(tgid: Pid, mut info: SigInfo) -> SigInfo {
+    if info.code == SI_TIMER {
+        info.uid = taken(tgid, info.pid as i32);
+    }
+    info
 }
 
 /// The ITIMER_REAL id, for alarm/setitimer/getitimer.
@@ -246,7 +273,7 @@ impl Timer {
             self.overrun = self.overrun.saturating_add(missed).saturating_add(1);
             return None;
         }
-        self.overrun = missed;
+        self.overrun = self.overrun.saturating_add(missed);
         let info = if self.id == ITIMER_REAL_ID {
             SigInfo::sent(SI_KERNEL, 0)
         } else {
