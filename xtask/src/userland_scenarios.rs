@@ -90,6 +90,7 @@ program_scenarios!(
     epoll,
     eventfd,
     timerfd,
+    dev_fd,
 );
 
 /// The regression checks of what user programs could do to the kernel
@@ -113,6 +114,7 @@ const ROBUSTNESS: &[&str] = &[
     "mremap",
     "madvise",
     "map_fixed",
+    "dev_fd",
     "tmpfs_full",
     "linux_compat",
     "efault",

@@ -24,7 +24,7 @@ pub mod tmpfs;
 pub use file_type::FileType;
 pub use stat::{Stat, Timespec};
 pub use tmpfs::{
-    DirEntry, HeapPages, Ino, Opened, PageId, PageStore, Tmpfs, TmpfsConfig, Usage,
+    DirEntry, HeapPages, Ino, Opened, PageId, PageStore, Tmpfs, TmpfsConfig, Usage, Walked,
     MAX_HEAP_PER_INODE, MAX_HEAP_PER_PAGE, PAGE_SIZE, ROOT_INO,
 };
 

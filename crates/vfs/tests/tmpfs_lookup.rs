@@ -158,3 +158,39 @@ fn path_of_walks_back_to_the_root() {
     fs.rmdir(ROOT_INO, b"moved").unwrap();
     assert_eq!(fs.path_of(c), Err(Errno::ENOENT), "getcwd of a removed cwd");
 }
+
+#[test]
+fn walk_stops_at_a_mount_point_through_symlinks() {
+    use vfs::Walked;
+    let mut fs = fs();
+    let proc_dir = mkdirs(&mut fs, b"/proc");
+    let dev = mkdirs(&mut fs, b"/dev");
+    fs.symlink(dev, b"fd", b"/proc/self/fd").unwrap();
+    fs.symlink(dev, b"stdin", b"fd/0").unwrap();
+    let m = Some(proc_dir);
+    let mount = |p: &[u8]| Ok(Walked::Mount(p.to_vec()));
+    assert_eq!(
+        fs.walk(ROOT_INO, b"/proc/self/fd/3", true, m),
+        mount(b"/self/fd/3")
+    );
+    assert_eq!(
+        fs.walk(ROOT_INO, b"/dev/fd/63", true, m),
+        mount(b"/self/fd/63")
+    );
+    assert_eq!(
+        fs.walk(ROOT_INO, b"/dev/stdin", true, m),
+        mount(b"/self/fd/0")
+    );
+    assert_eq!(
+        fs.walk(ROOT_INO, b"/dev/fd/", false, m),
+        mount(b"/self/fd/")
+    );
+    assert_eq!(fs.walk(ROOT_INO, b"/proc", true, m), mount(b""));
+    assert_eq!(fs.walk(dev, b"../proc/1", true, m), mount(b"/1"));
+    // The last symlink unfollowed: the link itself, not /proc.
+    let stdin = fs.walk(ROOT_INO, b"/dev/stdin", false, m).unwrap();
+    assert!(matches!(stdin, Walked::Ino(_)));
+    assert_eq!(fs.walk(ROOT_INO, b"/dev", true, m), Ok(Walked::Ino(dev)));
+    // Without a mount point the same path is just missing.
+    assert_eq!(fs.lookup(ROOT_INO, b"/dev/fd/63", true), Err(Errno::ENOENT));
+}

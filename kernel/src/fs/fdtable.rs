@@ -92,6 +92,14 @@ impl FdTable {
             .ok_or(Errno::EBADF)
     }
 
+    /// The open descriptors, lowest first (/proc/PID/fd).
+    pub fn fds(&self) -> Vec<i32> {
+        (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_some())
+            .map(|i| i as i32)
+            .collect()
+    }
+
     /// Installs `file` at the lowest free descriptor ≥ `min`.
     /// EMFILE at the process's RLIMIT_NOFILE.
     pub fn insert_from(&mut self, min: usize, file: Arc<OpenFile>, cloexec: bool) -> KResult<i32> {

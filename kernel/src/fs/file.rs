@@ -320,6 +320,37 @@ impl OpenFile {
             _ => None,
         }
     }
+
+    /// A new open file description for the object behind this one, as
+    /// open(2) of `/proc/PID/fd/N` (or `/dev/fd/N`) makes: its own offset
+    /// and status `flags`. A pipe opened for reading gives its read end,
+    /// for writing its write end (as a FIFO would). `ENXIO` for what Linux
+    /// cannot reopen either (anonymous inodes such as io_uring).
+    pub fn reopen(&self, flags: u32) -> KResult<Arc<OpenFile>> {
+        let kind = match &self.kind {
+            Kind::Inode(i) => Kind::Inode(*i),
+            Kind::PipeRead(p) | Kind::PipeWrite(p) => match flags & O_ACCMODE {
+                O_RDONLY => Kind::PipeRead(p.clone()),
+                O_WRONLY => Kind::PipeWrite(p.clone()),
+                // Linux opens a FIFO O_RDWR as both ends; one end here.
+                _ if matches!(self.kind, Kind::PipeRead(_)) => Kind::PipeRead(p.clone()),
+                _ => Kind::PipeWrite(p.clone()),
+            },
+            Kind::Tty => Kind::Tty,
+            Kind::Null => Kind::Null,
+            Kind::Zero => Kind::Zero,
+            Kind::Random => Kind::Random,
+            Kind::Proc(b) => Kind::Proc(b.clone()),
+            Kind::ProcControl(b) => Kind::ProcControl(b.clone()),
+            Kind::ProcDir(e) => Kind::ProcDir(e.clone()),
+            Kind::IoUring(_)
+            | Kind::Socket(_)
+            | Kind::EventFd(_)
+            | Kind::Epoll(_)
+            | Kind::TimerFd(_) => return Err(Errno::ENXIO),
+        };
+        Ok(OpenFile::new(kind, flags))
+    }
 }
 
 impl Drop for OpenFile {

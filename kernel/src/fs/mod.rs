@@ -139,6 +139,17 @@ pub fn init(initramfs: &[u8]) -> KResult<usize> {
             vfs::devnum::makedev(major, minor),
         );
     }
+    // What udev makes on a Linux system: /dev/fd (bash's process
+    // substitution passes /dev/fd/63) and the standard streams.
+    let links: [(&[u8], &[u8]); 4] = [
+        (b"fd", b"/proc/self/fd"),
+        (b"stdin", b"/proc/self/fd/0"),
+        (b"stdout", b"/proc/self/fd/1"),
+        (b"stderr", b"/proc/self/fd/2"),
+    ];
+    for (name, target) in links {
+        let _ = fs.symlink(devdir, name, target);
+    }
     for d in [&b"tmp"[..], b"proc", b"root", b"mnt"] {
         if fs.lookup(ROOT_INO, d, true).is_err() {
             fs.mkdir(ROOT_INO, d, if d == b"tmp" { 0o1777 } else { 0o755 })?;

@@ -284,19 +284,24 @@ fn process(me: &Arc<Process>, pid: &str) -> Option<Arc<Process>> {
 fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> Option<Kind> {
     let text = match file {
         None => {
-            let mut names = alloc::vec!["stat", "cmdline", "status", "comm"];
-            if whole {
-                names.push("task");
-            }
-            let entries = names
+            let mut entries: Vec<(u64, u8, Vec<u8>)> = ["stat", "cmdline", "status", "comm"]
                 .iter()
-                .map(|n| {
-                    (
-                        2,
-                        if *n == "task" { DT_DIR } else { DT_REG },
-                        n.as_bytes().to_vec(),
-                    )
-                })
+                .map(|n| (2, DT_REG, n.as_bytes().to_vec()))
+                .collect();
+            entries.push((2, DT_LNK, b"exe".to_vec()));
+            entries.push((3, DT_DIR, b"fd".to_vec()));
+            if whole {
+                entries.push((3, DT_DIR, b"task".to_vec()));
+            }
+            return Some(Kind::ProcDir(entries));
+        }
+        Some("fd") => {
+            let entries = p
+                .files()
+                .lock()
+                .fds()
+                .into_iter()
+                .map(|fd| (0x100 + fd as u64, DT_LNK, format!("{fd}").into_bytes()))
                 .collect();
             return Some(Kind::ProcDir(entries));
         }
@@ -364,6 +369,56 @@ pub fn is_dir(rest: &[u8]) -> bool {
         [pid] => pid_like(pid),
         [pid, "task"] => pid_like(pid),
         [pid, "task", tid] => pid_like(pid) && tid.parse::<u32>().is_ok(),
+        [pid, "fd"] => process(&proc::sched::current(), pid).is_some(),
         _ => false,
+    }
+}
+
+/// `/proc/PID/fd/N` (and `/dev/fd/N`, a link to it): a symlink to what
+/// descriptor N of PID has open. That open file, if `rest` names one.
+pub fn fd_link(rest: &[u8]) -> Option<alloc::sync::Arc<super::file::OpenFile>> {
+    let s = core::str::from_utf8(rest).ok()?.trim_end_matches('/');
+    let mut parts = s.split('/').filter(|x| !x.is_empty());
+    let (pid, fd, n) = (parts.next()?, parts.next()?, parts.next()?);
+    if fd != "fd" || parts.next().is_some() {
+        return None;
+    }
+    let n: i32 = n.parse().ok()?;
+    process(&proc::sched::current(), pid)?
+        .files()
+        .lock()
+        .get(n)
+        .ok()
+}
+
+/// What readlink(2) of an fd link says: the path for directories, Linux's
+/// `pipe:[N]` for pipes, device paths, `anon_inode:[io_uring]`. A regular
+/// file's name is not kept by its open file: it reads `/inode:[INO]`
+/// (Linux gives the path).
+pub fn fd_link_target(f: &super::file::OpenFile) -> Vec<u8> {
+    let pipe = |p: &alloc::sync::Arc<super::pipe::Pipe>| {
+        format!(
+            "pipe:[{}]",
+            alloc::sync::Arc::as_ptr(p) as usize as u64 & 0xffff_ffff
+        )
+    };
+    match &f.kind {
+        Kind::Inode(ino) => super::with(|fs| fs.path_of(*ino))
+            .unwrap_or_else(|_| format!("/inode:[{ino}]").into_bytes()),
+        Kind::PipeRead(p) | Kind::PipeWrite(p) => pipe(p).into_bytes(),
+        Kind::Tty => b"/dev/console".to_vec(),
+        Kind::Null => b"/dev/null".to_vec(),
+        Kind::Zero => b"/dev/zero".to_vec(),
+        Kind::Random => b"/dev/urandom".to_vec(),
+        Kind::Proc(_) | Kind::ProcControl(_) | Kind::ProcDir(_) => b"/proc".to_vec(),
+        Kind::IoUring(_) => b"anon_inode:[io_uring]".to_vec(),
+        Kind::Socket(sk) => format!(
+            "socket:[{}]",
+            alloc::sync::Arc::as_ptr(sk) as *const u8 as usize as u64 & 0xffff_ffff
+        )
+        .into_bytes(),
+        Kind::EventFd(_) => b"anon_inode:[eventfd]".to_vec(),
+        Kind::Epoll(_) => b"anon_inode:[eventpoll]".to_vec(),
+        Kind::TimerFd(_) => b"anon_inode:[timerfd]".to_vec(),
     }
 }

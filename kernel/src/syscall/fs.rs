@@ -4,7 +4,7 @@
 use abi::{Errno, KResult};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use vfs::{FileType, Ino, Stat, ROOT_INO};
+use vfs::{FileType, Ino, Stat, Walked, ROOT_INO};
 
 use crate::fs::file::{self, Kind, OpenFile};
 use crate::fs::{self as kfs, dev, procfs};
@@ -18,10 +18,12 @@ pub const AT_EMPTY_PATH: u64 = 0x1000;
 const PATH_MAX: usize = 4096;
 const IO_CHUNK: usize = 1 << 20;
 
-/// A resolved name: a tmpfs inode or a /proc entry.
+/// A resolved name: a tmpfs inode, a /proc entry, or what a followed
+/// `/proc/PID/fd/N` link names (an open file, which may have no name).
 enum Node {
     Ino(Ino),
     Proc(Vec<u8>),
+    Fd(Arc<OpenFile>),
 }
 
 fn fd_file(fd: u64) -> KResult<Arc<OpenFile>> {
@@ -52,6 +54,42 @@ fn start_dir(dirfd: i64, path: &[u8]) -> KResult<Ino> {
     Ok(ino)
 }
 
+/// `path` without empty and `.` components ("/a/b", or "" for "/").
+fn normalize(path: &[u8]) -> Vec<u8> {
+    let mut norm: Vec<u8> = Vec::new();
+    for c in path
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+    {
+        norm.push(b'/');
+        norm.extend_from_slice(c);
+    }
+    norm
+}
+
+/// The directory /proc is mounted on, in the tmpfs.
+fn proc_mount() -> Option<Ino> {
+    kfs::with(|fs| fs.lookup(ROOT_INO, b"/proc", false)).ok()
+}
+
+/// Resolves `path` in the tmpfs from `start`; a walk that enters /proc
+/// (through a symlink such as /dev/fd, or `..`) ends as a /proc path.
+fn walk(start: Ino, path: &[u8], follow: bool) -> KResult<Node> {
+    let mount = proc_mount();
+    match kfs::with(|fs| fs.walk(start, path, follow, mount))? {
+        Walked::Ino(ino) => Ok(Node::Ino(ino)),
+        Walked::Mount(rest) => Ok(proc_node(normalize(&rest), follow)),
+    }
+}
+
+/// A /proc path as a node: an fd link, when followed, is its open file.
+fn proc_node(rest: Vec<u8>, follow: bool) -> Node {
+    match procfs::fd_link(&rest) {
+        Some(f) if follow => Node::Fd(f),
+        _ => Node::Proc(rest),
+    }
+}
+
 fn proc_rest(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
     let abs = if path.first() == Some(&b'/') {
         path.to_vec()
@@ -66,14 +104,7 @@ fn proc_rest(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
     } else {
         return None;
     };
-    let mut norm: Vec<u8> = Vec::new();
-    for c in abs
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-    {
-        norm.push(b'/');
-        norm.extend_from_slice(c);
-    }
+    let norm = normalize(&abs);
     if norm == b"/proc" {
         Some(Vec::new())
     } else {
@@ -106,22 +137,30 @@ fn resolve(dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
         }
     }
     if let Some(rest) = proc_rest(dirfd, path) {
-        return Ok(Node::Proc(rest));
+        return Ok(proc_node(rest, follow));
     }
     let start = start_dir(dirfd, path)?;
-    kfs::with(|fs| fs.lookup(start, path, follow)).map(Node::Ino)
+    walk(start, path, follow)
 }
 
 fn proc_stat(rest: &[u8]) -> KResult<Stat> {
     let dir = procfs::is_dir(rest);
-    if !dir && procfs::open(rest).is_none() {
+    // fd links (unfollowed) and exe are symlinks, lrwx------ as on Linux.
+    let link = procfs::fd_link(rest).is_some() || rest.ends_with(b"/exe");
+    if !dir && !link && procfs::open(rest).is_none() {
         return Err(Errno::ENOENT);
     }
     Ok(Stat {
         dev: 3,
         ino: 0x1000 + rest.len() as u64,
         nlink: if dir { 2 } else { 1 },
-        mode: if dir { 0o040555 } else { 0o100444 },
+        mode: if dir {
+            0o040555
+        } else if link {
+            0o120700
+        } else {
+            0o100444
+        },
         blksize: 4096,
         ..Stat::default()
     })
@@ -131,6 +170,7 @@ fn stat_node(n: &Node) -> KResult<Stat> {
     match n {
         Node::Ino(i) => kfs::with(|fs| fs.stat(*i)),
         Node::Proc(rest) => proc_stat(rest),
+        Node::Fd(f) => file_stat(f),
     }
 }
 
@@ -461,7 +501,55 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
         Some(exe) if flags & file::O_NOFOLLOW == 0 => exe,
         _ => path,
     };
-    let kind = if let Some(rest) = proc_rest(dirfd, &path) {
+    let follow = flags & file::O_NOFOLLOW == 0;
+    let mut proc_path = proc_rest(dirfd, &path);
+    let mut found = None;
+    if proc_path.is_none() {
+        let start = start_dir(dirfd, &path)?;
+        let umask = me.fs.lock().umask;
+        let mount = proc_mount();
+        let walked = kfs::with(|fs| -> KResult<Walked> {
+            match fs.walk(start, &path, follow, mount) {
+                Ok(w) => {
+                    if flags & file::O_CREAT != 0 && flags & file::O_EXCL != 0 {
+                        return Err(Errno::EEXIST);
+                    }
+                    Ok(w)
+                }
+                Err(Errno::ENOENT) if flags & file::O_CREAT != 0 => {
+                    let (dir, name) = fs.lookup_parent(start, &path)?;
+                    if name.is_empty() || path.last() == Some(&b'/') {
+                        return Err(Errno::EISDIR);
+                    }
+                    fs.create(dir, &name, (mode as u32 & 0o7777) & !umask)
+                        .map(Walked::Ino)
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        match walked {
+            Walked::Ino(ino) => found = Some(ino),
+            Walked::Mount(rest) => proc_path = Some(normalize(&rest)),
+        }
+    }
+    let kind = if let Some(rest) = proc_path {
+        // /proc/PID/fd/N (or /dev/fd/N): a new open file for the same
+        // object, with these flags (O_CREAT means nothing; O_TRUNC
+        // truncates a regular file opened for writing).
+        if let Some(f) = procfs::fd_link(&rest).filter(|_| follow) {
+            let f = f.reopen(flags)?;
+            if let Some(ino) = f.ino() {
+                let ft = kfs::with(|fs| fs.file_type(ino))?;
+                if flags & file::O_TRUNC != 0
+                    && ft == FileType::Regular
+                    && flags & file::O_ACCMODE != file::O_RDONLY
+                {
+                    kfs::with(|fs| fs.truncate(ino, 0))?;
+                }
+            }
+            let fd = me.files().lock().insert(f, flags & file::O_CLOEXEC != 0)?;
+            return Ok(fd as u64);
+        }
         let kind = procfs::open(&rest).ok_or(Errno::ENOENT)?;
         // Only control files take writes (O_CREAT/O_TRUNC mean nothing).
         let writes = flags & file::O_ACCMODE != file::O_RDONLY;
@@ -470,27 +558,7 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
         }
         kind
     } else {
-        let start = start_dir(dirfd, &path)?;
-        let follow = flags & file::O_NOFOLLOW == 0;
-        let umask = me.fs.lock().umask;
-        let ino = kfs::with(|fs| -> KResult<Ino> {
-            match fs.lookup(start, &path, follow) {
-                Ok(ino) => {
-                    if flags & file::O_CREAT != 0 && flags & file::O_EXCL != 0 {
-                        return Err(Errno::EEXIST);
-                    }
-                    Ok(ino)
-                }
-                Err(Errno::ENOENT) if flags & file::O_CREAT != 0 => {
-                    let (dir, name) = fs.lookup_parent(start, &path)?;
-                    if name.is_empty() || path.last() == Some(&b'/') {
-                        return Err(Errno::EISDIR);
-                    }
-                    fs.create(dir, &name, (mode as u32 & 0o7777) & !umask)
-                }
-                Err(e) => Err(e),
-            }
-        })?;
+        let ino = found.ok_or(Errno::ENOENT)?;
         let st = kfs::with(|fs| fs.stat(ino))?;
         let ft = FileType::from_mode(st.mode).ok_or(Errno::EIO)?;
         if flags & file::O_DIRECTORY != 0 && ft != FileType::Directory {
@@ -817,7 +885,11 @@ pub fn readlinkat(dirfd: i64, path: u64, buf: u64, len: u64) -> KResult<u64> {
     let target: Vec<u8> = match resolve(dirfd, &p, false)? {
         Node::Ino(i) => kfs::with(|fs| fs.readlink(i))?,
         Node::Proc(rest) if rest == b"/self" => alloc::format!("{}", current().tgid).into_bytes(),
-        Node::Proc(_) => proc_exe_target(dirfd, &p).ok_or(Errno::EINVAL)?,
+        Node::Proc(rest) => match procfs::fd_link(&rest) {
+            Some(f) => procfs::fd_link_target(&f),
+            None => proc_exe_target(dirfd, &p).ok_or(Errno::EINVAL)?,
+        },
+        Node::Fd(_) => return Err(Errno::EINVAL),
     };
     let n = target.len().min(len as usize);
     uaccess::copy_out(buf, &target[..n])?;
@@ -834,6 +906,7 @@ pub fn chdir(path: u64) -> KResult<u64> {
         // from it are /proc paths (proc_rest).
         Node::Proc(rest) if rest.is_empty() => kfs::with(|fs| fs.lookup(ROOT_INO, b"/proc", true))?,
         Node::Proc(_) => return Err(Errno::ENOTDIR),
+        Node::Fd(f) => f.ino().ok_or(Errno::ENOTDIR)?,
     };
     if kfs::with(|fs| fs.file_type(ino))? != FileType::Directory {
         return Err(Errno::ENOTDIR);
@@ -912,6 +985,7 @@ pub fn utimensat(dirfd: i64, path: u64, times: u64, flags: u64) -> KResult<u64> 
         let p = read_path(path)?;
         match resolve(dirfd, &p, flags & AT_SYMLINK_NOFOLLOW == 0)? {
             Node::Ino(i) => i,
+            Node::Fd(f) => f.ino().ok_or(Errno::EPERM)?,
             Node::Proc(_) => return Err(Errno::EPERM),
         }
     };

@@ -14,6 +14,7 @@ mod affinity_swap;
 mod bad_iret;
 mod bad_rip;
 mod children;
+mod dev_fd;
 mod efault;
 mod enosys;
 mod epoll;
@@ -220,6 +221,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "probe_race",
         probe_race::run,
         "a read's check of its buffer never undoes a CLONE_VM sharer's concurrent writes",
+    ),
+    (
+        "dev_fd",
+        dev_fd::run,
+        "/proc/self/fd and /dev/fd: listed descriptors, symlinks that reopen pipes and files",
     ),
     (
         "shared_file",

@@ -30,6 +30,7 @@ use crate::{FileType, Timespec};
 pub use open::Opened;
 pub use pages::{HeapPages, PageId, PageStore, PAGE_SIZE};
 pub use readdir::DirEntry;
+pub use walk::Walked;
 
 /// An inode number, as `st_ino` reports it.
 pub type Ino = u64;

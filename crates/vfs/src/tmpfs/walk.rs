@@ -11,6 +11,16 @@ use super::{Ino, Tmpfs, ROOT_INO};
 use crate::path::{check_name, check_path, split_last, MAX_SYMLINKS};
 use crate::FileType;
 
+/// Where a [`Tmpfs::walk`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Walked {
+    /// An inode of this file system.
+    Ino(Ino),
+    /// The mount point was entered; what remains of the path (empty or
+    /// starting with `/`), relative to the mounted file system's root.
+    Mount(Vec<u8>),
+}
+
 impl Tmpfs {
     /// Resolves `path` relative to directory `cwd` (ignored for absolute
     /// paths). Symlinks before the last component are always followed; the
@@ -22,6 +32,24 @@ impl Tmpfs {
     /// `ENOTDIR`, `ELOOP` after [`MAX_SYMLINKS`] links, `ENAMETOOLONG`.
     /// Permissions are not checked (see [`crate::access`]).
     pub fn lookup(&self, cwd: Ino, path: &[u8], follow_last_symlink: bool) -> KResult<Ino> {
+        match self.walk(cwd, path, follow_last_symlink, None)? {
+            Walked::Ino(ino) => Ok(ino),
+            // No mount point was given, so none was crossed.
+            Walked::Mount(_) => Err(Errno::ENOENT),
+        }
+    }
+
+    /// [`Tmpfs::lookup`] that stops where the walk enters directory
+    /// `mount` (a file system mounted there, e.g. /proc): the rest of the
+    /// path, symlinks already spliced in, is for that file system. This is
+    /// how `/dev/fd/3` (a symlink to `/proc/self/fd`) reaches /proc.
+    pub fn walk(
+        &self,
+        cwd: Ino,
+        path: &[u8],
+        follow_last_symlink: bool,
+        mount: Option<Ino>,
+    ) -> KResult<Walked> {
         check_path(path)?;
         let mut cur = if path[0] == b'/' { ROOT_INO } else { cwd };
         self.expect_dir(cur)?;
@@ -38,7 +66,7 @@ impl Tmpfs {
                 pos += 1;
             }
             if pos == rest.len() {
-                return Ok(cur);
+                return Ok(Walked::Ino(cur));
             }
             let end = rest[pos..]
                 .iter()
@@ -72,11 +100,14 @@ impl Tmpfs {
                     continue;
                 }
             }
+            if Some(child) == mount {
+                return Ok(Walked::Mount(rest[end..].to_vec()));
+            }
             if is_last {
                 if trailing_slash && node.file_type() != FileType::Directory {
                     return Err(Errno::ENOTDIR);
                 }
-                return Ok(child);
+                return Ok(Walked::Ino(child));
             }
             cur = child;
             pos = end;
