@@ -429,7 +429,8 @@ pub fn execve(
     *me.vfork_done.lock() = true;
     me.vfork_wait.wake_all();
     *frame = hal::context::user_frame(loaded.entry, loaded.sp);
-    me.fpu().load(&hal::percpu::FpuArea::initial().bytes());
+    me.fpu()
+        .load(&hal::percpu::FpuArea::initial().bytes(), true);
     me.set_fs_base(0);
     me.set_gs_base(0);
     Ok(0)

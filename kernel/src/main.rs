@@ -45,6 +45,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
 
     hal::gdt::init(0);
     hal::percpu::init(0);
+    hal::fpu::init_cpu(true);
     trap::init();
     hal::syscall::init(syscall::handle);
     hal::context::set_first_run_hook(proc::fork::first_run);

@@ -91,6 +91,7 @@ program_scenarios!(
     eventfd,
     timerfd,
     dev_fd,
+    avx,
 );
 
 /// The regression checks of what user programs could do to the kernel

@@ -19,6 +19,7 @@ core::arch::global_asm!(
 );
 core::arch::global_asm!(
     concat!(include_str!("regs.S"), include_str!("trap_entry.S")),
+    xsave_mask = sym crate::fpu::XSAVE_MASK,
     options(att_syntax)
 );
 

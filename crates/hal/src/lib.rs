@@ -22,6 +22,7 @@ pub mod cpu;
 pub mod current;
 pub mod dma;
 pub mod exit;
+pub mod fpu;
 pub mod gdt;
 pub mod heap;
 pub mod idt;

@@ -31,10 +31,15 @@ static mut PERCPU: [PerCpu; MAX_CPUS] = [const {
     }
 }; MAX_CPUS];
 
-/// A 512-byte, 16-aligned FXSAVE area (the user FPU/SSE state of a task),
-/// written by the entry assembly while the task is in the kernel.
-#[repr(C, align(16))]
-pub struct FpuArea(core::cell::UnsafeCell<[u8; 512]>);
+/// Bytes of a task's FPU area: room for the XSAVE state (see
+/// [`crate::fpu`]), 64-aligned as XSAVE requires.
+pub const FPU_AREA_SIZE: usize = 1024;
+
+/// A task's user FPU state, as FXSAVE or XSAVE left it (the legacy
+/// 512-byte layout first, then the XSAVE header and AVX), written by the
+/// entry assembly while the task is in the kernel.
+#[repr(C, align(64))]
+pub struct FpuArea(core::cell::UnsafeCell<[u8; FPU_AREA_SIZE]>);
 
 // SAFETY: a task's area is written only by the CPU running that task
 // (entry assembly) or by its owner before the task first runs.
@@ -42,26 +47,48 @@ unsafe impl Sync for FpuArea {}
 
 impl FpuArea {
     /// The state a fresh process starts with: x87 control word 0x37f and
-    /// MXCSR 0x1f80, as Linux sets them.
+    /// MXCSR 0x1f80, as Linux sets them; an XSAVE header of zeros (every
+    /// other component in its initial state).
     pub fn initial() -> FpuArea {
-        let mut a = [0u8; 512];
+        let mut a = [0u8; FPU_AREA_SIZE];
         a[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
         a[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
         FpuArea(core::cell::UnsafeCell::new(a))
     }
 
-    /// The saved state as bytes (signal frames).
-    pub fn bytes(&self) -> [u8; 512] {
+    /// The saved state as bytes (signal frames: the first
+    /// [`crate::fpu::state_size`] of them are the state).
+    pub fn bytes(&self) -> [u8; FPU_AREA_SIZE] {
         // SAFETY: as snapshot.
         unsafe { *self.0.get() }
     }
 
-    /// Replaces the saved state (rt_sigreturn). MXCSR bits that fxrstor
-    /// would fault on are cleared.
-    pub fn load(&self, bytes: &[u8; 512]) {
-        let mut b = *bytes;
+    /// Replaces the saved state (rt_sigreturn, execve) with `bytes`: a
+    /// whole XSAVE area when `xstate` (and XSAVE is in use), else the
+    /// 512-byte FXSAVE layout, the other components then going back to
+    /// their initial state. What XRSTOR/FXRSTOR would fault on is cleared:
+    /// MXCSR's reserved bits, components not enabled, the compacted-format
+    /// bit and the header's reserved bytes.
+    pub fn load(&self, bytes: &[u8], xstate: bool) {
+        let mut b = [0u8; FPU_AREA_SIZE];
+        let mask = crate::fpu::mask() as u64;
+        let n = if xstate && mask != 0 {
+            crate::fpu::XSTATE_SIZE
+        } else {
+            512
+        };
+        let n = n.min(bytes.len());
+        b[..n].copy_from_slice(&bytes[..n]);
         let mxcsr = u32::from_le_bytes([b[24], b[25], b[26], b[27]]) & 0xffff;
         b[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        // The XSAVE header (bytes 512..576): XSTATE_BV, then zeros.
+        let bv = if n > 512 {
+            u64::from_le_bytes(b[512..520].try_into().unwrap_or([0; 8])) & mask
+        } else {
+            0b11 & mask // x87 and SSE from the legacy area, AVX initial
+        };
+        b[512..576].fill(0);
+        b[512..520].copy_from_slice(&bv.to_le_bytes());
         // SAFETY: the owning task is in the kernel; the entry assembly
         // reads the area only when returning to user mode.
         unsafe { *self.0.get() = b };

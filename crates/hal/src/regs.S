@@ -1,9 +1,41 @@
 /*
  * The general-purpose register save of a TrapFrame (idt.rs), shared by the
  * interrupt entry (trap_entry.S) and the syscall entry (syscall.rs). Each
- * asm block that includes this file ends with `.purgem` of both macros,
+ * asm block that includes this file ends with `.purgem` of its macros,
  * so the blocks can be assembled in any order.
+ *
+ * FPU_SAVE / FPU_RESTORE: the user FPU state to or from the running task's
+ * area (per-CPU %gs:32) with XSAVE/XRSTOR of the components in
+ * fpu::XSAVE_MASK, or FXSAVE/FXRSTOR when that is 0 (see fpu.rs). They
+ * clobber rax, rcx and rdx: use them only while the user's GPRs are saved
+ * in the frame. The including block passes `xsave_mask = sym ...`.
  */
+.macro FPU_SAVE
+    movq %gs:32, %rcx
+    movl {xsave_mask}(%rip), %eax
+    testl %eax, %eax
+    jz 901f
+    xorl %edx, %edx
+    xsave64 (%rcx)
+    jmp 902f
+901:
+    fxsave64 (%rcx)
+902:
+.endm
+
+.macro FPU_RESTORE
+    movq %gs:32, %rcx
+    movl {xsave_mask}(%rip), %eax
+    testl %eax, %eax
+    jz 903f
+    xorl %edx, %edx
+    xrstor64 (%rcx)
+    jmp 904f
+903:
+    fxrstor64 (%rcx)
+904:
+.endm
+
 .macro SAVE_GPRS
     pushq %rax
     pushq %rbx

@@ -333,6 +333,7 @@ extern "C" fn hal_ap_main(apic_id: u32) -> ! {
     crate::gdt::init(cpu);
     crate::idt::init();
     crate::percpu::init(cpu);
+    crate::fpu::init_cpu(false);
     crate::paging::enable_smep();
     crate::apic::init_parked();
     let online = STATE[cpu]

@@ -32,10 +32,9 @@ syscall_entry:
     pushq ${vector}
     /* The same frame layout as trap_save_regs. */
     SAVE_GPRS
-    /* rax is saved: use it for the FPU area. DF is already clear
-       (IA32_FMASK), so no cld. */
-    movq %gs:32, %rax
-    fxsave64 (%rax)
+    /* The GPRs are saved: FPU_SAVE may use rax, rcx, rdx. DF is
+       already clear (IA32_FMASK), so no cld. */
+    FPU_SAVE
     movq %rsp, %rdi
     /* The kernel's handler, straight from HANDLER (set before any user
        mode exists, so never null here). */
@@ -43,8 +42,7 @@ syscall_entry:
     /* Always back to user mode: no privilege tests, unlike trap_return.
        A task switched away inside the call resumes here on its own
        kernel stack; the frame may have been edited (signals, execve). */
-    movq %gs:32, %rax
-    fxrstor64 (%rax)
+    FPU_RESTORE
     /*
      * sysretq when the frame is what syscall left, as Linux decides:
      * rcx = rip and r11 = rflags (sysret reloads RIP and RFLAGS from
@@ -85,6 +83,8 @@ syscall_iret:
 
     .purgem SAVE_GPRS
     .purgem RESTORE_GPRS
+    .purgem FPU_SAVE
+    .purgem FPU_RESTORE
 "#
     ),
     user_ds = const USER_DS,
@@ -92,6 +92,7 @@ syscall_iret:
     user_top = const crate::probe::USER_TOP,
     vector = const SYSCALL_VECTOR,
     handler = sym HANDLER,
+    xsave_mask = sym crate::fpu::XSAVE_MASK,
     options(att_syntax)
 );
 

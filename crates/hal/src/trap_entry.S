@@ -3,12 +3,13 @@
  * (the precompiled core uses the red zone, so kernel-mode interrupts must
  * never push onto the interrupted stack). When the CPU came from ring 3 we
  * swapgs, move the frame to the current task's kernel stack (per-CPU field
- * at %gs:8) and save the user's FPU/SSE state (%gs:32) before any Rust
- * code can touch an XMM register; the exit path mirrors it. From kernel
+ * at %gs:8) and, once the GPRs are saved, the user's FPU state (%gs:32,
+ * FPU_SAVE) before any Rust code can touch an XMM register; the exit path
+ * mirrors it. From kernel
  * mode the interrupted code's XMM state is kept on the stack instead.
  *
  * Per-CPU layout (see percpu.rs): 0 self, 8 kernel stack top, 16 user rsp,
- * 24 scratch, 32 user FPU area (512 bytes, 16-aligned).
+ * 24 scratch, 32 user FPU area (FPU_AREA_SIZE bytes, 64-aligned).
  */
     .section .text.trap_common, "ax"
     .code64
@@ -27,8 +28,6 @@ trap_common:
     pushq 16(%rax)
     pushq 8(%rax)
     pushq 0(%rax)
-    movq %gs:32, %rax
-    fxsave64 (%rax)
     movq %gs:24, %rax
     jmp trap_save_regs
 5:
@@ -71,9 +70,8 @@ trap_common:
     movq 40(%rax), %rsp
     pushq 8(%rax)
     pushq 0(%rax)
-    /* The user's FPU state was restored before the iretq: save it again. */
-    movq %gs:32, %rax
-    fxsave64 (%rax)
+    /* The user's FPU state, restored before the iretq, is saved again
+       below (a frame with RPL 3 takes the user path). */
     movq %gs:24, %rax
     .global trap_save_regs
 trap_save_regs:
@@ -97,13 +95,14 @@ trap_save_regs:
     movq %rbx, %rsp
     jmp 2f
 4:
+    /* From user mode: the user's FPU state, with the GPRs now saved. */
+    FPU_SAVE
     call hal_trap_dispatch
     .global trap_return
 trap_return:
     testb $3, 18*8(%rsp)
     jz 2f
-    movq %gs:32, %rax
-    fxrstor64 (%rax)
+    FPU_RESTORE
 2:
     RESTORE_GPRS
     testb $3, 24(%rsp)
@@ -117,3 +116,5 @@ trap_iret:
 
     .purgem SAVE_GPRS
     .purgem RESTORE_GPRS
+    .purgem FPU_SAVE
+    .purgem FPU_RESTORE

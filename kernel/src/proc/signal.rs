@@ -4,6 +4,7 @@
 
 use abi::{Errno, KResult};
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use hal::idt::TrapFrame;
 
 use super::altstack::{self, AltStack, SS_AUTODISARM, STACK_T_SIZE};
@@ -373,9 +374,10 @@ fn setup_frame(
     if a.flags & SA_RESTORER == 0 {
         return Err(Errno::EFAULT);
     }
-    let mut sp = f.rsp.wrapping_sub(128); // skip the red zone
-                                          // An SA_ONSTACK handler moves to the alternate stack unless it is
-                                          // already on it; the frame records the stack as it was.
+    // Below the red zone; an SA_ONSTACK handler moves to the alternate
+    // stack unless it is already on it (the frame records the stack as
+    // it was).
+    let mut sp = f.rsp.wrapping_sub(128);
     let alt = me.sig.lock().altstack;
     if a.flags & SA_ONSTACK != 0 && alt.size != 0 && !alt.contains(f.rsp) {
         sp = alt.sp.wrapping_add(alt.size);
@@ -383,10 +385,10 @@ fn setup_frame(
             me.sig.lock().altstack = AltStack::default();
         }
     }
-    sp = (sp - 512) & !63;
+    let fp = fpu_frame(me);
+    sp = (sp - fp.len() as u64) & !63;
     let fpstate = sp;
-    let fpu = me.fpu().snapshot();
-    uaccess::copy_out(fpstate, &fpu_bytes(&fpu))?;
+    uaccess::copy_out(fpstate, &fp)?;
     sp = ((sp - FRAME_SIZE) & !15) - 8;
     let mut buf = [0u8; FRAME_SIZE as usize];
     let mut put =
@@ -481,8 +483,54 @@ pub fn siginfo(sig: u32, info: SigInfo, fault_addr: u64) -> [u8; 128] {
     b
 }
 
-fn fpu_bytes(a: &hal::percpu::FpuArea) -> [u8; 512] {
-    a.bytes()
+/// Linux's markers of an XSAVE signal frame (asm/sigcontext.h): magic1
+/// in the legacy area's software-reserved bytes, magic2 right after the
+/// XSAVE state.
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
+/// Where `struct _fpx_sw_bytes` sits in the 512-byte legacy area.
+const SW_BYTES: usize = 464;
+
+/// The fpstate a signal frame carries: the FXSAVE area, or (XSAVE in use)
+/// the XSAVE area described by `_fpx_sw_bytes` and followed by magic2, as
+/// Linux lays it out.
+fn fpu_frame(me: &Process) -> Vec<u8> {
+    let area = me.fpu().bytes();
+    let size = hal::fpu::state_size();
+    let mut v = area[..size].to_vec();
+    v[SW_BYTES..512].fill(0);
+    if hal::fpu::mask() != 0 {
+        let mut put =
+            |off: usize, b: &[u8]| v[SW_BYTES + off..SW_BYTES + off + b.len()].copy_from_slice(b);
+        put(0, &FP_XSTATE_MAGIC1.to_le_bytes());
+        put(4, &(size as u32 + 4).to_le_bytes()); // extended_size
+        put(8, &u64::from(hal::fpu::mask()).to_le_bytes()); // xfeatures
+        put(16, &(size as u32).to_le_bytes()); // xstate_size
+        v.extend_from_slice(&FP_XSTATE_MAGIC2.to_le_bytes());
+    }
+    v
+}
+
+/// Reads the fpstate at `addr` back: the whole XSAVE state when its
+/// markers say so (and match what the kernel uses), else the 512-byte
+/// FXSAVE area. (state, whether it is XSAVE state)
+fn read_fpu_frame(addr: u64) -> KResult<(Vec<u8>, bool)> {
+    let mut v = uaccess::read_vec(addr, 512)?;
+    let word = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]));
+    let size = hal::fpu::state_size();
+    let xstate = hal::fpu::mask() != 0
+        && word(&v, SW_BYTES) == FP_XSTATE_MAGIC1
+        && word(&v, SW_BYTES + 16) as usize == size
+        && word(&v, SW_BYTES + 4) as usize == size + 4;
+    if !xstate {
+        return Ok((v, false));
+    }
+    let rest = uaccess::read_vec(addr + 512, size + 4 - 512)?;
+    if word(&rest, size - 512) != FP_XSTATE_MAGIC2 {
+        return Ok((v, false));
+    }
+    v.extend_from_slice(&rest[..size - 512]);
+    Ok((v, true))
 }
 
 /// `rt_sigreturn(2)`: restores the context saved by [`setup_frame`].
@@ -490,7 +538,7 @@ pub fn sigreturn(f: &mut TrapFrame) -> KResult<u64> {
     let me = super::sched::current();
     let base = f.rsp.wrapping_sub(8); // the handler's `ret` popped pretcode
     let mut buf = [0u8; FRAME_SIZE as usize];
-    let mut fp = [0u8; 512];
+    let mut fp: Option<(Vec<u8>, bool)> = None;
     // Everything is read before anything is restored: a bad frame or
     // fpstate pointer leaves the registers alone and kills with SIGSEGV,
     // as Linux's rt_sigreturn does.
@@ -501,11 +549,11 @@ pub fn sigreturn(f: &mut TrapFrame) -> KResult<u64> {
                 .unwrap_or([0; 8]),
         );
         match fpstate {
-            0 => Ok(false),
-            a => uaccess::copy_in(a, &mut fp).map(|()| true),
+            0 => Ok(()),
+            a => read_fpu_frame(a).map(|f| fp = Some(f)),
         }
     });
-    let Ok(has_fp) = read else {
+    let Ok(()) = read else {
         force(&me, SIGSEGV);
         return Ok(f.rax);
     };
@@ -551,8 +599,8 @@ pub fn sigreturn(f: &mut TrapFrame) -> KResult<u64> {
     {
         f.ss = hal::gdt::USER_DS as u64;
     }
-    if has_fp {
-        me.fpu().load(&fp);
+    if let Some((state, xstate)) = fp {
+        me.fpu().load(&state, xstate);
     }
     let uc_stack = (UC + 16) as usize;
     let mut st = [0u8; STACK_T_SIZE];

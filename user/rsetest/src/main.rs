@@ -11,6 +11,7 @@
 //! installs SIGSEGV/SIGBUS handlers on a sigaltstack.
 
 mod affinity_swap;
+mod avx;
 mod bad_iret;
 mod bad_rip;
 mod children;
@@ -221,6 +222,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "probe_race",
         probe_race::run,
         "a read's check of its buffer never undoes a CLONE_VM sharer's concurrent writes",
+    ),
+    (
+        "avx",
+        avx::run,
+        "AVX is enabled when CPUID has it; YMM state survives syscalls, switches and signals",
     ),
     (
         "dev_fd",
