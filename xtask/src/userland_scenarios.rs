@@ -92,6 +92,7 @@ program_scenarios!(
     timerfd,
     dev_fd,
     avx,
+    xattr,
 );
 
 /// The regression checks of what user programs could do to the kernel

@@ -143,6 +143,19 @@ fn resolve(dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
     walk(start, path, follow)
 }
 
+/// That the user path at `path` names something (following a last
+/// symlink if `follow`), with resolve's errors (ENOENT, ENOTDIR, EFAULT…),
+/// and whether it is in /proc.
+pub(super) fn lookup_user_path(path: u64, follow: bool) -> KResult<bool> {
+    let p = read_path(path)?;
+    Ok(!matches!(resolve(AT_FDCWD, &p, follow)?, Node::Ino(_)))
+}
+
+/// That `fd` is open (EBADF otherwise).
+pub(super) fn check_fd(fd: u64) -> KResult<()> {
+    fd_file(fd).map(|_| ())
+}
+
 fn proc_stat(rest: &[u8]) -> KResult<Stat> {
     let dir = procfs::is_dir(rest);
     // fd links (unfollowed) and exe are symlinks, lrwx------ as on Linux.

@@ -15,6 +15,7 @@ pub mod sched;
 pub mod socket;
 pub mod time;
 pub mod timer;
+pub mod xattr;
 
 use abi::{Errno, KResult};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -161,6 +162,44 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_symlinkat => ret(fs::symlinkat(a0, a1 as i32 as i64, a2)),
         nr::__NR_readlink => ret(fs::readlinkat(fs::AT_FDCWD, a0, a1, a2)),
         nr::__NR_readlinkat => ret(fs::readlinkat(a0 as i32 as i64, a1, a2, a3)),
+        nr::__NR_setxattr
+        | nr::__NR_lsetxattr
+        | nr::__NR_fsetxattr
+        | nr::__NR_getxattr
+        | nr::__NR_lgetxattr
+        | nr::__NR_fgetxattr
+        | nr::__NR_listxattr
+        | nr::__NR_llistxattr
+        | nr::__NR_flistxattr
+        | nr::__NR_removexattr
+        | nr::__NR_lremovexattr
+        | nr::__NR_fremovexattr => {
+            use xattr::{Op, Target};
+            let op = match n as u32 {
+                nr::__NR_setxattr | nr::__NR_lsetxattr | nr::__NR_fsetxattr => Op::Set,
+                nr::__NR_getxattr | nr::__NR_lgetxattr | nr::__NR_fgetxattr => Op::Get,
+                nr::__NR_listxattr | nr::__NR_llistxattr | nr::__NR_flistxattr => Op::List,
+                _ => Op::Remove,
+            };
+            let target = match n as u32 {
+                nr::__NR_fsetxattr
+                | nr::__NR_fgetxattr
+                | nr::__NR_flistxattr
+                | nr::__NR_fremovexattr => Target::Fd(a0),
+                nr::__NR_lsetxattr
+                | nr::__NR_lgetxattr
+                | nr::__NR_llistxattr
+                | nr::__NR_lremovexattr => Target::Path {
+                    path: a0,
+                    follow: false,
+                },
+                _ => Target::Path {
+                    path: a0,
+                    follow: true,
+                },
+            };
+            ret(xattr::call(op, target, a1))
+        }
         nr::__NR_chdir => ret(fs::chdir(a0)),
         nr::__NR_fchdir => ret(fs::fchdir(a0)),
         nr::__NR_getcwd => ret(fs::getcwd(a0, a1)),

@@ -61,6 +61,7 @@ mod vdso;
 mod vm_exit_leak;
 mod vm_util;
 mod wait_bounds;
+mod xattr;
 mod xmm;
 
 type Test = fn(&[String]) -> Result<(), String>;
@@ -227,6 +228,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "avx",
         avx::run,
         "AVX is enabled when CPUID has it; YMM state survives syscalls, switches and signals",
+    ),
+    (
+        "xattr",
+        xattr::run,
+        "extended attributes: stored, or EOPNOTSUPP everywhere; ENOENT/EBADF/EFAULT as Linux",
     ),
     (
         "dev_fd",
