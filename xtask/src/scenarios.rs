@@ -33,7 +33,13 @@ const SCENARIOS: &[Scenario] = &[
     ("bench_quick_suite_runs", bench_quick),
     ("debian_pkg_sqlite3_root", debian_pkg_root),
     ("debian_sqlite3_concurrent_writers", sqlite3_concurrent),
+    // One boot per kernel for all of them (the first one boots).
     ("linux_diff_sqlite3", crate::linux_diff::sqlite3),
+    ("linux_diff_python3", crate::linux_diff::python3),
+    ("linux_diff_perl", crate::linux_diff::perl),
+    ("linux_diff_coreutils", crate::linux_diff::coreutils),
+    ("linux_diff_bash", crate::linux_diff::bash),
+    ("linux_diff_lighttpd", crate::linux_diff::lighttpd),
     ("add_host_tree", add_host_tree),
     ("net_dhcp_tcp_echo_microvm", || {
         crate::net_scenarios::dhcp_and_tcp_echo(Machine::Microvm)
