@@ -20,6 +20,7 @@
 
 mod device;
 mod discover;
+pub mod inet;
 pub mod mem;
 pub mod procfs;
 pub mod socket;
