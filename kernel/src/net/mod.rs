@@ -2,7 +2,7 @@
 //! family implements (and the registry `socket(2)` picks a family from),
 //! with what all families share: ancillary data, credentials, flags;
 //! `mem.rs` bounds the kernel memory sockets hold for users; `unix/` is
-//! AF_UNIX. AF_INET plugs in as one more [`socket::Family`] entry; the
+//! AF_UNIX, `inet/` AF_INET (TCP, UDP over the smoltcp stack); the
 //! syscall layer (`syscall/socket.rs`) knows no family.
 //!
 //! The wire: one virtio-net NIC (`device`, found by `discover`), the
