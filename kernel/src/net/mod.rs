@@ -137,7 +137,12 @@ pub fn boundary() {
         return;
     }
     let polled = GSI.load(Ordering::Relaxed) == u32::MAX;
-    if !(polled || stack::due(hal::time::now_ns())) {
+    // A masked line always means a poll (and the unmask after it): a
+    // socket call on another CPU may have polled in between (taking the
+    // kick and acknowledging the device), and returning early would leave
+    // the line masked for good.
+    let masked = MASKED.load(Ordering::Acquire);
+    if !(polled || masked || stack::due(hal::time::now_ns())) {
         return;
     }
     stack::poll();
