@@ -1,6 +1,7 @@
 //! AF_INET without a peer: socket types and protocols, bind (ephemeral
 //! ports, EADDRINUSE per protocol, EINVAL on a second bind),
-//! getsockname/getpeername, listen and a non-blocking accept, options
+//! getsockname/getpeername, listen, a non-blocking accept (EAGAIN) and a
+//! blocking one a signal interrupts (EINTR), options
 //! (SO_REUSEADDR, TCP_NODELAY, SO_TYPE, SO_ACCEPTCONN), bad pointers
 //! (EFAULT), refused connects (blocking, and non-blocking through
 //! EINPROGRESS, poll and SO_ERROR), and a UDP sendto that leaves.
@@ -199,6 +200,19 @@ pub fn run(_: &[String]) -> Result<(), String> {
     check(
         got == Err(libc::EAGAIN),
         "accept on a non-blocking listener with no connection: EAGAIN",
+    )?;
+    // A blocking accept sleeps on a wait queue: a signal interrupts it.
+    extern "C" fn nothing(_: i32) {}
+    crate::util::handle(libc::SIGALRM, nothing as *const () as libc::sighandler_t, 0)?;
+    // SAFETY: plain syscalls.
+    let got = unsafe {
+        libc::alarm(1);
+        r(libc::accept(t, std::ptr::null_mut(), std::ptr::null_mut()) as isize)
+    };
+    crate::util::handle(libc::SIGALRM, libc::SIG_DFL, 0)?;
+    check(
+        got == Err(libc::EINTR),
+        format!("a blocking accept interrupted by SIGALRM: EINTR (got {got:?})"),
     )?;
     check(
         // SAFETY: plain syscall.
