@@ -328,3 +328,114 @@ sleep 1; cat /proc/net/dev"#
         other => Err(fail(&format!("eth0 rx_packets {other:?}, want >= 2"))),
     }
 }
+
+/// The guest side of the AF_INET scenario: the lease, `rsetest inet`,
+/// then busybox `nc -l` sending `seq 1 30000` and keeping what comes in,
+/// which must be `seq 100000 130000` (busybox has no cksum; cmp it is).
+const INET_SCRIPT: &str = r#"
+i=0
+until grep -q '^eth0' /proc/net/route; do
+  i=$((i+1)); [ $i -gt 600 ] && { echo NO LEASE; exit 3; }; sleep 0.1
+done
+/usr/bin/rsetest inet || exit 5
+seq 1 30000 > /tmp/out
+nc -l -p 7777 < /tmp/out > /tmp/in &
+nc=$!
+sleep 1
+echo LISTENING
+wait $nc
+echo "NC STATUS $?"
+seq 100000 130000 > /tmp/want
+echo "IN $(wc -c < /tmp/in) BYTES"
+cmp /tmp/in /tmp/want && echo SAME
+"#;
+
+/// The host's side: connect through the forwarded port, send `payload`
+/// while reading everything the guest sends until its FIN, then
+/// half-close (so nc, which stops at our FIN, has sent everything first).
+fn inet_exchange(port: u16, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+    let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let mut w = s.try_clone().map_err(|e| e.to_string())?;
+    let writer =
+        std::thread::spawn(move || w.write_all(&payload).map_err(|e| format!("write: {e}")));
+    let mut back = Vec::new();
+    (&s).read_to_end(&mut back)
+        .map_err(|e| format!("read (after {} bytes): {e}", back.len()))?;
+    writer.join().map_err(|_| "writer panicked")??;
+    s.shutdown(Shutdown::Write)
+        .map_err(|e| format!("shutdown: {e}"))?;
+    Ok(back)
+}
+
+/// AF_INET sockets end to end: `rsetest inet` in the guest (with the
+/// network up), then busybox `nc -l` (socket, bind, listen, accept, poll,
+/// read, write, shutdown) exchanging ~170-210 KB each way with the host
+/// through a forwarded port, checked byte for byte in both directions.
+pub fn inet_nc_both_ways() -> Result<(), String> {
+    let host_port = free_port()?;
+    let adds = crate::userland::build_user_programs()?
+        .into_iter()
+        .filter(|(_, guest)| guest.ends_with("/rsetest"))
+        .map(|(host, guest)| crate::artifacts::Addition { host, guest })
+        .collect();
+    let opts = RunOpts {
+        exec: Some(INET_SCRIPT.to_string()),
+        adds,
+        net: true,
+        forwards: vec![(host_port, GUEST_PORT)],
+        ..Default::default()
+    };
+    let cfg = opts.config("net-inet")?;
+    let (tx, rx) = mpsc::channel();
+    let payload: Vec<u8> = (100_000..=130_000)
+        .map(|i| format!("{i}\n"))
+        .collect::<String>()
+        .into_bytes();
+    let sent = payload.len();
+    let host = std::thread::spawn(move || -> Result<Vec<u8>, String> {
+        rx.recv_timeout(Duration::from_secs(400))
+            .map_err(|_| "the guest never printed LISTENING".to_string())?;
+        inet_exchange(host_port, payload)
+    });
+    let out = qemu::run_captured_notify(
+        &cfg,
+        Duration::from_secs(500),
+        false,
+        Some(("LISTENING".into(), tx)),
+    )
+    .map_err(|e| format!("qemu: {e}"));
+    let _ = std::fs::remove_file(&cfg.log);
+    if let Some(i) = &cfg.initrd {
+        let _ = std::fs::remove_file(i);
+    }
+    let out = out?;
+    let got = host.join().map_err(|_| "host thread panicked")?;
+    let console = out.console_str();
+    let fail = |what: &str| crate::scenarios::explain(&out, what);
+    if !console.contains("PASS inet") || console.contains("not ok") {
+        return Err(fail("rsetest inet did not pass"));
+    }
+    let expect: String = (1..=30000).map(|i| format!("{i}\n")).collect();
+    match got {
+        Ok(b) if b == expect.as_bytes() => {}
+        Ok(b) => {
+            return Err(fail(&format!(
+                "guest -> host: got {} bytes, want {} (seq 1 30000)",
+                b.len(),
+                expect.len()
+            )))
+        }
+        Err(e) => return Err(fail(&format!("host side: {e}"))),
+    }
+    if !console.contains(&format!("IN {sent} BYTES")) || !console.contains("SAME") {
+        return Err(fail(&format!(
+            "host -> guest: the guest did not get the {sent} bytes sent"
+        )));
+    }
+    if !console.contains("NC STATUS 0") || out.guest_status() != Some(0) {
+        return Err(fail("nc or the guest script failed"));
+    }
+    Ok(())
+}

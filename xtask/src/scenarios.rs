@@ -48,6 +48,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::net_scenarios::dhcp_and_tcp_echo(Machine::Pc)
     }),
     ("net_arp_icmp_echo", crate::net_scenarios::arp_and_icmp_echo),
+    (
+        "net_inet_rsetest_and_nc",
+        crate::net_scenarios::inet_nc_both_ways,
+    ),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.

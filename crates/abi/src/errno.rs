@@ -85,6 +85,10 @@ errnos!(
     ETOOMANYREFS,
     EALREADY,
     EINPROGRESS,
+    ENETDOWN,
+    ENETUNREACH,
+    ECONNABORTED,
+    EHOSTUNREACH,
 );
 
 impl Errno {

@@ -2,7 +2,7 @@
 //! family implements (and the registry `socket(2)` picks a family from),
 //! with what all families share: ancillary data, credentials, flags;
 //! `mem.rs` bounds the kernel memory sockets hold for users; `unix/` is
-//! AF_UNIX. AF_INET plugs in as one more [`socket::Family`] entry; the
+//! AF_UNIX, `inet/` AF_INET (TCP, UDP over the smoltcp stack); the
 //! syscall layer (`syscall/socket.rs`) knows no family.
 //!
 //! The wire: one virtio-net NIC (`device`, found by `discover`), the
@@ -20,6 +20,7 @@
 
 mod device;
 mod discover;
+pub mod inet;
 pub mod mem;
 pub mod procfs;
 pub mod socket;
@@ -136,7 +137,12 @@ pub fn boundary() {
         return;
     }
     let polled = GSI.load(Ordering::Relaxed) == u32::MAX;
-    if !(polled || stack::due(hal::time::now_ns())) {
+    // A masked line always means a poll (and the unmask after it): a
+    // socket call on another CPU may have polled in between (taking the
+    // kick and acknowledging the device), and returning early would leave
+    // the line masked for good.
+    let masked = MASKED.load(Ordering::Acquire);
+    if !(polled || masked || stack::due(hal::time::now_ns())) {
         return;
     }
     stack::poll();

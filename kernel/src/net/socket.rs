@@ -201,9 +201,8 @@ pub struct Family {
     pub pair: Option<PairFn>,
 }
 
-/// The families socket(2) knows; AF_INET is added here when the network
-/// stack exists. Others get EAFNOSUPPORT.
-static FAMILIES: &[Family] = &[super::unix::FAMILY];
+/// The families socket(2) knows. Others get EAFNOSUPPORT.
+static FAMILIES: &[Family] = &[super::unix::FAMILY, super::inet::FAMILY];
 
 fn family(domain: u32) -> KResult<&'static Family> {
     FAMILIES

@@ -120,10 +120,23 @@ pub fn with<R>(f: impl FnOnce(&mut Interface, &mut SocketSet<'static>) -> R) -> 
     Some(r)
 }
 
+/// Runs `f` on the interface and the sockets without polling: for looks
+/// at a socket's state (a waiter's readiness check) and changes whose
+/// packets can wait for the next poll. None when there is no NIC.
+pub fn with_quiet<R>(f: impl FnOnce(&mut Interface, &mut SocketSet<'static>) -> R) -> Option<R> {
+    let mut g = STACK.lock();
+    let st = g.as_mut()?;
+    Some(f(&mut st.iface, &mut st.sockets))
+}
+
+/// Whether there is a NIC with a stack over it.
+pub fn present() -> bool {
+    STACK.lock().is_some()
+}
+
 /// Registers the function called after a poll that may have changed the
 /// state of sockets (once; later calls are ignored). The AF_INET socket
-/// layer (being built on its own branch) is its user.
-#[allow(dead_code)]
+/// layer (`net/inet`) is its user.
 pub fn set_wake_hook(hook: fn()) {
     WAKE_HOOK.call_once(|| hook);
 }

@@ -24,6 +24,7 @@ mod fork_cow;
 mod futex_bounds;
 mod futex_ops;
 mod gs_base;
+mod inet;
 mod io_uring;
 mod linux_compat;
 mod madvise;
@@ -268,6 +269,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "unix_dgram",
         unix_dgram::run,
         "AF_UNIX datagrams: names, boundaries, MSG_TRUNC, bounded queue, EMSGSIZE, connect/EPERM/ECONNREFUSED, autobind",
+    ),
+    (
+        "inet",
+        inet::run,
+        "AF_INET without a peer: bind/ephemeral ports/EADDRINUSE, names, listen, options, EFAULT, refused connects (blocking and EINPROGRESS/SO_ERROR), UDP sendto (on RSE OS: boot with --net)",
     ),
     (
         "scm_rights",

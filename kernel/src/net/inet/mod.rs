@@ -1,0 +1,492 @@
+//! AF_INET (ip(7)): SOCK_STREAM (`tcp.rs`) and SOCK_DGRAM (`udp.rs`) over
+//! smoltcp's sockets in the stack's socket set (`net::stack`).
+//!
+//! An `InetSocket` is what the descriptor holds; the smoltcp socket(s)
+//! behind it live in the stack's set and are reached by handle under the
+//! stack's lock. A TCP socket gets its smoltcp socket at connect (or, for
+//! a listener, a few at listen: smoltcp has no accept queue, one
+//! listening socket becomes one connection, so a listener keeps a small
+//! backlog of them listening on its port and accept takes one that is
+//! established and puts a fresh one in its place). A UDP socket gets its
+//! at bind (explicit, or implicit at the first send/connect).
+//!
+//! **Wake-ups.** Every AF_INET waiter sleeps on one wait queue, [`WQ`];
+//! the stack calls [`on_stack_change`] after any poll that changed a
+//! socket's state (data or an ACK arrived, a connection opened or
+//! closed), which wakes that queue and the pollers' (poll/select/epoll)
+//! and bumps the readiness generation. Simple and correct: every change
+//! wakes every inet waiter, who re-check; per-socket queues through
+//! smoltcp's wakers are the refinement when many wait at once.
+//!
+//! **Locking.** A socket's own lock, then the stack's; never the other
+//! way round. Readiness checks run under the stack's lock without
+//! polling ([`stack::with_quiet`]) — polling from inside a waiter's check
+//! would wake the waiter itself; what queues packets polls after.
+//!
+//! **Bounds.** Every smoltcp socket has 64 KiB receive and 64 KiB send
+//! buffers; the number AF_INET holds (connections, listeners' backlogs,
+//! closed-but-finishing ones) is capped ([`max_sockets`], ENOBUFS
+//! beyond). A closed TCP socket finishes its FIN exchange as an orphan
+//! (with a timeout) and leaves the set when closed.
+//!
+//! Loopback (127.0.0.0/8) is not routed: connect/sendto to it fail with
+//! ENETUNREACH.
+
+mod addr;
+mod tcp;
+mod udp;
+
+use abi::{Errno, KResult};
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::wire::{IpEndpoint, Ipv4Address};
+use spin::Mutex;
+
+use crate::net::socket::*;
+use crate::net::stack;
+use crate::proc::sched::WaitQueue;
+
+pub const AF_INET: u16 = 2;
+pub const IPPROTO_IP: u32 = 0;
+pub const IPPROTO_TCP: u32 = 6;
+pub const IPPROTO_UDP: u32 = 17;
+pub const TCP_NODELAY: u32 = 1;
+
+/// Each smoltcp socket's receive and send buffers.
+pub const BUF: usize = 64 * 1024;
+
+/// The family entry socket(2) uses.
+pub const FAMILY: Family = Family {
+    domain: AF_INET,
+    create,
+    pair: None,
+};
+
+/// Shutdown bits.
+const RCV: u8 = 1;
+const SEND: u8 = 2;
+
+/// Where every AF_INET waiter sleeps.
+static WQ: WaitQueue = WaitQueue::new();
+/// Bumped at every stack change (edge-triggered epoll).
+static GEN: AtomicU64 = AtomicU64::new(0);
+/// smoltcp sockets AF_INET holds now.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+/// Closed TCP sockets still finishing their FIN exchange.
+static ORPHANS: Mutex<Vec<SocketHandle>> = Mutex::new(Vec::new());
+
+/// The most smoltcp sockets AF_INET may hold: a quarter of the heap in
+/// their buffers, between 8 and 256.
+pub fn max_sockets() -> usize {
+    (hal::heap::size() / 4 / (2 * BUF)).clamp(8, 256)
+}
+
+/// Counts one more smoltcp socket, or ENOBUFS at the cap.
+fn reserve() -> KResult<()> {
+    HELD.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        (n < max_sockets()).then_some(n + 1)
+    })
+    .map(|_| ())
+    .map_err(|_| Errno::ENOBUFS)
+}
+
+fn unreserve() {
+    HELD.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// The stack's hook: wake everything that waits on AF_INET, drop
+/// orphans that are done.
+fn on_stack_change() {
+    GEN.fetch_add(1, Ordering::AcqRel);
+    WQ.wake_all();
+    crate::fs::POLL_WQ.wake_all();
+    sweep();
+}
+
+/// Something about a socket changed without a poll (shutdown, release).
+fn notify() {
+    GEN.fetch_add(1, Ordering::AcqRel);
+    WQ.wake_all();
+    crate::fs::POLL_WQ.wake_all();
+}
+
+/// Removes orphaned TCP sockets that reached Closed or TimeWait.
+fn sweep() {
+    let Some(mut o) = ORPHANS.try_lock() else {
+        return;
+    };
+    if o.is_empty() {
+        return;
+    }
+    stack::with_quiet(|_, set| {
+        o.retain(|&h| {
+            use smoltcp::socket::tcp::State;
+            let st = set.get::<smoltcp::socket::tcp::Socket>(h).state();
+            if matches!(st, State::Closed | State::TimeWait) {
+                set.remove(h);
+                unreserve();
+                false
+            } else {
+                true
+            }
+        })
+    });
+}
+
+/// Runs `f` under the stack's lock without polling (ENETDOWN: no NIC).
+fn quiet<R>(f: impl FnOnce(&mut Interface, &mut SocketSet<'static>) -> R) -> KResult<R> {
+    stack::with_quiet(f).ok_or(Errno::ENETDOWN)
+}
+
+/// Waits until `f` decides (Some), on [`WQ`]; with `nonblock` only looks
+/// once (EAGAIN). Signals interrupt (EINTR).
+fn wait<T>(nonblock: bool, mut f: impl FnMut() -> Option<KResult<T>>) -> KResult<T> {
+    if nonblock {
+        return f().unwrap_or(Err(Errno::EAGAIN));
+    }
+    WQ.wait_until(f)?
+}
+
+/// The interface's address, if it has one.
+fn iface_addr() -> Option<Ipv4Address> {
+    stack::snapshot().and_then(|s| s.addr).map(|c| c.address())
+}
+
+/// A destination the stack can reach: not loopback (no loopback device),
+/// and only once the interface has an address.
+fn check_route(a: Ipv4Address) -> KResult<()> {
+    if a.is_loopback() || iface_addr().is_none() {
+        return Err(Errno::ENETUNREACH);
+    }
+    Ok(())
+}
+
+struct St {
+    /// The bound address and port (the port is ours in `addr`'s table
+    /// when `owns_port`; an accepted socket shares its listener's).
+    local: Option<(Ipv4Address, u16)>,
+    owns_port: bool,
+    /// A listener's smoltcp sockets listening on its port.
+    listen: Option<VecDeque<SocketHandle>>,
+    /// The TCP connection's or the UDP socket's smoltcp socket.
+    h: Option<SocketHandle>,
+    /// TCP: the remote end; UDP: the connected default destination.
+    peer: Option<IpEndpoint>,
+    /// A TCP connect in progress (non-blocking or interrupted).
+    connecting: bool,
+    /// When that connect began (ns): tells a timeout from a refusal.
+    connect_start: u64,
+    /// The error SO_ERROR reports (and the next call returns).
+    error: Option<Errno>,
+    shut: u8,
+    nodelay: bool,
+    reuseaddr: bool,
+}
+
+/// One AF_INET socket.
+pub struct InetSocket {
+    ty: u32,
+    ino: u64,
+    st: Mutex<St>,
+    released: AtomicBool,
+}
+
+fn create(ty: u32, proto: u32) -> KResult<Arc<dyn Socket>> {
+    match (ty, proto) {
+        (SOCK_STREAM, 0 | IPPROTO_TCP) | (SOCK_DGRAM, 0 | IPPROTO_UDP) => {}
+        (SOCK_STREAM | SOCK_DGRAM | SOCK_RAW, _) => return Err(Errno::EPROTONOSUPPORT),
+        _ => return Err(Errno::ESOCKTNOSUPPORT),
+    }
+    stack::set_wake_hook(on_stack_change);
+    Ok(InetSocket::new(ty))
+}
+
+impl InetSocket {
+    fn new(ty: u32) -> Arc<InetSocket> {
+        Arc::new(InetSocket {
+            ty,
+            ino: next_ino(),
+            st: Mutex::new(St {
+                local: None,
+                owns_port: false,
+                listen: None,
+                h: None,
+                peer: None,
+                connecting: false,
+                connect_start: 0,
+                error: None,
+                shut: 0,
+                nodelay: false,
+                reuseaddr: false,
+            }),
+            released: AtomicBool::new(false),
+        })
+    }
+
+    /// Binds `st` to (addr, port), port 0 choosing an ephemeral one.
+    fn bind_locked(&self, st: &mut St, a: Ipv4Address, port: u16) -> KResult<()> {
+        if st.local.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        if !a.is_unspecified() && !a.is_loopback() && Some(a) != iface_addr() {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        let port = addr::claim(self.ty, port)?;
+        st.local = Some((a, port));
+        st.owns_port = true;
+        Ok(())
+    }
+
+    /// The local port, binding an ephemeral one if there is none yet.
+    fn autobind(&self, st: &mut St) -> KResult<(Ipv4Address, u16)> {
+        if st.local.is_none() {
+            self.bind_locked(st, Ipv4Address::UNSPECIFIED, 0)?;
+        }
+        Ok(st.local.expect("bound above"))
+    }
+}
+
+impl Socket for InetSocket {
+    fn family(&self) -> u16 {
+        AF_INET
+    }
+
+    fn sock_type(&self) -> u32 {
+        self.ty
+    }
+
+    fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    fn bind(&self, raw: &[u8]) -> KResult<()> {
+        let (a, port) = match addr::parse(raw)? {
+            addr::Target::Inet(a, p) => (a, p),
+            // Linux takes AF_UNSPEC with INADDR_ANY for compatibility.
+            addr::Target::Unspec if raw.len() >= 8 && raw[4..8] == [0; 4] => (
+                Ipv4Address::UNSPECIFIED,
+                u16::from_be_bytes([raw[2], raw[3]]),
+            ),
+            addr::Target::Unspec => return Err(Errno::EAFNOSUPPORT),
+        };
+        let mut st = self.st.lock();
+        self.bind_locked(&mut st, a, port)?;
+        if self.ty == SOCK_DGRAM {
+            if let Err(e) = udp::open(&mut st) {
+                if let Some((_, p)) = st.local.take() {
+                    addr::free(self.ty, p);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn listen(&self, backlog: i32) -> KResult<()> {
+        if self.ty != SOCK_STREAM {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        tcp::listen(self, backlog)
+    }
+
+    fn accept(&self, flags: u32) -> KResult<Arc<dyn Socket>> {
+        if self.ty != SOCK_STREAM {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        tcp::accept(self, flags).map(|s| s as Arc<dyn Socket>)
+    }
+
+    fn connect(&self, raw: &[u8], flags: u32) -> KResult<()> {
+        if self.ty == SOCK_STREAM {
+            tcp::connect(self, raw, flags)
+        } else {
+            udp::connect(self, raw)
+        }
+    }
+
+    fn shutdown(&self, how: u32) -> KResult<()> {
+        let bits = match how {
+            0 => RCV,
+            1 => SEND,
+            2 => RCV | SEND,
+            _ => return Err(Errno::EINVAL),
+        };
+        if self.ty == SOCK_STREAM {
+            tcp::shutdown(self, bits)?;
+        } else {
+            let mut st = self.st.lock();
+            if st.peer.is_none() {
+                return Err(Errno::ENOTCONN);
+            }
+            st.shut |= bits;
+        }
+        notify();
+        Ok(())
+    }
+
+    fn local_name(&self) -> KResult<Vec<u8>> {
+        let st = self.st.lock();
+        if let (Some(h), SOCK_STREAM) = (st.h, self.ty) {
+            let e = quiet(|_, set| set.get::<smoltcp::socket::tcp::Socket>(h).local_endpoint())
+                .ok()
+                .flatten();
+            if let Some(e) = e {
+                return Ok(addr::endpoint_addr(e));
+            }
+        }
+        let (a, p) = st.local.unwrap_or((Ipv4Address::UNSPECIFIED, 0));
+        Ok(addr::sockaddr(a, p))
+    }
+
+    fn peer_name(&self) -> KResult<Vec<u8>> {
+        let st = self.st.lock();
+        if self.ty == SOCK_STREAM && (st.connecting || st.h.is_none()) {
+            return Err(Errno::ENOTCONN);
+        }
+        st.peer.map(addr::endpoint_addr).ok_or(Errno::ENOTCONN)
+    }
+
+    fn send(
+        &self,
+        data: &[u8],
+        _anc: Option<Ancillary>,
+        to: Option<&[u8]>,
+        flags: u32,
+    ) -> KResult<usize> {
+        if self.ty == SOCK_STREAM {
+            tcp::send(self, data, flags)
+        } else {
+            udp::send(self, data, to, flags)
+        }
+    }
+
+    fn recv(&self, max: usize, flags: u32) -> KResult<Received> {
+        if self.ty == SOCK_STREAM {
+            tcp::recv(self, max, flags)
+        } else {
+            udp::recv(self, max, flags)
+        }
+    }
+
+    fn poll(&self) -> u16 {
+        if self.ty == SOCK_STREAM {
+            tcp::poll(self)
+        } else {
+            udp::poll(self)
+        }
+    }
+
+    fn poll_gen(&self) -> u64 {
+        GEN.load(Ordering::Acquire)
+    }
+
+    fn getsockopt(&self, level: u32, name: u32) -> KResult<Vec<u8>> {
+        if self.ty == SOCK_STREAM {
+            tcp::settle(self);
+        }
+        let mut st = self.st.lock();
+        match (level, name) {
+            (IPPROTO_TCP, TCP_NODELAY) if self.ty == SOCK_STREAM => {
+                return Ok(int_opt(st.nodelay as i32))
+            }
+            (SOL_SOCKET, _) => {}
+            _ => return Err(Errno::ENOPROTOOPT),
+        }
+        Ok(match name {
+            SO_TYPE => int_opt(self.ty as i32),
+            SO_DOMAIN => int_opt(AF_INET as i32),
+            SO_PROTOCOL => int_opt(if self.ty == SOCK_STREAM {
+                IPPROTO_TCP
+            } else {
+                IPPROTO_UDP
+            } as i32),
+            SO_ERROR => int_opt(st.error.take().map_or(0, |e| e.0 as i32)),
+            SO_SNDBUF | SO_RCVBUF => int_opt(BUF as i32),
+            SO_REUSEADDR => int_opt(st.reuseaddr as i32),
+            SO_ACCEPTCONN => int_opt(st.listen.is_some() as i32),
+            SO_REUSEPORT | SO_KEEPALIVE | SO_BROADCAST | SO_DEBUG | SO_DONTROUTE | SO_OOBINLINE => {
+                int_opt(0)
+            }
+            SO_RCVLOWAT | SO_SNDLOWAT => int_opt(1),
+            SO_LINGER => alloc::vec![0; 8],
+            SO_RCVTIMEO | SO_SNDTIMEO => alloc::vec![0; 16],
+            _ => return Err(Errno::ENOPROTOOPT),
+        })
+    }
+
+    fn setsockopt(&self, level: u32, name: u32, val: &[u8]) -> KResult<()> {
+        match (level, name) {
+            (IPPROTO_TCP, TCP_NODELAY) if self.ty == SOCK_STREAM => {
+                let on = read_int_opt(val)? != 0;
+                let h = {
+                    let mut st = self.st.lock();
+                    st.nodelay = on;
+                    st.h
+                };
+                if let Some(h) = h {
+                    let _ = quiet(|_, set| {
+                        set.get_mut::<smoltcp::socket::tcp::Socket>(h)
+                            .set_nagle_enabled(!on)
+                    });
+                }
+                return Ok(());
+            }
+            (SOL_SOCKET, _) => {}
+            (IPPROTO_TCP | IPPROTO_IP | IPPROTO_UDP, _) => return Err(Errno::ENOPROTOOPT),
+            _ => return Err(Errno::ENOPROTOOPT),
+        }
+        match name {
+            SO_REUSEADDR => self.st.lock().reuseaddr = read_int_opt(val)? != 0,
+            // Accepted without effect (fixed 64 KiB buffers; no timeouts
+            // or keepalives yet).
+            SO_SNDBUF | SO_RCVBUF | SO_SNDBUFFORCE | SO_RCVBUFFORCE | SO_REUSEPORT
+            | SO_KEEPALIVE | SO_BROADCAST | SO_DEBUG | SO_DONTROUTE | SO_OOBINLINE
+            | SO_RCVLOWAT | SO_SNDLOWAT => {
+                read_int_opt(val)?;
+            }
+            SO_LINGER if val.len() >= 8 => {}
+            SO_RCVTIMEO | SO_SNDTIMEO if val.len() >= 16 => {}
+            SO_LINGER | SO_RCVTIMEO | SO_SNDTIMEO => return Err(Errno::EINVAL),
+            _ => return Err(Errno::ENOPROTOOPT),
+        }
+        Ok(())
+    }
+
+    fn readable_len(&self) -> usize {
+        if self.ty == SOCK_STREAM {
+            tcp::readable_len(self)
+        } else {
+            udp::readable_len(self)
+        }
+    }
+
+    fn release(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (h, listen, local, owns) = {
+            let mut st = self.st.lock();
+            st.shut = RCV | SEND;
+            (st.h.take(), st.listen.take(), st.local, st.owns_port)
+        };
+        if let (Some((_, p)), true) = (local, owns) {
+            addr::free(self.ty, p);
+        }
+        if self.ty == SOCK_STREAM {
+            tcp::release(h, listen);
+        } else if let Some(h) = h {
+            let _ = quiet(|_, set| set.remove(h));
+            unreserve();
+        }
+        notify();
+    }
+}
+
+impl Drop for InetSocket {
+    fn drop(&mut self) {
+        self.release();
+    }
+}

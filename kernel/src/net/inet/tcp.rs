@@ -1,0 +1,418 @@
+//! AF_INET SOCK_STREAM over smoltcp's TCP sockets.
+
+use abi::{Errno, KResult};
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec;
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::Duration;
+use smoltcp::wire::{IpEndpoint, IpListenEndpoint, Ipv4Address};
+
+use super::{
+    addr, check_route, notify, quiet, reserve, unreserve, wait, InetSocket, St, ORPHANS, RCV, SEND,
+};
+use crate::fs::file::{POLLERR, POLLHUP, POLLIN, POLLOUT};
+use crate::net::socket::*;
+use crate::net::stack;
+use crate::net::unix::POLLRDHUP;
+
+/// At most this many smoltcp sockets listen for one listener (its
+/// backlog: connections the peer sees open before accept).
+const LISTEN_MAX: usize = 4;
+/// How long a connect (and a closed socket's FIN exchange) may wait for
+/// the peer before smoltcp gives up.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A new smoltcp TCP socket with the family's buffers, counted.
+fn new_socket(nodelay: bool) -> KResult<tcp::Socket<'static>> {
+    reserve()?;
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; super::BUF]),
+        tcp::SocketBuffer::new(vec![0; super::BUF]),
+    );
+    s.set_nagle_enabled(!nodelay);
+    Ok(s)
+}
+
+fn listen_ep(local: (Ipv4Address, u16)) -> IpListenEndpoint {
+    IpListenEndpoint {
+        addr: (!local.0.is_unspecified()).then_some(local.0.into()),
+        port: local.1,
+    }
+}
+
+/// Adds a listening socket on `local` to the set.
+fn add_listener(local: (Ipv4Address, u16), nodelay: bool) -> KResult<SocketHandle> {
+    let mut s = new_socket(nodelay)?;
+    if s.listen(listen_ep(local)).is_err() {
+        unreserve();
+        return Err(Errno::EINVAL);
+    }
+    match quiet(|_, set| set.add(s)) {
+        Ok(h) => Ok(h),
+        Err(e) => {
+            unreserve();
+            Err(e)
+        }
+    }
+}
+
+pub(super) fn listen(s: &InetSocket, backlog: i32) -> KResult<()> {
+    let mut st = s.st.lock();
+    if st.h.is_some() {
+        return Err(Errno::EINVAL);
+    }
+    if st.listen.is_some() {
+        return Ok(());
+    }
+    if !stack::present() {
+        return Err(Errno::ENETDOWN);
+    }
+    let local = s.autobind(&mut st)?;
+    let n = (backlog.max(0) as usize + 1).min(LISTEN_MAX);
+    let mut hs = VecDeque::new();
+    for _ in 0..n {
+        match add_listener(local, st.nodelay) {
+            Ok(h) => hs.push_back(h),
+            Err(e) if hs.is_empty() => return Err(e),
+            Err(_) => break,
+        }
+    }
+    st.listen = Some(hs);
+    drop(st);
+    notify();
+    Ok(())
+}
+
+/// Whether a listening smoltcp socket has a connection to hand out.
+fn is_open_conn(state: State) -> bool {
+    !matches!(state, State::Listen | State::SynReceived | State::Closed)
+}
+
+pub(super) fn accept(s: &InetSocket, flags: u32) -> KResult<Arc<InetSocket>> {
+    let nonblock = flags & MSG_DONTWAIT != 0;
+    let (h, local, nodelay) = wait(nonblock, || {
+        let mut st = s.st.lock();
+        let local = st.local?;
+        let nodelay = st.nodelay;
+        let Some(hs) = st.listen.as_mut() else {
+            return Some(Err(Errno::EINVAL));
+        };
+        let got = quiet(|_, set| {
+            let i = hs
+                .iter()
+                .position(|&h| is_open_conn(set.get::<tcp::Socket>(h).state()))?;
+            hs.remove(i)
+        });
+        match got {
+            Ok(Some(h)) => Some(Ok((h, local, nodelay))),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
+    })?;
+    // A fresh listener takes the place of the one that became this
+    // connection (if the cap allows; the backlog shrinks otherwise).
+    if let Ok(nh) = add_listener(local, nodelay) {
+        let mut st = s.st.lock();
+        match st.listen.as_mut() {
+            Some(hs) => hs.push_back(nh),
+            None => {
+                drop(st);
+                let _ = quiet(|_, set| set.remove(nh));
+                unreserve();
+            }
+        }
+    }
+    let peer = quiet(|_, set| set.get::<tcp::Socket>(h).remote_endpoint())?;
+    let c = InetSocket::new(SOCK_STREAM);
+    {
+        let mut cs = c.st.lock();
+        cs.local = Some(local);
+        cs.h = Some(h);
+        cs.peer = peer;
+        cs.nodelay = nodelay;
+    }
+    Ok(c)
+}
+
+/// Resolves a connect in progress: established (done) or closed (the
+/// error SO_ERROR reports: refused, or timed out after [`TIMEOUT`]).
+fn settle_locked(st: &mut St) {
+    let Some(h) = st.h.filter(|_| st.connecting) else {
+        return;
+    };
+    let state = quiet(|_, set| {
+        let sock = set.get_mut::<tcp::Socket>(h);
+        let state = sock.state();
+        match state {
+            State::SynSent | State::SynReceived => {}
+            State::Closed => {
+                set.remove(h);
+            }
+            _ => sock.set_timeout(None),
+        }
+        state
+    });
+    match state {
+        Ok(State::SynSent | State::SynReceived) => {}
+        Ok(State::Closed) => {
+            unreserve();
+            st.h = None;
+            st.connecting = false;
+            let waited = hal::time::now_ns().saturating_sub(st.connect_start);
+            st.error = Some(if waited >= TIMEOUT.total_millis() * 1_000_000 {
+                Errno::ETIMEDOUT
+            } else {
+                Errno::ECONNREFUSED
+            });
+        }
+        _ => st.connecting = false,
+    }
+}
+
+pub(super) fn settle(s: &InetSocket) {
+    settle_locked(&mut s.st.lock());
+}
+
+pub(super) fn connect(s: &InetSocket, raw: &[u8], flags: u32) -> KResult<()> {
+    let nonblock = flags & MSG_DONTWAIT != 0;
+    {
+        let mut st = s.st.lock();
+        settle_locked(&mut st);
+        if st.listen.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        if st.connecting {
+            if nonblock {
+                return Err(Errno::EALREADY);
+            }
+        } else if st.h.is_some() {
+            return Err(Errno::EISCONN);
+        } else {
+            let (a, port) = addr::parse_inet(raw)?;
+            // A failed non-blocking connect's error not yet collected.
+            st.error = None;
+            check_route(a)?;
+            let local = s.autobind(&mut st)?;
+            let remote = IpEndpoint::new(a.into(), port);
+            let mut sock = new_socket(st.nodelay)?;
+            sock.set_timeout(Some(TIMEOUT));
+            let r = stack::with(|iface, set| {
+                sock.connect(iface.context(), remote, local.1)?;
+                Ok::<_, tcp::ConnectError>(set.add(sock))
+            });
+            let h = match r {
+                Some(Ok(h)) => h,
+                Some(Err(_)) => {
+                    unreserve();
+                    return Err(Errno::EINVAL);
+                }
+                None => {
+                    unreserve();
+                    return Err(Errno::ENETDOWN);
+                }
+            };
+            st.h = Some(h);
+            st.peer = Some(remote);
+            st.connecting = true;
+            st.connect_start = hal::time::now_ns();
+            if nonblock {
+                return Err(Errno::EINPROGRESS);
+            }
+        }
+    }
+    wait(false, || {
+        let mut st = s.st.lock();
+        settle_locked(&mut st);
+        if st.connecting {
+            return None;
+        }
+        Some(match st.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        })
+    })
+}
+
+/// A connection's handle, or the error to report.
+fn conn(st: &mut St) -> KResult<SocketHandle> {
+    settle_locked(st);
+    if let Some(e) = st.error.take() {
+        return Err(e);
+    }
+    st.h.ok_or(Errno::ENOTCONN)
+}
+
+pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
+    let nonblock = flags & MSG_DONTWAIT != 0;
+    let n = wait(nonblock, || {
+        let mut st = s.st.lock();
+        if st.shut & SEND != 0 {
+            return Some(Err(Errno::EPIPE));
+        }
+        let h = match conn(&mut st) {
+            Ok(h) => h,
+            Err(Errno::ENOTCONN) => return Some(Err(Errno::EPIPE)),
+            Err(e) => return Some(Err(e)),
+        };
+        let r = quiet(|_, set| {
+            let sock = set.get_mut::<tcp::Socket>(h);
+            if sock.can_send() {
+                return Some(sock.send_slice(data).map_err(|_| Errno::EPIPE));
+            }
+            match sock.state() {
+                State::SynSent | State::SynReceived => None,
+                State::Closed => Some(Err(Errno::ECONNRESET)),
+                _ if !sock.may_send() => Some(Err(Errno::EPIPE)),
+                _ => None,
+            }
+        });
+        r.unwrap_or_else(|e| Some(Err(e)))
+    })?;
+    stack::poll();
+    Ok(n)
+}
+
+pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> {
+    let nonblock = flags & MSG_DONTWAIT != 0;
+    let peek = flags & MSG_PEEK != 0;
+    let data = wait(nonblock, || {
+        let mut st = s.st.lock();
+        if st.shut & RCV != 0 {
+            return Some(Ok(vec![]));
+        }
+        let h = match conn(&mut st) {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        if max == 0 {
+            return Some(Ok(vec![]));
+        }
+        let r = quiet(|_, set| {
+            let sock = set.get_mut::<tcp::Socket>(h);
+            if sock.can_recv() {
+                let mut buf = vec![0u8; max.min(sock.recv_queue())];
+                let n = if peek {
+                    sock.peek_slice(&mut buf)
+                } else {
+                    sock.recv_slice(&mut buf)
+                };
+                buf.truncate(n.unwrap_or(0));
+                return Some(Ok(buf));
+            }
+            match sock.state() {
+                State::SynSent | State::SynReceived => None,
+                // The peer's FIN (or the end of the connection): EOF.
+                _ if !sock.may_recv() => Some(Ok(vec![])),
+                _ => None,
+            }
+        });
+        r.unwrap_or_else(|e| Some(Err(e)))
+    })?;
+    if !data.is_empty() && !peek {
+        // The window opened: tell the peer now.
+        stack::poll();
+    }
+    Ok(Received {
+        full_len: data.len(),
+        data,
+        from: None,
+        anc: None,
+    })
+}
+
+pub(super) fn shutdown(s: &InetSocket, bits: u8) -> KResult<()> {
+    let mut st = s.st.lock();
+    let h = match st.h {
+        Some(h) if !st.connecting => h,
+        _ => return Err(Errno::ENOTCONN),
+    };
+    st.shut |= bits;
+    drop(st);
+    if bits & SEND != 0 {
+        // FIN after what is queued; receiving goes on.
+        let _ = stack::with(|_, set| set.get_mut::<tcp::Socket>(h).close());
+    }
+    Ok(())
+}
+
+pub(super) fn poll(s: &InetSocket) -> u16 {
+    let mut st = s.st.lock();
+    settle_locked(&mut st);
+    let err = if st.error.is_some() { POLLERR } else { 0 };
+    if let Some(hs) = &st.listen {
+        let ready = quiet(|_, set| {
+            hs.iter()
+                .any(|&h| is_open_conn(set.get::<tcp::Socket>(h).state()))
+        })
+        .unwrap_or(false);
+        return if ready { POLLIN } else { 0 };
+    }
+    let Some(h) = st.h else {
+        // Linux: a stream socket that is not connected is hung up and
+        // writable (a failed connect also reports its error).
+        return POLLOUT | POLLHUP | err;
+    };
+    if st.connecting {
+        return err;
+    }
+    let shut = st.shut;
+    quiet(|_, set| {
+        let sock = set.get::<tcp::Socket>(h);
+        let mut ev = err;
+        if sock.can_recv() {
+            ev |= POLLIN;
+        }
+        if !sock.may_recv() || shut & RCV != 0 {
+            ev |= POLLIN | POLLRDHUP;
+        }
+        if sock.can_send() || shut & SEND != 0 {
+            ev |= POLLOUT;
+        }
+        if sock.state() == State::Closed || (!sock.may_recv() && !sock.may_send()) {
+            ev |= POLLHUP;
+        }
+        ev
+    })
+    .unwrap_or(POLLHUP)
+}
+
+pub(super) fn readable_len(s: &InetSocket) -> usize {
+    let st = s.st.lock();
+    match st.h {
+        Some(h) => quiet(|_, set| set.get::<tcp::Socket>(h).recv_queue()).unwrap_or(0),
+        None => 0,
+    }
+}
+
+/// The last close: listeners go at once (their pending connections are
+/// reset), a connection sends its FIN and finishes as an orphan.
+pub(super) fn release(h: Option<SocketHandle>, listen: Option<VecDeque<SocketHandle>>) {
+    let orphan = stack::with(|_, set| {
+        for &l in listen.iter().flatten() {
+            set.get_mut::<tcp::Socket>(l).abort();
+            set.remove(l);
+            unreserve();
+        }
+        let h = h?;
+        let sock = set.get_mut::<tcp::Socket>(h);
+        // Unread data: Linux resets the connection rather than close it.
+        if sock.recv_queue() > 0 {
+            sock.abort();
+        } else {
+            sock.close();
+        }
+        sock.set_timeout(Some(TIMEOUT));
+        if matches!(sock.state(), State::Closed | State::Listen) {
+            set.remove(h);
+            unreserve();
+            None
+        } else {
+            Some(h)
+        }
+    });
+    if let Some(Some(h)) = orphan {
+        ORPHANS.lock().push(h);
+    }
+}
