@@ -85,18 +85,14 @@ pub fn create(
         .find(|i| !all.iter().any(|t| t.tgid == me.tgid && t.id == *i))
         .ok_or(Errno::EAGAIN)?;
     all.try_reserve(1).map_err(|_| Errno::EAGAIN)?;
-    all.push(Timer {
-        tgid: me.tgid,
+    // Without a sigevent, si_value is the timer's id.
+    all.push(Timer::disarmed(
+        me.tgid,
         id,
         notify,
-        target: Arc::downgrade(target),
-        // Without a sigevent, si_value is the timer's id.
-        value: value.unwrap_or(id as u64),
-        deadline: 0,
-        interval: 0,
-        overrun: 0,
-        overrun_last: 0,
-    });
+        target,
+        value.unwrap_or(id as u64),
+    ));
     Ok(id)
 }
 
@@ -111,17 +107,13 @@ pub fn set(tgid: Pid, id: i32, first: u64, absolute: bool, interval: u64) -> KRe
         None if id == ITIMER_REAL_ID => {
             let leader = super::lookup(tgid).ok_or(Errno::ESRCH)?;
             all.try_reserve(1).map_err(|_| Errno::EAGAIN)?;
-            all.push(Timer {
+            all.push(Timer::disarmed(
                 tgid,
                 id,
-                notify: Notify::Process(SIGALRM),
-                target: Arc::downgrade(&leader),
-                value: 0,
-                deadline: 0,
-                interval: 0,
-                overrun: 0,
-                overrun_last: 0,
-            });
+                Notify::Process(SIGALRM),
+                &leader,
+                0,
+            ));
             all.len() - 1
         }
         None => return Err(Errno::EINVAL),
@@ -243,6 +235,21 @@ pub fn expire(now: u64) {
 }
 
 impl Timer {
+    /// A timer of process `tgid` that has not been set yet.
+    fn disarmed(tgid: Pid, id: i32, notify: Notify, target: &Arc<Process>, value: u64) -> Timer {
+        Timer {
+            tgid,
+            id,
+            notify,
+            target: Arc::downgrade(target),
+            value,
+            deadline: 0,
+            interval: 0,
+            overrun: 0,
+            overrun_last: 0,
+        }
+    }
+
     /// An expiry at `now`: the next deadline, and the signal to send, if
     /// one is due. While the timer's last signal is still pending an
     /// expiry only counts as an overrun (Linux queues it once).

@@ -225,42 +225,41 @@ fn iovecs(iov: u64, cnt: u64) -> KResult<(Vec<(u64, usize)>, usize)> {
     Ok((v, total as usize))
 }
 
-/// Copies `out.len()` bytes starting `off` bytes into the iovecs' data.
-fn gather(vecs: &[(u64, usize)], mut off: usize, out: &mut [u8]) -> KResult<()> {
+/// Walks the iovecs' bytes from `off` bytes in, `len` of them: calls
+/// `f(user address, range of the caller's buffer)` for each piece.
+fn each_piece(
+    vecs: &[(u64, usize)],
+    mut off: usize,
+    len: usize,
+    mut f: impl FnMut(u64, core::ops::Range<usize>) -> KResult<()>,
+) -> KResult<()> {
     let mut done = 0;
-    for &(base, len) in vecs {
-        if done == out.len() {
+    for &(base, vlen) in vecs {
+        if done == len {
             break;
         }
-        if off >= len {
-            off -= len;
+        if off >= vlen {
+            off -= vlen;
             continue;
         }
-        let n = (len - off).min(out.len() - done);
-        uaccess::copy_in(base + off as u64, &mut out[done..done + n])?;
+        let n = (vlen - off).min(len - done);
+        f(base + off as u64, done..done + n)?;
         done += n;
         off = 0;
     }
     Ok(())
 }
 
+/// Copies `out.len()` bytes starting `off` bytes into the iovecs' data.
+fn gather(vecs: &[(u64, usize)], off: usize, out: &mut [u8]) -> KResult<()> {
+    each_piece(vecs, off, out.len(), |a, r| {
+        uaccess::copy_in(a, &mut out[r])
+    })
+}
+
 /// Copies `data` into the iovecs from `off` bytes in.
-fn scatter(vecs: &[(u64, usize)], mut off: usize, data: &[u8]) -> KResult<()> {
-    let mut done = 0;
-    for &(base, len) in vecs {
-        if done == data.len() {
-            break;
-        }
-        if off >= len {
-            off -= len;
-            continue;
-        }
-        let n = (len - off).min(data.len() - done);
-        uaccess::copy_out(base + off as u64, &data[done..done + n])?;
-        done += n;
-        off = 0;
-    }
-    Ok(())
+fn scatter(vecs: &[(u64, usize)], off: usize, data: &[u8]) -> KResult<()> {
+    each_piece(vecs, off, data.len(), |a, r| uaccess::copy_out(a, &data[r]))
 }
 
 /// Sends the iovecs' data: a record in one piece; a stream in chunks
