@@ -770,10 +770,16 @@ fn proc_status() -> Result<(), String> {
     close(w);
     crate::util::read_byte(r);
     close(r);
-    // It may take a moment to get from the write to its sleep.
+    // It may take a moment to get from the write to its sleep. Wait by
+    // yielding, not sleeping: a sleeper of ours coming due wakes every
+    // sleeper to re-check its deadline (one queue), so on one CPU we would
+    // read the child at the instant our own wake-up made it runnable.
     let mut text = String::new();
     for _ in 0..50 {
-        sleep_ms(20);
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(20);
+        while std::time::Instant::now() < until {
+            std::thread::yield_now();
+        }
         text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         if field(&text, "State").as_deref() == Some("S (sleeping)") {
             break;
