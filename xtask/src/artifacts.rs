@@ -106,20 +106,26 @@ pub fn build_initramfs(
     name: &str,
 ) -> Result<PathBuf, String> {
     let mut a = Archive::default();
-    for d in ["/dev", "/proc", "/tmp", "/mnt", "/etc", "/root", "/sys"] {
+    for d in [
+        "/dev", "/proc", "/mnt", "/etc", "/root", "/sys", "/run", "/var",
+    ] {
         a.dir(d);
+    }
+    // World-writable with the sticky bit, as on every Linux system.
+    for d in ["/tmp", "/var/tmp"] {
+        a.dir_meta(d, crate::initramfs::Meta::root(0o1777));
     }
     // The same nodes RSE OS creates itself; Linux needs them in the archive.
     a.char_dev("/dev/console", 5, 1, 0o600);
     a.char_dev("/dev/null", 1, 3, 0o666);
-    // The accounts a Linux system has at least: busybox looks up `~root`,
-    // `id` and `ls -l` names here.
-    a.file(
-        "/etc/passwd",
-        b"root:x:0:0:root:/root:/bin/sh\n".to_vec(),
-        0o644,
-    );
-    a.file("/etc/group", b"root:x:0:\n".to_vec(), 0o644);
+    // The accounts of a Debian system (base-passwd's static ones):
+    // busybox looks up `~root`, `id` and `ls -l` names here, daemons
+    // such as lighttpd drop privileges to www-data.
+    for (path, text) in crate::debian::base_files() {
+        if path.starts_with("/etc/passwd") || path.starts_with("/etc/group") {
+            a.file(path, text.as_bytes().to_vec(), 0o644);
+        }
+    }
     let busybox = std::fs::read(crate::deps::BUSYBOX.file).map_err(|e| format!("busybox: {e}"))?;
     a.file("/bin/busybox", busybox, 0o755);
     let applets = busybox_applets()?;

@@ -40,6 +40,12 @@ pub const MTOOLS: Package = Package {
     file: "/usr/bin/mformat",
 };
 
+/// The host's HTTP client for the lighttpd scenarios.
+pub const CURL: Package = Package {
+    name: "curl",
+    file: "/usr/bin/curl",
+};
+
 /// Whether xtask runs as root (apt-get may install and update).
 pub fn is_root() -> bool {
     Command::new("id")

@@ -31,6 +31,7 @@ mod debian;
 mod deps;
 mod dynamic_scenarios;
 mod fuzz;
+mod http_scenarios;
 mod initramfs;
 mod linux_diff;
 mod net_scenarios;

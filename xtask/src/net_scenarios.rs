@@ -36,7 +36,7 @@ sleep 1
 cat /proc/net/dev
 "#;
 
-fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }

@@ -52,6 +52,10 @@ const SCENARIOS: &[Scenario] = &[
         "net_inet_rsetest_and_nc",
         crate::net_scenarios::inet_nc_both_ways,
     ),
+    (
+        "net_lighttpd_serves_host",
+        crate::http_scenarios::lighttpd_serves_host,
+    ),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.
