@@ -207,7 +207,7 @@ pub fn lighttpd_serves_host() -> Result<(), String> {
         let checks = s.spawn(move || -> Result<(), String> {
             rx.recv_timeout(Duration::from_secs(400))
                 .map_err(|_| "the guest never printed SERVING".to_string())?;
-            let r = host_checks(host_port, &tree);
+            let r = host_checks(host_port, tree);
             if r.is_err() {
                 // Let the guest finish either way.
                 let _ = curl(&[
