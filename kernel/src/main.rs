@@ -17,6 +17,7 @@
 
 extern crate alloc;
 
+mod clock;
 mod cmdline;
 mod console;
 mod exec;
@@ -62,6 +63,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
 
     hal::apic::init(&mut || frames::alloc_on(0));
     let tsc_hz = hal::time::calibrate(5, info.entry_tsc);
+    clock::init();
     vdso::init();
     // Stages before calibration are logged now, with the clock just set up.
     klog!("boot: entered via {:?}, cmdline \"{cmd}\"", info.protocol);

@@ -43,13 +43,21 @@ pub fn init() {
         let (tsc_at_boot, ns_mult) = hal::time::clock_params();
         hal::addrspace::write_frame(frames[0], VVAR_TSC_AT_BOOT, &tsc_at_boot.to_le_bytes());
         hal::addrspace::write_frame(frames[0], VVAR_NS_MULT, &ns_mult.to_le_bytes());
-        // CLOCK_REALTIME counts from boot until there is an RTC.
-        hal::addrspace::write_frame(frames[0], VVAR_REALTIME, &0u64.to_le_bytes());
+        let offset = crate::clock::offset();
+        hal::addrspace::write_frame(frames[0], VVAR_REALTIME, &offset.to_le_bytes());
         for (i, chunk) in IMAGE.chunks(PAGE as usize).enumerate() {
             hal::addrspace::write_frame(frames[1 + i], 0, chunk);
         }
         frames
     });
+}
+
+/// Publishes a new CLOCK_REALTIME offset (clock_settime) to every
+/// process's vvar page (one frame, mapped read-only into each).
+pub fn set_realtime_offset(offset: u64) {
+    if let Some(frames) = FRAMES.get().filter(|f| !f.is_empty()) {
+        hal::addrspace::write_frame(frames[0], VVAR_REALTIME, &offset.to_le_bytes());
+    }
 }
 
 /// Maps the vvar page and the vDSO into a new address space; the

@@ -44,6 +44,7 @@ macro_rules! program_scenarios {
 
 program_scenarios!(
     alive,
+    wallclock,
     fork_cow,
     efault,
     enosys,
@@ -170,6 +171,7 @@ pub fn scenarios() -> Vec<UserScenario> {
     v.push(("rsetest_all_in_one_boot", all_in_one_boot));
     v.extend_from_slice(SCHED);
     v.push(("busybox_top_and_ps_show_scheduling", top_and_ps));
+    v.push(("busybox_date_sets_the_clock", date_sets_clock));
     v.push(("rsefuzz_short", fuzz_short));
     v.push(("busybox_diff_scripts_listed", scripts_listed));
     v.extend_from_slice(SCRIPTS);
@@ -315,6 +317,38 @@ fn top_and_ps(exec: &Exec) -> Result<(), String> {
     if !ok || status != 0 {
         return Err(format!(
             "expected top to list the sleep, ps to show nice 7, a CPU number, alive\n{}",
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+/// busybox `date -s` sets CLOCK_REALTIME (settimeofday/clock_settime):
+/// `date`, new files' mtimes and a forked child all see the new time, and
+/// the monotonic clock is not moved.
+fn date_sets_clock(exec: &Exec) -> Result<(), String> {
+    let cmd = "read up0 x < /proc/uptime; date -u -s @1000000000 >/dev/null; date +%s; \
+               touch /tmp/d; stat -c %Y /tmp/d; date -u '+%Y-%m-%d %H:%M'; \
+               read up1 x < /proc/uptime; echo \"${up1%.*} ${up0%.*}\"; echo alive";
+    let (out, status) = exec(cmd)?;
+    let out = normalize(&out);
+    let ls = lines(&out);
+    let near = |l: Option<&&str>| {
+        l.and_then(|l| l.parse::<u64>().ok())
+            .is_some_and(|s| (1_000_000_000..1_000_000_005).contains(&s))
+    };
+    let uptime_kept = ls.get(3).is_some_and(|l| {
+        let v: Vec<u64> = l.split(' ').filter_map(|n| n.parse().ok()).collect();
+        v.len() == 2 && v[0] >= v[1] && v[0] - v[1] < 5
+    });
+    let ok = near(ls.first())
+        && near(ls.get(1))
+        && ls.get(2) == Some(&"2001-09-09 01:46")
+        && uptime_kept
+        && alive_after(&ls, 3);
+    if !ok || status != 0 {
+        return Err(format!(
+            "expected the clock at 1000000000, a file mtime too, 2001-09-09 01:46 UTC, uptime unchanged, alive\n{}",
             show(&out, status)
         ));
     }

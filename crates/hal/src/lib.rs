@@ -31,6 +31,7 @@ pub mod paging;
 pub mod percpu;
 pub mod pic;
 pub mod probe;
+pub mod rtc;
 pub mod serial;
 pub mod smp;
 pub mod syscall;

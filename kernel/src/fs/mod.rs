@@ -39,9 +39,9 @@ pub mod dev {
     pub const CONSOLE: u32 = 1;
 }
 
-/// Wall-clock "now" for timestamps: seconds since boot (no RTC yet).
+/// Wall-clock "now" for file timestamps.
 pub fn now() -> Timespec {
-    Timespec::from_nanos(hal::time::now_ns())
+    Timespec::from_nanos(crate::clock::realtime_ns())
 }
 
 /// Runs `f` on the filesystem.

@@ -1,8 +1,9 @@
 //! timerfd(2): a timer as a file. Expirations are counted from the clock
 //! when someone looks (read, poll, epoll): nothing runs at expiry. A
 //! reader or poller that waits notes the next expiry in the pollers'
-//! deadlines (`POLL_DEADLINES`), so the tick wakes it then. Every clock
-//! reads the same monotonic time (as clock_gettime here).
+//! deadlines (`POLL_DEADLINES`), so the tick wakes it then. Deadlines
+//! are monotonic; an absolute time on a REALTIME clock is converted when
+//! it is set.
 
 use abi::{Errno, KResult};
 use alloc::sync::Arc;
@@ -45,13 +46,16 @@ impl State {
 }
 
 pub struct TimerFd {
+    /// The clock absolute settings are read on.
+    clock: u64,
     st: Mutex<State>,
     gen: core::sync::atomic::AtomicU64,
 }
 
 impl TimerFd {
-    pub fn new() -> Arc<TimerFd> {
+    pub fn new(clock: u64) -> Arc<TimerFd> {
         Arc::new(TimerFd {
+            clock,
             st: Mutex::new(State::default()),
             gen: core::sync::atomic::AtomicU64::new(0),
         })
@@ -120,7 +124,9 @@ impl TimerFd {
         s.interval = interval;
         s.next = match value {
             0 => None,
-            v if flags & TFD_TIMER_ABSTIME != 0 => Some(v),
+            v if flags & TFD_TIMER_ABSTIME != 0 => {
+                Some(crate::clock::abs_to_monotonic(self.clock, v).max(1))
+            }
             v => Some(now.saturating_add(v)),
         };
         drop(s);

@@ -43,6 +43,9 @@ struct Timer {
     target: Weak<Process>,
     /// sigev_value, passed in si_value.
     value: u64,
+    /// The clock absolute settings are read on (REALTIME or a monotonic
+    /// one): they become monotonic deadlines when set.
+    clock: u64,
     /// Next expiry (monotonic ns); 0 when disarmed.
     deadline: u64,
     /// Period (ns); 0 for a one-shot.
@@ -72,6 +75,7 @@ fn setting(t: &Timer, now: u64) -> Setting {
 /// Creates a POSIX timer for `me`'s process; its id.
 pub fn create(
     me: &Arc<Process>,
+    clock: u64,
     notify: Notify,
     target: &Arc<Process>,
     value: Option<u64>,
@@ -86,13 +90,10 @@ pub fn create(
         .ok_or(Errno::EAGAIN)?;
     all.try_reserve(1).map_err(|_| Errno::EAGAIN)?;
     // Without a sigevent, si_value is the timer's id.
-    all.push(Timer::disarmed(
-        me.tgid,
-        id,
-        notify,
-        target,
-        value.unwrap_or(id as u64),
-    ));
+    all.push(Timer {
+        clock,
+        ..Timer::disarmed(me.tgid, id, notify, target, value.unwrap_or(id as u64))
+    });
     Ok(id)
 }
 
@@ -125,7 +126,7 @@ pub fn set(tgid: Pid, id: i32, first: u64, absolute: bool, interval: u64) -> KRe
     t.deadline = match (first, absolute) {
         (0, _) => 0,
         // An absolute time already past fires at the next tick.
-        (at, true) => at.max(1),
+        (at, true) => crate::clock::abs_to_monotonic(t.clock, at).max(1),
         (after, false) => now.saturating_add(after),
     };
     if t.deadline != 0 {
@@ -243,6 +244,7 @@ impl Timer {
             notify,
             target: Arc::downgrade(target),
             value,
+            clock: 1,
             deadline: 0,
             interval: 0,
             overrun: 0,

@@ -153,14 +153,18 @@ pub fn eventfd2(init: u64, flags: u64) -> KResult<u64> {
     install(Kind::EventFd(e), flags)
 }
 
-/// timerfd_create(2): the clocks Linux takes (they all read the same
-/// monotonic time here), TFD_NONBLOCK, TFD_CLOEXEC.
+/// timerfd_create(2): the clocks Linux takes (REALTIME and
+/// REALTIME_ALARM for absolute times on the wall clock), TFD_NONBLOCK,
+/// TFD_CLOEXEC.
 pub fn timerfd_create(clock: u64, flags: u64) -> KResult<u64> {
     let flags = flags as u32;
     if !matches!(clock, 0 | 1 | 7 | 8 | 9) || flags & !(file::O_CLOEXEC | file::O_NONBLOCK) != 0 {
         return Err(Errno::EINVAL);
     }
-    install(Kind::TimerFd(crate::fs::timerfd::TimerFd::new()), flags)
+    install(
+        Kind::TimerFd(crate::fs::timerfd::TimerFd::new(clock)),
+        flags,
+    )
 }
 
 fn timerfd_of(fd: u64) -> KResult<Arc<crate::fs::timerfd::TimerFd>> {

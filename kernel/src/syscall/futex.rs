@@ -290,14 +290,17 @@ pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64, uaddr2: u64, val3: u64
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             let bitset = bitset_of(cmd == FUTEX_WAIT, val3)?;
             // FUTEX_WAIT's timeout is relative; FUTEX_WAIT_BITSET's is an
-            // absolute time (CLOCK_REALTIME reads the monotonic clock here:
-            // there is no RTC yet, docs/syscalls.md).
+            // absolute time on CLOCK_MONOTONIC, or CLOCK_REALTIME with
+            // FUTEX_CLOCK_REALTIME.
             let deadline = match timeout {
                 0 => u64::MAX,
                 t if cmd == FUTEX_WAIT => {
                     hal::time::now_ns().saturating_add(super::time::get_timespec(t)?)
                 }
-                t => super::time::get_timespec(t)?,
+                t => crate::clock::abs_to_monotonic(
+                    if op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { 1 },
+                    super::time::get_timespec(t)?,
+                ),
             };
             wait(uaddr, val as u32, private, bitset, deadline)
         }

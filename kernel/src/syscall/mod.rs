@@ -302,6 +302,8 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_sched_getaffinity => ret(sched::sched_getaffinity(a0, a1, a2)),
         nr::__NR_sched_setaffinity => ret(sched::sched_setaffinity(a0, a1, a2)),
         nr::__NR_clock_gettime => ret(time::clock_gettime(a0, a1)),
+        nr::__NR_clock_settime => ret(time::clock_settime(a0, a1)),
+        nr::__NR_settimeofday => ret(time::settimeofday(a0, a1)),
         nr::__NR_clock_getres => ret(time::clock_getres(a0, a1)),
         nr::__NR_gettimeofday => ret(time::gettimeofday(a0)),
         nr::__NR_time => ret(time::time(a0)),

@@ -1,5 +1,5 @@
-//! Clocks and sleeping. There is no RTC driver yet: CLOCK_REALTIME counts
-//! from boot (documented in docs/syscalls.md).
+//! Clocks and sleeping. CLOCK_REALTIME is the monotonic clock plus the
+//! wall-clock offset (crate::clock, set from the RTC at boot).
 
 use abi::{Errno, KResult};
 
@@ -41,12 +41,42 @@ pub(crate) fn get_timespec(addr: u64) -> KResult<u64> {
         .saturating_add(nsec as u64))
 }
 
-/// clock_gettime(2): every clock reads the TSC-based monotonic time.
+/// clock_gettime(2): the REALTIME clocks read the wall clock, the others
+/// the TSC-based monotonic time (the CPU-time clocks too: they are not
+/// kept per process yet).
 pub fn clock_gettime(clock: u64, tp: u64) -> KResult<u64> {
     if clock > 11 {
         return Err(Errno::EINVAL);
     }
-    put_timespec(tp, hal::time::now_ns())?;
+    put_timespec(tp, crate::clock::now(clock))?;
+    Ok(0)
+}
+
+/// clock_settime(2): only CLOCK_REALTIME can be set (EINVAL otherwise,
+/// as Linux).
+pub fn clock_settime(clock: u64, tp: u64) -> KResult<u64> {
+    if clock != 0 {
+        return Err(Errno::EINVAL);
+    }
+    crate::clock::set_realtime(get_timespec(tp)?);
+    Ok(0)
+}
+
+/// settimeofday(2): the time (struct timeval) if given; the timezone is
+/// accepted and ignored, as Linux does for everything but the RTC.
+pub fn settimeofday(tv: u64, _tz: u64) -> KResult<u64> {
+    if tv != 0 {
+        let b = uaccess::read_vec(tv, 16)?;
+        let sec = i64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+        let usec = i64::from_le_bytes(b[8..].try_into().unwrap_or([0; 8]));
+        if sec < 0 || !(0..1_000_000).contains(&usec) {
+            return Err(Errno::EINVAL);
+        }
+        let ns = (sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(usec as u64 * 1000);
+        crate::clock::set_realtime(ns);
+    }
     Ok(0)
 }
 
@@ -64,7 +94,7 @@ pub fn clock_getres(clock: u64, tp: u64) -> KResult<u64> {
 /// gettimeofday(2).
 pub fn gettimeofday(tv: u64) -> KResult<u64> {
     if tv != 0 {
-        let ns = hal::time::now_ns();
+        let ns = crate::clock::realtime_ns();
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
         b[8..].copy_from_slice(&((ns / 1000) % 1_000_000).to_le_bytes());
@@ -75,7 +105,7 @@ pub fn gettimeofday(tv: u64) -> KResult<u64> {
 
 /// time(2).
 pub fn time(t: u64) -> KResult<u64> {
-    let s = hal::time::now_ns() / 1_000_000_000;
+    let s = crate::clock::realtime_ns() / 1_000_000_000;
     if t != 0 {
         uaccess::write_u64(t, s)?;
     }
@@ -130,7 +160,7 @@ pub fn clock_nanosleep(clock: u64, flags: u64, req: u64, rem: u64) -> KResult<u6
     }
     let d = get_timespec(req)?;
     let deadline = if flags & 1 != 0 {
-        d
+        crate::clock::abs_to_monotonic(clock, d)
     } else {
         hal::time::now_ns().saturating_add(d)
     };

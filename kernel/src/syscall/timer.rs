@@ -93,8 +93,9 @@ pub fn getitimer(which: u64, cur: u64) -> KResult<u64> {
     Ok(0)
 }
 
-/// The clocks a timer may use: REALTIME, MONOTONIC, BOOTTIME (one clock
-/// here: see clock_gettime). The CPU-time clocks are not kept: EINVAL.
+/// The clocks a timer may use: REALTIME, MONOTONIC, BOOTTIME (MONOTONIC
+/// and BOOTTIME are one clock here: nothing suspends). The CPU-time
+/// clocks are not kept: EINVAL.
 fn check_clock(clock: u64) -> KResult<()> {
     match clock {
         0 | 1 | 7 => Ok(()),
@@ -134,7 +135,7 @@ pub fn timer_create(clock: u64, sevp: u64, idp: u64) -> KResult<u64> {
     // Check the id's destination before creating, so a bad pointer leaks
     // no timer.
     uaccess::write_u32(idp, 0)?;
-    let id = timers::create(&me, notify, &target, value)?;
+    let id = timers::create(&me, clock, notify, &target, value)?;
     uaccess::write_u32(idp, id as u32)?;
     Ok(0)
 }

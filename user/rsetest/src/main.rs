@@ -62,6 +62,7 @@ mod vdso;
 mod vm_exit_leak;
 mod vm_util;
 mod wait_bounds;
+mod wallclock;
 mod xattr;
 mod xmm;
 
@@ -164,6 +165,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "sigwait",
         sigwait::run,
         "rt_sigtimedwait: takes a pending signal with its siginfo, EAGAIN on timeout, wakes on a later signal, finds the waiting thread",
+    ),
+    (
+        "wallclock",
+        wallclock::run,
+        "CLOCK_REALTIME is a date (RTC) and agrees with gettimeofday, time, file mtimes; absolute REALTIME sleeps, timerfds and futex waits",
     ),
     (
         "timers",
