@@ -58,6 +58,9 @@ fn main() -> ExitCode {
         Some("bench") if args.get(1).map(String::as_str) == Some("braid") => {
             Ok(braid_cmds::bench(&args[2..]))
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("apps") => {
+            bench::apps::apps(&args[2..])
+        }
         Some("bench") => bench::bench(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {

@@ -31,6 +31,7 @@ const SCENARIOS: &[Scenario] = &[
         crate::dynamic_scenarios::host_programs,
     ),
     ("bench_quick_suite_runs", bench_quick),
+    ("bench_apps_quick_lighttpd_both_kernels", bench_apps_quick),
     ("debian_pkg_sqlite3_root", debian_pkg_root),
     ("debian_sqlite3_concurrent_writers", sqlite3_concurrent),
     // One boot per kernel for all of them (the first one boots).
@@ -358,6 +359,13 @@ fn interactive_shell() -> Result<(), String> {
             t.transcript()
         )),
     }
+}
+
+/// `cargo xtask bench apps --quick`: lighttpd on both kernels under a
+/// short wrk load per row (the numbers are not checked here; a wrong
+/// answer or a boot that never serves fails).
+fn bench_apps_quick() -> Result<(), String> {
+    crate::bench::apps::apps(&["--quick".to_string()]).map(|_| ())
 }
 
 /// `cargo xtask bench --quick`: the benchmark suite boots both kernels and

@@ -1,7 +1,8 @@
 //! The Linux side of the comparison: Debian's own kernel for this release
 //! (the package `linux-image-amd64` depends on), fetched with
-//! `apt-get download` and unpacked with `dpkg-deb`; no root needed unless
-//! the package lists are missing.
+//! `apt-get download` and unpacked with `dpkg-deb` (its vmlinuz and the
+//! modules of its virtio-net driver); no root needed unless the package
+//! lists are missing.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,7 +16,7 @@ pub fn kernel() -> Result<(PathBuf, String), String> {
     let package = image_package()?;
     let version = package.trim_start_matches("linux-image-").to_string();
     let vmlinuz = dir.join(format!("boot/vmlinuz-{version}"));
-    if vmlinuz.exists() {
+    if vmlinuz.exists() && modules(&version).iter().all(|m| m.exists()) {
         return Ok((vmlinuz, version));
     }
     eprintln!("xtask: fetching {package} (Debian's kernel) for the comparison");
@@ -44,9 +45,14 @@ pub fn kernel() -> Result<(PathBuf, String), String> {
         .ok_or(format!("no {package}*.deb after apt-get download"))?;
     let st = Command::new("sh")
         .arg("-c")
-        .arg("dpkg-deb --fsys-tarfile \"$1\" | tar -x ./boot/")
+        .arg("deb=$1; shift; dpkg-deb --fsys-tarfile \"$deb\" | tar -x ./boot/ \"$@\"")
         .arg("sh")
         .arg(&deb)
+        .args(
+            MODULES
+                .iter()
+                .map(|m| format!("./lib/modules/{version}/kernel/{m}")),
+        )
         .current_dir(&dir)
         .status()
         .map_err(|e| format!("dpkg-deb: {e}"))?;
@@ -59,6 +65,27 @@ pub fn kernel() -> Result<(PathBuf, String), String> {
     }
     let _ = std::fs::remove_file(&deb);
     Ok((vmlinuz, version))
+}
+
+/// The modules a Linux guest loads for its virtio-net NIC on `-M pc`
+/// (Debian builds them as modules), in load order, under
+/// `lib/modules/VERSION/kernel/`.
+const MODULES: &[&str] = &[
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_pci_modern_dev.ko",
+    "drivers/virtio/virtio_pci_legacy_dev.ko",
+    "drivers/virtio/virtio_pci.ko",
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
+];
+
+/// The host paths of [`MODULES`] for kernel `version` (unpacked by
+/// [`kernel`]), in load order.
+pub fn modules(version: &str) -> Vec<PathBuf> {
+    let dir = artifacts::out_dir().join(format!("linux/lib/modules/{version}/kernel"));
+    MODULES.iter().map(|m| dir.join(m)).collect()
 }
 
 /// `linux-image-6.1.0-NN-amd64`: what the metapackage depends on.

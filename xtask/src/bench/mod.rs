@@ -8,6 +8,7 @@
 //! `-icount shift=0,sleep=off` (guest time counts instructions: 1 ns = 1
 //! instruction, deterministic). `--accel kvm` runs the KVM mode instead.
 
+pub mod apps;
 pub mod linux;
 mod report;
 

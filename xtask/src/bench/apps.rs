@@ -1,0 +1,510 @@
+//! `cargo xtask bench apps`: Debian's lighttpd on RSE OS and on Debian's
+//! Linux kernel, side by side in one run: the same QEMU flags (`-M pc`,
+//! TCG, user networking with a forwarded port), the same initramfs root
+//! (lighttpd's packages, the same configuration and files), loaded from
+//! the host by Debian's `wrk` (downloaded and unpacked, not installed).
+//! The Linux guest loads its virtio-net modules from its kernel package
+//! with busybox `insmod` and takes the address QEMU's DHCP would give.
+//!
+//! Each boot runs every load once (612-byte and 1 MiB files, 1 and 16
+//! connections); boots alternate between the systems; the table shows
+//! medians over the boots of requests/s and p50/p99 latency.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::artifacts::{self, Addition};
+use crate::qemu::{self, Accel, Config, Machine, Net};
+
+const USAGE: &str =
+    "usage: cargo xtask bench apps [--quick] [--runs N] [--seconds S] [--smp N] [--no-write]";
+
+/// The guest's init on both systems.
+const INIT: &str = r#"#!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+if [ -f /etc/rse/apps/modules ]; then
+  # Linux: its NIC driver is modules; the address QEMU's DHCP would give.
+  mount -t proc proc /proc
+  mount -t sysfs sys /sys
+  for m in $(cat /etc/rse/apps/modules); do insmod $m || echo "insmod $m failed"; done
+  ifconfig lo 127.0.0.1 up
+  i=0
+  until ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up 2>/dev/null; do
+    i=$((i+1)); [ $i -gt 100 ] && { echo NO ETH0; exit 3; }; sleep 0.1
+  done
+fi
+i=0
+until grep -q '^eth0' /proc/net/route; do
+  i=$((i+1)); [ $i -gt 600 ] && { echo NO ROUTE; exit 3; }; sleep 0.1
+done
+lighttpd -D -f /etc/rse/apps/lighttpd.conf &
+pid=$!
+i=0
+until grep -q 'server started' /tmp/lighttpd.err 2>/dev/null; do
+  i=$((i+1)); [ $i -gt 600 ] && { echo NOT STARTED; cat /tmp/lighttpd.err; exit 4; }; sleep 0.1
+done
+echo APPS-READY
+# The host connects here when its loads are done.
+nc -l -p 9 > /dev/null
+kill $pid
+wait $pid
+echo "APPS-DONE $?"
+"#;
+
+const CONFIG: &str = r#"server.document-root = "/srv/www"
+server.port          = 80
+server.errorlog      = "/tmp/lighttpd.err"
+server.pid-file      = "/run/lighttpd.pid"
+index-file.names     = ( "index.html" )
+mimetype.assign      = ( ".html" => "text/html", "" => "application/octet-stream" )
+"#;
+
+/// (row name, URL path, connections).
+const LOADS: &[(&str, &str, u32)] = &[
+    ("612 B, 1 conn", "/index.html", 1),
+    ("612 B, 16 conns", "/index.html", 16),
+    ("1 MiB, 1 conn", "/one.bin", 1),
+    ("1 MiB, 16 conns", "/one.bin", 16),
+];
+
+struct Options {
+    runs: usize,
+    seconds: u32,
+    smp: u32,
+    write: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        runs: 3,
+        seconds: 10,
+        smp: 1,
+        write: true,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--quick" => {
+                o.runs = 1;
+                o.seconds = 2;
+                o.write = false;
+            }
+            "--runs" => o.runs = val()?.parse().map_err(|_| "--runs needs a number")?,
+            "--seconds" => o.seconds = val()?.parse().map_err(|_| "--seconds needs a number")?,
+            "--smp" => o.smp = val()?.parse().map_err(|_| "--smp needs a number")?,
+            "--no-write" => o.write = false,
+            _ => return Err(format!("unknown option {a}\n{USAGE}")),
+        }
+    }
+    o.runs = o.runs.max(1);
+    o.seconds = o.seconds.max(1);
+    Ok(o)
+}
+
+/// One wrk run: requests/s, p50 and p99 latency in µs, transfer/s in
+/// MB/s, and wrk's socket errors (connect + read + write + timeout).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Load {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    mbps: f64,
+    errors: f64,
+}
+
+/// `12.34us` / `1.20ms` / `2.00s` → µs.
+fn duration_us(s: &str) -> Option<f64> {
+    let (n, mult) = if let Some(n) = s.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        return None;
+    };
+    n.parse::<f64>().ok().map(|v| v * mult)
+}
+
+/// `31.02MB` / `512.00KB` / `1.2GB` → MB.
+fn size_mb(s: &str) -> Option<f64> {
+    for (suffix, mult) in [
+        ("GB", 1024.0),
+        ("MB", 1.0),
+        ("KB", 1.0 / 1024.0),
+        ("B", 1.0 / 1048576.0),
+    ] {
+        if let Some(n) = s.strip_suffix(suffix) {
+            return n.parse::<f64>().ok().map(|v| v * mult);
+        }
+    }
+    None
+}
+
+/// The figures of `wrk --latency` output.
+fn parse_wrk(out: &str) -> Option<Load> {
+    let mut l = Load::default();
+    let (mut rps, mut p50, mut p99, mut mbps) = (false, false, false, false);
+    for line in out.lines().map(str::trim) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["Requests/sec:", n] => {
+                l.rps = n.parse().ok()?;
+                rps = true;
+            }
+            ["Transfer/sec:", n] => {
+                l.mbps = size_mb(n)?;
+                mbps = true;
+            }
+            ["50%", d] => {
+                l.p50_us = duration_us(d)?;
+                p50 = true;
+            }
+            ["99%", d] => {
+                l.p99_us = duration_us(d)?;
+                p99 = true;
+            }
+            ["Socket", "errors:", rest @ ..] => {
+                l.errors = rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<f64>().ok())
+                    .sum();
+            }
+            _ => {}
+        }
+    }
+    (rps && p50 && p99 && mbps).then_some(l)
+}
+
+/// Debian's wrk, unpacked under target/debs, with its libraries found
+/// beside it (the host's own libc).
+struct Wrk {
+    bin: PathBuf,
+    lib_path: String,
+}
+
+impl Wrk {
+    fn fetch() -> Result<Wrk, String> {
+        let trees = crate::debian::prepare(&["wrk".to_string()])?;
+        let bin = trees
+            .iter()
+            .map(|u| u.tree.join("usr/bin/wrk"))
+            .find(|p| p.exists())
+            .ok_or("the wrk package has no usr/bin/wrk")?;
+        let lib_path = trees
+            .iter()
+            .filter(|u| u.name != "libc6")
+            .map(|u| {
+                u.tree
+                    .join("usr/lib/x86_64-linux-gnu")
+                    .display()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(":");
+        Ok(Wrk { bin, lib_path })
+    }
+
+    fn run(&self, port: u16, path: &str, conns: u32, seconds: u32) -> Result<Load, String> {
+        let out = Command::new(&self.bin)
+            .env("LD_LIBRARY_PATH", &self.lib_path)
+            .args([
+                "-t1",
+                &format!("-c{conns}"),
+                &format!("-d{seconds}s"),
+                "--latency",
+            ])
+            .args(["--timeout", "10s"])
+            .arg(format!("http://127.0.0.1:{port}{path}"))
+            .output()
+            .map_err(|e| format!("wrk: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!(
+                "wrk {path} -c{conns}: {}\n{text}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        // A wrong answer is a failure; socket errors (a connection that
+        // broke or timed out) are counted in the table.
+        if text.contains("Non-2xx") {
+            return Err(format!("wrk {path} -c{conns}: non-2xx answers\n{text}"));
+        }
+        parse_wrk(&text).ok_or(format!("wrk {path} -c{conns}: unreadable output\n{text}"))
+    }
+}
+
+struct System {
+    name: &'static str,
+    kernel: PathBuf,
+    append: &'static str,
+    initrd: PathBuf,
+}
+
+/// The files served: a 612-byte page (the size of nginx's welcome page,
+/// the usual small-file figure) and 1 MiB of pseudo-random bytes.
+fn site(dir: &Path) -> Result<Vec<Addition>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let head = "<!DOCTYPE html>\n<html><head><title>RSE OS</title></head><body>\n";
+    let tail = "</body></html>\n";
+    let fill = 612 - head.len() - tail.len();
+    let page = format!("{head}{}\n{tail}", "x".repeat(fill - 1));
+    assert_eq!(page.len(), 612);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let one: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let files: [(&str, &[u8], &str); 4] = [
+        ("index.html", page.as_bytes(), "/srv/www/index.html"),
+        ("one.bin", &one, "/srv/www/one.bin"),
+        ("init", INIT.as_bytes(), "/etc/rse/apps/init"),
+        (
+            "lighttpd.conf",
+            CONFIG.as_bytes(),
+            "/etc/rse/apps/lighttpd.conf",
+        ),
+    ];
+    let mut adds = Vec::new();
+    for (name, data, guest) in files {
+        let host = dir.join(name);
+        let mode = if name == "init" { 0o755 } else { 0o644 };
+        artifacts::write_with_mode(&host, data, mode)?;
+        adds.push(Addition {
+            host,
+            guest: guest.into(),
+        });
+    }
+    Ok(adds)
+}
+
+/// Boots `sys`, runs every load, stops the guest; one result per load.
+fn boot(sys: &System, wrk: &Wrk, o: &Options) -> Result<Vec<Load>, String> {
+    let port = crate::net_scenarios::free_port()?;
+    let stop = crate::net_scenarios::free_port()?;
+    let log = artifacts::out_dir().join(format!("kernel-apps-{}.log", std::process::id()));
+    let mut cfg = Config::new(&sys.kernel, &log);
+    cfg.machine = Machine::Pc;
+    cfg.accel = Accel::Tcg;
+    cfg.smp = o.smp;
+    cfg.mem_mib = 1024;
+    cfg.initrd = Some(sys.initrd.clone());
+    cfg.append = sys.append.to_string();
+    cfg.ready_mark = "APPS-READY".into();
+    cfg.net = Some(Net::User(vec![(port, 80), (stop, 9)]));
+    let (tx, rx) = mpsc::channel();
+    let seconds = o.seconds;
+    let timeout = Duration::from_secs(300 + 4 * (u64::from(seconds) + 15));
+    let (out, loads) = std::thread::scope(|s| {
+        let host = s.spawn(move || -> Result<Vec<Load>, String> {
+            rx.recv_timeout(Duration::from_secs(300))
+                .map_err(|_| "the guest never printed APPS-READY".to_string())?;
+            let mut loads = Vec::new();
+            let mut err = None;
+            for (name, path, conns) in LOADS {
+                eprintln!("bench apps:   {name}");
+                match wrk.run(port, path, *conns, seconds) {
+                    Ok(l) => loads.push(l),
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+            }
+            // Tell the guest to stop whatever happened.
+            let _ = std::net::TcpStream::connect(("127.0.0.1", stop));
+            err.map_or(Ok(loads), Err)
+        });
+        let out = qemu::run_captured_notify(&cfg, timeout, false, Some(("APPS-READY".into(), tx)));
+        (out, host.join())
+    });
+    let _ = std::fs::remove_file(&log);
+    let out = out.map_err(|e| format!("qemu: {e}"))?;
+    let loads = loads.map_err(|_| "wrk thread panicked")?;
+    loads.map_err(|e| format!("{e}\n--- console ---\n{}", out.console_str()))
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+fn table(results: &[Vec<Vec<Load>>; 2], o: &Options, linux_version: &str) -> String {
+    let mut t = format!(
+        "### Applications: Debian's lighttpd 1.4.69 (RSE OS vs Linux {linux_version})\n\n\
+         qemu-system-x86_64 -M pc -accel tcg -cpu max -smp {} -m 1024M, virtio-net on user \
+         networking, host `wrk -t1 --latency` for {} s per row through a forwarded port; \
+         medians of {} boots per system.\n\n\
+         | load | Linux req/s | RSE OS req/s | ratio | Linux p50 / p99 | RSE OS p50 / p99 | Linux MB/s | RSE OS MB/s | socket errors (Linux / RSE OS) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        o.smp, o.seconds, o.runs
+    );
+    for (i, (name, _, _)) in LOADS.iter().enumerate() {
+        let col = |sys: usize, f: fn(&Load) -> f64| {
+            median(
+                results[sys]
+                    .iter()
+                    .filter_map(|b| b.get(i))
+                    .map(f)
+                    .collect(),
+            )
+        };
+        let num = |v: Option<f64>, digits: usize| {
+            v.map_or("n/a".to_string(), |v| format!("{v:.digits$}"))
+        };
+        let lat = |sys: usize| match (col(sys, |l| l.p50_us), col(sys, |l| l.p99_us)) {
+            (Some(a), Some(b)) => format!("{:.2} / {:.2} ms", a / 1e3, b / 1e3),
+            _ => "n/a".into(),
+        };
+        let (lr, rr) = (col(0, |l| l.rps), col(1, |l| l.rps));
+        let ratio = match (lr, rr) {
+            (Some(l), Some(r)) if l > 0.0 => format!("{:.2}×", r / l),
+            _ => "n/a".into(),
+        };
+        t += &format!(
+            "| {name} | {} | {} | {ratio} | {} | {} | {} | {} | {} / {} |\n",
+            num(lr, 0),
+            num(rr, 0),
+            lat(0),
+            lat(1),
+            num(col(0, |l| l.mbps), 1),
+            num(col(1, |l| l.mbps), 1),
+            num(col(0, |l| l.errors), 0),
+            num(col(1, |l| l.errors), 0),
+        );
+    }
+    t
+}
+
+pub fn apps(args: &[String]) -> Result<i32, String> {
+    let o = parse(args)?;
+    crate::deps::ensure(&[&crate::deps::QEMU, &crate::deps::BUSYBOX])?;
+    let wrk = Wrk::fetch()?;
+    let (vmlinuz, version) = super::linux::kernel()?;
+    let rse = artifacts::build_kernel()?;
+    let dir = artifacts::out_dir().join(format!("apps-{}", std::process::id()));
+    let mut adds = site(&dir)?;
+    let pkgs = vec!["lighttpd".to_string()];
+    let rse_initrd = artifacts::build_initramfs(
+        None,
+        &adds,
+        &pkgs,
+        &format!("initramfs-apps-rse-{}.cpio", std::process::id()),
+    )?;
+    let modules = super::linux::modules(&version);
+    let mut list = String::new();
+    for m in &modules {
+        let guest = format!(
+            "/lib/modules/{version}/{}",
+            m.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+        list += &format!("{guest}\n");
+        adds.push(Addition {
+            host: m.clone(),
+            guest,
+        });
+    }
+    let list_file = dir.join("modules");
+    std::fs::write(&list_file, list).map_err(|e| format!("{}: {e}", list_file.display()))?;
+    adds.push(Addition {
+        host: list_file,
+        guest: "/etc/rse/apps/modules".into(),
+    });
+    let linux_initrd = artifacts::build_initramfs(
+        None,
+        &adds,
+        &pkgs,
+        &format!("initramfs-apps-linux-{}.cpio", std::process::id()),
+    )?;
+    let systems = [
+        System {
+            name: "Linux",
+            kernel: vmlinuz,
+            append: "console=ttyS0 quiet loglevel=0 panic=-1 rdinit=/etc/rse/apps/init",
+            initrd: linux_initrd,
+        },
+        System {
+            name: "RSE OS",
+            kernel: rse,
+            append: "quiet rdinit=/etc/rse/apps/init",
+            initrd: rse_initrd,
+        },
+    ];
+    let mut results: [Vec<Vec<Load>>; 2] = Default::default();
+    let mut failures = Vec::new();
+    for run in 0..o.runs {
+        for (i, sys) in systems.iter().enumerate() {
+            eprintln!("bench apps: run {}/{} on {}", run + 1, o.runs, sys.name);
+            match boot(sys, &wrk, &o) {
+                Ok(l) => results[i].push(l),
+                Err(e) => failures.push(format!("{}: {e}", sys.name)),
+            }
+        }
+    }
+    for s in &systems {
+        let _ = std::fs::remove_file(&s.initrd);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = table(&results, &o, &version);
+    println!("{text}");
+    if o.write {
+        let path = artifacts::root().join("docs/benchmarks-apps.md");
+        std::fs::write(&path, format!("{text}\n"))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("bench apps: wrote {}", path.display());
+    }
+    if failures.is_empty() {
+        Ok(0)
+    } else {
+        Err(format!("some boots failed:\n{}", failures.join("\n")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_output() {
+        let out = "Running 2s test @ http://127.0.0.1:1/index.html
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.70ms    1.03ms  12.61ms   85.13%
+    Req/Sec     5.93k   312.09     6.37k    80.00%
+  Latency Distribution
+     50%    2.51ms
+     75%    3.02ms
+     90%    3.70ms
+     99%    5.80ms
+  11801 requests in 2.00s, 8.95MB read
+Requests/sec:   5900.40
+Transfer/sec:      4.47MB
+";
+        let l = parse_wrk(out).expect("parsed");
+        assert_eq!(l.rps, 5900.40);
+        assert!((l.p50_us - 2510.0).abs() < 1e-6);
+        assert!((l.p99_us - 5800.0).abs() < 1e-6);
+        assert!((l.mbps - 4.47).abs() < 1e-9);
+        assert_eq!(l.errors, 0.0);
+        let with_errors = out.replace(
+            "Requests/sec",
+            "  Socket errors: connect 0, read 15, write 1, timeout 2\nRequests/sec",
+        );
+        assert_eq!(parse_wrk(&with_errors).map(|l| l.errors), Some(18.0));
+        assert_eq!(duration_us("812.00us"), Some(812.0));
+        assert!(parse_wrk("Requests/sec: 1\n").is_none());
+    }
+}
