@@ -45,6 +45,7 @@ macro_rules! program_scenarios {
 program_scenarios!(
     alive,
     wallclock,
+    sendfile,
     fork_cow,
     efault,
     enosys,

@@ -1052,17 +1052,65 @@ pub fn statfs(buf: u64) -> KResult<u64> {
     Ok(0)
 }
 
-/// sendfile(2): copies through a kernel buffer.
+/// sendfile(2)'s staging buffer: small, as Linux's pipe-sized splice,
+/// so a socket that takes a little at a time costs a little each call.
+const SENDFILE_CHUNK: usize = 64 * 1024;
+
+/// sendfile(2): copies through a kernel buffer, chunk by chunk, until
+/// `count`, the end of the input, or a short write (a full non-blocking
+/// socket). The input offset (`*offp`, or the file's own) advances only
+/// by what was written: a socket that takes part of a chunk must not lose
+/// the rest.
 pub fn sendfile(out_fd: u64, in_fd: u64, offp: u64, count: u64) -> KResult<u64> {
     let (o, i) = (fd_file(out_fd)?, fd_file(in_fd)?);
-    let mut buf = alloc::vec![0u8; (count as usize).min(IO_CHUNK)];
-    let n = if offp != 0 {
+    if !i.readable() || !o.writable() {
+        return Err(Errno::EBADF);
+    }
+    let count = (count as usize).min(IO_CHUNK);
+    let mut buf = alloc::vec![0u8; count.min(SENDFILE_CHUNK)];
+    if !matches!(i.kind, Kind::Inode(_)) && offp == 0 {
+        // A stream (pipe, device): what is read is consumed either way.
+        let n = i.read(&mut buf)?;
+        return o.write(&buf[..n]).map(|w| w as u64);
+    }
+    let start = if offp != 0 {
         let off = uaccess::read_u64(offp)?;
-        let n = i.pread(&mut buf, off)?;
-        uaccess::write_u64(offp, off + n as u64)?;
-        n
+        if (off as i64) < 0 {
+            return Err(Errno::EINVAL);
+        }
+        off
     } else {
-        i.read(&mut buf)?
+        // Not held across the writes: out_fd may be this same open file.
+        *i.pos.lock()
     };
-    o.write(&buf[..n]).map(|w| w as u64)
+    let mut sent = 0usize;
+    let result = loop {
+        let want = (count - sent).min(buf.len());
+        if want == 0 {
+            break Ok(());
+        }
+        let n = match i.pread(&mut buf[..want], start + sent as u64) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) => break Err(e),
+        };
+        match o.write(&buf[..n]) {
+            Ok(w) => {
+                sent += w;
+                if w < n {
+                    break Ok(());
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    if sent == 0 {
+        result?;
+    }
+    if offp != 0 {
+        uaccess::write_u64(offp, start + sent as u64)?;
+    } else {
+        *i.pos.lock() = start + sent as u64;
+    }
+    Ok(sent as u64)
 }

@@ -42,6 +42,7 @@ mod sched;
 mod sched_threads;
 mod scm_rights;
 mod segv;
+mod sendfile;
 mod settid_shootdown;
 mod shared_file;
 mod shared_mprotect;
@@ -165,6 +166,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "sigwait",
         sigwait::run,
         "rt_sigtimedwait: takes a pending signal with its siginfo, EAGAIN on timeout, wakes on a later signal, finds the waiting thread",
+    ),
+    (
+        "sendfile",
+        sendfile::run,
+        "sendfile into a non-blocking socket that takes part of a chunk: the offset moves by what was sent, nothing lost; into a pipe",
     ),
     (
         "wallclock",
