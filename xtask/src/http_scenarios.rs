@@ -250,3 +250,104 @@ pub fn lighttpd_serves_host() -> Result<(), String> {
         n => Err(fail(&format!("access log has {n:?} requests, want >= 9"))),
     }
 }
+
+const PYTHON_SCRIPT: &str = r#"
+mkdir -p /srv/py/sub && cd /srv/py
+cp /etc/rse/http/index.html /etc/rse/http/one.bin .
+echo a > sub/alpha.txt
+i=0
+until grep -q '^eth0' /proc/net/route; do
+  i=$((i+1)); [ $i -gt 600 ] && { echo NO LEASE; exit 3; }; sleep 0.1
+done
+python3 -u -m http.server 8000 --bind 0.0.0.0 > /tmp/py.log 2>&1 &
+pid=$!
+i=0
+until grep -q 'Serving HTTP' /tmp/py.log 2>/dev/null; do
+  i=$((i+1)); [ $i -gt 1200 ] && { echo NOT STARTED; cat /tmp/py.log; exit 5; }; sleep 0.1
+done
+echo SERVING
+i=0
+until grep -q 'GET /done' /tmp/py.log; do
+  i=$((i+1)); [ $i -gt 3000 ] && { echo NO DONE; kill $pid; exit 4; }; sleep 0.1
+done
+kill -TERM $pid
+wait $pid
+echo "PYTHON STATUS $?"
+"#;
+
+/// Python's own web server (`python3 -m http.server`, Debian's python3)
+/// serves the host: a page and 1 MiB byte for byte, a directory listing,
+/// a 404; SIGTERM ends it (status 143: a background job of a
+/// non-interactive shell ignores SIGINT, and so keeps python from ever
+/// seeing a KeyboardInterrupt).
+pub fn python_http_server() -> Result<(), String> {
+    crate::deps::ensure(&[&crate::deps::CURL])?;
+    let tree = Tree::make()?;
+    let host_port = crate::net_scenarios::free_port()?;
+    let opts = RunOpts {
+        exec: Some(PYTHON_SCRIPT.to_string()),
+        adds: tree.additions(),
+        pkgs: vec!["python3".into()],
+        net: true,
+        forwards: vec![(host_port, 8000)],
+        ..Default::default()
+    };
+    let cfg = opts.config("net-python")?;
+    let (tx, rx) = mpsc::channel();
+    let url = |p: &str| format!("http://127.0.0.1:{host_port}{p}");
+    let (out, checks) = std::thread::scope(|s| {
+        let tree = &tree;
+        let checks = s.spawn(move || -> Result<(), String> {
+            rx.recv_timeout(Duration::from_secs(400))
+                .map_err(|_| "the guest never printed SERVING".to_string())?;
+            let r = (|| {
+                let (body, _) = curl(&[&url("/index.html")])?;
+                if body != tree.index {
+                    return Err("GET /index.html differs".to_string());
+                }
+                let (body, _) = curl(&[&url("/one.bin")])?;
+                if body != tree.one {
+                    return Err(format!(
+                        "GET /one.bin: {} bytes, not the 1 MiB sent",
+                        body.len()
+                    ));
+                }
+                let (body, _) = curl(&[&url("/sub/")])?;
+                let listing = String::from_utf8_lossy(&body);
+                if !listing.contains("Directory listing for /sub/")
+                    || !listing.contains("alpha.txt")
+                {
+                    return Err(format!("GET /sub/: not a listing:\n{listing}"));
+                }
+                let (code, _) = curl(&["-o", "/dev/null", "-w", "%{http_code}", &url("/nope")])?;
+                if code != b"404" {
+                    return Err(format!("GET /nope: {}", String::from_utf8_lossy(&code)));
+                }
+                Ok(())
+            })();
+            let _ = curl(&["-o", "/dev/null", &url("/done")]);
+            r
+        });
+        let out = qemu::run_captured_notify(
+            &cfg,
+            Duration::from_secs(600),
+            false,
+            Some(("SERVING".into(), tx)),
+        );
+        (out, checks.join())
+    });
+    let _ = std::fs::remove_dir_all(&tree.dir);
+    let _ = std::fs::remove_file(&cfg.log);
+    if let Some(i) = &cfg.initrd {
+        let _ = std::fs::remove_file(i);
+    }
+    let out = out.map_err(|e| format!("qemu: {e}"))?;
+    let fail = |what: &str| crate::scenarios::explain(&out, what);
+    checks
+        .map_err(|_| "host thread panicked")?
+        .map_err(|e| fail(&e))?;
+    if out.guest_status() != Some(0) || !out.console_str().contains("PYTHON STATUS 143") {
+        return Err(fail("python's server did not die of SIGTERM"));
+    }
+    Ok(())
+}

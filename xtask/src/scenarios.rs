@@ -57,6 +57,10 @@ const SCENARIOS: &[Scenario] = &[
         "net_lighttpd_serves_host",
         crate::http_scenarios::lighttpd_serves_host,
     ),
+    (
+        "net_python_http_server_serves_host",
+        crate::http_scenarios::python_http_server,
+    ),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.
