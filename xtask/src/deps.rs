@@ -40,6 +40,12 @@ pub const MTOOLS: Package = Package {
     file: "/usr/bin/mformat",
 };
 
+/// `ip` (network namespaces, bridges, taps) for `cargo xtask cluster`.
+pub const IPROUTE2: Package = Package {
+    name: "iproute2",
+    file: "/usr/sbin/ip",
+};
+
 /// Whether xtask runs as root (apt-get may install and update).
 pub fn is_root() -> bool {
     Command::new("id")

@@ -52,6 +52,10 @@ const SCENARIOS: &[Scenario] = &[
         "net_inet_rsetest_and_nc",
         crate::net_scenarios::inet_nc_both_ways,
     ),
+    (
+        "cluster_2_nodes_udp_ping",
+        crate::cluster::udp_ping_scenario,
+    ),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.

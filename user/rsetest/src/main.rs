@@ -52,6 +52,7 @@ mod sigwait;
 mod sock;
 mod thread_limit;
 mod threads;
+mod udp_ping;
 mod timerfd;
 mod timers;
 mod tmpfs_full;
@@ -269,6 +270,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "unix_dgram",
         unix_dgram::run,
         "AF_UNIX datagrams: names, boundaries, MSG_TRUNC, bounded queue, EMSGSIZE, connect/EPERM/ECONNREFUSED, autobind",
+    ),
+    (
+        "udp_ping",
+        udp_ping::run,
+        "UDP echo: [serve PORT | HOST PORT [COUNT]]; alone, pings its own server on 127.0.0.1 (host only: no loopback on RSE OS yet)",
     ),
     (
         "inet",
