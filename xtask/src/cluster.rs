@@ -506,3 +506,78 @@ pub fn udp_ping_scenario() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A guest shell snippet: wait (up to 90 s) until /proc/braid lists
+/// `tori` tori up, across machines, then print it after a marker line.
+fn wait_for_tori(tori: usize) -> String {
+    format!(
+        "i=0; until [ \"$(grep -c '^torus [0-9]*\\.[A-Z] [0-9]* [0-9]* up ' /proc/braid)\" -ge {tori} ]; do \
+         i=$((i+1)); if [ $i -gt 900 ]; then echo 'the cluster never formed'; cat /proc/braid; exit 1; fi; sleep 0.1; done; \
+         echo '--- /proc/braid'; cat /proc/braid"
+    )
+}
+
+/// The last /proc/braid printed on a console (after the marker).
+fn last_braid(console: &str) -> Option<&str> {
+    console.rsplit_once("--- /proc/braid").map(|(_, b)| b)
+}
+
+/// Checks that a /proc/braid lists every torus (A..) of every machine
+/// (0..nodes) up, and the view has them all.
+fn lists_all(braid: &str, nodes: usize, smp: usize) -> Result<(), String> {
+    let ls: Vec<&str> = braid.lines().map(str::trim_end).collect();
+    let members: Vec<String> = (0..nodes).map(|m| m.to_string()).collect();
+    let members = format!(" members {} ", members.join(","));
+    if !ls
+        .iter()
+        .any(|l| l.starts_with("cluster machine") && l.contains(&members))
+    {
+        return Err(format!("no view with{members}"));
+    }
+    for m in 0..nodes {
+        for t in 0..smp {
+            let name = format!("torus {m}.{} {m} ", (b'A' + t as u8) as char);
+            if !ls
+                .iter()
+                .any(|l| l.starts_with(&name) && l.contains(" up "))
+            {
+                return Err(format!("no line `{name}… up`"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scenario: 3 nodes of 2 CPUs; every node's /proc/braid comes to list
+/// the 6 tori of the 3 machines (the machine ring's view has all three,
+/// and each machine's roster reached the others).
+pub fn braid_scenario() -> Result<(), String> {
+    let (nodes, smp) = (3, 2);
+    let wait = wait_for_tori(nodes * smp);
+    let o = Opts {
+        nodes,
+        smp: Some(smp as u32),
+        // Node 0 waits a little more so the others have printed theirs.
+        exec: Some(format!("{wait}; sleep 4")),
+        others: Some(format!("{wait}; sleep 100000")),
+        timeout: Some(300),
+        ..Opts::default()
+    };
+    let out = run(&o, false)?;
+    if out.timed_out || out.status != Some(0) {
+        return Err(out.explain("node 0 did not see the whole cluster"));
+    }
+    for k in 0..nodes {
+        let console = if k == 0 {
+            out.console.clone()
+        } else {
+            std::fs::read_to_string(dir().join(format!("node{k}.console"))).unwrap_or_default()
+        };
+        let Some(b) = last_braid(&console) else {
+            return Err(out.explain(&format!("node {k} printed no /proc/braid")));
+        };
+        lists_all(b, nodes, smp)
+            .map_err(|e| out.explain(&format!("node {k}'s /proc/braid: {e}:\n{b}")))?;
+    }
+    Ok(())
+}

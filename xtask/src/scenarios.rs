@@ -56,6 +56,10 @@ const SCENARIOS: &[Scenario] = &[
         "cluster_2_nodes_udp_ping",
         crate::cluster::udp_ping_scenario,
     ),
+    (
+        "cluster_3_nodes_braid_lists_all_tori",
+        crate::cluster::braid_scenario,
+    ),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.
