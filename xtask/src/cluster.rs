@@ -220,6 +220,9 @@ pub struct Outcome {
     pub logs: Vec<String>,
     /// (node, host time from all booted to the SIGKILL).
     pub killed: Vec<(usize, Duration)>,
+    /// (node, host time from its SIGKILL until node 0's kernel log said
+    /// it left the view).
+    pub detected: Vec<(usize, Duration)>,
 }
 
 impl Outcome {
@@ -432,7 +435,30 @@ fn supervise(o: &Opts, nodes: &mut [Node], start: Instant, out: &mut Outcome, ec
     let mut kills = o.kills.clone();
     kills.sort_by(|a, b| a.1.total_cmp(&b.1));
     let mut kills = std::collections::VecDeque::from(kills);
+    // Killed nodes whose departure node 0 has not logged yet: (node,
+    // SIGKILL time, departures of it node 0 had logged before).
+    let mut watching: Vec<(usize, Instant, usize)> = Vec::new();
+    let departures = |k: usize| {
+        let log = std::fs::read_to_string(log_path(0)).unwrap_or_default();
+        log.matches(&format!("cluster: machine {k} left the view"))
+            .count()
+    };
     loop {
+        if !watching.is_empty() {
+            watching.retain(|&(k, at, before)| {
+                let seen = departures(k) > before;
+                if seen {
+                    out.detected.push((k, at.elapsed()));
+                    if echo {
+                        eprintln!(
+                            "xtask: node 0 saw node {k} leave the view {} ms after its SIGKILL (host time)",
+                            at.elapsed().as_millis()
+                        );
+                    }
+                }
+                !seen
+            });
+        }
         if nodes[0].dead || matches!(nodes[0].child.try_wait(), Ok(Some(_))) {
             return;
         }
@@ -468,8 +494,12 @@ fn supervise(o: &Opts, nodes: &mut [Node], start: Instant, out: &mut Outcome, ec
                 // Child::kill is SIGKILL to this pid: QEMU itself (ip
                 // netns exec exec'd it).
                 let _ = n.child.kill();
+                let killed_at = Instant::now();
                 let _ = n.child.wait();
                 n.dead = true;
+                if k != 0 {
+                    watching.push((k, killed_at, departures(k)));
+                }
                 let at = t0.elapsed();
                 out.killed.push((k, at));
                 if echo {
@@ -579,5 +609,83 @@ pub fn braid_scenario() -> Result<(), String> {
         lists_all(b, nodes, smp)
             .map_err(|e| out.explain(&format!("node {k}'s /proc/braid: {e}:\n{b}")))?;
     }
+    Ok(())
+}
+
+/// Scenario: 3 nodes; once every node's /proc/braid lists the whole
+/// cluster, node 1's QEMU is SIGKILLed. Its successor (node 2) must
+/// declare it failed, and node 0's /proc/braid must show it gone, its
+/// tori no longer listed, within 1 s of node 0's guest time after the
+/// last frame node 1 sent it.
+pub fn kill_scenario() -> Result<(), String> {
+    let (nodes, smp) = (3, 2);
+    let wait = wait_for_tori(nodes * smp);
+    let gone = "n=$(grep -c '^departure machine 1 ' /proc/braid); i=0; \
+                until grep -q '^1 [0-9.]* gone ' /proc/braid && \
+                [ \"$(grep -c '^departure machine 1 ' /proc/braid)\" -gt $n ]; do i=$((i+1)); \
+                if [ $i -gt 900 ]; then echo 'machine 1 never left the view'; cat /proc/braid; exit 1; fi; \
+                sleep 0.1; done; echo '--- after the kill'; cat /proc/braid";
+    let o = Opts {
+        nodes,
+        smp: Some(smp as u32),
+        exec: Some(format!("{wait} && {gone}")),
+        others: Some(format!("{wait}; sleep 100000")),
+        kills: vec![(1, 10.0)],
+        timeout: Some(300),
+        ..Opts::default()
+    };
+    let out = run(&o, false)?;
+    if out.timed_out || out.status != Some(0) {
+        return Err(out.explain("node 0 did not see node 1 leave"));
+    }
+    let Some((before, after)) = out.console.split_once("--- after the kill") else {
+        return Err(out.explain("no /proc/braid after the kill"));
+    };
+    let before = last_braid(before).unwrap_or("");
+    lists_all(before, nodes, smp).map_err(|e| out.explain(&format!("before the kill: {e}")))?;
+    let ls: Vec<&str> = after.lines().map(str::trim_end).collect();
+    if !ls
+        .iter()
+        .any(|l| l.starts_with("cluster machine 0 ") && l.contains(" members 0,2 "))
+    {
+        return Err(out.explain("the view after the kill is not {0,2}"));
+    }
+    if ls.iter().any(|l| l.starts_with("torus 1.")) {
+        return Err(out.explain("machine 1's tori are still listed"));
+    }
+    for m in [0, 2] {
+        for t in 0..smp {
+            let name = format!("torus {m}.{} {m} ", (b'A' + t as u8) as char);
+            if !ls.iter().any(|l| l.starts_with(&name)) {
+                return Err(out.explain(&format!("{name}is no longer listed")));
+            }
+        }
+    }
+    // The departure's silence, as node 0 measured it (guest time).
+    if out.killed.is_empty() {
+        return Err(out.explain("node 0 saw machine 1 leave before it was killed"));
+    }
+    let silent_ms: Option<f64> = ls
+        .iter()
+        .rfind(|l| l.starts_with("departure machine 1 "))
+        .and_then(|l| l.split(" silent_ms ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok());
+    let Some(silent_ms) = silent_ms else {
+        return Err(out.explain("no departure line for machine 1"));
+    };
+    if silent_ms >= 1000.0 {
+        return Err(out.explain(&format!(
+            "node 0 saw machine 1 leave {silent_ms} ms after its last frame (want < 1000)"
+        )));
+    }
+    // Its successor declared it failed (the detector, not a bystander).
+    if !out.logs[2].contains("machine 1 declared failed by this machine") {
+        return Err(out.explain("node 2 (node 1's successor) did not declare it failed"));
+    }
+    eprintln!(
+        "  node 1 killed: node 0 saw it leave {silent_ms} ms after its last frame (guest); host: {:?}",
+        out.detected
+    );
     Ok(())
 }

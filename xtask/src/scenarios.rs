@@ -60,6 +60,10 @@ const SCENARIOS: &[Scenario] = &[
         "cluster_3_nodes_braid_lists_all_tori",
         crate::cluster::braid_scenario,
     ),
+    (
+        "cluster_3_nodes_kill_detected",
+        crate::cluster::kill_scenario,
+    ),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.
