@@ -304,10 +304,13 @@ impl Cluster {
         for note in self.torus.drain_notes() {
             match note {
                 braid::Note::Reconstructed { failed, .. } => {
-                    by_us |= 1 << failed;
+                    // A forged view may name a machine we have no peer
+                    // for: nothing to index then.
+                    by_us |= 1u64.checked_shl(failed.into()).unwrap_or(0);
+                    let heard = self.heard.get(usize::from(failed)).copied().unwrap_or(0);
                     crate::klog!(
                         "cluster: machine {failed} declared failed by this machine (its successor) after {} ms of silence",
-                        now.saturating_sub(self.heard[usize::from(failed)]) / 1_000_000
+                        now.saturating_sub(heard) / 1_000_000
                     );
                 }
                 braid::Note::Fenced => {
