@@ -12,6 +12,7 @@
 //!   check is validated on the host; RSE OS has no loopback device yet).
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::say;
@@ -35,10 +36,24 @@ fn payload(i: u32) -> Vec<u8> {
     v
 }
 
+/// recvfrom after poll(2) says a datagram is there, or None after `ms`.
+/// (poll, not SO_RCVTIMEO: RSE OS's sockets have no timeouts yet.)
+fn recv_within(s: &UdpSocket, buf: &mut [u8], ms: i32) -> Option<(usize, SocketAddr)> {
+    let mut p = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    if n != 1 {
+        return None;
+    }
+    s.recv_from(buf).ok()
+}
+
 fn ping(peer: SocketAddr, count: u32) -> Result<(), String> {
     let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("bind: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_millis(250)))
-        .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
     let mut buf = [0u8; 2048];
     // The peer may still be booting: knock until it answers.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -46,13 +61,11 @@ fn ping(peer: SocketAddr, count: u32) -> Result<(), String> {
     let mut answered = false;
     while !answered && Instant::now() < deadline {
         s.send_to(hello, peer).map_err(|e| format!("sendto: {e}"))?;
-        if let Ok((n, from)) = s.recv_from(&mut buf) {
+        if let Some((n, from)) = recv_within(&s, &mut buf, 250) {
             answered = from == peer && &buf[..n] == hello;
         }
     }
     check(answered, format!("{peer} echoes a first datagram"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
     let mut rtts = Vec::new();
     for i in 1..=count {
         let p = payload(i);
@@ -60,10 +73,10 @@ fn ping(peer: SocketAddr, count: u32) -> Result<(), String> {
         s.send_to(&p, peer).map_err(|e| format!("sendto: {e}"))?;
         // Late echoes of the knocks may still arrive: skip them.
         let got = loop {
-            match s.recv_from(&mut buf) {
-                Ok((n, from)) if from == peer && &buf[..n] == hello => continue,
-                Ok((n, from)) => break Some((buf[..n].to_vec(), from)),
-                Err(_) => break None,
+            match recv_within(&s, &mut buf, 5000) {
+                Some((n, from)) if from == peer && &buf[..n] == hello => continue,
+                Some((n, from)) => break Some((buf[..n].to_vec(), from)),
+                None => break None,
             }
         };
         rtts.push(t.elapsed());
@@ -81,7 +94,10 @@ fn ping(peer: SocketAddr, count: u32) -> Result<(), String> {
             );
         }
     }
-    check(true, format!("{count} echoes of 8..1200 bytes came back intact from {peer}"))?;
+    check(
+        true,
+        format!("{count} echoes of 8..1200 bytes came back intact from {peer}"),
+    )?;
     rtts.sort();
     say!(
         "udp_ping: round trip min {} us, median {} us, max {} us",
