@@ -3,7 +3,9 @@
 //! Known keys: `quiet` (kernel log only on the debug console),
 //! `selftest=all|crash` (run the in-kernel self tests, then exit QEMU),
 //! `tori=N` (number of tori, default one per CPU; CPUs host extra ones in
-//! turn; one frame pool per torus).
+//! turn; one frame pool per torus), `cluster.node=K
+//! cluster.peers=A0,A1,…` (this machine is member K of a ring of machines
+//! at those IPv4 addresses; `cluster`).
 
 /// Looks up `key`; `Some("")` for a bare flag.
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {

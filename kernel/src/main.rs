@@ -18,6 +18,7 @@
 extern crate alloc;
 
 mod clock;
+mod cluster;
 mod cmdline;
 mod console;
 mod exec;
@@ -101,6 +102,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
     }
     random::seed();
     net::init(cmd);
+    cluster::init(cmd);
     let exec = cmdline::get(cmd, "exec").is_some();
     match fs::init(info.initrd_bytes()) {
         Ok(n) => klog!(

@@ -68,6 +68,7 @@ pub fn deferred_work() {
     // boundary of the torus (one load when there are none).
     crate::io_uring::boundary();
     crate::net::boundary();
+    crate::cluster::boundary();
     crate::proc::braid::boundary();
 }
 

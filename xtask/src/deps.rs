@@ -46,6 +46,12 @@ pub const CURL: Package = Package {
     file: "/usr/bin/curl",
 };
 
+/// `ip` (network namespaces, bridges, taps) for `cargo xtask cluster`.
+pub const IPROUTE2: Package = Package {
+    name: "iproute2",
+    file: "/usr/sbin/ip",
+};
+
 /// Whether xtask runs as root (apt-get may install and update).
 pub fn is_root() -> bool {
     Command::new("id")

@@ -8,11 +8,15 @@
 //!     --pkg NAME                    put a Debian package and its dependencies into the root; repeatable
 //!     --accel tcg|kvm  --machine microvm|pc|q35  --smp N  --mem MIB
 //!     --append ARGS                 extra kernel command-line words
-//!     --net                         a virtio-net NIC on QEMU user networking (DHCP; host loopback only)
+//!     --net [user]                  a virtio-net NIC on QEMU user networking (DHCP; host loopback only)
+//!     --net tap=IF                  the NIC on the existing tap device IF instead (give the guest ip=... with --append)
 //!     --forward HOSTPORT:GUESTPORT  forward host 127.0.0.1:HOSTPORT (TCP) to the guest; repeatable, implies --net
 //!     --log                         show the kernel log on the console too (with --exec)
 //!     --icount                      -icount shift=0,sleep=off: guest ns count instructions
 //!     --timeout SECS                give up after SECS (with --exec; default 600)
+//! cargo xtask cluster --nodes N [options]   N RSE OS VMs on one bridge in a private network namespace
+//!     --smp S  --exec CMD  --others CMD  --kill NODE@SECONDS  --timeout SECS  --append ARGS  --accel tcg|kvm
+//!                                   node 0's console is this terminal (or runs CMD); logs in target/cluster/
 //! cargo xtask test                  host unit tests + boot scenario tests in QEMU
 //! cargo xtask image                 a bootable GRUB ISO (target/rse/rse-os.iso)
 //! cargo xtask soak [SEEDS] [START]  braid simulator soak; prints any failing seed
@@ -27,6 +31,7 @@ mod artifacts;
 mod bench;
 mod braid_bench;
 mod braid_cmds;
+mod cluster;
 mod debian;
 mod deps;
 mod dynamic_scenarios;
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
         Some("build") => build().map(|_| 0),
         Some("run") => run(&args[1..]),
         Some("test") => scenarios::test_all(&args[1..]),
+        Some("cluster") => cluster::main(&args[1..]),
         Some("image") => image().map(|_| 0),
         Some("soak") => Ok(braid_cmds::soak(&args[1..])),
         Some("bench") if args.get(1).map(String::as_str) == Some("braid") => {
@@ -78,7 +84,8 @@ fn main() -> ExitCode {
 }
 
 pub(crate) const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
-[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net] [--forward H:G]... [--log] [--icount] [--timeout SECS] | test | image \
+[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net [user|tap=IF]] [--forward H:G]... [--log] [--icount] [--timeout SECS] \
+| cluster --nodes N [--smp S] [--exec CMD] [--others CMD] [--kill NODE@SECONDS]... [--timeout SECS] [--append ARGS] | test | image \
 | soak [SEEDS] [START] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
 | bench braid [DEPTH] [EVENTS] | fuzz [--calls N] [--seed S] [--smp K] [--workers W]";
 
@@ -110,6 +117,8 @@ pub struct RunOpts {
     pub net: bool,
     /// `--forward HOST:GUEST`: host 127.0.0.1 TCP ports forwarded in.
     pub forwards: Vec<(u16, u16)>,
+    /// `--net tap=IF`: the NIC on an existing tap device instead.
+    pub tap: Option<String>,
 }
 
 /// Parses `HOSTPORT:GUESTPORT`.
@@ -127,8 +136,28 @@ fn parse_forward(s: &str) -> Result<(u16, u16), String> {
 impl RunOpts {
     fn parse(args: &[String]) -> Result<RunOpts, String> {
         let mut o = RunOpts::default();
-        let mut it = args.iter();
+        let mut it = args.iter().peekable();
         while let Some(a) = it.next() {
+            // `--net` takes an optional value: `user` (the default) or
+            // `tap=IF`.
+            if a == "--net" {
+                o.net = true;
+                match it.peek().map(|v| v.as_str()) {
+                    Some("user") => {
+                        it.next();
+                    }
+                    Some(v) if v.starts_with("tap=") => {
+                        let ifname = &v[4..];
+                        if ifname.is_empty() || ifname.len() > 15 || ifname.contains(',') {
+                            return Err(format!("--net {v}: expected tap=IFNAME"));
+                        }
+                        o.tap = Some(ifname.to_string());
+                        it.next();
+                    }
+                    _ => {}
+                }
+                continue;
+            }
             let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
             match a.as_str() {
                 "--exec" => o.exec = Some(val()?),
@@ -142,7 +171,6 @@ impl RunOpts {
                 "--timeout" => {
                     o.timeout = Some(val()?.parse().map_err(|_| "--timeout needs seconds")?)
                 }
-                "--net" => o.net = true,
                 "--forward" => {
                     o.forwards.push(parse_forward(&val()?)?);
                     o.net = true;
@@ -191,7 +219,15 @@ impl RunOpts {
             cfg.mem_mib = m;
         }
         cfg.icount = self.icount;
-        if self.net {
+        if let Some(ifname) = &self.tap {
+            if !self.forwards.is_empty() {
+                return Err("--forward works with user networking, not --net tap=IF".into());
+            }
+            cfg.net = Some(qemu::Net::Tap {
+                ifname: ifname.clone(),
+                mac: None,
+            });
+        } else if self.net {
             cfg.net = Some(qemu::Net::User(self.forwards.clone()));
         }
         let mut words = self.append.clone();

@@ -92,6 +92,11 @@ pub enum Net {
     /// receives on 127.0.0.1:`qemu_port` and sends to 127.0.0.1:`peer_port`
     /// (a test crafting frames itself).
     Udp { qemu_port: u16, peer_port: u16 },
+    /// A tap device that already exists (`--net tap=IF`, or one of the
+    /// cluster's taps inside its network namespace), with this MAC (QEMU's
+    /// default 52:54:00:12:34:56 when None: two VMs on one bridge each
+    /// need their own).
+    Tap { ifname: String, mac: Option<String> },
 }
 
 impl Config {
@@ -178,12 +183,20 @@ impl Config {
                 } => format!(
                     "socket,id=n0,udp=127.0.0.1:{peer_port},localaddr=127.0.0.1:{qemu_port}"
                 ),
+                // script=no: the tap is set up already (bridged or not);
+                // QEMU only opens it.
+                Net::Tap { ifname, .. } => {
+                    format!("tap,id=n0,ifname={ifname},script=no,downscript=no")
+                }
             };
-            let device = match self.machine {
+            let mut device = String::from(match self.machine {
                 Machine::Microvm => "virtio-net-device,netdev=n0",
                 Machine::Pc | Machine::Q35 => "virtio-net-pci,netdev=n0",
-            };
-            push(&["-netdev", &netdev, "-device", device]);
+            });
+            if let Net::Tap { mac: Some(mac), .. } = net {
+                device += &format!(",mac={mac}");
+            }
+            push(&["-netdev", &netdev, "-device", &device]);
         }
         if let Some(c) = &self.cdrom {
             push(&["-cdrom", &c.display().to_string(), "-boot", "d"]);
@@ -232,7 +245,7 @@ impl Outcome {
     }
 }
 
-fn qemu_binary() -> &'static str {
+pub fn qemu_binary() -> &'static str {
     "qemu-system-x86_64"
 }
 

@@ -61,6 +61,18 @@ const SCENARIOS: &[Scenario] = &[
         "net_python_http_server_serves_host",
         crate::http_scenarios::python_http_server,
     ),
+    (
+        "cluster_2_nodes_udp_ping",
+        crate::cluster::udp_ping_scenario,
+    ),
+    (
+        "cluster_3_nodes_braid_lists_all_tori",
+        crate::cluster::braid_scenario,
+    ),
+    (
+        "cluster_3_nodes_kill_detected",
+        crate::cluster::kill_scenario,
+    ),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.

@@ -27,6 +27,7 @@ pub mod queue;
 mod receive;
 pub mod replication;
 pub mod ring;
+pub mod roster;
 pub mod sim;
 pub mod suspicion;
 pub mod table;

@@ -253,7 +253,9 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
         (Some("stat"), None) => stat(),
         (Some("cpuinfo"), None) => cpuinfo(),
         (Some("braid"), None) => {
-            return Some(Kind::ProcControl(proc::braid::report().into_bytes()))
+            return Some(Kind::ProcControl(
+                (proc::braid::report() + &crate::cluster::report()).into_bytes(),
+            ))
         }
         (Some("loadavg"), None) => format!(
             "0.00 0.00 0.00 {}/{} {}\n",

@@ -645,6 +645,13 @@ pub fn control(cmd: &[u8]) -> abi::KResult<()> {
 }
 
 /// /proc/braid.
+/// Torus `i`'s load (runnable weight) as it last published it.
+pub fn load(i: usize) -> u64 {
+    STATE
+        .get(i)
+        .map_or(0, |st| hal::cpu::without_interrupts(|| st.lock().load))
+}
+
 pub fn report() -> String {
     let mut s = format!(
         "epoch {} interval_ms {}..{} timeout_ms {} suspect_ms {}..{} members {:#x}\n",

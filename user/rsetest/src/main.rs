@@ -56,6 +56,7 @@ mod threads;
 mod timerfd;
 mod timers;
 mod tmpfs_full;
+mod udp_ping;
 mod unix_dgram;
 mod unix_stream;
 mod util;
@@ -281,6 +282,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "unix_dgram",
         unix_dgram::run,
         "AF_UNIX datagrams: names, boundaries, MSG_TRUNC, bounded queue, EMSGSIZE, connect/EPERM/ECONNREFUSED, autobind",
+    ),
+    (
+        "udp_ping",
+        udp_ping::run,
+        "UDP echo: [serve PORT | HOST PORT [COUNT]]; alone, pings its own server on 127.0.0.1 (host only: no loopback on RSE OS yet)",
     ),
     (
         "inet",

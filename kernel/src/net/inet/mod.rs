@@ -58,6 +58,13 @@ pub const TCP_NODELAY: u32 = 1;
 /// Each smoltcp socket's receive and send buffers.
 pub const BUF: usize = 64 * 1024;
 
+/// Takes `port` of socket type `ty` for a kernel user of the stack (the
+/// cluster's braid sockets), so that a program's bind to it gets
+/// EADDRINUSE instead of sharing it.
+pub fn reserve_port(ty: u32, port: u16) -> KResult<u16> {
+    addr::claim(ty, port)
+}
+
 /// The family entry socket(2) uses.
 pub const FAMILY: Family = Family {
     domain: AF_INET,
