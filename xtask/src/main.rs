@@ -10,6 +10,7 @@
 //!     --append ARGS                 extra kernel command-line words
 //!     --net                         a virtio-net NIC on QEMU user networking (DHCP; host loopback only)
 //!     --forward HOSTPORT:GUESTPORT  forward host 127.0.0.1:HOSTPORT (TCP) to the guest; repeatable, implies --net
+//!     --disk FILE                   attach a raw disk image as a virtio-blk disk (/dev/vda, vdb…); repeatable
 //!     --log                         show the kernel log on the console too (with --exec)
 //!     --icount                      -icount shift=0,sleep=off: guest ns count instructions
 //!     --timeout SECS                give up after SECS (with --exec; default 600)
@@ -25,6 +26,7 @@
 
 mod artifacts;
 mod bench;
+mod block_scenarios;
 mod braid_bench;
 mod braid_cmds;
 mod debian;
@@ -74,7 +76,7 @@ fn main() -> ExitCode {
 }
 
 pub(crate) const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
-[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net] [--forward H:G]... [--log] [--icount] [--timeout SECS] | test | image \
+[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net] [--forward H:G]... [--disk FILE]... [--log] [--icount] [--timeout SECS] | test | image \
 | soak [SEEDS] [START] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
 | bench braid [DEPTH] [EVENTS] | fuzz [--calls N] [--seed S] [--smp K] [--workers W]";
 
@@ -106,6 +108,8 @@ pub struct RunOpts {
     pub net: bool,
     /// `--forward HOST:GUEST`: host 127.0.0.1 TCP ports forwarded in.
     pub forwards: Vec<(u16, u16)>,
+    /// `--disk FILE`: raw images attached as virtio-blk disks.
+    pub disks: Vec<std::path::PathBuf>,
 }
 
 /// Parses `HOSTPORT:GUESTPORT`.
@@ -142,6 +146,13 @@ impl RunOpts {
                 "--forward" => {
                     o.forwards.push(parse_forward(&val()?)?);
                     o.net = true;
+                }
+                "--disk" => {
+                    let d = std::path::PathBuf::from(val()?);
+                    if !d.is_file() {
+                        return Err(format!("--disk {}: no such file", d.display()));
+                    }
+                    o.disks.push(d);
                 }
                 "--log" => o.log = true,
                 "--icount" => o.icount = true,
@@ -190,6 +201,7 @@ impl RunOpts {
         if self.net {
             cfg.net = Some(qemu::Net::User(self.forwards.clone()));
         }
+        cfg.disks = self.disks.clone();
         let mut words = self.append.clone();
         if self.exec.is_some() {
             words.push("exec".into());

@@ -41,6 +41,12 @@ const SCENARIOS: &[Scenario] = &[
     ("linux_diff_bash", crate::linux_diff::bash),
     ("linux_diff_lighttpd", crate::linux_diff::lighttpd),
     ("add_host_tree", add_host_tree),
+    ("blk_dd_pattern_microvm", || {
+        crate::block_scenarios::dd_pattern(Machine::Microvm)
+    }),
+    ("blk_dd_pattern_pc", || {
+        crate::block_scenarios::dd_pattern(Machine::Pc)
+    }),
     ("net_dhcp_tcp_echo_microvm", || {
         crate::net_scenarios::dhcp_and_tcp_echo(Machine::Microvm)
     }),

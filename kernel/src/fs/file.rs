@@ -47,6 +47,8 @@ pub enum Kind {
     Zero,
     /// /dev/random, /dev/urandom.
     Random,
+    /// A disk (/dev/vda): bytes at the file offset, through to the device.
+    Block(Arc<crate::block::Disk>),
     /// A /proc file: its content, generated at open.
     Proc(Vec<u8>),
     /// A /proc file that also takes commands (/proc/braid): its content,
@@ -161,7 +163,7 @@ impl OpenFile {
             return Err(Errno::EBADF);
         }
         match &self.kind {
-            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) => {
+            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) | Kind::Block(_) => {
                 let mut pos = self.pos.lock();
                 let n = self.pread(buf, *pos)?;
                 *pos += n as u64;
@@ -203,6 +205,7 @@ impl OpenFile {
                 Ok(n)
             }
             Kind::ProcDir(_) => Err(Errno::EISDIR),
+            Kind::Block(d) => d.read_at(off, buf),
             _ => Err(Errno::ESPIPE),
         }
     }
@@ -225,6 +228,12 @@ impl OpenFile {
                 }
                 let len = crate::proc::limits::clip_write(*pos, data.len())?;
                 let n = super::with(|fs| fs.write(*ino, *pos, &data[..len]))?;
+                *pos += n as u64;
+                Ok(n)
+            }
+            Kind::Block(d) => {
+                let mut pos = self.pos.lock();
+                let n = d.write_at(*pos, data)?;
                 *pos += n as u64;
                 Ok(n)
             }
@@ -253,7 +262,20 @@ impl OpenFile {
                 let len = crate::proc::limits::clip_write(off, data.len())?;
                 super::with(|fs| fs.write(*ino, off, &data[..len]))
             }
+            Kind::Block(d) => d.write_at(off, data),
             _ => Err(Errno::ESPIPE),
+        }
+    }
+
+    /// fsync(2): a disk is flushed (VIRTIO_BLK_F_FLUSH; its writes are
+    /// already on the device, nothing is cached above it); tmpfs and /proc
+    /// files have nowhere to go; EINVAL for what cannot be synced (pipes,
+    /// sockets, the tty, character devices), as on Linux.
+    pub fn sync(&self) -> KResult<()> {
+        match &self.kind {
+            Kind::Block(d) => d.flush(),
+            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) | Kind::ProcDir(_) => Ok(()),
+            _ => Err(Errno::EINVAL),
         }
     }
 
@@ -309,7 +331,11 @@ impl OpenFile {
     pub fn is_stream(&self) -> bool {
         !matches!(
             self.kind,
-            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) | Kind::ProcDir(_)
+            Kind::Inode(_)
+                | Kind::Proc(_)
+                | Kind::ProcControl(_)
+                | Kind::ProcDir(_)
+                | Kind::Block(_)
         )
     }
 
@@ -340,6 +366,7 @@ impl OpenFile {
             Kind::Null => Kind::Null,
             Kind::Zero => Kind::Zero,
             Kind::Random => Kind::Random,
+            Kind::Block(d) => Kind::Block(d.clone()),
             Kind::Proc(b) => Kind::Proc(b.clone()),
             Kind::ProcControl(b) => Kind::ProcControl(b.clone()),
             Kind::ProcDir(e) => Kind::ProcDir(e.clone()),

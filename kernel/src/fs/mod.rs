@@ -139,6 +139,9 @@ pub fn init(initramfs: &[u8]) -> KResult<usize> {
             vfs::devnum::makedev(major, minor),
         );
     }
+    for d in crate::block::disks() {
+        let _ = fs.mknod(devdir, d.name.as_bytes(), 0o060660, d.rdev);
+    }
     // What udev makes on a Linux system: /dev/fd (bash's process
     // substitution passes /dev/fd/63) and the standard streams.
     let links: [(&[u8], &[u8]); 4] = [

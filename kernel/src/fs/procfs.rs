@@ -410,6 +410,7 @@ pub fn fd_link_target(f: &super::file::OpenFile) -> Vec<u8> {
         Kind::Null => b"/dev/null".to_vec(),
         Kind::Zero => b"/dev/zero".to_vec(),
         Kind::Random => b"/dev/urandom".to_vec(),
+        Kind::Block(d) => format!("/dev/{}", d.name).into_bytes(),
         Kind::Proc(_) | Kind::ProcControl(_) | Kind::ProcDir(_) => b"/proc".to_vec(),
         Kind::IoUring(_) => b"anon_inode:[io_uring]".to_vec(),
         Kind::Socket(sk) => format!(

@@ -216,6 +216,16 @@ fn file_stat(f: &OpenFile) -> KResult<Stat> {
             dev: 6,
             ..Stat::default()
         }),
+        // Linux: a block special file's size is 0 (BLKGETSIZE64 tells).
+        Kind::Block(d) => Ok(Stat {
+            mode: 0o060660,
+            nlink: 1,
+            rdev: d.rdev as u64,
+            blksize: 4096,
+            ino: 0x6100 + d.rdev as u64,
+            dev: 6,
+            ..Stat::default()
+        }),
         Kind::Proc(_) | Kind::ProcControl(_) => Ok(Stat {
             mode: 0o100644,
             nlink: 1,
@@ -474,6 +484,7 @@ pub fn lseek(fd: u64, off: i64, whence: u64) -> KResult<u64> {
         Kind::Inode(i) => kfs::with(|fs| fs.stat(*i))?.size,
         Kind::Proc(d) | Kind::ProcControl(d) => d.len() as i64,
         Kind::ProcDir(_) => 0,
+        Kind::Block(d) => d.size() as i64,
         Kind::Null | Kind::Zero | Kind::Random => return Ok(0),
         _ => return Err(Errno::ESPIPE),
     };
@@ -585,6 +596,12 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
         }
         if ft == FileType::CharDevice && flags & file::O_PATH == 0 {
             device_kind(st.rdev)?
+        } else if ft == FileType::BlockDevice && flags & file::O_PATH == 0 {
+            let disk = crate::block::by_rdev(st.rdev as u32)?;
+            if disk.readonly() && flags & file::O_ACCMODE != file::O_RDONLY {
+                return Err(Errno::EROFS);
+            }
+            Kind::Block(disk)
         } else {
             if flags & file::O_TRUNC != 0
                 && ft == FileType::Regular
@@ -728,6 +745,7 @@ pub fn ioctl(fd: u64, cmd: u64, arg: u64) -> KResult<u64> {
         Kind::Socket(s) if cmd == 0x541b => {
             uaccess::write_u32(arg, s.readable_len() as u32).map(|()| 0)
         }
+        Kind::Block(d) => crate::block::ioctl(d, cmd, arg),
         _ => Err(Errno::ENOTTY),
     }
 }
@@ -1043,6 +1061,19 @@ pub fn ftruncate(fd: u64, len: u64) -> KResult<u64> {
     let ino = f.ino().ok_or(Errno::EINVAL)?;
     crate::proc::limits::check_size(len)?;
     kfs::with(|fs| fs.truncate(ino, len)).map(|_| 0)
+}
+
+/// fsync(2), fdatasync(2) ([`OpenFile::sync`]); EBADF for a closed
+/// descriptor.
+pub fn fsync(fd: u64) -> KResult<u64> {
+    fd_file(fd)?.sync().map(|()| 0)
+}
+
+/// syncfs(2): every disk is flushed (one file system per disk at most).
+pub fn syncfs(fd: u64) -> KResult<u64> {
+    fd_file(fd)?;
+    crate::block::sync_all();
+    Ok(0)
 }
 
 /// statfs(2) / fstatfs(2): one tmpfs for everything.

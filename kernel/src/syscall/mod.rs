@@ -213,7 +213,12 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_utimensat => ret(fs::utimensat(a0 as i32 as i64, a1, a2, a3)),
         nr::__NR_truncate => ret(fs::truncate(a0, a1)),
         nr::__NR_ftruncate => ret(fs::ftruncate(a0, a1)),
-        nr::__NR_fsync | nr::__NR_fdatasync | nr::__NR_sync | nr::__NR_syncfs => ret(Ok(0)),
+        nr::__NR_fsync | nr::__NR_fdatasync => ret(fs::fsync(a0)),
+        nr::__NR_syncfs => ret(fs::syncfs(a0)),
+        nr::__NR_sync => {
+            crate::block::sync_all();
+            ret(Ok(0))
+        }
         nr::__NR_statfs => ret(fs::statfs(a1)),
         nr::__NR_fstatfs => ret(fs::statfs(a1)),
         nr::__NR_sendfile => ret(fs::sendfile(a0, a1, a2, a3)),
