@@ -16,6 +16,8 @@
 //!     --timeout SECS                give up after SECS (with --exec; default 600)
 //! cargo xtask test                  host unit tests + boot scenario tests in QEMU
 //! cargo xtask image                 a bootable GRUB ISO (target/rse/rse-os.iso)
+//! cargo xtask image --disk OUT.img [--size 64M] [--pkg NAME]... [--dir DIR]
+//!                                   an ext4 disk image (mke2fs -d): the packages' root and/or DIR
 //! cargo xtask soak [SEEDS] [START]  braid simulator soak; prints any failing seed
 //! cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--only tcg|icount] [--smp N] [--no-write]
 //!                                   RSE OS next to Debian's Linux: same benchmarks, same QEMU flags
@@ -31,6 +33,7 @@ mod braid_bench;
 mod braid_cmds;
 mod debian;
 mod deps;
+mod disk_image;
 mod dynamic_scenarios;
 mod fuzz;
 mod initramfs;
@@ -54,7 +57,7 @@ fn main() -> ExitCode {
         Some("build") => build().map(|_| 0),
         Some("run") => run(&args[1..]),
         Some("test") => scenarios::test_all(&args[1..]),
-        Some("image") => image().map(|_| 0),
+        Some("image") => image(&args[1..]).map(|_| 0),
         Some("soak") => Ok(braid_cmds::soak(&args[1..])),
         Some("bench") if args.get(1).map(String::as_str) == Some("braid") => {
             Ok(braid_cmds::bench(&args[2..]))
@@ -76,7 +79,7 @@ fn main() -> ExitCode {
 }
 
 pub(crate) const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
-[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net] [--forward H:G]... [--disk FILE]... [--log] [--icount] [--timeout SECS] | test | image \
+[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net] [--forward H:G]... [--disk FILE]... [--log] [--icount] [--timeout SECS] | test | image [--disk OUT.img [--size S] [--pkg NAME]... [--dir DIR]] \
 | soak [SEEDS] [START] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
 | bench braid [DEPTH] [EVENTS] | fuzz [--calls N] [--seed S] [--smp K] [--workers W]";
 
@@ -260,7 +263,12 @@ fn run(args: &[String]) -> Result<i32, String> {
     }
 }
 
-fn image() -> Result<(), String> {
+fn image(args: &[String]) -> Result<(), String> {
+    if let Some(disk) = disk_image::DiskOpts::parse(args)? {
+        let out = disk_image::make(&disk)?;
+        println!("{}", out.display());
+        return Ok(());
+    }
     let (kernel, initrd) = build()?;
     let iso = artifacts::build_iso(&kernel, Some(&initrd), "", "rse-os.iso")?;
     println!("{}", iso.display());

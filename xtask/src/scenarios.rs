@@ -47,6 +47,10 @@ const SCENARIOS: &[Scenario] = &[
     ("blk_dd_pattern_pc", || {
         crate::block_scenarios::dd_pattern(Machine::Pc)
     }),
+    (
+        "ext4_read_host_tree",
+        crate::block_scenarios::ext4_read_tree,
+    ),
     ("net_dhcp_tcp_echo_microvm", || {
         crate::net_scenarios::dhcp_and_tcp_echo(Machine::Microvm)
     }),

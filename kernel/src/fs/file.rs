@@ -49,6 +49,10 @@ pub enum Kind {
     Random,
     /// A disk (/dev/vda): bytes at the file offset, through to the device.
     Block(Arc<crate::block::Disk>),
+    /// A file, directory or symlink (O_PATH) of a mounted ext4 file
+    /// system: its mount (held: umount is EBUSY while it is open) and
+    /// inode number.
+    Ext(Arc<super::mount::Mount>, u32),
     /// A /proc file: its content, generated at open.
     Proc(Vec<u8>),
     /// A /proc file that also takes commands (/proc/braid): its content,
@@ -163,7 +167,11 @@ impl OpenFile {
             return Err(Errno::EBADF);
         }
         match &self.kind {
-            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) | Kind::Block(_) => {
+            Kind::Inode(_)
+            | Kind::Proc(_)
+            | Kind::ProcControl(_)
+            | Kind::Block(_)
+            | Kind::Ext(..) => {
                 let mut pos = self.pos.lock();
                 let n = self.pread(buf, *pos)?;
                 *pos += n as u64;
@@ -206,6 +214,12 @@ impl OpenFile {
             }
             Kind::ProcDir(_) => Err(Errno::EISDIR),
             Kind::Block(d) => d.read_at(off, buf),
+            Kind::Ext(m, ino) => {
+                if m.fs.file_type(*ino)? == FileType::Directory {
+                    return Err(Errno::EISDIR);
+                }
+                m.fs.read(*ino, off, buf)
+            }
             _ => Err(Errno::ESPIPE),
         }
     }
@@ -237,6 +251,8 @@ impl OpenFile {
                 *pos += n as u64;
                 Ok(n)
             }
+            // Writing to ext4 is not there yet (mounts are read-only).
+            Kind::Ext(..) => Err(Errno::EROFS),
             Kind::PipeWrite(p) => p.write(data, nonblock),
             Kind::PipeRead(_) => Err(Errno::EBADF),
             Kind::Tty => super::tty::write(data),
@@ -263,6 +279,7 @@ impl OpenFile {
                 super::with(|fs| fs.write(*ino, off, &data[..len]))
             }
             Kind::Block(d) => d.write_at(off, data),
+            Kind::Ext(..) => Err(Errno::EROFS),
             _ => Err(Errno::ESPIPE),
         }
     }
@@ -275,6 +292,7 @@ impl OpenFile {
         match &self.kind {
             Kind::Block(d) => d.flush(),
             Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) | Kind::ProcDir(_) => Ok(()),
+            Kind::Ext(m, _) => m.fs.sync(),
             _ => Err(Errno::EINVAL),
         }
     }
@@ -336,6 +354,7 @@ impl OpenFile {
                 | Kind::ProcControl(_)
                 | Kind::ProcDir(_)
                 | Kind::Block(_)
+                | Kind::Ext(..)
         )
     }
 
@@ -367,6 +386,7 @@ impl OpenFile {
             Kind::Zero => Kind::Zero,
             Kind::Random => Kind::Random,
             Kind::Block(d) => Kind::Block(d.clone()),
+            Kind::Ext(m, i) => Kind::Ext(m.clone(), *i),
             Kind::Proc(b) => Kind::Proc(b.clone()),
             Kind::ProcControl(b) => Kind::ProcControl(b.clone()),
             Kind::ProcDir(e) => Kind::ProcDir(e.clone()),

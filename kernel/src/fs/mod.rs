@@ -4,9 +4,11 @@
 
 pub mod epoll;
 pub mod eventfd;
+pub mod ext4;
 pub mod fdtable;
 pub mod file;
 pub mod locks;
+pub mod mount;
 pub mod pipe;
 pub mod procfs;
 pub mod timerfd;
