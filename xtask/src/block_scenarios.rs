@@ -171,7 +171,8 @@ use std::os::unix::fs::symlink;
 /// An ext4 image made on the host by `cargo xtask image --disk --dir`
 /// (mke2fs -d) is mounted in the guest and read back byte for byte
 /// (names, md5sums, symlink targets compared with the same script run on
-/// the host tree); /proc/mounts, df and statfs see it; umount removes it.
+/// the host tree); /proc/mounts, df and statfs see it; the mount is
+/// read-only (`-o ro`: a write is EROFS); umount removes it.
 pub fn ext4_read_tree() -> Result<(), String> {
     let id = std::process::id();
     let tree = artifacts::out_dir().join(format!("ext4-tree-{id}"));
@@ -200,9 +201,9 @@ fn read_tree(tree: &std::path::Path, img: &std::path::Path) -> Result<(), String
         .map_err(|e| format!("sh: {e}"))?;
     let expect = String::from_utf8_lossy(&host.stdout).into_owned();
     let cmd = format!(
-        "mkdir -p /mnt/d && mount -t ext4 /dev/vda /mnt/d && echo mounted; \
+        "mkdir -p /mnt/d && mount -o ro -t ext4 /dev/vda /mnt/d && echo mounted; \
          cd /mnt/d && echo BEGIN && {{ {TREE_REPORT}; }} && echo END; cd /; \
-         grep -c '^/dev/vda /mnt/d ext4 rw' /proc/mounts; \
+         grep -c '^/dev/vda /mnt/d ext4 ro' /proc/mounts; \
          df /mnt/d | tail -1 | awk '{{print \"df\", $1, $6}}'; \
          echo fstype $(stat -f -c %t /mnt/d); \
          cat /mnt/d/abs-link | md5sum; \
@@ -253,4 +254,246 @@ fn read_tree(tree: &std::path::Path, img: &std::path::Path) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// The guest writes to an ext4 image made on the host: a tree built in
+/// its tmpfs (busybox's binary, random data, 200 small files, nested
+/// directories, symlinks, a hard link) copied with `cp -a`, plus rename,
+/// unlink, rmdir, truncate, append, chmod on the host's files; sync and
+/// umount. On the host `e2fsck -fn` must find the file system clean and
+/// `debugfs rdump` must give back what the guest wrote (its listing,
+/// md5sums and link targets compared with the guest's of its source).
+pub fn ext4_write_tree() -> Result<(), String> {
+    let id = std::process::id();
+    let tree = artifacts::out_dir().join(format!("ext4-wtree-{id}"));
+    let img = artifacts::out_dir().join(format!("ext4-wtree-{id}.img"));
+    let dump = artifacts::out_dir().join(format!("ext4-wdump-{id}"));
+    let r = make_tree(&tree)
+        .map_err(|e| format!("{}: {e}", tree.display()))
+        .and_then(|()| write_tree(&tree, &img, &dump));
+    let _ = std::fs::remove_dir_all(&tree);
+    let _ = std::fs::remove_dir_all(&dump);
+    let _ = std::fs::remove_file(&img);
+    r
+}
+
+fn write_tree(
+    tree: &std::path::Path,
+    img: &std::path::Path,
+    dump: &std::path::Path,
+) -> Result<(), String> {
+    crate::disk_image::make(&crate::disk_image::DiskOpts {
+        out: img.to_path_buf(),
+        size: "64M".into(),
+        pkgs: Vec::new(),
+        dir: Some(tree.to_path_buf()),
+    })?;
+    let cmd = format!(
+        "set -e; mkdir -p /tmp/src/x/y/z; cd /tmp/src; \
+         cp /bin/busybox x/busybox; dd if=/dev/urandom of=x/y/random bs=1000 count=300 2>/dev/null; \
+         seq 1 100000 > x/y/z/seq; for i in $(seq 1 200); do echo file $i > x/small-$i; done; \
+         ln -s y/z/seq x/link; ln -s /etc/passwd abs; ln x/busybox x/hard; : > empty; chmod 640 x/y/random; \
+         mkdir -p /mnt/d; mount -t ext4 /dev/vda /mnt/d; \
+         cp -a /tmp/src /mnt/d/copied; \
+         mv /mnt/d/one /mnt/d/a/moved; rm /mnt/d/zero; rmdir '/mnt/d/empty dir'; \
+         rm /mnt/d/many/file-0007 /mnt/d/many/file-0300; \
+         echo appended >> /mnt/d/with\\ space.txt; \
+         dd if=/dev/zero of=/mnt/d/a/page bs=100 count=1 conv=fsync 2>/dev/null; \
+         echo BEGIN; {TREE_REPORT}; echo END; cd /; sync; umount /mnt/d; echo umounted"
+    );
+    let opts = RunOpts {
+        exec: Some(cmd),
+        disks: vec![img.to_path_buf()],
+        ..Default::default()
+    };
+    let (console, st) = exec_opts(&opts, "ext4-write")?;
+    if st != 0 || !console.contains("umounted") {
+        return Err(format!("guest status {st}:\n{console}"));
+    }
+    let guest = console
+        .split("BEGIN\n")
+        .nth(1)
+        .and_then(|s| s.split("END\n").next())
+        .ok_or(format!("no listing:\n{console}"))?;
+    let fsck = Command::new("/usr/sbin/e2fsck")
+        .arg("-fn")
+        .arg(img)
+        .output()
+        .map_err(|e| format!("e2fsck: {e}"))?;
+    if !fsck.status.success() {
+        return Err(format!(
+            "e2fsck -fn: status {:?}\n{}{}",
+            fsck.status.code(),
+            String::from_utf8_lossy(&fsck.stdout),
+            String::from_utf8_lossy(&fsck.stderr)
+        ));
+    }
+    let _ = std::fs::remove_dir_all(dump);
+    std::fs::create_dir_all(dump).map_err(|e| e.to_string())?;
+    let rd = Command::new("/usr/sbin/debugfs")
+        .arg("-R")
+        .arg(format!("rdump / {}", dump.display()))
+        .arg(img)
+        .output()
+        .map_err(|e| format!("debugfs: {e}"))?;
+    if !rd.status.success() {
+        return Err(format!(
+            "debugfs rdump failed: {}",
+            String::from_utf8_lossy(&rd.stderr)
+        ));
+    }
+    let host = Command::new("sh")
+        .arg("-c")
+        .arg(TREE_REPORT)
+        .current_dir(dump.join("copied"))
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| format!("sh: {e}"))?;
+    let host = String::from_utf8_lossy(&host.stdout);
+    if host != guest {
+        let diff: Vec<String> = guest
+            .lines()
+            .zip(host.lines())
+            .filter(|(a, b)| a != b)
+            .take(5)
+            .map(|(a, b)| format!("guest: {a}\nimage: {b}"))
+            .collect();
+        return Err(format!(
+            "debugfs rdump differs from what the guest wrote ({} vs {} lines):\n{}",
+            guest.lines().count(),
+            host.lines().count(),
+            diff.join("\n")
+        ));
+    }
+    // The changes to the host's own files.
+    let read = |p: &str| std::fs::read(dump.join(p)).map_err(|e| format!("image {p}: {e}"));
+    let exists = |p: &str| dump.join(p).symlink_metadata().is_ok();
+    let checks = [
+        (read("a/moved")? == fill()[..1], "a/moved holds one's byte"),
+        (
+            !exists("one") && !exists("zero") && !exists("empty dir"),
+            "one, zero and 'empty dir' are gone",
+        ),
+        (
+            !exists("many/file-0007") && exists("many/file-0008"),
+            "many/file-0007 unlinked, its neighbour kept",
+        ),
+        (
+            read("with space.txt")? == b"spaces\nappended\n",
+            "the append",
+        ),
+        (
+            read("a/page")? == [0u8; 100],
+            "a/page truncated and rewritten",
+        ),
+    ];
+    for (ok, what) in checks {
+        if !ok {
+            return Err(format!("on the image: {what} — not so"));
+        }
+    }
+    Ok(())
+}
+
+/// What `sync` promises without an unmount: the guest writes a file,
+/// syncs and stops (no umount, so the changes are in the journal). The
+/// image then needs recovery: RSE OS replays the journal at its next
+/// mount and reads the file back; on a copy, `e2fsck -p` replays it and
+/// `e2fsck -fn` is then clean, and debugfs reads the file.
+pub fn ext4_sync_replay() -> Result<(), String> {
+    let id = std::process::id();
+    let empty = artifacts::out_dir().join(format!("ext4-empty-{id}"));
+    let img = artifacts::out_dir().join(format!("ext4-sync-{id}.img"));
+    let copy = artifacts::out_dir().join(format!("ext4-sync-{id}-copy.img"));
+    let r = std::fs::create_dir_all(&empty)
+        .map_err(|e| e.to_string())
+        .and_then(|()| sync_replay(&empty, &img, &copy));
+    let _ = std::fs::remove_dir_all(&empty);
+    let _ = std::fs::remove_file(&img);
+    let _ = std::fs::remove_file(&copy);
+    r
+}
+
+fn sync_replay(
+    empty: &std::path::Path,
+    img: &std::path::Path,
+    copy: &std::path::Path,
+) -> Result<(), String> {
+    crate::disk_image::make(&crate::disk_image::DiskOpts {
+        out: img.to_path_buf(),
+        size: "32M".into(),
+        pkgs: Vec::new(),
+        dir: Some(empty.to_path_buf()),
+    })?;
+    let run = |cmd: &str| {
+        let opts = RunOpts {
+            exec: Some(cmd.to_string()),
+            disks: vec![img.to_path_buf()],
+            ..Default::default()
+        };
+        exec_opts(&opts, "ext4-sync")
+    };
+    let (c, st) = run("set -e; mkdir -p /mnt/d; mount -t ext4 /dev/vda /mnt/d; \
+         mkdir /mnt/d/dir; seq 1 50000 > /mnt/d/dir/seq; sync; echo synced")?;
+    if st != 0 || !c.contains("synced") {
+        return Err(format!("first boot: status {st}\n{c}"));
+    }
+    std::fs::copy(img, copy).map_err(|e| e.to_string())?;
+    // RSE OS replays its own journal.
+    let (c, st) = run(
+        "mkdir -p /mnt/d; mount -t ext4 /dev/vda /mnt/d && md5sum < /mnt/d/dir/seq; umount /mnt/d",
+    )?;
+    let want = md5(&seq_n(50000))?;
+    if st != 0 || !c.lines().any(|l| l == format!("{want}  -")) {
+        return Err(format!(
+            "second boot did not read the file back (status {st}):\n{c}"
+        ));
+    }
+    // e2fsck replays it on the copy.
+    let fsck = |args: &[&str]| {
+        Command::new("/usr/sbin/e2fsck")
+            .args(args)
+            .arg(copy)
+            .output()
+            .map_err(|e| format!("e2fsck: {e}"))
+    };
+    let p = fsck(&["-p"])?;
+    if !matches!(p.status.code(), Some(0) | Some(1)) {
+        return Err(format!(
+            "e2fsck -p: {:?}\n{}",
+            p.status.code(),
+            String::from_utf8_lossy(&p.stdout)
+        ));
+    }
+    for image in [copy, img] {
+        let n = Command::new("/usr/sbin/e2fsck")
+            .arg("-fn")
+            .arg(image)
+            .output()
+            .map_err(|e| format!("e2fsck: {e}"))?;
+        if !n.status.success() {
+            return Err(format!(
+                "e2fsck -fn {}: {:?}\n{}",
+                image.display(),
+                n.status.code(),
+                String::from_utf8_lossy(&n.stdout)
+            ));
+        }
+    }
+    let cat = Command::new("/usr/sbin/debugfs")
+        .args(["-R", "cat /dir/seq"])
+        .arg(copy)
+        .output()
+        .map_err(|e| format!("debugfs: {e}"))?;
+    if cat.stdout != seq_n(50000) {
+        return Err("debugfs cat /dir/seq after e2fsck -p: not what the guest wrote".into());
+    }
+    Ok(())
+}
+
+fn seq_n(n: u32) -> Vec<u8> {
+    (1..=n)
+        .map(|i| format!("{i}\n"))
+        .collect::<String>()
+        .into_bytes()
 }

@@ -51,6 +51,14 @@ const SCENARIOS: &[Scenario] = &[
         "ext4_read_host_tree",
         crate::block_scenarios::ext4_read_tree,
     ),
+    (
+        "ext4_write_e2fsck_debugfs",
+        crate::block_scenarios::ext4_write_tree,
+    ),
+    (
+        "ext4_sync_journal_replay",
+        crate::block_scenarios::ext4_sync_replay,
+    ),
     ("net_dhcp_tcp_echo_microvm", || {
         crate::net_scenarios::dhcp_and_tcp_echo(Machine::Microvm)
     }),

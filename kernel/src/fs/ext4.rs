@@ -8,12 +8,14 @@
 //! polled: see `block`). Files are named by inode number.
 
 use abi::{Errno, KResult};
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use rsext4::{
     BlockIo, DeviceCapabilities, DeviceGeometry, DirectoryCursor, DirectoryEntryType, Ext4,
-    Ext4Error, Ext4ErrorKind, Ext4Result, Ext4Timestamp, FileName, InodeInfo, InodeNumber,
-    MountOptions, MountServices, MountedServices, NoopObserver, SectorId,
+    Ext4Error, Ext4ErrorKind, Ext4Result, Ext4Timestamp, FileName, FilePermissions, InodeInfo,
+    InodeMetadataUpdate, InodeNumber, MountOptions, MountServices, MountedServices,
+    MutationContext, NoopObserver, RenameOptions, SectorId, UnlinkOutcome,
 };
 use spin::Mutex;
 use vfs::{FileType, Stat, Timespec};
@@ -131,6 +133,10 @@ pub enum Walk {
 /// A mounted ext4 file system.
 pub struct Ext4Mount {
     fs: Mutex<Fs>,
+    /// Open files per inode, and the unlinked inodes whose last close
+    /// frees them (an unlinked open file lives until then, as on Linux;
+    /// the crate keeps them on the orphan list meanwhile).
+    opens: Mutex<Opens>,
     root: u32,
     /// `st_dev` of its files: the disk's device number.
     pub dev: u32,
@@ -154,6 +160,7 @@ impl Ext4Mount {
         let root = fs.root_inode().raw();
         Ok(Ext4Mount {
             fs: Mutex::new(fs),
+            opens: Mutex::new(Opens::default()),
             root,
             dev,
             readonly,
@@ -362,6 +369,238 @@ impl Ext4Mount {
             cur = child;
             pos = end;
         }
+    }
+}
+
+#[derive(Default)]
+struct Opens {
+    count: BTreeMap<u32, u32>,
+    orphans: Vec<u32>,
+}
+
+/// The creator of new inodes: the caller's umask (ids are all root's).
+fn ctx() -> MutationContext {
+    let umask = crate::proc::sched::current().fs.lock().umask as u16;
+    MutationContext::new(0, 0, 0, umask)
+}
+
+fn perms(mode: u32) -> KResult<FilePermissions> {
+    FilePermissions::new((mode & 0o7777) as u16).map_err(|_| Errno::EINVAL)
+}
+
+impl Ext4Mount {
+    fn writable(&self) -> KResult<()> {
+        if self.readonly {
+            Err(Errno::EROFS)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// An open file of inode `n` was made (it lives while one is open).
+    pub fn opened(&self, n: u32) {
+        *self.opens.lock().count.entry(n).or_insert(0) += 1;
+    }
+
+    /// An open file of inode `n` was closed: the last close of an unlinked
+    /// inode frees it.
+    pub fn closed(&self, n: u32) {
+        let reap = {
+            let mut o = self.opens.lock();
+            let left = match o.count.get_mut(&n) {
+                Some(c) => {
+                    *c -= 1;
+                    *c
+                }
+                None => return,
+            };
+            if left > 0 {
+                return;
+            }
+            o.count.remove(&n);
+            match o.orphans.iter().position(|&x| x == n) {
+                Some(i) => {
+                    o.orphans.swap_remove(i);
+                    true
+                }
+                None => false,
+            }
+        };
+        if reap {
+            if let Ok(i) = ino(n) {
+                let _ = self.fs.lock().reap_unlinked_inode(i);
+            }
+        }
+    }
+
+    /// After an unlink (or a rename over a file): frees the inode now if
+    /// no link and no open file is left, else at its last close.
+    fn after_unlink(&self, out: UnlinkOutcome) -> KResult<()> {
+        if !out.requires_reap() {
+            return Ok(());
+        }
+        let n = out.inode.raw();
+        {
+            let mut o = self.opens.lock();
+            if o.count.contains_key(&n) {
+                o.orphans.push(n);
+                return Ok(());
+            }
+        }
+        self.fs.lock().reap_unlinked_inode(out.inode).map_err(errno)
+    }
+
+    /// Creates a regular file `name` in directory `dir` (mode masked by
+    /// the umask); returns its inode.
+    pub fn create(&self, dir: u32, name_: &[u8], mode: u32) -> KResult<u32> {
+        self.writable()?;
+        let info = self
+            .fs
+            .lock()
+            .create_regular_file(ctx(), ino(dir)?, name(name_)?, perms(mode)?)
+            .map_err(errno)?;
+        Ok(info.number.raw())
+    }
+
+    /// mkdir.
+    pub fn mkdir(&self, dir: u32, name_: &[u8], mode: u32) -> KResult<()> {
+        self.writable()?;
+        self.fs
+            .lock()
+            .create_directory(ctx(), ino(dir)?, name(name_)?, perms(mode)?)
+            .map(|_| ())
+            .map_err(errno)
+    }
+
+    /// symlink.
+    pub fn symlink(&self, dir: u32, name_: &[u8], target: &[u8]) -> KResult<()> {
+        self.writable()?;
+        if target.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        self.fs
+            .lock()
+            .create_symlink(ctx(), ino(dir)?, name(name_)?, target)
+            .map(|_| ())
+            .map_err(errno)
+    }
+
+    /// link: a new name for inode `target` (not a directory).
+    pub fn link(&self, target: u32, dir: u32, name_: &[u8]) -> KResult<()> {
+        self.writable()?;
+        if self.file_type(target)? == FileType::Directory {
+            return Err(Errno::EPERM);
+        }
+        self.fs
+            .lock()
+            .hard_link(ino(target)?, ino(dir)?, name(name_)?)
+            .map(|_| ())
+            .map_err(errno)
+    }
+
+    /// unlink (`rmdir` for an empty directory when `dir_too`).
+    pub fn unlink(&self, dir: u32, name_: &[u8], rmdir: bool) -> KResult<()> {
+        self.writable()?;
+        let out = {
+            let mut fs = self.fs.lock();
+            let child = fs
+                .lookup_child(ino(dir)?, name(name_)?)
+                .map_err(errno)?
+                .ok_or(Errno::ENOENT)?;
+            let is_dir = child.file_type() == DirectoryEntryType::Directory;
+            match (rmdir, is_dir) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                (true, true) => fs.remove_empty_directory(ino(dir)?, name(name_)?),
+                (false, false) => fs.unlink(ino(dir)?, name(name_)?),
+            }
+            .map_err(errno)?
+        };
+        self.after_unlink(out)
+    }
+
+    /// rename within this file system (replacing the target).
+    pub fn rename(&self, odir: u32, oname: &[u8], ndir: u32, nname: &[u8]) -> KResult<()> {
+        self.writable()?;
+        let out = self
+            .fs
+            .lock()
+            .rename(
+                ino(odir)?,
+                name(oname)?,
+                ino(ndir)?,
+                name(nname)?,
+                RenameOptions::REPLACE,
+            )
+            .map_err(errno)?;
+        match out.replaced {
+            Some(r) => self.after_unlink(r),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes file data at `off` (extending the file as needed).
+    pub fn write(&self, n: u32, off: u64, data: &[u8]) -> KResult<usize> {
+        self.writable()?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        self.fs
+            .lock()
+            .write_inode(ino(n)?, off, data)
+            .map_err(errno)?;
+        Ok(data.len())
+    }
+
+    /// truncate/ftruncate/O_TRUNC.
+    pub fn truncate(&self, n: u32, size: u64) -> KResult<()> {
+        self.writable()?;
+        self.fs.lock().truncate_inode(ino(n)?, size).map_err(errno)
+    }
+
+    /// chmod: the permission bits.
+    pub fn chmod(&self, n: u32, mode: u32) -> KResult<()> {
+        self.writable()?;
+        let update = InodeMetadataUpdate {
+            permissions: Some(perms(mode)?),
+            ..InodeMetadataUpdate::default()
+        };
+        self.fs
+            .lock()
+            .update_inode_metadata(ino(n)?, update)
+            .map(|_| ())
+            .map_err(errno)
+    }
+
+    /// chown: owner and group (None: unchanged).
+    pub fn chown(&self, n: u32, uid: Option<u32>, gid: Option<u32>) -> KResult<()> {
+        self.writable()?;
+        let cur = self.info(n)?;
+        let update = InodeMetadataUpdate {
+            owner: Some((uid.unwrap_or(cur.uid), gid.unwrap_or(cur.gid))),
+            ..InodeMetadataUpdate::default()
+        };
+        self.fs
+            .lock()
+            .update_inode_metadata(ino(n)?, update)
+            .map(|_| ())
+            .map_err(errno)
+    }
+
+    /// utimensat: access and modification times (None: unchanged).
+    pub fn utimes(&self, n: u32, a: Option<Timespec>, m: Option<Timespec>) -> KResult<()> {
+        self.writable()?;
+        let t = |t: Timespec| Ext4Timestamp::new(t.sec, t.nsec);
+        let update = InodeMetadataUpdate {
+            atime: a.map(t),
+            mtime: m.map(t),
+            ..InodeMetadataUpdate::default()
+        };
+        self.fs
+            .lock()
+            .update_inode_metadata(ino(n)?, update)
+            .map(|_| ())
+            .map_err(errno)
     }
 }
 

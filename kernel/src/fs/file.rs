@@ -91,6 +91,7 @@ impl OpenFile {
             Kind::Inode(ino) => {
                 let _ = super::with(|fs| fs.retain(*ino));
             }
+            Kind::Ext(m, ino) => m.fs.opened(*ino),
             _ => {}
         }
         Arc::new(OpenFile {
@@ -251,8 +252,16 @@ impl OpenFile {
                 *pos += n as u64;
                 Ok(n)
             }
-            // Writing to ext4 is not there yet (mounts are read-only).
-            Kind::Ext(..) => Err(Errno::EROFS),
+            Kind::Ext(m, ino) => {
+                let mut pos = self.pos.lock();
+                if self.flags() & O_APPEND != 0 {
+                    *pos = m.fs.stat(*ino)?.size as u64;
+                }
+                let len = crate::proc::limits::clip_write(*pos, data.len())?;
+                let n = m.fs.write(*ino, *pos, &data[..len])?;
+                *pos += n as u64;
+                Ok(n)
+            }
             Kind::PipeWrite(p) => p.write(data, nonblock),
             Kind::PipeRead(_) => Err(Errno::EBADF),
             Kind::Tty => super::tty::write(data),
@@ -279,7 +288,10 @@ impl OpenFile {
                 super::with(|fs| fs.write(*ino, off, &data[..len]))
             }
             Kind::Block(d) => d.write_at(off, data),
-            Kind::Ext(..) => Err(Errno::EROFS),
+            Kind::Ext(m, ino) => {
+                let len = crate::proc::limits::clip_write(off, data.len())?;
+                m.fs.write(*ino, off, &data[..len])
+            }
             _ => Err(Errno::ESPIPE),
         }
     }
@@ -413,6 +425,7 @@ impl Drop for OpenFile {
                 let _ = super::with(|fs| fs.release(*ino));
             }
             Kind::Socket(s) => s.release(),
+            Kind::Ext(m, ino) => m.fs.closed(*ino),
             _ => {}
         }
     }

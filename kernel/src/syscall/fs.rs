@@ -599,7 +599,7 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
         _ => path,
     };
     let follow = flags & file::O_NOFOLLOW == 0;
-    if let Some(kind) = open_in_mount(dirfd, &path, flags, follow)? {
+    if let Some(kind) = open_in_mount(dirfd, &path, flags, mode as u32, follow)? {
         let f = OpenFile::new(kind, flags);
         let fd = me.files().lock().insert(f, flags & file::O_CLOEXEC != 0)?;
         return Ok(fd as u64);
@@ -698,19 +698,28 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
 }
 
 /// openat(2) of a path that leads into a mounted ext4 file system (None:
-/// it does not, or nothing is mounted). The mounts are read-only for now:
-/// creating or opening for writing is EROFS.
-fn open_in_mount(dirfd: i64, path: &[u8], flags: u32, follow: bool) -> KResult<Option<Kind>> {
+/// it does not, or nothing is mounted).
+fn open_in_mount(
+    dirfd: i64,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+    follow: bool,
+) -> KResult<Option<Kind>> {
     if mount::points().is_empty() {
         return Ok(None);
     }
     let node = match resolve(dirfd, path, follow) {
         Ok(n) => n,
         Err(Errno::ENOENT) if flags & file::O_CREAT != 0 => {
-            return match ext_parent(dirfd, path)? {
-                Some(_) => Err(Errno::EROFS),
-                None => Ok(None),
+            let Some((m, dir, name)) = ext_parent(dirfd, path)? else {
+                return Ok(None);
             };
+            if name == b"." || name == b".." || path.last() == Some(&b'/') {
+                return Err(Errno::EISDIR);
+            }
+            let ino = m.fs.create(dir, &name, mode)?;
+            return Ok(Some(Kind::Ext(m, ino)));
         }
         Err(e) if ext_parent(dirfd, path).ok().flatten().is_some() => return Err(e),
         Err(_) => return Ok(None),
@@ -728,12 +737,17 @@ fn open_in_mount(dirfd: i64, path: &[u8], flags: u32, follow: bool) -> KResult<O
     if ft == FileType::Symlink && flags & file::O_PATH == 0 {
         return Err(Errno::ELOOP);
     }
-    let writes = flags & file::O_ACCMODE != file::O_RDONLY || flags & file::O_TRUNC != 0;
+    let writes = flags & file::O_ACCMODE != file::O_RDONLY;
     if writes && flags & file::O_PATH == 0 {
         if ft == FileType::Directory {
             return Err(Errno::EISDIR);
         }
-        return Err(Errno::EROFS);
+        if m.fs.readonly {
+            return Err(Errno::EROFS);
+        }
+    }
+    if writes && flags & file::O_TRUNC != 0 && ft == FileType::Regular {
+        m.fs.truncate(ino, 0)?;
     }
     if ft.is_device() && flags & file::O_PATH == 0 {
         // Device nodes on a disk: not opened through it yet.
@@ -1022,18 +1036,40 @@ fn parent_of(dirfd: i64, path: &[u8]) -> KResult<(Ino, Vec<u8>)> {
     if proc_rest(dirfd, path).is_some() {
         return Err(Errno::EACCES);
     }
-    // Names in an ext4 mount: read-only for now.
-    if ext_parent(dirfd, path)?.is_some() {
-        return Err(Errno::EROFS);
-    }
     let start = start_dir(dirfd, path)?;
     kfs::with(|fs| fs.lookup_parent(start, path))
 }
 
 /// mkdirat(2).
+/// Where a name is created or removed: a tmpfs directory, or a directory
+/// of an ext4 mount.
+enum Parent {
+    Tmpfs(Ino, Vec<u8>),
+    Ext(Arc<Mount>, u32, Vec<u8>),
+}
+
+fn parent(dirfd: i64, path: &[u8]) -> KResult<Parent> {
+    if let Some((m, dir, name)) = ext_parent(dirfd, path)? {
+        return Ok(Parent::Ext(m, dir, name));
+    }
+    parent_of(dirfd, path).map(|(d, n)| Parent::Tmpfs(d, n))
+}
+
+fn is_dot(name: &[u8]) -> bool {
+    name == b"." || name == b".."
+}
+
 pub fn mkdirat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let (dir, name) = parent_of(dirfd, &p)?;
+    let (dir, name) = match parent(dirfd, &p)? {
+        Parent::Tmpfs(d, n) => (d, n),
+        Parent::Ext(m, d, n) => {
+            if is_dot(&n) {
+                return Err(Errno::EEXIST);
+            }
+            return m.fs.mkdir(d, &n, mode as u32).map(|()| 0);
+        }
+    };
     let umask = current().fs.lock().umask;
     kfs::with(|fs| fs.mkdir(dir, &name, (mode as u32 & 0o7777) & !umask)).map(|_| 0)
 }
@@ -1041,7 +1077,19 @@ pub fn mkdirat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
 /// mknodat(2): FIFOs and regular files; device nodes need CAP_MKNOD.
 pub fn mknodat(dirfd: i64, path: u64, mode: u64, rdev: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let (dir, name) = parent_of(dirfd, &p)?;
+    let (dir, name) = match parent(dirfd, &p)? {
+        Parent::Tmpfs(d, n) => (d, n),
+        Parent::Ext(m, d, n) => {
+            if is_dot(&n) {
+                return Err(Errno::EEXIST);
+            }
+            // Regular files only on a disk for now.
+            if mode as u32 & 0o170000 != 0 && mode as u32 & 0o170000 != 0o100000 {
+                return Err(Errno::ENOSYS);
+            }
+            return m.fs.create(d, &n, mode as u32).map(|_| 0);
+        }
+    };
     let umask = current().fs.lock().umask;
     let m = mode as u32;
     kfs::with(|fs| {
@@ -1058,7 +1106,15 @@ pub fn mknodat(dirfd: i64, path: u64, mode: u64, rdev: u64) -> KResult<u64> {
 /// unlinkat(2), unlink(2), rmdir(2).
 pub fn unlinkat(dirfd: i64, path: u64, flags: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let (dir, name) = parent_of(dirfd, &p)?;
+    let (dir, name) = match parent(dirfd, &p)? {
+        Parent::Tmpfs(d, n) => (d, n),
+        Parent::Ext(m, d, n) => {
+            if is_dot(&n) {
+                return Err(Errno::EINVAL);
+            }
+            return m.fs.unlink(d, &n, flags & AT_REMOVEDIR != 0).map(|()| 0);
+        }
+    };
     if flags & AT_REMOVEDIR != 0 {
         kfs::with(|fs| fs.rmdir(dir, &name)).map(|_| 0)
     } else {
@@ -1069,27 +1125,50 @@ pub fn unlinkat(dirfd: i64, path: u64, flags: u64) -> KResult<u64> {
 /// renameat2(2) without flags.
 pub fn renameat(olddir: i64, old: u64, newdir: i64, new: u64) -> KResult<u64> {
     let (o, n) = (read_path(old)?, read_path(new)?);
-    let (od, on) = parent_of(olddir, &o)?;
-    let (nd, nn) = parent_of(newdir, &n)?;
-    kfs::with(|fs| fs.rename(od, &on, nd, &nn)).map(|_| 0)
+    match (parent(olddir, &o)?, parent(newdir, &n)?) {
+        (Parent::Tmpfs(od, on), Parent::Tmpfs(nd, nn)) => {
+            kfs::with(|fs| fs.rename(od, &on, nd, &nn)).map(|_| 0)
+        }
+        (Parent::Ext(m, od, on), Parent::Ext(m2, nd, nn)) if Arc::ptr_eq(&m, &m2) => {
+            if is_dot(&on) || is_dot(&nn) {
+                return Err(Errno::EINVAL);
+            }
+            m.fs.rename(od, &on, nd, &nn).map(|()| 0)
+        }
+        _ => Err(Errno::EXDEV),
+    }
 }
 
 /// linkat(2).
 pub fn linkat(olddir: i64, old: u64, newdir: i64, new: u64) -> KResult<u64> {
     let (o, n) = (read_path(old)?, read_path(new)?);
-    let Node::Ino(target) = resolve(olddir, &o, false)? else {
-        return Err(Errno::EXDEV);
-    };
-    let (nd, nn) = parent_of(newdir, &n)?;
-    kfs::with(|fs| fs.link(nd, &nn, target)).map(|_| 0)
+    match (resolve(olddir, &o, false)?, parent(newdir, &n)?) {
+        (Node::Ino(target), Parent::Tmpfs(nd, nn)) => {
+            kfs::with(|fs| fs.link(nd, &nn, target)).map(|_| 0)
+        }
+        (Node::Ext(m, target), Parent::Ext(m2, nd, nn)) if Arc::ptr_eq(&m, &m2) => {
+            if is_dot(&nn) {
+                return Err(Errno::EEXIST);
+            }
+            m.fs.link(target, nd, &nn).map(|()| 0)
+        }
+        _ => Err(Errno::EXDEV),
+    }
 }
 
 /// symlinkat(2).
 pub fn symlinkat(target: u64, newdir: i64, path: u64) -> KResult<u64> {
     let t = read_path(target)?;
     let p = read_path(path)?;
-    let (dir, name) = parent_of(newdir, &p)?;
-    kfs::with(|fs| fs.symlink(dir, &name, &t)).map(|_| 0)
+    match parent(newdir, &p)? {
+        Parent::Tmpfs(dir, name) => kfs::with(|fs| fs.symlink(dir, &name, &t)).map(|_| 0),
+        Parent::Ext(m, dir, name) => {
+            if is_dot(&name) {
+                return Err(Errno::EEXIST);
+            }
+            m.fs.symlink(dir, &name, &t).map(|()| 0)
+        }
+    }
 }
 
 /// readlinkat(2); /proc/self, /proc/self/exe and /proc/PID/exe too.
@@ -1188,7 +1267,7 @@ pub fn fchmodat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
     let p = read_path(path)?;
     let ino = match resolve(dirfd, &p, true)? {
         Node::Ino(ino) => ino,
-        Node::Ext(..) => return Err(Errno::EROFS),
+        Node::Ext(m, i) => return m.fs.chmod(i, mode as u32).map(|()| 0),
         _ => return Err(Errno::EPERM),
     };
     kfs::with(|fs| fs.chmod(ino, mode as u32 & 0o7777)).map(|_| 0)
@@ -1196,18 +1275,17 @@ pub fn fchmodat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
 
 /// fchmod(2).
 pub fn fchmod(fd: u64, mode: u64) -> KResult<u64> {
-    let ino = fd_file(fd)?.ino().ok_or(Errno::EPERM)?;
+    let f = fd_file(fd)?;
+    if let Kind::Ext(m, i) = &f.kind {
+        return m.fs.chmod(*i, mode as u32).map(|()| 0);
+    }
+    let ino = f.ino().ok_or(Errno::EPERM)?;
     kfs::with(|fs| fs.chmod(ino, mode as u32 & 0o7777)).map(|_| 0)
 }
 
 /// fchownat(2).
 pub fn fchownat(dirfd: i64, path: u64, uid: u64, gid: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let ino = match resolve(dirfd, &p, true)? {
-        Node::Ino(ino) => ino,
-        Node::Ext(..) => return Err(Errno::EROFS),
-        _ => return Err(Errno::EPERM),
-    };
     let id = |v: u64| {
         if v as u32 == u32::MAX {
             None
@@ -1215,20 +1293,28 @@ pub fn fchownat(dirfd: i64, path: u64, uid: u64, gid: u64) -> KResult<u64> {
             Some(v as u32)
         }
     };
+    let ino = match resolve(dirfd, &p, true)? {
+        Node::Ino(ino) => ino,
+        Node::Ext(m, i) => return m.fs.chown(i, id(uid), id(gid)).map(|()| 0),
+        _ => return Err(Errno::EPERM),
+    };
     kfs::with(|fs| fs.chown(ino, id(uid), id(gid))).map(|_| 0)
 }
 
 /// utimensat(2): NULL times means now; UTIME_NOW/UTIME_OMIT honoured.
 pub fn utimensat(dirfd: i64, path: u64, times: u64, flags: u64) -> KResult<u64> {
-    let ino = if path == 0 {
-        fd_file(dirfd as u64)?.ino().ok_or(Errno::EBADF)?
+    let node = if path == 0 {
+        let f = fd_file(dirfd as u64)?;
+        match &f.kind {
+            Kind::Ext(m, i) => Node::Ext(m.clone(), *i),
+            _ => Node::Ino(f.ino().ok_or(Errno::EBADF)?),
+        }
     } else {
         let p = read_path(path)?;
         match resolve(dirfd, &p, flags & AT_SYMLINK_NOFOLLOW == 0)? {
-            Node::Ino(i) => i,
-            Node::Fd(f) => f.ino().ok_or(Errno::EPERM)?,
+            Node::Fd(f) => Node::Ino(f.ino().ok_or(Errno::EPERM)?),
             Node::Proc(_) => return Err(Errno::EPERM),
-            Node::Ext(..) => return Err(Errno::EROFS),
+            n => n,
         }
     };
     let now = kfs::now();
@@ -1250,7 +1336,11 @@ pub fn utimensat(dirfd: i64, path: u64, times: u64, flags: u64) -> KResult<u64> 
         };
         (ts(0), ts(16))
     };
-    kfs::with(|fs| fs.utimes(ino, a, m)).map(|_| 0)
+    match node {
+        Node::Ext(mnt, i) => mnt.fs.utimes(i, a, m).map(|()| 0),
+        Node::Ino(ino) => kfs::with(|fs| fs.utimes(ino, a, m)).map(|_| 0),
+        _ => Err(Errno::EPERM),
+    }
 }
 
 /// truncate(2).
@@ -1258,7 +1348,10 @@ pub fn truncate(path: u64, len: u64) -> KResult<u64> {
     let p = read_path(path)?;
     let ino = match resolve(AT_FDCWD, &p, true)? {
         Node::Ino(ino) => ino,
-        Node::Ext(..) => return Err(Errno::EROFS),
+        Node::Ext(m, i) => {
+            crate::proc::limits::check_size(len)?;
+            return m.fs.truncate(i, len).map(|()| 0);
+        }
         _ => return Err(Errno::EACCES),
     };
     crate::proc::limits::check_size(len)?;
@@ -1270,6 +1363,10 @@ pub fn ftruncate(fd: u64, len: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
     if !f.writable() {
         return Err(Errno::EINVAL);
+    }
+    if let Kind::Ext(m, i) = &f.kind {
+        crate::proc::limits::check_size(len)?;
+        return m.fs.truncate(*i, len).map(|()| 0);
     }
     let ino = f.ino().ok_or(Errno::EINVAL)?;
     crate::proc::limits::check_size(len)?;
