@@ -497,3 +497,102 @@ fn seq_n(n: u32) -> Vec<u8> {
         .collect::<String>()
         .into_bytes()
 }
+
+/// Damaged images: eight copies of an image made on the host, each with
+/// bytes overwritten (seeded) in its superblock, group descriptors, inode
+/// table or anywhere in its first blocks, attached at once (vda…vdh).
+/// Mount refuses (EUCLEAN, EINVAL) or the damaged files report errors;
+/// walking, reading, writing and removing in what mounts never brings the
+/// kernel down, and every mount that succeeded unmounts.
+pub fn ext4_corrupt_images() -> Result<(), String> {
+    let id = std::process::id();
+    let tree = artifacts::out_dir().join(format!("ext4-ctree-{id}"));
+    let base = artifacts::out_dir().join(format!("ext4-cbase-{id}.img"));
+    let imgs: Vec<PathBuf> = (0..8)
+        .map(|k| artifacts::out_dir().join(format!("ext4-c{k}-{id}.img")))
+        .collect();
+    let r = make_tree(&tree)
+        .map_err(|e| format!("{}: {e}", tree.display()))
+        .and_then(|()| corrupt_run(&tree, &base, &imgs));
+    let _ = std::fs::remove_dir_all(&tree);
+    let _ = std::fs::remove_file(&base);
+    for i in &imgs {
+        let _ = std::fs::remove_file(i);
+    }
+    r
+}
+
+fn corrupt_run(
+    tree: &std::path::Path,
+    base: &std::path::Path,
+    imgs: &[PathBuf],
+) -> Result<(), String> {
+    crate::disk_image::make(&crate::disk_image::DiskOpts {
+        out: base.to_path_buf(),
+        size: "16M".into(),
+        pkgs: Vec::new(),
+        dir: Some(tree.to_path_buf()),
+    })?;
+    let dump = Command::new("/usr/sbin/dumpe2fs")
+        .arg(base)
+        .output()
+        .map_err(|e| format!("dumpe2fs: {e}"))?;
+    let text = String::from_utf8_lossy(&dump.stdout);
+    let itable: usize = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Inode table at "))
+        .and_then(|s| s.split('-').next())
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or("dumpe2fs: no inode table")?;
+    let data = std::fs::read(base).map_err(|e| e.to_string())?;
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    for (k, img) in imgs.iter().enumerate() {
+        let (start, len, count) = match k {
+            0 | 1 => (1024, 1024, 8),
+            2 => (4096, 4096, 64),
+            3..=5 => (itable * 4096, 64 * 256, 200),
+            _ => (0, 4096 * 200, 400),
+        };
+        let mut d = data.clone();
+        for _ in 0..count {
+            let i = start + rnd(len);
+            d[i] = rnd(256) as u8;
+        }
+        std::fs::write(img, &d).map_err(|e| e.to_string())?;
+    }
+    let cmd = "for d in a b c d e f g h; do mkdir -p /mnt/$d; \
+         if mount -t ext4 /dev/vd$d /mnt/$d 2>/dev/null; then \
+           ls -lR /mnt/$d >/dev/null 2>&1; \
+           find /mnt/$d -type f 2>/dev/null | while read f; do head -c 65536 \"$f\" > /dev/null 2>&1; done; \
+           echo x > /mnt/$d/new 2>/dev/null; mkdir /mnt/$d/nd 2>/dev/null; rm -rf /mnt/$d/a 2>/dev/null; \
+           umount /mnt/$d && echo vd$d mounted-and-unmounted; \
+         else echo vd$d refused; fi; done; echo survived";
+    let opts = RunOpts {
+        exec: Some(cmd.into()),
+        disks: imgs.to_vec(),
+        ..Default::default()
+    };
+    let (console, st) = exec_opts(&opts, "ext4-corrupt")?;
+    let lines: Vec<&str> = console.lines().collect();
+    for d in "abcdefgh".chars() {
+        let ok = [
+            format!("vd{d} refused"),
+            format!("vd{d} mounted-and-unmounted"),
+        ];
+        if !lines.iter().any(|l| ok.iter().any(|o| l == o)) {
+            return Err(format!(
+                "vd{d}: neither refused nor unmounted (status {st}):\n{console}"
+            ));
+        }
+    }
+    if !lines.contains(&"survived") || st != 0 {
+        return Err(format!("status {st}:\n{console}"));
+    }
+    Ok(())
+}

@@ -59,6 +59,10 @@ const SCENARIOS: &[Scenario] = &[
         "ext4_sync_journal_replay",
         crate::block_scenarios::ext4_sync_replay,
     ),
+    (
+        "ext4_corrupt_images_no_panic",
+        crate::block_scenarios::ext4_corrupt_images,
+    ),
     ("net_dhcp_tcp_echo_microvm", || {
         crate::net_scenarios::dhcp_and_tcp_echo(Machine::Microvm)
     }),

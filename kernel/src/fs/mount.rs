@@ -80,15 +80,20 @@ pub fn mount(
 
 /// Unmounts the file system on `at`: EBUSY while a file of it is open
 /// (an open file holds its mount), EINVAL when nothing is mounted there.
+/// A file system that cannot be written back cleanly (damaged, or its
+/// disk failing) is unmounted anyway, as Linux does: the error is logged.
 pub fn umount(at: Ino) -> KResult<()> {
     let mut table = MOUNTS.lock();
     let i = table.iter().position(|m| m.at == at).ok_or(Errno::EINVAL)?;
     if Arc::strong_count(&table[i]) > 1 {
         return Err(Errno::EBUSY);
     }
-    table[i].fs.unmount()?;
     let m = table.remove(i);
-    crate::klog!("umount: {}", String::from_utf8_lossy(&m.target));
+    let target = String::from_utf8_lossy(&m.target);
+    match m.fs.unmount() {
+        Ok(()) => crate::klog!("umount: {target}"),
+        Err(e) => crate::klog!("umount: {target}: not written back cleanly ({e:?})"),
+    }
     Ok(())
 }
 
