@@ -11,16 +11,19 @@
 //! 7. application processors started (INIT-SIPI-SIPI); each becomes a
 //!    torus: syscalls, its own timer, its idle loop ([`ap_main`])
 //! 8. ready (then self tests, or userland once it exists)
-//! 9. the NIC, if any (virtio-net; `net`), then the initramfs and init
+//! 9. the virtio devices (`drivers::virtio`): the NIC, if any (virtio-net;
+//!    `net`), the disks (virtio-blk; `block`), then the initramfs and init
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
+mod block;
 mod clock;
 mod cluster;
 mod cmdline;
 mod console;
+mod drivers;
 mod exec;
 mod frames;
 mod fs;
@@ -101,8 +104,10 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         None => {}
     }
     random::seed();
+    drivers::virtio::init();
     net::init(cmd);
     cluster::init(cmd);
+    block::init();
     let exec = cmdline::get(cmd, "exec").is_some();
     match fs::init(info.initrd_bytes()) {
         Ok(n) => klog!(

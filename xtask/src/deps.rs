@@ -35,6 +35,11 @@ pub const XORRISO: Package = Package {
     name: "xorriso",
     file: "/usr/bin/xorriso",
 };
+/// mke2fs, e2fsck, debugfs: ext4 disk images and the oracle for them.
+pub const E2FSPROGS: Package = Package {
+    name: "e2fsprogs",
+    file: "/usr/sbin/mke2fs",
+};
 pub const MTOOLS: Package = Package {
     name: "mtools",
     file: "/usr/bin/mformat",

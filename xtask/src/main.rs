@@ -11,6 +11,7 @@
 //!     --net [user]                  a virtio-net NIC on QEMU user networking (DHCP; host loopback only)
 //!     --net tap=IF                  the NIC on the existing tap device IF instead (give the guest ip=... with --append)
 //!     --forward HOSTPORT:GUESTPORT  forward host 127.0.0.1:HOSTPORT (TCP) to the guest; repeatable, implies --net
+//!     --disk FILE                   attach a raw disk image as a virtio-blk disk (/dev/vda, vdb…); repeatable
 //!     --log                         show the kernel log on the console too (with --exec)
 //!     --icount                      -icount shift=0,sleep=off: guest ns count instructions
 //!     --timeout SECS                give up after SECS (with --exec; default 600)
@@ -19,6 +20,8 @@
 //!                                   node 0's console is this terminal (or runs CMD); logs in target/cluster/
 //! cargo xtask test                  host unit tests + boot scenario tests in QEMU
 //! cargo xtask image                 a bootable GRUB ISO (target/rse/rse-os.iso)
+//! cargo xtask image --disk OUT.img [--size 64M] [--pkg NAME]... [--dir DIR]
+//!                                   an ext4 disk image (mke2fs -d): the packages' root and/or DIR
 //! cargo xtask soak [SEEDS] [START]  braid simulator soak; prints any failing seed
 //! cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--only tcg|icount] [--smp N] [--no-write]
 //!                                   RSE OS next to Debian's Linux: same benchmarks, same QEMU flags
@@ -29,11 +32,13 @@
 
 mod artifacts;
 mod bench;
+mod block_scenarios;
 mod braid_bench;
 mod braid_cmds;
 mod cluster;
 mod debian;
 mod deps;
+mod disk_image;
 mod dynamic_scenarios;
 mod fuzz;
 mod http_scenarios;
@@ -59,7 +64,7 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("test") => scenarios::test_all(&args[1..]),
         Some("cluster") => cluster::main(&args[1..]),
-        Some("image") => image().map(|_| 0),
+        Some("image") => image(&args[1..]).map(|_| 0),
         Some("soak") => Ok(braid_cmds::soak(&args[1..])),
         Some("bench") if args.get(1).map(String::as_str) == Some("braid") => {
             Ok(braid_cmds::bench(&args[2..]))
@@ -84,8 +89,8 @@ fn main() -> ExitCode {
 }
 
 pub(crate) const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
-[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net [user|tap=IF]] [--forward H:G]... [--log] [--icount] [--timeout SECS] \
-| cluster --nodes N [--smp S] [--exec CMD] [--others CMD] [--kill NODE@SECONDS]... [--timeout SECS] [--append ARGS] | test | image \
+[--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net [user|tap=IF]] [--forward H:G]... [--disk FILE]... [--log] [--icount] [--timeout SECS] \
+| cluster --nodes N [--smp S] [--exec CMD] [--others CMD] [--kill NODE@SECONDS]... [--timeout SECS] [--append ARGS] | test | image [--disk OUT.img [--size S] [--pkg NAME]... [--dir DIR]] \
 | soak [SEEDS] [START] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
 | bench braid [DEPTH] [EVENTS] | fuzz [--calls N] [--seed S] [--smp K] [--workers W]";
 
@@ -119,6 +124,8 @@ pub struct RunOpts {
     pub forwards: Vec<(u16, u16)>,
     /// `--net tap=IF`: the NIC on an existing tap device instead.
     pub tap: Option<String>,
+    /// `--disk FILE`: raw images attached as virtio-blk disks.
+    pub disks: Vec<std::path::PathBuf>,
 }
 
 /// Parses `HOSTPORT:GUESTPORT`.
@@ -175,6 +182,13 @@ impl RunOpts {
                     o.forwards.push(parse_forward(&val()?)?);
                     o.net = true;
                 }
+                "--disk" => {
+                    let d = std::path::PathBuf::from(val()?);
+                    if !d.is_file() {
+                        return Err(format!("--disk {}: no such file", d.display()));
+                    }
+                    o.disks.push(d);
+                }
                 "--log" => o.log = true,
                 "--icount" => o.icount = true,
                 _ => return Err(format!("unknown option {a}\n{USAGE}")),
@@ -230,6 +244,7 @@ impl RunOpts {
         } else if self.net {
             cfg.net = Some(qemu::Net::User(self.forwards.clone()));
         }
+        cfg.disks = self.disks.clone();
         let mut words = self.append.clone();
         if self.exec.is_some() {
             words.push("exec".into());
@@ -288,7 +303,12 @@ fn run(args: &[String]) -> Result<i32, String> {
     }
 }
 
-fn image() -> Result<(), String> {
+fn image(args: &[String]) -> Result<(), String> {
+    if let Some(disk) = disk_image::DiskOpts::parse(args)? {
+        let out = disk_image::make(&disk)?;
+        println!("{}", out.display());
+        return Ok(());
+    }
     let (kernel, initrd) = build()?;
     let iso = artifacts::build_iso(&kernel, Some(&initrd), "", "rse-os.iso")?;
     println!("{}", iso.display());

@@ -79,6 +79,8 @@ pub struct Config {
     pub ready_mark: String,
     /// A virtio-net NIC, and what its other end is.
     pub net: Option<Net>,
+    /// Raw disk images attached as virtio-blk disks (vda, vdb, … in order).
+    pub disks: Vec<PathBuf>,
 }
 
 /// The host side of the guest's NIC.
@@ -114,6 +116,7 @@ impl Config {
             icount: false,
             ready_mark: "RSE OS ready".into(),
             net: None,
+            disks: Vec::new(),
         }
     }
 
@@ -197,6 +200,20 @@ impl Config {
                 device += &format!(",mac={mac}");
             }
             push(&["-netdev", &netdev, "-device", &device]);
+        }
+        for (i, d) in self.disks.iter().enumerate() {
+            // Raw format (no probing of the guest-written content), QEMU's
+            // default write-back cache: the guest's flush requests are what
+            // make its writes durable, as on a real disk.
+            let drive = format!(
+                "file={},format=raw,if=none,id=disk{i},cache=writeback",
+                d.display()
+            );
+            let device = match self.machine {
+                Machine::Microvm => format!("virtio-blk-device,drive=disk{i}"),
+                Machine::Pc | Machine::Q35 => format!("virtio-blk-pci,drive=disk{i}"),
+            };
+            push(&["-drive", &drive, "-device", &device]);
         }
         if let Some(c) = &self.cdrom {
             push(&["-cdrom", &c.display().to_string(), "-boot", "d"]);

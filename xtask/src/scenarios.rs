@@ -42,6 +42,28 @@ const SCENARIOS: &[Scenario] = &[
     ("linux_diff_bash", crate::linux_diff::bash),
     ("linux_diff_lighttpd", crate::linux_diff::lighttpd),
     ("add_host_tree", add_host_tree),
+    ("blk_dd_pattern_microvm", || {
+        crate::block_scenarios::dd_pattern(Machine::Microvm)
+    }),
+    ("blk_dd_pattern_pc", || {
+        crate::block_scenarios::dd_pattern(Machine::Pc)
+    }),
+    (
+        "ext4_read_host_tree",
+        crate::block_scenarios::ext4_read_tree,
+    ),
+    (
+        "ext4_write_e2fsck_debugfs",
+        crate::block_scenarios::ext4_write_tree,
+    ),
+    (
+        "ext4_sync_journal_replay",
+        crate::block_scenarios::ext4_sync_replay,
+    ),
+    (
+        "ext4_corrupt_images_no_panic",
+        crate::block_scenarios::ext4_corrupt_images,
+    ),
     ("net_dhcp_tcp_echo_microvm", || {
         crate::net_scenarios::dhcp_and_tcp_echo(Machine::Microvm)
     }),

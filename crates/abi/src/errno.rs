@@ -89,6 +89,9 @@ errnos!(
     ENETUNREACH,
     ECONNABORTED,
     EHOSTUNREACH,
+    EUCLEAN,
+    ENOTBLK,
+    EDQUOT,
 );
 
 impl Errno {

@@ -167,8 +167,14 @@ fn walk_stops_at_a_mount_point_through_symlinks() {
     let dev = mkdirs(&mut fs, b"/dev");
     fs.symlink(dev, b"fd", b"/proc/self/fd").unwrap();
     fs.symlink(dev, b"stdin", b"fd/0").unwrap();
-    let m = Some(proc_dir);
-    let mount = |p: &[u8]| Ok(Walked::Mount(p.to_vec()));
+    let disk = mkdirs(&mut fs, b"/mnt/disk");
+    let m: &[vfs::Ino] = &[proc_dir, disk];
+    let mount = |p: &[u8]| {
+        Ok(Walked::Mount {
+            at: proc_dir,
+            rest: p.to_vec(),
+        })
+    };
     assert_eq!(
         fs.walk(ROOT_INO, b"/proc/self/fd/3", true, m),
         mount(b"/self/fd/3")
@@ -187,6 +193,14 @@ fn walk_stops_at_a_mount_point_through_symlinks() {
     );
     assert_eq!(fs.walk(ROOT_INO, b"/proc", true, m), mount(b""));
     assert_eq!(fs.walk(dev, b"../proc/1", true, m), mount(b"/1"));
+    // Each mount point reports itself.
+    assert_eq!(
+        fs.walk(ROOT_INO, b"/mnt/disk/a/b", true, m),
+        Ok(Walked::Mount {
+            at: disk,
+            rest: b"/a/b".to_vec()
+        })
+    );
     // The last symlink unfollowed: the link itself, not /proc.
     let stdin = fs.walk(ROOT_INO, b"/dev/stdin", false, m).unwrap();
     assert!(matches!(stdin, Walked::Ino(_)));

@@ -47,6 +47,12 @@ pub enum Kind {
     Zero,
     /// /dev/random, /dev/urandom.
     Random,
+    /// A disk (/dev/vda): bytes at the file offset, through to the device.
+    Block(Arc<crate::block::Disk>),
+    /// A file, directory or symlink (O_PATH) of a mounted ext4 file
+    /// system: its mount (held: umount is EBUSY while it is open) and
+    /// inode number.
+    Ext(Arc<super::mount::Mount>, u32),
     /// A /proc file: its content, generated at open.
     Proc(Vec<u8>),
     /// A /proc file that also takes commands (/proc/braid): its content,
@@ -85,6 +91,7 @@ impl OpenFile {
             Kind::Inode(ino) => {
                 let _ = super::with(|fs| fs.retain(*ino));
             }
+            Kind::Ext(m, ino) => m.fs.opened(*ino),
             _ => {}
         }
         Arc::new(OpenFile {
@@ -161,7 +168,11 @@ impl OpenFile {
             return Err(Errno::EBADF);
         }
         match &self.kind {
-            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) => {
+            Kind::Inode(_)
+            | Kind::Proc(_)
+            | Kind::ProcControl(_)
+            | Kind::Block(_)
+            | Kind::Ext(..) => {
                 let mut pos = self.pos.lock();
                 let n = self.pread(buf, *pos)?;
                 *pos += n as u64;
@@ -203,6 +214,13 @@ impl OpenFile {
                 Ok(n)
             }
             Kind::ProcDir(_) => Err(Errno::EISDIR),
+            Kind::Block(d) => d.read_at(off, buf),
+            Kind::Ext(m, ino) => {
+                if m.fs.file_type(*ino)? == FileType::Directory {
+                    return Err(Errno::EISDIR);
+                }
+                m.fs.read(*ino, off, buf)
+            }
             _ => Err(Errno::ESPIPE),
         }
     }
@@ -225,6 +243,22 @@ impl OpenFile {
                 }
                 let len = crate::proc::limits::clip_write(*pos, data.len())?;
                 let n = super::with(|fs| fs.write(*ino, *pos, &data[..len]))?;
+                *pos += n as u64;
+                Ok(n)
+            }
+            Kind::Block(d) => {
+                let mut pos = self.pos.lock();
+                let n = d.write_at(*pos, data)?;
+                *pos += n as u64;
+                Ok(n)
+            }
+            Kind::Ext(m, ino) => {
+                let mut pos = self.pos.lock();
+                if self.flags() & O_APPEND != 0 {
+                    *pos = m.fs.stat(*ino)?.size as u64;
+                }
+                let len = crate::proc::limits::clip_write(*pos, data.len())?;
+                let n = m.fs.write(*ino, *pos, &data[..len])?;
                 *pos += n as u64;
                 Ok(n)
             }
@@ -253,7 +287,25 @@ impl OpenFile {
                 let len = crate::proc::limits::clip_write(off, data.len())?;
                 super::with(|fs| fs.write(*ino, off, &data[..len]))
             }
+            Kind::Block(d) => d.write_at(off, data),
+            Kind::Ext(m, ino) => {
+                let len = crate::proc::limits::clip_write(off, data.len())?;
+                m.fs.write(*ino, off, &data[..len])
+            }
             _ => Err(Errno::ESPIPE),
+        }
+    }
+
+    /// fsync(2): a disk is flushed (VIRTIO_BLK_F_FLUSH; its writes are
+    /// already on the device, nothing is cached above it); tmpfs and /proc
+    /// files have nowhere to go; EINVAL for what cannot be synced (pipes,
+    /// sockets, the tty, character devices), as on Linux.
+    pub fn sync(&self) -> KResult<()> {
+        match &self.kind {
+            Kind::Block(d) => d.flush(),
+            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) | Kind::ProcDir(_) => Ok(()),
+            Kind::Ext(m, _) => m.fs.sync(),
+            _ => Err(Errno::EINVAL),
         }
     }
 
@@ -309,7 +361,12 @@ impl OpenFile {
     pub fn is_stream(&self) -> bool {
         !matches!(
             self.kind,
-            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) | Kind::ProcDir(_)
+            Kind::Inode(_)
+                | Kind::Proc(_)
+                | Kind::ProcControl(_)
+                | Kind::ProcDir(_)
+                | Kind::Block(_)
+                | Kind::Ext(..)
         )
     }
 
@@ -340,6 +397,8 @@ impl OpenFile {
             Kind::Null => Kind::Null,
             Kind::Zero => Kind::Zero,
             Kind::Random => Kind::Random,
+            Kind::Block(d) => Kind::Block(d.clone()),
+            Kind::Ext(m, i) => Kind::Ext(m.clone(), *i),
             Kind::Proc(b) => Kind::Proc(b.clone()),
             Kind::ProcControl(b) => Kind::ProcControl(b.clone()),
             Kind::ProcDir(e) => Kind::ProcDir(e.clone()),
@@ -366,6 +425,7 @@ impl Drop for OpenFile {
                 let _ = super::with(|fs| fs.release(*ino));
             }
             Kind::Socket(s) => s.release(),
+            Kind::Ext(m, ino) => m.fs.closed(*ino),
             _ => {}
         }
     }

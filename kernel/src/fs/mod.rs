@@ -4,9 +4,11 @@
 
 pub mod epoll;
 pub mod eventfd;
+pub mod ext4;
 pub mod fdtable;
 pub mod file;
 pub mod locks;
+pub mod mount;
 pub mod pipe;
 pub mod procfs;
 pub mod timerfd;
@@ -138,6 +140,9 @@ pub fn init(initramfs: &[u8]) -> KResult<usize> {
             0o020000 | perm,
             vfs::devnum::makedev(major, minor),
         );
+    }
+    for d in crate::block::disks() {
+        let _ = fs.mknod(devdir, d.name.as_bytes(), 0o060660, d.rdev);
     }
     // What udev makes on a Linux system: /dev/fd (bash's process
     // substitution passes /dev/fd/63) and the standard streams.

@@ -223,7 +223,16 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
     let text = match (first, second) {
         (None, _) => {
             let mut entries: Vec<(u64, u8, Vec<u8>)> = Vec::new();
-            for n in ["meminfo", "uptime", "stat", "cpuinfo", "loadavg", "braid"] {
+            for n in [
+                "meminfo",
+                "uptime",
+                "stat",
+                "cpuinfo",
+                "loadavg",
+                "braid",
+                "mounts",
+                "filesystems",
+            ] {
                 entries.push((2, DT_REG, n.as_bytes().to_vec()));
             }
             entries.push((4, DT_DIR, b"net".to_vec()));
@@ -249,6 +258,8 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
         (Some("net"), Some("unix")) => crate::net::unix::procfs::net_unix(),
         (Some("net"), Some(f)) => crate::net::procfs::file(f)?,
         (Some("meminfo"), None) => meminfo(),
+        (Some("mounts"), None) => super::mount::proc_mounts(),
+        (Some("filesystems"), None) => super::mount::proc_filesystems(),
         (Some("uptime"), None) => uptime(),
         (Some("stat"), None) => stat(),
         (Some("cpuinfo"), None) => cpuinfo(),
@@ -309,6 +320,7 @@ fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> Option<Kind> {
         }
         Some("stat") => pid_stat(p, whole),
         Some("cmdline") => return Some(Kind::Proc(p.info.lock().cmdline.clone())),
+        Some("mounts") => super::mount::proc_mounts(),
         Some("comm") => format!("{}\n", p.info.lock().comm),
         Some("status") => pid_status(p),
         _ => return None,
@@ -412,6 +424,12 @@ pub fn fd_link_target(f: &super::file::OpenFile) -> Vec<u8> {
         Kind::Null => b"/dev/null".to_vec(),
         Kind::Zero => b"/dev/zero".to_vec(),
         Kind::Random => b"/dev/urandom".to_vec(),
+        Kind::Block(d) => format!("/dev/{}", d.name).into_bytes(),
+        Kind::Ext(m, ino) => {
+            let mut p = m.target.clone();
+            p.extend_from_slice(format!("/inode:[{ino}]").as_bytes());
+            p
+        }
         Kind::Proc(_) | Kind::ProcControl(_) | Kind::ProcDir(_) => b"/proc".to_vec(),
         Kind::IoUring(_) => b"anon_inode:[io_uring]".to_vec(),
         Kind::Socket(sk) => format!(

@@ -224,8 +224,8 @@ fn fsync(ring: &Arc<Ring>, sqe: &Sqe) -> Outcome {
     if sqe.op_flags & !IORING_FSYNC_DATASYNC != 0 {
         return fail(Errno::EINVAL);
     }
-    // tmpfs: nothing to flush (as fsync(2) here).
-    done(file_of(ring, sqe).map(|_| 0))
+    // As fsync(2): a disk is flushed, tmpfs has nothing to flush.
+    done(file_of(ring, sqe).and_then(|f| f.sync()).map(|()| 0))
 }
 
 fn openat(sqe: &Sqe) -> Outcome {

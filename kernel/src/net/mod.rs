@@ -5,7 +5,7 @@
 //! AF_UNIX, `inet/` AF_INET (TCP, UDP over the smoltcp stack); the
 //! syscall layer (`syscall/socket.rs`) knows no family.
 //!
-//! The wire: one virtio-net NIC (`device`, found by `discover`), the
+//! The wire: one virtio-net NIC (`device`, found by `drivers::virtio`), the
 //! smoltcp TCP/IP stack over it (`stack`), /proc/net (`procfs`).
 //!
 //! The device's interrupt goes to torus A's CPU (CPU 0), which owns the
@@ -19,7 +19,6 @@
 //! (a test aid for the harness, not a socket API).
 
 mod device;
-mod discover;
 pub mod inet;
 pub mod mem;
 pub mod procfs;
@@ -47,11 +46,8 @@ static UP: AtomicBool = AtomicBool::new(false);
 /// Finds and starts the NIC, if the machine has one. Runs on the boot CPU
 /// (CPU 0) once frames and the I/O APIC are set up.
 pub fn init(cmdline: &str) {
-    hal::dma::set_frame_source(hal::dma::FrameSource {
-        alloc: |n| crate::frames::alloc_contiguous_on(OWNER_CPU, n),
-        free: crate::frames::free_contiguous,
-    });
-    let Some(found) = discover::find_nic() else {
+    let Some(found) = crate::drivers::virtio::take(virtio_drivers::transport::DeviceType::Network)
+    else {
         return;
     };
     let queues = match hal::virtio_net::NetQueues::new(found.transport) {

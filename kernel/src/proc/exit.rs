@@ -131,6 +131,9 @@ fn process_exited(leader: &Arc<Process>, status: i32) {
         } else {
             128 + (status & 0x7f)
         };
+        // The machine stops with init: what the mounted file systems
+        // hold goes to their disks first.
+        crate::fs::mount::sync_all();
         crate::klog!("init exited: status={code}");
         hal::exit::exit_qemu(hal::exit::ExitCode::Success);
     }

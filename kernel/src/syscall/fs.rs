@@ -6,7 +6,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use vfs::{FileType, Ino, Stat, Walked, ROOT_INO};
 
+use crate::fs::ext4::Walk;
 use crate::fs::file::{self, Kind, OpenFile};
+use crate::fs::mount::{self, Mount};
 use crate::fs::{self as kfs, dev, procfs};
 use crate::proc::sched::current;
 use crate::uaccess;
@@ -18,19 +20,25 @@ pub const AT_EMPTY_PATH: u64 = 0x1000;
 const PATH_MAX: usize = 4096;
 const IO_CHUNK: usize = 1 << 20;
 
-/// A resolved name: a tmpfs inode, a /proc entry, or what a followed
-/// `/proc/PID/fd/N` link names (an open file, which may have no name).
-enum Node {
+/// A resolved name: a tmpfs inode, a /proc entry, what a followed
+/// `/proc/PID/fd/N` link names (an open file, which may have no name), or
+/// an inode of a mounted ext4 file system.
+pub(super) enum Node {
     Ino(Ino),
     Proc(Vec<u8>),
     Fd(Arc<OpenFile>),
+    Ext(Arc<Mount>, u32),
 }
+
+/// Walks that leave a mounted file system and come back (`..` above its
+/// root, absolute symlinks) restart from the root at most this often.
+const MAX_RESTARTS: u32 = 8;
 
 fn fd_file(fd: u64) -> KResult<Arc<OpenFile>> {
     current().files().lock().get(fd as i32)
 }
 
-fn read_path(ptr: u64) -> KResult<Vec<u8>> {
+pub(super) fn read_path(ptr: u64) -> KResult<Vec<u8>> {
     let p = uaccess::read_cstr(ptr, PATH_MAX)?;
     if p.is_empty() {
         return Err(Errno::ENOENT);
@@ -72,13 +80,68 @@ fn proc_mount() -> Option<Ino> {
     kfs::with(|fs| fs.lookup(ROOT_INO, b"/proc", false)).ok()
 }
 
+/// The tmpfs directories other file systems are mounted on: /proc and
+/// the ext4 mounts.
+fn mount_points() -> Vec<Ino> {
+    let mut v = mount::points();
+    v.extend(proc_mount());
+    v
+}
+
 /// Resolves `path` in the tmpfs from `start`; a walk that enters /proc
-/// (through a symlink such as /dev/fd, or `..`) ends as a /proc path.
-fn walk(start: Ino, path: &[u8], follow: bool) -> KResult<Node> {
-    let mount = proc_mount();
-    match kfs::with(|fs| fs.walk(start, path, follow, mount))? {
+/// (through a symlink such as /dev/fd, or `..`) ends as a /proc path, one
+/// that enters an ext4 mount goes on in that file system. A relative walk
+/// from a mount point (a cwd set by chdir to a mount's root) starts in
+/// the mounted file system.
+fn walk(start: Ino, path: &[u8], follow: bool, depth: u32) -> KResult<Node> {
+    if path.first() != Some(&b'/') {
+        if let Some(m) = mount::on(start) {
+            let root = m.fs.root();
+            return ext_walk(m, root, path, follow, depth);
+        }
+    }
+    let points = mount_points();
+    match kfs::with(|fs| fs.walk(start, path, follow, &points))? {
         Walked::Ino(ino) => Ok(Node::Ino(ino)),
-        Walked::Mount(rest) => Ok(proc_node(normalize(&rest), follow)),
+        Walked::Mount { at, rest } => match mount::on(at) {
+            Some(m) => {
+                let root = m.fs.root();
+                ext_walk(m, root, &rest, follow, depth)
+            }
+            None => Ok(proc_node(normalize(&rest), follow)),
+        },
+    }
+}
+
+/// Resolves `path` inside mounted file system `m` from its directory
+/// `start`; a walk that leaves it resumes from the global root.
+fn ext_walk(m: Arc<Mount>, start: u32, path: &[u8], follow: bool, depth: u32) -> KResult<Node> {
+    match m.fs.walk(start, path, follow, &m.target)? {
+        Walk::Ino(i) => Ok(Node::Ext(m, i)),
+        Walk::Leave(abs) => {
+            if depth >= MAX_RESTARTS {
+                return Err(Errno::ELOOP);
+            }
+            resolve_depth(AT_FDCWD, &abs, follow, depth + 1)
+        }
+    }
+}
+
+/// The ext4 directory `dirfd` is open on, when a relative `path` starts
+/// there.
+fn ext_dirfd(dirfd: i64, path: &[u8]) -> KResult<Option<(Arc<Mount>, u32)>> {
+    if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
+        return Ok(None);
+    }
+    let f = fd_file(dirfd as u64)?;
+    match &f.kind {
+        Kind::Ext(m, i) => {
+            if m.fs.file_type(*i)? != FileType::Directory {
+                return Err(Errno::ENOTDIR);
+            }
+            Ok(Some((m.clone(), *i)))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -130,7 +193,14 @@ pub(crate) fn proc_exe_target(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
     Some(exe)
 }
 
-fn resolve(dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
+pub(super) fn resolve(dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
+    resolve_depth(dirfd, path, follow, 0)
+}
+
+fn resolve_depth(dirfd: i64, path: &[u8], follow: bool, depth: u32) -> KResult<Node> {
+    if let Some((m, dir)) = ext_dirfd(dirfd, path)? {
+        return ext_walk(m, dir, path, follow, depth);
+    }
     if follow {
         if let Some(exe) = proc_exe_target(dirfd, path) {
             return kfs::with(|fs| fs.lookup(ROOT_INO, &exe, true)).map(Node::Ino);
@@ -140,7 +210,7 @@ fn resolve(dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
         return Ok(proc_node(rest, follow));
     }
     let start = start_dir(dirfd, path)?;
-    walk(start, path, follow)
+    walk(start, path, follow, depth)
 }
 
 /// That the user path at `path` names something (following a last
@@ -184,6 +254,7 @@ fn stat_node(n: &Node) -> KResult<Stat> {
         Node::Ino(i) => kfs::with(|fs| fs.stat(*i)),
         Node::Proc(rest) => proc_stat(rest),
         Node::Fd(f) => file_stat(f),
+        Node::Ext(m, i) => m.fs.stat(*i),
     }
 }
 
@@ -213,6 +284,17 @@ fn file_stat(f: &OpenFile) -> KResult<Stat> {
             rdev: vfs::devnum::makedev(1, 3) as u64,
             blksize: 4096,
             ino: 0x6002,
+            dev: 6,
+            ..Stat::default()
+        }),
+        Kind::Ext(m, i) => m.fs.stat(*i),
+        // Linux: a block special file's size is 0 (BLKGETSIZE64 tells).
+        Kind::Block(d) => Ok(Stat {
+            mode: 0o060660,
+            nlink: 1,
+            rdev: d.rdev as u64,
+            blksize: 4096,
+            ino: 0x6100 + d.rdev as u64,
             dev: 6,
             ..Stat::default()
         }),
@@ -474,6 +556,8 @@ pub fn lseek(fd: u64, off: i64, whence: u64) -> KResult<u64> {
         Kind::Inode(i) => kfs::with(|fs| fs.stat(*i))?.size,
         Kind::Proc(d) | Kind::ProcControl(d) => d.len() as i64,
         Kind::ProcDir(_) => 0,
+        Kind::Block(d) => d.size() as i64,
+        Kind::Ext(m, i) => m.fs.stat(*i)?.size,
         Kind::Null | Kind::Zero | Kind::Random => return Ok(0),
         _ => return Err(Errno::ESPIPE),
     };
@@ -515,14 +599,19 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
         _ => path,
     };
     let follow = flags & file::O_NOFOLLOW == 0;
+    if let Some(kind) = open_in_mount(dirfd, &path, flags, mode as u32, follow)? {
+        let f = OpenFile::new(kind, flags);
+        let fd = me.files().lock().insert(f, flags & file::O_CLOEXEC != 0)?;
+        return Ok(fd as u64);
+    }
     let mut proc_path = proc_rest(dirfd, &path);
     let mut found = None;
     if proc_path.is_none() {
         let start = start_dir(dirfd, &path)?;
         let umask = me.fs.lock().umask;
-        let mount = proc_mount();
+        let points = mount_points();
         let walked = kfs::with(|fs| -> KResult<Walked> {
-            match fs.walk(start, &path, follow, mount) {
+            match fs.walk(start, &path, follow, &points) {
                 Ok(w) => {
                     if flags & file::O_CREAT != 0 && flags & file::O_EXCL != 0 {
                         return Err(Errno::EEXIST);
@@ -542,7 +631,9 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
         })?;
         match walked {
             Walked::Ino(ino) => found = Some(ino),
-            Walked::Mount(rest) => proc_path = Some(normalize(&rest)),
+            // open_in_mount took the paths into ext4 mounts.
+            Walked::Mount { at, .. } if mount::on(at).is_some() => return Err(Errno::ENOENT),
+            Walked::Mount { rest, .. } => proc_path = Some(normalize(&rest)),
         }
     }
     let kind = if let Some(rest) = proc_path {
@@ -585,6 +676,12 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
         }
         if ft == FileType::CharDevice && flags & file::O_PATH == 0 {
             device_kind(st.rdev)?
+        } else if ft == FileType::BlockDevice && flags & file::O_PATH == 0 {
+            let disk = crate::block::by_rdev(st.rdev as u32)?;
+            if disk.readonly() && flags & file::O_ACCMODE != file::O_RDONLY {
+                return Err(Errno::EROFS);
+            }
+            Kind::Block(disk)
         } else {
             if flags & file::O_TRUNC != 0
                 && ft == FileType::Regular
@@ -598,6 +695,104 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
     let f = OpenFile::new(kind, flags);
     let fd = me.files().lock().insert(f, flags & file::O_CLOEXEC != 0)?;
     Ok(fd as u64)
+}
+
+/// openat(2) of a path that leads into a mounted ext4 file system (None:
+/// it does not, or nothing is mounted).
+fn open_in_mount(
+    dirfd: i64,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+    follow: bool,
+) -> KResult<Option<Kind>> {
+    if mount::points().is_empty() {
+        return Ok(None);
+    }
+    let node = match resolve(dirfd, path, follow) {
+        Ok(n) => n,
+        Err(Errno::ENOENT) if flags & file::O_CREAT != 0 => {
+            let Some((m, dir, name)) = ext_parent(dirfd, path)? else {
+                return Ok(None);
+            };
+            if name == b"." || name == b".." || path.last() == Some(&b'/') {
+                return Err(Errno::EISDIR);
+            }
+            let ino = m.fs.create(dir, &name, mode)?;
+            return Ok(Some(Kind::Ext(m, ino)));
+        }
+        Err(e) if ext_parent(dirfd, path).ok().flatten().is_some() => return Err(e),
+        Err(_) => return Ok(None),
+    };
+    let Node::Ext(m, ino) = node else {
+        return Ok(None);
+    };
+    if flags & file::O_CREAT != 0 && flags & file::O_EXCL != 0 {
+        return Err(Errno::EEXIST);
+    }
+    let ft = m.fs.file_type(ino)?;
+    if flags & file::O_DIRECTORY != 0 && ft != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    if ft == FileType::Symlink && flags & file::O_PATH == 0 {
+        return Err(Errno::ELOOP);
+    }
+    let writes = flags & file::O_ACCMODE != file::O_RDONLY;
+    if writes && flags & file::O_PATH == 0 {
+        if ft == FileType::Directory {
+            return Err(Errno::EISDIR);
+        }
+        if m.fs.readonly {
+            return Err(Errno::EROFS);
+        }
+    }
+    if writes && flags & file::O_TRUNC != 0 && ft == FileType::Regular {
+        m.fs.truncate(ino, 0)?;
+    }
+    if ft.is_device() && flags & file::O_PATH == 0 {
+        // Device nodes on a disk: not opened through it yet.
+        return Err(Errno::ENXIO);
+    }
+    Ok(Some(Kind::Ext(m, ino)))
+}
+
+/// A directory of a mounted ext4 file system and a name in it.
+type ExtParent = (Arc<Mount>, u32, Vec<u8>);
+
+/// The ext4 directory that would hold the last component of `path`, with
+/// that name, if it is in a mounted file system.
+fn ext_parent(dirfd: i64, path: &[u8]) -> KResult<Option<ExtParent>> {
+    if mount::points().is_empty() {
+        return Ok(None);
+    }
+    let (dir, name) = vfs::path::split_last(path);
+    let dir_node = if dir.is_empty() {
+        if let Some((m, i)) = ext_dirfd(dirfd, path)? {
+            Node::Ext(m, i)
+        } else if dirfd == AT_FDCWD {
+            let cwd = current().fs.lock().cwd;
+            match mount::on(cwd) {
+                Some(m) => {
+                    let root = m.fs.root();
+                    Node::Ext(m, root)
+                }
+                None => return Ok(None),
+            }
+        } else {
+            return Ok(None);
+        }
+    } else {
+        resolve(dirfd, dir, true)?
+    };
+    match dir_node {
+        Node::Ext(m, i) => {
+            if m.fs.file_type(i)? != FileType::Directory {
+                return Err(Errno::ENOTDIR);
+            }
+            Ok(Some((m, i, name.to_vec())))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// close(2).
@@ -728,6 +923,7 @@ pub fn ioctl(fd: u64, cmd: u64, arg: u64) -> KResult<u64> {
         Kind::Socket(s) if cmd == 0x541b => {
             uaccess::write_u32(arg, s.readable_len() as u32).map(|()| 0)
         }
+        Kind::Block(d) => crate::block::ioctl(d, cmd, arg),
         _ => Err(Errno::ENOTTY),
     }
 }
@@ -812,6 +1008,23 @@ pub fn getdents64(fd: u64, buf: u64, len: u64) -> KResult<u64> {
             *pos = i as u64;
             w.len()
         }
+        Kind::Ext(m, ino) => {
+            if m.fs.file_type(*ino)? != FileType::Directory {
+                return Err(Errno::ENOTDIR);
+            }
+            let entries = m.fs.list(*ino)?;
+            let mut w = vfs::layout::DirentWriter::new(&mut kbuf);
+            let mut i = *pos as usize;
+            while i < entries.len() {
+                let (ino, t, name) = &entries[i];
+                if !w.push(*ino, i as u64 + 1, *t, name)? {
+                    break;
+                }
+                i += 1;
+            }
+            *pos = i as u64;
+            w.len()
+        }
         _ => return Err(Errno::ENOTDIR),
     };
     drop(pos);
@@ -828,9 +1041,35 @@ fn parent_of(dirfd: i64, path: &[u8]) -> KResult<(Ino, Vec<u8>)> {
 }
 
 /// mkdirat(2).
+/// Where a name is created or removed: a tmpfs directory, or a directory
+/// of an ext4 mount.
+enum Parent {
+    Tmpfs(Ino, Vec<u8>),
+    Ext(Arc<Mount>, u32, Vec<u8>),
+}
+
+fn parent(dirfd: i64, path: &[u8]) -> KResult<Parent> {
+    if let Some((m, dir, name)) = ext_parent(dirfd, path)? {
+        return Ok(Parent::Ext(m, dir, name));
+    }
+    parent_of(dirfd, path).map(|(d, n)| Parent::Tmpfs(d, n))
+}
+
+fn is_dot(name: &[u8]) -> bool {
+    name == b"." || name == b".."
+}
+
 pub fn mkdirat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let (dir, name) = parent_of(dirfd, &p)?;
+    let (dir, name) = match parent(dirfd, &p)? {
+        Parent::Tmpfs(d, n) => (d, n),
+        Parent::Ext(m, d, n) => {
+            if is_dot(&n) {
+                return Err(Errno::EEXIST);
+            }
+            return m.fs.mkdir(d, &n, mode as u32).map(|()| 0);
+        }
+    };
     let umask = current().fs.lock().umask;
     kfs::with(|fs| fs.mkdir(dir, &name, (mode as u32 & 0o7777) & !umask)).map(|_| 0)
 }
@@ -838,7 +1077,19 @@ pub fn mkdirat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
 /// mknodat(2): FIFOs and regular files; device nodes need CAP_MKNOD.
 pub fn mknodat(dirfd: i64, path: u64, mode: u64, rdev: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let (dir, name) = parent_of(dirfd, &p)?;
+    let (dir, name) = match parent(dirfd, &p)? {
+        Parent::Tmpfs(d, n) => (d, n),
+        Parent::Ext(m, d, n) => {
+            if is_dot(&n) {
+                return Err(Errno::EEXIST);
+            }
+            // Regular files only on a disk for now.
+            if mode as u32 & 0o170000 != 0 && mode as u32 & 0o170000 != 0o100000 {
+                return Err(Errno::ENOSYS);
+            }
+            return m.fs.create(d, &n, mode as u32).map(|_| 0);
+        }
+    };
     let umask = current().fs.lock().umask;
     let m = mode as u32;
     kfs::with(|fs| {
@@ -855,7 +1106,15 @@ pub fn mknodat(dirfd: i64, path: u64, mode: u64, rdev: u64) -> KResult<u64> {
 /// unlinkat(2), unlink(2), rmdir(2).
 pub fn unlinkat(dirfd: i64, path: u64, flags: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let (dir, name) = parent_of(dirfd, &p)?;
+    let (dir, name) = match parent(dirfd, &p)? {
+        Parent::Tmpfs(d, n) => (d, n),
+        Parent::Ext(m, d, n) => {
+            if is_dot(&n) {
+                return Err(Errno::EINVAL);
+            }
+            return m.fs.unlink(d, &n, flags & AT_REMOVEDIR != 0).map(|()| 0);
+        }
+    };
     if flags & AT_REMOVEDIR != 0 {
         kfs::with(|fs| fs.rmdir(dir, &name)).map(|_| 0)
     } else {
@@ -866,27 +1125,50 @@ pub fn unlinkat(dirfd: i64, path: u64, flags: u64) -> KResult<u64> {
 /// renameat2(2) without flags.
 pub fn renameat(olddir: i64, old: u64, newdir: i64, new: u64) -> KResult<u64> {
     let (o, n) = (read_path(old)?, read_path(new)?);
-    let (od, on) = parent_of(olddir, &o)?;
-    let (nd, nn) = parent_of(newdir, &n)?;
-    kfs::with(|fs| fs.rename(od, &on, nd, &nn)).map(|_| 0)
+    match (parent(olddir, &o)?, parent(newdir, &n)?) {
+        (Parent::Tmpfs(od, on), Parent::Tmpfs(nd, nn)) => {
+            kfs::with(|fs| fs.rename(od, &on, nd, &nn)).map(|_| 0)
+        }
+        (Parent::Ext(m, od, on), Parent::Ext(m2, nd, nn)) if Arc::ptr_eq(&m, &m2) => {
+            if is_dot(&on) || is_dot(&nn) {
+                return Err(Errno::EINVAL);
+            }
+            m.fs.rename(od, &on, nd, &nn).map(|()| 0)
+        }
+        _ => Err(Errno::EXDEV),
+    }
 }
 
 /// linkat(2).
 pub fn linkat(olddir: i64, old: u64, newdir: i64, new: u64) -> KResult<u64> {
     let (o, n) = (read_path(old)?, read_path(new)?);
-    let Node::Ino(target) = resolve(olddir, &o, false)? else {
-        return Err(Errno::EXDEV);
-    };
-    let (nd, nn) = parent_of(newdir, &n)?;
-    kfs::with(|fs| fs.link(nd, &nn, target)).map(|_| 0)
+    match (resolve(olddir, &o, false)?, parent(newdir, &n)?) {
+        (Node::Ino(target), Parent::Tmpfs(nd, nn)) => {
+            kfs::with(|fs| fs.link(nd, &nn, target)).map(|_| 0)
+        }
+        (Node::Ext(m, target), Parent::Ext(m2, nd, nn)) if Arc::ptr_eq(&m, &m2) => {
+            if is_dot(&nn) {
+                return Err(Errno::EEXIST);
+            }
+            m.fs.link(target, nd, &nn).map(|()| 0)
+        }
+        _ => Err(Errno::EXDEV),
+    }
 }
 
 /// symlinkat(2).
 pub fn symlinkat(target: u64, newdir: i64, path: u64) -> KResult<u64> {
     let t = read_path(target)?;
     let p = read_path(path)?;
-    let (dir, name) = parent_of(newdir, &p)?;
-    kfs::with(|fs| fs.symlink(dir, &name, &t)).map(|_| 0)
+    match parent(newdir, &p)? {
+        Parent::Tmpfs(dir, name) => kfs::with(|fs| fs.symlink(dir, &name, &t)).map(|_| 0),
+        Parent::Ext(m, dir, name) => {
+            if is_dot(&name) {
+                return Err(Errno::EEXIST);
+            }
+            m.fs.symlink(dir, &name, &t).map(|()| 0)
+        }
+    }
 }
 
 /// readlinkat(2); /proc/self, /proc/self/exe and /proc/PID/exe too.
@@ -903,6 +1185,7 @@ pub fn readlinkat(dirfd: i64, path: u64, buf: u64, len: u64) -> KResult<u64> {
             None => proc_exe_target(dirfd, &p).ok_or(Errno::EINVAL)?,
         },
         Node::Fd(_) => return Err(Errno::EINVAL),
+        Node::Ext(m, i) => m.fs.readlink(i)?,
     };
     let n = target.len().min(len as usize);
     uaccess::copy_out(buf, &target[..n])?;
@@ -920,6 +1203,7 @@ pub fn chdir(path: u64) -> KResult<u64> {
         Node::Proc(rest) if rest.is_empty() => kfs::with(|fs| fs.lookup(ROOT_INO, b"/proc", true))?,
         Node::Proc(_) => return Err(Errno::ENOTDIR),
         Node::Fd(f) => f.ino().ok_or(Errno::ENOTDIR)?,
+        Node::Ext(m, i) => ext_cwd(&m, i)?,
     };
     if kfs::with(|fs| fs.file_type(ino))? != FileType::Directory {
         return Err(Errno::ENOTDIR);
@@ -928,9 +1212,28 @@ pub fn chdir(path: u64) -> KResult<u64> {
     Ok(0)
 }
 
+/// The cwd for a chdir into ext4 directory `i`: its mount root is the
+/// tmpfs mount point (relative walks from there enter the mount, as for
+/// /proc); deeper ext4 directories cannot be a cwd yet (the cwd is a
+/// tmpfs inode).
+fn ext_cwd(m: &Mount, i: u32) -> KResult<Ino> {
+    if m.fs.file_type(i)? != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    if i == m.fs.root() {
+        Ok(m.at)
+    } else {
+        Err(Errno::ENOSYS)
+    }
+}
+
 /// fchdir(2).
 pub fn fchdir(fd: u64) -> KResult<u64> {
-    let ino = fd_file(fd)?.ino().ok_or(Errno::ENOTDIR)?;
+    let f = fd_file(fd)?;
+    let ino = match &f.kind {
+        Kind::Ext(m, i) => ext_cwd(m, *i)?,
+        _ => f.ino().ok_or(Errno::ENOTDIR)?,
+    };
     if kfs::with(|fs| fs.file_type(ino))? != FileType::Directory {
         return Err(Errno::ENOTDIR);
     }
@@ -962,24 +1265,27 @@ pub fn umask(mask: u64) -> KResult<u64> {
 /// fchmodat(2).
 pub fn fchmodat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let Node::Ino(ino) = resolve(dirfd, &p, true)? else {
-        return Err(Errno::EPERM);
+    let ino = match resolve(dirfd, &p, true)? {
+        Node::Ino(ino) => ino,
+        Node::Ext(m, i) => return m.fs.chmod(i, mode as u32).map(|()| 0),
+        _ => return Err(Errno::EPERM),
     };
     kfs::with(|fs| fs.chmod(ino, mode as u32 & 0o7777)).map(|_| 0)
 }
 
 /// fchmod(2).
 pub fn fchmod(fd: u64, mode: u64) -> KResult<u64> {
-    let ino = fd_file(fd)?.ino().ok_or(Errno::EPERM)?;
+    let f = fd_file(fd)?;
+    if let Kind::Ext(m, i) = &f.kind {
+        return m.fs.chmod(*i, mode as u32).map(|()| 0);
+    }
+    let ino = f.ino().ok_or(Errno::EPERM)?;
     kfs::with(|fs| fs.chmod(ino, mode as u32 & 0o7777)).map(|_| 0)
 }
 
 /// fchownat(2).
 pub fn fchownat(dirfd: i64, path: u64, uid: u64, gid: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let Node::Ino(ino) = resolve(dirfd, &p, true)? else {
-        return Err(Errno::EPERM);
-    };
     let id = |v: u64| {
         if v as u32 == u32::MAX {
             None
@@ -987,19 +1293,28 @@ pub fn fchownat(dirfd: i64, path: u64, uid: u64, gid: u64) -> KResult<u64> {
             Some(v as u32)
         }
     };
+    let ino = match resolve(dirfd, &p, true)? {
+        Node::Ino(ino) => ino,
+        Node::Ext(m, i) => return m.fs.chown(i, id(uid), id(gid)).map(|()| 0),
+        _ => return Err(Errno::EPERM),
+    };
     kfs::with(|fs| fs.chown(ino, id(uid), id(gid))).map(|_| 0)
 }
 
 /// utimensat(2): NULL times means now; UTIME_NOW/UTIME_OMIT honoured.
 pub fn utimensat(dirfd: i64, path: u64, times: u64, flags: u64) -> KResult<u64> {
-    let ino = if path == 0 {
-        fd_file(dirfd as u64)?.ino().ok_or(Errno::EBADF)?
+    let node = if path == 0 {
+        let f = fd_file(dirfd as u64)?;
+        match &f.kind {
+            Kind::Ext(m, i) => Node::Ext(m.clone(), *i),
+            _ => Node::Ino(f.ino().ok_or(Errno::EBADF)?),
+        }
     } else {
         let p = read_path(path)?;
         match resolve(dirfd, &p, flags & AT_SYMLINK_NOFOLLOW == 0)? {
-            Node::Ino(i) => i,
-            Node::Fd(f) => f.ino().ok_or(Errno::EPERM)?,
+            Node::Fd(f) => Node::Ino(f.ino().ok_or(Errno::EPERM)?),
             Node::Proc(_) => return Err(Errno::EPERM),
+            n => n,
         }
     };
     let now = kfs::now();
@@ -1021,14 +1336,23 @@ pub fn utimensat(dirfd: i64, path: u64, times: u64, flags: u64) -> KResult<u64> 
         };
         (ts(0), ts(16))
     };
-    kfs::with(|fs| fs.utimes(ino, a, m)).map(|_| 0)
+    match node {
+        Node::Ext(mnt, i) => mnt.fs.utimes(i, a, m).map(|()| 0),
+        Node::Ino(ino) => kfs::with(|fs| fs.utimes(ino, a, m)).map(|_| 0),
+        _ => Err(Errno::EPERM),
+    }
 }
 
 /// truncate(2).
 pub fn truncate(path: u64, len: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let Node::Ino(ino) = resolve(AT_FDCWD, &p, true)? else {
-        return Err(Errno::EACCES);
+    let ino = match resolve(AT_FDCWD, &p, true)? {
+        Node::Ino(ino) => ino,
+        Node::Ext(m, i) => {
+            crate::proc::limits::check_size(len)?;
+            return m.fs.truncate(i, len).map(|()| 0);
+        }
+        _ => return Err(Errno::EACCES),
     };
     crate::proc::limits::check_size(len)?;
     kfs::with(|fs| fs.truncate(ino, len)).map(|_| 0)
@@ -1040,15 +1364,59 @@ pub fn ftruncate(fd: u64, len: u64) -> KResult<u64> {
     if !f.writable() {
         return Err(Errno::EINVAL);
     }
+    if let Kind::Ext(m, i) = &f.kind {
+        crate::proc::limits::check_size(len)?;
+        return m.fs.truncate(*i, len).map(|()| 0);
+    }
     let ino = f.ino().ok_or(Errno::EINVAL)?;
     crate::proc::limits::check_size(len)?;
     kfs::with(|fs| fs.truncate(ino, len)).map(|_| 0)
 }
 
-/// statfs(2) / fstatfs(2): one tmpfs for everything.
-pub fn statfs(buf: u64) -> KResult<u64> {
-    let u = kfs::with(|fs| fs.usage());
-    uaccess::copy_out(buf, &vfs::layout::encode_statfs(&u, 0, 0))?;
+/// fsync(2), fdatasync(2) ([`OpenFile::sync`]); EBADF for a closed
+/// descriptor.
+pub fn fsync(fd: u64) -> KResult<u64> {
+    fd_file(fd)?.sync().map(|()| 0)
+}
+
+/// syncfs(2): every disk is flushed (one file system per disk at most).
+pub fn syncfs(fd: u64) -> KResult<u64> {
+    fd_file(fd)?;
+    mount::sync_all();
+    Ok(0)
+}
+
+/// statfs(2): an ext4 mount's own figures for a path in it; the tmpfs
+/// root's for the rest (/proc included).
+pub fn statfs(path: u64, buf: u64) -> KResult<u64> {
+    let p = read_path(path)?;
+    let node = resolve(AT_FDCWD, &p, true)?;
+    let m = match node {
+        Node::Ext(m, _) => Some(m),
+        Node::Fd(f) => match &f.kind {
+            Kind::Ext(m, _) => Some(m.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    put_statfs(m.as_deref(), buf)
+}
+
+/// fstatfs(2), as statfs(2) for the file's file system.
+pub fn fstatfs(fd: u64, buf: u64) -> KResult<u64> {
+    let f = fd_file(fd)?;
+    match &f.kind {
+        Kind::Ext(m, _) => put_statfs(Some(m), buf),
+        _ => put_statfs(None, buf),
+    }
+}
+
+fn put_statfs(m: Option<&Mount>, buf: u64) -> KResult<u64> {
+    let b = match m {
+        Some(m) => vfs::layout::encode_statfs_info(&m.fs.statfs()),
+        None => vfs::layout::encode_statfs(&kfs::with(|fs| fs.usage()), 0, 0),
+    };
+    uaccess::copy_out(buf, &b)?;
     Ok(0)
 }
 

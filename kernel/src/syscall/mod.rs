@@ -9,6 +9,7 @@
 pub mod epoll;
 pub mod fs;
 pub mod futex;
+mod mount;
 pub mod poll;
 pub mod process;
 pub mod sched;
@@ -213,9 +214,16 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_utimensat => ret(fs::utimensat(a0 as i32 as i64, a1, a2, a3)),
         nr::__NR_truncate => ret(fs::truncate(a0, a1)),
         nr::__NR_ftruncate => ret(fs::ftruncate(a0, a1)),
-        nr::__NR_fsync | nr::__NR_fdatasync | nr::__NR_sync | nr::__NR_syncfs => ret(Ok(0)),
-        nr::__NR_statfs => ret(fs::statfs(a1)),
-        nr::__NR_fstatfs => ret(fs::statfs(a1)),
+        nr::__NR_fsync | nr::__NR_fdatasync => ret(fs::fsync(a0)),
+        nr::__NR_syncfs => ret(fs::syncfs(a0)),
+        nr::__NR_sync => {
+            crate::fs::mount::sync_all();
+            ret(Ok(0))
+        }
+        nr::__NR_statfs => ret(fs::statfs(a0, a1)),
+        nr::__NR_fstatfs => ret(fs::fstatfs(a0, a1)),
+        nr::__NR_mount => ret(mount::mount(a0, a1, a2, a3)),
+        nr::__NR_umount2 => ret(mount::umount2(a0, a1)),
         nr::__NR_sendfile => ret(fs::sendfile(a0, a1, a2, a3)),
         nr::__NR_poll => ret(poll::poll(a0, a1, a2 as i32 as i64)),
         nr::__NR_ppoll => ret(poll::ppoll(a0, a1, a2, a3)),

@@ -12,7 +12,7 @@ mod statx;
 
 pub use dirent::{dirent64_reclen, fill_getdents64, DirentWriter};
 pub use stat::{encode_stat, STAT_SIZE};
-pub use statfs::{encode_statfs, STATFS_SIZE};
+pub use statfs::{encode_statfs, encode_statfs_info, StatfsInfo, STATFS_SIZE};
 pub use statx::{encode_statx, STATX_SIZE};
 
 /// Writes `bytes` at `off`: every caller passes an offset inside the struct.

@@ -14,6 +14,23 @@ const _: () = assert!(STATFS_SIZE == 120);
 /// Block size reported: one page, as tmpfs does.
 const BSIZE: u64 = 4096;
 
+/// What `struct statfs` says of a file system, in its own block size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatfsInfo {
+    /// `f_type`: the file system's magic (TMPFS_MAGIC, EXT4_SUPER_MAGIC…).
+    pub magic: u64,
+    pub bsize: u64,
+    pub blocks: u64,
+    pub bfree: u64,
+    /// Free blocks an unprivileged user may take.
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub fsid: u64,
+    /// The mount's `ST_*` flags.
+    pub flags: u64,
+}
+
 /// Encodes a tmpfs's usage as `struct statfs` (f_type `TMPFS_MAGIC`),
 /// with `fsid` the file system's id and `flags` the mount's `ST_*` flags.
 pub fn encode_statfs(u: &Usage, fsid: u64, flags: u64) -> [u8; STATFS_SIZE] {
@@ -25,26 +42,37 @@ pub fn encode_statfs(u: &Usage, fsid: u64, flags: u64) -> [u8; STATFS_SIZE] {
     let bfree = blocks.saturating_sub(used);
     let files = clamp(u.inodes_max);
     let ffree = files.saturating_sub(u.inodes_used);
+    encode_statfs_info(&StatfsInfo {
+        magic: u64::from(lx::TMPFS_MAGIC),
+        bsize: BSIZE,
+        blocks,
+        bfree,
+        bavail: bfree,
+        files,
+        ffree,
+        fsid,
+        flags,
+    })
+}
+
+/// Encodes any file system's figures as `struct statfs`.
+pub fn encode_statfs_info(i: &StatfsInfo) -> [u8; STATFS_SIZE] {
     let mut b = [0u8; STATFS_SIZE];
-    put(
-        &mut b,
-        offset_of!(F, f_type),
-        &u64::from(lx::TMPFS_MAGIC).to_le_bytes(),
-    );
-    put(&mut b, offset_of!(F, f_bsize), &BSIZE.to_le_bytes());
-    put(&mut b, offset_of!(F, f_blocks), &blocks.to_le_bytes());
-    put(&mut b, offset_of!(F, f_bfree), &bfree.to_le_bytes());
-    put(&mut b, offset_of!(F, f_bavail), &bfree.to_le_bytes());
-    put(&mut b, offset_of!(F, f_files), &files.to_le_bytes());
-    put(&mut b, offset_of!(F, f_ffree), &ffree.to_le_bytes());
-    put(&mut b, offset_of!(F, f_fsid), &fsid.to_le_bytes());
+    put(&mut b, offset_of!(F, f_type), &i.magic.to_le_bytes());
+    put(&mut b, offset_of!(F, f_bsize), &i.bsize.to_le_bytes());
+    put(&mut b, offset_of!(F, f_blocks), &i.blocks.to_le_bytes());
+    put(&mut b, offset_of!(F, f_bfree), &i.bfree.to_le_bytes());
+    put(&mut b, offset_of!(F, f_bavail), &i.bavail.to_le_bytes());
+    put(&mut b, offset_of!(F, f_files), &i.files.to_le_bytes());
+    put(&mut b, offset_of!(F, f_ffree), &i.ffree.to_le_bytes());
+    put(&mut b, offset_of!(F, f_fsid), &i.fsid.to_le_bytes());
     put(
         &mut b,
         offset_of!(F, f_namelen),
         &(crate::path::NAME_MAX as u64).to_le_bytes(),
     );
-    put(&mut b, offset_of!(F, f_frsize), &BSIZE.to_le_bytes());
-    put(&mut b, offset_of!(F, f_flags), &flags.to_le_bytes());
+    put(&mut b, offset_of!(F, f_frsize), &i.bsize.to_le_bytes());
+    put(&mut b, offset_of!(F, f_flags), &i.flags.to_le_bytes());
     b
 }
 

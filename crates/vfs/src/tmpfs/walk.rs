@@ -16,9 +16,9 @@ use crate::FileType;
 pub enum Walked {
     /// An inode of this file system.
     Ino(Ino),
-    /// The mount point was entered; what remains of the path (empty or
+    /// Mount point `at` was entered; what remains of the path (empty or
     /// starting with `/`), relative to the mounted file system's root.
-    Mount(Vec<u8>),
+    Mount { at: Ino, rest: Vec<u8> },
 }
 
 impl Tmpfs {
@@ -32,23 +32,24 @@ impl Tmpfs {
     /// `ENOTDIR`, `ELOOP` after [`MAX_SYMLINKS`] links, `ENAMETOOLONG`.
     /// Permissions are not checked (see [`crate::access`]).
     pub fn lookup(&self, cwd: Ino, path: &[u8], follow_last_symlink: bool) -> KResult<Ino> {
-        match self.walk(cwd, path, follow_last_symlink, None)? {
+        match self.walk(cwd, path, follow_last_symlink, &[])? {
             Walked::Ino(ino) => Ok(ino),
             // No mount point was given, so none was crossed.
-            Walked::Mount(_) => Err(Errno::ENOENT),
+            Walked::Mount { .. } => Err(Errno::ENOENT),
         }
     }
 
-    /// [`Tmpfs::lookup`] that stops where the walk enters directory
-    /// `mount` (a file system mounted there, e.g. /proc): the rest of the
-    /// path, symlinks already spliced in, is for that file system. This is
-    /// how `/dev/fd/3` (a symlink to `/proc/self/fd`) reaches /proc.
+    /// [`Tmpfs::lookup`] that stops where the walk enters one of the
+    /// directories `mounts` (a file system mounted there, e.g. /proc): the
+    /// rest of the path, symlinks already spliced in, is for that file
+    /// system. This is how `/dev/fd/3` (a symlink to `/proc/self/fd`)
+    /// reaches /proc.
     pub fn walk(
         &self,
         cwd: Ino,
         path: &[u8],
         follow_last_symlink: bool,
-        mount: Option<Ino>,
+        mounts: &[Ino],
     ) -> KResult<Walked> {
         check_path(path)?;
         let mut cur = if path[0] == b'/' { ROOT_INO } else { cwd };
@@ -100,8 +101,11 @@ impl Tmpfs {
                     continue;
                 }
             }
-            if Some(child) == mount {
-                return Ok(Walked::Mount(rest[end..].to_vec()));
+            if mounts.contains(&child) {
+                return Ok(Walked::Mount {
+                    at: child,
+                    rest: rest[end..].to_vec(),
+                });
             }
             if is_last {
                 if trailing_slash && node.file_type() != FileType::Directory {

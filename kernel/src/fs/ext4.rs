@@ -1,0 +1,618 @@
+//! An ext4 file system on a disk, through the `rsext4` crate (no_std,
+//! journalled, inode-addressed): this file adapts it to the kernel — the
+//! disk as its block device, errors as errno values, path walks inside
+//! the file system, `struct stat` and directory listings.
+//!
+//! A mounted file system is one [`Ext4Mount`]: the crate's state behind a
+//! lock (every operation holds it, and the disk requests it makes are
+//! polled: see `block`). Files are named by inode number.
+
+use abi::{Errno, KResult};
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use rsext4::{
+    BlockIo, DeviceCapabilities, DeviceGeometry, DirectoryCursor, DirectoryEntryType, Ext4,
+    Ext4Error, Ext4ErrorKind, Ext4Result, Ext4Timestamp, FileName, FilePermissions, InodeInfo,
+    InodeMetadataUpdate, InodeNumber, MountOptions, MountServices, MountedServices,
+    MutationContext, NoopObserver, RenameOptions, SectorId, UnlinkOutcome,
+};
+use spin::Mutex;
+use vfs::{FileType, Stat, Timespec};
+
+use crate::block::{Disk, SECTOR};
+
+/// `f_type` of an ext2/3/4 file system (EXT4_SUPER_MAGIC).
+pub const EXT4_SUPER_MAGIC: u64 = 0xef53;
+/// Symlinks followed in one walk (Linux's limit).
+const MAX_SYMLINKS: u32 = 40;
+/// Entries of one directory listed at once: bounds the heap a listing
+/// takes (larger directories: ENOMEM, not an exhausted heap).
+const MAX_DIR_ENTRIES: usize = 1 << 16;
+
+/// The disk as rsext4's block device (512-byte sectors).
+struct DiskIo(Arc<Disk>);
+
+fn io_err(_: Errno) -> Ext4Error {
+    Ext4Error::new(Ext4ErrorKind::Io)
+}
+
+impl BlockIo for DiskIo {
+    fn write(&mut self, buffer: &[u8], sector: SectorId, _count: u32) -> Ext4Result<()> {
+        let off = sector.raw() * SECTOR as u64;
+        match self.0.write_at(off, buffer) {
+            Ok(n) if n == buffer.len() => Ok(()),
+            Ok(_) => Err(Ext4Error::new(Ext4ErrorKind::Io)),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    fn read(&mut self, buffer: &mut [u8], sector: SectorId, _count: u32) -> Ext4Result<()> {
+        let off = sector.raw() * SECTOR as u64;
+        match self.0.read_at(off, buffer) {
+            Ok(n) if n == buffer.len() => Ok(()),
+            Ok(_) => Err(Ext4Error::new(Ext4ErrorKind::Io)),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    fn geometry(&self) -> DeviceGeometry {
+        DeviceGeometry::new(SECTOR as u32, self.0.size() / SECTOR as u64)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        DeviceCapabilities {
+            read_only: self.0.readonly(),
+            flush: true,
+            ..DeviceCapabilities::default()
+        }
+    }
+
+    fn flush(&mut self) -> Ext4Result<()> {
+        self.0.flush().map_err(io_err)
+    }
+}
+
+/// Timestamps for the file system: the kernel's clock (seconds since
+/// boot until there is an RTC, as tmpfs).
+struct Clock;
+
+impl rsext4::Clock for Clock {
+    fn now(&self) -> Ext4Result<Ext4Timestamp> {
+        let t = super::now();
+        Ok(Ext4Timestamp::new(t.sec, t.nsec))
+    }
+}
+
+type Fs = Ext4<DiskIo, MountedServices<(), NoopObserver, ()>>;
+
+/// rsext4's error kinds as errno values. A damaged file system is
+/// EUCLEAN (Linux's EFSCORRUPTED), as ext4 reports it.
+pub fn errno(e: Ext4Error) -> Errno {
+    use Ext4ErrorKind as K;
+    match e.kind() {
+        K::Io | K::Timeout => Errno::EIO,
+        K::Corrupted | K::ChecksumMismatch | K::BadSuperblock => Errno::EUCLEAN,
+        K::InvalidMagic | K::UnsupportedFeature | K::InvalidInput => Errno::EINVAL,
+        K::UnsupportedCapability | K::Unsupported => Errno::EOPNOTSUPP,
+        K::ReadOnly | K::JournalAborted => Errno::EROFS,
+        K::NoSpace => Errno::ENOSPC,
+        K::NoMemory => Errno::ENOMEM,
+        K::QuotaExceeded => Errno::EDQUOT,
+        K::TooManyLinks => Errno::EMLINK,
+        K::PermissionDenied => Errno::EPERM,
+        K::NotFound => Errno::ENOENT,
+        K::AlreadyExists => Errno::EEXIST,
+        K::NotDirectory => Errno::ENOTDIR,
+        K::IsDirectory => Errno::EISDIR,
+        K::NotEmpty => Errno::ENOTEMPTY,
+        K::Busy => Errno::EBUSY,
+        K::BadFileDescriptor => Errno::EBADF,
+        K::Overflow => Errno::EOVERFLOW,
+        K::FileTooLarge => Errno::EFBIG,
+    }
+}
+
+fn ino(n: u32) -> KResult<InodeNumber> {
+    InodeNumber::new(n).map_err(|_| Errno::ENOENT)
+}
+
+fn name(n: &[u8]) -> KResult<FileName<'_>> {
+    FileName::new(n).map_err(|_| Errno::ENAMETOOLONG)
+}
+
+/// Where a walk inside the file system ended.
+pub enum Walk {
+    /// An inode of this file system.
+    Ino(u32),
+    /// The path leaves it (`..` above its root, or an absolute symlink):
+    /// resolve this absolute path from the global root instead.
+    Leave(Vec<u8>),
+}
+
+/// A mounted ext4 file system.
+pub struct Ext4Mount {
+    fs: Mutex<Fs>,
+    /// Open files per inode, and the unlinked inodes whose last close
+    /// frees them (an unlinked open file lives until then, as on Linux;
+    /// the crate keeps them on the orphan list meanwhile).
+    opens: Mutex<Opens>,
+    root: u32,
+    /// `st_dev` of its files: the disk's device number.
+    pub dev: u32,
+    pub readonly: bool,
+}
+
+impl Ext4Mount {
+    /// Mounts the file system on `disk` (replaying its journal if it needs
+    /// it). EINVAL when it is not ext2/3/4 or uses a feature the crate
+    /// does not support, EUCLEAN when it is damaged.
+    pub fn mount(disk: Arc<Disk>, readonly: bool) -> KResult<Ext4Mount> {
+        let dev = disk.rdev;
+        let readonly = readonly || disk.readonly();
+        let options = MountOptions {
+            readonly,
+            replay_journal: true,
+            block_validity: true,
+        };
+        let services = MountServices::new(Clock, (), NoopObserver);
+        let fs = Ext4::mount(DiskIo(disk), services, options).map_err(errno)?;
+        let root = fs.root_inode().raw();
+        Ok(Ext4Mount {
+            fs: Mutex::new(fs),
+            opens: Mutex::new(Opens::default()),
+            root,
+            dev,
+            readonly,
+        })
+    }
+
+    /// The root directory's inode.
+    pub fn root(&self) -> u32 {
+        self.root
+    }
+
+    /// Writes everything back and releases the file system (umount).
+    pub fn unmount(&self) -> KResult<()> {
+        self.fs.lock().unmount().map_err(errno)
+    }
+
+    /// Commits the journal and writes cached metadata to the disk, then
+    /// flushes it.
+    pub fn sync(&self) -> KResult<()> {
+        if self.readonly {
+            return Ok(());
+        }
+        self.fs.lock().sync().map_err(errno)
+    }
+
+    fn info(&self, n: u32) -> KResult<InodeInfo> {
+        self.fs.lock().inode(ino(n)?).map_err(errno)
+    }
+
+    /// stat(2) of inode `n`.
+    pub fn stat(&self, n: u32) -> KResult<Stat> {
+        let i = self.info(n)?;
+        let ts = |s: u32| Timespec {
+            sec: i64::from(s),
+            nsec: 0,
+        };
+        Ok(Stat {
+            dev: u64::from(self.dev),
+            ino: u64::from(n),
+            nlink: u64::from(i.links),
+            mode: u32::from(i.mode),
+            uid: i.uid,
+            gid: i.gid,
+            rdev: 0,
+            size: i.size as i64,
+            blksize: 4096,
+            blocks: i.blocks as i64,
+            atime: ts(i.atime),
+            mtime: ts(i.mtime),
+            ctime: ts(i.ctime),
+        })
+    }
+
+    /// The file type of inode `n`.
+    pub fn file_type(&self, n: u32) -> KResult<FileType> {
+        FileType::from_mode(u32::from(self.info(n)?.mode)).ok_or(Errno::EUCLEAN)
+    }
+
+    /// Reads file data at `off`; 0 at or past the end.
+    pub fn read(&self, n: u32, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        self.fs.lock().read_inode(ino(n)?, off, buf).map_err(errno)
+    }
+
+    /// A symlink's target.
+    pub fn readlink(&self, n: u32) -> KResult<Vec<u8>> {
+        let i = self.info(n)?;
+        if i.file_type() != DirectoryEntryType::Symlink {
+            return Err(Errno::EINVAL);
+        }
+        let len = usize::try_from(i.size).map_err(|_| Errno::EUCLEAN)?;
+        if len > 4096 {
+            return Err(Errno::EUCLEAN);
+        }
+        let mut v = alloc::vec![0u8; len];
+        let got = self.read(n, 0, &mut v)?;
+        v.truncate(got);
+        Ok(v)
+    }
+
+    /// The entries of directory `n` (inode, d_type, name), `.` and `..`
+    /// included as the disk has them.
+    pub fn list(&self, n: u32) -> KResult<Vec<(u64, u8, Vec<u8>)>> {
+        let mut fs = self.fs.lock();
+        let dir = ino(n)?;
+        let mut out = Vec::new();
+        let mut cursor = DirectoryCursor::Start;
+        loop {
+            let batch = fs.read_directory(dir, cursor, 128).map_err(errno)?;
+            let Some(last) = batch.last() else {
+                break;
+            };
+            cursor = last.next_cursor;
+            for e in batch {
+                if out.len() >= MAX_DIR_ENTRIES {
+                    return Err(Errno::ENOMEM);
+                }
+                out.push((u64::from(e.inode.raw()), d_type(e.file_type), e.name));
+            }
+            if matches!(cursor, DirectoryCursor::End) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// statfs(2) figures.
+    pub fn statfs(&self) -> vfs::layout::StatfsInfo {
+        let s = self.fs.lock().statfs();
+        vfs::layout::StatfsInfo {
+            magic: EXT4_SUPER_MAGIC,
+            bsize: s.block_size,
+            blocks: s.total_blocks,
+            bfree: s.free_blocks,
+            bavail: s.free_blocks,
+            files: u64::from(s.total_inodes),
+            ffree: u64::from(s.free_inodes),
+            fsid: u64::from(self.dev),
+            flags: if self.readonly { 1 } else { 0 },
+        }
+    }
+
+    /// Resolves `path` (relative to directory `start`; an absolute path
+    /// starts at this file system's root) the way path_resolution(7)
+    /// does: symlinks before the last component always followed, the last
+    /// one if `follow` or the path ends in a slash. `above` is the
+    /// absolute path of the directory this file system is mounted on, for
+    /// walks that leave it.
+    pub fn walk(&self, start: u32, path: &[u8], follow: bool, above: &[u8]) -> KResult<Walk> {
+        let mut cur = if path.first() == Some(&b'/') {
+            self.root
+        } else {
+            start
+        };
+        let mut rest: Vec<u8> = path.to_vec();
+        let mut pos = 0;
+        let mut links = 0;
+        loop {
+            while pos < rest.len() && rest[pos] == b'/' {
+                pos += 1;
+            }
+            if pos == rest.len() {
+                return Ok(Walk::Ino(cur));
+            }
+            let end = rest[pos..]
+                .iter()
+                .position(|&c| c == b'/')
+                .map_or(rest.len(), |i| pos + i);
+            let comp = &rest[pos..end];
+            let is_last = rest[end..].iter().all(|&c| c == b'/');
+            let trailing_slash = is_last && end < rest.len();
+            if self.file_type(cur)? != FileType::Directory {
+                return Err(Errno::ENOTDIR);
+            }
+            if comp == b".." && cur == self.root {
+                // Above the root: the parent of the directory this is
+                // mounted on (by name: going through the mount point
+                // again would enter the mount).
+                let (parent, _) = vfs::path::split_last(above);
+                let mut p = if parent.is_empty() {
+                    b"/".to_vec()
+                } else {
+                    parent.to_vec()
+                };
+                p.extend_from_slice(&rest[end..]);
+                return Ok(Walk::Leave(p));
+            }
+            if comp.len() > 255 {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            let child = if comp == b"." {
+                cur
+            } else {
+                let found = self
+                    .fs
+                    .lock()
+                    .lookup_child(ino(cur)?, name(comp)?)
+                    .map_err(errno)?;
+                found.ok_or(Errno::ENOENT)?.number.raw()
+            };
+            let ft = self.file_type(child)?;
+            if ft == FileType::Symlink && (!is_last || follow || trailing_slash) {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(Errno::ELOOP);
+                }
+                let target = self.readlink(child)?;
+                if target.is_empty() {
+                    return Err(Errno::ENOENT);
+                }
+                let mut spliced = target;
+                spliced.extend_from_slice(&rest[end..]);
+                if spliced[0] == b'/' {
+                    // Absolute targets name the global tree.
+                    return Ok(Walk::Leave(spliced));
+                }
+                rest = spliced;
+                pos = 0;
+                continue;
+            }
+            if is_last {
+                if trailing_slash && ft != FileType::Directory {
+                    return Err(Errno::ENOTDIR);
+                }
+                return Ok(Walk::Ino(child));
+            }
+            cur = child;
+            pos = end;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Opens {
+    count: BTreeMap<u32, u32>,
+    orphans: Vec<u32>,
+}
+
+/// The creator of new inodes: the caller's umask (ids are all root's).
+fn ctx() -> MutationContext {
+    let umask = crate::proc::sched::current().fs.lock().umask as u16;
+    MutationContext::new(0, 0, 0, umask)
+}
+
+fn perms(mode: u32) -> KResult<FilePermissions> {
+    FilePermissions::new((mode & 0o7777) as u16).map_err(|_| Errno::EINVAL)
+}
+
+impl Ext4Mount {
+    fn writable(&self) -> KResult<()> {
+        if self.readonly {
+            Err(Errno::EROFS)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// An open file of inode `n` was made (it lives while one is open).
+    pub fn opened(&self, n: u32) {
+        *self.opens.lock().count.entry(n).or_insert(0) += 1;
+    }
+
+    /// An open file of inode `n` was closed: the last close of an unlinked
+    /// inode frees it.
+    pub fn closed(&self, n: u32) {
+        let reap = {
+            let mut o = self.opens.lock();
+            let left = match o.count.get_mut(&n) {
+                Some(c) => {
+                    *c -= 1;
+                    *c
+                }
+                None => return,
+            };
+            if left > 0 {
+                return;
+            }
+            o.count.remove(&n);
+            match o.orphans.iter().position(|&x| x == n) {
+                Some(i) => {
+                    o.orphans.swap_remove(i);
+                    true
+                }
+                None => false,
+            }
+        };
+        if reap {
+            if let Ok(i) = ino(n) {
+                let _ = self.fs.lock().reap_unlinked_inode(i);
+            }
+        }
+    }
+
+    /// After an unlink (or a rename over a file): frees the inode now if
+    /// no link and no open file is left, else at its last close.
+    fn after_unlink(&self, out: UnlinkOutcome) -> KResult<()> {
+        if !out.requires_reap() {
+            return Ok(());
+        }
+        let n = out.inode.raw();
+        {
+            let mut o = self.opens.lock();
+            if o.count.contains_key(&n) {
+                o.orphans.push(n);
+                return Ok(());
+            }
+        }
+        self.fs.lock().reap_unlinked_inode(out.inode).map_err(errno)
+    }
+
+    /// Creates a regular file `name` in directory `dir` (mode masked by
+    /// the umask); returns its inode.
+    pub fn create(&self, dir: u32, name_: &[u8], mode: u32) -> KResult<u32> {
+        self.writable()?;
+        let info = self
+            .fs
+            .lock()
+            .create_regular_file(ctx(), ino(dir)?, name(name_)?, perms(mode)?)
+            .map_err(errno)?;
+        Ok(info.number.raw())
+    }
+
+    /// mkdir.
+    pub fn mkdir(&self, dir: u32, name_: &[u8], mode: u32) -> KResult<()> {
+        self.writable()?;
+        self.fs
+            .lock()
+            .create_directory(ctx(), ino(dir)?, name(name_)?, perms(mode)?)
+            .map(|_| ())
+            .map_err(errno)
+    }
+
+    /// symlink.
+    pub fn symlink(&self, dir: u32, name_: &[u8], target: &[u8]) -> KResult<()> {
+        self.writable()?;
+        if target.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        self.fs
+            .lock()
+            .create_symlink(ctx(), ino(dir)?, name(name_)?, target)
+            .map(|_| ())
+            .map_err(errno)
+    }
+
+    /// link: a new name for inode `target` (not a directory).
+    pub fn link(&self, target: u32, dir: u32, name_: &[u8]) -> KResult<()> {
+        self.writable()?;
+        if self.file_type(target)? == FileType::Directory {
+            return Err(Errno::EPERM);
+        }
+        self.fs
+            .lock()
+            .hard_link(ino(target)?, ino(dir)?, name(name_)?)
+            .map(|_| ())
+            .map_err(errno)
+    }
+
+    /// unlink (`rmdir` for an empty directory when `dir_too`).
+    pub fn unlink(&self, dir: u32, name_: &[u8], rmdir: bool) -> KResult<()> {
+        self.writable()?;
+        let out = {
+            let mut fs = self.fs.lock();
+            let child = fs
+                .lookup_child(ino(dir)?, name(name_)?)
+                .map_err(errno)?
+                .ok_or(Errno::ENOENT)?;
+            let is_dir = child.file_type() == DirectoryEntryType::Directory;
+            match (rmdir, is_dir) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                (true, true) => fs.remove_empty_directory(ino(dir)?, name(name_)?),
+                (false, false) => fs.unlink(ino(dir)?, name(name_)?),
+            }
+            .map_err(errno)?
+        };
+        self.after_unlink(out)
+    }
+
+    /// rename within this file system (replacing the target).
+    pub fn rename(&self, odir: u32, oname: &[u8], ndir: u32, nname: &[u8]) -> KResult<()> {
+        self.writable()?;
+        let out = self
+            .fs
+            .lock()
+            .rename(
+                ino(odir)?,
+                name(oname)?,
+                ino(ndir)?,
+                name(nname)?,
+                RenameOptions::REPLACE,
+            )
+            .map_err(errno)?;
+        match out.replaced {
+            Some(r) => self.after_unlink(r),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes file data at `off` (extending the file as needed).
+    pub fn write(&self, n: u32, off: u64, data: &[u8]) -> KResult<usize> {
+        self.writable()?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        self.fs
+            .lock()
+            .write_inode(ino(n)?, off, data)
+            .map_err(errno)?;
+        Ok(data.len())
+    }
+
+    /// truncate/ftruncate/O_TRUNC.
+    pub fn truncate(&self, n: u32, size: u64) -> KResult<()> {
+        self.writable()?;
+        self.fs.lock().truncate_inode(ino(n)?, size).map_err(errno)
+    }
+
+    /// chmod: the permission bits.
+    pub fn chmod(&self, n: u32, mode: u32) -> KResult<()> {
+        self.writable()?;
+        let update = InodeMetadataUpdate {
+            permissions: Some(perms(mode)?),
+            ..InodeMetadataUpdate::default()
+        };
+        self.fs
+            .lock()
+            .update_inode_metadata(ino(n)?, update)
+            .map(|_| ())
+            .map_err(errno)
+    }
+
+    /// chown: owner and group (None: unchanged).
+    pub fn chown(&self, n: u32, uid: Option<u32>, gid: Option<u32>) -> KResult<()> {
+        self.writable()?;
+        let cur = self.info(n)?;
+        let update = InodeMetadataUpdate {
+            owner: Some((uid.unwrap_or(cur.uid), gid.unwrap_or(cur.gid))),
+            ..InodeMetadataUpdate::default()
+        };
+        self.fs
+            .lock()
+            .update_inode_metadata(ino(n)?, update)
+            .map(|_| ())
+            .map_err(errno)
+    }
+
+    /// utimensat: access and modification times (None: unchanged).
+    pub fn utimes(&self, n: u32, a: Option<Timespec>, m: Option<Timespec>) -> KResult<()> {
+        self.writable()?;
+        let t = |t: Timespec| Ext4Timestamp::new(t.sec, t.nsec);
+        let update = InodeMetadataUpdate {
+            atime: a.map(t),
+            mtime: m.map(t),
+            ..InodeMetadataUpdate::default()
+        };
+        self.fs
+            .lock()
+            .update_inode_metadata(ino(n)?, update)
+            .map(|_| ())
+            .map_err(errno)
+    }
+}
+
+fn d_type(t: DirectoryEntryType) -> u8 {
+    match t {
+        DirectoryEntryType::Unknown => 0,
+        DirectoryEntryType::Fifo => 1,
+        DirectoryEntryType::CharacterDevice => 2,
+        DirectoryEntryType::Directory => 4,
+        DirectoryEntryType::BlockDevice => 6,
+        DirectoryEntryType::RegularFile => 8,
+        DirectoryEntryType::Symlink => 10,
+        DirectoryEntryType::Socket => 12,
+    }
+}
