@@ -5,6 +5,7 @@ use alloc::format;
 use alloc::string::String;
 use smoltcp::wire::Ipv4Address;
 
+use super::device::Stats;
 use super::stack;
 
 /// The names under /proc/net.
@@ -26,29 +27,36 @@ fn dev() -> String {
          face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
     );
     if let Some(snap) = stack::snapshot() {
-        let t = snap.stats;
-        s += &format!(
-            "{:>6}: {:7} {:7} {:4} {:4} {:4} {:5} {:10} {:9} {:8} {:7} {:4} {:4} {:4} {:5} {:7} {:10}\n",
-            "eth0",
-            t.rx_bytes,
-            t.rx_packets,
-            t.rx_errors,
-            t.rx_dropped,
-            0,
-            0,
-            0,
-            t.multicast,
-            t.tx_bytes,
-            t.tx_packets,
-            t.tx_errors,
-            t.tx_dropped,
-            0,
-            0,
-            0,
-            0
-        );
+        dev_line(&mut s, "lo", &snap.lo);
+        if let Some((t, _)) = &snap.eth {
+            dev_line(&mut s, "eth0", t);
+        }
     }
     s
+}
+
+/// One interface's line of /proc/net/dev.
+fn dev_line(s: &mut String, name: &str, t: &Stats) {
+    *s += &format!(
+        "{:>6}: {:7} {:7} {:4} {:4} {:4} {:5} {:10} {:9} {:8} {:7} {:4} {:4} {:4} {:5} {:7} {:10}\n",
+        name,
+        t.rx_bytes,
+        t.rx_packets,
+        t.rx_errors,
+        t.rx_dropped,
+        0,
+        0,
+        0,
+        t.multicast,
+        t.tx_bytes,
+        t.tx_packets,
+        t.tx_errors,
+        t.tx_dropped,
+        0,
+        0,
+        0,
+        0
+    );
 }
 
 /// An IPv4 address as Linux prints a `__be32` in /proc/net/route: the

@@ -29,8 +29,10 @@
 //! beyond). A closed TCP socket finishes its FIN exchange as an orphan
 //! (with a timeout) and leaves the set when closed.
 //!
-//! Loopback (127.0.0.0/8) is not routed: connect/sendto to it fail with
-//! ENETUNREACH.
+//! **Loopback.** 127.0.0.0/8 and the interface's own address go through
+//! the loopback (`net::wire`), with or without a NIC; a destination of
+//! 0.0.0.0 means 127.0.0.1, as on Linux. Other destinations need the
+//! NIC's address (ENETUNREACH before it has one).
 
 mod addr;
 mod tcp;
@@ -155,13 +157,20 @@ fn iface_addr() -> Option<Ipv4Address> {
     stack::snapshot().and_then(|s| s.addr).map(|c| c.address())
 }
 
-/// A destination the stack can reach: not loopback (no loopback device),
-/// and only once the interface has an address.
-fn check_route(a: Ipv4Address) -> KResult<()> {
-    if a.is_loopback() || iface_addr().is_none() {
+/// The address to send to for destination `a`, if the stack can reach
+/// it: loopback always (0.0.0.0 standing for 127.0.0.1), others once the
+/// NIC has an address.
+fn route(a: Ipv4Address) -> KResult<Ipv4Address> {
+    if a.is_unspecified() {
+        return Ok(Ipv4Address::new(127, 0, 0, 1));
+    }
+    if a.is_loopback() || Some(a) == iface_addr() {
+        return Ok(a);
+    }
+    if iface_addr().is_none() {
         return Err(Errno::ENETUNREACH);
     }
-    Ok(())
+    Ok(a)
 }
 
 struct St {

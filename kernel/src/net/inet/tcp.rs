@@ -10,7 +10,7 @@ use smoltcp::time::Duration;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint, Ipv4Address};
 
 use super::{
-    addr, check_route, notify, quiet, reserve, unreserve, wait, InetSocket, St, ORPHANS, RCV, SEND,
+    addr, route, notify, quiet, reserve, unreserve, wait, InetSocket, St, ORPHANS, RCV, SEND,
 };
 use crate::fs::file::{POLLERR, POLLHUP, POLLIN, POLLOUT};
 use crate::net::socket::*;
@@ -193,7 +193,7 @@ pub(super) fn connect(s: &InetSocket, raw: &[u8], flags: u32) -> KResult<()> {
             let (a, port) = addr::parse_inet(raw)?;
             // A failed non-blocking connect's error not yet collected.
             st.error = None;
-            check_route(a)?;
+            let a = route(a)?;
             let local = s.autobind(&mut st)?;
             let remote = IpEndpoint::new(a.into(), port);
             let mut sock = new_socket(st.nodelay)?;

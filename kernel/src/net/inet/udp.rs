@@ -5,7 +5,7 @@ use alloc::vec;
 use smoltcp::socket::udp;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
-use super::{addr, check_route, quiet, reserve, unreserve, wait, InetSocket, St, RCV, SEND};
+use super::{addr, route, quiet, reserve, unreserve, wait, InetSocket, St, RCV, SEND};
 use crate::fs::file::{POLLIN, POLLOUT};
 use crate::net::socket::*;
 use crate::net::stack;
@@ -69,7 +69,7 @@ pub(super) fn connect(s: &InetSocket, raw: &[u8]) -> KResult<()> {
             Ok(())
         }
         addr::Target::Inet(a, port) => {
-            check_route(a)?;
+            let a = route(a)?;
             autoopen(s, &mut st)?;
             st.peer = Some(IpEndpoint::new(a.into(), port));
             st.shut = 0;
@@ -86,7 +86,7 @@ pub(super) fn send(s: &InetSocket, data: &[u8], to: Option<&[u8]>, flags: u32) -
             if port == 0 {
                 return Err(Errno::EINVAL);
             }
-            check_route(a)?;
+            let a = route(a)?;
             IpEndpoint::new(a.into(), port)
         }
         None => s.st.lock().peer.ok_or(Errno::EDESTADDRREQ)?,
