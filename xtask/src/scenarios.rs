@@ -52,6 +52,10 @@ const SCENARIOS: &[Scenario] = &[
         "net_inet_rsetest_and_nc",
         crate::net_scenarios::inet_nc_both_ways,
     ),
+    (
+        "net_loopback_httpd_wget",
+        crate::net_scenarios::loopback_httpd_wget,
+    ),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.

@@ -86,6 +86,8 @@ program_scenarios!(
     map_fixed,
     unix_stream,
     unix_dgram,
+    inet,
+    inet_lo,
     scm_rights,
     epoll,
     eventfd,

@@ -154,11 +154,6 @@ pub fn present() -> bool {
     STACK.lock().is_some()
 }
 
-/// Whether the machine has a NIC under the stack.
-pub fn has_nic() -> bool {
-    STACK.lock().as_ref().is_some_and(|st| st.wire.nic.is_some())
-}
-
 /// Registers the function called after a poll that may have changed the
 /// state of sockets (once; later calls are ignored). The AF_INET socket
 /// layer (`net/inet`) is its user.

@@ -211,12 +211,3 @@ impl phy::Device for Wire {
         caps
     }
 }
-
-/// The IP MTU of the interface (what SIOCGIFMTU reports for both names).
-pub fn ip_mtu(has_nic: bool) -> usize {
-    if has_nic {
-        MAX_FRAME - ETH_HLEN
-    } else {
-        LO_ALONE_MTU
-    }
-}

@@ -25,6 +25,7 @@ mod futex_bounds;
 mod futex_ops;
 mod gs_base;
 mod inet;
+mod inet_lo;
 mod io_uring;
 mod linux_compat;
 mod madvise;
@@ -273,7 +274,12 @@ const TESTS: &[(&str, Test, &str)] = &[
     (
         "inet",
         inet::run,
-        "AF_INET without a peer: bind/ephemeral ports/EADDRINUSE, names, listen, options, EFAULT, refused connects (blocking and EINPROGRESS/SO_ERROR), UDP sendto (on RSE OS: boot with --net)",
+        "AF_INET without a peer: bind/ephemeral ports/EADDRINUSE, names, listen, options, EFAULT, refused connects (blocking and EINPROGRESS/SO_ERROR), UDP sendto, over the loopback",
+    ),
+    (
+        "inet_lo",
+        inet_lo::run,
+        "AF_INET over the loopback: TCP names, 1 MiB each way, PEEK/FIONREAD, EPIPE/SIGPIPE/MSG_NOSIGNAL after SHUT_WR, 0.0.0.0 as 127.0.0.1, refused, UDP sendto/recvfrom/connect/truncation",
     ),
     (
         "scm_rights",

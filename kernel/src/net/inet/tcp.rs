@@ -10,7 +10,7 @@ use smoltcp::time::Duration;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint, Ipv4Address};
 
 use super::{
-    addr, route, notify, quiet, reserve, unreserve, wait, InetSocket, St, ORPHANS, RCV, SEND,
+    addr, notify, quiet, reserve, route, unreserve, wait, InetSocket, St, ORPHANS, RCV, SEND,
 };
 use crate::fs::file::{POLLERR, POLLHUP, POLLIN, POLLOUT};
 use crate::net::socket::*;

@@ -5,7 +5,7 @@ use alloc::vec;
 use smoltcp::socket::udp;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
-use super::{addr, route, quiet, reserve, unreserve, wait, InetSocket, St, RCV, SEND};
+use super::{addr, quiet, reserve, route, unreserve, wait, InetSocket, St, RCV, SEND};
 use crate::fs::file::{POLLIN, POLLOUT};
 use crate::net::socket::*;
 use crate::net::stack;
