@@ -35,12 +35,13 @@
 //! NIC's address (ENETUNREACH before it has one).
 
 mod addr;
+pub mod procfs;
 mod tcp;
 mod udp;
 
 use abi::{Errno, KResult};
-use alloc::collections::VecDeque;
-use alloc::sync::Arc;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
@@ -77,6 +78,8 @@ static WQ: WaitQueue = WaitQueue::new();
 static GEN: AtomicU64 = AtomicU64::new(0);
 /// smoltcp sockets AF_INET holds now.
 static HELD: AtomicUsize = AtomicUsize::new(0);
+/// Every live socket of the family by inode (/proc/net/tcp, udp).
+static LIVE: Mutex<BTreeMap<u64, Weak<InetSocket>>> = Mutex::new(BTreeMap::new());
 /// Closed TCP sockets still finishing their FIN exchange.
 static ORPHANS: Mutex<Vec<SocketHandle>> = Mutex::new(Vec::new());
 
@@ -215,7 +218,7 @@ fn create(ty: u32, proto: u32) -> KResult<Arc<dyn Socket>> {
 
 impl InetSocket {
     fn new(ty: u32) -> Arc<InetSocket> {
-        Arc::new(InetSocket {
+        let s = Arc::new(InetSocket {
             ty,
             ino: next_ino(),
             st: Mutex::new(St {
@@ -232,7 +235,9 @@ impl InetSocket {
                 reuseaddr: false,
             }),
             released: AtomicBool::new(false),
-        })
+        });
+        LIVE.lock().insert(s.ino, Arc::downgrade(&s));
+        s
     }
 
     /// Binds `st` to (addr, port), port 0 choosing an ephemeral one.
@@ -497,5 +502,6 @@ impl Socket for InetSocket {
 impl Drop for InetSocket {
     fn drop(&mut self) {
         self.release();
+        LIVE.lock().remove(&self.ino);
     }
 }
