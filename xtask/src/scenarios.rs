@@ -56,6 +56,10 @@ const SCENARIOS: &[Scenario] = &[
         "net_loopback_httpd_wget",
         crate::net_scenarios::loopback_httpd_wget,
     ),
+    (
+        "net_loopback_churn_sockstat",
+        crate::net_scenarios::loopback_churn_sockstat,
+    ),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.

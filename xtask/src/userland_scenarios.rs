@@ -88,6 +88,7 @@ program_scenarios!(
     unix_dgram,
     inet,
     inet_lo,
+    inet_churn,
     scm_rights,
     epoll,
     eventfd,

@@ -25,6 +25,7 @@ mod futex_bounds;
 mod futex_ops;
 mod gs_base;
 mod inet;
+mod inet_churn;
 mod inet_lo;
 mod io_uring;
 mod linux_compat;
@@ -280,6 +281,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "inet_lo",
         inet_lo::run,
         "AF_INET over the loopback: TCP names, 1 MiB each way, PEEK/FIONREAD, EPIPE/SIGPIPE/MSG_NOSIGNAL after SHUT_WR, 0.0.0.0 as 127.0.0.1, refused, UDP sendto/recvfrom/connect/truncation",
+    ),
+    (
+        "inet_churn",
+        inet_churn::run,
+        "[N] loopback TCP connections opened and closed (default 1000): /proc/net/tcp shows the open pair and the listener with their inodes, and afterwards nothing for the port but TIME-WAIT; descriptors back to where they were",
     ),
     (
         "scm_rights",

@@ -226,6 +226,7 @@ pub struct Counts {
 }
 
 pub fn counts() -> Counts {
+    super::sweep();
     let (socks, seen) = live();
     let listeners = seen
         .iter()

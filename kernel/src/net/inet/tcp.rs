@@ -386,33 +386,48 @@ pub(super) fn readable_len(s: &InetSocket) -> usize {
     }
 }
 
-/// The last close: listeners go at once (their pending connections are
-/// reset), a connection sends its FIN and finishes as an orphan.
+/// The last close: a listener's listening sockets go at once and the
+/// connections it had not handed out are reset; a connection sends its
+/// FIN (or a reset, with unread data) and finishes as an orphan. A reset
+/// socket is Closed at once but stays in the set until the poll that
+/// follows has sent its RST (then the sweep removes it).
 pub(super) fn release(h: Option<SocketHandle>, listen: Option<VecDeque<SocketHandle>>) {
-    let orphan = stack::with(|_, set| {
+    let orphans = stack::with(|_, set| {
+        let mut orphans = alloc::vec::Vec::new();
         for &l in listen.iter().flatten() {
-            set.get_mut::<tcp::Socket>(l).abort();
-            set.remove(l);
-            unreserve();
+            let sock = set.get_mut::<tcp::Socket>(l);
+            if matches!(sock.state(), State::Listen | State::Closed) {
+                set.remove(l);
+                unreserve();
+            } else {
+                sock.abort();
+                orphans.push(l);
+            }
         }
-        let h = h?;
-        let sock = set.get_mut::<tcp::Socket>(h);
-        // Unread data: Linux resets the connection rather than close it.
-        if sock.recv_queue() > 0 {
-            sock.abort();
-        } else {
-            sock.close();
+        if let Some(h) = h {
+            let sock = set.get_mut::<tcp::Socket>(h);
+            if matches!(sock.state(), State::Closed | State::Listen) {
+                set.remove(h);
+                unreserve();
+            } else {
+                // Unread data: Linux resets the connection rather than
+                // close it.
+                if sock.recv_queue() > 0 {
+                    sock.abort();
+                } else {
+                    sock.close();
+                }
+                sock.set_timeout(Some(TIMEOUT));
+                orphans.push(h);
+            }
         }
-        sock.set_timeout(Some(TIMEOUT));
-        if matches!(sock.state(), State::Closed | State::Listen) {
-            set.remove(h);
-            unreserve();
-            None
-        } else {
-            Some(h)
-        }
+        orphans
     });
-    if let Some(Some(h)) = orphan {
-        ORPHANS.lock().push(h);
+    if let Some(o) = orphans {
+        if !o.is_empty() {
+            ORPHANS.lock().extend(o);
+            // Those reset above are done already.
+            super::sweep();
+        }
     }
 }
