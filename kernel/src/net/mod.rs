@@ -22,6 +22,7 @@
 
 mod device;
 mod discover;
+pub mod ifreq;
 pub mod inet;
 pub mod mem;
 pub mod procfs;
@@ -29,7 +30,7 @@ pub mod socket;
 pub mod stack;
 mod testserve;
 pub mod unix;
-mod wire;
+pub mod wire;
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};

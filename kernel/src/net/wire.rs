@@ -211,3 +211,12 @@ impl phy::Device for Wire {
         caps
     }
 }
+
+/// The IP MTU of the interface, lo's and eth0's alike.
+pub fn ip_mtu(has_nic: bool) -> usize {
+    if has_nic {
+        MAX_FRAME - ETH_HLEN
+    } else {
+        LO_ALONE_MTU
+    }
+}

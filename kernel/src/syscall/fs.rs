@@ -728,6 +728,8 @@ pub fn ioctl(fd: u64, cmd: u64, arg: u64) -> KResult<u64> {
         Kind::Socket(s) if cmd == 0x541b => {
             uaccess::write_u32(arg, s.readable_len() as u32).map(|()| 0)
         }
+        // The interface requests (SIOCGIF*), on any socket.
+        Kind::Socket(_) => crate::net::ifreq::ioctl(cmd, arg).unwrap_or(Err(Errno::ENOTTY)),
         _ => Err(Errno::ENOTTY),
     }
 }

@@ -147,12 +147,58 @@ fn quiet<R>(f: impl FnOnce(&mut Interface, &mut SocketSet<'static>) -> R) -> KRe
 }
 
 /// Waits until `f` decides (Some), on [`WQ`]; with `nonblock` only looks
-/// once (EAGAIN). Signals interrupt (EINTR).
-fn wait<T>(nonblock: bool, mut f: impl FnMut() -> Option<KResult<T>>) -> KResult<T> {
+/// once (EAGAIN); with a timeout (`timeo` ns, SO_RCVTIMEO/SO_SNDTIMEO; 0
+/// none) gives EAGAIN once it passes. Signals interrupt (EINTR).
+///
+/// A timed wait sleeps on the pollers' queue instead: every stack change
+/// wakes it too, and its deadlines are what the tick checks.
+fn wait<T>(nonblock: bool, timeo: u64, mut f: impl FnMut() -> Option<KResult<T>>) -> KResult<T> {
     if nonblock {
         return f().unwrap_or(Err(Errno::EAGAIN));
     }
-    WQ.wait_until(f)?
+    if timeo == 0 {
+        return WQ.wait_until(f)?;
+    }
+    let deadline = hal::time::now_ns().saturating_add(timeo);
+    crate::fs::POLL_WQ.wait_until(|| {
+        if let Some(r) = f() {
+            return Some(r);
+        }
+        crate::fs::POLL_DEADLINES.note(deadline);
+        (hal::time::now_ns() >= deadline).then_some(Err(Errno::EAGAIN))
+    })?
+}
+
+/// SO_RCVTIMEO / SO_SNDTIMEO from a struct timeval: ns, 0 for none
+/// ({0, 0}); a negative time is 1 ns (Linux: no wait at all); EDOM for
+/// microseconds outside 0..1000000.
+fn read_timeo(val: &[u8]) -> KResult<u64> {
+    let w = |i: usize| -> KResult<i64> {
+        Ok(i64::from_le_bytes(
+            val.get(i..i + 8)
+                .ok_or(Errno::EINVAL)?
+                .try_into()
+                .map_err(|_| Errno::EINVAL)?,
+        ))
+    };
+    let (sec, usec) = (w(0)?, w(8)?);
+    if !(0..1_000_000).contains(&usec) {
+        return Err(Errno::EDOM);
+    }
+    if sec < 0 {
+        return Ok(1);
+    }
+    Ok((sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(usec as u64 * 1000))
+}
+
+/// A timeout (ns) as the struct timeval getsockopt returns.
+fn timeval(ns: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&((ns / 1_000_000_000) as i64).to_le_bytes());
+    v.extend_from_slice(&((ns % 1_000_000_000 / 1000) as i64).to_le_bytes());
+    v
 }
 
 /// The interface's address, if it has one.
@@ -204,6 +250,9 @@ pub struct InetSocket {
     ino: u64,
     st: Mutex<St>,
     released: AtomicBool,
+    /// SO_RCVTIMEO and SO_SNDTIMEO in ns (0: none).
+    rcvtimeo: AtomicU64,
+    sndtimeo: AtomicU64,
 }
 
 fn create(ty: u32, proto: u32) -> KResult<Arc<dyn Socket>> {
@@ -235,6 +284,8 @@ impl InetSocket {
                 reuseaddr: false,
             }),
             released: AtomicBool::new(false),
+            rcvtimeo: AtomicU64::new(0),
+            sndtimeo: AtomicU64::new(0),
         });
         LIVE.lock().insert(s.ino, Arc::downgrade(&s));
         s
@@ -426,7 +477,8 @@ impl Socket for InetSocket {
             }
             SO_RCVLOWAT | SO_SNDLOWAT => int_opt(1),
             SO_LINGER => alloc::vec![0; 8],
-            SO_RCVTIMEO | SO_SNDTIMEO => alloc::vec![0; 16],
+            SO_RCVTIMEO => timeval(self.rcvtimeo.load(Ordering::Relaxed)),
+            SO_SNDTIMEO => timeval(self.sndtimeo.load(Ordering::Relaxed)),
             _ => return Err(Errno::ENOPROTOOPT),
         })
     }
@@ -454,16 +506,17 @@ impl Socket for InetSocket {
         }
         match name {
             SO_REUSEADDR => self.st.lock().reuseaddr = read_int_opt(val)? != 0,
-            // Accepted without effect (fixed 64 KiB buffers; no timeouts
-            // or keepalives yet).
+            // Accepted without effect (fixed 64 KiB buffers; no
+            // keepalives yet).
             SO_SNDBUF | SO_RCVBUF | SO_SNDBUFFORCE | SO_RCVBUFFORCE | SO_REUSEPORT
             | SO_KEEPALIVE | SO_BROADCAST | SO_DEBUG | SO_DONTROUTE | SO_OOBINLINE
             | SO_RCVLOWAT | SO_SNDLOWAT => {
                 read_int_opt(val)?;
             }
             SO_LINGER if val.len() >= 8 => {}
-            SO_RCVTIMEO | SO_SNDTIMEO if val.len() >= 16 => {}
-            SO_LINGER | SO_RCVTIMEO | SO_SNDTIMEO => return Err(Errno::EINVAL),
+            SO_RCVTIMEO => self.rcvtimeo.store(read_timeo(val)?, Ordering::Relaxed),
+            SO_SNDTIMEO => self.sndtimeo.store(read_timeo(val)?, Ordering::Relaxed),
+            SO_LINGER => return Err(Errno::EINVAL),
             _ => return Err(Errno::ENOPROTOOPT),
         }
         Ok(())

@@ -4,6 +4,7 @@ use abi::{Errno, KResult};
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec;
+use core::sync::atomic::Ordering;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
@@ -92,7 +93,8 @@ fn is_open_conn(state: State) -> bool {
 
 pub(super) fn accept(s: &InetSocket, flags: u32) -> KResult<Arc<InetSocket>> {
     let nonblock = flags & MSG_DONTWAIT != 0;
-    let (h, local, nodelay) = wait(nonblock, || {
+    let timeo = s.rcvtimeo.load(Ordering::Relaxed);
+    let (h, local, nodelay) = wait(nonblock, timeo, || {
         let mut st = s.st.lock();
         let local = st.local?;
         let nodelay = st.nodelay;
@@ -222,7 +224,10 @@ pub(super) fn connect(s: &InetSocket, raw: &[u8], flags: u32) -> KResult<()> {
             }
         }
     }
-    wait(false, || {
+    // SO_SNDTIMEO bounds a connect too; the handshake goes on (Linux:
+    // EINPROGRESS, as for a non-blocking one).
+    let timeo = s.sndtimeo.load(Ordering::Relaxed);
+    let r = wait(false, timeo, || {
         let mut st = s.st.lock();
         settle_locked(&mut st);
         if st.connecting {
@@ -232,7 +237,11 @@ pub(super) fn connect(s: &InetSocket, raw: &[u8], flags: u32) -> KResult<()> {
             Some(e) => Err(e),
             None => Ok(()),
         })
-    })
+    });
+    match r {
+        Err(Errno::EAGAIN) => Err(Errno::EINPROGRESS),
+        r => r,
+    }
 }
 
 /// A connection's handle, or the error to report.
@@ -246,7 +255,8 @@ fn conn(st: &mut St) -> KResult<SocketHandle> {
 
 pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
     let nonblock = flags & MSG_DONTWAIT != 0;
-    let n = wait(nonblock, || {
+    let timeo = s.sndtimeo.load(Ordering::Relaxed);
+    let n = wait(nonblock, timeo, || {
         let mut st = s.st.lock();
         if st.shut & SEND != 0 {
             return Some(Err(Errno::EPIPE));
@@ -277,7 +287,8 @@ pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
 pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> {
     let nonblock = flags & MSG_DONTWAIT != 0;
     let peek = flags & MSG_PEEK != 0;
-    let data = wait(nonblock, || {
+    let timeo = s.rcvtimeo.load(Ordering::Relaxed);
+    let data = wait(nonblock, timeo, || {
         let mut st = s.st.lock();
         if st.shut & RCV != 0 {
             return Some(Ok(vec![]));

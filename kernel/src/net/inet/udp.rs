@@ -101,7 +101,8 @@ pub(super) fn send(s: &InetSocket, data: &[u8], to: Option<&[u8]>, flags: u32) -
         }
         autoopen(s, &mut st)?
     };
-    let n = wait(nonblock, || {
+    let timeo = s.sndtimeo.load(core::sync::atomic::Ordering::Relaxed);
+    let n = wait(nonblock, timeo, || {
         let r = quiet(|_, set| {
             let sock = set.get_mut::<udp::Socket>(h);
             match sock.send_slice(data, dest) {
@@ -119,7 +120,8 @@ pub(super) fn send(s: &InetSocket, data: &[u8], to: Option<&[u8]>, flags: u32) -
 pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> {
     let nonblock = flags & MSG_DONTWAIT != 0;
     let peek = flags & MSG_PEEK != 0;
-    wait(nonblock, || {
+    let timeo = s.rcvtimeo.load(core::sync::atomic::Ordering::Relaxed);
+    wait(nonblock, timeo, || {
         let st = s.st.lock();
         if st.shut & RCV != 0 {
             return Some(Ok(Received {
