@@ -89,6 +89,8 @@ program_scenarios!(
     inet,
     inet_lo,
     inet_churn,
+    inet_opts,
+    inet_badinput,
     scm_rights,
     epoll,
     eventfd,

@@ -25,8 +25,10 @@ mod futex_bounds;
 mod futex_ops;
 mod gs_base;
 mod inet;
+mod inet_badinput;
 mod inet_churn;
 mod inet_lo;
+mod inet_opts;
 mod io_uring;
 mod linux_compat;
 mod madvise;
@@ -286,6 +288,16 @@ const TESTS: &[(&str, Test, &str)] = &[
         "inet_churn",
         inet_churn::run,
         "[N] loopback TCP connections opened and closed (default 1000): /proc/net/tcp shows the open pair and the listener with their inodes, and afterwards nothing for the port but TIME-WAIT; descriptors back to where they were",
+    ),
+    (
+        "inet_opts",
+        inet_opts::run,
+        "AF_INET options and ioctls on the loopback: SO_RCVTIMEO (recv, accept), SO_SNDTIMEO, EDOM, SO_ERROR after a refused non-blocking connect, SIOCGIFCONF/FLAGS/ADDR/NETMASK/HWADDR/MTU/INDEX/NAME on lo, ENODEV",
+    ),
+    (
+        "inet_badinput",
+        inet_badinput::run,
+        "bad pointers and lengths in every socket call (AF_INET, loopback): EFAULT, EINVAL, EBADF, ENOTSOCK, EMSGSIZE; data survives a receive into a bad buffer",
     ),
     (
         "scm_rights",
