@@ -95,6 +95,14 @@ const SCENARIOS: &[Scenario] = &[
         "cluster_3_nodes_kill_detected",
         crate::cluster::kill_scenario,
     ),
+    (
+        "net_loopback_httpd_wget",
+        crate::net_scenarios::loopback_httpd_wget,
+    ),
+    (
+        "net_loopback_churn_sockstat",
+        crate::net_scenarios::loopback_churn_sockstat,
+    ),
 ];
 
 /// Runs everything; `args` may name scenarios to run only those.
@@ -202,7 +210,9 @@ pub(crate) fn exec_in_guest(
         ..Default::default()
     };
     let cfg = opts.config("scenario")?;
-    let out = boot(&cfg, 300)?;
+    // The all-in-one rsetest boot runs ~60 programs; on a loaded 2-core
+    // host it passed 300 s.
+    let out = boot(&cfg, 600)?;
     if out.timed_out {
         return Err(explain(&out, "timed out"));
     }

@@ -1,11 +1,9 @@
-//! The NIC as smoltcp sees it: a virtio-net device's queues (hal's
-//! `NetQueues`: a pool of receive buffers kept posted, transmit buffers
-//! reused once sent) behind smoltcp's `phy::Device`, with the counters
-//! /proc/net/dev prints.
+//! The NIC: a virtio-net device's queues (hal's `NetQueues`: a pool of
+//! receive buffers kept posted, transmit buffers reused once sent), with
+//! the counters /proc/net/dev prints. smoltcp reaches it through
+//! [`super::wire::Wire`], which also carries the loopback.
 
 use alloc::boxed::Box;
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
-use smoltcp::time::Instant;
 use virtio_drivers::transport::SomeTransport;
 
 use hal::virtio_net::NetQueues;
@@ -30,15 +28,15 @@ pub struct Stats {
     pub tx_dropped: u64,
 }
 
-type Queues = NetQueues<SomeTransport<'static>, QUEUE_SIZE>;
+pub type Queues = NetQueues<SomeTransport<'static>, QUEUE_SIZE>;
 
 /// The interface's device: queues, a receive scratch frame, counters.
 /// Its parts are boxed: kernel stacks are small, and these are KiBs.
 pub struct Nic {
-    queues: Box<Queues>,
+    pub queues: Box<Queues>,
     /// The packet smoltcp is handed: copied out of the DMA buffer so the
     /// buffer goes straight back to the device.
-    rx_frame: Box<[u8; MAX_FRAME]>,
+    pub rx_frame: Box<[u8; MAX_FRAME]>,
     pub stats: Stats,
     pub mac: [u8; 6],
 }
@@ -63,100 +61,44 @@ impl Nic {
     pub fn has_rx(&self) -> bool {
         self.queues.can_receive()
     }
-}
 
-pub struct RxTok<'a> {
-    frame: &'a [u8],
-}
-
-pub struct TxTok<'a> {
-    queues: &'a mut Queues,
-    stats: &'a mut Stats,
-}
-
-impl phy::RxToken for RxTok<'_> {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(self.frame)
-    }
-}
-
-impl phy::TxToken for TxTok<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut f = Some(f);
-        let mut fill = |buf: &mut [u8]| f.take().map(|f| f(buf));
-        match self.queues.transmit(len, &mut fill) {
-            Ok(Some(r)) => {
-                self.stats.tx_packets += 1;
-                self.stats.tx_bytes += len as u64;
-                r
-            }
-            Err(Some(Some(r))) => {
-                self.stats.tx_errors += 1;
-                r
-            }
-            _ => {
-                // The queue filled (or no buffer memory): smoltcp still
-                // needs its closure run; the frame is dropped, and TCP
-                // retransmits.
-                self.stats.tx_dropped += 1;
-                let mut scratch = alloc::vec![0u8; len.min(MAX_FRAME)];
-                fill(&mut scratch).expect("the closure has not run yet")
-            }
-        }
-    }
-}
-
-impl phy::Device for Nic {
-    type RxToken<'a>
-        = RxTok<'a>
-    where
-        Self: 'a;
-    type TxToken<'a>
-        = TxTok<'a>
-    where
-        Self: 'a;
-
-    fn receive(&mut self, _now: Instant) -> Option<(RxTok<'_>, TxTok<'_>)> {
-        let n = loop {
+    /// Takes the next received frame into `rx_frame`: its length, or
+    /// None when nothing waits. Runts (shorter than an Ethernet header)
+    /// and martians (IPv4 from or to 127.0.0.0/8, which only the
+    /// loopback carries) are counted and dropped.
+    pub fn receive(&mut self) -> Option<usize> {
+        loop {
             let n = self.queues.receive(&mut self.rx_frame[..])?;
-            // Runts (shorter than an Ethernet header) are counted and skipped.
-            if n >= 14 {
-                break n;
+            if n < 14 {
+                self.stats.rx_errors += 1;
+                continue;
             }
-            self.stats.rx_errors += 1;
-        };
-        self.stats.rx_packets += 1;
-        self.stats.rx_bytes += n as u64;
-        let dst = &self.rx_frame[..6];
-        if dst[0] & 1 == 1 && dst != [0xff; 6] {
-            self.stats.multicast += 1;
+            let f = &self.rx_frame[..n];
+            if n >= 34 && f[12..14] == [0x08, 0x00] && (f[26] == 127 || f[30] == 127) {
+                self.stats.rx_dropped += 1;
+                continue;
+            }
+            self.stats.rx_packets += 1;
+            self.stats.rx_bytes += n as u64;
+            let dst = &f[..6];
+            if dst[0] & 1 == 1 && dst != [0xff; 6] {
+                self.stats.multicast += 1;
+            }
+            return Some(n);
         }
-        Some((
-            RxTok {
-                frame: &self.rx_frame[..n],
-            },
-            TxTok {
-                queues: &mut self.queues,
-                stats: &mut self.stats,
-            },
-        ))
     }
+}
 
-    fn transmit(&mut self, _now: Instant) -> Option<TxTok<'_>> {
-        if !self.queues.can_send() {
-            return None;
+/// Sends `frame` on the NIC's queues, counting it.
+pub fn transmit(queues: &mut Queues, stats: &mut Stats, frame: &[u8]) {
+    match queues.transmit(frame.len(), |buf| buf.copy_from_slice(&frame[..buf.len()])) {
+        Ok(()) => {
+            stats.tx_packets += 1;
+            stats.tx_bytes += frame.len() as u64;
         }
-        Some(TxTok {
-            queues: &mut self.queues,
-            stats: &mut self.stats,
-        })
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = MAX_FRAME;
-        caps.max_burst_size = Some(QUEUE_SIZE / 2);
-        caps
+        Err(Some(())) => stats.tx_errors += 1,
+        // The queue filled (or no buffer memory): the frame is dropped,
+        // and TCP retransmits.
+        Err(None) => stats.tx_dropped += 1,
     }
 }

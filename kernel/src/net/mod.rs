@@ -5,8 +5,10 @@
 //! AF_UNIX, `inet/` AF_INET (TCP, UDP over the smoltcp stack); the
 //! syscall layer (`syscall/socket.rs`) knows no family.
 //!
-//! The wire: one virtio-net NIC (`device`, found by `drivers::virtio`), the
-//! smoltcp TCP/IP stack over it (`stack`), /proc/net (`procfs`).
+//! The wire: one virtio-net NIC (`device`, found by `drivers::virtio`)
+//! and the loopback, one smoltcp device together (`wire`); the smoltcp
+//! TCP/IP stack over it (`stack`), which exists with or without a NIC;
+//! /proc/net (`procfs`).
 //!
 //! The device's interrupt goes to torus A's CPU (CPU 0), which owns the
 //! device: the handler only masks the line and asks for a poll; A's next
@@ -19,6 +21,7 @@
 //! (a test aid for the harness, not a socket API).
 
 mod device;
+pub mod ifreq;
 pub mod inet;
 pub mod mem;
 pub mod procfs;
@@ -26,6 +29,7 @@ pub mod socket;
 pub mod stack;
 mod testserve;
 pub mod unix;
+pub mod wire;
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
@@ -42,36 +46,44 @@ static GSI: AtomicU32 = AtomicU32::new(u32::MAX);
 /// The handler masked the line; the next boundary unmasks it.
 static MASKED: AtomicBool = AtomicBool::new(false);
 static UP: AtomicBool = AtomicBool::new(false);
+/// A NIC without an interrupt line: polled at every boundary.
+static POLLED: AtomicBool = AtomicBool::new(false);
 
-/// Finds and starts the NIC, if the machine has one. Runs on the boot CPU
-/// (CPU 0) once frames and the I/O APIC are set up.
+/// Starts the stack, with the NIC if the machine has one (the loopback
+/// alone otherwise). Runs on the boot CPU (CPU 0) once frames and the
+/// I/O APIC are set up.
 pub fn init(cmdline: &str) {
-    let Some(found) = crate::drivers::virtio::take(virtio_drivers::transport::DeviceType::Network)
-    else {
-        return;
-    };
-    let queues = match hal::virtio_net::NetQueues::new(found.transport) {
-        Ok(q) => q,
-        Err(e) => {
-            crate::klog!("net: {}: virtio-net set-up failed: {e}", found.place);
-            return;
+    let nic_found = crate::drivers::virtio::take(virtio_drivers::transport::DeviceType::Network);
+    let queues = nic_found.map(|found| {
+        let q = hal::virtio_net::NetQueues::new(found.transport);
+        (found.place, found.gsi, q)
+    });
+    let (place, gsi, queues) = match queues {
+        Some((place, gsi, Ok(q))) => (place, gsi, q),
+        Some((place, _, Err(e))) => {
+            crate::klog!("net: {place}: virtio-net set-up failed: {e}");
+            return lo_only();
         }
+        None => return lo_only(),
     };
     let nic = device::Nic::new(queues);
     let m = nic.mac;
     let cfg = addr_config(crate::cmdline::get(cmdline, "ip"));
-    stack::install(nic, cfg);
-    let irq = match found.gsi {
+    stack::install(Some(nic), cfg);
+    let irq = match gsi {
         Some(gsi) if hal::apic::route_gsi(gsi, NET_VECTOR, hal::apic::id(), true) => {
             GSI.store(gsi, Ordering::Relaxed);
             alloc::format!("GSI {gsi} (level) on vector {NET_VECTOR:#x}")
         }
-        _ => alloc::string::String::from("no interrupt line found: polled every tick"),
+        _ => {
+            POLLED.store(true, Ordering::Relaxed);
+            alloc::string::String::from("no interrupt line found: polled every tick")
+        }
     };
     UP.store(true, Ordering::Release);
     crate::klog!(
         "net: eth0 {} MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {irq}, address {cfg:?}",
-        found.place,
+        place,
         m[0],
         m[1],
         m[2],
@@ -82,6 +94,12 @@ pub fn init(cmdline: &str) {
     if let Some(port) = crate::cmdline::get(cmdline, "netdebug.echo").and_then(|p| p.parse().ok()) {
         testserve::start(port);
     }
+}
+
+/// No NIC: the stack over the loopback alone.
+fn lo_only() {
+    stack::install(None, AddrConfig::Off);
+    UP.store(true, Ordering::Release);
 }
 
 /// `ip=` as Linux reads it for an nfsroot: `dhcp`/`on`/`any` (or
@@ -132,7 +150,7 @@ pub fn boundary() {
     if !UP.load(Ordering::Acquire) || crate::proc::cpu::id() != OWNER_CPU {
         return;
     }
-    let polled = GSI.load(Ordering::Relaxed) == u32::MAX;
+    let polled = POLLED.load(Ordering::Relaxed);
     // A masked line always means a poll (and the unmask after it): a
     // socket call on another CPU may have polled in between (taking the
     // kick and acknowledging the device), and returning early would leave

@@ -5,18 +5,44 @@ use alloc::format;
 use alloc::string::String;
 use smoltcp::wire::Ipv4Address;
 
+use super::device::Stats;
 use super::stack;
 
-/// The names under /proc/net.
-pub const FILES: [&str; 2] = ["dev", "route"];
+/// The names under /proc/net (besides unix).
+pub const FILES: [&str; 9] = [
+    "dev", "route", "tcp", "udp", "tcp6", "udp6", "raw", "raw6", "sockstat",
+];
 
 /// The text of /proc/net/NAME, None if there is no such file.
 pub fn file(name: &str) -> Option<String> {
-    match name {
-        "dev" => Some(dev()),
-        "route" => Some(route()),
-        _ => None,
-    }
+    use super::inet::procfs as ip;
+    Some(match name {
+        "dev" => dev(),
+        "route" => route(),
+        "tcp" => ip::tcp(),
+        "udp" => ip::udp(),
+        "tcp6" => String::from(ip::TCP6),
+        "udp6" | "raw6" => String::from(ip::DGRAM6),
+        "raw" => String::from(ip::RAW),
+        "sockstat" => sockstat(),
+        _ => return None,
+    })
+}
+
+/// /proc/net/sockstat (net/ipv4/proc.c, sockstat_seq_show).
+fn sockstat() -> String {
+    let c = super::inet::procfs::counts();
+    format!(
+        "sockets: used {}\nTCP: inuse {} orphan {} tw {} alloc {} mem {}\nUDP: inuse {} mem {}\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n",
+        c.sockets + super::unix::procfs::count(),
+        c.tcp_inuse,
+        c.tcp_orphan,
+        c.tcp_tw,
+        c.tcp_alloc,
+        c.tcp_mem,
+        c.udp_inuse,
+        c.udp_mem
+    )
 }
 
 /// /proc/net/dev (net/core/net-procfs.c, dev_seq_printf_stats).
@@ -26,29 +52,36 @@ fn dev() -> String {
          face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
     );
     if let Some(snap) = stack::snapshot() {
-        let t = snap.stats;
-        s += &format!(
-            "{:>6}: {:7} {:7} {:4} {:4} {:4} {:5} {:10} {:9} {:8} {:7} {:4} {:4} {:4} {:5} {:7} {:10}\n",
-            "eth0",
-            t.rx_bytes,
-            t.rx_packets,
-            t.rx_errors,
-            t.rx_dropped,
-            0,
-            0,
-            0,
-            t.multicast,
-            t.tx_bytes,
-            t.tx_packets,
-            t.tx_errors,
-            t.tx_dropped,
-            0,
-            0,
-            0,
-            0
-        );
+        dev_line(&mut s, "lo", &snap.lo);
+        if let Some((t, _)) = &snap.eth {
+            dev_line(&mut s, "eth0", t);
+        }
     }
     s
+}
+
+/// One interface's line of /proc/net/dev.
+fn dev_line(s: &mut String, name: &str, t: &Stats) {
+    *s += &format!(
+        "{:>6}: {:7} {:7} {:4} {:4} {:4} {:5} {:10} {:9} {:8} {:7} {:4} {:4} {:4} {:5} {:7} {:10}\n",
+        name,
+        t.rx_bytes,
+        t.rx_packets,
+        t.rx_errors,
+        t.rx_dropped,
+        0,
+        0,
+        0,
+        t.multicast,
+        t.tx_bytes,
+        t.tx_packets,
+        t.tx_errors,
+        t.tx_dropped,
+        0,
+        0,
+        0,
+        0
+    );
 }
 
 /// An IPv4 address as Linux prints a `__be32` in /proc/net/route: the

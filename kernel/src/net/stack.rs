@@ -1,5 +1,7 @@
-//! The TCP/IP stack: one smoltcp interface over the NIC, its sockets, and
-//! how it is driven.
+//! The TCP/IP stack: one smoltcp interface over the wire (the NIC if
+//! there is one, and the loopback: `wire.rs`), its sockets, and how it is
+//! driven. The stack always exists: without a NIC it carries loopback
+//! traffic alone.
 //!
 //! **Ownership.** Torus A (CPU 0) owns the device: its interrupt is routed
 //! there, and A's event boundaries (the deferred work of every tick, the
@@ -28,6 +30,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4C
 use spin::Mutex;
 
 use super::device::{Nic, Stats};
+use super::wire::Wire;
 
 /// How the interface gets its IPv4 address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +49,7 @@ pub enum AddrConfig {
 struct Stack {
     iface: Interface,
     sockets: SocketSet<'static>,
-    nic: Nic,
+    wire: Wire,
     dhcp: Option<SocketHandle>,
     addr: Option<Ipv4Cidr>,
     gateway: Option<Ipv4Address>,
@@ -66,17 +69,30 @@ pub fn now() -> Instant {
     Instant::from_micros((hal::time::now_ns() / 1000) as i64)
 }
 
-/// Builds the interface over `nic` and starts addressing it.
-pub fn install(mut nic: Nic, cfg: AddrConfig) {
-    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(nic.mac)));
+/// The loopback's address, which the interface always holds.
+const LOOPBACK: Ipv4Cidr = Ipv4Cidr::new(Ipv4Address::new(127, 0, 0, 1), 8);
+/// The interface's MAC without a NIC (locally administered; only the
+/// loopback sees it).
+const LO_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0];
+/// Looped frames one round of polling takes, and the most rounds one
+/// poll runs; what is left waits for the next poll (the owner's).
+const ROUND_FRAMES: usize = 256;
+const ROUNDS: usize = 8;
+
+/// Builds the interface over the NIC (if any) and the loopback and starts
+/// addressing it.
+pub fn install(nic: Option<Nic>, cfg: AddrConfig) {
+    let mac = nic.as_ref().map_or(LO_MAC, |n| n.mac);
+    let mut wire = Wire::new(nic);
+    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
     let mut seed = [0u8; 8];
     crate::random::fill(&mut seed);
     config.random_seed = u64::from_le_bytes(seed);
-    let iface = Interface::new(config, &mut nic, now());
+    let iface = Interface::new(config, &mut wire, now());
     let mut st = Box::new(Stack {
         iface,
         sockets: SocketSet::new(vec![]),
-        nic,
+        wire,
         dhcp: None,
         addr: None,
         gateway: None,
@@ -84,21 +100,25 @@ pub fn install(mut nic: Nic, cfg: AddrConfig) {
     match cfg {
         AddrConfig::Dhcp => st.dhcp = Some(st.sockets.add(dhcpv4::Socket::new())),
         AddrConfig::Static { addr, gateway } => st.set_address(Some(addr), gateway),
-        AddrConfig::Off => {}
+        AddrConfig::Off => st.set_address(None, None),
     }
     *STACK.lock() = Some(st);
     KICKED.store(true, Ordering::Release);
 }
 
 impl Stack {
-    /// Gives the interface `addr` (or none) and its default route.
+    /// Gives the interface `addr` (or none) and its default route. The
+    /// loopback address stays, last: smoltcp picks the first address as
+    /// the source for destinations off every subnet.
     fn set_address(&mut self, addr: Option<Ipv4Cidr>, gw: Option<Ipv4Address>) {
         self.iface.update_ip_addrs(|a| {
             a.clear();
             if let Some(addr) = addr {
                 let _ = a.push(IpCidr::Ipv4(addr));
             }
+            let _ = a.push(IpCidr::Ipv4(LOOPBACK));
         });
+        self.wire.lo.own = addr.map(|c| c.address());
         self.iface.routes_mut().remove_default_ipv4_route();
         if let Some(gw) = gw {
             let _ = self.iface.routes_mut().add_default_ipv4_route(gw);
@@ -109,7 +129,7 @@ impl Stack {
 }
 
 /// Runs `f` on the interface and the sockets, then polls, so what `f`
-/// queued is sent now. None when there is no NIC.
+/// queued is sent now. None before the stack is installed.
 pub fn with<R>(f: impl FnOnce(&mut Interface, &mut SocketSet<'static>) -> R) -> Option<R> {
     let r = {
         let mut g = STACK.lock();
@@ -122,14 +142,14 @@ pub fn with<R>(f: impl FnOnce(&mut Interface, &mut SocketSet<'static>) -> R) -> 
 
 /// Runs `f` on the interface and the sockets without polling: for looks
 /// at a socket's state (a waiter's readiness check) and changes whose
-/// packets can wait for the next poll. None when there is no NIC.
+/// packets can wait for the next poll. None before the stack is installed.
 pub fn with_quiet<R>(f: impl FnOnce(&mut Interface, &mut SocketSet<'static>) -> R) -> Option<R> {
     let mut g = STACK.lock();
     let st = g.as_mut()?;
     Some(f(&mut st.iface, &mut st.sockets))
 }
 
-/// Whether there is a NIC with a stack over it.
+/// Whether the stack is installed.
 pub fn present() -> bool {
     STACK.lock().is_some()
 }
@@ -153,8 +173,10 @@ pub fn due(now_ns: u64) -> bool {
 }
 
 /// Moves packets: acknowledges the device, lets smoltcp take what was
-/// received and send what sockets queued, follows DHCP, and notes when
-/// smoltcp next needs a poll.
+/// received (from the NIC and the loopback) and send what sockets
+/// queued, follows DHCP, and notes when smoltcp next needs a poll. A
+/// poll's work is bounded ([`ROUNDS`] of [`ROUND_FRAMES`] looped frames):
+/// what is left asks the owner for another poll.
 pub fn poll() {
     KICKED.store(false, Ordering::Release);
     let changed = {
@@ -162,18 +184,25 @@ pub fn poll() {
         let Some(st) = g.as_mut() else {
             return;
         };
-        st.nic.ack_interrupt();
+        if let Some(nic) = st.wire.nic.as_mut() {
+            nic.ack_interrupt();
+        }
         let mut changed = false;
-        // A packet may land between smoltcp's last look and the ack; the
-        // second round takes it (the device will not interrupt for it).
-        for _ in 0..2 {
+        // A packet may land between smoltcp's last look and the ack, and
+        // the loopback's replies land during a round; later rounds take
+        // them (the device will not interrupt for those).
+        for _ in 0..ROUNDS {
             let t = now();
+            st.wire.refill(ROUND_FRAMES);
             changed |=
-                st.iface.poll(t, &mut st.nic, &mut st.sockets) == PollResult::SocketStateChanged;
+                st.iface.poll(t, &mut st.wire, &mut st.sockets) == PollResult::SocketStateChanged;
             follow_dhcp(st);
-            if !st.nic.has_rx() {
+            if !st.wire.pending() {
                 break;
             }
+        }
+        if st.wire.pending() {
+            KICKED.store(true, Ordering::Release);
         }
         let next = st
             .iface
@@ -214,19 +243,24 @@ fn follow_dhcp(st: &mut Stack) {
     }
 }
 
-/// What /proc/net shows of the interface.
+/// What /proc/net and the interface ioctls show of the stack.
 pub struct Snapshot {
-    pub stats: Stats,
+    /// The NIC's counters and MAC (None: no NIC).
+    pub eth: Option<(Stats, [u8; 6])>,
+    /// The loopback's counters.
+    pub lo: Stats,
+    /// The NIC's address and default gateway.
     pub addr: Option<Ipv4Cidr>,
     pub gateway: Option<Ipv4Address>,
 }
 
-/// The interface's counters and addresses, None without a NIC.
+/// The counters and addresses, None before the stack is installed.
 pub fn snapshot() -> Option<Snapshot> {
     let g = STACK.lock();
     let st = g.as_ref()?;
     Some(Snapshot {
-        stats: st.nic.stats,
+        eth: st.wire.nic.as_ref().map(|n| (n.stats, n.mac)),
+        lo: st.wire.lo.stats,
         addr: st.addr,
         gateway: st.gateway,
     })

@@ -191,15 +191,9 @@ pub fn send_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
     });
     match target {
         Some(t) => send_info(t, sig, info),
-        None => {
-            // Ignored signals are dropped at once, as send() does.
-            let a = p.sig.lock().actions[sig as usize];
-            let ignored = a.handler == SIG_IGN
-                || (a.handler == SIG_DFL && default_action(sig) == Default_::Ignore);
-            if !ignored {
-                p.group.shared_sig.lock().add(sig, info);
-            }
-        }
+        // Every thread blocks it: it waits, even if ignored (a blocked
+        // signal is never ignored; delivery discards it if it still is).
+        None => p.group.shared_sig.lock().add(sig, info),
     }
 }
 
@@ -215,7 +209,10 @@ pub fn send(p: &Arc<Process>, sig: u32) {
         let a = s.actions[sig as usize];
         let ignored = a.handler == SIG_IGN
             || (a.handler == SIG_DFL && default_action(sig) == Default_::Ignore);
-        if ignored && sig != SIGKILL {
+        // A blocked signal is never ignored (Linux's sig_ignored): the
+        // action may change before it is unblocked, and sigtimedwait or
+        // sigpending see it meanwhile.
+        if ignored && sig != SIGKILL && s.mask & bit(sig) == 0 {
             return;
         }
         s.pending |= bit(sig);

@@ -924,6 +924,8 @@ pub fn ioctl(fd: u64, cmd: u64, arg: u64) -> KResult<u64> {
             uaccess::write_u32(arg, s.readable_len() as u32).map(|()| 0)
         }
         Kind::Block(d) => crate::block::ioctl(d, cmd, arg),
+        // The interface requests (SIOCGIF*), on any socket.
+        Kind::Socket(_) => crate::net::ifreq::ioctl(cmd, arg).unwrap_or(Err(Errno::ENOTTY)),
         _ => Err(Errno::ENOTTY),
     }
 }

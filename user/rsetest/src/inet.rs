@@ -6,16 +6,13 @@
 //! (EFAULT), refused connects (blocking, and non-blocking through
 //! EINPROGRESS, poll and SO_ERROR), and a UDP sendto that leaves.
 //!
-//! The peer differs by system: on host Linux a closed loopback port
-//! refuses; on RSE OS (uname -r contains "rse") there is no loopback
-//! device (ENETUNREACH), and the refusal comes from QEMU's user-network
-//! gateway 10.0.2.2 (a closed host port), which is also where the UDP
-//! datagram goes. On RSE OS the test first waits for the DHCP lease.
+//! The peer is the loopback on both systems (a closed port of 127.0.0.1
+//! refuses): no NIC is needed.
 
 use crate::sock::{r, socket, R};
 use crate::util::{check, close, errno};
 
-fn sin(a: [u8; 4], port: u16) -> libc::sockaddr_in {
+pub fn sin(a: [u8; 4], port: u16) -> libc::sockaddr_in {
     // SAFETY: plain data.
     let mut s: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     s.sin_family = libc::AF_INET as libc::sa_family_t;
@@ -24,22 +21,22 @@ fn sin(a: [u8; 4], port: u16) -> libc::sockaddr_in {
     s
 }
 
-const SIN_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+pub const SIN_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
 
-fn bind4(fd: i32, a: [u8; 4], port: u16) -> R {
+pub fn bind4(fd: i32, a: [u8; 4], port: u16) -> R {
     let s = sin(a, port);
     // SAFETY: a valid sockaddr_in.
     r(unsafe { libc::bind(fd, (&s as *const libc::sockaddr_in).cast(), SIN_LEN) } as isize)
 }
 
-fn connect4(fd: i32, a: [u8; 4], port: u16) -> R {
+pub fn connect4(fd: i32, a: [u8; 4], port: u16) -> R {
     let s = sin(a, port);
     // SAFETY: a valid sockaddr_in.
     r(unsafe { libc::connect(fd, (&s as *const libc::sockaddr_in).cast(), SIN_LEN) } as isize)
 }
 
 /// getsockname / getpeername: (address, port).
-fn name(fd: i32, peer: bool) -> Result<([u8; 4], u16, i32), i32> {
+pub fn name(fd: i32, peer: bool) -> Result<([u8; 4], u16, i32), i32> {
     // SAFETY: plain data.
     let mut s: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     let mut len = SIN_LEN;
@@ -60,7 +57,7 @@ fn name(fd: i32, peer: bool) -> Result<([u8; 4], u16, i32), i32> {
     ))
 }
 
-fn getint(fd: i32, level: i32, opt: i32) -> Result<i32, i32> {
+pub fn getint(fd: i32, level: i32, opt: i32) -> Result<i32, i32> {
     let mut v: i32 = -1;
     let mut len = 4 as libc::socklen_t;
     // SAFETY: valid out-parameters.
@@ -68,26 +65,12 @@ fn getint(fd: i32, level: i32, opt: i32) -> Result<i32, i32> {
     Ok(v)
 }
 
-fn setint(fd: i32, level: i32, opt: i32, v: i32) -> R {
+pub fn setint(fd: i32, level: i32, opt: i32, v: i32) -> R {
     // SAFETY: a valid int.
     r(unsafe { libc::setsockopt(fd, level, opt, (&v as *const i32).cast(), 4) } as isize)
 }
 
-fn is_rse() -> bool {
-    // SAFETY: plain data out-parameter.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: valid out-parameter.
-    unsafe { libc::uname(&mut u) };
-    let rel: Vec<u8> = u
-        .release
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&rel).contains("rse")
-}
-
-fn tcp() -> Result<i32, String> {
+pub fn tcp() -> Result<i32, String> {
     socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC)
         .map(|f| f as i32)
         .map_err(|e| {
@@ -98,7 +81,7 @@ fn tcp() -> Result<i32, String> {
         })
 }
 
-fn udp() -> Result<i32, String> {
+pub fn udp() -> Result<i32, String> {
     socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC)
         .map(|f| f as i32)
         .map_err(|e| {
@@ -109,23 +92,7 @@ fn udp() -> Result<i32, String> {
         })
 }
 
-/// Waits (at most 60 s) for an IPv4 default route, as DHCP gives it.
-fn await_lease() -> Result<(), String> {
-    for _ in 0..600 {
-        let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
-        if routes.lines().any(|l| l.starts_with("eth0")) {
-            return Ok(());
-        }
-        crate::util::sleep_ms(100);
-    }
-    Err("no eth0 route (DHCP lease) within 60 s: boot with --net".into())
-}
-
 pub fn run(_: &[String]) -> Result<(), String> {
-    let rse = is_rse();
-    if rse {
-        await_lease()?;
-    }
     // Types and protocols.
     // SAFETY: plain syscalls.
     let bad = unsafe {
@@ -267,7 +234,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     close(t2);
 
     // A refused connect, blocking and not.
-    let closed = if rse { [10, 0, 2, 2] } else { [127, 0, 0, 1] };
+    let closed = [127, 0, 0, 1];
     let c = tcp()?;
     let got = connect4(c, closed, 1);
     check(
@@ -300,18 +267,10 @@ pub fn run(_: &[String]) -> Result<(), String> {
         format!("non-blocking connect: EINPROGRESS, then poll and SO_ERROR ECONNREFUSED once (connect gave {got:?})"),
     )?;
     close(c);
-    if rse {
-        let c = tcp()?;
-        check(
-            connect4(c, [127, 0, 0, 1], 1) == Err(libc::ENETUNREACH),
-            "connect to loopback: ENETUNREACH (no loopback device)",
-        )?;
-        close(c);
-    }
 
-    // A UDP datagram that leaves (to the gateway's discard port on RSE
-    // OS, to loopback's on Linux: nobody needs to answer).
-    let dest = if rse { [10, 0, 2, 2] } else { [127, 0, 0, 1] };
+    // A UDP datagram that leaves (to loopback's discard port: nobody
+    // needs to answer).
+    let dest = [127, 0, 0, 1];
     let d = sin(dest, 9);
     let msg = b"rsetest inet datagram";
     check(

@@ -25,6 +25,10 @@ mod futex_bounds;
 mod futex_ops;
 mod gs_base;
 mod inet;
+mod inet_badinput;
+mod inet_churn;
+mod inet_lo;
+mod inet_opts;
 mod io_uring;
 mod linux_compat;
 mod madvise;
@@ -291,7 +295,27 @@ const TESTS: &[(&str, Test, &str)] = &[
     (
         "inet",
         inet::run,
-        "AF_INET without a peer: bind/ephemeral ports/EADDRINUSE, names, listen, options, EFAULT, refused connects (blocking and EINPROGRESS/SO_ERROR), UDP sendto (on RSE OS: boot with --net)",
+        "AF_INET without a peer: bind/ephemeral ports/EADDRINUSE, names, listen, options, EFAULT, refused connects (blocking and EINPROGRESS/SO_ERROR), UDP sendto, over the loopback",
+    ),
+    (
+        "inet_lo",
+        inet_lo::run,
+        "AF_INET over the loopback: TCP names, 1 MiB each way, PEEK/FIONREAD, EPIPE/SIGPIPE/MSG_NOSIGNAL after SHUT_WR, 0.0.0.0 as 127.0.0.1, refused, UDP sendto/recvfrom/connect/truncation",
+    ),
+    (
+        "inet_churn",
+        inet_churn::run,
+        "[N] loopback TCP connections opened and closed (default 1000): /proc/net/tcp shows the open pair and the listener with their inodes, and afterwards nothing for the port but TIME-WAIT; descriptors back to where they were",
+    ),
+    (
+        "inet_opts",
+        inet_opts::run,
+        "AF_INET options and ioctls on the loopback: SO_RCVTIMEO (recv, accept), SO_SNDTIMEO, EDOM, SO_ERROR after a refused non-blocking connect, SIOCGIFCONF/FLAGS/ADDR/NETMASK/HWADDR/MTU/INDEX/NAME on lo, ENODEV",
+    ),
+    (
+        "inet_badinput",
+        inet_badinput::run,
+        "bad pointers and lengths in every socket call (AF_INET, loopback): EFAULT, EINVAL, EBADF, ENOTSOCK, EMSGSIZE; data survives a receive into a bad buffer",
     ),
     (
         "scm_rights",

@@ -29,16 +29,19 @@
 //! beyond). A closed TCP socket finishes its FIN exchange as an orphan
 //! (with a timeout) and leaves the set when closed.
 //!
-//! Loopback (127.0.0.0/8) is not routed: connect/sendto to it fail with
-//! ENETUNREACH.
+//! **Loopback.** 127.0.0.0/8 and the interface's own address go through
+//! the loopback (`net::wire`), with or without a NIC; a destination of
+//! 0.0.0.0 means 127.0.0.1, as on Linux. Other destinations need the
+//! NIC's address (ENETUNREACH before it has one).
 
 mod addr;
+pub mod procfs;
 mod tcp;
 mod udp;
 
 use abi::{Errno, KResult};
-use alloc::collections::VecDeque;
-use alloc::sync::Arc;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
@@ -82,6 +85,8 @@ static WQ: WaitQueue = WaitQueue::new();
 static GEN: AtomicU64 = AtomicU64::new(0);
 /// smoltcp sockets AF_INET holds now.
 static HELD: AtomicUsize = AtomicUsize::new(0);
+/// Every live socket of the family by inode (/proc/net/tcp, udp).
+static LIVE: Mutex<BTreeMap<u64, Weak<InetSocket>>> = Mutex::new(BTreeMap::new());
 /// Closed TCP sockets still finishing their FIN exchange.
 static ORPHANS: Mutex<Vec<SocketHandle>> = Mutex::new(Vec::new());
 
@@ -149,12 +154,58 @@ fn quiet<R>(f: impl FnOnce(&mut Interface, &mut SocketSet<'static>) -> R) -> KRe
 }
 
 /// Waits until `f` decides (Some), on [`WQ`]; with `nonblock` only looks
-/// once (EAGAIN). Signals interrupt (EINTR).
-fn wait<T>(nonblock: bool, mut f: impl FnMut() -> Option<KResult<T>>) -> KResult<T> {
+/// once (EAGAIN); with a timeout (`timeo` ns, SO_RCVTIMEO/SO_SNDTIMEO; 0
+/// none) gives EAGAIN once it passes. Signals interrupt (EINTR).
+///
+/// A timed wait sleeps on the pollers' queue instead: every stack change
+/// wakes it too, and its deadlines are what the tick checks.
+fn wait<T>(nonblock: bool, timeo: u64, mut f: impl FnMut() -> Option<KResult<T>>) -> KResult<T> {
     if nonblock {
         return f().unwrap_or(Err(Errno::EAGAIN));
     }
-    WQ.wait_until(f)?
+    if timeo == 0 {
+        return WQ.wait_until(f)?;
+    }
+    let deadline = hal::time::now_ns().saturating_add(timeo);
+    crate::fs::POLL_WQ.wait_until(|| {
+        if let Some(r) = f() {
+            return Some(r);
+        }
+        crate::fs::POLL_DEADLINES.note(deadline);
+        (hal::time::now_ns() >= deadline).then_some(Err(Errno::EAGAIN))
+    })?
+}
+
+/// SO_RCVTIMEO / SO_SNDTIMEO from a struct timeval: ns, 0 for none
+/// ({0, 0}); a negative time is 1 ns (Linux: no wait at all); EDOM for
+/// microseconds outside 0..1000000.
+fn read_timeo(val: &[u8]) -> KResult<u64> {
+    let w = |i: usize| -> KResult<i64> {
+        Ok(i64::from_le_bytes(
+            val.get(i..i + 8)
+                .ok_or(Errno::EINVAL)?
+                .try_into()
+                .map_err(|_| Errno::EINVAL)?,
+        ))
+    };
+    let (sec, usec) = (w(0)?, w(8)?);
+    if !(0..1_000_000).contains(&usec) {
+        return Err(Errno::EDOM);
+    }
+    if sec < 0 {
+        return Ok(1);
+    }
+    Ok((sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(usec as u64 * 1000))
+}
+
+/// A timeout (ns) as the struct timeval getsockopt returns.
+fn timeval(ns: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&((ns / 1_000_000_000) as i64).to_le_bytes());
+    v.extend_from_slice(&((ns % 1_000_000_000 / 1000) as i64).to_le_bytes());
+    v
 }
 
 /// The interface's address, if it has one.
@@ -162,13 +213,20 @@ fn iface_addr() -> Option<Ipv4Address> {
     stack::snapshot().and_then(|s| s.addr).map(|c| c.address())
 }
 
-/// A destination the stack can reach: not loopback (no loopback device),
-/// and only once the interface has an address.
-fn check_route(a: Ipv4Address) -> KResult<()> {
-    if a.is_loopback() || iface_addr().is_none() {
+/// The address to send to for destination `a`, if the stack can reach
+/// it: loopback always (0.0.0.0 standing for 127.0.0.1), others once the
+/// NIC has an address.
+fn route(a: Ipv4Address) -> KResult<Ipv4Address> {
+    if a.is_unspecified() {
+        return Ok(Ipv4Address::new(127, 0, 0, 1));
+    }
+    if a.is_loopback() || Some(a) == iface_addr() {
+        return Ok(a);
+    }
+    if iface_addr().is_none() {
         return Err(Errno::ENETUNREACH);
     }
-    Ok(())
+    Ok(a)
 }
 
 struct St {
@@ -199,6 +257,9 @@ pub struct InetSocket {
     ino: u64,
     st: Mutex<St>,
     released: AtomicBool,
+    /// SO_RCVTIMEO and SO_SNDTIMEO in ns (0: none).
+    rcvtimeo: AtomicU64,
+    sndtimeo: AtomicU64,
 }
 
 fn create(ty: u32, proto: u32) -> KResult<Arc<dyn Socket>> {
@@ -213,7 +274,7 @@ fn create(ty: u32, proto: u32) -> KResult<Arc<dyn Socket>> {
 
 impl InetSocket {
     fn new(ty: u32) -> Arc<InetSocket> {
-        Arc::new(InetSocket {
+        let s = Arc::new(InetSocket {
             ty,
             ino: next_ino(),
             st: Mutex::new(St {
@@ -230,7 +291,11 @@ impl InetSocket {
                 reuseaddr: false,
             }),
             released: AtomicBool::new(false),
-        })
+            rcvtimeo: AtomicU64::new(0),
+            sndtimeo: AtomicU64::new(0),
+        });
+        LIVE.lock().insert(s.ino, Arc::downgrade(&s));
+        s
     }
 
     /// Binds `st` to (addr, port), port 0 choosing an ephemeral one.
@@ -419,7 +484,8 @@ impl Socket for InetSocket {
             }
             SO_RCVLOWAT | SO_SNDLOWAT => int_opt(1),
             SO_LINGER => alloc::vec![0; 8],
-            SO_RCVTIMEO | SO_SNDTIMEO => alloc::vec![0; 16],
+            SO_RCVTIMEO => timeval(self.rcvtimeo.load(Ordering::Relaxed)),
+            SO_SNDTIMEO => timeval(self.sndtimeo.load(Ordering::Relaxed)),
             _ => return Err(Errno::ENOPROTOOPT),
         })
     }
@@ -447,16 +513,17 @@ impl Socket for InetSocket {
         }
         match name {
             SO_REUSEADDR => self.st.lock().reuseaddr = read_int_opt(val)? != 0,
-            // Accepted without effect (fixed 64 KiB buffers; no timeouts
-            // or keepalives yet).
+            // Accepted without effect (fixed 64 KiB buffers; no
+            // keepalives yet).
             SO_SNDBUF | SO_RCVBUF | SO_SNDBUFFORCE | SO_RCVBUFFORCE | SO_REUSEPORT
             | SO_KEEPALIVE | SO_BROADCAST | SO_DEBUG | SO_DONTROUTE | SO_OOBINLINE
             | SO_RCVLOWAT | SO_SNDLOWAT => {
                 read_int_opt(val)?;
             }
             SO_LINGER if val.len() >= 8 => {}
-            SO_RCVTIMEO | SO_SNDTIMEO if val.len() >= 16 => {}
-            SO_LINGER | SO_RCVTIMEO | SO_SNDTIMEO => return Err(Errno::EINVAL),
+            SO_RCVTIMEO => self.rcvtimeo.store(read_timeo(val)?, Ordering::Relaxed),
+            SO_SNDTIMEO => self.sndtimeo.store(read_timeo(val)?, Ordering::Relaxed),
+            SO_LINGER => return Err(Errno::EINVAL),
             _ => return Err(Errno::ENOPROTOOPT),
         }
         Ok(())
@@ -495,5 +562,6 @@ impl Socket for InetSocket {
 impl Drop for InetSocket {
     fn drop(&mut self) {
         self.release();
+        LIVE.lock().remove(&self.ino);
     }
 }

@@ -4,13 +4,14 @@ use abi::{Errno, KResult};
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec;
+use core::sync::atomic::Ordering;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint, Ipv4Address};
 
 use super::{
-    addr, check_route, notify, quiet, reserve, unreserve, wait, InetSocket, St, ORPHANS, RCV, SEND,
+    addr, notify, quiet, reserve, route, unreserve, wait, InetSocket, St, ORPHANS, RCV, SEND,
 };
 use crate::fs::file::{POLLERR, POLLHUP, POLLIN, POLLOUT};
 use crate::net::socket::*;
@@ -92,7 +93,8 @@ fn is_open_conn(state: State) -> bool {
 
 pub(super) fn accept(s: &InetSocket, flags: u32) -> KResult<Arc<InetSocket>> {
     let nonblock = flags & MSG_DONTWAIT != 0;
-    let (h, local, nodelay) = wait(nonblock, || {
+    let timeo = s.rcvtimeo.load(Ordering::Relaxed);
+    let (h, local, nodelay) = wait(nonblock, timeo, || {
         let mut st = s.st.lock();
         let local = st.local?;
         let nodelay = st.nodelay;
@@ -193,7 +195,7 @@ pub(super) fn connect(s: &InetSocket, raw: &[u8], flags: u32) -> KResult<()> {
             let (a, port) = addr::parse_inet(raw)?;
             // A failed non-blocking connect's error not yet collected.
             st.error = None;
-            check_route(a)?;
+            let a = route(a)?;
             let local = s.autobind(&mut st)?;
             let remote = IpEndpoint::new(a.into(), port);
             let mut sock = new_socket(st.nodelay)?;
@@ -222,7 +224,10 @@ pub(super) fn connect(s: &InetSocket, raw: &[u8], flags: u32) -> KResult<()> {
             }
         }
     }
-    wait(false, || {
+    // SO_SNDTIMEO bounds a connect too; the handshake goes on (Linux:
+    // EINPROGRESS, as for a non-blocking one).
+    let timeo = s.sndtimeo.load(Ordering::Relaxed);
+    let r = wait(false, timeo, || {
         let mut st = s.st.lock();
         settle_locked(&mut st);
         if st.connecting {
@@ -232,7 +237,11 @@ pub(super) fn connect(s: &InetSocket, raw: &[u8], flags: u32) -> KResult<()> {
             Some(e) => Err(e),
             None => Ok(()),
         })
-    })
+    });
+    match r {
+        Err(Errno::EAGAIN) => Err(Errno::EINPROGRESS),
+        r => r,
+    }
 }
 
 /// A connection's handle, or the error to report.
@@ -246,7 +255,8 @@ fn conn(st: &mut St) -> KResult<SocketHandle> {
 
 pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
     let nonblock = flags & MSG_DONTWAIT != 0;
-    let n = wait(nonblock, || {
+    let timeo = s.sndtimeo.load(Ordering::Relaxed);
+    let n = wait(nonblock, timeo, || {
         let mut st = s.st.lock();
         if st.shut & SEND != 0 {
             return Some(Err(Errno::EPIPE));
@@ -277,7 +287,8 @@ pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
 pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> {
     let nonblock = flags & MSG_DONTWAIT != 0;
     let peek = flags & MSG_PEEK != 0;
-    let data = wait(nonblock, || {
+    let timeo = s.rcvtimeo.load(Ordering::Relaxed);
+    let data = wait(nonblock, timeo, || {
         let mut st = s.st.lock();
         if st.shut & RCV != 0 {
             return Some(Ok(vec![]));
@@ -386,33 +397,48 @@ pub(super) fn readable_len(s: &InetSocket) -> usize {
     }
 }
 
-/// The last close: listeners go at once (their pending connections are
-/// reset), a connection sends its FIN and finishes as an orphan.
+/// The last close: a listener's listening sockets go at once and the
+/// connections it had not handed out are reset; a connection sends its
+/// FIN (or a reset, with unread data) and finishes as an orphan. A reset
+/// socket is Closed at once but stays in the set until the poll that
+/// follows has sent its RST (then the sweep removes it).
 pub(super) fn release(h: Option<SocketHandle>, listen: Option<VecDeque<SocketHandle>>) {
-    let orphan = stack::with(|_, set| {
+    let orphans = stack::with(|_, set| {
+        let mut orphans = alloc::vec::Vec::new();
         for &l in listen.iter().flatten() {
-            set.get_mut::<tcp::Socket>(l).abort();
-            set.remove(l);
-            unreserve();
+            let sock = set.get_mut::<tcp::Socket>(l);
+            if matches!(sock.state(), State::Listen | State::Closed) {
+                set.remove(l);
+                unreserve();
+            } else {
+                sock.abort();
+                orphans.push(l);
+            }
         }
-        let h = h?;
-        let sock = set.get_mut::<tcp::Socket>(h);
-        // Unread data: Linux resets the connection rather than close it.
-        if sock.recv_queue() > 0 {
-            sock.abort();
-        } else {
-            sock.close();
+        if let Some(h) = h {
+            let sock = set.get_mut::<tcp::Socket>(h);
+            if matches!(sock.state(), State::Closed | State::Listen) {
+                set.remove(h);
+                unreserve();
+            } else {
+                // Unread data: Linux resets the connection rather than
+                // close it.
+                if sock.recv_queue() > 0 {
+                    sock.abort();
+                } else {
+                    sock.close();
+                }
+                sock.set_timeout(Some(TIMEOUT));
+                orphans.push(h);
+            }
         }
-        sock.set_timeout(Some(TIMEOUT));
-        if matches!(sock.state(), State::Closed | State::Listen) {
-            set.remove(h);
-            unreserve();
-            None
-        } else {
-            Some(h)
-        }
+        orphans
     });
-    if let Some(Some(h)) = orphan {
-        ORPHANS.lock().push(h);
+    if let Some(o) = orphans {
+        if !o.is_empty() {
+            ORPHANS.lock().extend(o);
+            // Those reset above are done already.
+            super::sweep();
+        }
     }
 }

@@ -5,7 +5,7 @@ use alloc::vec;
 use smoltcp::socket::udp;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
-use super::{addr, check_route, quiet, reserve, unreserve, wait, InetSocket, St, RCV, SEND};
+use super::{addr, quiet, reserve, route, unreserve, wait, InetSocket, St, RCV, SEND};
 use crate::fs::file::{POLLIN, POLLOUT};
 use crate::net::socket::*;
 use crate::net::stack;
@@ -69,7 +69,7 @@ pub(super) fn connect(s: &InetSocket, raw: &[u8]) -> KResult<()> {
             Ok(())
         }
         addr::Target::Inet(a, port) => {
-            check_route(a)?;
+            let a = route(a)?;
             autoopen(s, &mut st)?;
             st.peer = Some(IpEndpoint::new(a.into(), port));
             st.shut = 0;
@@ -86,7 +86,7 @@ pub(super) fn send(s: &InetSocket, data: &[u8], to: Option<&[u8]>, flags: u32) -
             if port == 0 {
                 return Err(Errno::EINVAL);
             }
-            check_route(a)?;
+            let a = route(a)?;
             IpEndpoint::new(a.into(), port)
         }
         None => s.st.lock().peer.ok_or(Errno::EDESTADDRREQ)?,
@@ -101,7 +101,8 @@ pub(super) fn send(s: &InetSocket, data: &[u8], to: Option<&[u8]>, flags: u32) -
         }
         autoopen(s, &mut st)?
     };
-    let n = wait(nonblock, || {
+    let timeo = s.sndtimeo.load(core::sync::atomic::Ordering::Relaxed);
+    let n = wait(nonblock, timeo, || {
         let r = quiet(|_, set| {
             let sock = set.get_mut::<udp::Socket>(h);
             match sock.send_slice(data, dest) {
@@ -119,7 +120,8 @@ pub(super) fn send(s: &InetSocket, data: &[u8], to: Option<&[u8]>, flags: u32) -
 pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> {
     let nonblock = flags & MSG_DONTWAIT != 0;
     let peek = flags & MSG_PEEK != 0;
-    wait(nonblock, || {
+    let timeo = s.rcvtimeo.load(core::sync::atomic::Ordering::Relaxed);
+    wait(nonblock, timeo, || {
         let st = s.st.lock();
         if st.shut & RCV != 0 {
             return Some(Ok(Received {

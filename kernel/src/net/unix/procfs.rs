@@ -14,6 +14,11 @@ const ACCEPTCON: u32 = 0x10000;
 const SS_UNCONNECTED: u32 = 1;
 const SS_CONNECTED: u32 = 3;
 
+/// AF_UNIX sockets alive (/proc/net/sockstat's share).
+pub fn count() -> usize {
+    ALL.lock().len()
+}
+
 pub fn net_unix() -> String {
     let socks: Vec<_> = ALL.lock().values().filter_map(|w| w.upgrade()).collect();
     let mut out = String::from("Num       RefCount Protocol Flags    Type St Inode Path\n");
