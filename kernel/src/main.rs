@@ -94,6 +94,8 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
 
     match cmdline::get(cmd, "selftest") {
         Some("crash") => hal::probe::crash(),
+        Some("overflow_task") => selftest::overflow_task_stack(),
+        Some("overflow_boot") => selftest::overflow_boot_stack(),
         Some(_) => selftest::run_all(),
         None => {}
     }
