@@ -27,6 +27,7 @@ mod io_uring;
 mod log;
 mod mm;
 mod net;
+mod objects;
 mod proc;
 mod random;
 mod selftest;

@@ -171,6 +171,7 @@ pub fn scenarios() -> Vec<UserScenario> {
     v.extend_from_slice(SCHED);
     v.push(("busybox_top_and_ps_show_scheduling", top_and_ps));
     v.push(("rsefuzz_short", fuzz_short));
+    v.push(("kobjects_return_to_baseline", kobjects_baseline));
     v.push(("busybox_diff_scripts_listed", scripts_listed));
     v.extend_from_slice(SCRIPTS);
     v
@@ -346,6 +347,83 @@ fn fuzz_short(exec: &Exec) -> Result<(), String> {
         return Err(format!(
             "expected {} PASS rsefuzz lines, status 0 and alive\n{}",
             FUZZ_SEEDS.len(),
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+/// Kernel objects come back to their baseline: /proc/kobjects before,
+/// then the fuzzer (forked workers, fork/exit churn, every fd kind) and
+/// fork/exec/pipe churn from the shell, then /proc/kobjects again once
+/// their processes are gone (up to 6 snapshots a second apart: exits
+/// finish on other CPUs). Every object count must be equal to the
+/// baseline; the heap within 256 KiB and the free frames within 1 MiB
+/// (allocator caches, the shell's own buffers).
+fn kobjects_baseline(exec: &Exec) -> Result<(), String> {
+    let cmd = format!(
+        "echo BASE; cat /proc/kobjects; \
+         {GUEST_BIN_DIR}/rsefuzz --seed 0x1 --calls 20000 | grep -E '^(PASS|FAIL)'; \
+         i=0; while [ $i -lt 100 ]; do echo x | cat > /dev/null; sh -c 'exit 0'; i=$((i+1)); done; \
+         for t in 1 2 3 4 5 6; do sleep 1; echo SNAP; cat /proc/kobjects; done"
+    );
+    let (out, status) = exec(&cmd)?;
+    let out = normalize(&out);
+    let parse = |chunk: &str| -> Vec<(String, i64)> {
+        chunk
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.trim().parse().ok()?))
+            })
+            .collect()
+    };
+    let mut parts = out.split("SNAP\n");
+    let head = parts.next().unwrap_or("");
+    let base_text = head.split("BASE\n").nth(1).unwrap_or("");
+    let base = parse(base_text);
+    let snaps: Vec<Vec<(String, i64)>> = parts.map(parse).collect();
+    const OBJECTS: [&str; 9] = [
+        "processes",
+        "threads",
+        "tasks",
+        "address_spaces",
+        "kernel_stacks",
+        "open_files",
+        "sockets",
+        "pipes",
+        "futex_waiters",
+    ];
+    let get = |v: &[(String, i64)], k: &str| v.iter().find(|(n, _)| n == k).map(|x| x.1);
+    let matches = |snap: &[(String, i64)]| -> Result<(), String> {
+        for k in OBJECTS {
+            let (b, a) = (get(&base, k), get(snap, k));
+            if b.is_none() || b != a {
+                return Err(format!("{k}: baseline {b:?}, after {a:?}"));
+            }
+        }
+        let d = |k| Some((get(snap, k)? - get(&base, k)?).abs());
+        if d("heap_bytes").is_none_or(|x| x > 256 * 1024) {
+            return Err("heap_bytes more than 256 KiB from its baseline".into());
+        }
+        if d("free_frames").is_none_or(|x| x > 256) {
+            return Err("free_frames more than 256 from its baseline".into());
+        }
+        Ok(())
+    };
+    let verdicts: Vec<Result<(), String>> = snaps.iter().map(|s| matches(s)).collect();
+    if status != 0 || !out.contains("PASS rsefuzz") || base.len() < 11 || snaps.len() != 6 {
+        return Err(format!("the workload did not run\n{}", show(&out, status)));
+    }
+    if !verdicts.iter().any(|v| v.is_ok()) {
+        let why = verdicts
+            .last()
+            .cloned()
+            .unwrap_or(Ok(()))
+            .err()
+            .unwrap_or_default();
+        return Err(format!(
+            "kernel objects did not return to baseline ({why})\n{}",
             show(&out, status)
         ));
     }

@@ -34,6 +34,14 @@ use crate::paging::PAGE_SIZE;
 static GUARD_GEN: AtomicU64 = AtomicU64::new(0);
 /// The newest generation each CPU has flushed for.
 static SEEN_GEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Stacks from [`alloc_stack`] not yet freed.
+static STACKS: AtomicU64 = AtomicU64::new(0);
+
+/// Kernel stacks (tasks' and APs') currently allocated.
+pub fn stacks_live() -> u64 {
+    STACKS.load(Ordering::Relaxed)
+}
+
 /// Bottom (guard page) of each AP's idle stack, by CPU index (0: none).
 static AP_GUARD: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
@@ -67,6 +75,7 @@ pub(crate) fn alloc_stack(len: usize) -> Option<u64> {
     let base = p as u64;
     crate::paging::set_direct_present(base, false);
     GUARD_GEN.fetch_add(1, Ordering::SeqCst);
+    STACKS.fetch_add(1, Ordering::Relaxed);
     Some(base)
 }
 
@@ -80,6 +89,7 @@ pub(crate) fn free_stack(base: u64, len: usize) {
     // guard page is mapped again; nothing runs on the stack any more (the
     // owner frees it only after switching away for good).
     unsafe { alloc::alloc::dealloc(base as *mut u8, layout) };
+    STACKS.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Records AP `cpu`'s idle stack guard for the overflow report.

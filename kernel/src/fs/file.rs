@@ -74,6 +74,9 @@ pub struct OpenFile {
     /// Owner of its OFD and flock locks (`fs::locks`), handed out the
     /// first time it locks anything (0: never did, nothing to release).
     lock_owner: AtomicU64,
+    /// Counted in /proc/kobjects (open files, and sockets among them).
+    _live: crate::objects::Live,
+    _live_socket: Option<crate::objects::Live>,
 }
 
 impl OpenFile {
@@ -87,8 +90,12 @@ impl OpenFile {
             }
             _ => {}
         }
+        let socket = matches!(kind, Kind::Socket(_));
         Arc::new(OpenFile {
             kind,
+            _live: crate::objects::Live::new(crate::objects::Obj::OpenFile),
+            _live_socket: socket
+                .then(|| crate::objects::Live::new(crate::objects::Obj::SocketFile)),
             flags: AtomicU32::new(flags & !O_CLOEXEC),
             pos: Mutex::new(0),
             lock_owner: AtomicU64::new(0),

@@ -223,7 +223,9 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
     let text = match (first, second) {
         (None, _) => {
             let mut entries: Vec<(u64, u8, Vec<u8>)> = Vec::new();
-            for n in ["meminfo", "uptime", "stat", "cpuinfo", "loadavg", "braid"] {
+            for n in [
+                "meminfo", "uptime", "stat", "cpuinfo", "loadavg", "braid", "kobjects",
+            ] {
                 entries.push((2, DT_REG, n.as_bytes().to_vec()));
             }
             entries.push((4, DT_DIR, b"net".to_vec()));
@@ -252,6 +254,7 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
         (Some("uptime"), None) => uptime(),
         (Some("stat"), None) => stat(),
         (Some("cpuinfo"), None) => cpuinfo(),
+        (Some("kobjects"), None) => crate::objects::procfs(),
         (Some("braid"), None) => {
             return Some(Kind::ProcControl(proc::braid::report().into_bytes()))
         }

@@ -52,6 +52,7 @@ pub struct Mm {
     /// mappings page in from them: an unlinked binary keeps its bytes
     /// until the last process mapping it goes.
     held: Vec<vfs::Ino>,
+    _live: crate::objects::Live,
 }
 
 fn table_frame(torus: usize) -> impl FnMut() -> Option<u64> {
@@ -69,6 +70,7 @@ impl Mm {
             brk: 0,
             torus,
             held: Vec::new(),
+            _live: crate::objects::Live::new(crate::objects::Obj::AddressSpace),
         })
     }
 

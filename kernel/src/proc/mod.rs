@@ -155,6 +155,7 @@ pub struct Process {
     /// Freed with the last reference (never while a CPU runs on it: see
     /// the dead lists in `torus`).
     _kstack: hal::context::KernelStack,
+    _live: crate::objects::Live,
     kstack_top: u64,
     fpu: hal::percpu::FpuArea,
     /// The user FS and GS bases, saved when it leaves a CPU and loaded
@@ -263,6 +264,7 @@ impl Process {
                 entity: runq::Entity::new(n.params),
             }),
             _kstack: kstack,
+            _live: crate::objects::Live::new(crate::objects::Obj::Task),
             kstack_top,
             fpu: n.fpu,
             fs_base: AtomicU64::new(n.fs_base),
@@ -442,6 +444,13 @@ pub fn all() -> Vec<Arc<Process>> {
         .filter(|p| p.is_leader())
         .cloned()
         .collect()
+}
+
+/// (table entries, thread-group leaders among them): threads and
+/// processes as /proc/kobjects reports them.
+pub fn table_counts() -> (usize, usize) {
+    let t = TABLE.lock();
+    (t.len(), t.values().filter(|p| p.is_leader()).count())
 }
 
 /// Number of processes.
