@@ -195,6 +195,17 @@ fn user_exception(frame: &mut TrapFrame) {
         vector::BREAKPOINT | vector::DEBUG => (signal::SIGTRAP, SI_KERNEL, 0),
         _ => (signal::SIGSEGV, SI_KERNEL, 0), // #GP and the rest
     };
+    // Like Linux's print-fatal-signals: which fault became which signal
+    // (a crash in a test or the fuzzer is otherwise a bare status).
+    crate::klog!(
+        "fault: pid {} {} rip={:#x} addr={:#x} error={:#x} -> signal {}",
+        me.pid,
+        hal::idt::vector_name(frame.vector),
+        frame.rip,
+        hal::cpu::cr2(),
+        frame.error_code,
+        sig
+    );
     {
         let mut s = me.sig.lock();
         s.fault_addr = addr;

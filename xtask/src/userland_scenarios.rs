@@ -172,6 +172,7 @@ pub fn scenarios() -> Vec<UserScenario> {
     v.push(("busybox_top_and_ps_show_scheduling", top_and_ps));
     v.push(("rsefuzz_short", fuzz_short));
     v.push(("kobjects_return_to_baseline", kobjects_baseline));
+    v.push(("fork_bomb_bounded_by_nproc", fork_bomb));
     v.push(("busybox_diff_scripts_listed", scripts_listed));
     v.extend_from_slice(SCRIPTS);
     v
@@ -424,6 +425,44 @@ fn kobjects_baseline(exec: &Exec) -> Result<(), String> {
             .unwrap_or_default();
         return Err(format!(
             "kernel objects did not return to baseline ({why})\n{}",
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+/// A fork bomb under `ulimit -u 40` (busybox ash refuses `:` as a
+/// function name, so it is `f(){ f|f& };f`) in its own session: the
+/// system's process count stays at the limit (plus what the outer shell,
+/// not limited, runs to look), the shell keeps answering, and once the
+/// bomb is killed (`kill -9 -1`: all but init, which is this shell) the
+/// count is back to the shell alone. Without RLIMIT_NPROC the bomb fills
+/// the process table (4096).
+fn fork_bomb(exec: &Exec) -> Result<(), String> {
+    let cmd = "setsid sh -c 'ulimit -u 40; f(){ f|f& };f' </dev/null >/dev/null 2>&1 & \
+               sleep 0.3; for i in 1 2 3 4 5 6 7 8; do grep processes /proc/kobjects; sleep 0.3; done; \
+               echo alive; ls / >/dev/null && echo ls-ok; \
+               n=0; while kill -9 -1 2>/dev/null && [ $n -lt 100 ]; do n=$((n+1)); sleep 0.1; done; \
+               sleep 1; echo AFTER; grep processes /proc/kobjects";
+    let (out, status) = exec(cmd)?;
+    let out = normalize(&out);
+    let (during, after) = out.split_once("AFTER\n").unwrap_or((&out, ""));
+    let counts: Vec<u64> = during
+        .lines()
+        .filter_map(|l| l.strip_prefix("processes ")?.trim().parse().ok())
+        .collect();
+    let max = counts.iter().copied().max().unwrap_or(0);
+    let after_n: Option<u64> = after
+        .lines()
+        .find_map(|l| l.strip_prefix("processes ")?.trim().parse().ok());
+    if status != 0
+        || counts.len() != 8
+        || !(10..=43).contains(&max)
+        || !during.contains("alive\nls-ok")
+        || after_n.is_none_or(|n| n > 2)
+    {
+        return Err(format!(
+            "expected 8 samples between 10 and 43 processes, a usable shell and 2 processes after the kill (max {max}, after {after_n:?})\n{}",
             show(&out, status)
         ));
     }
