@@ -173,6 +173,7 @@ pub fn scenarios() -> Vec<UserScenario> {
     v.push(("rsefuzz_short", fuzz_short));
     v.push(("kobjects_return_to_baseline", kobjects_baseline));
     v.push(("fork_bomb_bounded_by_nproc", fork_bomb));
+    v.push(("oom_killer_picks_by_badness", oom_killer));
     v.push(("busybox_diff_scripts_listed", scripts_listed));
     v.extend_from_slice(SCRIPTS);
     v
@@ -463,6 +464,43 @@ fn fork_bomb(exec: &Exec) -> Result<(), String> {
     {
         return Err(format!(
             "expected 8 samples between 10 and 43 processes, a usable shell and 2 processes after the kill (max {max}, after {after_n:?})\n{}",
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+/// The OOM killer follows Linux's rule. A (`dd` with a 200 MiB buffer,
+/// reading forever) holds memory; B (`dd` with a 700 MiB buffer) runs the
+/// machine (about 760 MiB of frames) out of memory. By size, B is the
+/// victim (killed: status 137) and A lives on; with oom_score_adj 1000
+/// written into A's /proc file, A is the victim instead. Also: the file
+/// refuses values outside -1000..=1000, and /proc/PID/oom_score is about
+/// A's share of memory (200/760 of 1000).
+fn oom_killer(exec: &Exec) -> Result<(), String> {
+    let cmd = "echo 1001 > /proc/self/oom_score_adj 2>/dev/null || echo adj-einval; \
+        hog() { dd if=/dev/zero of=/dev/null bs=$1 count=$2 iflag=fullblock 2>/dev/null; }; \
+        grown() { for i in $(seq 30); do [ $(cat /proc/$a/oom_score) -gt 150 ] && return; sleep 1; done; }; \
+        dd if=/dev/zero of=/dev/null bs=200M count=1000000 iflag=fullblock 2>/dev/null & a=$!; grown; echo score $(cat /proc/$a/oom_score); \
+        hog 700M 1; echo B1 $?; kill -0 $a && echo A1-alive; kill -9 $a; wait $a; \
+        dd if=/dev/zero of=/dev/null bs=200M count=1000000 iflag=fullblock 2>/dev/null & a=$!; grown; echo 1000 > /proc/$a/oom_score_adj; echo adj $(cat /proc/$a/oom_score_adj); \
+        hog 700M 1; echo B2 $?; wait $a; echo A2 $?";
+    let (out, status) = exec(cmd)?;
+    let out = normalize(&out);
+    let ls = lines(&out);
+    let score: Option<u64> = ls
+        .iter()
+        .find_map(|l| l.strip_prefix("score ")?.trim().parse().ok());
+    let ok = status == 0
+        && ls.contains(&"adj-einval")
+        && score.is_some_and(|s| (150..=400).contains(&s))
+        && ls.contains(&"B1 137")
+        && ls.contains(&"A1-alive")
+        && ls.contains(&"adj 1000")
+        && ls.contains(&"A2 137");
+    if !ok {
+        return Err(format!(
+            "expected B killed by size, then A killed for its oom_score_adj\n{}",
             show(&out, status)
         ));
     }

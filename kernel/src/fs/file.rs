@@ -31,6 +31,15 @@ pub const POLLERR: u16 = 8;
 pub const POLLHUP: u16 = 0x10;
 pub const POLLNVAL: u16 = 0x20;
 
+/// What a write to a /proc control file changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// /proc/braid (`fail`, `revive`, `stall`).
+    Braid,
+    /// /proc/PID/oom_score_adj of that process.
+    OomScoreAdj(u32),
+}
+
 /// What an open file refers to.
 pub enum Kind {
     /// A tmpfs regular file, directory or symlink (O_PATH).
@@ -51,7 +60,7 @@ pub enum Kind {
     Proc(Vec<u8>),
     /// A /proc file that also takes commands (/proc/braid): its content,
     /// generated at open; a write is one command.
-    ProcControl(Vec<u8>),
+    ProcControl(Vec<u8>, Control),
     /// A /proc directory: its entries (ino, d_type, name), generated at open.
     ProcDir(Vec<(u64, u8, Vec<u8>)>),
     /// An io_uring instance (io_uring_setup's fd; mmap it for the rings).
@@ -168,7 +177,7 @@ impl OpenFile {
             return Err(Errno::EBADF);
         }
         match &self.kind {
-            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) => {
+            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(..) => {
                 let mut pos = self.pos.lock();
                 let n = self.pread(buf, *pos)?;
                 *pos += n as u64;
@@ -203,7 +212,7 @@ impl OpenFile {
                 }
                 super::read_inode(*ino, off, buf)
             }
-            Kind::Proc(data) | Kind::ProcControl(data) => {
+            Kind::Proc(data) | Kind::ProcControl(data, _) => {
                 let start = (off as usize).min(data.len());
                 let n = buf.len().min(data.len() - start);
                 buf[..n].copy_from_slice(&data[start..start + n]);
@@ -239,8 +248,12 @@ impl OpenFile {
             Kind::PipeRead(_) => Err(Errno::EBADF),
             Kind::Tty => super::tty::write(data),
             Kind::Null | Kind::Zero | Kind::Random => Ok(data.len()),
-            Kind::ProcControl(_) => {
+            Kind::ProcControl(_, Control::Braid) => {
                 crate::proc::braid::control(data)?;
+                Ok(data.len())
+            }
+            Kind::ProcControl(_, Control::OomScoreAdj(pid)) => {
+                crate::fs::procfs::set_oom_score_adj(*pid, data)?;
                 Ok(data.len())
             }
             Kind::Proc(_) | Kind::ProcDir(_) => Err(Errno::EACCES),
@@ -316,7 +329,7 @@ impl OpenFile {
     pub fn is_stream(&self) -> bool {
         !matches!(
             self.kind,
-            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) | Kind::ProcDir(_)
+            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(..) | Kind::ProcDir(_)
         )
     }
 
@@ -348,7 +361,7 @@ impl OpenFile {
             Kind::Zero => Kind::Zero,
             Kind::Random => Kind::Random,
             Kind::Proc(b) => Kind::Proc(b.clone()),
-            Kind::ProcControl(b) => Kind::ProcControl(b.clone()),
+            Kind::ProcControl(b, c) => Kind::ProcControl(b.clone(), *c),
             Kind::ProcDir(e) => Kind::ProcDir(e.clone()),
             Kind::IoUring(_)
             | Kind::Socket(_)

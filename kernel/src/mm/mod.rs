@@ -326,6 +326,11 @@ impl Mm {
     }
 
     /// Bytes mapped (for RLIMIT_AS).
+    /// (resident user pages, page-table pages), for the OOM killer.
+    pub fn resident(&self) -> (u64, u64) {
+        self.space.resident()
+    }
+
     pub fn mapped(&self) -> u64 {
         self.vmas.total_mapped()
     }

@@ -114,6 +114,7 @@ pub fn clone(
         hal::percpu::user_fs_base()
     };
     let child = Process::spawn(NewProcess {
+        oom_score_adj: me.group.oom_score_adj.load(Ordering::Relaxed),
         frame: child_frame,
         fpu: me.fpu().snapshot(),
         fs_base,

@@ -15,6 +15,7 @@ pub mod exit;
 pub mod fork;
 pub mod limits;
 pub mod mailbox;
+pub mod oom;
 pub mod replica;
 pub mod robust;
 pub mod sched;
@@ -122,6 +123,8 @@ pub struct ThreadGroup {
     pub dead: AtomicBool,
     /// Resource limits (shared by the threads).
     pub limits: Mutex<limits::Limits>,
+    /// /proc/PID/oom_score_adj (-1000..=1000), inherited by fork.
+    pub oom_score_adj: core::sync::atomic::AtomicI32,
     /// Process-directed signals every thread blocked when they came.
     pub shared_sig: Mutex<signal::SharedPending>,
 }
@@ -196,6 +199,8 @@ pub const MAX_PROCESSES: usize = 4096;
 
 /// Parts of a new process that differ between boot, fork and clone.
 pub struct NewProcess {
+    /// The new thread group's oom_score_adj (the parent's).
+    pub oom_score_adj: i32,
     pub frame: hal::idt::TrapFrame,
     pub fpu: hal::percpu::FpuArea,
     pub fs_base: u64,
@@ -246,6 +251,7 @@ impl Process {
                     exited: WaitQueue::new(),
                     dead: AtomicBool::new(false),
                     limits: Mutex::new(n.limits),
+                    oom_score_adj: core::sync::atomic::AtomicI32::new(n.oom_score_adj),
                     shared_sig: Mutex::new(signal::SharedPending::default()),
                 }),
                 true,
