@@ -24,8 +24,6 @@ use crate::proc::Process;
 pub const PAGE: u64 = 4096;
 /// Top of the user stack (just below the canonical hole).
 pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
-/// Size of the main thread's stack mapping.
-pub const STACK_SIZE: u64 = 8 << 20;
 /// mmap placement searches downwards from here.
 pub const MMAP_TOP: u64 = 0x7f00_0000_0000;
 /// Lowest address mmap hands out.
