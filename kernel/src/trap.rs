@@ -199,7 +199,11 @@ fn user_exception(frame: &mut TrapFrame) {
                     if crate::proc::oom::out_of_memory(true) {
                         return;
                     }
-                    crate::klog!("out of memory: nothing to kill, killing pid {}", me.pid);
+                    crate::klog!(
+                        "out of memory: nothing to kill, killing pid {} ({})",
+                        me.pid,
+                        crate::proc::oom::memory_summary()
+                    );
                     (signal::SIGKILL, 0, 0)
                 }
                 Err(abi::Errno::EIO) => (signal::SIGBUS, BUS_ADRERR, addr),

@@ -22,6 +22,19 @@ pub const ADJ_MIN: i32 = -1000;
 /// OOM_SCORE_ADJ_MAX.
 pub const ADJ_MAX: i32 = 1000;
 
+/// What is left and where memory went, for the OOM log lines: free
+/// frames, tmpfs data (not owned by any process: no kill frees it), heap.
+pub fn memory_summary() -> alloc::string::String {
+    let free: usize = (0..crate::frames::torus_count())
+        .map(|t| crate::frames::stats(t).0)
+        .sum();
+    let shmem = crate::fs::with(|fs| fs.usage().bytes_used) / 1024;
+    alloc::format!(
+        "free frames {free}, tmpfs {shmem} kB, heap {} kB",
+        hal::heap::used() / 1024
+    )
+}
+
 fn total_pages() -> u64 {
     (0..crate::frames::torus_count())
         .map(|t| crate::frames::stats(t).1 as u64)
@@ -77,11 +90,8 @@ pub fn out_of_memory(may_wait: bool) -> bool {
     let Some(((points, rss, tables), v)) = victim else {
         return false;
     };
-    let free: usize = (0..crate::frames::torus_count())
-        .map(|t| crate::frames::stats(t).0)
-        .sum();
     crate::klog!(
-        "Out of memory: Killed process {} ({}) total-vm:{}kB, anon-rss:{}kB, pgtables:{}kB, oom_score_adj:{}, badness:{} (free frames {}, heap {} kB)",
+        "Out of memory: Killed process {} ({}) total-vm:{}kB, anon-rss:{}kB, pgtables:{}kB, oom_score_adj:{}, badness:{} ({})",
         v.tgid,
         v.info.lock().comm,
         v.mm.lock().as_ref().map_or(0, |m| m.lock().mapped() / 1024),
@@ -89,8 +99,7 @@ pub fn out_of_memory(may_wait: bool) -> bool {
         tables * 4,
         v.group.oom_score_adj.load(Ordering::Relaxed),
         points,
-        free,
-        hal::heap::used() / 1024
+        memory_summary()
     );
     VICTIM.store(v.tgid, Ordering::Relaxed);
     signal::send(&v, signal::SIGKILL);

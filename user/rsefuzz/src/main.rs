@@ -150,6 +150,8 @@ fn run(o: &Opts) -> Result<(), String> {
         // SAFETY: fork in a single-threaded process.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // Workers are fair game for the OOM killer (fork inherited -1000).
+            let _ = std::fs::write("/proc/self/oom_score_adj", "0");
             limit_files();
             let mut w = worker::Worker::new(i, seed, o.workers, shared, o.trace);
             let st = match w.run(calls) {
