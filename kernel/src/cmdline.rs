@@ -1,7 +1,9 @@
 //! The kernel command line: space-separated `key` or `key=value` words.
 //!
 //! Known keys: `quiet` (kernel log only on the debug console),
-//! `selftest=all|crash` (run the in-kernel self tests, then exit QEMU),
+//! `selftest=all|crash|overflow_task|overflow_boot` (run the in-kernel
+//! self tests, then exit QEMU; the others fault on purpose and must be
+//! reported: an unmapped read, a task or the boot stack overflowed),
 //! `tori=N` (number of tori, default one per CPU; CPUs host extra ones in
 //! turn; one frame pool per torus), `cluster.node=K
 //! cluster.peers=A0,A1,…` (this machine is member K of a ring of machines

@@ -13,7 +13,7 @@ use mm::vma::{OnFork, Prot, Vma, VmaKind};
 use vfs::{FileType, Ino};
 
 use crate::mm::shared::SharedMm;
-use crate::mm::{Backing, Mm, PAGE, STACK_SIZE, STACK_TOP};
+use crate::mm::{Backing, Mm, PAGE, STACK_TOP};
 use crate::uaccess;
 
 /// How much of a binary execve reads before mapping it: the ELF and
@@ -267,7 +267,7 @@ pub fn load(
         m.brk_start = image.brk_start();
         m.brk = m.brk_start;
         m.insert_vma(Vma {
-            start: STACK_TOP - STACK_SIZE,
+            start: STACK_TOP - crate::proc::limits::stack_size(),
             end: STACK_TOP,
             prot: Prot::RW,
             shared: false,
@@ -326,7 +326,7 @@ pub fn load(
             execfn: &path,
             auxv: &auxv,
             random,
-            stack_rlimit: STACK_SIZE,
+            stack_rlimit: crate::proc::limits::stack_size(),
         })?;
         m.write_initial(STACK_TOP - st.bytes.len() as u64, &st.bytes)?;
         Ok((start_at, st.sp))
@@ -369,7 +369,7 @@ pub fn execve(
     // strings and pointers together over the argument space. Checked as
     // the strings are read, so a refused exec never holds more than that
     // in the kernel.
-    let limit = abi::stack::arg_limit(STACK_SIZE);
+    let limit = abi::stack::arg_limit(crate::proc::limits::stack_size());
     let mut budget = limit;
     let mut read_strings = |arr: u64| -> KResult<Vec<Vec<u8>>> {
         let ptrs = uaccess::read_ptr_array(arr, (limit / 8) as usize)?;

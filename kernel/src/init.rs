@@ -65,6 +65,7 @@ pub fn start(program: &Program) -> KResult<()> {
         files.insert(tty.clone(), false)?;
     }
     let p = proc::Process::spawn(NewProcess {
+        oom_score_adj: 0,
         frame: hal::context::user_frame(loaded.entry, loaded.sp),
         fpu: hal::percpu::FpuArea::initial(),
         fs_base: 0,

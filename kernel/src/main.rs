@@ -32,6 +32,7 @@ mod io_uring;
 mod log;
 mod mm;
 mod net;
+mod objects;
 mod proc;
 mod random;
 mod selftest;
@@ -100,6 +101,8 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
 
     match cmdline::get(cmd, "selftest") {
         Some("crash") => hal::probe::crash(),
+        Some("overflow_task") => selftest::overflow_task_stack(),
+        Some("overflow_boot") => selftest::overflow_boot_stack(),
         Some(_) => selftest::run_all(),
         None => {}
     }

@@ -18,6 +18,8 @@ const TESTS: &[Test] = &[
     ("page_fault", page_fault),
     ("invalid_opcode", invalid_opcode),
     ("timer_rate", timer_rate),
+    ("protection", protection),
+    ("smap", smap),
 ];
 
 /// Runs every self test and exits QEMU with the verdict.
@@ -193,4 +195,175 @@ fn timer_rate() -> Result<(), &'static str> {
         ticks * 4 >= expected * 3 && ticks * 10 <= expected * 11,
         "timer rate more than 25% low or 10% high",
     )
+}
+
+// Page-table entry bits the protection test reads.
+const PTE_PRESENT: u64 = 1;
+const PTE_WRITABLE: u64 = 1 << 1;
+const PTE_USER: u64 = 1 << 2;
+const PTE_NX: u64 = 1 << 63;
+
+/// The rights the CPU applies to `va`: (writable, executable), or None
+/// when unmapped; kernel addresses must never be user-accessible.
+fn rights(va: u64) -> Result<Option<(bool, bool)>, &'static str> {
+    match hal::paging::leaf_entry(va) {
+        None => Ok(None),
+        Some((e, _)) => {
+            check(e & PTE_PRESENT != 0, "leaf without present bit")?;
+            check(e & PTE_USER == 0, "kernel page is user-accessible")?;
+            Ok(Some((e & PTE_WRITABLE != 0, e & PTE_NX == 0)))
+        }
+    }
+}
+
+/// W^X and guard pages, read from the page tables the CPU walks: kernel
+/// text read-only and executable, rodata read-only, data, bss, heap,
+/// stacks and the direct map writable but not executable, the direct-map
+/// alias of text and rodata read-only, every stack guard page unmapped;
+/// CR0.WP (ring 0 honours read-only), EFER.NXE, SMEP and SMAP on where the
+/// CPU has them.
+fn protection() -> Result<(), &'static str> {
+    check(hal::cpu::write_protect_on(), "CR0.WP is off")?;
+    check(hal::paging::nx_enabled(), "EFER.NXE is off")?;
+    let (has_smep, has_smap) = hal::paging::cpu_has_smep_smap();
+    check(has_smep == hal::paging::smep_enabled(), "SMEP not on")?;
+    check(has_smap == hal::paging::smap_enabled(), "SMAP not on")?;
+    check(has_smap == hal::probe::smap_on(), "uaccess SMAP window off")?;
+    let (text, text_end, ro_end, data_end) = hal::paging::image_sections();
+    let page = 4096u64;
+    let guard = |va: u64| {
+        va == hal::guard::boot_guard()
+            || (0..hal::gdt::MAX_CPUS).any(|c| hal::gdt::ist_guard_pages(c).contains(&va))
+    };
+    let mut va = text;
+    while va < data_end {
+        let r = rights(va)?;
+        let alias = rights(hal::paging::phys_to_virt(va - hal::paging::KERNEL_VMA))?;
+        if va < text_end {
+            check(r == Some((false, true)), "kernel text not read-only+exec")?;
+        } else if va < ro_end {
+            check(r == Some((false, false)), "rodata not read-only+NX")?;
+        } else if guard(va) {
+            check(r.is_none(), "a static stack guard page is mapped")?;
+        } else {
+            check(r == Some((true, false)), "data/bss not writable+NX")?;
+        }
+        if va < ro_end {
+            check(
+                alias == Some((false, false)),
+                "direct-map alias of text writable or exec",
+            )?;
+        } else {
+            check(
+                alias == Some((true, false)),
+                "direct-map alias of data not NX",
+            )?;
+        }
+        va += page;
+    }
+    check(
+        rights(hal::guard::boot_guard())?.is_none(),
+        "boot stack guard mapped",
+    )?;
+    for cpu in 0..hal::gdt::MAX_CPUS {
+        for g in hal::gdt::ist_guard_pages(cpu) {
+            check(rights(g)?.is_none(), "IST stack guard mapped")?;
+            check(
+                rights(g + page)? == Some((true, false)),
+                "IST stack not RW+NX",
+            )?;
+        }
+    }
+    // The heap, a task stack from it, and memory outside both.
+    let (heap, heap_end) = hal::paging::heap_range();
+    for va in [heap, ((heap + heap_end) / 2) & !(page - 1), heap_end - page] {
+        check(rights(va)? == Some((true, false)), "heap not RW+NX")?;
+    }
+    let stack = hal::context::KernelStack::new().ok_or("no kernel stack")?;
+    check(
+        rights(stack.guard_page())?.is_none(),
+        "task stack guard mapped",
+    )?;
+    check(
+        rights(stack.top() - 8)? == Some((true, false)),
+        "task stack not RW+NX",
+    )?;
+    let g = stack.guard_page();
+    drop(stack);
+    check(
+        rights(g)? == Some((true, false)),
+        "guard not mapped back when freed",
+    )?;
+    let pa = crate::frames::alloc_on(0).ok_or("no frame")?;
+    let r = rights(hal::paging::phys_to_virt(pa));
+    crate::frames::free(pa).map_err(|_| "free failed")?;
+    check(r? == Some((true, false)), "direct map of a frame not RW+NX")?;
+    klog!(
+        "selftest protection: text R-X, rodata R--, data/heap/stacks RW-, guards unmapped; smep={} smap={}",
+        hal::paging::smep_enabled(),
+        hal::paging::smap_enabled()
+    );
+    Ok(())
+}
+
+/// With SMAP on, the kernel reaches a user page only through the uaccess
+/// probes: a plain kernel read of it faults, the user copy works.
+fn smap() -> Result<(), &'static str> {
+    if !hal::paging::smap_enabled() {
+        klog!("selftest smap: the CPU has no SMAP; nothing to check");
+        return Ok(());
+    }
+    const VA: u64 = 0x0000_4000_0010_0000;
+    let pa = crate::frames::alloc_on(0).ok_or("no frame")?;
+    hal::paging::map_user_page(VA, pa, true, &mut || crate::frames::alloc_on(0))
+        .map_err(|_| "map failed")?;
+    hal::probe::copy_to_user(VA, &[0x5a]).map_err(|_| "uaccess write faulted")?;
+    let mut b = [0u8; 1];
+    let via_uaccess = hal::probe::copy_from_user(&mut b, VA);
+    let direct = hal::probe::read_kernel_byte(VA);
+    hal::paging::unmap_user_page(VA).ok_or("unmap found nothing")?;
+    crate::frames::free(pa).map_err(|_| "free failed")?;
+    check(via_uaccess.is_ok() && b[0] == 0x5a, "uaccess read failed")?;
+    check(direct.is_err(), "kernel read a user page outside uaccess")
+}
+
+/// Recurses until the stack runs out: 512 bytes a frame, never inlined,
+/// the depth kept observable so it cannot become a loop.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut buf = [0u8; 512];
+    buf[(depth % 512) as usize] = depth as u8;
+    let buf = core::hint::black_box(buf);
+    if core::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1) + buf[3] as u64
+}
+
+extern "C" fn recurse_forever() {
+    core::hint::black_box(recurse(0));
+}
+
+/// `selftest=overflow_task`: overflows a task kernel stack on purpose; the
+/// guard page must turn it into a report naming that stack.
+pub fn overflow_task_stack() -> ! {
+    let stack = hal::context::KernelStack::new().expect("no kernel stack");
+    klog!(
+        "selftest overflow_task: recursing on a task stack (top {:#x})",
+        stack.top()
+    );
+    // So the report can tell it is the running task's stack.
+    let fpu = hal::percpu::FpuArea::initial();
+    hal::percpu::set_current_task(stack.top(), &fpu);
+    hal::guard::run_on_stack(&stack, recurse_forever);
+    klog!("selftest overflow_task: FAILED: the recursion returned");
+    hal::exit::exit_qemu(hal::exit::ExitCode::Failure)
+}
+
+/// `selftest=overflow_boot`: the same on the boot stack (CPU 0 runs on it).
+pub fn overflow_boot_stack() -> ! {
+    klog!("selftest overflow_boot: recursing on the boot stack");
+    recurse_forever();
+    klog!("selftest overflow_boot: FAILED: the recursion returned");
+    hal::exit::exit_qemu(hal::exit::ExitCode::Failure)
 }

@@ -143,8 +143,21 @@ fn exception(frame: &mut TrapFrame) {
         }
         // A user copy touching a page not yet faulted in: resolve it and
         // retry the instruction.
-        if addr < hal::probe::USER_TOP && crate::mm::page_fault(addr, frame.error_code).is_ok() {
-            return;
+        if addr < hal::probe::USER_TOP {
+            match crate::mm::page_fault(addr, frame.error_code) {
+                Ok(()) => return,
+                // No frame: the OOM killer, then retry, unless this
+                // process is the one dying (its copy fails, the syscall
+                // returns, and SIGKILL ends it).
+                Err(abi::Errno::ENOMEM) => {
+                    let dying = sched::try_current()
+                        .is_some_and(|p| p.sig.lock().pending & signal::bit(signal::SIGKILL) != 0);
+                    if !dying && crate::proc::oom::out_of_memory(false) {
+                        return;
+                    }
+                }
+                Err(_) => {}
+            }
         }
     }
     if hal::probe::fixup(frame) {
@@ -182,7 +195,16 @@ fn user_exception(frame: &mut TrapFrame) {
             match crate::mm::page_fault(addr, frame.error_code) {
                 Ok(()) => return,
                 Err(abi::Errno::ENOMEM) => {
-                    crate::klog!("out of memory: killing pid {}", me.pid);
+                    // The OOM killer frees memory (or a victim is still
+                    // dying): retry the access. Nobody to kill: this one.
+                    if crate::proc::oom::out_of_memory(true) {
+                        return;
+                    }
+                    crate::klog!(
+                        "out of memory: nothing to kill, killing pid {} ({})",
+                        me.pid,
+                        crate::proc::oom::memory_summary()
+                    );
                     (signal::SIGKILL, 0, 0)
                 }
                 Err(abi::Errno::EIO) => (signal::SIGBUS, BUS_ADRERR, addr),
@@ -196,6 +218,17 @@ fn user_exception(frame: &mut TrapFrame) {
         vector::BREAKPOINT | vector::DEBUG => (signal::SIGTRAP, SI_KERNEL, 0),
         _ => (signal::SIGSEGV, SI_KERNEL, 0), // #GP and the rest
     };
+    // Like Linux's print-fatal-signals: which fault became which signal
+    // (a crash in a test or the fuzzer is otherwise a bare status).
+    crate::klog!(
+        "fault: pid {} {} rip={:#x} addr={:#x} error={:#x} -> signal {}",
+        me.pid,
+        hal::idt::vector_name(frame.vector),
+        frame.rip,
+        hal::cpu::cr2(),
+        frame.error_code,
+        sig
+    );
     {
         let mut s = me.sig.lock();
         s.fault_addr = addr;

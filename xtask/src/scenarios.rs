@@ -19,6 +19,7 @@ const SCENARIOS: &[Scenario] = &[
         "unexpected_exception_exits_with_report",
         unexpected_exception,
     ),
+    ("kernel_stack_overflow_reported", stack_overflow),
     ("grub_iso_boots_multiboot2", grub_iso),
     ("smp_1_cpu_online_microvm", || boot_smp(1, Machine::Microvm)),
     ("smp_3_cpus_online_microvm", || {
@@ -314,6 +315,38 @@ fn unexpected_exception() -> Result<(), String> {
             &out,
             "expected an EXCEPTION #PF report and QEMU status 3",
         ));
+    }
+    Ok(())
+}
+
+/// A kernel stack overflow runs into the guard page under the stack and
+/// is reported, naming the stack, with the failure status: a task's
+/// kernel stack (from the heap) and the boot stack (in .bss). Without the
+/// guard pages the recursion silently overwrites the memory below and the
+/// run ends some other way.
+fn stack_overflow() -> Result<(), String> {
+    for (arg, expect) in [
+        (
+            "overflow_task",
+            "KERNEL STACK OVERFLOW in the kernel stack of the task running on CPU 0",
+        ),
+        ("overflow_boot", "KERNEL STACK OVERFLOW in the boot stack"),
+    ] {
+        let out = boot(
+            &config(arg, &format!("selftest={arg}"), Machine::Microvm)?,
+            60,
+        )?;
+        let text = out.console_str();
+        if out.qemu_status != Some(3)
+            || !text.contains(expect)
+            || !text.contains("EXCEPTION #PF")
+            || out.log.contains("FAILED")
+        {
+            return Err(explain(
+                &out,
+                &format!("selftest={arg}: expected \"{expect}\" and QEMU status 3"),
+            ));
+        }
     }
     Ok(())
 }

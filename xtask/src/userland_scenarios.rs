@@ -179,6 +179,9 @@ pub fn scenarios() -> Vec<UserScenario> {
     v.push(("busybox_top_and_ps_show_scheduling", top_and_ps));
     v.push(("busybox_date_sets_the_clock", date_sets_clock));
     v.push(("rsefuzz_short", fuzz_short));
+    v.push(("kobjects_return_to_baseline", kobjects_baseline));
+    v.push(("fork_bomb_bounded_by_nproc", fork_bomb));
+    v.push(("oom_killer_picks_by_badness", oom_killer));
     v.push(("busybox_diff_scripts_listed", scripts_listed));
     v.extend_from_slice(SCRIPTS);
     v
@@ -386,6 +389,158 @@ fn fuzz_short(exec: &Exec) -> Result<(), String> {
         return Err(format!(
             "expected {} PASS rsefuzz lines, status 0 and alive\n{}",
             FUZZ_SEEDS.len(),
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+/// Kernel objects come back to their baseline: /proc/kobjects before,
+/// then the fuzzer (forked workers, fork/exit churn, every fd kind) and
+/// fork/exec/pipe churn from the shell, then /proc/kobjects again once
+/// their processes are gone (up to 6 snapshots a second apart: exits
+/// finish on other CPUs). Every object count must be equal to the
+/// baseline; the heap within 256 KiB and the free frames within 1 MiB
+/// (allocator caches, the shell's own buffers).
+fn kobjects_baseline(exec: &Exec) -> Result<(), String> {
+    let cmd = format!(
+        "echo BASE; cat /proc/kobjects; \
+         {GUEST_BIN_DIR}/rsefuzz --seed 0x1 --calls 20000 | grep -E '^(PASS|FAIL)'; \
+         i=0; while [ $i -lt 100 ]; do echo x | cat > /dev/null; sh -c 'exit 0'; i=$((i+1)); done; \
+         for t in 1 2 3 4 5 6; do sleep 1; echo SNAP; cat /proc/kobjects; done"
+    );
+    let (out, status) = exec(&cmd)?;
+    let out = normalize(&out);
+    let parse = |chunk: &str| -> Vec<(String, i64)> {
+        chunk
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.trim().parse().ok()?))
+            })
+            .collect()
+    };
+    let mut parts = out.split("SNAP\n");
+    let head = parts.next().unwrap_or("");
+    let base_text = head.split("BASE\n").nth(1).unwrap_or("");
+    let base = parse(base_text);
+    let snaps: Vec<Vec<(String, i64)>> = parts.map(parse).collect();
+    const OBJECTS: [&str; 9] = [
+        "processes",
+        "threads",
+        "tasks",
+        "address_spaces",
+        "kernel_stacks",
+        "open_files",
+        "sockets",
+        "pipes",
+        "futex_waiters",
+    ];
+    let get = |v: &[(String, i64)], k: &str| v.iter().find(|(n, _)| n == k).map(|x| x.1);
+    let matches = |snap: &[(String, i64)]| -> Result<(), String> {
+        for k in OBJECTS {
+            let (b, a) = (get(&base, k), get(snap, k));
+            if b.is_none() || b != a {
+                return Err(format!("{k}: baseline {b:?}, after {a:?}"));
+            }
+        }
+        let d = |k| Some((get(snap, k)? - get(&base, k)?).abs());
+        if d("heap_bytes").is_none_or(|x| x > 256 * 1024) {
+            return Err("heap_bytes more than 256 KiB from its baseline".into());
+        }
+        if d("free_frames").is_none_or(|x| x > 256) {
+            return Err("free_frames more than 256 from its baseline".into());
+        }
+        Ok(())
+    };
+    let verdicts: Vec<Result<(), String>> = snaps.iter().map(|s| matches(s)).collect();
+    if status != 0 || !out.contains("PASS rsefuzz") || base.len() < 11 || snaps.len() != 6 {
+        return Err(format!("the workload did not run\n{}", show(&out, status)));
+    }
+    if !verdicts.iter().any(|v| v.is_ok()) {
+        let why = verdicts
+            .last()
+            .cloned()
+            .unwrap_or(Ok(()))
+            .err()
+            .unwrap_or_default();
+        return Err(format!(
+            "kernel objects did not return to baseline ({why})\n{}",
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+/// A fork bomb under `ulimit -u 40` (busybox ash refuses `:` as a
+/// function name, so it is `f(){ f|f& };f`) in its own session: the
+/// system's process count stays at the limit (plus what the outer shell,
+/// not limited, runs to look), the shell keeps answering, and once the
+/// bomb is killed (`kill -9 -1`: all but init, which is this shell) the
+/// count is back to the shell alone. Without RLIMIT_NPROC the bomb fills
+/// the process table (4096).
+fn fork_bomb(exec: &Exec) -> Result<(), String> {
+    let cmd = "setsid sh -c 'ulimit -u 40; f(){ f|f& };f' </dev/null >/dev/null 2>&1 & \
+               sleep 0.3; for i in 1 2 3 4 5 6 7 8; do grep processes /proc/kobjects; sleep 0.3; done; \
+               echo alive; ls / >/dev/null && echo ls-ok; \
+               n=0; while kill -9 -1 2>/dev/null && [ $n -lt 100 ]; do n=$((n+1)); sleep 0.1; done; \
+               sleep 1; echo AFTER; grep processes /proc/kobjects";
+    let (out, status) = exec(cmd)?;
+    let out = normalize(&out);
+    let (during, after) = out.split_once("AFTER\n").unwrap_or((&out, ""));
+    let counts: Vec<u64> = during
+        .lines()
+        .filter_map(|l| l.strip_prefix("processes ")?.trim().parse().ok())
+        .collect();
+    let max = counts.iter().copied().max().unwrap_or(0);
+    let after_n: Option<u64> = after
+        .lines()
+        .find_map(|l| l.strip_prefix("processes ")?.trim().parse().ok());
+    if status != 0
+        || counts.len() != 8
+        || !(10..=43).contains(&max)
+        || !during.contains("alive\nls-ok")
+        || after_n.is_none_or(|n| n > 2)
+    {
+        return Err(format!(
+            "expected 8 samples between 10 and 43 processes, a usable shell and 2 processes after the kill (max {max}, after {after_n:?})\n{}",
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+/// The OOM killer follows Linux's rule. A (`dd` with a 200 MiB buffer,
+/// reading forever) holds memory; B (`dd` with a 700 MiB buffer) runs the
+/// machine (about 760 MiB of frames) out of memory. By size, B is the
+/// victim (killed: status 137) and A lives on; with oom_score_adj 1000
+/// written into A's /proc file, A is the victim instead. Also: the file
+/// refuses values outside -1000..=1000, and /proc/PID/oom_score is about
+/// A's share of memory (200/760 of 1000).
+fn oom_killer(exec: &Exec) -> Result<(), String> {
+    let cmd = "echo 1001 > /proc/self/oom_score_adj 2>/dev/null || echo adj-einval; \
+        hog() { dd if=/dev/zero of=/dev/null bs=$1 count=$2 iflag=fullblock 2>/dev/null; }; \
+        grown() { for i in $(seq 30); do [ $(cat /proc/$a/oom_score) -gt 150 ] && return; sleep 1; done; }; \
+        dd if=/dev/zero of=/dev/null bs=200M count=1000000 iflag=fullblock 2>/dev/null & a=$!; grown; echo score $(cat /proc/$a/oom_score); \
+        hog 700M 1; echo B1 $?; kill -0 $a && echo A1-alive; kill -9 $a; wait $a; \
+        dd if=/dev/zero of=/dev/null bs=200M count=1000000 iflag=fullblock 2>/dev/null & a=$!; grown; echo 1000 > /proc/$a/oom_score_adj; echo adj $(cat /proc/$a/oom_score_adj); \
+        hog 700M 1; echo B2 $?; wait $a; echo A2 $?";
+    let (out, status) = exec(cmd)?;
+    let out = normalize(&out);
+    let ls = lines(&out);
+    let score: Option<u64> = ls
+        .iter()
+        .find_map(|l| l.strip_prefix("score ")?.trim().parse().ok());
+    let ok = status == 0
+        && ls.contains(&"adj-einval")
+        && score.is_some_and(|s| (150..=400).contains(&s))
+        && ls.contains(&"B1 137")
+        && ls.contains(&"A1-alive")
+        && ls.contains(&"adj 1000")
+        && ls.contains(&"A2 137");
+    if !ok {
+        return Err(format!(
+            "expected B killed by size, then A killed for its oom_score_adj\n{}",
             show(&out, status)
         ));
     }

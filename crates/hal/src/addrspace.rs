@@ -415,6 +415,23 @@ impl AddressSpace {
 
 /// Calls `f` on every present leaf entry of user pages in [`start`,
 /// `end`) under the PML4 at `pml4`, skipping absent tables.
+impl AddressSpace {
+    /// (user pages mapped, last-level page tables holding them): the OOM
+    /// killer's "rss + page tables" (shared pages count in every mapper,
+    /// as Linux's rss does).
+    pub fn resident(&self) -> (u64, u64) {
+        let (mut pages, mut tables, mut last) = (0u64, 0u64, u64::MAX);
+        walk_leaves(self.pml4, 0, USER_TOP, &mut |va, _| {
+            pages += 1;
+            if va >> 21 != last {
+                last = va >> 21;
+                tables += 1;
+            }
+        });
+        (pages, tables)
+    }
+}
+
 fn walk_leaves(
     pml4: u64,
     start: u64,

@@ -69,36 +69,72 @@ extern "C" fn hal_first_run_hook() {
     }
 }
 
-/// A task's kernel stack: trap frames from user mode land at its top.
+/// A task's kernel stack: trap frames from user mode land at its top. An
+/// unmapped guard page lies under it (see [`crate::guard`]).
 pub struct KernelStack {
-    words: alloc::boxed::Box<[u64]>,
+    /// The guard page; the stack is the [`KERNEL_STACK_SIZE`] bytes above.
+    base: u64,
 }
+
+// SAFETY: the stack is plain memory owned by this value; who may touch it
+// when (the task running on it, its creator before the first run) is the
+// scheduler's protocol, as it was for the boxed slice this replaced.
+unsafe impl Send for KernelStack {}
+// SAFETY: as above; `&KernelStack` only reads its address or, through
+// top_frame, a frame its owner is not changing at that moment.
+unsafe impl Sync for KernelStack {}
 
 /// Size of every kernel stack.
 pub const KERNEL_STACK_SIZE: usize = 32 * 1024;
 const FRAME_WORDS: usize = core::mem::size_of::<TrapFrame>() / 8;
 
+impl Drop for KernelStack {
+    fn drop(&mut self) {
+        crate::guard::free_stack(self.base, KERNEL_STACK_SIZE);
+    }
+}
+
 impl KernelStack {
     /// A zeroed stack, or None when the heap cannot give one (a new
     /// process then fails with EAGAIN rather than the kernel panicking).
     pub fn new() -> Option<KernelStack> {
-        let mut words = alloc::vec::Vec::new();
-        words.try_reserve_exact(KERNEL_STACK_SIZE / 8).ok()?;
-        words.resize(KERNEL_STACK_SIZE / 8, 0u64);
         Some(KernelStack {
-            words: words.into_boxed_slice(),
+            base: crate::guard::alloc_stack(KERNEL_STACK_SIZE)?,
         })
     }
 
-    /// The address one past the top (16-aligned: the heap aligns to 8, so
-    /// we leave one word spare when needed).
+    fn words(&self) -> &[u64] {
+        // SAFETY: the stack's bytes are mapped, owned by self and 8-aligned.
+        unsafe {
+            core::slice::from_raw_parts(
+                (self.base + crate::paging::PAGE_SIZE) as *const u64,
+                KERNEL_STACK_SIZE / 8,
+            )
+        }
+    }
+
+    fn words_mut(&mut self) -> &mut [u64] {
+        // SAFETY: as in words, and `&mut self` makes this the only view.
+        unsafe {
+            core::slice::from_raw_parts_mut(
+                (self.base + crate::paging::PAGE_SIZE) as *mut u64,
+                KERNEL_STACK_SIZE / 8,
+            )
+        }
+    }
+
+    /// The address one past the top (page-aligned, so 16-aligned).
     pub fn top(&self) -> u64 {
-        let end = self.words.as_ptr() as u64 + (self.words.len() * 8) as u64;
-        end & !0xf
+        self.base + crate::paging::PAGE_SIZE + KERNEL_STACK_SIZE as u64
+    }
+
+    /// The guard page under the stack (self tests check it is unmapped).
+    pub fn guard_page(&self) -> u64 {
+        self.base
     }
 
     fn index_of(&self, addr: u64) -> usize {
-        ((addr - self.words.as_ptr() as u64) / 8) as usize
+        ((addr - self.base - crate::paging::PAGE_SIZE) / 8) as usize
     }
 
     /// Writes `frame` at the top and a switch frame under it that enters
@@ -107,12 +143,13 @@ impl KernelStack {
         let frame_at = self.top() - (FRAME_WORDS * 8) as u64;
         let i = self.index_of(frame_at);
         let src = frame_words(frame);
-        self.words[i..i + FRAME_WORDS].copy_from_slice(&src);
+        self.words_mut()[i..i + FRAME_WORDS].copy_from_slice(&src);
         // Switch frame: r15, r14, r13, r12, rbx, rbp, return address.
         let sw = frame_at - 7 * 8;
         let j = self.index_of(sw);
-        self.words[j..j + 6].fill(0);
-        self.words[j + 6] = hal_first_switch_in as *const () as u64;
+        let w = self.words_mut();
+        w[j..j + 6].fill(0);
+        w[j + 6] = hal_first_switch_in as *const () as u64;
         sw
     }
 
@@ -120,7 +157,7 @@ impl KernelStack {
     /// the kernel, or before its first run).
     pub fn top_frame(&self) -> TrapFrame {
         let i = self.index_of(self.top() - (FRAME_WORDS * 8) as u64);
-        words_frame(&self.words[i..i + FRAME_WORDS])
+        words_frame(&self.words()[i..i + FRAME_WORDS])
     }
 }
 

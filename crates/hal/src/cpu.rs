@@ -112,3 +112,26 @@ pub fn rdrand() -> Option<u64> {
     let ok = unsafe { core::arch::x86_64::_rdrand64_step(&mut v) };
     (ok == 1).then_some(v)
 }
+
+/// Flushes the whole TLB, global entries included (CR4.PGE off and on
+/// again), which a CR3 reload does not.
+pub fn flush_tlb_all_global() {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    let cr4 = Cr4::read();
+    if !cr4.contains(Cr4Flags::PAGE_GLOBAL) {
+        x86_64::instructions::tlb::flush_all();
+        return;
+    }
+    // SAFETY: toggling PGE only drops cached translations; the page tables
+    // are unchanged, so the running code and its stack stay mapped.
+    unsafe {
+        Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+        Cr4::write(cr4);
+    }
+}
+
+/// Whether CR0.WP is set (ring 0 honours read-only pages).
+pub fn write_protect_on() -> bool {
+    use x86_64::registers::control::{Cr0, Cr0Flags};
+    Cr0::read().contains(Cr0Flags::WRITE_PROTECT)
+}

@@ -34,18 +34,54 @@ pub const CPUNODE_SEL: u16 = 0x48 | 3;
 /// The selector base STAR[63:48] needs for sysret to land on USER_DS/USER_CS.
 pub const SYSRET_BASE: u16 = 0x20 | 3;
 
-#[repr(C, align(16))]
-struct IstStacks([[u8; IST_SIZE]; IST_COUNT]);
+/// One IST stack with the guard page under it (left out of the kernel
+/// image mapping by `paging::init`: see [`crate::guard`]).
+#[repr(C, align(4096))]
+struct GuardedIst {
+    guard: [u8; 4096],
+    stack: [u8; IST_SIZE],
+}
+
+#[repr(C, align(4096))]
+struct IstStacks([GuardedIst; IST_COUNT]);
 
 struct CpuTables {
     gdt: GlobalDescriptorTable<10>,
     tss_sel: SegmentSelector,
 }
 
-static mut IST_STACKS: [IstStacks; MAX_CPUS] =
-    [const { IstStacks([[0; IST_SIZE]; IST_COUNT]) }; MAX_CPUS];
+static mut IST_STACKS: [IstStacks; MAX_CPUS] = [const {
+    IstStacks(
+        [const {
+            GuardedIst {
+                guard: [0; 4096],
+                stack: [0; IST_SIZE],
+            }
+        }; IST_COUNT],
+    )
+}; MAX_CPUS];
 static mut TSS: [TaskStateSegment; MAX_CPUS] = [const { TaskStateSegment::new() }; MAX_CPUS];
 static TABLES: [Once<CpuTables>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
+
+/// If `va` is the guard page of an IST stack: (CPU, IST index from 0).
+pub(crate) fn ist_guard_at(va: u64) -> Option<(usize, usize)> {
+    let base = core::ptr::addr_of!(IST_STACKS) as u64;
+    let one = core::mem::size_of::<GuardedIst>() as u64;
+    let off = va.checked_sub(base)?;
+    if off >= one * (IST_COUNT * MAX_CPUS) as u64 || off % one >= 4096 {
+        return None;
+    }
+    let n = (off / one) as usize;
+    Some((n / IST_COUNT, n % IST_COUNT))
+}
+
+/// The guard pages of `cpu`'s IST stacks (self tests check they are
+/// unmapped).
+pub fn ist_guard_pages(cpu: usize) -> [u64; IST_COUNT] {
+    let base = core::ptr::addr_of!(IST_STACKS) as u64;
+    let one = core::mem::size_of::<GuardedIst>() as u64;
+    core::array::from_fn(|i| base + one * (cpu * IST_COUNT + i) as u64)
+}
 
 /// Builds and loads this CPU's GDT and TSS (IST stacks included).
 pub fn init(cpu: usize) {
@@ -56,7 +92,8 @@ pub fn init(cpu: usize) {
         let stacks = &*core::ptr::addr_of!(IST_STACKS[cpu]);
         let tss = &mut *core::ptr::addr_of_mut!(TSS[cpu]);
         for (i, stack) in stacks.0.iter().enumerate() {
-            tss.interrupt_stack_table[i] = VirtAddr::from_ptr(stack.as_ptr()) + IST_SIZE as u64;
+            tss.interrupt_stack_table[i] =
+                VirtAddr::from_ptr(stack.stack.as_ptr()) + IST_SIZE as u64;
         }
         tss as *const TaskStateSegment
     };

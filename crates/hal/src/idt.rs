@@ -183,6 +183,19 @@ extern "C" fn hal_trap_dispatch(frame: &mut TrapFrame) {
     if frame.vector == crate::syscall::SYSCALL_VECTOR {
         return crate::syscall::dispatch(frame);
     }
+    // Handlers run with the SMAP window closed, whatever the interrupted
+    // code had (a probe inside its window, a user program that set AC);
+    // iretq restores the interrupted RFLAGS.
+    if crate::probe::smap_on() {
+        // SAFETY: clac only clears RFLAGS.AC; SMAP_ON means the CPU has it.
+        unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
+    }
+    if !frame.from_user()
+        && (frame.vector == vector::PAGE_FAULT || frame.vector == vector::DOUBLE_FAULT)
+        && kernel_fault_checks(frame)
+    {
+        return;
+    }
     let h = HANDLER.load(Ordering::Acquire);
     if h.is_null() {
         report_and_exit(frame, "trap before the kernel installed a handler");
@@ -190,6 +203,44 @@ extern "C" fn hal_trap_dispatch(frame: &mut TrapFrame) {
     // SAFETY: HANDLER only ever holds a `TrapHandler` stored by set_handler.
     let handler: TrapHandler = unsafe { core::mem::transmute::<*mut (), TrapHandler>(h) };
     handler(frame);
+}
+
+/// Faults from kernel mode that are kernel bugs whatever the kernel's
+/// handler would do: running off a stack into its guard page, and a
+/// SMAP violation (a user page touched outside the uaccess probes, which
+/// the kernel's page-fault path would otherwise retry forever: the page
+/// is present). Both are reported here and end the run. Returns true when
+/// the fault was a deliberate one, handled here.
+fn kernel_fault_checks(frame: &mut TrapFrame) -> bool {
+    let addr = crate::cpu::cr2();
+    let mut what = crate::boot::FmtBuf::<256>::new();
+    if crate::guard::describe(addr, &mut what) {
+        let mut why = crate::boot::FmtBuf::<384>::new();
+        let _ = write!(
+            why,
+            "KERNEL STACK OVERFLOW in {} (fault at {addr:#x})",
+            core::str::from_utf8(what.as_bytes()).unwrap_or("?")
+        );
+        report_and_exit(frame, core::str::from_utf8(why.as_bytes()).unwrap_or("?"));
+    }
+    const PRESENT: u64 = 1;
+    const RFLAGS_AC: u64 = 1 << 18;
+    if frame.vector == vector::PAGE_FAULT
+        && crate::probe::smap_on()
+        && addr < crate::probe::USER_TOP
+        && frame.error_code & PRESENT != 0
+        && frame.rflags & RFLAGS_AC == 0
+    {
+        // A deliberate one (self test: a kernel probe of a user page).
+        if crate::probe::fixup(frame) {
+            return true;
+        }
+        report_and_exit(
+            frame,
+            "SMAP violation: kernel access to user memory outside the uaccess path",
+        );
+    }
+    false
 }
 
 /// Prints an unexpected trap (vector, error code, RIP, CR2, registers and a

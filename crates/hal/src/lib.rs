@@ -24,6 +24,7 @@ pub mod dma;
 pub mod exit;
 pub mod fpu;
 pub mod gdt;
+pub mod guard;
 pub mod heap;
 pub mod idt;
 pub mod mem;

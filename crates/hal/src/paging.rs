@@ -172,39 +172,77 @@ fn mapper(pml4_pa: u64) -> OffsetPageTable<'static> {
     unsafe { OffsetPageTable::new(table_at(pml4_pa), VirtAddr::new(PHYS_OFFSET)) }
 }
 
+/// Where the heap lies in the direct map (set once by `init`): its part of
+/// the direct map has 4 KiB pages, so guard pages can be taken out of it.
+static HEAP_VA: AtomicU64 = AtomicU64::new(0);
+static HEAP_END: AtomicU64 = AtomicU64::new(0);
+
 /// Builds the kernel's page tables, switches to them, and starts the heap.
 /// Returns the physical memory still free for the kernel's frame pools.
 pub fn init(info: &BootInfo) -> FreeMemory {
     let mut free = FreeMemory::from_boot(info);
+    // The heap first: the direct map below treats its range differently.
+    let heap_len = crate::heap::size_for_ram(free.ranges().iter().map(|r| r.end - r.start).sum());
+    let heap_pa = free
+        .take_contiguous(heap_len)
+        .expect("no contiguous memory for the kernel heap");
     let pml4 = free.alloc_frame().expect("no memory for the kernel PML4");
     table_at(pml4).zero();
     let mut m = mapper(pml4);
     let mut fa = EarlyAlloc(&mut free);
 
-    // Direct map of all RAM (2 MiB pages, no execute).
-    let max = info.ram_end();
-    let dflags = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::GLOBAL;
-    let mut pa = 0;
-    while pa < max.div_ceil(TWO_MIB) * TWO_MIB {
-        let page = Page::<Size2MiB>::containing_address(VirtAddr::new(phys_to_virt(pa)));
-        let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(pa));
-        // SAFETY: the direct map aliases RAM only; nothing else lives there.
-        unsafe { m.map_to(page, frame, dflags, &mut fa) }
-            .expect("direct map")
-            .ignore();
-        pa += TWO_MIB;
-    }
-
-    // The kernel image, by section: text RX, rodata R, data+bss RW.
     // SAFETY: linker-script symbols; only their addresses are used.
-    let (text, text_end, ro_end, data_end) = unsafe {
+    let (text, text_end, ro_end, data_end, image_end_pa) = unsafe {
         (
             sym(&__text_start),
             sym(&__text_end),
             sym(&__rodata_end),
             sym(&__data_end),
+            sym(&__kernel_phys_end),
         )
     };
+
+    // Direct map of all RAM, no execute. 2 MiB pages, except 4 KiB pages
+    // where rights differ inside a 2 MiB block: the kernel image's alias
+    // (its text and rodata read-only here too, so the image cannot be
+    // patched through the direct map) and the heap (whose stack guard
+    // pages come and go, see crate::guard).
+    let max = info.ram_end();
+    let dflags = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::GLOBAL;
+    let ro_pa = (text - KERNEL_VMA)..(ro_end - KERNEL_VMA);
+    let small = |pa: u64| {
+        let end = pa + TWO_MIB;
+        (pa < image_end_pa) || (pa < heap_pa + heap_len && end > heap_pa)
+    };
+    let mut pa = 0;
+    while pa < max.div_ceil(TWO_MIB) * TWO_MIB {
+        if small(pa) {
+            for p in (pa..pa + TWO_MIB).step_by(PAGE_SIZE as usize) {
+                let flags = if ro_pa.contains(&p) {
+                    dflags - F::WRITABLE
+                } else {
+                    dflags
+                };
+                let page = Page::<Size4KiB>::containing_address(VirtAddr::new(phys_to_virt(p)));
+                let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(p));
+                // SAFETY: as for the 2 MiB pages below.
+                unsafe { m.map_to(page, frame, flags, &mut fa) }
+                    .expect("direct map")
+                    .ignore();
+            }
+        } else {
+            let page = Page::<Size2MiB>::containing_address(VirtAddr::new(phys_to_virt(pa)));
+            let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(pa));
+            // SAFETY: the direct map aliases RAM only; nothing else lives there.
+            unsafe { m.map_to(page, frame, dflags, &mut fa) }
+                .expect("direct map")
+                .ignore();
+        }
+        pa += TWO_MIB;
+    }
+
+    // The kernel image, by section: text RX, rodata R, data+bss RW, the
+    // guard pages under the static stacks not at all.
     let mut va = text;
     while va < data_end {
         let flags = if va < text_end {
@@ -214,12 +252,14 @@ pub fn init(info: &BootInfo) -> FreeMemory {
         } else {
             F::PRESENT | F::GLOBAL | F::WRITABLE | F::NO_EXECUTE
         };
-        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
-        let frame = PhysFrame::containing_address(PhysAddr::new(va - KERNEL_VMA));
-        // SAFETY: maps the image onto the frames the loader put it in.
-        unsafe { m.map_to(page, frame, flags, &mut fa) }
-            .expect("kernel image map")
-            .ignore();
+        if !crate::guard::is_static_guard(va) {
+            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
+            let frame = PhysFrame::containing_address(PhysAddr::new(va - KERNEL_VMA));
+            // SAFETY: maps the image onto the frames the loader put it in.
+            unsafe { m.map_to(page, frame, flags, &mut fa) }
+                .expect("kernel image map")
+                .ignore();
+        }
         va += PAGE_SIZE;
     }
 
@@ -239,12 +279,99 @@ pub fn init(info: &BootInfo) -> FreeMemory {
     );
     enable_smep();
 
-    let heap_len = crate::heap::size_for_ram(free.ranges().iter().map(|r| r.end - r.start).sum());
-    let heap_pa = free
-        .take_contiguous(heap_len)
-        .expect("no contiguous memory for the kernel heap");
+    HEAP_VA.store(phys_to_virt(heap_pa), Ordering::Relaxed);
+    HEAP_END.store(phys_to_virt(heap_pa + heap_len), Ordering::Relaxed);
     crate::heap::init(phys_to_virt(heap_pa), heap_len as usize);
     free
+}
+
+/// The 4 KiB page-table entry of `va` in the kernel's tables, if `va` is
+/// mapped (or was, for a guard page) by a 4 KiB page.
+fn kernel_pte(va: u64) -> Option<&'static core::sync::atomic::AtomicU64> {
+    let mut table = kernel_pml4();
+    for shift in [39u32, 30, 21] {
+        let idx = ((va >> shift) & 511) as usize;
+        // SAFETY: page-table frames are reached through the direct map;
+        // entries are read atomically (other CPUs may flip guard bits).
+        let e = unsafe {
+            (*(phys_to_virt(table) as *const [AtomicU64; 512]))[idx].load(Ordering::Relaxed)
+        };
+        if e & F::PRESENT.bits() == 0 || e & F::HUGE_PAGE.bits() != 0 {
+            return None;
+        }
+        table = e & 0x000f_ffff_ffff_f000;
+    }
+    let idx = ((va >> 12) & 511) as usize;
+    // SAFETY: as above; the table lives as long as the kernel.
+    Some(unsafe { &(*(phys_to_virt(table) as *const [AtomicU64; 512]))[idx] })
+}
+
+/// Takes the heap page at `va` out of the direct map or puts it back (the
+/// guard pages of heap-allocated stacks). Flushes this CPU's entry;
+/// other CPUs are handled by `guard::sync_cpu`.
+pub(crate) fn set_direct_present(va: u64, present: bool) {
+    let in_heap = va >= HEAP_VA.load(Ordering::Relaxed) && va < HEAP_END.load(Ordering::Relaxed);
+    let Some(pte) = kernel_pte(va).filter(|_| in_heap) else {
+        panic!("guard page {va:#x} is not a 4 KiB heap page");
+    };
+    if present {
+        pte.fetch_or(F::PRESENT.bits(), Ordering::SeqCst);
+    } else {
+        pte.fetch_and(!F::PRESENT.bits(), Ordering::SeqCst);
+    }
+    x86_64::instructions::tlb::flush(VirtAddr::new(va));
+}
+
+/// Whether `va` is a heap page currently out of the direct map (a guard).
+pub(crate) fn is_direct_guard(va: u64) -> bool {
+    va >= HEAP_VA.load(Ordering::Relaxed)
+        && va < HEAP_END.load(Ordering::Relaxed)
+        && kernel_pte(va).is_some_and(|e| e.load(Ordering::Relaxed) & F::PRESENT.bits() == 0)
+}
+
+/// The leaf entry mapping `va` in the current address space and the size
+/// of the page it maps, or None if unmapped: self tests read the rights
+/// the CPU will apply (present, writable, user, no-execute bits).
+pub fn leaf_entry(va: u64) -> Option<(u64, u64)> {
+    let (root, _) = Cr3::read();
+    let mut table = root.start_address().as_u64();
+    for (shift, size) in [(39u32, 0u64), (30, 1 << 30), (21, TWO_MIB), (12, PAGE_SIZE)] {
+        let idx = ((va >> shift) & 511) as usize;
+        // SAFETY: page-table frames are reached through the direct map.
+        let e = unsafe {
+            (*(phys_to_virt(table) as *const [AtomicU64; 512]))[idx].load(Ordering::Relaxed)
+        };
+        if e & F::PRESENT.bits() == 0 {
+            return None;
+        }
+        if shift == 12 || (size != 0 && e & F::HUGE_PAGE.bits() != 0) {
+            return Some((e, size));
+        }
+        table = e & 0x000f_ffff_ffff_f000;
+    }
+    None
+}
+
+/// The kernel image's sections: (text start, text end, rodata end, data
+/// and bss end), virtual addresses.
+pub fn image_sections() -> (u64, u64, u64, u64) {
+    // SAFETY: linker-script symbols; only their addresses are used.
+    unsafe {
+        (
+            sym(&__text_start),
+            sym(&__text_end),
+            sym(&__rodata_end),
+            sym(&__data_end),
+        )
+    }
+}
+
+/// The heap's range in the direct map.
+pub fn heap_range() -> (u64, u64) {
+    (
+        HEAP_VA.load(Ordering::Relaxed),
+        HEAP_END.load(Ordering::Relaxed),
+    )
 }
 
 /// EFER.NXE, read once at init: every user mapping asks, and an MSR read
@@ -263,19 +390,41 @@ pub fn smep_enabled() -> bool {
     Cr4::read().contains(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION)
 }
 
-/// Turns on SMEP where the CPU has it (CPUID.7.0:EBX bit 7): the kernel
-/// then faults instead of executing a user page (docs/architecture.md,
-/// threat model); every CPU calls it for itself. SMAP is not used: it
-/// would add STAC/CLAC to every user copy, and user copies already go
-/// through recoverable accessors only.
-pub(crate) fn enable_smep() {
-    if crate::cpu::cpuid(7, 0).1 & (1 << 7) == 0 {
-        return;
-    }
+/// Whether SMAP is on (CR4 bit 21).
+pub fn smap_enabled() -> bool {
     use x86_64::registers::control::{Cr4, Cr4Flags};
-    // SAFETY: SMEP only forbids supervisor execution of user pages, which
-    // the kernel never does; nothing else changes.
-    unsafe { Cr4::update(|f| f.insert(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION)) };
+    Cr4::read().contains(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION)
+}
+
+/// Whether the CPU has SMEP and SMAP (CPUID.7.0:EBX bits 7 and 20).
+pub fn cpu_has_smep_smap() -> (bool, bool) {
+    let ebx = crate::cpu::cpuid(7, 0).1;
+    (ebx & (1 << 7) != 0, ebx & (1 << 20) != 0)
+}
+
+/// Turns on SMEP and SMAP where the CPU has them: the kernel then faults
+/// instead of executing a user page (SMEP) or touching user memory
+/// anywhere but in the uaccess routines of [`crate::probe`], which open
+/// the window with `stac` and close it with `clac` (SMAP). Every CPU
+/// calls it for itself (docs/architecture.md, protection).
+pub(crate) fn enable_smep() {
+    let (smep, smap) = cpu_has_smep_smap();
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    if smep {
+        // SAFETY: SMEP only forbids supervisor execution of user pages,
+        // which the kernel never does; nothing else changes.
+        unsafe { Cr4::update(|f| f.insert(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION)) };
+    }
+    if smap {
+        // The probes test this flag before stac/clac (they would #UD on
+        // a CPU without SMAP); set before CR4.SMAP, and every CPU of a
+        // machine has the same features.
+        crate::probe::SMAP_ON.store(1, Ordering::SeqCst);
+        // SAFETY: from here the kernel may touch user pages only with
+        // RFLAGS.AC set, which only the probes do (and the trap entry
+        // clears it again for handlers).
+        unsafe { Cr4::update(|f| f.insert(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION)) };
+    }
 }
 
 /// Physical address of the kernel's top-level page table (shared by every

@@ -174,6 +174,14 @@ pub fn set_current_task(kstack_top: u64, fpu: &FpuArea) {
         (*p).fpu_area = fpu.0.get() as u64;
         crate::gdt::set_kernel_stack((*p).cpu_id as usize, kstack_top);
     }
+    crate::guard::sync_cpu(cpu_id());
+}
+
+/// The kernel stack top of the task running on this CPU (0 before any).
+pub fn current_kstack_top() -> u64 {
+    // SAFETY: a plain read of this CPU's own field (written only by this
+    // CPU, in set_current_task).
+    unsafe { (*this()).kstack_top }
 }
 
 /// The user FS base (TLS pointer) of the running task.

@@ -5,6 +5,13 @@
 //! Each probe is a small assembly routine; when a #PF/#GP/#UD hits inside
 //! one, the trap handler calls [`fixup`], which moves RIP to the routine's
 //! recovery label so the routine returns 1 instead of 0.
+//!
+//! These routines are the uaccess path: the only kernel code that touches
+//! user memory. With SMAP on ([`SMAP_ON`]) the user ones open the window
+//! with `stac` right before their one access and close it with `clac` on
+//! both ways out; any other kernel access to a user page faults, and the
+//! trap dispatcher reports it as a kernel bug. `hal_probe_copy` (kernel
+//! reads in self tests and backtraces) opens no window.
 
 core::arch::global_asm!(
     r#"
@@ -22,34 +29,65 @@ probe_copy_fault:
     movl $1, %eax
     ret
 
+    .global hal_probe_copy_user
+    // The same, for copies with a user side: inside the SMAP window.
+hal_probe_copy_user:
+    movq %rdx, %rcx
+    cmpb $0, {smap}(%rip)
+    je 1f
+    stac
+1:
+probe_ucopy_start:
+    rep movsb
+probe_ucopy_end:
+    xorl %eax, %eax
+    jmp probe_clac_ret
+probe_ucopy_fault:
+    movl $1, %eax
+    /* Every user probe leaves through here: close the SMAP window. */
+probe_clac_ret:
+    cmpb $0, {smap}(%rip)
+    je 2f
+    clac
+2:
+    ret
+
     .global hal_probe_touch_write
     // rdi = address: a locked OR of zero, a write that cannot change the
     // byte, even with another CPU writing it at the same time.
 hal_probe_touch_write:
+    cmpb $0, {smap}(%rip)
+    je 1f
+    stac
+1:
 probe_touch_start:
     lock orb $0, (%rdi)
 probe_touch_end:
     xorl %eax, %eax
-    ret
+    jmp probe_clac_ret
 probe_touch_fault:
     movl $1, %eax
-    ret
+    jmp probe_clac_ret
 
     .global hal_probe_cmpxchg32
     // rdi = address, esi = expected, edx = new, rcx = where to put the
     // value found; returns 0 (ok) or 1 (faulted). A locked compare-and-
     // exchange on a user word (futex WAKE_OP, robust lists).
 hal_probe_cmpxchg32:
+    cmpb $0, {smap}(%rip)
+    je 1f
+    stac
+1:
     movl %esi, %eax
 probe_cmpxchg_start:
     lock cmpxchgl %edx, (%rdi)
 probe_cmpxchg_end:
     movl %eax, (%rcx)
     xorl %eax, %eax
-    ret
+    jmp probe_clac_ret
 probe_cmpxchg_fault:
     movl $1, %eax
-    ret
+    jmp probe_clac_ret
 
     .global hal_probe_ud
 hal_probe_ud:
@@ -62,11 +100,23 @@ probe_ud_fault:
     movl $1, %eax
     ret
 "#,
+    smap = sym SMAP_ON,
     options(att_syntax)
 );
 
+/// 1 once SMAP is on (every CPU has the same features): the user probes
+/// then bracket their access with stac/clac, which would #UD without it.
+#[no_mangle]
+pub(crate) static SMAP_ON: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// Whether the uaccess probes open a SMAP window.
+pub fn smap_on() -> bool {
+    SMAP_ON.load(core::sync::atomic::Ordering::Relaxed) != 0
+}
+
 extern "C" {
     fn hal_probe_copy(dst: *mut u8, src: *const u8, len: usize) -> u64;
+    fn hal_probe_copy_user(dst: *mut u8, src: *const u8, len: usize) -> u64;
     fn hal_probe_ud() -> u64;
     fn hal_probe_touch_write(va: *mut u8) -> u64;
     fn hal_probe_cmpxchg32(va: *mut u32, expected: u32, new: u32, found: *mut u32) -> u64;
@@ -76,6 +126,9 @@ extern "C" {
     static probe_touch_start: u8;
     static probe_touch_end: u8;
     static probe_touch_fault: u8;
+    static probe_ucopy_start: u8;
+    static probe_ucopy_end: u8;
+    static probe_ucopy_fault: u8;
     static probe_copy_start: u8;
     static probe_copy_end: u8;
     static probe_copy_fault: u8;
@@ -101,6 +154,11 @@ pub fn fixup(frame: &mut crate::idt::TrapFrame) -> bool {
                 &probe_copy_start as *const u8 as u64,
                 &probe_copy_end as *const u8 as u64,
                 &probe_copy_fault as *const u8 as u64,
+            ),
+            (
+                &probe_ucopy_start as *const u8 as u64,
+                &probe_ucopy_end as *const u8 as u64,
+                &probe_ucopy_fault as *const u8 as u64,
             ),
             (
                 &probe_touch_start as *const u8 as u64,
@@ -141,7 +199,7 @@ pub fn copy_from_user(dst: &mut [u8], va: u64) -> Result<(), Fault> {
     }
     // SAFETY: the source is user memory (checked above); faults are
     // recovered by fixup; the destination is a valid kernel slice.
-    match unsafe { hal_probe_copy(dst.as_mut_ptr(), va as *const u8, dst.len()) } {
+    match unsafe { hal_probe_copy_user(dst.as_mut_ptr(), va as *const u8, dst.len()) } {
         0 => Ok(()),
         _ => Err(Fault),
     }
@@ -154,7 +212,7 @@ pub fn copy_to_user(va: u64, src: &[u8]) -> Result<(), Fault> {
     }
     // SAFETY: the destination is user memory (checked above) and cannot
     // alias kernel objects; faults are recovered by fixup.
-    match unsafe { hal_probe_copy(va as *mut u8, src.as_ptr(), src.len()) } {
+    match unsafe { hal_probe_copy_user(va as *mut u8, src.as_ptr(), src.len()) } {
         0 => Ok(()),
         _ => Err(Fault),
     }

@@ -22,7 +22,6 @@
 //! has not come online by then: such an AP, if it starts later, finds its
 //! slot abandoned and parks at once without touching any shared state.
 
-use alloc::vec;
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::gdt::MAX_CPUS;
@@ -241,8 +240,10 @@ pub fn start_aps(apic_ids: &[u32], entry: fn(usize) -> !) -> Report {
             continue;
         }
         let cpu = n + 1;
-        let stack = vec![0u8; AP_STACK_SIZE].leak();
-        let top = (stack.as_ptr() as u64 + AP_STACK_SIZE as u64) & !15;
+        // With a guard page under it; never freed (an AP's idle context).
+        let base = crate::guard::alloc_stack(AP_STACK_SIZE).expect("no heap for an AP stack");
+        crate::guard::note_ap_stack(cpu, base);
+        let top = base + crate::paging::PAGE_SIZE + AP_STACK_SIZE as u64;
         AP_CPU[id as usize].store(cpu as u32, Ordering::Relaxed);
         APIC_ID[cpu].store(id, Ordering::Relaxed);
         STATE[cpu].store(WAITING, Ordering::Relaxed);

@@ -31,6 +31,15 @@ pub const POLLERR: u16 = 8;
 pub const POLLHUP: u16 = 0x10;
 pub const POLLNVAL: u16 = 0x20;
 
+/// What a write to a /proc control file changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// /proc/braid (`fail`, `revive`, `stall`).
+    Braid,
+    /// /proc/PID/oom_score_adj of that process.
+    OomScoreAdj(u32),
+}
+
 /// What an open file refers to.
 pub enum Kind {
     /// A tmpfs regular file, directory or symlink (O_PATH).
@@ -57,7 +66,7 @@ pub enum Kind {
     Proc(Vec<u8>),
     /// A /proc file that also takes commands (/proc/braid): its content,
     /// generated at open; a write is one command.
-    ProcControl(Vec<u8>),
+    ProcControl(Vec<u8>, Control),
     /// A /proc directory: its entries (ino, d_type, name), generated at open.
     ProcDir(Vec<(u64, u8, Vec<u8>)>),
     /// An io_uring instance (io_uring_setup's fd; mmap it for the rings).
@@ -80,6 +89,9 @@ pub struct OpenFile {
     /// Owner of its OFD and flock locks (`fs::locks`), handed out the
     /// first time it locks anything (0: never did, nothing to release).
     lock_owner: AtomicU64,
+    /// Counted in /proc/kobjects (open files, and sockets among them).
+    _live: crate::objects::Live,
+    _live_socket: Option<crate::objects::Live>,
 }
 
 impl OpenFile {
@@ -94,8 +106,12 @@ impl OpenFile {
             Kind::Ext(m, ino) => m.fs.opened(*ino),
             _ => {}
         }
+        let socket = matches!(kind, Kind::Socket(_));
         Arc::new(OpenFile {
             kind,
+            _live: crate::objects::Live::new(crate::objects::Obj::OpenFile),
+            _live_socket: socket
+                .then(|| crate::objects::Live::new(crate::objects::Obj::SocketFile)),
             flags: AtomicU32::new(flags & !O_CLOEXEC),
             pos: Mutex::new(0),
             lock_owner: AtomicU64::new(0),
@@ -170,7 +186,7 @@ impl OpenFile {
         match &self.kind {
             Kind::Inode(_)
             | Kind::Proc(_)
-            | Kind::ProcControl(_)
+            | Kind::ProcControl(..)
             | Kind::Block(_)
             | Kind::Ext(..) => {
                 let mut pos = self.pos.lock();
@@ -207,7 +223,7 @@ impl OpenFile {
                 }
                 super::read_inode(*ino, off, buf)
             }
-            Kind::Proc(data) | Kind::ProcControl(data) => {
+            Kind::Proc(data) | Kind::ProcControl(data, _) => {
                 let start = (off as usize).min(data.len());
                 let n = buf.len().min(data.len() - start);
                 buf[..n].copy_from_slice(&data[start..start + n]);
@@ -266,8 +282,12 @@ impl OpenFile {
             Kind::PipeRead(_) => Err(Errno::EBADF),
             Kind::Tty => super::tty::write(data),
             Kind::Null | Kind::Zero | Kind::Random => Ok(data.len()),
-            Kind::ProcControl(_) => {
+            Kind::ProcControl(_, Control::Braid) => {
                 crate::proc::braid::control(data)?;
+                Ok(data.len())
+            }
+            Kind::ProcControl(_, Control::OomScoreAdj(pid)) => {
+                crate::fs::procfs::set_oom_score_adj(*pid, data)?;
                 Ok(data.len())
             }
             Kind::Proc(_) | Kind::ProcDir(_) => Err(Errno::EACCES),
@@ -303,7 +323,7 @@ impl OpenFile {
     pub fn sync(&self) -> KResult<()> {
         match &self.kind {
             Kind::Block(d) => d.flush(),
-            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(_) | Kind::ProcDir(_) => Ok(()),
+            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(..) | Kind::ProcDir(_) => Ok(()),
             Kind::Ext(m, _) => m.fs.sync(),
             _ => Err(Errno::EINVAL),
         }
@@ -363,7 +383,7 @@ impl OpenFile {
             self.kind,
             Kind::Inode(_)
                 | Kind::Proc(_)
-                | Kind::ProcControl(_)
+                | Kind::ProcControl(..)
                 | Kind::ProcDir(_)
                 | Kind::Block(_)
                 | Kind::Ext(..)
@@ -400,7 +420,7 @@ impl OpenFile {
             Kind::Block(d) => Kind::Block(d.clone()),
             Kind::Ext(m, i) => Kind::Ext(m.clone(), *i),
             Kind::Proc(b) => Kind::Proc(b.clone()),
-            Kind::ProcControl(b) => Kind::ProcControl(b.clone()),
+            Kind::ProcControl(b, c) => Kind::ProcControl(b.clone(), *c),
             Kind::ProcDir(e) => Kind::ProcDir(e.clone()),
             Kind::IoUring(_)
             | Kind::Socket(_)

@@ -16,6 +16,7 @@ pub struct Pipe {
     wq: WaitQueue,
     /// Bumped at every change of state (edge-triggered epoll).
     gen: core::sync::atomic::AtomicU64,
+    _live: crate::objects::Live,
 }
 
 impl Pipe {
@@ -25,6 +26,7 @@ impl Pipe {
             buf: Mutex::new(PipeBuffer::new()),
             wq: WaitQueue::new(),
             gen: core::sync::atomic::AtomicU64::new(0),
+            _live: crate::objects::Live::new(crate::objects::Obj::Pipe),
         })
     }
 

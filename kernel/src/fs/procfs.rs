@@ -232,6 +232,7 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
                 "braid",
                 "mounts",
                 "filesystems",
+                "kobjects",
             ] {
                 entries.push((2, DT_REG, n.as_bytes().to_vec()));
             }
@@ -263,9 +264,11 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
         (Some("uptime"), None) => uptime(),
         (Some("stat"), None) => stat(),
         (Some("cpuinfo"), None) => cpuinfo(),
+        (Some("kobjects"), None) => crate::objects::procfs(),
         (Some("braid"), None) => {
             return Some(Kind::ProcControl(
                 (proc::braid::report() + &crate::cluster::report()).into_bytes(),
+                super::file::Control::Braid,
             ))
         }
         (Some("loadavg"), None) => format!(
@@ -297,10 +300,17 @@ fn process(me: &Arc<Process>, pid: &str) -> Option<Arc<Process>> {
 fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> Option<Kind> {
     let text = match file {
         None => {
-            let mut entries: Vec<(u64, u8, Vec<u8>)> = ["stat", "cmdline", "status", "comm"]
-                .iter()
-                .map(|n| (2, DT_REG, n.as_bytes().to_vec()))
-                .collect();
+            let mut entries: Vec<(u64, u8, Vec<u8>)> = [
+                "stat",
+                "cmdline",
+                "status",
+                "comm",
+                "oom_score",
+                "oom_score_adj",
+            ]
+            .iter()
+            .map(|n| (2, DT_REG, n.as_bytes().to_vec()))
+            .collect();
             entries.push((2, DT_LNK, b"exe".to_vec()));
             entries.push((3, DT_DIR, b"fd".to_vec()));
             if whole {
@@ -323,6 +333,19 @@ fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> Option<Kind> {
         Some("mounts") => super::mount::proc_mounts(),
         Some("comm") => format!("{}\n", p.info.lock().comm),
         Some("status") => pid_status(p),
+        Some("oom_score") => format!("{}\n", proc::oom::score(&p.leader())),
+        Some("oom_score_adj") => {
+            return Some(Kind::ProcControl(
+                format!(
+                    "{}\n",
+                    p.group
+                        .oom_score_adj
+                        .load(core::sync::atomic::Ordering::Relaxed)
+                )
+                .into_bytes(),
+                super::file::Control::OomScoreAdj(p.tgid),
+            ))
+        }
         _ => return None,
     };
     Some(Kind::Proc(text.into_bytes()))
@@ -430,7 +453,7 @@ pub fn fd_link_target(f: &super::file::OpenFile) -> Vec<u8> {
             p.extend_from_slice(format!("/inode:[{ino}]").as_bytes());
             p
         }
-        Kind::Proc(_) | Kind::ProcControl(_) | Kind::ProcDir(_) => b"/proc".to_vec(),
+        Kind::Proc(_) | Kind::ProcControl(..) | Kind::ProcDir(_) => b"/proc".to_vec(),
         Kind::IoUring(_) => b"anon_inode:[io_uring]".to_vec(),
         Kind::Socket(sk) => format!(
             "socket:[{}]",
@@ -441,4 +464,19 @@ pub fn fd_link_target(f: &super::file::OpenFile) -> Vec<u8> {
         Kind::Epoll(_) => b"anon_inode:[eventpoll]".to_vec(),
         Kind::TimerFd(_) => b"anon_inode:[timerfd]".to_vec(),
     }
+}
+
+/// A write to /proc/PID/oom_score_adj: a decimal in -1000..=1000 (EINVAL
+/// otherwise), as Linux (everyone is root here, so lowering is allowed).
+pub fn set_oom_score_adj(pid: u32, data: &[u8]) -> abi::KResult<()> {
+    let text = core::str::from_utf8(data).map_err(|_| abi::Errno::EINVAL)?;
+    let v: i32 = text.trim().parse().map_err(|_| abi::Errno::EINVAL)?;
+    if !(proc::oom::ADJ_MIN..=proc::oom::ADJ_MAX).contains(&v) {
+        return Err(abi::Errno::EINVAL);
+    }
+    let p = proc::lookup(pid).ok_or(abi::Errno::ESRCH)?;
+    p.group
+        .oom_score_adj
+        .store(v, core::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }

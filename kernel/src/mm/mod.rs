@@ -24,8 +24,6 @@ use crate::proc::Process;
 pub const PAGE: u64 = 4096;
 /// Top of the user stack (just below the canonical hole).
 pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
-/// Size of the main thread's stack mapping.
-pub const STACK_SIZE: u64 = 8 << 20;
 /// mmap placement searches downwards from here.
 pub const MMAP_TOP: u64 = 0x7f00_0000_0000;
 /// Lowest address mmap hands out.
@@ -52,6 +50,7 @@ pub struct Mm {
     /// mappings page in from them: an unlinked binary keeps its bytes
     /// until the last process mapping it goes.
     held: Vec<vfs::Ino>,
+    _live: crate::objects::Live,
 }
 
 fn table_frame(torus: usize) -> impl FnMut() -> Option<u64> {
@@ -69,6 +68,7 @@ impl Mm {
             brk: 0,
             torus,
             held: Vec::new(),
+            _live: crate::objects::Live::new(crate::objects::Obj::AddressSpace),
         })
     }
 
@@ -324,6 +324,11 @@ impl Mm {
     }
 
     /// Bytes mapped (for RLIMIT_AS).
+    /// (resident user pages, page-table pages), for the OOM killer.
+    pub fn resident(&self) -> (u64, u64) {
+        self.space.resident()
+    }
+
     pub fn mapped(&self) -> u64 {
         self.vmas.total_mapped()
     }

@@ -47,6 +47,14 @@ pub fn clone(
         return Err(Errno::ENOSYS);
     }
     let thread = flags & CLONE_THREAD != 0;
+    // RLIMIT_NPROC: every process here is root's, so the user's count is
+    // every task in the table (threads and zombies included, as Linux
+    // counts until release). Linux exempts root; RSE OS has only root,
+    // and a limit nobody is held to would stop no fork bomb, so it is
+    // enforced for everyone (docs/syscalls.md).
+    if super::count() as u64 >= super::limits::cur(&sched::current(), super::limits::RLIMIT_NPROC) {
+        return Err(Errno::EAGAIN);
+    }
     // A CLONE_VM child may run on another CPU at the same time as its
     // parent: mapping changes reach both through hal::tlb's shootdown.
     let me = sched::current();
@@ -106,6 +114,7 @@ pub fn clone(
         hal::percpu::user_fs_base()
     };
     let child = Process::spawn(NewProcess {
+        oom_score_adj: me.group.oom_score_adj.load(Ordering::Relaxed),
         frame: child_frame,
         fpu: me.fpu().snapshot(),
         fs_base,

@@ -73,6 +73,15 @@ pub fn cur(p: &Process, res: usize) -> u64 {
     p.group.limits.lock().0[res].0
 }
 
+/// The main thread's stack size for an execve now: the soft RLIMIT_STACK
+/// in whole pages, at least 128 KiB (room for the arguments, which Linux
+/// places whatever the limit) and at most 1 GiB (unlimited included: the
+/// stack is a fixed mapping here, reserved below the top of user space,
+/// where Linux grows it on demand up to the limit).
+pub fn stack_size() -> u64 {
+    soft(RLIMIT_STACK).clamp(128 << 10, 1 << 30) & !0xfff
+}
+
 /// The descriptor limit of the current process (RLIMIT_NOFILE), as a
 /// table bound.
 pub fn nofile() -> usize {

@@ -15,6 +15,7 @@ pub mod exit;
 pub mod fork;
 pub mod limits;
 pub mod mailbox;
+pub mod oom;
 pub mod replica;
 pub mod robust;
 pub mod sched;
@@ -122,6 +123,8 @@ pub struct ThreadGroup {
     pub dead: AtomicBool,
     /// Resource limits (shared by the threads).
     pub limits: Mutex<limits::Limits>,
+    /// /proc/PID/oom_score_adj (-1000..=1000), inherited by fork.
+    pub oom_score_adj: core::sync::atomic::AtomicI32,
     /// Process-directed signals every thread blocked when they came.
     pub shared_sig: Mutex<signal::SharedPending>,
 }
@@ -155,6 +158,7 @@ pub struct Process {
     /// Freed with the last reference (never while a CPU runs on it: see
     /// the dead lists in `torus`).
     _kstack: hal::context::KernelStack,
+    _live: crate::objects::Live,
     kstack_top: u64,
     fpu: hal::percpu::FpuArea,
     /// The user FS and GS bases, saved when it leaves a CPU and loaded
@@ -195,6 +199,8 @@ pub const MAX_PROCESSES: usize = 4096;
 
 /// Parts of a new process that differ between boot, fork and clone.
 pub struct NewProcess {
+    /// The new thread group's oom_score_adj (the parent's).
+    pub oom_score_adj: i32,
     pub frame: hal::idt::TrapFrame,
     pub fpu: hal::percpu::FpuArea,
     pub fs_base: u64,
@@ -245,6 +251,7 @@ impl Process {
                     exited: WaitQueue::new(),
                     dead: AtomicBool::new(false),
                     limits: Mutex::new(n.limits),
+                    oom_score_adj: core::sync::atomic::AtomicI32::new(n.oom_score_adj),
                     shared_sig: Mutex::new(signal::SharedPending::default()),
                 }),
                 true,
@@ -263,6 +270,7 @@ impl Process {
                 entity: runq::Entity::new(n.params),
             }),
             _kstack: kstack,
+            _live: crate::objects::Live::new(crate::objects::Obj::Task),
             kstack_top,
             fpu: n.fpu,
             fs_base: AtomicU64::new(n.fs_base),
@@ -442,6 +450,13 @@ pub fn all() -> Vec<Arc<Process>> {
         .filter(|p| p.is_leader())
         .cloned()
         .collect()
+}
+
+/// (table entries, thread-group leaders among them): threads and
+/// processes as /proc/kobjects reports them.
+pub fn table_counts() -> (usize, usize) {
+    let t = TABLE.lock();
+    (t.len(), t.values().filter(|p| p.is_leader()).count())
 }
 
 /// Number of processes.

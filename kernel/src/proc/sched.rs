@@ -349,6 +349,16 @@ pub fn schedule() {
     switch_away(false)
 }
 
+/// Drops the dead list's processes that nobody else references (the CPU
+/// is not running on any of them: callers are switch_away, before it
+/// switches, and the idle loop).
+fn release_dead(c: &cpu::Cpu) {
+    let mut dead = c.dead.lock();
+    if !dead.is_empty() {
+        dead.retain(|p| Arc::strong_count(p) > 1);
+    }
+}
+
 /// sched_yield: as [`schedule`], but the caller goes behind its peers.
 pub fn yield_now() {
     switch_away(true)
@@ -361,11 +371,7 @@ fn switch_away(yield_: bool) {
         work::take(RESCHED);
         // Release processes that exited on this CPU earlier and that
         // nobody else references any more (we are not running on them).
-        let mut dead = c.dead.lock();
-        if !dead.is_empty() {
-            dead.retain(|p| Arc::strong_count(p) > 1);
-        }
-        drop(dead);
+        release_dead(c);
         let mut prev = c.current.replace(None);
         if let Some(p) = &prev {
             put_prev(torus::this_id(), p, now, yield_);
@@ -619,6 +625,12 @@ pub fn idle_loop() -> ! {
         crate::trap::deferred_work();
         super::braid::hang_while_failed(c);
         hal::cpu::disable_interrupts();
+        // Processes that exited here are released at this CPU's next
+        // switch; an idle CPU may not switch for a long time, so release
+        // them here too (we run on the idle stack, on none of theirs):
+        // else their stacks and Process records stay until then
+        // (/proc/kobjects showed them after every exit).
+        release_dead(c);
         c.idle.store(true, Ordering::SeqCst);
         let live = || c.hosted().filter(|&t| !super::braid::halted(t));
         let has_work = live().any(|t| torus::get(t).runq.lock().queued() > 0)

@@ -298,7 +298,7 @@ fn file_stat(f: &OpenFile) -> KResult<Stat> {
             dev: 6,
             ..Stat::default()
         }),
-        Kind::Proc(_) | Kind::ProcControl(_) => Ok(Stat {
+        Kind::Proc(_) | Kind::ProcControl(..) => Ok(Stat {
             mode: 0o100644,
             nlink: 1,
             blksize: 4096,
@@ -554,7 +554,7 @@ pub fn lseek(fd: u64, off: i64, whence: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
     let size = match &f.kind {
         Kind::Inode(i) => kfs::with(|fs| fs.stat(*i))?.size,
-        Kind::Proc(d) | Kind::ProcControl(d) => d.len() as i64,
+        Kind::Proc(d) | Kind::ProcControl(d, _) => d.len() as i64,
         Kind::ProcDir(_) => 0,
         Kind::Block(d) => d.size() as i64,
         Kind::Ext(m, i) => m.fs.stat(*i)?.size,
@@ -657,7 +657,7 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
         let kind = procfs::open(&rest).ok_or(Errno::ENOENT)?;
         // Only control files take writes (O_CREAT/O_TRUNC mean nothing).
         let writes = flags & file::O_ACCMODE != file::O_RDONLY;
-        if writes && !matches!(kind, Kind::ProcControl(_)) {
+        if writes && !matches!(kind, Kind::ProcControl(..)) {
             return Err(Errno::EACCES);
         }
         kind

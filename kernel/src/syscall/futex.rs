@@ -55,6 +55,11 @@ static TABLE: [Mutex<Vec<Arc<Waiter>>>; BUCKETS] = [const { Mutex::new(Vec::new(
 /// The earliest deadline of a timed waiter ([`expire`]).
 static DUE: Deadlines = Deadlines::new();
 
+/// Waiters queued in all buckets (/proc/kobjects).
+pub fn waiters() -> usize {
+    TABLE.iter().map(|b| b.lock().len()).sum()
+}
+
 fn bucket(k: Key) -> &'static Mutex<Vec<Arc<Waiter>>> {
     let h = match k {
         Key::Private(mm, a) => (mm as u64 >> 4) ^ (a >> 2),

@@ -138,6 +138,8 @@ fn run(o: &Opts) -> Result<(), String> {
     );
     // A SIGUSR1 a worker sends to its process group must not end us.
     worker::handle(libc::SIGUSR1);
+    // The supervisor must outlive any memory shortage the workers cause.
+    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
     let shared = Shared::map();
     let (slab0, free0) = meminfo()?;
     let t0 = Instant::now();
@@ -148,6 +150,9 @@ fn run(o: &Opts) -> Result<(), String> {
         // SAFETY: fork in a single-threaded process.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // Workers are fair game for the OOM killer (fork inherited -1000).
+            let _ = std::fs::write("/proc/self/oom_score_adj", "0");
+            limit_files();
             let mut w = worker::Worker::new(i, seed, o.workers, shared, o.trace);
             let st = match w.run(calls) {
                 Ok(()) => 0,
@@ -290,4 +295,23 @@ fn alive() -> Result<(), String> {
     }
     println!("rsefuzz: kernel alive after the run (syscall, file write/read ok)");
     Ok(())
+}
+
+/// Each worker's files stay at most 16 MiB (RLIMIT_FSIZE; SIGXFSZ ignored,
+/// so a write past it is EFBIG). Without it, fuzzed writes, fallocates
+/// and truncates at huge offsets filled tmpfs (half of RAM) and, with the
+/// workers' arenas, ran the machine out of frames: the kernel's OOM
+/// killer then killed workers (SIGKILL) and the supervisor's own
+/// allocations failed (seed 0x2, docs/fuzzing.md).
+fn limit_files() {
+    const FSIZE: libc::rlim_t = 16 << 20;
+    let r = libc::rlimit {
+        rlim_cur: FSIZE,
+        rlim_max: FSIZE,
+    };
+    // SAFETY: plain libc calls on this process.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        libc::setrlimit(libc::RLIMIT_FSIZE, &r);
+    }
 }

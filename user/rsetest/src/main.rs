@@ -421,6 +421,15 @@ fn usage() -> ! {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(name) = args.first() else { usage() };
+    // Helper for `rlimits`: uses N KiB of stack, then exits 0.
+    if name == "stack_eat" {
+        let kib = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(0);
+        // Rust's own overflow handler would turn SIGSEGV into an abort.
+        // SAFETY: resetting a signal disposition.
+        unsafe { libc::signal(libc::SIGSEGV, libc::SIG_DFL) };
+        std::hint::black_box(rlimits::eat_stack(kib));
+        util::child_exit(0);
+    }
     if name == "list" {
         for (n, _, _) in TESTS {
             say!("{n}");

@@ -245,5 +245,38 @@ pub fn run(_: &[String]) -> Result<(), String> {
     exits_0(
         "RLIMIT_DATA 1 MiB: brk cannot grow 8 MiB; unlimited it can (codes 2-4)",
         st,
-    )
+    )?;
+
+    // STACK: execve sizes the new stack by it; a program that needs 1 MiB
+    // of stack dies of SIGSEGV under 256 KiB and runs under 8 MiB.
+    let eat = |limit: u64| {
+        in_child(|| {
+            if set(libc::RLIMIT_STACK, limit, libc::RLIM_INFINITY).is_err() {
+                return 2;
+            }
+            let exe = c"/proc/self/exe";
+            let argv = [c"rsetest".as_ptr(), c"stack_eat".as_ptr(), c"1024".as_ptr(), core::ptr::null()];
+            // SAFETY: NUL-terminated strings and a null-terminated argv.
+            unsafe { libc::execv(exe.as_ptr(), argv.as_ptr()) };
+            3
+        })
+    };
+    let small = eat(256 << 10)?;
+    check(
+        libc::WIFSIGNALED(small) && libc::WTERMSIG(small) == libc::SIGSEGV,
+        format_args!("RLIMIT_STACK 256 KiB: 1 MiB of stack is SIGSEGV ({})", status_str(small)),
+    )?;
+    exits_0("RLIMIT_STACK 8 MiB: 1 MiB of stack runs", eat(8 << 20)?)
+}
+
+/// Uses about `kib` KiB of stack (1 KiB frames), for the RLIMIT_STACK check.
+#[inline(never)]
+pub fn eat_stack(kib: u32) -> u64 {
+    let mut buf = [0u8; 1024];
+    buf[(kib % 1024) as usize] = kib as u8;
+    let buf = std::hint::black_box(buf);
+    if kib == 0 {
+        return buf[0] as u64;
+    }
+    eat_stack(kib - 1) + buf[1] as u64
 }

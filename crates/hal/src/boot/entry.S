@@ -175,6 +175,11 @@ boot_stack_top:
 
     .section .bss.boot_stack, "aw", @nobits
     .p2align 12
+    /* Left unmapped by paging::init: an overflow of the boot stack
+       faults here (crates/hal/src/guard.rs). */
+    .global boot_kernel_stack_guard
+boot_kernel_stack_guard:
+    .skip 4096
     .global boot_kernel_stack_bottom
 boot_kernel_stack_bottom:
     .skip 65536
