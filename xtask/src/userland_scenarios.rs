@@ -100,6 +100,7 @@ program_scenarios!(
     dev_fd,
     avx,
     xattr,
+    creds,
 );
 
 /// The regression checks of what user programs could do to the kernel
