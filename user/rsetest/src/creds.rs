@@ -21,7 +21,7 @@ fn c(s: &str) -> CString {
 }
 
 fn call(nr: libc::c_long, a: [u64; 3]) -> Result<i64, i32> {
-    sys(nr, [a[0] as _, a[1] as _, a[2] as _, 0, 0, 0]).map(|v| v as i64)
+    sys(nr, [a[0] as _, a[1] as _, a[2] as _, 0, 0, 0])
 }
 
 /// errno of `r`, or 0 for success.
