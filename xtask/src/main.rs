@@ -43,6 +43,7 @@ mod dynamic_scenarios;
 mod fuzz;
 mod http_scenarios;
 mod initramfs;
+mod kernel_isa;
 mod linux_diff;
 mod net_scenarios;
 mod qemu;

@@ -20,6 +20,10 @@ const SCENARIOS: &[Scenario] = &[
         unexpected_exception,
     ),
     ("kernel_stack_overflow_reported", stack_overflow),
+    (
+        "kernel_fpu_instructions",
+        crate::kernel_isa::kernel_fpu_instructions,
+    ),
     ("grub_iso_boots_multiboot2", grub_iso),
     ("smp_1_cpu_online_microvm", || boot_smp(1, Machine::Microvm)),
     ("smp_3_cpus_online_microvm", || {

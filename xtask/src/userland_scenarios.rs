@@ -55,6 +55,7 @@ program_scenarios!(
     pipe_100m,
     memhog,
     xmm,
+    x87,
     signals,
     io_uring,
     poll_timeout,

@@ -237,6 +237,9 @@ pub fn user_frame(rip: u64, rsp: u64) -> TrapFrame {
 /// waiting for the context published here. The caller keeps both stacks
 /// alive (see [`crate::current::CpuCurrent::switch_to_installed`]).
 pub(crate) fn switch(save: &core::sync::atomic::AtomicU64, next: &core::sync::atomic::AtomicU64) {
+    // The outgoing task's FPU state, whole, into its area before its
+    // context is published: another CPU may resume it right after.
+    crate::fpu::sync_current();
     // SAFETY: `next` holds 0 or a stack pointer produced by this module
     // (an earlier switch or prepare_first_run) for a live kernel stack,
     // claimed here by one compare-exchange so no two CPUs resume it; the

@@ -4,6 +4,25 @@
 //! XCR0), so an OS that leaves XCR0 at x87|SSE makes them die of #UD; and
 //! once AVX is on, the upper halves of the YMM registers are user state
 //! that must follow each task, which FXSAVE does not cover.
+//!
+//! When the state is saved. An interrupt or exception from user mode
+//! saves all of it (FXSAVE/XSAVE) into the task's area. A system call
+//! saves only XMM0-15 and MXCSR (16 stores instead of an XSAVE of 832
+//! bytes, which under TCG was two thirds of a null system call): kernel
+//! code is built for baseline x86_64, so SSE is all of the FPU state it
+//! can change; it never runs x87, MMX or VEX instructions (legacy SSE
+//! leaves the upper halves of the YMM registers alone), which the test
+//! suite checks on the kernel binary (`kernel_fpu_instructions`). Until
+//! the call returns, the user's x87 and AVX state stays in the registers
+//! and the per-CPU `fpu_live` flag is 1. Whatever needs the whole state
+//! in the area first calls [`sync_current`], which puts the user's XMM
+//! registers back and saves everything: a context switch (before the
+//! outgoing context is published, so no other CPU can resume the task
+//! with its state still here), and the task's own signal delivery,
+//! rt_sigreturn, fork and execve (through [`crate::percpu::FpuArea`]).
+//! The system call's return then restores the whole area; otherwise only
+//! XMM and MXCSR. This is Linux's reason for not saving FPU state on
+//! system calls, in the form a kernel that uses SSE itself can take.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -59,4 +78,64 @@ pub fn state_size() -> usize {
     } else {
         512
     }
+}
+
+/// Completes the running task's FPU area if its system call entry saved
+/// only the XMM registers and MXCSR (see the module comment): the user's
+/// XMM values go back into the registers, which then hold exactly the
+/// user's state, and all of it is saved. Afterwards the area is complete
+/// and the return to user mode restores it whole. Never inlined: one copy,
+/// which the kernel binary check (`kernel_fpu_instructions`) recognises.
+#[inline(never)]
+pub fn sync_current() {
+    crate::cpu::without_interrupts(|| {
+        if !crate::percpu::fpu_live() {
+            return;
+        }
+        let area = crate::percpu::current_fpu_area();
+        let mask = mask();
+        // SAFETY: `area` is the running task's FPU area (per-CPU field
+        // set by set_current_task), 64-aligned and FPU_AREA_SIZE bytes,
+        // written only by this CPU while the task runs here; interrupts
+        // are off, so no switch runs in between. The XMM registers are
+        // declared clobbered; x87 and AVX registers are not used by
+        // compiled kernel code (module comment).
+        unsafe {
+            core::arch::asm!(
+                "ldmxcsr [{a} + 24]",
+                "movaps xmm0, [{a} + 160]",
+                "movaps xmm1, [{a} + 176]",
+                "movaps xmm2, [{a} + 192]",
+                "movaps xmm3, [{a} + 208]",
+                "movaps xmm4, [{a} + 224]",
+                "movaps xmm5, [{a} + 240]",
+                "movaps xmm6, [{a} + 256]",
+                "movaps xmm7, [{a} + 272]",
+                "movaps xmm8, [{a} + 288]",
+                "movaps xmm9, [{a} + 304]",
+                "movaps xmm10, [{a} + 320]",
+                "movaps xmm11, [{a} + 336]",
+                "movaps xmm12, [{a} + 352]",
+                "movaps xmm13, [{a} + 368]",
+                "movaps xmm14, [{a} + 384]",
+                "movaps xmm15, [{a} + 400]",
+                "test eax, eax",
+                "jz 2f",
+                "xsave64 [{a}]",
+                "jmp 3f",
+                "2:",
+                "fxsave64 [{a}]",
+                "3:",
+                a = in(reg) area,
+                in("eax") mask,
+                in("edx") 0u32,
+                out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+                out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+                out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+                options(nostack),
+            );
+        }
+        crate::percpu::set_fpu_live(false);
+    });
 }

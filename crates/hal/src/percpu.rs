@@ -17,6 +17,11 @@ struct PerCpu {
     fpu_area: u64,   // 32
     cpu_id: u64,     // 40
     work: AtomicU32, // 48
+    /// 1 while the running task is inside a system call whose entry saved
+    /// only its XMM registers and MXCSR (the rest of its FPU state is
+    /// still in the registers); 0 when its FPU area holds everything.
+    /// See [`crate::fpu`].
+    fpu_live: u64, // 56
 }
 
 static mut PERCPU: [PerCpu; MAX_CPUS] = [const {
@@ -28,6 +33,7 @@ static mut PERCPU: [PerCpu; MAX_CPUS] = [const {
         fpu_area: 0,
         cpu_id: 0,
         work: AtomicU32::new(0),
+        fpu_live: 0,
     }
 }; MAX_CPUS];
 
@@ -56,9 +62,18 @@ impl FpuArea {
         FpuArea(core::cell::UnsafeCell::new(a))
     }
 
+    /// Makes the area hold the whole state when it is the running task's
+    /// and its system call entry saved only part (see [`crate::fpu`]).
+    fn complete(&self) {
+        if self.0.get() as u64 == current_fpu_area() {
+            crate::fpu::sync_current();
+        }
+    }
+
     /// The saved state as bytes (signal frames: the first
     /// [`crate::fpu::state_size`] of them are the state).
     pub fn bytes(&self) -> [u8; FPU_AREA_SIZE] {
+        self.complete();
         // SAFETY: as snapshot.
         unsafe { *self.0.get() }
     }
@@ -70,6 +85,9 @@ impl FpuArea {
     /// MXCSR's reserved bits, components not enabled, the compacted-format
     /// bit and the header's reserved bytes.
     pub fn load(&self, bytes: &[u8], xstate: bool) {
+        // Complete first, so the return to user mode restores the whole
+        // area (this state), not just XMM over stale x87/AVX registers.
+        self.complete();
         let mut b = [0u8; FPU_AREA_SIZE];
         let mask = crate::fpu::mask() as u64;
         let n = if xstate && mask != 0 {
@@ -97,6 +115,7 @@ impl FpuArea {
     /// A copy of the saved state (fork copies the parent's, which the
     /// syscall entry saved).
     pub fn snapshot(&self) -> FpuArea {
+        self.complete();
         // SAFETY: called by the owning task while it runs in the kernel,
         // when no entry path writes the area.
         FpuArea(core::cell::UnsafeCell::new(unsafe { *self.0.get() }))
@@ -175,6 +194,25 @@ pub fn set_current_task(kstack_top: u64, fpu: &FpuArea) {
         crate::gdt::set_kernel_stack((*p).cpu_id as usize, kstack_top);
     }
     crate::guard::sync_cpu(cpu_id());
+}
+
+/// Whether the running task's x87/AVX state is still in the registers
+/// (inside a system call, see [`crate::fpu`]).
+pub(crate) fn fpu_live() -> bool {
+    // SAFETY: a plain read of this CPU's own field, written only by this
+    // CPU (entry assembly, set_fpu_live).
+    unsafe { (*this()).fpu_live != 0 }
+}
+
+pub(crate) fn set_fpu_live(live: bool) {
+    // SAFETY: this CPU's own field, with interrupts off (sync_current).
+    unsafe { (*this()).fpu_live = u64::from(live) }
+}
+
+/// The running task's FPU area (as installed by [`set_current_task`]).
+pub(crate) fn current_fpu_area() -> u64 {
+    // SAFETY: a plain read of this CPU's own field.
+    unsafe { (*this()).fpu_area }
 }
 
 /// The kernel stack top of the task running on this CPU (0 before any).

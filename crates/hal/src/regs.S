@@ -9,7 +9,53 @@
  * fpu::XSAVE_MASK, or FXSAVE/FXRSTOR when that is 0 (see fpu.rs). They
  * clobber rax, rcx and rdx: use them only while the user's GPRs are saved
  * in the frame. The including block passes `xsave_mask = sym ...`.
+ *
+ * XMM_SAVE / XMM_RESTORE: only XMM0-15 and MXCSR, to or from their places
+ * in the same area (the legacy layout: MXCSR at 24, XMM0 at 160): all of
+ * the user's FPU state that kernel code can change (see fpu.rs). They
+ * clobber rcx.
  */
+.macro XMM_SAVE
+    movq %gs:32, %rcx
+    stmxcsr 24(%rcx)
+    movaps %xmm0, 160(%rcx)
+    movaps %xmm1, 176(%rcx)
+    movaps %xmm2, 192(%rcx)
+    movaps %xmm3, 208(%rcx)
+    movaps %xmm4, 224(%rcx)
+    movaps %xmm5, 240(%rcx)
+    movaps %xmm6, 256(%rcx)
+    movaps %xmm7, 272(%rcx)
+    movaps %xmm8, 288(%rcx)
+    movaps %xmm9, 304(%rcx)
+    movaps %xmm10, 320(%rcx)
+    movaps %xmm11, 336(%rcx)
+    movaps %xmm12, 352(%rcx)
+    movaps %xmm13, 368(%rcx)
+    movaps %xmm14, 384(%rcx)
+    movaps %xmm15, 400(%rcx)
+.endm
+
+.macro XMM_RESTORE
+    movq %gs:32, %rcx
+    ldmxcsr 24(%rcx)
+    movaps 160(%rcx), %xmm0
+    movaps 176(%rcx), %xmm1
+    movaps 192(%rcx), %xmm2
+    movaps 208(%rcx), %xmm3
+    movaps 224(%rcx), %xmm4
+    movaps 240(%rcx), %xmm5
+    movaps 256(%rcx), %xmm6
+    movaps 272(%rcx), %xmm7
+    movaps 288(%rcx), %xmm8
+    movaps 304(%rcx), %xmm9
+    movaps 320(%rcx), %xmm10
+    movaps 336(%rcx), %xmm11
+    movaps 352(%rcx), %xmm12
+    movaps 368(%rcx), %xmm13
+    movaps 384(%rcx), %xmm14
+    movaps 400(%rcx), %xmm15
+.endm
 .macro FPU_SAVE
     movq %gs:32, %rcx
     movl {xsave_mask}(%rip), %eax

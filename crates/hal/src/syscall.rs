@@ -1,6 +1,7 @@
 //! The `syscall` instruction entry. It builds the same [`TrapFrame`] as an
 //! interrupt (vector [`SYSCALL_VECTOR`]) on the task's kernel stack and
-//! saves the user FPU state, so signal delivery, fork and execve edit one
+//! saves the user's XMM registers (the rest of the FPU state only when
+//! needed: [`crate::fpu`]), so signal delivery, fork and execve edit one
 //! frame type; its own return sequence restores that frame without the
 //! privilege tests the shared trap path needs (a syscall always came from
 //! user mode).
@@ -32,17 +33,31 @@ syscall_entry:
     pushq ${vector}
     /* The same frame layout as trap_save_regs. */
     SAVE_GPRS
-    /* The GPRs are saved: FPU_SAVE may use rax, rcx, rdx. DF is
+    /* The GPRs are saved: XMM_SAVE may use rcx. Only the XMM registers
+       and MXCSR, the user FPU state kernel code can change; the rest
+       stays in the registers until a context switch, a signal frame,
+       fork or execve needs it in the area (fpu::sync_current). DF is
        already clear (IA32_FMASK), so no cld. */
-    FPU_SAVE
+    XMM_SAVE
+    movq $1, %gs:56
     movq %rsp, %rdi
     /* The kernel's handler, straight from HANDLER (set before any user
        mode exists, so never null here). */
     call *{handler}(%rip)
     /* Always back to user mode: no privilege tests, unlike trap_return.
        A task switched away inside the call resumes here on its own
-       kernel stack; the frame may have been edited (signals, execve). */
+       kernel stack; the frame may have been edited (signals, execve).
+       fpu_live still 1: nothing but XMM and MXCSR to put back. 0: the
+       area holds the whole state (saved for a switch, a signal, fork,
+       execve, or edited by rt_sigreturn). */
+    cmpq $0, %gs:56
+    je 5f
+    XMM_RESTORE
+    movq $0, %gs:56
+    jmp 6f
+5:
     FPU_RESTORE
+6:
     /*
      * sysretq when the frame is what syscall left, as Linux decides:
      * rcx = rip and r11 = rflags (sysret reloads RIP and RFLAGS from
@@ -85,6 +100,8 @@ syscall_iret:
     .purgem RESTORE_GPRS
     .purgem FPU_SAVE
     .purgem FPU_RESTORE
+    .purgem XMM_SAVE
+    .purgem XMM_RESTORE
 "#
     ),
     user_ds = const USER_DS,

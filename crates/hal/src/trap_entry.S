@@ -9,7 +9,8 @@
  * mode the interrupted code's XMM state is kept on the stack instead.
  *
  * Per-CPU layout (see percpu.rs): 0 self, 8 kernel stack top, 16 user rsp,
- * 24 scratch, 32 user FPU area (FPU_AREA_SIZE bytes, 64-aligned).
+ * 24 scratch, 32 user FPU area (FPU_AREA_SIZE bytes, 64-aligned), 40 cpu
+ * id, 48 work word, 56 fpu_live.
  */
     .section .text.trap_common, "ax"
     .code64
@@ -95,8 +96,10 @@ trap_save_regs:
     movq %rbx, %rsp
     jmp 2f
 4:
-    /* From user mode: the user's FPU state, with the GPRs now saved. */
+    /* From user mode: the user's FPU state, with the GPRs now saved;
+       all of it, so the area is complete (fpu_live 0, see fpu.rs). */
     FPU_SAVE
+    movq $0, %gs:56
     call hal_trap_dispatch
     .global trap_return
 trap_return:
@@ -118,3 +121,5 @@ trap_iret:
     .purgem RESTORE_GPRS
     .purgem FPU_SAVE
     .purgem FPU_RESTORE
+    .purgem XMM_SAVE
+    .purgem XMM_RESTORE

@@ -71,6 +71,7 @@ mod vm_util;
 mod wait_bounds;
 mod wallclock;
 mod xattr;
+mod x87;
 mod xmm;
 
 type Test = fn(&[String]) -> Result<(), String>;
@@ -127,6 +128,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "xmm",
         xmm::run,
         "XMM0-15 survive syscalls, yields, preemption, signal handlers and fork",
+    ),
+    (
+        "x87",
+        x87::run,
+        "the x87 control word, stack and MXCSR survive syscalls, yields, signal handlers and fork",
     ),
     (
         "signals",

@@ -1,0 +1,116 @@
+//! A check on the kernel binary itself: which FPU instructions compiled
+//! kernel code contains. The system call entry saves only the user's XMM
+//! registers and MXCSR (crates/hal/src/fpu.rs), which is correct only while
+//! the kernel never executes x87, MMX or VEX (AVX) instructions and never
+//! loads MXCSR, apart from the FPU save/restore code that handles the user
+//! state. A new dependency or compiler change that brings any of them in
+//! fails this check instead of corrupting user FPU state.
+
+use std::process::Command;
+
+use crate::{artifacts, deps};
+
+/// binutils' objdump, the disassembler.
+const BINUTILS: deps::Package = deps::Package {
+    name: "binutils",
+    file: "/usr/bin/objdump",
+};
+
+/// Instructions only the FPU state code may contain: the entry paths'
+/// save and restore and the completing sync, in the functions named by
+/// [`STATE_CODE`].
+const STATE_OPS: &[&str] = &[
+    "fxsave64",
+    "fxrstor64",
+    "xsave64",
+    "xrstor64",
+    "ldmxcsr",
+    "stmxcsr",
+];
+
+/// x87 mnemonics start with `f` (fld, fstp, fadd, fnstcw, ...); the ones
+/// here are the FXSAVE family, checked separately.
+/// Symbols (substrings of the demangled names objdump prints) whose code
+/// may save, restore or load FPU state: trap_entry.S's labels, the syscall
+/// entry, hal::fpu::sync_current.
+const STATE_CODE: &[&str] = &[
+    "trap_",
+    "syscall_entry",
+    "syscall_iret",
+    "fpu::sync_current",
+];
+
+fn is_x87(m: &str) -> bool {
+    m.starts_with('f') && !m.starts_with("fxsave") && !m.starts_with("fxrstor")
+}
+
+pub fn kernel_fpu_instructions() -> Result<(), String> {
+    deps::ensure(&[&BINUTILS])?;
+    let kernel = artifacts::build_kernel()?;
+    let out = Command::new(BINUTILS.file)
+        .args(["-d", "-C", "--no-show-raw-insn", "-M", "att"])
+        .arg(&kernel)
+        .output()
+        .map_err(|e| format!("objdump: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "objdump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut bad = Vec::new();
+    let mut state_ops = 0;
+    let mut instructions = 0;
+    let mut symbol = "";
+    for line in text.lines() {
+        // "ffffffff80200000 <symbol>:" starts a symbol's code.
+        if let Some(name) = line.strip_suffix(">:").and_then(|l| l.split_once(" <")) {
+            symbol = name.1;
+            continue;
+        }
+        // "ffffffff80200000:\tmnemonic operands"
+        let Some((_, insn)) = line.split_once(":\t") else {
+            continue;
+        };
+        instructions += 1;
+        let mut parts = insn.split_whitespace();
+        let Some(mut m) = parts.next() else { continue };
+        if matches!(
+            m,
+            "lock" | "rep" | "repz" | "repnz" | "rex" | "rex.W" | "data16" | "cs" | "ds"
+        ) {
+            m = parts.next().unwrap_or("");
+        }
+        // VEX/EVEX vector instructions (not vmcall, verr, ...).
+        let vex = m.starts_with('v') && (insn.contains("%xmm") || m.starts_with("vzero"));
+        let mmx = insn.contains("%mm") || m == "emms";
+        if STATE_OPS.contains(&m) {
+            if STATE_CODE.iter().any(|s| symbol.contains(s)) {
+                state_ops += 1;
+            } else {
+                bad.push(format!("{} (in {symbol})", line.trim()));
+            }
+        } else if is_x87(m) || vex || mmx || insn.contains("%ymm") || insn.contains("%zmm") {
+            bad.push(format!("{} (in {symbol})", line.trim()));
+        }
+    }
+    if instructions < 10_000 {
+        return Err(format!("objdump gave only {instructions} instructions"));
+    }
+    if !bad.is_empty() {
+        bad.truncate(20);
+        return Err(format!(
+            "kernel code uses FPU state beyond XMM registers (the syscall entry \
+             would not preserve it for the user):\n{}",
+            bad.join("\n")
+        ));
+    }
+    if state_ops == 0 {
+        return Err("no FPU save/restore code found: did the symbols change?".into());
+    }
+    println!(
+        "    {instructions} instructions: no x87, MMX or AVX; {state_ops} FPU state instructions"
+    );
+    Ok(())
+}
