@@ -5,22 +5,22 @@
 //! once AVX is on, the upper halves of the YMM registers are user state
 //! that must follow each task, which FXSAVE does not cover.
 //!
-//! When the state is saved. An interrupt or exception from user mode
-//! saves all of it (FXSAVE/XSAVE) into the task's area. A system call
-//! saves only XMM0-15 and MXCSR (16 stores instead of an XSAVE of 832
-//! bytes, which under TCG was two thirds of a null system call): kernel
+//! When the state is saved. Every entry from user mode (system call,
+//! interrupt, exception) saves only XMM0-15 and MXCSR into the task's
+//! area (16 stores instead of an XSAVE of 832 bytes, which under TCG was
+//! two thirds of a null system call): kernel
 //! code is built for baseline x86_64, so SSE is all of the FPU state it
 //! can change; it never runs x87, MMX or VEX instructions (legacy SSE
 //! leaves the upper halves of the YMM registers alone), which the test
 //! suite checks on the kernel binary (`kernel_fpu_instructions`). Until
-//! the call returns, the user's x87 and AVX state stays in the registers
+//! the return, the user's x87 and AVX state stays in the registers
 //! and the per-CPU `fpu_live` flag is 1. Whatever needs the whole state
 //! in the area first calls [`sync_current`], which puts the user's XMM
 //! registers back and saves everything: a context switch (before the
 //! outgoing context is published, so no other CPU can resume the task
 //! with its state still here), and the task's own signal delivery,
 //! rt_sigreturn, fork and execve (through [`crate::percpu::FpuArea`]).
-//! The system call's return then restores the whole area; otherwise only
+//! The return to user mode then restores the whole area; otherwise only
 //! XMM and MXCSR. This is Linux's reason for not saving FPU state on
 //! system calls, in the form a kernel that uses SSE itself can take.
 
@@ -80,7 +80,7 @@ pub fn state_size() -> usize {
     }
 }
 
-/// Completes the running task's FPU area if its system call entry saved
+/// Completes the running task's FPU area if its entry from user mode saved
 /// only the XMM registers and MXCSR (see the module comment): the user's
 /// XMM values go back into the registers, which then hold exactly the
 /// user's state, and all of it is saved. Afterwards the area is complete

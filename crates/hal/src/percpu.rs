@@ -17,9 +17,9 @@ struct PerCpu {
     fpu_area: u64,   // 32
     cpu_id: u64,     // 40
     work: AtomicU32, // 48
-    /// 1 while the running task is inside a system call whose entry saved
-    /// only its XMM registers and MXCSR (the rest of its FPU state is
-    /// still in the registers); 0 when its FPU area holds everything.
+    /// 1 while the running task is in the kernel on its own behalf and its
+    /// entry saved only its XMM registers and MXCSR (the rest of its FPU
+    /// state is still in the registers); 0 when its FPU area holds all.
     /// See [`crate::fpu`].
     fpu_live: u64, // 56
 }
@@ -63,7 +63,7 @@ impl FpuArea {
     }
 
     /// Makes the area hold the whole state when it is the running task's
-    /// and its system call entry saved only part (see [`crate::fpu`]).
+    /// and its entry from user mode saved only part (see [`crate::fpu`]).
     fn complete(&self) {
         if self.0.get() as u64 == current_fpu_area() {
             crate::fpu::sync_current();
@@ -197,7 +197,7 @@ pub fn set_current_task(kstack_top: u64, fpu: &FpuArea) {
 }
 
 /// Whether the running task's x87/AVX state is still in the registers
-/// (inside a system call, see [`crate::fpu`]).
+/// (in the kernel on its behalf, see [`crate::fpu`]).
 pub(crate) fn fpu_live() -> bool {
     // SAFETY: a plain read of this CPU's own field, written only by this
     // CPU (entry assembly, set_fpu_live).

@@ -4,10 +4,10 @@
  * asm block that includes this file ends with `.purgem` of its macros,
  * so the blocks can be assembled in any order.
  *
- * FPU_SAVE / FPU_RESTORE: the user FPU state to or from the running task's
- * area (per-CPU %gs:32) with XSAVE/XRSTOR of the components in
- * fpu::XSAVE_MASK, or FXSAVE/FXRSTOR when that is 0 (see fpu.rs). They
- * clobber rax, rcx and rdx: use them only while the user's GPRs are saved
+ * FPU_RESTORE: the whole user FPU state from the running task's area
+ * (per-CPU %gs:32) with XRSTOR of the components in fpu::XSAVE_MASK, or
+ * FXRSTOR when that is 0; the area was completed by fpu::sync_current. It
+ * clobbers rax, rcx and rdx: use it only while the user's GPRs are saved
  * in the frame. The including block passes `xsave_mask = sym ...`.
  *
  * XMM_SAVE / XMM_RESTORE: only XMM0-15 and MXCSR, to or from their places
@@ -56,19 +56,6 @@
     movaps 384(%rcx), %xmm14
     movaps 400(%rcx), %xmm15
 .endm
-.macro FPU_SAVE
-    movq %gs:32, %rcx
-    movl {xsave_mask}(%rip), %eax
-    testl %eax, %eax
-    jz 901f
-    xorl %edx, %edx
-    xsave64 (%rcx)
-    jmp 902f
-901:
-    fxsave64 (%rcx)
-902:
-.endm
-
 .macro FPU_RESTORE
     movq %gs:32, %rcx
     movl {xsave_mask}(%rip), %eax

@@ -98,7 +98,6 @@ syscall_iret:
 
     .purgem SAVE_GPRS
     .purgem RESTORE_GPRS
-    .purgem FPU_SAVE
     .purgem FPU_RESTORE
     .purgem XMM_SAVE
     .purgem XMM_RESTORE

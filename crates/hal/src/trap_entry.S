@@ -3,9 +3,10 @@
  * (the precompiled core uses the red zone, so kernel-mode interrupts must
  * never push onto the interrupted stack). When the CPU came from ring 3 we
  * swapgs, move the frame to the current task's kernel stack (per-CPU field
- * at %gs:8) and, once the GPRs are saved, the user's FPU state (%gs:32,
- * FPU_SAVE) before any Rust code can touch an XMM register; the exit path
- * mirrors it. From kernel
+ * at %gs:8) and, once the GPRs are saved, the user's XMM registers and
+ * MXCSR (%gs:32, XMM_SAVE; the rest of the FPU state waits in the
+ * registers, see fpu.rs) before any Rust code can touch an XMM register;
+ * the exit path mirrors it. From kernel
  * mode the interrupted code's XMM state is kept on the stack instead.
  *
  * Per-CPU layout (see percpu.rs): 0 self, 8 kernel stack top, 16 user rsp,
@@ -72,7 +73,8 @@ trap_common:
     pushq 8(%rax)
     pushq 0(%rax)
     /* The user's FPU state, restored before the iretq, is saved again
-       below (a frame with RPL 3 takes the user path). */
+       below (a frame with RPL 3 takes the user path): the registers hold
+       all of it, as after any entry from user mode. */
     movq %gs:24, %rax
     .global trap_save_regs
 trap_save_regs:
@@ -96,15 +98,25 @@ trap_save_regs:
     movq %rbx, %rsp
     jmp 2f
 4:
-    /* From user mode: the user's FPU state, with the GPRs now saved;
-       all of it, so the area is complete (fpu_live 0, see fpu.rs). */
-    FPU_SAVE
-    movq $0, %gs:56
+    /* From user mode, with the GPRs now saved: the user's XMM registers
+       and MXCSR, all that kernel code can change; the rest of the FPU
+       state stays in the registers (fpu_live 1) until a switch, a signal
+       frame, fork or execve completes the area (fpu.rs). */
+    XMM_SAVE
+    movq $1, %gs:56
     call hal_trap_dispatch
     .global trap_return
 trap_return:
     testb $3, 18*8(%rsp)
     jz 2f
+    /* fpu_live 1: only XMM and MXCSR to put back; 0: the area holds the
+       whole state (completed, or a new task's first return). */
+    cmpq $0, %gs:56
+    je 8f
+    XMM_RESTORE
+    movq $0, %gs:56
+    jmp 2f
+8:
     FPU_RESTORE
 2:
     RESTORE_GPRS
@@ -119,7 +131,6 @@ trap_iret:
 
     .purgem SAVE_GPRS
     .purgem RESTORE_GPRS
-    .purgem FPU_SAVE
     .purgem FPU_RESTORE
     .purgem XMM_SAVE
     .purgem XMM_RESTORE

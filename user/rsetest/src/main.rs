@@ -70,8 +70,8 @@ mod vm_exit_leak;
 mod vm_util;
 mod wait_bounds;
 mod wallclock;
-mod xattr;
 mod x87;
+mod xattr;
 mod xmm;
 
 type Test = fn(&[String]) -> Result<(), String>;

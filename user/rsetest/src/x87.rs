@@ -6,6 +6,8 @@
 //! - 2 000 sched_yield calls while another process on the same CPU runs
 //!   with the default control word, other x87 values and the default
 //!   MXCSR (context switches);
+//! - 400 ms of spinning while that process competes (preemption by the
+//!   timer: an interrupt from user mode, then a switch);
 //! - 300 SIGUSR1 sent to self, whose handler resets the x87 unit and
 //!   MXCSR;
 //! - fork: the child must see the same state.
@@ -39,28 +41,32 @@ struct State {
     sse_fifth: u64,
 }
 
+/// A "system call number" that makes the block spin instead.
+const SPIN: u64 = u64::MAX;
+
 #[repr(C)]
 struct Block {
-    saved_cw: u16,     // 0
-    test_cw: u16,      // 2
-    saved_mxcsr: u32,  // 4
-    test_mxcsr: u32,   // 8
-    int: i32,          // 12
-    five: i32,         // 16
-    cw_out: u16,       // 20
-    _pad: u16,         // 22
-    mxcsr_out: u32,    // 24
-    _pad2: u32,        // 28
-    stack: [u64; 3],   // 32
-    x87_fifth: u64,    // 56
-    sse_fifth: u64,    // 64
-    one: f64,          // 72
-    five_f: f64,       // 80
-    args: [u64; 3],    // 88: rax, rdi, rsi of the system call
-    ret: u64,          // 112
+    saved_cw: u16,    // 0
+    test_cw: u16,     // 2
+    saved_mxcsr: u32, // 4
+    test_mxcsr: u32,  // 8
+    int: i32,         // 12
+    five: i32,        // 16
+    cw_out: u16,      // 20
+    _pad: u16,        // 22
+    mxcsr_out: u32,   // 24
+    _pad2: u32,       // 28
+    stack: [u64; 3],  // 32
+    x87_fifth: u64,   // 56
+    sse_fifth: u64,   // 64
+    one: f64,         // 72
+    five_f: f64,      // 80
+    args: [u64; 3],   // 88: rax, rdi, rsi of the system call
+    ret: u64,         // 112
 }
 
-/// Sets the state, makes system call `args` `n` times (none when 0),
+/// Sets the state, makes system call `args` `n` times (none when 0; when
+/// `args[0]` is [`SPIN`], spins `n` times instead, to be preempted),
 /// reads it back and restores the caller's control word and MXCSR (the
 /// ABI's callee-saved parts of the FPU state). Returns the state and the
 /// last system call's return value.
@@ -102,10 +108,13 @@ fn run_block(args: [u64; 3], n: u64) -> (State, i64) {
             "jz 3f",
             "2:",
             "mov rax, [r15 + 88]",
+            "cmp rax, -1",
+            "je 4f",
             "mov rdi, [r15 + 96]",
             "mov rsi, [r15 + 104]",
             "syscall",
             "mov [r15 + 112], rax",
+            "4:",
             "dec r13",
             "jnz 2b",
             "3:",
@@ -196,7 +205,11 @@ fn same(what: &str, got: State, want: State) -> Result<(), String> {
             want.cw,
             got.mxcsr,
             want.mxcsr,
-            if got.stack == want.stack { "intact" } else { "CHANGED" },
+            if got.stack == want.stack {
+                "intact"
+            } else {
+                "CHANGED"
+            },
             if (got.x87_fifth, got.sse_fifth) == (want.x87_fifth, want.sse_fifth) {
                 "rounded toward zero by x87 and SSE"
             } else {
@@ -245,6 +258,21 @@ pub fn run(_: &[String]) -> Result<(), String> {
         want,
     );
 
+    // Spinning while the clobberer competes: the timer preempts us (an
+    // interrupt from user mode, then a switch).
+    let t = std::time::Instant::now();
+    let mut chunks = 0;
+    let mut last = want;
+    while t.elapsed() < std::time::Duration::from_millis(400) && last == want {
+        last = run_block([SPIN, 0, 0], 1 << 22).0;
+        chunks += 1;
+    }
+    let r5 = same(
+        &format!("spinning for 400 ms ({chunks} chunks) while another process competes"),
+        last,
+        want,
+    );
+
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() } as u64;
     let (got, ret) = run_block([libc::SYS_kill as u64, me, libc::SIGUSR1 as u64], 300);
@@ -270,5 +298,5 @@ pub fn run(_: &[String]) -> Result<(), String> {
     // SAFETY: kill has no memory preconditions.
     unsafe { libc::kill(other, libc::SIGKILL) };
     wait(other)?;
-    r1.and(r2).and(r3).and(r4)
+    r1.and(r2).and(r3).and(r4).and(r5)
 }

@@ -8,11 +8,14 @@
 //! - 1 000 SIGUSR1 sent to self, whose handler zeroes all XMM registers;
 //! - SIGUSR1 sent asynchronously by another process (delivered on return
 //!   from an interrupt, not a syscall);
+//! - 300 round trips between CPU 0 and CPU 1 (sched_setaffinity) while
+//!   another process sends SIGUSR1, whose handler zeroes them;
 //! - fork (clone): the child must see the same values, and the parent's
 //!   survive the child scribbling on its own and exiting.
 //!
 //! After each, every register must still hold its value.
 
+use crate::say;
 use crate::util::{check, wait};
 use std::arch::asm;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -299,6 +302,45 @@ fn spin(n: u64, counter: *const u64, target: u64) -> (u32, u64) {
     (mask as u32, left)
 }
 
+/// Loads the values and, `n` times, moves itself to the CPUs in `a` and
+/// then to those in `b` with sched_setaffinity (a migration between CPUs,
+/// and tori, each time), then checks: (mask, last return value).
+fn migrate_loop(a: &libc::cpu_set_t, b: &libc::cpu_set_t, n: u64) -> (u32, i64) {
+    let mask: u64;
+    let ret: i64;
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: only declared registers change; the sets outlive the asm
+    // and are only read (by the kernel).
+    unsafe {
+        asm!(
+            load16!(),
+            "2:",
+            "mov eax, 203", // sched_setaffinity
+            "xor edi, edi",
+            "mov rsi, r9",
+            "mov rdx, r15",
+            "syscall",
+            "mov eax, 203",
+            "xor edi, edi",
+            "mov rsi, r9",
+            "mov rdx, r8",
+            "syscall",
+            "dec r13",
+            "jnz 2b",
+            "mov r15, rax",
+            cmp16!(),
+            in("r12") EXPECT.0.as_ptr(),
+            inout("r13") n => _,
+            out("r14") mask,
+            inout("r15") a as *const libc::cpu_set_t as u64 => ret,
+            in("r8") b as *const libc::cpu_set_t,
+            in("r9") size,
+            clobber_abi("C"),
+        );
+    }
+    (mask as u32, ret)
+}
+
 /// Loads the values and forks with clone(SIGCHLD). The child checks its
 /// registers, sets them all to ones and exits with 0 if they were right
 /// (1 if not); the parent waits for it with wait4 and checks its own:
@@ -529,6 +571,51 @@ pub fn run(_: &[String]) -> Result<(), String> {
         )
     })();
 
+    // Migrations between CPUs while another process sends signals whose
+    // handler zeroes the XMM registers: the state must follow the process
+    // from CPU to CPU, and the handler's values must never leak back.
+    let r6 = (|| {
+        // SAFETY: sysconf has no preconditions.
+        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        if cpus < 2 {
+            say!("ok: one CPU online: no migration to test");
+            return Ok(());
+        }
+        // SAFETY: zeroed cpu_set_t values are valid empty sets; CPU_SET
+        // writes inside them.
+        let (a, b) = unsafe {
+            let (mut a, mut b): (libc::cpu_set_t, libc::cpu_set_t) = std::mem::zeroed();
+            libc::CPU_SET(0, &mut a);
+            libc::CPU_SET(1, &mut b);
+            (a, b)
+        };
+        let parent = me as libc::pid_t;
+        let sender = crate::util::fork()?;
+        if sender == 0 {
+            loop {
+                kill(parent, libc::SIGUSR1);
+                // SAFETY: no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+        }
+        let before = SIGNALS.load(Ordering::SeqCst);
+        let (mask, ret) = migrate_loop(&a, &b, 300);
+        let got = SIGNALS.load(Ordering::SeqCst) - before;
+        kill(sender, libc::SIGKILL);
+        wait(sender)?;
+        // Back to CPU 0 for the rest.
+        // SAFETY: a is a valid cpu_set_t.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &a) };
+        check(
+            mask == 0 && ret == 0 && got > 0,
+            format_args!(
+                "300 round trips between CPU 0 and CPU 1 (sched_setaffinity, last returned {ret}) \
+                 with {got} SIGUSR1 handled on the way: {}",
+                regs(mask)
+            ),
+        )
+    })();
+
     let mut r5 = Ok(());
     for i in 0..20 {
         let (mask, pid, waited, st) = fork_check();
@@ -551,5 +638,5 @@ pub fn run(_: &[String]) -> Result<(), String> {
         libc::WIFSIGNALED(st),
         "the competing process was killed and reaped",
     )?;
-    r1.and(r2).and(r3).and(r4).and(r5)
+    r1.and(r2).and(r3).and(r4).and(r5).and(r6)
 }
