@@ -90,29 +90,32 @@ pub fn write_u32(va: u64, v: u32) -> KResult<()> {
 }
 
 /// Reads a NUL-terminated string of at most `max` bytes (without the NUL).
+///
+/// In small chunks, each within one page: a string ending just before an
+/// unmapped page is still readable, and a short path (the common case)
+/// costs one copy of [`CSTR_CHUNK`] bytes, not of the rest of its page
+/// (that was a 4 KiB copy and a 4 KiB zeroed buffer on every open).
 pub fn read_cstr(va: u64, max: usize) -> KResult<Vec<u8>> {
     let mut out = Vec::new();
     let mut addr = va;
+    let mut buf = [0u8; CSTR_CHUNK];
     loop {
-        // Read up to the end of the page so a string ending just before an
-        // unmapped page is still readable.
-        let chunk = (4096 - (addr % 4096)) as usize;
-        let mut buf = [0u8; 4096];
+        let chunk = ((4096 - (addr % 4096)) as usize).min(CSTR_CHUNK);
         copy_in(addr, &mut buf[..chunk])?;
-        if let Some(n) = buf[..chunk].iter().position(|&b| b == 0) {
-            out.extend_from_slice(&buf[..n]);
-            if out.len() > max {
-                return Err(Errno::ENAMETOOLONG);
-            }
-            return Ok(out);
-        }
-        out.extend_from_slice(&buf[..chunk]);
+        let nul = buf[..chunk].iter().position(|&b| b == 0);
+        out.extend_from_slice(&buf[..nul.unwrap_or(chunk)]);
         if out.len() > max {
             return Err(Errno::ENAMETOOLONG);
+        }
+        if nul.is_some() {
+            return Ok(out);
         }
         addr += chunk as u64;
     }
 }
+
+/// Bytes [`read_cstr`] copies at a time: most paths fit in one chunk.
+const CSTR_CHUNK: usize = 128;
 
 /// Reads a NULL-terminated array of pointers (argv, envp), at most `max`.
 pub fn read_ptr_array(va: u64, max: usize) -> KResult<Vec<u64>> {

@@ -1,10 +1,12 @@
 //! A check on the kernel binary itself: which FPU instructions compiled
-//! kernel code contains. The system call entry saves only the user's XMM
-//! registers and MXCSR (crates/hal/src/fpu.rs), which is correct only while
-//! the kernel never executes x87, MMX or VEX (AVX) instructions and never
-//! loads MXCSR, apart from the FPU save/restore code that handles the user
-//! state. A new dependency or compiler change that brings any of them in
-//! fails this check instead of corrupting user FPU state.
+//! kernel code contains. Entries from user mode save only the user's XMM
+//! registers (crates/hal/src/fpu.rs), which is correct only while the
+//! kernel never executes x87, MMX or VEX (AVX) instructions, nor SSE
+//! floating-point arithmetic, conversions or comparisons (which set
+//! MXCSR's exception flags), and never loads MXCSR, apart from the FPU
+//! save/restore code that handles the user state. A new dependency or
+//! compiler change that brings any of them in fails this check instead of
+//! corrupting user FPU state.
 
 use std::process::Command;
 
@@ -42,6 +44,19 @@ const STATE_CODE: &[&str] = &[
 
 fn is_x87(m: &str) -> bool {
     m.starts_with('f') && !m.starts_with("fxsave") && !m.starts_with("fxrstor")
+}
+
+/// SSE instructions that may set an MXCSR exception flag: floating-point
+/// arithmetic, square roots and reciprocals, rounding, min/max,
+/// comparisons and conversions. Moves, shuffles, logic (`xorps`, `andpd`)
+/// and all integer SSE (`paddq`, `pcmpeqb`) leave MXCSR alone.
+fn touches_mxcsr(m: &str) -> bool {
+    let float = ["ss", "sd", "ps", "pd"].iter().any(|t| m.ends_with(t));
+    let ops = [
+        "add", "sub", "mul", "div", "sqrt", "rcp", "rsqrt", "min", "max", "round", "cmp", "comi",
+        "ucomi", "hadd", "hsub", "dp",
+    ];
+    m.starts_with("cvt") || (float && ops.iter().any(|o| m.starts_with(o)))
 }
 
 pub fn kernel_fpu_instructions() -> Result<(), String> {
@@ -91,7 +106,13 @@ pub fn kernel_fpu_instructions() -> Result<(), String> {
             } else {
                 bad.push(format!("{} (in {symbol})", line.trim()));
             }
-        } else if is_x87(m) || vex || mmx || insn.contains("%ymm") || insn.contains("%zmm") {
+        } else if is_x87(m)
+            || vex
+            || mmx
+            || touches_mxcsr(m)
+            || insn.contains("%ymm")
+            || insn.contains("%zmm")
+        {
             bad.push(format!("{} (in {symbol})", line.trim()));
         }
     }
@@ -110,7 +131,42 @@ pub fn kernel_fpu_instructions() -> Result<(), String> {
         return Err("no FPU save/restore code found: did the symbols change?".into());
     }
     println!(
-        "    {instructions} instructions: no x87, MMX or AVX; {state_ops} FPU state instructions"
+        "    {instructions} instructions: no x87, MMX, AVX or SSE float arithmetic; {state_ops} FPU state instructions"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_x87, touches_mxcsr};
+
+    #[test]
+    fn classifies_fpu_instructions() {
+        for m in [
+            "addsd",
+            "mulps",
+            "divss",
+            "sqrtpd",
+            "cvtsi2sd",
+            "cvttsd2si",
+            "ucomisd",
+            "cmpltps",
+            "minsd",
+            "roundps",
+        ] {
+            assert!(touches_mxcsr(m), "{m}");
+        }
+        for m in [
+            "movsd", "movups", "xorps", "andpd", "shufpd", "paddq", "pcmpeqb", "pminsd",
+            "movmskpd", "divq", "cmpsl", "subq",
+        ] {
+            assert!(!touches_mxcsr(m), "{m}");
+        }
+        for m in ["fld", "fstp", "fnstcw", "fldcw", "fninit"] {
+            assert!(is_x87(m), "{m}");
+        }
+        for m in ["fxsave64", "fxrstor64", "mov"] {
+            assert!(!is_x87(m), "{m}");
+        }
+    }
 }

@@ -6,23 +6,25 @@
 //! that must follow each task, which FXSAVE does not cover.
 //!
 //! When the state is saved. Every entry from user mode (system call,
-//! interrupt, exception) saves only XMM0-15 and MXCSR into the task's
-//! area (16 stores instead of an XSAVE of 832 bytes, which under TCG was
-//! two thirds of a null system call): kernel
-//! code is built for baseline x86_64, so SSE is all of the FPU state it
-//! can change; it never runs x87, MMX or VEX instructions (legacy SSE
-//! leaves the upper halves of the YMM registers alone), which the test
-//! suite checks on the kernel binary (`kernel_fpu_instructions`). Until
-//! the return, the user's x87 and AVX state stays in the registers
-//! and the per-CPU `fpu_live` flag is 1. Whatever needs the whole state
-//! in the area first calls [`sync_current`], which puts the user's XMM
-//! registers back and saves everything: a context switch (before the
-//! outgoing context is published, so no other CPU can resume the task
-//! with its state still here), and the task's own signal delivery,
-//! rt_sigreturn, fork and execve (through [`crate::percpu::FpuArea`]).
-//! The return to user mode then restores the whole area; otherwise only
-//! XMM and MXCSR. This is Linux's reason for not saving FPU state on
-//! system calls, in the form a kernel that uses SSE itself can take.
+//! interrupt, exception) saves only XMM0-15 into the task's area (16
+//! stores instead of an XSAVE of 832 bytes, which under TCG was two thirds
+//! of a null system call), because that is all of the FPU state kernel
+//! code can change: the kernel is built for baseline x86_64 and contains
+//! no x87, MMX or VEX instruction (legacy SSE leaves the upper halves of
+//! the YMM registers alone) and no SSE floating-point arithmetic,
+//! conversion or comparison (so MXCSR never changes in the kernel), which
+//! the test suite checks on the kernel binary (`kernel_fpu_instructions`).
+//! Until the return, the user's x87 and AVX state and MXCSR stay in the
+//! registers and the per-CPU `fpu_live` flag is 1. Whatever needs the
+//! whole state in the area first calls [`sync_current`], which puts the
+//! user's XMM registers back and saves everything: a context switch
+//! (before the outgoing context is published, so no other CPU can resume
+//! the task with its state still here), and the task's own signal
+//! delivery, rt_sigreturn, fork and execve (through
+//! [`crate::percpu::FpuArea`]). The return to user mode then restores the
+//! whole area; otherwise only XMM. This is Linux's reason for not saving
+//! FPU state on system calls, in the form a kernel that uses SSE itself
+//! can take.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -81,7 +83,7 @@ pub fn state_size() -> usize {
 }
 
 /// Completes the running task's FPU area if its entry from user mode saved
-/// only the XMM registers and MXCSR (see the module comment): the user's
+/// only the XMM registers (see the module comment): the user's
 /// XMM values go back into the registers, which then hold exactly the
 /// user's state, and all of it is saved. Afterwards the area is complete
 /// and the return to user mode restores it whole. Never inlined: one copy,
@@ -102,7 +104,6 @@ pub fn sync_current() {
         // compiled kernel code (module comment).
         unsafe {
             core::arch::asm!(
-                "ldmxcsr [{a} + 24]",
                 "movaps xmm0, [{a} + 160]",
                 "movaps xmm1, [{a} + 176]",
                 "movaps xmm2, [{a} + 192]",

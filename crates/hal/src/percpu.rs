@@ -18,7 +18,7 @@ struct PerCpu {
     cpu_id: u64,     // 40
     work: AtomicU32, // 48
     /// 1 while the running task is in the kernel on its own behalf and its
-    /// entry saved only its XMM registers and MXCSR (the rest of its FPU
+    /// entry saved only its XMM registers (the rest of its FPU
     /// state is still in the registers); 0 when its FPU area holds all.
     /// See [`crate::fpu`].
     fpu_live: u64, // 56

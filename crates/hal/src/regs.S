@@ -10,14 +10,12 @@
  * clobbers rax, rcx and rdx: use it only while the user's GPRs are saved
  * in the frame. The including block passes `xsave_mask = sym ...`.
  *
- * XMM_SAVE / XMM_RESTORE: only XMM0-15 and MXCSR, to or from their places
- * in the same area (the legacy layout: MXCSR at 24, XMM0 at 160): all of
- * the user's FPU state that kernel code can change (see fpu.rs). They
- * clobber rcx.
+ * XMM_SAVE / XMM_RESTORE: only XMM0-15, to or from their places in the
+ * same area (the legacy layout: XMM0 at 160): all of the user's FPU state
+ * that kernel code can change (see fpu.rs). They clobber rcx.
  */
 .macro XMM_SAVE
     movq %gs:32, %rcx
-    stmxcsr 24(%rcx)
     movaps %xmm0, 160(%rcx)
     movaps %xmm1, 176(%rcx)
     movaps %xmm2, 192(%rcx)
@@ -38,7 +36,6 @@
 
 .macro XMM_RESTORE
     movq %gs:32, %rcx
-    ldmxcsr 24(%rcx)
     movaps 160(%rcx), %xmm0
     movaps 176(%rcx), %xmm1
     movaps 192(%rcx), %xmm2

@@ -34,7 +34,7 @@ syscall_entry:
     /* The same frame layout as trap_save_regs. */
     SAVE_GPRS
     /* The GPRs are saved: XMM_SAVE may use rcx. Only the XMM registers
-       and MXCSR, the user FPU state kernel code can change; the rest
+       (no MXCSR), the user FPU state kernel code can change; the rest
        stays in the registers until a context switch, a signal frame,
        fork or execve needs it in the area (fpu::sync_current). DF is
        already clear (IA32_FMASK), so no cld. */
@@ -47,7 +47,7 @@ syscall_entry:
     /* Always back to user mode: no privilege tests, unlike trap_return.
        A task switched away inside the call resumes here on its own
        kernel stack; the frame may have been edited (signals, execve).
-       fpu_live still 1: nothing but XMM and MXCSR to put back. 0: the
+       fpu_live still 1: nothing but XMM to put back. 0: the
        area holds the whole state (saved for a switch, a signal, fork,
        execve, or edited by rt_sigreturn). */
     cmpq $0, %gs:56

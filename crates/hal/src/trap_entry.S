@@ -4,7 +4,7 @@
  * never push onto the interrupted stack). When the CPU came from ring 3 we
  * swapgs, move the frame to the current task's kernel stack (per-CPU field
  * at %gs:8) and, once the GPRs are saved, the user's XMM registers and
- * MXCSR (%gs:32, XMM_SAVE; the rest of the FPU state waits in the
+ * nothing else (%gs:32, XMM_SAVE; the rest of the FPU state waits in the
  * registers, see fpu.rs) before any Rust code can touch an XMM register;
  * the exit path mirrors it. From kernel
  * mode the interrupted code's XMM state is kept on the stack instead.
@@ -99,7 +99,7 @@ trap_save_regs:
     jmp 2f
 4:
     /* From user mode, with the GPRs now saved: the user's XMM registers
-       and MXCSR, all that kernel code can change; the rest of the FPU
+       (not even MXCSR), all that kernel code can change; the rest of the FPU
        state stays in the registers (fpu_live 1) until a switch, a signal
        frame, fork or execve completes the area (fpu.rs). */
     XMM_SAVE
@@ -109,7 +109,7 @@ trap_save_regs:
 trap_return:
     testb $3, 18*8(%rsp)
     jz 2f
-    /* fpu_live 1: only XMM and MXCSR to put back; 0: the area holds the
+    /* fpu_live 1: only XMM to put back; 0: the area holds the
        whole state (completed, or a new task's first return). */
     cmpq $0, %gs:56
     je 8f

@@ -49,14 +49,19 @@ pub fn now() -> Timespec {
 
 /// Runs `f` on the filesystem; what it creates belongs to the caller's
 /// fsuid/fsgid.
+///
+/// The time and the owner are read only by operations that need them
+/// ([`vfs::tmpfs::Sources`], set at init): a path walk or an open reads
+/// neither the clock nor the credentials.
 pub fn with<R>(f: impl FnOnce(&mut Tmpfs) -> R) -> R {
-    let owner = crate::proc::sched::current_fs_ids();
     let mut g = FS.lock();
     let fs = g.as_mut().expect("filesystem initialised");
-    fs.set_time(now());
-    let (uid, gid) = owner.unwrap_or((0, 0));
-    fs.set_owner(uid, gid);
     f(fs)
+}
+
+/// The fsuid/fsgid new inodes get: the caller's (root during boot).
+fn creator() -> (u32, u32) {
+    crate::proc::sched::current_fs_ids().unwrap_or((0, 0))
 }
 
 /// tmpfs pages are frames from the pools, read and written through the
@@ -118,6 +123,10 @@ pub fn init(initramfs: &[u8]) -> KResult<usize> {
         ..TmpfsConfig::default()
     };
     let mut fs = Tmpfs::with_store(config, now(), alloc::boxed::Box::new(FramePages));
+    fs.set_sources(vfs::tmpfs::Sources {
+        clock: now,
+        owner: creator,
+    });
     crate::klog!(
         "boot: tmpfs limits {} MiB, {} inodes",
         max_bytes >> 20,

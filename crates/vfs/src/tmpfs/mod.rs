@@ -38,6 +38,14 @@ pub type Ino = u64;
 /// The root directory's inode number (Linux tmpfs also starts at 1).
 pub const ROOT_INO: Ino = 1;
 
+/// The kernel's clock and the caller's fsuid/fsgid, as functions a
+/// [`Tmpfs`] calls when it stamps a time or creates an inode.
+#[derive(Clone, Copy)]
+pub struct Sources {
+    pub clock: fn() -> Timespec,
+    pub owner: fn() -> (u32, u32),
+}
+
 /// Limits and identity of one tmpfs instance (the `size=`, `nr_inodes=`
 /// mount options of tmpfs(5)).
 #[derive(Clone, Copy, Debug)]
@@ -108,6 +116,9 @@ pub struct Tmpfs {
     extra_links: u64,
     now: Timespec,
     owner: (u32, u32),
+    /// Where the time and the owner come from when set (the kernel): read
+    /// only by the operations that stamp or create, not on every call.
+    sources: Option<Sources>,
 }
 
 /// The page store and what is charged against `max_bytes`. Apart from the
@@ -165,6 +176,7 @@ impl Tmpfs {
             extra_links: 0,
             now,
             owner: (0, 0),
+            sources: None,
         };
         let mode = crate::lx::S_IFDIR | (config.root_mode & 0o7777);
         let body = Body::Dir(inode::Dir::new(ROOT_INO));
@@ -190,6 +202,14 @@ impl Tmpfs {
         self.config.max_bytes = max_bytes;
         self.config.max_inodes = max_inodes;
         self.space.max_pages = max_bytes.div_ceil(PAGE_SIZE as u64);
+    }
+
+    /// Takes the time and the creator's ids from `sources` from now on,
+    /// each read when an operation needs it ([`Tmpfs::set_time`] and
+    /// [`Tmpfs::set_owner`] no longer apply): a lookup or an open then
+    /// reads no clock and no credentials.
+    pub fn set_sources(&mut self, sources: Sources) {
+        self.sources = Some(sources);
     }
 
     /// Sets the time stamped on inodes by the following operations.
@@ -254,16 +274,21 @@ impl Tmpfs {
     }
 
     fn make_inode(&self, mode: u32, body: Body) -> Inode {
+        let (uid, gid) = match &self.sources {
+            Some(s) => (s.owner)(),
+            None => self.owner,
+        };
+        let now = self.now();
         Inode {
             mode,
-            uid: self.owner.0,
-            gid: self.owner.1,
+            uid,
+            gid,
             nlink: 0,
             open: 0,
             rdev: 0,
-            atime: self.now,
-            mtime: self.now,
-            ctime: self.now,
+            atime: now,
+            mtime: now,
+            ctime: now,
             body,
         }
     }
@@ -331,6 +356,9 @@ impl Tmpfs {
     }
 
     pub(crate) fn now(&self) -> Timespec {
-        self.now
+        match &self.sources {
+            Some(s) => (s.clock)(),
+            None => self.now,
+        }
     }
 }
