@@ -47,6 +47,7 @@ mod linux_diff;
 mod net_scenarios;
 mod qemu;
 mod scenarios;
+mod sqlite_ext4;
 mod terminal;
 mod userland;
 mod userland_scenarios;
