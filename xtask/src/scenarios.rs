@@ -61,7 +61,14 @@ const SCENARIOS: &[Scenario] = &[
         "ext4_sync_journal_replay",
         crate::block_scenarios::ext4_sync_replay,
     ),
-    ("ext4_sqlite_reboot", crate::sqlite_ext4::ext4_sqlite_reboot),
+    (
+        "ext4_sqlite_reboot",
+        crate::ext4_programs::ext4_sqlite_reboot,
+    ),
+    (
+        "ext4_rsetest_locks_mmap",
+        crate::ext4_programs::ext4_rsetest_locks_mmap,
+    ),
     (
         "ext4_corrupt_images_no_panic",
         crate::block_scenarios::ext4_corrupt_images,

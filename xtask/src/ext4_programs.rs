@@ -1,5 +1,6 @@
-//! Debian's sqlite3 on an ext4 disk: committed rows survive a power-off
-//! and the file system stays clean.
+//! Programs on an ext4 disk: Debian's sqlite3 (committed rows survive a
+//! power-off) and the rsetest cases of what it relies on (record locks,
+//! MAP_SHARED file mappings), each ending with a clean `e2fsck -fn`.
 
 use std::process::Command;
 
@@ -90,6 +91,11 @@ fn run(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
             "umounted".into(),
         ],
     )?;
+    fsck_clean(img)
+}
+
+/// `e2fsck -fn` on the host finds the image clean.
+fn fsck_clean(img: &std::path::Path) -> Result<(), String> {
     let n = Command::new("/usr/sbin/e2fsck")
         .arg("-fn")
         .arg(img)
@@ -103,4 +109,56 @@ fn run(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `rsetest record_locks` and `rsetest shared_file` on a file of an ext4
+/// mount (locks keyed by file system and inode; mappings from the
+/// mount's page cache, written back), then umount and `e2fsck -fn`.
+pub fn ext4_rsetest_locks_mmap() -> Result<(), String> {
+    let id = std::process::id();
+    let empty = artifacts::out_dir().join(format!("ext4-rsetest-empty-{id}"));
+    let img = artifacts::out_dir().join(format!("ext4-rsetest-{id}.img"));
+    let r = std::fs::create_dir_all(&empty)
+        .map_err(|e| e.to_string())
+        .and_then(|()| rsetest_on(&empty, &img));
+    let _ = std::fs::remove_dir_all(&empty);
+    let _ = std::fs::remove_file(&img);
+    r
+}
+
+fn rsetest_on(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
+    crate::disk_image::make(&crate::disk_image::DiskOpts {
+        out: img.to_path_buf(),
+        size: "32M".into(),
+        pkgs: Vec::new(),
+        dir: Some(empty.to_path_buf()),
+    })?;
+    let adds = crate::userland::build_user_programs()?
+        .into_iter()
+        .filter(|(_, guest)| guest.ends_with("/rsetest"))
+        .map(|(host, guest)| artifacts::Addition { host, guest })
+        .collect();
+    let opts = RunOpts {
+        exec: Some(
+            "mkdir -p /mnt/d; mount -t ext4 /dev/vda /mnt/d && echo mounted; \
+             rsetest record_locks /mnt/d; echo \"record_locks status $?\"; \
+             rsetest shared_file /mnt/d; echo \"shared_file status $?\"; \
+             umount /mnt/d && echo umounted"
+                .into(),
+        ),
+        adds,
+        disks: vec![img.to_path_buf()],
+        ..Default::default()
+    };
+    let (c, _) = exec_opts(&opts, "ext4-rsetest")?;
+    expect_lines(
+        &c,
+        &[
+            "mounted".to_string(),
+            "record_locks status 0".into(),
+            "shared_file status 0".into(),
+            "umounted".into(),
+        ],
+    )?;
+    fsck_clean(img)
 }
