@@ -9,9 +9,9 @@
 //! through a mapping), and the frame is written back to the crate on
 //! fsync/fdatasync/msync/sync/syncfs/umount and when the last open file
 //! of the inode goes (mappings hold their file open, so that is after the
-//! last munmap or exit). Without dirty bits every cached page is written
-//! back whole (up to the file's size, never extending it): a few pages
-//! for what maps ext4 files today.
+//! last munmap or exit). Without dirty bits every cached page is
+//! compared with the crate's copy and written back where it differs (up
+//! to the file's size, never extending it).
 //!
 //! Lock order: this cache's lock, then the crate's (`Ext4Mount::fs`).
 //! read/write of a file take the cache lock around the crate call so a
@@ -139,6 +139,7 @@ impl PageCache {
         };
         let mut size_of: Option<(u32, u64)> = None;
         let mut buf = alloc::vec![0u8; PAGE as usize];
+        let mut disk = alloc::vec![0u8; PAGE as usize];
         for (&(ino, i), &pa) in p.range(range) {
             let size = match size_of {
                 Some((k, s)) if k == ino => s,
@@ -154,7 +155,14 @@ impl PageCache {
             }
             let len = (size - off).min(PAGE) as usize;
             hal::addrspace::read_frame(pa, 0, &mut buf[..len]);
-            m.write_raw(ino, off, &buf[..len])?;
+            // Only what differs from the crate's copy is written: a page
+            // nobody stored to (read-only and private mappings) costs a
+            // read from the crate's cache, not a journalled write and a
+            // new mtime.
+            let got = m.read_raw(ino, off, &mut disk[..len])?;
+            if got != len || disk[..len] != buf[..len] {
+                m.write_raw(ino, off, &buf[..len])?;
+            }
         }
         Ok(())
     }
