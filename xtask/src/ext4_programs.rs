@@ -160,5 +160,20 @@ fn rsetest_on(empty: &std::path::Path, img: &std::path::Path) -> Result<(), Stri
             "umounted".into(),
         ],
     )?;
-    fsck_clean(img)
+    fsck_clean(img)?;
+    // What a child stored through its mapping and never msync'ed is on
+    // the disk (written back at its last close, committed by umount).
+    let cat = Command::new("/usr/sbin/debugfs")
+        .args(["-R", "cat /rsetest-shared-kept"])
+        .arg(img)
+        .output()
+        .map_err(|e| format!("debugfs: {e}"))?;
+    if !cat.stdout.starts_with(b"kept-by-mmap") || cat.stdout.len() != 4096 {
+        return Err(format!(
+            "debugfs cat /rsetest-shared-kept: {} bytes, starting {:?}",
+            cat.stdout.len(),
+            String::from_utf8_lossy(&cat.stdout[..cat.stdout.len().min(16)])
+        ));
+    }
+    Ok(())
 }

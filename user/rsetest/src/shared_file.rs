@@ -139,6 +139,54 @@ pub fn run(args: &[String]) -> Result<(), String> {
         libc::close(fd2);
         libc::unlink(path.as_ptr());
     }
+    kept_by_a_child(dir)?;
     say!("ok: shared file mappings are coherent with the file");
+    Ok(())
+}
+
+/// What the child stores through its mapping, never msync'ed.
+const KEPT: &[u8] = b"kept-by-mmap";
+
+/// A child maps `DIR/rsetest-shared-kept` (a file only it has open),
+/// stores [`KEPT`] through the mapping and exits without msync: the
+/// bytes are in the file for a new open (the last close wrote them back).
+/// The file stays, for a check after unmounting.
+fn kept_by_a_child(dir: &str) -> Result<(), String> {
+    let kept = CString::new(format!("{dir}/rsetest-shared-kept")).unwrap();
+    let k = kept.clone();
+    let child = spawn(move || {
+        // SAFETY: plain calls on our own file; q maps its first page.
+        unsafe {
+            let fd = libc::open(
+                k.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC,
+                0o644,
+            );
+            check(fd >= 0, "open the kept file")?;
+            check(libc::ftruncate(fd, 4096) == 0, "ftruncate the kept file")?;
+            let q = map(fd, 4096, libc::PROT_READ | libc::PROT_WRITE)?;
+            libc::close(fd);
+            std::ptr::copy_nonoverlapping(KEPT.as_ptr(), q, KEPT.len());
+        }
+        Ok(())
+    })?;
+    wait_ok(child, "a child storing through its only mapping, then exiting")?;
+    let mut got = [0u8; KEPT.len()];
+    // SAFETY: plain calls; reading into a local.
+    let n = unsafe {
+        let fd = libc::open(kept.as_ptr(), libc::O_RDONLY);
+        check(fd >= 0, "open the kept file again")?;
+        let n = libc::pread(fd, got.as_mut_ptr().cast(), got.len(), 0);
+        libc::close(fd);
+        n
+    };
+    check(
+        n == KEPT.len() as isize && got == KEPT,
+        "after the child's exit the file has its stores",
+    )?;
+    if dir == "/tmp" {
+        // SAFETY: our file.
+        unsafe { libc::unlink(kept.as_ptr()) };
+    }
     Ok(())
 }
