@@ -10,8 +10,11 @@ use crate::{artifacts, RunOpts};
 /// First boot: in rollback-journal mode (`r.db`) and in WAL mode (`w.db`)
 /// several transactions, in several sqlite3 processes, two of them
 /// writing the WAL database at once (the `-shm` index is a MAP_SHARED
-/// mapping of an ext4 file both processes use). The guest then stops
-/// without unmounting (init's exit syncs the mount). Second boot: the
+/// mapping of an ext4 file both processes use), and `k.db` in WAL mode
+/// with a reader holding it open, so its last commits are only in the
+/// WAL when the guest stops. The guest then stops without unmounting
+/// (init's exit syncs the mount); the second boot recovers `k.db` from
+/// its WAL. Second boot: the
 /// rows are all there, `PRAGMA integrity_check` says ok, the mount is
 /// unmounted; on the host `e2fsck -fn` finds the image clean.
 const FIRST: &str = r#"
@@ -30,6 +33,11 @@ for n in 1 2; do
 done
 wait
 echo "wal $(sqlite3 w.db 'PRAGMA journal_mode; SELECT count(*), sum(i) FROM t;' | tr '\n' ' ')"
+sqlite3 k.db "PRAGMA journal_mode=wal; CREATE TABLE t(x);" >/dev/null
+(echo "SELECT count(*) FROM t;"; sleep 600) | sqlite3 k.db >/dev/null &
+sleep 1
+for i in 1 2 3; do sqlite3 k.db "INSERT INTO t VALUES($i);"; done
+[ -s k.db-wal ] && echo "k.db-wal kept"
 cd /
 echo first-boot-done
 "#;
@@ -39,6 +47,7 @@ mkdir -p /mnt/d
 mount -t ext4 /dev/vda /mnt/d && echo mounted
 echo "r $(sqlite3 /mnt/d/r.db 'SELECT count(*), sum(id), group_concat(v) FROM t; PRAGMA integrity_check;' | tr '\n' ' ')"
 echo "w $(sqlite3 /mnt/d/w.db 'SELECT count(*), count(DISTINCT w), sum(i) FROM t; PRAGMA integrity_check;' | tr '\n' ' ')"
+echo "k $(sqlite3 /mnt/d/k.db 'SELECT count(*), sum(x) FROM t; PRAGMA integrity_check;' | tr '\n' ' ')"
 umount /mnt/d && echo umounted
 "#;
 
@@ -78,6 +87,7 @@ fn run(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
             "writer 1 status 0".into(),
             "writer 2 status 0".into(),
             "wal wal 60|930".into(),
+            "k.db-wal kept".into(),
             "first-boot-done".into(),
         ],
     )?;
@@ -88,6 +98,7 @@ fn run(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
             "mounted".to_string(),
             "r 9|45|a1,b1,c1,a2,b2,c2,a3,b3,c3 ok".into(),
             "w 60|2|930 ok".into(),
+            "k 3|6 ok".into(),
             "umounted".into(),
         ],
     )?;
