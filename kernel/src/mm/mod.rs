@@ -232,7 +232,8 @@ impl Mm {
             None => {
                 let backing = vma.backing;
                 if let Some((Backing { ext: Some(key), .. }, off)) = backing {
-                    let index = (off + (page - vma.start)) / PAGE;
+                    // An offset near 2^64 is past any file: SIGBUS.
+                    let index = off.checked_add(page - vma.start).ok_or(Errno::EIO)? / PAGE;
                     let pa = self.ext_page(key, index)?;
                     if vma.shared {
                         return self.map_shared_frame(page, pa, vma.prot);
