@@ -147,6 +147,7 @@ fn map_image(m: &mut Mm, image: &ElfImage, ino: Ino, data: Option<&[u8]>) -> KRe
                 Backing {
                     ino,
                     file_end: s.file_offset + s.filesz,
+                    ext: None,
                 },
                 s.file_offset - (s.vaddr - start),
             )),

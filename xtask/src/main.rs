@@ -40,6 +40,7 @@ mod debian;
 mod deps;
 mod disk_image;
 mod dynamic_scenarios;
+mod ext4_programs;
 mod fuzz;
 mod http_scenarios;
 mod initramfs;

@@ -66,6 +66,14 @@ const SCENARIOS: &[Scenario] = &[
         crate::block_scenarios::ext4_sync_replay,
     ),
     (
+        "ext4_sqlite_reboot",
+        crate::ext4_programs::ext4_sqlite_reboot,
+    ),
+    (
+        "ext4_rsetest_locks_mmap",
+        crate::ext4_programs::ext4_rsetest_locks_mmap,
+    ),
+    (
         "ext4_corrupt_images_no_panic",
         crate::block_scenarios::ext4_corrupt_images,
     ),
@@ -499,7 +507,7 @@ fn stat_lines(expect: &[(String, std::path::PathBuf)]) -> Result<(String, Vec<St
 }
 
 /// Every line of `want` must be a line of `console` (trailing blanks aside).
-fn expect_lines(console: &str, want: &[String]) -> Result<(), String> {
+pub fn expect_lines(console: &str, want: &[String]) -> Result<(), String> {
     let have: Vec<&str> = console.lines().map(str::trim_end).collect();
     let missing: Vec<&String> = want
         .iter()

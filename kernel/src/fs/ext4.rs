@@ -141,6 +141,8 @@ pub struct Ext4Mount {
     /// `st_dev` of its files: the disk's device number.
     pub dev: u32,
     pub readonly: bool,
+    /// The frames mmap maps for its files (`ext4_pages`).
+    pub pages: super::ext4_pages::PageCache,
 }
 
 impl Ext4Mount {
@@ -164,6 +166,7 @@ impl Ext4Mount {
             root,
             dev,
             readonly,
+            pages: Default::default(),
         })
     }
 
@@ -174,6 +177,7 @@ impl Ext4Mount {
 
     /// Writes everything back and releases the file system (umount).
     pub fn unmount(&self) -> KResult<()> {
+        self.pages.writeback(self, None)?;
         self.fs.lock().unmount().map_err(errno)
     }
 
@@ -183,6 +187,8 @@ impl Ext4Mount {
         if self.readonly {
             return Ok(());
         }
+        // Mapped pages first, so the commit carries them.
+        self.pages.writeback(self, None)?;
         self.fs.lock().sync().map_err(errno)
     }
 
@@ -219,8 +225,14 @@ impl Ext4Mount {
         FileType::from_mode(u32::from(self.info(n)?.mode)).ok_or(Errno::EUCLEAN)
     }
 
-    /// Reads file data at `off`; 0 at or past the end.
+    /// Reads file data at `off`; 0 at or past the end (cached pages
+    /// included: what a mapping stored is there).
     pub fn read(&self, n: u32, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        self.pages.read(self, n, off, buf)
+    }
+
+    /// Reads what the crate has, under the page cache's lock.
+    pub(super) fn read_raw(&self, n: u32, off: u64, buf: &mut [u8]) -> KResult<usize> {
         self.fs.lock().read_inode(ino(n)?, off, buf).map_err(errno)
     }
 
@@ -420,6 +432,10 @@ impl Ext4Mount {
                 return;
             }
             o.count.remove(&n);
+            // Nothing maps it any more (a mapping holds an open file):
+            // its cached pages go home. An error here has no caller to
+            // reach (close does not report it, as Linux's doesn't).
+            let _ = self.pages.evict(self, n);
             match o.orphans.iter().position(|&x| x == n) {
                 Some(i) => {
                     o.orphans.swap_remove(i);
@@ -541,8 +557,14 @@ impl Ext4Mount {
         }
     }
 
-    /// Writes file data at `off` (extending the file as needed).
+    /// Writes file data at `off` (extending the file as needed), into
+    /// its cached pages too.
     pub fn write(&self, n: u32, off: u64, data: &[u8]) -> KResult<usize> {
+        self.pages.write(self, n, off, data)
+    }
+
+    /// Writes to the crate, under the page cache's lock.
+    pub(super) fn write_raw(&self, n: u32, off: u64, data: &[u8]) -> KResult<usize> {
         self.writable()?;
         if data.is_empty() {
             return Ok(0);
@@ -556,6 +578,11 @@ impl Ext4Mount {
 
     /// truncate/ftruncate/O_TRUNC.
     pub fn truncate(&self, n: u32, size: u64) -> KResult<()> {
+        self.pages.truncate(self, n, size)
+    }
+
+    /// Truncates in the crate, under the page cache's lock.
+    pub(super) fn truncate_raw(&self, n: u32, size: u64) -> KResult<()> {
         self.writable()?;
         self.fs.lock().truncate_inode(ino(n)?, size).map_err(errno)
     }

@@ -74,8 +74,8 @@ impl FdTable {
     /// A descriptor of `file` is going: its POSIX locks on the inode go.
     fn closing(&self, file: &OpenFile) {
         if self.locked {
-            if let Some(ino) = file.ino() {
-                super::locks::release_posix(self.owner, ino);
+            if let Some(key) = file.lock_key() {
+                super::locks::release_posix(self.owner, key);
             }
         }
     }

@@ -398,6 +398,24 @@ impl OpenFile {
         }
     }
 
+    /// The key of its advisory locks (`fs::locks`): tmpfs and ext4 files.
+    pub fn lock_key(&self) -> Option<super::locks::LockKey> {
+        match &self.kind {
+            Kind::Inode(i) => Some((0, *i)),
+            Kind::Ext(m, i) => Some((1 << 32 | u64::from(m.fs.dev), u64::from(*i))),
+            _ => None,
+        }
+    }
+
+    /// The size of the file behind it (st_size), for SEEK_END.
+    pub fn size(&self) -> KResult<u64> {
+        match &self.kind {
+            Kind::Inode(i) => Ok(super::with(|fs| fs.stat(*i))?.size as u64),
+            Kind::Ext(m, i) => Ok(m.fs.stat(*i)?.size as u64),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
     /// A new open file description for the object behind this one, as
     /// open(2) of `/proc/PID/fd/N` (or `/dev/fd/N`) makes: its own offset
     /// and status `flags`. A pipe opened for reading gives its read end,
@@ -440,12 +458,18 @@ impl Drop for OpenFile {
             Kind::Inode(ino) => {
                 let owner = self.lock_owner.load(Ordering::Acquire);
                 if owner != 0 {
-                    super::locks::release_ofd(owner, *ino);
+                    super::locks::release_ofd(owner, (0, *ino));
                 }
                 let _ = super::with(|fs| fs.release(*ino));
             }
             Kind::Socket(s) => s.release(),
-            Kind::Ext(m, ino) => m.fs.closed(*ino),
+            Kind::Ext(m, ino) => {
+                let owner = self.lock_owner.load(Ordering::Acquire);
+                if let (true, Some(key)) = (owner != 0, self.lock_key()) {
+                    super::locks::release_ofd(owner, key);
+                }
+                m.fs.closed(*ino)
+            }
             _ => {}
         }
     }

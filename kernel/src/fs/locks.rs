@@ -23,7 +23,6 @@ use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use vfs::locks::{would_deadlock, FlockLocks, LockType, RangeLock, RangeLocks, OFFSET_MAX};
-use vfs::Ino;
 
 use super::file::OpenFile;
 use crate::proc::sched::WaitQueue;
@@ -52,6 +51,12 @@ pub const LOCK_EX: u64 = 2;
 pub const LOCK_NB: u64 = 4;
 pub const LOCK_UN: u64 = 8;
 
+/// Which file a lock is on: the file system (0 for the tmpfs, the
+/// disk's device number with bit 32 set for an ext4 mount) and the inode
+/// number in it, so inode numbers of different file systems never share
+/// a lock table entry.
+pub type LockKey = (u64, u64);
+
 static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 
 /// A fresh lock owner (a descriptor table or an open file description).
@@ -69,7 +74,7 @@ struct InodeLocks {
 }
 
 struct Table {
-    inodes: BTreeMap<Ino, InodeLocks>,
+    inodes: BTreeMap<LockKey, InodeLocks>,
     /// Records in all inodes (bounded by MAX_LOCKS).
     records: usize,
     /// Which owner each sleeping POSIX owner waits for (deadlock check).
@@ -90,7 +95,7 @@ fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
 }
 
 impl Table {
-    fn entry(&mut self, ino: Ino) -> &mut InodeLocks {
+    fn entry(&mut self, ino: LockKey) -> &mut InodeLocks {
         self.inodes.entry(ino).or_insert_with(|| InodeLocks {
             posix: RangeLocks::new(),
             flock: FlockLocks::new(),
@@ -99,7 +104,7 @@ impl Table {
     }
 
     /// Drops `ino`'s entry once it has no lock and no sleeper.
-    fn tidy(&mut self, ino: Ino) {
+    fn tidy(&mut self, ino: LockKey) {
         if let Some(e) = self.inodes.get(&ino) {
             if e.posix.is_empty() && e.flock.is_empty() && Arc::strong_count(&e.wq) == 1 {
                 self.inodes.remove(&ino);
@@ -119,7 +124,7 @@ impl Table {
 /// A record-lock request, resolved to absolute bytes.
 #[derive(Clone, Copy)]
 struct Request {
-    ino: Ino,
+    ino: LockKey,
     owner: u64,
     pid: i32,
     ty: Option<LockType>,
@@ -216,16 +221,16 @@ fn test(r: &Request) -> Option<RangeLock> {
 }
 
 /// Drops `owner`'s POSIX locks on `ino` (a descriptor of it closed).
-pub fn release_posix(owner: u64, ino: Ino) {
+pub fn release_posix(owner: u64, ino: LockKey) {
     release(owner, ino, false);
 }
 
 /// Drops the OFD and flock locks of the open file description `owner`.
-pub fn release_ofd(owner: u64, ino: Ino) {
+pub fn release_ofd(owner: u64, ino: LockKey) {
     release(owner, ino, true);
 }
 
-fn release(owner: u64, ino: Ino, flock_too: bool) {
+fn release(owner: u64, ino: LockKey, flock_too: bool) {
     let wq = with(|t| {
         let e = t.inodes.get_mut(&ino)?;
         let mut n = e.posix.remove_owner(owner);
@@ -280,7 +285,7 @@ fn fcntl_lock(f: &Arc<OpenFile>, files_owner: u64, cmd: u64, arg: u64, ofd: bool
     if getlk && ty.is_none() {
         return Err(Errno::EINVAL);
     }
-    let ino = f.ino().ok_or(Errno::EINVAL)?;
+    let ino = f.lock_key().ok_or(Errno::EINVAL)?;
     // Setting a lock needs the matching access (EBADF), testing does not.
     if !getlk {
         match ty {
@@ -292,7 +297,7 @@ fn fcntl_lock(f: &Arc<OpenFile>, files_owner: u64, cmd: u64, arg: u64, ofd: bool
     let base: i64 = match whence {
         0 => 0,
         1 => *f.pos.lock() as i64,
-        2 => super::with(|fs| fs.stat(ino))?.size,
+        2 => f.size()? as i64,
         _ => return Err(Errno::EINVAL),
     };
     let (start, end) = range(base, l_start, l_len)?;
@@ -378,7 +383,7 @@ pub fn flock(f: &Arc<OpenFile>, op: u64) -> KResult<u64> {
     };
     // Any file with an inode; others (pipes, devices) have nothing to
     // lock here and succeed, as a lock nobody else can see.
-    let Some(ino) = f.ino() else {
+    let Some(ino) = f.lock_key() else {
         return Ok(0);
     };
     let owner = f.lock_owner();

@@ -5,6 +5,7 @@
 pub mod epoll;
 pub mod eventfd;
 pub mod ext4;
+pub mod ext4_pages;
 pub mod fdtable;
 pub mod file;
 pub mod locks;

@@ -14,6 +14,7 @@ pub mod shared;
 pub mod syscalls;
 
 use abi::{Errno, KResult};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use hal::addrspace::{AddressSpace, PageFlags};
 use mm::vma::{OnFork, Prot, Vma, VmaMap};
@@ -32,10 +33,14 @@ pub const MMAP_BOTTOM: u64 = 0x1_0000;
 /// What backs a file mapping: the tmpfs inode, and the file offset where
 /// its bytes stop for this mapping (an ELF segment's file part ends there
 /// and the rest of the page is zeros, its .bss; `u64::MAX` for mmap).
+/// A file of an ext4 mount is named by `ext` instead (its lock key, see
+/// `OpenFile::lock_key`; `ino` unused): its pages come from the mount's
+/// page cache through the open file the address space holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backing {
     pub ino: vfs::Ino,
     pub file_end: u64,
+    pub ext: Option<crate::fs::locks::LockKey>,
 }
 
 /// A process's address space.
@@ -50,6 +55,9 @@ pub struct Mm {
     /// mappings page in from them: an unlinked binary keeps its bytes
     /// until the last process mapping it goes.
     held: Vec<vfs::Ino>,
+    /// Open ext4 files its mappings page in from: held so the inode,
+    /// its cached pages and the mount stay while mapped.
+    held_ext: Vec<Arc<crate::fs::file::OpenFile>>,
     _live: crate::objects::Live,
 }
 
@@ -68,6 +76,7 @@ impl Mm {
             brk: 0,
             torus,
             held: Vec::new(),
+            held_ext: Vec::new(),
             _live: crate::objects::Live::new(crate::objects::Obj::AddressSpace),
         })
     }
@@ -222,6 +231,17 @@ impl Mm {
             Some(_) => Ok(()), // already resolved (another fault got here first)
             None => {
                 let backing = vma.backing;
+                if let Some((Backing { ext: Some(key), .. }, off)) = backing {
+                    // An offset near 2^64 is past any file: SIGBUS.
+                    let index = off.checked_add(page - vma.start).ok_or(Errno::EIO)? / PAGE;
+                    let pa = self.ext_page(key, index)?;
+                    if vma.shared {
+                        return self.map_shared_frame(page, pa, vma.prot);
+                    }
+                    // MAP_PRIVATE: a copy, as it is when first touched.
+                    self.map_new(page, vma.prot, |new| hal::addrspace::copy_frame(new, pa))?;
+                    return Ok(());
+                }
                 if let (true, Some((file, off))) = (vma.shared, backing) {
                     // MAP_SHARED of a file: the file's own page (tmpfs
                     // frames are the page cache), so writes through the
@@ -282,6 +302,7 @@ impl Mm {
         for &ino in &self.held {
             child.hold_file(ino)?;
         }
+        child.held_ext = self.held_ext.clone();
         let ranges: Vec<(u64, u64, bool)> = self
             .vmas
             .iter()
@@ -312,6 +333,46 @@ impl Mm {
             self.unmap_pages(s, e);
         }
         self.vmas = VmaMap::new();
+    }
+
+    /// Keeps the ext4 file `f` open while this address space exists (its
+    /// mappings page in from it).
+    pub fn hold_ext(&mut self, f: &Arc<crate::fs::file::OpenFile>) {
+        let key = f.lock_key();
+        if !self.held_ext.iter().any(|h| h.lock_key() == key) {
+            self.held_ext.push(f.clone());
+        }
+    }
+
+    /// The cached frame of page `index` of the held ext4 file `key`.
+    fn ext_page(&self, key: crate::fs::locks::LockKey, index: u64) -> KResult<u64> {
+        let f = self
+            .held_ext
+            .iter()
+            .find(|h| h.lock_key() == Some(key))
+            .ok_or(Errno::EFAULT)?;
+        match &f.kind {
+            crate::fs::file::Kind::Ext(m, n) => m.fs.pages.page(&m.fs, *n, index, self.torus),
+            _ => Err(Errno::EFAULT),
+        }
+    }
+
+    /// Writes back the cached pages of the ext4 files mapped in
+    /// `[start, end)` and commits them (msync).
+    pub fn sync_ext(&self, start: u64, end: u64) -> KResult<()> {
+        let keys: Vec<_> = self
+            .vmas
+            .overlapping(start, end)
+            .filter_map(|v| v.backing.and_then(|(b, _)| b.ext))
+            .collect();
+        for f in self
+            .held_ext
+            .iter()
+            .filter(|h| keys.contains(&h.lock_key().unwrap_or((0, 0))))
+        {
+            f.sync()?;
+        }
+        Ok(())
     }
 
     /// Keeps `ino` open while this address space exists (file mappings).

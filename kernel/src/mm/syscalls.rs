@@ -84,6 +84,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
     // /dev/zero maps as anonymous memory (shared with MAP_SHARED), as on
     // Linux, where programs use it for that.
     let file = file.filter(|f| !matches!(f.kind, crate::fs::file::Kind::Zero));
+    let mut ext_file = None;
     let backing: Option<(Backing, u64)> = if let Some(f) = file {
         if let Some(frames) = crate::io_uring::mmap_frames(&f, off, len)? {
             // The rings are shared with the kernel; a private copy of them
@@ -93,16 +94,33 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
             }
             return map_frames(addr, len, prot, flags, &frames);
         }
-        let ino = f.ino().ok_or(Errno::ENODEV)?;
+        // A tmpfs file, or an ext4 file (through its mount's page cache).
+        let ext = match &f.kind {
+            crate::fs::file::Kind::Ext(m, n) => {
+                if m.fs.file_type(*n)? != vfs::FileType::Regular {
+                    return Err(Errno::ENODEV);
+                }
+                f.lock_key()
+            }
+            _ => None,
+        };
+        let ino = match ext {
+            Some(_) => 0,
+            None => f.ino().ok_or(Errno::ENODEV)?,
+        };
         // A shared writable mapping writes the file: it needs a
         // descriptor open for writing, as on Linux.
         if !f.readable() || (shared && prot.contains(Prot::WRITE) && !f.writable()) {
             return Err(Errno::EACCES);
         }
+        if ext.is_some() {
+            ext_file = Some(f.clone());
+        }
         Some((
             Backing {
                 ino,
                 file_end: u64::MAX,
+                ext,
             },
             off,
         ))
@@ -117,8 +135,10 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
     if (m.mapped() - replaced).saturating_add(len) > address_space_limit() {
         return Err(Errno::ENOMEM);
     }
-    if let Some((file, _)) = &backing {
-        m.hold_file(file.ino)?;
+    match (&backing, &ext_file) {
+        (Some(_), Some(f)) => m.hold_ext(f),
+        (Some((file, _)), None) => m.hold_file(file.ino)?,
+        _ => {}
     }
     let kind = if backing.is_some() {
         VmaKind::File
@@ -216,6 +236,38 @@ pub fn munmap(addr: u64, len: u64) -> KResult<u64> {
     for v in m.vmas.unmap(addr, len)? {
         m.unmap_pages(v.start, v.end);
     }
+    Ok(0)
+}
+
+/// msync(2): the cached pages of the ext4 files mapped in the range are
+/// written back and committed (MS_ASYNC too: nothing runs later to do
+/// it). tmpfs and anonymous memory have nowhere to go. ENOMEM when part of
+/// the range is not mapped, as on Linux.
+pub fn msync(addr: u64, len: u64, flags: u64) -> KResult<u64> {
+    const MS_ASYNC: u64 = 1;
+    const MS_INVALIDATE: u64 = 2;
+    const MS_SYNC: u64 = 4;
+    if !addr.is_multiple_of(PAGE)
+        || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & (MS_ASYNC | MS_SYNC) == (MS_ASYNC | MS_SYNC)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+    let mm = current().mm();
+    let m = mm.lock();
+    let mut at = addr;
+    for v in m.vmas.overlapping(addr, end) {
+        if v.start > at {
+            return Err(Errno::ENOMEM);
+        }
+        at = v.end;
+    }
+    if at < end {
+        return Err(Errno::ENOMEM);
+    }
+    m.sync_ext(addr, end)?;
     Ok(0)
 }
 

@@ -241,6 +241,7 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
             a5,
         )),
         nr::__NR_munmap => ret(crate::mm::syscalls::munmap(a0, a1)),
+        nr::__NR_msync => ret(crate::mm::syscalls::msync(a0, a1, a2)),
         nr::__NR_mprotect => ret(crate::mm::syscalls::mprotect(a0, a1, a2)),
         nr::__NR_madvise => ret(crate::mm::advise::madvise(a0, a1, a2)),
         nr::__NR_mremap => ret(crate::mm::remap::mremap(a0, a1, a2, a3, a4)),

@@ -272,7 +272,7 @@ const TESTS: &[(&str, Test, &str)] = &[
     (
         "shared_file",
         shared_file::run,
-        "MAP_SHARED file mappings are coherent with read/write, other mappings and munmap",
+        "[DIR] MAP_SHARED file mappings are coherent with read/write, other mappings and munmap; msync; a child's stores reach the file at its exit; in DIR (default /tmp)",
     ),
     (
         "orphan_reap",
@@ -397,7 +397,7 @@ const TESTS: &[(&str, Test, &str)] = &[
     (
         "record_locks",
         record_locks::run,
-        "fcntl record locks between processes (ranges, split/merge, whence, close/exit release, F_SETLKW wake and EINTR, EDEADLK), OFD locks, flock, ENOLCK bound",
+        "[DIR] fcntl record locks between processes (ranges, split/merge, whence, close/exit release, F_SETLKW wake and EINTR, EDEADLK), OFD locks, flock, ENOLCK bound; on a file in DIR (default /tmp)",
     ),
     (
         "mremap",

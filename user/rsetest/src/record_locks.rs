@@ -9,14 +9,17 @@ use std::ffi::CString;
 
 use crate::util::{check, errname, errno, handle, pipe, read_byte, sleep_ms, spawn, wait_ok};
 
-const PATH: &str = "/tmp/rsetest-record-locks";
+/// The file the locks are on: in /tmp, or in the directory given as the
+/// argument (an ext4 mount: locks are per file system and inode).
+static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn open(flags: i32) -> Result<i32, String> {
-    let p = CString::new(PATH).unwrap();
+    let path = PATH.get().map_or("/tmp/rsetest-record-locks", String::as_str);
+    let p = CString::new(path).unwrap();
     // SAFETY: a valid path string.
     let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
     if fd < 0 {
-        return Err(format!("open {PATH}: {}", errname(errno())));
+        return Err(format!("open {path}: {}", errname(errno())));
     }
     Ok(fd)
 }
@@ -92,7 +95,10 @@ fn in_child(what: &str, f: impl FnOnce() -> Result<(), String>) -> Result<(), St
 
 extern "C" fn on_usr1(_: i32) {}
 
-pub fn run(_: &[String]) -> Result<(), String> {
+pub fn run(args: &[String]) -> Result<(), String> {
+    if let Some(dir) = args.first() {
+        let _ = PATH.set(format!("{dir}/rsetest-record-locks"));
+    }
     let fd = open(libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC)?;
     // SAFETY: our descriptor; a 100-byte file.
     check(
