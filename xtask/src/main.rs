@@ -46,6 +46,7 @@ mod initramfs;
 mod linux_diff;
 mod net_scenarios;
 mod qemu;
+mod robust_scenarios;
 mod scenarios;
 mod terminal;
 mod userland;

@@ -81,6 +81,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::http_scenarios::lighttpd_serves_host,
     ),
     (
+        "net_lighttpd_abuse_churn_aborts_wget",
+        crate::robust_scenarios::lighttpd_abuse,
+    ),
+    (
         "net_python_http_server_serves_host",
         crate::http_scenarios::python_http_server,
     ),
