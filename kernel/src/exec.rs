@@ -10,10 +10,11 @@ use alloc::vec::Vec;
 use hal::idt::TrapFrame;
 use linux_raw_sys::general as g;
 use mm::vma::{OnFork, Prot, Vma, VmaKind};
-use vfs::{FileType, Ino};
+use vfs::{FileType, Ino, Stat};
 
 use crate::mm::shared::SharedMm;
 use crate::mm::{Backing, Mm, PAGE, STACK_TOP};
+use crate::proc::cred::Cred;
 use crate::uaccess;
 
 /// How much of a binary execve reads before mapping it: the ELF and
@@ -42,26 +43,33 @@ pub struct Loaded {
     pub comm: String,
     pub cmdline: Vec<u8>,
     pub exe: Vec<u8>,
+    /// The credentials it runs with (set-id bits applied).
+    pub cred: Cred,
 }
 
 /// The program file `path` names (`/proc/self/exe` followed: busybox sh
 /// runs a script without `#!` through it) and its real path.
-fn lookup_exec(cwd: Ino, path: &[u8]) -> KResult<(Ino, Vec<u8>)> {
+fn lookup_exec(cwd: Ino, path: &[u8], cred: &Cred) -> KResult<(Ino, Vec<u8>, Stat)> {
     let exe = (path.first() == Some(&b'/'))
         .then(|| crate::syscall::fs::proc_exe_target(crate::syscall::fs::AT_FDCWD, path))
         .flatten();
     let path = exe.as_deref().unwrap_or(path);
-    let ino = crate::fs::with(|fs| fs.lookup(cwd, path, true))?;
+    let who = crate::fs::perm::caller(cred);
+    let ino = match crate::fs::with(|fs| fs.walk_as(Some(&who), cwd, path, true, &[]))? {
+        vfs::Walked::Ino(i) => i,
+        vfs::Walked::Mount { .. } => return Err(Errno::ENOENT),
+    };
     let st = crate::fs::with(|fs| fs.stat(ino))?;
-    match FileType::from_mode(st.mode) {
-        Some(FileType::Regular) => {}
-        Some(FileType::Directory) => return Err(Errno::EACCES),
-        _ => return Err(Errno::EACCES),
-    }
-    if st.mode & 0o111 == 0 {
+    if FileType::from_mode(st.mode) != Some(FileType::Regular) {
         return Err(Errno::EACCES);
     }
-    Ok((ino, real_path(cwd, path).unwrap_or_else(|| path.to_vec())))
+    // Root too needs an execute bit (may_access's rule).
+    crate::fs::perm::check(cred, &st, vfs::access::MAY_EXEC)?;
+    Ok((
+        ino,
+        real_path(cwd, path).unwrap_or_else(|| path.to_vec()),
+        st,
+    ))
 }
 
 /// The absolute path of the file `path` names with symlinks resolved, as
@@ -211,17 +219,20 @@ fn hwcap() -> u64 {
 
 /// Loads `path` (relative to `cwd`) with `argv` and `envp` into a new
 /// address space on `torus`.
+/// `cred` runs it; set-user-ID and set-group-ID bits of the file that
+/// is finally loaded (not of a `#!` script) apply unless `no_new_privs`.
 pub fn load(
     cwd: Ino,
     path: &[u8],
     argv: Vec<Vec<u8>>,
     envp: &[Vec<u8>],
     torus: usize,
+    (cred, no_new_privs): (&Cred, bool),
 ) -> KResult<Loaded> {
     let filename = path;
     let mut path = path.to_vec();
     let mut argv = argv;
-    let (mut ino, mut exe) = lookup_exec(cwd, &path)?;
+    let (mut ino, mut exe, mut st) = lookup_exec(cwd, &path, cred)?;
     let (mut data, mut size) = read_head(ino)?;
     for depth in 0.. {
         let Some(script) = elf::is_script(&data) else {
@@ -234,7 +245,7 @@ pub fn load(
         let new_argv = script.argv(&path, args.get(1..).unwrap_or(&[]));
         path = script.interpreter.clone();
         argv = new_argv;
-        (ino, exe) = lookup_exec(cwd, &path)?;
+        (ino, exe, st) = lookup_exec(cwd, &path, cred)?;
         (data, size) = read_head(ino)?;
     }
     let (mut image, whole) = parse_image(ino, &data, size)?;
@@ -246,7 +257,7 @@ pub fn load(
     let interp = match &image.interp {
         None => None,
         Some(ipath) => {
-            let (iino, _) = lookup_exec(cwd, ipath)?;
+            let (iino, _, _) = lookup_exec(cwd, ipath, cred)?;
             let (ihead, isize) = read_head(iino)?;
             let (iimage, iwhole) = parse_image(iino, &ihead, isize).map_err(|e| {
                 if e == Errno::ENOEXEC {
@@ -261,6 +272,7 @@ pub fn load(
             Some((iino, iimage, iwhole))
         }
     };
+    let new_cred = cred.after_exec(st.mode, st.uid, st.gid, no_new_privs);
     let mut m = Mm::new(torus)?;
     let r = (|| -> KResult<(u64, u64)> {
         map_image(&mut m, &image, ino, whole.as_deref())?;
@@ -306,11 +318,11 @@ pub fn load(
             (g::AT_BASE as u64, interp_base),
             (g::AT_FLAGS as u64, 0),
             (g::AT_ENTRY as u64, image.entry),
-            (g::AT_UID as u64, 0),
-            (g::AT_EUID as u64, 0),
-            (g::AT_GID as u64, 0),
-            (g::AT_EGID as u64, 0),
-            (g::AT_SECURE as u64, 0),
+            (g::AT_UID as u64, new_cred.ruid as u64),
+            (g::AT_EUID as u64, new_cred.euid as u64),
+            (g::AT_GID as u64, new_cred.rgid as u64),
+            (g::AT_EGID as u64, new_cred.egid as u64),
+            (g::AT_SECURE as u64, new_cred.secure_exec() as u64),
             (g::AT_CLKTCK as u64, 100),
             (g::AT_HWCAP as u64, hwcap()),
             (g::AT_HWCAP2 as u64, 0),
@@ -349,6 +361,7 @@ pub fn load(
         comm,
         cmdline,
         exe,
+        cred: new_cred,
     })
 }
 
@@ -405,7 +418,7 @@ pub fn execve(
     // (fork children share their parent's pool until they exec).
     let torus = crate::proc::torus::this_id() % crate::frames::torus_count();
     me.info.lock().torus = torus;
-    let loaded = load(cwd, &p, args, &env, torus)?;
+    let loaded = load(cwd, &p, args, &env, torus, (&me.cred(), me.no_new_privs()))?;
     // The new image runs alone (Linux's de_thread).
     crate::proc::exit::kill_other_threads(&me)?;
 
@@ -426,6 +439,7 @@ pub fn execve(
         info.cmdline = loaded.cmdline;
         info.exe = loaded.exe;
     }
+    me.set_cred(loaded.cred);
     *me.vfork_done.lock() = true;
     me.vfork_wait.wake_all();
     *frame = hal::context::user_frame(loaded.entry, loaded.sp);

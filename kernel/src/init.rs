@@ -58,7 +58,8 @@ pub fn start(program: &Program) -> KResult<()> {
     .iter()
     .map(|s| s.to_vec())
     .collect();
-    let loaded = crate::exec::load(ROOT_INO, path, argv, &envp, 0)?;
+    let root = proc::cred::Cred::root();
+    let loaded = crate::exec::load(ROOT_INO, path, argv, &envp, 0, (&root, false))?;
     let mut files = FdTable::new();
     let tty = OpenFile::new(Kind::Tty, O_RDWR);
     for _ in 0..3 {
@@ -87,6 +88,8 @@ pub fn start(program: &Program) -> KResult<()> {
         limits: proc::limits::Limits::default(),
         params: runq::Params::DEFAULT,
         affinity: u64::MAX,
+        cred: Arc::new(loaded.cred),
+        no_new_privs: false,
         info: Info {
             comm: loaded.comm.clone(),
             cmdline: loaded.cmdline,

@@ -44,6 +44,7 @@ until grep -q 'server started' /var/log/lighttpd/error.log 2>/dev/null; do
   i=$((i+1)); [ $i -gt 600 ] && { echo NOT STARTED; exit 5; }; sleep 0.1
 done
 echo SERVING
+grep -E '^(Uid|Gid):' /proc/$pid/status | sed 's/^/LIGHTTPD /'
 i=0
 until grep -q 'GET /done' /var/log/lighttpd/access.log 2>/dev/null; do
   i=$((i+1)); [ $i -gt 3000 ] && { echo NO DONE; kill $pid; exit 4; }; sleep 0.1
@@ -240,6 +241,18 @@ pub fn lighttpd_serves_host() -> Result<(), String> {
     let console = out.console_str();
     if out.guest_status() != Some(0) || !console.contains("LIGHTTPD STATUS 0") {
         return Err(fail("lighttpd did not exit cleanly on SIGTERM"));
+    }
+    // Debian's config has server.username/groupname www-data: lighttpd
+    // binds port 80 as root, then drops to uid/gid 33 for good.
+    for ids in [
+        "LIGHTTPD Uid:\t33\t33\t33\t33",
+        "LIGHTTPD Gid:\t33\t33\t33\t33",
+    ] {
+        if !console.contains(ids) {
+            return Err(fail(&format!(
+                "lighttpd did not drop to www-data ({ids:?})"
+            )));
+        }
     }
     match console
         .lines()

@@ -100,6 +100,7 @@ program_scenarios!(
     dev_fd,
     avx,
     xattr,
+    creds,
 );
 
 /// The regression checks of what user programs could do to the kernel
@@ -178,6 +179,7 @@ pub fn scenarios() -> Vec<UserScenario> {
     v.extend_from_slice(SCHED);
     v.push(("busybox_top_and_ps_show_scheduling", top_and_ps));
     v.push(("busybox_date_sets_the_clock", date_sets_clock));
+    v.push(("busybox_su_drops_to_www_data", su_drops_privileges));
     v.push(("rsefuzz_short", fuzz_short));
     v.push(("kobjects_return_to_baseline", kobjects_baseline));
     v.push(("fork_bomb_bounded_by_nproc", fork_bomb));
@@ -358,6 +360,35 @@ fn date_sets_clock(exec: &Exec) -> Result<(), String> {
     if !ok || status != 0 {
         return Err(format!(
             "expected the clock at 1000000000, a file mtime too, 2001-09-09 01:46 UTC, uptime unchanged, alive\n{}",
+            show(&out, status)
+        ));
+    }
+    Ok(())
+}
+
+/// busybox `su` (as root: no password) runs a shell as www-data from
+/// /etc/passwd: initgroups, setgid, setuid. That shell is refused what
+/// an ordinary user is refused on Linux, and root's shell is unchanged.
+fn su_drops_privileges(exec: &Exec) -> Result<(), String> {
+    let cmd = "su -s /bin/sh -c 'id; touch /root/x; echo rc=$?; echo hi > /tmp/w; \
+               ls -ln /tmp/w' www-data 2>&1; id -u; echo alive";
+    let (out, status) = exec(cmd)?;
+    let out = normalize(&out);
+    let ls = lines(&out);
+    let want = [
+        "uid=33(www-data) gid=33(www-data) groups=33(www-data)",
+        "touch: /root/x: Permission denied",
+        "rc=1",
+    ];
+    let owned = ls.get(3).is_some_and(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 4 && f[0] == "-rw-r--r--" && f[2] == "33" && f[3] == "33"
+    });
+    let ok =
+        ls.len() >= 6 && ls[..3] == want && owned && ls.get(4) == Some(&"0") && alive_after(&ls, 4);
+    if !ok || status != 0 {
+        return Err(format!(
+            "expected {want:?}, a file owned by 33:33, then root again (0) and alive\n{}",
             show(&out, status)
         ));
     }

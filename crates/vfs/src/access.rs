@@ -18,21 +18,38 @@ pub const MAY_EXEC: u32 = crate::lx::X_OK;
 /// Root (uid 0, i.e. `CAP_DAC_OVERRIDE`) may read and write anything, and
 /// execute a non-directory only if some execute bit is set, as on Linux.
 pub fn may_access(st: &Stat, uid: u32, gid: u32, groups: &[u32], want: u32) -> bool {
-    let want = want & 0o7;
-    if uid == 0 {
-        let is_dir = crate::FileType::from_mode(st.mode) == Some(crate::FileType::Directory);
-        return want & MAY_EXEC == 0 || is_dir || st.mode & 0o111 != 0;
+    Caller { uid, gid, groups }.may(st.mode, st.uid, st.gid, want)
+}
+
+/// Who performs a file-system operation: the file-system user and group
+/// ids and the supplementary groups.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: &'a [u32],
+}
+
+impl Caller<'_> {
+    /// Whether this caller may access a file of `mode` owned by
+    /// `owner`/`group` for every right in `want` ([`may_access`]).
+    pub fn may(&self, mode: u32, owner: u32, group: u32, want: u32) -> bool {
+        let want = want & 0o7;
+        if self.uid == 0 {
+            let is_dir = crate::FileType::from_mode(mode) == Some(crate::FileType::Directory);
+            return want & MAY_EXEC == 0 || is_dir || mode & 0o111 != 0;
+        }
+        // Only the most specific class applies: an owner denied by the owner
+        // bits is denied even if "other" would allow.
+        let bits = if self.uid == owner {
+            (mode >> 6) & 0o7
+        } else if self.gid == group || self.groups.contains(&group) {
+            (mode >> 3) & 0o7
+        } else {
+            mode & 0o7
+        };
+        bits & want == want
     }
-    // Only the most specific class applies: an owner denied by the owner
-    // bits is denied even if "other" would allow.
-    let bits = if uid == st.uid {
-        (st.mode >> 6) & 0o7
-    } else if gid == st.gid || groups.contains(&st.gid) {
-        (st.mode >> 3) & 0o7
-    } else {
-        st.mode & 0o7
-    };
-    bits & want == want
 }
 
 #[cfg(test)]

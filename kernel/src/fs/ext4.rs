@@ -378,10 +378,12 @@ struct Opens {
     orphans: Vec<u32>,
 }
 
-/// The creator of new inodes: the caller's umask (ids are all root's).
+/// The creator of new inodes: the caller's fsuid, fsgid and umask.
 fn ctx() -> MutationContext {
-    let umask = crate::proc::sched::current().fs.lock().umask as u16;
-    MutationContext::new(0, 0, 0, umask)
+    let me = crate::proc::sched::current();
+    let umask = me.fs.lock().umask as u16;
+    let c = me.cred();
+    MutationContext::new(c.fsuid, c.fsgid, 0, umask)
 }
 
 fn perms(mode: u32) -> KResult<FilePermissions> {

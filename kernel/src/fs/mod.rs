@@ -9,6 +9,7 @@ pub mod fdtable;
 pub mod file;
 pub mod locks;
 pub mod mount;
+pub mod perm;
 pub mod pipe;
 pub mod procfs;
 pub mod timerfd;
@@ -46,11 +47,15 @@ pub fn now() -> Timespec {
     Timespec::from_nanos(crate::clock::realtime_ns())
 }
 
-/// Runs `f` on the filesystem.
+/// Runs `f` on the filesystem; what it creates belongs to the caller's
+/// fsuid/fsgid.
 pub fn with<R>(f: impl FnOnce(&mut Tmpfs) -> R) -> R {
+    let owner = crate::proc::sched::current_fs_ids();
     let mut g = FS.lock();
     let fs = g.as_mut().expect("filesystem initialised");
     fs.set_time(now());
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    fs.set_owner(uid, gid);
     f(fs)
 }
 

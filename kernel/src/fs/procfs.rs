@@ -112,13 +112,25 @@ fn pid_status(p: &Process) -> String {
         }
         (s.pending, s.mask, ign, cgt)
     };
+    let c = p.cred();
+    // Linux: each group followed by a space.
+    let groups: String = c.groups.iter().map(|g| format!("{g} ")).collect();
     format!(
-        "Name:\t{}\nUmask:\t{:04o}\nState:\t{state}\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{}\nSigPnd:\t{pending:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ignored:016x}\nSigCgt:\t{caught:016x}\nCpus_allowed:\t{:x}\nTorus:\t{} (home {}, cell {:?})\n",
+        "Name:\t{}\nUmask:\t{:04o}\nState:\t{state}\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{}\nSigPnd:\t{pending:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ignored:016x}\nSigCgt:\t{caught:016x}\nCpus_allowed:\t{:x}\nTorus:\t{} (home {}, cell {:?})\n",
         i.comm,
         p.fs.lock().umask,
         p.tgid,
         p.pid,
         p.ppid(),
+        c.ruid,
+        c.euid,
+        c.suid,
+        c.fsuid,
+        c.rgid,
+        c.egid,
+        c.sgid,
+        c.fsgid,
+        groups,
         vsize / 1024,
         rss / 1024,
         p.group.live.load(core::sync::atomic::Ordering::Relaxed),

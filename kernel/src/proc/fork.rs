@@ -133,6 +133,8 @@ pub fn clone(
         limits: *me.group.limits.lock(),
         params: me.params(),
         affinity: me.affinity(),
+        cred: me.cred(),
+        no_new_privs: me.no_new_privs(),
         info: {
             let mut i = me.info.lock().clone();
             i.start_ns = hal::time::now_ns();

@@ -11,6 +11,7 @@
 pub mod altstack;
 pub mod braid;
 pub mod cpu;
+pub mod cred;
 pub mod exit;
 pub mod fork;
 pub mod limits;
@@ -190,6 +191,11 @@ pub struct Process {
     pub pending_set_tid: Mutex<Option<u64>>,
     /// Total CPU time charged, in timer ticks (user + system, not split yet).
     pub ticks: AtomicU64,
+    /// Its ids, replaced whole on a change (`cred`).
+    cred: Mutex<Arc<cred::Cred>>,
+    /// prctl(PR_SET_NO_NEW_PRIVS): execve never grants privileges (set-id
+    /// bits are ignored); inherited and never cleared.
+    no_new_privs: AtomicBool,
 }
 
 static TABLE: Mutex<BTreeMap<Pid, Arc<Process>>> = Mutex::new(BTreeMap::new());
@@ -219,6 +225,9 @@ pub struct NewProcess {
     /// Scheduling parameters and CPU mask (inherited at fork).
     pub params: runq::Params,
     pub affinity: u64,
+    /// Credentials and no_new_privs (the parent's at fork and clone).
+    pub cred: Arc<cred::Cred>,
+    pub no_new_privs: bool,
 }
 
 impl Process {
@@ -290,6 +299,8 @@ impl Process {
             robust_list: AtomicU64::new(0),
             pending_set_tid: Mutex::new(None),
             ticks: AtomicU64::new(0),
+            cred: Mutex::new(n.cred),
+            no_new_privs: AtomicBool::new(n.no_new_privs),
         });
         table.insert(pid, p.clone());
         drop(table);
@@ -411,6 +422,31 @@ impl Process {
         let s = self.sig.lock();
         s.deliverable().is_some()
             || self.group.shared_sig.lock().pending & !(s.mask & !signal::UNBLOCKABLE) != 0
+    }
+
+    /// Its credentials as of now.
+    pub fn cred(&self) -> Arc<cred::Cred> {
+        self.cred.lock().clone()
+    }
+
+    /// Publishes new credentials (set*id, execve of a set-id program).
+    pub fn set_cred(&self, c: cred::Cred) {
+        self.replace_cred(Arc::new(c));
+    }
+
+    /// Swaps in `c` (a temporary override: access(2)).
+    pub fn replace_cred(&self, c: Arc<cred::Cred>) {
+        *self.cred.lock() = c;
+    }
+
+    /// Whether execve may not grant privileges.
+    pub fn no_new_privs(&self) -> bool {
+        self.no_new_privs.load(Ordering::Relaxed)
+    }
+
+    /// prctl(PR_SET_NO_NEW_PRIVS, 1): one way only.
+    pub fn set_no_new_privs(&self) {
+        self.no_new_privs.store(true, Ordering::Relaxed);
     }
 
     /// Parent pid (of the process: reparenting changes the leader's).

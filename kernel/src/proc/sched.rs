@@ -38,6 +38,17 @@ pub fn with_current<R>(f: impl FnOnce(&Process) -> R) -> R {
         .with(|p| f(p.expect("a process is running")))
 }
 
+/// The running process's fsuid and fsgid (None during boot): who owns
+/// what the file systems create now.
+pub fn current_fs_ids() -> Option<(u32, u32)> {
+    cpu::this().current.with(|p| {
+        p.map(|p| {
+            let c = p.cred();
+            (c.fsuid, c.fsgid)
+        })
+    })
+}
+
 /// The running process; only called from syscall and fault context.
 pub fn current() -> Arc<Process> {
     try_current().expect("a process is running")

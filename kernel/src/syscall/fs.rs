@@ -9,7 +9,7 @@ use vfs::{FileType, Ino, Stat, Walked, ROOT_INO};
 use crate::fs::ext4::Walk;
 use crate::fs::file::{self, Kind, OpenFile};
 use crate::fs::mount::{self, Mount};
-use crate::fs::{self as kfs, dev, procfs};
+use crate::fs::{self as kfs, dev, perm, procfs};
 use crate::proc::sched::current;
 use crate::uaccess;
 
@@ -101,7 +101,9 @@ fn walk(start: Ino, path: &[u8], follow: bool, depth: u32) -> KResult<Node> {
         }
     }
     let points = mount_points();
-    match kfs::with(|fs| fs.walk(start, path, follow, &points))? {
+    let me = perm::me();
+    let who = perm::caller(&me);
+    match kfs::with(|fs| fs.walk_as(Some(&who), start, path, follow, &points))? {
         Walked::Ino(ino) => Ok(Node::Ino(ino)),
         Walked::Mount { at, rest } => match mount::on(at) {
             Some(m) => {
@@ -610,30 +612,41 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
         let start = start_dir(dirfd, &path)?;
         let umask = me.fs.lock().umask;
         let points = mount_points();
-        let walked = kfs::with(|fs| -> KResult<Walked> {
-            match fs.walk(start, &path, follow, &points) {
+        let cred = me.cred();
+        let who = perm::caller(&cred);
+        // (what the walk found, whether this open created it)
+        let walked = kfs::with(|fs| -> KResult<(Walked, bool)> {
+            match fs.walk_as(Some(&who), start, &path, follow, &points) {
                 Ok(w) => {
                     if flags & file::O_CREAT != 0 && flags & file::O_EXCL != 0 {
                         return Err(Errno::EEXIST);
                     }
-                    Ok(w)
+                    Ok((w, false))
                 }
                 Err(Errno::ENOENT) if flags & file::O_CREAT != 0 => {
-                    let (dir, name) = fs.lookup_parent(start, &path)?;
+                    let (dir, name) = fs.lookup_parent_as(Some(&who), start, &path)?;
                     if name.is_empty() || path.last() == Some(&b'/') {
                         return Err(Errno::EISDIR);
                     }
+                    perm::may_change_dir(&cred, &fs.stat(dir)?)?;
                     fs.create(dir, &name, (mode as u32 & 0o7777) & !umask)
-                        .map(Walked::Ino)
+                        .map(|i| (Walked::Ino(i), true))
                 }
                 Err(e) => Err(e),
             }
         })?;
         match walked {
-            Walked::Ino(ino) => found = Some(ino),
+            (Walked::Ino(ino), created) => {
+                // A file this open created is opened whatever its mode.
+                if !created {
+                    let st = kfs::with(|fs| fs.stat(ino))?;
+                    perm::check(&cred, &st, perm::open_rights(flags))?;
+                }
+                found = Some(ino)
+            }
             // open_in_mount took the paths into ext4 mounts.
-            Walked::Mount { at, .. } if mount::on(at).is_some() => return Err(Errno::ENOENT),
-            Walked::Mount { rest, .. } => proc_path = Some(normalize(&rest)),
+            (Walked::Mount { at, .. }, _) if mount::on(at).is_some() => return Err(Errno::ENOENT),
+            (Walked::Mount { rest, .. }, _) => proc_path = Some(normalize(&rest)),
         }
     }
     let kind = if let Some(rest) = proc_path {
@@ -718,6 +731,7 @@ fn open_in_mount(
             if name == b"." || name == b".." || path.last() == Some(&b'/') {
                 return Err(Errno::EISDIR);
             }
+            perm::may_change_dir(&perm::me(), &m.fs.stat(dir)?)?;
             let ino = m.fs.create(dir, &name, mode)?;
             return Ok(Some(Kind::Ext(m, ino)));
         }
@@ -730,6 +744,7 @@ fn open_in_mount(
     if flags & file::O_CREAT != 0 && flags & file::O_EXCL != 0 {
         return Err(Errno::EEXIST);
     }
+    perm::check(&perm::me(), &m.fs.stat(ino)?, perm::open_rights(flags))?;
     let ft = m.fs.file_type(ino)?;
     if flags & file::O_DIRECTORY != 0 && ft != FileType::Directory {
         return Err(Errno::ENOTDIR);
@@ -970,12 +985,47 @@ pub fn statx(dirfd: i64, path: u64, flags: u64, mask: u64, buf: u64) -> KResult<
     Ok(0)
 }
 
-/// faccessat(2): root may do anything but execute a file with no x bit.
-pub fn faccessat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
+/// faccessat(2)/faccessat2(2): checked with the real uid and gid (what
+/// a set-user-ID program asks: "may my invoker do this?") unless
+/// AT_EACCESS; root may do anything but execute a file with no x bit.
+pub fn faccessat(dirfd: i64, path: u64, mode: u64, flags: u64) -> KResult<u64> {
+    const AT_EACCESS: u64 = 0x200;
+    if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & AT_EACCESS != 0 {
+        return faccess_as(dirfd, path, mode, flags, &perm::me());
+    }
+    // Linux's override_creds: the whole check, the walk's search
+    // permission included, runs with fsuid/fsgid set to the real ids.
+    let me = current();
+    let eff = me.cred();
+    let real = Arc::new(crate::proc::cred::Cred {
+        fsuid: eff.ruid,
+        fsgid: eff.rgid,
+        ..(*eff).clone()
+    });
+    me.replace_cred(real.clone());
+    let r = faccess_as(dirfd, path, mode, flags, &real);
+    me.replace_cred(eff);
+    r
+}
+
+fn faccess_as(
+    dirfd: i64,
+    path: u64,
+    mode: u64,
+    flags: u64,
+    cred: &crate::proc::cred::Cred,
+) -> KResult<u64> {
     let p = read_path(path)?;
-    let st = stat_node(&resolve(dirfd, &p, true)?)?;
-    if mode & 1 != 0 && st.mode & 0o111 == 0 && st.mode & 0o170000 != 0o040000 {
-        return Err(Errno::EACCES);
+    let st = if p.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        file_stat(&*fd_file(dirfd as u64)?)?
+    } else {
+        stat_node(&resolve(dirfd, &p, flags & AT_SYMLINK_NOFOLLOW == 0)?)?
+    };
+    if mode != 0 {
+        perm::check(cred, &st, mode as u32)?;
     }
     Ok(0)
 }
@@ -1039,7 +1089,8 @@ fn parent_of(dirfd: i64, path: &[u8]) -> KResult<(Ino, Vec<u8>)> {
         return Err(Errno::EACCES);
     }
     let start = start_dir(dirfd, path)?;
-    kfs::with(|fs| fs.lookup_parent(start, path))
+    let me = perm::me();
+    kfs::with(|fs| fs.lookup_parent_as(Some(&perm::caller(&me)), start, path))
 }
 
 /// mkdirat(2).
@@ -1061,9 +1112,55 @@ fn is_dot(name: &[u8]) -> bool {
     name == b"." || name == b".."
 }
 
+impl Parent {
+    /// The directory's attributes (for the permission checks).
+    fn dir_stat(&self) -> KResult<Stat> {
+        match self {
+            Parent::Tmpfs(d, _) => kfs::with(|fs| fs.stat(*d)),
+            Parent::Ext(m, d, _) => m.fs.stat(*d),
+        }
+    }
+
+    /// The attributes of what the name names now, if anything.
+    fn entry_stat(&self) -> Option<Stat> {
+        match self {
+            Parent::Tmpfs(d, n) if !is_dot(n) => {
+                kfs::with(|fs| fs.lookup_in(*d, n).and_then(|i| fs.stat(i))).ok()
+            }
+            Parent::Ext(m, d, n) if !is_dot(n) => match m.fs.walk(*d, n, false, &m.target) {
+                Ok(Walk::Ino(i)) => m.fs.stat(i).ok(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// That the caller may add a name here (write and search).
+    fn may_create(&self) -> KResult<()> {
+        perm::may_change_dir(&perm::me(), &self.dir_stat()?)
+    }
+
+    /// That the caller may remove (or replace) the name: write and search
+    /// on the directory, the sticky-directory rule. A missing name is left
+    /// for the operation to report.
+    fn may_remove(&self) -> KResult<()> {
+        let dir = self.dir_stat()?;
+        let me = perm::me();
+        match self.entry_stat() {
+            Some(victim) => perm::may_delete(&me, &dir, &victim),
+            None => perm::may_change_dir(&me, &dir),
+        }
+    }
+}
+
 pub fn mkdirat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let (dir, name) = match parent(dirfd, &p)? {
+    let par = parent(dirfd, &p)?;
+    if par.entry_stat().is_some() {
+        return Err(Errno::EEXIST);
+    }
+    par.may_create()?;
+    let (dir, name) = match par {
         Parent::Tmpfs(d, n) => (d, n),
         Parent::Ext(m, d, n) => {
             if is_dot(&n) {
@@ -1079,7 +1176,17 @@ pub fn mkdirat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
 /// mknodat(2): FIFOs and regular files; device nodes need CAP_MKNOD.
 pub fn mknodat(dirfd: i64, path: u64, mode: u64, rdev: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let (dir, name) = match parent(dirfd, &p)? {
+    let par = parent(dirfd, &p)?;
+    if par.entry_stat().is_some() {
+        return Err(Errno::EEXIST);
+    }
+    par.may_create()?;
+    // Device nodes need CAP_MKNOD.
+    let kind = mode as u32 & 0o170000;
+    if (kind == 0o020000 || kind == 0o060000) && !perm::me().privileged() {
+        return Err(Errno::EPERM);
+    }
+    let (dir, name) = match par {
         Parent::Tmpfs(d, n) => (d, n),
         Parent::Ext(m, d, n) => {
             if is_dot(&n) {
@@ -1108,7 +1215,9 @@ pub fn mknodat(dirfd: i64, path: u64, mode: u64, rdev: u64) -> KResult<u64> {
 /// unlinkat(2), unlink(2), rmdir(2).
 pub fn unlinkat(dirfd: i64, path: u64, flags: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let (dir, name) = match parent(dirfd, &p)? {
+    let par = parent(dirfd, &p)?;
+    par.may_remove()?;
+    let (dir, name) = match par {
         Parent::Tmpfs(d, n) => (d, n),
         Parent::Ext(m, d, n) => {
             if is_dot(&n) {
@@ -1127,7 +1236,10 @@ pub fn unlinkat(dirfd: i64, path: u64, flags: u64) -> KResult<u64> {
 /// renameat2(2) without flags.
 pub fn renameat(olddir: i64, old: u64, newdir: i64, new: u64) -> KResult<u64> {
     let (o, n) = (read_path(old)?, read_path(new)?);
-    match (parent(olddir, &o)?, parent(newdir, &n)?) {
+    let (op, np) = (parent(olddir, &o)?, parent(newdir, &n)?);
+    op.may_remove()?;
+    np.may_remove()?;
+    match (op, np) {
         (Parent::Tmpfs(od, on), Parent::Tmpfs(nd, nn)) => {
             kfs::with(|fs| fs.rename(od, &on, nd, &nn)).map(|_| 0)
         }
@@ -1144,7 +1256,9 @@ pub fn renameat(olddir: i64, old: u64, newdir: i64, new: u64) -> KResult<u64> {
 /// linkat(2).
 pub fn linkat(olddir: i64, old: u64, newdir: i64, new: u64) -> KResult<u64> {
     let (o, n) = (read_path(old)?, read_path(new)?);
-    match (resolve(olddir, &o, false)?, parent(newdir, &n)?) {
+    let (target, np) = (resolve(olddir, &o, false)?, parent(newdir, &n)?);
+    np.may_create()?;
+    match (target, np) {
         (Node::Ino(target), Parent::Tmpfs(nd, nn)) => {
             kfs::with(|fs| fs.link(nd, &nn, target)).map(|_| 0)
         }
@@ -1162,7 +1276,12 @@ pub fn linkat(olddir: i64, old: u64, newdir: i64, new: u64) -> KResult<u64> {
 pub fn symlinkat(target: u64, newdir: i64, path: u64) -> KResult<u64> {
     let t = read_path(target)?;
     let p = read_path(path)?;
-    match parent(newdir, &p)? {
+    let par = parent(newdir, &p)?;
+    if par.entry_stat().is_some() {
+        return Err(Errno::EEXIST);
+    }
+    par.may_create()?;
+    match par {
         Parent::Tmpfs(dir, name) => kfs::with(|fs| fs.symlink(dir, &name, &t)).map(|_| 0),
         Parent::Ext(m, dir, name) => {
             if is_dot(&name) {
@@ -1197,7 +1316,11 @@ pub fn readlinkat(dirfd: i64, path: u64, buf: u64, len: u64) -> KResult<u64> {
 /// chdir(2).
 pub fn chdir(path: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let ino = match resolve(AT_FDCWD, &p, true)? {
+    let node = resolve(AT_FDCWD, &p, true)?;
+    if matches!(node, Node::Ino(_) | Node::Ext(..)) {
+        perm::check(&perm::me(), &stat_node(&node)?, vfs::access::MAY_EXEC)?;
+    }
+    let ino = match node {
         Node::Ino(ino) => ino,
         // /proc itself (top and ps chdir there and open "PID/stat"): the
         // cwd is the tmpfs directory it is mounted on, and relative paths
@@ -1232,6 +1355,9 @@ fn ext_cwd(m: &Mount, i: u32) -> KResult<Ino> {
 /// fchdir(2).
 pub fn fchdir(fd: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
+    if matches!(f.kind, Kind::Inode(_) | Kind::Ext(..)) {
+        perm::check(&perm::me(), &file_stat(&f)?, vfs::access::MAY_EXEC)?;
+    }
     let ino = match &f.kind {
         Kind::Ext(m, i) => ext_cwd(m, *i)?,
         _ => f.ino().ok_or(Errno::ENOTDIR)?,
@@ -1267,22 +1393,34 @@ pub fn umask(mask: u64) -> KResult<u64> {
 /// fchmodat(2).
 pub fn fchmodat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let ino = match resolve(dirfd, &p, true)? {
-        Node::Ino(ino) => ino,
-        Node::Ext(m, i) => return m.fs.chmod(i, mode as u32).map(|()| 0),
-        _ => return Err(Errno::EPERM),
-    };
-    kfs::with(|fs| fs.chmod(ino, mode as u32 & 0o7777)).map(|_| 0)
+    let node = resolve(dirfd, &p, true)?;
+    chmod_node(node, mode as u32)
+}
+
+/// chmod of a resolved name or an open file: owner or root only.
+fn chmod_node(node: Node, mode: u32) -> KResult<u64> {
+    let me = perm::me();
+    match node {
+        Node::Ino(ino) => {
+            let mode = perm::chmod_mode(&me, &kfs::with(|fs| fs.stat(ino))?, mode)?;
+            kfs::with(|fs| fs.chmod(ino, mode)).map(|_| 0)
+        }
+        Node::Ext(m, i) => {
+            let mode = perm::chmod_mode(&me, &m.fs.stat(i)?, mode)?;
+            m.fs.chmod(i, mode).map(|()| 0)
+        }
+        _ => Err(Errno::EPERM),
+    }
 }
 
 /// fchmod(2).
 pub fn fchmod(fd: u64, mode: u64) -> KResult<u64> {
     let f = fd_file(fd)?;
-    if let Kind::Ext(m, i) = &f.kind {
-        return m.fs.chmod(*i, mode as u32).map(|()| 0);
-    }
-    let ino = f.ino().ok_or(Errno::EPERM)?;
-    kfs::with(|fs| fs.chmod(ino, mode as u32 & 0o7777)).map(|_| 0)
+    let node = match &f.kind {
+        Kind::Ext(m, i) => Node::Ext(m.clone(), *i),
+        _ => Node::Ino(f.ino().ok_or(Errno::EPERM)?),
+    };
+    chmod_node(node, mode as u32)
 }
 
 /// fchownat(2).
@@ -1295,12 +1433,16 @@ pub fn fchownat(dirfd: i64, path: u64, uid: u64, gid: u64) -> KResult<u64> {
             Some(v as u32)
         }
     };
-    let ino = match resolve(dirfd, &p, true)? {
-        Node::Ino(ino) => ino,
-        Node::Ext(m, i) => return m.fs.chown(i, id(uid), id(gid)).map(|()| 0),
-        _ => return Err(Errno::EPERM),
-    };
-    kfs::with(|fs| fs.chown(ino, id(uid), id(gid))).map(|_| 0)
+    let node = resolve(dirfd, &p, true)?;
+    let (uid, gid) = (id(uid), id(gid));
+    if matches!(node, Node::Ino(_) | Node::Ext(..)) {
+        perm::may_chown(&perm::me(), &stat_node(&node)?, uid, gid)?;
+    }
+    match node {
+        Node::Ino(ino) => kfs::with(|fs| fs.chown(ino, uid, gid)).map(|_| 0),
+        Node::Ext(m, i) => m.fs.chown(i, uid, gid).map(|()| 0),
+        _ => Err(Errno::EPERM),
+    }
 }
 
 /// utimensat(2): NULL times means now; UTIME_NOW/UTIME_OMIT honoured.
@@ -1338,6 +1480,16 @@ pub fn utimensat(dirfd: i64, path: u64, times: u64, flags: u64) -> KResult<u64> 
         };
         (ts(0), ts(16))
     };
+    // Setting both to now needs ownership or write permission; any other
+    // change, ownership (utimensat(2), "Permissions requirements").
+    let only_now = times == 0 || (a == Some(now) && m == Some(now));
+    let st = stat_node(&node)?;
+    let me = perm::me();
+    if only_now {
+        perm::owner(&me, &st).or_else(|_| perm::check(&me, &st, vfs::access::MAY_WRITE))?;
+    } else if a.is_some() || m.is_some() {
+        perm::owner(&me, &st)?;
+    }
     match node {
         Node::Ext(mnt, i) => mnt.fs.utimes(i, a, m).map(|()| 0),
         Node::Ino(ino) => kfs::with(|fs| fs.utimes(ino, a, m)).map(|_| 0),
@@ -1348,7 +1500,11 @@ pub fn utimensat(dirfd: i64, path: u64, times: u64, flags: u64) -> KResult<u64> 
 /// truncate(2).
 pub fn truncate(path: u64, len: u64) -> KResult<u64> {
     let p = read_path(path)?;
-    let ino = match resolve(AT_FDCWD, &p, true)? {
+    let node = resolve(AT_FDCWD, &p, true)?;
+    if matches!(node, Node::Ino(_) | Node::Ext(..)) {
+        perm::check(&perm::me(), &stat_node(&node)?, vfs::access::MAY_WRITE)?;
+    }
+    let ino = match node {
         Node::Ino(ino) => ino,
         Node::Ext(m, i) => {
             crate::proc::limits::check_size(len)?;

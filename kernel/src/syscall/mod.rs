@@ -6,6 +6,7 @@
 //! return ENOSYS and are logged once each. On the way out we deliver
 //! pending signals and honour the end of the time slice.
 
+mod cred;
 pub mod epoll;
 pub mod fs;
 pub mod futex;
@@ -143,8 +144,9 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_fstat => ret(fs::fstat(a0, a1)),
         nr::__NR_newfstatat => ret(fs::fstatat(a0 as i32 as i64, a1, a2, a3)),
         nr::__NR_statx => ret(fs::statx(a0 as i32 as i64, a1, a2, a3, a4)),
-        nr::__NR_access => ret(fs::faccessat(fs::AT_FDCWD, a0, a1)),
-        nr::__NR_faccessat | nr::__NR_faccessat2 => ret(fs::faccessat(a0 as i32 as i64, a1, a2)),
+        nr::__NR_access => ret(fs::faccessat(fs::AT_FDCWD, a0, a1, 0)),
+        nr::__NR_faccessat => ret(fs::faccessat(a0 as i32 as i64, a1, a2, 0)),
+        nr::__NR_faccessat2 => ret(fs::faccessat(a0 as i32 as i64, a1, a2, a3)),
         nr::__NR_getdents64 => ret(fs::getdents64(a0, a1, a2)),
         nr::__NR_mkdir => ret(fs::mkdirat(fs::AT_FDCWD, a0, a1)),
         nr::__NR_mkdirat => ret(fs::mkdirat(a0 as i32 as i64, a1, a2)),
@@ -245,14 +247,22 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_getpid => ret(Ok(crate::proc::sched::current().tgid as u64)),
         nr::__NR_gettid => ret(Ok(crate::proc::sched::current().pid as u64)),
         nr::__NR_getppid => ret(Ok(crate::proc::sched::with_current(|p| p.ppid()) as u64)),
-        nr::__NR_getuid | nr::__NR_geteuid | nr::__NR_getgid | nr::__NR_getegid => ret(Ok(0)),
-        nr::__NR_setuid | nr::__NR_setgid | nr::__NR_setreuid | nr::__NR_setregid => ret(Ok(0)),
-        nr::__NR_setresuid | nr::__NR_setresgid | nr::__NR_setfsuid | nr::__NR_setfsgid => {
-            ret(Ok(0))
-        }
-        nr::__NR_getresuid | nr::__NR_getresgid => ret(process::getresid(a0, a1, a2)),
-        nr::__NR_getgroups => ret(Ok(0)),
-        nr::__NR_setgroups => ret(Ok(0)),
+        nr::__NR_getuid => ret(cred::getid(|c| c.ruid)),
+        nr::__NR_geteuid => ret(cred::getid(|c| c.euid)),
+        nr::__NR_getgid => ret(cred::getid(|c| c.rgid)),
+        nr::__NR_getegid => ret(cred::getid(|c| c.egid)),
+        nr::__NR_setuid => ret(cred::setuid(a0)),
+        nr::__NR_setgid => ret(cred::setgid(a0)),
+        nr::__NR_setreuid => ret(cred::setreuid(a0, a1)),
+        nr::__NR_setregid => ret(cred::setregid(a0, a1)),
+        nr::__NR_setresuid => ret(cred::setresuid(a0, a1, a2)),
+        nr::__NR_setresgid => ret(cred::setresgid(a0, a1, a2)),
+        nr::__NR_setfsuid => ret(cred::setfsid(a0, true)),
+        nr::__NR_setfsgid => ret(cred::setfsid(a0, false)),
+        nr::__NR_getresuid => ret(cred::getresid(a0, a1, a2, true)),
+        nr::__NR_getresgid => ret(cred::getresid(a0, a1, a2, false)),
+        nr::__NR_getgroups => ret(cred::getgroups(a0, a1)),
+        nr::__NR_setgroups => ret(cred::setgroups(a0, a1)),
         nr::__NR_exit => ret(process::exit(a0)),
         nr::__NR_exit_group => ret(process::exit_group(a0)),
         nr::__NR_wait4 => ret(crate::proc::exit::wait4(a0 as i32 as i64, a1, a2, a3)),

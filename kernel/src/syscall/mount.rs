@@ -24,6 +24,10 @@ const UMOUNT_NOFOLLOW: u64 = 8;
 /// ignored). ENODEV for other types, ENOTBLK when the source is not a
 /// disk, ENOSYS for remount, bind, move and propagation changes.
 pub fn mount(source: u64, target: u64, fstype: u64, flags: u64) -> KResult<u64> {
+    // CAP_SYS_ADMIN.
+    if !crate::proc::sched::current().cred().privileged() {
+        return Err(Errno::EPERM);
+    }
     if flags & (MS_REMOUNT | MS_BIND | MS_MOVE | MS_PROPAGATION) != 0 {
         return Err(Errno::ENOSYS);
     }
@@ -66,6 +70,9 @@ pub fn mount(source: u64, target: u64, fstype: u64, flags: u64) -> KResult<u64> 
 /// else, EBUSY while a file of it is open). MNT_FORCE and MNT_DETACH are
 /// treated as a plain unmount (which fails while busy).
 pub fn umount2(target: u64, flags: u64) -> KResult<u64> {
+    if !crate::proc::sched::current().cred().privileged() {
+        return Err(Errno::EPERM);
+    }
     if flags & !UMOUNT_FLAGS != 0 {
         return Err(Errno::EINVAL);
     }

@@ -30,10 +30,33 @@ pub fn tgkill(tgid: Option<i64>, tid: i64, sig: u64) -> KResult<u64> {
     if tgid.is_some_and(|g| g as Pid != t.tgid) || t.is_zombie() {
         return Err(Errno::ESRCH);
     }
+    let me = current();
+    if !may_signal(&me, &t, sig) {
+        return Err(Errno::EPERM);
+    }
     if sig != 0 {
-        signal::send_info(&t, sig, signal::SigInfo::sent(-6, current().tgid)); // SI_TKILL
+        signal::send_info(&t, sig, sent_by(&me, -6)); // SI_TKILL
     }
     Ok(0)
+}
+
+/// kill(2)'s permission rule (credentials' `may_signal`), and SIGCONT to
+/// any process of the sender's session (job control).
+fn may_signal(me: &proc::Process, target: &proc::Process, sig: u32) -> bool {
+    me.cred().may_signal(&target.cred())
+        || (sig == signal::SIGCONT && session_of(me) == session_of(target))
+}
+
+/// The session of `p`'s process (its leader holds the relations).
+fn session_of(p: &proc::Process) -> Pid {
+    proc::lookup(p.tgid).map_or(0, |l| l.rel.lock().sid)
+}
+
+/// The siginfo of a signal sent by `me` (si_pid, si_uid: its real uid).
+fn sent_by(me: &proc::Process, code: i32) -> signal::SigInfo {
+    let mut info = signal::SigInfo::sent(code, me.tgid);
+    info.uid = me.cred().ruid;
+    info
 }
 
 /// kill(2): pid > 0, 0 (own group), -1 (everyone but init), < -1 (group).
@@ -65,10 +88,20 @@ pub fn kill(pid: i64, sig: u64) -> KResult<u64> {
     if live.is_empty() {
         return Err(Errno::ESRCH);
     }
+    // Linux: a group or broadcast kill succeeds if one target could be
+    // signalled, and is EPERM if none could.
+    let mut sent = false;
     for p in live {
-        if !p.is_dead_process() {
-            signal::send_process(&p, sig, signal::SigInfo::sent(0, me.tgid));
+        if !may_signal(&me, &p, sig) {
+            continue;
         }
+        sent = true;
+        if sig != 0 && !p.is_dead_process() {
+            signal::send_process(&p, sig, sent_by(&me, 0));
+        }
+    }
+    if !sent {
+        return Err(Errno::EPERM);
     }
     Ok(0)
 }
@@ -212,14 +245,6 @@ pub fn getsid(pid: u64) -> KResult<u64> {
     Ok(s as u64)
 }
 
-/// getresuid(2)/getresgid(2): everyone is root.
-pub fn getresid(a: u64, b: u64, c: u64) -> KResult<u64> {
-    for p in [a, b, c] {
-        uaccess::write_u32(p, 0)?;
-    }
-    Ok(0)
-}
-
 /// arch_prctl(2): ARCH_SET_FS/GET_FS/SET_GS/GET_GS.
 pub fn arch_prctl(code: u64, addr: u64) -> KResult<u64> {
     let canonical = addr < hal::probe::USER_TOP;
@@ -268,6 +293,12 @@ pub fn prctl(op: u64, arg: u64) -> KResult<u64> {
             b[..n].copy_from_slice(&c.as_bytes()[..n]);
             uaccess::copy_out(arg, &b).map(|_| 0)
         }
+        // PR_SET_NO_NEW_PRIVS / PR_GET_NO_NEW_PRIVS.
+        38 if arg == 1 => {
+            current().set_no_new_privs();
+            Ok(0)
+        }
+        39 => Ok(current().no_new_privs() as u64),
         _ => Err(Errno::EINVAL),
     }
 }

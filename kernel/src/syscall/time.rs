@@ -52,12 +52,22 @@ pub fn clock_gettime(clock: u64, tp: u64) -> KResult<u64> {
     Ok(0)
 }
 
+/// CAP_SYS_TIME: root only.
+fn may_set_time() -> KResult<()> {
+    if crate::proc::sched::current().cred().privileged() {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
 /// clock_settime(2): only CLOCK_REALTIME can be set (EINVAL otherwise,
 /// as Linux).
 pub fn clock_settime(clock: u64, tp: u64) -> KResult<u64> {
     if clock != 0 {
         return Err(Errno::EINVAL);
     }
+    may_set_time()?;
     crate::clock::set_realtime(get_timespec(tp)?);
     Ok(0)
 }
@@ -65,6 +75,7 @@ pub fn clock_settime(clock: u64, tp: u64) -> KResult<u64> {
 /// settimeofday(2): the time (struct timeval) if given; the timezone is
 /// accepted and ignored, as Linux does for everything but the RTC.
 pub fn settimeofday(tv: u64, _tz: u64) -> KResult<u64> {
+    may_set_time()?;
     if tv != 0 {
         let b = uaccess::read_vec(tv, 16)?;
         let sec = i64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));

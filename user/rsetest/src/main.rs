@@ -15,6 +15,7 @@ mod avx;
 mod bad_iret;
 mod bad_rip;
 mod children;
+mod creds;
 mod dev_fd;
 mod efault;
 mod enosys;
@@ -77,6 +78,11 @@ type Test = fn(&[String]) -> Result<(), String>;
 /// Every subcommand with a one-line description.
 const TESTS: &[(&str, Test, &str)] = &[
     ("alive", alive, "prints \"alive\""),
+    (
+        "creds",
+        creds::run,
+        "credentials: set*id rules, file permissions for a non-root user, set-user-ID exec, no_new_privs",
+    ),
     (
         "fork_cow",
         fork_cow::run,
@@ -429,6 +435,10 @@ fn main() {
         unsafe { libc::signal(libc::SIGSEGV, libc::SIG_DFL) };
         std::hint::black_box(rlimits::eat_stack(kib));
         util::child_exit(0);
+    }
+    // Helper for `creds`: prints the ids a set-user-ID exec gave.
+    if name == "creds_probe" {
+        creds::probe();
     }
     if name == "list" {
         for (n, _, _) in TESTS {

@@ -255,7 +255,12 @@ pub fn run(_: &[String]) -> Result<(), String> {
                 return 2;
             }
             let exe = c"/proc/self/exe";
-            let argv = [c"rsetest".as_ptr(), c"stack_eat".as_ptr(), c"1024".as_ptr(), core::ptr::null()];
+            let argv = [
+                c"rsetest".as_ptr(),
+                c"stack_eat".as_ptr(),
+                c"1024".as_ptr(),
+                core::ptr::null(),
+            ];
             // SAFETY: NUL-terminated strings and a null-terminated argv.
             unsafe { libc::execv(exe.as_ptr(), argv.as_ptr()) };
             3
@@ -264,7 +269,10 @@ pub fn run(_: &[String]) -> Result<(), String> {
     let small = eat(256 << 10)?;
     check(
         libc::WIFSIGNALED(small) && libc::WTERMSIG(small) == libc::SIGSEGV,
-        format_args!("RLIMIT_STACK 256 KiB: 1 MiB of stack is SIGSEGV ({})", status_str(small)),
+        format_args!(
+            "RLIMIT_STACK 256 KiB: 1 MiB of stack is SIGSEGV ({})",
+            status_str(small)
+        ),
     )?;
     exits_0("RLIMIT_STACK 8 MiB: 1 MiB of stack runs", eat(8 << 20)?)
 }

@@ -193,8 +193,22 @@ impl Tmpfs {
             Ok(e) => e,
             Err(e) => return Err(AddError::NoInode(e, body)),
         };
+        // A set-group-ID directory gives new names its group, and new
+        // directories its set-group-ID bit (BSD group semantics).
+        let sgid_parent = self
+            .inode(dir)
+            .ok()
+            .filter(|d| d.mode & lx::S_ISGID != 0)
+            .map(|d| d.gid);
         let ino = self.alloc_inode(mode, body);
-        self.inode_mut(ino).map_err(AddError::Other)?.nlink = 1;
+        let i = self.inode_mut(ino).map_err(AddError::Other)?;
+        i.nlink = 1;
+        if let Some(gid) = sgid_parent {
+            i.gid = gid;
+            if i.file_type() == FileType::Directory {
+                i.mode |= lx::S_ISGID;
+            }
+        }
         self.insert_entry(dir, entry, ino)
             .map_err(AddError::Other)?;
         Ok(ino)

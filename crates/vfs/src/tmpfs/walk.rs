@@ -8,6 +8,7 @@ use abi::{Errno, KResult};
 
 use super::inode::Body;
 use super::{Ino, Tmpfs, ROOT_INO};
+use crate::access::Caller;
 use crate::path::{check_name, check_path, split_last, MAX_SYMLINKS};
 use crate::FileType;
 
@@ -51,6 +52,20 @@ impl Tmpfs {
         follow_last_symlink: bool,
         mounts: &[Ino],
     ) -> KResult<Walked> {
+        self.walk_as(None, cwd, path, follow_last_symlink, mounts)
+    }
+
+    /// [`Tmpfs::walk`] for `who`: every directory a component is looked up
+    /// in must grant it search permission (`EACCES`), as Linux's
+    /// `may_lookup` demands; `None` is the kernel itself (no checks).
+    pub fn walk_as(
+        &self,
+        who: Option<&Caller>,
+        cwd: Ino,
+        path: &[u8],
+        follow_last_symlink: bool,
+        mounts: &[Ino],
+    ) -> KResult<Walked> {
         check_path(path)?;
         let mut cur = if path[0] == b'/' { ROOT_INO } else { cwd };
         self.expect_dir(cur)?;
@@ -77,6 +92,7 @@ impl Tmpfs {
             check_name(name)?;
             let is_last = rest[end..].iter().all(|&c| c == b'/');
             let trailing_slash = is_last && end < rest.len();
+            self.may_search(who, cur)?;
             let child = self.lookup_in(cur, name)?;
             let node = self.inode(child)?;
             if let Body::Symlink(target) = &node.body {
@@ -126,16 +142,43 @@ impl Tmpfs {
     /// slashes yields the root and `.`. The name may be `.` or `..`, which
     /// each operation rejects in its own way.
     pub fn lookup_parent(&self, cwd: Ino, path: &[u8]) -> KResult<(Ino, Vec<u8>)> {
+        self.lookup_parent_as(None, cwd, path)
+    }
+
+    /// [`Tmpfs::lookup_parent`] with `who`'s search permission checked on
+    /// the way ([`Tmpfs::walk_as`]).
+    pub fn lookup_parent_as(
+        &self,
+        who: Option<&Caller>,
+        cwd: Ino,
+        path: &[u8],
+    ) -> KResult<(Ino, Vec<u8>)> {
         check_path(path)?;
         let (dir_path, name) = split_last(path);
         check_name(name)?;
         let dir = if dir_path.is_empty() {
             cwd
         } else {
-            self.lookup(cwd, dir_path, true)?
+            match self.walk_as(who, cwd, dir_path, true, &[])? {
+                Walked::Ino(ino) => ino,
+                Walked::Mount { .. } => return Err(Errno::ENOENT),
+            }
         };
         self.expect_dir(dir)?;
         Ok((dir, name.to_vec()))
+    }
+
+    /// `EACCES` unless `who` may search directory `dir`.
+    fn may_search(&self, who: Option<&Caller>, dir: Ino) -> KResult<()> {
+        let Some(who) = who else {
+            return Ok(());
+        };
+        let i = self.inode(dir)?;
+        if who.may(i.mode, i.uid, i.gid, crate::access::MAY_EXEC) {
+            Ok(())
+        } else {
+            Err(Errno::EACCES)
+        }
     }
 
     /// One component inside directory `dir`. `..` of the root is the root.
