@@ -24,6 +24,12 @@ const LISTEN_MAX: usize = 4;
 /// How long a connect (and a closed socket's FIN exchange) may wait for
 /// the peer before smoltcp gives up.
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a listening socket that got a SYN waits for the handshake's
+/// last ACK. Linux gives a SYN-RECV entry 5 SYN-ACK resends (~63 s); a
+/// backlog here is a few sockets, so a half-open one (a SYN flood's
+/// spoofed peer never answers) holds a larger share of it: 20 s of
+/// silence, then it is reset and its place listens again (`refill`).
+const SYN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A new smoltcp TCP socket with the family's buffers, counted.
 fn new_socket(nodelay: bool) -> KResult<tcp::Socket<'static>> {
@@ -46,6 +52,7 @@ fn listen_ep(local: (Ipv4Address, u16)) -> IpListenEndpoint {
 /// Adds a listening socket on `local` to the set.
 fn add_listener(local: (Ipv4Address, u16), nodelay: bool) -> KResult<SocketHandle> {
     let mut s = new_socket(nodelay)?;
+    s.set_timeout(Some(SYN_TIMEOUT));
     if s.listen(listen_ep(local)).is_err() {
         unreserve();
         return Err(Errno::EINVAL);
@@ -100,6 +107,26 @@ fn refill(st: &mut St) {
     let Some(hs) = st.listen.as_mut() else {
         return;
     };
+    // A half-open connection that timed out (Closed) gives its place
+    // back; an established one keeps no timeout (an idle connection is
+    // not reset for being idle).
+    let _ = quiet(|_, set| {
+        hs.retain(|&h| {
+            let sock = set.get_mut::<tcp::Socket>(h);
+            match sock.state() {
+                State::Closed => {
+                    set.remove(h);
+                    unreserve();
+                    false
+                }
+                st if is_open_conn(st) => {
+                    sock.set_timeout(None);
+                    true
+                }
+                _ => true,
+            }
+        })
+    });
     while hs.len() < want {
         match add_listener(local, nodelay) {
             Ok(h) => hs.push_back(h),
@@ -129,7 +156,10 @@ pub(super) fn accept(s: &InetSocket, flags: u32) -> KResult<Arc<InetSocket>> {
             let i = hs
                 .iter()
                 .position(|&h| is_open_conn(set.get::<tcp::Socket>(h).state()))?;
-            hs.remove(i)
+            let h = hs.remove(i)?;
+            // The handshake's timeout ends with it.
+            set.get_mut::<tcp::Socket>(h).set_timeout(None);
+            Some(h)
         });
         let r = match got {
             Ok(Some(h)) => Some(Ok((h, local, nodelay))),
