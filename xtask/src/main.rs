@@ -40,6 +40,7 @@ mod debian;
 mod deps;
 mod disk_image;
 mod dynamic_scenarios;
+mod flood_scenarios;
 mod fuzz;
 mod http_scenarios;
 mod initramfs;

@@ -15,7 +15,7 @@
 //!
 //! The host paces its connects: QEMU's user networking (slirp) listens
 //! on a forwarded port with a backlog of 1, and a host that connects
-//! back to back gets ~3 connections/s whatever the guest (measured the
+//! back to back gets 3–5 connections/s whatever the guest (measured the
 //! same on Debian's Linux 6.1 in the same QEMU: `RSE_CHURN=300
 //! RSE_CHURN_ORACLE=linux`), which is what looked like a stall after
 //! ~2,500 connections: 10,000 did not fit in the boot. See [`churn`].
@@ -136,7 +136,7 @@ fn body_200(resp: &[u8]) -> Result<&[u8], String> {
 /// holds at most two connections QEMU has not accepted yet and drops the
 /// SYN of a third, which the client resends only after its 1 s initial
 /// retransmission timeout. Connecting back to back, every third connect
-/// waited that second (~3 connections/s, whatever the guest: Linux in
+/// waited that second (3–5 connections/s, whatever the guest: Linux in
 /// the same QEMU the same), and 10,000 did not fit in the boot's time.
 /// A pause between connects that grows when a connect was slow (a SYN
 /// resent) and shrinks when they are quick keeps the queue from

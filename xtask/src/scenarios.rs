@@ -85,6 +85,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::robust_scenarios::lighttpd_abuse,
     ),
     (
+        "net_tap_syn_flood_malformed_frames",
+        crate::flood_scenarios::syn_flood,
+    ),
+    (
         "net_python_http_server_serves_host",
         crate::http_scenarios::python_http_server,
     ),
