@@ -81,6 +81,9 @@ pub struct Config {
     pub net: Option<Net>,
     /// Raw disk images attached as virtio-blk disks (vda, vdb, … in order).
     pub disks: Vec<PathBuf>,
+    /// Run QEMU inside this network namespace (`ip netns exec`, which
+    /// execs it: the child's pid is QEMU's), for a tap that lives there.
+    pub netns: Option<String>,
 }
 
 /// The host side of the guest's NIC.
@@ -117,6 +120,7 @@ impl Config {
             ready_mark: "RSE OS ready".into(),
             net: None,
             disks: Vec::new(),
+            netns: None,
         }
     }
 
@@ -289,7 +293,15 @@ pub fn run_captured_notify(
 ) -> std::io::Result<Outcome> {
     let _ = std::fs::remove_file(&cfg.log);
     let start = Instant::now();
-    let mut child = Command::new(qemu_binary())
+    let mut cmd = match &cfg.netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, qemu_binary()]);
+            c
+        }
+        None => Command::new(qemu_binary()),
+    };
+    let mut child = cmd
         .args(cfg.args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -93,6 +93,14 @@ const SCENARIOS: &[Scenario] = &[
         crate::http_scenarios::lighttpd_serves_host,
     ),
     (
+        "net_lighttpd_abuse_churn_aborts_wget",
+        crate::robust_scenarios::lighttpd_abuse,
+    ),
+    (
+        "net_tap_syn_flood_malformed_frames",
+        crate::flood_scenarios::syn_flood,
+    ),
+    (
         "net_python_http_server_serves_host",
         crate::http_scenarios::python_http_server,
     ),

@@ -91,6 +91,7 @@ program_scenarios!(
     unix_dgram,
     inet,
     inet_lo,
+    inet_backlog,
     inet_churn,
     inet_opts,
     inet_badinput,

@@ -134,7 +134,10 @@ impl phy::TxToken for TxTok<'_> {
         buf.clear();
         buf.resize(len, 0);
         let r = f(&mut buf);
-        if is_local(&buf, self.lo.own) {
+        if super::inet::synbusy::drop_reset(&buf) {
+            // A listener was busy, not absent: the peer resends its SYN.
+            self.lo.recycle(buf);
+        } else if is_local(&buf, self.lo.own) {
             self.lo.push(buf);
         } else {
             // Without a NIC nothing else is reachable: dropped.

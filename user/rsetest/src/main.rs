@@ -26,6 +26,7 @@ mod futex_bounds;
 mod futex_ops;
 mod gs_base;
 mod inet;
+mod inet_backlog;
 mod inet_badinput;
 mod inet_churn;
 mod inet_lo;
@@ -313,6 +314,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "inet_lo",
         inet_lo::run,
         "AF_INET over the loopback: TCP names, 1 MiB each way, PEEK/FIONREAD, EPIPE/SIGPIPE/MSG_NOSIGNAL after SHUT_WR, 0.0.0.0 as 127.0.0.1, refused, UDP sendto/recvfrom/connect/truncation",
+    ),
+    (
+        "inet_backlog",
+        inet_backlog::run,
+        "a listener under more connections than it accepted: 12 connects before any accept all complete (none refused); at the AF_INET socket cap (RSE OS) the listener's backlog used up, and once sockets are freed it takes connections again",
     ),
     (
         "inet_churn",

@@ -36,6 +36,7 @@
 
 mod addr;
 pub mod procfs;
+pub mod synbusy;
 mod tcp;
 mod udp;
 
@@ -115,7 +116,11 @@ fn on_stack_change() {
     GEN.fetch_add(1, Ordering::AcqRel);
     WQ.wake_all();
     crate::fs::POLL_WQ.wake_all();
-    sweep();
+    if sweep() {
+        // Sockets freed: a listener short of listening sockets (the cap
+        // was reached) can take them now.
+        notify();
+    }
 }
 
 /// Something about a socket changed without a poll (shutdown, release).
@@ -125,14 +130,16 @@ fn notify() {
     crate::fs::POLL_WQ.wake_all();
 }
 
-/// Removes orphaned TCP sockets that reached Closed or TimeWait.
-fn sweep() {
+/// Removes orphaned TCP sockets that reached Closed or TimeWait; whether
+/// it removed any.
+fn sweep() -> bool {
     let Some(mut o) = ORPHANS.try_lock() else {
-        return;
+        return false;
     };
     if o.is_empty() {
-        return;
+        return false;
     }
+    let before = o.len();
     stack::with_quiet(|_, set| {
         o.retain(|&h| {
             use smoltcp::socket::tcp::State;
@@ -146,6 +153,7 @@ fn sweep() {
             }
         })
     });
+    o.len() < before
 }
 
 /// Runs `f` under the stack's lock without polling (ENETDOWN: no NIC).
@@ -234,8 +242,11 @@ struct St {
     /// when `owns_port`; an accepted socket shares its listener's).
     local: Option<(Ipv4Address, u16)>,
     owns_port: bool,
-    /// A listener's smoltcp sockets listening on its port.
+    /// A listener's smoltcp sockets listening on its port (and those of
+    /// them that became connections not accepted yet).
     listen: Option<VecDeque<SocketHandle>>,
+    /// How many `listen` should hold ([`tcp::refill`] tops it up).
+    backlog: usize,
     /// The TCP connection's or the UDP socket's smoltcp socket.
     h: Option<SocketHandle>,
     /// TCP: the remote end; UDP: the connected default destination.
@@ -281,6 +292,7 @@ impl InetSocket {
                 local: None,
                 owns_port: false,
                 listen: None,
+                backlog: 0,
                 h: None,
                 peer: None,
                 connecting: false,
@@ -548,6 +560,9 @@ impl Socket for InetSocket {
         };
         if let (Some((_, p)), true) = (local, owns) {
             addr::free(self.ty, p);
+        }
+        if let (Some((a, p)), true) = (local, listen.is_some()) {
+            synbusy::remove(a, p);
         }
         if self.ty == SOCK_STREAM {
             tcp::release(h, listen);

@@ -24,6 +24,12 @@ const LISTEN_MAX: usize = 4;
 /// How long a connect (and a closed socket's FIN exchange) may wait for
 /// the peer before smoltcp gives up.
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a listening socket that got a SYN waits for the handshake's
+/// last ACK. Linux gives a SYN-RECV entry 5 SYN-ACK resends (~63 s); a
+/// backlog here is a few sockets, so a half-open one (a SYN flood's
+/// spoofed peer never answers) holds a larger share of it: 20 s of
+/// silence, then it is reset and its place listens again (`refill`).
+const SYN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A new smoltcp TCP socket with the family's buffers, counted.
 fn new_socket(nodelay: bool) -> KResult<tcp::Socket<'static>> {
@@ -46,6 +52,7 @@ fn listen_ep(local: (Ipv4Address, u16)) -> IpListenEndpoint {
 /// Adds a listening socket on `local` to the set.
 fn add_listener(local: (Ipv4Address, u16), nodelay: bool) -> KResult<SocketHandle> {
     let mut s = new_socket(nodelay)?;
+    s.set_timeout(Some(SYN_TIMEOUT));
     if s.listen(listen_ep(local)).is_err() {
         unreserve();
         return Err(Errno::EINVAL);
@@ -71,19 +78,61 @@ pub(super) fn listen(s: &InetSocket, backlog: i32) -> KResult<()> {
         return Err(Errno::ENETDOWN);
     }
     let local = s.autobind(&mut st)?;
-    let n = (backlog.max(0) as usize + 1).min(LISTEN_MAX);
-    let mut hs = VecDeque::new();
-    for _ in 0..n {
-        match add_listener(local, st.nodelay) {
-            Ok(h) => hs.push_back(h),
-            Err(e) if hs.is_empty() => return Err(e),
-            Err(_) => break,
-        }
-    }
-    st.listen = Some(hs);
+    // The first listening socket must exist (ENOBUFS otherwise); the
+    // rest of the backlog comes as the cap allows.
+    let first = add_listener(local, st.nodelay)?;
+    st.listen = Some(VecDeque::from([first]));
+    st.backlog = (backlog.max(0) as usize + 1).min(LISTEN_MAX);
+    refill(&mut st);
+    super::synbusy::add(local.0, local.1);
     drop(st);
     notify();
     Ok(())
+}
+
+/// Tops a listener's smoltcp sockets back up to its backlog.
+///
+/// Rule: a listener's backlog is refilled at every accept and every
+/// readiness check, not only once after the accept that used a socket
+/// up. A connection that becomes established leaves a gap; when AF_INET
+/// is at its cap (ENOBUFS) the gap stays until sockets are freed, and
+/// then the next check fills it. Filling only at accept made the
+/// backlog shrink for good each time the cap was hit, down to no
+/// listening socket at all: a deaf listener (every SYN reset, accept
+/// waiting forever) even after every other socket was closed.
+fn refill(st: &mut St) {
+    let (Some(local), nodelay, want) = (st.local, st.nodelay, st.backlog) else {
+        return;
+    };
+    let Some(hs) = st.listen.as_mut() else {
+        return;
+    };
+    // A half-open connection that timed out (Closed) gives its place
+    // back; an established one keeps no timeout (an idle connection is
+    // not reset for being idle).
+    let _ = quiet(|_, set| {
+        hs.retain(|&h| {
+            let sock = set.get_mut::<tcp::Socket>(h);
+            match sock.state() {
+                State::Closed => {
+                    set.remove(h);
+                    unreserve();
+                    false
+                }
+                st if is_open_conn(st) => {
+                    sock.set_timeout(None);
+                    true
+                }
+                _ => true,
+            }
+        })
+    });
+    while hs.len() < want {
+        match add_listener(local, nodelay) {
+            Ok(h) => hs.push_back(h),
+            Err(_) => break,
+        }
+    }
 }
 
 /// Whether a listening smoltcp socket has a connection to hand out.
@@ -98,6 +147,8 @@ pub(super) fn accept(s: &InetSocket, flags: u32) -> KResult<Arc<InetSocket>> {
         let mut st = s.st.lock();
         let local = st.local?;
         let nodelay = st.nodelay;
+        // Sockets freed since the cap was hit: listen on them again.
+        refill(&mut st);
         let Some(hs) = st.listen.as_mut() else {
             return Some(Err(Errno::EINVAL));
         };
@@ -105,27 +156,21 @@ pub(super) fn accept(s: &InetSocket, flags: u32) -> KResult<Arc<InetSocket>> {
             let i = hs
                 .iter()
                 .position(|&h| is_open_conn(set.get::<tcp::Socket>(h).state()))?;
-            hs.remove(i)
+            let h = hs.remove(i)?;
+            // The handshake's timeout ends with it.
+            set.get_mut::<tcp::Socket>(h).set_timeout(None);
+            Some(h)
         });
-        match got {
+        let r = match got {
             Ok(Some(h)) => Some(Ok((h, local, nodelay))),
             Ok(None) => None,
             Err(e) => Some(Err(e)),
-        }
+        };
+        // A fresh listening socket takes the place of the one that
+        // became this connection (if the cap allows; see `refill`).
+        refill(&mut st);
+        r
     })?;
-    // A fresh listener takes the place of the one that became this
-    // connection (if the cap allows; the backlog shrinks otherwise).
-    if let Ok(nh) = add_listener(local, nodelay) {
-        let mut st = s.st.lock();
-        match st.listen.as_mut() {
-            Some(hs) => hs.push_back(nh),
-            None => {
-                drop(st);
-                let _ = quiet(|_, set| set.remove(nh));
-                unreserve();
-            }
-        }
-    }
     let peer = quiet(|_, set| set.get::<tcp::Socket>(h).remote_endpoint())?;
     let c = InetSocket::new(SOCK_STREAM);
     {
@@ -352,6 +397,7 @@ pub(super) fn poll(s: &InetSocket) -> u16 {
     let mut st = s.st.lock();
     settle_locked(&mut st);
     let err = if st.error.is_some() { POLLERR } else { 0 };
+    refill(&mut st);
     if let Some(hs) = &st.listen {
         let ready = quiet(|_, set| {
             hs.iter()
