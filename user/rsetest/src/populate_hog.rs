@@ -2,7 +2,11 @@
 //! anonymous memory (RSE OS gives it its frames at mmap time) and
 //! MAP_POPULATE, each larger than RAM and swap together, fail with ENOMEM
 //! without taking the machine's free memory first. A bystander touching
-//! fresh pages all the while must never find memory short.
+//! fresh pages all the while must never find memory short. Then pairs of
+//! hogs race for 3/5 of the free memory each: when both start populating
+//! and run short together, the bystander's faults in that window wait
+//! and retry (the OOM killer looks at the free frames again before
+//! killing), and nobody is killed.
 //!
 //! The regression of fuzz seed 0x2 (docs/fuzzing.md): a fuzzed 2 GiB
 //! shared anonymous mmap on a 760 MiB guest took every free frame, failed
@@ -110,6 +114,38 @@ fn hog(len: usize, populate: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Racing pairs of hogs.
+const PAIRS: usize = 2;
+
+/// Waits for the start signal, then maps `len` bytes of shared anonymous
+/// memory: ENOMEM or a mapping, unmapped untouched.
+fn racer(board: &Board, len: usize) -> Result<(), String> {
+    while board.get(2) == 0 {
+        std::hint::spin_loop();
+    }
+    // SAFETY: a fresh anonymous mapping aliases nothing.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        let e = errno();
+        return check(
+            e == libc::ENOMEM,
+            format_args!("racing mmap: {} (ENOMEM or success)", errname(e)),
+        );
+    }
+    // SAFETY: unmapping the mapping just made.
+    unsafe { libc::munmap(p, len) };
+    Ok(())
+}
+
 pub fn run(_: &[String]) -> Result<(), String> {
     let ram = meminfo_kib("MemTotal")? << 10;
     let swap = meminfo_kib("SwapTotal").unwrap_or(0) << 10;
@@ -139,6 +175,22 @@ pub fn run(_: &[String]) -> Result<(), String> {
                 "MAP_SHARED hog ended"
             },
         )?;
+    }
+    // Two hogs at once, each asking 3/5 of the free memory: both may pass
+    // the up-front check and run short together; the loser gives its
+    // frames back. A fault of the bystander in that window must wait and
+    // retry, not have the OOM killer take the winner (or anyone).
+    let each = ((meminfo_kib("MemFree")? << 10) as usize * 3 / 5).next_multiple_of(PAGE);
+    for _ in 0..PAIRS {
+        board.set(2, 0);
+        let pair = [
+            spawn(|| racer(&board, each))?,
+            spawn(|| racer(&board, each))?,
+        ];
+        board.set(2, 1);
+        for pid in pair {
+            wait_ok(pid, "racing hog ended")?;
+        }
     }
     let rounds = board.get(1);
     board.set(0, 1);
