@@ -56,6 +56,20 @@ pub fn stats(torus: usize) -> (usize, usize) {
         .unwrap_or((0, 0))
 }
 
+/// Free frames of all tori together.
+pub fn free_total() -> usize {
+    (0..torus_count()).map(|t| stats(t).0).sum()
+}
+
+/// Free frames of every torus, for log lines ("t0 63000 t1 64000 ...").
+pub fn per_torus_free() -> alloc::string::String {
+    let mut s = alloc::string::String::new();
+    for t in 0..torus_count() {
+        let _ = core::fmt::write(&mut s, format_args!("t{t} {} ", stats(t).0));
+    }
+    s
+}
+
 /// Takes `n` physically contiguous frames (device rings and buffers) from
 /// `torus`'s pool, or from its successors'.
 pub fn alloc_contiguous_on(torus: usize, n: usize) -> Option<u64> {

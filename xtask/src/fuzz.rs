@@ -132,8 +132,20 @@ fn run(o: &FuzzOpts, adds: &[Addition], replay: bool) -> Result<String, String> 
         || !console.lines().any(|l| l.trim_end() == "alive")
     {
         let tail: Vec<&str> = out.log.lines().rev().take(30).collect();
+        // The OOM killer's and the fault signals' lines from the whole
+        // log say why a worker died (the tail is mostly ENOSYS lines).
+        let deaths: Vec<&str> = out
+            .log
+            .lines()
+            .filter(|l| {
+                ["Out of memory", "oom:", "fault: pid"]
+                    .iter()
+                    .any(|k| l.contains(k))
+            })
+            .collect();
         return Err(format!(
-            "the fuzzer reported a failure\n--- kernel log (end) ---\n{}\n--- console (end) ---\n{}",
+            "the fuzzer reported a failure\n--- kernel log: OOM and fault lines ---\n{}\n--- kernel log (end) ---\n{}\n--- console (end) ---\n{}",
+            deaths.join("\n"),
             tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
             last_lines(&console, 60)
         ));

@@ -54,6 +54,7 @@ program_scenarios!(
     children,
     pipe_100m,
     memhog,
+    populate_hog,
     xmm,
     x87,
     signals,

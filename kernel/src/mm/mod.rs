@@ -61,6 +61,23 @@ pub struct Mm {
     _live: crate::objects::Live,
 }
 
+/// Whether `pages` frames may be taken now, at once, for memory the
+/// kernel fills eagerly (MAP_SHARED anonymous memory, MAP_POPULATE,
+/// mremap growing shared anonymous memory): ENOMEM, before any is taken,
+/// when more are asked than are free. Taking every free frame and giving
+/// them back on failure starved every other process's page faults for as
+/// long as it took, and the OOM killer then killed a bystander (fuzz
+/// seed 0x2, docs/fuzzing.md). Linux allocates such memory on touch and
+/// refuses one request larger than RAM + swap up front (overcommit
+/// heuristic); this is the same refusal, measured against what is free
+/// because the pages are wanted now.
+pub fn can_populate(pages: u64) -> KResult<()> {
+    if pages > crate::frames::free_total() as u64 {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
+}
+
 fn table_frame(torus: usize) -> impl FnMut() -> Option<u64> {
     move || crate::frames::alloc_on(torus)
 }
@@ -224,7 +241,12 @@ impl Mm {
                     refcount::put(pa);
                     self.space
                         .map(page, new, flags, &mut table_frame(self.torus))
-                        .map_err(|_| Errno::ENOMEM)?;
+                        .map_err(|e| match e {
+                            // The OOM killer retries ENOMEM faults: only a
+                            // real shortage may say so.
+                            hal::paging::MapError::NoMemory => Errno::ENOMEM,
+                            _ => Errno::EFAULT,
+                        })?;
                 }
                 Ok(())
             }

@@ -146,6 +146,10 @@ fn resizable(m: &Mm, addr: u64, old_len: u64, new_len: u64) -> KResult<Vma<Backi
     if new_len > old_len && m.mapped().saturating_add(new_len - old_len) > address_space_limit() {
         return Err(Errno::ENOMEM);
     }
+    // Shared anonymous memory is populated as it grows.
+    if vma.shared && vma.backing.is_none() && new_len > old_len {
+        super::can_populate((new_len - old_len) / PAGE)?;
+    }
     Ok(vma)
 }
 

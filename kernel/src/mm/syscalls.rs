@@ -127,6 +127,21 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
     } else {
         None
     };
+    let populate = shared && backing.is_none() || flags & MAP_POPULATE != 0;
+    if populate {
+        // Only the file's pages populate (the rest is SIGBUS territory).
+        let pages = match &backing {
+            Some((file, off)) => {
+                let size = crate::fs::with(|fs| fs.stat(file.ino)).map_or(0, |st| st.size);
+                (size.max(0) as u64)
+                    .saturating_sub(*off)
+                    .min(len)
+                    .div_ceil(PAGE)
+            }
+            None => len / PAGE,
+        };
+        super::can_populate(pages)?;
+    }
     let mm = current().mm();
     let mut m = mm.lock();
     let start = place(&m, addr, len, flags)?;
@@ -154,7 +169,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> KR
         kind,
         backing,
     })?;
-    if shared && kind == VmaKind::Anon || flags & MAP_POPULATE != 0 {
+    if populate {
         let mut va = start;
         while va < start + len {
             if let Err(e) = m.handle_fault(va, false, false).or_else(|e| match e {

@@ -17,6 +17,11 @@ use super::{signal, Process};
 /// The pid of the last victim (0: none yet).
 static VICTIM: AtomicU32 = AtomicU32::new(0);
 
+/// Free frames that make a failed page fault worth retrying rather than
+/// killing for: a fault takes one frame and up to three page tables; the
+/// margin covers other CPUs taking some meanwhile.
+const RETRY_FREE: usize = 64;
+
 /// OOM_SCORE_ADJ_MIN: never chosen.
 pub const ADJ_MIN: i32 = -1000;
 /// OOM_SCORE_ADJ_MAX.
@@ -30,7 +35,8 @@ pub fn memory_summary() -> alloc::string::String {
         .sum();
     let shmem = crate::fs::with(|fs| fs.usage().bytes_used) / 1024;
     alloc::format!(
-        "free frames {free}, tmpfs {shmem} kB, heap {} kB",
+        "free frames {free} ({}), tmpfs {shmem} kB, heap {} kB",
+        crate::frames::per_torus_free().trim_end(),
         hal::heap::used() / 1024
     )
 }
@@ -87,6 +93,22 @@ pub fn out_of_memory(may_wait: bool) -> bool {
         .into_iter()
         .filter_map(|p| Some((badness(&p)?, p)))
         .max_by_key(|((points, _, _), p)| (*points, p.tgid));
+    // Last chance before a kill, as Linux's __alloc_pages_may_oom tries
+    // the free lists once more: the shortage may have been brief (a
+    // request that took many frames and gave them back, another victim's
+    // exit). Choosing the victim may itself have waited for a process's
+    // memory lock, which such a request holds, so look only now. A fault
+    // needs one frame and at most three page tables.
+    let free = crate::frames::free_total();
+    if free >= RETRY_FREE {
+        crate::klog!(
+            "oom: a page fault found no frame, but {free} are free again: retrying, nobody killed"
+        );
+        if may_wait {
+            super::sched::yield_now();
+        }
+        return true;
+    }
     let Some(((points, rss, tables), v)) = victim else {
         return false;
     };

@@ -395,9 +395,13 @@ impl Worker {
                 }
                 // Outside the arena only never-valid addresses (and page
                 // 0, one page long: the program may live anywhere above).
+                // A huge length from 0 stays for the calls that refuse it
+                // whole (munmap's EINVAL, mprotect's ENOMEM at the hole);
+                // madvise applies to every mapping it covers, so
+                // madvise(0, 2^64 - 4096, MADV_DONTNEED) wiped the worker.
                 if fixed && !in_arena(a[0]) && a[0] < 0x0000_8000_0000_0000 {
                     if a[0] == 0 {
-                        if a[1] < 1 << 63 {
+                        if a[1] < 1 << 63 || nr == libc::SYS_madvise {
                             a[1] = a[1].min(PAGE);
                         }
                     } else {

@@ -41,6 +41,7 @@ mod mremap;
 mod orphan_reap;
 mod pipe_100m;
 mod poll_timeout;
+mod populate_hog;
 mod probe_race;
 mod record_locks;
 mod rlimits;
@@ -124,6 +125,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "memhog",
         memhog::run,
         "a memory hog gets ENOMEM or is killed; the parent can allocate after. [MiB]: RLIMIT_AS for the hog",
+    ),
+    (
+        "populate_hog",
+        populate_hog::run,
+        "mmaps filled at once (MAP_SHARED anon, MAP_POPULATE) larger than RAM get ENOMEM without starving a bystander",
     ),
     (
         "xmm",
