@@ -4,38 +4,21 @@
 //! here, not in `braid`, so that `braid` never links std: the kernel
 //! depends on it.)
 
-use braid::{Event, EventQueue};
 use std::time::Instant;
 use std::vec::Vec;
 
 pub use braid::sim::soak;
 
 /// Events per second for each of `tori` threads, each doing `events`
-/// dequeue → handler → enqueue steps on a queue `depth` events deep.
+/// dequeue → handler → enqueue steps ([`braid::firehose::run`]) on a
+/// queue `depth` events deep.
 pub fn firehose(tori: usize, depth: usize, events: u64) -> Vec<f64> {
     let handles: Vec<_> = (0..tori)
         .map(|t| {
             std::thread::spawn(move || {
-                let mut q = EventQueue::new();
-                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ t as u64;
-                for i in 0..depth as u64 {
-                    q.push(Event::slice(i * 7 % 1000, i, 0));
-                }
+                let mut q = braid::firehose::queue(depth);
                 let start = Instant::now();
-                let mut sum = 0u64;
-                for _ in 0..events {
-                    let Some(ev) = q.pop() else { break };
-                    // The handler: a little work and a follow-up event.
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    sum = sum.wrapping_add(ev.payload);
-                    q.push(Event {
-                        time: ev.time + 1 + (x % 1000),
-                        ..ev
-                    });
-                }
-                std::hint::black_box(sum);
+                std::hint::black_box(braid::firehose::run(&mut q, events, t as u64));
                 events as f64 / start.elapsed().as_secs_f64()
             })
         })

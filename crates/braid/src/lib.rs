@@ -19,6 +19,7 @@ pub mod chain;
 pub mod codec;
 pub mod event;
 mod failure;
+pub mod firehose;
 pub mod interval;
 pub mod lattice;
 mod migration;
