@@ -463,8 +463,9 @@ fn interactive_shell() -> Result<(), String> {
 }
 
 /// `cargo xtask bench apps --quick`: lighttpd on both kernels under a
-/// short wrk load per row (the numbers are not checked here; a wrong
-/// answer or a boot that never serves fails).
+/// short host wrk load per row and one short in-guest loopback wrk run
+/// (the numbers are not checked here; a wrong answer, a failed in-guest
+/// wrk or a boot that never serves fails).
 fn bench_apps_quick() -> Result<(), String> {
     crate::bench::apps::apps(&["--quick".to_string()]).map(|_| ())
 }

@@ -7,8 +7,11 @@
 //! with busybox `insmod` and takes the address QEMU's DHCP would give.
 //!
 //! Each boot runs every load once (612-byte and 1 MiB files, 1 and 16
-//! connections); boots alternate between the systems; the table shows
-//! medians over the boots of requests/s and p50/p99 latency.
+//! connections) from the host, then the same loads again from Debian's
+//! wrk inside the guest over 127.0.0.1 ("in-guest loopback": no QEMU user
+//! networking, but the client shares the guest's vCPUs with lighttpd);
+//! boots alternate between the systems; the table shows medians over the
+//! boots of requests/s and p50/p99 latency.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,6 +51,16 @@ done
 echo APPS-READY
 # The host connects here when its loads are done.
 nc -l -p 9 > /dev/null
+# In-guest loopback: the same lighttpd loaded by wrk inside the guest.
+# Each line of the list is "ROW PATH CONNECTIONS"; the host reads the
+# output between the markers from the console. (":80": the root has no
+# /etc/services for wrk's getaddrinfo to name "http".)
+s=$(cat /etc/rse/apps/seconds)
+while read row path conns; do
+  echo "LOOPBACK-BEGIN $row"
+  wrk -t1 -c$conns -d${s}s --timeout 10s --latency http://127.0.0.1:80$path
+  echo "LOOPBACK-END $row $?"
+done < /etc/rse/apps/loopback
 kill $pid
 wait $pid
 echo "APPS-DONE $?"
@@ -74,6 +87,8 @@ struct Options {
     seconds: u32,
     smp: u32,
     write: bool,
+    /// Indexes into `LOADS` run by wrk inside the guest over 127.0.0.1.
+    loopback: Vec<usize>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -82,6 +97,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         seconds: 10,
         smp: 1,
         write: true,
+        loopback: (0..LOADS.len()).collect(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -91,6 +107,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 o.runs = 1;
                 o.seconds = 2;
                 o.write = false;
+                // One short in-guest run per kernel: the path is exercised.
+                o.loopback = vec![1];
             }
             "--runs" => o.runs = val()?.parse().map_err(|_| "--runs needs a number")?,
             "--seconds" => o.seconds = val()?.parse().map_err(|_| "--seconds needs a number")?,
@@ -229,13 +247,48 @@ impl Wrk {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
-        // A wrong answer is a failure; socket errors (a connection that
-        // broke or timed out) are counted in the table.
-        if text.contains("Non-2xx") {
-            return Err(format!("wrk {path} -c{conns}: non-2xx answers\n{text}"));
-        }
-        parse_wrk(&text).ok_or(format!("wrk {path} -c{conns}: unreadable output\n{text}"))
+        judge_wrk(&text, &format!("wrk {path} -c{conns}"))
     }
+}
+
+/// wrk's output read as a result: a wrong answer is a failure; socket
+/// errors (a connection that broke or timed out) are counted in the table.
+fn judge_wrk(text: &str, what: &str) -> Result<Load, String> {
+    if text.contains("Non-2xx") {
+        return Err(format!("{what}: non-2xx answers\n{text}"));
+    }
+    parse_wrk(text).ok_or(format!("{what}: unreadable output\n{text}"))
+}
+
+/// The in-guest wrk runs from the console: for each row of `rows` (indexes
+/// into `LOADS`), the output between `LOOPBACK-BEGIN ROW` and
+/// `LOOPBACK-END ROW STATUS`, which must have exited 0.
+fn parse_loopback(console: &str, rows: &[usize]) -> Result<Vec<Load>, String> {
+    let console = console.replace("\r\n", "\n");
+    let mut loads = Vec::new();
+    for &row in rows {
+        let what = format!("in-guest wrk, {}", LOADS[row].0);
+        let begin = format!("LOOPBACK-BEGIN {row}\n");
+        let start = console
+            .find(&begin)
+            .ok_or(format!("{what}: never started"))?
+            + begin.len();
+        let end_mark = format!("LOOPBACK-END {row} ");
+        let len = console[start..]
+            .find(&end_mark)
+            .ok_or(format!("{what}: never finished"))?;
+        let text = &console[start..start + len];
+        let status = console[start + len + end_mark.len()..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim();
+        if status != "0" {
+            return Err(format!("{what}: exit status {status}\n{text}"));
+        }
+        loads.push(judge_wrk(text, &what)?);
+    }
+    Ok(loads)
 }
 
 struct System {
@@ -247,7 +300,7 @@ struct System {
 
 /// The files served: a 612-byte page (the size of nginx's welcome page,
 /// the usual small-file figure) and 1 MiB of pseudo-random bytes.
-fn site(dir: &Path) -> Result<Vec<Addition>, String> {
+fn site(dir: &Path, o: &Options) -> Result<Vec<Addition>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let head = "<!DOCTYPE html>\n<html><head><title>RSE OS</title></head><body>\n";
     let tail = "</body></html>\n";
@@ -263,7 +316,13 @@ fn site(dir: &Path) -> Result<Vec<Addition>, String> {
             x as u8
         })
         .collect();
-    let files: [(&str, &[u8], &str); 4] = [
+    let seconds = format!("{}\n", o.seconds);
+    let loopback: String = o
+        .loopback
+        .iter()
+        .map(|&i| format!("{i} {} {}\n", LOADS[i].1, LOADS[i].2))
+        .collect();
+    let files: [(&str, &[u8], &str); 6] = [
         ("index.html", page.as_bytes(), "/srv/www/index.html"),
         ("one.bin", &one, "/srv/www/one.bin"),
         ("init", INIT.as_bytes(), "/etc/rse/apps/init"),
@@ -272,6 +331,8 @@ fn site(dir: &Path) -> Result<Vec<Addition>, String> {
             CONFIG.as_bytes(),
             "/etc/rse/apps/lighttpd.conf",
         ),
+        ("seconds", seconds.as_bytes(), "/etc/rse/apps/seconds"),
+        ("loopback", loopback.as_bytes(), "/etc/rse/apps/loopback"),
     ];
     let mut adds = Vec::new();
     for (name, data, guest) in files {
@@ -302,7 +363,8 @@ fn boot(sys: &System, wrk: &Wrk, o: &Options) -> Result<Vec<Load>, String> {
     cfg.net = Some(Net::User(vec![(port, 80), (stop, 9)]));
     let (tx, rx) = mpsc::channel();
     let seconds = o.seconds;
-    let timeout = Duration::from_secs(300 + 4 * (u64::from(seconds) + 15));
+    let loads_per_boot = (LOADS.len() + o.loopback.len()) as u64;
+    let timeout = Duration::from_secs(300 + loads_per_boot * (u64::from(seconds) + 15));
     let (out, loads) = std::thread::scope(|s| {
         let host = s.spawn(move || -> Result<Vec<Load>, String> {
             rx.recv_timeout(Duration::from_secs(300))
@@ -329,7 +391,12 @@ fn boot(sys: &System, wrk: &Wrk, o: &Options) -> Result<Vec<Load>, String> {
     let _ = std::fs::remove_file(&log);
     let out = out.map_err(|e| format!("qemu: {e}"))?;
     let loads = loads.map_err(|_| "wrk thread panicked")?;
-    loads.map_err(|e| format!("{e}\n--- console ---\n{}", out.console_str()))
+    let console = out.console_str();
+    let mut loads = loads.map_err(|e| format!("{e}\n--- console ---\n{console}"))?;
+    let inside = parse_loopback(&console, &o.loopback)
+        .map_err(|e| format!("{e}\n--- console ---\n{console}"))?;
+    loads.extend(inside);
+    Ok(loads)
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -345,12 +412,21 @@ fn table(results: &[Vec<Vec<Load>>; 2], o: &Options, linux_version: &str) -> Str
         "### Applications: Debian's lighttpd 1.4.69 (RSE OS vs Linux {linux_version})\n\n\
          qemu-system-x86_64 -M pc -accel tcg -cpu max -smp {} -m 1024M, virtio-net on user \
          networking, host `wrk -t1 --latency` for {} s per row through a forwarded port; \
+         rows marked \"in-guest loopback\": Debian's `wrk -t1 --latency` inside the guest \
+         against 127.0.0.1:80 for as long, after the host rows of the same boot (no QEMU user \
+         networking, but wrk shares the guest's vCPU(s) with lighttpd); \
          medians of {} boots per system.\n\n\
          | load | Linux req/s | RSE OS req/s | ratio | Linux p50 / p99 | RSE OS p50 / p99 | Linux MB/s | RSE OS MB/s | socket errors (Linux / RSE OS) |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         o.smp, o.seconds, o.runs
     );
-    for (i, (name, _, _)) in LOADS.iter().enumerate() {
+    // Each boot's loads: the host rows (`LOADS`), then the in-guest ones.
+    let rows = LOADS.iter().map(|l| l.0.to_string()).chain(
+        o.loopback
+            .iter()
+            .map(|&i| format!("{}, in-guest loopback", LOADS[i].0)),
+    );
+    for (i, name) in rows.enumerate() {
         let col = |sys: usize, f: fn(&Load) -> f64| {
             median(
                 results[sys]
@@ -394,8 +470,9 @@ pub fn apps(args: &[String]) -> Result<i32, String> {
     let (vmlinuz, version) = super::linux::kernel()?;
     let rse = artifacts::build_kernel()?;
     let dir = artifacts::out_dir().join(format!("apps-{}", std::process::id()));
-    let mut adds = site(&dir)?;
-    let pkgs = vec!["lighttpd".to_string()];
+    let mut adds = site(&dir, &o)?;
+    // wrk in the root too: the in-guest loopback client.
+    let pkgs = vec!["lighttpd".to_string(), "wrk".to_string()];
     let rse_initrd = artifacts::build_initramfs(
         None,
         &adds,
@@ -506,5 +583,34 @@ Transfer/sec:      4.47MB
         assert_eq!(parse_wrk(&with_errors).map(|l| l.errors), Some(18.0));
         assert_eq!(duration_us("812.00us"), Some(812.0));
         assert!(parse_wrk("Requests/sec: 1\n").is_none());
+    }
+
+    #[test]
+    fn reads_in_guest_runs_from_the_console() {
+        let wrk = "Running 1s test @ http://127.0.0.1:80/index.html\r
+  1 threads and 16 connections\r
+  Latency Distribution\r
+     50%  732.00us\r
+     99%    3.52ms\r
+Requests/sec:   7357.12\r
+Transfer/sec:      1.18MB\r
+";
+        let console = format!(
+            "APPS-READY\r\nLOOPBACK-BEGIN 1\r\n{wrk}LOOPBACK-END 1 0\r\n\
+             LOOPBACK-BEGIN 3\r\n{wrk}LOOPBACK-END 3 0\r\nAPPS-DONE 0\r\n"
+        );
+        let loads = parse_loopback(&console, &[1, 3]).expect("parsed");
+        assert_eq!(loads.len(), 2);
+        assert_eq!(loads[1].rps, 7357.12);
+        assert!((loads[0].p99_us - 3520.0).abs() < 1e-6);
+        // A row that never ran, a failed wrk and a wrong answer all fail.
+        assert!(parse_loopback(&console, &[2]).is_err());
+        let failed = console.replace("LOOPBACK-END 3 0", "LOOPBACK-END 3 1");
+        assert!(parse_loopback(&failed, &[1, 3]).is_err());
+        let wrong = console.replace(
+            "Requests/sec",
+            "  Non-2xx or 3xx responses: 12\r\nRequests/sec",
+        );
+        assert!(parse_loopback(&wrong, &[1]).is_err());
     }
 }
