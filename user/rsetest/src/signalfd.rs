@@ -45,7 +45,7 @@ fn rd(fd: i32, n: usize) -> Result<Vec<libc::signalfd_siginfo>, i32> {
         if r < 0 {
             return Err(errno());
         }
-        if r as usize % REC != 0 {
+        if !(r as usize).is_multiple_of(REC) {
             return Err(-1);
         }
         v.truncate(r as usize / REC);
