@@ -100,6 +100,7 @@ program_scenarios!(
     epoll,
     eventfd,
     timerfd,
+    signalfd,
     dev_fd,
     avx,
     xattr,
