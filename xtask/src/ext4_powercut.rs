@@ -30,8 +30,10 @@
 //! clears the blob of the row 40 ids back (freelist reuse), so the
 //! databases stay small however many cycles run.
 //!
-//! Cost (TCG, 2 loaded cores): one boot is ~1.5 s, a cycle ~4 s with the
-//! checks; 50 cycles ≈ 3–4 minutes. `cargo xtask soak powercut
+//! Cost (TCG, 2 cores shared with other QEMUs): 2.2–2.7 s from QEMU's
+//! start to the first commit (boot, mount, replay, one sqlite3 check
+//! process), then the 0.3–3 s until the cut, ~0.15 s of host e2fsck: 50
+//! cycles took 231 s (301 s with a second sqlite3 check process). `cargo xtask soak powercut
 //! [--cycles N] [--seed S]` runs more. The seed is printed; the kill
 //! delays replay with `RSE_POWERCUT_SEED=S` (the guest's timing does not,
 //! so a replay cuts near, not at, the same instruction).
