@@ -3,9 +3,10 @@
 //! every transaction whose COMMIT returned must still be there.
 //!
 //! One image, two databases: `r.db` in rollback-journal mode
-//! (journal_mode=delete, synchronous=EXTRA: see [`cycle_script`]) and `w.db` in WAL mode (wal_autocheckpoint=16, so
-//! checkpoints into the database file happen in the loop as well). Each
-//! cycle is one boot that
+//! (journal_mode=delete, synchronous=EXTRA: see [`cycle_script`]) and
+//! `w.db` in WAL mode (synchronous=FULL, wal_autocheckpoint=16, so
+//! checkpoints into the database file are cut too). Each cycle is one
+//! boot that
 //! 1. mounts the disk (RSE OS replays the ext4 journal when the last cut
 //!    left it needing recovery),
 //! 2. prints `check DB count|max|kept` and `ok` for both databases (sqlite3
@@ -33,8 +34,8 @@
 //! Cost (TCG, 2 cores shared with other QEMUs): 2.2–2.7 s from QEMU's
 //! start to the first commit (boot, mount, replay, one sqlite3 check
 //! process), then the 0.3–3 s until the cut, ~0.15 s of host e2fsck: 50
-//! cycles took 231 s (301 s with a second sqlite3 check process). `cargo xtask soak powercut
-//! [--cycles N] [--seed S]` runs more. The seed is printed; the kill
+//! cycles took 231 s (301 s with a second sqlite3 check process).
+//! `cargo xtask soak powercut [--cycles N] [--seed S]` runs more. The seed is printed; the kill
 //! delays replay with `RSE_POWERCUT_SEED=S` (the guest's timing does not,
 //! so a replay cuts near, not at, the same instruction).
 //!
