@@ -106,7 +106,7 @@ fn run(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
 }
 
 /// `e2fsck -fn` on the host finds the image clean.
-fn fsck_clean(img: &std::path::Path) -> Result<(), String> {
+pub(crate) fn fsck_clean(img: &std::path::Path) -> Result<(), String> {
     let n = Command::new("/usr/sbin/e2fsck")
         .arg("-fn")
         .arg(img)

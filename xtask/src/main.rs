@@ -23,6 +23,8 @@
 //! cargo xtask image --disk OUT.img [--size 64M] [--pkg NAME]... [--dir DIR]
 //!                                   an ext4 disk image (mke2fs -d): the packages' root and/or DIR
 //! cargo xtask soak [SEEDS] [START]  braid simulator soak; prints any failing seed
+//! cargo xtask soak powercut [--cycles N] [--seed S]
+//!                                   sqlite3 on ext4, QEMU SIGKILLed N times (default 500); prints the seed
 //! cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--only tcg|icount] [--smp N] [--no-write]
 //!                                   RSE OS next to Debian's Linux: same benchmarks, same QEMU flags
 //! cargo xtask bench braid [DEPTH] [EVENTS]  braid event-queue throughput per torus
@@ -40,6 +42,7 @@ mod debian;
 mod deps;
 mod disk_image;
 mod dynamic_scenarios;
+mod ext4_powercut;
 mod ext4_programs;
 mod flood_scenarios;
 mod fuzz;
@@ -69,6 +72,9 @@ fn main() -> ExitCode {
         Some("test") => scenarios::test_all(&args[1..]),
         Some("cluster") => cluster::main(&args[1..]),
         Some("image") => image(&args[1..]).map(|_| 0),
+        Some("soak") if args.get(1).map(String::as_str) == Some("powercut") => {
+            ext4_powercut::soak(&args[2..])
+        }
         Some("soak") => Ok(braid_cmds::soak(&args[1..])),
         Some("bench") if args.get(1).map(String::as_str) == Some("braid") => {
             Ok(braid_cmds::bench(&args[2..]))
@@ -95,7 +101,7 @@ fn main() -> ExitCode {
 pub(crate) const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
 [--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net [user|tap=IF]] [--forward H:G]... [--disk FILE]... [--log] [--icount] [--timeout SECS] \
 | cluster --nodes N [--smp S] [--exec CMD] [--others CMD] [--kill NODE@SECONDS]... [--timeout SECS] [--append ARGS] | test | image [--disk OUT.img [--size S] [--pkg NAME]... [--dir DIR]] \
-| soak [SEEDS] [START] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
+| soak [SEEDS] [START] | soak powercut [--cycles N] [--seed S] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
 | bench braid [DEPTH] [EVENTS] | fuzz [--calls N] [--seed S] [--smp K] [--workers W]";
 
 fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {

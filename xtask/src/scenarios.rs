@@ -70,6 +70,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::ext4_programs::ext4_sqlite_reboot,
     ),
     (
+        "ext4_sqlite_power_cut",
+        crate::ext4_powercut::ext4_sqlite_power_cut,
+    ),
+    (
         "ext4_rsetest_locks_mmap",
         crate::ext4_programs::ext4_rsetest_locks_mmap,
     ),
