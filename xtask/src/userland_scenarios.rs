@@ -507,16 +507,19 @@ fn kobjects_baseline(exec: &Exec) -> Result<(), String> {
     Ok(())
 }
 
-/// A fork bomb under `ulimit -u 40` (busybox ash refuses `:` as a
-/// function name, so it is `f(){ f|f& };f`) in its own session: the
-/// system's process count stays at the limit (plus what the outer shell,
-/// not limited, runs to look), the shell keeps answering, and once the
-/// bomb is killed (`kill -9 -1`: all but init, which is this shell) the
-/// count is back to the shell alone. Without RLIMIT_NPROC the bomb fills
-/// the process table (4096).
+/// A fork bomb under `ulimit -u 40` in its own session: every bomb process
+/// loops forever starting another (`f(){ while :; do f & sleep 1; done; }`;
+/// busybox ash refuses `:` as a function name), so the bomb keeps the
+/// table full rather than dying out, as the one-shot `f(){ f|f& };f` does
+/// within a second once its forks fail (zombies count until reaped, as on
+/// Linux). The system's process count reaches the limit and never passes
+/// it (plus what the outer shell, not limited, runs to look), the shell
+/// keeps answering, and once the bomb is killed (`kill -9 -1`: all but
+/// init, which is this shell) the count is back to the shell alone.
+/// Without RLIMIT_NPROC the bomb fills the process table (4096).
 fn fork_bomb(exec: &Exec) -> Result<(), String> {
-    let cmd = "setsid sh -c 'ulimit -u 40; f(){ f|f& };f' </dev/null >/dev/null 2>&1 & \
-               sleep 0.3; for i in 1 2 3 4 5 6 7 8; do grep processes /proc/kobjects; sleep 0.3; done; \
+    let cmd = "setsid sh -c 'ulimit -u 40; f(){ while :; do f & sleep 1; done; };f' </dev/null >/dev/null 2>&1 & \
+               for i in $(seq 20); do grep processes /proc/kobjects; sleep 0.1; done; \
                echo alive; ls / >/dev/null && echo ls-ok; \
                n=0; while kill -9 -1 2>/dev/null && [ $n -lt 100 ]; do n=$((n+1)); sleep 0.1; done; \
                sleep 1; echo AFTER; grep processes /proc/kobjects";
@@ -532,13 +535,13 @@ fn fork_bomb(exec: &Exec) -> Result<(), String> {
         .lines()
         .find_map(|l| l.strip_prefix("processes ")?.trim().parse().ok());
     if status != 0
-        || counts.len() != 8
+        || counts.len() != 20
         || !(10..=43).contains(&max)
         || !during.contains("alive\nls-ok")
         || after_n.is_none_or(|n| n > 2)
     {
         return Err(format!(
-            "expected 8 samples between 10 and 43 processes, a usable shell and 2 processes after the kill (max {max}, after {after_n:?})\n{}",
+            "expected 20 samples peaking between 10 and 43 processes, a usable shell and 2 processes after the kill (max {max}, after {after_n:?})\n{}",
             show(&out, status)
         ));
     }
