@@ -100,7 +100,6 @@ program_scenarios!(
     epoll,
     eventfd,
     timerfd,
-    signalfd,
     dev_fd,
     avx,
     xattr,

@@ -13,7 +13,6 @@ pub mod mount;
 pub mod perm;
 pub mod pipe;
 pub mod procfs;
-pub mod signalfd;
 pub mod timerfd;
 pub mod tty;
 

@@ -193,11 +193,7 @@ pub fn send_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
         Some(t) => send_info(t, sig, info),
         // Every thread blocks it: it waits, even if ignored (a blocked
         // signal is never ignored; delivery discards it if it still is).
-        None => {
-            p.group.shared_sig.lock().add(sig, info);
-            // A signalfd reader or poller of the process may want it.
-            crate::fs::POLL_WQ.wake_all();
-        }
+        None => p.group.shared_sig.lock().add(sig, info),
     }
 }
 
@@ -222,9 +218,6 @@ pub fn send(p: &Arc<Process>, sig: u32) {
         s.pending |= bit(sig);
     }
     super::sched::notify(p, super::work::SIGNALS);
-    // A signalfd reader or poller (fs::signalfd) sleeps on the pollers'
-    // queue, not as the target of the signal.
-    crate::fs::POLL_WQ.wake_all();
 }
 
 /// A synchronous fault signal: if the process blocks or ignores it, the

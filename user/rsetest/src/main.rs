@@ -55,7 +55,6 @@ mod shared_file;
 mod shared_mprotect;
 mod shared_vm;
 mod sigaltstack;
-mod signalfd;
 mod signals;
 mod sigwait;
 mod sock;
@@ -356,11 +355,6 @@ const TESTS: &[(&str, Test, &str)] = &[
         "eventfd",
         eventfd::run,
         "eventfd: counter, EFD_SEMAPHORE, EFD_NONBLOCK, overflow, blocking read woken by a writer, EINVAL/EFAULT",
-    ),
-    (
-        "signalfd",
-        signalfd::run,
-        "signalfd: SIGUSR1/SIGCHLD records (signo, pid, uid, code, status), EAGAIN, blocking read, poll/epoll readiness, mask update, EINVAL/EFAULT/EBADF",
     ),
     (
         "timerfd",
