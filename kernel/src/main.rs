@@ -28,6 +28,7 @@ mod exec;
 mod frames;
 mod fs;
 mod init;
+mod inject;
 mod io_uring;
 mod log;
 mod mm;
@@ -106,6 +107,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         Some(_) => selftest::run_all(),
         None => {}
     }
+    inject::init(cmd);
     random::seed();
     drivers::virtio::init();
     net::init(cmd);

@@ -188,6 +188,9 @@ pub fn test_all(args: &[String]) -> Result<i32, String> {
         let s = crate::userland_scenarios::robustness_scenario();
         runs.push((format!("{}_smp{smp}", s.0), s, Some(smp), ""));
     }
+    for (s, append) in crate::userland_scenarios::injected_scenarios() {
+        runs.push((s.0.to_string(), s, None, append));
+    }
     for s in crate::userland_scenarios::one_cpu_three_tori_scenarios() {
         runs.push((format!("{}_1cpu_3tori", s.0), s, Some(1), "tori=3"));
     }

@@ -216,6 +216,18 @@ pub fn one_cpu_three_tori_scenarios() -> Vec<UserScenario> {
     v
 }
 
+/// Scenarios run with a delay injected into the kernel (`inject`), each
+/// with the kernel command line words that set it: the delay holds a
+/// race's window open, so a wrong order of steps fails every time.
+pub fn injected_scenarios() -> Vec<(UserScenario, &'static str)> {
+    vec![(
+        ("rsetest_orphan_reap_injected", |e| {
+            program(e, "orphan_reap 20")
+        }),
+        "inject.reparent_us=3000",
+    )]
+}
+
 /// The subcommands of rsetest that the scenarios run.
 pub fn program_names() -> Vec<&'static str> {
     PROGRAMS

@@ -150,6 +150,7 @@ fn process_exited(leader: &Arc<Process>, status: i32) {
                 c.set_ppid(1);
             }
             init.rel.lock().children.extend(children.iter().cloned());
+            crate::inject::delay(crate::inject::Point::Reparent);
             core::sync::atomic::fence(Ordering::SeqCst);
             if children.iter().any(|c| c.is_dead_process()) {
                 init.child_wait.wake_all();

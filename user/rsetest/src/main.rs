@@ -284,7 +284,7 @@ const TESTS: &[(&str, Test, &str)] = &[
     (
         "orphan_reap",
         orphan_reap::run,
-        "orphans exiting with their parent are reaped by init",
+        "[ROUNDS] orphans exiting with their parent are reaped by init (each round checked)",
     ),
     (
         "tmpfs_full",
