@@ -27,6 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::artifacts::{self, Addition};
+use crate::cluster_faults::{self, Action, Fault};
 use crate::deps;
 use crate::qemu::{self, Accel, Config, Net};
 
@@ -68,8 +69,8 @@ pub struct Opts {
     pub exec: Option<String>,
     /// Every other node runs this.
     pub others: Option<String>,
-    /// (node, seconds after all booted): SIGKILL that node's QEMU.
-    pub kills: Vec<(usize, f64)>,
+    /// Kills, revivals and partitions, in seconds after all booted.
+    pub faults: Vec<Fault>,
     /// Give up after this long (with --exec; default 600 s).
     pub timeout: Option<u64>,
     /// Extra kernel command-line words for every node.
@@ -78,17 +79,6 @@ pub struct Opts {
     pub log: bool,
     /// Files for the initramfs besides the test programs.
     pub adds: Vec<Addition>,
-}
-
-fn parse_kill(s: &str) -> Result<(usize, f64), String> {
-    let bad = || format!("--kill {s:?}: expected NODE@SECONDS");
-    let (n, t) = s.split_once('@').ok_or_else(bad)?;
-    let n: usize = n.parse().map_err(|_| bad())?;
-    let t: f64 = t.parse().map_err(|_| bad())?;
-    if !(t.is_finite() && t >= 0.0) {
-        return Err(bad());
-    }
-    Ok((n, t))
 }
 
 impl Opts {
@@ -107,7 +97,9 @@ impl Opts {
                 "--accel" => o.accel = Some(Accel::parse(&val()?)?),
                 "--exec" => o.exec = Some(val()?),
                 "--others" => o.others = Some(val()?),
-                "--kill" => o.kills.push(parse_kill(&val()?)?),
+                "--kill" | "--revive" | "--partition" => {
+                    o.faults.extend(cluster_faults::parse(a, &val()?)?)
+                }
                 "--timeout" => {
                     o.timeout = Some(val()?.parse().map_err(|_| "--timeout needs seconds")?)
                 }
@@ -125,10 +117,7 @@ impl Opts {
         if !(1..=MAX_NODES).contains(&self.nodes) {
             return Err(format!("--nodes must be 1..={MAX_NODES}"));
         }
-        if let Some(&(k, _)) = self.kills.iter().find(|(k, _)| *k >= self.nodes) {
-            return Err(format!("--kill {k}@…: there is no node {k}"));
-        }
-        Ok(())
+        cluster_faults::check(&self.faults, self.nodes)
     }
 }
 
@@ -220,6 +209,8 @@ pub struct Outcome {
     pub logs: Vec<String>,
     /// (node, host time from all booted to the SIGKILL).
     pub killed: Vec<(usize, Duration)>,
+    /// Every fault carried out, with the host time from all booted.
+    pub faults: Vec<(Fault, Duration)>,
     /// (node, host time from its SIGKILL until node 0's kernel log said
     /// it left the view).
     pub detected: Vec<(usize, Duration)>,
@@ -288,6 +279,81 @@ struct Node {
     dead: bool,
 }
 
+/// What booting a node needs (at the start, and again for `--revive`).
+struct Launch<'a> {
+    o: &'a Opts,
+    kernel: &'a Path,
+    /// Node 0's initramfs, and the others'.
+    first: &'a Path,
+    rest: &'a Path,
+    ns: &'a Netns,
+}
+
+/// Node 0's console output, collected by a thread (and echoed).
+type Reader = std::thread::JoinHandle<Vec<u8>>;
+
+impl Launch<'_> {
+    /// Boots node `k` (again, when `revived`: its console is appended to).
+    fn spawn(&self, k: usize, echo: bool, revived: bool) -> Result<(Node, Option<Reader>), String> {
+        let o = self.o;
+        let interactive = o.exec.is_none();
+        let (initrd, exec) = if k == 0 {
+            (self.first, o.exec.is_some())
+        } else {
+            (self.rest, o.others.is_some())
+        };
+        let cfg = node_config(o, k, self.kernel, initrd, exec)?;
+        let mut cmd = self.ns.command(qemu::qemu_binary());
+        cmd.args(cfg.args());
+        if k == 0 && interactive {
+            // The terminal is node 0's console.
+        } else if k == 0 {
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        } else {
+            let con = dir().join(format!("node{k}.console"));
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(revived)
+                .truncate(!revived)
+                .open(&con)
+                .map_err(|e| format!("{}: {e}", con.display()))?;
+            cmd.stdin(Stdio::piped()).stdout(f);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("ip netns exec qemu: {e}"))?;
+        let mut reader = None;
+        if k == 0 && !interactive {
+            let mut out = child.stdout.take().expect("piped stdout");
+            reader = Some(std::thread::spawn(move || {
+                let mut all = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = out.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if echo {
+                        use std::io::Write;
+                        let mut so = std::io::stdout();
+                        let _ = so.write_all(&buf[..n]);
+                        let _ = so.flush();
+                    }
+                    all.extend_from_slice(&buf[..n]);
+                }
+                all
+            }));
+        }
+        let stdin = child.stdin.take();
+        let node = Node {
+            child,
+            _stdin: stdin,
+            dead: false,
+        };
+        Ok((node, reader))
+    }
+}
+
 /// `cargo xtask cluster`.
 pub fn main(args: &[String]) -> Result<i32, String> {
     let o = Opts::parse(args)?;
@@ -338,56 +404,21 @@ pub fn run(o: &Opts, echo: bool) -> Result<Outcome, String> {
     let mut nodes: Vec<Node> = Vec::new();
     let mut reader = None;
     let interactive = o.exec.is_none();
+    let launch = Launch {
+        o,
+        kernel: &kernel,
+        first: &first,
+        rest: &rest,
+        ns: &ns,
+    };
     let spawned = (|| -> Result<(), String> {
         for k in 0..o.nodes {
             let _ = std::fs::remove_file(log_path(k));
-            let (initrd, exec) = if k == 0 {
-                (&first, o.exec.is_some())
-            } else {
-                (&rest, o.others.is_some())
-            };
-            let cfg = node_config(o, k, &kernel, initrd, exec)?;
-            let mut cmd = ns.command(qemu::qemu_binary());
-            cmd.args(cfg.args());
-            if k == 0 && interactive {
-                // The terminal is node 0's console.
-            } else if k == 0 {
-                cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-            } else {
-                let con = dir().join(format!("node{k}.console"));
-                let f =
-                    std::fs::File::create(&con).map_err(|e| format!("{}: {e}", con.display()))?;
-                cmd.stdin(Stdio::piped()).stdout(f);
+            let (node, r) = launch.spawn(k, echo, false)?;
+            if r.is_some() {
+                reader = r;
             }
-            let mut child = cmd
-                .spawn()
-                .map_err(|e| format!("ip netns exec qemu: {e}"))?;
-            if k == 0 && !interactive {
-                let mut out = child.stdout.take().expect("piped stdout");
-                reader = Some(std::thread::spawn(move || {
-                    let mut all = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n) = out.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        if echo {
-                            use std::io::Write;
-                            let mut so = std::io::stdout();
-                            let _ = so.write_all(&buf[..n]);
-                            let _ = so.flush();
-                        }
-                        all.extend_from_slice(&buf[..n]);
-                    }
-                    all
-                }));
-            }
-            let stdin = child.stdin.take();
-            nodes.push(Node {
-                child,
-                _stdin: stdin,
-                dead: false,
-            });
+            nodes.push(node);
         }
         Ok(())
     })();
@@ -402,7 +433,7 @@ pub fn run(o: &Opts, echo: bool) -> Result<Outcome, String> {
     }
     let mut outcome = Outcome::default();
     if spawned.is_ok() {
-        supervise(o, &mut nodes, start, &mut outcome, echo);
+        supervise(&launch, &mut nodes, start, &mut outcome, echo);
     }
     // Stop what we started, by pid.
     for n in nodes.iter_mut() {
@@ -427,14 +458,15 @@ pub fn run(o: &Opts, echo: bool) -> Result<Outcome, String> {
     Ok(outcome)
 }
 
-/// Waits for node 0 to end, firing the kills on time; says when every
-/// node has booted and each kill happened.
-fn supervise(o: &Opts, nodes: &mut [Node], start: Instant, out: &mut Outcome, echo: bool) {
+/// Waits for node 0 to end, carrying out the faults on time; says when
+/// every node has booted and each fault happened.
+fn supervise(l: &Launch, nodes: &mut [Node], start: Instant, out: &mut Outcome, echo: bool) {
+    let o = l.o;
     let timeout = Duration::from_secs(o.timeout.unwrap_or(600));
     let mut booted: Option<Instant> = None;
-    let mut kills = o.kills.clone();
-    kills.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let mut kills = std::collections::VecDeque::from(kills);
+    let mut faults = o.faults.clone();
+    faults.sort_by(|a, b| a.at.total_cmp(&b.at));
+    let mut faults = std::collections::VecDeque::from(faults);
     // Killed nodes whose departure node 0 has not logged yet: (node,
     // SIGKILL time, departures of it node 0 had logged before).
     let mut watching: Vec<(usize, Instant, usize)> = Vec::new();
@@ -471,7 +503,7 @@ fn supervise(o: &Opts, nodes: &mut [Node], start: Instant, out: &mut Outcome, ec
                 .all(|k| std::fs::read_to_string(log_path(k)).is_ok_and(|l| l.contains(BOOTED)))
         {
             booted = Some(Instant::now());
-            if echo && !kills.is_empty() {
+            if echo && !faults.is_empty() {
                 eprintln!(
                     "xtask: all {} nodes booted after {:.1} s",
                     nodes.len(),
@@ -480,34 +512,61 @@ fn supervise(o: &Opts, nodes: &mut [Node], start: Instant, out: &mut Outcome, ec
             }
         }
         if let Some(t0) = booted {
-            while kills
+            while faults
                 .front()
-                .is_some_and(|&(_, s)| t0.elapsed().as_secs_f64() >= s)
+                .is_some_and(|f| t0.elapsed().as_secs_f64() >= f.at)
             {
-                let Some((k, _)) = kills.pop_front() else {
+                let Some(f) = faults.pop_front() else {
                     break;
                 };
-                let n = &mut nodes[k];
-                if n.dead {
-                    continue;
-                }
-                // Child::kill is SIGKILL to this pid: QEMU itself (ip
-                // netns exec exec'd it).
-                let _ = n.child.kill();
-                let killed_at = Instant::now();
-                let _ = n.child.wait();
-                n.dead = true;
-                if k != 0 {
-                    watching.push((k, killed_at, departures(k)));
-                }
                 let at = t0.elapsed();
-                out.killed.push((k, at));
+                let k = f.node;
+                let what = match f.action {
+                    Action::Kill => {
+                        let n = &mut nodes[k];
+                        // Child::kill is SIGKILL to this pid: QEMU itself
+                        // (ip netns exec exec'd it).
+                        let _ = n.child.kill();
+                        let killed_at = Instant::now();
+                        let _ = n.child.wait();
+                        n.dead = true;
+                        if k != 0 {
+                            watching.push((k, killed_at, departures(k)));
+                        }
+                        out.killed.push((k, at));
+                        format!("SIGKILL to node {k} (QEMU pid {})", n.child.id())
+                    }
+                    Action::Revive => {
+                        // The dead incarnation's log is kept beside.
+                        let _ = std::fs::rename(
+                            log_path(k),
+                            dir().join(format!("node{k}.before-revive.log")),
+                        );
+                        match l.spawn(k, echo, true) {
+                            Ok((n, _)) => {
+                                nodes[k] = n;
+                                format!("node {k} booted again (QEMU pid {})", nodes[k].child.id())
+                            }
+                            Err(e) => format!("node {k} could not be booted again: {e}"),
+                        }
+                    }
+                    Action::Partition | Action::Heal => {
+                        let tap = format!("tap{k}");
+                        let r = if f.action == Action::Partition {
+                            ip(&["-n", &l.ns.name, "link", "set", &tap, "nomaster"])
+                        } else {
+                            ip(&["-n", &l.ns.name, "link", "set", &tap, "master", "br0"])
+                        };
+                        match (r, f.action) {
+                            (Err(e), _) => e,
+                            (Ok(()), Action::Partition) => format!("node {k}'s tap off the bridge"),
+                            (Ok(()), _) => format!("node {k}'s tap back on the bridge"),
+                        }
+                    }
+                };
+                out.faults.push((f, at));
                 if echo {
-                    eprintln!(
-                        "xtask: SIGKILL to node {k} (QEMU pid {}) {:.2} s after boot",
-                        n.child.id(),
-                        at.as_secs_f64()
-                    );
+                    eprintln!("xtask: {what} {:.2} s after boot", at.as_secs_f64());
                 }
             }
         }
@@ -630,7 +689,7 @@ pub fn kill_scenario() -> Result<(), String> {
         smp: Some(smp as u32),
         exec: Some(format!("{wait} && {gone}")),
         others: Some(format!("{wait}; sleep 100000")),
-        kills: vec![(1, 10.0)],
+        faults: cluster_faults::parse("--kill", "1@10")?,
         timeout: Some(300),
         ..Opts::default()
     };
@@ -687,5 +746,79 @@ pub fn kill_scenario() -> Result<(), String> {
         "  node 1 killed: node 0 saw it leave {silent_ms} ms after its last frame (guest); host: {:?}",
         out.detected
     );
+    Ok(())
+}
+
+/// A guest shell snippet for node 0: wait (up to 90 s) until the shell
+/// condition `cond` holds, then print `--- NAME` and /proc/braid.
+fn wait_then_show(cond: &str, name: &str) -> String {
+    format!(
+        "i=0; until {cond}; do i=$((i+1)); if [ $i -gt 900 ]; then echo 'never: {name}'; \
+         cat /proc/braid; exit 1; fi; sleep 0.1; done; echo '--- {name}'; cat /proc/braid"
+    )
+}
+
+/// How many times node `k`'s kernel log says this machine was fenced.
+fn times_fenced(log: &str) -> usize {
+    log.matches("this machine was declared failed; rejoining")
+        .count()
+}
+
+/// Scenario: 3 nodes of 1 CPU. Node 1 is killed and booted again: it
+/// comes back with the incarnation it always boots with, is fenced by
+/// its successor (that incarnation was declared failed) and rejoins as a
+/// new one. Then node 2's tap leaves the bridge for 5 s: its successor
+/// declares it failed, and when the link is back it is fenced and
+/// rejoins. Node 0 must see each machine leave and come back, and no
+/// machine may be fenced but those two, once each (a live machine taken
+/// for dead would lose its processes).
+pub fn revive_partition_scenario() -> Result<(), String> {
+    let in_view = |m: usize| {
+        format!(
+            "grep -q '^cluster machine 0 .* members 0,1,2 ' /proc/braid && \
+             grep -q '^torus {m}\\.A {m} [0-9]* up ' /proc/braid"
+        )
+    };
+    let left = |m: usize| format!("grep -q '^departure machine {m} ' /proc/braid");
+    let steps = [
+        wait_then_show(&format!("{} && {}", in_view(1), in_view(2)), "formed"),
+        wait_then_show(&left(1), "1 killed"),
+        wait_then_show(&in_view(1), "1 revived"),
+        wait_then_show(&left(2), "2 cut off"),
+        wait_then_show(&in_view(2), "2 healed"),
+    ];
+    let mut faults = cluster_faults::parse("--kill", "1@8")?;
+    faults.extend(cluster_faults::parse("--revive", "1@12")?);
+    faults.extend(cluster_faults::parse("--partition", "2@30+5")?);
+    let o = Opts {
+        nodes: 3,
+        smp: Some(1),
+        exec: Some(steps.join(" && ")),
+        others: Some("sleep 100000".into()),
+        faults,
+        timeout: Some(400),
+        ..Opts::default()
+    };
+    let out = run(&o, false)?;
+    if out.timed_out || out.status != Some(0) {
+        return Err(out.explain("node 0 did not see every departure and return"));
+    }
+    if out.faults.len() != 4 {
+        return Err(out.explain(&format!("{} of 4 faults carried out", out.faults.len())));
+    }
+    for (k, want) in [(0, 0), (1, 1), (2, 1)] {
+        let got = times_fenced(&out.logs[k]);
+        if got != want {
+            return Err(out.explain(&format!(
+                "node {k} was fenced {got} times (want {want}: only a revived or cut-off machine rejoins)"
+            )));
+        }
+    }
+    if !out.logs[1].contains("this machine joined the ring") {
+        return Err(out.explain("the revived node 1 never joined the ring"));
+    }
+    if !out.logs[2].contains("this machine joined the ring") {
+        return Err(out.explain("node 2 never rejoined after the partition"));
+    }
     Ok(())
 }

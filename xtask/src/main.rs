@@ -38,6 +38,7 @@ mod block_scenarios;
 mod braid_bench;
 mod braid_cmds;
 mod cluster;
+mod cluster_faults;
 mod debian;
 mod deps;
 mod disk_image;
@@ -100,7 +101,7 @@ fn main() -> ExitCode {
 
 pub(crate) const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
 [--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net [user|tap=IF]] [--forward H:G]... [--disk FILE]... [--log] [--icount] [--timeout SECS] \
-| cluster --nodes N [--smp S] [--exec CMD] [--others CMD] [--kill NODE@SECONDS]... [--timeout SECS] [--append ARGS] | test | image [--disk OUT.img [--size S] [--pkg NAME]... [--dir DIR]] \
+| cluster --nodes N [--smp S] [--exec CMD] [--others CMD] [--kill NODE@SECONDS]... [--revive NODE@SECONDS]... [--partition NODE@SECONDS[+DURATION]]... [--timeout SECS] [--append ARGS] | test | image [--disk OUT.img [--size S] [--pkg NAME]... [--dir DIR]] \
 | soak [SEEDS] [START] | soak powercut [--cycles N] [--seed S] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
 | bench braid [DEPTH] [EVENTS] | fuzz [--calls N] [--seed S] [--smp K] [--workers W]";
 

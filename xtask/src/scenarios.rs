@@ -121,6 +121,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::cluster::kill_scenario,
     ),
     (
+        "cluster_3_nodes_revive_partition_rejoin",
+        crate::cluster::revive_partition_scenario,
+    ),
+    (
         "net_loopback_httpd_wget",
         crate::net_scenarios::loopback_httpd_wget,
     ),

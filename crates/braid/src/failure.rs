@@ -37,7 +37,7 @@ impl Torus {
         // that the ring re-forms.
         let (last, timeout) = if self.replica_current(pred) {
             let last = self.inbound.get(&pred).map_or(now, |i| i.last_arrival);
-            (last, self.cfg.detect_timeout())
+            (last, self.cfg.detect_timeout() + self.detect_grace(now))
         } else {
             let last = self
                 .inbound
@@ -55,6 +55,24 @@ impl Torus {
         let observed = last + timeout - self.cfg.i_max;
         if now.saturating_sub(last) > timeout && acked_send >= observed {
             self.declare_failed(now, pred, tx);
+        }
+    }
+
+    /// A gap of `gap` between two arrivals of the predecessor's
+    /// projections, or between two of our ticks: what exceeds the longest
+    /// interval is lateness.
+    pub(crate) fn note_lateness(&mut self, now: Time, gap: u64) {
+        if self.cfg.detect_grace_max > 0 && gap > self.cfg.i_max {
+            self.lateness.note(now, gap - self.cfg.i_max);
+        }
+    }
+
+    /// The extra wait before a silent predecessor is declared failed.
+    fn detect_grace(&self, now: Time) -> u64 {
+        if self.cfg.detect_grace_max == 0 {
+            0
+        } else {
+            self.lateness.wait(now)
         }
     }
 

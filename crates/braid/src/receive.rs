@@ -193,10 +193,16 @@ impl Torus {
             }
             Verdict::Accept => {}
         }
+        let is_pred = self.view.predecessor(self.id) == Some(p.from);
         if let Some(i) = self.inbound.get_mut(&p.from) {
+            let gap = now.saturating_sub(i.last_arrival);
+            let heard = i.heard();
             i.accept(p, bytes, now);
+            if is_pred && heard {
+                self.note_lateness(now, gap);
+            }
         }
-        if self.view.predecessor(self.id) == Some(p.from) {
+        if is_pred {
             self.heard_pred_this_tick = true;
         }
         if p.flags & (F_JOIN | F_REPLICA) == 0 && self.handover.is_some_and(|h| h.0 == p.from) {

@@ -12,7 +12,7 @@
 //! arrivals, with a bound).
 
 /// The longest lateness seen lately, and the suspicion wait it gives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Lateness {
     floor: u64,
     ceiling: u64,

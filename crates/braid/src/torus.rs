@@ -15,6 +15,7 @@ use crate::projection::{
 use crate::queue::EventQueue;
 use crate::replication::{Note, OutSession};
 use crate::ring::View;
+use crate::suspicion::Lateness;
 use crate::table::{Pid, ProcRecord, Slot, Table, TorusId};
 use crate::verify::Inbound;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -50,6 +51,14 @@ pub struct Config {
     pub balance_threshold: u64,
     /// Weight a torus can serve; real-time load above it asks for help.
     pub capacity: u64,
+    /// Longest extra wait before declaring a silent predecessor failed,
+    /// given for lateness seen lately (0: always exactly `K·I_max`). A
+    /// member whose projections came late, or a detector that itself was
+    /// not run on time (its host is overloaded: the others' may be too),
+    /// gets up to this much more (`suspicion::Lateness`, twice what was
+    /// seen, forgotten by halves every `10·K·I_max`). Declaring later is
+    /// always safe: the predecessor's lease has expired before `K·I_max`.
+    pub detect_grace_max: u64,
 }
 
 impl Default for Config {
@@ -65,6 +74,7 @@ impl Default for Config {
             checkpoint_every: 4,
             balance_threshold: 1536,
             capacity: 1 << 20,
+            detect_grace_max: 0,
         }
     }
 }
@@ -144,6 +154,10 @@ pub struct Torus {
     pub(crate) progress: BTreeMap<Pid, u64>,
     pub(crate) notes: Vec<Note>,
     pub(crate) digest_alert: Option<(TorusId, u64)>,
+    /// Lateness of the predecessor's projections and of our own ticks,
+    /// and when we last ticked (`Config::detect_grace_max`).
+    pub(crate) lateness: Lateness,
+    pub(crate) last_tick: Time,
     /// Counters.
     pub stats: Stats,
 }
@@ -181,6 +195,8 @@ impl Torus {
             progress: BTreeMap::new(),
             notes: Vec::new(),
             digest_alert: None,
+            lateness: Lateness::new(0, cfg.detect_grace_max, 10 * cfg.detect_timeout()),
+            last_tick: now,
             stats: Stats::default(),
         };
         t.queue.push(Event {
@@ -400,6 +416,10 @@ impl Torus {
 
     /// Publish the projection and run the periodic checks.
     fn tick(&mut self, now: Time, tx: &mut impl Transport) {
+        // A tick that ran late: our host did not run us (Lifeguard's
+        // local health).
+        let gap = now.saturating_sub(core::mem::replace(&mut self.last_tick, now));
+        self.note_lateness(now, gap);
         if !self.joining {
             self.detect_failure(now, tx);
         }

@@ -41,6 +41,11 @@ use wire::Wire;
 pub const I_MIN_NS: u64 = 25_000_000;
 pub const I_MAX_NS: u64 = 100_000_000;
 pub const K_MISS: u64 = 4;
+/// Most extra silence allowed a predecessor seen late lately, or when
+/// this machine's own braid steps ran late (an overloaded host: under
+/// TCG on a busy 2-core host a live machine went 420 ms unheard and was
+/// fenced). Detection stays under 1 s: `K_MISS·I_MAX` + this.
+pub const DETECT_GRACE_MAX_NS: u64 = 400_000_000;
 /// How often a machine sends its roster to the others.
 pub const ROSTER_NS: u64 = 200_000_000;
 /// Projection round trips kept for the percentiles.
@@ -128,6 +133,7 @@ pub fn init(cmdline: &str) {
         i_min: I_MIN_NS,
         i_max: I_MAX_NS,
         adaptive: true,
+        detect_grace_max: DETECT_GRACE_MAX_NS,
         ..braid::Config::default()
     };
     let now = hal::time::now_ns();
