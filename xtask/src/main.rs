@@ -16,13 +16,16 @@
 //!     --icount                      -icount shift=0,sleep=off: guest ns count instructions
 //!     --timeout SECS                give up after SECS (with --exec; default 600)
 //! cargo xtask cluster --nodes N [options]   N RSE OS VMs on one bridge in a private network namespace
-//!     --smp S  --exec CMD  --others CMD  --kill NODE@SECONDS  --timeout SECS  --append ARGS  --accel tcg|kvm
+//!     --smp S  --exec CMD  --others CMD  --kill NODE@SECONDS  --revive NODE@SECONDS
+//!     --partition NODE@SECONDS[+DURATION]  --timeout SECS  --append ARGS  --accel tcg|kvm
 //!                                   node 0's console is this terminal (or runs CMD); logs in target/cluster/
 //! cargo xtask test                  host unit tests + boot scenario tests in QEMU
 //! cargo xtask image                 a bootable GRUB ISO (target/rse/rse-os.iso)
 //! cargo xtask image --disk OUT.img [--size 64M] [--pkg NAME]... [--dir DIR]
 //!                                   an ext4 disk image (mke2fs -d): the packages' root and/or DIR
 //! cargo xtask soak [SEEDS] [START]  braid simulator soak; prints any failing seed
+//! cargo xtask soak kernel [--minutes M] [--smp N]
+//!                                   busybox scripts, rsetest and rsefuzz in a loop while a torus fails every 5 s
 //! cargo xtask soak powercut [--cycles N] [--seed S]
 //!                                   sqlite3 on ext4, QEMU SIGKILLed N times (default 500); prints the seed
 //! cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--only tcg|icount] [--smp N] [--no-write]
@@ -55,6 +58,7 @@ mod net_scenarios;
 mod qemu;
 mod robust_scenarios;
 mod scenarios;
+mod soak_kernel;
 mod terminal;
 mod userland;
 mod userland_scenarios;
@@ -73,6 +77,9 @@ fn main() -> ExitCode {
         Some("test") => scenarios::test_all(&args[1..]),
         Some("cluster") => cluster::main(&args[1..]),
         Some("image") => image(&args[1..]).map(|_| 0),
+        Some("soak") if args.get(1).map(String::as_str) == Some("kernel") => {
+            soak_kernel::main(&args[2..])
+        }
         Some("soak") if args.get(1).map(String::as_str) == Some("powercut") => {
             ext4_powercut::soak(&args[2..])
         }
@@ -102,7 +109,7 @@ fn main() -> ExitCode {
 pub(crate) const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
 [--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net [user|tap=IF]] [--forward H:G]... [--disk FILE]... [--log] [--icount] [--timeout SECS] \
 | cluster --nodes N [--smp S] [--exec CMD] [--others CMD] [--kill NODE@SECONDS]... [--revive NODE@SECONDS]... [--partition NODE@SECONDS[+DURATION]]... [--timeout SECS] [--append ARGS] | test | image [--disk OUT.img [--size S] [--pkg NAME]... [--dir DIR]] \
-| soak [SEEDS] [START] | soak powercut [--cycles N] [--seed S] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
+| soak [SEEDS] [START] | soak kernel [--minutes M] [--smp N] | soak powercut [--cycles N] [--seed S] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
 | bench braid [DEPTH] [EVENTS] | fuzz [--calls N] [--seed S] [--smp K] [--workers W]";
 
 fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {

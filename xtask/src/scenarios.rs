@@ -108,6 +108,7 @@ const SCENARIOS: &[Scenario] = &[
         "net_python_http_server_serves_host",
         crate::http_scenarios::python_http_server,
     ),
+    ("kernel_soak_short", crate::soak_kernel::short_scenario),
     (
         "cluster_2_nodes_udp_ping",
         crate::cluster::udp_ping_scenario,
@@ -234,6 +235,19 @@ pub(crate) fn exec_in_guest(
     smp: Option<u32>,
     append: &str,
 ) -> Result<(String, i32), String> {
+    // The all-in-one rsetest boot runs ~60 programs; on a loaded 2-core
+    // host it passed 300 s.
+    exec_in_guest_for(cmd, adds, smp, append, Duration::from_secs(600))
+}
+
+/// [`exec_in_guest`] with a time limit of its own.
+pub(crate) fn exec_in_guest_for(
+    cmd: &str,
+    adds: &[artifacts::Addition],
+    smp: Option<u32>,
+    append: &str,
+    limit: Duration,
+) -> Result<(String, i32), String> {
     let opts = RunOpts {
         exec: Some(cmd.to_string()),
         adds: adds.to_vec(),
@@ -242,9 +256,7 @@ pub(crate) fn exec_in_guest(
         ..Default::default()
     };
     let cfg = opts.config("scenario")?;
-    // The all-in-one rsetest boot runs ~60 programs; on a loaded 2-core
-    // host it passed 300 s.
-    let out = boot(&cfg, 600)?;
+    let out = boot(&cfg, limit.as_secs())?;
     if out.timed_out {
         return Err(explain(&out, "timed out"));
     }

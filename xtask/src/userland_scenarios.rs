@@ -202,6 +202,11 @@ pub fn script_scenarios() -> Vec<UserScenario> {
     SCRIPTS.to_vec()
 }
 
+/// The names of the differential busybox scripts (user/scripts/NAME.sh).
+pub fn script_names() -> Vec<&'static str> {
+    SCRIPT_NAMES.to_vec()
+}
+
 /// What runs on one CPU hosting three tori (`tori=3`): the busybox
 /// scripts, balance and failure over the tori.
 pub fn one_cpu_three_tori_scenarios() -> Vec<UserScenario> {
