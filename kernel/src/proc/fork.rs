@@ -47,12 +47,15 @@ pub fn clone(
         return Err(Errno::ENOSYS);
     }
     let thread = flags & CLONE_THREAD != 0;
-    // RLIMIT_NPROC: every process here is root's, so the user's count is
-    // every task in the table (threads and zombies included, as Linux
-    // counts until release). Linux exempts root; RSE OS has only root,
-    // and a limit nobody is held to would stop no fork bomb, so it is
-    // enforced for everyone (docs/syscalls.md).
-    if super::count() as u64 >= super::limits::cur(&sched::current(), super::limits::RLIMIT_NPROC) {
+    // RLIMIT_NPROC counts the tasks of the caller's real uid (threads and
+    // zombies included, as Linux counts until release). Linux exempts
+    // root; here a limit root sets holds root too, or no fork bomb run as
+    // root (the only user of the default initramfs) could be bounded
+    // (docs/syscalls.md). The table's own bound applies to everyone.
+    let nproc = super::limits::cur(&sched::current(), super::limits::RLIMIT_NPROC);
+    if nproc < super::MAX_PROCESSES as u64
+        && super::count_of_uid(sched::current().cred().ruid) as u64 >= nproc
+    {
         return Err(Errno::EAGAIN);
     }
     // A CLONE_VM child may run on another CPU at the same time as its

@@ -499,3 +499,12 @@ pub fn table_counts() -> (usize, usize) {
 pub fn count() -> usize {
     TABLE.lock().len()
 }
+
+/// How many tasks have real uid `uid` (RLIMIT_NPROC's count).
+pub fn count_of_uid(uid: u32) -> usize {
+    TABLE
+        .lock()
+        .values()
+        .filter(|p| p.cred.lock().ruid == uid)
+        .count()
+}

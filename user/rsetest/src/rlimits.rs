@@ -274,7 +274,69 @@ pub fn run(_: &[String]) -> Result<(), String> {
             status_str(small)
         ),
     )?;
-    exits_0("RLIMIT_STACK 8 MiB: 1 MiB of stack runs", eat(8 << 20)?)
+    exits_0("RLIMIT_STACK 8 MiB: 1 MiB of stack runs", eat(8 << 20)?)?;
+    nproc_per_uid()
+}
+
+/// A child that pauses until killed; its pid (in the child: never returns).
+fn pauser() -> libc::pid_t {
+    // SAFETY: fork in a single-threaded program; the child only pauses.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        loop {
+            // SAFETY: plain call.
+            unsafe { libc::pause() };
+        }
+    }
+    pid
+}
+
+fn kill_all(pids: &[libc::pid_t]) {
+    for &p in pids.iter().filter(|&&p| p > 0) {
+        // SAFETY: our own children, killed and reaped.
+        unsafe {
+            libc::kill(p, libc::SIGKILL);
+            libc::waitpid(p, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// RLIMIT_NPROC counts the tasks of the caller's real uid, not everyone's:
+/// with root running more tasks than the limit, a process of another uid
+/// limited to 3 forks twice, and the third fork is EAGAIN.
+fn nproc_per_uid() -> Result<(), String> {
+    const UID: u32 = 54321;
+    let roots: Vec<libc::pid_t> = (0..4).map(|_| pauser()).collect();
+    let st = in_child(|| {
+        // SAFETY: plain calls changing this child's own ids.
+        if unsafe { libc::setgid(UID) } != 0 || unsafe { libc::setuid(UID) } != 0 {
+            return 2;
+        }
+        if set(libc::RLIMIT_NPROC, 3, 3).is_err() {
+            return 3;
+        }
+        let mine: Vec<libc::pid_t> = (0..2).map(|_| pauser()).collect();
+        let third = pauser();
+        let e = errno();
+        kill_all(&mine);
+        kill_all(&[third]);
+        match (mine.iter().all(|&p| p > 0), third) {
+            (false, _) => 10,
+            (true, t) if t > 0 => 11,
+            (true, _) if e != libc::EAGAIN => 12,
+            _ => 0,
+        }
+    });
+    kill_all(&roots);
+    let st = st?;
+    check(
+        libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+        format_args!(
+            "RLIMIT_NPROC 3 for uid {UID} beside {} root tasks: two forks, then EAGAIN (child status {}: 10 = a fork under the limit failed, 11 = over it succeeded, 12 = wrong errno)",
+            roots.len(),
+            status_str(st)
+        ),
+    )
 }
 
 /// Uses about `kib` KiB of stack (1 KiB frames), for the RLIMIT_STACK check.
