@@ -60,7 +60,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         crate::util::child_exit(0);
     }
     let t0 = Instant::now();
-    while done.load(Ordering::SeqCst) < waits && t0.elapsed() < Duration::from_secs(120) {
+    while done.load(Ordering::SeqCst) < waits && t0.elapsed() < Duration::from_secs(300) {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(pid, libc::SIGUSR1) };
         // SAFETY: plain call.
