@@ -79,6 +79,8 @@ pub enum Kind {
     Epoll(Arc<super::epoll::Epoll>),
     /// A timerfd.
     TimerFd(Arc<super::timerfd::TimerFd>),
+    /// A signalfd.
+    SignalFd(Arc<super::signalfd::SignalFd>),
 }
 
 /// An open file description (shared by dup'ed descriptors and across fork).
@@ -211,6 +213,7 @@ impl OpenFile {
             Kind::Socket(s) => crate::net::socket::read(&**s, buf, nonblock),
             Kind::EventFd(e) => e.read(buf, nonblock),
             Kind::TimerFd(t) => t.read(buf, nonblock),
+            Kind::SignalFd(s) => s.read(buf, nonblock),
         }
     }
 
@@ -291,7 +294,9 @@ impl OpenFile {
                 Ok(data.len())
             }
             Kind::Proc(_) | Kind::ProcDir(_) => Err(Errno::EACCES),
-            Kind::IoUring(_) | Kind::Epoll(_) | Kind::TimerFd(_) => Err(Errno::EINVAL),
+            Kind::IoUring(_) | Kind::Epoll(_) | Kind::TimerFd(_) | Kind::SignalFd(_) => {
+                Err(Errno::EINVAL)
+            }
             Kind::Socket(s) => crate::net::socket::write(&**s, data, nonblock),
             Kind::EventFd(e) => e.write(data, nonblock),
         }
@@ -341,6 +346,7 @@ impl OpenFile {
             Kind::EventFd(e) => e.poll(),
             Kind::Epoll(e) => e.poll(),
             Kind::TimerFd(t) => t.poll(),
+            Kind::SignalFd(s) => s.poll(),
             _ => POLLIN | POLLOUT,
         }
     }
@@ -356,7 +362,9 @@ impl OpenFile {
             Kind::Socket(s) => s.poll_gen(),
             Kind::EventFd(e) => e.poll_gen(),
             Kind::TimerFd(t) => t.poll_gen(),
-            Kind::Tty | Kind::IoUring(_) | Kind::Epoll(_) => super::POLL_WQ.wakes(),
+            Kind::Tty | Kind::IoUring(_) | Kind::Epoll(_) | Kind::SignalFd(_) => {
+                super::POLL_WQ.wakes()
+            }
             _ => 0,
         }
     }
@@ -444,7 +452,8 @@ impl OpenFile {
             | Kind::Socket(_)
             | Kind::EventFd(_)
             | Kind::Epoll(_)
-            | Kind::TimerFd(_) => return Err(Errno::ENXIO),
+            | Kind::TimerFd(_)
+            | Kind::SignalFd(_) => return Err(Errno::ENXIO),
         };
         Ok(OpenFile::new(kind, flags))
     }

@@ -13,6 +13,7 @@ pub mod mount;
 pub mod perm;
 pub mod pipe;
 pub mod procfs;
+pub mod signalfd;
 pub mod timerfd;
 pub mod tty;
 

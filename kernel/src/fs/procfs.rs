@@ -475,6 +475,7 @@ pub fn fd_link_target(f: &super::file::OpenFile) -> Vec<u8> {
         Kind::EventFd(_) => b"anon_inode:[eventfd]".to_vec(),
         Kind::Epoll(_) => b"anon_inode:[eventpoll]".to_vec(),
         Kind::TimerFd(_) => b"anon_inode:[timerfd]".to_vec(),
+        Kind::SignalFd(_) => b"anon_inode:[signalfd]".to_vec(),
     }
 }
 

@@ -128,6 +128,10 @@ pub struct ThreadGroup {
     pub oom_score_adj: core::sync::atomic::AtomicI32,
     /// Process-directed signals every thread blocked when they came.
     pub shared_sig: Mutex<signal::SharedPending>,
+    /// Set (for good) once one of its threads has read or polled a
+    /// signalfd: only then does a signal to a thread of the process wake
+    /// the pollers' queue (`signal::wake_signalfd_waiters`).
+    pub signalfd_used: AtomicBool,
 }
 
 impl ThreadGroup {
@@ -262,6 +266,7 @@ impl Process {
                     limits: Mutex::new(n.limits),
                     oom_score_adj: core::sync::atomic::AtomicI32::new(n.oom_score_adj),
                     shared_sig: Mutex::new(signal::SharedPending::default()),
+                    signalfd_used: AtomicBool::new(false),
                 }),
                 true,
             ),

@@ -791,12 +791,23 @@ impl WaitQueue {
     /// if there was one already), a signal (EINTR), or `deadline` (ns)
     /// passes, which it notes in `timers` (whose tick wakes this queue
     /// when due).
+    ///
+    /// A signal already deliverable is EINTR before anything else: a
+    /// wake-up only says "look again", and the caller has just looked and
+    /// found nothing. Were the wake count checked first, a caller whose
+    /// queue is woken more often than its own look takes (a poller of
+    /// many descriptors while pipes, or every kill(2), wake the pollers'
+    /// queue) would go round its loop in the kernel for as long as the
+    /// wake-ups kept coming and never see its signal.
     pub fn wait_for_wake_until(
         &self,
         since: u64,
         deadline: Option<u64>,
         timers: &Deadlines,
     ) -> abi::KResult<()> {
+        if with_current(|me| me.has_deliverable_signal()) {
+            return Err(abi::Errno::EINTR);
+        }
         self.wait_until(|| {
             if let Some(d) = deadline {
                 timers.note(d);

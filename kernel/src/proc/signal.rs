@@ -193,7 +193,10 @@ pub fn send_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
         Some(t) => send_info(t, sig, info),
         // Every thread blocks it: it waits, even if ignored (a blocked
         // signal is never ignored; delivery discards it if it still is).
-        None => p.group.shared_sig.lock().add(sig, info),
+        None => {
+            p.group.shared_sig.lock().add(sig, info);
+            wake_signalfd_waiters(p);
+        }
     }
 }
 
@@ -218,6 +221,40 @@ pub fn send(p: &Arc<Process>, sig: u32) {
         s.pending |= bit(sig);
     }
     super::sched::notify(p, super::work::SIGNALS);
+    wake_signalfd_waiters(p);
+}
+
+/// A signal was just made pending for thread `p` (or its process): a
+/// reader or poller of a signalfd in its process (fs::signalfd) sleeps on
+/// the pollers' queue, not as the signal's target, so that queue is woken
+/// — but only for a process that has used a signalfd, as Linux wakes only
+/// the process's own signalfd queue (sighand->signalfd_wqh): a global
+/// wake-up on every kill(2) would send every poller, epoll_wait and
+/// io_uring waiter of the system round its loop again. The waiter marks
+/// its process before it looks at its pending signals
+/// ([`note_signalfd_use`]); with the fences, either that look sees the
+/// signal or this sees the mark.
+fn wake_signalfd_waiters(p: &Process) {
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    if p.group
+        .signalfd_used
+        .load(core::sync::atomic::Ordering::SeqCst)
+    {
+        crate::fs::POLL_WQ.wake_all();
+    }
+}
+
+/// The current thread is about to look at its pending signals through a
+/// signalfd (a read or a poll): from now on, signals to its process wake
+/// the pollers' queue.
+pub fn note_signalfd_use() {
+    use core::sync::atomic::{fence, Ordering};
+    super::sched::with_current(|me| {
+        if !me.group.signalfd_used.load(Ordering::Relaxed) {
+            me.group.signalfd_used.store(true, Ordering::SeqCst);
+        }
+    });
+    fence(Ordering::SeqCst);
 }
 
 /// A synchronous fault signal: if the process blocks or ignores it, the

@@ -20,6 +20,22 @@ fn take(want: u64) -> Option<(u32, SigInfo)> {
     Some((sig, core::mem::take(&mut s.info[sig as usize])))
 }
 
+/// Takes the lowest pending signal of `want` for the current thread as
+/// sigwaitinfo would (a POSIX timer's overrun latched): signalfd reads.
+pub fn take_current(want: u64) -> Option<(u32, SigInfo)> {
+    let me = super::sched::current();
+    take(want).map(|(sig, info)| (sig, super::timers::latch(me.tgid, info)))
+}
+
+/// The signals pending for the current thread: its own and its
+/// process's shared set (signalfd readiness).
+pub fn pending_current() -> u64 {
+    let me = super::sched::current();
+    let own = me.sig.lock().pending;
+    let shared = me.group.shared_sig.lock().pending;
+    own | shared
+}
+
 /// rt_sigtimedwait(set, info, timeout, sigsetsize): EAGAIN when the
 /// timeout passes first, EINTR when a signal outside the set is
 /// delivered meanwhile.

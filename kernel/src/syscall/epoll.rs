@@ -15,7 +15,7 @@ use crate::uaccess;
 /// struct epoll_event is packed on x86_64: u32 events, u64 data.
 const EVENT_SIZE: usize = 12;
 
-fn install(kind: Kind, flags: u32) -> KResult<u64> {
+pub(super) fn install(kind: Kind, flags: u32) -> KResult<u64> {
     let f = OpenFile::new(kind, file::O_RDWR | (flags & file::O_NONBLOCK));
     current()
         .files()

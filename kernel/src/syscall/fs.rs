@@ -324,7 +324,11 @@ fn file_stat(f: &OpenFile) -> KResult<Stat> {
             ..Stat::default()
         }),
         // Linux: an anonymous inode ("anon_inode:[io_uring]", …), mode 0600.
-        Kind::IoUring(_) | Kind::EventFd(_) | Kind::Epoll(_) | Kind::TimerFd(_) => Ok(Stat {
+        Kind::IoUring(_)
+        | Kind::EventFd(_)
+        | Kind::Epoll(_)
+        | Kind::TimerFd(_)
+        | Kind::SignalFd(_) => Ok(Stat {
             mode: 0o600,
             nlink: 1,
             blksize: 4096,
@@ -342,7 +346,9 @@ pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
         return super::socket::read_iov(&f, &**s, &[(buf, len as usize)]);
     }
     let mut len = (len as usize).min(IO_CHUNK);
-    if matches!(f.kind, Kind::PipeRead(_) | Kind::Tty) {
+    // A signalfd takes its signals as it reads: a bad buffer must fail
+    // before that, or they would be lost.
+    if matches!(f.kind, Kind::PipeRead(_) | Kind::Tty | Kind::SignalFd(_)) {
         uaccess::check_writable(buf, len)?;
     }
     // A blocked reader holds no buffer of the length it asked for (many

@@ -14,6 +14,7 @@ mod mount;
 pub mod poll;
 pub mod process;
 pub mod sched;
+mod signalfd;
 pub mod socket;
 pub mod time;
 pub mod timer;
@@ -364,6 +365,8 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_epoll_pwait2 => ret(epoll::epoll_pwait2(a0, a1, a2, a3, a4, a5)),
         nr::__NR_eventfd => ret(epoll::eventfd2(a0, 0)),
         nr::__NR_eventfd2 => ret(epoll::eventfd2(a0, a1)),
+        nr::__NR_signalfd => ret(signalfd::signalfd4(a0, a1, a2, 0)),
+        nr::__NR_signalfd4 => ret(signalfd::signalfd4(a0, a1, a2, a3)),
         nr::__NR_timerfd_create => ret(epoll::timerfd_create(a0, a1)),
         nr::__NR_timerfd_settime => ret(epoll::timerfd_settime(a0, a1, a2, a3)),
         nr::__NR_timerfd_gettime => ret(epoll::timerfd_gettime(a0, a1)),

@@ -4,13 +4,14 @@
 //! EDOM for bad microseconds, SO_ERROR after a refused non-blocking
 //! connect, and the interface ioctls on lo (SIOCGIFCONF, SIOCGIFFLAGS,
 //! SIOCGIFADDR, SIOCGIFNETMASK, SIOCGIFHWADDR, SIOCGIFMTU, SIOCGIFINDEX,
-//! SIOCGIFNAME; ENODEV for an unknown name).
+//! SIOCGIFNAME; ENODEV for an unknown name); TCP_CORK read back and
+//! MSG_MORE sends, all delivered.
 
 use std::time::{Duration, Instant};
 
-use crate::inet::{bind4, connect4, getint, name, tcp, udp};
+use crate::inet::{bind4, connect4, getint, name, setint, tcp, udp};
 use crate::inet_lo::tcp_pair;
-use crate::sock::{errname_net, r};
+use crate::sock::{errname_net, r, recv, send};
 use crate::util::{check, close};
 
 fn set_timeo(fd: i32, opt: i32, sec: i64, usec: i64) -> Result<isize, i32> {
@@ -262,8 +263,73 @@ fn interface_ioctls() -> Result<(), String> {
     Ok(())
 }
 
+/// TCP_CORK set and read back, sends with MSG_MORE under it, the data
+/// all delivered once it is cleared.
+fn cork() -> Result<(), String> {
+    let l = tcp()?;
+    bind4(l, [127, 0, 0, 1], 0).map_err(|e| format!("bind: {}", errname_net(e)))?;
+    // SAFETY: plain syscall.
+    r(unsafe { libc::listen(l, 4) } as isize).map_err(|e| format!("listen: {e}"))?;
+    let (_, port, _) = name(l, false).map_err(|e| format!("getsockname: {e}"))?;
+    let (c, a) = tcp_pair(l, port)?;
+    check(
+        getint(c, libc::IPPROTO_TCP, libc::TCP_CORK) == Ok(0),
+        "TCP_CORK is 0 on a new socket",
+    )?;
+    check(
+        setint(c, libc::IPPROTO_TCP, libc::TCP_CORK, 1) == Ok(0)
+            && getint(c, libc::IPPROTO_TCP, libc::TCP_CORK) == Ok(1),
+        "TCP_CORK 1 set and read back",
+    )?;
+    for part in [&b"cor"[..], b"ked "] {
+        check(
+            send(c, part, libc::MSG_MORE) == Ok(part.len() as isize),
+            format!("send of {} bytes with MSG_MORE while corked", part.len()),
+        )?;
+    }
+    check(send(c, b"data", 0) == Ok(4), "a last send without MSG_MORE")?;
+    check(
+        setint(c, libc::IPPROTO_TCP, libc::TCP_CORK, 0) == Ok(0)
+            && getint(c, libc::IPPROTO_TCP, libc::TCP_CORK) == Ok(0),
+        "TCP_CORK 0 (uncork) set and read back",
+    )?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.len() < 11 {
+        match recv(a, &mut buf, 0) {
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n as usize]),
+            other => return Err(format!("recv after uncork: {other:?}")),
+        }
+    }
+    check(
+        got == b"corked data",
+        format!(
+            "the peer receives all of it: {:?}",
+            String::from_utf8_lossy(&got)
+        ),
+    )?;
+    // Without TCP_CORK, a send without MSG_MORE pushes what MSG_MORE held.
+    check(
+        send(a, b"x", libc::MSG_MORE) == Ok(1) && send(a, b"y", 0) == Ok(1),
+        "MSG_MORE without TCP_CORK, then a plain send",
+    )?;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match recv(c, &mut buf, 0) {
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n as usize]),
+            other => return Err(format!("recv: {other:?}")),
+        }
+    }
+    check(got == b"xy", "both bytes delivered")?;
+    close(c);
+    close(a);
+    close(l);
+    Ok(())
+}
+
 pub fn run(_: &[String]) -> Result<(), String> {
     timeouts()?;
+    cork()?;
     refused_so_error()?;
     interface_ioctls()
 }

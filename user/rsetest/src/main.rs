@@ -40,6 +40,7 @@ mod mmap_big;
 mod mremap;
 mod orphan_reap;
 mod pipe_100m;
+mod poll_eintr;
 mod poll_timeout;
 mod populate_hog;
 mod probe_race;
@@ -55,6 +56,7 @@ mod shared_file;
 mod shared_mprotect;
 mod shared_vm;
 mod sigaltstack;
+mod signalfd;
 mod signals;
 mod sigwait;
 mod sock;
@@ -150,6 +152,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "io_uring",
         io_uring::run,
         "io_uring: mmap'd rings, NOP/READ/WRITE/READV/WRITEV/OPENAT/CLOSE/FSYNC/POLL_ADD/TIMEOUT, full SQ/CQ, SQPOLL, EFAULT",
+    ),
+    (
+        "poll_eintr",
+        poll_eintr::run,
+        "a signal ends a poll of 900 descriptors at once while other CPUs keep waking the pollers' queue",
     ),
     (
         "poll_timeout",
@@ -355,6 +362,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "eventfd",
         eventfd::run,
         "eventfd: counter, EFD_SEMAPHORE, EFD_NONBLOCK, overflow, blocking read woken by a writer, EINVAL/EFAULT",
+    ),
+    (
+        "signalfd",
+        signalfd::run,
+        "signalfd: SIGUSR1/SIGCHLD records (signo, pid, uid, code, status), EAGAIN, blocking read, poll/epoll readiness, mask update, EINVAL/EFAULT/EBADF",
     ),
     (
         "timerfd",

@@ -3,7 +3,7 @@
 //! keep anything per interruption: each wait ends with its registration
 //! taken out of the queue it slept on.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::util::{check, errname, fork, meminfo_kib, status_str, wait};
@@ -17,6 +17,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let page = crate::util::mmap_shared(4096).map_err(errname)?;
     // SAFETY: a live shared page, used as one atomic word.
     let done = unsafe { &*(page as *const AtomicU32) };
+    // SAFETY: the same page, three words after it: the time (ns) the
+    // child spent in each kind of wait.
+    let spent = unsafe { &*(page.add(8) as *const [AtomicU64; 3]) };
     let (r, _w) = crate::util::pipe()?;
     let slab_before = meminfo_kib("Slab")?;
     // Installed before the fork, so the child has it from its first
@@ -26,6 +29,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if pid == 0 {
         let mut k = 0u32;
         while k < waits {
+            let t = Instant::now();
             let r = match k % 3 {
                 0 => {
                     let ts = libc::timespec {
@@ -51,6 +55,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 }
             };
             if r == -1 && crate::util::errno() == libc::EINTR {
+                spent[k as usize % 3].fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 k += 1;
                 done.store(k, Ordering::SeqCst);
             } else {
@@ -60,13 +65,43 @@ pub fn run(args: &[String]) -> Result<(), String> {
         crate::util::child_exit(0);
     }
     let t0 = Instant::now();
+    let mut stalls = Vec::new();
+    let (mut last, mut since) = (0, Instant::now());
     while done.load(Ordering::SeqCst) < waits && t0.elapsed() < Duration::from_secs(300) {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(pid, libc::SIGUSR1) };
         // SAFETY: plain call.
         unsafe { libc::sched_yield() };
+        let now = done.load(Ordering::SeqCst);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() > Duration::from_millis(300) && stalls.len() < 6 {
+            stalls.push(stall(pid, done));
+            since = Instant::now();
+        }
     }
     let got = done.load(Ordering::SeqCst);
+    // SAFETY: plain call.
+    let placed = format!("child {}, parent on {}", proc_stat(pid), unsafe { libc::sched_getcpu() });
+    let each = |i: usize| {
+        let n = (got as u64 + 2 - i as u64) / 3;
+        spent[i].load(Ordering::Relaxed) / n.max(1) / 1000
+    };
+    crate::say!(
+        "wait_bounds: {got} waits in {:.1} s; mean µs from call to EINTR: nanosleep {}, poll {}, pipe read {}; {placed}",
+        t0.elapsed().as_secs_f64(),
+        each(0),
+        each(1),
+        each(2)
+    );
+    if !stalls.is_empty() {
+        crate::say!("wait_bounds stalls: {}", stalls.join("; "));
+        // RSE OS: whether the tori's failure detector took a torus out
+        // meanwhile (a loaded host may not run a vCPU for a while).
+        if let Ok(b) = std::fs::read_to_string("/proc/braid") {
+            crate::say!("/proc/braid:\n{}", b.trim_end());
+        }
+    }
     if got < waits {
         // SAFETY: ending our own child.
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -86,4 +121,44 @@ pub fn run(args: &[String]) -> Result<(), String> {
         format_args!("kernel objects (Slab) grew by {grew} kB over {waits} interrupted waits"),
     )?;
     Ok(())
+}
+
+/// The child made no progress for a while, a signal pending for it all
+/// along: what it is doing. If it finishes its wait once the signals stop
+/// (each of which may wake others as well), it was not asleep but kept
+/// looking again; if not, a wake-up was lost.
+fn stall(pid: libc::pid_t, done: &AtomicU32) -> String {
+    let st_a = proc_stat(pid);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(300) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGUSR1) };
+        // SAFETY: plain call.
+        unsafe { libc::sched_yield() };
+    }
+    let before = done.load(Ordering::SeqCst);
+    let st0 = format!("{st_a} -> 0.3 s signalled: {}, parent on {}", proc_stat(pid), unsafe { libc::sched_getcpu() });
+    crate::util::sleep_ms(500);
+    let after = done.load(Ordering::SeqCst);
+    format!(
+        "at wait {before} ({}, {}): after 0.5 s without signals, wait {after} ({})",
+        ["nanosleep", "poll", "pipe read"][before as usize % 3],
+        st0,
+        proc_stat(pid)
+    )
+}
+
+/// The state and CPU ticks of /proc/PID/stat.
+fn proc_stat(pid: libc::pid_t) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let f: Vec<&str> = s
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    format!(
+        "state {} utime {} cpu {}",
+        f.first().unwrap_or(&"?"),
+        f.get(11).unwrap_or(&"?"),
+        f.get(36).unwrap_or(&"?")
+    )
 }

@@ -58,6 +58,7 @@ pub const IPPROTO_IP: u32 = 0;
 pub const IPPROTO_TCP: u32 = 6;
 pub const IPPROTO_UDP: u32 = 17;
 pub const TCP_NODELAY: u32 = 1;
+pub const TCP_CORK: u32 = 3;
 
 /// Each smoltcp socket's receive and send buffers.
 pub const BUF: usize = 64 * 1024;
@@ -259,7 +260,18 @@ struct St {
     error: Option<Errno>,
     shut: u8,
     nodelay: bool,
+    /// TCP_CORK: while set, small writes are held back (Nagle on,
+    /// whatever TCP_NODELAY says) so they leave as full segments.
+    cork: bool,
     reuseaddr: bool,
+}
+
+impl St {
+    /// Whether the TCP socket coalesces small writes: Nagle unless
+    /// TCP_NODELAY, always while corked.
+    fn nagle(&self) -> bool {
+        !self.nodelay || self.cork
+    }
 }
 
 /// One AF_INET socket.
@@ -300,6 +312,7 @@ impl InetSocket {
                 error: None,
                 shut: 0,
                 nodelay: false,
+                cork: false,
                 reuseaddr: false,
             }),
             released: AtomicBool::new(false),
@@ -476,6 +489,9 @@ impl Socket for InetSocket {
             (IPPROTO_TCP, TCP_NODELAY) if self.ty == SOCK_STREAM => {
                 return Ok(int_opt(st.nodelay as i32))
             }
+            (IPPROTO_TCP, TCP_CORK) if self.ty == SOCK_STREAM => {
+                return Ok(int_opt(st.cork as i32))
+            }
             (SOL_SOCKET, _) => {}
             _ => return Err(Errno::ENOPROTOOPT),
         }
@@ -504,17 +520,24 @@ impl Socket for InetSocket {
 
     fn setsockopt(&self, level: u32, name: u32, val: &[u8]) -> KResult<()> {
         match (level, name) {
-            (IPPROTO_TCP, TCP_NODELAY) if self.ty == SOCK_STREAM => {
+            (IPPROTO_TCP, TCP_NODELAY | TCP_CORK) if self.ty == SOCK_STREAM => {
                 let on = read_int_opt(val)? != 0;
-                let h = {
+                let (h, nagle) = {
                     let mut st = self.st.lock();
-                    st.nodelay = on;
-                    st.h
+                    if name == TCP_NODELAY {
+                        st.nodelay = on;
+                    } else {
+                        st.cork = on;
+                    }
+                    (st.h, st.nagle())
                 };
+                // Uncorking turns Nagle off again under TCP_NODELAY, which
+                // sends what was held; with Nagle on, held data leaves as
+                // the peer acknowledges (Linux also pushes it at once).
                 if let Some(h) = h {
                     let _ = quiet(|_, set| {
                         set.get_mut::<smoltcp::socket::tcp::Socket>(h)
-                            .set_nagle_enabled(!on)
+                            .set_nagle_enabled(nagle)
                     });
                 }
                 return Ok(());

@@ -243,7 +243,7 @@ pub(super) fn connect(s: &InetSocket, raw: &[u8], flags: u32) -> KResult<()> {
             let a = route(a)?;
             let local = s.autobind(&mut st)?;
             let remote = IpEndpoint::new(a.into(), port);
-            let mut sock = new_socket(st.nodelay)?;
+            let mut sock = new_socket(!st.nagle())?;
             sock.set_timeout(Some(TIMEOUT));
             let r = stack::with(|iface, set| {
                 sock.connect(iface.context(), remote, local.1)?;
