@@ -113,7 +113,8 @@ pub fn run(_args: &[String]) -> Result<(), String> {
             let n = unsafe { libc::poll(fds.as_mut_ptr(), FDS as libc::nfds_t, 60_000) };
             sh.at.store(now_ns(), Ordering::SeqCst);
             if n != -1 || crate::util::errno() != libc::EINTR {
-                sh.errno.store(crate::util::errno() as u32, Ordering::SeqCst);
+                sh.errno
+                    .store(crate::util::errno() as u32, Ordering::SeqCst);
                 sh.ret.store((n + 2) as u32, Ordering::SeqCst);
                 crate::util::child_exit(1);
             }

@@ -14,7 +14,9 @@ use crate::util::{check, errname, errno, handle, pipe, read_byte, sleep_ms, spaw
 static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn open(flags: i32) -> Result<i32, String> {
-    let path = PATH.get().map_or("/tmp/rsetest-record-locks", String::as_str);
+    let path = PATH
+        .get()
+        .map_or("/tmp/rsetest-record-locks", String::as_str);
     let p = CString::new(path).unwrap();
     // SAFETY: a valid path string.
     let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };

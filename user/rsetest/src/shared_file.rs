@@ -170,7 +170,10 @@ fn kept_by_a_child(dir: &str) -> Result<(), String> {
         }
         Ok(())
     })?;
-    wait_ok(child, "a child storing through its only mapping, then exiting")?;
+    wait_ok(
+        child,
+        "a child storing through its only mapping, then exiting",
+    )?;
     let mut got = [0u8; KEPT.len()];
     // SAFETY: plain calls; reading into a local.
     let n = unsafe {

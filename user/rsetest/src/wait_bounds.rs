@@ -2,6 +2,14 @@
 //! (nanosleep, poll, a read on an empty pipe) must not make the kernel
 //! keep anything per interruption: each wait ends with its registration
 //! taken out of the queue it slept on.
+//!
+//! The check is a leak bound, not a speed bound: it runs up to WAITS
+//! interrupted waits or BUDGET, whichever comes first, and needs at least
+//! MIN_WAITS of them (a lost wake-up stops the count). An interruption
+//! costs ~2.5 ms on 3 CPUs of a 2-core TCG host and ~15 ms on 8, so a
+//! fixed count would time the host, not the kernel. The heap may grow by
+//! a fixed slack plus under 8 bytes per wait: a wait-queue entry left
+//! behind is at least 16.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -11,12 +19,20 @@ use crate::util::{check, errname, fork, meminfo_kib, status_str, wait};
 extern "C" fn on_usr1(_: i32) {}
 
 const WAITS: u32 = 45_000;
+const BUDGET: Duration = Duration::from_secs(60);
+const MIN_WAITS: u32 = 2_000;
+const SLACK_KIB: u64 = 16;
+const LEAK_BYTES_PER_WAIT: u64 = 8;
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let waits: u32 = args.first().and_then(|a| a.parse().ok()).unwrap_or(WAITS);
+    let min_waits = MIN_WAITS.min(waits);
     let page = crate::util::mmap_shared(4096).map_err(errname)?;
     // SAFETY: a live shared page, used as one atomic word.
     let done = unsafe { &*(page as *const AtomicU32) };
+    // SAFETY: the same page, the next word: set when the budget is spent,
+    // so the child ends after the wait it is in.
+    let stop = unsafe { &*(page.add(4) as *const AtomicU32) };
     // SAFETY: the same page, three words after it: the time (ns) the
     // child spent in each kind of wait.
     let spent = unsafe { &*(page.add(8) as *const [AtomicU64; 3]) };
@@ -28,7 +44,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let pid = fork()?;
     if pid == 0 {
         let mut k = 0u32;
-        while k < waits {
+        while k < waits && stop.load(Ordering::SeqCst) == 0 {
             let t = Instant::now();
             let r = match k % 3 {
                 0 => {
@@ -67,7 +83,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let t0 = Instant::now();
     let mut stalls = Vec::new();
     let (mut last, mut since) = (0, Instant::now());
-    while done.load(Ordering::SeqCst) < waits && t0.elapsed() < Duration::from_secs(300) {
+    // After the budget, the child gets signals for its last wait for up
+    // to 10 s more; a child still waiting then lost a wake-up.
+    let mut ended = None;
+    loop {
+        if stop.load(Ordering::SeqCst) == 0 && t0.elapsed() >= BUDGET {
+            stop.store(1, Ordering::SeqCst);
+        }
+        if stop.load(Ordering::SeqCst) != 0 && t0.elapsed() >= BUDGET + Duration::from_secs(10) {
+            break;
+        }
+        let mut st = 0;
+        // SAFETY: polling our own child.
+        if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
+            ended = Some(st);
+            break;
+        }
         // SAFETY: signalling our own child.
         unsafe { libc::kill(pid, libc::SIGUSR1) };
         // SAFETY: plain call.
@@ -82,7 +113,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let got = done.load(Ordering::SeqCst);
     // SAFETY: plain call.
-    let placed = format!("child {}, parent on {}", proc_stat(pid), unsafe { libc::sched_getcpu() });
+    let cpu = unsafe { libc::sched_getcpu() };
+    let placed = match ended {
+        Some(_) => format!("child ended, parent on {cpu}"),
+        None => format!("child {}, parent on {cpu}", proc_stat(pid)),
+    };
     let each = |i: usize| {
         let n = (got as u64 + 2 - i as u64) / 3;
         spent[i].load(Ordering::Relaxed) / n.max(1) / 1000
@@ -102,23 +137,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
             crate::say!("/proc/braid:\n{}", b.trim_end());
         }
     }
-    if got < waits {
-        // SAFETY: ending our own child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-    let st = wait(pid)?;
+    let st = match ended {
+        Some(st) => st,
+        None => {
+            // SAFETY: ending our own child, still in a wait.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            wait(pid)?
+        }
+    };
     check(
-        got == waits && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+        got >= min_waits && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
         format_args!(
-            "{got} of {waits} interrupted waits, child {}",
+            "{got} interrupted waits (at least {min_waits} wanted), child {}",
             status_str(st)
         ),
     )?;
     let slab_after = meminfo_kib("Slab")?;
     let grew = slab_after.saturating_sub(slab_before);
+    let allowed = SLACK_KIB + got as u64 * LEAK_BYTES_PER_WAIT / 1024;
     check(
-        grew < 256,
-        format_args!("kernel objects (Slab) grew by {grew} kB over {waits} interrupted waits"),
+        grew < allowed,
+        format_args!("kernel objects (Slab) grew by {grew} kB over {got} interrupted waits (under {allowed} allowed)"),
     )?;
     Ok(())
 }
@@ -137,7 +176,11 @@ fn stall(pid: libc::pid_t, done: &AtomicU32) -> String {
         unsafe { libc::sched_yield() };
     }
     let before = done.load(Ordering::SeqCst);
-    let st0 = format!("{st_a} -> 0.3 s signalled: {}, parent on {}", proc_stat(pid), unsafe { libc::sched_getcpu() });
+    let st0 = format!(
+        "{st_a} -> 0.3 s signalled: {}, parent on {}",
+        proc_stat(pid),
+        unsafe { libc::sched_getcpu() }
+    );
     crate::util::sleep_ms(500);
     let after = done.load(Ordering::SeqCst);
     format!(
