@@ -6,8 +6,14 @@
 //! `inject.reparent_us=N` spins N µs in an exiting process's hand-over
 //! of its children to init, between the two steps whose order keeps init
 //! from sleeping through an orphan's exit (proc::exit).
+//! `inject.heap_hold_us=N` keeps the heap lock N µs longer at every
+//! allocation, and `inject.runq_grow=1` makes every enqueue allocate
+//! under its run-queue lock (the queue's spare room is given back first):
+//! together they make the timer meet a held heap lock while another CPU
+//! allocates under a run-queue lock, all the time, not once in a while
+//! (the deadlock `hal::heap`'s lock rule prevents).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::cmdline;
 
@@ -18,12 +24,25 @@ pub enum Point {
 }
 
 static DELAY_US: [AtomicU64; 1] = [AtomicU64::new(0)];
+static RUNQ_GROW: AtomicBool = AtomicBool::new(false);
 
 /// Reads the delays from the command line.
 pub fn init(cmd: &str) {
     if let Some(us) = cmdline::get(cmd, "inject.reparent_us").and_then(|v| v.parse().ok()) {
         DELAY_US[Point::Reparent as usize].store(us, Ordering::Relaxed);
     }
+    if let Some(us) = cmdline::get(cmd, "inject.heap_hold_us").and_then(|v| v.parse::<u64>().ok()) {
+        hal::heap::set_hold_ns(us.saturating_mul(1000));
+    }
+    RUNQ_GROW.store(
+        cmdline::get(cmd, "inject.runq_grow") == Some("1"),
+        Ordering::Relaxed,
+    );
+}
+
+/// Whether every enqueue should allocate (`inject.runq_grow=1`).
+pub fn runq_grow() -> bool {
+    RUNQ_GROW.load(Ordering::Relaxed)
 }
 
 /// Spins for the delay configured at `p` (nothing when none is).

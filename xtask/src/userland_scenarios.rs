@@ -227,12 +227,23 @@ pub fn one_cpu_three_tori_scenarios() -> Vec<UserScenario> {
 /// with the kernel command line words that set it: the delay holds a
 /// race's window open, so a wrong order of steps fails every time.
 pub fn injected_scenarios() -> Vec<(UserScenario, &'static str)> {
-    vec![(
-        ("rsetest_orphan_reap_injected", |e| {
-            program(e, "orphan_reap 20")
-        }),
-        "inject.reparent_us=3000",
-    )]
+    vec![
+        (
+            ("rsetest_orphan_reap_injected", |e| {
+                program(e, "orphan_reap 20")
+            }),
+            "inject.reparent_us=3000",
+        ),
+        // 200 forks, exits and waits across 3 CPUs while every allocation
+        // holds the heap lock 20 µs and every enqueue allocates under its
+        // run-queue lock: with the heap lock held with interrupts on, the
+        // timer's run-queue lock met a run-queue holder spinning on the
+        // heap and every CPU stopped (hung at once here; docs/architecture.md).
+        (
+            ("rsetest_heap_timer_injected", |e| program(e, "children")),
+            "inject.heap_hold_us=20 inject.runq_grow=1",
+        ),
+    ]
 }
 
 /// The subcommands of rsetest that the scenarios run.

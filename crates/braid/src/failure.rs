@@ -67,13 +67,10 @@ impl Torus {
         }
     }
 
-    /// The extra wait before a silent predecessor is declared failed.
+    /// The extra wait before a silent predecessor is declared failed
+    /// (none when `detect_grace_max` is 0: the lateness is clamped to it).
     fn detect_grace(&self, now: Time) -> u64 {
-        if self.cfg.detect_grace_max == 0 {
-            0
-        } else {
-            self.lateness.wait(now)
-        }
+        self.lateness.wait(now)
     }
 
     /// Remove `x` from the view and resume its committed processes here

@@ -10,7 +10,7 @@
 //! is held now, and its holder only computes, so waiting for it with
 //! interrupts off is always short.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use talc::{ErrOnOom, Span, Talc, Talck};
 
 /// A spin lock that disables interrupts while held and restores them at
@@ -45,6 +45,7 @@ unsafe impl lock_api::RawMutex for IrqSpinLock {
             core::hint::spin_loop();
         }
         self.restore.store(was_on, Ordering::Relaxed);
+        hold();
     }
 
     fn try_lock(&self) -> bool {
@@ -67,6 +68,27 @@ unsafe impl lock_api::RawMutex for IrqSpinLock {
         self.locked.store(false, Ordering::Release);
         if was_on {
             crate::cpu::enable_interrupts();
+        }
+    }
+}
+
+/// Fault injection: how long every holder keeps the lock (0: off).
+static HOLD_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Makes every holder of the heap lock keep it `ns` more nanoseconds, so
+/// that an interrupt or another CPU meets it held (a test of the rule
+/// above: with interrupts on while held, the timer would come in and
+/// deadlock against a run-queue holder that allocates).
+pub fn set_hold_ns(ns: u64) {
+    HOLD_NS.store(ns, Ordering::Relaxed);
+}
+
+fn hold() {
+    let ns = HOLD_NS.load(Ordering::Relaxed);
+    if ns != 0 {
+        let end = crate::time::now_ns() + ns;
+        while crate::time::now_ns() < end {
+            core::hint::spin_loop();
         }
     }
 }

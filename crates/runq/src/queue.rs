@@ -78,6 +78,14 @@ impl<T> RunQueue<T> {
         }
     }
 
+    /// Gives back the queues' spare capacity, so that the next enqueue
+    /// allocates. Fault injection uses it to make the (otherwise rare)
+    /// allocation under a run-queue lock happen on every enqueue.
+    pub fn release_spare(&mut self) {
+        self.fair.tasks.shrink_to_fit();
+        self.rt.tasks.shrink_to_fit();
+    }
+
     /// Waiting tasks (not counting the running one).
     #[inline]
     pub fn queued(&self) -> usize {

@@ -52,15 +52,13 @@ pub fn clone(
     // root; here a limit root sets holds root too, or no fork bomb run as
     // root (the only user of the default initramfs) could be bounded
     // (docs/syscalls.md). The table's own bound applies to everyone.
-    let nproc = super::limits::cur(&sched::current(), super::limits::RLIMIT_NPROC);
-    if nproc < super::MAX_PROCESSES as u64
-        && super::count_of_uid(sched::current().cred().ruid) as u64 >= nproc
-    {
+    let me = sched::current();
+    let nproc = super::limits::cur(&me, super::limits::RLIMIT_NPROC);
+    if nproc < super::MAX_PROCESSES as u64 && super::count_of_uid(me.cred().ruid) as u64 >= nproc {
         return Err(Errno::EAGAIN);
     }
     // A CLONE_VM child may run on another CPU at the same time as its
     // parent: mapping changes reach both through hal::tlb's shootdown.
-    let me = sched::current();
     let mut child_frame = frame.clone();
     child_frame.rax = 0;
     if newsp != 0 {

@@ -165,6 +165,9 @@ fn queue_on(
 ) -> Entity {
     p.set_torus(t);
     let pid = p.pid;
+    if crate::inject::runq_grow() {
+        rq.release_spare();
+    }
     let placed = rq.enqueue(Ticket::issue(p), e, how);
     replica::note_join(t, pid);
     placed
