@@ -88,8 +88,6 @@ const SI_QUEUE: i32 = -1;
 const SI_TIMER: i32 = -2;
 const SI_MESGQ: i32 = -3;
 const SIGCHLD: u32 = 17;
-/// The first real-time signal (SIGRTMIN as the kernel counts it).
-const SIGRTMIN: u32 = 32;
 
 /// A `struct signalfd_siginfo` (uapi linux/signalfd.h): the fields of
 /// `info` placed as Linux's signalfd_copyinfo places them for each
@@ -110,7 +108,7 @@ pub fn record(sig: u32, info: SigInfo) -> [u8; RECORD] {
     put(16, &info.uid.to_le_bytes()); // ssi_uid
     if sig == SIGCHLD && info.code > 0 {
         put(40, &(info.value as u32).to_le_bytes()); // ssi_status
-    } else if matches!(info.code, SI_QUEUE | SI_MESGQ) || sig >= SIGRTMIN {
+    } else if matches!(info.code, SI_QUEUE | SI_MESGQ) || sig >= signal::SIGRTMIN {
         put(44, &(info.value as u32).to_le_bytes()); // ssi_int
         put(48, &info.value.to_le_bytes()); // ssi_ptr
     }

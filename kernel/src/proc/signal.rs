@@ -24,6 +24,8 @@ pub const SIGPIPE: u32 = 13;
 pub const SIGCHLD: u32 = 17;
 pub const SIGCONT: u32 = 18;
 pub const SIGSTOP: u32 = 19;
+/// The first real-time signal (as the kernel counts it; glibc keeps two).
+pub const SIGRTMIN: u32 = 32;
 pub const SIGTSTP: u32 = 20;
 pub const SIGTTIN: u32 = 21;
 pub const SIGTTOU: u32 = 22;
@@ -158,7 +160,12 @@ pub fn check_signo(sig: u64, zero_ok: bool) -> KResult<u32> {
 /// sends (SI_USER, sender, 0), a child's exit (CLD_*, child, status).
 pub fn send_info(p: &Arc<Process>, sig: u32, info: SigInfo) {
     if sig != 0 {
-        p.sig.lock().info[sig as usize] = info;
+        let mut s = p.sig.lock();
+        // A standard signal already pending keeps its first siginfo.
+        if sig < SIGRTMIN && s.pending & bit(sig) != 0 {
+            return;
+        }
+        s.info[sig as usize] = info;
     }
     send(p, sig);
 }
@@ -216,6 +223,13 @@ pub fn send(p: &Arc<Process>, sig: u32) {
         // action may change before it is unblocked, and sigtimedwait or
         // sigpending see it meanwhile.
         if ignored && sig != SIGKILL && s.mask & bit(sig) == 0 {
+            return;
+        }
+        // A standard signal already pending is not queued again, and its
+        // sender already woke and interrupted the thread (Linux's
+        // legacy_queue): waking it again would only send one more IPI to
+        // its CPU, and a kill(2) loop would keep that CPU taking them.
+        if sig < SIGRTMIN && s.pending & bit(sig) != 0 {
             return;
         }
         s.pending |= bit(sig);

@@ -1,7 +1,8 @@
 //! rt_sigtimedwait(2): a pending signal of the set is taken (with its
 //! siginfo), the timeout gives EAGAIN, a signal sent later wakes the
 //! waiter, and a process-directed signal that every thread blocks goes
-//! to the thread waiting for it.
+//! to the thread waiting for it. A standard signal already pending is
+//! not queued again and keeps its first siginfo.
 
 use std::time::{Duration, Instant};
 
@@ -138,6 +139,35 @@ pub fn run(_: &[String]) -> Result<(), String> {
         format_args!("a signal all threads blocked is taken by the thread that unblocks it (handler ran in {by}, thread {tid})"),
     )?;
     let _ = crate::util::handle(libc::SIGUSR2, libc::SIG_DFL, 0);
+
+    // A standard signal sent to a thread while it is pending is not
+    // queued again: one is taken, with the first sender's siginfo.
+    // SAFETY: tgkill to our own main thread (tid == pid).
+    unsafe { libc::syscall(libc::SYS_tgkill, me, me, libc::SIGUSR1) };
+    let pid = fork()?;
+    if pid == 0 {
+        // SAFETY: the same, from the child, to its parent's main thread.
+        unsafe {
+            libc::syscall(
+                libc::SYS_tgkill,
+                libc::getppid(),
+                libc::getppid(),
+                libc::SIGUSR1,
+            )
+        };
+        crate::util::child_exit(0);
+    }
+    wait_ok(pid, "second sender")?;
+    let first = timed_wait(&[libc::SIGUSR1], 0);
+    let second = timed_wait(&[libc::SIGUSR1], 0);
+    check(
+        first == Ok((libc::SIGUSR1, me)) && second == Err(libc::EAGAIN),
+        format_args!(
+            "SIGUSR1 sent twice while pending is taken once, from its first sender {me}: {}, then {}",
+            show(first),
+            show(second)
+        ),
+    )?;
 
     let bad = libc::timespec {
         tv_sec: 0,
