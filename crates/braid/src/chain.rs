@@ -21,7 +21,7 @@ pub enum Verdict {
 }
 
 /// The last projection accepted from one sender.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Chain {
     last_hb: u64,
     last_digest: u64,

@@ -8,7 +8,7 @@
 pub type Time = u64;
 
 /// A unit of work for one torus.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 #[repr(C)]
 pub struct Event {
     /// When the event is due.

@@ -2,7 +2,7 @@
 //! quiet, always within `[min, max]` (docs/braid.md §9).
 
 /// Adaptive interval controller.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Interval {
     min: u64,
     max: u64,

@@ -23,6 +23,8 @@ pub mod firehose;
 pub mod interval;
 pub mod lattice;
 mod migration;
+#[cfg(test)]
+mod model;
 pub mod projection;
 pub mod queue;
 mod receive;

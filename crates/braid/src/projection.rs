@@ -42,7 +42,7 @@ const OFF_RESERVED: usize = OFF_CORR + CORRECTIVES * CORR_LEN;
 const _: () = assert!(OFF_RESERVED + 8 == PROJ_LEN);
 
 /// Replication log operation (docs/braid.md §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 #[repr(u8)]
 pub enum Op {
     /// Set the process `Owned`.
@@ -75,7 +75,7 @@ impl Op {
 }
 
 /// One replication log entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct LogEntry {
     /// Sequence number in the session (≥ 1).
     pub seq: u64,

@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 const BUCKETS: usize = 65;
 
 /// Monotone priority queue of [`Event`]s ordered by time.
+#[derive(Clone)]
 pub struct EventQueue {
     buckets: [Vec<Event>; BUCKETS],
     /// Bit `i` set when bucket `i` is non-empty.
@@ -120,6 +121,15 @@ impl EventQueue {
         }
         // Keep the allocation: the bucket will be refilled soon.
         self.buckets[i] = taken;
+    }
+
+    /// The queued events in a canonical order (time, then the other
+    /// fields): two queues holding the same events list them alike, however
+    /// their buckets were filled (the model checker's state identity).
+    pub fn sorted(&self) -> Vec<Event> {
+        let mut v: Vec<Event> = self.buckets.iter().flatten().copied().collect();
+        v.sort_unstable_by_key(|e| (e.time, e.kind, e.payload, e.aux, e.target));
+        v
     }
 
     /// Remove every event.

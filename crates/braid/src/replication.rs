@@ -7,7 +7,7 @@ use crate::table::{Pid, ProcRecord, Slot, Table, TorusId};
 use alloc::collections::{BTreeMap, VecDeque};
 
 /// Something the protocol reports to its host when it becomes true.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Note {
     /// The spawn (or migration-in) of this process is now committed.
     Committed(Pid),
@@ -27,7 +27,7 @@ pub enum Note {
 }
 
 /// The log and send window for one replication session.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct OutSession {
     pub target: Option<TorusId>,
     /// Incarnation of `target` seen in its acks (`None` until the first).

@@ -7,7 +7,7 @@
 use crate::table::TorusId;
 
 /// A membership view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct View {
     /// Bumped by every membership change.
     pub epoch: u32,

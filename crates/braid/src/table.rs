@@ -17,7 +17,7 @@ pub type TorusId = u16;
 pub const CLASSES: usize = 4;
 
 /// What the protocol knows about one process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct ProcRecord {
     /// Process id.
     pub pid: Pid,
@@ -34,7 +34,7 @@ pub struct ProcRecord {
 }
 
 /// Whether a table entry may run here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Slot {
     /// Owned and runnable here.
     Owned,
@@ -70,7 +70,7 @@ pub fn entry_hash(r: &ProcRecord, s: Slot) -> u64 {
 }
 
 /// A process table with incrementally maintained digest and load.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Table {
     map: BTreeMap<Pid, (ProcRecord, Slot)>,
     digest: u64,

@@ -115,6 +115,7 @@ pub struct Stats {
 }
 
 /// One torus.
+#[derive(Clone)]
 pub struct Torus {
     pub(crate) id: TorusId,
     pub(crate) incarnation: u32,

@@ -8,7 +8,7 @@ use crate::table::Table;
 use alloc::collections::VecDeque;
 
 /// What a torus knows about one sender of projections to it.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Inbound {
     pub incarnation: u32,
     /// Heartbeat and digest chain of what this sender sent.

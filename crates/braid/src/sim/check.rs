@@ -2,8 +2,10 @@
 //! god's-eye view of every torus.
 
 use super::Sim;
+use crate::event::Time;
 use crate::table::{Pid, Slot};
-use alloc::collections::BTreeMap;
+use crate::torus::Torus;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 
@@ -18,13 +20,86 @@ pub struct Violation {
     pub detail: String,
 }
 
+/// A god's-eye view of every torus and of what the host saw committed:
+/// what the invariants are checked on. The simulator and the model checker
+/// (`crate::model`) build one from their own state.
+pub(crate) struct World<'a> {
+    /// Every torus by id (`None`: down).
+    pub tori: &'a [Option<Torus>],
+    /// Now.
+    pub time: Time,
+    /// Processes whose spawn (or resumption) is committed.
+    pub committed: &'a BTreeSet<Pid>,
+    /// Committed processes whose exit was asked for.
+    pub exiting: &'a BTreeSet<Pid>,
+    /// Processes whose exit is committed.
+    pub exited: &'a BTreeSet<Pid>,
+}
+
 impl Sim {
+    pub(crate) fn world(&self) -> World<'_> {
+        World {
+            tori: &self.tori,
+            time: self.time,
+            committed: &self.committed,
+            exiting: &self.exiting,
+            exited: &self.exited,
+        }
+    }
+
+    /// Invariant 1 (every step): no process runnable on two tori at once.
+    pub fn check_exactly_once(&self) -> Result<(), Violation> {
+        self.world().check_exactly_once()
+    }
+
+    /// Invariant 2 (every step): every committed live process is held by a
+    /// live torus or recoverable from a live torus's mirror.
+    pub fn check_no_loss(&self) -> Result<(), Violation> {
+        self.world().check_no_loss()
+    }
+
+    /// Invariant 4 (every step): incremental digests equal recomputed ones.
+    pub fn check_digests(&self) -> Result<(), Violation> {
+        self.world().check_digests()
+    }
+
+    /// Invariants at quiescence (no faults for a while): one view, nothing
+    /// in flight, every committed live process owned exactly once, synced
+    /// mirrors equal their sources, and the load balanced.
+    pub fn check_quiescent(&self) -> Result<(), Violation> {
+        self.world().check_quiescent()
+    }
+
+    /// Invariant 1 at quiescence: every committed live process is owned by
+    /// exactly one torus (an exiting one by at most one).
+    pub fn check_owned_once(&self) -> Result<(), Violation> {
+        self.world().check_owned_once()
+    }
+
+    /// Invariant 5: load imbalance under the bound after settling.
+    pub fn check_balance(&self) -> Result<(), Violation> {
+        self.world().check_balance()
+    }
+}
+
+impl World<'_> {
     fn violation(&self, invariant: &'static str, detail: String) -> Violation {
         Violation {
             invariant,
             time: self.time,
             detail,
         }
+    }
+
+    /// Every live torus is a member with the same view, which holds
+    /// exactly the live tori, and its successor holds a synced mirror of
+    /// it: one ring.
+    pub fn one_ring(&self) -> bool {
+        let live: alloc::vec::Vec<&Torus> = self.tori.iter().flatten().collect();
+        let view = live.first().map(|t| t.view());
+        live.iter()
+            .all(|t| Some(t.view()) == view && !t.is_joining() && t.replication_synced())
+            && view.is_some_and(|v| v.len() as usize == live.len())
     }
 
     /// Invariant 1 (every step): no process runnable on two tori at once.
@@ -58,7 +133,7 @@ impl Sim {
                 present.extend(m.iter().map(|(r, _)| r.pid));
             }
         }
-        for &pid in &self.committed {
+        for &pid in self.committed {
             if !self.exiting.contains(&pid) && !present.contains(&pid) {
                 return Err(self.violation("no-loss", format!("committed pid {pid:#x} is nowhere")));
             }
@@ -129,7 +204,7 @@ impl Sim {
     /// exactly one torus (an exiting one by at most one).
     pub fn check_owned_once(&self) -> Result<(), Violation> {
         let live: alloc::vec::Vec<_> = self.tori.iter().flatten().collect();
-        for &pid in &self.committed {
+        for &pid in self.committed {
             let n = live.iter().filter(|t| t.table().owns(pid)).count();
             let ok = if self.exiting.contains(&pid) {
                 n <= 1
@@ -145,7 +220,7 @@ impl Sim {
         }
         // An exit, once committed, is final: the process never comes back
         // (e.g. as a re-sent migration of a copy resumed elsewhere).
-        for &pid in &self.exited {
+        for &pid in self.exited {
             if live.iter().any(|t| t.table().get(pid).is_some()) {
                 return Err(self.violation(
                     "exactly-once",

@@ -9,6 +9,7 @@ mod rng;
 mod tests;
 
 pub use check::Violation;
+pub(crate) use check::World;
 pub use net::{LinkFaults, Msg, Net};
 pub use rng::Rng;
 
@@ -365,14 +366,7 @@ impl Sim {
     /// True when every live torus is a member with the same view, its
     /// successor holds a synced mirror, and nothing is down or cut off.
     pub fn healthy(&self) -> bool {
-        let live: Vec<&Torus> = self.tori.iter().flatten().collect();
-        let view = live.first().map(|t| t.view());
-        self.down_since.is_none()
-            && self.net.isolated.is_none()
-            && live
-                .iter()
-                .all(|t| Some(t.view()) == view && !t.is_joining() && t.replication_synced())
-            && view.is_some_and(|v| v.len() as usize == live.len())
+        self.down_since.is_none() && self.net.isolated.is_none() && self.world().one_ring()
     }
 
     fn inject(&mut self, now: Time) {
