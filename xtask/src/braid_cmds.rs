@@ -1,6 +1,6 @@
-//! `cargo xtask soak` and `cargo xtask bench braid`: host runners for the
-//! braid simulator and benchmark (the threaded harness is
-//! `crate::braid_bench`).
+//! `cargo xtask soak`, `cargo xtask model` and `cargo xtask bench braid`:
+//! host runners for the braid simulator, model checker and benchmark (the
+//! threaded harness is `crate::braid_bench`).
 
 /// `soak [SEEDS] [START]`: run simulator seeds; prints and returns 1 on the
 /// first failing seed (replay: `soak 1 SEED`).
@@ -52,4 +52,51 @@ pub fn bench(args: &[String]) -> i32 {
         println!("braid firehose: {tori} tori, queue depth {depth}: {:.1}M events/s per torus, {:.1}M total", per / 1e6, total / 1e6);
     }
     0
+}
+
+/// `model [KEY=VALUE...] [--minutes M]`: the exhaustive model check of the
+/// braid protocol (crates/braid/src/model.rs, docs/reliability.md) at the
+/// given bounds, in release mode; prints states explored, time and any
+/// counterexample path. The model is test-only code of the braid crate
+/// (stateright is a dev-dependency), so this runs its ignored test with
+/// the bounds in the environment. Keys: tori, procs, crashes, drops,
+/// fault_rounds, rounds, delay, k_miss; the defaults are the unit test's.
+pub fn model(args: &[String]) -> Result<i32, String> {
+    let mut words = Vec::new();
+    let mut minutes = 15u64;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--minutes" {
+            minutes = it
+                .next()
+                .and_then(|m| m.parse().ok())
+                .ok_or("--minutes needs a number")?;
+        } else if a.contains('=') {
+            words.push(a.as_str());
+        } else {
+            return Err(format!(
+                "model: unexpected argument {a:?} (want KEY=VALUE or --minutes M)"
+            ));
+        }
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = std::process::Command::new(cargo)
+        .current_dir(crate::artifacts::root())
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "braid",
+            "--lib",
+            "model::tests::model_from_env",
+            "--",
+            "--ignored",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("BRAID_MODEL", words.join(" "))
+        .env("BRAID_MODEL_LIMIT", (minutes * 60).to_string())
+        .status()
+        .map_err(|e| format!("cargo: {e}"))?;
+    Ok(if st.success() { 0 } else { 1 })
 }

@@ -24,6 +24,8 @@
 //! cargo xtask image --disk OUT.img [--size 64M] [--pkg NAME]... [--dir DIR]
 //!                                   an ext4 disk image (mke2fs -d): the packages' root and/or DIR
 //! cargo xtask soak [SEEDS] [START]  braid simulator soak; prints any failing seed
+//! cargo xtask model [KEY=VALUE...] [--minutes M]
+//!                                   exhaustive model check of the braid protocol (docs/reliability.md)
 //! cargo xtask soak kernel [--minutes M] [--smp N]
 //!                                   busybox scripts, rsetest and rsefuzz in a loop while a torus fails every 5 s
 //! cargo xtask soak powercut [--cycles N] [--seed S]
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
             ext4_powercut::soak(&args[2..])
         }
         Some("soak") => Ok(braid_cmds::soak(&args[1..])),
+        Some("model") => braid_cmds::model(&args[1..]),
         Some("bench") if args.get(1).map(String::as_str) == Some("braid") => {
             Ok(braid_cmds::bench(&args[2..]))
         }
@@ -110,7 +113,7 @@ pub(crate) const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--a
 [--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net [user|tap=IF]] [--forward H:G]... [--disk FILE]... [--log] [--icount] [--timeout SECS] \
 | cluster --nodes N [--smp S] [--exec CMD] [--others CMD] [--kill NODE@SECONDS]... [--revive NODE@SECONDS]... [--partition NODE@SECONDS[+DURATION]]... [--timeout SECS] [--append ARGS] | test | image [--disk OUT.img [--size S] [--pkg NAME]... [--dir DIR]] \
 | soak [SEEDS] [START] | soak kernel [--minutes M] [--smp N] | soak powercut [--cycles N] [--seed S] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
-| bench braid [DEPTH] [EVENTS] | fuzz [--calls N] [--seed S] [--smp K] [--workers W]";
+| bench braid [DEPTH] [EVENTS] | model [tori=N rounds=R crashes=C drops=D delay=T fault_rounds=F k_miss=K procs=P] [--minutes M] | fuzz [--calls N] [--seed S] [--smp K] [--workers W]";
 
 fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;

@@ -670,8 +670,11 @@ pub struct Outcome {
     pub timed_out: bool,
 }
 
-/// Explore every state within `bounds` (breadth first, on all cores), at
-/// most `limit` of wall time.
+/// Explore every state within `bounds` (depth first, on all cores), at
+/// most `limit` of wall time. Depth first: a breadth-first frontier of
+/// whole states (each holds every torus's tables, logs and mirrors) filled
+/// 23 GB in two minutes at 3 tori, 1 drop, delay 1; depth first keeps one
+/// path of states and a fingerprint per visited state.
 pub fn check(bounds: Bounds, limit: Option<std::time::Duration>) -> Outcome {
     explore(bounds, limit, false)
 }
@@ -691,15 +694,10 @@ fn explore(bounds: Bounds, limit: Option<std::time::Duration>, first_failure: bo
         builder = builder.timeout(l);
     }
     if first_failure {
-        let c = builder
-            .finish_when(stateright::HasDiscoveries::AnyFailures)
-            .spawn_dfs()
-            .join();
-        outcome(&model, &c, start, limit)
-    } else {
-        let c = builder.spawn_bfs().join();
-        outcome(&model, &c, start, limit)
+        builder = builder.finish_when(stateright::HasDiscoveries::AnyFailures);
     }
+    let c = builder.spawn_dfs().join();
+    outcome(&model, &c, start, limit)
 }
 
 fn outcome(

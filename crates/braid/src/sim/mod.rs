@@ -9,6 +9,7 @@ mod rng;
 mod tests;
 
 pub use check::Violation;
+#[cfg(test)]
 pub(crate) use check::World;
 pub use net::{LinkFaults, Msg, Net};
 pub use rng::Rng;
