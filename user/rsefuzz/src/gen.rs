@@ -16,6 +16,11 @@ pub const PAGE: u64 = 4096;
 pub const SCRATCH_PAGES: u64 = 16;
 /// Bytes of the arena (see `Env::scratch`).
 pub const ARENA: u64 = 64 << 20;
+/// PROT_NONE bytes reserved above the arena and never mapped: a copy the
+/// kernel makes into a fuzzed read-write mapping at the arena's top ends
+/// there (EFAULT), not in whatever mapping lies above (the page shared
+/// with the parent did: its counters came back as random bytes).
+pub const ARENA_GAP: u64 = 16 * PAGE;
 
 /// An argument kind.
 #[derive(Clone, Copy, Debug)]

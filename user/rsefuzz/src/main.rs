@@ -263,6 +263,12 @@ fn run(o: &Opts) -> Result<(), String> {
     if !leak.is_empty() {
         failures.push(leak);
     }
+    let trampled = shared.trampled();
+    if !trampled.is_empty() {
+        failures.push(format!(
+            "the shared page was overwritten (slots {trampled:?}): a write reached it from elsewhere"
+        ));
+    }
     if failures.is_empty() {
         Ok(())
     } else {

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub const RING: usize = 32;
+pub const CANARY: u64 = 0x5253_4546_555a_5a00;
 pub const MAX_WORKERS: usize = 16;
 /// The return slot of a call still in the kernel.
 const NO_RETURN: u64 = i64::MIN as u64;
@@ -16,6 +17,10 @@ pub struct Entry(pub [AtomicU64; 9]);
 
 #[repr(C)]
 pub struct Slot {
+    /// CANARY ^ index, set before the fork and checked at the end: the
+    /// workers never write it, so anything else there means a write that
+    /// reached this page from elsewhere (a kernel copy to the wrong page).
+    pub canary: AtomicU64,
     pub pid: AtomicU64,
     pub progress: AtomicU64,
     pub seed: AtomicU64,
@@ -46,8 +51,21 @@ impl Shared {
                 0,
             );
             assert!(p != libc::MAP_FAILED, "mmap shared");
-            &*(p as *const Shared)
+            let s = &*(p as *const Shared);
+            for (i, slot) in s.slots.iter().enumerate() {
+                slot.canary.store(CANARY ^ i as u64, Relaxed);
+            }
+            s
         }
+    }
+}
+
+impl Shared {
+    /// The slots whose canary was overwritten.
+    pub fn trampled(&self) -> Vec<usize> {
+        (0..MAX_WORKERS)
+            .filter(|&i| self.slots[i].canary.load(Relaxed) != CANARY ^ i as u64)
+            .collect()
     }
 }
 

@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::gen::{write_u64, Env, A, ARENA, PAGE, SCRATCH_PAGES};
+use crate::gen::{write_u64, Env, A, ARENA, ARENA_GAP, PAGE, SCRATCH_PAGES};
 use crate::rng::{derive, Rng};
 use crate::shared::{Shared, Slot};
 use crate::table::{Call, BOGUS_NRS, CALLS};
@@ -91,11 +91,12 @@ impl Worker {
         shared: &'static Shared,
         trace: bool,
     ) -> Worker {
-        // SAFETY: reserves the arena, PROT_NONE, anywhere.
+        // SAFETY: reserves the arena and the gap above it, PROT_NONE,
+        // anywhere.
         let arena = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                ARENA as usize,
+                (ARENA + ARENA_GAP) as usize,
                 libc::PROT_NONE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
