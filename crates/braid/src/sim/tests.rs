@@ -385,10 +385,18 @@ fn kept_replica_does_not_duplicate_migration_the_fencer_resumed() {
 /// `P` by the orphan rule. `P`'s processes are then held by nobody but
 /// `J`'s kept replica, and `J`'s `JOIN` finds the ring already re-formed.
 #[test]
-#[ignore = "the two-fault gap of docs/braid.md §8, not closed yet"]
 fn kept_replica_taken_over_after_orphan_removal() {
     for seed in 1..=8 {
         let s = kept_replica_with_installed_migration(seed, false, false, true);
         assert!(s.tori[1].as_ref().unwrap().kept.is_none());
+        // R's Upsert reached S: S must keep what it resumed of R through
+        // the orphan removal, also when the process exited there.
+        kept_replica_with_installed_migration(seed, true, false, true);
+        let s = kept_replica_with_installed_migration(seed, true, true, true);
+        assert!(s
+            .tori
+            .iter()
+            .flatten()
+            .any(|t| t.stats.duplicates_dropped > 0));
     }
 }
