@@ -79,8 +79,9 @@ impl Torus {
         if self.resume(now, x, inb, None, tx) == 0 {
             self.orphans |= 1 << x;
             self.adopted = adopted;
-            // Nothing in flight to `x` can reach us from `x`: only a late
-            // hand-over (or a later reconstruction) releases the set.
+            // `x` sends no snapshot: only a late hand-over (or a later
+            // reconstruction) releases the set, unless we were already
+            // waiting for another predecessor's snapshot.
             self.adopted_wait = wait.or(Some(x));
         }
     }
