@@ -35,7 +35,8 @@ impl Torus {
         // only one silent for much longer (an orphan: its replica holder
         // failed too, a double failure) is removed without a replica, so
         // that the ring re-forms.
-        let (last, timeout) = if self.replica_current(pred) {
+        let orphan = !self.replica_current(pred);
+        let (last, timeout) = if !orphan {
             let last = self.inbound.get(&pred).map_or(now, |i| i.last_arrival);
             (last, self.cfg.detect_timeout() + self.detect_grace(now))
         } else {
@@ -54,7 +55,34 @@ impl Torus {
         let acked_send = self.lease_end.saturating_sub(self.cfg.lease());
         let observed = last + timeout - self.cfg.i_max;
         if now.saturating_sub(last) > timeout && acked_send >= observed {
-            self.declare_failed(now, pred, tx);
+            if orphan {
+                self.remove_orphan(now, pred, tx);
+            } else {
+                self.declare_failed(now, pred, tx);
+            }
+        }
+    }
+
+    /// Remove a predecessor silent for `4·D` whose replica we do not hold
+    /// (docs/braid.md §6, orphan rule). If we resume nothing of it, its
+    /// replica may be the one its successor kept when we fenced that
+    /// successor (a double failure), whose new incarnation may ask to join
+    /// only now: remember `x` for a late hand-over (§8), and keep the
+    /// adopted set (what we resumed of that successor) to tell its
+    /// re-sent migrations apart.
+    fn remove_orphan(&mut self, now: Time, x: TorusId, tx: &mut impl Transport) {
+        let adopted = self.adopted.clone();
+        let wait = self.adopted_wait;
+        let v = self.view.without(x);
+        self.adopt_view(now, v);
+        let inb = self.inbound.remove(&x);
+        if self.resume(now, x, inb, None, tx) == 0 {
+            self.orphans |= 1 << x;
+            self.adopted = adopted;
+            // `x` sends no snapshot: only a late hand-over (or a later
+            // reconstruction) releases the set, unless we were already
+            // waiting for another predecessor's snapshot.
+            self.adopted_wait = wait.or(Some(x));
         }
     }
 
@@ -83,10 +111,10 @@ impl Torus {
     }
 
     /// Resume `x`'s committed processes from our mirror of it (if any),
-    /// once `x` is out of the view. `redirect`: the mirror is a replica
-    /// kept from our previous incarnation, which installed `x`'s
-    /// migrations to it and is gone; they are redirected to `redirect`,
-    /// our successor, which resumed that incarnation (docs/braid.md §8).
+    /// once `x` is out of the view; returns how many. `redirect`: the
+    /// mirror is a replica kept from our previous incarnation, and
+    /// everything in it becomes an in-flight migration to `redirect`, our
+    /// successor (docs/braid.md §8, hand-over).
     fn resume(
         &mut self,
         now: Time,
@@ -94,38 +122,48 @@ impl Torus {
         inb: Option<crate::verify::Inbound>,
         redirect: Option<TorusId>,
         tx: &mut impl Transport,
-    ) {
+    ) -> usize {
         let mut resumed = 0;
         if let Some(inb) = inb {
             let dead = self.fenced.entry(x).or_insert(inb.incarnation);
             *dead = (*dead).max(inb.incarnation);
             for (rec, slot) in inb.mirror.iter() {
-                let install = match slot {
+                let wanted = match slot {
                     Slot::Owned => true,
-                    // Installed by our previous incarnation, whose table
-                    // our successor resumed if that incarnation's Upsert
-                    // had reached it, and nobody holds otherwise: an
-                    // in-flight migration of `x` to a dead torus, which
-                    // goes to the torus that resumed the dead one (§7).
-                    Slot::InFlight(t) if t == self.id => {
-                        if let Some(s) = redirect.filter(|_| self.table.get(rec.pid).is_none()) {
-                            self.table.set(*rec, Slot::InFlight(s));
-                            self.out.inflight.insert(rec.pid, (s, 0));
-                        }
-                        false
-                    }
+                    // Installed by us when we applied the migration, or,
+                    // in a kept replica, by our previous incarnation,
+                    // whose table our successor resumed if that
+                    // incarnation's Upsert had reached it and nobody holds
+                    // otherwise (§7).
+                    Slot::InFlight(t) if t == self.id => redirect.is_some(),
                     Slot::InFlight(t) => !self.view.contains(t),
                 };
-                if install && self.table.get(rec.pid).is_none() {
-                    let home = self.cfg.lattice.home_for(rec.pid);
-                    let rec = ProcRecord { home, ..*rec };
-                    self.table.set(rec, Slot::Owned);
-                    let seq = self.out.append(Op::Upsert, 0, rec);
-                    self.out.notify_at(seq, Note::Committed(rec.pid));
-                    self.adopted.insert(rec.pid);
-                    self.schedule_slice(now, &rec);
-                    resumed += 1;
+                if !wanted || self.table.get(rec.pid).is_some() {
+                    continue;
                 }
+                resumed += 1;
+                if let Some(s) = redirect {
+                    // Our successor may hold some of these already: what
+                    // it resumed of our previous incarnation, and, if it
+                    // removed `x` as an orphan before we joined, the
+                    // migrations to `x` that `x`'s predecessor re-sent to
+                    // it. Only it can tell, so everything goes to it as a
+                    // migration, which it installs unless it owns or
+                    // adopted it (§7). Remembered here, so that a late
+                    // re-sent copy of a migration to `x` from our own
+                    // predecessor is dropped once this one is gone.
+                    self.table.set(*rec, Slot::InFlight(s));
+                    self.out.inflight.insert(rec.pid, (s, 0));
+                    self.adopted.insert(rec.pid, rec.gen);
+                    continue;
+                }
+                let home = self.cfg.lattice.home_for(rec.pid);
+                let rec = ProcRecord { home, ..*rec };
+                self.table.set(rec, Slot::Owned);
+                let seq = self.out.append(Op::Upsert, 0, rec);
+                self.out.notify_at(seq, Note::Committed(rec.pid));
+                self.adopted.insert(rec.pid, rec.gen);
+                self.schedule_slice(now, &rec);
             }
         }
         // Its in-flight migrations to us are resolved: we hold them.
@@ -143,6 +181,7 @@ impl Torus {
         if let Some(p) = self.view.predecessor(self.id) {
             self.send_ack(p, 0, 0, tx);
         }
+        resumed
     }
 
     /// Our successor admitted us in place of our predecessor `x`, silent to
@@ -153,11 +192,14 @@ impl Torus {
     /// acks, which acked nothing that arrived after the kept mirror's last
     /// arrival.
     ///
-    /// `x`'s migrations to our previous incarnation (`InFlight(us)` in the
-    /// replica) become our in-flight migrations to our successor `s`,
-    /// which installs them unless it resumed them with that incarnation
-    /// (its adopted set, kept for this until it has applied the snapshot
-    /// of the new session we start here).
+    /// Every process of the replica becomes our in-flight migration to our
+    /// successor `s`, which installs it unless it owns or adopted it (its
+    /// adopted set, kept for this until it has applied the snapshot of the
+    /// new session we start here): `s` may have resumed some with our
+    /// previous incarnation (`x`'s migrations to it, `InFlight(us)` in the
+    /// replica), or, if it removed `x` as an orphan before we could join,
+    /// installed `x`'s predecessor's migrations to `x`, which `x` may have
+    /// installed too.
     pub(crate) fn take_over(&mut self, now: Time, s: TorusId, tx: &mut impl Transport) {
         let Some((x, inb)) = self.kept.take() else {
             return;
@@ -168,6 +210,17 @@ impl Torus {
             return;
         }
         self.resume(now, x, Some(inb), Some(s), tx);
+        // Our predecessor re-sends its migrations to `x` to us in the
+        // snapshot of its session with us: once that is applied, our
+        // adopted set has nothing left to tell apart.
+        let pred_synced = self
+            .view
+            .predecessor(self.id)
+            .is_none_or(|q| self.inbound.get(&q).is_some_and(|i| i.synced));
+        if pred_synced {
+            self.adopted.clear();
+            self.adopted_wait = None;
+        }
         self.restart_session();
     }
 

@@ -271,6 +271,7 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         pinned,
         kept,
         handover,
+        orphans,
         interval,
         pending_offer,
         succ_load,
@@ -306,6 +307,7 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         pinned,
         kept,
         handover,
+        orphans,
     )
         .hash(h);
     (

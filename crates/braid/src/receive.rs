@@ -57,6 +57,9 @@ impl Torus {
     fn enter_view(&mut self, now: Time, v: View, admitted: bool) {
         let old_pred = self.view.predecessor(self.id);
         self.view = v;
+        // An orphan back in the view is a new incarnation: whatever
+        // replica of the old one is kept, its admission dropped it (§8).
+        self.orphans &= !v.members;
         if self.view.predecessor(self.id) != old_pred {
             self.pred_since = now;
         }
@@ -170,8 +173,14 @@ impl Torus {
                     self.stats.rejected_stale += 1;
                     return;
                 }
+                let late = self.late_hand_over(p);
                 let v = self.view.with(p.from);
                 self.adopt_view(now, v);
+                if let Some(q) = late {
+                    self.orphans &= !(1 << q);
+                    self.handover = Some((p.from, p.incarnation));
+                    self.adopted_wait = Some(p.from);
+                }
             } else {
                 self.send_fence(now, p.from, p.incarnation, tx);
                 return;
@@ -290,6 +299,28 @@ impl Torus {
         true
     }
 
+    /// The hand-over that came too late for `hand_over`: the joiner holds
+    /// the replica it kept of `q` (`F_REPLICA`, `q` its predecessor in its
+    /// view), which we removed by the orphan rule resuming nothing, and it
+    /// will sit right in front of us. `q` failed together with its replica
+    /// holder, and that holder's new incarnation could not reach us
+    /// before the orphan rule removed `q` (docs/braid.md §8): admitted, it
+    /// must still resume `q`. Returns `q`.
+    fn late_hand_over(&self, p: &Projection) -> Option<TorusId> {
+        let theirs = View {
+            epoch: p.epoch,
+            members: p.members,
+        };
+        let q = theirs.predecessor(p.from)?;
+        let ok = p.flags & F_REPLICA != 0
+            && q != p.from
+            && q != self.id
+            && self.orphans & (1 << q) != 0
+            && !self.view.contains(q)
+            && self.view.with(p.from).successor(p.from) == Some(self.id);
+        ok.then_some(q)
+    }
+
     /// True when `q` replicates to us: its mirror here is synced and it has
     /// sent to us since it became our predecessor.
     pub(crate) fn replica_current(&self, q: TorusId) -> bool {
@@ -345,8 +376,16 @@ impl Torus {
             }
             Op::MigrateOut => {
                 inb.mirror.set(e.rec, Slot::InFlight(e.to));
+                // In a snapshot, a migration to us is one re-sent to us:
+                // while a late hand-over may come, it may be a migration
+                // to the orphan that the orphan installed, so the kept
+                // replica holds it too (§8).
+                let resent = !inb.synced && self.orphans != 0;
                 if e.to == self.id {
                     self.install(now, from, e.seq, e.rec);
+                    if resent && self.table.owns(e.rec.pid) {
+                        self.adopted.insert(e.rec.pid, e.rec.gen);
+                    }
                 }
             }
         }
@@ -360,7 +399,9 @@ impl Torus {
             matches!(self.table.get(rec.pid), Some((old, Slot::InFlight(_))) if old.gen < rec.gen);
         if returning {
             self.out.inflight.remove(&rec.pid);
-        } else if self.table.get(rec.pid).is_some() || self.adopted.contains(&rec.pid) {
+        } else if self.table.get(rec.pid).is_some()
+            || self.adopted.get(&rec.pid).is_some_and(|&g| rec.gen <= g)
+        {
             self.stats.duplicates_dropped += 1;
             self.corrective(now, Corrective::DuplicateDropped, rec.pid);
             return;

@@ -18,7 +18,7 @@ use crate::ring::View;
 use crate::suspicion::Lateness;
 use crate::table::{Pid, ProcRecord, Slot, Table, TorusId};
 use crate::verify::Inbound;
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 /// Where a torus sends its records: a shared-memory mailbox, a channel, a
@@ -130,7 +130,12 @@ pub struct Torus {
     pub(crate) sent: VecDeque<(u64, Time)>,
     pub(crate) lease_end: Time,
     pub(crate) inbound: BTreeMap<TorusId, Inbound>,
-    pub(crate) adopted: BTreeSet<Pid>,
+    /// Processes resumed here (or, while a late hand-over may come,
+    /// installed from re-sent migrations), with the generation they had:
+    /// a re-sent copy of the same migration (generation not newer) is a
+    /// duplicate, while the process coming back by an ordinary migration
+    /// always carries a newer generation (docs/braid.md §7, §8).
+    pub(crate) adopted: BTreeMap<Pid, u32>,
     pub(crate) adopted_wait: Option<TorusId>,
     /// Tombstones: the highest incarnation of each torus this torus
     /// declared failed (and whose processes it resumed).
@@ -145,6 +150,10 @@ pub struct Torus {
     /// A joiner admitted in place of our silent predecessor, which must
     /// resume the replica it kept: (id, incarnation).
     pub(crate) handover: Option<(TorusId, u32)>,
+    /// Predecessors removed by the orphan rule with nothing resumed here
+    /// (bit per id), not back in the view since: their replica may be the
+    /// one a fenced successor kept, to be handed over late (§8).
+    pub(crate) orphans: u64,
     pub(crate) interval: Interval,
     pub(crate) pending_offer: Option<Pid>,
     pub(crate) succ_load: Option<u64>,
@@ -180,12 +189,13 @@ impl Torus {
             sent: VecDeque::new(),
             lease_end: now + cfg.lease(),
             inbound: BTreeMap::new(),
-            adopted: BTreeSet::new(),
+            adopted: BTreeMap::new(),
             adopted_wait: None,
             fenced: BTreeMap::new(),
             pinned: BTreeMap::new(),
             kept: None,
             handover: None,
+            orphans: 0,
             interval: Interval::new(cfg.i_min, cfg.i_max, cfg.adaptive),
             pending_offer: None,
             succ_load: None,

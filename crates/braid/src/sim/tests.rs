@@ -285,9 +285,17 @@ fn count_soak() {
 /// replica of `P` (the process `InFlight(R)` there) and takes it over.
 /// `upsert_at_s` chooses whether `R`'s `Upsert` of the process reached `S`
 /// before the cut (then `S` resumed it with `R`; with `exit_at_s` it also
-/// exits there before the take-over). The process must end up owned exactly
-/// once (or exited), never lost nor duplicated.
-fn kept_replica_with_installed_migration(seed: u64, upsert_at_s: bool, exit_at_s: bool) -> Sim {
+/// exits there before the take-over). With `late`, the cut lasts until `S`
+/// has also removed the silent `P` by the orphan rule (§6, after `4·D`), so
+/// `J`'s first `JOIN` reaches `S` only once `P` is gone (the two-fault gap
+/// of §8). The process must end up owned exactly once (or exited), never
+/// lost nor duplicated.
+fn kept_replica_with_installed_migration(
+    seed: u64,
+    upsert_at_s: bool,
+    exit_at_s: bool,
+    late: bool,
+) -> Sim {
     let mut sc = only(seed, |s| s.burst = true);
     sc.cfg.tori = 4;
     let mut s = Sim::new(sc);
@@ -320,6 +328,13 @@ fn kept_replica_with_installed_migration(seed: u64, upsert_at_s: bool, exit_at_s
         s.run_until(t, false).unwrap();
         assert!(s.time < sc.active, "S never removed R");
     }
+    while late && s.tori[2].as_ref().unwrap().view().contains(0) {
+        let t = s.time + 100_000;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < sc.active, "S never removed P");
+    }
+    // J has not joined yet: whatever S did with P, it was no hand-over.
+    assert!(!s.tori[2].as_ref().unwrap().view().contains(1));
     if exit_at_s && s.tori[2].as_mut().unwrap().exit(pid) {
         s.exiting.insert(pid);
     }
@@ -345,7 +360,7 @@ fn kept_replica_with_installed_migration(seed: u64, upsert_at_s: bool, exit_at_s
 fn kept_replica_resumes_migration_its_holder_installed() {
     // R's Upsert never reached S: the kept replica is the only copy.
     for seed in 1..=8 {
-        kept_replica_with_installed_migration(seed, false, false);
+        kept_replica_with_installed_migration(seed, false, false, false);
     }
 }
 
@@ -353,10 +368,31 @@ fn kept_replica_resumes_migration_its_holder_installed() {
 fn kept_replica_does_not_duplicate_migration_the_fencer_resumed() {
     for seed in 1..=8 {
         // R's Upsert reached S, which resumed the process with R ...
-        kept_replica_with_installed_migration(seed, true, false);
+        kept_replica_with_installed_migration(seed, true, false, false);
         // ... and the process exited at S before the take-over (S must
         // still know it adopted it when the re-sent migration arrives).
-        let s = kept_replica_with_installed_migration(seed, true, true);
+        let s = kept_replica_with_installed_migration(seed, true, true, false);
+        assert!(s
+            .tori
+            .iter()
+            .flatten()
+            .any(|t| t.stats.duplicates_dropped > 0));
+    }
+}
+
+/// The two-fault gap of docs/braid.md §8: as above, but `J` (`R`'s new
+/// incarnation) stays cut off from `S` until `S` has removed the silent
+/// `P` by the orphan rule. `P`'s processes are then held by nobody but
+/// `J`'s kept replica, and `J`'s `JOIN` finds the ring already re-formed.
+#[test]
+fn kept_replica_taken_over_after_orphan_removal() {
+    for seed in 1..=8 {
+        let s = kept_replica_with_installed_migration(seed, false, false, true);
+        assert!(s.tori[1].as_ref().unwrap().kept.is_none());
+        // R's Upsert reached S: S must keep what it resumed of R through
+        // the orphan removal, also when the process exited there.
+        kept_replica_with_installed_migration(seed, true, false, true);
+        let s = kept_replica_with_installed_migration(seed, true, true, true);
         assert!(s
             .tori
             .iter()
