@@ -298,9 +298,22 @@ fn conn(st: &mut St) -> KResult<SocketHandle> {
     st.h.ok_or(Errno::ENOTCONN)
 }
 
+/// Whether a socket's send buffer has room enough to wake a writer:
+/// free space at least half of what is queued (Linux's
+/// `sk_stream_is_writeable`). Waking a writer (or reporting POLLOUT) as
+/// soon as one byte is free had it copy a few KiB per call and sleep
+/// again, a system call and a wake-up per ACK.
+fn writeable(sock: &tcp::Socket) -> bool {
+    let queued = sock.send_queue();
+    sock.send_capacity() - queued >= queued / 2
+}
+
 pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
     let nonblock = flags & MSG_DONTWAIT != 0;
     let timeo = s.sndtimeo.load(Ordering::Relaxed);
+    // The first look copies what fits; once the writer has slept, it
+    // waits until the buffer is writeable again (the hysteresis above).
+    let mut slept = false;
     let n = wait(nonblock, timeo, || {
         let mut st = s.st.lock();
         if st.shut & SEND != 0 {
@@ -313,9 +326,10 @@ pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
         };
         let r = quiet(|_, set| {
             let sock = set.get_mut::<tcp::Socket>(h);
-            if sock.can_send() {
+            if sock.can_send() && (!slept || writeable(sock)) {
                 return Some(sock.send_slice(data).map_err(|_| Errno::EPIPE));
             }
+            slept = true;
             match sock.state() {
                 State::SynSent | State::SynReceived => None,
                 State::Closed => Some(Err(Errno::ECONNRESET)),
@@ -424,7 +438,7 @@ pub(super) fn poll(s: &InetSocket) -> u16 {
         if !sock.may_recv() || shut & RCV != 0 {
             ev |= POLLIN | POLLRDHUP;
         }
-        if sock.can_send() || shut & SEND != 0 {
+        if (sock.can_send() && writeable(sock)) || shut & SEND != 0 {
             ev |= POLLOUT;
         }
         if sock.state() == State::Closed || (!sock.may_recv() && !sock.may_send()) {
