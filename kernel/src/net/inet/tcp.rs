@@ -362,13 +362,24 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
         let r = quiet(|_, set| {
             let sock = set.get_mut::<tcp::Socket>(h);
             if sock.can_recv() {
-                let mut buf = vec![0u8; max.min(sock.recv_queue())];
-                let n = if peek {
-                    sock.peek_slice(&mut buf)
-                } else {
-                    sock.recv_slice(&mut buf)
-                };
-                buf.truncate(n.unwrap_or(0));
+                let want = max.min(sock.recv_queue());
+                if peek {
+                    let mut buf = vec![0u8; want];
+                    let n = sock.peek_slice(&mut buf);
+                    buf.truncate(n.unwrap_or(0));
+                    return Some(Ok(buf));
+                }
+                // Copied straight out of the ring (its two parts when it
+                // wraps), not into a zeroed buffer first: for a 128 KiB
+                // read that was a 128 KiB memset per call.
+                let mut buf = alloc::vec::Vec::with_capacity(want);
+                for _ in 0..2 {
+                    let _ = sock.recv(|b| {
+                        let k = b.len().min(want - buf.len());
+                        buf.extend_from_slice(&b[..k]);
+                        (k, ())
+                    });
+                }
                 return Some(Ok(buf));
             }
             match sock.state() {
