@@ -31,13 +31,29 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// silence, then it is reset and its place listens again (`refill`).
 const SYN_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A zeroed socket buffer, or ENOBUFS if the heap has no room for it
+/// (the socket cap keeps all of them to a quarter of the heap, but the
+/// rest of the kernel may have taken or fragmented the remainder: an
+/// allocation failure must not be a panic).
+fn buffer() -> KResult<alloc::vec::Vec<u8>> {
+    let mut v = alloc::vec::Vec::new();
+    v.try_reserve_exact(super::BUF)
+        .map_err(|_| Errno::ENOBUFS)?;
+    v.resize(super::BUF, 0);
+    Ok(v)
+}
+
 /// A new smoltcp TCP socket with the family's buffers, counted.
 fn new_socket(nodelay: bool) -> KResult<tcp::Socket<'static>> {
     reserve()?;
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; super::BUF]),
-        tcp::SocketBuffer::new(vec![0; super::BUF]),
-    );
+    let (rx, tx) = match (buffer(), buffer()) {
+        (Ok(rx), Ok(tx)) => (rx, tx),
+        _ => {
+            unreserve();
+            return Err(Errno::ENOBUFS);
+        }
+    };
+    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
     s.set_nagle_enabled(!nodelay);
     Ok(s)
 }
