@@ -330,6 +330,7 @@ sleep 1; cat /proc/net/dev"#
 }
 
 /// The guest side of the AF_INET scenario: the lease, `rsetest inet`,
+/// `rsetest big_segments` (loopback bulk with a NIC present),
 /// then busybox `nc -l` sending `seq 1 30000` and keeping what comes in,
 /// which must be `seq 100000 130000` (busybox has no cksum; cmp it is).
 const INET_SCRIPT: &str = r#"
@@ -338,6 +339,7 @@ until grep -q '^eth0' /proc/net/route; do
   i=$((i+1)); [ $i -gt 600 ] && { echo NO LEASE; exit 3; }; sleep 0.1
 done
 /usr/bin/rsetest inet || exit 5
+/usr/bin/rsetest big_segments || exit 6
 seq 1 30000 > /tmp/out
 nc -l -p 7777 < /tmp/out > /tmp/in &
 nc=$!
@@ -416,6 +418,9 @@ pub fn inet_nc_both_ways() -> Result<(), String> {
     let fail = |what: &str| crate::scenarios::explain(&out, what);
     if !console.contains("PASS inet") || console.contains("not ok") {
         return Err(fail("rsetest inet did not pass"));
+    }
+    if !console.contains("PASS big_segments") {
+        return Err(fail("rsetest big_segments (with the NIC up) did not pass"));
     }
     let expect: String = (1..=30000).map(|i| format!("{i}\n")).collect();
     match got {

@@ -93,6 +93,7 @@ program_scenarios!(
     unix_dgram,
     inet,
     inet_lo,
+    big_segments,
     inet_backlog,
     inet_churn,
     inet_opts,

@@ -80,6 +80,10 @@ impl Nic {
             }
             self.stats.rx_packets += 1;
             self.stats.rx_bytes += n as u64;
+            // The interface's MTU is the loopback's: a peer's SYN must
+            // not let smoltcp size segments beyond the NIC's.
+            super::wire::clamp_mss(&mut self.rx_frame[..n], super::wire::NIC_MSS);
+            let f = &self.rx_frame[..n];
             let dst = &f[..6];
             if dst[0] & 1 == 1 && dst != [0xff; 6] {
                 self.stats.multicast += 1;

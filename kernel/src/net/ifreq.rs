@@ -54,12 +54,11 @@ fn ifaces() -> Vec<Iface> {
     let Some(snap) = stack::snapshot() else {
         return Vec::new();
     };
-    let mtu = super::wire::ip_mtu(snap.eth.is_some());
     let mut v = alloc::vec![Iface {
         name: "lo",
         index: 1,
         flags: IFF_UP | IFF_LOOPBACK | IFF_RUNNING,
-        mtu,
+        mtu: super::wire::ip_mtu(false),
         hw_family: ARPHRD_LOOPBACK,
         mac: [0; 6],
         addr: Some(Ipv4Cidr::new(Ipv4Address::new(127, 0, 0, 1), 8)),
@@ -69,7 +68,7 @@ fn ifaces() -> Vec<Iface> {
             name: "eth0",
             index: 2,
             flags: IFF_UP | IFF_BROADCAST | IFF_RUNNING | IFF_MULTICAST,
-            mtu,
+            mtu: super::wire::ip_mtu(true),
             hw_family: ARPHRD_ETHER,
             mac,
             addr: snap.addr,

@@ -141,7 +141,7 @@ pub fn on_interrupt() {
         hal::apic::mask_gsi(gsi, true);
         MASKED.store(true, Ordering::Release);
     }
-    stack::kick();
+    stack::interrupted();
 }
 
 /// The owner's event boundary: poll the stack when the device

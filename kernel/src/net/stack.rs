@@ -62,6 +62,8 @@ static STACK: Mutex<Option<Box<Stack>>> = Mutex::new(None);
 static POLL_AT: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Set by the interrupt (or anyone) to ask the owner for a poll.
 static KICKED: AtomicBool = AtomicBool::new(false);
+/// Set by the NIC's interrupt: the next poll acknowledges the device.
+static IRQ: AtomicBool = AtomicBool::new(false);
 static WAKE_HOOK: spin::Once<fn()> = spin::Once::new();
 
 /// The stack's clock: the kernel's monotonic clock.
@@ -161,9 +163,10 @@ pub fn set_wake_hook(hook: fn()) {
     WAKE_HOOK.call_once(|| hook);
 }
 
-/// Asks for a poll at the owner's next event boundary (the interrupt
-/// handler calls this).
-pub fn kick() {
+/// The NIC interrupted: asks for a poll that acknowledges the device
+/// (the interrupt handler calls this).
+pub fn interrupted() {
+    IRQ.store(true, Ordering::Release);
     KICKED.store(true, Ordering::Release);
 }
 
@@ -172,7 +175,7 @@ pub fn due(now_ns: u64) -> bool {
     KICKED.load(Ordering::Acquire) || POLL_AT.load(Ordering::Relaxed) <= now_ns
 }
 
-/// Moves packets: acknowledges the device, lets smoltcp take what was
+/// Moves packets: acknowledges the device (after an interrupt), lets smoltcp take what was
 /// received (from the NIC and the loopback) and send what sockets
 /// queued, follows DHCP, and notes when smoltcp next needs a poll. A
 /// poll's work is bounded ([`ROUNDS`] of [`ROUND_FRAMES`] looped frames):
@@ -184,8 +187,14 @@ pub fn poll() {
         let Some(st) = g.as_mut() else {
             return;
         };
-        if let Some(nic) = st.wire.nic.as_mut() {
-            nic.ack_interrupt();
+        // Only after an interrupt: reading the device's ISR is a trap to
+        // the hypervisor, and most polls (every socket call's) follow no
+        // interrupt. Whoever polls first after one acknowledges it; the
+        // line stays masked until the owner's boundary has polled too.
+        if IRQ.swap(false, Ordering::AcqRel) {
+            if let Some(nic) = st.wire.nic.as_mut() {
+                nic.ack_interrupt();
+            }
         }
         let mut changed = false;
         // A packet may land between smoltcp's last look and the ack, and

@@ -13,6 +13,21 @@
 //! smoltcp's `Loopback` device would need a second socket set, with a
 //! listener or an unbound UDP socket kept in both
 //! (docs/architecture.md). Without a NIC the loopback is the whole wire.
+//!
+//! **Two MTUs on one interface.** smoltcp gives an interface one MTU;
+//! ours is the loopback's 64 KiB, NIC or not, so looped TCP carries
+//! segments of up to 65,495 bytes (Linux's lo: 64 KiB). What leaves
+//! through the NIC must fit its 1500: a TCP segment's size is the
+//! smaller of our MTU and the peer's MSS, and the peer's MSS comes from
+//! its SYN, which it sizes from its own MTU, so only two kinds of frame
+//! need care on the way out: our SYNs (and SYN-ACKs), whose MSS option
+//! smoltcp computes from the 64 KiB MTU, are clamped to the NIC's 1460
+//! (the checksum recomputed: [`clamp_mss`]), as a router's MSS clamping
+//! does; and any other frame larger than the NIC's (a UDP datagram over
+//! 1472 bytes: smoltcp does not fragment) is dropped and counted. SYNs
+//! coming in through the NIC are clamped the same way, so a peer that
+//! offers more than 1460 (jumbo frames, or a lie) still gets segments
+//! that fit.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -26,10 +41,11 @@ use super::device::{self, Nic, Queues, Stats, MAX_FRAME, QUEUE_SIZE};
 const LOOP_MAX: usize = 512;
 /// Frame buffers kept for reuse.
 const SPARE_MAX: usize = 16;
-/// The IP MTU when the loopback is the whole wire (Linux's lo has
-/// 65536; IPv4 packets stop at 65535). With a NIC the interface has one
-/// MTU, the NIC's 1500.
-pub const LO_ALONE_MTU: usize = 65535;
+/// The interface's IP MTU, the loopback's (Linux's lo has 65536; IPv4
+/// packets stop at 65535). Frames for the NIC are held to its 1500.
+pub const LO_MTU: usize = 65535;
+/// The MSS a SYN sent through the NIC may offer (1500 - 20 - 20).
+pub(super) const NIC_MSS: u16 = (MAX_FRAME - ETH_HLEN - 40) as u16;
 /// The Ethernet header the loopback frames carry (and lo counts, as
 /// Linux's does).
 const ETH_HLEN: usize = 14;
@@ -142,7 +158,12 @@ impl phy::TxToken for TxTok<'_> {
         } else {
             // Without a NIC nothing else is reachable: dropped.
             if let Some((q, stats)) = self.nic {
-                device::transmit(q, stats, &buf);
+                if buf.len() > MAX_FRAME {
+                    stats.tx_errors += 1;
+                } else {
+                    clamp_mss(&mut buf, NIC_MSS);
+                    device::transmit(q, stats, &buf);
+                }
             }
             self.lo.recycle(buf);
         }
@@ -205,21 +226,83 @@ impl phy::Device for Wire {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = if self.nic.is_some() {
-            MAX_FRAME
-        } else {
-            LO_ALONE_MTU + ETH_HLEN
-        };
+        caps.max_transmission_unit = LO_MTU + ETH_HLEN;
         caps.max_burst_size = Some(QUEUE_SIZE / 2);
         caps
     }
 }
 
-/// The IP MTU of the interface, lo's and eth0's alike.
-pub fn ip_mtu(has_nic: bool) -> usize {
-    if has_nic {
+/// The IP MTU of lo (`eth0` false) or of the NIC.
+pub fn ip_mtu(eth0: bool) -> usize {
+    if eth0 {
         MAX_FRAME - ETH_HLEN
     } else {
-        LO_ALONE_MTU
+        LO_MTU
     }
+}
+
+/// If `f` is an Ethernet frame with an IPv4 TCP SYN whose MSS option
+/// offers more than `mss`, lowers the option to `mss` and recomputes the
+/// TCP checksum. Anything else (or a malformed frame) is left alone.
+pub(super) fn clamp_mss(f: &mut [u8], mss: u16) {
+    let Some(ip) = f.get(ETH_HLEN..) else { return };
+    if f[12..14] != [0x08, 0x00] || ip.len() < 20 || ip[9] != 6 {
+        return;
+    }
+    let ihl = usize::from(ip[0] & 0xf) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    if ihl < 20 || total < ihl + 20 || total > ip.len() {
+        return;
+    }
+    let (src, dst) = (
+        [ip[12], ip[13], ip[14], ip[15]],
+        [ip[16], ip[17], ip[18], ip[19]],
+    );
+    let tcp = &mut f[ETH_HLEN + ihl..ETH_HLEN + total];
+    let doff = usize::from(tcp[12] >> 4) * 4;
+    if tcp[13] & 0x02 == 0 || doff < 20 || doff > tcp.len() {
+        return;
+    }
+    let mut i = 20;
+    let mut changed = false;
+    while i < doff {
+        match tcp[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let Some(&len) = tcp.get(i + 1) else { break };
+                let len = usize::from(len);
+                if len < 2 || i + len > doff {
+                    break;
+                }
+                if kind == 2 && len == 4 && u16::from_be_bytes([tcp[i + 2], tcp[i + 3]]) > mss {
+                    tcp[i + 2..i + 4].copy_from_slice(&mss.to_be_bytes());
+                    changed = true;
+                }
+                i += len;
+            }
+        }
+    }
+    if !changed {
+        return;
+    }
+    // The pseudo-header (addresses, protocol, length), then the segment
+    // with its checksum field zero.
+    tcp[16..18].fill(0);
+    let mut sum: u32 = 0;
+    let mut add = |b: &[u8]| {
+        for c in b.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+    };
+    add(&src);
+    add(&dst);
+    add(&[0, 6]);
+    add(&(tcp.len() as u16).to_be_bytes());
+    add(tcp);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let c = !(sum as u16);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
 }

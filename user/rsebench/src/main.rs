@@ -20,6 +20,7 @@ mod pipe;
 mod process;
 mod ring;
 mod sys;
+mod tcp;
 mod threads;
 mod vdso_clock;
 
@@ -69,6 +70,7 @@ const BENCHES: &[(&str, Bench)] = &[
     ("page_fault", memory::page_fault),
     ("open_read_close", file::open_read_close),
     ("pipe_throughput", pipe::throughput),
+    ("tcp_loopback_bulk", tcp::bulk),
 ];
 
 fn report(name: &str, o: Outcome) {

@@ -14,6 +14,7 @@ mod affinity_swap;
 mod avx;
 mod bad_iret;
 mod bad_rip;
+mod big_segments;
 mod children;
 mod creds;
 mod dev_fd;
@@ -327,6 +328,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "inet_lo",
         inet_lo::run,
         "AF_INET over the loopback: TCP names, 1 MiB each way, PEEK/FIONREAD, EPIPE/SIGPIPE/MSG_NOSIGNAL after SHUT_WR, 0.0.0.0 as 127.0.0.1, refused, UDP sendto/recvfrom/connect/truncation",
+    ),
+    (
+        "big_segments",
+        big_segments::run,
+        "bulk TCP over the loopback with large writes and reads: 8 MiB each way at once (127.0.0.1, and eth0's own address if it has one), every byte checked; lo's segments larger than an Ethernet MSS; non-blocking short writes, EAGAIN, POLLOUT off while full and back after a drain",
     ),
     (
         "inet_backlog",

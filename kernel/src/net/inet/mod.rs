@@ -23,8 +23,8 @@
 //! polling ([`stack::with_quiet`]) — polling from inside a waiter's check
 //! would wake the waiter itself; what queues packets polls after.
 //!
-//! **Bounds.** Every smoltcp socket has 64 KiB receive and 64 KiB send
-//! buffers; the number AF_INET holds (connections, listeners' backlogs,
+//! **Bounds.** Every smoltcp TCP socket has 256 KiB receive and 256 KiB
+//! send buffers (a UDP one 64 KiB each); the number AF_INET holds (connections, listeners' backlogs,
 //! closed-but-finishing ones) is capped ([`max_sockets`], ENOBUFS
 //! beyond). A closed TCP socket finishes its FIN exchange as an orphan
 //! (with a timeout) and leaves the set when closed.
@@ -60,8 +60,13 @@ pub const IPPROTO_UDP: u32 = 17;
 pub const TCP_NODELAY: u32 = 1;
 pub const TCP_CORK: u32 = 3;
 
-/// Each smoltcp socket's receive and send buffers.
-pub const BUF: usize = 64 * 1024;
+/// Each smoltcp TCP socket's receive and send buffers: four segments of
+/// the loopback's 64 KiB MSS in flight, so the receiver ACKs every
+/// second one at once (smoltcp acknowledges when more than one MSS is
+/// unacknowledged) instead of each waiting out the 10 ms delayed ACK.
+pub const BUF: usize = 256 * 1024;
+/// Each smoltcp UDP socket's receive and send buffers.
+pub const UDP_BUF: usize = 64 * 1024;
 
 /// Takes `port` of socket type `ty` for a kernel user of the stack (the
 /// cluster's braid sockets), so that a program's bind to it gets
@@ -93,7 +98,8 @@ static LIVE: Mutex<BTreeMap<u64, Weak<InetSocket>>> = Mutex::new(BTreeMap::new()
 static ORPHANS: Mutex<Vec<SocketHandle>> = Mutex::new(Vec::new());
 
 /// The most smoltcp sockets AF_INET may hold: a quarter of the heap in
-/// their buffers, between 8 and 256.
+/// their buffers (counted at the TCP size), between 8 and 256: 121 with
+/// `-m 1024` (a 243 MiB heap).
 pub fn max_sockets() -> usize {
     (hal::heap::size() / 4 / (2 * BUF)).clamp(8, 256)
 }
@@ -504,7 +510,9 @@ impl Socket for InetSocket {
                 IPPROTO_UDP
             } as i32),
             SO_ERROR => int_opt(st.error.take().map_or(0, |e| e.0 as i32)),
-            SO_SNDBUF | SO_RCVBUF => int_opt(BUF as i32),
+            SO_SNDBUF | SO_RCVBUF => {
+                int_opt(if self.ty == SOCK_STREAM { BUF } else { UDP_BUF } as i32)
+            }
             SO_REUSEADDR => int_opt(st.reuseaddr as i32),
             SO_ACCEPTCONN => int_opt(st.listen.is_some() as i32),
             SO_REUSEPORT | SO_KEEPALIVE | SO_BROADCAST | SO_DEBUG | SO_DONTROUTE | SO_OOBINLINE => {
@@ -548,7 +556,7 @@ impl Socket for InetSocket {
         }
         match name {
             SO_REUSEADDR => self.st.lock().reuseaddr = read_int_opt(val)? != 0,
-            // Accepted without effect (fixed 64 KiB buffers; no
+            // Accepted without effect (fixed buffers; no
             // keepalives yet).
             SO_SNDBUF | SO_RCVBUF | SO_SNDBUFFORCE | SO_RCVBUFFORCE | SO_REUSEPORT
             | SO_KEEPALIVE | SO_BROADCAST | SO_DEBUG | SO_DONTROUTE | SO_OOBINLINE

@@ -31,13 +31,29 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// silence, then it is reset and its place listens again (`refill`).
 const SYN_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A zeroed socket buffer, or ENOBUFS if the heap has no room for it
+/// (the socket cap keeps all of them to a quarter of the heap, but the
+/// rest of the kernel may have taken or fragmented the remainder: an
+/// allocation failure must not be a panic).
+fn buffer() -> KResult<alloc::vec::Vec<u8>> {
+    let mut v = alloc::vec::Vec::new();
+    v.try_reserve_exact(super::BUF)
+        .map_err(|_| Errno::ENOBUFS)?;
+    v.resize(super::BUF, 0);
+    Ok(v)
+}
+
 /// A new smoltcp TCP socket with the family's buffers, counted.
 fn new_socket(nodelay: bool) -> KResult<tcp::Socket<'static>> {
     reserve()?;
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; super::BUF]),
-        tcp::SocketBuffer::new(vec![0; super::BUF]),
-    );
+    let (rx, tx) = match (buffer(), buffer()) {
+        (Ok(rx), Ok(tx)) => (rx, tx),
+        _ => {
+            unreserve();
+            return Err(Errno::ENOBUFS);
+        }
+    };
+    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
     s.set_nagle_enabled(!nodelay);
     Ok(s)
 }
@@ -298,9 +314,22 @@ fn conn(st: &mut St) -> KResult<SocketHandle> {
     st.h.ok_or(Errno::ENOTCONN)
 }
 
+/// Whether a socket's send buffer has room enough to wake a writer:
+/// free space at least half of what is queued (Linux's
+/// `sk_stream_is_writeable`). Waking a writer (or reporting POLLOUT) as
+/// soon as one byte is free had it copy a few KiB per call and sleep
+/// again, a system call and a wake-up per ACK.
+fn writeable(sock: &tcp::Socket) -> bool {
+    let queued = sock.send_queue();
+    sock.send_capacity() - queued >= queued / 2
+}
+
 pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
     let nonblock = flags & MSG_DONTWAIT != 0;
     let timeo = s.sndtimeo.load(Ordering::Relaxed);
+    // The first look copies what fits; once the writer has slept, it
+    // waits until the buffer is writeable again (the hysteresis above).
+    let mut slept = false;
     let n = wait(nonblock, timeo, || {
         let mut st = s.st.lock();
         if st.shut & SEND != 0 {
@@ -313,9 +342,10 @@ pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
         };
         let r = quiet(|_, set| {
             let sock = set.get_mut::<tcp::Socket>(h);
-            if sock.can_send() {
+            if sock.can_send() && (!slept || writeable(sock)) {
                 return Some(sock.send_slice(data).map_err(|_| Errno::EPIPE));
             }
+            slept = true;
             match sock.state() {
                 State::SynSent | State::SynReceived => None,
                 State::Closed => Some(Err(Errno::ECONNRESET)),
@@ -348,13 +378,24 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
         let r = quiet(|_, set| {
             let sock = set.get_mut::<tcp::Socket>(h);
             if sock.can_recv() {
-                let mut buf = vec![0u8; max.min(sock.recv_queue())];
-                let n = if peek {
-                    sock.peek_slice(&mut buf)
-                } else {
-                    sock.recv_slice(&mut buf)
-                };
-                buf.truncate(n.unwrap_or(0));
+                let want = max.min(sock.recv_queue());
+                if peek {
+                    let mut buf = vec![0u8; want];
+                    let n = sock.peek_slice(&mut buf);
+                    buf.truncate(n.unwrap_or(0));
+                    return Some(Ok(buf));
+                }
+                // Copied straight out of the ring (its two parts when it
+                // wraps), not into a zeroed buffer first: for a 128 KiB
+                // read that was a 128 KiB memset per call.
+                let mut buf = alloc::vec::Vec::with_capacity(want);
+                for _ in 0..2 {
+                    let _ = sock.recv(|b| {
+                        let k = b.len().min(want - buf.len());
+                        buf.extend_from_slice(&b[..k]);
+                        (k, ())
+                    });
+                }
                 return Some(Ok(buf));
             }
             match sock.state() {
@@ -424,7 +465,7 @@ pub(super) fn poll(s: &InetSocket) -> u16 {
         if !sock.may_recv() || shut & RCV != 0 {
             ev |= POLLIN | POLLRDHUP;
         }
-        if sock.can_send() || shut & SEND != 0 {
+        if (sock.can_send() && writeable(sock)) || shut & SEND != 0 {
             ev |= POLLOUT;
         }
         if sock.state() == State::Closed || (!sock.may_recv() && !sock.may_send()) {

@@ -22,8 +22,8 @@ pub(super) fn open(st: &mut St) -> KResult<()> {
     reserve()?;
     let meta = || vec![udp::PacketMetadata::EMPTY; RECORDS];
     let mut s = udp::Socket::new(
-        udp::PacketBuffer::new(meta(), vec![0; super::BUF]),
-        udp::PacketBuffer::new(meta(), vec![0; super::BUF]),
+        udp::PacketBuffer::new(meta(), vec![0; super::UDP_BUF]),
+        udp::PacketBuffer::new(meta(), vec![0; super::UDP_BUF]),
     );
     let ep = IpListenEndpoint {
         addr: (!a.is_unspecified()).then_some(a.into()),
@@ -91,7 +91,7 @@ pub(super) fn send(s: &InetSocket, data: &[u8], to: Option<&[u8]>, flags: u32) -
         }
         None => s.st.lock().peer.ok_or(Errno::EDESTADDRREQ)?,
     };
-    if data.len() > super::BUF {
+    if data.len() > super::UDP_BUF {
         return Err(Errno::EMSGSIZE);
     }
     let h = {
