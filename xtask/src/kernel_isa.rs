@@ -59,7 +59,8 @@ fn touches_mxcsr(m: &str) -> bool {
     m.starts_with("cvt") || (float && ops.iter().any(|o| m.starts_with(o)))
 }
 
-pub fn kernel_fpu_instructions() -> Result<(), String> {
+/// The kernel's disassembly (AT&T, demangled names).
+fn disassemble() -> Result<String, String> {
     deps::ensure(&[&BINUTILS])?;
     let kernel = artifacts::build_kernel()?;
     let out = Command::new(BINUTILS.file)
@@ -73,7 +74,12 @@ pub fn kernel_fpu_instructions() -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn kernel_fpu_instructions() -> Result<(), String> {
+    let text = disassemble()?;
+    leaf_syscalls_without_sse(&text)?;
     let mut bad = Vec::new();
     let mut state_ops = 0;
     let mut instructions = 0;
@@ -136,9 +142,113 @@ pub fn kernel_fpu_instructions() -> Result<(), String> {
     Ok(())
 }
 
+/// The leaf syscall handler (kernel/src/syscall/leaf.rs), which runs with
+/// the user's XMM registers still live.
+const LEAF_ROOT: &str = "kernel::syscall::leaf::answer";
+
+/// The leaf syscall path runs with the user's XMM registers live (hal's
+/// light syscall path saves none), so no code it can reach may name an
+/// XMM, YMM or ZMM register. Reachable: the handler and every function it
+/// calls or jumps to, transitively; calls into core::panicking are not
+/// followed (a kernel panic ends everything), and an indirect call or
+/// jump fails the check (its target cannot be verified).
+fn leaf_syscalls_without_sse(text: &str) -> Result<(), String> {
+    let bodies = functions(text);
+    let mut todo = vec![bodies
+        .keys()
+        .find(|k| k.starts_with(LEAF_ROOT))
+        .ok_or(format!("no {LEAF_ROOT} in the kernel: did it move?"))?
+        .clone()];
+    let mut seen = std::collections::BTreeSet::new();
+    let mut bad = Vec::new();
+    while let Some(f) = todo.pop() {
+        if !seen.insert(f.clone()) {
+            continue;
+        }
+        let Some(body) = bodies.get(&f) else {
+            bad.push(format!("{f}: called but not found"));
+            continue;
+        };
+        for insn in body {
+            if insn.contains("%xmm") || insn.contains("%ymm") || insn.contains("%zmm") {
+                bad.push(format!("{insn} (in {f})"));
+            }
+            let m = insn.split_whitespace().next().unwrap_or("");
+            if !(m.starts_with("call") || m.starts_with('j')) {
+                continue;
+            }
+            if insn.contains('*') {
+                bad.push(format!("indirect {insn} (in {f})"));
+            } else if let Some(target) = target_symbol(insn) {
+                if target != f && !target.starts_with("core::panicking::") {
+                    todo.push(target.to_string());
+                }
+            }
+        }
+    }
+    if !bad.is_empty() {
+        return Err(format!(
+            "the leaf syscall path (run with the user's XMM registers live) \
+             reaches SSE code or unverifiable jumps:\n{}",
+            bad.join("\n")
+        ));
+    }
+    println!(
+        "    leaf syscall path: {} function(s), no XMM register",
+        seen.len()
+    );
+    Ok(())
+}
+
+/// Each function's instructions, by its demangled name (without the hash
+/// objdump may print).
+fn functions(text: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut map = std::collections::BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(name) = line.strip_suffix(">:").and_then(|l| l.split_once(" <")) {
+            current = Some(name.1.to_string());
+            map.insert(name.1.to_string(), Vec::new());
+            continue;
+        }
+        if let (Some(c), Some((_, insn))) = (&current, line.split_once(":\t")) {
+            if let Some(v) = map.get_mut(c) {
+                v.push(insn.to_string());
+            }
+        }
+    }
+    map
+}
+
+/// The symbol a direct call or jump names: "call ffff... <name+0x12>".
+fn target_symbol(insn: &str) -> Option<&str> {
+    let inner = insn.split_once(" <")?.1.strip_suffix('>')?;
+    Some(match inner.rsplit_once("+0x") {
+        Some((name, off)) if off.chars().all(|c| c.is_ascii_hexdigit()) => name,
+        _ => inner,
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{is_x87, touches_mxcsr};
+    use super::{is_x87, target_symbol, touches_mxcsr};
+
+    #[test]
+    fn names_jump_targets() {
+        assert_eq!(
+            target_symbol("call   ffffffff802c4350 <core::panicking::panic_fmt>"),
+            Some("core::panicking::panic_fmt")
+        );
+        assert_eq!(
+            target_symbol("je     ffffffff801d61eb <kernel::syscall::leaf::answer+0x11b>"),
+            Some("kernel::syscall::leaf::answer")
+        );
+        assert_eq!(target_symbol("call   *0x210802(%rip)"), None);
+        assert_eq!(
+            target_symbol("call   ffffffff80 <alloc::sync::Arc<T,A>::drop_slow>"),
+            Some("alloc::sync::Arc<T,A>::drop_slow")
+        );
+    }
 
     #[test]
     fn classifies_fpu_instructions() {

@@ -55,6 +55,7 @@ program_scenarios!(
     pipe_100m,
     memhog,
     populate_hog,
+    leaf,
     xmm,
     x87,
     signals,

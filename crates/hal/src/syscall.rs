@@ -5,8 +5,14 @@
 //! frame type; its own return sequence restores that frame without the
 //! privilege tests the shared trap path needs (a syscall always came from
 //! user mode).
+//!
+//! A few syscalls that only read the caller's identity (getpid and the
+//! like) take a light path instead: no frame and no FPU save, interrupts
+//! off until sysret, a handler checked to contain no SSE code
+//! ([`set_leaf`]). That is what the instruction counts of a null syscall
+//! measure; everything else pays four instructions more for the test.
 
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use crate::gdt::{KERNEL_CS, SYSRET_BASE, USER_CS, USER_DS};
 use crate::idt::TrapFrame;
@@ -24,6 +30,20 @@ syscall_entry:
     swapgs
     movq %rsp, %gs:16
     movq %gs:8, %rsp
+    /* A leaf call (LEAF_TABLE) goes to the light path at 8, unless a
+       sysret to this RIP and RFLAGS would need the checks of the full
+       return: TF or RF set, or a return address past the top of user
+       space (bit 47 of RCX: the syscall was the last instruction of the
+       lower half). */
+    cmpq ${leaf_count}, %rax
+    jae 7f
+    cmpb $0, {leaf_table}(%rax)
+    je 7f
+    testl $0x10100, %r11d
+    jnz 7f
+    btq $47, %rcx
+    jnc 8f
+7:
     pushq ${user_ds}
     pushq %gs:16
     pushq %r11
@@ -96,6 +116,47 @@ syscall_entry:
 syscall_iret:
     iretq
 
+    /*
+     * The light path: no frame, no XMM save. Interrupts stay off from the
+     * syscall instruction to sysretq (IA32_FMASK clears IF), so nothing
+     * can switch tasks, deliver a signal or look for a frame meanwhile;
+     * the handler's code is checked to contain no SSE instruction
+     * (xtask kernel_isa), so the user's XMM registers are untouched. Only
+     * what the C ABI lets the handler clobber and sysret needs is saved:
+     * the argument registers, rcx (user RIP) and r11 (user RFLAGS). The
+     * handler returns (value, handled) in rax:rdx; not handled (work
+     * pending, a case it leaves to the full handler) means rax is still
+     * the syscall number, and the full path at 7 starts over from the
+     * same stack top with every register as the syscall left it. The
+     * user RSP stays in %gs:16: only this entry writes it, and nothing
+     * here can enter it again.
+     */
+8:
+    pushq %rcx
+    pushq %r11
+    pushq %rdi
+    pushq %rsi
+    pushq %rdx
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    movq %rax, %rdi
+    call *{leaf}(%rip)
+    testq %rdx, %rdx
+    /* pop leaves the flags alone. */
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rdx
+    popq %rsi
+    popq %rdi
+    popq %r11
+    popq %rcx
+    jz 7b
+    movq %gs:16, %rsp
+    swapgs
+    sysretq
+
     .purgem SAVE_GPRS
     .purgem RESTORE_GPRS
     .purgem FPU_RESTORE
@@ -108,6 +169,9 @@ syscall_iret:
     user_top = const crate::probe::USER_TOP,
     vector = const SYSCALL_VECTOR,
     handler = sym HANDLER,
+    leaf = sym LEAF,
+    leaf_table = sym LEAF_TABLE,
+    leaf_count = const LEAF_COUNT,
     xsave_mask = sym crate::fpu::XSAVE_MASK,
     options(att_syntax)
 );
@@ -121,6 +185,57 @@ extern "C" {
 pub type SyscallHandler = extern "C" fn(&mut TrapFrame);
 
 static HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// What a leaf handler returns, in rax:rdx (the C ABI's two-word return).
+#[repr(C)]
+pub struct LeafResult {
+    /// The syscall's return value, or its number when not handled.
+    pub value: u64,
+    /// Nonzero when handled; 0 sends the call to the full handler.
+    pub handled: u64,
+}
+
+impl LeafResult {
+    /// Leaves syscall `nr` to the full handler.
+    pub fn full(nr: u64) -> Self {
+        Self {
+            value: nr,
+            handled: 0,
+        }
+    }
+
+    /// Returns `value` to user mode.
+    pub fn done(value: u64) -> Self {
+        Self { value, handled: 1 }
+    }
+}
+
+/// The kernel's handler for leaf syscalls: called with the syscall number,
+/// interrupts off, on the kernel stack, with the user's XMM registers
+/// still live (so its code must contain no SSE instruction), and no frame.
+/// It must not block, fault, or enable interrupts.
+pub type LeafHandler = extern "C" fn(u64) -> LeafResult;
+
+/// Syscall numbers the light path may take (below this bound).
+const LEAF_COUNT: usize = 512;
+
+/// Nonzero for the numbers [`LEAF`] handles; read by the entry assembly.
+static LEAF_TABLE: [AtomicU8; LEAF_COUNT] = [const { AtomicU8::new(0) }; LEAF_COUNT];
+
+/// The [`LeafHandler`]; never null while a LEAF_TABLE entry is set.
+static LEAF: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Sends the syscalls numbered `nrs` to `handler` on the light path (no
+/// frame, no FPU save, interrupts off throughout). Call before any user
+/// mode exists.
+pub fn set_leaf(handler: LeafHandler, nrs: &[u32]) {
+    LEAF.store(handler as *mut (), Ordering::Release);
+    for &n in nrs {
+        if let Some(e) = LEAF_TABLE.get(n as usize) {
+            e.store(1, Ordering::Release);
+        }
+    }
+}
 
 /// Runs the kernel's handler on a syscall frame (also reached through the
 /// common trap path for frames with [`SYSCALL_VECTOR`]).

@@ -71,6 +71,13 @@ fn register_active(r: &Arc<Ring>) {
     }
 }
 
+/// Whether a syscall boundary has io_uring work to do ([`boundary`]):
+/// the leaf syscall path leaves such calls to the full handler.
+#[inline(always)]
+pub fn boundary_pending() -> bool {
+    ACTIVE.load(Ordering::Relaxed) != 0
+}
+
 /// An event boundary of the torus: complete what is ready among pending
 /// requests, let SQPOLL rings consume their SQ. Called with no kernel
 /// lock held (trap::deferred_work, syscall entry).
@@ -78,7 +85,7 @@ fn register_active(r: &Arc<Ring>) {
 pub fn boundary() {
     // Inlined test, out-of-line work: every syscall entry passes here, and
     // the common case must cost one load, not a function prologue.
-    if ACTIVE.load(Ordering::Relaxed) != 0 {
+    if boundary_pending() {
         boundary_work();
     }
 }

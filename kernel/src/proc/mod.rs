@@ -458,9 +458,15 @@ impl Process {
     pub fn ppid(&self) -> Pid {
         if !self.is_leader() {
             if let Some(l) = lookup(self.tgid) {
-                return l.parent_pid.load(Ordering::Relaxed);
+                return l.own_ppid();
             }
         }
+        self.own_ppid()
+    }
+
+    /// The parent recorded on this task itself: the process's parent when
+    /// this is the leader (a load, for the leaf syscall path).
+    pub fn own_ppid(&self) -> Pid {
         self.parent_pid.load(Ordering::Relaxed)
     }
 

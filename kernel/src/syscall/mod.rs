@@ -10,6 +10,7 @@ mod cred;
 pub mod epoll;
 pub mod fs;
 pub mod futex;
+pub mod leaf;
 mod mount;
 pub mod poll;
 pub mod process;

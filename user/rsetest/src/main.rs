@@ -77,6 +77,7 @@ mod wait_bounds;
 mod wallclock;
 mod x87;
 mod xattr;
+mod leaf;
 mod xmm;
 
 type Test = fn(&[String]) -> Result<(), String>;
@@ -133,6 +134,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "populate_hog",
         populate_hog::run,
         "mmaps filled at once (MAP_SHARED anon, MAP_POPULATE) larger than RAM get ENOMEM without starving a bystander",
+    ),
+    (
+        "leaf",
+        leaf::run,
+        "getpid/gettid/getppid on the kernel's light path: registers, answers in threads and after reparenting, signals meanwhile",
     ),
     (
         "xmm",
