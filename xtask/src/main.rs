@@ -62,6 +62,7 @@ mod robust_scenarios;
 mod scenarios;
 mod soak_kernel;
 mod terminal;
+mod trace;
 mod userland;
 mod userland_scenarios;
 
@@ -95,6 +96,7 @@ fn main() -> ExitCode {
         }
         Some("bench") => bench::bench(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("trace") => trace::trace(&args[1..]),
         _ => {
             eprintln!("{}", USAGE);
             Ok(2)
@@ -113,7 +115,8 @@ pub(crate) const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--a
 [--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net [user|tap=IF]] [--forward H:G]... [--disk FILE]... [--log] [--icount] [--timeout SECS] \
 | cluster --nodes N [--smp S] [--exec CMD] [--others CMD] [--kill NODE@SECONDS]... [--revive NODE@SECONDS]... [--partition NODE@SECONDS[+DURATION]]... [--timeout SECS] [--append ARGS] | test | image [--disk OUT.img [--size S] [--pkg NAME]... [--dir DIR]] \
 | soak [SEEDS] [START] | soak kernel [--minutes M] [--smp N] | soak powercut [--cycles N] [--seed S] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
-| bench braid [DEPTH] [EVENTS] | model [tori=N rounds=R crashes=C drops=D delay=T fault_rounds=F k_miss=K procs=P] [--minutes M] | fuzz [--calls N] [--seed S] [--smp K] [--workers W]";
+| bench braid [DEPTH] [EVENTS] | model [tori=N rounds=R crashes=C drops=D delay=T fault_rounds=F k_miss=K procs=P] [--minutes M] | fuzz [--calls N] [--seed S] [--smp K] [--workers W] \
+| trace --syscall NR [--skip K] [--rounds R] [RUN OPTIONS] --exec CMD";
 
 fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;

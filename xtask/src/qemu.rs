@@ -84,6 +84,9 @@ pub struct Config {
     /// Run QEMU inside this network namespace (`ip netns exec`, which
     /// execs it: the child's pid is QEMU's), for a tap that lives there.
     pub netns: Option<String>,
+    /// Wait for a debugger on this 127.0.0.1 port before running
+    /// (`-gdb tcp:... -S`; `cargo xtask trace`).
+    pub gdb_port: Option<u16>,
 }
 
 /// The host side of the guest's NIC.
@@ -121,6 +124,7 @@ impl Config {
             net: None,
             disks: Vec::new(),
             netns: None,
+            gdb_port: None,
         }
     }
 
@@ -221,6 +225,9 @@ impl Config {
         }
         if let Some(c) = &self.cdrom {
             push(&["-cdrom", &c.display().to_string(), "-boot", "d"]);
+        }
+        if let Some(port) = self.gdb_port {
+            push(&["-gdb", &format!("tcp:127.0.0.1:{port}"), "-S"]);
         }
         // Debugging aid: more QEMU arguments from the environment (say, a
         // monitor socket to read the CPUs' registers of a hung guest).

@@ -131,6 +131,8 @@ syscall_iret:
      * user RSP stays in %gs:16: only this entry writes it, and nothing
      * here can enter it again.
      */
+    .global syscall_leaf
+syscall_leaf:
 8:
     pushq %rcx
     pushq %r11
