@@ -422,6 +422,12 @@ impl Process {
         self.files.lock().clone()
     }
 
+    /// The open file at descriptor `fd`: one reference taken (the file's),
+    /// none to the table (read and write look one up on every call).
+    pub fn file_at(&self, fd: i32) -> abi::KResult<Arc<crate::fs::file::OpenFile>> {
+        self.files.lock().lock().get(fd)
+    }
+
     /// Whether a signal is pending that is not blocked.
     pub fn has_deliverable_signal(&self) -> bool {
         let s = self.sig.lock();

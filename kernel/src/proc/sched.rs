@@ -688,11 +688,21 @@ fn sleep_until<T>(
     mut register: impl FnMut(&Arc<Process>),
     mut unregister: impl FnMut(&Arc<Process>),
 ) -> abi::KResult<T> {
+    // The common case (data already there) needs no reference to the
+    // running process: look once before taking one.
+    if let Some(v) = hal::cpu::without_interrupts(&mut ready) {
+        return Ok(v);
+    }
     let me = current();
+    // `ready` has just said no: the first pass goes straight to marking
+    // the process blocking and looking again.
+    let mut looked = true;
     loop {
         let got = hal::cpu::without_interrupts(|| {
-            if let Some(v) = ready() {
-                return Some(v);
+            if !core::mem::take(&mut looked) {
+                if let Some(v) = ready() {
+                    return Some(v);
+                }
             }
             *me.run.lock() = RunState::Blocking;
             register(&me);

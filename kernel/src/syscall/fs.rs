@@ -35,7 +35,7 @@ pub(super) enum Node {
 const MAX_RESTARTS: u32 = 8;
 
 fn fd_file(fd: u64) -> KResult<Arc<OpenFile>> {
-    current().files().lock().get(fd as i32)
+    crate::proc::sched::with_current(|p| p.file_at(fd as i32))
 }
 
 pub(super) fn read_path(ptr: u64) -> KResult<Vec<u8>> {
