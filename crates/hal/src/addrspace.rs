@@ -27,6 +27,11 @@ pub struct PageFlags {
     pub executable: bool,
     /// Copy-on-write (only meaningful when not writable).
     pub cow: bool,
+    /// A file's own page in a private mapping, not yet copied (read-only;
+    /// kept in a software-available bit). Fork leaves it out of the child,
+    /// whose first touch maps the file's page again, as Linux's fork does
+    /// not copy the page-cache pages of a private file mapping.
+    pub file: bool,
 }
 
 impl PageFlags {
@@ -41,6 +46,9 @@ impl PageFlags {
         if self.cow {
             f |= F::BIT_9;
         }
+        if self.file {
+            f |= F::BIT_10;
+        }
         f
     }
 
@@ -49,6 +57,7 @@ impl PageFlags {
             writable: f.contains(F::WRITABLE),
             executable: !f.contains(F::NO_EXECUTE),
             cow: f.contains(F::BIT_9),
+            file: f.contains(F::BIT_10),
         }
     }
 }
@@ -292,6 +301,11 @@ impl AddressSpace {
                 return;
             }
             let mut flags = e.flags();
+            if !shared && flags.contains(F::BIT_10) {
+                // A file's page: the child maps it from the file when it
+                // first touches it.
+                return;
+            }
             if !shared && flags.contains(F::WRITABLE) {
                 flags.remove(F::WRITABLE);
                 flags.insert(F::BIT_9);

@@ -111,6 +111,7 @@ impl Mm {
             writable: prot.contains(Prot::WRITE),
             executable: prot.contains(Prot::EXEC),
             cow: false,
+            file: false,
         }
     }
 
@@ -199,6 +200,8 @@ impl Mm {
                 writable: w && !cow,
                 executable,
                 cow: cow && w,
+                // Still the file's page while not writable in place.
+                file: f.file && (cow || !w),
             }
         });
     }
@@ -234,6 +237,7 @@ impl Mm {
                     writable: true,
                     executable: x,
                     cow: false,
+                    file: false,
                 };
                 if refcount::count(pa) == 1 {
                     self.space.protect(page, flags);
@@ -343,6 +347,7 @@ impl Mm {
             writable: false,
             executable: vma.prot.contains(Prot::EXEC),
             cow: vma.prot.contains(Prot::WRITE),
+            file: true,
         };
         for (i, pa) in found.into_iter().enumerate().take(count as usize) {
             // A page already there stays; a failure to map a neighbour
