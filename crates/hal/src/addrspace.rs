@@ -27,6 +27,11 @@ pub struct PageFlags {
     pub executable: bool,
     /// Copy-on-write (only meaningful when not writable).
     pub cow: bool,
+    /// A file's own page in a private mapping, not yet copied (read-only;
+    /// kept in a software-available bit). Fork leaves it out of the child,
+    /// whose first touch maps the file's page again, as Linux's fork does
+    /// not copy the page-cache pages of a private file mapping.
+    pub file: bool,
 }
 
 impl PageFlags {
@@ -41,6 +46,9 @@ impl PageFlags {
         if self.cow {
             f |= F::BIT_9;
         }
+        if self.file {
+            f |= F::BIT_10;
+        }
         f
     }
 
@@ -49,6 +57,7 @@ impl PageFlags {
             writable: f.contains(F::WRITABLE),
             executable: !f.contains(F::NO_EXECUTE),
             cow: f.contains(F::BIT_9),
+            file: f.contains(F::BIT_10),
         }
     }
 }
@@ -56,6 +65,32 @@ impl PageFlags {
 /// A process's page tables.
 pub struct AddressSpace {
     pml4: u64,
+    /// The lower-half table frames made under the PML4, while they fit:
+    /// `destroy` frees these without walking 512-entry tables to find
+    /// them (most processes need far fewer; tables are only freed there).
+    made: TableList,
+}
+
+/// How many table frames [`TableList`] remembers.
+const LISTED: usize = 48;
+
+/// The table frames an address space made, or `None` once more were made
+/// than fit (then `destroy` walks the tables).
+struct TableList {
+    frames: [u64; LISTED],
+    len: Option<usize>,
+}
+
+impl TableList {
+    fn note(&mut self, pa: u64) {
+        self.len = match self.len {
+            Some(n) if n < LISTED => {
+                self.frames[n] = pa;
+                Some(n + 1)
+            }
+            _ => None,
+        };
+    }
 }
 
 fn table(pa: u64) -> &'static mut PageTable {
@@ -92,7 +127,13 @@ impl AddressSpace {
         for i in 256..512 {
             t[i] = k[i].clone();
         }
-        Some(AddressSpace { pml4: pa })
+        Some(AddressSpace {
+            pml4: pa,
+            made: TableList {
+                frames: [0; LISTED],
+                len: Some(0),
+            },
+        })
     }
 
     fn mapper(&self) -> OffsetPageTable<'static> {
@@ -116,15 +157,22 @@ impl AddressSpace {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
         let frame = PhysFrame::containing_address(PhysAddr::new(pa));
         let parent = F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE;
+        let mut mapper = self.mapper();
+        let made = &mut self.made;
+        let mut noted = || {
+            let pa = frames()?;
+            made.note(pa);
+            Some(pa)
+        };
         // SAFETY: a user page maps a frame the caller owns; kernel memory
         // is never reachable through it.
         let r = unsafe {
-            self.mapper().map_to_with_table_flags(
+            mapper.map_to_with_table_flags(
                 page,
                 frame,
                 flags.to_x86(),
                 parent,
-                &mut FrameSource(frames),
+                &mut FrameSource(&mut noted),
             )
         };
         match r {
@@ -253,6 +301,11 @@ impl AddressSpace {
                 return;
             }
             let mut flags = e.flags();
+            if !shared && flags.contains(F::BIT_10) {
+                // A file's page: the child maps it from the file when it
+                // first touches it.
+                return;
+            }
             if !shared && flags.contains(F::WRITABLE) {
                 flags.remove(F::WRITABLE);
                 flags.insert(F::BIT_9);
@@ -349,6 +402,7 @@ impl AddressSpace {
             let e = &mut table(t)[((va >> shift) & 511) as usize];
             if e.is_unused() {
                 let pa = frames().ok_or(MapError::NoMemory)?;
+                self.made.note(pa);
                 table(pa).zero();
                 e.set_addr(PhysAddr::new(pa), parent);
             } else if e.flags().contains(F::HUGE_PAGE) {
@@ -390,6 +444,13 @@ impl AddressSpace {
         }
         if self.is_active() {
             activate_kernel();
+        }
+        if let Some(n) = self.made.len {
+            for &pa in &self.made.frames[..n] {
+                free(pa);
+            }
+            free(core::mem::take(&mut self.pml4));
+            return;
         }
         let l4 = table(self.pml4);
         for e4 in l4.iter().take(256).filter(|e| !e.is_unused()) {

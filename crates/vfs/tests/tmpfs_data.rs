@@ -203,3 +203,38 @@ fn write_and_read_update_times() {
     fs.read(f, 0, &mut [0; 1]).unwrap();
     assert_eq!(fs.stat(f).unwrap().atime.sec, 4000);
 }
+
+#[test]
+fn whole_pages_lists_full_pages_only() {
+    let mut fs = fs();
+    // Pages 0 and 2 hold data, page 1 is a hole, page 3 is cut by the end.
+    let f = file(&mut fs, b"/f", b"a");
+    assert_eq!(fs.write(f, 2 * 4096, &[7u8; 4096 + 100]), Ok(4096 + 100));
+    let mut seen = Vec::new();
+    let size = fs.whole_pages(f, 0..16, &mut |i, p| seen.push((i, p)));
+    assert_eq!(size, Ok(3 * 4096 + 100));
+    let indices: Vec<u64> = seen.iter().map(|&(i, _)| i).collect();
+    assert_eq!(
+        indices,
+        [0, 2],
+        "a hole and the last, partial page are left out"
+    );
+    // The page is the file's own: what it holds is what read returns.
+    let mut buf = [0u8; 4096];
+    assert_eq!(fs.read(f, 2 * 4096, &mut buf), Ok(4096));
+    assert_eq!(buf, [7u8; 4096]);
+    let mut only = Vec::new();
+    assert_eq!(
+        fs.whole_pages(f, 2..3, &mut |i, p| only.push((i, p))),
+        Ok(3 * 4096 + 100)
+    );
+    assert_eq!(only, [seen[1]]);
+    let mut none = 0;
+    assert_eq!(
+        fs.whole_pages(f, 3..u64::MAX, &mut |_, _| none += 1),
+        Ok(3 * 4096 + 100)
+    );
+    assert_eq!(none, 0);
+    let d = mkdirs(&mut fs, b"/d");
+    assert_eq!(fs.whole_pages(d, 0..1, &mut |_, _| ()), Err(Errno::EISDIR));
+}

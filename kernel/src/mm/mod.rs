@@ -78,6 +78,9 @@ pub fn can_populate(pages: u64) -> KResult<()> {
     Ok(())
 }
 
+/// Pages a read fault in a private file mapping maps at once (64 KiB).
+const FAULT_AROUND: u64 = 16;
+
 fn table_frame(torus: usize) -> impl FnMut() -> Option<u64> {
     move || crate::frames::alloc_on(torus)
 }
@@ -108,6 +111,7 @@ impl Mm {
             writable: prot.contains(Prot::WRITE),
             executable: prot.contains(Prot::EXEC),
             cow: false,
+            file: false,
         }
     }
 
@@ -196,6 +200,8 @@ impl Mm {
                 writable: w && !cow,
                 executable,
                 cow: cow && w,
+                // Still the file's page while not writable in place.
+                file: f.file && (cow || !w),
             }
         });
     }
@@ -231,6 +237,7 @@ impl Mm {
                     writable: true,
                     executable: x,
                     cow: false,
+                    file: false,
                 };
                 if refcount::count(pa) == 1 {
                     self.space.protect(page, flags);
@@ -274,28 +281,123 @@ impl Mm {
                     return self.map_shared_frame(page, pa, vma.prot);
                 }
                 if let Some((file, off)) = backing {
-                    // A page wholly past the end of an mmap'd file: SIGBUS,
-                    // as Linux (an ELF segment's file_end zero-fills instead).
-                    let size = crate::fs::with(|fs| fs.stat(file.ino)).map_or(0, |st| st.size);
-                    let file_off = off.saturating_add(page - vma.start);
-                    if file.file_end == u64::MAX && file_off >= size.max(0) as u64 {
-                        return Err(Errno::EIO);
-                    }
+                    return self.private_file_fault(&vma, page, file, off, write);
                 }
-                self.map_new(page, vma.prot, |pa| {
-                    hal::addrspace::zero_frame(pa);
-                    if let Some((file, off)) = backing {
-                        let file_off = off + (page - vma.start);
-                        let want = file.file_end.saturating_sub(file_off).min(PAGE) as usize;
-                        let mut buf = [0u8; PAGE as usize];
-                        let n = crate::fs::read_inode(file.ino, file_off, &mut buf[..want])
-                            .unwrap_or(0);
-                        hal::addrspace::write_frame(pa, 0, &buf[..n]);
-                    }
-                })?;
+                self.map_new(page, vma.prot, hal::addrspace::zero_frame)?;
                 Ok(())
             }
         }
+    }
+
+    /// A fault on an absent page of a private mapping of a tmpfs file
+    /// (an ELF segment or a MAP_PRIVATE mmap). A page that holds file
+    /// bytes only is the file's own frame, mapped read-only (copy-on-write
+    /// in a writable mapping) until a write copies it, as Linux maps its
+    /// page cache: no zeroing, no copy. A read fault also maps the other
+    /// such pages of the aligned 64 KiB around it that are absent (Linux's
+    /// fault-around, `fault_around_bytes`), so a program starting up takes
+    /// one fault per 16 pages of its text rather than one per page. A
+    /// write fault, a hole and a page the end of the file or of the ELF
+    /// segment's file part cuts get a private copy (zeros past the end).
+    fn private_file_fault(
+        &mut self,
+        vma: &Vma<Backing>,
+        page: u64,
+        file: Backing,
+        off: u64,
+        write: bool,
+    ) -> KResult<()> {
+        // An offset near 2^64 is past any file: SIGBUS.
+        let file_off = off.checked_add(page - vma.start).ok_or(Errno::EIO)?;
+        let (lo, hi) = if write {
+            (page, page + PAGE)
+        } else {
+            let span = FAULT_AROUND * PAGE;
+            let base = page & !(span - 1);
+            (base.max(vma.start), (base + span).min(vma.end))
+        };
+        let first = (file_off - (page - lo)) / PAGE;
+        let count = (hi - lo) / PAGE;
+        // Pages whose bytes all lie before the ELF segment's file end.
+        let whole_end = file.file_end / PAGE;
+        let mut found = [0u64; FAULT_AROUND as usize];
+        let size = crate::fs::with(|fs| {
+            fs.whole_pages(
+                file.ino,
+                first..(first + count).min(whole_end),
+                &mut |i, pa| {
+                    // Held from here: a truncate cannot free it before it
+                    // is mapped (or the reference dropped).
+                    refcount::share(pa);
+                    found[(i - first) as usize] = pa;
+                },
+            )
+        })?;
+        // A page wholly past the end of an mmap'd file: SIGBUS, as Linux
+        // (an ELF segment's file_end zero-fills instead).
+        if file.file_end == u64::MAX && file_off >= size {
+            for pa in found.into_iter().filter(|&pa| pa != 0) {
+                refcount::put(pa);
+            }
+            return Err(Errno::EIO);
+        }
+        let me = ((page - lo) / PAGE) as usize;
+        let mine = core::mem::take(&mut found[me]);
+        let flags = PageFlags {
+            writable: false,
+            executable: vma.prot.contains(Prot::EXEC),
+            cow: vma.prot.contains(Prot::WRITE),
+            file: true,
+        };
+        for (i, pa) in found.into_iter().enumerate().take(count as usize) {
+            // A page already there stays; a failure to map a neighbour
+            // only means it faults later.
+            if pa != 0
+                && self
+                    .space
+                    .map(
+                        lo + i as u64 * PAGE,
+                        pa,
+                        flags,
+                        &mut table_frame(self.torus),
+                    )
+                    .is_err()
+            {
+                refcount::put(pa);
+            }
+        }
+        if mine != 0 && !write {
+            return match self
+                .space
+                .map(page, mine, flags, &mut table_frame(self.torus))
+            {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    refcount::put(mine);
+                    match e {
+                        hal::paging::MapError::NoMemory => Err(Errno::ENOMEM),
+                        // Another thread's fault mapped it first.
+                        hal::paging::MapError::AlreadyMapped => Ok(()),
+                        _ => Err(Errno::EFAULT),
+                    }
+                }
+            };
+        }
+        let r = self.map_new(page, vma.prot, |pa| {
+            if mine != 0 {
+                hal::addrspace::copy_frame(pa, mine);
+                return;
+            }
+            hal::addrspace::zero_frame(pa);
+            let want = file.file_end.saturating_sub(file_off).min(PAGE) as usize;
+            let mut buf = [0u8; PAGE as usize];
+            let n = crate::fs::read_inode(file.ino, file_off, &mut buf[..want]).unwrap_or(0);
+            hal::addrspace::write_frame(pa, 0, &buf[..n]);
+        });
+        if mine != 0 {
+            refcount::put(mine);
+        }
+        r.map(|_| ())
     }
 
     /// Moves the pages of `[from, from + len)` to `[to, to + len)`

@@ -119,6 +119,29 @@ impl Tmpfs {
         Ok(p)
     }
 
+    /// The size of regular file `ino`, after calling `f(index, page)` for
+    /// each page with index in `indices` that holds file bytes only: not a
+    /// hole and wholly before the end of the file. A private file mapping
+    /// maps such a page itself, read-only, until a write copies it (Linux
+    /// maps its page-cache page the same way); a page the end of the file
+    /// cuts, whose tail must read as zeros there, is copied instead.
+    pub fn whole_pages(
+        &self,
+        ino: Ino,
+        indices: core::ops::Range<u64>,
+        f: &mut dyn FnMut(u64, super::pages::PageId),
+    ) -> KResult<u64> {
+        let file = file_of(&self.inode(ino)?.body)?;
+        let full = file.size / PAGE_SIZE as u64;
+        let end = indices.end.min(full);
+        if indices.start < end {
+            for (&index, &page) in file.pages.range(indices.start..end) {
+                f(index, page);
+            }
+        }
+        Ok(file.size)
+    }
+
     /// Sets the size of regular file `ino` to `len` (truncate(2)): shrinking
     /// gives back the pages past the end, growing adds a hole that takes no
     /// memory. `EFBIG` above `max_file_size`, `EISDIR` for directories,
