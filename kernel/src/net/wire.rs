@@ -28,12 +28,26 @@
 //! coming in through the NIC are clamped the same way, so a peer that
 //! offers more than 1460 (jumbo frames, or a lie) still gets segments
 //! that fit.
+//!
+//! **No TCP/UDP checksums on the loopback.** A looped frame never leaves
+//! kernel memory, so a checksum over it protects nothing (Linux's lo
+//! marks its packets CHECKSUM_UNNECESSARY and computes none). smoltcp is
+//! told the device handles TCP and UDP checksums ([`Device::capabilities`]:
+//! `Checksum::None`, so it leaves the field zero and verifies nothing),
+//! and this layer does what a NIC without checksum offload needs:
+//! frames going out through the NIC get their TCP/UDP checksum filled in
+//! ([`fill_l4_checksum`]), and frames coming in through it are verified
+//! and dropped (counted as `rx_errors`) when wrong ([`l4_checksum_ok`]),
+//! as smoltcp did before. IPv4 header and ICMP checksums stay with
+//! smoltcp (20-byte headers, and ICMP payloads reach users as they are).
+//!
+//! [`Device::capabilities`]: phy::Device::capabilities
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
-use smoltcp::wire::Ipv4Address;
+use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket, UdpPacket};
 
 use super::device::{self, Nic, Queues, Stats, MAX_FRAME, QUEUE_SIZE};
 
@@ -162,6 +176,7 @@ impl phy::TxToken for TxTok<'_> {
                     stats.tx_errors += 1;
                 } else {
                     clamp_mss(&mut buf, NIC_MSS);
+                    fill_l4_checksum(&mut buf);
                     device::transmit(q, stats, &buf);
                 }
             }
@@ -228,6 +243,9 @@ impl phy::Device for Wire {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = LO_MTU + ETH_HLEN;
         caps.max_burst_size = Some(QUEUE_SIZE / 2);
+        // TCP and UDP checksums: here, for the NIC's frames only (above).
+        caps.checksum.tcp = Checksum::None;
+        caps.checksum.udp = Checksum::None;
         caps
     }
 }
@@ -305,4 +323,61 @@ pub(super) fn clamp_mss(f: &mut [u8], mss: u16) {
     }
     let c = !(sum as u16);
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The IPv4 packet in Ethernet frame `f` with its source and
+/// destination, if `f` carries a whole (unfragmented) TCP or UDP one.
+fn l4_of(f: &mut [u8]) -> Option<(Ipv4Packet<&mut [u8]>, IpAddress, IpAddress)> {
+    if f.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(f.get_mut(ETH_HLEN..)?).ok()?;
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return None;
+    }
+    if !matches!(ip.next_header(), IpProtocol::Tcp | IpProtocol::Udp) {
+        return None;
+    }
+    let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+    Some((ip, src, dst))
+}
+
+/// Fills in the TCP or UDP checksum of a frame that leaves through the
+/// NIC (smoltcp left it zero). Anything else is left alone.
+pub(super) fn fill_l4_checksum(f: &mut [u8]) {
+    let Some((mut ip, src, dst)) = l4_of(f) else {
+        return;
+    };
+    let proto = ip.next_header();
+    let payload = ip.payload_mut();
+    if proto == IpProtocol::Tcp {
+        if let Ok(mut t) = TcpPacket::new_checked(payload) {
+            t.fill_checksum(&src, &dst);
+        }
+    } else if let Ok(mut u) = UdpPacket::new_checked(payload) {
+        u.fill_checksum(&src, &dst);
+    }
+}
+
+/// Whether the TCP or UDP checksum of a frame received by the NIC is
+/// right (true for anything else, which smoltcp checks or drops itself;
+/// and for UDP sent without a checksum, as RFC 768 allows).
+pub(super) fn l4_checksum_ok(f: &mut [u8]) -> bool {
+    let Some((mut ip, src, dst)) = l4_of(f) else {
+        return true;
+    };
+    let proto = ip.next_header();
+    let payload = ip.payload_mut();
+    if proto == IpProtocol::Tcp {
+        match TcpPacket::new_checked(&*payload) {
+            Ok(t) => t.verify_checksum(&src, &dst),
+            // Truncated: smoltcp drops it.
+            Err(_) => true,
+        }
+    } else {
+        match UdpPacket::new_checked(&*payload) {
+            Ok(u) => u.checksum() == 0 || u.verify_checksum(&src, &dst),
+            Err(_) => true,
+        }
+    }
 }
