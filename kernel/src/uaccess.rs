@@ -55,13 +55,22 @@ pub fn update_u32(va: u64, mut f: impl FnMut(u32) -> u32) -> KResult<u32> {
     }
 }
 
+/// Appends `len` bytes from user address `va` to `v` (no zeroing of
+/// the new part first): EFAULT, or ENOMEM when the heap has no room.
+pub fn append_in(v: &mut Vec<u8>, va: u64, len: usize) -> KResult<()> {
+    hal::probe::append_from_user(v, va, len).map_err(|e| match e {
+        Some(_) => Errno::EFAULT,
+        None => Errno::ENOMEM,
+    })
+}
+
 /// Reads `len` bytes into a new buffer.
 pub fn read_vec(va: u64, len: usize) -> KResult<Vec<u8>> {
     if len > MAX_COPY {
         return Err(Errno::EINVAL);
     }
-    let mut v = alloc::vec![0u8; len];
-    copy_in(va, &mut v)?;
+    let mut v = Vec::new();
+    append_in(&mut v, va, len)?;
     Ok(v)
 }
 

@@ -212,6 +212,34 @@ pub fn copy_from_user(dst: &mut [u8], va: u64) -> Result<(), Fault> {
     }
 }
 
+/// Appends `len` bytes from user virtual address `va` to `v`, copied
+/// straight into its spare capacity (no zeroing pass over a buffer that
+/// the copy overwrites anyway). On a fault `v` keeps its old length; if
+/// the heap has no room for `len` more bytes, `Err(None)`.
+pub fn append_from_user(
+    v: &mut alloc::vec::Vec<u8>,
+    va: u64,
+    len: usize,
+) -> Result<(), Option<Fault>> {
+    if !user_range_ok(va, len) {
+        return Err(Some(Fault));
+    }
+    v.try_reserve(len).map_err(|_| None)?;
+    let spare = v.spare_capacity_mut();
+    // SAFETY: the source is user memory (checked above); faults are
+    // recovered by fixup; the destination is `len` bytes of the vector's
+    // own spare capacity (reserved above), which nothing else refers to.
+    let r = unsafe { hal_probe_copy_user(spare.as_mut_ptr().cast(), va as *const u8, len) };
+    if r != 0 {
+        return Err(Some(Fault));
+    }
+    let n = v.len() + len;
+    // SAFETY: the copy above initialised the `len` bytes past the old
+    // length, within the capacity reserved for them.
+    unsafe { v.set_len(n) };
+    Ok(())
+}
+
 /// Copies to user virtual address `va` in the current address space.
 pub fn copy_to_user(va: u64, src: &[u8]) -> Result<(), Fault> {
     if !user_range_ok(va, src.len()) {

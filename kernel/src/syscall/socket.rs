@@ -257,6 +257,12 @@ fn gather(vecs: &[(u64, usize)], off: usize, out: &mut [u8]) -> KResult<()> {
     })
 }
 
+/// Appends `len` bytes starting `off` bytes into the iovecs' data to
+/// `out` (no zeroed staging buffer).
+fn gather_append(vecs: &[(u64, usize)], off: usize, len: usize, out: &mut Vec<u8>) -> KResult<()> {
+    each_piece(vecs, off, len, |a, r| uaccess::append_in(out, a, r.len()))
+}
+
 /// Copies `data` into the iovecs from `off` bytes in.
 fn scatter(vecs: &[(u64, usize)], off: usize, data: &[u8]) -> KResult<()> {
     each_piece(vecs, off, data.len(), |a, r| uaccess::copy_out(a, &data[r]))
@@ -285,13 +291,18 @@ fn send_iov(
         gather(vecs, 0, &mut data)?;
         return sk::send_all(s, &data, anc, to, flags).map(|n| n as u64);
     }
-    let mut chunk = alloc::vec![0u8; total.clamp(1, SEND_CHUNK)];
+    // Filled straight from user memory: not zeroed first.
+    let mut chunk = Vec::new();
+    chunk
+        .try_reserve_exact(total.clamp(1, SEND_CHUNK))
+        .map_err(|_| Errno::ENOMEM)?;
     let mut anc = anc;
     let mut done = 0;
     loop {
         let n = (total - done).min(SEND_CHUNK);
-        let r = gather(vecs, done, &mut chunk[..n])
-            .and_then(|()| sk::send_all(s, &chunk[..n], anc.take(), to, flags));
+        chunk.clear();
+        let r = gather_append(vecs, done, n, &mut chunk)
+            .and_then(|()| sk::send_all(s, &chunk, anc.take(), to, flags));
         match r {
             Ok(w) => {
                 done += w;
