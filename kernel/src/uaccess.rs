@@ -1,7 +1,9 @@
 //! Checked access to the current process's user memory. Every syscall
 //! touches user memory only through these functions: a bad pointer becomes
 //! EFAULT, never a kernel fault. Callers must not hold the process's
-//! memory lock while calling them (a copy may fault in a page).
+//! memory lock while calling them (a copy may fault in a page), nor any
+//! spinlock, except for the `_nofault` copies, which never fault a page
+//! in (they fail instead).
 
 use abi::{Errno, KResult};
 use alloc::vec::Vec;
@@ -17,6 +19,18 @@ pub fn copy_in(va: u64, out: &mut [u8]) -> KResult<()> {
 /// Copies `data` to user address `va`.
 pub fn copy_out(va: u64, data: &[u8]) -> KResult<()> {
     hal::probe::copy_to_user(va, data).map_err(|_| Errno::EFAULT)
+}
+
+/// [`copy_in`] under a spinlock: a page not mapped for the access fails
+/// the copy (false) instead of being faulted in; the caller then takes a
+/// path that copies without the lock.
+pub fn copy_in_nofault(va: u64, out: &mut [u8]) -> bool {
+    hal::probe::copy_from_user_nofault(out, va).is_ok()
+}
+
+/// [`copy_out`] under a spinlock (see [`copy_in_nofault`]).
+pub fn copy_out_nofault(va: u64, data: &[u8]) -> bool {
+    hal::probe::copy_to_user_nofault(va, data).is_ok()
 }
 
 /// Checks that `[va, va + len)` is writable user memory without changing

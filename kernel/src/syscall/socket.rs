@@ -291,13 +291,36 @@ fn send_iov(
         gather(vecs, 0, &mut data)?;
         return sk::send_all(s, &data, anc, to, flags).map(|n| n as u64);
     }
+    let mut done = 0;
+    // One buffer, no ancillary data, no address: straight from user
+    // memory into the socket's buffer where the family can.
+    if let ([(base, _)], None, None, true) = (vecs, &anc, to, total > 0) {
+        while done < total {
+            match s.send_user(base + done as u64, total - done, flags) {
+                None => break,
+                Some(Ok(n)) => {
+                    done += n;
+                    if n == 0 {
+                        return Ok(done as u64);
+                    }
+                }
+                Some(Err(_)) if done > 0 => return Ok(done as u64),
+                Some(Err(e)) => {
+                    sk::sigpipe(e, flags);
+                    return Err(e);
+                }
+            }
+        }
+        if done >= total {
+            return Ok(done as u64);
+        }
+    }
     // Filled straight from user memory: not zeroed first.
     let mut chunk = Vec::new();
     chunk
         .try_reserve_exact(total.clamp(1, SEND_CHUNK))
         .map_err(|_| Errno::ENOMEM)?;
     let mut anc = anc;
-    let mut done = 0;
     loop {
         let n = (total - done).min(SEND_CHUNK);
         chunk.clear();
@@ -337,6 +360,19 @@ fn recv_iov(s: &dyn Socket, vecs: &[(u64, usize)], total: usize, flags: u32) -> 
         left -= n;
     }
     let stream = s.sock_type() == sk::SOCK_STREAM;
+    // One buffer and no flag but MSG_DONTWAIT: straight from the
+    // socket's buffer into user memory where the family can.
+    if let (true, [(base, _)]) = (stream && flags & !sk::MSG_DONTWAIT == 0, vecs) {
+        if let Some(r) = s.recv_user(*base, total.min(RECV_MAX), flags) {
+            let n = r?;
+            return Ok(Got {
+                n,
+                full_len: n,
+                from: None,
+                anc: None,
+            });
+        }
+    }
     let waitall = stream && flags & sk::MSG_WAITALL != 0 && flags & sk::MSG_PEEK == 0;
     let mut got = Got {
         n: 0,
