@@ -7,7 +7,8 @@
 //! `tori=N` (number of tori, default one per CPU; CPUs host extra ones in
 //! turn; one frame pool per torus), `cluster.node=K
 //! cluster.peers=A0,A1,…` (this machine is member K of a ring of machines
-//! at those IPv4 addresses; `cluster`), `inject.*` (test delays; `inject`).
+//! at those IPv4 addresses; `cluster`), `inject.*` (test delays; `inject`),
+//! `trace.errors=1` (log every failing syscall; `syscall::errtrace`).
 
 /// Looks up `key`; `Some("")` for a bare flag.
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {

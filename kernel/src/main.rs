@@ -109,6 +109,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         None => {}
     }
     inject::init(cmd);
+    syscall::errtrace::init(cmd);
     random::seed();
     drivers::virtio::init();
     net::init(cmd);

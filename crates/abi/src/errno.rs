@@ -95,6 +95,10 @@ errnos!(
 );
 
 impl Errno {
+    /// Syscall returns at or above this are `-errno` (Linux's MAX_ERRNO,
+    /// 4095, which is also how libc tells an error from a value).
+    pub const MAX_RETURN_FLOOR: u64 = (-4095i64) as u64;
+
     /// The value a syscall returns for this error: `-errno` as u64.
     pub fn as_return(self) -> u64 {
         (-(self.0 as i64)) as u64

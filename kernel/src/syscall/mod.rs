@@ -8,6 +8,7 @@
 
 mod cred;
 pub mod epoll;
+pub mod errtrace;
 pub mod fs;
 pub mod futex;
 pub mod leaf;
@@ -53,10 +54,21 @@ pub extern "C" fn handle(frame: &mut TrapFrame) {
     crate::io_uring::boundary();
     let n = frame.rax;
     frame.rax = dispatch(frame);
+    // One test on the common (successful) exit: failures are rare.
+    if frame.rax >= Errno::MAX_RETURN_FLOOR {
+        failed(frame, n);
+    }
+    return_to_user(frame);
+}
+
+/// A syscall that returned an error: the error trace, and EINTR's
+/// restart or conversion.
+#[cold]
+fn failed(frame: &mut TrapFrame, n: u64) {
+    errtrace::failed(n, [frame.rdi, frame.rsi, frame.rdx, frame.r10], frame.rax);
     if frame.rax == Errno::EINTR.as_return() {
         crate::proc::signal::interrupted(frame, n);
     }
-    return_to_user(frame);
 }
 
 /// Work done on every return to user mode (syscalls, interrupts, faults),
