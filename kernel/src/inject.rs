@@ -12,6 +12,9 @@
 //! together they make the timer meet a held heap lock while another CPU
 //! allocates under a run-queue lock, all the time, not once in a while
 //! (the deadlock `hal::heap`'s lock rule prevents).
+//! `inject.create_us=N` spins N µs in open(O_CREAT) on a mounted file
+//! system between finding the name missing and creating it, where
+//! another process can create it first (syscall::fs::open_in_mount).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -21,15 +24,19 @@ use crate::cmdline;
 #[derive(Clone, Copy)]
 pub enum Point {
     Reparent,
+    Create,
 }
 
-static DELAY_US: [AtomicU64; 1] = [AtomicU64::new(0)];
+static DELAY_US: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 static RUNQ_GROW: AtomicBool = AtomicBool::new(false);
 
 /// Reads the delays from the command line.
 pub fn init(cmd: &str) {
     if let Some(us) = cmdline::get(cmd, "inject.reparent_us").and_then(|v| v.parse().ok()) {
         DELAY_US[Point::Reparent as usize].store(us, Ordering::Relaxed);
+    }
+    if let Some(us) = cmdline::get(cmd, "inject.create_us").and_then(|v| v.parse().ok()) {
+        DELAY_US[Point::Create as usize].store(us, Ordering::Relaxed);
     }
     if let Some(us) = cmdline::get(cmd, "inject.heap_hold_us").and_then(|v| v.parse::<u64>().ok()) {
         hal::heap::set_hold_ns(us.saturating_mul(1000));

@@ -154,11 +154,16 @@ fn rsetest_on(empty: &std::path::Path, img: &std::path::Path) -> Result<(), Stri
             "mkdir -p /mnt/d; mount -t ext4 /dev/vda /mnt/d && echo mounted; \
              rsetest record_locks /mnt/d; echo \"record_locks status $?\"; \
              rsetest shared_file /mnt/d; echo \"shared_file status $?\"; \
+             rsetest create_race /mnt/d; echo \"create_race status $?\"; \
              umount /mnt/d && echo umounted"
                 .into(),
         ),
         adds,
         disks: vec![img.to_path_buf()],
+        // Every create on the mount waits 3 ms after finding the name
+        // missing: the other processes of create_race find it missing
+        // too, every time (it failed with EEXIST so before the fix).
+        append: vec!["inject.create_us=3000".into()],
         ..Default::default()
     };
     let (c, _) = exec_opts(&opts, "ext4-rsetest")?;
@@ -168,6 +173,7 @@ fn rsetest_on(empty: &std::path::Path, img: &std::path::Path) -> Result<(), Stri
             "mounted".to_string(),
             "record_locks status 0".into(),
             "shared_file status 0".into(),
+            "create_race status 0".into(),
             "umounted".into(),
         ],
     )?;

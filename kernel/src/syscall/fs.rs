@@ -728,21 +728,37 @@ fn open_in_mount(
     if mount::points().is_empty() {
         return Ok(None);
     }
-    let node = match resolve(dirfd, path, follow) {
-        Ok(n) => n,
-        Err(Errno::ENOENT) if flags & file::O_CREAT != 0 => {
-            let Some((m, dir, name)) = ext_parent(dirfd, path)? else {
-                return Ok(None);
-            };
-            if name == b"." || name == b".." || path.last() == Some(&b'/') {
-                return Err(Errno::EISDIR);
+    let mode = mode & 0o7777 & !current().fs.lock().umask;
+    // The lookup and the create are two steps, each under the file
+    // system's lock but not one: another process can create the name
+    // between them (two sqlite3 processes opening the same `-shm` file).
+    // Without O_EXCL, O_CREAT must then open that file, as it would have
+    // a moment later, so a create that finds the name taken looks again.
+    let mut tries = 0;
+    let node = loop {
+        match resolve(dirfd, path, follow) {
+            Ok(n) => break n,
+            Err(Errno::ENOENT) if flags & file::O_CREAT != 0 => {
+                let Some((m, dir, name)) = ext_parent(dirfd, path)? else {
+                    return Ok(None);
+                };
+                if name == b"." || name == b".." || path.last() == Some(&b'/') {
+                    return Err(Errno::EISDIR);
+                }
+                perm::may_change_dir(&perm::me(), &m.fs.stat(dir)?)?;
+                crate::inject::delay(crate::inject::Point::Create);
+                match m.fs.create(dir, &name, mode) {
+                    Ok(ino) => return Ok(Some(Kind::Ext(m, ino))),
+                    // Created and unlinked again between each of our
+                    // looks, over and over: give up as Linux's bounded
+                    // retry does.
+                    Err(Errno::EEXIST) if flags & file::O_EXCL == 0 && tries < 8 => tries += 1,
+                    Err(e) => return Err(e),
+                }
             }
-            perm::may_change_dir(&perm::me(), &m.fs.stat(dir)?)?;
-            let ino = m.fs.create(dir, &name, mode)?;
-            return Ok(Some(Kind::Ext(m, ino)));
+            Err(e) if ext_parent(dirfd, path).ok().flatten().is_some() => return Err(e),
+            Err(_) => return Ok(None),
         }
-        Err(e) if ext_parent(dirfd, path).ok().flatten().is_some() => return Err(e),
-        Err(_) => return Ok(None),
     };
     let Node::Ext(m, ino) = node else {
         return Ok(None);
@@ -1166,17 +1182,17 @@ pub fn mkdirat(dirfd: i64, path: u64, mode: u64) -> KResult<u64> {
         return Err(Errno::EEXIST);
     }
     par.may_create()?;
+    let mode = (mode as u32 & 0o7777) & !current().fs.lock().umask;
     let (dir, name) = match par {
         Parent::Tmpfs(d, n) => (d, n),
         Parent::Ext(m, d, n) => {
             if is_dot(&n) {
                 return Err(Errno::EEXIST);
             }
-            return m.fs.mkdir(d, &n, mode as u32).map(|()| 0);
+            return m.fs.mkdir(d, &n, mode).map(|()| 0);
         }
     };
-    let umask = current().fs.lock().umask;
-    kfs::with(|fs| fs.mkdir(dir, &name, (mode as u32 & 0o7777) & !umask)).map(|_| 0)
+    kfs::with(|fs| fs.mkdir(dir, &name, mode)).map(|_| 0)
 }
 
 /// mknodat(2): FIFOs and regular files; device nodes need CAP_MKNOD.
@@ -1202,7 +1218,8 @@ pub fn mknodat(dirfd: i64, path: u64, mode: u64, rdev: u64) -> KResult<u64> {
             if mode as u32 & 0o170000 != 0 && mode as u32 & 0o170000 != 0o100000 {
                 return Err(Errno::ENOSYS);
             }
-            return m.fs.create(d, &n, mode as u32).map(|_| 0);
+            let umask = current().fs.lock().umask;
+            return m.fs.create(d, &n, mode as u32 & 0o7777 & !umask).map(|_| 0);
         }
     };
     let umask = current().fs.lock().umask;

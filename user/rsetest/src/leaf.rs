@@ -121,7 +121,13 @@ fn in_thread_and_orphan() -> Result<(), String> {
     let (pid, ppid) = unsafe { (libc::getpid(), libc::getppid()) };
     let t = std::thread::spawn(|| {
         // SAFETY: no preconditions.
-        unsafe { (one_call(libc::SYS_getpid).0, one_call(libc::SYS_getppid).0, libc::gettid()) }
+        unsafe {
+            (
+                one_call(libc::SYS_getpid).0,
+                one_call(libc::SYS_getppid).0,
+                libc::gettid(),
+            )
+        }
     });
     let (tp, tpp, ttid) = t.join().map_err(|_| "thread panicked")?;
     check(
@@ -208,7 +214,8 @@ fn signals_during_leaf_calls() -> Result<(), String> {
             }
         }
         // SAFETY: polling for the sender's exit without blocking.
-        if !done && unsafe { libc::waitpid(sender, std::ptr::null_mut(), libc::WNOHANG) } == sender {
+        if !done && unsafe { libc::waitpid(sender, std::ptr::null_mut(), libc::WNOHANG) } == sender
+        {
             done = true;
             break;
         }

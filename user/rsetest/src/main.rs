@@ -16,6 +16,7 @@ mod bad_iret;
 mod bad_rip;
 mod big_segments;
 mod children;
+mod create_race;
 mod creds;
 mod dev_fd;
 mod efault;
@@ -33,6 +34,7 @@ mod inet_churn;
 mod inet_lo;
 mod inet_opts;
 mod io_uring;
+mod leaf;
 mod linux_compat;
 mod madvise;
 mod map_fixed;
@@ -77,7 +79,6 @@ mod wait_bounds;
 mod wallclock;
 mod x87;
 mod xattr;
-mod leaf;
 mod xmm;
 
 type Test = fn(&[String]) -> Result<(), String>;
@@ -294,6 +295,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "shared_file",
         shared_file::run,
         "[DIR] MAP_SHARED file mappings are coherent with read/write, other mappings and munmap; msync; a child's stores reach the file at its exit; in DIR (default /tmp)",
+    ),
+    (
+        "create_race",
+        create_race::run,
+        "[DIR] open(O_CREAT) of a name other processes create at the same moment opens it (no EEXIST); umask applies to files and directories; in DIR (default /tmp)",
     ),
     (
         "orphan_reap",
