@@ -142,8 +142,10 @@ fn exception(frame: &mut TrapFrame) {
             hal::cpu::enable_interrupts();
         }
         // A user copy touching a page not yet faulted in: resolve it and
-        // retry the instruction.
-        if addr < hal::probe::USER_TOP {
+        // retry the instruction (not in the no-fault copy, made under a
+        // spinlock: that one just fails, and its caller retries without
+        // the lock).
+        if addr < hal::probe::USER_TOP && !hal::probe::in_nofault_copy(frame.rip) {
             match crate::mm::page_fault(addr, frame.error_code) {
                 Ok(()) => return,
                 // No frame: the OOM killer, then retry, unless this

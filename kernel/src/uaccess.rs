@@ -1,7 +1,9 @@
 //! Checked access to the current process's user memory. Every syscall
 //! touches user memory only through these functions: a bad pointer becomes
 //! EFAULT, never a kernel fault. Callers must not hold the process's
-//! memory lock while calling them (a copy may fault in a page).
+//! memory lock while calling them (a copy may fault in a page), nor any
+//! spinlock, except for the `_nofault` copies, which never fault a page
+//! in (they fail instead).
 
 use abi::{Errno, KResult};
 use alloc::vec::Vec;
@@ -17,6 +19,18 @@ pub fn copy_in(va: u64, out: &mut [u8]) -> KResult<()> {
 /// Copies `data` to user address `va`.
 pub fn copy_out(va: u64, data: &[u8]) -> KResult<()> {
     hal::probe::copy_to_user(va, data).map_err(|_| Errno::EFAULT)
+}
+
+/// [`copy_in`] under a spinlock: a page not mapped for the access fails
+/// the copy (false) instead of being faulted in; the caller then takes a
+/// path that copies without the lock.
+pub fn copy_in_nofault(va: u64, out: &mut [u8]) -> bool {
+    hal::probe::copy_from_user_nofault(out, va).is_ok()
+}
+
+/// [`copy_out`] under a spinlock (see [`copy_in_nofault`]).
+pub fn copy_out_nofault(va: u64, data: &[u8]) -> bool {
+    hal::probe::copy_to_user_nofault(va, data).is_ok()
 }
 
 /// Checks that `[va, va + len)` is writable user memory without changing
@@ -55,13 +69,22 @@ pub fn update_u32(va: u64, mut f: impl FnMut(u32) -> u32) -> KResult<u32> {
     }
 }
 
+/// Appends `len` bytes from user address `va` to `v` (no zeroing of
+/// the new part first): EFAULT, or ENOMEM when the heap has no room.
+pub fn append_in(v: &mut Vec<u8>, va: u64, len: usize) -> KResult<()> {
+    hal::probe::append_from_user(v, va, len).map_err(|e| match e {
+        Some(_) => Errno::EFAULT,
+        None => Errno::ENOMEM,
+    })
+}
+
 /// Reads `len` bytes into a new buffer.
 pub fn read_vec(va: u64, len: usize) -> KResult<Vec<u8>> {
     if len > MAX_COPY {
         return Err(Errno::EINVAL);
     }
-    let mut v = alloc::vec![0u8; len];
-    copy_in(va, &mut v)?;
+    let mut v = Vec::new();
+    append_in(&mut v, va, len)?;
     Ok(v)
 }
 

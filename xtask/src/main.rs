@@ -30,7 +30,7 @@
 //!                                   busybox scripts, rsetest and rsefuzz in a loop while a torus fails every 5 s
 //! cargo xtask soak powercut [--cycles N] [--seed S]
 //!                                   sqlite3 on ext4, QEMU SIGKILLed N times (default 500); prints the seed
-//! cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--only tcg|icount] [--smp N] [--no-write]
+//! cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--only tcg|icount] [--rows NAME,...] [--smp N] [--no-write]
 //!                                   RSE OS next to Debian's Linux: same benchmarks, same QEMU flags
 //! cargo xtask bench braid [DEPTH] [EVENTS]  braid event-queue throughput per torus
 //! cargo xtask fuzz [--calls N] [--seed S] [--smp K] [--workers W]

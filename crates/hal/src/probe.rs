@@ -31,13 +31,20 @@ probe_copy_fault:
 
     .global hal_probe_copy_user
     // The same, for copies with a user side: inside the SMAP window.
+    // Quadwords for the bulk, bytes for the tail (len & 7), as memcpy:
+    // an eighth of the iterations, and each one costs under TCG (one
+    // guest instruction per iteration under -icount).
 hal_probe_copy_user:
     movq %rdx, %rcx
+    shrq $3, %rcx
+    andl $7, %edx
     cmpb $0, {smap}(%rip)
     je 1f
     stac
 1:
 probe_ucopy_start:
+    rep movsq
+    movq %rdx, %rcx
     rep movsb
 probe_ucopy_end:
     xorl %eax, %eax
@@ -51,6 +58,33 @@ probe_clac_ret:
     clac
 2:
     ret
+
+    .global hal_probe_copy_user_nofault
+    // The same again, for copies made where a page fault must not be
+    // resolved (a spinlock is held): the trap handler sees this range
+    // and fails the copy at once (`in_nofault_copy`) instead of faulting
+    // the page in, which may sleep.
+    // Global: the trap handler (another crate) asks for this range.
+    .global probe_nfcopy_start
+    .global probe_nfcopy_end
+hal_probe_copy_user_nofault:
+    movq %rdx, %rcx
+    shrq $3, %rcx
+    andl $7, %edx
+    cmpb $0, {smap}(%rip)
+    je 1f
+    stac
+1:
+probe_nfcopy_start:
+    rep movsq
+    movq %rdx, %rcx
+    rep movsb
+probe_nfcopy_end:
+    xorl %eax, %eax
+    jmp probe_clac_ret
+probe_nfcopy_fault:
+    movl $1, %eax
+    jmp probe_clac_ret
 
     .global hal_probe_touch_write
     // rdi = address: a locked OR of zero, a write that cannot change the
@@ -117,6 +151,7 @@ pub fn smap_on() -> bool {
 extern "C" {
     fn hal_probe_copy(dst: *mut u8, src: *const u8, len: usize) -> u64;
     fn hal_probe_copy_user(dst: *mut u8, src: *const u8, len: usize) -> u64;
+    fn hal_probe_copy_user_nofault(dst: *mut u8, src: *const u8, len: usize) -> u64;
     fn hal_probe_ud() -> u64;
     fn hal_probe_touch_write(va: *mut u8) -> u64;
     fn hal_probe_cmpxchg32(va: *mut u32, expected: u32, new: u32, found: *mut u32) -> u64;
@@ -126,6 +161,9 @@ extern "C" {
     static probe_touch_start: u8;
     static probe_touch_end: u8;
     static probe_touch_fault: u8;
+    static probe_nfcopy_start: u8;
+    static probe_nfcopy_end: u8;
+    static probe_nfcopy_fault: u8;
     static probe_ucopy_start: u8;
     static probe_ucopy_end: u8;
     static probe_ucopy_fault: u8;
@@ -154,6 +192,11 @@ pub fn fixup(frame: &mut crate::idt::TrapFrame) -> bool {
                 &probe_copy_start as *const u8 as u64,
                 &probe_copy_end as *const u8 as u64,
                 &probe_copy_fault as *const u8 as u64,
+            ),
+            (
+                &probe_nfcopy_start as *const u8 as u64,
+                &probe_nfcopy_end as *const u8 as u64,
+                &probe_nfcopy_fault as *const u8 as u64,
             ),
             (
                 &probe_ucopy_start as *const u8 as u64,
@@ -186,6 +229,49 @@ pub fn fixup(frame: &mut crate::idt::TrapFrame) -> bool {
     false
 }
 
+/// Whether `rip` is inside the no-fault user copy: a page fault there is
+/// not to be resolved, only recovered (the copy returns an error).
+pub fn in_nofault_copy(rip: u64) -> bool {
+    // SAFETY: only the addresses of the linker symbols are taken.
+    let (start, end) = unsafe {
+        (
+            &probe_nfcopy_start as *const u8 as u64,
+            &probe_nfcopy_end as *const u8 as u64,
+        )
+    };
+    rip >= start && rip <= end
+}
+
+/// [`copy_from_user`] for a caller holding a spinlock: a page that is
+/// not mapped as the access needs (not yet faulted in, copy-on-write)
+/// fails the copy instead of being faulted in. The caller then copies
+/// the slow way without the lock.
+pub fn copy_from_user_nofault(dst: &mut [u8], va: u64) -> Result<(), Fault> {
+    if !user_range_ok(va, dst.len()) {
+        return Err(Fault);
+    }
+    // SAFETY: as copy_from_user; a fault is recovered by fixup without
+    // being resolved (the trap handler checks in_nofault_copy).
+    match unsafe { hal_probe_copy_user_nofault(dst.as_mut_ptr(), va as *const u8, dst.len()) } {
+        0 => Ok(()),
+        _ => Err(Fault),
+    }
+}
+
+/// [`copy_to_user`] for a caller holding a spinlock (see
+/// [`copy_from_user_nofault`]).
+pub fn copy_to_user_nofault(va: u64, src: &[u8]) -> Result<(), Fault> {
+    if !user_range_ok(va, src.len()) {
+        return Err(Fault);
+    }
+    // SAFETY: as copy_to_user; a fault is recovered by fixup without
+    // being resolved.
+    match unsafe { hal_probe_copy_user_nofault(va as *mut u8, src.as_ptr(), src.len()) } {
+        0 => Ok(()),
+        _ => Err(Fault),
+    }
+}
+
 fn user_range_ok(va: u64, len: usize) -> bool {
     va.checked_add(len as u64)
         .is_some_and(|end| end <= USER_TOP)
@@ -203,6 +289,34 @@ pub fn copy_from_user(dst: &mut [u8], va: u64) -> Result<(), Fault> {
         0 => Ok(()),
         _ => Err(Fault),
     }
+}
+
+/// Appends `len` bytes from user virtual address `va` to `v`, copied
+/// straight into its spare capacity (no zeroing pass over a buffer that
+/// the copy overwrites anyway). On a fault `v` keeps its old length; if
+/// the heap has no room for `len` more bytes, `Err(None)`.
+pub fn append_from_user(
+    v: &mut alloc::vec::Vec<u8>,
+    va: u64,
+    len: usize,
+) -> Result<(), Option<Fault>> {
+    if !user_range_ok(va, len) {
+        return Err(Some(Fault));
+    }
+    v.try_reserve(len).map_err(|_| None)?;
+    let spare = v.spare_capacity_mut();
+    // SAFETY: the source is user memory (checked above); faults are
+    // recovered by fixup; the destination is `len` bytes of the vector's
+    // own spare capacity (reserved above), which nothing else refers to.
+    let r = unsafe { hal_probe_copy_user(spare.as_mut_ptr().cast(), va as *const u8, len) };
+    if r != 0 {
+        return Err(Some(Fault));
+    }
+    let n = v.len() + len;
+    // SAFETY: the copy above initialised the `len` bytes past the old
+    // length, within the capacity reserved for them.
+    unsafe { v.set_len(n) };
+    Ok(())
 }
 
 /// Copies to user virtual address `va` in the current address space.

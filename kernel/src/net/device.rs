@@ -63,9 +63,10 @@ impl Nic {
     }
 
     /// Takes the next received frame into `rx_frame`: its length, or
-    /// None when nothing waits. Runts (shorter than an Ethernet header)
-    /// and martians (IPv4 from or to 127.0.0.0/8, which only the
-    /// loopback carries) are counted and dropped.
+    /// None when nothing waits. Runts (shorter than an Ethernet header),
+    /// martians (IPv4 from or to 127.0.0.0/8, which only the loopback
+    /// carries) and TCP/UDP segments with a wrong checksum are counted
+    /// and dropped.
     pub fn receive(&mut self) -> Option<usize> {
         loop {
             let n = self.queues.receive(&mut self.rx_frame[..])?;
@@ -76,6 +77,12 @@ impl Nic {
             let f = &self.rx_frame[..n];
             if n >= 34 && f[12..14] == [0x08, 0x00] && (f[26] == 127 || f[30] == 127) {
                 self.stats.rx_dropped += 1;
+                continue;
+            }
+            // smoltcp checks no TCP/UDP checksum (the loopback needs
+            // none): the NIC's frames are checked here.
+            if !super::wire::l4_checksum_ok(&mut self.rx_frame[..n]) {
+                self.stats.rx_errors += 1;
                 continue;
             }
             self.stats.rx_packets += 1;

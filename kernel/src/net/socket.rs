@@ -174,6 +174,20 @@ pub trait Socket: Send + Sync {
     /// Receives at most `max` bytes (MSG_PEEK, MSG_DONTWAIT, MSG_TRUNC in
     /// `flags`; MSG_WAITALL is the syscall layer's loop).
     fn recv(&self, max: usize, flags: u32) -> KResult<Received>;
+    /// A stream receive of at most `len` bytes straight into user memory
+    /// at `va` (flags: MSG_DONTWAIT only), without a kernel staging
+    /// buffer. None: the family has no such path, or the copy would
+    /// have faulted before any byte moved; the caller then uses
+    /// [`Socket::recv`].
+    fn recv_user(&self, _va: u64, _len: usize, _flags: u32) -> Option<KResult<usize>> {
+        None
+    }
+    /// A stream send of at most `len` bytes straight from user memory at
+    /// `va` (flags: MSG_DONTWAIT, MSG_NOSIGNAL), as [`Socket::recv_user`]:
+    /// None sends the same bytes through [`Socket::send`] instead.
+    fn send_user(&self, _va: u64, _len: usize, _flags: u32) -> Option<KResult<usize>> {
+        None
+    }
     /// poll(2) events ready now (POLLIN, POLLOUT, POLLHUP, POLLRDHUP, …).
     fn poll(&self) -> u16;
     /// A number that changes whenever the socket's readiness may have

@@ -28,12 +28,26 @@
 //! coming in through the NIC are clamped the same way, so a peer that
 //! offers more than 1460 (jumbo frames, or a lie) still gets segments
 //! that fit.
+//!
+//! **No TCP/UDP checksums on the loopback.** A looped frame never leaves
+//! kernel memory, so a checksum over it protects nothing (Linux's lo
+//! marks its packets CHECKSUM_UNNECESSARY and computes none). smoltcp is
+//! told the device handles TCP and UDP checksums ([`Device::capabilities`]:
+//! `Checksum::None`, so it leaves the field zero and verifies nothing),
+//! and this layer does what a NIC without checksum offload needs:
+//! frames going out through the NIC get their TCP/UDP checksum filled in
+//! ([`fill_l4_checksum`]), and frames coming in through it are verified
+//! and dropped (counted as `rx_errors`) when wrong ([`l4_checksum_ok`]),
+//! as smoltcp did before. IPv4 header and ICMP checksums stay with
+//! smoltcp (20-byte headers, and ICMP payloads reach users as they are).
+//!
+//! [`Device::capabilities`]: phy::Device::capabilities
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
-use smoltcp::wire::Ipv4Address;
+use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket, UdpPacket};
 
 use super::device::{self, Nic, Queues, Stats, MAX_FRAME, QUEUE_SIZE};
 
@@ -50,9 +64,28 @@ pub(super) const NIC_MSS: u16 = (MAX_FRAME - ETH_HLEN - 40) as u16;
 /// Linux's does).
 const ETH_HLEN: usize = 14;
 
+/// A frame: the first `len` bytes of `buf`. A buffer keeps the length
+/// it grew to (its bytes past `len` are an earlier frame's), so reusing
+/// it for a frame no longer than that clears nothing (see
+/// [`frame_buffer`]).
+struct Frame {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Frame {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
+}
+
 /// The loopback's queue of frames in flight and its counters.
 pub struct Loop {
-    queue: VecDeque<Vec<u8>>,
+    queue: VecDeque<Frame>,
     spare: Vec<Vec<u8>>,
     pub stats: Stats,
     /// The interface's own (non-loopback) IPv4 address: frames to it
@@ -61,20 +94,20 @@ pub struct Loop {
 }
 
 impl Loop {
-    fn push(&mut self, frame: Vec<u8>) {
+    fn push(&mut self, frame: Frame) {
         if self.queue.len() >= LOOP_MAX {
             self.stats.tx_dropped += 1;
             self.recycle(frame);
             return;
         }
         self.stats.tx_packets += 1;
-        self.stats.tx_bytes += frame.len() as u64;
+        self.stats.tx_bytes += frame.len as u64;
         self.queue.push_back(frame);
     }
 
-    fn recycle(&mut self, frame: Vec<u8>) {
+    fn recycle(&mut self, frame: Frame) {
         if self.spare.len() < SPARE_MAX {
-            self.spare.push(frame);
+            self.spare.push(frame.buf);
         }
     }
 }
@@ -90,12 +123,32 @@ fn is_local(f: &[u8], own: Option<Ipv4Address>) -> bool {
     target.is_some_and(|t| t[0] == 127 || own.is_some_and(|o| o.octets() == t))
 }
 
+/// Bytes of a reused frame buffer cleared before smoltcp writes a frame
+/// into it: more than any header it writes (Ethernet 14, IPv4 20, TCP up
+/// to 60), so padding it skips (TCP option padding after the end-of-list
+/// byte) never carries bytes of an earlier frame.
+const HEADER_CLEAR: usize = 128;
+
+/// A frame of `len` bytes in `buf` for smoltcp to write into. Only the
+/// header area is cleared (and what the buffer grows by): smoltcp writes
+/// every byte of a segment's or datagram's payload (it copies exactly
+/// the payload's length), and clearing all of a 64 KiB looped segment
+/// first was a memset per segment (an eighth of a guest instruction per
+/// byte under -icount, a tenth of a bulk transfer's).
+fn frame_buffer(mut buf: Vec<u8>, len: usize) -> Frame {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    buf[..len.min(HEADER_CLEAR)].fill(0);
+    Frame { buf, len }
+}
+
 /// The NIC (optional) and the loopback, as one smoltcp device.
 pub struct Wire {
     pub nic: Option<Nic>,
     pub lo: Loop,
     /// The looped frame smoltcp is reading.
-    rx: Vec<u8>,
+    rx: Frame,
     /// Looped frames still to be taken in this round of polling: bounds
     /// the work of one poll (see `stack::poll`).
     budget: usize,
@@ -111,7 +164,10 @@ impl Wire {
                 stats: Stats::default(),
                 own: None,
             },
-            rx: Vec::new(),
+            rx: Frame {
+                buf: Vec::new(),
+                len: 0,
+            },
             budget: 0,
         }
     }
@@ -146,26 +202,27 @@ impl phy::TxToken for TxTok<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         // Built in a kernel buffer first: where it goes depends on what
         // smoltcp writes.
-        let mut buf = self.lo.spare.pop().unwrap_or_default();
-        buf.clear();
-        buf.resize(len, 0);
-        let r = f(&mut buf);
-        if super::inet::synbusy::drop_reset(&buf) {
+        let buf = self.lo.spare.pop().unwrap_or_default();
+        let mut frame = frame_buffer(buf, len);
+        let r = f(frame.bytes_mut());
+        if super::inet::synbusy::drop_reset(frame.bytes()) {
             // A listener was busy, not absent: the peer resends its SYN.
-            self.lo.recycle(buf);
-        } else if is_local(&buf, self.lo.own) {
-            self.lo.push(buf);
+            self.lo.recycle(frame);
+        } else if is_local(frame.bytes(), self.lo.own) {
+            self.lo.push(frame);
         } else {
             // Without a NIC nothing else is reachable: dropped.
             if let Some((q, stats)) = self.nic {
-                if buf.len() > MAX_FRAME {
+                if len > MAX_FRAME {
                     stats.tx_errors += 1;
                 } else {
-                    clamp_mss(&mut buf, NIC_MSS);
-                    device::transmit(q, stats, &buf);
+                    let f = frame.bytes_mut();
+                    clamp_mss(f, NIC_MSS);
+                    fill_l4_checksum(f);
+                    device::transmit(q, stats, f);
                 }
             }
-            self.lo.recycle(buf);
+            self.lo.recycle(frame);
         }
         r
     }
@@ -186,11 +243,13 @@ impl phy::Device for Wire {
             if let Some(f) = self.lo.queue.pop_front() {
                 self.budget -= 1;
                 self.lo.stats.rx_packets += 1;
-                self.lo.stats.rx_bytes += f.len() as u64;
+                self.lo.stats.rx_bytes += f.len as u64;
                 let old = core::mem::replace(&mut self.rx, f);
                 self.lo.recycle(old);
                 return Some((
-                    RxTok { frame: &self.rx },
+                    RxTok {
+                        frame: self.rx.bytes(),
+                    },
                     TxTok {
                         nic: self.nic.as_mut().map(|n| (&mut *n.queues, &mut n.stats)),
                         lo: &mut self.lo,
@@ -228,6 +287,9 @@ impl phy::Device for Wire {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = LO_MTU + ETH_HLEN;
         caps.max_burst_size = Some(QUEUE_SIZE / 2);
+        // TCP and UDP checksums: here, for the NIC's frames only (above).
+        caps.checksum.tcp = Checksum::None;
+        caps.checksum.udp = Checksum::None;
         caps
     }
 }
@@ -305,4 +367,61 @@ pub(super) fn clamp_mss(f: &mut [u8], mss: u16) {
     }
     let c = !(sum as u16);
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The IPv4 packet in Ethernet frame `f` with its source and
+/// destination, if `f` carries a whole (unfragmented) TCP or UDP one.
+fn l4_of(f: &mut [u8]) -> Option<(Ipv4Packet<&mut [u8]>, IpAddress, IpAddress)> {
+    if f.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(f.get_mut(ETH_HLEN..)?).ok()?;
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return None;
+    }
+    if !matches!(ip.next_header(), IpProtocol::Tcp | IpProtocol::Udp) {
+        return None;
+    }
+    let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+    Some((ip, src, dst))
+}
+
+/// Fills in the TCP or UDP checksum of a frame that leaves through the
+/// NIC (smoltcp left it zero). Anything else is left alone.
+pub(super) fn fill_l4_checksum(f: &mut [u8]) {
+    let Some((mut ip, src, dst)) = l4_of(f) else {
+        return;
+    };
+    let proto = ip.next_header();
+    let payload = ip.payload_mut();
+    if proto == IpProtocol::Tcp {
+        if let Ok(mut t) = TcpPacket::new_checked(payload) {
+            t.fill_checksum(&src, &dst);
+        }
+    } else if let Ok(mut u) = UdpPacket::new_checked(payload) {
+        u.fill_checksum(&src, &dst);
+    }
+}
+
+/// Whether the TCP or UDP checksum of a frame received by the NIC is
+/// right (true for anything else, which smoltcp checks or drops itself;
+/// and for UDP sent without a checksum, as RFC 768 allows).
+pub(super) fn l4_checksum_ok(f: &mut [u8]) -> bool {
+    let Some((mut ip, src, dst)) = l4_of(f) else {
+        return true;
+    };
+    let proto = ip.next_header();
+    let payload = ip.payload_mut();
+    if proto == IpProtocol::Tcp {
+        match TcpPacket::new_checked(&*payload) {
+            Ok(t) => t.verify_checksum(&src, &dst),
+            // Truncated: smoltcp drops it.
+            Err(_) => true,
+        }
+    } else {
+        match UdpPacket::new_checked(&*payload) {
+            Ok(u) => u.checksum() == 0 || u.verify_checksum(&src, &dst),
+            Err(_) => true,
+        }
+    }
 }

@@ -257,6 +257,12 @@ fn gather(vecs: &[(u64, usize)], off: usize, out: &mut [u8]) -> KResult<()> {
     })
 }
 
+/// Appends `len` bytes starting `off` bytes into the iovecs' data to
+/// `out` (no zeroed staging buffer).
+fn gather_append(vecs: &[(u64, usize)], off: usize, len: usize, out: &mut Vec<u8>) -> KResult<()> {
+    each_piece(vecs, off, len, |a, r| uaccess::append_in(out, a, r.len()))
+}
+
 /// Copies `data` into the iovecs from `off` bytes in.
 fn scatter(vecs: &[(u64, usize)], off: usize, data: &[u8]) -> KResult<()> {
     each_piece(vecs, off, data.len(), |a, r| uaccess::copy_out(a, &data[r]))
@@ -285,13 +291,41 @@ fn send_iov(
         gather(vecs, 0, &mut data)?;
         return sk::send_all(s, &data, anc, to, flags).map(|n| n as u64);
     }
-    let mut chunk = alloc::vec![0u8; total.clamp(1, SEND_CHUNK)];
-    let mut anc = anc;
     let mut done = 0;
+    // One buffer, no ancillary data, no address: straight from user
+    // memory into the socket's buffer where the family can.
+    if let ([(base, _)], None, None, true) = (vecs, &anc, to, total > 0) {
+        while done < total {
+            match s.send_user(base + done as u64, total - done, flags) {
+                None => break,
+                Some(Ok(n)) => {
+                    done += n;
+                    if n == 0 {
+                        return Ok(done as u64);
+                    }
+                }
+                Some(Err(_)) if done > 0 => return Ok(done as u64),
+                Some(Err(e)) => {
+                    sk::sigpipe(e, flags);
+                    return Err(e);
+                }
+            }
+        }
+        if done >= total {
+            return Ok(done as u64);
+        }
+    }
+    // Filled straight from user memory: not zeroed first.
+    let mut chunk = Vec::new();
+    chunk
+        .try_reserve_exact(total.clamp(1, SEND_CHUNK))
+        .map_err(|_| Errno::ENOMEM)?;
+    let mut anc = anc;
     loop {
         let n = (total - done).min(SEND_CHUNK);
-        let r = gather(vecs, done, &mut chunk[..n])
-            .and_then(|()| sk::send_all(s, &chunk[..n], anc.take(), to, flags));
+        chunk.clear();
+        let r = gather_append(vecs, done, n, &mut chunk)
+            .and_then(|()| sk::send_all(s, &chunk, anc.take(), to, flags));
         match r {
             Ok(w) => {
                 done += w;
@@ -326,6 +360,19 @@ fn recv_iov(s: &dyn Socket, vecs: &[(u64, usize)], total: usize, flags: u32) -> 
         left -= n;
     }
     let stream = s.sock_type() == sk::SOCK_STREAM;
+    // One buffer and no flag but MSG_DONTWAIT: straight from the
+    // socket's buffer into user memory where the family can.
+    if let (true, [(base, _)]) = (stream && flags & !sk::MSG_DONTWAIT == 0, vecs) {
+        if let Some(r) = s.recv_user(*base, total.min(RECV_MAX), flags) {
+            let n = r?;
+            return Ok(Got {
+                n,
+                full_len: n,
+                from: None,
+                anc: None,
+            });
+        }
+    }
     let waitall = stream && flags & sk::MSG_WAITALL != 0 && flags & sk::MSG_PEEK == 0;
     let mut got = Got {
         n: 0,

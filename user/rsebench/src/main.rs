@@ -8,8 +8,9 @@
 //! <why>` instead, so a gap shows in the table rather than a crash.
 //!
 //! `/etc/rse/bench.conf` holds `quick` for the smoke-test size (the
-//! default is the full size). Run by hand with `rsebench all` or
-//! `rsebench NAME…`.
+//! default is the full size) and, for `cargo xtask bench --rows`,
+//! `row=NAME` words: only those run (none: all). Run by hand with
+//! `rsebench all` or `rsebench NAME…`.
 
 mod clock;
 mod ctxsw;
@@ -95,15 +96,21 @@ fn main() {
         sys::say("BENCH-START");
         report("boot_to_init", Outcome::NsPerOp(boot_ns as f64));
     }
-    let quick = std::fs::read_to_string("/etc/rse/bench.conf")
-        .map(|s| s.split_whitespace().any(|w| w == "quick"))
-        .unwrap_or(false);
+    let conf = std::fs::read_to_string("/etc/rse/bench.conf").unwrap_or_default();
+    let quick = conf.split_whitespace().any(|w| w == "quick");
     let size = Size { quick };
-    let wanted: Vec<&str> = args[1..]
+    let mut wanted: Vec<&str> = args[1..]
         .iter()
         .map(String::as_str)
         .filter(|a| *a != "all")
         .collect();
+    if args.len() < 2 {
+        // `cargo xtask bench --rows`: only those.
+        wanted = conf
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("row="))
+            .collect();
+    }
     for (name, bench) in BENCHES {
         if wanted.is_empty() || wanted.contains(name) {
             report(name, bench(size));

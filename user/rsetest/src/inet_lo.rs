@@ -4,7 +4,13 @@
 //! MSG_PEEK and FIONREAD, a listener bound to 127.0.0.1, a refused
 //! connect, UDP sendto/recvfrom/connect and datagram truncation, and a
 //! send after shutdown(SHUT_WR): EPIPE with SIGPIPE, or without it under
-//! MSG_NOSIGNAL. Needs no NIC.
+//! MSG_NOSIGNAL. Then buffers the kernel must fault in or refuse (RSE OS
+//! copies TCP data between user memory and the socket's ring under the
+//! stack's lock with a copy that fails rather than fault a page in, and
+//! falls back): a send from and a receive into never-touched anonymous
+//! memory, a send whose second page is unmapped (Linux: the first page's
+//! bytes; RSE OS: EFAULT with nothing sent), a send from an unmapped page
+//! (EFAULT). Needs no NIC.
 
 use crate::inet::{bind4, connect4, name, tcp, udp};
 use crate::sock::{errname_net, r};
@@ -357,12 +363,117 @@ fn datagrams() -> Result<(), String> {
     Ok(())
 }
 
+/// Reads exactly `n` bytes.
+fn read_n(fd: i32, n: usize) -> Result<Vec<u8>, String> {
+    let mut v = Vec::new();
+    let mut b = vec![0u8; 65536];
+    while v.len() < n {
+        let k = (n - v.len()).min(b.len());
+        let got = recv(fd, &mut b[..k], 0).map_err(|e| format!("recv: {}", errname_net(e)))?;
+        if got == 0 {
+            return Err(format!("EOF after {} of {n} bytes", v.len()));
+        }
+        v.extend_from_slice(&b[..got]);
+    }
+    Ok(v)
+}
+
+fn fresh_pages(len: usize) -> Result<*mut u8, String> {
+    crate::util::mmap_anon(len).map_err(|e| format!("mmap: {}", crate::util::errname(e)))
+}
+
+fn unfaulted_buffers(l: i32, port: u16) -> Result<(), String> {
+    let (c, a) = tcp_pair(l, port)?;
+    // A send straight from never-touched memory: all of it, zeros.
+    const LEN: usize = 64 << 10;
+    let p = fresh_pages(LEN)?;
+    // SAFETY: a fresh readable mapping of LEN bytes (never touched: the
+    // kernel reads it first).
+    let n = r(unsafe { libc::send(c, p.cast(), LEN, 0) });
+    check(
+        n == Ok(LEN as isize),
+        format!("send of 64 KiB from never-touched memory (got {n:?})"),
+    )?;
+    let got = read_n(a, LEN)?;
+    check(
+        got.iter().all(|&b| b == 0),
+        "the receiver got 64 KiB of zeros",
+    )?;
+    // A receive into never-touched memory.
+    let msg = pattern(5000, 11);
+    write_all(c, &msg)?;
+    let q = fresh_pages(8192)?;
+    let mut have = 0;
+    while have < msg.len() {
+        // SAFETY: a fresh writable mapping of 8192 bytes.
+        let n = r(unsafe { libc::recv(a, q.add(have).cast(), 8192 - have, 0) })
+            .map_err(|e| format!("recv into fresh memory: {}", errname_net(e)))?;
+        check(n > 0, "recv into fresh memory: data, not EOF")?;
+        have += n as usize;
+    }
+    // SAFETY: the mapping holds `have` received bytes.
+    let into = unsafe { std::slice::from_raw_parts(q, have) };
+    check(
+        into == &msg[..],
+        "recv into never-touched memory: the 5000 bytes sent",
+    )?;
+    // A send whose second page is unmapped: the first page's bytes go,
+    // then the fault ends the call; a wholly bad buffer is EFAULT.
+    let b = fresh_pages(8192)?;
+    let first = pattern(4096, 5);
+    // SAFETY: our own mapping: fill the first page, unmap the second.
+    unsafe {
+        std::ptr::copy_nonoverlapping(first.as_ptr(), b, 4096);
+        libc::munmap(b.add(4096).cast(), 4096);
+    }
+    // SAFETY: a pointer into our own (partly unmapped) mapping.
+    let n = r(unsafe { libc::send(c, b.cast(), 8192, 0) });
+    match n {
+        // Linux: what was copied before the fault.
+        Ok(4096) => check(
+            read_n(a, 4096)? == first,
+            "the receiver got the first page's bytes",
+        )?,
+        // RSE OS: the call fails as a whole, and sends nothing.
+        Err(libc::EFAULT) => {
+            crate::util::sleep_ms(50);
+            let mut x = [0u8; 16];
+            let got = recv(a, &mut x, libc::MSG_DONTWAIT);
+            check(
+                got == Err(libc::EAGAIN),
+                format!("a send that failed with EFAULT sent nothing (recv: {got:?})"),
+            )?
+        }
+        other => {
+            return Err(format!(
+                "send with its second page unmapped: the first page's 4096 bytes or EFAULT (got {other:?})"
+            ))
+        }
+    }
+    // SAFETY: a pointer into the unmapped page.
+    let n = r(unsafe { libc::send(c, b.add(4096).cast(), 4096, 0) });
+    check(
+        n == Err(libc::EFAULT),
+        format!("send from an unmapped page: EFAULT (got {n:?})"),
+    )?;
+    // SAFETY: our own mappings.
+    unsafe {
+        libc::munmap(p.cast(), LEN);
+        libc::munmap(q.cast(), 8192);
+        libc::munmap(b.cast(), 4096);
+    }
+    close(a);
+    close(c);
+    Ok(())
+}
+
 pub fn run(_: &[String]) -> Result<(), String> {
     let l = tcp()?;
     bind4(l, [0; 4], 0).map_err(|e| format!("bind: {}", errname_net(e)))?;
     listen(l, 8)?;
     let (_, port, _) = name(l, false).map_err(|e| format!("getsockname: {e}"))?;
     stream(l, port)?;
+    unfaulted_buffers(l, port)?;
     close(l);
     refused_and_bound_to_lo()?;
     datagrams()?;

@@ -18,8 +18,8 @@ use std::time::Duration;
 use crate::qemu::{self, Accel, Config, Machine};
 use crate::{artifacts, deps};
 
-const USAGE: &str =
-    "usage: cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write]";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] \
+[--only tcg|icount] [--rows NAME[,NAME...]] [--no-write]";
 
 /// One result of one benchmark in one boot.
 #[derive(Clone, Debug)]
@@ -69,6 +69,8 @@ struct Options {
     write: bool,
     /// Only this TCG mode (`--only`).
     only: Option<Mode>,
+    /// Only these benchmarks (`--rows`; empty: all).
+    rows: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -79,6 +81,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         smp: 2,
         write: true,
         only: None,
+        rows: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -97,6 +100,21 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 });
                 o.write = false;
             }
+            "--rows" => {
+                o.rows = val()?
+                    .split(',')
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if let Some(bad) = o.rows.iter().find(|r| {
+                    !r.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                }) {
+                    return Err(format!("--rows: {bad} is not a benchmark name"));
+                }
+                // A partial table must not replace the full one.
+                o.write = false;
+            }
             _ => return Err(format!("unknown option {a}\n{USAGE}")),
         }
     }
@@ -113,7 +131,7 @@ pub fn bench(args: &[String]) -> Result<i32, String> {
     deps::ensure(&[&deps::QEMU, &deps::BUSYBOX])?;
     let (vmlinuz, linux_version) = linux::kernel()?;
     let rse = artifacts::build_kernel()?;
-    let initrd = initramfs(opts.quick)?;
+    let initrd = initramfs(opts.quick, &opts.rows)?;
     let systems = [
         System {
             name: "Linux",
@@ -181,11 +199,15 @@ fn opts_text(o: &Options) -> String {
     )
 }
 
-/// The initramfs: the usual one plus `rsebench` and its size setting.
-fn initramfs(quick: bool) -> Result<PathBuf, String> {
+/// The initramfs: the usual one plus `rsebench` and its settings: the
+/// size, and the rows to run (`row=NAME` words; none: all).
+fn initramfs(quick: bool, rows: &[String]) -> Result<PathBuf, String> {
     let conf = artifacts::out_dir().join(format!("bench-{}.conf", std::process::id()));
-    std::fs::write(&conf, if quick { "quick\n" } else { "full\n" })
-        .map_err(|e| format!("{}: {e}", conf.display()))?;
+    let mut text = String::from(if quick { "quick\n" } else { "full\n" });
+    for r in rows {
+        text.push_str(&format!("row={r}\n"));
+    }
+    std::fs::write(&conf, text).map_err(|e| format!("{}: {e}", conf.display()))?;
     let mut adds: Vec<artifacts::Addition> = crate::userland::build_user_programs()?
         .into_iter()
         .map(|(host, guest)| artifacts::Addition { host, guest })

@@ -474,6 +474,22 @@ impl Socket for InetSocket {
         }
     }
 
+    fn recv_user(&self, va: u64, len: usize, flags: u32) -> Option<KResult<usize>> {
+        if self.ty == SOCK_STREAM {
+            tcp::recv_user(self, va, len, flags)
+        } else {
+            None
+        }
+    }
+
+    fn send_user(&self, va: u64, len: usize, flags: u32) -> Option<KResult<usize>> {
+        if self.ty == SOCK_STREAM {
+            tcp::send_user(self, va, len, flags)
+        } else {
+            None
+        }
+    }
+
     fn poll(&self) -> u16 {
         if self.ty == SOCK_STREAM {
             tcp::poll(self)

@@ -325,6 +325,51 @@ fn writeable(sock: &tcp::Socket) -> bool {
 }
 
 pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
+    send_with(s, flags, |sock| {
+        sock.send_slice(data).map_err(|_| Errno::EPIPE)
+    })
+}
+
+/// A send straight from user memory at `va` into smoltcp's send ring
+/// (no kernel staging buffer): the copy runs under the stack's lock, so
+/// it is the no-fault one; a fault before any byte moved gives None
+/// (the syscall layer then sends the same bytes the staged way, which
+/// faults the pages in).
+pub(super) fn send_user(s: &InetSocket, va: u64, len: usize, flags: u32) -> Option<KResult<usize>> {
+    let r = send_with(s, flags, |sock| {
+        let mut done = 0;
+        let mut fault = false;
+        // The ring's free space is at most two pieces (it wraps).
+        for _ in 0..2 {
+            if done == len || fault {
+                break;
+            }
+            let _ = sock.send(|b| {
+                let k = b.len().min(len - done);
+                if !crate::uaccess::copy_in_nofault(va + done as u64, &mut b[..k]) {
+                    fault = true;
+                    return (0, ());
+                }
+                done += k;
+                (k, ())
+            });
+        }
+        Ok((done > 0 || !fault).then_some(done))
+    });
+    match r {
+        Ok(Some(n)) => Some(Ok(n)),
+        Ok(None) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// A stream send: waits (unless non-blocking) until the connection can
+/// take data, then lets `put` queue what fits.
+fn send_with<T>(
+    s: &InetSocket,
+    flags: u32,
+    mut put: impl FnMut(&mut tcp::Socket) -> KResult<T>,
+) -> KResult<T> {
     let nonblock = flags & MSG_DONTWAIT != 0;
     let timeo = s.sndtimeo.load(Ordering::Relaxed);
     // The first look copies what fits; once the writer has slept, it
@@ -343,7 +388,7 @@ pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
         let r = quiet(|_, set| {
             let sock = set.get_mut::<tcp::Socket>(h);
             if sock.can_send() && (!slept || writeable(sock)) {
-                return Some(sock.send_slice(data).map_err(|_| Errno::EPIPE));
+                return Some(put(sock));
             }
             slept = true;
             match sock.state() {
@@ -417,6 +462,69 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
         from: None,
         anc: None,
     })
+}
+
+/// A receive straight from smoltcp's receive ring into user memory at
+/// `va` (no kernel staging buffer), as [`send_user`]: None if the copy
+/// faulted before any byte moved (the data stays queued for the staged
+/// path).
+pub(super) fn recv_user(s: &InetSocket, va: u64, max: usize, flags: u32) -> Option<KResult<usize>> {
+    let nonblock = flags & MSG_DONTWAIT != 0;
+    let timeo = s.rcvtimeo.load(Ordering::Relaxed);
+    let r = wait(nonblock, timeo, || {
+        let mut st = s.st.lock();
+        if st.shut & RCV != 0 {
+            return Some(Ok(Some(0)));
+        }
+        let h = match conn(&mut st) {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        if max == 0 {
+            return Some(Ok(Some(0)));
+        }
+        let r = quiet(|_, set| {
+            let sock = set.get_mut::<tcp::Socket>(h);
+            if sock.can_recv() {
+                let mut done = 0;
+                let mut fault = false;
+                // The queued data is at most two pieces (the ring wraps).
+                for _ in 0..2 {
+                    if done == max || fault {
+                        break;
+                    }
+                    let _ = sock.recv(|b| {
+                        let k = b.len().min(max - done);
+                        if !crate::uaccess::copy_out_nofault(va + done as u64, &b[..k]) {
+                            fault = true;
+                            return (0, ());
+                        }
+                        done += k;
+                        (k, ())
+                    });
+                }
+                return Some(Ok((done > 0 || !fault).then_some(done)));
+            }
+            match sock.state() {
+                State::SynSent | State::SynReceived => None,
+                // The peer's FIN (or the end of the connection): EOF.
+                _ if !sock.may_recv() => Some(Ok(Some(0))),
+                _ => None,
+            }
+        });
+        r.unwrap_or_else(|e| Some(Err(e)))
+    });
+    match r {
+        Ok(Some(n)) => {
+            if n > 0 {
+                // The window opened: tell the peer now.
+                stack::poll();
+            }
+            Some(Ok(n))
+        }
+        Ok(None) => None,
+        Err(e) => Some(Err(e)),
+    }
 }
 
 pub(super) fn shutdown(s: &InetSocket, bits: u8) -> KResult<()> {
