@@ -8,9 +8,10 @@
 //! copies TCP data between user memory and the socket's ring under the
 //! stack's lock with a copy that fails rather than fault a page in, and
 //! falls back): a send from and a receive into never-touched anonymous
-//! memory, a send whose second page is unmapped (Linux: the first page's
-//! bytes; RSE OS: EFAULT with nothing sent), a send from an unmapped page
-//! (EFAULT). Needs no NIC.
+//! memory, a send whose second page is unmapped (EFAULT with nothing
+//! sent, as the host's Linux 6.18 does: its copy into the socket's page
+//! fragment spans both pages; a kernel copying page by page may send the
+//! first page's bytes instead), a send from an unmapped page (EFAULT). Needs no NIC.
 
 use crate::inet::{bind4, connect4, name, tcp, udp};
 use crate::sock::{errname_net, r};
@@ -429,12 +430,12 @@ fn unfaulted_buffers(l: i32, port: u16) -> Result<(), String> {
     // SAFETY: a pointer into our own (partly unmapped) mapping.
     let n = r(unsafe { libc::send(c, b.cast(), 8192, 0) });
     match n {
-        // Linux: what was copied before the fault.
+        // A kernel that copies page by page: what it copied before the fault.
         Ok(4096) => check(
             read_n(a, 4096)? == first,
             "the receiver got the first page's bytes",
         )?,
-        // RSE OS: the call fails as a whole, and sends nothing.
+        // RSE OS and Linux 6.18: the call fails as a whole, sends nothing.
         Err(libc::EFAULT) => {
             crate::util::sleep_ms(50);
             let mut x = [0u8; 16];
