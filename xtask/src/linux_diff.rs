@@ -56,6 +56,11 @@ const GROUPS: &[Group] = &[
         cmd: "bash /etc/rse/diff/bash.sh",
     },
     Group {
+        name: "netlink",
+        pkgs: &["python3"],
+        cmd: "/bin/sh /etc/rse/diff/netlink.sh",
+    },
+    Group {
         name: "lighttpd",
         pkgs: &["lighttpd"],
         cmd: "/bin/sh /etc/rse/diff/lighttpd.sh",
@@ -260,6 +265,10 @@ pub fn coreutils() -> Result<(), String> {
 
 pub fn bash() -> Result<(), String> {
     compare("bash")
+}
+
+pub fn netlink() -> Result<(), String> {
+    compare("netlink")
 }
 
 pub fn lighttpd() -> Result<(), String> {

@@ -607,3 +607,43 @@ pub fn loopback_churn_sockstat() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// NETLINK_ROUTE with a NIC: busybox `ip` lists both links, both
+/// addresses and the main table (the connected subnet and the default
+/// route through the gateway `ip=` gave) as Linux prints them; a change
+/// is refused with EOPNOTSUPP, and malformed requests get errors, not a
+/// dead kernel. (Without a NIC, scenario linux_diff_netlink compares the
+/// same commands with Linux.)
+pub fn ip_netlink() -> Result<(), String> {
+    let opts = RunOpts {
+        exec: Some(
+            r#"ip -o link show | grep -o '^[0-9]*: [a-z0-9]*: <[^>]*> mtu [0-9]*'
+ip -o -4 addr show | awk '{print $2, $4, $5, $6}'
+ip route
+ip addr add 10.9.9.9/24 dev eth0; echo "add status $?"
+ip link show dev eth9; echo "eth9 status $?"
+echo survived"#
+                .to_string(),
+        ),
+        net: true,
+        append: vec!["ip=10.0.2.15::10.0.2.2:255.255.255.0".into()],
+        ..Default::default()
+    };
+    let (c, _) = crate::scenarios::exec_opts(&opts, "net-netlink")?;
+    crate::scenarios::expect_lines(
+        &c,
+        &[
+            "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65535".to_string(),
+            "2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500".into(),
+            "lo 127.0.0.1/8 scope host".into(),
+            "eth0 10.0.2.15/24 brd 10.0.2.255".into(),
+            "default via 10.0.2.2 dev eth0".into(),
+            "10.0.2.0/24 dev eth0 scope link  src 10.0.2.15".into(),
+            "ip: RTNETLINK answers: Operation not supported".into(),
+            "add status 2".into(),
+            "ip: can't find device 'eth9'".into(),
+            "eth9 status 2".into(),
+            "survived".into(),
+        ],
+    )
+}

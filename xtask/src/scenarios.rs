@@ -45,6 +45,7 @@ const SCENARIOS: &[Scenario] = &[
     ("linux_diff_perl", crate::linux_diff::perl),
     ("linux_diff_coreutils", crate::linux_diff::coreutils),
     ("linux_diff_bash", crate::linux_diff::bash),
+    ("linux_diff_netlink", crate::linux_diff::netlink),
     ("linux_diff_lighttpd", crate::linux_diff::lighttpd),
     ("add_host_tree", add_host_tree),
     ("blk_dd_pattern_microvm", || {
@@ -88,6 +89,7 @@ const SCENARIOS: &[Scenario] = &[
         crate::net_scenarios::dhcp_and_tcp_echo(Machine::Pc)
     }),
     ("net_arp_icmp_echo", crate::net_scenarios::arp_and_icmp_echo),
+    ("net_ip_netlink", crate::net_scenarios::ip_netlink),
     (
         "net_inet_rsetest_and_nc",
         crate::net_scenarios::inet_nc_both_ways,

@@ -99,6 +99,8 @@ program_scenarios!(
     inet_churn,
     inet_opts,
     inet_badinput,
+    netlink,
+    create_race,
     scm_rights,
     epoll,
     eventfd,

@@ -3,8 +3,9 @@
 //! SIOCGIFFLAGS, SIOCGIFADDR, SIOCGIFDSTADDR, SIOCGIFBRDADDR,
 //! SIOCGIFNETMASK, SIOCGIFHWADDR, SIOCGIFMTU, SIOCGIFMETRIC, SIOCGIFMAP,
 //! SIOCGIFTXQLEN. Two interfaces: `lo` (index 1, 127.0.0.1/8) and, with
-//! a NIC, `eth0` (index 2). Setting anything (SIOCSIF*) is EOPNOTSUPP:
-//! addresses come from `ip=` or DHCP.
+//! a NIC, `eth0` (index 2). Setting anything (SIOCSIF*) is EOPNOTSUPP,
+//! addresses come from `ip=` or DHCP, except SIOCSIFFLAGS asking for the
+//! up state an interface already has (`ifconfig lo up`).
 
 use abi::{Errno, KResult};
 use alloc::vec::Vec;
@@ -15,6 +16,7 @@ use super::stack;
 const SIOCGIFNAME: u64 = 0x8910;
 const SIOCGIFCONF: u64 = 0x8912;
 const SIOCGIFFLAGS: u64 = 0x8913;
+const SIOCSIFFLAGS: u64 = 0x8914;
 const SIOCGIFADDR: u64 = 0x8915;
 const SIOCGIFDSTADDR: u64 = 0x8917;
 const SIOCGIFBRDADDR: u64 = 0x8919;
@@ -30,7 +32,7 @@ const SIOC_RANGE: core::ops::RangeInclusive<u64> = 0x8900..=0x89ff;
 
 const IFF_UP: u16 = 0x1;
 const IFF_BROADCAST: u16 = 0x2;
-const IFF_LOOPBACK: u16 = 0x8;
+pub(crate) const IFF_LOOPBACK: u16 = 0x8;
 const IFF_RUNNING: u16 = 0x40;
 const IFF_MULTICAST: u16 = 0x1000;
 const ARPHRD_ETHER: u16 = 1;
@@ -39,18 +41,19 @@ const ARPHRD_LOOPBACK: u16 = 772;
 const IFREQ: usize = 40;
 const IFNAMSIZ: usize = 16;
 
-/// One interface as the ioctls describe it.
-struct Iface {
-    name: &'static str,
-    index: i32,
-    flags: u16,
-    mtu: usize,
-    hw_family: u16,
-    mac: [u8; 6],
-    addr: Option<Ipv4Cidr>,
+/// One interface as the ioctls (and NETLINK_ROUTE) describe it.
+pub(crate) struct Iface {
+    pub name: &'static str,
+    pub index: i32,
+    pub flags: u16,
+    pub mtu: usize,
+    pub hw_family: u16,
+    pub mac: [u8; 6],
+    pub addr: Option<Ipv4Cidr>,
 }
 
-fn ifaces() -> Vec<Iface> {
+/// The interfaces: `lo`, and `eth0` with a NIC.
+pub(crate) fn ifaces() -> Vec<Iface> {
     let Some(snap) = stack::snapshot() else {
         return Vec::new();
     };
@@ -106,8 +109,29 @@ pub fn ioctl(cmd: u64, arg: u64) -> Option<KResult<u64>> {
         SIOCGIFNAME | SIOCGIFFLAGS | SIOCGIFADDR | SIOCGIFDSTADDR | SIOCGIFBRDADDR
         | SIOCGIFNETMASK | SIOCGIFMETRIC | SIOCGIFMTU | SIOCGIFHWADDR | SIOCGIFINDEX
         | SIOCGIFTXQLEN | SIOCGIFMAP => ifreq(cmd, arg),
+        SIOCSIFFLAGS => set_flags(arg),
         _ => Err(Errno::EOPNOTSUPP),
     })
+}
+
+/// SIOCSIFFLAGS: the interfaces are always up, so asking for up (`ifconfig
+/// lo up`, busybox `ip link set lo up`, what an init script does first)
+/// changes nothing and succeeds; taking one down is EOPNOTSUPP.
+fn set_flags(arg: u64) -> KResult<u64> {
+    let mut req = [0u8; IFREQ];
+    crate::uaccess::copy_in(arg, &mut req)?;
+    let want = u16::from_le_bytes([req[16], req[17]]);
+    let all = ifaces();
+    let name = req_name(&req);
+    let ifc = all
+        .iter()
+        .find(|i| i.name.as_bytes() == name)
+        .ok_or(Errno::ENODEV)?;
+    if want & IFF_UP == ifc.flags & IFF_UP {
+        Ok(0)
+    } else {
+        Err(Errno::EOPNOTSUPP)
+    }
 }
 
 /// The get requests on one struct ifreq, read and written in place.

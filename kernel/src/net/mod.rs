@@ -24,6 +24,7 @@ mod device;
 pub mod ifreq;
 pub mod inet;
 pub mod mem;
+pub mod netlink;
 pub mod procfs;
 pub mod socket;
 pub mod stack;

@@ -216,7 +216,11 @@ pub struct Family {
 }
 
 /// The families socket(2) knows. Others get EAFNOSUPPORT.
-static FAMILIES: &[Family] = &[super::unix::FAMILY, super::inet::FAMILY];
+static FAMILIES: &[Family] = &[
+    super::unix::FAMILY,
+    super::inet::FAMILY,
+    super::netlink::FAMILY,
+];
 
 fn family(domain: u32) -> KResult<&'static Family> {
     FAMILIES

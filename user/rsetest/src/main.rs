@@ -41,6 +41,7 @@ mod map_fixed;
 mod memhog;
 mod mmap_big;
 mod mremap;
+mod netlink;
 mod orphan_reap;
 mod pipe_100m;
 mod poll_eintr;
@@ -295,6 +296,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "shared_file",
         shared_file::run,
         "[DIR] MAP_SHARED file mappings are coherent with read/write, other mappings and munmap; msync; a child's stores reach the file at its exit; in DIR (default /tmp)",
+    ),
+    (
+        "netlink",
+        netlink::run,
+        "AF_NETLINK NETLINK_ROUTE: link and address dumps, MSG_PEEK|MSG_TRUNC, EAGAIN, bad requests and pointers",
     ),
     (
         "create_race",
