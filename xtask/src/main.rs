@@ -42,6 +42,7 @@ mod bench;
 mod block_scenarios;
 mod braid_bench;
 mod braid_cmds;
+mod budget_scenarios;
 mod cluster;
 mod cluster_faults;
 mod debian;

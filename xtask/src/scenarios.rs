@@ -36,6 +36,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::dynamic_scenarios::host_programs,
     ),
     ("bench_quick_suite_runs", bench_quick),
+    (
+        "icount_budget_ctxsw_pipe_pinned",
+        crate::budget_scenarios::pipe_switch,
+    ),
     ("bench_apps_quick_lighttpd_both_kernels", bench_apps_quick),
     ("debian_pkg_sqlite3_root", debian_pkg_root),
     ("debian_sqlite3_concurrent_writers", sqlite3_concurrent),

@@ -73,7 +73,7 @@ impl Pipe {
         nonblock: bool,
         mut take: impl FnMut(&mut PipeBuffer) -> usize,
     ) -> KResult<usize> {
-        self.wq.wait_until(|| {
+        self.wq.wait_until_woken(|| {
             let mut b = self.buf.lock();
             if !b.is_empty() {
                 Some(Ok(take(&mut b)))
@@ -92,7 +92,7 @@ impl Pipe {
         let atomic = data.len() <= PIPE_BUF;
         let mut done = 0;
         while done < data.len() || data.is_empty() {
-            let r = self.wq.wait_until(|| {
+            let r = self.wq.wait_until_woken(|| {
                 let mut b = self.buf.lock();
                 if b.readers() == 0 {
                     return Some(Err(Errno::EPIPE));

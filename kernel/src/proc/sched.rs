@@ -10,7 +10,7 @@
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use core::sync::atomic::{fence, AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 use runq::{Enqueue, Entity, Params};
 use spin::Mutex;
 
@@ -394,9 +394,9 @@ fn switch_away(yield_: bool) {
         // nobody else references any more (we are not running on them).
         release_dead(c);
         let mut prev = c.current.replace(None);
-        if let Some(p) = &prev {
-            put_prev(torus::this_id(), p, now, yield_);
-        }
+        let exiting = prev
+            .as_ref()
+            .is_some_and(|p| put_prev(torus::this_id(), p, now, yield_) == RunState::Zombie);
         let next = pick_next(c, now);
         if let (Some(p), Some(n)) = (&prev, &next) {
             if Arc::ptr_eq(p, n) {
@@ -414,7 +414,6 @@ fn switch_away(yield_: bool) {
         // An exiting process never resumes: park its Arc on the dead list
         // (so its stack lives until this CPU is off it) and save its RSP
         // nowhere useful.
-        let exiting = prev.as_ref().is_some_and(|p| p.is_zombie());
         if exiting {
             c.dead.lock().extend(prev.take());
         }
@@ -504,11 +503,12 @@ fn pick_from(t: usize, now: u64) -> Option<Arc<Process>> {
 
 /// The running process `p` leaves the CPU of torus `t`: back in the queue
 /// (with new parameters, or to another torus if its affinity says so),
-/// to sleep, or gone.
-fn put_prev(ti: usize, p: &Arc<Process>, now: u64, yield_: bool) {
+/// to sleep, or gone. Returns the run state it found (a zombie's stays).
+fn put_prev(ti: usize, p: &Arc<Process>, now: u64, yield_: bool) -> RunState {
     let t = torus::get(ti);
     let mut st = p.run.lock();
-    match *st {
+    let found = *st;
+    match found {
         RunState::Running => {
             *st = RunState::Runnable;
             let wanted = p.sched.lock().entity.params;
@@ -544,6 +544,7 @@ fn put_prev(ti: usize, p: &Arc<Process>, now: u64, yield_: bool) {
             t.runq.lock().take_current(now);
         }
     }
+    found
 }
 
 /// Makes `n` the running process of CPU `c` (its context is claimed by
@@ -677,35 +678,42 @@ pub fn idle_loop() -> ! {
 /// change made meanwhile is seen, and a wake-up in that window turns it
 /// back to running.
 pub fn block_until<T>(ready: impl FnMut() -> Option<T>) -> abi::KResult<T> {
-    sleep_until(ready, |_| {}, |_| {})
+    sleep_until(ready, None, |_| {}, |_| {})
 }
 
 /// The sleep of [`block_until`] and [`WaitQueue::wait_until`]: `register`
 /// runs (interrupts off) once the process is marked blocking and before
 /// `ready`'s second look, `unregister` on every way out after it.
+///
+/// With `wakes` (a wait queue's count of wake-ups, when every change of
+/// what `ready` looks at is followed by a wake-up of that queue), the
+/// second look is made only if the count moved since the first: if it
+/// did not, the waker that makes the next change has yet to count its
+/// wake-up, and will find the process registered.
 fn sleep_until<T>(
     mut ready: impl FnMut() -> Option<T>,
+    wakes: Option<&AtomicU64>,
     mut register: impl FnMut(&Arc<Process>),
     mut unregister: impl FnMut(&Arc<Process>),
 ) -> abi::KResult<T> {
+    let count = || wakes.map(|w| w.load(Ordering::SeqCst));
+    let mut since = count();
     // The common case (data already there) needs no reference to the
     // running process: look once before taking one.
     if let Some(v) = hal::cpu::without_interrupts(&mut ready) {
         return Ok(v);
     }
     let me = current();
-    // `ready` has just said no: the first pass goes straight to marking
-    // the process blocking and looking again.
-    let mut looked = true;
     loop {
+        // `ready` has just said no: mark the process blocking, register,
+        // and look again (the waker changes, then wakes: either this look
+        // sees its change or its wake-up finds us registered).
         let got = hal::cpu::without_interrupts(|| {
-            if !core::mem::take(&mut looked) {
-                if let Some(v) = ready() {
-                    return Some(v);
-                }
-            }
             *me.run.lock() = RunState::Blocking;
             register(&me);
+            if since.is_some() && count() == since {
+                return None;
+            }
             let v = ready()?;
             *me.run.lock() = RunState::Running;
             unregister(&me);
@@ -722,7 +730,14 @@ fn sleep_until<T>(
             return Err(abi::Errno::EINTR);
         }
         schedule();
-        hal::cpu::without_interrupts(|| unregister(&me));
+        let got = hal::cpu::without_interrupts(|| {
+            unregister(&me);
+            since = count();
+            ready()
+        });
+        if let Some(v) = got {
+            return Ok(v);
+        }
     }
 }
 
@@ -772,6 +787,11 @@ impl Default for Deadlines {
 pub struct WaitQueue {
     /// Kept (with its capacity) across waits: blocking must not allocate.
     waiters: Mutex<VecDeque<Arc<Process>>>,
+    /// `waiters.len()`, stored under its lock and read without it: most
+    /// wake-ups find nobody (a pipe wakes its queue and the pollers' at
+    /// every read and write), and a woken sleeper is usually no longer
+    /// listed; both then skip the lock.
+    len: AtomicUsize,
     /// Number of `wake_all`s so far (see [`WaitQueue::wait_for_wake_until`]).
     wakes: AtomicU64,
 }
@@ -781,23 +801,47 @@ impl WaitQueue {
     pub const fn new() -> WaitQueue {
         WaitQueue {
             waiters: Mutex::new(VecDeque::new()),
+            len: AtomicUsize::new(0),
             wakes: AtomicU64::new(0),
         }
     }
 
-    /// Wakes every waiter registered now.
+    /// Wakes every waiter registered now. Inlined: with nobody listed
+    /// (most calls) it is a count, a fence and a load.
+    #[inline]
     pub fn wake_all(&self) {
         self.wakes.fetch_add(1, Ordering::AcqRel);
+        // The caller changed what the waiters look at; a waiter lists
+        // itself, then looks (`register`). With a fence on both sides
+        // either its look sees the change or this load sees it listed.
+        fence(Ordering::SeqCst);
+        let n = self.len.load(Ordering::Relaxed);
+        if n != 0 {
+            self.wake_listed(n);
+        }
+    }
+
+    /// Wakes up to `n` listed waiters, the first first.
+    #[inline(never)]
+    fn wake_listed(&self, n: usize) {
         // One at a time, so the queue keeps its buffer and the lock is not
         // held while waking (wake takes the run queue's lock); at most as
         // many as were there, so waiters that register again on another
         // CPU meanwhile cannot keep us here.
-        let n = hal::cpu::without_interrupts(|| self.waiters.lock().len());
         for _ in 0..n {
-            let Some(w) = hal::cpu::without_interrupts(|| self.waiters.lock().pop_front()) else {
+            let (w, left) = hal::cpu::without_interrupts(|| {
+                let mut q = self.waiters.lock();
+                let w = q.pop_front();
+                self.len.store(q.len(), Ordering::Relaxed);
+                (w, q.len())
+            });
+            let Some(w) = w else {
                 break;
             };
             wake(&w);
+            if left == 0 {
+                break;
+            }
         }
     }
 
@@ -839,11 +883,28 @@ impl WaitQueue {
         })
     }
 
+    /// Lists `me` as a waiter (interrupts off). Its caller looks at the
+    /// condition next: the fence pairs with the one in `wake_all`.
+    fn register(&self, me: &Arc<Process>) {
+        {
+            let mut q = self.waiters.lock();
+            q.push_back(me.clone());
+            self.len.store(q.len(), Ordering::Relaxed);
+        }
+        fence(Ordering::SeqCst);
+    }
+
     /// Takes `me`'s registration out, if it is still there (interrupts off).
     fn unregister(&self, me: &Arc<Process>) {
-        let mut w = self.waiters.lock();
-        if let Some(i) = w.iter().rposition(|q| Arc::ptr_eq(q, me)) {
-            w.remove(i);
+        // Only `me` lists itself, and it did so before this load: a count
+        // of 0 read now is from after its entry was taken out.
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut q = self.waiters.lock();
+        if let Some(i) = q.iter().rposition(|w| Arc::ptr_eq(w, me)) {
+            q.remove(i);
+            self.len.store(q.len(), Ordering::Relaxed);
         }
     }
 
@@ -860,7 +921,21 @@ impl WaitQueue {
         // would grow the queue without bound.
         sleep_until(
             ready,
-            |me| self.waiters.lock().push_back(me.clone()),
+            None,
+            |me| self.register(me),
+            |me| self.unregister(me),
+        )
+    }
+
+    /// [`WaitQueue::wait_until`] for a condition that changes only with a
+    /// [`WaitQueue::wake_all`] of this queue after the change (a pipe's
+    /// buffer and ends): the look after registering is skipped when no
+    /// wake-up came since the first one.
+    pub fn wait_until_woken<T>(&self, ready: impl FnMut() -> Option<T>) -> abi::KResult<T> {
+        sleep_until(
+            ready,
+            Some(&self.wakes),
+            |me| self.register(me),
             |me| self.unregister(me),
         )
     }

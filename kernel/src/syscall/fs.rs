@@ -351,29 +351,37 @@ pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     if matches!(f.kind, Kind::PipeRead(_) | Kind::Tty | Kind::SignalFd(_)) {
         uaccess::check_writable(buf, len)?;
     }
-    // A blocked reader holds no buffer of the length it asked for (many
-    // blocked 1 MiB reads would exhaust the heap): a pipe read waits
-    // first, then takes what is there.
-    if len > 0 {
+    // A blocked reader holds no heap buffer of the length it asked for
+    // (many blocked 1 MiB reads would exhaust the heap): a pipe read waits
+    // first, then takes what is there. A small one blocks in the read
+    // itself, on the stack buffer below: one wait, not two.
+    if len > SMALL_IO {
         len = len.min(f.readable_now()?);
     }
     if matches!(f.kind, Kind::Tty) {
         // Linux's line discipline holds 4 KiB: no tty read returns more.
         len = len.min(TTY_READ_MAX);
     }
-    // Small transfers (a byte through a pipe, a tty line) stay on the
-    // stack: the heap round trip costs more than the copy.
-    let mut small = [0u8; SMALL_IO];
-    let mut large = alloc::vec::Vec::new();
-    let kbuf: &mut [u8] = if len <= SMALL_IO {
-        &mut small[..len]
+    with_io_buf(len, |kbuf| {
+        let n = f.read(kbuf)?;
+        uaccess::copy_out(buf, &kbuf[..n])?;
+        Ok(n as u64)
+    })
+}
+
+/// Runs `f` on a zeroed kernel buffer of `len` bytes. Small transfers (a
+/// byte through a pipe, a tty line) stay on the stack: the heap round
+/// trip costs more than the copy. The tiniest get a buffer of their own,
+/// as zeroing 256 bytes is 16 stores, a tenth of a one-byte pipe read.
+#[inline(always)]
+fn with_io_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    if len <= TINY_IO {
+        f(&mut [0u8; TINY_IO][..len])
+    } else if len <= SMALL_IO {
+        f(&mut [0u8; SMALL_IO][..len])
     } else {
-        large.resize(len, 0);
-        &mut large
-    };
-    let n = f.read(kbuf)?;
-    uaccess::copy_out(buf, &kbuf[..n])?;
-    Ok(n as u64)
+        f(&mut alloc::vec![0u8; len])
+    }
 }
 
 /// Most a tty read returns (N_TTY_BUF_SIZE).
@@ -381,6 +389,8 @@ const TTY_READ_MAX: usize = 4096;
 
 /// Reads and writes up to this size use a stack buffer.
 const SMALL_IO: usize = 256;
+/// ... and up to this size a smaller one.
+const TINY_IO: usize = 16;
 
 /// A pipe write copies user data through a kernel buffer this large.
 const PIPE_CHUNK: usize = vfs::pipe::PIPE_CAPACITY;
@@ -399,9 +409,10 @@ pub fn write(fd: u64, buf: u64, len: u64) -> KResult<u64> {
     }
     let len = (len as usize).min(IO_CHUNK);
     if len <= SMALL_IO {
-        let mut small = [0u8; SMALL_IO];
-        uaccess::copy_in(buf, &mut small[..len])?;
-        return f.write(&small[..len]).map(|n| n as u64);
+        return with_io_buf(len, |small| {
+            uaccess::copy_in(buf, small)?;
+            f.write(small).map(|n| n as u64)
+        });
     }
     let data = uaccess::read_vec(buf, len)?;
     f.write(&data).map(|n| n as u64)
