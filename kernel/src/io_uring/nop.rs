@@ -21,10 +21,6 @@ use core::sync::atomic::{AtomicU32, AtomicU64};
 
 use super::ring::{Ring, State};
 use super::uapi::{op, ring_off as ro, sqe_flags as sf, sqe_word as sw, CQE_SIZE, SQE_SIZE};
-use crate::mm::PAGE as PAGE_U64;
-
-const PAGE: usize = PAGE_U64 as usize;
-const SQES_PER_FRAME: usize = PAGE / SQE_SIZE;
 /// Entries checked together (a power of two: the fast loop is unrolled).
 const BLOCK: usize = 8;
 
@@ -47,8 +43,9 @@ impl Ring {
     /// Returns how many were consumed; the entry it stopped at (if any)
     /// is left for the general path. Requires [`Ring::direct_cq_ok`].
     ///
-    /// Works a run at a time: index array words in one frame, CQE slots
-    /// in one frame and SQEs in one frame, none crossing its ring's wrap,
+    /// Works a run at a time: index array words, CQE slots and SQEs each
+    /// in one stretch of the direct map (the whole region if its frames
+    /// are contiguous, else one frame), none crossing its ring's wrap,
     /// and the SQ index array naming consecutive SQEs (as it does when an
     /// application fills SQEs in ring order, liburing's way); another
     /// index just starts a new run.
@@ -59,30 +56,28 @@ impl Ring {
         while k < n {
             let a_pos = (sq_head & (self.sq_entries - 1)) as usize;
             let a_off = self.sq_array + 4 * a_pos;
-            let Some(a_frame) = self.rings.words32(a_off / PAGE) else {
+            let Some(arr) = self.rings.words32_from(a_off) else {
                 break;
             };
-            let arr = &a_frame[(a_off % PAGE) / 4..];
             // The same words two at a time, from an even position (else
             // the first entry goes alone and the next run is even).
-            let pairs = match self.rings.words64(a_off / PAGE) {
-                Some(f) if a_off.is_multiple_of(8) => &f[(a_off % PAGE) / 8..],
-                _ => &[],
+            let pairs = match self.rings.words64_from(a_off) {
+                Some(p) => p,
+                None => &[],
             };
             let c_pos = (cq_tail & (self.cq_entries - 1)) as usize;
-            let c_off = ro::CQES + c_pos * CQE_SIZE;
-            let Some(c_frame) = self.rings.words64(c_off / PAGE) else {
+            let Some(cqes) = self.rings.words64_from(ro::CQES + c_pos * CQE_SIZE) else {
                 break;
             };
-            let cqes = &c_frame.as_chunks::<2>().0[(c_off % PAGE) / CQE_SIZE..];
+            let cqes = cqes.as_chunks::<2>().0;
             let first = arr[0].load(Relaxed);
             if first >= self.sq_entries {
                 break;
             }
-            let Some(s_frame) = self.sqes.words64(first as usize / SQES_PER_FRAME) else {
+            let Some(sqes) = self.sqes.words64_from(first as usize * SQE_SIZE) else {
                 break;
             };
-            let sqes = &s_frame.as_chunks::<8>().0[first as usize % SQES_PER_FRAME..];
+            let sqes = sqes.as_chunks::<8>().0;
             let run = ((n - k) as usize)
                 .min(arr.len())
                 .min(self.sq_entries as usize - a_pos)
