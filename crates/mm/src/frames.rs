@@ -117,7 +117,7 @@ impl FramePool {
         // skipped whole (io_uring rings come from here, at every setup).
         let mut i = self.hint * 64;
         while i < self.frames {
-            if i % 64 == 0 && self.used[i / 64] == u64::MAX {
+            if i.is_multiple_of(64) && self.used[i / 64] == u64::MAX {
                 run = 0;
                 i += 64;
                 continue;

@@ -1015,7 +1015,8 @@ fn batch_odd_entry() -> Result<(), String> {
             }
         }
         if matches!(odd, Odd::Dropped) {
-            u.index_word(tail0.wrapping_add(at)).store(1000, Ordering::Relaxed);
+            u.index_word(tail0.wrapping_add(at))
+                .store(1000, Ordering::Relaxed);
         }
         u.publish();
         let data = |i: u32| first + i as u64;
@@ -1027,11 +1028,21 @@ fn batch_odd_entry() -> Result<(), String> {
                     .map(|i| (data(i), if i == at { -libc::EINVAL } else { 0 }))
                     .collect(),
             ),
-            Odd::SkipSuccess => (256, (0..256).filter(|&i| i != at).map(|i| (data(i), 0)).collect()),
+            Odd::SkipSuccess => (
+                256,
+                (0..256)
+                    .filter(|&i| i != at)
+                    .map(|i| (data(i), 0))
+                    .collect(),
+            ),
             Odd::Swapped => (256, (0..256).map(|i| (data(i), 0)).collect()),
             Odd::Dropped => (at + 1, (0..at).map(|i| (data(i), 0)).collect()),
         };
-        let returned = if matches!(odd, Odd::Dropped) { at } else { consumed };
+        let returned = if matches!(odd, Odd::Dropped) {
+            at
+        } else {
+            consumed
+        };
         let r = u.enter(256, want.len() as u32, ENTER_GETEVENTS);
         let got: Vec<(u64, i32)> = u
             .wait(want.len())?
