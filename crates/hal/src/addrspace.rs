@@ -670,3 +670,34 @@ pub fn frame_words_u64(pa: u64) -> &'static [core::sync::atomic::AtomicU64; 512]
     // every bit pattern is valid and every access is atomic.
     unsafe { &*(phys_to_virt(pa) as *const [core::sync::atomic::AtomicU64; 512]) }
 }
+
+/// `n` physically contiguous owned frames from `pa` as one run of atomic
+/// u32 words (the direct map keeps them contiguous): shared rings walked
+/// without a stop at every frame edge. Same contract as
+/// [`frame_words_u32`], for all `n` frames.
+#[inline]
+pub fn frames_words_u32(pa: u64, n: usize) -> &'static [core::sync::atomic::AtomicU32] {
+    assert!(pa.is_multiple_of(PAGE_SIZE), "not a frame");
+    // SAFETY: as frame_words_u32, for the n frames the caller owns, which
+    // are contiguous in physical memory and so in the direct map: n * 4096
+    // bytes of valid, page-aligned RAM, accessed only atomically.
+    unsafe {
+        core::slice::from_raw_parts(
+            phys_to_virt(pa) as *const core::sync::atomic::AtomicU32,
+            n * (PAGE_SIZE as usize / 4),
+        )
+    }
+}
+
+/// As [`frames_words_u32`], as atomic u64 words.
+#[inline]
+pub fn frames_words_u64(pa: u64, n: usize) -> &'static [core::sync::atomic::AtomicU64] {
+    assert!(pa.is_multiple_of(PAGE_SIZE), "not a frame");
+    // SAFETY: as frames_words_u32 (page-aligned, so 8-aligned).
+    unsafe {
+        core::slice::from_raw_parts(
+            phys_to_virt(pa) as *const core::sync::atomic::AtomicU64,
+            n * (PAGE_SIZE as usize / 8),
+        )
+    }
+}

@@ -104,28 +104,38 @@ impl FramePool {
     }
 
     /// Takes `n` physically contiguous free frames (device DMA rings and
-    /// buffers need them) and returns the first one's address. A linear
-    /// scan: it serves a few allocations at device set-up, not page faults.
+    /// buffers, io_uring rings) and returns the first one's address. A
+    /// linear scan from the first word with a free frame, full words
+    /// skipped: it serves set-ups, not page faults.
     pub fn alloc_contiguous(&mut self, n: usize) -> Option<u64> {
         if n == 0 || self.free < n {
             return None;
         }
         let is_used = |used: &[u64], i: usize| used[i / 64] & (1 << (i % 64)) != 0;
         let mut run = 0;
-        for i in 0..self.frames {
-            if is_used(&self.used, i) {
+        // Below the hint every word is full; full words further on are
+        // skipped whole (io_uring rings come from here, at every setup).
+        let mut i = self.hint * 64;
+        while i < self.frames {
+            if i.is_multiple_of(64) && self.used[i / 64] == u64::MAX {
                 run = 0;
+                i += 64;
                 continue;
             }
-            run += 1;
-            if run == n {
-                let first = i + 1 - n;
-                for j in first..=i {
-                    self.used[j / 64] |= 1 << (j % 64);
+            if is_used(&self.used, i) {
+                run = 0;
+            } else {
+                run += 1;
+                if run == n {
+                    let first = i + 1 - n;
+                    for j in first..=i {
+                        self.used[j / 64] |= 1 << (j % 64);
+                    }
+                    self.free -= n;
+                    return Some(self.start + first as u64 * FRAME_SIZE);
                 }
-                self.free -= n;
-                return Some(self.start + first as u64 * FRAME_SIZE);
             }
+            i += 1;
         }
         None
     }
@@ -278,6 +288,22 @@ mod tests {
     use super::*;
     use alloc::collections::BTreeSet;
     use proptest::prelude::*;
+
+    #[test]
+    fn contiguous_runs_start_past_full_words_and_span_words() {
+        let base = 0x10_0000;
+        let mut p = FramePool::new(base, base + 256 * FRAME_SIZE);
+        for _ in 0..70 {
+            p.alloc().unwrap(); // frames 0..70: word 0 full, the hint past it
+        }
+        assert_eq!(p.alloc_contiguous(3), Some(base + 70 * FRAME_SIZE));
+        p.free(base + 10 * FRAME_SIZE).unwrap(); // back below the hint
+        assert_eq!(p.alloc_contiguous(1), Some(base + 10 * FRAME_SIZE));
+        // 73..256 free: a run across word edges, then nothing that long.
+        assert_eq!(p.alloc_contiguous(150), Some(base + 73 * FRAME_SIZE));
+        assert_eq!(p.alloc_contiguous(34), None);
+        assert_eq!(p.alloc_contiguous(33), Some(base + 223 * FRAME_SIZE));
+    }
 
     #[test]
     fn contiguous_runs_skip_used_frames_and_free_singly() {

@@ -21,14 +21,31 @@ const PAGE_USIZE: usize = PAGE as usize;
 /// A region of zeroed frames.
 pub struct SharedMem {
     frames: Vec<u64>,
+    /// The frames are physically contiguous, so the direct map shows the
+    /// region as one run of words ([`SharedMem::words64_from`]).
+    contiguous: bool,
 }
 
 impl SharedMem {
-    /// At least `bytes` bytes of zeroed frames from `torus`'s pool.
+    /// At least `bytes` bytes of zeroed frames from `torus`'s pool: one
+    /// contiguous run if the pool has one, else frames one by one.
     pub fn new(bytes: usize, torus: usize) -> KResult<SharedMem> {
         let n = bytes.div_ceil(PAGE_USIZE);
-        let mut mem = SharedMem { frames: Vec::new() };
+        let mut mem = SharedMem {
+            frames: Vec::new(),
+            contiguous: false,
+        };
         mem.frames.try_reserve(n).map_err(|_| Errno::ENOMEM)?;
+        if let Some(pa) = crate::frames::alloc_contiguous_on(torus, n) {
+            for i in 0..n as u64 {
+                let f = pa + i * PAGE;
+                refcount::adopt(f);
+                hal::addrspace::zero_frame(f);
+                mem.frames.push(f);
+            }
+            mem.contiguous = true;
+            return Ok(mem);
+        }
         for _ in 0..n {
             // On failure `mem` is dropped and gives back what it took.
             let pa = refcount::alloc(torus).ok_or(Errno::ENOMEM)?;
@@ -70,6 +87,36 @@ impl SharedMem {
         if let Some(w) = self.word(off) {
             w.store(v, Ordering::Release);
         }
+    }
+
+    /// The u32 words from byte `off` (4-aligned) to the end of the region
+    /// if it is contiguous, else to the end of `off`'s frame (None outside
+    /// the region).
+    #[inline]
+    pub fn words32_from(&self, off: usize) -> Option<&[AtomicU32]> {
+        if !off.is_multiple_of(4) || off >= self.len() {
+            return None;
+        }
+        if self.contiguous {
+            let all = hal::addrspace::frames_words_u32(self.frames[0], self.frames.len());
+            return all.get(off / 4..);
+        }
+        self.words32(off / PAGE_USIZE)
+            .map(|f| &f[(off % PAGE_USIZE) / 4..])
+    }
+
+    /// As [`SharedMem::words32_from`], u64 words from an 8-aligned `off`.
+    #[inline]
+    pub fn words64_from(&self, off: usize) -> Option<&[AtomicU64]> {
+        if !off.is_multiple_of(8) || off >= self.len() {
+            return None;
+        }
+        if self.contiguous {
+            let all = hal::addrspace::frames_words_u64(self.frames[0], self.frames.len());
+            return all.get(off / 8..);
+        }
+        self.words64(off / PAGE_USIZE)
+            .map(|f| &f[(off % PAGE_USIZE) / 8..])
     }
 
     /// Frame `i` as atomic u32 words (None past the end). The view lives

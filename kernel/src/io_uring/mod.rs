@@ -7,6 +7,7 @@
 //! - `mem.rs`: frames shared by the kernel (direct map) and user space
 //!   (an mmap of the ring fd, see `mm::syscalls::mmap`).
 //! - `ring.rs`: SQ consumption, CQ posting, the overflow list.
+//! - `nop.rs`: the batch fast path for NOPs, from SQE to CQE slot.
 //! - `ops.rs`: the opcodes.
 //! - `pending.rs`: requests that complete later (poll, timeout, a read
 //!   that would block).
@@ -22,6 +23,7 @@
 
 mod enter;
 mod mem;
+mod nop;
 mod ops;
 mod pending;
 mod register;
@@ -121,10 +123,9 @@ fn boundary_work() {
 /// The ring behind a descriptor: EBADF if none, EOPNOTSUPP if it is not a
 /// ring (as Linux answers io_uring_enter/register on another file).
 fn ring_of(fd: u64) -> KResult<(Arc<OpenFile>, Arc<Ring>)> {
-    let f = crate::proc::sched::current()
-        .files()
-        .lock()
-        .get(fd as i32)?;
+    // Borrowing the process, not counting a reference to it: every
+    // io_uring_enter passes here.
+    let f = crate::proc::sched::with_current(|p| p.file_at(fd as i32))?;
     let r = f.io_uring().ok_or(Errno::EOPNOTSUPP)?.clone();
     Ok((f, r))
 }

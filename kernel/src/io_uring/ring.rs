@@ -189,7 +189,7 @@ impl Ring {
 
     /// Room in the CQ ring for new completions (none while older ones
     /// wait in the overflow list).
-    fn cq_room(&self, st: &State) -> u32 {
+    pub(super) fn cq_room(&self, st: &State) -> u32 {
         if st.overflow.is_empty() {
             self.cq_entries - self.cq_ready(st)
         } else {
@@ -291,7 +291,7 @@ impl Ring {
     /// [`Ring::post`]: nothing waits in the overflow list (newer CQEs go
     /// behind it) and no TIMEOUT counts completions (it must complete
     /// right after the one that reaches its count).
-    fn direct_cq_ok(&self, st: &State) -> bool {
+    pub(super) fn direct_cq_ok(&self, st: &State) -> bool {
         st.overflow.is_empty()
             && !st.pending.iter().any(|p| {
                 matches!(
@@ -302,82 +302,6 @@ impl Ring {
                     }
                 )
             })
-    }
-
-    /// The batch fast path: consumes up to `n` SQ entries while they are
-    /// plain NOPs (no CQE_SKIP_SUCCESS, no bad field: what ops::issue
-    /// completes with 0) and there is room in the CQ ring, writing each
-    /// CQE straight into its slot. SQ head and CQ tail move in `st` only;
-    /// the caller publishes them. Returns how many were consumed; the
-    /// entry it stopped at (if any) is left for the general path.
-    /// Requires [`Ring::direct_cq_ok`].
-    ///
-    /// Works a run at a time: index array words in one frame, CQE slots
-    /// in one frame and SQEs in one frame, none crossing its ring's wrap,
-    /// and the SQ index array naming consecutive SQEs (as it does when an
-    /// application fills SQEs in ring order, liburing's way); another
-    /// index just starts a new run.
-    fn nop_run(&self, st: &mut State, n: u32) -> u32 {
-        use super::uapi::sqe_word as sw;
-        // opcode NOP, no flags but FIXED_FILE and ASYNC (ignored by NOP).
-        const HEAD_MASK: u64 = 0xff | ((!(sqe_flags::FIXED_FILE | sqe_flags::ASYNC)) as u64) << 8;
-        const _: () = assert!(super::uapi::op::NOP == 0);
-        const SQES_PER_FRAME: usize = PAGE / SQE_SIZE;
-        let n = n.min(self.cq_room(st));
-        let (mut sq_head, mut cq_tail) = (st.sq_head, st.cq_tail);
-        let mut k = 0;
-        while k < n {
-            let a_pos = (sq_head & (self.sq_entries - 1)) as usize;
-            let a_off = self.sq_array + 4 * a_pos;
-            let Some(a_frame) = self.rings.words32(a_off / PAGE) else {
-                break;
-            };
-            let arr = &a_frame[(a_off % PAGE) / 4..];
-            let c_pos = (cq_tail & (self.cq_entries - 1)) as usize;
-            let c_off = ro::CQES + c_pos * CQE_SIZE;
-            let Some(c_frame) = self.rings.words64(c_off / PAGE) else {
-                break;
-            };
-            let cqes = &c_frame.as_chunks::<2>().0[(c_off % PAGE) / CQE_SIZE..];
-            let first = arr[0].load(Relaxed);
-            if first >= self.sq_entries {
-                break;
-            }
-            let Some(s_frame) = self.sqes.words64(first as usize / SQES_PER_FRAME) else {
-                break;
-            };
-            let sqes = &s_frame.as_chunks::<8>().0[first as usize % SQES_PER_FRAME..];
-            let run = ((n - k) as usize)
-                .min(arr.len())
-                .min(self.sq_entries as usize - a_pos)
-                .min(cqes.len())
-                .min(self.cq_entries as usize - c_pos)
-                .min(sqes.len())
-                .min((self.sq_entries - first) as usize);
-            let mut j = 0;
-            for ((a, c), w) in arr[..run].iter().zip(cqes).zip(sqes) {
-                if a.load(Relaxed) != first.wrapping_add(j as u32)
-                    || w[sw::HEAD].load(Relaxed) & HEAD_MASK != 0
-                    || w[sw::LEN_FLAGS].load(Relaxed) >> 32 != 0
-                    || w[sw::BUF_PERS].load(Relaxed) & 0xffff_0000 != 0
-                {
-                    break;
-                }
-                c[0].store(w[sw::USER_DATA].load(Relaxed), Relaxed);
-                c[1].store(super::uapi::res_flags(0, 0), Relaxed);
-                j += 1;
-            }
-            sq_head = sq_head.wrapping_add(j as u32);
-            cq_tail = cq_tail.wrapping_add(j as u32);
-            k += j as u32;
-            if j == 0 {
-                break;
-            }
-        }
-        st.sq_head = sq_head;
-        st.cq_tail = cq_tail;
-        st.completions += k as u64;
-        k
     }
 
     /// Consumes and runs up to `to_submit` SQEs in the current process's

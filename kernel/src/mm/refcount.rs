@@ -28,6 +28,12 @@ pub fn alloc(torus: usize) -> Option<u64> {
     Some(pa)
 }
 
+/// Gives `pa`, a frame just taken from the frame pool some other way (a
+/// contiguous run), its first reference, as [`alloc`] does.
+pub fn adopt(pa: u64) {
+    slot(pa).store(1, Ordering::Relaxed);
+}
+
 /// One more mapping of `pa`.
 pub fn share(pa: u64) {
     slot(pa).fetch_add(1, Ordering::Relaxed);

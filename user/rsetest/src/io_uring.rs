@@ -944,6 +944,144 @@ fn batch_stops() -> Result<(), String> {
     Ok(())
 }
 
+/// An entry of a batch of NOPs that is not a plain NOP in order.
+#[derive(Clone, Copy, Debug)]
+enum Odd {
+    /// An unknown opcode: -EINVAL, and the batch stops after it.
+    BadOpcode,
+    /// A personality never registered: -EINVAL, the batch stops after it.
+    Personality,
+    /// IOSQE_CQE_SKIP_SUCCESS: no CQE for it, the batch goes on.
+    SkipSuccess,
+    /// Its index array entry names the next position's SQE slot and the
+    /// next one names its slot: all complete, in SQ order.
+    Swapped,
+    /// Its index array entry names no slot: dropped, the batch stops
+    /// before it.
+    Dropped,
+}
+
+/// 256-entry batches with one odd entry each, at the first, a middle and
+/// the last of a group of 8 and at the edges of a 64-SQE page (RSE OS
+/// checks NOPs 8 at a time, and SQEs a page at a time): the entries before
+/// it complete in order, it gets its own answer, and the batch stops or
+/// goes on as it would for that entry alone; what is left of the batch
+/// is consumed by the next io_uring_enter.
+fn batch_odd_entry() -> Result<(), String> {
+    let mut u = ring(256)?;
+    let mask = u.p.sq_entries - 1;
+    let mut next = 1u64;
+    let cases = [
+        (Odd::BadOpcode, 0),
+        (Odd::BadOpcode, 7),
+        (Odd::BadOpcode, 13),
+        (Odd::BadOpcode, 63),
+        (Odd::BadOpcode, 64),
+        (Odd::BadOpcode, 255),
+        (Odd::Personality, 9),
+        (Odd::Personality, 130),
+        (Odd::SkipSuccess, 8),
+        (Odd::SkipSuccess, 100),
+        (Odd::SkipSuccess, 255),
+        (Odd::Swapped, 5),
+        (Odd::Swapped, 63),
+        (Odd::Swapped, 200),
+        (Odd::Dropped, 16),
+        (Odd::Dropped, 250),
+    ];
+    for (odd, at) in cases {
+        let first = next;
+        let tail0 = u.tail;
+        for i in 0..256u32 {
+            let mut e = sqe(OP_NOP, -1, next);
+            next += 1;
+            let mut slot = tail0.wrapping_add(i) & mask;
+            if i == at {
+                match odd {
+                    Odd::BadOpcode => e.opcode = 250,
+                    Odd::Personality => e.personality = 0x7fff,
+                    Odd::SkipSuccess => e.flags = SQE_CQE_SKIP_SUCCESS,
+                    Odd::Swapped | Odd::Dropped => {}
+                }
+            }
+            if matches!(odd, Odd::Swapped) && i == at {
+                slot = tail0.wrapping_add(at + 1) & mask;
+            }
+            if matches!(odd, Odd::Swapped) && i == at + 1 {
+                slot = tail0.wrapping_add(at) & mask;
+            }
+            if !u.push_at(slot, e) {
+                return Err("SQ full while filling a batch".into());
+            }
+        }
+        if matches!(odd, Odd::Dropped) {
+            u.index_word(tail0.wrapping_add(at))
+                .store(1000, Ordering::Relaxed);
+        }
+        u.publish();
+        let data = |i: u32| first + i as u64;
+        // (consumed, returned, CQEs expected from this enter)
+        let (consumed, want): (u32, Vec<(u64, i32)>) = match odd {
+            Odd::BadOpcode | Odd::Personality => (
+                at + 1,
+                (0..=at)
+                    .map(|i| (data(i), if i == at { -libc::EINVAL } else { 0 }))
+                    .collect(),
+            ),
+            Odd::SkipSuccess => (
+                256,
+                (0..256)
+                    .filter(|&i| i != at)
+                    .map(|i| (data(i), 0))
+                    .collect(),
+            ),
+            Odd::Swapped => (256, (0..256).map(|i| (data(i), 0)).collect()),
+            Odd::Dropped => (at + 1, (0..at).map(|i| (data(i), 0)).collect()),
+        };
+        let returned = if matches!(odd, Odd::Dropped) {
+            at
+        } else {
+            consumed
+        };
+        let r = u.enter(256, want.len() as u32, ENTER_GETEVENTS);
+        let got: Vec<(u64, i32)> = u
+            .wait(want.len())?
+            .iter()
+            .map(|c| (c.user_data, c.res))
+            .collect();
+        check(
+            r == Ok(returned as _)
+                && got == want
+                && u.cq_ready() == 0
+                && u.sq_head() == tail0.wrapping_add(consumed),
+            format_args!(
+                "256 NOPs, {odd:?} at {at}: {returned} submitted ({}), SQ head {} (from {tail0}), completions in order ({} of {}, first difference {:?})",
+                show(r),
+                u.sq_head(),
+                got.len(),
+                want.len(),
+                got.iter().zip(&want).find(|(g, w)| g != w)
+            ),
+        )?;
+        // The rest of the batch: plain NOPs, consumed now.
+        let rest = 256 - consumed;
+        if rest > 0 {
+            let r = u.enter(rest, rest, ENTER_GETEVENTS);
+            let got: Vec<u64> = u.wait(rest as usize)?.iter().map(|c| c.user_data).collect();
+            check(
+                r == Ok(rest as _)
+                    && got == (256 - rest..256).map(data).collect::<Vec<_>>()
+                    && u.cq_ready() == 0,
+                format_args!(
+                    "the {rest} NOPs left after {odd:?} at {at} are consumed by the next enter ({})",
+                    show(r)
+                ),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// One batch that fills the CQ ring part way through: the rest of its
 /// completions wait in the kernel, in order.
 fn batch_overflows_cq() -> Result<(), String> {
@@ -1240,6 +1378,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     full_cq()?;
     batch_wraps()?;
     batch_stops()?;
+    batch_odd_entry()?;
     batch_overflows_cq()?;
     sqpoll()?;
     shared_with_child()?;
