@@ -50,6 +50,11 @@ pub fn header(flags: &str, linux_version: &str, runs: usize) -> String {
     )
 }
 
+/// Said under the icount table when the storage boot was left out.
+pub const NO_DISK_UNDER_ICOUNT: &str = "\nThe `disk_*` rows are not measured in this mode: \
+     guest time that counts instructions does not count a wait for the disk \
+     (docs/benchmarks-method.md).\n";
+
 /// One markdown table for one mode.
 pub fn table(mode: Mode, linux: &[Sample], rse: &[Sample]) -> String {
     let mut names: Vec<&str> = Vec::new();
