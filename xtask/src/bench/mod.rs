@@ -161,11 +161,6 @@ pub fn bench(args: &[String]) -> Result<i32, String> {
     } else {
         None
     };
-    let disk = if opts.disk_boot() {
-        Some(disk::prepare(opts.quick, &opts.rows, &linux_version)?)
-    } else {
-        None
-    };
     let systems = [
         System {
             name: "Linux",
@@ -183,6 +178,11 @@ pub fn bench(args: &[String]) -> Result<i32, String> {
         (Accel::Tcg, Some(m), _) => vec![m],
         (Accel::Tcg, None, true) => vec![Mode::Tcg],
         (Accel::Tcg, None, false) => vec![Mode::Tcg, Mode::TcgIcount],
+    };
+    let disk = if opts.disk_boot() && modes.iter().any(|&m| opts.disk_boot_in(m)) {
+        Some(disk::prepare(opts.quick, &opts.rows, &linux_version)?)
+    } else {
+        None
     };
     let mut tables = Vec::new();
     let mut failures = Vec::new();
@@ -241,7 +241,7 @@ pub fn bench(args: &[String]) -> Result<i32, String> {
         }
         let [linux, rse] = samples;
         let mut table = report::table(mode, &linux, &rse);
-        if disk.is_some() && !opts.disk_boot_in(mode) {
+        if opts.disk_boot() && !opts.disk_boot_in(mode) {
             table += report::NO_DISK_UNDER_ICOUNT;
         }
         tables.push(table);
