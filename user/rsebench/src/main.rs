@@ -8,12 +8,18 @@
 //! <why>` instead, so a gap shows in the table rather than a crash.
 //!
 //! `/etc/rse/bench.conf` holds `quick` for the smoke-test size (the
-//! default is the full size) and, for `cargo xtask bench --rows`,
-//! `row=NAME` words: only those run (none: all). Run by hand with
-//! `rsebench all` or `rsebench NAME…`.
+//! default is the full size), `rows PREFIX…` to run only the rows whose
+//! names start so, and `disk DEVICE DIR` in the storage boot: an ext4
+//! file system the boot script mounted there; with it only the `disk_*`
+//! rows run, without it only the others. Run by hand with `rsebench all`,
+//! `rsebench PREFIX…` or `rsebench --disk DEVICE DIR [PREFIX…]`.
 
 mod clock;
 mod ctxsw;
+mod disk;
+mod disk_rand;
+mod disk_seq;
+mod disk_sqlite;
 mod file;
 mod memory;
 mod null_syscall;
@@ -47,6 +53,8 @@ pub enum Outcome {
     NsPerOp(f64),
     /// Megabytes (10^6 bytes) per second (higher is better).
     MBps(f64),
+    /// Operations per second (higher is better).
+    Iops(f64),
     /// The kernel lacks something this benchmark needs.
     Unsupported(String),
 }
@@ -74,12 +82,81 @@ const BENCHES: &[(&str, Bench)] = &[
     ("tcp_loopback_bulk", tcp::bulk),
 ];
 
+type DiskBench = fn(Size, &disk::Disk) -> Outcome;
+
+/// The storage rows, in the order they run (the seq_write row leaves the
+/// data file the read rows read; each makes it if it is missing).
+const DISK_BENCHES: &[(&str, DiskBench)] = &[
+    ("disk_seq_write", disk_seq::write),
+    ("disk_seq_read_cold", disk_seq::read_cold),
+    ("disk_seq_read_warm", disk_seq::read_warm),
+    ("disk_rand_read_4k", disk_rand::read),
+    ("disk_rand_write_4k", disk_rand::write),
+    ("disk_fsync_4k", disk_rand::fsync_latency),
+    ("disk_seq_write_direct", disk_seq::write_direct),
+    ("disk_seq_read_direct", disk_seq::read_direct),
+    ("disk_sqlite_fullsync_tx", disk_sqlite::fullsync_tx),
+];
+
 fn report(name: &str, o: Outcome) {
     match o {
         Outcome::NsPerOp(v) => sys::say(&format!("BENCH {name} {v:.1} ns")),
         Outcome::MBps(v) => sys::say(&format!("BENCH {name} {v:.1} MB/s")),
-        Outcome::Unsupported(why) => sys::say(&format!("BENCH {name} n/a {why}")),
+        Outcome::Iops(v) => sys::say(&format!("BENCH {name} {v:.1} IOPS")),
+        Outcome::Unsupported(why) => {
+            // One console line per result, whatever the reason says.
+            let why = why.replace(['\n', '\r'], " ");
+            sys::say(&format!("BENCH {name} n/a {why}"))
+        }
     }
+}
+
+/// What bench.conf and the command line ask for.
+struct Plan {
+    quick: bool,
+    disk: Option<disk::Disk>,
+    /// Name prefixes; empty: every row of the boot's kind.
+    rows: Vec<String>,
+}
+
+fn plan(args: &[String]) -> Plan {
+    let conf = std::fs::read_to_string("/etc/rse/bench.conf").unwrap_or_default();
+    let mut p = Plan {
+        quick: false,
+        disk: None,
+        rows: Vec::new(),
+    };
+    for line in conf.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["quick"] => p.quick = true,
+            ["rows", rows @ ..] => p.rows.extend(rows.iter().map(|r| r.to_string())),
+            ["disk", dev, dir] => {
+                p.disk = Some(disk::Disk {
+                    dev: dev.to_string(),
+                    dir: dir.to_string(),
+                })
+            }
+            _ => {}
+        }
+    }
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "all" => {}
+            "--disk" => match (it.next(), it.next()) {
+                (Some(dev), Some(dir)) => {
+                    p.disk = Some(disk::Disk {
+                        dev: dev.clone(),
+                        dir: dir.clone(),
+                    })
+                }
+                _ => sys::die("--disk needs DEVICE DIR"),
+            },
+            name => p.rows.push(name.to_string()),
+        }
+    }
+    p
 }
 
 fn main() {
@@ -92,28 +169,30 @@ fn main() {
         std::process::exit(0);
     }
     let init = std::process::id() == 1;
+    let p = plan(&args[1..]);
     if init {
         sys::say("BENCH-START");
-        report("boot_to_init", Outcome::NsPerOp(boot_ns as f64));
+        // The storage boot's init is a script that mounted the disk
+        // first: its boot_to_init would not be the kernel's.
+        if p.disk.is_none() {
+            report("boot_to_init", Outcome::NsPerOp(boot_ns as f64));
+        }
     }
-    let conf = std::fs::read_to_string("/etc/rse/bench.conf").unwrap_or_default();
-    let quick = conf.split_whitespace().any(|w| w == "quick");
-    let size = Size { quick };
-    let mut wanted: Vec<&str> = args[1..]
-        .iter()
-        .map(String::as_str)
-        .filter(|a| *a != "all")
-        .collect();
-    if args.len() < 2 {
-        // `cargo xtask bench --rows`: only those.
-        wanted = conf
-            .split_whitespace()
-            .filter_map(|w| w.strip_prefix("row="))
-            .collect();
-    }
-    for (name, bench) in BENCHES {
-        if wanted.is_empty() || wanted.contains(name) {
-            report(name, bench(size));
+    let size = Size { quick: p.quick };
+    let wanted =
+        |name: &str| p.rows.is_empty() || p.rows.iter().any(|r| name.starts_with(r.as_str()));
+    // With a disk the storage rows run, without one the others: each
+    // boot of `cargo xtask bench` is one kind.
+    match &p.disk {
+        None => {
+            for (name, bench) in BENCHES.iter().filter(|(n, _)| wanted(n)) {
+                report(name, bench(size));
+            }
+        }
+        Some(d) => {
+            for (name, bench) in DISK_BENCHES.iter().filter(|(n, _)| wanted(n)) {
+                report(name, bench(size, d));
+            }
         }
     }
     sys::say("BENCH-DONE");

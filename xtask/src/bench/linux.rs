@@ -1,8 +1,8 @@
 //! The Linux side of the comparison: Debian's own kernel for this release
 //! (the package `linux-image-amd64` depends on), fetched with
 //! `apt-get download` and unpacked with `dpkg-deb` (its vmlinuz and the
-//! modules of its virtio-net driver); no root needed unless the package
-//! lists are missing.
+//! modules of its virtio-net and virtio-blk drivers and of ext4); no root
+//! needed unless the package lists are missing.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,7 +16,12 @@ pub fn kernel() -> Result<(PathBuf, String), String> {
     let package = image_package()?;
     let version = package.trim_start_matches("linux-image-").to_string();
     let vmlinuz = dir.join(format!("boot/vmlinuz-{version}"));
-    if vmlinuz.exists() && modules(&version).iter().all(|m| m.exists()) {
+    if vmlinuz.exists()
+        && modules(&version)
+            .iter()
+            .chain(&block_modules(&version))
+            .all(|m| m.exists())
+    {
         return Ok((vmlinuz, version));
     }
     eprintln!("xtask: fetching {package} (Debian's kernel) for the comparison");
@@ -51,6 +56,7 @@ pub fn kernel() -> Result<(PathBuf, String), String> {
         .args(
             MODULES
                 .iter()
+                .chain(BLOCK_MODULES.iter().filter(|m| !MODULES.contains(m)))
                 .map(|m| format!("./lib/modules/{version}/kernel/{m}")),
         )
         .current_dir(&dir)
@@ -81,11 +87,43 @@ const MODULES: &[&str] = &[
     "drivers/net/virtio_net.ko",
 ];
 
+/// The modules a Linux guest loads to mount an ext4 file system on a
+/// virtio-blk disk on `-M pc`, in load order (each after what
+/// `modinfo -F depends` names for it: virtio_blk needs virtio and
+/// virtio_ring, ext4 jbd2, mbcache and crc16). ext4 and jbd2 ask the
+/// crypto API for "crc32c" (metadata_csum, which mke2fs turns on) and
+/// cannot load it themselves without modprobe: crc32c-intel is what a
+/// Debian system would load on this CPU (SSE4.2), crc32c_generic the
+/// fallback.
+const BLOCK_MODULES: &[&str] = &[
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_pci_modern_dev.ko",
+    "drivers/virtio/virtio_pci_legacy_dev.ko",
+    "drivers/virtio/virtio_pci.ko",
+    "drivers/block/virtio_blk.ko",
+    "crypto/crc32c_generic.ko",
+    "arch/x86/crypto/crc32c-intel.ko",
+    "lib/crc16.ko",
+    "fs/mbcache.ko",
+    "fs/jbd2/jbd2.ko",
+    "fs/ext4/ext4.ko",
+];
+
 /// The host paths of [`MODULES`] for kernel `version` (unpacked by
 /// [`kernel`]), in load order.
 pub fn modules(version: &str) -> Vec<PathBuf> {
+    paths(version, MODULES)
+}
+
+/// The host paths of [`BLOCK_MODULES`], in load order.
+pub fn block_modules(version: &str) -> Vec<PathBuf> {
+    paths(version, BLOCK_MODULES)
+}
+
+fn paths(version: &str, list: &[&str]) -> Vec<PathBuf> {
     let dir = artifacts::out_dir().join(format!("linux/lib/modules/{version}/kernel"));
-    MODULES.iter().map(|m| dir.join(m)).collect()
+    list.iter().map(|m| dir.join(m)).collect()
 }
 
 /// `linux-image-6.1.0-NN-amd64`: what the metapackage depends on.

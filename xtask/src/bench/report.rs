@@ -42,10 +42,18 @@ pub fn header(flags: &str, linux_version: &str, runs: usize) -> String {
     format!(
         "Measured {date} at commit {commit} by `cargo xtask bench` on {cpu}, {qemu}.\n\
          Both kernels boot the same initramfs with `rdinit=/usr/bin/rsebench` under\n\
-         `{flags}`; Linux is Debian's {linux_version}. Medians of {runs} boot(s) per system;\n\
+         `{flags}`; Linux is Debian's {linux_version}. The `disk_*` rows come from a second\n\
+         boot with a virtio-blk disk (a fresh copy of one ext4 image, mounted at /mnt/disk\n\
+         by a script that then execs rsebench) and Debian's sqlite3 in the root.\n\
+         Medians of {runs} boot(s) per system;\n\
          \"speed-up\" is how many times better RSE OS is (below 1: Linux is better).\n"
     )
 }
+
+/// Said under the icount table when the storage boot was left out.
+pub const NO_DISK_UNDER_ICOUNT: &str = "\nThe `disk_*` rows are not measured in this mode: \
+     guest time that counts instructions does not count a wait for the disk \
+     (docs/benchmarks-method.md).\n";
 
 /// One markdown table for one mode.
 pub fn table(mode: Mode, linux: &[Sample], rse: &[Sample]) -> String {
@@ -65,7 +73,9 @@ pub fn table(mode: Mode, linux: &[Sample], rse: &[Sample]) -> String {
         let (l, r) = (median_of(linux, name), median_of(rse, name));
         out.push_str(&row(name, &l, &r));
     }
-    if mode != Mode::TcgIcount {
+    let timed = |ss: &[Sample]| ss.iter().any(|s| s.wall_to_init.is_some());
+    // Without the main boot (`--rows disk…`) nothing timed init.
+    if mode != Mode::TcgIcount && (timed(linux) || timed(rse)) {
         let wall = |ss: &[Sample]| -> Stat {
             let v: Vec<f64> = ss
                 .iter()
