@@ -406,15 +406,7 @@ pub fn execve(
     let args = read_strings(argv)?;
     let env = read_strings(envp)?;
     let me = crate::proc::sched::current();
-    let cwd = if p.first() == Some(&b'/') || dirfd == crate::syscall::fs::AT_FDCWD {
-        me.fs.lock().cwd
-    } else {
-        me.files()
-            .lock()
-            .get(dirfd as i32)?
-            .ino()
-            .ok_or(Errno::ENOTDIR)?
-    };
+    let (cwd, p) = crate::syscall::fs::tmpfs_start(dirfd, &p, true)?;
     // A new image takes its memory from the pool of the torus it runs on
     // (fork children share their parent's pool until they exec).
     let torus = crate::proc::torus::this_id() % crate::frames::torus_count();

@@ -74,7 +74,7 @@ pub fn start(program: &Program) -> KResult<()> {
         mm: crate::mm::shared::SharedMm::new(loaded.mm),
         files: Arc::new(Mutex::new(files)),
         fs: Arc::new(Mutex::new(FsContext {
-            cwd: ROOT_INO,
+            cwd: crate::fs::cwd::Cwd::Tmpfs(ROOT_INO),
             umask: 0o022,
         })),
         group: None,

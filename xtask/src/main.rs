@@ -48,6 +48,7 @@ mod debian;
 mod deps;
 mod disk_image;
 mod dynamic_scenarios;
+mod ext4_cwd;
 mod ext4_powercut;
 mod ext4_programs;
 mod flood_scenarios;

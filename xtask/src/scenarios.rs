@@ -77,6 +77,7 @@ const SCENARIOS: &[Scenario] = &[
         "ext4_rsetest_locks_mmap",
         crate::ext4_programs::ext4_rsetest_locks_mmap,
     ),
+    ("ext4_cwd_in_mount", crate::ext4_cwd::ext4_cwd_in_mount),
     (
         "ext4_corrupt_images_no_panic",
         crate::block_scenarios::ext4_corrupt_images,

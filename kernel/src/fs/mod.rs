@@ -2,6 +2,7 @@
 //! open-file objects, per-process descriptor tables, pipes, the console
 //! tty and the character devices.
 
+pub mod cwd;
 pub mod epoll;
 pub mod eventfd;
 pub mod ext4;

@@ -30,6 +30,22 @@ pub struct Mount {
     pub fs: Ext4Mount,
 }
 
+impl Mount {
+    /// The absolute path of its directory `n` (ENOENT once removed).
+    pub fn path_of(&self, n: u32) -> KResult<Vec<u8>> {
+        let inner = self.fs.dir_path(n)?;
+        if inner.is_empty() {
+            return Ok(self.target.clone());
+        }
+        let mut p = self.target.clone();
+        if p.last() == Some(&b'/') {
+            p.pop();
+        }
+        p.extend_from_slice(&inner);
+        Ok(p)
+    }
+}
+
 static MOUNTS: Mutex<Vec<Arc<Mount>>> = Mutex::new(Vec::new());
 
 /// The tmpfs directories file systems are mounted on.
