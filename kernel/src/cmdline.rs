@@ -7,7 +7,10 @@
 //! `tori=N` (number of tori, default one per CPU; CPUs host extra ones in
 //! turn; one frame pool per torus), `cluster.node=K
 //! cluster.peers=A0,A1,…` (this machine is member K of a ring of machines
-//! at those IPv4 addresses; `cluster`), `inject.*` (test delays; `inject`).
+//! at those IPv4 addresses; `cluster`), `inject.*` (test delays; `inject`),
+//! `root=/dev/vdX [ro]` (/ is the ext4 file system on that disk;
+//! `fs::rootdisk`), `init=PATH` (pid 1 on a root disk; `rdinit=PATH`
+//! otherwise).
 
 /// Looks up `key`; `Some("")` for a bare flag.
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {

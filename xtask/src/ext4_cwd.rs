@@ -3,7 +3,9 @@
 //! ..` up through the mount point into the tmpfs, umount EBUSY while a
 //! shell works there; `rsetest cwd` on the mount (fchdir, openat from a
 //! directory descriptor, relative paths out to /tmp and /proc, a removed
-//! cwd); then umount and a clean `e2fsck -fn` (the removed cwd was freed).
+//! cwd); programs on the disk run (an ELF by a relative path, a `#!`
+//! script); then umount and a clean `e2fsck -fn` (the removed cwd was
+//! freed).
 
 use crate::ext4_programs::fsck_clean;
 use crate::scenarios::{exec_opts, expect_lines};
@@ -15,9 +17,11 @@ mkdir -p /mnt/d/sub/deeper; echo hello > /mnt/d/sub/f
 cd /mnt/d/sub && echo "pwd $(pwd -P)"
 echo "ls $(ls | tr '\n' ' ')"
 echo "cat $(cat f)"
+cp /bin/busybox busybox && ./busybox echo exec-from-disk
+printf '#!/bin/sh\necho script-from-disk $0\n' > s && chmod +x s && ./s
 cd deeper && echo "pwd $(pwd -P)"
-cd ../.. && echo "pwd $(pwd -P)"
-cd .. && echo "pwd $(pwd -P) ls $(ls)"
+cd -P ../.. && echo "pwd $(pwd -P)"
+cd -P .. && echo "pwd $(pwd -P) ls $(ls)"
 cd d/sub && echo "busy $(umount /mnt/d 2>&1 | grep -ci busy)"
 rsetest cwd /mnt/d; echo "cwd status $?"
 cd /; umount /mnt/d && echo umounted
@@ -40,6 +44,7 @@ fn run(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
         out: img.to_path_buf(),
         size: "32M".into(),
         pkgs: Vec::new(),
+        root: false,
         dir: Some(empty.to_path_buf()),
     })?;
     let adds = crate::userland::build_user_programs()?
@@ -61,6 +66,8 @@ fn run(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
             "pwd /mnt/d/sub".into(),
             "ls deeper f".into(),
             "cat hello".into(),
+            "exec-from-disk".into(),
+            "script-from-disk ./s".into(),
             "pwd /mnt/d/sub/deeper".into(),
             "pwd /mnt/d".into(),
             "pwd /mnt ls d".into(),

@@ -367,6 +367,20 @@ impl Ext4Mount {
             if self.file_type(cur)? != FileType::Directory {
                 return Err(Errno::ENOTDIR);
             }
+            if cur == self.root && above == b"/" {
+                // The root of / (root on disk): `..` stays there, and the
+                // tmpfs directories shown through it are left for.
+                if comp == b".." {
+                    pos = end;
+                    continue;
+                }
+                if super::rootdisk::shown(comp) {
+                    let mut p = b"/".to_vec();
+                    p.extend_from_slice(comp);
+                    p.extend_from_slice(&rest[end..]);
+                    return Ok(Walk::Leave(p));
+                }
+            }
             if comp == b".." && cur == self.root {
                 // Above the root: the parent of the directory this is
                 // mounted on (by name: going through the mount point

@@ -14,6 +14,7 @@ pub mod mount;
 pub mod perm;
 pub mod pipe;
 pub mod procfs;
+pub mod rootdisk;
 pub mod signalfd;
 pub mod timerfd;
 pub mod tty;

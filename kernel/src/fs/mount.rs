@@ -123,6 +123,21 @@ pub fn sync_all() {
     crate::block::sync_all();
 }
 
+/// Writes every mounted file system home and leaves it clean, as umount
+/// does, for a machine that stops now (reboot(2)): what is open stays
+/// open, and nothing must use the file systems after this.
+pub fn shutdown_all() {
+    let mounts = MOUNTS.lock().clone();
+    for m in mounts {
+        let target = String::from_utf8_lossy(&m.target);
+        match m.fs.unmount() {
+            Ok(()) => crate::klog!("shutdown: {target} written back"),
+            Err(e) => crate::klog!("shutdown: {target}: not written back cleanly ({e:?})"),
+        }
+    }
+    crate::block::sync_all();
+}
+
 /// /proc/mounts (and /proc/PID/mounts): Linux's format, the tmpfs root
 /// and /proc first.
 pub fn proc_mounts() -> String {

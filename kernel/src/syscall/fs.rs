@@ -11,7 +11,7 @@ use crate::fs::cwd::{Cwd, Dir};
 use crate::fs::ext4::Walk;
 use crate::fs::file::{self, Kind, OpenFile};
 use crate::fs::mount::{self, Mount};
-use crate::fs::{self as kfs, dev, perm, procfs};
+use crate::fs::{self as kfs, dev, perm, procfs, rootdisk};
 use crate::proc::sched::current;
 use crate::uaccess;
 
@@ -25,7 +25,7 @@ const IO_CHUNK: usize = 1 << 20;
 /// A resolved name: a tmpfs inode, a /proc entry, what a followed
 /// `/proc/PID/fd/N` link names (an open file, which may have no name), or
 /// an inode of a mounted ext4 file system.
-pub(super) enum Node {
+pub(crate) enum Node {
     Ino(Ino),
     Proc(Vec<u8>),
     Fd(Arc<OpenFile>),
@@ -50,7 +50,7 @@ pub(super) fn read_path(ptr: u64) -> KResult<Vec<u8>> {
 
 /// The directory a relative path starts from (the root for an absolute
 /// one).
-fn start(dirfd: i64, path: &[u8]) -> KResult<Dir> {
+pub(crate) fn start(dirfd: i64, path: &[u8]) -> KResult<Dir> {
     if path.first() == Some(&b'/') {
         return Ok(Dir::Tmpfs(ROOT_INO));
     }
@@ -117,11 +117,14 @@ fn mount_points() -> Vec<Ino> {
 /// from a mount point (a cwd set by chdir to a mount's root) starts in
 /// the mounted file system.
 fn walk(start: Ino, path: &[u8], follow: bool, depth: u32) -> KResult<Node> {
-    if path.first() != Some(&b'/') {
-        if let Some(m) = mount::on(start) {
-            let root = m.fs.root();
-            return ext_walk(m, root, path, follow, depth);
-        }
+    let into = if path.first() == Some(&b'/') {
+        rootdisk::covering(path)
+    } else {
+        mount::on(start)
+    };
+    if let Some(m) = into {
+        let root = m.fs.root();
+        return ext_walk(m, root, path, follow, depth);
     }
     let points = mount_points();
     let me = perm::me();
@@ -204,7 +207,7 @@ pub(crate) fn proc_exe_target(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
     Some(exe)
 }
 
-pub(super) fn resolve(dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
+pub(crate) fn resolve(dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
     resolve_depth(dirfd, path, follow, 0)
 }
 
@@ -215,7 +218,10 @@ fn resolve_depth(dirfd: i64, path: &[u8], follow: bool, depth: u32) -> KResult<N
     };
     if follow {
         if let Some(exe) = proc_exe_target(dirfd, path) {
-            return kfs::with(|fs| fs.lookup(ROOT_INO, &exe, true)).map(Node::Ino);
+            if depth >= MAX_RESTARTS {
+                return Err(Errno::ELOOP);
+            }
+            return resolve_depth(AT_FDCWD, &exe, true, depth + 1);
         }
     }
     if let Some(rest) = proc_rest(dirfd, path) {
