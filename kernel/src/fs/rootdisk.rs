@@ -7,12 +7,17 @@
 
 use abi::{Errno, KResult};
 use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, Ordering};
 use vfs::ROOT_INO;
 
 use super::mount::{self, Mount, MS_RDONLY};
 
 /// The first components of absolute paths that stay in the tmpfs.
 const SHOWN: [&[u8]; 2] = [b"dev", b"proc"];
+
+/// Whether / is on a disk: every absolute walk asks, and a tmpfs root
+/// then costs it no look at the mount table.
+static MOUNTED: AtomicBool = AtomicBool::new(false);
 
 /// Mounts the disk `root=` names as / (None: no `root=` given).
 pub fn mount_from_cmdline(cmd: &str) -> Option<KResult<()>> {
@@ -37,11 +42,16 @@ fn mount_root(src: &str, flags: u64) -> KResult<()> {
         ROOT_INO,
         b"/".as_slice().into(),
         flags,
-    )
+    )?;
+    MOUNTED.store(true, Ordering::Release);
+    Ok(())
 }
 
 /// The root's file system when / is on a disk.
 pub fn root() -> Option<Arc<Mount>> {
+    if !MOUNTED.load(Ordering::Acquire) {
+        return None;
+    }
     mount::on(ROOT_INO)
 }
 
@@ -54,6 +64,9 @@ pub fn shown(name: &[u8]) -> bool {
 /// The disk root an absolute `path` goes into (None: / is the tmpfs, or
 /// the path stays in it).
 pub fn covering(path: &[u8]) -> Option<Arc<Mount>> {
+    if !MOUNTED.load(Ordering::Acquire) {
+        return None;
+    }
     let first = path.split(|&b| b == b'/').find(|c| !c.is_empty());
     if first.is_some_and(shown) {
         return None;
