@@ -8,7 +8,10 @@
 //! turn; one frame pool per torus), `cluster.node=K
 //! cluster.peers=A0,A1,…` (this machine is member K of a ring of machines
 //! at those IPv4 addresses; `cluster`), `inject.*` (test delays; `inject`),
-//! `trace.errors=1` (log every failing syscall; `syscall::errtrace`).
+//! `trace.errors=1` (log every failing syscall; `syscall::errtrace`),
+//! `root=/dev/vdX [ro]` (/ is the ext4 file system on that disk;
+//! `fs::rootdisk`), `init=PATH` (pid 1 on a root disk; `rdinit=PATH`
+//! otherwise).
 
 /// Looks up `key`; `Some("")` for a bare flag.
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {

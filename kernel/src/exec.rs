@@ -12,6 +12,7 @@ use linux_raw_sys::general as g;
 use mm::vma::{OnFork, Prot, Vma, VmaKind};
 use vfs::{FileType, Ino, Stat};
 
+use crate::exec_file::Prog;
 use crate::mm::shared::SharedMm;
 use crate::mm::{Backing, Mm, PAGE, STACK_TOP};
 use crate::proc::cred::Cred;
@@ -21,11 +22,11 @@ use crate::uaccess;
 /// program headers (and a `#!` line) are in the first page of real files.
 const HEAD_BYTES: usize = 4096;
 
-/// The first [`HEAD_BYTES`] of `ino` and its size.
-fn read_head(ino: Ino) -> KResult<(Vec<u8>, u64)> {
-    let size = crate::fs::with(|fs| fs.stat(ino))?.size.max(0) as u64;
+/// The first [`HEAD_BYTES`] of `prog` and its size.
+fn read_head(prog: &Prog) -> KResult<(Vec<u8>, u64)> {
+    let size = prog.stat()?.size.max(0) as u64;
     let mut head = alloc::vec![0u8; (size as usize).min(HEAD_BYTES)];
-    let n = crate::fs::read_inode(ino, 0, &mut head)?;
+    let n = prog.read(0, &mut head)?;
     head.truncate(n);
     Ok((head, size))
 }
@@ -47,29 +48,35 @@ pub struct Loaded {
     pub cred: Cred,
 }
 
-/// The program file `path` names (`/proc/self/exe` followed: busybox sh
-/// runs a script without `#!` through it) and its real path.
-fn lookup_exec(cwd: Ino, path: &[u8], cred: &Cred) -> KResult<(Ino, Vec<u8>, Stat)> {
-    let exe = (path.first() == Some(&b'/'))
-        .then(|| crate::syscall::fs::proc_exe_target(crate::syscall::fs::AT_FDCWD, path))
-        .flatten();
-    let path = exe.as_deref().unwrap_or(path);
-    let who = crate::fs::perm::caller(cred);
-    let ino = match crate::fs::with(|fs| fs.walk_as(Some(&who), cwd, path, true, &[]))? {
-        vfs::Walked::Ino(i) => i,
-        vfs::Walked::Mount { .. } => return Err(Errno::ENOENT),
-    };
-    let st = crate::fs::with(|fs| fs.stat(ino))?;
+/// The program file `path` names from `dirfd` (`/proc/self/exe`
+/// followed: busybox sh runs a script without `#!` through it) and its
+/// real path.
+fn lookup_exec(dirfd: i64, path: &[u8], cred: &Cred) -> KResult<(Prog, Vec<u8>, Stat)> {
+    let prog = Prog::find(dirfd, path)?;
+    let st = prog.stat()?;
     if FileType::from_mode(st.mode) != Some(FileType::Regular) {
         return Err(Errno::EACCES);
     }
     // Root too needs an execute bit (may_access's rule).
     crate::fs::perm::check(cred, &st, vfs::access::MAY_EXEC)?;
-    Ok((
-        ino,
-        real_path(cwd, path).unwrap_or_else(|| path.to_vec()),
-        st,
-    ))
+    let exe = crate::syscall::fs::proc_exe_target(dirfd, path);
+    let abs = match exe {
+        Some(e) => e,
+        None if path.first() == Some(&b'/') => path.to_vec(),
+        None => {
+            let mut p = crate::syscall::fs::start(dirfd, path)?.path()?;
+            if p.last() != Some(&b'/') {
+                p.push(b'/');
+            }
+            p.extend_from_slice(path);
+            p
+        }
+    };
+    let real = match prog {
+        Prog::Tmpfs(_) => real_path(vfs::ROOT_INO, &abs),
+        Prog::Ext(..) => Some(ext_real_path(abs.clone())),
+    };
+    Ok((prog, real.unwrap_or(abs), st))
 }
 
 /// The absolute path of the file `path` names with symlinks resolved, as
@@ -96,6 +103,41 @@ fn real_path(mut dir: Ino, path: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// [`real_path`] for a program on a disk: its directory's own path (no
+/// symlinks: /bin/sh is /usr/bin/sh under a merged /usr) and its name,
+/// or what a symlink there names (/usr/bin/busybox).
+fn ext_real_path(mut path: Vec<u8>) -> Vec<u8> {
+    use crate::syscall::fs::{resolve, Node, AT_FDCWD};
+    for _ in 0..40 {
+        let (dir, name) = vfs::path::split_last(&path);
+        let Ok(Node::Ext(m, d)) = resolve(AT_FDCWD, dir, true) else {
+            break;
+        };
+        let Ok(mut real) = m.path_of(d) else {
+            break;
+        };
+        let target = match m.fs.walk(d, name, false, &m.target) {
+            Ok(crate::fs::ext4::Walk::Ino(i)) => m.fs.readlink(i).ok(),
+            _ => None,
+        };
+        if real.last() != Some(&b'/') {
+            real.push(b'/');
+        }
+        match target {
+            None => {
+                real.extend_from_slice(name);
+                return real;
+            }
+            Some(t) if t.first() == Some(&b'/') => path = t,
+            Some(t) => {
+                real.extend_from_slice(&t);
+                path = real;
+            }
+        }
+    }
+    path
+}
+
 fn prot_of(s: &elf::LoadSegment) -> Prot {
     let mut p = Prot::NONE;
     if s.readable {
@@ -115,22 +157,25 @@ fn prot_of(s: &elf::LoadSegment) -> Prot {
 /// demand from the binary, as Linux's `elf_map` does: execve reads only
 /// the headers. Otherwise the whole file is read and copied in now, so a
 /// shared page gets both segments' bytes.
-fn map_image(m: &mut Mm, image: &ElfImage, ino: Ino, data: Option<&[u8]>) -> KResult<()> {
+fn map_image(m: &mut Mm, image: &ElfImage, prog: &Prog, data: Option<&[u8]>) -> KResult<()> {
     let disjoint = image
         .segments
         .windows(2)
         .all(|w| w[1].page_range().0 >= w[0].page_range().1);
-    if !disjoint {
-        let all;
-        let data = match data {
-            Some(d) => d,
-            None => {
-                all = crate::fs::read_all(ino)?;
-                &all[..]
-            }
-        };
-        return copy_image(m, image, data);
-    }
+    let ino = match prog {
+        Prog::Tmpfs(i) if disjoint => *i,
+        _ => {
+            let all;
+            let data = match data {
+                Some(d) => d,
+                None => {
+                    all = prog.read_all()?;
+                    &all[..]
+                }
+            };
+            return copy_image(m, image, data);
+        }
+    };
     m.hold_file(ino)?;
     for s in &image.segments {
         let (start, end) = s.page_range();
@@ -202,11 +247,11 @@ fn copy_image(m: &mut Mm, image: &ElfImage, data: &[u8]) -> KResult<()> {
 /// Parses an ELF from its first bytes `head` (of a file of `size`):
 /// headers beyond the first page (or a long PT_INTERP path) are rare, and
 /// then the whole file is read and parsed (and returned, for mapping).
-fn parse_image(ino: Ino, head: &[u8], size: u64) -> KResult<(ElfImage, Option<Vec<u8>>)> {
+fn parse_image(prog: &Prog, head: &[u8], size: u64) -> KResult<(ElfImage, Option<Vec<u8>>)> {
     match elf::parse_headers(head, size) {
         Ok(image) => Ok((image, None)),
         Err(_) if (head.len() as u64) < size => {
-            let all = crate::fs::read_all(ino)?;
+            let all = prog.read_all()?;
             let image = elf::parse(&all)?;
             Ok((image, Some(all)))
         }
@@ -218,12 +263,12 @@ fn hwcap() -> u64 {
     hal::cpu::cpuid(1, 0).3 as u64
 }
 
-/// Loads `path` (relative to `cwd`) with `argv` and `envp` into a new
+/// Loads `path` (relative to `dirfd`) with `argv` and `envp` into a new
 /// address space on `torus`.
 /// `cred` runs it; set-user-ID and set-group-ID bits of the file that
 /// is finally loaded (not of a `#!` script) apply unless `no_new_privs`.
 pub fn load(
-    cwd: Ino,
+    dirfd: i64,
     path: &[u8],
     argv: Vec<Vec<u8>>,
     envp: &[Vec<u8>],
@@ -233,8 +278,8 @@ pub fn load(
     let filename = path;
     let mut path = path.to_vec();
     let mut argv = argv;
-    let (mut ino, mut exe, mut st) = lookup_exec(cwd, &path, cred)?;
-    let (mut data, mut size) = read_head(ino)?;
+    let (mut prog, mut exe, mut st) = lookup_exec(dirfd, &path, cred)?;
+    let (mut data, mut size) = read_head(&prog)?;
     for depth in 0.. {
         let Some(script) = elf::is_script(&data) else {
             break;
@@ -246,10 +291,10 @@ pub fn load(
         let new_argv = script.argv(&path, args.get(1..).unwrap_or(&[]));
         path = script.interpreter.clone();
         argv = new_argv;
-        (ino, exe, st) = lookup_exec(cwd, &path, cred)?;
-        (data, size) = read_head(ino)?;
+        (prog, exe, st) = lookup_exec(dirfd, &path, cred)?;
+        (data, size) = read_head(&prog)?;
     }
-    let (mut image, whole) = parse_image(ino, &data, size)?;
+    let (mut image, whole) = parse_image(&prog, &data, size)?;
     if image.kind == ElfKind::Dyn {
         image = image.with_bias(PIE_BASE)?;
     }
@@ -258,9 +303,9 @@ pub fn load(
     let interp = match &image.interp {
         None => None,
         Some(ipath) => {
-            let (iino, _, _) = lookup_exec(cwd, ipath, cred)?;
-            let (ihead, isize) = read_head(iino)?;
-            let (iimage, iwhole) = parse_image(iino, &ihead, isize).map_err(|e| {
+            let (iprog, _, _) = lookup_exec(dirfd, ipath, cred)?;
+            let (ihead, isize) = read_head(&iprog)?;
+            let (iimage, iwhole) = parse_image(&iprog, &ihead, isize).map_err(|e| {
                 if e == Errno::ENOEXEC {
                     Errno::ELIBBAD
                 } else {
@@ -270,13 +315,13 @@ pub fn load(
             if iimage.interp.is_some() {
                 return Err(Errno::ELIBBAD);
             }
-            Some((iino, iimage, iwhole))
+            Some((iprog, iimage, iwhole))
         }
     };
     let new_cred = cred.after_exec(st.mode, st.uid, st.gid, no_new_privs);
     let mut m = Mm::new(torus)?;
     let r = (|| -> KResult<(u64, u64)> {
-        map_image(&mut m, &image, ino, whole.as_deref())?;
+        map_image(&mut m, &image, &prog, whole.as_deref())?;
         m.brk_start = image.brk_start();
         m.brk = m.brk_start;
         m.insert_vma(Vma {
@@ -292,7 +337,7 @@ pub fn load(
         // as on Linux), and the program starts there.
         let (interp_base, start_at) = match interp {
             None => (0, image.entry),
-            Some((iino, iimage, iwhole)) => {
+            Some((iprog, iimage, iwhole)) => {
                 let (lo, hi) = iimage.load_bounds();
                 let base = m
                     .vmas
@@ -304,7 +349,7 @@ pub fn load(
                     0
                 };
                 let placed = iimage.with_bias(bias)?;
-                map_image(&mut m, &placed, iino, iwhole.as_deref())?;
+                map_image(&mut m, &placed, &iprog, iwhole.as_deref())?;
                 (bias, placed.entry)
             }
         };
@@ -406,20 +451,18 @@ pub fn execve(
     let args = read_strings(argv)?;
     let env = read_strings(envp)?;
     let me = crate::proc::sched::current();
-    let cwd = if p.first() == Some(&b'/') || dirfd == crate::syscall::fs::AT_FDCWD {
-        me.fs.lock().cwd
-    } else {
-        me.files()
-            .lock()
-            .get(dirfd as i32)?
-            .ino()
-            .ok_or(Errno::ENOTDIR)?
-    };
     // A new image takes its memory from the pool of the torus it runs on
     // (fork children share their parent's pool until they exec).
     let torus = crate::proc::torus::this_id() % crate::frames::torus_count();
     me.info.lock().torus = torus;
-    let loaded = load(cwd, &p, args, &env, torus, (&me.cred(), me.no_new_privs()))?;
+    let loaded = load(
+        dirfd,
+        &p,
+        args,
+        &env,
+        torus,
+        (&me.cred(), me.no_new_privs()),
+    )?;
     // The new image runs alone (Linux's de_thread).
     crate::proc::exit::kill_other_threads(&me)?;
 

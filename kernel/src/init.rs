@@ -2,7 +2,9 @@
 //! `/bin/sh -c CMD` when the command line says `exec` (CMD is the content
 //! of /etc/rse/exec in the initramfs, put there by `cargo xtask run --exec`),
 //! or the program named by `rdinit=PATH` (as on Linux; the benchmarks boot
-//! both kernels with `rdinit=/usr/bin/rsebench`).
+//! both kernels with `rdinit=/usr/bin/rsebench`) or, on a root disk,
+//! `init=PATH`. With `root=` the programs come from the disk; the
+//! command of `exec` is still read from the initramfs.
 //! When pid 1 exits the kernel reports its status and QEMU exits.
 
 use abi::KResult;
@@ -59,7 +61,18 @@ pub fn start(program: &Program) -> KResult<()> {
     .map(|s| s.to_vec())
     .collect();
     let root = proc::cred::Cred::root();
-    let loaded = crate::exec::load(ROOT_INO, path, argv, &envp, 0, (&root, false))?;
+    // There is no cwd yet: a path is from the root.
+    if path.first() != Some(&b'/') {
+        return Err(abi::Errno::ENOENT);
+    }
+    let loaded = crate::exec::load(
+        crate::syscall::fs::AT_FDCWD,
+        path,
+        argv,
+        &envp,
+        0,
+        (&root, false),
+    )?;
     let mut files = FdTable::new();
     let tty = OpenFile::new(Kind::Tty, O_RDWR);
     for _ in 0..3 {
@@ -74,7 +87,13 @@ pub fn start(program: &Program) -> KResult<()> {
         mm: crate::mm::shared::SharedMm::new(loaded.mm),
         files: Arc::new(Mutex::new(files)),
         fs: Arc::new(Mutex::new(FsContext {
-            cwd: ROOT_INO,
+            cwd: match crate::fs::rootdisk::root() {
+                Some(m) => {
+                    let root = m.fs.root();
+                    crate::fs::cwd::Cwd::new(crate::fs::cwd::Dir::Ext(m, root))
+                }
+                None => crate::fs::cwd::Cwd::Tmpfs(ROOT_INO),
+            },
             umask: 0o022,
         })),
         group: None,

@@ -25,6 +25,7 @@ mod cmdline;
 mod console;
 mod drivers;
 mod exec;
+mod exec_file;
 mod frames;
 mod fs;
 mod init;
@@ -124,7 +125,16 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         Err(e) => klog!("boot: initramfs rejected: {e:?}"),
     }
     fs::tty::init(exec);
-    let program = match cmdline::get(cmd, "rdinit") {
+    match fs::rootdisk::mount_from_cmdline(cmd) {
+        Some(Ok(())) => klog!("boot: root on disk"),
+        Some(Err(e)) => klog!("boot: cannot mount the root disk: {e:?}; / stays the tmpfs"),
+        None => {}
+    }
+    // `init=` names the program on a root disk (Linux's rule: `rdinit=`
+    // is for the initramfs).
+    let init_path = cmdline::get(cmd, "rdinit")
+        .or_else(|| cmdline::get(cmd, "init").filter(|_| fs::rootdisk::root().is_some()));
+    let program = match init_path {
         Some(path) if !path.is_empty() => init::Program::Path(path),
         _ if exec => init::Program::ShellCommand,
         _ => init::Program::Shell,

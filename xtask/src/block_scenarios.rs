@@ -190,6 +190,7 @@ fn read_tree(tree: &std::path::Path, img: &std::path::Path) -> Result<(), String
         out: img.to_path_buf(),
         size: "64M".into(),
         pkgs: Vec::new(),
+        root: false,
         dir: Some(tree.to_path_buf()),
     })?;
     let host = Command::new("sh")
@@ -286,6 +287,7 @@ fn write_tree(
         out: img.to_path_buf(),
         size: "64M".into(),
         pkgs: Vec::new(),
+        root: false,
         dir: Some(tree.to_path_buf()),
     })?;
     let cmd = format!(
@@ -423,6 +425,7 @@ fn sync_replay(
         out: img.to_path_buf(),
         size: "32M".into(),
         pkgs: Vec::new(),
+        root: false,
         dir: Some(empty.to_path_buf()),
     })?;
     let run = |cmd: &str| {
@@ -531,6 +534,7 @@ fn corrupt_run(
         out: base.to_path_buf(),
         size: "16M".into(),
         pkgs: Vec::new(),
+        root: false,
         dir: Some(tree.to_path_buf()),
     })?;
     let dump = Command::new("/usr/sbin/dumpe2fs")

@@ -1,8 +1,9 @@
-//! `cargo xtask image --disk OUT.img --size 64M [--pkg NAME]... [--dir DIR]`:
-//! an ext4 disk image made by the host's `mke2fs -d` (no root, no loop
-//! mount). With `--pkg`, the image holds the same root the initramfs
-//! would (busybox, the packages at their Debian paths, merged /usr); with
-//! `--dir`, DIR's tree (on top of that root if both are given).
+//! `cargo xtask image --disk OUT.img --size 64M [--root] [--pkg NAME]...
+//! [--dir DIR]`: an ext4 disk image made by the host's `mke2fs -d` (no
+//! root, no loop mount). With `--root` or `--pkg`, the image holds the
+//! same root the initramfs would (busybox, the packages at their Debian
+//! paths, merged /usr), which boots with `root=/dev/vda`; with `--dir`,
+//! DIR's tree (on top of that root if both are given).
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,10 @@ pub struct DiskOpts {
     /// Size as mke2fs takes it ("64M", "2G").
     pub size: String,
     pub pkgs: Vec<String>,
+    /// The initramfs's root (busybox, /etc's accounts, /dev, /proc, /tmp…)
+    /// even without packages (`--root`; `--pkg` implies it): a disk to
+    /// boot with `root=/dev/vda`.
+    pub root: bool,
     pub dir: Option<PathBuf>,
 }
 
@@ -27,6 +32,7 @@ impl DiskOpts {
         let mut size = String::from("64M");
         let mut pkgs = Vec::new();
         let mut dir = None;
+        let mut root = false;
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -35,6 +41,7 @@ impl DiskOpts {
                 "--size" => size = val()?,
                 "--pkg" => pkgs.push(val()?),
                 "--dir" => dir = Some(PathBuf::from(val()?)),
+                "--root" => root = true,
                 _ => return Err(format!("image: unknown option {a}")),
             }
         }
@@ -43,9 +50,10 @@ impl DiskOpts {
                 out,
                 size,
                 pkgs,
+                root,
                 dir,
             })),
-            None if pkgs.is_empty() && dir.is_none() => Ok(None),
+            None if pkgs.is_empty() && dir.is_none() && !root => Ok(None),
             None => Err("image: --pkg and --dir need --disk OUT.img".into()),
         }
     }
@@ -63,7 +71,7 @@ pub fn make(o: &DiskOpts) -> Result<PathBuf, String> {
 }
 
 fn fill(o: &DiskOpts, staging: &Path) -> Result<(), String> {
-    if !o.pkgs.is_empty() {
+    if o.root || !o.pkgs.is_empty() {
         deps::ensure(&[&deps::BUSYBOX])?;
         let name = format!("disk-root-{}.cpio", std::process::id());
         let cpio = artifacts::build_initramfs(None, &[], &o.pkgs, &name)?;

@@ -229,6 +229,7 @@ fn cycles_on(empty: &Path, img: &Path, copy: &Path, cycles: u32, seed: u64) -> R
         out: img.to_path_buf(),
         size: "32M".into(),
         pkgs: Vec::new(),
+        root: false,
         dir: Some(empty.to_path_buf()),
     })?;
     let with_disk = |mut c: Config| {

@@ -68,6 +68,7 @@ fn run(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
         out: img.to_path_buf(),
         size: "64M".into(),
         pkgs: Vec::new(),
+        root: false,
         dir: Some(empty.to_path_buf()),
     })?;
     let boot = |script: &str, name: &str| {
@@ -142,6 +143,7 @@ fn rsetest_on(empty: &std::path::Path, img: &std::path::Path) -> Result<(), Stri
         out: img.to_path_buf(),
         size: "32M".into(),
         pkgs: Vec::new(),
+        root: false,
         dir: Some(empty.to_path_buf()),
     })?;
     let adds = crate::userland::build_user_programs()?

@@ -21,8 +21,9 @@
 //!                                   node 0's console is this terminal (or runs CMD); logs in target/cluster/
 //! cargo xtask test                  host unit tests + boot scenario tests in QEMU
 //! cargo xtask image                 a bootable GRUB ISO (target/rse/rse-os.iso)
-//! cargo xtask image --disk OUT.img [--size 64M] [--pkg NAME]... [--dir DIR]
-//!                                   an ext4 disk image (mke2fs -d): the packages' root and/or DIR
+//! cargo xtask image --disk OUT.img [--size 64M] [--root] [--pkg NAME]... [--dir DIR]
+//!                                   an ext4 disk image (mke2fs -d): the initramfs's root (--root;
+//!                                   bootable with --append root=/dev/vda), the packages' root and/or DIR
 //! cargo xtask soak [SEEDS] [START]  braid simulator soak; prints any failing seed
 //! cargo xtask model [KEY=VALUE...] [--minutes M]
 //!                                   exhaustive model check of the braid protocol (docs/reliability.md)
@@ -49,8 +50,10 @@ mod debian;
 mod deps;
 mod disk_image;
 mod dynamic_scenarios;
+mod ext4_cwd;
 mod ext4_powercut;
 mod ext4_programs;
+mod ext4_rootdisk;
 mod flood_scenarios;
 mod fuzz;
 mod http_scenarios;
@@ -114,7 +117,7 @@ fn main() -> ExitCode {
 
 pub(crate) const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--add HOST[:GUEST]]... [--pkg NAME]... [--accel tcg|kvm] \
 [--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net [user|tap=IF]] [--forward H:G]... [--disk FILE]... [--log] [--icount] [--timeout SECS] \
-| cluster --nodes N [--smp S] [--exec CMD] [--others CMD] [--kill NODE@SECONDS]... [--revive NODE@SECONDS]... [--partition NODE@SECONDS[+DURATION]]... [--timeout SECS] [--append ARGS] | test | image [--disk OUT.img [--size S] [--pkg NAME]... [--dir DIR]] \
+| cluster --nodes N [--smp S] [--exec CMD] [--others CMD] [--kill NODE@SECONDS]... [--revive NODE@SECONDS]... [--partition NODE@SECONDS[+DURATION]]... [--timeout SECS] [--append ARGS] | test | image [--disk OUT.img [--size S] [--root] [--pkg NAME]... [--dir DIR]] \
 | soak [SEEDS] [START] | soak kernel [--minutes M] [--smp N] | soak powercut [--cycles N] [--seed S] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
 | bench braid [DEPTH] [EVENTS] | model [tori=N rounds=R crashes=C drops=D delay=T fault_rounds=F k_miss=K procs=P] [--minutes M] | fuzz [--calls N] [--seed S] [--smp K] [--workers W] \
 | trace --syscall NR [--skip K] [--rounds R] [RUN OPTIONS] --exec CMD";

@@ -82,6 +82,8 @@ const SCENARIOS: &[Scenario] = &[
         "ext4_rsetest_locks_mmap",
         crate::ext4_programs::ext4_rsetest_locks_mmap,
     ),
+    ("ext4_cwd_in_mount", crate::ext4_cwd::ext4_cwd_in_mount),
+    ("ext4_root_on_disk", crate::ext4_rootdisk::ext4_root_on_disk),
     (
         "ext4_corrupt_images_no_panic",
         crate::block_scenarios::ext4_corrupt_images,
@@ -275,7 +277,7 @@ pub(crate) fn exec_in_guest_for(
     }
 }
 
-fn boot(cfg: &Config, secs: u64) -> Result<Outcome, String> {
+pub(crate) fn boot(cfg: &Config, secs: u64) -> Result<Outcome, String> {
     let out =
         qemu::run_captured(cfg, Duration::from_secs(secs), false).map_err(|e| format!("qemu: {e}"));
     // Per-run scratch files (RunOpts::config names them by pid); the

@@ -110,6 +110,7 @@ program_scenarios!(
     avx,
     xattr,
     creds,
+    cwd,
 );
 
 /// The regression checks of what user programs could do to the kernel

@@ -29,6 +29,9 @@ const MAX_SYMLINKS: u32 = 40;
 /// Entries of one directory listed at once: bounds the heap a listing
 /// takes (larger directories: ENOMEM, not an exhausted heap).
 const MAX_DIR_ENTRIES: usize = 1 << 16;
+/// Deepest directory `dir_path` names (a path of PATH_MAX bytes has no
+/// more components).
+const MAX_DEPTH: usize = 2048;
 
 /// The disk as rsext4's block device (512-byte sectors).
 struct DiskIo(Arc<Disk>);
@@ -278,6 +281,44 @@ impl Ext4Mount {
         Ok(out)
     }
 
+    /// The path of directory `n` from this file system's root ("" for
+    /// the root, else "/a/b"): up by `..`, each name found among its
+    /// parent's entries. ENOENT when it was removed (getcwd(2)'s answer
+    /// for a removed cwd).
+    pub fn dir_path(&self, mut n: u32) -> KResult<Vec<u8>> {
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        while n != self.root {
+            if self.info(n)?.links == 0 {
+                return Err(Errno::ENOENT);
+            }
+            // A damaged directory tree may loop.
+            if names.len() > MAX_DEPTH {
+                return Err(Errno::EUCLEAN);
+            }
+            let parent = self
+                .fs
+                .lock()
+                .lookup_child(ino(n)?, name(b"..")?)
+                .map_err(errno)?
+                .ok_or(Errno::ENOENT)?
+                .number
+                .raw();
+            let (_, _, found) = self
+                .list(parent)?
+                .into_iter()
+                .find(|(i, _, nm)| *i == u64::from(n) && nm != b"." && nm != b"..")
+                .ok_or(Errno::ENOENT)?;
+            names.push(found);
+            n = parent;
+        }
+        let mut p = Vec::new();
+        for c in names.iter().rev() {
+            p.push(b'/');
+            p.extend_from_slice(c);
+        }
+        Ok(p)
+    }
+
     /// statfs(2) figures.
     pub fn statfs(&self) -> vfs::layout::StatfsInfo {
         let s = self.fs.lock().statfs();
@@ -325,6 +366,20 @@ impl Ext4Mount {
             let trailing_slash = is_last && end < rest.len();
             if self.file_type(cur)? != FileType::Directory {
                 return Err(Errno::ENOTDIR);
+            }
+            if cur == self.root && above == b"/" {
+                // The root of / (root on disk): `..` stays there, and the
+                // tmpfs directories shown through it are left for.
+                if comp == b".." {
+                    pos = end;
+                    continue;
+                }
+                if super::rootdisk::shown(comp) {
+                    let mut p = b"/".to_vec();
+                    p.extend_from_slice(comp);
+                    p.extend_from_slice(&rest[end..]);
+                    return Ok(Walk::Leave(p));
+                }
             }
             if comp == b".." && cur == self.root {
                 // Above the root: the parent of the directory this is
@@ -411,6 +466,16 @@ impl Ext4Mount {
         }
     }
 
+    /// That directory `dir` may take new names: not removed (an rmdir'ed
+    /// cwd lives on with no links until the cwd moves; Linux's ENOENT).
+    fn may_add(&self, dir: u32) -> KResult<()> {
+        self.writable()?;
+        if self.info(dir)?.links == 0 {
+            return Err(Errno::ENOENT);
+        }
+        Ok(())
+    }
+
     /// An open file of inode `n` was made (it lives while one is open).
     pub fn opened(&self, n: u32) {
         *self.opens.lock().count.entry(n).or_insert(0) += 1;
@@ -471,7 +536,7 @@ impl Ext4Mount {
     /// Creates a regular file `name` in directory `dir` (mode masked by
     /// the umask); returns its inode.
     pub fn create(&self, dir: u32, name_: &[u8], mode: u32) -> KResult<u32> {
-        self.writable()?;
+        self.may_add(dir)?;
         let info = self
             .fs
             .lock()
@@ -482,7 +547,7 @@ impl Ext4Mount {
 
     /// mkdir.
     pub fn mkdir(&self, dir: u32, name_: &[u8], mode: u32) -> KResult<()> {
-        self.writable()?;
+        self.may_add(dir)?;
         self.fs
             .lock()
             .create_directory(ctx(), ino(dir)?, name(name_)?, perms(mode)?)
@@ -492,7 +557,7 @@ impl Ext4Mount {
 
     /// symlink.
     pub fn symlink(&self, dir: u32, name_: &[u8], target: &[u8]) -> KResult<()> {
-        self.writable()?;
+        self.may_add(dir)?;
         if target.is_empty() {
             return Err(Errno::ENOENT);
         }
@@ -505,7 +570,7 @@ impl Ext4Mount {
 
     /// link: a new name for inode `target` (not a directory).
     pub fn link(&self, target: u32, dir: u32, name_: &[u8]) -> KResult<()> {
-        self.writable()?;
+        self.may_add(dir)?;
         if self.file_type(target)? == FileType::Directory {
             return Err(Errno::EPERM);
         }
@@ -539,7 +604,7 @@ impl Ext4Mount {
 
     /// rename within this file system (replacing the target).
     pub fn rename(&self, odir: u32, oname: &[u8], ndir: u32, nname: &[u8]) -> KResult<()> {
-        self.writable()?;
+        self.may_add(ndir)?;
         let out = self
             .fs
             .lock()

@@ -2,6 +2,7 @@
 //! open-file objects, per-process descriptor tables, pipes, the console
 //! tty and the character devices.
 
+pub mod cwd;
 pub mod epoll;
 pub mod eventfd;
 pub mod ext4;
@@ -13,6 +14,7 @@ pub mod mount;
 pub mod perm;
 pub mod pipe;
 pub mod procfs;
+pub mod rootdisk;
 pub mod signalfd;
 pub mod timerfd;
 pub mod tty;

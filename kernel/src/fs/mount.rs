@@ -30,6 +30,22 @@ pub struct Mount {
     pub fs: Ext4Mount,
 }
 
+impl Mount {
+    /// The absolute path of its directory `n` (ENOENT once removed).
+    pub fn path_of(&self, n: u32) -> KResult<Vec<u8>> {
+        let inner = self.fs.dir_path(n)?;
+        if inner.is_empty() {
+            return Ok(self.target.clone());
+        }
+        let mut p = self.target.clone();
+        if p.last() == Some(&b'/') {
+            p.pop();
+        }
+        p.extend_from_slice(&inner);
+        Ok(p)
+    }
+}
+
 static MOUNTS: Mutex<Vec<Arc<Mount>>> = Mutex::new(Vec::new());
 
 /// The tmpfs directories file systems are mounted on.
@@ -103,6 +119,21 @@ pub fn sync_all() {
     let mounts = MOUNTS.lock().clone();
     for m in mounts {
         let _ = m.fs.sync();
+    }
+    crate::block::sync_all();
+}
+
+/// Writes every mounted file system home and leaves it clean, as umount
+/// does, for a machine that stops now (reboot(2)): what is open stays
+/// open, and nothing must use the file systems after this.
+pub fn shutdown_all() {
+    let mounts = MOUNTS.lock().clone();
+    for m in mounts {
+        let target = String::from_utf8_lossy(&m.target);
+        match m.fs.unmount() {
+            Ok(()) => crate::klog!("shutdown: {target} written back"),
+            Err(e) => crate::klog!("shutdown: {target}: not written back cleanly ({e:?})"),
+        }
     }
     crate::block::sync_all();
 }

@@ -92,6 +92,15 @@ pub fn exit_process(p: Arc<Process>, status: i32) -> ! {
         Arc::new(spin::Mutex::new(crate::fs::fdtable::FdTable::new())),
     );
     drop(files);
+    // An ext4 cwd holds its mount busy: until the exit, not the reaping
+    // (unless another process shares it, CLONE_FS).
+    if Arc::strong_count(&p.fs) == 1 {
+        let cwd = core::mem::replace(
+            &mut p.fs.lock().cwd,
+            crate::fs::cwd::Cwd::Tmpfs(vfs::ROOT_INO),
+        );
+        drop(cwd);
+    }
     crate::mm::release_on_exit(&p);
 
     // Taken while this thread is live, which keeps the leader in the

@@ -69,7 +69,7 @@ pub struct Relations {
 /// Filesystem context: current directory and umask.
 #[derive(Clone)]
 pub struct FsContext {
-    pub cwd: vfs::Ino,
+    pub cwd: crate::fs::cwd::Cwd,
     pub umask: u32,
 }
 

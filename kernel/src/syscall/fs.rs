@@ -2,14 +2,16 @@
 //! …) over the tmpfs root, pipes, devices and /proc.
 
 use abi::{Errno, KResult};
+use alloc::borrow::Cow;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use vfs::{FileType, Ino, Stat, Walked, ROOT_INO};
 
+use crate::fs::cwd::{Cwd, Dir};
 use crate::fs::ext4::Walk;
 use crate::fs::file::{self, Kind, OpenFile};
 use crate::fs::mount::{self, Mount};
-use crate::fs::{self as kfs, dev, perm, procfs};
+use crate::fs::{self as kfs, dev, perm, procfs, rootdisk};
 use crate::proc::sched::current;
 use crate::uaccess;
 
@@ -23,7 +25,7 @@ const IO_CHUNK: usize = 1 << 20;
 /// A resolved name: a tmpfs inode, a /proc entry, what a followed
 /// `/proc/PID/fd/N` link names (an open file, which may have no name), or
 /// an inode of a mounted ext4 file system.
-pub(super) enum Node {
+pub(crate) enum Node {
     Ino(Ino),
     Proc(Vec<u8>),
     Fd(Arc<OpenFile>),
@@ -46,20 +48,41 @@ pub(super) fn read_path(ptr: u64) -> KResult<Vec<u8>> {
     Ok(p)
 }
 
-/// The directory a relative path starts from.
-fn start_dir(dirfd: i64, path: &[u8]) -> KResult<Ino> {
+/// The directory a relative path starts from (the root for an absolute
+/// one).
+pub(crate) fn start(dirfd: i64, path: &[u8]) -> KResult<Dir> {
     if path.first() == Some(&b'/') {
-        return Ok(ROOT_INO);
+        return Ok(Dir::Tmpfs(ROOT_INO));
     }
     if dirfd == AT_FDCWD {
-        return Ok(current().fs.lock().cwd);
+        return Ok(current().fs.lock().cwd.dir());
     }
     let f = fd_file(dirfd as u64)?;
+    if let Kind::Ext(m, i) = &f.kind {
+        if m.fs.file_type(*i)? != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        return Ok(Dir::Ext(m.clone(), *i));
+    }
     let ino = f.ino().ok_or(Errno::ENOTDIR)?;
     if kfs::with(|fs| fs.file_type(ino))? != FileType::Directory {
         return Err(Errno::ENOTDIR);
     }
-    Ok(ino)
+    Ok(Dir::Tmpfs(ino))
+}
+
+/// Where a tmpfs walk of `path` starts, and the path it walks. From an
+/// ext4 directory that is where the path leaves the mount, as the
+/// absolute path the ext4 walk hands back; a path that stays on the disk
+/// is ENOENT for the tmpfs operation that asked.
+pub(crate) fn tmpfs_start(dirfd: i64, path: &[u8], follow: bool) -> KResult<(Ino, Cow<'_, [u8]>)> {
+    match start(dirfd, path)? {
+        Dir::Tmpfs(i) => Ok((i, Cow::Borrowed(path))),
+        Dir::Ext(m, i) => match m.fs.walk(i, path, follow, &m.target)? {
+            Walk::Leave(abs) => Ok((ROOT_INO, Cow::Owned(abs))),
+            Walk::Ino(_) => Err(Errno::ENOENT),
+        },
+    }
 }
 
 /// `path` without empty and `.` components ("/a/b", or "" for "/").
@@ -94,11 +117,14 @@ fn mount_points() -> Vec<Ino> {
 /// from a mount point (a cwd set by chdir to a mount's root) starts in
 /// the mounted file system.
 fn walk(start: Ino, path: &[u8], follow: bool, depth: u32) -> KResult<Node> {
-    if path.first() != Some(&b'/') {
-        if let Some(m) = mount::on(start) {
-            let root = m.fs.root();
-            return ext_walk(m, root, path, follow, depth);
-        }
+    let into = if path.first() == Some(&b'/') {
+        rootdisk::covering(path)
+    } else {
+        mount::on(start)
+    };
+    if let Some(m) = into {
+        let root = m.fs.root();
+        return ext_walk(m, root, path, follow, depth);
     }
     let points = mount_points();
     let me = perm::me();
@@ -129,24 +155,6 @@ fn ext_walk(m: Arc<Mount>, start: u32, path: &[u8], follow: bool, depth: u32) ->
     }
 }
 
-/// The ext4 directory `dirfd` is open on, when a relative `path` starts
-/// there.
-fn ext_dirfd(dirfd: i64, path: &[u8]) -> KResult<Option<(Arc<Mount>, u32)>> {
-    if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
-        return Ok(None);
-    }
-    let f = fd_file(dirfd as u64)?;
-    match &f.kind {
-        Kind::Ext(m, i) => {
-            if m.fs.file_type(*i)? != FileType::Directory {
-                return Err(Errno::ENOTDIR);
-            }
-            Ok(Some((m.clone(), *i)))
-        }
-        _ => Ok(None),
-    }
-}
-
 /// A /proc path as a node: an fd link, when followed, is its open file.
 fn proc_node(rest: Vec<u8>, follow: bool) -> Node {
     match procfs::fd_link(&rest) {
@@ -159,7 +167,11 @@ fn proc_rest(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
     let abs = if path.first() == Some(&b'/') {
         path.to_vec()
     } else if dirfd == AT_FDCWD {
-        let cwd = current().fs.lock().cwd;
+        // From an ext4 cwd, /proc is reached only by leaving the mount,
+        // which the walk does.
+        let Dir::Tmpfs(cwd) = current().fs.lock().cwd.dir() else {
+            return None;
+        };
         let mut p = kfs::with(|fs| fs.path_of(cwd)).ok()?;
         if p.last() != Some(&b'/') {
             p.push(b'/');
@@ -195,23 +207,26 @@ pub(crate) fn proc_exe_target(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
     Some(exe)
 }
 
-pub(super) fn resolve(dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
+pub(crate) fn resolve(dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
     resolve_depth(dirfd, path, follow, 0)
 }
 
 fn resolve_depth(dirfd: i64, path: &[u8], follow: bool, depth: u32) -> KResult<Node> {
-    if let Some((m, dir)) = ext_dirfd(dirfd, path)? {
-        return ext_walk(m, dir, path, follow, depth);
-    }
+    let start = match start(dirfd, path)? {
+        Dir::Ext(m, dir) => return ext_walk(m, dir, path, follow, depth),
+        Dir::Tmpfs(i) => i,
+    };
     if follow {
         if let Some(exe) = proc_exe_target(dirfd, path) {
-            return kfs::with(|fs| fs.lookup(ROOT_INO, &exe, true)).map(Node::Ino);
+            if depth >= MAX_RESTARTS {
+                return Err(Errno::ELOOP);
+            }
+            return resolve_depth(AT_FDCWD, &exe, true, depth + 1);
         }
     }
     if let Some(rest) = proc_rest(dirfd, path) {
         return Ok(proc_node(rest, follow));
     }
-    let start = start_dir(dirfd, path)?;
     walk(start, path, follow, depth)
 }
 
@@ -626,7 +641,7 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
     let mut proc_path = proc_rest(dirfd, &path);
     let mut found = None;
     if proc_path.is_none() {
-        let start = start_dir(dirfd, &path)?;
+        let (start, path) = tmpfs_start(dirfd, &path, follow)?;
         let umask = me.fs.lock().umask;
         let points = mount_points();
         let cred = me.cred();
@@ -815,19 +830,17 @@ fn ext_parent(dirfd: i64, path: &[u8]) -> KResult<Option<ExtParent>> {
     }
     let (dir, name) = vfs::path::split_last(path);
     let dir_node = if dir.is_empty() {
-        if let Some((m, i)) = ext_dirfd(dirfd, path)? {
-            Node::Ext(m, i)
-        } else if dirfd == AT_FDCWD {
-            let cwd = current().fs.lock().cwd;
-            match mount::on(cwd) {
+        match start(dirfd, path)? {
+            Dir::Ext(m, i) => Node::Ext(m, i),
+            // A cwd set before a mount covered it: relative walks from
+            // there enter the mount (`walk`).
+            Dir::Tmpfs(i) => match mount::on(i) {
                 Some(m) => {
                     let root = m.fs.root();
                     Node::Ext(m, root)
                 }
                 None => return Ok(None),
-            }
-        } else {
-            return Ok(None);
+            },
         }
     } else {
         resolve(dirfd, dir, true)?
@@ -1121,9 +1134,9 @@ fn parent_of(dirfd: i64, path: &[u8]) -> KResult<(Ino, Vec<u8>)> {
     if proc_rest(dirfd, path).is_some() {
         return Err(Errno::EACCES);
     }
-    let start = start_dir(dirfd, path)?;
+    let (start, path) = tmpfs_start(dirfd, path, false)?;
     let me = perm::me();
-    kfs::with(|fs| fs.lookup_parent_as(Some(&perm::caller(&me)), start, path))
+    kfs::with(|fs| fs.lookup_parent_as(Some(&perm::caller(&me)), start, &path))
 }
 
 /// mkdirat(2).
@@ -1354,36 +1367,44 @@ pub fn chdir(path: u64) -> KResult<u64> {
     if matches!(node, Node::Ino(_) | Node::Ext(..)) {
         perm::check(&perm::me(), &stat_node(&node)?, vfs::access::MAY_EXEC)?;
     }
-    let ino = match node {
-        Node::Ino(ino) => ino,
+    let dir = match node {
+        Node::Ino(ino) => Dir::Tmpfs(ino),
         // /proc itself (top and ps chdir there and open "PID/stat"): the
         // cwd is the tmpfs directory it is mounted on, and relative paths
         // from it are /proc paths (proc_rest).
-        Node::Proc(rest) if rest.is_empty() => kfs::with(|fs| fs.lookup(ROOT_INO, b"/proc", true))?,
+        Node::Proc(rest) if rest.is_empty() => {
+            Dir::Tmpfs(kfs::with(|fs| fs.lookup(ROOT_INO, b"/proc", true))?)
+        }
         Node::Proc(_) => return Err(Errno::ENOTDIR),
-        Node::Fd(f) => f.ino().ok_or(Errno::ENOTDIR)?,
-        Node::Ext(m, i) => ext_cwd(&m, i)?,
+        Node::Fd(f) => file_dir(&f)?,
+        Node::Ext(m, i) => Dir::Ext(m, i),
     };
-    if kfs::with(|fs| fs.file_type(ino))? != FileType::Directory {
-        return Err(Errno::ENOTDIR);
-    }
-    current().fs.lock().cwd = ino;
-    Ok(0)
+    set_cwd(dir)
 }
 
-/// The cwd for a chdir into ext4 directory `i`: its mount root is the
-/// tmpfs mount point (relative walks from there enter the mount, as for
-/// /proc); deeper ext4 directories cannot be a cwd yet (the cwd is a
-/// tmpfs inode).
-fn ext_cwd(m: &Mount, i: u32) -> KResult<Ino> {
-    if m.fs.file_type(i)? != FileType::Directory {
+/// The directory an open file is, as a start directory.
+fn file_dir(f: &OpenFile) -> KResult<Dir> {
+    match &f.kind {
+        Kind::Ext(m, i) => Ok(Dir::Ext(m.clone(), *i)),
+        _ => f.ino().map(Dir::Tmpfs).ok_or(Errno::ENOTDIR),
+    }
+}
+
+/// Makes directory `dir` the cwd (ENOTDIR for anything else).
+fn set_cwd(dir: Dir) -> KResult<u64> {
+    let ft = match &dir {
+        Dir::Tmpfs(i) => kfs::with(|fs| fs.file_type(*i))?,
+        Dir::Ext(m, i) => m.fs.file_type(*i)?,
+    };
+    if ft != FileType::Directory {
         return Err(Errno::ENOTDIR);
     }
-    if i == m.fs.root() {
-        Ok(m.at)
-    } else {
-        Err(Errno::ENOSYS)
-    }
+    let new = Cwd::new(dir);
+    let old = core::mem::replace(&mut current().fs.lock().cwd, new);
+    // Not under the lock: the last reference to an ext4 cwd may free an
+    // orphaned directory on the disk.
+    drop(old);
+    Ok(0)
 }
 
 /// fchdir(2).
@@ -1392,21 +1413,13 @@ pub fn fchdir(fd: u64) -> KResult<u64> {
     if matches!(f.kind, Kind::Inode(_) | Kind::Ext(..)) {
         perm::check(&perm::me(), &file_stat(&f)?, vfs::access::MAY_EXEC)?;
     }
-    let ino = match &f.kind {
-        Kind::Ext(m, i) => ext_cwd(m, *i)?,
-        _ => f.ino().ok_or(Errno::ENOTDIR)?,
-    };
-    if kfs::with(|fs| fs.file_type(ino))? != FileType::Directory {
-        return Err(Errno::ENOTDIR);
-    }
-    current().fs.lock().cwd = ino;
-    Ok(0)
+    set_cwd(file_dir(&f)?)
 }
 
-/// getcwd(2).
+/// getcwd(2): ENOENT once the directory was removed.
 pub fn getcwd(buf: u64, size: u64) -> KResult<u64> {
-    let cwd = current().fs.lock().cwd;
-    let mut p = kfs::with(|fs| fs.path_of(cwd))?;
+    let cwd = current().fs.lock().cwd.dir();
+    let mut p = cwd.path()?;
     p.push(0);
     if p.len() as u64 > size {
         return Err(Errno::ERANGE);

@@ -15,6 +15,7 @@ pub mod leaf;
 mod mount;
 pub mod poll;
 pub mod process;
+mod reboot;
 pub mod sched;
 mod signalfd;
 pub mod socket;
@@ -236,6 +237,7 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
             crate::fs::mount::sync_all();
             ret(Ok(0))
         }
+        nr::__NR_reboot => ret(reboot::reboot(a0, a1, a2)),
         nr::__NR_statfs => ret(fs::statfs(a0, a1)),
         nr::__NR_fstatfs => ret(fs::fstatfs(a0, a1)),
         nr::__NR_mount => ret(mount::mount(a0, a1, a2, a3)),

@@ -78,6 +78,8 @@ pub fn umount2(target: u64, flags: u64) -> KResult<u64> {
     }
     let p = read_path(target)?;
     match resolve(AT_FDCWD, &p, flags & UMOUNT_NOFOLLOW == 0)? {
+        // The root on a disk stays (Linux: EBUSY).
+        Node::Ext(m, i) if m.at == vfs::ROOT_INO && i == m.fs.root() => Err(Errno::EBUSY),
         Node::Ext(m, i) if i == m.fs.root() => {
             let at = m.at;
             drop(m);

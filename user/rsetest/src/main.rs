@@ -18,6 +18,7 @@ mod big_segments;
 mod children;
 mod create_race;
 mod creds;
+mod cwd;
 mod dev_fd;
 mod efault;
 mod enosys;
@@ -441,6 +442,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "sched_threads",
         sched_threads::run,
         "(3 CPUs) 4 busy threads of one process run on every CPU (/proc/self/task/*/stat); `fail B` meanwhile loses none, results right",
+    ),
+    (
+        "cwd",
+        cwd::run,
+        "[DIR] chdir/fchdir/getcwd in nested directories of DIR (default /tmp), openat from a dirfd, `..` and relative paths out of its file system, a removed cwd",
     ),
     (
         "record_locks",

@@ -3,11 +3,12 @@
 //! sockets are found by the path's inode or by the abstract name.
 
 use abi::{Errno, KResult};
+use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use spin::Mutex;
-use vfs::{FileType, Ino, ROOT_INO};
+use vfs::{FileType, Ino};
 
 use super::UnixSocket;
 use crate::net::socket::AF_UNIX;
@@ -104,12 +105,11 @@ static NAMES: Mutex<Names> = Mutex::new(Names {
     next_auto: 0,
 });
 
-fn start_of(path: &[u8]) -> Ino {
-    if path.first() == Some(&b'/') {
-        ROOT_INO
-    } else {
-        crate::proc::sched::current().fs.lock().cwd
-    }
+/// Where a socket path's tmpfs walk starts, and the path it walks (a
+/// relative path from an ext4 cwd as the absolute path it names).
+/// Sockets on a disk are not there yet (ENOENT).
+fn start_of(path: &[u8], follow: bool) -> KResult<(Ino, Cow<'_, [u8]>)> {
+    crate::syscall::fs::tmpfs_start(crate::syscall::fs::AT_FDCWD, path, follow)
 }
 
 /// Binds `sock` to `t`: a path makes a socket inode (EADDRINUSE if the
@@ -119,9 +119,9 @@ pub fn bind(sock: &Arc<UnixSocket>, t: Target) -> KResult<UnixAddr> {
     match t {
         Target::Path(p) => {
             let umask = crate::proc::sched::current().fs.lock().umask;
-            let start = start_of(&p);
+            let (start, walked) = start_of(&p, false)?;
             let ino = crate::fs::with(|fs| -> KResult<Ino> {
-                let (dir, name) = fs.lookup_parent(start, &p)?;
+                let (dir, name) = fs.lookup_parent(start, &walked)?;
                 if name.is_empty() {
                     return Err(Errno::EINVAL);
                 }
@@ -206,8 +206,9 @@ pub fn unbind(a: &UnixAddr, sock: &UnixSocket) {
 pub fn lookup(t: &Target, ty: u32) -> KResult<Arc<UnixSocket>> {
     let w = match t {
         Target::Path(p) => {
+            let (start, walked) = start_of(p, true)?;
             let ino = crate::fs::with(|fs| -> KResult<Ino> {
-                let ino = fs.lookup(start_of(p), p, true)?;
+                let ino = fs.lookup(start, &walked, true)?;
                 if fs.file_type(ino)? != FileType::Socket {
                     return Err(Errno::ECONNREFUSED);
                 }
