@@ -259,13 +259,19 @@ impl Outcome {
         self.qemu_status == Some(1)
     }
 
-    /// The exit status of the guest command (`--exec`), from the kernel log.
+    /// The exit status of the guest command (`--exec`), from the kernel log:
+    /// init's, or 0 when the guest powered itself off (reboot(2): `poweroff
+    /// -f`, or rsebench ending as init), an orderly end of the command.
     pub fn guest_status(&self) -> Option<i32> {
-        self.log
-            .lines()
-            .rev()
-            .find_map(|l| l.split("init exited: status=").nth(1))
-            .and_then(|s| s.trim().parse().ok())
+        self.log.lines().rev().find_map(|l| {
+            if let Some(s) = l.split("init exited: status=").nth(1) {
+                s.trim().parse().ok()
+            } else if l.contains("reboot: the machine stops") {
+                Some(0)
+            } else {
+                None
+            }
+        })
     }
 
     pub fn console_str(&self) -> String {
@@ -368,4 +374,30 @@ pub fn run_captured_notify(
         timed_out,
         ready_wall,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    fn with_log(log: &str) -> Outcome {
+        Outcome {
+            console: Vec::new(),
+            log: log.into(),
+            qemu_status: Some(1),
+            timed_out: false,
+            ready_wall: None,
+        }
+    }
+
+    #[test]
+    fn guest_status_from_init_or_power_off() {
+        assert_eq!(
+            with_log("x\n[ 1 us] init exited: status=3\n").guest_status(),
+            Some(3)
+        );
+        let off = "[ 1 us] reboot: the machine stops (command 0x4321fedc)\n";
+        assert_eq!(with_log(off).guest_status(), Some(0));
+        assert_eq!(with_log("[ 1 us] boot\n").guest_status(), None);
+    }
 }
