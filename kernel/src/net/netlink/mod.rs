@@ -42,6 +42,20 @@ const NETLINK_LISTEN_ALL_NSID: u32 = 8;
 const NETLINK_CAP_ACK: u32 = 10;
 const NETLINK_EXT_ACK: u32 = 11;
 const NETLINK_GET_STRICT_CHK: u32 = 12;
+/// The SOL_NETLINK on/off options accepted (and reported off): what they
+/// change (extended acks, strict checks, packet info) is never sent here.
+fn flag_opt(name: u32) -> bool {
+    matches!(
+        name,
+        NETLINK_PKTINFO
+            | NETLINK_NO_ENOBUFS
+            | NETLINK_LISTEN_ALL_NSID
+            | NETLINK_CAP_ACK
+            | NETLINK_EXT_ACK
+            | NETLINK_GET_STRICT_CHK
+    )
+}
+
 /// struct sockaddr_nl: family, pad, port id, groups.
 const SOCKADDR_NL: usize = 12;
 
@@ -329,15 +343,7 @@ impl Socket for NetlinkSocket {
             (SOL_SOCKET, SO_ERROR) => Ok(int_opt(0)),
             (SOL_SOCKET, SO_RCVBUF) => Ok(int_opt(s.rcvbuf as i32)),
             (SOL_SOCKET, SO_SNDBUF) => Ok(int_opt(s.sndbuf as i32)),
-            (
-                SOL_NETLINK,
-                NETLINK_PKTINFO
-                | NETLINK_NO_ENOBUFS
-                | NETLINK_LISTEN_ALL_NSID
-                | NETLINK_CAP_ACK
-                | NETLINK_EXT_ACK
-                | NETLINK_GET_STRICT_CHK,
-            ) => Ok(int_opt(0)),
+            (SOL_NETLINK, n) if flag_opt(n) => Ok(int_opt(0)),
             _ => Err(Errno::ENOPROTOOPT),
         }
     }
@@ -359,17 +365,7 @@ impl Socket for NetlinkSocket {
                     s.groups &= !(1 << (g - 1));
                 }
             }
-            // Accepted; what they change (extended acks, strict checks,
-            // packet info) is not sent by this implementation.
-            (
-                SOL_NETLINK,
-                NETLINK_PKTINFO
-                | NETLINK_NO_ENOBUFS
-                | NETLINK_LISTEN_ALL_NSID
-                | NETLINK_CAP_ACK
-                | NETLINK_EXT_ACK
-                | NETLINK_GET_STRICT_CHK,
-            ) => {
+            (SOL_NETLINK, n) if flag_opt(n) => {
                 read_int_opt(val)?;
             }
             _ => return Err(Errno::ENOPROTOOPT),
