@@ -32,11 +32,13 @@ static RUNQ_GROW: AtomicBool = AtomicBool::new(false);
 
 /// Reads the delays from the command line.
 pub fn init(cmd: &str) {
-    if let Some(us) = cmdline::get(cmd, "inject.reparent_us").and_then(|v| v.parse().ok()) {
-        DELAY_US[Point::Reparent as usize].store(us, Ordering::Relaxed);
-    }
-    if let Some(us) = cmdline::get(cmd, "inject.create_us").and_then(|v| v.parse().ok()) {
-        DELAY_US[Point::Create as usize].store(us, Ordering::Relaxed);
+    for (key, p) in [
+        ("inject.reparent_us", Point::Reparent),
+        ("inject.create_us", Point::Create),
+    ] {
+        if let Some(us) = cmdline::get(cmd, key).and_then(|v| v.parse().ok()) {
+            DELAY_US[p as usize].store(us, Ordering::Relaxed);
+        }
     }
     if let Some(us) = cmdline::get(cmd, "inject.heap_hold_us").and_then(|v| v.parse::<u64>().ok()) {
         hal::heap::set_hold_ns(us.saturating_mul(1000));

@@ -7,9 +7,9 @@
 //! script); then umount and a clean `e2fsck -fn` (the removed cwd was
 //! freed).
 
-use crate::ext4_programs::fsck_clean;
+use crate::ext4_programs::{fsck_clean, rsetest_only, with_empty_image};
 use crate::scenarios::{exec_opts, expect_lines};
-use crate::{artifacts, RunOpts};
+use crate::RunOpts;
 
 const SCRIPT: &str = r#"
 mkdir -p /mnt/d; mount -t ext4 /dev/vda /mnt/d && echo mounted
@@ -28,30 +28,11 @@ cd /; umount /mnt/d && echo umounted
 "#;
 
 pub fn ext4_cwd_in_mount() -> Result<(), String> {
-    let id = std::process::id();
-    let empty = artifacts::out_dir().join(format!("ext4-cwd-empty-{id}"));
-    let img = artifacts::out_dir().join(format!("ext4-cwd-{id}.img"));
-    let r = std::fs::create_dir_all(&empty)
-        .map_err(|e| e.to_string())
-        .and_then(|()| run(&empty, &img));
-    let _ = std::fs::remove_dir_all(&empty);
-    let _ = std::fs::remove_file(&img);
-    r
+    with_empty_image("ext4-cwd", "32M", run)
 }
 
-fn run(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
-    crate::disk_image::make(&crate::disk_image::DiskOpts {
-        out: img.to_path_buf(),
-        size: "32M".into(),
-        pkgs: Vec::new(),
-        root: false,
-        dir: Some(empty.to_path_buf()),
-    })?;
-    let adds = crate::userland::build_user_programs()?
-        .into_iter()
-        .filter(|(_, guest)| guest.ends_with("/rsetest"))
-        .map(|(host, guest)| artifacts::Addition { host, guest })
-        .collect();
+fn run(img: &std::path::Path) -> Result<(), String> {
+    let adds = rsetest_only()?;
     let opts = RunOpts {
         exec: Some(SCRIPT.into()),
         adds,

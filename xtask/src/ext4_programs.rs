@@ -52,25 +52,10 @@ umount /mnt/d && echo umounted
 "#;
 
 pub fn ext4_sqlite_reboot() -> Result<(), String> {
-    let id = std::process::id();
-    let empty = artifacts::out_dir().join(format!("sqlite-ext4-empty-{id}"));
-    let img = artifacts::out_dir().join(format!("sqlite-ext4-{id}.img"));
-    let r = std::fs::create_dir_all(&empty)
-        .map_err(|e| e.to_string())
-        .and_then(|()| run(&empty, &img));
-    let _ = std::fs::remove_dir_all(&empty);
-    let _ = std::fs::remove_file(&img);
-    r
+    with_empty_image("sqlite-ext4", "64M", run)
 }
 
-fn run(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
-    crate::disk_image::make(&crate::disk_image::DiskOpts {
-        out: img.to_path_buf(),
-        size: "64M".into(),
-        pkgs: Vec::new(),
-        root: false,
-        dir: Some(empty.to_path_buf()),
-    })?;
+fn run(img: &std::path::Path) -> Result<(), String> {
     let boot = |script: &str, name: &str| {
         let opts = RunOpts {
             exec: Some(script.to_string()),
@@ -106,6 +91,43 @@ fn run(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
     fsck_clean(img)
 }
 
+/// Runs `f` on a fresh ext4 image of `size`, empty, made by the host's
+/// mke2fs under a name from `tag` and this process; the image is removed
+/// afterwards, whatever `f` returned.
+pub(crate) fn with_empty_image(
+    tag: &str,
+    size: &str,
+    f: impl FnOnce(&std::path::Path) -> Result<(), String>,
+) -> Result<(), String> {
+    let id = std::process::id();
+    let empty = artifacts::out_dir().join(format!("{tag}-empty-{id}"));
+    let img = artifacts::out_dir().join(format!("{tag}-{id}.img"));
+    let r = std::fs::create_dir_all(&empty)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            crate::disk_image::make(&crate::disk_image::DiskOpts {
+                out: img.clone(),
+                size: size.into(),
+                pkgs: Vec::new(),
+                root: false,
+                dir: Some(empty.clone()),
+            })
+        })
+        .and_then(|_| f(&img));
+    let _ = std::fs::remove_dir_all(&empty);
+    let _ = std::fs::remove_file(&img);
+    r
+}
+
+/// The rsetest program alone, as an addition to the guest's root.
+pub(crate) fn rsetest_only() -> Result<Vec<artifacts::Addition>, String> {
+    Ok(crate::userland::build_user_programs()?
+        .into_iter()
+        .filter(|(_, guest)| guest.ends_with("/rsetest"))
+        .map(|(host, guest)| artifacts::Addition { host, guest })
+        .collect())
+}
+
 /// `e2fsck -fn` on the host finds the image clean.
 pub(crate) fn fsck_clean(img: &std::path::Path) -> Result<(), String> {
     let n = Command::new("/usr/sbin/e2fsck")
@@ -127,30 +149,11 @@ pub(crate) fn fsck_clean(img: &std::path::Path) -> Result<(), String> {
 /// mount (locks keyed by file system and inode; mappings from the
 /// mount's page cache, written back), then umount and `e2fsck -fn`.
 pub fn ext4_rsetest_locks_mmap() -> Result<(), String> {
-    let id = std::process::id();
-    let empty = artifacts::out_dir().join(format!("ext4-rsetest-empty-{id}"));
-    let img = artifacts::out_dir().join(format!("ext4-rsetest-{id}.img"));
-    let r = std::fs::create_dir_all(&empty)
-        .map_err(|e| e.to_string())
-        .and_then(|()| rsetest_on(&empty, &img));
-    let _ = std::fs::remove_dir_all(&empty);
-    let _ = std::fs::remove_file(&img);
-    r
+    with_empty_image("ext4-rsetest", "32M", rsetest_on)
 }
 
-fn rsetest_on(empty: &std::path::Path, img: &std::path::Path) -> Result<(), String> {
-    crate::disk_image::make(&crate::disk_image::DiskOpts {
-        out: img.to_path_buf(),
-        size: "32M".into(),
-        pkgs: Vec::new(),
-        root: false,
-        dir: Some(empty.to_path_buf()),
-    })?;
-    let adds = crate::userland::build_user_programs()?
-        .into_iter()
-        .filter(|(_, guest)| guest.ends_with("/rsetest"))
-        .map(|(host, guest)| artifacts::Addition { host, guest })
-        .collect();
+fn rsetest_on(img: &std::path::Path) -> Result<(), String> {
+    let adds = rsetest_only()?;
     let opts = RunOpts {
         exec: Some(
             "mkdir -p /mnt/d; mount -t ext4 /dev/vda /mnt/d && echo mounted; \

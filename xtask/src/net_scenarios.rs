@@ -377,11 +377,7 @@ fn inet_exchange(port: u16, payload: Vec<u8>) -> Result<Vec<u8>, String> {
 /// through a forwarded port, checked byte for byte in both directions.
 pub fn inet_nc_both_ways() -> Result<(), String> {
     let host_port = free_port()?;
-    let adds = crate::userland::build_user_programs()?
-        .into_iter()
-        .filter(|(_, guest)| guest.ends_with("/rsetest"))
-        .map(|(host, guest)| crate::artifacts::Addition { host, guest })
-        .collect();
+    let adds = crate::ext4_programs::rsetest_only()?;
     let opts = RunOpts {
         exec: Some(INET_SCRIPT.to_string()),
         adds,
@@ -576,11 +572,7 @@ echo BEFORE; cat /tmp/before; echo AFTER; cat /proc/net/sockstat
 /// socket counts in /proc/net/sockstat (sockets, TCP in use, orphans,
 /// TIME-WAIT, allocated) are back at their baseline afterwards.
 pub fn loopback_churn_sockstat() -> Result<(), String> {
-    let adds = crate::userland::build_user_programs()?
-        .into_iter()
-        .filter(|(_, guest)| guest.ends_with("/rsetest"))
-        .map(|(host, guest)| crate::artifacts::Addition { host, guest })
-        .collect();
+    let adds = crate::ext4_programs::rsetest_only()?;
     let opts = RunOpts {
         exec: Some(CHURN_SCRIPT.to_string()),
         adds,
