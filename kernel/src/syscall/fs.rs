@@ -164,7 +164,15 @@ fn proc_node(rest: Vec<u8>, follow: bool) -> Node {
 }
 
 fn proc_rest(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
+    // A path in /proc has a component "proc" after a slash, whatever
+    // `.` and `//` it also has: most paths are ruled out by this scan,
+    // before the copy and normalisation below (every open, stat and
+    // exec asks, some twice).
+    let may_name_proc = |p: &[u8]| p.windows(5).any(|w| w == b"/proc");
     let abs = if path.first() == Some(&b'/') {
+        if !may_name_proc(path) {
+            return None;
+        }
         path.to_vec()
     } else if dirfd == AT_FDCWD {
         // From an ext4 cwd, /proc is reached only by leaving the mount,
@@ -177,6 +185,9 @@ fn proc_rest(dirfd: i64, path: &[u8]) -> Option<Vec<u8>> {
             p.push(b'/');
         }
         p.extend_from_slice(path);
+        if !may_name_proc(&p) {
+            return None;
+        }
         p
     } else {
         return None;
