@@ -15,6 +15,9 @@
 //! `inject.create_us=N` spins N µs in open(O_CREAT) on a mounted file
 //! system between finding the name missing and creating it, where
 //! another process can create it first (syscall::fs::open_in_mount).
+//! `inject.requeue_us=N` spins N µs in a CPU's switch between queueing
+//! the process it ran and picking the next, where a signal sent to that
+//! process finds it neither running nor waiting (proc::sched::switch_away).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -25,9 +28,10 @@ use crate::cmdline;
 pub enum Point {
     Reparent,
     Create,
+    Requeue,
 }
 
-static DELAY_US: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+static DELAY_US: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 static RUNQ_GROW: AtomicBool = AtomicBool::new(false);
 
 /// Reads the delays from the command line.
@@ -35,6 +39,7 @@ pub fn init(cmd: &str) {
     for (key, p) in [
         ("inject.reparent_us", Point::Reparent),
         ("inject.create_us", Point::Create),
+        ("inject.requeue_us", Point::Requeue),
     ] {
         if let Some(us) = cmdline::get(cmd, key).and_then(|v| v.parse().ok()) {
             DELAY_US[p as usize].store(us, Ordering::Relaxed);

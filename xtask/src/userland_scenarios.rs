@@ -248,6 +248,18 @@ pub fn injected_scenarios() -> Vec<(UserScenario, &'static str)> {
             ("rsetest_heap_timer_injected", |e| program(e, "children")),
             "inject.heap_hold_us=20 inject.runq_grow=1",
         ),
+        // A process yielding alone on its CPU is queued and picked again
+        // by that CPU, with 2 ms between the two: a SIGUSR1 sent then
+        // found it neither running (no IPI) nor switched in (no look at
+        // its pending signals), so it stayed pending, never delivered,
+        // and every later one was dropped as already pending (CI lost
+        // one in ~40 runs of rsetest_leaf; with the delay, 10 of 10).
+        (
+            ("rsetest_leaf_signal_requeue_injected", |e| {
+                program(e, "leaf signals")
+            }),
+            "inject.requeue_us=2000",
+        ),
     ]
 }
 

@@ -397,10 +397,14 @@ fn switch_away(yield_: bool) {
         let exiting = prev
             .as_ref()
             .is_some_and(|p| put_prev(torus::this_id(), p, now, yield_) == RunState::Zombie);
+        crate::inject::delay(crate::inject::Point::Requeue);
         let next = pick_next(c, now);
         if let (Some(p), Some(n)) = (&prev, &next) {
             if Arc::ptr_eq(p, n) {
                 *n.run.lock() = RunState::Running;
+                // It was queued, not running, since put_prev: a signal
+                // sent meanwhile was not pushed to this CPU.
+                note_pending_signals(n);
                 c.current.replace(next);
                 return;
             }
@@ -447,12 +451,23 @@ pub fn finish_switch() {
     cpu::this().current.with(|p| {
         if let Some(n) = p {
             n.install_on_cpu();
-            // Signals posted while it was off the CPU wait for it.
-            if n.sig.lock().pending != 0 {
-                work::raise(work::SIGNALS);
-            }
+            note_pending_signals(n);
         }
     });
+}
+
+/// Raises this CPU's SIGNALS work if `p`, just made Running here, has
+/// signals pending. The rule that keeps a signal from being lost: a
+/// sender marks the signal pending, then interrupts its target's CPU only
+/// if the target is Running; so whatever makes a process Running on a
+/// CPU (a switch to it, or its own CPU picking it again) looks at its
+/// pending signals afterwards. One not looked at stayed pending, never
+/// delivered, and every later one of its kind was dropped as already
+/// pending.
+fn note_pending_signals(p: &Process) {
+    if p.sig.lock().pending != 0 {
+        work::raise(work::SIGNALS);
+    }
 }
 
 /// The next process for CPU `c`, from the torus it serves or, when it

@@ -10,15 +10,6 @@ use std::time::{Duration, Instant};
 
 use crate::util::{check, spawn, wait_ok};
 
-fn set_cpu(pid: libc::pid_t, cpu: usize) -> i32 {
-    // SAFETY: a zeroed cpu_set_t with one bit set, passed by pointer.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    }
-}
-
 fn this_cpu() -> usize {
     // SAFETY: plain call.
     unsafe { libc::sched_getcpu() }.max(0) as usize
@@ -27,7 +18,7 @@ fn this_cpu() -> usize {
 const RUN_FOR: Duration = Duration::from_secs(3);
 
 pub fn run(_: &[String]) -> Result<(), String> {
-    let cpus = crate::shared_vm::cpus();
+    let cpus = crate::util::cpus();
     let (a, b) = (0, 1.min(cpus - 1));
     // Two swappers: each moves itself to whichever of CPUs a, b it is not
     // on, as fast as it can.
@@ -38,9 +29,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
                 let mut moves = 0u64;
                 while t0.elapsed() < RUN_FOR {
                     let to = if this_cpu() == a { b } else { a };
-                    if set_cpu(0, to) != 0 {
-                        return Err("sched_setaffinity(0, other CPU) failed".into());
-                    }
+                    crate::util::pin(0, to)?;
                     moves += 1;
                 }
                 check(moves > 0, "no move at all")
@@ -60,7 +49,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     let t0 = Instant::now();
     let mut rounds = 0u64;
     while t0.elapsed() < RUN_FOR {
-        set_cpu(sleeper, if rounds.is_multiple_of(2) { a } else { b });
+        let _ = crate::util::pin(sleeper, if rounds.is_multiple_of(2) { a } else { b });
         crate::util::write_all(w, b"x");
         if crate::util::read_byte(r2) != Some(b'k') {
             return Err("the sleeper did not answer".into());

@@ -108,7 +108,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let out = format!("{ups}tmp/rsetest-cwd-out");
     std::fs::write(&out, "out\n").map_err(|e| format!("create {out}: {e}"))?;
     check(
-        std::fs::read_to_string("/tmp/rsetest-cwd-out").ok().as_deref() == Some("out\n"),
+        std::fs::read_to_string("/tmp/rsetest-cwd-out")
+            .ok()
+            .as_deref()
+            == Some("out\n"),
         "a relative path up to / and down into /tmp",
     )?;
     let _ = std::fs::remove_file("/tmp/rsetest-cwd-out");

@@ -31,13 +31,10 @@ fn read_gs0() -> u64 {
     v
 }
 
+/// Moves the caller to `cpu` (best effort: the checks look at where it
+/// ran, not at whether it moved).
 fn pin_all_to(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t with one bit set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    let _ = crate::util::pin(0, cpu);
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -63,7 +60,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let word: &'static u64 = Box::leak(Box::new(0x6a5_u64));
         let at = word as *const u64 as u64;
         check(set_gs(at) == 0, "arch_prctl(ARCH_SET_GS)")?;
-        let cpus = crate::shared_vm::cpus();
+        let cpus = crate::util::cpus();
         let t0 = Instant::now();
         let mut k = 0;
         while t0.elapsed() < Duration::from_millis(1500) {

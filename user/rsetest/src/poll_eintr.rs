@@ -50,15 +50,6 @@ fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn pin(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: cpu < CPU_SETSIZE.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: a valid set of its size.
-    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-}
-
 pub fn run(_args: &[String]) -> Result<(), String> {
     // SAFETY: plain call.
     let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
@@ -82,7 +73,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
     for cpu in 1..(cpus as usize).min(3) {
         let pid = fork()?;
         if pid == 0 {
-            pin(cpu);
+            let _ = crate::util::pin(0, cpu);
             let t = Instant::now();
             let one = 1u64;
             sh.noisy.fetch_add(1, Ordering::SeqCst);
@@ -98,7 +89,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
     }
     let poller = fork()?;
     if poller == 0 {
-        pin(0);
+        let _ = crate::util::pin(0, 0);
         let mut fds = vec![
             libc::pollfd {
                 fd: r,

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::say;
-use crate::shared_vm::{clone_vm_with, cpus, mmap_pages, mmap_stack, pin_raw, raw};
-use crate::util::{check, status_str, wait};
+use crate::shared_vm::{clone_vm_with, mmap_pages, mmap_stack, pin_raw, raw};
+use crate::util::{check, cpus, status_str, wait};
 
 static STOP: AtomicU64 = AtomicU64::new(0);
 static COUNTED: AtomicU64 = AtomicU64::new(0);

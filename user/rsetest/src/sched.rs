@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{check, errname, errno, fork, wait_ok};
+use crate::util::{check, errname, errno, fork, pin, wait_ok};
 
 /// A shared (MAP_SHARED) array of counters that survives fork.
 fn shared(words: usize) -> Result<&'static [AtomicU64], String> {
@@ -15,22 +15,6 @@ fn shared(words: usize) -> Result<&'static [AtomicU64], String> {
     // SAFETY: the mapping is zeroed, page-aligned, `words` u64s long and
     // never unmapped; AtomicU64 has u64's layout.
     Ok(unsafe { std::slice::from_raw_parts(p.cast::<AtomicU64>(), words) })
-}
-
-fn pin(pid: libc::pid_t, cpu: usize) -> Result<(), String> {
-    // SAFETY: cpu_set_t is plain data; CPU_SET stays in bounds (cpu < 1024).
-    let r = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if r != 0 {
-        return Err(format!(
-            "sched_setaffinity({pid}, cpu {cpu}): {}",
-            errname(errno())
-        ));
-    }
-    Ok(())
 }
 
 fn set_nice(n: i32) -> Result<(), String> {

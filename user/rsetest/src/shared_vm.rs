@@ -11,7 +11,7 @@ use std::arch::asm;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{check, errname, errno, status_str, wait};
+use crate::util::{check, cpus, errname, errno, status_str, wait};
 
 pub const CLONE_VM: u64 = 0x100;
 pub const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
@@ -137,11 +137,6 @@ fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) -> Result<()
         std::hint::spin_loop();
     }
     Ok(())
-}
-
-pub fn cpus() -> usize {
-    // SAFETY: plain call.
-    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize
 }
 
 /// The child of `remap`: keeps reading the page's first word.

@@ -318,3 +318,26 @@ fn mmap_anon_flags(len: usize, flags: i32) -> Result<*mut u8, i32> {
 pub fn sleep_ms(ms: u64) {
     std::thread::sleep(std::time::Duration::from_millis(ms));
 }
+
+/// Lets process `pid` (0: the caller) run on CPU `cpu` only.
+pub fn pin(pid: libc::pid_t, cpu: usize) -> Result<(), String> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET stays in bounds (cpu < 1024).
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r != 0 {
+        return Err(format!(
+            "sched_setaffinity({pid}, cpu {cpu}): {}",
+            errname(errno())
+        ));
+    }
+    Ok(())
+}
+
+/// The CPUs online (at least 1).
+pub fn cpus() -> usize {
+    // SAFETY: plain call.
+    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize
+}

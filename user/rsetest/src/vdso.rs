@@ -63,15 +63,6 @@ fn ns(ts: &libc::timespec) -> i128 {
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
-fn pin(cpu: usize) -> bool {
-    // SAFETY: cpu_set_t is plain data.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-    }
-}
-
 pub fn run(_: &[String]) -> Result<(), String> {
     // SAFETY: getauxval has no preconditions.
     let base = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) } as usize;
@@ -171,7 +162,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     // getcpu on each CPU we may run on.
     let cpus = crate::sched::online_cpus();
     for c in 0..cpus {
-        if !pin(c) {
+        if crate::util::pin(0, c).is_err() {
             continue;
         }
         let (mut cpu, mut node) = (u32::MAX, u32::MAX);
