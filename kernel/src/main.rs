@@ -56,7 +56,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
     hal::fpu::init_cpu(true);
     trap::init();
     hal::syscall::init(syscall::handle);
-    hal::syscall::set_leaf(syscall::leaf::answer, syscall::leaf::NUMBERS);
+    hal::syscall::set_leaf(syscall::leaf::LEAVES);
     hal::context::set_first_run_hook(proc::fork::first_run);
 
     let free = hal::paging::init(info);

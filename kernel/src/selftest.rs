@@ -354,7 +354,8 @@ pub fn overflow_task_stack() -> ! {
     );
     // So the report can tell it is the running task's stack.
     let fpu = hal::percpu::FpuArea::initial();
-    hal::percpu::set_current_task(stack.top(), &fpu);
+    let ids = hal::syscall::TaskIds::new(0, 0, None);
+    hal::percpu::set_current_task(stack.top(), &fpu, &ids);
     hal::guard::run_on_stack(&stack, recurse_forever);
     klog!("selftest overflow_task: FAILED: the recursion returned");
     hal::exit::exit_qemu(hal::exit::ExitCode::Failure)

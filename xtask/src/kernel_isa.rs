@@ -142,60 +142,39 @@ pub fn kernel_fpu_instructions() -> Result<(), String> {
     Ok(())
 }
 
-/// The leaf syscall handler (kernel/src/syscall/leaf.rs), which runs with
-/// the user's XMM registers still live.
-const LEAF_ROOT: &str = "kernel::syscall::leaf::answer";
+/// hal's light syscall path (the `syscall_leaf` code of its syscall
+/// entry), which runs with the user's XMM registers live.
+const LEAF_PATH: &str = "syscall_leaf";
 
-/// The leaf syscall path runs with the user's XMM registers live (hal's
-/// light syscall path saves none), so no code it can reach may name an
-/// XMM, YMM or ZMM register. Reachable: the handler and every function it
-/// calls or jumps to, transitively; calls into core::panicking are not
-/// followed (a kernel panic ends everything), and an indirect call or
-/// jump fails the check (its target cannot be verified).
+/// The light syscall path runs with the user's XMM registers live (it
+/// saves none), so it may neither name an XMM, YMM or ZMM register nor
+/// call anything (compiled code could use them).
 fn leaf_syscalls_without_sse(text: &str) -> Result<(), String> {
     let bodies = functions(text);
-    let mut todo = vec![bodies
-        .keys()
-        .find(|k| k.starts_with(LEAF_ROOT))
-        .ok_or(format!("no {LEAF_ROOT} in the kernel: did it move?"))?
-        .clone()];
-    let mut seen = std::collections::BTreeSet::new();
-    let mut bad = Vec::new();
-    while let Some(f) = todo.pop() {
-        if !seen.insert(f.clone()) {
-            continue;
-        }
-        let Some(body) = bodies.get(&f) else {
-            bad.push(format!("{f}: called but not found"));
-            continue;
-        };
-        for insn in body {
-            if insn.contains("%xmm") || insn.contains("%ymm") || insn.contains("%zmm") {
-                bad.push(format!("{insn} (in {f})"));
-            }
-            let m = insn.split_whitespace().next().unwrap_or("");
-            if !(m.starts_with("call") || m.starts_with('j')) {
-                continue;
-            }
-            if insn.contains('*') {
-                bad.push(format!("indirect {insn} (in {f})"));
-            } else if let Some(target) = target_symbol(insn) {
-                if target != f && !target.starts_with("core::panicking::") {
-                    todo.push(target.to_string());
-                }
-            }
-        }
-    }
+    let body = bodies
+        .get(LEAF_PATH)
+        .ok_or(format!("no {LEAF_PATH} in the kernel: did it move?"))?;
+    let bad: Vec<&String> = body
+        .iter()
+        .filter(|i| {
+            i.contains("%xmm")
+                || i.contains("%ymm")
+                || i.contains("%zmm")
+                || i.split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .starts_with("call")
+        })
+        .collect();
     if !bad.is_empty() {
         return Err(format!(
             "the leaf syscall path (run with the user's XMM registers live) \
-             reaches SSE code or unverifiable jumps:\n{}",
-            bad.join("\n")
+             calls out or uses SSE registers: {bad:?}"
         ));
     }
     println!(
-        "    leaf syscall path: {} function(s), no XMM register",
-        seen.len()
+        "    leaf syscall path: {} instructions, no call, no XMM register",
+        body.len()
     );
     Ok(())
 }
@@ -220,35 +199,9 @@ fn functions(text: &str) -> std::collections::BTreeMap<String, Vec<String>> {
     map
 }
 
-/// The symbol a direct call or jump names: "call ffff... <name+0x12>".
-fn target_symbol(insn: &str) -> Option<&str> {
-    let inner = insn.split_once(" <")?.1.strip_suffix('>')?;
-    Some(match inner.rsplit_once("+0x") {
-        Some((name, off)) if off.chars().all(|c| c.is_ascii_hexdigit()) => name,
-        _ => inner,
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{is_x87, target_symbol, touches_mxcsr};
-
-    #[test]
-    fn names_jump_targets() {
-        assert_eq!(
-            target_symbol("call   ffffffff802c4350 <core::panicking::panic_fmt>"),
-            Some("core::panicking::panic_fmt")
-        );
-        assert_eq!(
-            target_symbol("je     ffffffff801d61eb <kernel::syscall::leaf::answer+0x11b>"),
-            Some("kernel::syscall::leaf::answer")
-        );
-        assert_eq!(target_symbol("call   *0x210802(%rip)"), None);
-        assert_eq!(
-            target_symbol("call   ffffffff80 <alloc::sync::Arc<T,A>::drop_slow>"),
-            Some("alloc::sync::Arc<T,A>::drop_slow")
-        );
-    }
+    use super::{is_x87, touches_mxcsr};
 
     #[test]
     fn classifies_fpu_instructions() {

@@ -40,6 +40,10 @@ const SCENARIOS: &[Scenario] = &[
         "icount_budget_ctxsw_pipe_pinned",
         crate::budget_scenarios::pipe_switch,
     ),
+    (
+        "icount_budget_null_syscall",
+        crate::budget_scenarios::null_syscall,
+    ),
     ("bench_apps_quick_lighttpd_both_kernels", bench_apps_quick),
     ("debian_pkg_sqlite3_root", debian_pkg_root),
     ("debian_sqlite3_concurrent_writers", sqlite3_concurrent),

@@ -22,6 +22,9 @@ struct PerCpu {
     /// state is still in the registers); 0 when its FPU area holds all.
     /// See [`crate::fpu`].
     fpu_live: u64, // 56
+    /// The running task's [`crate::syscall::TaskIds`] (the light syscall
+    /// path answers from it).
+    task_ids: u64, // 64
 }
 
 static mut PERCPU: [PerCpu; MAX_CPUS] = [const {
@@ -34,6 +37,7 @@ static mut PERCPU: [PerCpu; MAX_CPUS] = [const {
         cpu_id: 0,
         work: AtomicU32::new(0),
         fpu_live: 0,
+        task_ids: 0,
     }
 }; MAX_CPUS];
 
@@ -181,16 +185,18 @@ pub fn cpu_id() -> usize {
     id as usize
 }
 
-/// Installs the running task's kernel stack top and FPU area: entries from
-/// user mode land on that stack and save user FPU state there. The caller
-/// guarantees both live as long as the task runs on this CPU.
-pub fn set_current_task(kstack_top: u64, fpu: &FpuArea) {
+/// Installs the running task's kernel stack top, FPU area and ids:
+/// entries from user mode land on that stack, save user FPU state there
+/// and answer leaf syscalls from the ids. The caller guarantees all three
+/// live as long as the task runs on this CPU.
+pub fn set_current_task(kstack_top: u64, fpu: &FpuArea, ids: &crate::syscall::TaskIds) {
     // SAFETY: called with interrupts disabled on the owning CPU; the
     // assembly reads these fields only on entry from user mode.
     unsafe {
         let p = this();
         (*p).kstack_top = kstack_top;
         (*p).fpu_area = fpu.0.get() as u64;
+        (*p).task_ids = ids as *const crate::syscall::TaskIds as u64;
         crate::gdt::set_kernel_stack((*p).cpu_id as usize, kstack_top);
     }
     crate::guard::sync_cpu(cpu_id());

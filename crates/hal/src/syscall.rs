@@ -6,13 +6,15 @@
 //! privilege tests the shared trap path needs (a syscall always came from
 //! user mode).
 //!
-//! A few syscalls that only read the caller's identity (getpid and the
-//! like) take a light path instead: no frame and no FPU save, interrupts
-//! off until sysret, a handler checked to contain no SSE code
-//! ([`set_leaf`]). That is what the instruction counts of a null syscall
-//! measure; everything else pays four instructions more for the test.
+//! A few syscalls that only read the caller's identity (getpid, gettid,
+//! getppid) take a light path instead ([`set_leaf`]): no frame, no FPU
+//! save, no call into the kernel; interrupts off from the `syscall` to
+//! the `sysretq`, the answer read from the running task's [`TaskIds`],
+//! which the kernel installs with the task ([`crate::percpu::set_current_task`]).
+//! That is what the instruction counts of a null syscall measure;
+//! everything else pays four instructions more for the test.
 
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, AtomicU8, Ordering};
 
 use crate::gdt::{KERNEL_CS, SYSRET_BASE, USER_CS, USER_DS};
 use crate::idt::TrapFrame;
@@ -117,47 +119,48 @@ syscall_iret:
     iretq
 
     /*
-     * The light path: no frame, no XMM save. Interrupts stay off from the
-     * syscall instruction to sysretq (IA32_FMASK clears IF), so nothing
-     * can switch tasks, deliver a signal or look for a frame meanwhile;
-     * the handler's code is checked to contain no SSE instruction
-     * (xtask kernel_isa), so the user's XMM registers are untouched. Only
-     * what the C ABI lets the handler clobber and sysret needs is saved:
-     * the argument registers, rcx (user RIP) and r11 (user RFLAGS). The
-     * handler returns (value, handled) in rax:rdx; not handled (work
-     * pending, a case it leaves to the full handler) means rax is still
-     * the syscall number, and the full path at 7 starts over from the
-     * same stack top with every register as the syscall left it. The
-     * user RSP stays in %gs:16: only this entry writes it, and nothing
-     * here can enter it again.
+     * The light path: no frame, no XMM save, no call. Interrupts stay off
+     * from the syscall instruction to sysretq (IA32_FMASK clears IF), so
+     * nothing can switch tasks, deliver a signal or change the running
+     * task meanwhile. What a return to user mode must check is still
+     * checked: work owed on this CPU (signals, preemption, deferred work:
+     * the work word at %gs:48) or at syscall boundaries (LEAF_PAUSED: the
+     * kernel's io_uring rings) sends the call to the full path; anything
+     * raised meanwhile arrives as an interrupt right after sysret (IF
+     * comes back with RFLAGS), whose return runs the full checks. The
+     * answer is the running task's TaskIds field (%gs:64) whose offset + 1
+     * LEAF_TABLE holds; a negative one (a thread's parent, which is its
+     * leader's) is left to the full path, entered at 7 from the same stack
+     * top with every register as the syscall left it. Only rax, rcx and
+     * r11 may change (rcx and r11 hold the user RIP and RFLAGS for
+     * sysret): rax and rdx are kept on the stack while used. The user RSP
+     * stays in %gs:16: only this entry writes it, and nothing here can
+     * enter it again.
      */
     .global syscall_leaf
 syscall_leaf:
 8:
-    pushq %rcx
-    pushq %r11
-    pushq %rdi
-    pushq %rsi
+    cmpl $0, %gs:48
+    jne 7b
+    cmpl $0, {leaf_paused}(%rip)
+    jne 7b
+    pushq %rax
     pushq %rdx
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    movq %rax, %rdi
-    call *{leaf}(%rip)
+    movq %gs:64, %rdx
     testq %rdx, %rdx
-    /* pop leaves the flags alone. */
-    popq %r10
-    popq %r9
-    popq %r8
+    jz 9f
+    movzbl {leaf_table}(%rax), %eax
+    movq -1(%rdx,%rax), %rax
+    testq %rax, %rax
+    js 9f
     popq %rdx
-    popq %rsi
-    popq %rdi
-    popq %r11
-    popq %rcx
-    jz 7b
     movq %gs:16, %rsp
     swapgs
     sysretq
+9:
+    popq %rdx
+    popq %rax
+    jmp 7b
 
     .purgem SAVE_GPRS
     .purgem RESTORE_GPRS
@@ -171,7 +174,7 @@ syscall_leaf:
     user_top = const crate::probe::USER_TOP,
     vector = const SYSCALL_VECTOR,
     handler = sym HANDLER,
-    leaf = sym LEAF,
+    leaf_paused = sym LEAF_PAUSED,
     leaf_table = sym LEAF_TABLE,
     leaf_count = const LEAF_COUNT,
     xsave_mask = sym crate::fpu::XSAVE_MASK,
@@ -188,55 +191,78 @@ pub type SyscallHandler = extern "C" fn(&mut TrapFrame);
 
 static HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
-/// What a leaf handler returns, in rax:rdx (the C ABI's two-word return).
+/// What the light path answers from, per task: the values of getpid,
+/// gettid and getppid, at the offsets the entry assembly reads (0, 8,
+/// 16). A negative value is not answered there (the full handler is).
 #[repr(C)]
-pub struct LeafResult {
-    /// The syscall's return value, or its number when not handled.
-    pub value: u64,
-    /// Nonzero when handled; 0 sends the call to the full handler.
-    pub handled: u64,
+pub struct TaskIds {
+    tgid: AtomicI64,
+    pid: AtomicI64,
+    ppid: AtomicI64,
 }
 
-impl LeafResult {
-    /// Leaves syscall `nr` to the full handler.
-    pub fn full(nr: u64) -> Self {
-        Self {
-            value: nr,
-            handled: 0,
+impl TaskIds {
+    /// A task's ids; `ppid` None for one whose parent the light path must
+    /// not answer (a thread: the process's parent is its leader's).
+    pub const fn new(tgid: u32, pid: u32, ppid: Option<u32>) -> TaskIds {
+        TaskIds {
+            tgid: AtomicI64::new(tgid as i64),
+            pid: AtomicI64::new(pid as i64),
+            ppid: AtomicI64::new(match ppid {
+                Some(p) => p as i64,
+                None => -1,
+            }),
         }
     }
 
-    /// Returns `value` to user mode.
-    pub fn done(value: u64) -> Self {
-        Self { value, handled: 1 }
+    /// The parent recorded here (None: not recorded on this task).
+    pub fn ppid(&self) -> Option<u32> {
+        u32::try_from(self.ppid.load(Ordering::Relaxed)).ok()
+    }
+
+    /// Records a new parent (reparenting); the light path answers it from
+    /// its next call on, on whichever CPU the task runs.
+    pub fn set_ppid(&self, ppid: u32) {
+        self.ppid.store(ppid as i64, Ordering::Relaxed);
     }
 }
 
-/// The kernel's handler for leaf syscalls: called with the syscall number,
-/// interrupts off, on the kernel stack, with the user's XMM registers
-/// still live (so its code must contain no SSE instruction), and no frame.
-/// It must not block, fault, or enable interrupts.
-pub type LeafHandler = extern "C" fn(u64) -> LeafResult;
+/// Which [`TaskIds`] field a leaf syscall answers with.
+#[derive(Clone, Copy)]
+pub enum LeafField {
+    /// getpid.
+    Tgid = 0,
+    /// gettid.
+    Pid = 8,
+    /// getppid.
+    Ppid = 16,
+}
 
 /// Syscall numbers the light path may take (below this bound).
 const LEAF_COUNT: usize = 512;
 
-/// Nonzero for the numbers [`LEAF`] handles; read by the entry assembly.
+/// For each syscall number the light path answers, its [`TaskIds`] field
+/// offset + 1 (0: not a leaf); read by the entry assembly.
 static LEAF_TABLE: [AtomicU8; LEAF_COUNT] = [const { AtomicU8::new(0) }; LEAF_COUNT];
 
-/// The [`LeafHandler`]; never null while a LEAF_TABLE entry is set.
-static LEAF: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+/// Nonzero while every syscall boundary has work to do (see
+/// [`set_leaf_paused`]); read by the entry assembly.
+static LEAF_PAUSED: AtomicU32 = AtomicU32::new(0);
 
-/// Sends the syscalls numbered `nrs` to `handler` on the light path (no
-/// frame, no FPU save, interrupts off throughout). Call before any user
-/// mode exists.
-pub fn set_leaf(handler: LeafHandler, nrs: &[u32]) {
-    LEAF.store(handler as *mut (), Ordering::Release);
-    for &n in nrs {
+/// Sends syscall `nr` of each pair to the light path, answered with the
+/// running task's `field`. Call before any user mode exists.
+pub fn set_leaf(leaves: &[(u32, LeafField)]) {
+    for &(n, field) in leaves {
         if let Some(e) = LEAF_TABLE.get(n as usize) {
-            e.store(1, Ordering::Release);
+            e.store(field as u8 + 1, Ordering::Release);
         }
     }
+}
+
+/// While `paused`, every leaf syscall takes the full path: the kernel has
+/// work to do at every syscall boundary (io_uring rings to advance).
+pub fn set_leaf_paused(paused: bool) {
+    LEAF_PAUSED.store(u32::from(paused), Ordering::Relaxed);
 }
 
 /// Runs the kernel's handler on a syscall frame (also reached through the

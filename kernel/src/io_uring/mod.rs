@@ -69,12 +69,19 @@ fn register_active(r: &Arc<Ring>) {
     let mut g = ACTIVE_RINGS.lock();
     if !g.iter().any(|w| core::ptr::eq(w.as_ptr(), Arc::as_ptr(r))) {
         g.push(Arc::downgrade(r));
-        ACTIVE.store(g.len(), Ordering::Relaxed);
+        set_active(g.len());
     }
 }
 
-/// Whether a syscall boundary has io_uring work to do ([`boundary`]):
-/// the leaf syscall path leaves such calls to the full handler.
+/// Records how many rings need boundaries (under `ACTIVE_RINGS`' lock):
+/// while any does, hal's light syscall path sends every call to the full
+/// handler, whose entry runs [`boundary`].
+fn set_active(n: usize) {
+    ACTIVE.store(n, Ordering::Relaxed);
+    hal::syscall::set_leaf_paused(n != 0);
+}
+
+/// Whether a syscall boundary has io_uring work to do ([`boundary`]).
 #[inline(always)]
 pub fn boundary_pending() -> bool {
     ACTIVE.load(Ordering::Relaxed) != 0
@@ -111,7 +118,7 @@ fn boundary_work() {
     {
         let mut g = ACTIVE_RINGS.lock();
         g.retain(|w| w.upgrade().is_some_and(|r| r.needs_boundaries()));
-        ACTIVE.store(g.len(), Ordering::Relaxed);
+        set_active(g.len());
     }
     if completed {
         // Waiters in io_uring_enter sleep on the poll queue.

@@ -176,9 +176,10 @@ pub struct Process {
     /// Shared by CLONE_FS (threads), copied otherwise.
     pub fs: Arc<Mutex<FsContext>>,
     pub rel: Mutex<Relations>,
-    /// `rel.ppid`, readable without the lock (getppid); written only with
-    /// `rel` locked, together with it.
-    parent_pid: AtomicU32,
+    /// getpid, gettid and, for a leader, `rel.ppid` (written only with
+    /// `rel` locked, together with it): what getppid and the light
+    /// syscall path read without a lock.
+    ids: hal::syscall::TaskIds,
     /// Wait status (as wait4 reports it) once a zombie.
     pub exit_status: Mutex<Option<i32>>,
     pub sig: Mutex<SignalState>,
@@ -292,7 +293,7 @@ impl Process {
             mm: Mutex::new(Some(n.mm)),
             files: Mutex::new(n.files),
             fs: n.fs,
-            parent_pid: AtomicU32::new(rel.ppid),
+            ids: hal::syscall::TaskIds::new(tgid, pid, (pid == tgid).then_some(rel.ppid)),
             rel: Mutex::new(rel),
             exit_status: Mutex::new(None),
             sig: Mutex::new(n.sig),
@@ -376,7 +377,7 @@ impl Process {
     /// Makes this process the one the CPU runs: kernel stack and FPU area
     /// for the entry paths, TLS base, page tables.
     pub fn install_on_cpu(&self) {
-        hal::percpu::set_current_task(self.kstack_top, &self.fpu);
+        hal::percpu::set_current_task(self.kstack_top, &self.fpu, &self.ids);
         hal::percpu::set_user_fs_base(self.fs_base.load(Ordering::Relaxed));
         hal::percpu::set_user_gs_base(self.gs_base.load(Ordering::Relaxed));
         // The root only: never the address space's lock, which another
@@ -471,16 +472,18 @@ impl Process {
     }
 
     /// The parent recorded on this task itself: the process's parent when
-    /// this is the leader (a load, for the leaf syscall path).
+    /// this is the leader (a load), a thread's own record otherwise.
     pub fn own_ppid(&self) -> Pid {
-        self.parent_pid.load(Ordering::Relaxed)
+        self.ids.ppid().unwrap_or_else(|| self.rel.lock().ppid)
     }
 
     /// Gives the process a new parent (orphan reparenting).
     pub fn set_ppid(&self, ppid: Pid) {
         let mut r = self.rel.lock();
         r.ppid = ppid;
-        self.parent_pid.store(ppid, Ordering::Relaxed);
+        if self.is_leader() {
+            self.ids.set_ppid(ppid);
+        }
     }
 }
 

@@ -30,13 +30,6 @@ pub fn try_current() -> Option<Arc<Process>> {
     cpu::this().current.get()
 }
 
-/// [`with_current`] for the leaf syscall path: no reference taken, and
-/// None (not a panic) when no process runs.
-#[inline(always)]
-pub fn with_current_leaf<R>(f: impl FnOnce(&Process) -> Option<R>) -> Option<R> {
-    cpu::this().current.with(|p| p.and_then(f))
-}
-
 /// Runs `f` on the running process without taking a reference (hot
 /// syscalls that read a field). `f` must not block or switch tasks.
 pub fn with_current<R>(f: impl FnOnce(&Process) -> R) -> R {
