@@ -35,13 +35,14 @@
 //! NIC's address (ENETUNREACH before it has one).
 
 mod addr;
+mod listener;
 pub mod procfs;
 pub mod synbusy;
 mod tcp;
 mod udp;
 
 use abi::{Errno, KResult};
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -120,6 +121,9 @@ fn unreserve() {
 /// The stack's hook: wake everything that waits on AF_INET, drop
 /// orphans that are done.
 fn on_stack_change() {
+    // Connections the poll established move to their accept queues
+    // first, so the waiters woken below find them there.
+    listener::on_poll();
     GEN.fetch_add(1, Ordering::AcqRel);
     WQ.wake_all();
     crate::fs::POLL_WQ.wake_all();
@@ -249,11 +253,9 @@ struct St {
     /// when `owns_port`; an accepted socket shares its listener's).
     local: Option<(Ipv4Address, u16)>,
     owns_port: bool,
-    /// A listener's smoltcp sockets listening on its port (and those of
-    /// them that became connections not accepted yet).
-    listen: Option<VecDeque<SocketHandle>>,
-    /// How many `listen` should hold ([`tcp::refill`] tops it up).
-    backlog: usize,
+    /// A listener's smoltcp sockets: listening on its port, half-open,
+    /// and its accept queue.
+    listen: Option<listener::Listener>,
     /// The TCP connection's or the UDP socket's smoltcp socket.
     h: Option<SocketHandle>,
     /// TCP: the remote end; UDP: the connected default destination.
@@ -310,7 +312,6 @@ impl InetSocket {
                 local: None,
                 owns_port: false,
                 listen: None,
-                backlog: 0,
                 h: None,
                 peer: None,
                 connecting: false,
@@ -610,6 +611,7 @@ impl Socket for InetSocket {
         }
         if let (Some((a, p)), true) = (local, listen.is_some()) {
             synbusy::remove(a, p);
+            listener::unregister(self.ino);
         }
         if self.ty == SOCK_STREAM {
             tcp::release(h, listen);
