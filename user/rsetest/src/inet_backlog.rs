@@ -93,6 +93,7 @@ fn listener() -> Result<(i32, u16), String> {
 
 fn burst() -> Result<(), String> {
     let (l, port) = listener()?;
+    let t = Instant::now();
     let cs = (0..12)
         .map(|_| start_connect(port))
         .collect::<Result<Vec<_>, _>>()?;
@@ -114,6 +115,10 @@ fn burst() -> Result<(), String> {
         errs.iter().all(|&e| e == 0),
         format!("12 connects before any accept all complete, none refused (SO_ERROR {errs:?})"),
     )?;
+    crate::say!(
+        "inet_backlog: 12 connects then 12 accepts in {} ms",
+        t.elapsed().as_millis()
+    );
     for fd in cs.into_iter().chain(accepted) {
         close(fd);
     }

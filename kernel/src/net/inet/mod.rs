@@ -5,10 +5,10 @@
 //! behind it live in the stack's set and are reached by handle under the
 //! stack's lock. A TCP socket gets its smoltcp socket at connect (or, for
 //! a listener, a few at listen: smoltcp has no accept queue, one
-//! listening socket becomes one connection, so a listener keeps a small
-//! backlog of them listening on its port and accept takes one that is
-//! established and puts a fresh one in its place). A UDP socket gets its
-//! at bind (explicit, or implicit at the first send/connect).
+//! listening socket becomes one connection, so a listener keeps a few
+//! listening on its port and moves each that becomes established to its
+//! own accept queue: `listener.rs`). A UDP socket gets its at bind
+//! (explicit, or implicit at the first send/connect).
 //!
 //! **Wake-ups.** Every AF_INET waiter sleeps on one wait queue, [`WQ`];
 //! the stack calls [`on_stack_change`] after any poll that changed a
@@ -24,7 +24,7 @@
 //! would wake the waiter itself; what queues packets polls after.
 //!
 //! **Bounds.** Every smoltcp TCP socket has 256 KiB receive and 256 KiB
-//! send buffers (a UDP one 64 KiB each); the number AF_INET holds (connections, listeners' backlogs,
+//! send buffers (a UDP one 64 KiB each); the number AF_INET holds (connections, listeners' listening sockets,
 //! closed-but-finishing ones) is capped ([`max_sockets`], ENOBUFS
 //! beyond). A closed TCP socket finishes its FIN exchange as an orphan
 //! (with a timeout) and leaves the set when closed.
@@ -121,17 +121,15 @@ fn unreserve() {
 /// The stack's hook: wake everything that waits on AF_INET, drop
 /// orphans that are done.
 fn on_stack_change() {
+    sweep();
     // Connections the poll established move to their accept queues
-    // first, so the waiters woken below find them there.
+    // before the waiters are woken, so they find them there; sockets
+    // the sweep freed refill listeners short of listening ones (the cap
+    // was reached).
     listener::on_poll();
     GEN.fetch_add(1, Ordering::AcqRel);
     WQ.wake_all();
     crate::fs::POLL_WQ.wake_all();
-    if sweep() {
-        // Sockets freed: a listener short of listening sockets (the cap
-        // was reached) can take them now.
-        notify();
-    }
 }
 
 /// Something about a socket changed without a poll (shutdown, release).

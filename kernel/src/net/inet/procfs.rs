@@ -3,7 +3,7 @@
 //! net/ipv4/proc.c sockstat_seq_show), so busybox `netstat` reads them.
 //!
 //! Listeners come from the family's sockets (one line per listener, not
-//! per smoltcp socket of its backlog); connections from the stack's
+//! per smoltcp socket it holds); connections from the stack's
 //! socket set, so connections not yet accepted and closed ones still
 //! finishing (orphans) show too, with inode 0, as on Linux. The kernel
 //! address column is hidden (zeros, as with kptr_restrict); timers,

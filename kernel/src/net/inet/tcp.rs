@@ -23,9 +23,10 @@ use crate::net::unix::POLLRDHUP;
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a listening socket that got a SYN waits for the handshake's
 /// last ACK. Linux gives a SYN-RECV entry 5 SYN-ACK resends (~63 s);
-/// here a listener has a few listening sockets, so a half-open one (a SYN flood's
-/// spoofed peer never answers) holds a larger share of it: 20 s of
-/// silence, then it is reset and its place listens again (`refill`).
+/// here a listener has a few listening sockets, so a half-open one (a
+/// SYN flood's spoofed peer never answers) holds a larger share of them:
+/// 20 s of silence, then it is reset and its place listens again
+/// (`listener::refill`).
 const SYN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A zeroed socket buffer, or ENOBUFS if the heap has no room for it
@@ -533,10 +534,11 @@ pub(super) fn readable_len(s: &InetSocket) -> usize {
 }
 
 /// The last close: a listener's listening sockets go at once and the
-/// connections it had not handed out (queued or half-open) are reset; a connection sends its
-/// FIN (or a reset, with unread data) and finishes as an orphan. A reset
-/// socket is Closed at once but stays in the set until the poll that
-/// follows has sent its RST (then the sweep removes it).
+/// connections it had not handed out (queued or half-open) are reset; a
+/// connection sends its FIN (or a reset, with unread data) and finishes
+/// as an orphan. A reset socket is Closed at once but stays in the set
+/// until the poll that follows has sent its RST (then the sweep removes
+/// it).
 pub(super) fn release(h: Option<SocketHandle>, listen: Option<Listener>) {
     let orphans = stack::with(|_, set| {
         let mut orphans = alloc::vec::Vec::new();
