@@ -181,6 +181,24 @@ pub fn due(now_ns: u64) -> bool {
 /// poll's work is bounded ([`ROUNDS`] of [`ROUND_FRAMES`] looped frames):
 /// what is left asks the owner for another poll.
 pub fn poll() {
+    // SYNs a listener had no socket for, released by the hook (a socket
+    // freed up): taken at once rather than at the owner's next boundary.
+    for _ in 0..ROUNDS {
+        poll_once();
+        if !crate::net::inet::synbusy::has_ready() {
+            return;
+        }
+    }
+    KICKED.store(true, Ordering::Release);
+}
+
+/// Asks the owner for a poll (what was queued without one waits no
+/// longer than its next event boundary).
+pub fn kick() {
+    KICKED.store(true, Ordering::Release);
+}
+
+fn poll_once() {
     KICKED.store(false, Ordering::Release);
     let changed = {
         let mut g = STACK.lock();
@@ -202,6 +220,8 @@ pub fn poll() {
         // them (the device will not interrupt for those).
         for _ in 0..ROUNDS {
             let t = now();
+            st.wire
+                .receive_again(crate::net::inet::synbusy::take_ready());
             st.wire.refill(ROUND_FRAMES);
             changed |=
                 st.iface.poll(t, &mut st.wire, &mut st.sockets) == PollResult::SocketStateChanged;

@@ -152,6 +152,9 @@ pub struct Wire {
     /// Looped frames still to be taken in this round of polling: bounds
     /// the work of one poll (see `stack::poll`).
     budget: usize,
+    /// Frames received before and handed back for smoltcp to take again
+    /// (parked SYNs, `inet::synbusy`): first in line, not counted again.
+    again: VecDeque<Vec<u8>>,
 }
 
 impl Wire {
@@ -169,7 +172,13 @@ impl Wire {
                 len: 0,
             },
             budget: 0,
+            again: VecDeque::new(),
         }
+    }
+
+    /// Queues frames received earlier for smoltcp to take again.
+    pub fn receive_again(&mut self, frames: Vec<Vec<u8>>) {
+        self.again.extend(frames);
     }
 
     /// Lets the next round take up to `n` looped frames.
@@ -179,7 +188,9 @@ impl Wire {
 
     /// Whether frames wait (looped, or received by the NIC).
     pub fn pending(&self) -> bool {
-        !self.lo.queue.is_empty() || self.nic.as_ref().is_some_and(|n| n.has_rx())
+        !self.lo.queue.is_empty()
+            || !self.again.is_empty()
+            || self.nic.as_ref().is_some_and(|n| n.has_rx())
     }
 }
 
@@ -190,6 +201,8 @@ pub struct RxTok<'a> {
 pub struct TxTok<'a> {
     nic: Option<(&'a mut Queues, &'a mut Stats)>,
     lo: &'a mut Loop,
+    /// The frame smoltcp is answering (empty when it sends unprompted).
+    rx: &'a [u8],
 }
 
 impl phy::RxToken for RxTok<'_> {
@@ -206,7 +219,9 @@ impl phy::TxToken for TxTok<'_> {
         let mut frame = frame_buffer(buf, len);
         let r = f(frame.bytes_mut());
         if super::inet::synbusy::drop_reset(frame.bytes()) {
-            // A listener was busy, not absent: the peer resends its SYN.
+            // A listener was busy, not absent: the SYN waits for it (or
+            // the peer resends it).
+            super::inet::synbusy::park(self.rx, frame.bytes());
             self.lo.recycle(frame);
         } else if is_local(frame.bytes(), self.lo.own) {
             self.lo.push(frame);
@@ -240,10 +255,18 @@ impl phy::Device for Wire {
 
     fn receive(&mut self, _now: Instant) -> Option<(RxTok<'_>, TxTok<'_>)> {
         if self.budget > 0 {
-            if let Some(f) = self.lo.queue.pop_front() {
+            let f = match self.again.pop_front() {
+                Some(buf) => Some(Frame {
+                    len: buf.len(),
+                    buf,
+                }),
+                None => self.lo.queue.pop_front().inspect(|f| {
+                    self.lo.stats.rx_packets += 1;
+                    self.lo.stats.rx_bytes += f.len as u64;
+                }),
+            };
+            if let Some(f) = f {
                 self.budget -= 1;
-                self.lo.stats.rx_packets += 1;
-                self.lo.stats.rx_bytes += f.len as u64;
                 let old = core::mem::replace(&mut self.rx, f);
                 self.lo.recycle(old);
                 return Some((
@@ -253,6 +276,7 @@ impl phy::Device for Wire {
                     TxTok {
                         nic: self.nic.as_mut().map(|n| (&mut *n.queues, &mut n.stats)),
                         lo: &mut self.lo,
+                        rx: self.rx.bytes(),
                     },
                 ));
             }
@@ -266,6 +290,7 @@ impl phy::Device for Wire {
             TxTok {
                 nic: Some((&mut *nic.queues, &mut nic.stats)),
                 lo: &mut self.lo,
+                rx: &nic.rx_frame[..n],
             },
         ))
     }
@@ -279,6 +304,7 @@ impl phy::Device for Wire {
         Some(TxTok {
             nic: self.nic.as_mut().map(|n| (&mut *n.queues, &mut n.stats)),
             lo: &mut self.lo,
+            rx: &[],
         })
     }
 

@@ -5,10 +5,10 @@
 //! behind it live in the stack's set and are reached by handle under the
 //! stack's lock. A TCP socket gets its smoltcp socket at connect (or, for
 //! a listener, a few at listen: smoltcp has no accept queue, one
-//! listening socket becomes one connection, so a listener keeps a small
-//! backlog of them listening on its port and accept takes one that is
-//! established and puts a fresh one in its place). A UDP socket gets its
-//! at bind (explicit, or implicit at the first send/connect).
+//! listening socket becomes one connection, so a listener keeps a few
+//! listening on its port and moves each that becomes established to its
+//! own accept queue: `listener.rs`). A UDP socket gets its at bind
+//! (explicit, or implicit at the first send/connect).
 //!
 //! **Wake-ups.** Every AF_INET waiter sleeps on one wait queue, [`WQ`];
 //! the stack calls [`on_stack_change`] after any poll that changed a
@@ -24,7 +24,7 @@
 //! would wake the waiter itself; what queues packets polls after.
 //!
 //! **Bounds.** Every smoltcp TCP socket has 256 KiB receive and 256 KiB
-//! send buffers (a UDP one 64 KiB each); the number AF_INET holds (connections, listeners' backlogs,
+//! send buffers (a UDP one 64 KiB each); the number AF_INET holds (connections, listeners' listening sockets,
 //! closed-but-finishing ones) is capped ([`max_sockets`], ENOBUFS
 //! beyond). A closed TCP socket finishes its FIN exchange as an orphan
 //! (with a timeout) and leaves the set when closed.
@@ -35,13 +35,14 @@
 //! NIC's address (ENETUNREACH before it has one).
 
 mod addr;
+mod listener;
 pub mod procfs;
 pub mod synbusy;
 mod tcp;
 mod udp;
 
 use abi::{Errno, KResult};
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -120,14 +121,15 @@ fn unreserve() {
 /// The stack's hook: wake everything that waits on AF_INET, drop
 /// orphans that are done.
 fn on_stack_change() {
+    sweep();
+    // Connections the poll established move to their accept queues
+    // before the waiters are woken, so they find them there; sockets
+    // the sweep freed refill listeners short of listening ones (the cap
+    // was reached).
+    listener::on_poll();
     GEN.fetch_add(1, Ordering::AcqRel);
     WQ.wake_all();
     crate::fs::POLL_WQ.wake_all();
-    if sweep() {
-        // Sockets freed: a listener short of listening sockets (the cap
-        // was reached) can take them now.
-        notify();
-    }
 }
 
 /// Something about a socket changed without a poll (shutdown, release).
@@ -249,11 +251,9 @@ struct St {
     /// when `owns_port`; an accepted socket shares its listener's).
     local: Option<(Ipv4Address, u16)>,
     owns_port: bool,
-    /// A listener's smoltcp sockets listening on its port (and those of
-    /// them that became connections not accepted yet).
-    listen: Option<VecDeque<SocketHandle>>,
-    /// How many `listen` should hold ([`tcp::refill`] tops it up).
-    backlog: usize,
+    /// A listener's smoltcp sockets: listening on its port, half-open,
+    /// and its accept queue.
+    listen: Option<listener::Listener>,
     /// The TCP connection's or the UDP socket's smoltcp socket.
     h: Option<SocketHandle>,
     /// TCP: the remote end; UDP: the connected default destination.
@@ -310,7 +310,6 @@ impl InetSocket {
                 local: None,
                 owns_port: false,
                 listen: None,
-                backlog: 0,
                 h: None,
                 peer: None,
                 connecting: false,
@@ -610,6 +609,7 @@ impl Socket for InetSocket {
         }
         if let (Some((a, p)), true) = (local, listen.is_some()) {
             synbusy::remove(a, p);
+            listener::unregister(self.ino);
         }
         if self.ty == SOCK_STREAM {
             tcp::release(h, listen);

@@ -3,7 +3,7 @@
 //! net/ipv4/proc.c sockstat_seq_show), so busybox `netstat` reads them.
 //!
 //! Listeners come from the family's sockets (one line per listener, not
-//! per smoltcp socket of its backlog); connections from the stack's
+//! per smoltcp socket it holds); connections from the stack's
 //! socket set, so connections not yet accepted and closed ones still
 //! finishing (orphans) show too, with inode 0, as on Linux. The kernel
 //! address column is hidden (zeros, as with kptr_restrict); timers,
@@ -60,6 +60,8 @@ struct Seen {
     ty: u32,
     local: Option<(Ipv4Address, u16)>,
     listen: Option<Vec<SocketHandle>>,
+    /// A listener's accept queue: its length and its backlog.
+    queued: (usize, usize),
     h: Option<SocketHandle>,
     peer: Option<IpEndpoint>,
 }
@@ -77,7 +79,11 @@ fn live() -> (Vec<Arc<InetSocket>>, Vec<Seen>) {
                 ino: s.ino,
                 ty: s.ty,
                 local: st.local,
-                listen: st.listen.as_ref().map(|l| l.iter().copied().collect()),
+                listen: st.listen.as_ref().map(|l| l.handles().collect()),
+                queued: st
+                    .listen
+                    .as_ref()
+                    .map_or((0, 0), |l| (l.queue.len(), l.max - 1)),
                 h: st.h,
                 peer: st.peer,
             }
@@ -106,12 +112,16 @@ pub fn tcp() -> String {
         .filter(|s| s.ty == SOCK_STREAM && s.listen.is_some())
     {
         let (a, p) = s.local.unwrap_or((Ipv4Address::UNSPECIFIED, 0));
+        // Linux: a listener's tx_queue is its backlog, rx_queue the
+        // connections waiting for accept.
         padded(
             &mut out,
             &format!(
-                "{sl:4}: {} {} 0A 00000000:00000000 00:00000000 00000000     0        0 {} 1 0000000000000000 100 0 0 10 0",
+                "{sl:4}: {} {} 0A {:08X}:{:08X} 00:00000000 00000000     0        0 {} 1 0000000000000000 100 0 0 10 0",
                 hex_ep(a, p),
                 hex_ep(Ipv4Address::UNSPECIFIED, 0),
+                s.queued.1,
+                s.queued.0,
                 s.ino
             ),
             149,

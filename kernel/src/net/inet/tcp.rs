@@ -1,7 +1,6 @@
 //! AF_INET SOCK_STREAM over smoltcp's TCP sockets.
 
 use abi::{Errno, KResult};
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec;
 use core::sync::atomic::Ordering;
@@ -10,6 +9,7 @@ use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint, Ipv4Address};
 
+use super::listener::{self, Listener};
 use super::{
     addr, notify, quiet, reserve, route, unreserve, wait, InetSocket, St, ORPHANS, RCV, SEND,
 };
@@ -18,17 +18,15 @@ use crate::net::socket::*;
 use crate::net::stack;
 use crate::net::unix::POLLRDHUP;
 
-/// At most this many smoltcp sockets listen for one listener (its
-/// backlog: connections the peer sees open before accept).
-const LISTEN_MAX: usize = 4;
 /// How long a connect (and a closed socket's FIN exchange) may wait for
 /// the peer before smoltcp gives up.
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a listening socket that got a SYN waits for the handshake's
-/// last ACK. Linux gives a SYN-RECV entry 5 SYN-ACK resends (~63 s); a
-/// backlog here is a few sockets, so a half-open one (a SYN flood's
-/// spoofed peer never answers) holds a larger share of it: 20 s of
-/// silence, then it is reset and its place listens again (`refill`).
+/// last ACK. Linux gives a SYN-RECV entry 5 SYN-ACK resends (~63 s);
+/// here a listener has a few listening sockets, so a half-open one (a
+/// SYN flood's spoofed peer never answers) holds a larger share of them:
+/// 20 s of silence, then it is reset and its place listens again
+/// (`listener::refill`).
 const SYN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A zeroed socket buffer, or ENOBUFS if the heap has no room for it
@@ -66,7 +64,7 @@ fn listen_ep(local: (Ipv4Address, u16)) -> IpListenEndpoint {
 }
 
 /// Adds a listening socket on `local` to the set.
-fn add_listener(local: (Ipv4Address, u16), nodelay: bool) -> KResult<SocketHandle> {
+pub(super) fn add_listener(local: (Ipv4Address, u16), nodelay: bool) -> KResult<SocketHandle> {
     let mut s = new_socket(nodelay)?;
     s.set_timeout(Some(SYN_TIMEOUT));
     if s.listen(listen_ep(local)).is_err() {
@@ -87,73 +85,30 @@ pub(super) fn listen(s: &InetSocket, backlog: i32) -> KResult<()> {
     if st.h.is_some() {
         return Err(Errno::EINVAL);
     }
-    if st.listen.is_some() {
-        return Ok(());
+    if let Some(l) = st.listen.as_mut() {
+        // Linux: listen again on a listener changes its backlog.
+        l.max = listener::limit(backlog);
+    } else {
+        if !stack::present() {
+            return Err(Errno::ENETDOWN);
+        }
+        let local = s.autobind(&mut st)?;
+        // The first listening socket must exist (ENOBUFS otherwise); the
+        // rest come as the cap allows.
+        let first = add_listener(local, st.nodelay)?;
+        let mut l = Listener::new(backlog);
+        l.half.push_back(first);
+        st.listen = Some(l);
+        super::synbusy::add(local.0, local.1);
+        listener::register(s.ino);
     }
-    if !stack::present() {
-        return Err(Errno::ENETDOWN);
-    }
-    let local = s.autobind(&mut st)?;
-    // The first listening socket must exist (ENOBUFS otherwise); the
-    // rest of the backlog comes as the cap allows.
-    let first = add_listener(local, st.nodelay)?;
-    st.listen = Some(VecDeque::from([first]));
-    st.backlog = (backlog.max(0) as usize + 1).min(LISTEN_MAX);
-    refill(&mut st);
-    super::synbusy::add(local.0, local.1);
+    let released = listener::refill(&mut st);
     drop(st);
+    if released {
+        stack::poll();
+    }
     notify();
     Ok(())
-}
-
-/// Tops a listener's smoltcp sockets back up to its backlog.
-///
-/// Rule: a listener's backlog is refilled at every accept and every
-/// readiness check, not only once after the accept that used a socket
-/// up. A connection that becomes established leaves a gap; when AF_INET
-/// is at its cap (ENOBUFS) the gap stays until sockets are freed, and
-/// then the next check fills it. Filling only at accept made the
-/// backlog shrink for good each time the cap was hit, down to no
-/// listening socket at all: a deaf listener (every SYN reset, accept
-/// waiting forever) even after every other socket was closed.
-fn refill(st: &mut St) {
-    let (Some(local), nodelay, want) = (st.local, st.nodelay, st.backlog) else {
-        return;
-    };
-    let Some(hs) = st.listen.as_mut() else {
-        return;
-    };
-    // A half-open connection that timed out (Closed) gives its place
-    // back; an established one keeps no timeout (an idle connection is
-    // not reset for being idle).
-    let _ = quiet(|_, set| {
-        hs.retain(|&h| {
-            let sock = set.get_mut::<tcp::Socket>(h);
-            match sock.state() {
-                State::Closed => {
-                    set.remove(h);
-                    unreserve();
-                    false
-                }
-                st if is_open_conn(st) => {
-                    sock.set_timeout(None);
-                    true
-                }
-                _ => true,
-            }
-        })
-    });
-    while hs.len() < want {
-        match add_listener(local, nodelay) {
-            Ok(h) => hs.push_back(h),
-            Err(_) => break,
-        }
-    }
-}
-
-/// Whether a listening smoltcp socket has a connection to hand out.
-fn is_open_conn(state: State) -> bool {
-    !matches!(state, State::Listen | State::SynReceived | State::Closed)
 }
 
 pub(super) fn accept(s: &InetSocket, flags: u32) -> KResult<Arc<InetSocket>> {
@@ -163,30 +118,16 @@ pub(super) fn accept(s: &InetSocket, flags: u32) -> KResult<Arc<InetSocket>> {
         let mut st = s.st.lock();
         let local = st.local?;
         let nodelay = st.nodelay;
-        // Sockets freed since the cap was hit: listen on them again.
-        refill(&mut st);
-        let Some(hs) = st.listen.as_mut() else {
-            return Some(Err(Errno::EINVAL));
-        };
-        let got = quiet(|_, set| {
-            let i = hs
-                .iter()
-                .position(|&h| is_open_conn(set.get::<tcp::Socket>(h).state()))?;
-            let h = hs.remove(i)?;
-            // The handshake's timeout ends with it.
-            set.get_mut::<tcp::Socket>(h).set_timeout(None);
-            Some(h)
-        });
-        let r = match got {
+        match listener::take(&mut st) {
             Ok(Some(h)) => Some(Ok((h, local, nodelay))),
             Ok(None) => None,
             Err(e) => Some(Err(e)),
-        };
-        // A fresh listening socket takes the place of the one that
-        // became this connection (if the cap allows; see `refill`).
-        refill(&mut st);
-        r
+        }
     })?;
+    // SYNs parked for the place this accept freed.
+    if super::synbusy::has_ready() {
+        stack::poll();
+    }
     let peer = quiet(|_, set| set.get::<tcp::Socket>(h).remote_endpoint())?;
     let c = InetSocket::new(SOCK_STREAM);
     {
@@ -546,13 +487,13 @@ pub(super) fn poll(s: &InetSocket) -> u16 {
     let mut st = s.st.lock();
     settle_locked(&mut st);
     let err = if st.error.is_some() { POLLERR } else { 0 };
-    refill(&mut st);
-    if let Some(hs) = &st.listen {
-        let ready = quiet(|_, set| {
-            hs.iter()
-                .any(|&h| is_open_conn(set.get::<tcp::Socket>(h).state()))
-        })
-        .unwrap_or(false);
+    if st.listen.is_some() {
+        if listener::refill(&mut st) {
+            // Parked SYNs released: polling here would wake this
+            // waiter itself; the owner polls.
+            stack::kick();
+        }
+        let ready = st.listen.as_ref().is_some_and(|l| !l.queue.is_empty());
         return if ready { POLLIN } else { 0 };
     }
     let Some(h) = st.h else {
@@ -593,14 +534,15 @@ pub(super) fn readable_len(s: &InetSocket) -> usize {
 }
 
 /// The last close: a listener's listening sockets go at once and the
-/// connections it had not handed out are reset; a connection sends its
-/// FIN (or a reset, with unread data) and finishes as an orphan. A reset
-/// socket is Closed at once but stays in the set until the poll that
-/// follows has sent its RST (then the sweep removes it).
-pub(super) fn release(h: Option<SocketHandle>, listen: Option<VecDeque<SocketHandle>>) {
+/// connections it had not handed out (queued or half-open) are reset; a
+/// connection sends its FIN (or a reset, with unread data) and finishes
+/// as an orphan. A reset socket is Closed at once but stays in the set
+/// until the poll that follows has sent its RST (then the sweep removes
+/// it).
+pub(super) fn release(h: Option<SocketHandle>, listen: Option<Listener>) {
     let orphans = stack::with(|_, set| {
         let mut orphans = alloc::vec::Vec::new();
-        for &l in listen.iter().flatten() {
+        for l in listen.iter().flat_map(Listener::handles) {
             let sock = set.get_mut::<tcp::Socket>(l);
             if matches!(sock.state(), State::Listen | State::Closed) {
                 set.remove(l);
