@@ -42,7 +42,7 @@ use abi::{Errno, KResult};
 use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
 use super::ext4::Ext4Mount;
@@ -55,6 +55,8 @@ const MAX_RUN: u64 = 64;
 const DEFAULT_CAP: u64 = u64::MAX;
 
 static CAP_KB: AtomicU64 = AtomicU64::new(DEFAULT_CAP);
+/// Pages cached by all mounts (/proc/meminfo's Cached).
+static CACHED: AtomicUsize = AtomicUsize::new(0);
 /// Every mount's pages, for [`reclaim`].
 static CACHES: Mutex<Vec<Weak<Mutex<Pages>>>> = Mutex::new(Vec::new());
 
@@ -119,9 +121,7 @@ impl Pages {
         let Some(k) = self.victim() else {
             return false;
         };
-        if let Some(e) = self.map.remove(&k) {
-            refcount::put(e.pa);
-        }
+        self.remove(k);
         self.hand = k;
         true
     }
@@ -149,8 +149,23 @@ impl Pages {
         }
     }
 
+    fn insert(&mut self, k: (u32, u64), pa: u64, mapped: bool) {
+        let e = Entry {
+            pa,
+            referenced: true,
+            mapped,
+        };
+        match self.map.insert(k, e) {
+            Some(old) => refcount::put(old.pa),
+            None => {
+                CACHED.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn remove(&mut self, k: (u32, u64)) {
         if let Some(e) = self.map.remove(&k) {
+            CACHED.fetch_sub(1, Ordering::Relaxed);
             refcount::put(e.pa);
         }
     }
@@ -166,9 +181,15 @@ impl Pages {
 impl Drop for Pages {
     fn drop(&mut self) {
         for e in self.map.values() {
+            CACHED.fetch_sub(1, Ordering::Relaxed);
             refcount::put(e.pa);
         }
     }
+}
+
+/// KiB of file pages all ext4 mounts cache.
+pub fn cached_kb() -> usize {
+    CACHED.load(Ordering::Relaxed) * 4
 }
 
 /// Drops up to `want` plain unmapped pages of any mount's cache; returns
@@ -258,14 +279,7 @@ impl PageCache {
         p.room();
         let pa = p.frame(torus).ok_or(Errno::ENOMEM)?;
         hal::addrspace::write_frame(pa, 0, &buf);
-        p.map.insert(
-            (n, index),
-            Entry {
-                pa,
-                referenced: true,
-                mapped: true,
-            },
-        );
+        p.insert((n, index), pa, true);
         Ok(pa)
     }
 
@@ -310,14 +324,7 @@ impl PageCache {
                 }
                 let Some(pa) = p.frame(torus) else { continue };
                 hal::addrspace::write_frame(pa, 0, page);
-                p.map.insert(
-                    (n, k),
-                    Entry {
-                        pa,
-                        referenced: true,
-                        mapped: false,
-                    },
-                );
+                p.insert((n, k), pa, false);
             }
             i = j + 1;
         }
