@@ -49,8 +49,10 @@ use super::ext4::Ext4Mount;
 use crate::mm::refcount;
 
 const PAGE: u64 = 4096;
-/// Most pages one crate read fills at once (bounds the heap buffer).
-const MAX_RUN: u64 = 64;
+/// Most pages one crate read fills at once (bounds the heap buffer; a
+/// read(2) is cut at 1 MiB anyway).
+const MAX_RUN: u64 = 256;
+static ZEROS: [u8; PAGE as usize] = [0; PAGE as usize];
 /// `pagecache.kb` unset.
 const DEFAULT_CAP: u64 = u64::MAX;
 
@@ -311,19 +313,44 @@ impl PageCache {
             }
             let run_off = i * PAGE;
             let run_len = ((j + 1) * PAGE).min(size) - run_off;
-            let mut tmp = alloc::vec![0u8; ((j - i + 1) * PAGE) as usize];
-            let got = m.read_raw(n, run_off, &mut tmp[..run_len as usize])?;
-            // Short: the crate disagrees with the size; serve, don't keep.
-            let keep = got as u64 == run_len && p.cap > 0;
-            for k in i..=j {
-                let page = &tmp[((k - i) * PAGE) as usize..((k - i + 1) * PAGE) as usize];
-                let (in_page, in_buf, l) = span(k, off, len);
-                buf[in_buf..in_buf + l].copy_from_slice(&page[in_page..in_page + l]);
-                if !keep || !p.room() {
-                    continue;
+            let rl = run_len as usize;
+            // A run inside the request (page-aligned reads, the usual
+            // case) is read straight into the caller's buffer, and the
+            // pages copied from there; else through a buffer of its own.
+            let direct = run_off >= off && run_off + run_len <= off + len;
+            let at = run_off.saturating_sub(off) as usize;
+            let mut tmp = Vec::new();
+            let got = if direct {
+                let got = m.read_raw(n, run_off, &mut buf[at..at + rl])?;
+                buf[at + got.min(rl)..at + rl].fill(0);
+                got
+            } else {
+                tmp = alloc::vec![0u8; rl];
+                let got = m.read_raw(n, run_off, &mut tmp)?;
+                for k in i..=j {
+                    let (in_page, in_buf, l) = span(k, off, len);
+                    let from = ((k - i) * PAGE) as usize + in_page;
+                    buf[in_buf..in_buf + l].copy_from_slice(&tmp[from..from + l]);
                 }
-                let Some(pa) = p.frame(torus) else { continue };
+                got
+            };
+            // Short: the crate disagrees with the size; serve, don't keep.
+            if got != rl || p.cap == 0 {
+                i = j + 1;
+                continue;
+            }
+            let src: &[u8] = if direct { &buf[at..at + rl] } else { &tmp };
+            for k in i..=j {
+                let from = ((k - i) * PAGE) as usize;
+                let page = &src[from..(from + PAGE as usize).min(rl)];
+                if !p.room() {
+                    break;
+                }
+                let Some(pa) = p.frame(torus) else { break };
                 hal::addrspace::write_frame(pa, 0, page);
+                if page.len() < PAGE as usize {
+                    hal::addrspace::write_frame(pa, page.len(), &ZEROS[page.len()..]);
+                }
                 p.insert((n, k), pa, false);
             }
             i = j + 1;
@@ -367,14 +394,13 @@ impl PageCache {
     pub fn truncate(&self, m: &Ext4Mount, n: u32, size: u64) -> KResult<()> {
         let mut p = self.pages.lock();
         m.truncate_raw(n, size)?;
-        let zeros = [0u8; PAGE as usize];
         for k in p.keys(n, size / PAGE) {
             let Some(e) = p.map.get(&k) else { continue };
             let start = (size.saturating_sub(k.1 * PAGE)).min(PAGE) as usize;
             if start == 0 && e.evictable() {
                 p.remove(k);
             } else {
-                hal::addrspace::write_frame(e.pa, start, &zeros[start..]);
+                hal::addrspace::write_frame(e.pa, start, &ZEROS[start..]);
             }
         }
         Ok(())
