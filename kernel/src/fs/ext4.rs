@@ -229,7 +229,7 @@ impl Ext4Mount {
     }
 
     /// Reads file data at `off`; 0 at or past the end (cached pages
-    /// included: what a mapping stored is there).
+    /// included: what a mapping stored is there); EISDIR for a directory.
     pub fn read(&self, n: u32, off: u64, buf: &mut [u8]) -> KResult<usize> {
         self.pages.read(self, n, off, buf)
     }
@@ -237,6 +237,16 @@ impl Ext4Mount {
     /// The size of inode `n`.
     pub(super) fn size(&self, n: u32) -> KResult<u64> {
         Ok(self.info(n)?.size)
+    }
+
+    /// The size of inode `n` for read(2): EISDIR for a directory (one
+    /// inode lookup for both).
+    pub(super) fn readable_size(&self, n: u32) -> KResult<u64> {
+        let i = self.info(n)?;
+        if i.file_type() == DirectoryEntryType::Directory {
+            return Err(Errno::EISDIR);
+        }
+        Ok(i.size)
     }
 
     /// Reads what the crate has, under the page cache's lock.

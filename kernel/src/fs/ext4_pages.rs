@@ -290,7 +290,7 @@ impl PageCache {
     pub fn read(&self, m: &Ext4Mount, n: u32, off: u64, buf: &mut [u8]) -> KResult<usize> {
         let torus = crate::proc::torus::this_id();
         let mut p = self.pages.lock();
-        let size = m.size(n)?;
+        let size = m.readable_size(n)?;
         if off >= size || buf.is_empty() {
             return Ok(0);
         }
