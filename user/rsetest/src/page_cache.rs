@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 
 use crate::say;
-use crate::util::{check, meminfo_kib, mmap_anon, spawn, wait_ok};
+use crate::util::{check, meminfo_kib, mmap_anon, mmap_shared, spawn, wait_ok};
 
 const PAGE: usize = 4096;
 
@@ -324,6 +324,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
             take / 1024
         );
         same(&read_all(&a)?, &want2, "pc-a after reclaim")?;
+        // Memory filled at mmap time (MAP_SHARED anonymous) is refused
+        // up front when more than is free is asked: the cache must give
+        // back first.
+        let left = meminfo_kib("Cached")?.saturating_sub(before_big);
+        if left >= 8 << 10 {
+            let free = meminfo_kib("MemFree")?;
+            let take = ((free + left / 2) * 1024) as usize;
+            let child = spawn(move || {
+                mmap_shared(take).map_err(|e| format!("mmap MAP_SHARED {take}: errno {e}"))?;
+                Ok(())
+            })?;
+            wait_ok(
+                child,
+                "a child mapping shared memory of free memory and half the cache's",
+            )?;
+            say!(
+                "page_cache: a child mapped {} kB shared ({free} kB free, {left} kB cached)",
+                take / 1024
+            );
+        }
     }
     for path in [&a, &b_path, &c_path, &big_path] {
         std::fs::remove_file(path).map_err(e("unlink"))?;
