@@ -10,7 +10,8 @@
 //! at those IPv4 addresses; `cluster`), `inject.*` (test delays; `inject`),
 //! `trace.errors=1` (log every failing syscall; `syscall::errtrace`),
 //! `root=/dev/vdX [ro]` (/ is the ext4 file system on that disk;
-//! `fs::rootdisk`), `init=PATH` (pid 1 on a root disk; `rdinit=PATH`
+//! `fs::rootdisk`), `pagecache.kb=N` (most KiB of unmapped file pages an
+//! ext4 mount keeps cached; `fs::ext4_pages`), `init=PATH` (pid 1 on a root disk; `rdinit=PATH`
 //! otherwise).
 
 /// Looks up `key`; `Some("")` for a bare flag.

@@ -28,11 +28,22 @@ pub fn torus_count() -> usize {
 }
 
 /// Takes a frame from `torus`'s pool, or from its successors on the ring
-/// when that pool is empty (memory pressure beats locality).
+/// when that pool is empty (memory pressure beats locality). When every
+/// pool is empty, ext4's page cache gives back clean pages first.
 pub fn alloc_on(torus: usize) -> Option<u64> {
     let n = tori().len();
-    (0..n).find_map(|i| tori()[(torus + i) % n].lock().alloc())
+    let take = || (0..n).find_map(|i| tori()[(torus + i) % n].lock().alloc());
+    take().or_else(|| {
+        if crate::fs::ext4_pages::reclaim(RECLAIM) == 0 {
+            return None;
+        }
+        take()
+    })
 }
+
+/// Page cache pages one dry allocation reclaims: more than it needs, so
+/// the next ones (a fault takes up to four frames) find some free.
+const RECLAIM: usize = 64;
 
 /// Returns a frame to whichever torus owns it.
 pub fn free(pa: u64) -> Result<(), mm::frames::FreeError> {

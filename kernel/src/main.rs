@@ -110,6 +110,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         None => {}
     }
     inject::init(cmd);
+    fs::ext4_pages::init(cmd);
     syscall::errtrace::init(cmd);
     random::seed();
     drivers::virtio::init();

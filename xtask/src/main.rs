@@ -51,6 +51,7 @@ mod deps;
 mod disk_image;
 mod dynamic_scenarios;
 mod ext4_cwd;
+mod ext4_page_cache;
 mod ext4_powercut;
 mod ext4_programs;
 mod ext4_rootdisk;

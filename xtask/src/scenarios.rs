@@ -86,6 +86,14 @@ const SCENARIOS: &[Scenario] = &[
         "ext4_rsetest_locks_mmap",
         crate::ext4_programs::ext4_rsetest_locks_mmap,
     ),
+    (
+        "ext4_page_cache_coherent",
+        crate::ext4_page_cache::ext4_page_cache_coherent,
+    ),
+    (
+        "ext4_page_cache_reclaim",
+        crate::ext4_page_cache::ext4_page_cache_reclaim,
+    ),
     ("ext4_cwd_in_mount", crate::ext4_cwd::ext4_cwd_in_mount),
     ("ext4_root_on_disk", crate::ext4_rootdisk::ext4_root_on_disk),
     (

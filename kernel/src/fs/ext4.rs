@@ -144,7 +144,7 @@ pub struct Ext4Mount {
     /// `st_dev` of its files: the disk's device number.
     pub dev: u32,
     pub readonly: bool,
-    /// The frames mmap maps for its files (`ext4_pages`).
+    /// Its files' pages: read(2)'s and mmap's (`ext4_pages`).
     pub pages: super::ext4_pages::PageCache,
 }
 
@@ -229,9 +229,24 @@ impl Ext4Mount {
     }
 
     /// Reads file data at `off`; 0 at or past the end (cached pages
-    /// included: what a mapping stored is there).
+    /// included: what a mapping stored is there); EISDIR for a directory.
     pub fn read(&self, n: u32, off: u64, buf: &mut [u8]) -> KResult<usize> {
         self.pages.read(self, n, off, buf)
+    }
+
+    /// The size of inode `n`.
+    pub(super) fn size(&self, n: u32) -> KResult<u64> {
+        Ok(self.info(n)?.size)
+    }
+
+    /// The size of inode `n` for read(2): EISDIR for a directory (one
+    /// inode lookup for both).
+    pub(super) fn readable_size(&self, n: u32) -> KResult<u64> {
+        let i = self.info(n)?;
+        if i.file_type() == DirectoryEntryType::Directory {
+            return Err(Errno::EISDIR);
+        }
+        Ok(i.size)
     }
 
     /// Reads what the crate has, under the page cache's lock.
@@ -250,7 +265,9 @@ impl Ext4Mount {
             return Err(Errno::EUCLEAN);
         }
         let mut v = alloc::vec![0u8; len];
-        let got = self.read(n, 0, &mut v)?;
+        // Not through the page cache: a symlink is never written or
+        // mapped, and walks would fill the cache with them.
+        let got = self.read_raw(n, 0, &mut v)?;
         v.truncate(got);
         Ok(v)
     }
@@ -498,9 +515,10 @@ impl Ext4Mount {
             }
             o.count.remove(&n);
             // Nothing maps it any more (a mapping holds an open file):
-            // its cached pages go home. An error here has no caller to
-            // reach (close does not report it, as Linux's doesn't).
-            let _ = self.pages.evict(self, n);
+            // its mapped pages go home and stay cached. An error here has
+            // no caller to reach (close does not report it, as Linux's
+            // doesn't).
+            let _ = self.pages.last_close(self, n);
             match o.orphans.iter().position(|&x| x == n) {
                 Some(i) => {
                     o.orphans.swap_remove(i);
@@ -510,6 +528,7 @@ impl Ext4Mount {
             }
         };
         if reap {
+            self.pages.forget(n);
             if let Ok(i) = ino(n) {
                 let _ = self.fs.lock().reap_unlinked_inode(i);
             }
@@ -530,6 +549,7 @@ impl Ext4Mount {
                 return Ok(());
             }
         }
+        self.pages.forget(n);
         self.fs.lock().reap_unlinked_inode(out.inode).map_err(errno)
     }
 
@@ -542,6 +562,8 @@ impl Ext4Mount {
             .lock()
             .create_regular_file(ctx(), ino(dir)?, name(name_)?, perms(mode)?)
             .map_err(errno)?;
+        // The number may be a freed inode's: nothing of it may show.
+        self.pages.forget(info.number.raw());
         Ok(info.number.raw())
     }
 

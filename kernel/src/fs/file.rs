@@ -234,12 +234,7 @@ impl OpenFile {
             }
             Kind::ProcDir(_) => Err(Errno::EISDIR),
             Kind::Block(d) => d.read_at(off, buf),
-            Kind::Ext(m, ino) => {
-                if m.fs.file_type(*ino)? == FileType::Directory {
-                    return Err(Errno::EISDIR);
-                }
-                m.fs.read(*ino, off, buf)
-            }
+            Kind::Ext(m, ino) => m.fs.read(*ino, off, buf),
             _ => Err(Errno::ESPIPE),
         }
     }

@@ -155,12 +155,15 @@ fn meminfo() -> String {
     // The kernel heap holds kernel objects, as Linux's slab does; none of
     // it is reclaimable.
     let slab_kb = hal::heap::used() / 1024;
+    // ext4's page cache is Cached too; not counted as available, though
+    // most of it is given back before an allocation fails.
+    let cached_kb = shmem_kb + super::ext4_pages::cached_kb() as u64;
     format!(
         "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:               0 kB\nCached:         {:8} kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:          {:8} kB\nSlab:           {:8} kB\nSUnreclaim:     {:8} kB\n",
         total * 4,
         free * 4,
         free * 4,
-        shmem_kb,
+        cached_kb,
         shmem_kb,
         slab_kb,
         slab_kb

@@ -70,10 +70,16 @@ pub struct Mm {
 /// seed 0x2, docs/fuzzing.md). Linux allocates such memory on touch and
 /// refuses one request larger than RAM + swap up front (overcommit
 /// heuristic); this is the same refusal, measured against what is free
-/// because the pages are wanted now.
+/// because the pages are wanted now; clean pages of ext4's page cache
+/// are given back first to make up the difference.
 pub fn can_populate(pages: u64) -> KResult<()> {
-    if pages > crate::frames::free_total() as u64 {
-        return Err(Errno::ENOMEM);
+    let free = crate::frames::free_total() as u64;
+    if pages > free {
+        let short = usize::try_from(pages - free).unwrap_or(usize::MAX);
+        crate::fs::ext4_pages::reclaim(short);
+        if pages > crate::frames::free_total() as u64 {
+            return Err(Errno::ENOMEM);
+        }
     }
     Ok(())
 }

@@ -44,6 +44,7 @@ mod mmap_big;
 mod mremap;
 mod netlink;
 mod orphan_reap;
+mod page_cache;
 mod pipe_100m;
 mod poll_eintr;
 mod poll_timeout;
@@ -292,6 +293,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "dev_fd",
         dev_fd::run,
         "/proc/self/fd and /dev/fd: listed descriptors, symlinks that reopen pipes and files",
+    ),
+    (
+        "page_cache",
+        page_cache::run,
+        "[DIR [MIB [CAP_KB]]] re-reads after close come from a cache that stays coherent with write, truncate, mmap, other processes, unlink and rename-over (inode numbers reused), and after a MIB file pressured it (Cached grows at most CAP_KB); memory it holds is given back to a process that needs it",
     ),
     (
         "shared_file",
