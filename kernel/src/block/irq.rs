@@ -5,10 +5,16 @@
 //! [`boundary`] acknowledges the devices, takes their completions, wakes
 //! the tasks sleeping on [`WQ`] and unmasks.
 //!
+//! The lines stay masked while nobody sleeps: a poller does not want the
+//! interrupt, and under TCG each one costs the vCPU that takes it (and
+//! the host core it shares with QEMU's I/O threads) about as much as the
+//! request. A sleeper unmasks them ([`sleeping`]); the line being
+//! level-triggered, a completion that came before is delivered then.
+//!
 //! On `pc` a disk may share its INTx line with the NIC: then the line
-//! stays the NIC's vector, whose handler also calls [`on_interrupt`].
+//! stays the NIC's vector, whose handler also flags the disks.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use crate::proc::sched::WaitQueue;
 
@@ -18,8 +24,11 @@ pub const BLK_VECTOR: u8 = 0x41;
 static GSIS: [AtomicU32; 4] = [const { AtomicU32::new(u32::MAX) }; 4];
 /// A disk's line is the NIC's: the NIC's vector brings its interrupts.
 static SHARED: AtomicU32 = AtomicU32::new(u32::MAX);
-/// The handler masked the lines; the next boundary unmasks them.
+/// The handler masked the lines; the next boundary looks at the disks.
 static PENDING: AtomicBool = AtomicBool::new(false);
+/// Tasks asleep (or about to be) on [`WQ`]: the lines are unmasked while
+/// there are any.
+static SLEEPERS: AtomicUsize = AtomicUsize::new(0);
 
 /// Tasks waiting for a request of theirs to complete, on any disk (they
 /// look again when woken).
@@ -44,19 +53,38 @@ pub fn attach(gsi: Option<u32>) -> bool {
     if !hal::apic::route_gsi(gsi, BLK_VECTOR, hal::apic::id(), true) {
         return false;
     }
+    hal::apic::mask_gsi(gsi, true);
     slot.store(gsi, Ordering::Relaxed);
     true
+}
+
+/// Runs `sleep` (a wait on [`WQ`]) with the lines unmasked.
+pub fn sleeping<R>(sleep: impl FnOnce() -> R) -> R {
+    // Counted before unmasking: a boundary that reads the count after
+    // this leaves the lines unmasked too.
+    if SLEEPERS.fetch_add(1, Ordering::SeqCst) == 0 {
+        mask_all(false);
+    }
+    let r = sleep();
+    // The lines are left as they are: the next interrupt masks them, and
+    // its boundary leaves them so once nobody sleeps.
+    SLEEPERS.fetch_sub(1, Ordering::SeqCst);
+    r
+}
+
+fn mask_all(masked: bool) {
+    for g in &GSIS {
+        let gsi = g.load(Ordering::Relaxed);
+        if gsi != u32::MAX {
+            hal::apic::mask_gsi(gsi, masked);
+        }
+    }
 }
 
 /// [`BLK_VECTOR`] (interrupt context): mask the lines, leave the rest to
 /// [`boundary`].
 pub fn on_interrupt() {
-    for g in &GSIS {
-        let gsi = g.load(Ordering::Relaxed);
-        if gsi != u32::MAX {
-            hal::apic::mask_gsi(gsi, true);
-        }
-    }
+    mask_all(true);
     PENDING.store(true, Ordering::Release);
 }
 
@@ -69,7 +97,8 @@ pub fn on_shared_interrupt() {
 }
 
 /// Deferred work (no lock held): after an interrupt, acknowledge every
-/// disk, take its completions, wake the sleepers, unmask the lines.
+/// disk, take its completions, wake the sleepers, unmask the lines if
+/// anyone still sleeps.
 pub fn boundary() {
     if !PENDING.swap(false, Ordering::AcqRel) {
         return;
@@ -81,10 +110,7 @@ pub fn boundary() {
     if any {
         WQ.wake_all();
     }
-    for g in &GSIS {
-        let gsi = g.load(Ordering::Relaxed);
-        if gsi != u32::MAX {
-            hal::apic::mask_gsi(gsi, false);
-        }
+    if SLEEPERS.load(Ordering::SeqCst) > 0 {
+        mask_all(false);
     }
 }

@@ -22,6 +22,9 @@ use hal::virtio_blk::{self as hv, BlkQueue, Request, Waiter};
 /// Bytes per sector (virtio-blk's unit, whatever the device's block size).
 pub const SECTOR: usize = virtio_drivers::device::blk::SECTOR_SIZE;
 
+/// How long a caller that may sleep looks at the device first.
+const SPIN_NS: u64 = 50_000;
+
 /// How a caller waits for the device.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Wait {
@@ -131,10 +134,21 @@ impl Waiter for Waiting {
             core::hint::spin_loop();
             return;
         }
+        // A small request completes in about the time a sleep and a
+        // wake-up through the interrupt take (tens of µs under TCG):
+        // look for a while before sleeping.
+        let until = hal::time::now_ns() + SPIN_NS;
+        while hal::time::now_ns() < until {
+            if ready() {
+                return;
+            }
+            core::hint::spin_loop();
+        }
         // Uninterruptible: the device owns the buffers until the requests
         // complete. A pending signal makes wait_until return at once:
         // yield rather than spin, and look again.
-        if super::irq::WQ.wait_until(|| ready().then_some(())).is_err() {
+        let woke = super::irq::sleeping(|| super::irq::WQ.wait_until(|| ready().then_some(())));
+        if woke.is_err() {
             crate::proc::sched::schedule();
         }
     }

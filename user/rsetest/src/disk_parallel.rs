@@ -119,7 +119,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let dir = args.get(1).map(String::as_str);
     if let Ok(m) = std::fs::metadata(dev) {
-        use std::os::unix::fs::FileTypeExt;
         if m.file_type().is_file() {
             check(
                 m.len() >= (WORKERS * REGION) as u64,
