@@ -45,10 +45,14 @@ pub trait Waiter {
     /// Waits until `ready()` may be true: sleeps until a completion wakes
     /// the caller, or just returns (polling). Returning early is harmless.
     fn wait(&mut self, ready: &dyn Fn() -> bool);
-    /// The caller took completions of other callers' requests from the
-    /// device (or ended a flush that held their submissions back): wake
-    /// them.
+    /// The caller took completions from the device (other callers'
+    /// requests, slots they wait for, the drain a flush waits for) or
+    /// ended a flush that held their submissions back: wake them.
     fn others_completed(&mut self);
+    /// Whether [`Waiter::wait`] gives the CPU away. A caller that keeps it
+    /// is never made to wait for another caller (who might need that CPU
+    /// to go on), only for the device.
+    fn sleeps(&self) -> bool;
 }
 
 /// A request in flight: header and status the device writes, and the
@@ -71,12 +75,13 @@ pub struct BlkQueue<T: Transport> {
     /// as long as a request is in flight, whatever moves the queue.
     slots: Box<[Slot]>,
     inflight: usize,
-    /// Completed requests (id, succeeded) not yet taken by their callers;
-    /// never more than the slots (see [`BlkQueue::room`]), so reserved
-    /// once and never grown.
+    /// Completed requests (id, succeeded) not yet taken by their callers.
+    /// They do not hold slots: a poller must never wait for a sleeper to
+    /// run and take its completions (on the poller's own CPU it could not).
     done: Vec<(u64, bool)>,
     next_id: u64,
-    /// Flushes waiting for the queue to drain: no new submissions.
+    /// Flushes waiting for the queue to drain: no new submissions from
+    /// callers that sleep.
     flushers: usize,
 }
 
@@ -104,7 +109,7 @@ impl<T: Transport> BlkQueue<T> {
             })
             .collect();
         let mut done = Vec::new();
-        done.try_reserve_exact(n).map_err(|_| Error::DmaError)?;
+        done.try_reserve(n).map_err(|_| Error::DmaError)?;
         Ok(BlkQueue {
             dev,
             slots,
@@ -154,6 +159,10 @@ impl<T: Transport> BlkQueue<T> {
                 // rather than pop someone else's buffers.
                 break;
             };
+            // Out of heap: left in the used ring for a later look.
+            if self.done.try_reserve(1).is_err() {
+                break;
+            }
             let ok = if s.write {
                 // SAFETY: `buf`/`len` are the buffer lent to
                 // write_blocks_nb with this header and status; its owner
@@ -187,15 +196,14 @@ impl<T: Transport> BlkQueue<T> {
         n
     }
 
-    /// Requests that may be submitted now: free slots not spoken for by
-    /// completions waiting for their callers; none while a flush waits.
-    fn room(&self) -> usize {
-        if self.flushers > 0 {
+    /// Requests a caller may submit now: the free slots, none for one
+    /// that sleeps while a flush waits (one that polls goes on: the
+    /// flusher may be asleep on its CPU, waiting for its requests).
+    fn room(&self, sleeps: bool) -> usize {
+        if sleeps && self.flushers > 0 {
             return 0;
         }
-        self.slots
-            .len()
-            .saturating_sub(self.inflight + self.done.len())
+        self.slots.len() - self.inflight
     }
 
     /// The result of request `id` if it completed (taking it).
@@ -285,7 +293,7 @@ pub fn run<T: Transport>(
                     }
                 }
             }
-            while ids.len() < n && g.room() > 0 {
+            while ids.len() < n && g.room(waiter.sleeps()) > 0 {
                 match g.submit(&mut reqs[ids.len()]) {
                     Ok(id) => ids.push(id),
                     // Descriptors run out before slots without indirect
@@ -298,7 +306,9 @@ pub fn run<T: Transport>(
                     }
                 }
             }
-            reaped > 0 && !g.done.is_empty()
+            // Any completion may be what a sleeper waits for: its own, a
+            // free slot, or the drained queue a flush wants.
+            reaped > 0
         };
         if others {
             waiter.others_completed();
@@ -307,10 +317,11 @@ pub fn run<T: Transport>(
             break;
         }
         let ids = &ids;
+        let sleeps = waiter.sleeps();
         waiter.wait(&|| {
             let mut g = q.lock();
             ids.iter().any(|&id| id != 0 && g.is_done(id))
-                || (ids.len() < n && g.room() > 0)
+                || (ids.len() < n && g.room(sleeps) > 0)
                 || g.has_used()
         });
     }
@@ -326,7 +337,7 @@ pub fn flush<T: Transport>(q: &Mutex<BlkQueue<T>>, waiter: &mut dyn Waiter) -> R
     loop {
         let mut g = q.lock();
         let reaped = g.reap();
-        let others = reaped > 0 && !g.done.is_empty();
+        let others = reaped > 0;
         if g.inflight == 0 {
             // Nothing else in flight: the blocking call's wait for the used
             // ring sees its own completion only.

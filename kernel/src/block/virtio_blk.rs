@@ -156,4 +156,8 @@ impl Waiter for Waiting {
     fn others_completed(&mut self) {
         super::irq::WQ.wake_all();
     }
+
+    fn sleeps(&self) -> bool {
+        self.sleep
+    }
 }
