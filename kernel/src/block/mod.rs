@@ -77,7 +77,10 @@ pub fn init() {
             if readonly { ", read-only" } else { "" },
             if dev.has_flush() { "yes" } else { "no" },
             dev.depth(),
-            if dev.has_irq() { "interrupt" } else { "polled" }
+            match (dev.has_irq(), found.gsi) {
+                (true, Some(gsi)) => alloc::format!("interrupt on GSI {gsi}"),
+                _ => String::from("polled"),
+            }
         );
         disks.push(Arc::new(Disk {
             name,
