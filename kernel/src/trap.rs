@@ -68,6 +68,7 @@ pub fn deferred_work() {
     // boundary of the torus (one load when there are none).
     crate::io_uring::boundary();
     crate::net::boundary();
+    crate::block::boundary();
     crate::cluster::boundary();
     crate::proc::braid::boundary();
 }
@@ -105,6 +106,15 @@ fn handle(frame: &mut TrapFrame) {
         }
         v if v == crate::net::NET_VECTOR as u64 => {
             crate::net::on_interrupt();
+            crate::block::on_shared_interrupt();
+            crate::proc::work::raise(crate::proc::work::DEFERRED);
+            hal::apic::eoi();
+            if frame.from_user() {
+                crate::syscall::return_to_user(frame);
+            }
+        }
+        v if v == crate::block::BLK_VECTOR as u64 => {
+            crate::block::on_interrupt();
             crate::proc::work::raise(crate::proc::work::DEFERRED);
             hal::apic::eoi();
             if frame.from_user() {

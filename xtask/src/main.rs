@@ -40,6 +40,7 @@
 
 mod artifacts;
 mod bench;
+mod blk_parallel;
 mod block_scenarios;
 mod braid_bench;
 mod braid_cmds;

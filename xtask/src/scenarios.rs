@@ -62,6 +62,12 @@ const SCENARIOS: &[Scenario] = &[
     ("blk_dd_pattern_pc", || {
         crate::block_scenarios::dd_pattern(Machine::Pc)
     }),
+    ("blk_disk_parallel_pc", || {
+        crate::blk_parallel::disk_parallel(Machine::Pc, 1)
+    }),
+    ("blk_disk_parallel_microvm", || {
+        crate::blk_parallel::disk_parallel(Machine::Microvm, 3)
+    }),
     (
         "ext4_read_host_tree",
         crate::block_scenarios::ext4_read_tree,

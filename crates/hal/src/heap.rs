@@ -97,6 +97,8 @@ fn hold() {
 static ALLOCATOR: Talck<IrqSpinLock, ErrOnOom> = Talc::new(ErrOnOom).lock();
 
 static SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+/// First byte of the heap (0 before [`init`]).
+static BASE: AtomicU64 = AtomicU64::new(0);
 
 /// Heap size for a machine with `free` bytes of RAM: a quarter of it,
 /// between 16 MiB and 1 GiB. It holds kernel objects; file data and user
@@ -115,7 +117,17 @@ pub(crate) fn init(va: u64, len: usize) {
             .claim(Span::from_base_size(va as *mut u8, len))
             .expect("heap claim");
     }
+    BASE.store(va, core::sync::atomic::Ordering::Relaxed);
     SIZE.store(len, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `[va, va + len)` lies inside the heap: one physically
+/// contiguous range of the direct map, so a device can be handed the
+/// bytes in place (see `virtio_blk`).
+pub fn contains(va: u64, len: usize) -> bool {
+    let base = BASE.load(core::sync::atomic::Ordering::Relaxed);
+    let size = size() as u64;
+    base != 0 && va >= base && va.checked_add(len as u64).is_some_and(|e| e <= base + size)
 }
 
 /// Heap size in bytes.

@@ -39,4 +39,5 @@ pub mod syscall;
 pub mod time;
 pub mod tlb;
 pub mod virtio;
+pub mod virtio_blk;
 pub mod virtio_net;

@@ -24,7 +24,7 @@ pub fn ioctl(d: &Disk, cmd: u64, arg: u64) -> KResult<u64> {
         io::BLKROGET => uaccess::write_u32(arg, d.readonly() as u32)?,
         // No buffer cache to drop: writes are already on the device; what
         // remains is the device's own cache.
-        io::BLKFLSBUF => d.flush()?,
+        io::BLKFLSBUF => d.flush(super::Wait::Sleep)?,
         _ => return Err(Errno::ENOTTY),
     }
     Ok(0)

@@ -3,14 +3,20 @@
 //! offset and length; the sector arithmetic and read-modify-write of
 //! partial sectors live here), and flushed on fsync.
 //!
-//! There is no page cache yet: a read goes to the device, a write goes to
-//! the device before it returns (write-through), and fsync asks the device
+//! This layer caches nothing (ext4's page cache is above it, in
+//! `fs::ext4_pages`): a read goes to the device, a write goes to the
+//! device before it returns (write-through), and fsync asks the device
 //! to flush its own write cache (VIRTIO_BLK_F_FLUSH), which is what makes
-//! the data durable. A disk is shared by every torus: requests are
-//! serialised by the disk's lock and completed by polling (see
-//! `virtio_blk`), so no torus owns an interrupt line for it.
+//! the data durable. A transfer becomes requests of at most 64 KiB, all
+//! submitted together (as many as the queue takes) and made straight from
+//! the caller's buffer when the device can reach it. A disk is shared by
+//! every torus: its lock covers submitting and completing, not the I/O, so
+//! tasks' requests overlap; the caller sleeps until they complete, woken
+//! through the disks' interrupt (`irq`), or polls where it may not sleep
+//! ([`Wait`]).
 
 mod ioctl;
+mod irq;
 mod virtio_blk;
 
 use abi::{Errno, KResult};
@@ -19,8 +25,11 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use spin::Mutex;
 
+use hal::virtio_blk::{Op, Request};
+
 pub use ioctl::ioctl;
-pub use virtio_blk::SECTOR;
+pub use irq::{boundary, on_interrupt, on_shared_interrupt, BLK_VECTOR};
+pub use virtio_blk::{Wait, SECTOR};
 
 /// Linux's major number for virtio-blk disks (dynamic on Linux; 254 is
 /// what it gets on a typical x86 system), and minors per disk.
@@ -34,7 +43,9 @@ pub struct Disk {
     pub rdev: u32,
     sectors: u64,
     readonly: bool,
-    dev: Mutex<virtio_blk::VirtioBlk>,
+    dev: virtio_blk::VirtioBlk,
+    /// Held across a read-modify-write of partial sectors.
+    rmw: Mutex<()>,
 }
 
 static DISKS: Mutex<Vec<Arc<Disk>>> = Mutex::new(Vec::new());
@@ -45,7 +56,7 @@ static DISKS: Mutex<Vec<Arc<Disk>>> = Mutex::new(Vec::new());
 pub fn init() {
     use virtio_drivers::transport::DeviceType;
     while let Some(found) = crate::drivers::virtio::take(DeviceType::Block) {
-        let dev = match virtio_blk::VirtioBlk::new(found.transport) {
+        let dev = match virtio_blk::VirtioBlk::new(found.transport, found.gsi) {
             Ok(d) => d,
             Err(e) => {
                 crate::klog!("block: {}: virtio-blk set-up failed: {e}", found.place);
@@ -60,19 +71,25 @@ pub fn init() {
         let name = alloc::format!("vd{}", (b'a' + i as u8) as char);
         let (sectors, readonly) = (dev.sectors(), dev.readonly());
         crate::klog!(
-            "block: {name} {} ({} sectors, {} MiB{}, flush {})",
+            "block: {name} {} ({} sectors, {} MiB{}, flush {}, {} requests in flight, {})",
             found.place,
             sectors,
             (sectors * SECTOR as u64) >> 20,
             if readonly { ", read-only" } else { "" },
-            if dev.has_flush() { "yes" } else { "no" }
+            if dev.has_flush() { "yes" } else { "no" },
+            dev.depth(),
+            match (dev.has_irq(), found.gsi) {
+                (true, Some(gsi)) => alloc::format!("interrupt on GSI {gsi}"),
+                _ => String::from("polled"),
+            }
         );
         disks.push(Arc::new(Disk {
             name,
             rdev: vfs::devnum::makedev(VIRTBLK_MAJOR, i * MINORS_PER_DISK),
             sectors,
             readonly,
-            dev: Mutex::new(dev),
+            dev,
+            rmw: Mutex::new(()),
         }));
     }
 }
@@ -95,13 +112,14 @@ pub fn by_rdev(rdev: u32) -> KResult<Arc<Disk>> {
 /// Flushes every disk's write cache (sync(2)).
 pub fn sync_all() {
     for d in disks() {
-        let _ = d.flush();
+        let _ = d.flush(Wait::Sleep);
     }
 }
 
-/// Sectors per device request: bounds the bounce buffer (heap) a request
-/// needs, whatever length the caller asks for.
-const CHUNK_SECTORS: u64 = 128;
+/// Sectors per device request at most: a large transfer becomes several
+/// requests in flight together.
+const CHUNK_SECTORS: usize = 128;
+const CHUNK: usize = CHUNK_SECTORS * SECTOR;
 
 impl Disk {
     /// Size in bytes.
@@ -115,16 +133,74 @@ impl Disk {
     }
 
     /// Reads at byte offset `off`; short at the end of the disk, 0 past it.
-    pub fn read_at(&self, off: u64, buf: &mut [u8]) -> KResult<usize> {
+    pub fn read_at(&self, off: u64, buf: &mut [u8], how: Wait) -> KResult<usize> {
         let len = (buf.len() as u64).min(self.size().saturating_sub(off)) as usize;
-        let mut done = 0;
-        while done < len {
-            let pos = off + done as u64;
-            let (first, skip, n) = self.span(pos, len - done);
-            let mut bounce = bounce(first, pos + n as u64)?;
-            self.dev.lock().read(first, &mut bounce)?;
-            buf[done..done + n].copy_from_slice(&bounce[skip..skip + n]);
-            done += n;
+        if len == 0 {
+            return Ok(0);
+        }
+        let buf = &mut buf[..len];
+        let (h, m) = split(off, len);
+        let (head, rest) = buf.split_at_mut(h);
+        let (mid, tail) = rest.split_at_mut(m);
+        let first = off / SECTOR as u64;
+        // Partial sectors at either end go through a sector of their own;
+        // whole ones straight into `buf` when the device can reach it.
+        let mut hb = edge(head.len())?;
+        let mut tb = edge(tail.len())?;
+        let direct = in_heap(mid);
+        let mut bounce = if direct {
+            Vec::new()
+        } else {
+            bounces(mid.len())?
+        };
+        {
+            let mut reqs = Vec::new();
+            let mut sector = first;
+            if let Some(b) = hb.as_deref_mut() {
+                reqs.push(Request {
+                    sector,
+                    op: Op::Read(b),
+                });
+                sector += 1;
+            }
+            if direct {
+                for c in mid.chunks_mut(CHUNK) {
+                    let n = (c.len() / SECTOR) as u64;
+                    reqs.push(Request {
+                        sector,
+                        op: Op::Read(c),
+                    });
+                    sector += n;
+                }
+            } else {
+                for c in bounce.iter_mut() {
+                    let n = (c.len() / SECTOR) as u64;
+                    reqs.push(Request {
+                        sector,
+                        op: Op::Read(c),
+                    });
+                    sector += n;
+                }
+            }
+            if let Some(b) = tb.as_deref_mut() {
+                reqs.push(Request {
+                    sector,
+                    op: Op::Read(b),
+                });
+            }
+            self.dev.run(&mut reqs, how)?;
+        }
+        let skip = (off % SECTOR as u64) as usize;
+        if let Some(b) = &hb {
+            head.copy_from_slice(&b[skip..skip + head.len()]);
+        }
+        if !direct {
+            for (c, b) in mid.chunks_mut(CHUNK).zip(&bounce) {
+                c.copy_from_slice(b);
+            }
+        }
+        if let Some(b) = &tb {
+            tail.copy_from_slice(&b[..tail.len()]);
         }
         Ok(len)
     }
@@ -132,7 +208,7 @@ impl Disk {
     /// Writes at byte offset `off` (through to the device before it
     /// returns); short at the end of the disk, ENOSPC past it, EROFS on a
     /// read-only disk.
-    pub fn write_at(&self, off: u64, data: &[u8]) -> KResult<usize> {
+    pub fn write_at(&self, off: u64, data: &[u8], how: Wait) -> KResult<usize> {
         if self.readonly {
             return Err(Errno::EROFS);
         }
@@ -140,45 +216,138 @@ impl Disk {
             return Err(Errno::ENOSPC);
         }
         let len = (data.len() as u64).min(self.size() - off) as usize;
-        let mut done = 0;
-        while done < len {
-            let pos = off + done as u64;
-            let (first, skip, n) = self.span(pos, len - done);
-            let mut bounce = bounce(first, pos + n as u64)?;
-            let mut dev = self.dev.lock();
-            // A sector only partly written keeps the rest of its bytes.
-            if skip != 0 || n != bounce.len() {
-                dev.read(first, &mut bounce)?;
-            }
-            bounce[skip..skip + n].copy_from_slice(&data[done..done + n]);
-            dev.write(first, &bounce)?;
-            done += n;
+        if len == 0 {
+            return Ok(0);
         }
+        let data = &data[..len];
+        let (h, m) = split(off, len);
+        let (head, rest) = data.split_at(h);
+        let (mid, tail) = rest.split_at(m);
+        let first = off / SECTOR as u64;
+        let mut hb = edge(head.len())?;
+        let mut tb = edge(tail.len())?;
+        let tail_sector = first + (h != 0) as u64 + (m / SECTOR) as u64;
+        // A sector only partly written keeps the rest of its bytes: read,
+        // patch, write, with the disk's other partial writes kept out
+        // (and polling, as the lock is a spin lock).
+        let partial = hb.is_some() || tb.is_some();
+        let _rmw = partial.then(|| self.rmw.lock());
+        let how = if partial { Wait::Poll } else { how };
+        if partial {
+            let mut reqs = Vec::new();
+            if let Some(b) = hb.as_deref_mut() {
+                reqs.push(Request {
+                    sector: first,
+                    op: Op::Read(b),
+                });
+            }
+            if let Some(b) = tb.as_deref_mut() {
+                reqs.push(Request {
+                    sector: tail_sector,
+                    op: Op::Read(b),
+                });
+            }
+            self.dev.run(&mut reqs, how)?;
+            let skip = (off % SECTOR as u64) as usize;
+            if let Some(b) = hb.as_deref_mut() {
+                b[skip..skip + head.len()].copy_from_slice(head);
+            }
+            if let Some(b) = tb.as_deref_mut() {
+                b[..tail.len()].copy_from_slice(tail);
+            }
+        }
+        let copies = if in_heap(mid) {
+            Vec::new()
+        } else {
+            mid.chunks(CHUNK).map(copy).collect::<KResult<Vec<_>>>()?
+        };
+        let mut reqs = Vec::new();
+        let mut sector = first;
+        if let Some(b) = hb.as_deref() {
+            reqs.push(Request {
+                sector,
+                op: Op::Write(b),
+            });
+            sector += 1;
+        }
+        let chunks: Vec<&[u8]> = if copies.is_empty() {
+            mid.chunks(CHUNK).collect()
+        } else {
+            copies.iter().map(|c| &c[..]).collect()
+        };
+        for c in chunks {
+            let n = (c.len() / SECTOR) as u64;
+            reqs.push(Request {
+                sector,
+                op: Op::Write(c),
+            });
+            sector += n;
+        }
+        if let Some(b) = tb.as_deref() {
+            reqs.push(Request {
+                sector,
+                op: Op::Write(b),
+            });
+        }
+        self.dev.run(&mut reqs, how)?;
         Ok(len)
     }
 
-    /// Asks the device to write its cache to stable storage.
-    pub fn flush(&self) -> KResult<()> {
-        self.dev.lock().flush()
-    }
-
-    /// The request covering byte `pos` onwards (at most `len` bytes and
-    /// [`CHUNK_SECTORS`]): its first sector, where `pos` falls in it, and
-    /// how many bytes of the caller's it carries.
-    fn span(&self, pos: u64, len: usize) -> (u64, usize, usize) {
-        let first = pos / SECTOR as u64;
-        let skip = (pos % SECTOR as u64) as usize;
-        let room = (CHUNK_SECTORS * SECTOR as u64) as usize - skip;
-        (first, skip, len.min(room))
+    /// Asks the device to write its cache to stable storage, once the
+    /// requests in flight have completed.
+    pub fn flush(&self, how: Wait) -> KResult<()> {
+        self.dev.flush(how)
     }
 }
 
-/// A zeroed buffer for sectors `first` up to the one holding byte `end - 1`.
-fn bounce(first: u64, end: u64) -> KResult<Vec<u8>> {
-    let last = end.div_ceil(SECTOR as u64);
-    let bytes = ((last - first) * SECTOR as u64) as usize;
+/// How `len` bytes from byte `off` divide: bytes in a partial first
+/// sector, then in whole sectors (the rest is a partial last sector).
+fn split(off: u64, len: usize) -> (usize, usize) {
+    let skip = (off % SECTOR as u64) as usize;
+    let head = if skip == 0 {
+        0
+    } else {
+        (SECTOR - skip).min(len)
+    };
+    let whole = (len - head) / SECTOR * SECTOR;
+    (head, whole)
+}
+
+/// Whether the device can be lent `b` in place (see `virtio_blk`).
+fn in_heap(b: &[u8]) -> bool {
+    b.is_empty() || hal::heap::contains(b.as_ptr() as u64, b.len())
+}
+
+/// A sector's buffer for a partial sector of `len` bytes (none for 0).
+fn edge(len: usize) -> KResult<Option<Vec<u8>>> {
+    if len == 0 {
+        return Ok(None);
+    }
     let mut v = Vec::new();
-    v.try_reserve_exact(bytes).map_err(|_| Errno::ENOMEM)?;
-    v.resize(bytes, 0);
+    v.try_reserve_exact(SECTOR).map_err(|_| Errno::ENOMEM)?;
+    v.resize(SECTOR, 0);
+    Ok(Some(v))
+}
+
+/// Heap buffers for `len` bytes of whole sectors, a request's each.
+fn bounces(len: usize) -> KResult<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| Errno::ENOMEM)?;
+        v.resize(n, 0);
+        out.push(v);
+        left -= n;
+    }
+    Ok(out)
+}
+
+/// A heap copy of `b` (for data the device cannot be lent in place).
+fn copy(b: &[u8]) -> KResult<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(b.len()).map_err(|_| Errno::ENOMEM)?;
+    v.extend_from_slice(b);
     Ok(v)
 }

@@ -1,25 +1,47 @@
-//! A virtio-blk disk through `virtio-drivers`' blocking API: a request is
-//! queued, the device notified, and the used ring polled until it
-//! completes; one request in flight per disk (the caller holds the disk's
-//! lock). The buffers are kernel heap memory, which is one physically
-//! contiguous region of the direct map, so the device reads and writes
-//! them in place (hal's `DmaHal::share` translates the address).
+//! A virtio-blk disk through hal's `BlkQueue`: requests are queued
+//! several at once (as many as the virtqueue takes, 16) and completed in
+//! whatever order the device finishes them. The caller's buffers are lent
+//! to the device in place when they are kernel heap memory, one
+//! physically contiguous region of the direct map (hal's `DmaHal::share`
+//! translates the address).
 //!
-//! Not yet: interrupt-driven completion with several requests in flight
-//! (the task would sleep instead of the CPU polling).
+//! A caller waits for its requests in one of two ways ([`Wait`]): it
+//! sleeps on `irq::WQ` until the disk's interrupt (or another caller that
+//! found them in the used ring) says they completed, or it polls the used
+//! ring — before the scheduler runs (the root disk is mounted at boot),
+//! with no process, without an interrupt line, or when it holds a spin
+//! lock (ext4's), under which sleeping could leave another task of its
+//! CPU spinning for good.
 
 use abi::{Errno, KResult};
-use virtio_drivers::device::blk::VirtIOBlk;
+use spin::Mutex;
 use virtio_drivers::transport::SomeTransport;
 
-use hal::dma::DmaHal;
+use hal::virtio_blk::{self as hv, BlkQueue, Request, Waiter};
 
 /// Bytes per sector (virtio-blk's unit, whatever the device's block size).
 pub const SECTOR: usize = virtio_drivers::device::blk::SECTOR_SIZE;
 
+/// How long a caller that may sleep looks at the device first.
+const SPIN_NS: u64 = 50_000;
+
+/// How a caller waits for the device.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Wait {
+    /// Sleep if it can (a process, an interrupt line): the caller holds
+    /// no spin lock.
+    Sleep,
+    /// Poll the used ring.
+    Poll,
+}
+
 pub struct VirtioBlk {
-    dev: VirtIOBlk<DmaHal, SomeTransport<'static>>,
+    q: Mutex<BlkQueue<SomeTransport<'static>>>,
+    sectors: u64,
+    readonly: bool,
     flush: bool,
+    /// Completions interrupt (the line is routed).
+    irq: bool,
 }
 
 fn eio(e: virtio_drivers::Error) -> Errno {
@@ -28,49 +50,114 @@ fn eio(e: virtio_drivers::Error) -> Errno {
 }
 
 impl VirtioBlk {
-    pub fn new(transport: SomeTransport<'static>) -> Result<VirtioBlk, virtio_drivers::Error> {
+    pub fn new(
+        transport: SomeTransport<'static>,
+        gsi: Option<u32>,
+    ) -> Result<VirtioBlk, virtio_drivers::Error> {
         use virtio_drivers::transport::Transport;
         // VIRTIO_BLK_F_FLUSH (bit 9): whether fsync can ask the device to
         // write back its cache. Read before the driver negotiates.
         let mut transport = transport;
         let flush = transport.read_device_features() & (1 << 9) != 0;
-        let mut dev = VirtIOBlk::new(transport)?;
-        // Completion is polled: no interrupt wanted.
-        dev.disable_interrupts();
-        Ok(VirtioBlk { dev, flush })
+        let q = BlkQueue::new(transport)?;
+        Ok(VirtioBlk {
+            sectors: q.capacity(),
+            readonly: q.readonly(),
+            q: Mutex::new(q),
+            flush,
+            irq: super::irq::attach(gsi),
+        })
     }
 
     pub fn sectors(&self) -> u64 {
-        self.dev.capacity()
+        self.sectors
     }
 
     pub fn readonly(&self) -> bool {
-        self.dev.readonly()
+        self.readonly
     }
 
     pub fn has_flush(&self) -> bool {
         self.flush
     }
 
-    /// Reads whole sectors from `first` into `buf` (a multiple of SECTOR).
-    pub fn read(&mut self, first: u64, buf: &mut [u8]) -> KResult<()> {
-        if buf.is_empty() || !buf.len().is_multiple_of(SECTOR) {
-            return Err(Errno::EINVAL);
-        }
-        self.dev.read_blocks(first as usize, buf).map_err(eio)
+    pub fn has_irq(&self) -> bool {
+        self.irq
     }
 
-    /// Writes whole sectors from `first` (a multiple of SECTOR).
-    pub fn write(&mut self, first: u64, buf: &[u8]) -> KResult<()> {
-        if buf.is_empty() || !buf.len().is_multiple_of(SECTOR) {
-            return Err(Errno::EINVAL);
-        }
-        self.dev.write_blocks(first as usize, buf).map_err(eio)
+    /// Requests the device takes at once.
+    pub fn depth(&self) -> usize {
+        self.q.lock().depth()
     }
 
-    /// VIRTIO_BLK_T_FLUSH (a no-op when the device has no write cache to
-    /// flush, i.e. did not offer the feature).
-    pub fn flush(&mut self) -> KResult<()> {
-        self.dev.flush().map_err(eio)
+    /// Runs `reqs` (whole sectors each, heap buffers), several at once;
+    /// returns once all completed.
+    pub fn run(&self, reqs: &mut [Request<'_>], how: Wait) -> KResult<()> {
+        hv::run(&self.q, reqs, &mut self.waiter(how)).map_err(eio)
+    }
+
+    /// VIRTIO_BLK_T_FLUSH after the requests in flight completed (a
+    /// no-op when the device has no write cache to flush, i.e. did not
+    /// offer the feature).
+    pub fn flush(&self, how: Wait) -> KResult<()> {
+        hv::flush(&self.q, &mut self.waiter(how)).map_err(eio)
+    }
+
+    /// After an interrupt: acknowledges the device and takes its
+    /// completions; whether there were any.
+    pub fn interrupted(&self) -> bool {
+        let mut q = self.q.lock();
+        q.ack_interrupt();
+        q.reap() > 0
+    }
+
+    fn waiter(&self, how: Wait) -> Waiting {
+        Waiting {
+            sleep: how == Wait::Sleep
+                && self.irq
+                && hal::cpu::interrupts_enabled()
+                && crate::proc::sched::try_current().is_some(),
+        }
+    }
+}
+
+/// A caller's way of waiting: asleep until the interrupt's deferred work
+/// (or another caller) took a completion from the device, or looking at
+/// the used ring again at once.
+struct Waiting {
+    sleep: bool,
+}
+
+impl Waiter for Waiting {
+    fn wait(&mut self, ready: &dyn Fn() -> bool) {
+        if !self.sleep {
+            core::hint::spin_loop();
+            return;
+        }
+        // A small request completes in about the time a sleep and a
+        // wake-up through the interrupt take (tens of µs under TCG):
+        // look for a while before sleeping.
+        let until = hal::time::now_ns() + SPIN_NS;
+        while hal::time::now_ns() < until {
+            if ready() {
+                return;
+            }
+            core::hint::spin_loop();
+        }
+        // Uninterruptible: the device owns the buffers until the requests
+        // complete. A pending signal makes wait_until return at once:
+        // yield rather than spin, and look again.
+        let woke = super::irq::sleeping(|| super::irq::WQ.wait_until(|| ready().then_some(())));
+        if woke.is_err() {
+            crate::proc::sched::schedule();
+        }
+    }
+
+    fn others_completed(&mut self) {
+        super::irq::WQ.wake_all();
+    }
+
+    fn sleeps(&self) -> bool {
+        self.sleep
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! A mounted file system is one [`Ext4Mount`]: the crate's state behind a
 //! lock (every operation holds it, and the disk requests it makes are
-//! polled: see `block`). Files are named by inode number.
+//! polled, not slept on: see `block`). Files are named by inode number.
 
 use abi::{Errno, KResult};
 use alloc::collections::BTreeMap;
@@ -20,7 +20,7 @@ use rsext4::{
 use spin::Mutex;
 use vfs::{FileType, Stat, Timespec};
 
-use crate::block::{Disk, SECTOR};
+use crate::block::{Disk, Wait, SECTOR};
 
 /// `f_type` of an ext2/3/4 file system (EXT4_SUPER_MAGIC).
 pub const EXT4_SUPER_MAGIC: u64 = 0xef53;
@@ -33,7 +33,8 @@ const MAX_DIR_ENTRIES: usize = 1 << 16;
 /// more components).
 const MAX_DEPTH: usize = 2048;
 
-/// The disk as rsext4's block device (512-byte sectors).
+/// The disk as rsext4's block device (512-byte sectors). Its requests
+/// poll the device: they are made under the file system's spin lock.
 struct DiskIo(Arc<Disk>);
 
 fn io_err(_: Errno) -> Ext4Error {
@@ -43,7 +44,7 @@ fn io_err(_: Errno) -> Ext4Error {
 impl BlockIo for DiskIo {
     fn write(&mut self, buffer: &[u8], sector: SectorId, _count: u32) -> Ext4Result<()> {
         let off = sector.raw() * SECTOR as u64;
-        match self.0.write_at(off, buffer) {
+        match self.0.write_at(off, buffer, Wait::Poll) {
             Ok(n) if n == buffer.len() => Ok(()),
             Ok(_) => Err(Ext4Error::new(Ext4ErrorKind::Io)),
             Err(e) => Err(io_err(e)),
@@ -52,7 +53,7 @@ impl BlockIo for DiskIo {
 
     fn read(&mut self, buffer: &mut [u8], sector: SectorId, _count: u32) -> Ext4Result<()> {
         let off = sector.raw() * SECTOR as u64;
-        match self.0.read_at(off, buffer) {
+        match self.0.read_at(off, buffer, Wait::Poll) {
             Ok(n) if n == buffer.len() => Ok(()),
             Ok(_) => Err(Ext4Error::new(Ext4ErrorKind::Io)),
             Err(e) => Err(io_err(e)),
@@ -72,7 +73,7 @@ impl BlockIo for DiskIo {
     }
 
     fn flush(&mut self) -> Ext4Result<()> {
-        self.0.flush().map_err(io_err)
+        self.0.flush(Wait::Poll).map_err(io_err)
     }
 }
 

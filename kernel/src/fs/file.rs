@@ -186,14 +186,18 @@ impl OpenFile {
             return Err(Errno::EBADF);
         }
         match &self.kind {
-            Kind::Inode(_)
-            | Kind::Proc(_)
-            | Kind::ProcControl(..)
-            | Kind::Block(_)
-            | Kind::Ext(..) => {
+            Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(..) | Kind::Ext(..) => {
                 let mut pos = self.pos.lock();
                 let n = self.pread(buf, *pos)?;
                 *pos += n as u64;
+                Ok(n)
+            }
+            // The request sleeps: no spin lock is held across it (Linux
+            // does not serialise a block device's position either).
+            Kind::Block(d) => {
+                let at = *self.pos.lock();
+                let n = d.read_at(at, buf, crate::block::Wait::Sleep)?;
+                *self.pos.lock() = at + n as u64;
                 Ok(n)
             }
             Kind::PipeRead(p) => p.read(buf, nonblock),
@@ -233,7 +237,7 @@ impl OpenFile {
                 Ok(n)
             }
             Kind::ProcDir(_) => Err(Errno::EISDIR),
-            Kind::Block(d) => d.read_at(off, buf),
+            Kind::Block(d) => d.read_at(off, buf, crate::block::Wait::Sleep),
             Kind::Ext(m, ino) => m.fs.read(*ino, off, buf),
             _ => Err(Errno::ESPIPE),
         }
@@ -261,9 +265,9 @@ impl OpenFile {
                 Ok(n)
             }
             Kind::Block(d) => {
-                let mut pos = self.pos.lock();
-                let n = d.write_at(*pos, data)?;
-                *pos += n as u64;
+                let at = *self.pos.lock();
+                let n = d.write_at(at, data, crate::block::Wait::Sleep)?;
+                *self.pos.lock() = at + n as u64;
                 Ok(n)
             }
             Kind::Ext(m, ino) => {
@@ -307,7 +311,7 @@ impl OpenFile {
                 let len = crate::proc::limits::clip_write(off, data.len())?;
                 super::with(|fs| fs.write(*ino, off, &data[..len]))
             }
-            Kind::Block(d) => d.write_at(off, data),
+            Kind::Block(d) => d.write_at(off, data, crate::block::Wait::Sleep),
             Kind::Ext(m, ino) => {
                 let len = crate::proc::limits::clip_write(off, data.len())?;
                 m.fs.write(*ino, off, &data[..len])
@@ -322,7 +326,7 @@ impl OpenFile {
     /// sockets, the tty, character devices), as on Linux.
     pub fn sync(&self) -> KResult<()> {
         match &self.kind {
-            Kind::Block(d) => d.flush(),
+            Kind::Block(d) => d.flush(crate::block::Wait::Sleep),
             Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(..) | Kind::ProcDir(_) => Ok(()),
             Kind::Ext(m, _) => m.fs.sync(),
             _ => Err(Errno::EINVAL),

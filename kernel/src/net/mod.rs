@@ -132,6 +132,12 @@ fn addr_config(ip: Option<&str>) -> AddrConfig {
     }
 }
 
+/// The NIC's interrupt line, if it has one (a disk may share it).
+pub fn gsi() -> Option<u32> {
+    let g = GSI.load(Ordering::Relaxed);
+    (g != u32::MAX).then_some(g)
+}
+
 /// The NIC's interrupt (interrupt context, on the owner CPU): the line is
 /// level-triggered and stays asserted until the device is acknowledged,
 /// which needs the stack's lock, so mask it and leave the work to the

@@ -20,6 +20,7 @@ mod create_race;
 mod creds;
 mod cwd;
 mod dev_fd;
+mod disk_parallel;
 mod efault;
 mod enosys;
 mod epoll;
@@ -303,6 +304,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "shared_file",
         shared_file::run,
         "[DIR] MAP_SHARED file mappings are coherent with read/write, other mappings and munmap; msync; a child's stores reach the file at its exit; in DIR (default /tmp)",
+    ),
+    (
+        "disk_parallel",
+        disk_parallel::run,
+        "DEV [DIR] processes read and write their own regions of DEV (a disk or a file of 2 MiB) and their own files in DIR at once, whole, page by page and unaligned; every byte checked",
     ),
     (
         "netlink",

@@ -1,0 +1,359 @@
+//! A virtio-blk device with several requests in flight, completed in any
+//! order, by whoever looks at the used ring first.
+//!
+//! `virtio-drivers`' non-blocking block API (`read_blocks_nb`,
+//! `complete_read_blocks`, …) leaves the request header, the status byte
+//! and the data buffer borrowed by the device until the request completes,
+//! through `unsafe` functions. This wrapper keeps header and status in
+//! slots it owns, and lends the device a caller's data buffer only inside
+//! [`run`], which returns once every request it submitted has completed:
+//! the caller's borrow outlives the device's use whatever its [`Waiter`]
+//! does (a waiter that returns early only makes `run` look again).
+//!
+//! Data buffers must lie in the kernel heap ([`crate::heap::contains`]):
+//! one physically contiguous range of the direct map, so `DmaHal::share`
+//! hands the device the buffer itself, no bounce buffer in between.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use spin::Mutex;
+use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
+use virtio_drivers::transport::Transport;
+use virtio_drivers::Error;
+
+use crate::dma::DmaHal;
+
+/// What a request does with its buffer.
+pub enum Op<'a> {
+    /// Fill it from the disk.
+    Read(&'a mut [u8]),
+    /// Write it to the disk.
+    Write(&'a [u8]),
+}
+
+/// One request: whole sectors from `sector`, as many as the buffer holds
+/// (a non-zero multiple of 512 bytes, in the heap).
+pub struct Request<'a> {
+    /// The first sector.
+    pub sector: u64,
+    /// Read or write, with the buffer.
+    pub op: Op<'a>,
+}
+
+/// How a caller of [`run`] or [`flush`] waits for the device.
+pub trait Waiter {
+    /// Waits until `ready()` may be true: sleeps until a completion wakes
+    /// the caller, or just returns (polling). Returning early is harmless.
+    fn wait(&mut self, ready: &dyn Fn() -> bool);
+    /// The caller took completions from the device (other callers'
+    /// requests, slots they wait for, the drain a flush waits for) or
+    /// ended a flush that held their submissions back: wake them.
+    fn others_completed(&mut self);
+    /// Whether [`Waiter::wait`] gives the CPU away. A caller that keeps it
+    /// is never made to wait for another caller (who might need that CPU
+    /// to go on), only for the device.
+    fn sleeps(&self) -> bool;
+}
+
+/// A request in flight: header and status the device writes, and the
+/// caller's buffer as it was lent.
+struct Slot {
+    /// The request's id (0: the slot is free).
+    id: u64,
+    token: u16,
+    req: BlkReq,
+    resp: BlkResp,
+    buf: *mut u8,
+    len: usize,
+    write: bool,
+}
+
+/// A virtio-blk device and its requests in flight.
+pub struct BlkQueue<T: Transport> {
+    dev: VirtIOBlk<DmaHal, T>,
+    /// One per queue entry. Boxed: their addresses are the device's for
+    /// as long as a request is in flight, whatever moves the queue.
+    slots: Box<[Slot]>,
+    inflight: usize,
+    /// Completed requests (id, succeeded) not yet taken by their callers.
+    /// They do not hold slots: a poller must never wait for a sleeper to
+    /// run and take its completions (on the poller's own CPU it could not).
+    done: Vec<(u64, bool)>,
+    next_id: u64,
+    /// Flushes waiting for the queue to drain: no new submissions from
+    /// callers that sleep.
+    flushers: usize,
+}
+
+// SAFETY: the raw pointers in the slots are the buffers of callers of
+// `run` blocked until the device has finished with them; the queue is only
+// reached through its lock, from any CPU, which moves no ownership.
+unsafe impl<T: Transport + Send> Send for BlkQueue<T> {}
+
+impl<T: Transport> BlkQueue<T> {
+    /// Initialises the device with its used-buffer interrupts on (a
+    /// caller that polls simply ignores them).
+    pub fn new(transport: T) -> Result<BlkQueue<T>, Error> {
+        let mut dev = VirtIOBlk::<DmaHal, T>::new(transport)?;
+        dev.enable_interrupts();
+        let n = dev.virt_queue_size() as usize;
+        let slots = (0..n)
+            .map(|_| Slot {
+                id: 0,
+                token: 0,
+                req: BlkReq::default(),
+                resp: BlkResp::default(),
+                buf: core::ptr::null_mut(),
+                len: 0,
+                write: false,
+            })
+            .collect();
+        let mut done = Vec::new();
+        done.try_reserve(n).map_err(|_| Error::DmaError)?;
+        Ok(BlkQueue {
+            dev,
+            slots,
+            inflight: 0,
+            done,
+            next_id: 1,
+            flushers: 0,
+        })
+    }
+
+    /// Size in 512-byte sectors.
+    pub fn capacity(&self) -> u64 {
+        self.dev.capacity()
+    }
+
+    /// Whether the device refuses writes.
+    pub fn readonly(&self) -> bool {
+        self.dev.readonly()
+    }
+
+    /// Requests the queue takes at once.
+    pub fn depth(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Acknowledges the device's interrupt; true if it had raised one.
+    pub fn ack_interrupt(&mut self) -> bool {
+        !self.dev.ack_interrupt().is_empty()
+    }
+
+    /// Whether completions wait in the used ring, for [`BlkQueue::reap`].
+    pub fn has_used(&mut self) -> bool {
+        self.dev.peek_used().is_some()
+    }
+
+    /// Takes every completion from the used ring into the done list: how
+    /// many there were.
+    pub fn reap(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(token) = self.dev.peek_used() {
+            let Some(s) = self
+                .slots
+                .iter_mut()
+                .find(|s| s.id != 0 && s.token == token)
+            else {
+                // Not a request of ours: the device is confused; leave it
+                // rather than pop someone else's buffers.
+                break;
+            };
+            // Out of heap: left in the used ring for a later look.
+            if self.done.try_reserve(1).is_err() {
+                break;
+            }
+            let ok = if s.write {
+                // SAFETY: `buf`/`len` are the buffer lent to
+                // write_blocks_nb with this header and status; its owner
+                // is blocked in `run` until the request is taken from
+                // `done`, so the buffer is alive and untouched.
+                let buf = unsafe { core::slice::from_raw_parts(s.buf, s.len) };
+                // SAFETY: the same header, buffer and status as were
+                // passed to write_blocks_nb for `token`.
+                unsafe {
+                    self.dev
+                        .complete_write_blocks(token, &s.req, buf, &mut s.resp)
+                }
+                .is_ok()
+            } else {
+                // SAFETY: as above, for the buffer lent to read_blocks_nb.
+                let buf = unsafe { core::slice::from_raw_parts_mut(s.buf, s.len) };
+                // SAFETY: the same header, buffer and status as were
+                // passed to read_blocks_nb for `token`.
+                unsafe {
+                    self.dev
+                        .complete_read_blocks(token, &s.req, buf, &mut s.resp)
+                }
+                .is_ok()
+            };
+            self.done.push((s.id, ok));
+            s.id = 0;
+            s.buf = core::ptr::null_mut();
+            self.inflight -= 1;
+            n += 1;
+        }
+        n
+    }
+
+    /// Requests a caller may submit now: the free slots, none for one
+    /// that sleeps while a flush waits (one that polls goes on: the
+    /// flusher may be asleep on its CPU, waiting for its requests).
+    fn room(&self, sleeps: bool) -> usize {
+        if sleeps && self.flushers > 0 {
+            return 0;
+        }
+        self.slots.len() - self.inflight
+    }
+
+    /// The result of request `id` if it completed (taking it).
+    fn take_done(&mut self, id: u64) -> Option<bool> {
+        let i = self.done.iter().position(|d| d.0 == id)?;
+        Some(self.done.swap_remove(i).1)
+    }
+
+    fn is_done(&self, id: u64) -> bool {
+        self.done.iter().any(|d| d.0 == id)
+    }
+
+    /// Queues `r` and notifies the device: the request's id.
+    ///
+    /// Only [`run`] calls this, and it returns only once the request has
+    /// completed: the buffer stays lent to the device no longer than its
+    /// borrow.
+    fn submit(&mut self, r: &mut Request<'_>) -> Result<u64, Error> {
+        let (ptr, len) = match &r.op {
+            Op::Read(b) => (b.as_ptr() as u64, b.len()),
+            Op::Write(b) => (b.as_ptr() as u64, b.len()),
+        };
+        if len == 0 || !len.is_multiple_of(SECTOR_SIZE) || !crate::heap::contains(ptr, len) {
+            return Err(Error::InvalidParam);
+        }
+        let s = self
+            .slots
+            .iter_mut()
+            .find(|s| s.id == 0)
+            .ok_or(Error::QueueFull)?;
+        let sector = r.sector as usize;
+        let (token, buf, write) = match &mut r.op {
+            // SAFETY: header and status live in this slot, which stays
+            // taken until `reap` completes the request; the buffer is
+            // borrowed by `run`'s caller until `run` has seen the request
+            // complete, and `run` does not touch it in between.
+            Op::Read(b) => unsafe {
+                let t = self
+                    .dev
+                    .read_blocks_nb(sector, &mut s.req, b, &mut s.resp)?;
+                (t, b.as_mut_ptr(), false)
+            },
+            // SAFETY: as for a read.
+            Op::Write(b) => unsafe {
+                let t = self
+                    .dev
+                    .write_blocks_nb(sector, &mut s.req, b, &mut s.resp)?;
+                (t, b.as_ptr() as *mut u8, true)
+            },
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        s.id = id;
+        s.token = token;
+        s.buf = buf;
+        s.len = len;
+        s.write = write;
+        self.inflight += 1;
+        Ok(id)
+    }
+}
+
+/// Runs `reqs` on the device, as many at once as the queue takes, and
+/// returns once every one has completed: Ok if all succeeded. Between
+/// looks at the device the caller waits through `waiter`.
+pub fn run<T: Transport>(
+    q: &Mutex<BlkQueue<T>>,
+    reqs: &mut [Request<'_>],
+    waiter: &mut dyn Waiter,
+) -> Result<(), Error> {
+    let n = reqs.len();
+    // The id of each submitted request still in flight (0 once taken).
+    let mut ids: Vec<u64> = Vec::new();
+    ids.try_reserve_exact(n).map_err(|_| Error::DmaError)?;
+    let mut result = Ok(());
+    let mut left = n;
+    while left > 0 {
+        let others = {
+            let mut g = q.lock();
+            let reaped = g.reap();
+            for id in ids.iter_mut().filter(|id| **id != 0) {
+                if let Some(ok) = g.take_done(*id) {
+                    *id = 0;
+                    left -= 1;
+                    if !ok {
+                        result = Err(Error::IoError);
+                    }
+                }
+            }
+            while ids.len() < n && g.room(waiter.sleeps()) > 0 {
+                match g.submit(&mut reqs[ids.len()]) {
+                    Ok(id) => ids.push(id),
+                    // Descriptors run out before slots without indirect
+                    // descriptors: wait for some to come back.
+                    Err(Error::QueueFull) if g.inflight > 0 => break,
+                    Err(e) => {
+                        ids.push(0);
+                        left -= 1;
+                        result = Err(e);
+                    }
+                }
+            }
+            // Any completion may be what a sleeper waits for: its own, a
+            // free slot, or the drained queue a flush wants.
+            reaped > 0
+        };
+        if others {
+            waiter.others_completed();
+        }
+        if left == 0 {
+            break;
+        }
+        let ids = &ids;
+        let sleeps = waiter.sleeps();
+        waiter.wait(&|| {
+            let mut g = q.lock();
+            ids.iter().any(|&id| id != 0 && g.is_done(id))
+                || (ids.len() < n && g.room(sleeps) > 0)
+                || g.has_used()
+        });
+    }
+    result
+}
+
+/// VIRTIO_BLK_T_FLUSH once the requests in flight have completed (new
+/// ones wait meanwhile), returning once the device has flushed: the
+/// writes that returned before the call are then on stable storage.
+/// A no-op when the device has no write cache to flush.
+pub fn flush<T: Transport>(q: &Mutex<BlkQueue<T>>, waiter: &mut dyn Waiter) -> Result<(), Error> {
+    q.lock().flushers += 1;
+    loop {
+        let mut g = q.lock();
+        let reaped = g.reap();
+        let others = reaped > 0;
+        if g.inflight == 0 {
+            // Nothing else in flight: the blocking call's wait for the used
+            // ring sees its own completion only.
+            let r = g.dev.flush();
+            g.flushers -= 1;
+            drop(g);
+            waiter.others_completed();
+            return r;
+        }
+        drop(g);
+        if others {
+            waiter.others_completed();
+        }
+        waiter.wait(&|| {
+            let mut g = q.lock();
+            g.inflight == 0 || g.has_used()
+        });
+    }
+}
