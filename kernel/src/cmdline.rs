@@ -11,7 +11,9 @@
 //! `trace.errors=1` (log every failing syscall; `syscall::errtrace`),
 //! `root=/dev/vdX [ro]` (/ is the ext4 file system on that disk;
 //! `fs::rootdisk`), `pagecache.kb=N` (most KiB of unmapped file pages an
-//! ext4 mount keeps cached; `fs::ext4_pages`), `init=PATH` (pid 1 on a root disk; `rdinit=PATH`
+//! ext4 mount keeps cached; `fs::ext4_pages`), `blk.spin_us=N` (how
+//! long a disk caller that may sleep looks at the device first, default
+//! 50; `block`), `init=PATH` (pid 1 on a root disk; `rdinit=PATH`
 //! otherwise).
 
 /// Looks up `key`; `Some("")` for a bare flag.

@@ -116,7 +116,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
     drivers::virtio::init();
     net::init(cmd);
     cluster::init(cmd);
-    block::init();
+    block::init(cmd);
     let exec = cmdline::get(cmd, "exec").is_some();
     match fs::init(info.initrd_bytes()) {
         Ok(n) => klog!(

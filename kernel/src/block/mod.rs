@@ -53,7 +53,8 @@ static DISKS: Mutex<Vec<Arc<Disk>>> = Mutex::new(Vec::new());
 /// Takes every virtio-blk device `drivers::virtio` found and makes it a
 /// disk (vda, vdb, …). Runs once at boot, before the file layer makes
 /// their /dev nodes ([`disks`]).
-pub fn init() {
+pub fn init(cmd: &str) {
+    virtio_blk::init(cmd);
     use virtio_drivers::transport::DeviceType;
     while let Some(found) = crate::drivers::virtio::take(DeviceType::Block) {
         let dev = match virtio_blk::VirtioBlk::new(found.transport, found.gsi) {

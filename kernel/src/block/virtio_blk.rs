@@ -22,8 +22,20 @@ use hal::virtio_blk::{self as hv, BlkQueue, Request, Waiter};
 /// Bytes per sector (virtio-blk's unit, whatever the device's block size).
 pub const SECTOR: usize = virtio_drivers::device::blk::SECTOR_SIZE;
 
-/// How long a caller that may sleep looks at the device first.
-const SPIN_NS: u64 = 50_000;
+/// How long a caller that may sleep looks at the device first (ns):
+/// 50 µs, or `blk.spin_us=N` on the command line.
+static SPIN_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(50_000);
+
+/// Reads `blk.spin_us=N` (0: a caller that may sleep sleeps at once;
+/// tests use it to make sure the sleeping path is taken).
+pub fn init(cmd: &str) {
+    if let Some(us) = crate::cmdline::get(cmd, "blk.spin_us").and_then(|v| v.parse::<u64>().ok()) {
+        SPIN_NS.store(
+            us.saturating_mul(1000),
+            core::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
 
 /// How a caller waits for the device.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -137,7 +149,7 @@ impl Waiter for Waiting {
         // A small request completes in about the time a sleep and a
         // wake-up through the interrupt take (tens of µs under TCG):
         // look for a while before sleeping.
-        let until = hal::time::now_ns() + SPIN_NS;
+        let until = hal::time::now_ns() + SPIN_NS.load(core::sync::atomic::Ordering::Relaxed);
         while hal::time::now_ns() < until {
             if ready() {
                 return;
