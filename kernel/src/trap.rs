@@ -96,30 +96,13 @@ fn handle(frame: &mut TrapFrame) {
                 crate::syscall::return_to_user(frame);
             }
         }
-        v if v == COM1_VECTOR as u64 => {
-            crate::console::on_interrupt();
-            crate::proc::work::raise(crate::proc::work::DEFERRED);
-            hal::apic::eoi();
-            if frame.from_user() {
-                crate::syscall::return_to_user(frame);
-            }
-        }
-        v if v == crate::net::NET_VECTOR as u64 => {
+        v if v == COM1_VECTOR as u64 => device_interrupt(frame, crate::console::on_interrupt),
+        v if v == crate::net::NET_VECTOR as u64 => device_interrupt(frame, || {
             crate::net::on_interrupt();
             crate::block::on_shared_interrupt();
-            crate::proc::work::raise(crate::proc::work::DEFERRED);
-            hal::apic::eoi();
-            if frame.from_user() {
-                crate::syscall::return_to_user(frame);
-            }
-        }
+        }),
         v if v == crate::block::BLK_VECTOR as u64 => {
-            crate::block::on_interrupt();
-            crate::proc::work::raise(crate::proc::work::DEFERRED);
-            hal::apic::eoi();
-            if frame.from_user() {
-                crate::syscall::return_to_user(frame);
-            }
+            device_interrupt(frame, crate::block::on_interrupt)
         }
         v if v == hal::tlb::SHOOTDOWN_VECTOR as u64 => {
             hal::tlb::serve();
@@ -134,6 +117,18 @@ fn handle(frame: &mut TrapFrame) {
         v if v == hal::apic::SPURIOUS_VECTOR as u64 => {}
         v if v < vector::FIRST_EXTERNAL => exception(frame),
         _ => hal::apic::eoi(),
+    }
+}
+
+/// A device's interrupt: `note` takes what the device says (the rest is
+/// deferred work, done before the return to user mode), then the
+/// interrupt is acknowledged.
+fn device_interrupt(frame: &mut TrapFrame, note: impl FnOnce()) {
+    note();
+    crate::proc::work::raise(crate::proc::work::DEFERRED);
+    hal::apic::eoi();
+    if frame.from_user() {
+        crate::syscall::return_to_user(frame);
     }
 }
 

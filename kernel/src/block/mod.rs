@@ -164,24 +164,18 @@ impl Disk {
                 });
                 sector += 1;
             }
-            if direct {
-                for c in mid.chunks_mut(CHUNK) {
-                    let n = (c.len() / SECTOR) as u64;
-                    reqs.push(Request {
-                        sector,
-                        op: Op::Read(c),
-                    });
-                    sector += n;
-                }
+            let chunks: Vec<&mut [u8]> = if direct {
+                mid.chunks_mut(CHUNK).collect()
             } else {
-                for c in bounce.iter_mut() {
-                    let n = (c.len() / SECTOR) as u64;
-                    reqs.push(Request {
-                        sector,
-                        op: Op::Read(c),
-                    });
-                    sector += n;
-                }
+                bounce.iter_mut().map(|b| &mut b[..]).collect()
+            };
+            for c in chunks {
+                let n = (c.len() / SECTOR) as u64;
+                reqs.push(Request {
+                    sector,
+                    op: Op::Read(c),
+                });
+                sector += n;
             }
             if let Some(b) = tb.as_deref_mut() {
                 reqs.push(Request {
