@@ -260,6 +260,13 @@ pub fn injected_scenarios() -> Vec<(UserScenario, &'static str)> {
             }),
             "inject.requeue_us=2000",
         ),
+        // The resource-limit checks (NPROC, NOFILE, AS, ...) on a 32 MiB
+        // kernel heap (`heap.mb=32`): what they make the kernel hold must
+        // end in EAGAIN/EMFILE/ENOMEM, not a heap-exhaustion panic.
+        (
+            ("rsetest_rlimits_small_heap", |e| program(e, "rlimits")),
+            "heap.mb=32",
+        ),
     ]
 }
 

@@ -107,6 +107,17 @@ pub fn size_for_ram(free: u64) -> u64 {
     (free / 4).clamp(16 << 20, 1 << 30) & !0xfff
 }
 
+/// `heap.mb=N` on the kernel command line: a heap of N MiB (at least 4)
+/// instead of [`size_for_ram`]'s, for tests that exhaust the kernel heap.
+pub fn size_from_cmdline(cmdline: &str) -> Option<u64> {
+    let mb = cmdline
+        .split_ascii_whitespace()
+        .find_map(|w| w.strip_prefix("heap.mb="))?
+        .parse::<u64>()
+        .ok()?;
+    Some(mb.clamp(4, 1 << 10) << 20)
+}
+
 /// Gives the heap its memory.
 pub(crate) fn init(va: u64, len: usize) {
     // SAFETY: [va, va + len) is RAM in the direct map that paging::init

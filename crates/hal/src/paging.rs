@@ -183,6 +183,7 @@ pub fn init(info: &BootInfo) -> FreeMemory {
     let mut free = FreeMemory::from_boot(info);
     // The heap first: the direct map below treats its range differently.
     let heap_len = crate::heap::size_for_ram(free.ranges().iter().map(|r| r.end - r.start).sum());
+    let heap_len = crate::heap::size_from_cmdline(info.cmdline()).unwrap_or(heap_len);
     let heap_pa = free
         .take_contiguous(heap_len)
         .expect("no contiguous memory for the kernel heap");
