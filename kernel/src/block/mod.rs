@@ -3,21 +3,23 @@
 //! offset and length; the sector arithmetic and read-modify-write of
 //! partial sectors live here), and flushed on fsync.
 //!
-//! This layer caches nothing (ext4's page cache is above it, in
-//! `fs::ext4_pages`): a read goes to the device, a write goes to the
-//! device before it returns (write-through), and fsync asks the device
-//! to flush its own write cache (VIRTIO_BLK_F_FLUSH), which is what makes
-//! the data durable. A transfer becomes requests of at most 64 KiB, all
-//! submitted together (as many as the queue takes) and made straight from
-//! the caller's buffer when the device can reach it. A disk is shared by
-//! every torus: its lock covers submitting and completing, not the I/O, so
-//! tasks' requests overlap; the caller sleeps until they complete, woken
+//! This layer caches nothing for the raw device (ext4's page cache is
+//! above it, in `fs::ext4_pages`; ext4's small writes are kept by a
+//! `WriteBehind` until it flushes): a read goes to the device, a write
+//! goes to the device before it returns (write-through), and fsync asks
+//! the device to flush its own write cache (VIRTIO_BLK_F_FLUSH), which
+//! is what makes the data durable. A transfer becomes requests of at
+//! most 64 KiB, all submitted together (as many as the queue takes) and
+//! made straight from the caller's buffer when the device can reach it.
+//! A disk is shared by every torus: its lock covers submitting and
+//! completing, not the I/O, so tasks' requests overlap; the caller sleeps until they complete, woken
 //! through the disks' interrupt (`irq`), or polls where it may not sleep
 //! ([`Wait`]).
 
 mod ioctl;
 mod irq;
 mod virtio_blk;
+mod write_behind;
 
 use abi::{Errno, KResult};
 use alloc::string::String;
@@ -30,6 +32,7 @@ use hal::virtio_blk::{Op, Request};
 pub use ioctl::ioctl;
 pub use irq::{boundary, on_interrupt, on_shared_interrupt, BLK_VECTOR};
 pub use virtio_blk::{Wait, SECTOR};
+pub use write_behind::WriteBehind;
 
 /// Linux's major number for virtio-blk disks (dynamic on Linux; 254 is
 /// what it gets on a typical x86 system), and minors per disk.
@@ -286,6 +289,38 @@ impl Disk {
         }
         self.dev.run(&mut reqs, how)?;
         Ok(len)
+    }
+
+    /// Writes whole-sector heap buffers at their sectors, as many
+    /// requests in flight as the device takes (`WriteBehind` sending what
+    /// it kept); no two may cover the same sector.
+    pub fn write_batch<'a>(
+        &self,
+        writes: impl Iterator<Item = (u64, &'a [u8])>,
+        how: Wait,
+    ) -> KResult<()> {
+        if self.readonly {
+            return Err(Errno::EROFS);
+        }
+        let mut reqs = Vec::new();
+        for (first, data) in writes {
+            if !data.len().is_multiple_of(SECTOR)
+                || !in_heap(data)
+                || first + (data.len() / SECTOR) as u64 > self.sectors
+            {
+                return Err(Errno::EINVAL);
+            }
+            let mut sector = first;
+            for c in data.chunks(CHUNK) {
+                reqs.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+                reqs.push(Request {
+                    sector,
+                    op: Op::Write(c),
+                });
+                sector += (c.len() / SECTOR) as u64;
+            }
+        }
+        self.dev.run(&mut reqs, how)
     }
 
     /// Asks the device to write its cache to stable storage, once the

@@ -20,7 +20,7 @@ use rsext4::{
 use spin::Mutex;
 use vfs::{FileType, Stat, Timespec};
 
-use crate::block::{Disk, Wait, SECTOR};
+use crate::block::{Disk, Wait, WriteBehind, SECTOR};
 
 /// `f_type` of an ext2/3/4 file system (EXT4_SUPER_MAGIC).
 pub const EXT4_SUPER_MAGIC: u64 = 0xef53;
@@ -33,9 +33,11 @@ const MAX_DIR_ENTRIES: usize = 1 << 16;
 /// more components).
 const MAX_DEPTH: usize = 2048;
 
-/// The disk as rsext4's block device (512-byte sectors). Its requests
+/// The disk as rsext4's block device (512-byte sectors), its small
+/// writes kept and sent together (`block::WriteBehind`: the crate
+/// flushes before it counts on anything being on the disk). Its requests
 /// poll the device: they are made under the file system's spin lock.
-struct DiskIo(Arc<Disk>);
+struct DiskIo(WriteBehind);
 
 fn io_err(_: Errno) -> Ext4Error {
     Ext4Error::new(Ext4ErrorKind::Io)
@@ -43,30 +45,24 @@ fn io_err(_: Errno) -> Ext4Error {
 
 impl BlockIo for DiskIo {
     fn write(&mut self, buffer: &[u8], sector: SectorId, _count: u32) -> Ext4Result<()> {
-        let off = sector.raw() * SECTOR as u64;
-        match self.0.write_at(off, buffer, Wait::Poll) {
-            Ok(n) if n == buffer.len() => Ok(()),
-            Ok(_) => Err(Ext4Error::new(Ext4ErrorKind::Io)),
-            Err(e) => Err(io_err(e)),
-        }
+        self.0
+            .write(sector.raw(), buffer, Wait::Poll)
+            .map_err(io_err)
     }
 
     fn read(&mut self, buffer: &mut [u8], sector: SectorId, _count: u32) -> Ext4Result<()> {
-        let off = sector.raw() * SECTOR as u64;
-        match self.0.read_at(off, buffer, Wait::Poll) {
-            Ok(n) if n == buffer.len() => Ok(()),
-            Ok(_) => Err(Ext4Error::new(Ext4ErrorKind::Io)),
-            Err(e) => Err(io_err(e)),
-        }
+        self.0
+            .read(sector.raw(), buffer, Wait::Poll)
+            .map_err(io_err)
     }
 
     fn geometry(&self) -> DeviceGeometry {
-        DeviceGeometry::new(SECTOR as u32, self.0.size() / SECTOR as u64)
+        DeviceGeometry::new(SECTOR as u32, self.0.disk().size() / SECTOR as u64)
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
         DeviceCapabilities {
-            read_only: self.0.readonly(),
+            read_only: self.0.disk().readonly(),
             flush: true,
             ..DeviceCapabilities::default()
         }
@@ -162,7 +158,7 @@ impl Ext4Mount {
             block_validity: true,
         };
         let services = MountServices::new(Clock, (), NoopObserver);
-        let fs = Ext4::mount(DiskIo(disk), services, options).map_err(errno)?;
+        let fs = Ext4::mount(DiskIo(WriteBehind::new(disk)), services, options).map_err(errno)?;
         let root = fs.root_inode().raw();
         Ok(Ext4Mount {
             fs: Mutex::new(fs),
