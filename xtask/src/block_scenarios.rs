@@ -66,13 +66,15 @@ fn run_dd(machine: Machine, img: &std::path::Path, original: &[u8]) -> Result<()
     let pat = seq();
     let cmd = format!(
         "blockdev --getsize64 /dev/vda; \
+         sed 's/^/stats0 /' /proc/diskstats; \
          echo host-fill $(dd if=/dev/vda bs=4096 skip={rs} count={rc} 2>/dev/null | md5sum); \
          seq 1 30000 > /tmp/p; \
          dd if=/tmp/p of=/dev/vda bs=4096 seek={ps} conv=notrunc,fsync 2>/dev/null && echo dd-ok; \
          printf {UNALIGNED} | dd of=/dev/vda bs=1 seek={UNALIGNED_AT} conv=notrunc,fsync 2>/dev/null && echo dd-unaligned-ok; \
          dd if=/dev/vda bs=4096 skip={ps} count={pc} 2>/dev/null | head -c {plen} | cmp - /tmp/p && echo readback-ok; \
          dd if=/tmp/p of=/dev/vda bs=4096 seek={end} conv=notrunc 2>&1 | grep -q 'No space left' && echo enospc-ok; \
-         sync",
+         sync; \
+         sed 's/^/stats1 /' /proc/diskstats",
         rs = READ_AT / 4096,
         rc = READ_LEN / 4096,
         ps = PATTERN_AT / 4096,
@@ -104,6 +106,7 @@ fn run_dd(machine: Machine, img: &std::path::Path, original: &[u8]) -> Result<()
             return Err(format!("missing line {w:?} (status {st}):\n{console}"));
         }
     }
+    check_diskstats(&console, (READ_LEN + pat.len()) / 512, pat.len() / 512)?;
     let mut expect = original.to_vec();
     expect[PATTERN_AT..PATTERN_AT + pat.len()].copy_from_slice(&pat);
     expect[UNALIGNED_AT..UNALIGNED_AT + UNALIGNED.len()].copy_from_slice(UNALIGNED.as_bytes());
@@ -119,6 +122,39 @@ fn run_dd(machine: Machine, img: &std::path::Path, original: &[u8]) -> Result<()
         return Err(format!(
             "image byte {i} is {:#04x}, expected {:#04x}\n{console}",
             got[i], expect[i]
+        ));
+    }
+    Ok(())
+}
+
+/// `/proc/diskstats` before (`stats0`) and after (`stats1`) the script:
+/// Linux's 20 fields for vda (254:0), and the traffic the script made
+/// counted: at least `read` sectors read, `written` written, and a flush
+/// for each of its two `conv=fsync` writes and its `sync`.
+fn check_diskstats(console: &str, read: usize, written: usize) -> Result<(), String> {
+    let line = |tag: &str| -> Result<Vec<String>, String> {
+        let l = console
+            .lines()
+            .find(|l| l.starts_with(tag) && l.split_whitespace().nth(3) == Some("vda"))
+            .ok_or_else(|| format!("no {tag} line for vda in /proc/diskstats:\n{console}"))?;
+        let w: Vec<String> = l.split_whitespace().skip(1).map(String::from).collect();
+        if w.len() != 20 || w[0] != "254" || w[1] != "0" {
+            return Err(format!(
+                "/proc/diskstats line is not Linux's 20 fields for 254:0 vda: {l:?}"
+            ));
+        }
+        Ok(w)
+    };
+    let (a, b) = (line("stats0")?, line("stats1")?);
+    let n = |w: &[String], i: usize| w[i].parse::<u64>().unwrap_or(0);
+    let delta = |i: usize| n(&b, i).saturating_sub(n(&a, i));
+    // Fields after major, minor, name: 0 reads, 2 sectors read, 4
+    // writes, 6 sectors written, 8 in flight, 15 flushes.
+    let (rs, ws, fl, inflight) = (delta(3 + 2), delta(3 + 6), delta(3 + 15), n(&b, 3 + 8));
+    if rs < read as u64 || ws < written as u64 || fl < 3 || inflight != 0 {
+        return Err(format!(
+            "/proc/diskstats counted {rs} sectors read (want >= {read}), {ws} written (>= {written}), \
+             {fl} flushes (>= 3), {inflight} in flight (0):\n{console}"
         ));
     }
     Ok(())

@@ -4,8 +4,8 @@
 //! partial sectors live here), and flushed on fsync.
 //!
 //! This layer caches nothing for the raw device (ext4's page cache is
-//! above it, in `fs::ext4_pages`; ext4's small writes are kept by a
-//! `WriteBehind` until it flushes): a read goes to the device, a write
+//! above it, in `fs::ext4_pages`; ext4's small blocks, its writes kept
+//! until it flushes, in a `BufferCache`): a read goes to the device, a write
 //! goes to the device before it returns (write-through), and fsync asks
 //! the device to flush its own write cache (VIRTIO_BLK_F_FLUSH), which
 //! is what makes the data durable. A transfer becomes requests of at
@@ -16,10 +16,11 @@
 //! through the disks' interrupt (`irq`), or polls where it may not sleep
 //! ([`Wait`]).
 
+mod buffer_cache;
 mod ioctl;
 mod irq;
+mod stats;
 mod virtio_blk;
-mod write_behind;
 
 use abi::{Errno, KResult};
 use alloc::string::String;
@@ -29,10 +30,10 @@ use spin::Mutex;
 
 use hal::virtio_blk::{Op, Request};
 
+pub use buffer_cache::{held as buffers_held, BufferCache};
 pub use ioctl::ioctl;
 pub use irq::{boundary, on_interrupt, on_shared_interrupt, BLK_VECTOR};
 pub use virtio_blk::{Wait, SECTOR};
-pub use write_behind::WriteBehind;
 
 /// Linux's major number for virtio-blk disks (dynamic on Linux; 254 is
 /// what it gets on a typical x86 system), and minors per disk.
@@ -111,6 +112,17 @@ pub fn by_rdev(rdev: u32) -> KResult<Arc<Disk>> {
         .find(|d| d.rdev == rdev)
         .cloned()
         .ok_or(Errno::ENXIO)
+}
+
+/// The text of `/proc/diskstats`: a line per disk, Linux's format.
+pub fn proc_diskstats() -> String {
+    disks()
+        .iter()
+        .map(|d| {
+            let (major, minor) = (vfs::devnum::major(d.rdev), vfs::devnum::minor(d.rdev));
+            d.dev.stats().line(major, minor, &d.name)
+        })
+        .collect()
 }
 
 /// Flushes every disk's write cache (sync(2)).
@@ -292,7 +304,7 @@ impl Disk {
     }
 
     /// Writes whole-sector heap buffers at their sectors, as many
-    /// requests in flight as the device takes (`WriteBehind` sending what
+    /// requests in flight as the device takes (`BufferCache` sending what
     /// it kept); no two may cover the same sector.
     pub fn write_batch<'a>(
         &self,

@@ -17,7 +17,9 @@ use abi::{Errno, KResult};
 use spin::Mutex;
 use virtio_drivers::transport::SomeTransport;
 
-use hal::virtio_blk::{self as hv, BlkQueue, Request, Waiter};
+use hal::virtio_blk::{self as hv, BlkQueue, Op, Request, Waiter};
+
+use super::stats::{Batch, Stats};
 
 /// Bytes per sector (virtio-blk's unit, whatever the device's block size).
 pub const SECTOR: usize = virtio_drivers::device::blk::SECTOR_SIZE;
@@ -54,6 +56,7 @@ pub struct VirtioBlk {
     flush: bool,
     /// Completions interrupt (the line is routed).
     irq: bool,
+    stats: Stats,
 }
 
 fn eio(e: virtio_drivers::Error) -> Errno {
@@ -78,6 +81,7 @@ impl VirtioBlk {
             q: Mutex::new(q),
             flush,
             irq: super::irq::attach(gsi),
+            stats: Stats::default(),
         })
     }
 
@@ -105,6 +109,20 @@ impl VirtioBlk {
     /// Runs `reqs` (whole sectors each, heap buffers), several at once;
     /// returns once all completed.
     pub fn run(&self, reqs: &mut [Request<'_>], how: Wait) -> KResult<()> {
+        let mut batch = Batch::default();
+        for r in reqs.iter() {
+            match &r.op {
+                Op::Read(b) => {
+                    batch.reads += 1;
+                    batch.read_sectors += (b.len() / SECTOR) as u64;
+                }
+                Op::Write(b) => {
+                    batch.writes += 1;
+                    batch.write_sectors += (b.len() / SECTOR) as u64;
+                }
+            }
+        }
+        let _counted = self.stats.start(batch);
         hv::run(&self.q, reqs, &mut self.waiter(how)).map_err(eio)
     }
 
@@ -112,7 +130,16 @@ impl VirtioBlk {
     /// no-op when the device has no write cache to flush, i.e. did not
     /// offer the feature).
     pub fn flush(&self, how: Wait) -> KResult<()> {
+        let _counted = self.stats.start(Batch {
+            flushes: self.flush as u64,
+            ..Batch::default()
+        });
         hv::flush(&self.q, &mut self.waiter(how)).map_err(eio)
+    }
+
+    /// Its `/proc/diskstats` counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// After an interrupt: acknowledges the device and takes its

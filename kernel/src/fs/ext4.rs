@@ -20,7 +20,7 @@ use rsext4::{
 use spin::Mutex;
 use vfs::{FileType, Stat, Timespec};
 
-use crate::block::{Disk, Wait, WriteBehind, SECTOR};
+use crate::block::{BufferCache, Disk, Wait, SECTOR};
 
 /// `f_type` of an ext2/3/4 file system (EXT4_SUPER_MAGIC).
 pub const EXT4_SUPER_MAGIC: u64 = 0xef53;
@@ -34,10 +34,10 @@ const MAX_DIR_ENTRIES: usize = 1 << 16;
 const MAX_DEPTH: usize = 2048;
 
 /// The disk as rsext4's block device (512-byte sectors), its small
-/// writes kept and sent together (`block::WriteBehind`: the crate
-/// flushes before it counts on anything being on the disk). Its requests
+/// blocks kept and its writes sent together (`block::BufferCache`: the
+/// crate flushes before it counts on anything being on the disk). Its requests
 /// poll the device: they are made under the file system's spin lock.
-struct DiskIo(WriteBehind);
+struct DiskIo(BufferCache);
 
 fn io_err(_: Errno) -> Ext4Error {
     Ext4Error::new(Ext4ErrorKind::Io)
@@ -158,7 +158,7 @@ impl Ext4Mount {
             block_validity: true,
         };
         let services = MountServices::new(Clock, (), NoopObserver);
-        let fs = Ext4::mount(DiskIo(WriteBehind::new(disk)), services, options).map_err(errno)?;
+        let fs = Ext4::mount(DiskIo(BufferCache::new(disk)), services, options).map_err(errno)?;
         let root = fs.root_inode().raw();
         Ok(Ext4Mount {
             fs: Mutex::new(fs),

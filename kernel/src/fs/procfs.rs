@@ -158,11 +158,14 @@ fn meminfo() -> String {
     // ext4's page cache is Cached too; not counted as available, though
     // most of it is given back before an allocation fails.
     let cached_kb = shmem_kb + super::ext4_pages::cached_kb() as u64;
+    // Disk blocks the file systems keep (heap memory: within Slab too).
+    let buffers_kb = crate::block::buffers_held() / 1024;
     format!(
-        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:               0 kB\nCached:         {:8} kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:          {:8} kB\nSlab:           {:8} kB\nSUnreclaim:     {:8} kB\n",
+        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:        {:8} kB\nCached:         {:8} kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:          {:8} kB\nSlab:           {:8} kB\nSUnreclaim:     {:8} kB\n",
         total * 4,
         free * 4,
         free * 4,
+        buffers_kb,
         cached_kb,
         shmem_kb,
         slab_kb,
@@ -248,6 +251,7 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
                 "mounts",
                 "filesystems",
                 "kobjects",
+                "diskstats",
             ] {
                 entries.push((2, DT_REG, n.as_bytes().to_vec()));
             }
@@ -280,6 +284,7 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
         (Some("stat"), None) => stat(),
         (Some("cpuinfo"), None) => cpuinfo(),
         (Some("kobjects"), None) => crate::objects::procfs(),
+        (Some("diskstats"), None) => crate::block::proc_diskstats(),
         (Some("braid"), None) => {
             return Some(Kind::ProcControl(
                 (proc::braid::report() + &crate::cluster::report()).into_bytes(),

@@ -147,3 +147,36 @@ impl Rng {
         self.0 % n
     }
 }
+
+/// The disk's `/proc/diskstats` counters (Linux's 17 after the name:
+/// reads, merged, sectors, ms, writes, merged, sectors, ms, in flight,
+/// ms busy, weighted ms, 4 discard fields, flushes, ms flushing), if the
+/// kernel has the file.
+pub fn diskstats(dev: &str) -> Option<Vec<u64>> {
+    let name = dev.rsplit('/').next()?;
+    let text = std::fs::read_to_string("/proc/diskstats").ok()?;
+    text.lines().find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        (w.get(2) == Some(&name)).then(|| w[3..].iter().filter_map(|v| v.parse().ok()).collect())
+    })
+}
+
+/// A note on the console (not a result: the harness shows it) of what
+/// the device saw per operation between two `diskstats` readings.
+pub fn note_per_op(row: &str, before: &Option<Vec<u64>>, after: &Option<Vec<u64>>, ops: u64) {
+    let (Some(b), Some(a)) = (before, after) else {
+        return;
+    };
+    if a.len() < 17 || b.len() < 17 || ops == 0 {
+        return;
+    }
+    let per = |i: usize| (a[i] - b[i]) as f64 / ops as f64;
+    sys::say(&format!(
+        "NOTE {row} per op: {:.1} reads ({:.1} sectors), {:.1} writes ({:.1} sectors), {:.1} flushes",
+        per(0),
+        per(2),
+        per(4),
+        per(6),
+        per(15)
+    ));
+}

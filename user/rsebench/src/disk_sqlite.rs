@@ -60,7 +60,14 @@ pub fn fullsync_tx(size: Size, d: &Disk) -> Outcome {
         for i in 0..n {
             script += &format!("INSERT INTO t(v) VALUES('row {i:06}');\n");
         }
+        let before = crate::disk::diskstats(&d.dev);
         let (_, ns) = sqlite(&db, &script)?;
+        crate::disk::note_per_op(
+            "disk_sqlite_fullsync_tx",
+            &before,
+            &crate::disk::diskstats(&d.dev),
+            n as u64,
+        );
         let (count, _) = sqlite(&db, "SELECT count(*) FROM t;")?;
         if count != n.to_string() {
             return Err(format!("{count} rows after {n} transactions"));

@@ -331,6 +331,14 @@ fn boot(sys: &System, b: &Boot, mode: Mode, o: &Options) -> Result<Sample, Strin
     let _ = std::fs::remove_file(&log);
     let console = out.console_str();
     let sample = parse_console(&console, out.ready_wall);
+    // What the guest says about a row beside its result (e.g. disk
+    // traffic per operation), for whoever reads the run.
+    for note in console
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("NOTE "))
+    {
+        eprintln!("bench: {}: {note}", sys.name);
+    }
     if !console.contains("BENCH-DONE") {
         let tail: Vec<&str> = console.lines().rev().take(20).collect();
         return Err(format!(
