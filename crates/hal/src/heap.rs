@@ -176,21 +176,28 @@ impl OomHandler for Grow {
 }
 
 fn grow(talc: &mut Talc<Grow>, layout: Layout) -> Result<(), ()> {
-    let src = SOURCE.get().ok_or(())?;
-    let n = SPANS.load(Ordering::Relaxed);
-    if n == 0 || n >= MAX_SPANS {
-        return Err(());
-    }
-    let claimed = CLAIMED.load(Ordering::Relaxed);
-    let room = LIMIT.load(Ordering::Relaxed).saturating_sub(claimed);
     // What this allocation needs in a fresh span: the block, its
     // alignment slack and talc's tags, plus the page tables that split a
     // run's direct map (at most two more frames than 2 MiB blocks).
     let need = (layout.size() + layout.align() + 64).next_multiple_of(PAGE_SIZE as usize);
     let tables = |len: usize| (len.div_ceil(2 << 20) + 2) * PAGE_SIZE as usize;
     let need = need + tables(need);
-    let mut step = (claimed / 8).max(MIN_STEP).max(need);
-    step = step.min(room) & !(PAGE_SIZE as usize - 1);
+    let step = (CLAIMED.load(Ordering::Relaxed) / 8).max(MIN_STEP);
+    claim_run(talc, need, step).map(|_| ())
+}
+
+/// Claims one more span of `step` bytes (less if no run that long is
+/// free, but never under `need`) within the limit; returns it.
+fn claim_run(talc: &mut Talc<Grow>, need: usize, step: usize) -> Result<(u64, u64), ()> {
+    let src = SOURCE.get().ok_or(())?;
+    let n = SPANS.load(Ordering::Relaxed);
+    if n == 0 || n >= MAX_SPANS {
+        return Err(());
+    }
+    let room = LIMIT
+        .load(Ordering::Relaxed)
+        .saturating_sub(CLAIMED.load(Ordering::Relaxed));
+    let mut step = step.max(need).min(room) & !(PAGE_SIZE as usize - 1);
     while step >= need {
         let frames = step / PAGE_SIZE as usize;
         if let Some(pa) = src(frames) {
@@ -210,15 +217,27 @@ fn grow(talc: &mut Talc<Grow>, layout: Layout) -> Result<(), ()> {
             SPAN_START[n].store(start, Ordering::Relaxed);
             SPAN_END[n].store(start + len as u64, Ordering::Relaxed);
             SPANS.store(n + 1, Ordering::Release);
-            return Ok(());
+            return Ok((start, start + len as u64));
         }
         // No contiguous run that long: try half, down to what is needed.
-        step = (step / 2) & !(PAGE_SIZE as usize - 1);
-        if step < need && step * 2 > need {
-            step = need;
-        }
+        let half = (step / 2) & !(PAGE_SIZE as usize - 1);
+        step = if half < need && step > need { need } else { half };
     }
     Err(())
+}
+
+/// Grows the heap by one span of about `bytes` now, as a full heap
+/// would (self tests check the new span's direct map); returns it as
+/// `[start, end)` in the direct map.
+pub fn grow_now(bytes: usize) -> Option<(u64, u64)> {
+    let mut talc = ALLOCATOR.lock();
+    let r = claim_run(&mut talc, PAGE_SIZE as usize * 4, bytes).ok();
+    if r.is_some() {
+        GROWN.fetch_add(1, Ordering::Relaxed);
+    } else {
+        GROW_FAILED.fetch_add(1, Ordering::Relaxed);
+    }
+    r
 }
 
 /// Heap size for a machine with `free` bytes of RAM: a quarter of it,
