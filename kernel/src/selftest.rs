@@ -133,7 +133,10 @@ fn heap_grow() -> Result<(), &'static str> {
     let (spans, claimed) = (hal::heap::spans(), hal::heap::claimed());
     let (start, end) = hal::heap::grow_now(2 << 20).ok_or("the heap could not grow")?;
     check(hal::heap::spans() == spans + 1, "no new span counted")?;
-    check(hal::heap::grow_counts().0 == grown + 1, "growth not counted")?;
+    check(
+        hal::heap::grow_counts().0 == grown + 1,
+        "growth not counted",
+    )?;
     check(
         hal::heap::claimed() == claimed + (end - start) as usize,
         "claimed bytes wrong",

@@ -221,7 +221,11 @@ fn claim_run(talc: &mut Talc<Grow>, need: usize, step: usize) -> Result<(u64, u6
         }
         // No contiguous run that long: try half, down to what is needed.
         let half = (step / 2) & !(PAGE_SIZE as usize - 1);
-        step = if half < need && step > need { need } else { half };
+        step = if half < need && step > need {
+            need
+        } else {
+            half
+        };
     }
     Err(())
 }

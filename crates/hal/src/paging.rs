@@ -284,7 +284,11 @@ pub fn init(info: &BootInfo) -> FreeMemory {
 
     HEAP_VA.store(phys_to_virt(heap_pa), Ordering::Relaxed);
     HEAP_END.store(phys_to_virt(heap_pa + heap_len), Ordering::Relaxed);
-    crate::heap::init(phys_to_virt(heap_pa), heap_len as usize, heap_limit as usize);
+    crate::heap::init(
+        phys_to_virt(heap_pa),
+        heap_len as usize,
+        heap_limit as usize,
+    );
     free
 }
 
@@ -345,10 +349,7 @@ pub(crate) fn split_direct(pa: u64, len: u64) -> u64 {
             for (i, slot) in entries.iter().enumerate() {
                 slot.store((chunk + i as u64 * PAGE_SIZE) | flags, Ordering::Relaxed);
             }
-            pde.store(
-                t | (F::PRESENT | F::WRITABLE).bits(),
-                Ordering::SeqCst,
-            );
+            pde.store(t | (F::PRESENT | F::WRITABLE).bits(), Ordering::SeqCst);
             x86_64::instructions::tlb::flush(VirtAddr::new(va));
         }
         chunk += TWO_MIB;
