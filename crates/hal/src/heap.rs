@@ -343,6 +343,22 @@ pub fn grow_frames() -> u64 {
     GROW_FRAMES.load(Ordering::Relaxed)
 }
 
+/// Heap kept for infallible allocations: large fallible ones (kernel
+/// stacks, user-sized buffers) fail once the heap in use comes this close
+/// to the limit, so that the small allocations that cannot fail (a
+/// process's records, queue nodes) still find room: a sixteenth of the
+/// limit, between 512 KiB and 16 MiB.
+pub fn reserve() -> usize {
+    (size() / 16).clamp(512 << 10, 16 << 20)
+}
+
+/// Whether a fallible allocation of `bytes` may go ahead: the heap in use
+/// plus `bytes` stays [`reserve`] below the limit. Callers fail with
+/// EAGAIN/ENOMEM otherwise, as when the allocation itself fails.
+pub fn has_room(bytes: usize) -> bool {
+    used().saturating_add(bytes).saturating_add(reserve()) <= size()
+}
+
 /// Bytes of the heap allocated now (what /proc/meminfo reports as the
 /// kernel's Slab: tests use it to check that what users make the kernel
 /// hold stays bounded).

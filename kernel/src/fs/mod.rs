@@ -106,7 +106,9 @@ impl PageStore for FramePages {
 /// empty files or links from exhausting it. The heap counted is what it
 /// may grow to (`hal::heap::size`), not what it has claimed at boot: with
 /// `heap.mb=4` the boot span alone left room for no inode at all (the
-/// initramfs unpack failed with EINVAL and boot panicked).
+/// initramfs unpack failed with EINVAL and boot panicked). An eighth of
+/// the heap is kept for inodes however large the page index would be
+/// (`heap.maxmb=8` left none either).
 fn default_limits() -> (u64, u64) {
     let frames: u64 = (0..crate::frames::torus_count())
         .map(|t| crate::frames::stats(t).1 as u64)
@@ -115,7 +117,9 @@ fn default_limits() -> (u64, u64) {
     let ram = frames * PAGE_SIZE as u64 + hal::heap::claimed() as u64;
     let max_bytes = ram / 2;
     let index = max_bytes / PAGE_SIZE as u64 * vfs::MAX_HEAP_PER_PAGE;
-    let heap_inodes = (heap / 2).saturating_sub(index) / vfs::MAX_HEAP_PER_INODE;
+    // A heap limited far below RAM (`heap.maxmb`) could not index a full
+    // tmpfs anyway: an eighth of it stays for inodes whatever the index.
+    let heap_inodes = (heap / 2).saturating_sub(index).max(heap / 8) / vfs::MAX_HEAP_PER_INODE;
     let max_inodes = (ram / PAGE_SIZE as u64 / 2).min(heap_inodes);
     (max_bytes, max_inodes)
 }
