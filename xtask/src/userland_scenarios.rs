@@ -276,6 +276,15 @@ pub fn injected_scenarios() -> Vec<(UserScenario, &'static str)> {
             ("rsetest_rlimits_small_heap_grows", rlimits_heap_grows),
             "heap.mb=4",
         ),
+        // A heap that may grow only to 8 MiB, flooded with sleepers: the
+        // forks end in EAGAIN when the heap nears its limit (kernel stacks
+        // keep `hal::heap::reserve` free for allocations that cannot
+        // fail; without it a 896-byte one panicked), and once they are
+        // killed the shell works and the heap is back at its baseline.
+        (
+            ("heap_limit_forks_end_in_eagain", heap_limit_forks),
+            "heap.mb=4 heap.maxmb=8",
+        ),
     ]
 }
 
@@ -334,6 +343,55 @@ fn rlimits_heap_grows(exec: &Exec) -> Result<(), String> {
             "/proc/kobjects shows no heap growth (heap_grown {grown:?})\n{}",
             show(&out, 0)
         )),
+    }
+}
+
+/// 300 sleepers on a heap limited to 8 MiB: forks fail with EAGAIN
+/// (busybox: "can't fork"), the kernel does not panic, and after `kill -9
+/// -1` the shell runs programs again with the heap within 256 KiB of its
+/// baseline. Only shell builtins run while the sleepers live (a fork
+/// would fail).
+fn heap_limit_forks(exec: &Exec) -> Result<(), String> {
+    let cmd = "kob() { while read k v; do case $k in heap_*|processes) echo \"$1$k $v\";; esac; done < /proc/kobjects; }; \
+         kob base_; \
+         sh -c 'i=0; while [ $i -lt 300 ]; do sleep 1000 & i=$((i+1)); done'; echo inner $?; \
+         kob full_; kill -9 -1; \
+         for t in 1 2 3 4 5 6 7 8 9 10; do n=0; while [ $n -lt 20000 ]; do n=$((n+1)); done; \
+           kob x_ > /dev/null; done; \
+         sleep 1; kob after_; ls / > /dev/null && echo alive";
+    let (out, status) = exec(cmd)?;
+    let out = normalize(&out);
+    let get = |k: &str| -> Option<i64> {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(k)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let fail = |why: &str| Err(format!("{why}\n{}", show(&out, status)));
+    if status != 0 || !lines(&out).contains(&"alive") {
+        return fail("the shell did not survive");
+    }
+    if !out.contains("can't fork") || get("inner").is_none_or(|s| s == 0) {
+        return fail("no fork failed at the heap limit");
+    }
+    let (Some(limit), Some(claimed)) = (get("full_heap_limit"), get("full_heap_claimed")) else {
+        return fail("no heap counters");
+    };
+    if claimed > limit || get("full_heap_grown").is_none_or(|g| g == 0) {
+        return fail("the heap did not grow, or grew past its limit");
+    }
+    if get("after_processes").is_none_or(|p| p > 3) {
+        return fail("the sleepers did not go");
+    }
+    match (get("base_heap_bytes"), get("after_heap_bytes")) {
+        (Some(b), Some(a)) if (a - b).abs() <= 256 * 1024 => {
+            println!(
+                "  (full: {} processes, heap {} of {limit} bytes in use; after: {a}, baseline {b})",
+                get("full_processes").unwrap_or(-1),
+                get("full_heap_bytes").unwrap_or(-1)
+            );
+            Ok(())
+        }
+        _ => fail("heap_bytes not back within 256 KiB of its baseline"),
     }
 }
 
