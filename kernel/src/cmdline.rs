@@ -14,8 +14,10 @@
 //! ext4 mount keeps cached; `fs::ext4_pages`), `blk.spin_us=N` (how
 //! long a disk caller that may sleep looks at the device first, default
 //! 50; `block`), `init=PATH` (pid 1 on a root disk; `rdinit=PATH`
-//! otherwise), `heap.mb=N` (a kernel heap of N MiB, at least 4, instead
-//! of a quarter of RAM; read by `hal::heap` at boot).
+//! otherwise), `heap.mb=N` (a kernel heap of N MiB at boot, at least 4,
+//! instead of a quarter of RAM), `heap.maxmb=N` (the most the heap grows
+//! to from the frame pools, default half of RAM); both read by `hal::heap`
+//! at boot.
 
 /// Looks up `key`; `Some("")` for a bare flag.
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {

@@ -1,9 +1,17 @@
 //! Physical frames for the whole kernel: one pool set per torus, each
 //! behind its own lock, so two tori never contend on allocation.
+//!
+//! The locks keep interrupts off while held ([`hal::heap::IrqMutex`]): the
+//! kernel heap grows from these pools with its own lock held, and an
+//! allocation may come from an interrupt; a pool lock held with
+//! interrupts on could be wanted by an interrupt on the same CPU that
+//! allocates and grows the heap (a deadlock). No holder allocates from
+//! the heap (`TorusFrames` never grows after `init`).
 
 use alloc::vec::Vec;
+use hal::heap::IrqMutex as Mutex;
 use mm::frames::{partition, TorusFrames};
-use spin::{Mutex, Once};
+use spin::Once;
 
 static TORI: Once<Vec<Mutex<TorusFrames>>> = Once::new();
 
@@ -16,6 +24,18 @@ pub fn init(free: &hal::paging::FreeMemory, tori: usize) {
             .map(Mutex::new)
             .collect()
     });
+    hal::heap::set_grow_source(grow_heap);
+}
+
+/// Frames for the kernel heap's growth: a contiguous run of `n` from any
+/// torus (starting at the current CPU's), without reclaiming the page
+/// cache (that frees heap memory, and the heap lock is held here).
+fn grow_heap(n: usize) -> Option<u64> {
+    let count = tori().len();
+    if count == 0 {
+        return None;
+    }
+    alloc_contiguous_on(hal::percpu::cpu_id() % count, n)
 }
 
 fn tori() -> &'static [Mutex<TorusFrames>] {

@@ -77,7 +77,8 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
     klog!("boot: entered via {:?}, cmdline \"{cmd}\"", info.protocol);
     klog!("boot: GDT/TSS (IST stacks) and IDT loaded");
     klog!(
-        "boot: kernel page tables live, heap {} MiB, NX {}, SMEP {}",
+        "boot: kernel page tables live, heap {} MiB (grows to {} MiB), NX {}, SMEP {}",
+        hal::heap::claimed() >> 20,
         hal::heap::size() >> 20,
         on_off(hal::paging::nx_enabled()),
         on_off(hal::paging::smep_enabled())

@@ -2,6 +2,10 @@
 //! them with the kernel heap in use and the free frames, so a test can
 //! take a baseline, run a workload, and check every count came back once
 //! its processes are gone (the `kobjects_return_to_baseline` scenario).
+//! The heap's growth shows too: `heap_claimed` bytes in `heap_spans`
+//! spans, up to `heap_limit`, grown `heap_grown` times (`heap_grow_failed`
+//! when no growth was possible), with `heap_frames` frames taken from the
+//! pools for good (a leak check adds them to `free_frames`).
 //!
 //! An object counts itself: it holds a [`Live`] that increments its kind's
 //! counter when made and decrements it when dropped, so the count is the
@@ -54,13 +58,15 @@ fn count(k: Obj) -> i64 {
 /// The text of `/proc/kobjects`: one `name value` line each.
 pub fn procfs() -> String {
     let (threads, processes) = crate::proc::table_counts();
+    let (grown, failed) = hal::heap::grow_counts();
     let free: usize = (0..crate::frames::torus_count())
         .map(|t| crate::frames::stats(t).0)
         .sum();
     format!(
         "processes {processes}\nthreads {threads}\ntasks {}\naddress_spaces {}\n\
          kernel_stacks {}\nopen_files {}\nsockets {}\npipes {}\nfutex_waiters {}\n\
-         heap_bytes {}\nfree_frames {free}\n",
+         heap_bytes {}\nfree_frames {free}\nheap_claimed {}\nheap_limit {}\nheap_spans {}\n\
+         heap_grown {grown}\nheap_grow_failed {failed}\nheap_frames {}\n",
         count(Obj::Task),
         count(Obj::AddressSpace),
         hal::guard::stacks_live(),
@@ -69,5 +75,9 @@ pub fn procfs() -> String {
         count(Obj::Pipe),
         crate::syscall::futex::waiters(),
         hal::heap::used(),
+        hal::heap::claimed(),
+        hal::heap::size(),
+        hal::heap::spans(),
+        hal::heap::grow_frames(),
     )
 }

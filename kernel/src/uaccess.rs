@@ -78,6 +78,20 @@ pub fn append_in(v: &mut Vec<u8>, va: u64, len: usize) -> KResult<()> {
     })
 }
 
+/// A zeroed kernel buffer of `len` bytes for a user's transfer, or
+/// ENOMEM when the heap cannot give it (it grows from the frame pools up
+/// to its limit; past that, a user-sized buffer must fail the call, not
+/// reach the alloc error handler's panic).
+pub fn kernel_buf(len: usize) -> KResult<Vec<u8>> {
+    if !hal::heap::has_room(len) {
+        return Err(Errno::ENOMEM);
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
 /// Reads `len` bytes into a new buffer.
 pub fn read_vec(va: u64, len: usize) -> KResult<Vec<u8>> {
     if len > MAX_COPY {

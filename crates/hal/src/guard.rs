@@ -65,6 +65,9 @@ pub(crate) fn is_static_guard(va: u64) -> bool {
 /// (a multiple of the page size) start one page above the returned base.
 /// None when the heap cannot give one.
 pub(crate) fn alloc_stack(len: usize) -> Option<u64> {
+    if !crate::heap::has_room(len + PAGE_SIZE as usize) {
+        return None;
+    }
     let layout =
         core::alloc::Layout::from_size_align(len + PAGE_SIZE as usize, PAGE_SIZE as usize).ok()?;
     // SAFETY: a non-zero-sized layout; the block is ours until free_stack.

@@ -1,5 +1,21 @@
-//! The kernel heap: `talc` over one contiguous region of the direct map,
-//! behind a lock that keeps interrupts off while it is held.
+//! The kernel heap: `talc` over contiguous regions (spans) of the direct
+//! map, behind a lock that keeps interrupts off while it is held.
+//!
+//! It starts as one span carved out at boot (`heap.mb=N`, or
+//! [`size_for_ram`]) and grows on demand: when talc finds no room it calls
+//! [`Grow`], which takes a run of contiguous frames from the kernel's frame
+//! pools (registered with [`set_grow_source`]), max(1/8 of the heap, 2 MiB)
+//! at a time, and claims it as one more span, up to the limit [`size`]
+//! (half of RAM, or `heap.maxmb=N`). Spans are never given back. Past the
+//! limit, or with no contiguous run left, the allocation fails: fallible
+//! paths (`try_reserve`, `Box::try_new`-style callers, stacks) see
+//! ENOMEM/EAGAIN, infallible ones the alloc error handler.
+//!
+//! Growing runs with the heap lock held (interrupts off) and takes a frame
+//! pool lock inside it; so the frame pools' locks keep interrupts off too
+//! ([`IrqMutex`]), or an interrupt allocating on a CPU that holds a pool
+//! lock could spin on it forever, and no pool-lock holder allocates from
+//! the heap.
 //!
 //! Why interrupts off: the timer interrupt takes its torus's run-queue
 //! lock, and a CPU holding a run-queue lock may allocate (a queue grows).
@@ -10,25 +26,34 @@
 //! is held now, and its holder only computes, so waiting for it with
 //! interrupts off is always short.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use talc::{ErrOnOom, Span, Talc, Talck};
+use core::alloc::Layout;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use spin::Once;
+use talc::{OomHandler, Span, Talc, Talck};
+
+use crate::paging::PAGE_SIZE;
 
 /// A spin lock that disables interrupts while held and restores them at
-/// unlock, for the allocator.
-pub struct IrqSpinLock {
+/// unlock. `HOLD`: the heap's own lock, which fault injection may make
+/// slow ([`set_hold_ns`]).
+pub struct IrqSpinLock<const HOLD: bool = false> {
     locked: AtomicBool,
     /// Whether interrupts were on when the holder took the lock.
     restore: AtomicBool,
 }
+
+/// A mutex whose holder runs with interrupts off (the frame pools: the
+/// heap takes them while it grows, with its own lock held).
+pub type IrqMutex<T> = lock_api::Mutex<IrqSpinLock, T>;
 
 // SAFETY: `lock` returns only once this CPU has set `locked` from false
 // to true (acquire), `unlock` clears it (release) after the holder is
 // done, so at most one holder at a time; interrupts are off from before
 // the lock is taken to after it is released, so no interrupt handler on
 // the holder's CPU can try to take it again.
-unsafe impl lock_api::RawMutex for IrqSpinLock {
+unsafe impl<const HOLD: bool> lock_api::RawMutex for IrqSpinLock<HOLD> {
     #[allow(clippy::declare_interior_mutable_const)]
-    const INIT: IrqSpinLock = IrqSpinLock {
+    const INIT: IrqSpinLock<HOLD> = IrqSpinLock {
         locked: AtomicBool::new(false),
         restore: AtomicBool::new(false),
     };
@@ -45,7 +70,9 @@ unsafe impl lock_api::RawMutex for IrqSpinLock {
             core::hint::spin_loop();
         }
         self.restore.store(was_on, Ordering::Relaxed);
-        hold();
+        if HOLD {
+            hold();
+        }
     }
 
     fn try_lock(&self) -> bool {
@@ -94,11 +121,128 @@ fn hold() {
 }
 
 #[global_allocator]
-static ALLOCATOR: Talck<IrqSpinLock, ErrOnOom> = Talc::new(ErrOnOom).lock();
+static ALLOCATOR: Talck<IrqSpinLock<true>, Grow> = Talc::new(Grow).lock();
 
-static SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-/// First byte of the heap (0 before [`init`]).
-static BASE: AtomicU64 = AtomicU64::new(0);
+/// The most spans the heap can have (the boot one included): steps of an
+/// eighth of the heap reach 1 GiB from 4 MiB in about 50.
+const MAX_SPANS: usize = 128;
+/// The heap's spans in the direct map, `[start, end)`: written only with
+/// the heap lock held, before [`SPANS`] counts them; read without it.
+static SPAN_START: [AtomicU64; MAX_SPANS] = [const { AtomicU64::new(0) }; MAX_SPANS];
+static SPAN_END: [AtomicU64; MAX_SPANS] = [const { AtomicU64::new(0) }; MAX_SPANS];
+static SPANS: AtomicUsize = AtomicUsize::new(0);
+/// Bytes claimed into the heap (all spans).
+static CLAIMED: AtomicUsize = AtomicUsize::new(0);
+/// The most the heap may claim (boot span included).
+static LIMIT: AtomicUsize = AtomicUsize::new(0);
+/// Successful and failed growths.
+static GROWN: AtomicU64 = AtomicU64::new(0);
+static GROW_FAILED: AtomicU64 = AtomicU64::new(0);
+/// Frames taken from the frame pools by growth (spans and the page
+/// tables that split their direct map), never given back.
+static GROW_FRAMES: AtomicU64 = AtomicU64::new(0);
+
+/// Where growth takes its frames: `n` physically contiguous frames from
+/// the kernel's pools, or None. Called with the heap lock held and
+/// interrupts off: it must not allocate from the heap, and every lock it
+/// takes must be one that no holder keeps across a heap allocation or
+/// with interrupts on.
+pub type GrowSource = fn(usize) -> Option<u64>;
+static SOURCE: Once<GrowSource> = Once::new();
+
+/// Lets the heap grow from the kernel's frame pools (once, after they
+/// exist).
+pub fn set_grow_source(src: GrowSource) {
+    SOURCE.call_once(|| src);
+}
+
+/// The smallest step growth takes (when the heap is small).
+const MIN_STEP: usize = 2 << 20;
+
+/// talc's out-of-memory handler: claims another span from the frame
+/// pools, or fails (the allocation then fails).
+pub struct Grow;
+
+impl OomHandler for Grow {
+    fn handle_oom(talc: &mut Talc<Self>, layout: Layout) -> Result<(), ()> {
+        let r = grow(talc, layout);
+        if r.is_ok() {
+            GROWN.fetch_add(1, Ordering::Relaxed);
+        } else {
+            GROW_FAILED.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+fn grow(talc: &mut Talc<Grow>, layout: Layout) -> Result<(), ()> {
+    // What this allocation needs in a fresh span: the block, its
+    // alignment slack and talc's tags, plus the page tables that split a
+    // run's direct map (at most two more frames than 2 MiB blocks).
+    let need = (layout.size() + layout.align() + 64).next_multiple_of(PAGE_SIZE as usize);
+    let tables = |len: usize| (len.div_ceil(2 << 20) + 2) * PAGE_SIZE as usize;
+    let need = need + tables(need);
+    let step = (CLAIMED.load(Ordering::Relaxed) / 8).max(MIN_STEP);
+    claim_run(talc, need, step).map(|_| ())
+}
+
+/// Claims one more span of `step` bytes (less if no run that long is
+/// free, but never under `need`) within the limit; returns it.
+fn claim_run(talc: &mut Talc<Grow>, need: usize, step: usize) -> Result<(u64, u64), ()> {
+    let src = SOURCE.get().ok_or(())?;
+    let n = SPANS.load(Ordering::Relaxed);
+    if n == 0 || n >= MAX_SPANS {
+        return Err(());
+    }
+    let room = LIMIT
+        .load(Ordering::Relaxed)
+        .saturating_sub(CLAIMED.load(Ordering::Relaxed));
+    let mut step = step.max(need).min(room) & !(PAGE_SIZE as usize - 1);
+    while step >= need {
+        let frames = step / PAGE_SIZE as usize;
+        if let Some(pa) = src(frames) {
+            GROW_FRAMES.fetch_add(frames as u64, Ordering::Relaxed);
+            // The run's direct map gets 4 KiB pages (a kernel stack's guard
+            // page may land anywhere in it); the page tables for that are
+            // the run's first frames.
+            let used = crate::paging::split_direct(pa, step as u64);
+            let start = crate::paging::phys_to_virt(pa + used);
+            let len = step - used as usize;
+            // SAFETY: the frames of [pa + used, pa + step) were just handed
+            // to the heap alone by the frame pools (they leave the pools for
+            // good) and are mapped read-write in the direct map; they overlap
+            // no other span (every span is frames no one else owns).
+            unsafe { talc.claim(Span::from_base_size(start as *mut u8, len)) }?;
+            CLAIMED.fetch_add(len, Ordering::Relaxed);
+            SPAN_START[n].store(start, Ordering::Relaxed);
+            SPAN_END[n].store(start + len as u64, Ordering::Relaxed);
+            SPANS.store(n + 1, Ordering::Release);
+            return Ok((start, start + len as u64));
+        }
+        // No contiguous run that long: try half, down to what is needed.
+        let half = (step / 2) & !(PAGE_SIZE as usize - 1);
+        step = if half < need && step > need {
+            need
+        } else {
+            half
+        };
+    }
+    Err(())
+}
+
+/// Grows the heap by one span of about `bytes` now, as a full heap
+/// would (self tests check the new span's direct map); returns it as
+/// `[start, end)` in the direct map.
+pub fn grow_now(bytes: usize) -> Option<(u64, u64)> {
+    let mut talc = ALLOCATOR.lock();
+    let r = claim_run(&mut talc, PAGE_SIZE as usize * 4, bytes).ok();
+    if r.is_some() {
+        GROWN.fetch_add(1, Ordering::Relaxed);
+    } else {
+        GROW_FAILED.fetch_add(1, Ordering::Relaxed);
+    }
+    r
+}
 
 /// Heap size for a machine with `free` bytes of RAM: a quarter of it,
 /// between 16 MiB and 1 GiB. It holds kernel objects; file data and user
@@ -107,19 +251,33 @@ pub fn size_for_ram(free: u64) -> u64 {
     (free / 4).clamp(16 << 20, 1 << 30) & !0xfff
 }
 
-/// `heap.mb=N` on the kernel command line: a heap of N MiB (at least 4)
-/// instead of [`size_for_ram`]'s, for tests that exhaust the kernel heap.
-pub fn size_from_cmdline(cmdline: &str) -> Option<u64> {
-    let mb = cmdline
+fn mb_from_cmdline(cmdline: &str, key: &str) -> Option<u64> {
+    cmdline
         .split_ascii_whitespace()
-        .find_map(|w| w.strip_prefix("heap.mb="))?
+        .find_map(|w| w.strip_prefix(key))?
         .parse::<u64>()
-        .ok()?;
-    Some(mb.clamp(4, 1 << 10) << 20)
+        .ok()
 }
 
-/// Gives the heap its memory.
-pub(crate) fn init(va: u64, len: usize) {
+/// `heap.mb=N` on the kernel command line: a heap of N MiB (at least 4)
+/// at boot instead of [`size_for_ram`]'s, for tests that exhaust the
+/// kernel heap (it still grows, up to [`limit_for_ram`]).
+pub fn size_from_cmdline(cmdline: &str) -> Option<u64> {
+    Some(mb_from_cmdline(cmdline, "heap.mb=")?.clamp(4, 1 << 10) << 20)
+}
+
+/// The most the heap may grow to on a machine with `free` bytes of RAM:
+/// half of it, or `heap.maxmb=N` MiB; never less than the boot heap.
+pub fn limit_for_ram(free: u64, cmdline: &str, boot: u64) -> u64 {
+    mb_from_cmdline(cmdline, "heap.maxmb=")
+        .map(|mb| mb.saturating_mul(1 << 20))
+        .unwrap_or(free / 2)
+        .max(boot)
+        & !0xfff
+}
+
+/// Gives the heap its boot memory and its growth limit.
+pub(crate) fn init(va: u64, len: usize, limit: usize) {
     // SAFETY: [va, va + len) is RAM in the direct map that paging::init
     // carved out of the free ranges for the heap alone.
     unsafe {
@@ -128,22 +286,77 @@ pub(crate) fn init(va: u64, len: usize) {
             .claim(Span::from_base_size(va as *mut u8, len))
             .expect("heap claim");
     }
-    BASE.store(va, core::sync::atomic::Ordering::Relaxed);
-    SIZE.store(len, core::sync::atomic::Ordering::Relaxed);
+    SPAN_START[0].store(va, Ordering::Relaxed);
+    SPAN_END[0].store(va + len as u64, Ordering::Relaxed);
+    SPANS.store(1, Ordering::Release);
+    CLAIMED.store(len, Ordering::Relaxed);
+    LIMIT.store(limit.max(len), Ordering::Relaxed);
 }
 
-/// Whether `[va, va + len)` lies inside the heap: one physically
-/// contiguous range of the direct map, so a device can be handed the
+/// Whether `[va, va + len)` lies inside one span of the heap: physically
+/// contiguous memory of the direct map, so a device can be handed the
 /// bytes in place (see `virtio_blk`).
 pub fn contains(va: u64, len: usize) -> bool {
-    let base = BASE.load(core::sync::atomic::Ordering::Relaxed);
-    let size = size() as u64;
-    base != 0 && va >= base && va.checked_add(len as u64).is_some_and(|e| e <= base + size)
+    let Some(end) = va.checked_add(len as u64) else {
+        return false;
+    };
+    let n = SPANS.load(Ordering::Acquire);
+    (0..n).any(|i| {
+        va >= SPAN_START[i].load(Ordering::Relaxed) && end <= SPAN_END[i].load(Ordering::Relaxed)
+    })
 }
 
-/// Heap size in bytes.
+/// Whether the page at `va` is heap memory (guard pages may only be made
+/// there: its direct map has 4 KiB pages).
+pub(crate) fn contains_page(va: u64) -> bool {
+    contains(va & !(PAGE_SIZE - 1), PAGE_SIZE as usize)
+}
+
+/// The most the heap may hold in bytes: the growth limit. What sizes
+/// itself from the heap (socket buffers, tmpfs inodes) uses this.
 pub fn size() -> usize {
-    SIZE.load(core::sync::atomic::Ordering::Relaxed)
+    LIMIT.load(Ordering::Relaxed)
+}
+
+/// Bytes the heap has claimed so far (the boot span and what it grew).
+pub fn claimed() -> usize {
+    CLAIMED.load(Ordering::Relaxed)
+}
+
+/// The heap's spans (1 at boot, one more per growth).
+pub fn spans() -> usize {
+    SPANS.load(Ordering::Relaxed)
+}
+
+/// Times the heap grew, and times it could not (limit reached, no run
+/// of frames left).
+pub fn grow_counts() -> (u64, u64) {
+    (
+        GROWN.load(Ordering::Relaxed),
+        GROW_FAILED.load(Ordering::Relaxed),
+    )
+}
+
+/// Frames growth took from the frame pools (kept by the heap for good:
+/// a leak check counts them as the heap's, not as lost).
+pub fn grow_frames() -> u64 {
+    GROW_FRAMES.load(Ordering::Relaxed)
+}
+
+/// Heap kept for infallible allocations: large fallible ones (kernel
+/// stacks, user-sized buffers) fail once the heap in use comes this close
+/// to the limit, so that the small allocations that cannot fail (a
+/// process's records, queue nodes) still find room: a sixteenth of the
+/// limit, between 512 KiB and 16 MiB.
+pub fn reserve() -> usize {
+    (size() / 16).clamp(512 << 10, 16 << 20)
+}
+
+/// Whether a fallible allocation of `bytes` may go ahead: the heap in use
+/// plus `bytes` stays [`reserve`] below the limit. Callers fail with
+/// EAGAIN/ENOMEM otherwise, as when the allocation itself fails.
+pub fn has_room(bytes: usize) -> bool {
+    used().saturating_add(bytes).saturating_add(reserve()) <= size()
 }
 
 /// Bytes of the heap allocated now (what /proc/meminfo reports as the

@@ -182,8 +182,10 @@ static HEAP_END: AtomicU64 = AtomicU64::new(0);
 pub fn init(info: &BootInfo) -> FreeMemory {
     let mut free = FreeMemory::from_boot(info);
     // The heap first: the direct map below treats its range differently.
-    let heap_len = crate::heap::size_for_ram(free.ranges().iter().map(|r| r.end - r.start).sum());
+    let ram: u64 = free.ranges().iter().map(|r| r.end - r.start).sum();
+    let heap_len = crate::heap::size_for_ram(ram);
     let heap_len = crate::heap::size_from_cmdline(info.cmdline()).unwrap_or(heap_len);
+    let heap_limit = crate::heap::limit_for_ram(ram, info.cmdline(), heap_len);
     let heap_pa = free
         .take_contiguous(heap_len)
         .expect("no contiguous memory for the kernel heap");
@@ -282,7 +284,11 @@ pub fn init(info: &BootInfo) -> FreeMemory {
 
     HEAP_VA.store(phys_to_virt(heap_pa), Ordering::Relaxed);
     HEAP_END.store(phys_to_virt(heap_pa + heap_len), Ordering::Relaxed);
-    crate::heap::init(phys_to_virt(heap_pa), heap_len as usize);
+    crate::heap::init(
+        phys_to_virt(heap_pa),
+        heap_len as usize,
+        heap_limit as usize,
+    );
     free
 }
 
@@ -307,11 +313,76 @@ fn kernel_pte(va: u64) -> Option<&'static core::sync::atomic::AtomicU64> {
     Some(unsafe { &(*(phys_to_virt(table) as *const [AtomicU64; 512]))[idx] })
 }
 
+/// Gives the direct map of the run of frames `[pa, pa + len)` 4 KiB pages
+/// where it has 2 MiB ones, so that guard pages can be taken out of it
+/// once the heap claims it (`heap::grow`). The page tables this takes are
+/// the run's own first frames; returns how many bytes of the run they
+/// use (the heap claims the rest).
+///
+/// Called with the heap lock held, which serialises growths: the entries
+/// changed map RAM the frame pools just handed over, which nothing else
+/// remaps (`map_mmio` maps above RAM), so `KERNEL_MAP` is not taken (its
+/// holders may allocate). The new entries map every address to the same
+/// frame with the same rights as the 2 MiB page did, so a stale 2 MiB
+/// translation in another CPU's TLB is harmless; guard pages made later
+/// in the run are flushed everywhere as any other (`guard::sync_cpu`).
+pub(crate) fn split_direct(pa: u64, len: u64) -> u64 {
+    const PAT_2M: u64 = 1 << 12;
+    const PAT_4K: u64 = 1 << 7;
+    let mut table = pa;
+    let mut chunk = pa & !(TWO_MIB - 1);
+    while chunk < pa + len {
+        let va = phys_to_virt(chunk);
+        let pde = kernel_pde(va).expect("the direct map has no 1 GiB pages");
+        let e = pde.load(Ordering::Relaxed);
+        if e & F::PRESENT.bits() != 0 && e & F::HUGE_PAGE.bits() != 0 {
+            let t = table;
+            table += PAGE_SIZE;
+            let mut flags = e & (0xfff | F::NO_EXECUTE.bits()) & !(F::HUGE_PAGE.bits() | PAT_2M);
+            if e & PAT_2M != 0 {
+                flags |= PAT_4K;
+            }
+            // SAFETY: `t` is a frame of the run the heap was just given,
+            // mapped read-write in the direct map and used by nothing else;
+            // it becomes a page table of the kernel's tables for good.
+            let entries = unsafe { &*(phys_to_virt(t) as *const [AtomicU64; 512]) };
+            for (i, slot) in entries.iter().enumerate() {
+                slot.store((chunk + i as u64 * PAGE_SIZE) | flags, Ordering::Relaxed);
+            }
+            pde.store(t | (F::PRESENT | F::WRITABLE).bits(), Ordering::SeqCst);
+            x86_64::instructions::tlb::flush(VirtAddr::new(va));
+        }
+        chunk += TWO_MIB;
+    }
+    table - pa
+}
+
+/// The page-directory entry of `va` in the kernel's tables, if its
+/// page-directory-pointer entry points to a page directory.
+fn kernel_pde(va: u64) -> Option<&'static AtomicU64> {
+    let mut table = kernel_pml4();
+    for shift in [39u32, 30] {
+        let idx = ((va >> shift) & 511) as usize;
+        // SAFETY: page-table frames are reached through the direct map;
+        // entries are read atomically.
+        let e = unsafe {
+            (*(phys_to_virt(table) as *const [AtomicU64; 512]))[idx].load(Ordering::Relaxed)
+        };
+        if e & F::PRESENT.bits() == 0 || e & F::HUGE_PAGE.bits() != 0 {
+            return None;
+        }
+        table = e & 0x000f_ffff_ffff_f000;
+    }
+    let idx = ((va >> 21) & 511) as usize;
+    // SAFETY: as above; the table lives as long as the kernel.
+    Some(unsafe { &(*(phys_to_virt(table) as *const [AtomicU64; 512]))[idx] })
+}
+
 /// Takes the heap page at `va` out of the direct map or puts it back (the
 /// guard pages of heap-allocated stacks). Flushes this CPU's entry;
 /// other CPUs are handled by `guard::sync_cpu`.
 pub(crate) fn set_direct_present(va: u64, present: bool) {
-    let in_heap = va >= HEAP_VA.load(Ordering::Relaxed) && va < HEAP_END.load(Ordering::Relaxed);
+    let in_heap = crate::heap::contains_page(va);
     let Some(pte) = kernel_pte(va).filter(|_| in_heap) else {
         panic!("guard page {va:#x} is not a 4 KiB heap page");
     };
@@ -325,8 +396,7 @@ pub(crate) fn set_direct_present(va: u64, present: bool) {
 
 /// Whether `va` is a heap page currently out of the direct map (a guard).
 pub(crate) fn is_direct_guard(va: u64) -> bool {
-    va >= HEAP_VA.load(Ordering::Relaxed)
-        && va < HEAP_END.load(Ordering::Relaxed)
+    crate::heap::contains_page(va)
         && kernel_pte(va).is_some_and(|e| e.load(Ordering::Relaxed) & F::PRESENT.bits() == 0)
 }
 
@@ -367,7 +437,8 @@ pub fn image_sections() -> (u64, u64, u64, u64) {
     }
 }
 
-/// The heap's range in the direct map.
+/// The heap's boot span in the direct map (it may have grown more spans
+/// since: `heap::contains`).
 pub fn heap_range() -> (u64, u64) {
     (
         HEAP_VA.load(Ordering::Relaxed),

@@ -291,6 +291,11 @@ pub fn copy_from_user(dst: &mut [u8], va: u64) -> Result<(), Fault> {
     }
 }
 
+/// A copy from user memory at least this long first checks that the heap
+/// keeps its reserve (`heap::has_room`): smaller ones do not take the
+/// heap lock twice.
+const BIG_COPY: usize = 64 << 10;
+
 /// Appends `len` bytes from user virtual address `va` to `v`, copied
 /// straight into its spare capacity (no zeroing pass over a buffer that
 /// the copy overwrites anyway). On a fault `v` keeps its old length; if
@@ -302,6 +307,9 @@ pub fn append_from_user(
 ) -> Result<(), Option<Fault>> {
     if !user_range_ok(va, len) {
         return Err(Some(Fault));
+    }
+    if len >= BIG_COPY && !crate::heap::has_room(len) {
+        return Err(None);
     }
     v.try_reserve(len).map_err(|_| None)?;
     let spare = v.spare_capacity_mut();

@@ -98,21 +98,28 @@ impl PageStore for FramePages {
 }
 
 /// Linux's default tmpfs limits, sized from the RAM the kernel manages (the
-/// frame pools and the heap): half of it for data, and half as many inodes
-/// as it has pages (`nr_inodes`) — but no more inodes than half the heap
-/// can hold at [`vfs::MAX_HEAP_PER_INODE`] each, after the page index of a
-/// full tmpfs ([`vfs::MAX_HEAP_PER_PAGE`] per page). Names and inodes live
-/// on the heap, so this is what keeps a user filling /tmp with empty files
-/// or links from exhausting it.
+/// frame pools and the heap's boot span): half of it for data, and half as
+/// many inodes as it has pages (`nr_inodes`) — but no more inodes than half
+/// the heap can hold at [`vfs::MAX_HEAP_PER_INODE`] each, after the page
+/// index of a full tmpfs ([`vfs::MAX_HEAP_PER_PAGE`] per page). Names and
+/// inodes live on the heap, so this is what keeps a user filling /tmp with
+/// empty files or links from exhausting it. The heap counted is what it
+/// may grow to (`hal::heap::size`), not what it has claimed at boot: with
+/// `heap.mb=4` the boot span alone left room for no inode at all (the
+/// initramfs unpack failed with EINVAL and boot panicked). An eighth of
+/// the heap is kept for inodes however large the page index would be
+/// (`heap.maxmb=8` left none either).
 fn default_limits() -> (u64, u64) {
     let frames: u64 = (0..crate::frames::torus_count())
         .map(|t| crate::frames::stats(t).1 as u64)
         .sum();
     let heap = hal::heap::size() as u64;
-    let ram = frames * PAGE_SIZE as u64 + heap;
+    let ram = frames * PAGE_SIZE as u64 + hal::heap::claimed() as u64;
     let max_bytes = ram / 2;
     let index = max_bytes / PAGE_SIZE as u64 * vfs::MAX_HEAP_PER_PAGE;
-    let heap_inodes = (heap / 2).saturating_sub(index) / vfs::MAX_HEAP_PER_INODE;
+    // A heap limited far below RAM (`heap.maxmb`) could not index a full
+    // tmpfs anyway: an eighth of it stays for inodes whatever the index.
+    let heap_inodes = (heap / 2).saturating_sub(index).max(heap / 8) / vfs::MAX_HEAP_PER_INODE;
     let max_inodes = (ram / PAGE_SIZE as u64 / 2).min(heap_inodes);
     (max_bytes, max_inodes)
 }

@@ -93,7 +93,9 @@ fn wait(epfd: u64, events: u64, max: u64, deadline: Option<u64>) -> KResult<u64>
         ready = ep.collect(max as usize);
         ready.len()
     })?;
-    let mut out = alloc::vec::Vec::with_capacity(ready.len() * EVENT_SIZE);
+    let mut out = alloc::vec::Vec::new();
+    out.try_reserve_exact(ready.len() * EVENT_SIZE)
+        .map_err(|_| Errno::ENOMEM)?;
     for (ev, data) in &ready {
         out.extend_from_slice(&ev.to_le_bytes());
         out.extend_from_slice(&data.to_le_bytes());

@@ -400,13 +400,13 @@ pub fn read(fd: u64, buf: u64, len: u64) -> KResult<u64> {
 /// trip costs more than the copy. The tiniest get a buffer of their own,
 /// as zeroing 256 bytes is 16 stores, a tenth of a one-byte pipe read.
 #[inline(always)]
-fn with_io_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+fn with_io_buf(len: usize, f: impl FnOnce(&mut [u8]) -> KResult<u64>) -> KResult<u64> {
     if len <= TINY_IO {
         f(&mut [0u8; TINY_IO][..len])
     } else if len <= SMALL_IO {
         f(&mut [0u8; SMALL_IO][..len])
     } else {
-        f(&mut alloc::vec![0u8; len])
+        f(&mut uaccess::kernel_buf(len)?)
     }
 }
 
@@ -449,7 +449,7 @@ pub fn write(fd: u64, buf: u64, len: u64) -> KResult<u64> {
 /// or one comes up short (non-blocking, a signal, EPIPE, a bad address),
 /// and then returns what was written if anything was.
 fn write_pipe_chunks(f: &OpenFile, buf: u64, len: usize) -> KResult<u64> {
-    let mut chunk = alloc::vec![0u8; PIPE_CHUNK];
+    let mut chunk = uaccess::kernel_buf(PIPE_CHUNK)?;
     let mut done = 0;
     while done < len {
         let n = (len - done).min(PIPE_CHUNK);
@@ -578,7 +578,7 @@ pub fn pread(fd: u64, buf: u64, len: u64, off: u64) -> KResult<u64> {
     if !f.readable() {
         return Err(Errno::EBADF);
     }
-    let mut kbuf = alloc::vec![0u8; (len as usize).min(IO_CHUNK)];
+    let mut kbuf = uaccess::kernel_buf((len as usize).min(IO_CHUNK))?;
     let n = f.pread(&mut kbuf, off)?;
     uaccess::copy_out(buf, &kbuf[..n])?;
     Ok(n as u64)
@@ -1651,7 +1651,7 @@ pub fn sendfile(out_fd: u64, in_fd: u64, offp: u64, count: u64) -> KResult<u64> 
         return Err(Errno::EBADF);
     }
     let count = (count as usize).min(IO_CHUNK);
-    let mut buf = alloc::vec![0u8; count.min(SENDFILE_CHUNK)];
+    let mut buf = uaccess::kernel_buf(count.min(SENDFILE_CHUNK))?;
     if !matches!(i.kind, Kind::Inode(_)) && offp == 0 {
         // A stream (pipe, device): what is read is consumed either way.
         let n = i.read(&mut buf)?;

@@ -383,7 +383,7 @@ pub fn getrandom(buf: u64, len: u64, flags: u64) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     let n = (len as usize).min(1 << 20);
-    let mut b = alloc::vec![0u8; n];
+    let mut b = uaccess::kernel_buf(n)?;
     crate::random::fill(&mut b);
     uaccess::copy_out(buf, &b)?;
     Ok(n as u64)

@@ -366,7 +366,10 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
             if sock.can_recv() {
                 let want = max.min(sock.recv_queue());
                 if peek {
-                    let mut buf = vec![0u8; want];
+                    let mut buf = match crate::uaccess::kernel_buf(want) {
+                        Ok(b) => b,
+                        Err(e) => return Some(Err(e)),
+                    };
                     let n = sock.peek_slice(&mut buf);
                     buf.truncate(n.unwrap_or(0));
                     return Some(Ok(buf));
@@ -374,7 +377,10 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
                 // Copied straight out of the ring (its two parts when it
                 // wraps), not into a zeroed buffer first: for a 128 KiB
                 // read that was a 128 KiB memset per call.
-                let mut buf = alloc::vec::Vec::with_capacity(want);
+                let mut buf = alloc::vec::Vec::new();
+                if buf.try_reserve_exact(want).is_err() {
+                    return Some(Err(Errno::ENOMEM));
+                }
                 for _ in 0..2 {
                     let _ = sock.recv(|b| {
                         let k = b.len().min(want - buf.len());
