@@ -10,7 +10,9 @@
 //! its journal blocks and their commit record and before it reports
 //! fsync done. So the rules that keep it right are the device's:
 //!
-//! - a flush sends every kept write first, waits for them, then flushes;
+//! - a flush sends every kept write first, waits for them, then flushes
+//!   the device, unless nothing went to it since the last flush (a sync
+//!   with nothing to commit: sqlite3's fdatasync of its directory);
 //! - a read sees every write made before it: from the kept block, or
 //!   from the device with the kept writes it meets copied over;
 //! - a write of exactly a kept block's sectors replaces its bytes; one
@@ -82,6 +84,8 @@ pub struct BufferCache {
     clean_cap: usize,
     /// Where CLOCK looks next.
     hand: u64,
+    /// Writes went to the device since its cache was last flushed.
+    unflushed: bool,
 }
 
 impl BufferCache {
@@ -93,6 +97,7 @@ impl BufferCache {
             clean: 0,
             clean_cap: (hal::heap::size() / 32).min(MAX_CLEAN),
             hand: 0,
+            unflushed: false,
         }
     }
 
@@ -205,7 +210,8 @@ impl BufferCache {
         Ok(())
     }
 
-    fn write_now(&self, first: u64, data: &[u8], how: Wait) -> KResult<()> {
+    fn write_now(&mut self, first: u64, data: &[u8], how: Wait) -> KResult<()> {
+        self.unflushed = true;
         let done = self.disk.write_at(first * SECTOR as u64, data, how)?;
         if done != data.len() {
             return Err(Errno::EIO);
@@ -263,7 +269,12 @@ impl BufferCache {
     /// Sends the kept writes, then flushes the device's cache.
     pub fn flush(&mut self, how: Wait) -> KResult<()> {
         self.send(how)?;
-        self.disk.flush(how)
+        if !self.unflushed {
+            return Ok(());
+        }
+        self.disk.flush(how)?;
+        self.unflushed = false;
+        Ok(())
     }
 
     /// Sends every kept write (in sector order, as many in flight as the
@@ -272,6 +283,7 @@ impl BufferCache {
         if self.dirty == 0 {
             return Ok(());
         }
+        self.unflushed = true;
         let sent = self.disk.write_batch(
             self.blocks
                 .iter()
