@@ -294,9 +294,17 @@ pub fn init(info: &BootInfo) -> FreeMemory {
 
 /// The 4 KiB page-table entry of `va` in the kernel's tables, if `va` is
 /// mapped (or was, for a guard page) by a 4 KiB page.
-fn kernel_pte(va: u64) -> Option<&'static core::sync::atomic::AtomicU64> {
+fn kernel_pte(va: u64) -> Option<&'static AtomicU64> {
+    kernel_entry(va, 12)
+}
+
+/// The entry of `va` in the kernel's tables at the level whose entries
+/// map `1 << leaf_shift` bytes (12: a page table, 21: a page directory),
+/// if every level above points to a table (no huge page on the way).
+fn kernel_entry(va: u64, leaf_shift: u32) -> Option<&'static AtomicU64> {
     let mut table = kernel_pml4();
-    for shift in [39u32, 30, 21] {
+    let mut shift = 39u32;
+    while shift > leaf_shift {
         let idx = ((va >> shift) & 511) as usize;
         // SAFETY: page-table frames are reached through the direct map;
         // entries are read atomically (other CPUs may flip guard bits).
@@ -307,8 +315,9 @@ fn kernel_pte(va: u64) -> Option<&'static core::sync::atomic::AtomicU64> {
             return None;
         }
         table = e & 0x000f_ffff_ffff_f000;
+        shift -= 9;
     }
-    let idx = ((va >> 12) & 511) as usize;
+    let idx = ((va >> leaf_shift) & 511) as usize;
     // SAFETY: as above; the table lives as long as the kernel.
     Some(unsafe { &(*(phys_to_virt(table) as *const [AtomicU64; 512]))[idx] })
 }
@@ -360,22 +369,7 @@ pub(crate) fn split_direct(pa: u64, len: u64) -> u64 {
 /// The page-directory entry of `va` in the kernel's tables, if its
 /// page-directory-pointer entry points to a page directory.
 fn kernel_pde(va: u64) -> Option<&'static AtomicU64> {
-    let mut table = kernel_pml4();
-    for shift in [39u32, 30] {
-        let idx = ((va >> shift) & 511) as usize;
-        // SAFETY: page-table frames are reached through the direct map;
-        // entries are read atomically.
-        let e = unsafe {
-            (*(phys_to_virt(table) as *const [AtomicU64; 512]))[idx].load(Ordering::Relaxed)
-        };
-        if e & F::PRESENT.bits() == 0 || e & F::HUGE_PAGE.bits() != 0 {
-            return None;
-        }
-        table = e & 0x000f_ffff_ffff_f000;
-    }
-    let idx = ((va >> 21) & 511) as usize;
-    // SAFETY: as above; the table lives as long as the kernel.
-    Some(unsafe { &(*(phys_to_virt(table) as *const [AtomicU64; 512]))[idx] })
+    kernel_entry(va, 21)
 }
 
 /// Takes the heap page at `va` out of the direct map or puts it back (the
