@@ -285,6 +285,22 @@ fn writeable(sock: &tcp::Socket) -> bool {
     sock.send_capacity() - queued >= queued / 2
 }
 
+/// Whether a read that left `after` bytes of `sock`'s receive queue,
+/// which held `before`, should poll the stack at once to tell the peer
+/// its window opened: only when it crossed half the buffer (from less
+/// than half free to at least half). A read that leaves the window
+/// small would only announce a small one (the sender then sends
+/// segments as small as the reads: silly window syndrome), and a poll
+/// walks every socket of the stack; one that finds the window half free
+/// already has nothing the peer waits for (what it last heard is at
+/// least a quarter of the buffer: smoltcp announces a window once it
+/// has doubled). The next poll of the stack, whoever's, carries the
+/// rest.
+fn opens_window(sock: &tcp::Socket, before: usize, after: usize) -> bool {
+    let half = sock.recv_capacity() / 2;
+    before > half && after <= half
+}
+
 pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
     send_with(s, flags, |sock| {
         sock.send_slice(data).map_err(|_| Errno::EPIPE)
@@ -373,25 +389,26 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
     let data = wait(s, nonblock, timeo, || {
         let mut st = s.st.lock();
         if st.shut & RCV != 0 {
-            return Some(Ok(vec![]));
+            return Some(Ok((vec![], false)));
         }
         let h = match conn(&mut st, &s.waker) {
             Ok(h) => h,
             Err(e) => return Some(Err(e)),
         };
         if max == 0 {
-            return Some(Ok(vec![]));
+            return Some(Ok((vec![], false)));
         }
         let r = quiet(|_, set| {
             let sock = set.get_mut::<tcp::Socket>(h);
             arm(sock, &s.waker);
             if sock.can_recv() {
-                let want = max.min(sock.recv_queue());
+                let before = sock.recv_queue();
+                let want = max.min(before);
                 if peek {
                     let mut buf = vec![0u8; want];
                     let n = sock.peek_slice(&mut buf);
                     buf.truncate(n.unwrap_or(0));
-                    return Some(Ok(buf));
+                    return Some(Ok((buf, false)));
                 }
                 // Copied straight out of the ring (its two parts when it
                 // wraps), not into a zeroed buffer first: for a 128 KiB
@@ -404,18 +421,20 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
                         (k, ())
                     });
                 }
-                return Some(Ok(buf));
+                let update = opens_window(sock, before, sock.recv_queue());
+                return Some(Ok((buf, update)));
             }
             match sock.state() {
                 State::SynSent | State::SynReceived => None,
                 // The peer's FIN (or the end of the connection): EOF.
-                _ if !sock.may_recv() => Some(Ok(vec![])),
+                _ if !sock.may_recv() => Some(Ok((vec![], false))),
                 _ => None,
             }
         });
         r.unwrap_or_else(|e| Some(Err(e)))
     })?;
-    if !data.is_empty() && !peek {
+    let (data, update) = data;
+    if update {
         // The window opened: tell the peer now.
         stack::poll();
     }
@@ -437,19 +456,20 @@ pub(super) fn recv_user(s: &InetSocket, va: u64, max: usize, flags: u32) -> Opti
     let r = wait(s, nonblock, timeo, || {
         let mut st = s.st.lock();
         if st.shut & RCV != 0 {
-            return Some(Ok(Some(0)));
+            return Some(Ok((Some(0), false)));
         }
         let h = match conn(&mut st, &s.waker) {
             Ok(h) => h,
             Err(e) => return Some(Err(e)),
         };
         if max == 0 {
-            return Some(Ok(Some(0)));
+            return Some(Ok((Some(0), false)));
         }
         let r = quiet(|_, set| {
             let sock = set.get_mut::<tcp::Socket>(h);
             arm(sock, &s.waker);
             if sock.can_recv() {
+                let before = sock.recv_queue();
                 let mut done = 0;
                 let mut fault = false;
                 // The queued data is at most two pieces (the ring wraps).
@@ -467,26 +487,27 @@ pub(super) fn recv_user(s: &InetSocket, va: u64, max: usize, flags: u32) -> Opti
                         (k, ())
                     });
                 }
-                return Some(Ok((done > 0 || !fault).then_some(done)));
+                let update = opens_window(sock, before, sock.recv_queue());
+                return Some(Ok(((done > 0 || !fault).then_some(done), update)));
             }
             match sock.state() {
                 State::SynSent | State::SynReceived => None,
                 // The peer's FIN (or the end of the connection): EOF.
-                _ if !sock.may_recv() => Some(Ok(Some(0))),
+                _ if !sock.may_recv() => Some(Ok((Some(0), false))),
                 _ => None,
             }
         });
         r.unwrap_or_else(|e| Some(Err(e)))
     });
     match r {
-        Ok(Some(n)) => {
-            if n > 0 {
+        Ok((Some(n), update)) => {
+            if update {
                 // The window opened: tell the peer now.
                 stack::poll();
             }
             Some(Ok(n))
         }
-        Ok(None) => None,
+        Ok((None, _)) => None,
         Err(e) => Some(Err(e)),
     }
 }
