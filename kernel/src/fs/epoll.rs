@@ -75,7 +75,9 @@ impl Watchers {
     }
 
     fn add(&self, ep: &Epoll) {
-        self.0.lock().push((ep as *const Epoll as usize, ep.wq.clone()));
+        self.0
+            .lock()
+            .push((ep as *const Epoll as usize, ep.wq.clone()));
     }
 
     fn remove(&self, ep: &Epoll) {

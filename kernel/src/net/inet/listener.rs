@@ -24,9 +24,9 @@ use abi::{Errno, KResult};
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::task::Waker;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
-use core::task::Waker;
 use spin::Mutex;
 
 use super::{quiet, unreserve, InetSocket, St, LIVE};
