@@ -439,6 +439,9 @@ impl Socket for InetSocket {
                 }
                 return Err(e);
             }
+            // A receive blocked before the socket had a smoltcp socket
+            // armed no waker: it looks again now.
+            self.notify();
         }
         Ok(())
     }

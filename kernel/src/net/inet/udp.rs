@@ -55,6 +55,7 @@ pub(super) fn open(st: &mut St) -> KResult<()> {
 /// Binds an ephemeral port and opens, if not done yet.
 fn autoopen(s: &InetSocket, st: &mut St) -> KResult<smoltcp::iface::SocketHandle> {
     let fresh = st.local.is_none();
+    let had = st.h.is_some();
     s.autobind(st)?;
     if let Err(e) = open(st) {
         if fresh {
@@ -63,6 +64,11 @@ fn autoopen(s: &InetSocket, st: &mut St) -> KResult<smoltcp::iface::SocketHandle
             }
         }
         return Err(e);
+    }
+    if !had {
+        // A receive blocked before the socket was opened armed no
+        // waker: it looks again now.
+        s.notify();
     }
     Ok(st.h.expect("opened above"))
 }
