@@ -57,6 +57,7 @@ pub fn deferred_work() {
         crate::syscall::time::expire(now);
         crate::syscall::futex::expire(now);
         crate::proc::timers::expire(now);
+        crate::fs::epoll::expire(now);
         if crate::fs::POLL_DEADLINES.take_due(now) {
             crate::fs::POLL_WQ.wake_all();
         }

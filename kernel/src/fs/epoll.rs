@@ -1,8 +1,16 @@
 //! epoll(7): an interest list of (descriptor, open file) pairs whose
 //! readiness is each file's own [`OpenFile::poll`] (no copy of it here),
-//! looked at when epoll_wait asks; sleepers wait on the pollers' queue
-//! (`POLL_WQ`), which every state change of a pipe, tty, socket or
-//! eventfd wakes.
+//! looked at when epoll_wait asks.
+//!
+//! **Sleeping.** A file that can name its watchers (an AF_INET socket:
+//! [`crate::net::socket::Socket::watchers`]) is told of the instance at
+//! EPOLL_CTL_ADD and wakes the instance's own queue when its readiness
+//! may have changed. An instance all of whose items are such files
+//! sleeps on its own queue (with its deadline on [`TIMED`], which the
+//! tick wakes when one is due), so traffic on other sockets, pipes or
+//! the tty does not wake it; one watching any other kind sleeps on the
+//! pollers' queue (`POLL_WQ`), which every state change of a pipe, tty,
+//! socket or eventfd wakes.
 //!
 //! Level-triggered items are reported while ready. Edge-triggered ones
 //! (EPOLLET) are reported when ready and their file's
@@ -22,6 +30,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Mutex;
 
 use super::file::{Kind, OpenFile, POLLERR, POLLHUP, POLLIN};
+use crate::proc::sched::{Deadlines, WaitQueue};
 
 pub const EPOLL_CTL_ADD: u32 = 1;
 pub const EPOLL_CTL_DEL: u32 = 2;
@@ -39,8 +48,64 @@ const MAX_NESTS: usize = 4;
 const MAX_WATCHES: usize = 65_536;
 static WATCHES: AtomicUsize = AtomicUsize::new(0);
 
+/// Timed sleepers on their instance's own queue: the tick wakes them
+/// when the earliest deadline in [`TIMED_DUE`] is due ([`expire`]).
+static TIMED: WaitQueue = WaitQueue::new();
+static TIMED_DUE: Deadlines = Deadlines::new();
+
+/// From the timer's deferred work: wakes the timed sleepers when one's
+/// deadline is due (they re-check and note theirs again).
+pub fn expire(now: u64) {
+    if TIMED_DUE.take_due(now) {
+        TIMED.wake_all();
+    }
+}
+
+/// The epoll instances watching a file that wakes them itself, by
+/// their sleepers' queues: one entry per item (the same instance may
+/// watch a file through two descriptors), keyed by the instance's
+/// address. An entry leaves with its item (EPOLL_CTL_DEL, or the
+/// instance's end); the list ends with the file.
+#[derive(Default)]
+pub struct Watchers(Mutex<Vec<(usize, Arc<WaitQueue>)>>);
+
+impl Watchers {
+    pub const fn new() -> Watchers {
+        Watchers(Mutex::new(Vec::new()))
+    }
+
+    fn add(&self, ep: &Epoll) {
+        self.0
+            .lock()
+            .push((ep as *const Epoll as usize, ep.wq.clone()));
+    }
+
+    fn remove(&self, ep: &Epoll) {
+        let id = ep as *const Epoll as usize;
+        let mut w = self.0.lock();
+        if let Some(i) = w.iter().position(|x| x.0 == id) {
+            w.swap_remove(i);
+        }
+    }
+
+    /// The file's readiness may have changed: wakes the instances'
+    /// sleepers.
+    pub fn wake(&self) {
+        for (_, q) in self.0.lock().iter() {
+            q.wake_all();
+        }
+    }
+}
+
+/// The watcher list of `file`, if it wakes its epoll instances itself.
+fn watchers_of(file: &OpenFile) -> Option<&Watchers> {
+    file.socket().and_then(|s| s.watchers())
+}
+
 struct Item {
     file: Weak<OpenFile>,
+    /// The file does not wake the instance itself (see [`Watchers`]).
+    foreign: bool,
     events: u32,
     data: u64,
     /// The file's poll_gen at the last report (EPOLLET), None before one.
@@ -56,6 +121,10 @@ pub struct Epoll {
     /// Where the next look starts, so a short `maxevents` does not
     /// starve the items after the first ones (Linux rotates its list).
     cursor: Mutex<(i32, usize)>,
+    /// Sleepers when every item's file wakes the instance itself.
+    wq: Arc<WaitQueue>,
+    /// Items whose file does not (any: sleep on `POLL_WQ`).
+    foreign: AtomicUsize,
 }
 
 fn key(fd: i32, f: &Arc<OpenFile>) -> (i32, usize) {
@@ -67,6 +136,8 @@ impl Epoll {
         Arc::new(Epoll {
             items: Mutex::new(BTreeMap::new()),
             cursor: Mutex::new((i32::MIN, 0)),
+            wq: Arc::new(WaitQueue::new()),
+            foreign: AtomicUsize::new(0),
         })
     }
 
@@ -126,10 +197,18 @@ impl Epoll {
                     WATCHES.fetch_sub(1, Ordering::Relaxed);
                     return Err(Errno::ENOSPC);
                 }
+                let w = watchers_of(file);
+                match w {
+                    Some(w) => w.add(self),
+                    None => {
+                        self.foreign.fetch_add(1, Ordering::AcqRel);
+                    }
+                }
                 items.insert(
                     k,
                     Item {
                         file: Arc::downgrade(file),
+                        foreign: w.is_none(),
                         events,
                         data,
                         reported: None,
@@ -149,14 +228,48 @@ impl Epoll {
                 it.disabled = false;
             }
             EPOLL_CTL_DEL => {
-                items.remove(&k).ok_or(Errno::ENOENT)?;
+                let it = items.remove(&k).ok_or(Errno::ENOENT)?;
                 WATCHES.fetch_sub(1, Ordering::Relaxed);
+                self.forget(&it, Some(file));
             }
             _ => return Err(Errno::EINVAL),
         }
         drop(items);
         super::POLL_WQ.wake_all();
+        self.wq.wake_all();
         Ok(())
+    }
+
+    /// An item leaves: its file (if still open) stops waking the
+    /// instance, or the foreign count drops.
+    fn forget(&self, it: &Item, file: Option<&Arc<OpenFile>>) {
+        if it.foreign {
+            self.foreign.fetch_sub(1, Ordering::AcqRel);
+        } else if let Some(w) = file.and_then(|f| watchers_of(f)) {
+            w.remove(self);
+        }
+    }
+
+    /// epoll_wait's sleep: until `check` reports something, the deadline
+    /// (ns) passes, or a signal (EINTR). On the instance's own queue
+    /// when every item's file wakes it, on the pollers' queue otherwise
+    /// (decided again at every turn: an item added meanwhile wakes both).
+    pub fn wait(&self, deadline: Option<u64>, mut check: impl FnMut() -> usize) -> KResult<usize> {
+        loop {
+            let own = self.foreign.load(Ordering::Acquire) == 0;
+            let q = if own { &self.wq } else { &super::POLL_WQ };
+            let since = q.wakes();
+            let n = check();
+            if n > 0 || deadline.is_some_and(|d| hal::time::now_ns() >= d) {
+                return Ok(n);
+            }
+            if own {
+                self.wq
+                    .wait_for_wake_until_also(since, deadline, &TIMED_DUE, &TIMED)?;
+            } else {
+                super::POLL_WQ.wait_for_wake_until(since, deadline, &super::POLL_DEADLINES)?;
+            }
+        }
     }
 
     /// The ready items, at most `max`, as (events, data); edge-triggered
@@ -186,12 +299,14 @@ impl Epoll {
             if it.disabled {
                 continue;
             }
+            // The generation before the look: a change during it moves
+            // the count past what is recorded, and is reported next time.
+            let g = f.poll_gen();
             let ready = f.poll() as u32 & (it.events | POLLERR as u32 | POLLHUP as u32);
             if ready == 0 {
                 continue;
             }
             if it.events & EPOLLET != 0 {
-                let g = f.poll_gen();
                 if it.reported == Some(g) {
                     continue;
                 }
@@ -204,7 +319,9 @@ impl Epoll {
             last = Some(k);
         }
         for k in dead {
-            items.remove(&k);
+            if let Some(it) = items.remove(&k) {
+                self.forget(&it, None);
+            }
             WATCHES.fetch_sub(1, Ordering::Relaxed);
         }
         if let Some((fd, p)) = last {
@@ -237,7 +354,14 @@ impl Epoll {
 
 impl Drop for Epoll {
     fn drop(&mut self) {
-        let n = self.items.lock().len();
-        WATCHES.fetch_sub(n, Ordering::Relaxed);
+        let items = core::mem::take(&mut *self.items.lock());
+        WATCHES.fetch_sub(items.len(), Ordering::Relaxed);
+        // Files still open stop listing the instance (their lists would
+        // otherwise keep its memory until their next wake-up).
+        for it in items.values().filter(|it| !it.foreign) {
+            if let Some(w) = it.file.upgrade().as_deref().and_then(watchers_of) {
+                w.remove(self);
+            }
+        }
     }
 }

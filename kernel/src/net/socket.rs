@@ -193,6 +193,13 @@ pub trait Socket: Send + Sync {
     /// A number that changes whenever the socket's readiness may have
     /// changed (edge-triggered epoll reports an event only then).
     fn poll_gen(&self) -> u64;
+    /// The epoll instances watching the socket, for a family that wakes
+    /// them itself whenever its readiness may change (then an instance
+    /// watching only such sockets sleeps on its own queue); None: the
+    /// family wakes the pollers' queue instead.
+    fn watchers(&self) -> Option<&crate::fs::epoll::Watchers> {
+        None
+    }
     /// getsockopt(2): the option's value bytes.
     fn getsockopt(&self, level: u32, name: u32) -> KResult<Vec<u8>>;
     /// setsockopt(2).

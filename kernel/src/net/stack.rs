@@ -16,9 +16,11 @@
 //! **The interface for sockets.** [`with`] gives the interface and the
 //! socket set (add a smoltcp socket, read, write, close); [`set_wake_hook`]
 //! registers a function called after every poll that may have changed a
-//! socket's state (smoltcp's own per-socket `register_recv_waker`/
-//! `register_send_waker` work too, with the `async` feature on): that is
-//! where AF_INET sockets will wake their waiters.
+//! socket's state (AF_INET's bookkeeping: orphans, accept queues).
+//! Waiters are woken by smoltcp's per-socket wakers
+//! (`register_recv_waker`/`register_send_waker`, the `async` feature),
+//! which it calls during the poll, under the stack's lock: a waker must
+//! take neither the stack's lock nor a socket's.
 
 use alloc::boxed::Box;
 use alloc::vec;

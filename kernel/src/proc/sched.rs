@@ -891,6 +891,48 @@ impl WaitQueue {
         })
     }
 
+    /// [`WaitQueue::wait_for_wake_until`] on this queue, with a deadline
+    /// kept on another: `timers` and `also` are a deadline list and the
+    /// queue the tick wakes when one of them is due, so that this queue
+    /// need not be the one the tick wakes (an epoll instance's own queue,
+    /// woken only by the files it watches). Registered on `also` only
+    /// while there is a deadline.
+    pub fn wait_for_wake_until_also(
+        &self,
+        since: u64,
+        deadline: Option<u64>,
+        timers: &Deadlines,
+        also: &WaitQueue,
+    ) -> abi::KResult<()> {
+        if with_current(|me| me.has_deliverable_signal()) {
+            return Err(abi::Errno::EINTR);
+        }
+        sleep_until(
+            || {
+                if let Some(d) = deadline {
+                    timers.note(d);
+                    if hal::time::now_ns() >= d {
+                        return Some(());
+                    }
+                }
+                (self.wakes() != since).then_some(())
+            },
+            None,
+            |me| {
+                self.register(me);
+                if deadline.is_some() {
+                    also.register(me);
+                }
+            },
+            |me| {
+                self.unregister(me);
+                if deadline.is_some() {
+                    also.unregister(me);
+                }
+            },
+        )
+    }
+
     /// Lists `me` as a waiter (interrupts off). Its caller looks at the
     /// condition next: the fence pairs with the one in `wake_all`.
     fn register(&self, me: &Arc<Process>) {

@@ -1,7 +1,7 @@
 //! epoll_create1(2), epoll_ctl(2), epoll_wait(2), epoll_pwait(2),
 //! epoll_pwait2(2), eventfd2(2) and timerfd_create/settime/gettime(2). The instance is `fs::epoll`; waiting
-//! is poll(2)'s ([`super::poll::wait`]): the pollers' queue and its
-//! deadlines, EINTR on a signal (never restarted, as Linux).
+//! is its [`Epoll::wait`]: its own queue or the pollers', EINTR on a
+//! signal (never restarted, as Linux).
 
 use abi::{Errno, KResult};
 use alloc::sync::Arc;
@@ -89,7 +89,7 @@ fn wait(epfd: u64, events: u64, max: u64, deadline: Option<u64>) -> KResult<u64>
     let ep = epoll_of(epfd)?;
     uaccess::check_writable(events, max as usize * EVENT_SIZE)?;
     let mut ready = alloc::vec::Vec::new();
-    super::poll::wait(deadline, || {
+    ep.wait(deadline, || {
         ready = ep.collect(max as usize);
         ready.len()
     })?;

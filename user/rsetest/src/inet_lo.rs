@@ -11,7 +11,11 @@
 //! memory, a send whose second page is unmapped (EFAULT with nothing
 //! sent, as the host's Linux 6.18 does: its copy into the socket's page
 //! fragment spans both pages; a kernel copying page by page may send the
-//! first page's bytes instead), a send from an unmapped page (EFAULT). Needs no NIC.
+//! first page's bytes instead), a send from an unmapped page (EFAULT).
+//! Then epoll over TCP sockets, which wake only the instances watching
+//! them: an edge-triggered item is not reported again for traffic on
+//! another connection, a sleeping epoll_wait wakes when another process
+//! sends, and times out when nothing comes. Needs no NIC.
 
 use crate::inet::{bind4, connect4, name, tcp, udp};
 use crate::sock::{errname_net, r};
@@ -468,6 +472,87 @@ fn unfaulted_buffers(l: i32, port: u16) -> Result<(), String> {
     Ok(())
 }
 
+/// epoll over AF_INET sockets, which wake only the epoll instances
+/// watching them: an edge-triggered item is reported again only when
+/// its own socket changes (traffic on another connection is no news to
+/// it, as on Linux), an instance watching only sockets sleeps until one
+/// of them changes (woken by another process) or its timeout passes.
+fn epoll_per_socket(l: i32, port: u16) -> Result<(), String> {
+    use std::time::{Duration, Instant};
+    let pair = || -> Result<(i32, i32), String> {
+        let c = tcp()?;
+        connect4(c, LO, port).map_err(|e| format!("connect: {}", errname_net(e)))?;
+        Ok((c, accept(l)?))
+    };
+    let (ac, a) = pair()?;
+    let (bc, b) = pair()?;
+    // SAFETY: plain syscall.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err("epoll_create1 failed".into());
+    }
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: 7,
+    };
+    // SAFETY: a valid event.
+    let got = r(unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, a, &mut ev) } as isize);
+    check(got == Ok(0), "EPOLL_CTL_ADD a TCP socket, edge-triggered")?;
+    let wait = |timeout: i32| -> Result<Vec<u64>, String> {
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        // SAFETY: evs has room for 4 events.
+        let n = r(unsafe { libc::epoll_wait(ep, evs.as_mut_ptr(), 4, timeout) } as isize)
+            .map_err(|e| format!("epoll_wait: {}", errname_net(e)))?;
+        Ok(evs[..n as usize].iter().map(|e| e.u64).collect())
+    };
+    let t = Instant::now();
+    let got = wait(100)?;
+    let waited = t.elapsed();
+    check(
+        got.is_empty() && waited >= Duration::from_millis(90) && waited < Duration::from_secs(3),
+        format!(
+            "nothing sent: epoll_wait on a socket times out after 100 ms ({waited:?}, {got:?})"
+        ),
+    )?;
+    write_all(ac, b"a")?;
+    let got = wait(2000)?;
+    check(
+        got == [7],
+        format!("data on the socket: reported ({got:?})"),
+    )?;
+    write_all(bc, b"b")?;
+    let mut one = [0u8; 1];
+    let n = recv(b, &mut one, 0);
+    check(n == Ok(1), "the other connection carries a byte")?;
+    let got = wait(100)?;
+    check(
+        got.is_empty(),
+        format!("edge-triggered: traffic on another connection is not reported ({got:?})"),
+    )?;
+    // Another process sends while this one sleeps in epoll_wait.
+    let pid = crate::util::fork()?;
+    if pid == 0 {
+        crate::util::sleep_ms(200);
+        let ok = write_all(ac, b"c").is_ok();
+        crate::util::child_exit(if ok { 0 } else { 1 });
+    }
+    let t = Instant::now();
+    let got = wait(10_000)?;
+    let waited = t.elapsed();
+    crate::util::wait_ok(pid, "a child sends on the connection")?;
+    check(
+        got == [7] && waited < Duration::from_secs(5),
+        format!("epoll_wait sleeping on a socket wakes when another process sends ({waited:?}, {got:?})"),
+    )?;
+    let mut two = [0u8; 2];
+    let n = recv(a, &mut two, 0);
+    check(n == Ok(2), format!("both bytes are there ({n:?})"))?;
+    for fd in [ep, ac, a, bc, b] {
+        close(fd);
+    }
+    Ok(())
+}
+
 pub fn run(_: &[String]) -> Result<(), String> {
     let l = tcp()?;
     bind4(l, [0; 4], 0).map_err(|e| format!("bind: {}", errname_net(e)))?;
@@ -475,6 +560,7 @@ pub fn run(_: &[String]) -> Result<(), String> {
     let (_, port, _) = name(l, false).map_err(|e| format!("getsockname: {e}"))?;
     stream(l, port)?;
     unfaulted_buffers(l, port)?;
+    epoll_per_socket(l, port)?;
     close(l);
     refused_and_bound_to_lo()?;
     datagrams()?;

@@ -24,6 +24,7 @@ use abi::{Errno, KResult};
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::task::Waker;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
 use spin::Mutex;
@@ -45,14 +46,18 @@ pub struct Listener {
     pub queue: VecDeque<SocketHandle>,
     /// The most `half` and `queue` hold together: backlog + 1.
     pub max: usize,
+    /// The listener's waker, armed on every socket in `half` (its
+    /// handshake completing wakes the acceptors).
+    pub waker: Waker,
 }
 
 impl Listener {
-    pub fn new(backlog: i32) -> Listener {
+    pub fn new(backlog: i32, waker: Waker) -> Listener {
         Listener {
             half: VecDeque::new(),
             queue: VecDeque::new(),
             max: limit(backlog),
+            waker,
         }
     }
 
@@ -96,7 +101,16 @@ pub fn on_poll() {
     };
     for s in &socks {
         if let Some(mut st) = s.st.try_lock() {
+            let queued = |st: &St| st.listen.as_ref().map_or(0, |l| l.queue.len());
+            let before = queued(&st);
             refill(&mut st);
+            let moved = queued(&st) > before;
+            drop(st);
+            // A connection its handshake's wake-up did not hand to an
+            // acceptor (its listening socket was not armed then).
+            if moved {
+                s.notify();
+            }
         }
     }
 }
@@ -120,17 +134,26 @@ pub fn refill(st: &mut St) -> bool {
     let Some(l) = st.listen.as_mut() else {
         return false;
     };
-    let Listener { half, queue, max } = l;
+    let Listener {
+        half,
+        queue,
+        max,
+        waker,
+    } = l;
     let mut free = 0;
     let _ = quiet(|_, set| {
         half.retain(|&h| {
             let sock = set.get_mut::<tcp::Socket>(h);
             match sock.state() {
                 State::Listen => {
+                    super::arm(sock, waker);
                     free += 1;
                     true
                 }
-                State::SynReceived => true,
+                State::SynReceived => {
+                    super::arm(sock, waker);
+                    true
+                }
                 State::Closed => {
                     set.remove(h);
                     unreserve();
@@ -163,7 +186,7 @@ pub fn refill(st: &mut St) -> bool {
         }
     });
     while half.len() < LISTEN_MAX && half.len() + queue.len() < *max {
-        match super::tcp::add_listener(local, nodelay) {
+        match super::tcp::add_listener(local, nodelay, waker) {
             Ok(h) => {
                 half.push_back(h);
                 free += 1;

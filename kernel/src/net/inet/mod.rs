@@ -10,13 +10,24 @@
 //! own accept queue: `listener.rs`). A UDP socket gets its at bind
 //! (explicit, or implicit at the first send/connect).
 //!
-//! **Wake-ups.** Every AF_INET waiter sleeps on one wait queue, [`WQ`];
-//! the stack calls [`on_stack_change`] after any poll that changed a
-//! socket's state (data or an ACK arrived, a connection opened or
-//! closed), which wakes that queue and the pollers' (poll/select/epoll)
-//! and bumps the readiness generation. Simple and correct: every change
-//! wakes every inet waiter, who re-check; per-socket queues through
-//! smoltcp's wakers are the refinement when many wait at once.
+//! **Wake-ups.** Each socket has its own waiters ([`Waiters`]: a wait
+//! queue, a readiness generation for edge-triggered epoll, and the epoll
+//! instances watching it), and a `Waker` for them that every readiness
+//! check registers as the receive and send waker of the smoltcp
+//! socket(s) it looked at ([`arm`]), under the stack's lock. smoltcp
+//! wakes it (once; the next look registers it again) when that socket's
+//! state changes in a way its calls could see: data or an ACK arrived, a
+//! state transition, a reset. So a poll of the stack wakes the waiters
+//! of the sockets it changed, not every AF_INET waiter: a blocked
+//! reader on socket A sleeps on through traffic on socket B, and an
+//! epoll instance watching only AF_INET sockets sleeps on its own queue
+//! (`fs::epoll`). A listener's waker is registered on its listening
+//! sockets, so a connection's handshake wakes its acceptors. Changes
+//! made outside smoltcp (shutdown, release, listen) wake the socket's
+//! waiters directly ([`InetSocket::notify`]). The pollers' queue
+//! (poll/select, epoll watching other kinds too) is woken with every
+//! socket's, as before; a released socket's smoltcp socket (an orphan
+//! finishing its FIN exchange) wakes nobody.
 //!
 //! **Locking.** A socket's own lock, then the stack's; never the other
 //! way round. Readiness checks run under the stack's lock without
@@ -46,6 +57,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::task::Waker;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::wire::{IpEndpoint, Ipv4Address};
 use spin::Mutex;
@@ -87,10 +99,43 @@ pub const FAMILY: Family = Family {
 const RCV: u8 = 1;
 const SEND: u8 = 2;
 
-/// Where every AF_INET waiter sleeps.
-static WQ: WaitQueue = WaitQueue::new();
-/// Bumped at every stack change (edge-triggered epoll).
-static GEN: AtomicU64 = AtomicU64::new(0);
+/// One socket's waiters, woken through its `Waker` (smoltcp) or
+/// [`InetSocket::notify`].
+pub(super) struct Waiters {
+    /// Blocked callers (accept, connect, send, recv without a timeout).
+    wq: WaitQueue,
+    /// Bumped at every wake-up (edge-triggered epoll).
+    gen: AtomicU64,
+    /// Epoll instances watching the socket.
+    watchers: crate::fs::epoll::Watchers,
+}
+
+impl Waiters {
+    fn wake(&self) {
+        self.gen.fetch_add(1, Ordering::AcqRel);
+        self.wq.wake_all();
+        self.watchers.wake();
+        crate::fs::POLL_WQ.wake_all();
+    }
+}
+
+impl alloc::task::Wake for Waiters {
+    fn wake(self: Arc<Self>) {
+        Waiters::wake(&self);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        Waiters::wake(self);
+    }
+}
+
+/// Registers `w` as a TCP socket's receive and send waker (under the
+/// stack's lock, by a look at its state: a change after the look wakes
+/// `w`).
+pub(super) fn arm(sock: &mut smoltcp::socket::tcp::Socket, w: &Waker) {
+    sock.register_recv_waker(w);
+    sock.register_send_waker(w);
+}
 /// smoltcp sockets AF_INET holds now.
 static HELD: AtomicUsize = AtomicUsize::new(0);
 /// Every live socket of the family by inode (/proc/net/tcp, udp).
@@ -118,25 +163,14 @@ fn unreserve() {
     HELD.fetch_sub(1, Ordering::AcqRel);
 }
 
-/// The stack's hook: wake everything that waits on AF_INET, drop
-/// orphans that are done.
+/// The stack's hook after a poll that changed sockets (their waiters
+/// were woken by their wakers during it): drop orphans that are done,
+/// move established connections to their accept queues and refill
+/// listeners short of listening sockets (the sweep may have freed some
+/// under the cap).
 fn on_stack_change() {
     sweep();
-    // Connections the poll established move to their accept queues
-    // before the waiters are woken, so they find them there; sockets
-    // the sweep freed refill listeners short of listening ones (the cap
-    // was reached).
     listener::on_poll();
-    GEN.fetch_add(1, Ordering::AcqRel);
-    WQ.wake_all();
-    crate::fs::POLL_WQ.wake_all();
-}
-
-/// Something about a socket changed without a poll (shutdown, release).
-fn notify() {
-    GEN.fetch_add(1, Ordering::AcqRel);
-    WQ.wake_all();
-    crate::fs::POLL_WQ.wake_all();
 }
 
 /// Removes orphaned TCP sockets that reached Closed or TimeWait; whether
@@ -170,18 +204,24 @@ fn quiet<R>(f: impl FnOnce(&mut Interface, &mut SocketSet<'static>) -> R) -> KRe
     stack::with_quiet(f).ok_or(Errno::ENETDOWN)
 }
 
-/// Waits until `f` decides (Some), on [`WQ`]; with `nonblock` only looks
+/// Waits until `f` decides (Some), on `s`'s queue (`f` looks at `s`'s
+/// smoltcp socket, which arms its waker); with `nonblock` only looks
 /// once (EAGAIN); with a timeout (`timeo` ns, SO_RCVTIMEO/SO_SNDTIMEO; 0
 /// none) gives EAGAIN once it passes. Signals interrupt (EINTR).
 ///
-/// A timed wait sleeps on the pollers' queue instead: every stack change
-/// wakes it too, and its deadlines are what the tick checks.
-fn wait<T>(nonblock: bool, timeo: u64, mut f: impl FnMut() -> Option<KResult<T>>) -> KResult<T> {
+/// A timed wait sleeps on the pollers' queue instead: every socket's
+/// wake-up wakes it too, and its deadlines are what the tick checks.
+fn wait<T>(
+    s: &InetSocket,
+    nonblock: bool,
+    timeo: u64,
+    mut f: impl FnMut() -> Option<KResult<T>>,
+) -> KResult<T> {
     if nonblock {
         return f().unwrap_or(Err(Errno::EAGAIN));
     }
     if timeo == 0 {
-        return WQ.wait_until(f)?;
+        return s.waiters.wq.wait_until(f)?;
     }
     let deadline = hal::time::now_ns().saturating_add(timeo);
     crate::fs::POLL_WQ.wait_until(|| {
@@ -284,6 +324,9 @@ impl St {
 pub struct InetSocket {
     ty: u32,
     ino: u64,
+    waiters: Arc<Waiters>,
+    /// Wakes `waiters`: what [`arm`] registers with smoltcp.
+    waker: Waker,
     st: Mutex<St>,
     released: AtomicBool,
     /// SO_RCVTIMEO and SO_SNDTIMEO in ns (0: none).
@@ -303,9 +346,16 @@ fn create(ty: u32, proto: u32) -> KResult<Arc<dyn Socket>> {
 
 impl InetSocket {
     fn new(ty: u32) -> Arc<InetSocket> {
+        let waiters = Arc::new(Waiters {
+            wq: WaitQueue::new(),
+            gen: AtomicU64::new(0),
+            watchers: crate::fs::epoll::Watchers::new(),
+        });
         let s = Arc::new(InetSocket {
             ty,
             ino: next_ino(),
+            waker: Waker::from(waiters.clone()),
+            waiters,
             st: Mutex::new(St {
                 local: None,
                 owns_port: false,
@@ -326,6 +376,12 @@ impl InetSocket {
         });
         LIVE.lock().insert(s.ino, Arc::downgrade(&s));
         s
+    }
+
+    /// Something about the socket changed without smoltcp (shutdown,
+    /// release, listen): wakes its waiters.
+    fn notify(&self) {
+        self.waiters.wake();
     }
 
     /// Binds `st` to (addr, port), port 0 choosing an ephemeral one.
@@ -383,6 +439,9 @@ impl Socket for InetSocket {
                 }
                 return Err(e);
             }
+            // A receive blocked before the socket had a smoltcp socket
+            // armed no waker: it looks again now.
+            self.notify();
         }
         Ok(())
     }
@@ -425,7 +484,7 @@ impl Socket for InetSocket {
             }
             st.shut |= bits;
         }
-        notify();
+        self.notify();
         Ok(())
     }
 
@@ -498,7 +557,11 @@ impl Socket for InetSocket {
     }
 
     fn poll_gen(&self) -> u64 {
-        GEN.load(Ordering::Acquire)
+        self.waiters.gen.load(Ordering::Acquire)
+    }
+
+    fn watchers(&self) -> Option<&crate::fs::epoll::Watchers> {
+        Some(&self.waiters.watchers)
     }
 
     fn getsockopt(&self, level: u32, name: u32) -> KResult<Vec<u8>> {
@@ -617,7 +680,7 @@ impl Socket for InetSocket {
             let _ = quiet(|_, set| set.remove(h));
             unreserve();
         }
-        notify();
+        self.notify();
     }
 }
 

@@ -4,6 +4,7 @@ use abi::{Errno, KResult};
 use alloc::sync::Arc;
 use alloc::vec;
 use core::sync::atomic::Ordering;
+use core::task::Waker;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
@@ -11,7 +12,7 @@ use smoltcp::wire::{IpEndpoint, IpListenEndpoint, Ipv4Address};
 
 use super::listener::{self, Listener};
 use super::{
-    addr, notify, quiet, reserve, route, unreserve, wait, InetSocket, St, ORPHANS, RCV, SEND,
+    addr, arm, quiet, reserve, route, unreserve, wait, InetSocket, St, ORPHANS, RCV, SEND,
 };
 use crate::fs::file::{POLLERR, POLLHUP, POLLIN, POLLOUT};
 use crate::net::socket::*;
@@ -53,6 +54,10 @@ fn new_socket(nodelay: bool) -> KResult<tcp::Socket<'static>> {
     };
     let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
     s.set_nagle_enabled(!nodelay);
+    // Every segment is acknowledged at once: a delayed ACK (smoltcp's
+    // default, 10 ms) stalls request/response exchanges, and over the
+    // loopback an ACK costs a frame, not a wire.
+    s.set_ack_delay(None);
     Ok(s)
 }
 
@@ -63,10 +68,16 @@ fn listen_ep(local: (Ipv4Address, u16)) -> IpListenEndpoint {
     }
 }
 
-/// Adds a listening socket on `local` to the set.
-pub(super) fn add_listener(local: (Ipv4Address, u16), nodelay: bool) -> KResult<SocketHandle> {
+/// Adds a listening socket on `local` to the set, waking `w` (the
+/// listener's) when it changes state.
+pub(super) fn add_listener(
+    local: (Ipv4Address, u16),
+    nodelay: bool,
+    w: &Waker,
+) -> KResult<SocketHandle> {
     let mut s = new_socket(nodelay)?;
     s.set_timeout(Some(SYN_TIMEOUT));
+    arm(&mut s, w);
     if s.listen(listen_ep(local)).is_err() {
         unreserve();
         return Err(Errno::EINVAL);
@@ -95,8 +106,8 @@ pub(super) fn listen(s: &InetSocket, backlog: i32) -> KResult<()> {
         let local = s.autobind(&mut st)?;
         // The first listening socket must exist (ENOBUFS otherwise); the
         // rest come as the cap allows.
-        let first = add_listener(local, st.nodelay)?;
-        let mut l = Listener::new(backlog);
+        let first = add_listener(local, st.nodelay, &s.waker)?;
+        let mut l = Listener::new(backlog, s.waker.clone());
         l.half.push_back(first);
         st.listen = Some(l);
         super::synbusy::add(local.0, local.1);
@@ -107,14 +118,14 @@ pub(super) fn listen(s: &InetSocket, backlog: i32) -> KResult<()> {
     if released {
         stack::poll();
     }
-    notify();
+    s.notify();
     Ok(())
 }
 
 pub(super) fn accept(s: &InetSocket, flags: u32) -> KResult<Arc<InetSocket>> {
     let nonblock = flags & MSG_DONTWAIT != 0;
     let timeo = s.rcvtimeo.load(Ordering::Relaxed);
-    let (h, local, nodelay) = wait(nonblock, timeo, || {
+    let (h, local, nodelay) = wait(s, nonblock, timeo, || {
         let mut st = s.st.lock();
         let local = st.local?;
         let nodelay = st.nodelay;
@@ -128,8 +139,14 @@ pub(super) fn accept(s: &InetSocket, flags: u32) -> KResult<Arc<InetSocket>> {
     if super::synbusy::has_ready() {
         stack::poll();
     }
-    let peer = quiet(|_, set| set.get::<tcp::Socket>(h).remote_endpoint())?;
     let c = InetSocket::new(SOCK_STREAM);
+    // From now on its changes wake the new socket's waiters, not the
+    // listener's.
+    let peer = quiet(|_, set| {
+        let sock = set.get_mut::<tcp::Socket>(h);
+        arm(sock, &c.waker);
+        sock.remote_endpoint()
+    })?;
     {
         let mut cs = c.st.lock();
         cs.local = Some(local);
@@ -142,12 +159,14 @@ pub(super) fn accept(s: &InetSocket, flags: u32) -> KResult<Arc<InetSocket>> {
 
 /// Resolves a connect in progress: established (done) or closed (the
 /// error SO_ERROR reports: refused, or timed out after [`TIMEOUT`]).
-fn settle_locked(st: &mut St) {
+/// Arms `w`, the socket's waker.
+fn settle_locked(st: &mut St, w: &Waker) {
     let Some(h) = st.h.filter(|_| st.connecting) else {
         return;
     };
     let state = quiet(|_, set| {
         let sock = set.get_mut::<tcp::Socket>(h);
+        arm(sock, w);
         let state = sock.state();
         match state {
             State::SynSent | State::SynReceived => {}
@@ -176,14 +195,14 @@ fn settle_locked(st: &mut St) {
 }
 
 pub(super) fn settle(s: &InetSocket) {
-    settle_locked(&mut s.st.lock());
+    settle_locked(&mut s.st.lock(), &s.waker);
 }
 
 pub(super) fn connect(s: &InetSocket, raw: &[u8], flags: u32) -> KResult<()> {
     let nonblock = flags & MSG_DONTWAIT != 0;
     {
         let mut st = s.st.lock();
-        settle_locked(&mut st);
+        settle_locked(&mut st, &s.waker);
         if st.listen.is_some() {
             return Err(Errno::EINVAL);
         }
@@ -202,6 +221,7 @@ pub(super) fn connect(s: &InetSocket, raw: &[u8], flags: u32) -> KResult<()> {
             let remote = IpEndpoint::new(a.into(), port);
             let mut sock = new_socket(!st.nagle())?;
             sock.set_timeout(Some(TIMEOUT));
+            arm(&mut sock, &s.waker);
             let r = stack::with(|iface, set| {
                 sock.connect(iface.context(), remote, local.1)?;
                 Ok::<_, tcp::ConnectError>(set.add(sock))
@@ -229,9 +249,9 @@ pub(super) fn connect(s: &InetSocket, raw: &[u8], flags: u32) -> KResult<()> {
     // SO_SNDTIMEO bounds a connect too; the handshake goes on (Linux:
     // EINPROGRESS, as for a non-blocking one).
     let timeo = s.sndtimeo.load(Ordering::Relaxed);
-    let r = wait(false, timeo, || {
+    let r = wait(s, false, timeo, || {
         let mut st = s.st.lock();
-        settle_locked(&mut st);
+        settle_locked(&mut st, &s.waker);
         if st.connecting {
             return None;
         }
@@ -247,8 +267,8 @@ pub(super) fn connect(s: &InetSocket, raw: &[u8], flags: u32) -> KResult<()> {
 }
 
 /// A connection's handle, or the error to report.
-fn conn(st: &mut St) -> KResult<SocketHandle> {
-    settle_locked(st);
+fn conn(st: &mut St, w: &Waker) -> KResult<SocketHandle> {
+    settle_locked(st, w);
     if let Some(e) = st.error.take() {
         return Err(e);
     }
@@ -263,6 +283,22 @@ fn conn(st: &mut St) -> KResult<SocketHandle> {
 fn writeable(sock: &tcp::Socket) -> bool {
     let queued = sock.send_queue();
     sock.send_capacity() - queued >= queued / 2
+}
+
+/// Whether a read that left `after` bytes of `sock`'s receive queue,
+/// which held `before`, should poll the stack at once to tell the peer
+/// its window opened: only when it crossed half the buffer (from less
+/// than half free to at least half). A read that leaves the window
+/// small would only announce a small one (the sender then sends
+/// segments as small as the reads: silly window syndrome), and a poll
+/// walks every socket of the stack; one that finds the window half free
+/// already has nothing the peer waits for (what it last heard is at
+/// least a quarter of the buffer: smoltcp announces a window once it
+/// has doubled). The next poll of the stack, whoever's, carries the
+/// rest.
+fn opens_window(sock: &tcp::Socket, before: usize, after: usize) -> bool {
+    let half = sock.recv_capacity() / 2;
+    before > half && after <= half
 }
 
 pub(super) fn send(s: &InetSocket, data: &[u8], flags: u32) -> KResult<usize> {
@@ -316,18 +352,19 @@ fn send_with<T>(
     // The first look copies what fits; once the writer has slept, it
     // waits until the buffer is writeable again (the hysteresis above).
     let mut slept = false;
-    let n = wait(nonblock, timeo, || {
+    let n = wait(s, nonblock, timeo, || {
         let mut st = s.st.lock();
         if st.shut & SEND != 0 {
             return Some(Err(Errno::EPIPE));
         }
-        let h = match conn(&mut st) {
+        let h = match conn(&mut st, &s.waker) {
             Ok(h) => h,
             Err(Errno::ENOTCONN) => return Some(Err(Errno::EPIPE)),
             Err(e) => return Some(Err(e)),
         };
         let r = quiet(|_, set| {
             let sock = set.get_mut::<tcp::Socket>(h);
+            arm(sock, &s.waker);
             if sock.can_send() && (!slept || writeable(sock)) {
                 return Some(put(sock));
             }
@@ -349,22 +386,24 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
     let nonblock = flags & MSG_DONTWAIT != 0;
     let peek = flags & MSG_PEEK != 0;
     let timeo = s.rcvtimeo.load(Ordering::Relaxed);
-    let data = wait(nonblock, timeo, || {
+    let data = wait(s, nonblock, timeo, || {
         let mut st = s.st.lock();
         if st.shut & RCV != 0 {
-            return Some(Ok(vec![]));
+            return Some(Ok((vec![], false)));
         }
-        let h = match conn(&mut st) {
+        let h = match conn(&mut st, &s.waker) {
             Ok(h) => h,
             Err(e) => return Some(Err(e)),
         };
         if max == 0 {
-            return Some(Ok(vec![]));
+            return Some(Ok((vec![], false)));
         }
         let r = quiet(|_, set| {
             let sock = set.get_mut::<tcp::Socket>(h);
+            arm(sock, &s.waker);
             if sock.can_recv() {
-                let want = max.min(sock.recv_queue());
+                let before = sock.recv_queue();
+                let want = max.min(before);
                 if peek {
                     let mut buf = match crate::uaccess::kernel_buf(want) {
                         Ok(b) => b,
@@ -372,7 +411,7 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
                     };
                     let n = sock.peek_slice(&mut buf);
                     buf.truncate(n.unwrap_or(0));
-                    return Some(Ok(buf));
+                    return Some(Ok((buf, false)));
                 }
                 // Copied straight out of the ring (its two parts when it
                 // wraps), not into a zeroed buffer first: for a 128 KiB
@@ -388,18 +427,20 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
                         (k, ())
                     });
                 }
-                return Some(Ok(buf));
+                let update = opens_window(sock, before, sock.recv_queue());
+                return Some(Ok((buf, update)));
             }
             match sock.state() {
                 State::SynSent | State::SynReceived => None,
                 // The peer's FIN (or the end of the connection): EOF.
-                _ if !sock.may_recv() => Some(Ok(vec![])),
+                _ if !sock.may_recv() => Some(Ok((vec![], false))),
                 _ => None,
             }
         });
         r.unwrap_or_else(|e| Some(Err(e)))
     })?;
-    if !data.is_empty() && !peek {
+    let (data, update) = data;
+    if update {
         // The window opened: tell the peer now.
         stack::poll();
     }
@@ -418,21 +459,23 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
 pub(super) fn recv_user(s: &InetSocket, va: u64, max: usize, flags: u32) -> Option<KResult<usize>> {
     let nonblock = flags & MSG_DONTWAIT != 0;
     let timeo = s.rcvtimeo.load(Ordering::Relaxed);
-    let r = wait(nonblock, timeo, || {
+    let r = wait(s, nonblock, timeo, || {
         let mut st = s.st.lock();
         if st.shut & RCV != 0 {
-            return Some(Ok(Some(0)));
+            return Some(Ok((Some(0), false)));
         }
-        let h = match conn(&mut st) {
+        let h = match conn(&mut st, &s.waker) {
             Ok(h) => h,
             Err(e) => return Some(Err(e)),
         };
         if max == 0 {
-            return Some(Ok(Some(0)));
+            return Some(Ok((Some(0), false)));
         }
         let r = quiet(|_, set| {
             let sock = set.get_mut::<tcp::Socket>(h);
+            arm(sock, &s.waker);
             if sock.can_recv() {
+                let before = sock.recv_queue();
                 let mut done = 0;
                 let mut fault = false;
                 // The queued data is at most two pieces (the ring wraps).
@@ -450,26 +493,27 @@ pub(super) fn recv_user(s: &InetSocket, va: u64, max: usize, flags: u32) -> Opti
                         (k, ())
                     });
                 }
-                return Some(Ok((done > 0 || !fault).then_some(done)));
+                let update = opens_window(sock, before, sock.recv_queue());
+                return Some(Ok(((done > 0 || !fault).then_some(done), update)));
             }
             match sock.state() {
                 State::SynSent | State::SynReceived => None,
                 // The peer's FIN (or the end of the connection): EOF.
-                _ if !sock.may_recv() => Some(Ok(Some(0))),
+                _ if !sock.may_recv() => Some(Ok((Some(0), false))),
                 _ => None,
             }
         });
         r.unwrap_or_else(|e| Some(Err(e)))
     });
     match r {
-        Ok(Some(n)) => {
-            if n > 0 {
+        Ok((Some(n), update)) => {
+            if update {
                 // The window opened: tell the peer now.
                 stack::poll();
             }
             Some(Ok(n))
         }
-        Ok(None) => None,
+        Ok((None, _)) => None,
         Err(e) => Some(Err(e)),
     }
 }
@@ -491,7 +535,7 @@ pub(super) fn shutdown(s: &InetSocket, bits: u8) -> KResult<()> {
 
 pub(super) fn poll(s: &InetSocket) -> u16 {
     let mut st = s.st.lock();
-    settle_locked(&mut st);
+    settle_locked(&mut st, &s.waker);
     let err = if st.error.is_some() { POLLERR } else { 0 };
     if st.listen.is_some() {
         if listener::refill(&mut st) {
@@ -512,7 +556,8 @@ pub(super) fn poll(s: &InetSocket) -> u16 {
     }
     let shut = st.shut;
     quiet(|_, set| {
-        let sock = set.get::<tcp::Socket>(h);
+        let sock = set.get_mut::<tcp::Socket>(h);
+        arm(sock, &s.waker);
         let mut ev = err;
         if sock.can_recv() {
             ev |= POLLIN;
@@ -554,12 +599,15 @@ pub(super) fn release(h: Option<SocketHandle>, listen: Option<Listener>) {
                 set.remove(l);
                 unreserve();
             } else {
+                arm(sock, Waker::noop());
                 sock.abort();
                 orphans.push(l);
             }
         }
         if let Some(h) = h {
             let sock = set.get_mut::<tcp::Socket>(h);
+            // An orphan wakes nobody.
+            arm(sock, Waker::noop());
             if matches!(sock.state(), State::Closed | State::Listen) {
                 set.remove(h);
                 unreserve();

@@ -10,6 +10,12 @@ use crate::fs::file::{POLLIN, POLLOUT};
 use crate::net::socket::*;
 use crate::net::stack;
 
+/// Registers `w` as a UDP socket's receive and send waker.
+fn arm(sock: &mut udp::Socket, w: &core::task::Waker) {
+    sock.register_recv_waker(w);
+    sock.register_send_waker(w);
+}
+
 /// Datagrams each direction's buffer holds (besides the bytes).
 const RECORDS: usize = 64;
 
@@ -49,6 +55,7 @@ pub(super) fn open(st: &mut St) -> KResult<()> {
 /// Binds an ephemeral port and opens, if not done yet.
 fn autoopen(s: &InetSocket, st: &mut St) -> KResult<smoltcp::iface::SocketHandle> {
     let fresh = st.local.is_none();
+    let had = st.h.is_some();
     s.autobind(st)?;
     if let Err(e) = open(st) {
         if fresh {
@@ -57,6 +64,11 @@ fn autoopen(s: &InetSocket, st: &mut St) -> KResult<smoltcp::iface::SocketHandle
             }
         }
         return Err(e);
+    }
+    if !had {
+        // A receive blocked before the socket was opened armed no
+        // waker: it looks again now.
+        s.notify();
     }
     Ok(st.h.expect("opened above"))
 }
@@ -102,9 +114,10 @@ pub(super) fn send(s: &InetSocket, data: &[u8], to: Option<&[u8]>, flags: u32) -
         autoopen(s, &mut st)?
     };
     let timeo = s.sndtimeo.load(core::sync::atomic::Ordering::Relaxed);
-    let n = wait(nonblock, timeo, || {
+    let n = wait(s, nonblock, timeo, || {
         let r = quiet(|_, set| {
             let sock = set.get_mut::<udp::Socket>(h);
+            arm(sock, &s.waker);
             match sock.send_slice(data, dest) {
                 Ok(()) => Some(Ok(data.len())),
                 Err(udp::SendError::BufferFull) => None,
@@ -121,7 +134,7 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
     let nonblock = flags & MSG_DONTWAIT != 0;
     let peek = flags & MSG_PEEK != 0;
     let timeo = s.rcvtimeo.load(core::sync::atomic::Ordering::Relaxed);
-    wait(nonblock, timeo, || {
+    wait(s, nonblock, timeo, || {
         let st = s.st.lock();
         if st.shut & RCV != 0 {
             return Some(Ok(Received {
@@ -137,6 +150,7 @@ pub(super) fn recv(s: &InetSocket, max: usize, flags: u32) -> KResult<Received> 
         let peer = st.peer;
         let r = quiet(|_, set| {
             let sock = set.get_mut::<udp::Socket>(h);
+            arm(sock, &s.waker);
             loop {
                 let (data, meta) = sock.peek().ok()?;
                 let from = meta.endpoint;
@@ -172,7 +186,8 @@ pub(super) fn poll(s: &InetSocket) -> u16 {
         return POLLOUT;
     };
     quiet(|_, set| {
-        let sock = set.get::<udp::Socket>(h);
+        let sock = set.get_mut::<udp::Socket>(h);
+        arm(sock, &s.waker);
         let mut ev = 0;
         if sock.can_recv() {
             ev |= POLLIN;
