@@ -24,11 +24,12 @@
 //!   sent.
 //!
 //! Blocks once sent stay as clean copies, with blocks read, up to a cap
-//! (1/32 of the kernel heap, at most [`MAX_CLEAN`]); past it, clean ones
-//! go in CLOCK order. Only this cache writes the file system's sectors
-//! while it is mounted (Linux refuses a raw write to a mounted device's
-//! blocks only by convention too), so a clean copy is the device's
-//! content.
+//! (1/32 of the heap's growth limit, at most [`MAX_CLEAN`]); past it,
+//! clean ones go in CLOCK order. A clean copy is the device's content
+//! because only this cache writes the file system's sectors: a raw
+//! write to /dev/vdX under a mounted file system is not seen here
+//! (Linux's block device shares its page cache with the file system's
+//! buffers, so there it is).
 //!
 //! Large transfers (a request's worth or more) go to the device at once
 //! and are not kept: they already make several requests in flight, from
