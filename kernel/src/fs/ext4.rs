@@ -8,6 +8,7 @@
 //! polled, not slept on: see `block`). Files are named by inode number.
 
 use abi::{Errno, KResult};
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -132,7 +133,10 @@ pub enum Walk {
 
 /// A mounted ext4 file system.
 pub struct Ext4Mount {
-    fs: Mutex<Fs>,
+    /// Boxed: the crate's file system is kilobytes, and a mount moved it
+    /// through frames of a 32 KiB kernel stack the crate's own mount
+    /// path already fills most of (a kernel stack overflow at mount).
+    fs: Mutex<Box<Fs>>,
     /// Open files per inode, and the unlinked inodes whose last close
     /// frees them (an unlinked open file lives until then, as on Linux;
     /// the crate keeps them on the orphan list meanwhile).
@@ -143,6 +147,19 @@ pub struct Ext4Mount {
     pub readonly: bool,
     /// Its files' pages: read(2)'s and mmap's (`ext4_pages`).
     pub pages: super::ext4_pages::PageCache,
+}
+
+/// The crate's mount, its result moved to the heap at once, in a frame
+/// of its own that the caller's does not hold.
+#[inline(never)]
+fn mount_boxed(
+    io: DiskIo,
+    services: MountServices<Clock, (), NoopObserver>,
+    options: MountOptions,
+) -> KResult<Box<Fs>> {
+    Ext4::mount(io, services, options)
+        .map(Box::new)
+        .map_err(errno)
 }
 
 impl Ext4Mount {
@@ -158,7 +175,7 @@ impl Ext4Mount {
             block_validity: true,
         };
         let services = MountServices::new(Clock, (), NoopObserver);
-        let fs = Ext4::mount(DiskIo(BufferCache::new(disk)), services, options).map_err(errno)?;
+        let fs = mount_boxed(DiskIo(BufferCache::new(disk)), services, options)?;
         let root = fs.root_inode().raw();
         Ok(Ext4Mount {
             fs: Mutex::new(fs),
