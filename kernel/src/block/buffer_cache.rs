@@ -126,8 +126,7 @@ impl BufferCache {
             .any(|s| self.blocks.get(s).is_some_and(|b| b.dirty))
     }
 
-    /// Drops the blocks starting at `starts` (clean ones: the caller sent
-    /// the kept writes first).
+    /// Drops the blocks starting at `starts`.
     fn drop_blocks(&mut self, starts: &[u64]) {
         for s in starts {
             if let Some(b) = self.blocks.remove(s) {
@@ -299,11 +298,7 @@ impl BufferCache {
                 .filter(|(_, b)| b.dirty)
                 .map(|(&s, _)| s)
                 .collect();
-            for s in dirty {
-                if let Some(b) = self.blocks.remove(&s) {
-                    self.forget(&b);
-                }
-            }
+            self.drop_blocks(&dirty);
             return sent;
         }
         for b in self.blocks.values_mut().filter(|b| b.dirty) {

@@ -5,16 +5,16 @@
 //!
 //! This layer caches nothing for the raw device (ext4's page cache is
 //! above it, in `fs::ext4_pages`; ext4's small blocks, its writes kept
-//! until it flushes, in a `BufferCache`): a read goes to the device, a write
-//! goes to the device before it returns (write-through), and fsync asks
-//! the device to flush its own write cache (VIRTIO_BLK_F_FLUSH), which
-//! is what makes the data durable. A transfer becomes requests of at
-//! most 64 KiB, all submitted together (as many as the queue takes) and
-//! made straight from the caller's buffer when the device can reach it.
-//! A disk is shared by every torus: its lock covers submitting and
-//! completing, not the I/O, so tasks' requests overlap; the caller sleeps until they complete, woken
-//! through the disks' interrupt (`irq`), or polls where it may not sleep
-//! ([`Wait`]).
+//! until it flushes, in a `BufferCache`): a read goes to the device, a
+//! write goes to the device before it returns (write-through), and fsync
+//! asks the device to flush its own write cache (VIRTIO_BLK_F_FLUSH),
+//! which is what makes the data durable. A transfer becomes requests of
+//! at most 64 KiB, all submitted together (as many as the queue takes)
+//! and made straight from the caller's buffer when the device can reach
+//! it. A disk is shared by every torus: its lock covers submitting and
+//! completing, not the I/O, so tasks' requests overlap; the caller
+//! sleeps until they complete, woken through the disks' interrupt
+//! (`irq`), or polls where it may not sleep ([`Wait`]).
 
 mod buffer_cache;
 mod ioctl;

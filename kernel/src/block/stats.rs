@@ -122,15 +122,9 @@ impl Drop for InFlight<'_> {
         c.writes += b.writes;
         c.write_sectors += b.write_sectors;
         c.flushes += b.flushes;
-        if b.reads > 0 {
-            c.read_ns += took * b.reads;
-        }
-        if b.writes > 0 {
-            c.write_ns += took * b.writes;
-        }
-        if b.flushes > 0 {
-            c.flush_ns += took * b.flushes;
-        }
+        c.read_ns += took * b.reads;
+        c.write_ns += took * b.writes;
+        c.flush_ns += took * b.flushes;
         c.weighted_ns += took * b.requests();
         c.in_flight -= b.requests();
         if c.in_flight == 0 {

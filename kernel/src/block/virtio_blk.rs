@@ -130,9 +130,13 @@ impl VirtioBlk {
     /// no-op when the device has no write cache to flush, i.e. did not
     /// offer the feature).
     pub fn flush(&self, how: Wait) -> KResult<()> {
-        let _counted = self.stats.start(Batch {
-            flushes: self.flush as u64,
-            ..Batch::default()
+        // Counted only when the device has a cache to flush (Linux counts
+        // no flush for a device without one).
+        let _counted = self.flush.then(|| {
+            self.stats.start(Batch {
+                flushes: 1,
+                ..Batch::default()
+            })
         });
         hv::flush(&self.q, &mut self.waiter(how)).map_err(eio)
     }

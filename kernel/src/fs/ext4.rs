@@ -36,8 +36,9 @@ const MAX_DEPTH: usize = 2048;
 
 /// The disk as rsext4's block device (512-byte sectors), its small
 /// blocks kept and its writes sent together (`block::BufferCache`: the
-/// crate flushes before it counts on anything being on the disk). Its requests
-/// poll the device: they are made under the file system's spin lock.
+/// crate flushes before it counts on anything being on the disk). Its
+/// requests poll the device: they are made under the file system's spin
+/// lock.
 struct DiskIo(BufferCache);
 
 fn io_err(_: Errno) -> Ext4Error {
