@@ -55,19 +55,21 @@ fn check(cond: bool, why: &'static str) -> Result<(), &'static str> {
     }
 }
 
-/// Allocates every frame of torus 0, checks they are distinct and the pool
-/// reports exhaustion, frees them all and checks the count is restored.
+/// Allocates every frame of torus 0 down to the floor kept for the heap,
+/// checks they are distinct and the floor is kept, frees them all and
+/// checks the count is restored.
 fn frames() -> Result<(), &'static str> {
     let (free0, total) = crate::frames::stats(0);
-    check(total > 0 && free0 > 0, "torus 0 has no frames")?;
+    let floor = crate::frames::floor();
+    check(total > 0 && free0 > floor, "torus 0 has no frames")?;
     let mut got = Vec::with_capacity(free0);
-    while crate::frames::stats(0).0 > 0 {
+    while crate::frames::stats(0).0 > floor {
         let pa = crate::frames::alloc_on(0).ok_or("alloc failed with frames free")?;
         got.push(pa);
     }
     check(
-        got.len() == free0,
-        "allocated count differs from free count",
+        got.len() == free0 - floor,
+        "allocated count differs from free count above the floor",
     )?;
     got.sort_unstable();
     check(
@@ -75,12 +77,17 @@ fn frames() -> Result<(), &'static str> {
         "a frame was handed out twice",
     )?;
     check(got.iter().all(|pa| pa % 4096 == 0), "unaligned frame")?;
-    // Torus 0 is empty now: allocation must fall over to a neighbour.
+    // Torus 0 is down to its floor now: allocation must fall over to a
+    // neighbour and leave the floor alone.
     if crate::frames::torus_count() > 1 {
         let other = crate::frames::alloc_on(0).ok_or("no fallback to another torus")?;
         check(
             got.binary_search(&other).is_err(),
             "fallback frame duplicates one",
+        )?;
+        check(
+            crate::frames::stats(0).0 == floor,
+            "an allocation took a frame of the heap's floor",
         )?;
         crate::frames::free(other).map_err(|_| "free of fallback frame failed")?;
     }

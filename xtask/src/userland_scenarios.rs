@@ -285,6 +285,15 @@ pub fn injected_scenarios() -> Vec<(UserScenario, &'static str)> {
             ("heap_limit_forks_end_in_eagain", heap_limit_forks),
             "heap.mb=4 heap.maxmb=8",
         ),
+        // A hog takes the free frames, then a 4 MiB heap must grow (tmpfs
+        // files): with no frame left for it, an allocation the kernel
+        // cannot fail panicked ("memory allocation of 512 bytes failed",
+        // at once here); the pools' floor for the heap makes the hog's
+        // fault the one that finds memory gone (an OOM kill).
+        (
+            ("rsetest_heap_after_hog", |e| program(e, "heap_after_hog")),
+            "heap.mb=4",
+        ),
     ]
 }
 

@@ -210,6 +210,25 @@ impl TorusFrames {
         self.pools.iter_mut().find(|p| p.free_count() > 0)?.alloc()
     }
 
+    /// [`TorusFrames::alloc`], unless no more than `keep` frames are
+    /// free: those are kept for a user that must not find the pool empty
+    /// (the kernel heap's growth).
+    pub fn alloc_keeping(&mut self, keep: usize) -> Option<u64> {
+        if self.free_count() <= keep {
+            return None;
+        }
+        self.alloc()
+    }
+
+    /// [`TorusFrames::alloc_contiguous`], leaving at least `keep` frames
+    /// free (see [`TorusFrames::alloc_keeping`]).
+    pub fn alloc_contiguous_keeping(&mut self, n: usize, keep: usize) -> Option<u64> {
+        if self.free_count() < keep.saturating_add(n) {
+            return None;
+        }
+        self.alloc_contiguous(n)
+    }
+
     /// Takes `n` physically contiguous frames from one pool.
     pub fn alloc_contiguous(&mut self, n: usize) -> Option<u64> {
         self.pools
@@ -288,6 +307,26 @@ mod tests {
     use super::*;
     use alloc::collections::BTreeSet;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_kept_floor_is_left_to_plain_alloc() {
+        let base = 0x10_0000;
+        let mut t = TorusFrames::default();
+        t.add_range(base, base + 10 * FRAME_SIZE);
+        for _ in 0..7 {
+            assert!(t.alloc_keeping(3).is_some());
+        }
+        assert_eq!(t.alloc_keeping(3), None);
+        assert_eq!(t.alloc_contiguous_keeping(1, 3), None);
+        assert_eq!(t.free_count(), 3);
+        assert!(t.alloc_contiguous(2).is_some());
+        assert!(t.alloc().is_some());
+        assert_eq!(t.alloc(), None);
+        let mut u = TorusFrames::default();
+        u.add_range(base, base + 10 * FRAME_SIZE);
+        assert!(u.alloc_contiguous_keeping(7, 3).is_some());
+        assert_eq!(u.alloc_contiguous_keeping(1, 3), None);
+    }
 
     #[test]
     fn contiguous_runs_start_past_full_words_and_span_words() {

@@ -73,11 +73,11 @@ pub struct Mm {
 /// because the pages are wanted now; clean pages of ext4's page cache
 /// are given back first to make up the difference.
 pub fn can_populate(pages: u64) -> KResult<()> {
-    let free = crate::frames::free_total() as u64;
+    let free = crate::frames::free_above_floor() as u64;
     if pages > free {
         let short = usize::try_from(pages - free).unwrap_or(usize::MAX);
         crate::fs::ext4_pages::reclaim(short);
-        if pages > crate::frames::free_total() as u64 {
+        if pages > crate::frames::free_above_floor() as u64 {
             return Err(Errno::ENOMEM);
         }
     }

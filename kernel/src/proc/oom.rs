@@ -99,7 +99,7 @@ pub fn out_of_memory(may_wait: bool) -> bool {
     // exit). Choosing the victim may itself have waited for a process's
     // memory lock, which such a request holds, so look only now. A fault
     // needs one frame and at most three page tables.
-    let free = crate::frames::free_total();
+    let free = crate::frames::free_above_floor();
     if free >= RETRY_FREE {
         crate::klog!(
             "oom: a page fault found no frame, but {free} are free again: retrying, nobody killed"

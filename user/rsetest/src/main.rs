@@ -29,6 +29,7 @@ mod fork_cow;
 mod futex_bounds;
 mod futex_ops;
 mod gs_base;
+mod heap_after_hog;
 mod inet;
 mod inet_backlog;
 mod inet_badinput;
@@ -254,6 +255,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "bad_rip",
         bad_rip::run,
         "non-canonical RIP from rt_sigreturn, a handler address or an ELF entry: SIGSEGV, kernel lives",
+    ),
+    (
+        "heap_after_hog",
+        heap_after_hog::run,
+        "a hog takes the free frames, then the kernel heap grows: the hog is OOM-killed first",
     ),
     (
         "vm_exit_leak",
