@@ -124,7 +124,10 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
             "boot: initramfs unpacked ({} KiB) into the tmpfs root",
             n / 1024
         ),
-        Err(e) => klog!("boot: initramfs rejected: {e:?}"),
+        Err(e) => klog!(
+            "boot: initramfs unpack failed ({e:?}: corrupt, or larger than the tmpfs limit); \
+             the root holds what was unpacked before the failure"
+        ),
     }
     fs::tty::init(exec);
     match fs::rootdisk::mount_from_cmdline(cmd) {

@@ -20,6 +20,7 @@ const SCENARIOS: &[Scenario] = &[
         unexpected_exception,
     ),
     ("kernel_stack_overflow_reported", stack_overflow),
+    ("truncated_initramfs_reported", truncated_initramfs),
     (
         "kernel_fpu_instructions",
         crate::kernel_isa::kernel_fpu_instructions,
@@ -416,6 +417,29 @@ fn stack_overflow() -> Result<(), String> {
                 &format!("selftest={arg}: expected \"{expect}\" and QEMU status 3"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// A truncated initramfs is reported, not a panic: the kernel says why
+/// the root is incomplete, init cannot start, and with `exec` QEMU ends
+/// with status 127. (Before, the tmpfs was never installed and the first
+/// path lookup panicked.)
+fn truncated_initramfs() -> Result<(), String> {
+    let cfg = config("badcpio", "exec", Machine::Microvm)?;
+    let initrd = cfg.initrd.as_ref().ok_or("no initramfs")?;
+    let len = std::fs::metadata(initrd).map_err(|e| e.to_string())?.len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(initrd)
+        .and_then(|f| f.set_len(len * 3 / 5))
+        .map_err(|e| format!("truncating {}: {e}", initrd.display()))?;
+    let out = boot(&cfg, 120)?;
+    if out.log.contains("KERNEL PANIC") || !out.log.contains("initramfs unpack failed") {
+        return Err(explain(&out, "the truncated initramfs was not reported"));
+    }
+    if !out.log.contains("init exited: status=127") {
+        return Err(explain(&out, "init did not fail to start with status 127"));
     }
     Ok(())
 }

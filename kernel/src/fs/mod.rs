@@ -143,12 +143,28 @@ pub fn init(initramfs: &[u8]) -> KResult<usize> {
         max_bytes >> 20,
         max_inodes
     );
-    if !initramfs.is_empty() {
-        vfs::cpio::unpack(&mut fs, ROOT_INO, initramfs).map_err(|_| Errno::EINVAL)?;
-    }
+    // A failed unpack (a corrupt archive, or one larger than the tmpfs
+    // may hold) still leaves a root to install, with what it unpacked:
+    // every later path lookup needs one, and the caller says why.
+    let unpacked = if initramfs.is_empty() {
+        Ok(0)
+    } else {
+        vfs::cpio::unpack(&mut fs, ROOT_INO, initramfs).map(|_| initramfs.len())
+    };
+    add_standard_tree(&mut fs);
+    *FS.lock() = Some(fs);
+    unpacked
+}
+
+/// What the root has besides the initramfs: /dev and its nodes, /tmp,
+/// /proc, /root and /mnt. Best effort: a full tmpfs leaves some out.
+fn add_standard_tree(fs: &mut Tmpfs) {
     let devdir = match fs.lookup(ROOT_INO, b"/dev", true) {
         Ok(d) => d,
-        Err(_) => fs.mkdir(ROOT_INO, b"dev", 0o755)?,
+        Err(_) => match fs.mkdir(ROOT_INO, b"dev", 0o755) {
+            Ok(d) => d,
+            Err(_) => return,
+        },
     };
     let nodes: [(&[u8], u32, u32, u32); 6] = [
         (b"null", dev::MEM_MAJOR, dev::NULL, 0o666),
@@ -182,11 +198,9 @@ pub fn init(initramfs: &[u8]) -> KResult<usize> {
     }
     for d in [&b"tmp"[..], b"proc", b"root", b"mnt"] {
         if fs.lookup(ROOT_INO, d, true).is_err() {
-            fs.mkdir(ROOT_INO, d, if d == b"tmp" { 0o1777 } else { 0o755 })?;
+            let _ = fs.mkdir(ROOT_INO, d, if d == b"tmp" { 0o1777 } else { 0o755 });
         }
     }
-    *FS.lock() = Some(fs);
-    Ok(initramfs.len())
 }
 
 /// Reads file data (page faults on file mappings use this).
