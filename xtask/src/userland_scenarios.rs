@@ -103,6 +103,7 @@ program_scenarios!(
     create_race,
     scm_rights,
     epoll,
+    epoll_quiet,
     eventfd,
     timerfd,
     signalfd,

@@ -2,15 +2,17 @@
 //! readiness is each file's own [`OpenFile::poll`] (no copy of it here),
 //! looked at when epoll_wait asks.
 //!
-//! **Sleeping.** A file that can name its watchers (an AF_INET socket:
-//! [`crate::net::socket::Socket::watchers`]) is told of the instance at
-//! EPOLL_CTL_ADD and wakes the instance's own queue when its readiness
-//! may have changed. An instance all of whose items are such files
-//! sleeps on its own queue (with its deadline on [`TIMED`], which the
-//! tick wakes when one is due), so traffic on other sockets, pipes or
-//! the tty does not wake it; one watching any other kind sleeps on the
-//! pollers' queue (`POLL_WQ`), which every state change of a pipe, tty,
-//! socket or eventfd wakes.
+//! **Sleeping.** A file that can name its watchers (a pipe, an eventfd,
+//! an AF_INET socket: [`crate::net::socket::Socket::watchers`]) is told of
+//! the instance at EPOLL_CTL_ADD and wakes the instance's own queue when
+//! its readiness may have changed. An instance all of whose items are
+//! such files sleeps on its own queue (with its deadline on [`TIMED`],
+//! which the tick wakes when one is due), so traffic on other sockets,
+//! pipes or the tty does not wake it; one watching any other kind sleeps
+//! on the pollers' queue (`POLL_WQ`), which every state change of a pipe,
+//! tty, socket or eventfd wakes. An item holds its file's watcher list,
+//! and leaves it when it goes (DEL, its file closed, the instance
+//! closed), so the lists hold no more entries than there are items.
 //!
 //! Level-triggered items are reported while ready. Edge-triggered ones
 //! (EPOLLET) are reported when ready and their file's
@@ -26,7 +28,7 @@ use abi::{Errno, KResult};
 use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicUsize, Ordering};
 use spin::Mutex;
 
 use super::file::{Kind, OpenFile, POLLERR, POLLHUP, POLLIN};
@@ -67,45 +69,74 @@ pub fn expire(now: u64) {
 /// address. An entry leaves with its item (EPOLL_CTL_DEL, or the
 /// instance's end); the list ends with the file.
 #[derive(Default)]
-pub struct Watchers(Mutex<Vec<(usize, Arc<WaitQueue>)>>);
+pub struct Watchers {
+    list: Mutex<Vec<(usize, Arc<WaitQueue>)>>,
+    /// `list.len()`, stored under its lock and read without it: most
+    /// changes of a pipe or eventfd find nobody watching.
+    len: AtomicUsize,
+}
 
 impl Watchers {
-    pub const fn new() -> Watchers {
-        Watchers(Mutex::new(Vec::new()))
+    pub fn new() -> Arc<Watchers> {
+        Arc::new(Watchers {
+            list: Mutex::new(Vec::new()),
+            len: AtomicUsize::new(0),
+        })
     }
 
     fn add(&self, ep: &Epoll) {
-        self.0
-            .lock()
-            .push((ep as *const Epoll as usize, ep.wq.clone()));
+        let mut w = self.list.lock();
+        w.push((ep as *const Epoll as usize, ep.wq.clone()));
+        self.len.store(w.len(), Ordering::Relaxed);
+        drop(w);
+        // Pairs with the fence in `wake`: the instance looks at the file
+        // after this, so either it sees a change or the changer sees it.
+        fence(Ordering::SeqCst);
     }
 
     fn remove(&self, ep: &Epoll) {
         let id = ep as *const Epoll as usize;
-        let mut w = self.0.lock();
+        let mut w = self.list.lock();
         if let Some(i) = w.iter().position(|x| x.0 == id) {
             w.swap_remove(i);
         }
+        self.len.store(w.len(), Ordering::Relaxed);
     }
 
     /// The file's readiness may have changed: wakes the instances'
-    /// sleepers.
+    /// sleepers. Inlined: with nobody watching it is a fence and a load.
+    #[inline]
     pub fn wake(&self) {
-        for (_, q) in self.0.lock().iter() {
+        fence(Ordering::SeqCst);
+        if self.len.load(Ordering::Relaxed) != 0 {
+            self.wake_listed();
+        }
+    }
+
+    #[inline(never)]
+    fn wake_listed(&self) {
+        for (_, q) in self.list.lock().iter() {
             q.wake_all();
         }
     }
 }
 
 /// The watcher list of `file`, if it wakes its epoll instances itself.
-fn watchers_of(file: &OpenFile) -> Option<&Watchers> {
-    file.socket().and_then(|s| s.watchers())
+fn watchers_of(file: &OpenFile) -> Option<Arc<Watchers>> {
+    match &file.kind {
+        Kind::PipeRead(p) | Kind::PipeWrite(p) => Some(p.watchers()),
+        Kind::EventFd(e) => Some(e.watchers()),
+        _ => file.socket().and_then(|s| s.watchers()),
+    }
 }
 
 struct Item {
     file: Weak<OpenFile>,
-    /// The file does not wake the instance itself (see [`Watchers`]).
-    foreign: bool,
+    /// The watcher list of the file, which wakes the instance itself
+    /// ([`Watchers`]); None: the file does not (the instance sleeps on the
+    /// pollers' queue). Held here, not reached through the file, so that
+    /// the item leaves it even after its file is gone.
+    watch: Option<Arc<Watchers>>,
     events: u32,
     data: u64,
     /// The file's poll_gen at the last report (EPOLLET), None before one.
@@ -197,8 +228,8 @@ impl Epoll {
                     WATCHES.fetch_sub(1, Ordering::Relaxed);
                     return Err(Errno::ENOSPC);
                 }
-                let w = watchers_of(file);
-                match w {
+                let watch = watchers_of(file);
+                match &watch {
                     Some(w) => w.add(self),
                     None => {
                         self.foreign.fetch_add(1, Ordering::AcqRel);
@@ -208,7 +239,7 @@ impl Epoll {
                     k,
                     Item {
                         file: Arc::downgrade(file),
-                        foreign: w.is_none(),
+                        watch,
                         events,
                         data,
                         reported: None,
@@ -230,7 +261,7 @@ impl Epoll {
             EPOLL_CTL_DEL => {
                 let it = items.remove(&k).ok_or(Errno::ENOENT)?;
                 WATCHES.fetch_sub(1, Ordering::Relaxed);
-                self.forget(&it, Some(file));
+                self.forget(&it);
             }
             _ => return Err(Errno::EINVAL),
         }
@@ -240,13 +271,14 @@ impl Epoll {
         Ok(())
     }
 
-    /// An item leaves: its file (if still open) stops waking the
-    /// instance, or the foreign count drops.
-    fn forget(&self, it: &Item, file: Option<&Arc<OpenFile>>) {
-        if it.foreign {
-            self.foreign.fetch_sub(1, Ordering::AcqRel);
-        } else if let Some(w) = file.and_then(|f| watchers_of(f)) {
-            w.remove(self);
+    /// An item leaves: its file stops waking the instance, or the
+    /// foreign count drops.
+    fn forget(&self, it: &Item) {
+        match &it.watch {
+            Some(w) => w.remove(self),
+            None => {
+                self.foreign.fetch_sub(1, Ordering::AcqRel);
+            }
         }
     }
 
@@ -320,7 +352,7 @@ impl Epoll {
         }
         for k in dead {
             if let Some(it) = items.remove(&k) {
-                self.forget(&it, None);
+                self.forget(&it);
             }
             WATCHES.fetch_sub(1, Ordering::Relaxed);
         }
@@ -356,10 +388,10 @@ impl Drop for Epoll {
     fn drop(&mut self) {
         let items = core::mem::take(&mut *self.items.lock());
         WATCHES.fetch_sub(items.len(), Ordering::Relaxed);
-        // Files still open stop listing the instance (their lists would
-        // otherwise keep its memory until their next wake-up).
-        for it in items.values().filter(|it| !it.foreign) {
-            if let Some(w) = it.file.upgrade().as_deref().and_then(watchers_of) {
+        // The files' lists stop naming the instance (they would keep its
+        // queue until the file goes).
+        for it in items.values() {
+            if let Some(w) = &it.watch {
                 w.remove(self);
             }
         }

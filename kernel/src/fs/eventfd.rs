@@ -19,6 +19,8 @@ pub struct EventFd {
     semaphore: bool,
     wq: WaitQueue,
     gen: AtomicU64,
+    /// Epoll instances watching it.
+    watchers: Arc<super::epoll::Watchers>,
 }
 
 impl EventFd {
@@ -28,13 +30,20 @@ impl EventFd {
             semaphore,
             wq: WaitQueue::new(),
             gen: AtomicU64::new(0),
+            watchers: super::epoll::Watchers::new(),
         })
     }
 
     fn notify(&self) {
         self.gen.fetch_add(1, Ordering::Release);
         self.wq.wake_all();
+        self.watchers.wake();
         super::POLL_WQ.wake_all();
+    }
+
+    /// The epoll instances watching it (they sleep on their own queues).
+    pub fn watchers(&self) -> Arc<super::epoll::Watchers> {
+        self.watchers.clone()
     }
 
     /// read(2): 8 bytes (EINVAL for a smaller buffer).

@@ -16,6 +16,8 @@ pub struct Pipe {
     wq: WaitQueue,
     /// Bumped at every change of state (edge-triggered epoll).
     gen: core::sync::atomic::AtomicU64,
+    /// Epoll instances watching either end.
+    watchers: Arc<super::epoll::Watchers>,
     _live: crate::objects::Live,
 }
 
@@ -26,6 +28,7 @@ impl Pipe {
             buf: Mutex::new(PipeBuffer::new()),
             wq: WaitQueue::new(),
             gen: core::sync::atomic::AtomicU64::new(0),
+            watchers: super::epoll::Watchers::new(),
             _live: crate::objects::Live::new(crate::objects::Obj::Pipe),
         })
     }
@@ -151,6 +154,12 @@ impl Pipe {
     fn notify(&self) {
         self.gen.fetch_add(1, core::sync::atomic::Ordering::Release);
         self.wq.wake_all();
+        self.watchers.wake();
         super::POLL_WQ.wake_all();
+    }
+
+    /// The epoll instances watching it (they sleep on their own queues).
+    pub fn watchers(&self) -> Arc<super::epoll::Watchers> {
+        self.watchers.clone()
     }
 }

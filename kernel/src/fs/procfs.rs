@@ -116,7 +116,7 @@ fn pid_status(p: &Process) -> String {
     // Linux: each group followed by a space.
     let groups: String = c.groups.iter().map(|g| format!("{g} ")).collect();
     format!(
-        "Name:\t{}\nUmask:\t{:04o}\nState:\t{state}\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{}\nSigPnd:\t{pending:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ignored:016x}\nSigCgt:\t{caught:016x}\nCpus_allowed:\t{:x}\nTorus:\t{} (home {}, cell {:?})\n",
+        "Name:\t{}\nUmask:\t{:04o}\nState:\t{state}\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{}\nSigPnd:\t{pending:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ignored:016x}\nSigCgt:\t{caught:016x}\nCpus_allowed:\t{:x}\nvoluntary_ctxt_switches:\t{}\nnonvoluntary_ctxt_switches:\t{}\nTorus:\t{} (home {}, cell {:?})\n",
         i.comm,
         p.fs.lock().umask,
         p.tgid,
@@ -136,6 +136,8 @@ fn pid_status(p: &Process) -> String {
         p.group.live.load(core::sync::atomic::Ordering::Relaxed),
         p.group.shared_sig.lock().pending,
         p.affinity(),
+        p.switches.get().0,
+        p.switches.get().1,
         p.torus(),
         i.torus,
         i.cell,

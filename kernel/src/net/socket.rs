@@ -197,7 +197,7 @@ pub trait Socket: Send + Sync {
     /// them itself whenever its readiness may change (then an instance
     /// watching only such sockets sleeps on its own queue); None: the
     /// family wakes the pollers' queue instead.
-    fn watchers(&self) -> Option<&crate::fs::epoll::Watchers> {
+    fn watchers(&self) -> Option<alloc::sync::Arc<crate::fs::epoll::Watchers>> {
         None
     }
     /// getsockopt(2): the option's value bytes.

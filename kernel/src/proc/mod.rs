@@ -196,6 +196,10 @@ pub struct Process {
     pub pending_set_tid: Mutex<Option<u64>>,
     /// Total CPU time charged, in timer ticks (user + system, not split yet).
     pub ticks: AtomicU64,
+    /// Context switches: it went to sleep (voluntary) or was switched out
+    /// while runnable (preempted or yielding), as Linux's nvcsw/nivcsw.
+    /// Only the CPU switching it out counts, so a load and a store do.
+    pub switches: ContextSwitches,
     /// Its ids, replaced whole on a change (`cred`).
     cred: Mutex<Arc<cred::Cred>>,
     /// prctl(PR_SET_NO_NEW_PRIVS): execve never grants privileges (set-id
@@ -305,6 +309,7 @@ impl Process {
             robust_list: AtomicU64::new(0),
             pending_set_tid: Mutex::new(None),
             ticks: AtomicU64::new(0),
+            switches: ContextSwitches::default(),
             cred: Mutex::new(n.cred),
             no_new_privs: AtomicBool::new(n.no_new_privs),
         });
@@ -527,4 +532,32 @@ pub fn count_of_uid(uid: u32) -> usize {
         .values()
         .filter(|p| p.cred.lock().ruid == uid)
         .count()
+}
+
+/// A process's context switch counts (see [`Process::switches`]).
+#[derive(Default)]
+pub struct ContextSwitches {
+    voluntary: AtomicU64,
+    involuntary: AtomicU64,
+}
+
+impl ContextSwitches {
+    /// Counts one switch away from the process: `slept` when it went to
+    /// sleep. Called only by the CPU switching it out.
+    pub fn count(&self, slept: bool) {
+        let c = if slept {
+            &self.voluntary
+        } else {
+            &self.involuntary
+        };
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// (voluntary, involuntary).
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.voluntary.load(Ordering::Relaxed),
+            self.involuntary.load(Ordering::Relaxed),
+        )
+    }
 }

@@ -518,6 +518,7 @@ fn put_prev(ti: usize, p: &Arc<Process>, now: u64, yield_: bool) -> RunState {
     let found = *st;
     match found {
         RunState::Running => {
+            p.switches.count(false);
             *st = RunState::Runnable;
             let wanted = p.sched.lock().entity.params;
             let mut rq = t.runq.lock();
@@ -542,6 +543,7 @@ fn put_prev(ti: usize, p: &Arc<Process>, now: u64, yield_: bool) -> RunState {
             }
         }
         RunState::Blocking => {
+            p.switches.count(true);
             let e = t.runq.lock().take_current(now);
             if let Some(e) = e {
                 p.sched.lock().store(e);

@@ -332,7 +332,7 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_sched_get_priority_min => ret(sched::sched_get_priority_min(a0)),
         nr::__NR_sched_rr_get_interval => ret(sched::sched_rr_get_interval(a0, a1)),
         nr::__NR_times => ret(process::times(a0)),
-        nr::__NR_getrusage => ret(process::getrusage(a1)),
+        nr::__NR_getrusage => ret(process::getrusage(a0 as i64, a1)),
         nr::__NR_getcpu => ret(process::getcpu(a0, a1)),
         nr::__NR_sched_getaffinity => ret(sched::sched_getaffinity(a0, a1, a2)),
         nr::__NR_sched_setaffinity => ret(sched::sched_setaffinity(a0, a1, a2)),

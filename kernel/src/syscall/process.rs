@@ -400,12 +400,33 @@ pub fn times(buf: u64) -> KResult<u64> {
     Ok(crate::trap::ticks() / 10)
 }
 
-/// getrusage(2): system time only (ticks are not split yet).
-pub fn getrusage(buf: u64) -> KResult<u64> {
-    let t = current().ticks.load(Ordering::Relaxed);
+/// getrusage(2): the caller's CPU time (as system time: ticks are not
+/// split yet) and context switches, RUSAGE_SELF summing the switches of
+/// its threads; RUSAGE_CHILDREN is not kept (the caller's time, no
+/// switches).
+pub fn getrusage(who: i64, buf: u64) -> KResult<u64> {
+    const RUSAGE_SELF: i64 = 0;
+    const RUSAGE_CHILDREN: i64 = -1;
+    const RUSAGE_THREAD: i64 = 1;
+    let me = current();
+    let (nvcsw, nivcsw) = match who {
+        RUSAGE_SELF => me
+            .group
+            .threads
+            .lock()
+            .iter()
+            .map(|t| t.switches.get())
+            .fold((0, 0), |(v, i), (tv, ti)| (v + tv, i + ti)),
+        RUSAGE_THREAD => me.switches.get(),
+        RUSAGE_CHILDREN => (0, 0),
+        _ => return Err(Errno::EINVAL),
+    };
+    let t = me.ticks.load(Ordering::Relaxed);
     let mut b = [0u8; 144];
     b[16..24].copy_from_slice(&(t / 1000).to_le_bytes());
     b[24..32].copy_from_slice(&((t % 1000) * 1000).to_le_bytes());
+    b[128..136].copy_from_slice(&nvcsw.to_le_bytes());
+    b[136..144].copy_from_slice(&nivcsw.to_le_bytes());
     uaccess::copy_out(buf, &b).map(|_| 0)
 }
 

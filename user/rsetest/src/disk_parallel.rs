@@ -44,7 +44,11 @@ fn pwrite_all(fd: i32, buf: &[u8], off: usize) -> Result<(), String> {
     let n = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), off as i64) };
     // Checked quietly: thousands of them.
     if n != buf.len() as isize {
-        return Err(format!("pwrite {} at {off}: {n} ({})", buf.len(), errname(errno())));
+        return Err(format!(
+            "pwrite {} at {off}: {n} ({})",
+            buf.len(),
+            errname(errno())
+        ));
     }
     Ok(())
 }
@@ -53,7 +57,11 @@ fn pread_all(fd: i32, buf: &mut [u8], off: usize) -> Result<(), String> {
     // SAFETY: buf is ours for the call.
     let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off as i64) };
     if n != buf.len() as isize {
-        return Err(format!("pread {} at {off}: {n} ({})", buf.len(), errname(errno())));
+        return Err(format!(
+            "pread {} at {off}: {n} ({})",
+            buf.len(),
+            errname(errno())
+        ));
     }
     Ok(())
 }
@@ -146,7 +154,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let fd = open(dev, libc::O_RDONLY)?;
     for w in 0..WORKERS {
         let want: Vec<u8> = (0..REGION).map(|i| pattern(w, LAST_ROUND, i)).collect();
-        verify(fd, w * REGION, &want, 256 << 10, &format!("region {w} at the end"))?;
+        verify(
+            fd,
+            w * REGION,
+            &want,
+            256 << 10,
+            &format!("region {w} at the end"),
+        )?;
     }
     // SAFETY: our descriptor.
     unsafe { libc::close(fd) };

@@ -101,5 +101,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         !filled && libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL,
         "the hog was OOM-killed before memory ran out for the kernel heap",
     )?;
-    check(made > 0, format_args!("{made} files made (the kernel heap grew)"))
+    check(
+        made > 0,
+        format_args!("{made} files made (the kernel heap grew)"),
+    )
 }

@@ -24,6 +24,7 @@ mod disk_parallel;
 mod efault;
 mod enosys;
 mod epoll;
+mod epoll_quiet;
 mod eventfd;
 mod fork_cow;
 mod futex_bounds;
@@ -255,6 +256,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "bad_rip",
         bad_rip::run,
         "non-canonical RIP from rt_sigreturn, a handler address or an ELF entry: SIGSEGV, kernel lives",
+    ),
+    (
+        "epoll_quiet",
+        epoll_quiet::run,
+        "an epoll sleeper on a pipe and an eventfd is not woken by other pipes' and eventfds' traffic",
     ),
     (
         "heap_after_hog",

@@ -107,7 +107,7 @@ pub(super) struct Waiters {
     /// Bumped at every wake-up (edge-triggered epoll).
     gen: AtomicU64,
     /// Epoll instances watching the socket.
-    watchers: crate::fs::epoll::Watchers,
+    watchers: alloc::sync::Arc<crate::fs::epoll::Watchers>,
 }
 
 impl Waiters {
@@ -560,8 +560,8 @@ impl Socket for InetSocket {
         self.waiters.gen.load(Ordering::Acquire)
     }
 
-    fn watchers(&self) -> Option<&crate::fs::epoll::Watchers> {
-        Some(&self.waiters.watchers)
+    fn watchers(&self) -> Option<alloc::sync::Arc<crate::fs::epoll::Watchers>> {
+        Some(self.waiters.watchers.clone())
     }
 
     fn getsockopt(&self, level: u32, name: u32) -> KResult<Vec<u8>> {
