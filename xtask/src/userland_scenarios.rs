@@ -102,6 +102,7 @@ program_scenarios!(
     netlink,
     create_race,
     scm_rights,
+    vma_limit,
     epoll,
     epoll_quiet,
     eventfd,

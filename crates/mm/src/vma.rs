@@ -117,6 +117,11 @@ pub enum OnFork {
     Wipe,
 }
 
+/// Most VMAs one address space may hold (Linux's default
+/// vm.max_map_count): each is kernel memory a user chose to make the
+/// kernel hold. A mapping or a split that would pass it is ENOMEM.
+pub const MAX_MAP_COUNT: usize = 65_530;
+
 /// One mapped range `[start, end)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vma<B> {
@@ -279,6 +284,7 @@ impl<B: Clone> VmaMap<B> {
             }
             off.checked_add(vma.len()).ok_or(Errno::EOVERFLOW)?;
         }
+        self.room_for(vma.start, vma.end, 1)?;
         let (start, end) = (vma.start, vma.end);
         let removed = self.remove_range(start, end);
         self.total += vma.len();
@@ -298,6 +304,7 @@ impl<B: Clone> VmaMap<B> {
         }
         // Cannot overflow or pass USER_TOP: start and USER_TOP are aligned.
         let end = start + page_up(len).ok_or(Errno::EINVAL)?;
+        self.room_for(start, end, 0)?;
         Ok(self.remove_range(start, end))
     }
 
@@ -320,6 +327,7 @@ impl<B: Clone> VmaMap<B> {
         if !self.is_covered(start, end) {
             return Err(Errno::ENOMEM);
         }
+        self.room_for(start, end, 0)?;
         self.split_at(start);
         self.split_at(end);
         let keys: Vec<u64> = self.map.range(start..end).map(|(&k, _)| k).collect();
@@ -411,11 +419,18 @@ impl<B: Clone> VmaMap<B> {
     /// page-aligned), splitting VMAs at the range's edges and merging
     /// what became identical after. Returns whether the range was mapped
     /// without holes (madvise: ENOMEM otherwise, after applying it to the
-    /// mapped parts, as Linux).
-    pub fn update(&mut self, start: u64, end: u64, mut f: impl FnMut(&mut Vma<B>)) -> bool {
+    /// mapped parts, as Linux). `ENOMEM` before anything changes if the
+    /// splits would pass [`MAX_MAP_COUNT`].
+    pub fn update(
+        &mut self,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(&mut Vma<B>),
+    ) -> KResult<bool> {
         if start >= end {
-            return true;
+            return Ok(true);
         }
+        self.room_for(start, end, 0)?;
         let covered = self.is_covered(start, end);
         self.split_at(start);
         self.split_at(end);
@@ -429,7 +444,7 @@ impl<B: Clone> VmaMap<B> {
             self.merge_at(k);
         }
         self.merge_at(end);
-        covered
+        Ok(covered)
     }
 
     /// Takes `[start, end)` (page-aligned) out of the map, splitting at
@@ -475,6 +490,25 @@ impl<B: Clone> VmaMap<B> {
             at = v.end;
         }
         at >= end
+    }
+
+    /// `ENOMEM` if splitting at `start` and `end` and adding `adding` VMAs
+    /// would pass [`MAX_MAP_COUNT`] (merges after are not counted, as
+    /// Linux counts before merging).
+    fn room_for(&self, start: u64, end: u64, adding: usize) -> KResult<()> {
+        let splits = usize::from(self.splits_at(start)) + usize::from(self.splits_at(end));
+        if self.map.len() + splits + adding > MAX_MAP_COUNT {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// Whether a VMA strictly contains `addr` (a split there adds one).
+    fn splits_at(&self, addr: u64) -> bool {
+        self.map
+            .range(..addr)
+            .next_back()
+            .is_some_and(|(_, v)| v.end > addr)
     }
 
     /// Splits the VMA strictly containing `addr` into two at `addr`.
@@ -566,6 +600,51 @@ mod tests {
             kind: VmaKind::File,
             backing: Some((id, off)),
         }
+    }
+
+    #[test]
+    fn the_count_of_vmas_is_bounded() {
+        const P: u64 = PAGE_SIZE;
+        let pages = 2 * MAX_MAP_COUNT as u64 + 10;
+        let mut m = VmaMap::new();
+        m.insert(anon(0x10000, 0x10000 + pages * P, Prot::NONE))
+            .unwrap();
+        let mut err = None;
+        for i in (1..pages).step_by(2) {
+            if let Err(e) = m.protect(0x10000 + i * P, P, Prot::READ) {
+                err = Some(e);
+                break;
+            }
+        }
+        assert_eq!(err, Some(Errno::ENOMEM));
+        assert!(m.len() <= MAX_MAP_COUNT && m.len() >= MAX_MAP_COUNT - 2);
+        // Every other way to split or add fails too, and leaves the map.
+        let n = m.len();
+        let top = 0x10000 + pages * P;
+        assert_eq!(
+            m.unmap(top - 3 * P, P).map(|_| ()),
+            Err(Errno::ENOMEM),
+            "a hole in the middle of the last VMA"
+        );
+        assert_eq!(
+            m.update(top - 3 * P, top - 2 * P, |v| v.fork = OnFork::Skip),
+            Err(Errno::ENOMEM)
+        );
+        assert_eq!(m.len(), n);
+        // New VMAs fill what is left, up to the limit exactly.
+        let mut at = top + 4 * P;
+        while m.len() < MAX_MAP_COUNT {
+            m.insert(anon(at, at + P, Prot::RW)).unwrap();
+            at += 2 * P;
+        }
+        assert_eq!(
+            m.insert(anon(at, at + P, Prot::RW)).map(|_| ()),
+            Err(Errno::ENOMEM)
+        );
+        assert_eq!(m.len(), MAX_MAP_COUNT);
+        // Removing whole VMAs needs no room, and makes some.
+        m.unmap(0x10000, at - 0x10000).unwrap();
+        assert!(m.is_empty());
     }
 
     #[test]
@@ -877,11 +956,15 @@ mod tests {
         let mut m = VmaMap::new();
         m.insert(anon(0x10000, 0x20000, Prot::RW)).unwrap();
         m.insert(anon(0x30000, 0x40000, Prot::RW)).unwrap();
-        assert!(!m.update(0x18000, 0x38000, |v| v.fork = OnFork::Skip));
+        assert!(!m
+            .update(0x18000, 0x38000, |v| v.fork = OnFork::Skip)
+            .unwrap());
         assert_eq!(m.len(), 4, "split at both edges, the hole left alone");
         assert_eq!(m.find(0x18000).unwrap().fork, OnFork::Skip);
         assert_eq!(m.find(0x17000).unwrap().fork, OnFork::Copy);
-        assert!(m.update(0x18000, 0x20000, |v| v.fork = OnFork::Copy));
+        assert!(m
+            .update(0x18000, 0x20000, |v| v.fork = OnFork::Copy)
+            .unwrap());
         assert_eq!(m.len(), 3, "identical again: merged");
         let t = m.take(0x30000, 0x34000);
         assert_eq!((t[0].start, t[0].end), (0x30000, 0x34000));

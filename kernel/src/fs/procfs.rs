@@ -82,6 +82,52 @@ fn pid_stat(p: &Arc<Process>, whole: bool) -> String {
     )
 }
 
+/// /proc/PID/maps in Linux's format: a line per mapping with its rights
+/// (p private, s shared), the offset into its file, device 00:00, the
+/// inode, and `[heap]`/`[stack]` where Linux names them. A file's path
+/// is not kept with its mapping (its inode number is), so file mappings
+/// show no path. At most `mm::vma::MAX_MAP_COUNT` lines.
+fn pid_maps(p: &Process) -> String {
+    use core::fmt::Write;
+    use mm::vma::{Prot, VmaKind};
+    let Some(space) = p.mm.lock().clone() else {
+        return String::new();
+    };
+    let m = space.lock();
+    let mut out = String::new();
+    for v in m.vmas.iter() {
+        let bit = |r: Prot, c: char| if v.prot.contains(r) { c } else { '-' };
+        let (off, ino) = v.backing.as_ref().map_or((0, 0), |(b, off)| (*off, b.ino));
+        let start = out.len();
+        let _ = write!(
+            out,
+            "{:08x}-{:08x} {}{}{}{} {off:08x} 00:00 {ino}",
+            v.start,
+            v.end,
+            bit(Prot::READ, 'r'),
+            bit(Prot::WRITE, 'w'),
+            bit(Prot::EXEC, 'x'),
+            if v.shared { 's' } else { 'p' },
+        );
+        let name = match v.kind {
+            VmaKind::Heap => "[heap]",
+            VmaKind::Stack => "[stack]",
+            VmaKind::Anon | VmaKind::File => "",
+        };
+        if !name.is_empty() {
+            // Linux pads the name to column 74.
+            let used = out.len() - start;
+            out.extend(core::iter::repeat_n(
+                ' ',
+                73usize.saturating_sub(used).max(1),
+            ));
+            out.push_str(name);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// /proc/PID/status in Linux's format (the lines programs parse: State,
 /// Tgid, Pid, PPid, VmSize, VmRSS, Threads, the signal masks), plus the
 /// torus lines of RSE OS.
@@ -326,6 +372,7 @@ fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> Option<Kind> {
                 "stat",
                 "cmdline",
                 "status",
+                "maps",
                 "comm",
                 "oom_score",
                 "oom_score_adj",
@@ -355,6 +402,7 @@ fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> Option<Kind> {
         Some("mounts") => super::mount::proc_mounts(),
         Some("comm") => format!("{}\n", p.info.lock().comm),
         Some("status") => pid_status(p),
+        Some("maps") => pid_maps(p),
         Some("oom_score") => format!("{}\n", proc::oom::score(&p.leader())),
         Some("oom_score_adj") => {
             return Some(Kind::ProcControl(

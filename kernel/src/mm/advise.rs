@@ -112,24 +112,24 @@ pub fn madvise(start: u64, len: u64, advice: u64) -> KResult<u64> {
                 if v.fork == OnFork::Copy {
                     v.fork = OnFork::Wipe;
                 }
-            });
+            })?;
         }
         MADV_KEEPONFORK => {
             m.vmas.update(start, end, |v| {
                 if v.fork == OnFork::Wipe {
                     v.fork = OnFork::Copy;
                 }
-            });
+            })?;
         }
         MADV_DONTFORK => {
-            m.vmas.update(start, end, |v| v.fork = OnFork::Skip);
+            m.vmas.update(start, end, |v| v.fork = OnFork::Skip)?;
         }
         MADV_DOFORK => {
             m.vmas.update(start, end, |v| {
                 if v.fork == OnFork::Skip {
                     v.fork = OnFork::Copy;
                 }
-            });
+            })?;
         }
         MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
             let write = advice == MADV_POPULATE_WRITE;

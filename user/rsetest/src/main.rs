@@ -80,6 +80,7 @@ mod unix_stream;
 mod util;
 mod vdso;
 mod vm_exit_leak;
+mod vma_limit;
 mod vm_util;
 mod wait_bounds;
 mod wallclock;
@@ -266,6 +267,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "heap_after_hog",
         heap_after_hog::run,
         "a hog takes the free frames, then the kernel heap grows: the hog is OOM-killed first",
+    ),
+    (
+        "vma_limit",
+        vma_limit::run,
+        "a process's mappings are bounded (65,530, as Linux): splitting a reservation ends in ENOMEM",
     ),
     (
         "vm_exit_leak",

@@ -1,0 +1,95 @@
+//! The number of mappings a process holds is bounded, as Linux bounds it
+//! (vm.max_map_count, 65,530): each one is kernel memory a user chose to
+//! make the kernel hold. Splitting one large reservation into single
+//! pages by alternating their protection must end in ENOMEM at the
+//! limit, not exhaust the kernel heap; /proc/self/maps then lists them
+//! all, munmap of the whole range gives them back, and mmap works again.
+//!
+//! `rsetest vma_limit`
+
+use crate::say;
+use crate::util::{check, errname, errno};
+
+const PAGE: usize = 4096;
+/// Linux's default vm.max_map_count.
+const LINUX_MAX: usize = 65_530;
+
+/// Lines of /proc/self/maps, read into `buf` (allocated before the
+/// mappings run out: at the limit, malloc's own mmap fails).
+fn maps_count(buf: &mut [u8]) -> Result<usize, String> {
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY) };
+    if fd < 0 {
+        return Err(format!("open /proc/self/maps: {}", errname(errno())));
+    }
+    let mut lines = 0;
+    loop {
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = errno();
+            // SAFETY: closing our descriptor.
+            unsafe { libc::close(fd) };
+            return Err(format!("read /proc/self/maps: {}", errname(e)));
+        }
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n as usize].iter().filter(|&&b| b == b'\n').count();
+    }
+    // SAFETY: closing our descriptor.
+    unsafe { libc::close(fd) };
+    Ok(lines)
+}
+
+pub fn run(_: &[String]) -> Result<(), String> {
+    // Twice as many pages as the limit could ever split it into.
+    let pages = 4 * LINUX_MAX;
+    let len = pages * PAGE;
+    // SAFETY: a fresh reservation, no fixed address.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(format!("mmap: {}", errname(errno())));
+    }
+    let base = p.cast::<u8>();
+    let mut buf = vec![0u8; 1 << 20];
+    let before = maps_count(&mut buf)?;
+    let mut split = 0;
+    let mut err = 0;
+    // Every other page readable: each one a mapping of its own.
+    for i in (1..pages).step_by(2) {
+        // SAFETY: inside our reservation.
+        let r = unsafe { libc::mprotect(base.add(i * PAGE).cast(), PAGE, libc::PROT_READ) };
+        if r != 0 {
+            err = errno();
+            break;
+        }
+        split += 1;
+    }
+    let during = maps_count(&mut buf)?;
+    say!(
+        "{split} pages made readable before {}; /proc/self/maps: {before} -> {during} lines",
+        if err == 0 { "the end".to_string() } else { errname(err) }
+    );
+    check(err == libc::ENOMEM, "splitting stops with ENOMEM")?;
+    check(
+        (LINUX_MAX - 200..=LINUX_MAX + 8).contains(&during),
+        format_args!("at the limit of mappings ({LINUX_MAX}), as Linux's default"),
+    )?;
+    // SAFETY: unmapping our own reservation.
+    let r = unsafe { libc::munmap(p, len) };
+    check(r == 0, "munmap of the whole range")?;
+    let after = maps_count(&mut buf)?;
+    check(after <= before, format_args!("the mappings are gone ({after} lines)"))?;
+    let v = vec![1u8; 1 << 20];
+    check(v.iter().all(|&b| b == 1), "and memory can be mapped again")
+}
