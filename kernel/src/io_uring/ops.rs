@@ -183,7 +183,8 @@ fn read_pieces(f: &OpenFile, iov: &[(u64, usize)], stream: bool, off: i64) -> KR
             left -= n;
         }
     }
-    let mut kbuf = alloc::vec![0u8; total];
+    // Up to 1 MiB a user chose: ENOMEM when the heap cannot give it.
+    let mut kbuf = uaccess::kernel_buf(total)?;
     let n = if stream || off == -1 {
         f.read_mode(&mut kbuf, true)?
     } else {
