@@ -111,6 +111,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         None => {}
     }
     inject::init(cmd);
+    hal::context::set_stack_check(cmdline::get(cmd, "stackcheck") == Some("1"));
     fs::ext4_pages::init(cmd);
     syscall::errtrace::init(cmd);
     random::seed();

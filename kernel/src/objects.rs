@@ -66,7 +66,8 @@ pub fn procfs() -> String {
         "processes {processes}\nthreads {threads}\ntasks {}\naddress_spaces {}\n\
          kernel_stacks {}\nopen_files {}\nsockets {}\npipes {}\nfutex_waiters {}\n\
          heap_bytes {}\nfree_frames {free}\nheap_claimed {}\nheap_limit {}\nheap_spans {}\n\
-         heap_grown {grown}\nheap_grow_failed {failed}\nheap_frames {}\n",
+         heap_grown {grown}\nheap_grow_failed {failed}\nheap_frames {}\n\
+         kstack_max_used {}\n",
         count(Obj::Task),
         count(Obj::AddressSpace),
         hal::guard::stacks_live(),
@@ -79,5 +80,6 @@ pub fn procfs() -> String {
         hal::heap::size(),
         hal::heap::spans(),
         hal::heap::grow_frames(),
+        hal::context::stack_max_used(),
     )
 }

@@ -88,8 +88,34 @@ unsafe impl Sync for KernelStack {}
 pub const KERNEL_STACK_SIZE: usize = 32 * 1024;
 const FRAME_WORDS: usize = core::mem::size_of::<TrapFrame>() / 8;
 
+/// Whether dropped stacks are measured (`stackcheck=1`): the deepest
+/// use seen, in bytes, is kept in [`STACK_MAX_USED`].
+static STACK_CHECK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static STACK_MAX_USED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Measures every kernel stack when it is freed from now on (a scan of
+/// up to 4,096 words per exit: for finding out how deep the kernel's
+/// paths go, not for production).
+pub fn set_stack_check(on: bool) {
+    STACK_CHECK.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The deepest kernel stack use measured so far (bytes; 0 unless
+/// [`set_stack_check`]): a stack is zeroed when made, so its lowest
+/// non-zero word bounds how deep it was ever used.
+pub fn stack_max_used() -> usize {
+    STACK_MAX_USED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 impl Drop for KernelStack {
     fn drop(&mut self) {
+        if STACK_CHECK.load(core::sync::atomic::Ordering::Relaxed) {
+            let unused = self.words().iter().take_while(|&&w| w == 0).count() * 8;
+            STACK_MAX_USED.fetch_max(
+                KERNEL_STACK_SIZE - unused,
+                core::sync::atomic::Ordering::Relaxed,
+            );
+        }
         crate::guard::free_stack(self.base, KERNEL_STACK_SIZE);
     }
 }
