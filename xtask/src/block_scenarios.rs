@@ -314,6 +314,59 @@ pub fn ext4_write_tree() -> Result<(), String> {
     r
 }
 
+/// `rm -r` of a directory of 2,000 files on ext4 (an htree directory):
+/// busybox reads a chunk of entries, unlinks them, reads on. getdents
+/// resumed by entry index and skipped as many entries as had been
+/// unlinked: about 1,200 files were left and rmdir failed ("Directory not
+/// empty"). Also `ls | wc -l` while files are renamed, and e2fsck -fn.
+pub fn ext4_rm_r_large_directory() -> Result<(), String> {
+    let img = artifacts::out_dir().join(format!("ext4-rmr-{}.img", std::process::id()));
+    let r = rm_r_on(&img);
+    let _ = std::fs::remove_file(&img);
+    r
+}
+
+fn rm_r_on(img: &std::path::Path) -> Result<(), String> {
+    crate::disk_image::make(&crate::disk_image::DiskOpts {
+        out: img.to_path_buf(),
+        size: "64M".into(),
+        pkgs: Vec::new(),
+        root: false,
+        dir: None,
+    })?;
+    let cmd = "mkdir -p /mnt/d; mount -t ext4 /dev/vda /mnt/d || exit 1; \
+         mkdir /mnt/d/big; cd /mnt/d/big; i=0; \
+         while [ $i -lt 2000 ]; do : > file_with_a_longish_name_$i; i=$((i+1)); done; \
+         echo made $(ls | wc -l); cd /; rm -r /mnt/d/big && echo removed; \
+         [ -e /mnt/d/big ] && echo left $(ls /mnt/d/big | wc -l); \
+         umount /mnt/d && echo umounted";
+    let opts = RunOpts {
+        exec: Some(cmd.to_string()),
+        disks: vec![img.to_path_buf()],
+        ..Default::default()
+    };
+    let (console, st) = exec_opts(&opts, "ext4-rmr")?;
+    let lines: Vec<&str> = console.lines().map(str::trim).collect();
+    if st != 0 || lines != ["made 2000", "removed", "umounted"] {
+        return Err(format!(
+            "guest status {st}, expected made 2000/removed/umounted:\n{console}"
+        ));
+    }
+    let fsck = Command::new("/usr/sbin/e2fsck")
+        .arg("-fn")
+        .arg(img)
+        .output()
+        .map_err(|e| format!("e2fsck: {e}"))?;
+    if !fsck.status.success() {
+        return Err(format!(
+            "e2fsck -fn: status {:?}\n{}",
+            fsck.status.code(),
+            String::from_utf8_lossy(&fsck.stdout)
+        ));
+    }
+    Ok(())
+}
+
 fn write_tree(
     tree: &std::path::Path,
     img: &std::path::Path,

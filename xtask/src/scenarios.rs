@@ -78,6 +78,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::block_scenarios::ext4_write_tree,
     ),
     (
+        "ext4_rm_r_large_directory",
+        crate::block_scenarios::ext4_rm_r_large_directory,
+    ),
+    (
         "ext4_sync_journal_replay",
         crate::block_scenarios::ext4_sync_replay,
     ),

@@ -12,6 +12,8 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+/// A position in a directory (getdents resumes there).
+pub use rsext4::DirectoryCursor as DirCursor;
 use rsext4::{
     BlockIo, DeviceCapabilities, DeviceGeometry, DirectoryCursor, DirectoryEntryType, Ext4,
     Ext4Error, Ext4ErrorKind, Ext4Result, Ext4Timestamp, FileName, FilePermissions, InodeInfo,
@@ -285,6 +287,40 @@ impl Ext4Mount {
         let got = self.read_raw(n, 0, &mut v)?;
         v.truncate(got);
         Ok(v)
+    }
+
+    /// Up to `max` entries of directory `n` from `cursor`: (inode, d_type,
+    /// name, the cursor after it); none at the end. The crate's cursor is
+    /// a position that stays valid while entries come and go (a byte
+    /// offset in a linear directory, the name hash in an indexed one), so
+    /// getdents resumes from it and an entry removed meanwhile shifts
+    /// nothing (`rm -r` of a large directory left files when it resumed
+    /// by index).
+    pub fn read_dir(
+        &self,
+        n: u32,
+        cursor: DirCursor,
+        max: usize,
+    ) -> KResult<Vec<(u64, u8, Vec<u8>, DirCursor)>> {
+        if cursor == DirCursor::End {
+            return Ok(Vec::new());
+        }
+        let batch = self
+            .fs
+            .lock()
+            .read_directory(ino(n)?, cursor, max)
+            .map_err(errno)?;
+        Ok(batch
+            .into_iter()
+            .map(|e| {
+                (
+                    u64::from(e.inode.raw()),
+                    d_type(e.file_type),
+                    e.name,
+                    e.next_cursor,
+                )
+            })
+            .collect())
     }
 
     /// The entries of directory `n` (inode, d_type, name), `.` and `..`

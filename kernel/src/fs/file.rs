@@ -88,6 +88,9 @@ pub struct OpenFile {
     pub kind: Kind,
     flags: AtomicU32,
     pub pos: Mutex<u64>,
+    /// An ext4 directory's position in the crate's terms, valid while
+    /// `pos` (the count of entries returned) is the first value.
+    pub dir_cursor: Mutex<Option<(u64, super::ext4::DirCursor)>>,
     /// Owner of its OFD and flock locks (`fs::locks`), handed out the
     /// first time it locks anything (0: never did, nothing to release).
     lock_owner: AtomicU64,
@@ -116,6 +119,7 @@ impl OpenFile {
                 .then(|| crate::objects::Live::new(crate::objects::Obj::SocketFile)),
             flags: AtomicU32::new(flags & !O_CLOEXEC),
             pos: Mutex::new(0),
+            dir_cursor: Mutex::new(None),
             lock_owner: AtomicU64::new(0),
         })
     }

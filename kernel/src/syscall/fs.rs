@@ -1121,24 +1121,65 @@ pub fn getdents64(fd: u64, buf: u64, len: u64) -> KResult<u64> {
             if m.fs.file_type(*ino)? != FileType::Directory {
                 return Err(Errno::ENOTDIR);
             }
-            let entries = m.fs.list(*ino)?;
-            let mut w = vfs::layout::DirentWriter::new(&mut kbuf);
-            let mut i = *pos as usize;
-            while i < entries.len() {
-                let (ino, t, name) = &entries[i];
-                if !w.push(*ino, i as u64 + 1, *t, name)? {
-                    break;
-                }
-                i += 1;
-            }
-            *pos = i as u64;
-            w.len()
+            ext_getdents(&f, m, *ino, &mut pos, &mut kbuf)?
         }
         _ => return Err(Errno::ENOTDIR),
     };
     drop(pos);
     uaccess::copy_out(buf, &kbuf[..n])?;
     Ok(n as u64)
+}
+
+/// getdents64 of an ext4 directory: from the crate's cursor kept with the
+/// open file, so entries unlinked between two calls shift nothing. The
+/// position (`d_off`, lseek) counts entries: a seek elsewhere than 0 or
+/// the current count walks from the start (exact while the directory does
+/// not change).
+fn ext_getdents(
+    f: &OpenFile,
+    m: &Arc<Mount>,
+    dir: u32,
+    pos: &mut u64,
+    kbuf: &mut [u8],
+) -> KResult<usize> {
+    use crate::fs::ext4::DirCursor;
+    let mut saved = f.dir_cursor.lock();
+    let mut cursor = match *saved {
+        Some((at, c)) if at == *pos => c,
+        _ => {
+            let mut c = DirCursor::Start;
+            let mut left = *pos;
+            while left > 0 && c != DirCursor::End {
+                let batch = m.fs.read_dir(dir, c, left.min(128) as usize)?;
+                if batch.is_empty() {
+                    c = DirCursor::End;
+                }
+                for e in batch {
+                    c = e.3;
+                    left -= 1;
+                }
+            }
+            c
+        }
+    };
+    let mut w = vfs::layout::DirentWriter::new(kbuf);
+    let mut at = *pos;
+    'fill: while cursor != DirCursor::End {
+        let batch = m.fs.read_dir(dir, cursor, 64)?;
+        if batch.is_empty() {
+            cursor = DirCursor::End;
+        }
+        for (ino, t, name, next) in batch {
+            if !w.push(ino, at + 1, t, &name)? {
+                break 'fill;
+            }
+            at += 1;
+            cursor = next;
+        }
+    }
+    *pos = at;
+    *saved = Some((at, cursor));
+    Ok(w.len())
 }
 
 fn parent_of(dirfd: i64, path: &[u8]) -> KResult<(Ino, Vec<u8>)> {
