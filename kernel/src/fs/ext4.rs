@@ -14,6 +14,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 /// A position in a directory (getdents resumes there).
 pub use rsext4::DirectoryCursor as DirCursor;
+/// A directory entry as getdents takes it: inode, d_type, name, and the
+/// cursor after it.
+pub type DirEntry = (u64, u8, Vec<u8>, DirCursor);
 use rsext4::{
     BlockIo, DeviceCapabilities, DeviceGeometry, DirectoryCursor, DirectoryEntryType, Ext4,
     Ext4Error, Ext4ErrorKind, Ext4Result, Ext4Timestamp, FileName, FilePermissions, InodeInfo,
@@ -296,12 +299,7 @@ impl Ext4Mount {
     /// getdents resumes from it and an entry removed meanwhile shifts
     /// nothing (`rm -r` of a large directory left files when it resumed
     /// by index).
-    pub fn read_dir(
-        &self,
-        n: u32,
-        cursor: DirCursor,
-        max: usize,
-    ) -> KResult<Vec<(u64, u8, Vec<u8>, DirCursor)>> {
+    pub fn read_dir(&self, n: u32, cursor: DirCursor, max: usize) -> KResult<Vec<DirEntry>> {
         if cursor == DirCursor::End {
             return Ok(Vec::new());
         }
