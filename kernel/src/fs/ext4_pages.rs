@@ -47,6 +47,7 @@ use spin::Mutex;
 
 use super::ext4::Ext4Mount;
 use crate::mm::refcount;
+use vfs::Timespec;
 
 const PAGE: u64 = 4096;
 /// Most pages one crate read fills at once (bounds the heap buffer; a
@@ -59,8 +60,21 @@ const DEFAULT_CAP: u64 = u64::MAX;
 static CAP_KB: AtomicU64 = AtomicU64::new(DEFAULT_CAP);
 /// Pages cached by all mounts (/proc/meminfo's Cached).
 static CACHED: AtomicUsize = AtomicUsize::new(0);
+/// Dirty pages of all mounts (/proc/meminfo's Dirty).
+static DIRTY: AtomicUsize = AtomicUsize::new(0);
 /// Every mount's pages, for [`reclaim`].
 static CACHES: Mutex<Vec<Weak<Mutex<Pages>>>> = Mutex::new(Vec::new());
+/// How often dirty pages are written back and the journal committed
+/// (Linux's dirty_writeback_centisecs and ext4's commit interval: 5 s).
+const WRITEBACK_PERIOD_NS: u64 = 5_000_000_000;
+/// When the next periodic write-back is due (ns since boot).
+static NEXT_WRITEBACK: AtomicU64 = AtomicU64::new(WRITEBACK_PERIOD_NS);
+/// Most dirty pages one mount keeps (16 MiB), whatever its cap.
+const MAX_DIRTY: usize = 4096;
+/// Bytes the file system must keep free beyond its dirty pages for a
+/// write to be cached: a dirty page over a hole needs a block at
+/// write-back, which must not fail with ENOSPC where write(2) did not.
+const SPACE_MARGIN: u64 = 1 << 20;
 
 /// Reads `pagecache.kb=N` (0: read(2) caches nothing).
 pub fn init(cmd: &str) {
@@ -76,11 +90,14 @@ struct Entry {
     /// Handed to a mapping since the last close of its inode: may hold
     /// stores the crate lacks, never evicted.
     mapped: bool,
+    /// Written by write(2) and not yet by the crate: the crate's copy is
+    /// stale, never evicted.
+    dirty: bool,
 }
 
 impl Entry {
     fn evictable(&self) -> bool {
-        !self.mapped && refcount::count(self.pa) == 1
+        !self.mapped && !self.dirty && refcount::count(self.pa) == 1
     }
 }
 
@@ -90,6 +107,17 @@ struct Pages {
     /// Where the CLOCK hand stands.
     hand: (u32, u64),
     cap: usize,
+    /// Dirty pages now, and how many the writer may leave before it
+    /// writes them back itself (0: write(2) writes through).
+    dirty: usize,
+    dirty_limit: usize,
+    /// When the last cached write of each inode with dirty pages came:
+    /// its mtime and ctime until the crate has them.
+    times: BTreeMap<u32, Timespec>,
+    /// A write-back nobody waited for (the dirty limit, the periodic
+    /// one) failed: the next fsync/sync/syncfs reports it, as Linux's
+    /// errseq does.
+    error: Option<Errno>,
 }
 
 impl Pages {
@@ -151,14 +179,23 @@ impl Pages {
         }
     }
 
-    fn insert(&mut self, k: (u32, u64), pa: u64, mapped: bool) {
+    fn insert(&mut self, k: (u32, u64), pa: u64, mapped: bool, dirty: bool) {
         let e = Entry {
             pa,
             referenced: true,
             mapped,
+            dirty,
         };
+        if dirty {
+            self.count_dirty(1);
+        }
         match self.map.insert(k, e) {
-            Some(old) => refcount::put(old.pa),
+            Some(old) => {
+                if old.dirty {
+                    self.uncount_dirty(1);
+                }
+                refcount::put(old.pa);
+            }
             None => {
                 CACHED.fetch_add(1, Ordering::Relaxed);
             }
@@ -167,9 +204,47 @@ impl Pages {
 
     fn remove(&mut self, k: (u32, u64)) {
         if let Some(e) = self.map.remove(&k) {
+            if e.dirty {
+                self.uncount_dirty(1);
+            }
             CACHED.fetch_sub(1, Ordering::Relaxed);
             refcount::put(e.pa);
         }
+    }
+
+    fn count_dirty(&mut self, n: usize) {
+        self.dirty += n;
+        DIRTY.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn uncount_dirty(&mut self, n: usize) {
+        self.dirty -= n;
+        DIRTY.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Marks page `k` dirty (it is cached).
+    fn set_dirty(&mut self, k: (u32, u64)) {
+        if let Some(e) = self.map.get_mut(&k) {
+            e.referenced = true;
+            if !e.dirty {
+                e.dirty = true;
+                self.count_dirty(1);
+            }
+        }
+    }
+
+    /// Page `k` equals the crate's copy again (or is gone from the file).
+    fn clear_dirty(&mut self, k: (u32, u64)) {
+        if let Some(e) = self.map.get_mut(&k) {
+            if e.dirty {
+                e.dirty = false;
+                self.uncount_dirty(1);
+            }
+        }
+    }
+
+    fn has_dirty(&self, n: u32) -> bool {
+        self.map.range((n, 0)..=(n, u64::MAX)).any(|(_, e)| e.dirty)
     }
 
     fn keys(&self, n: u32, from: u64) -> Vec<(u32, u64)> {
@@ -184,6 +259,9 @@ impl Drop for Pages {
     fn drop(&mut self) {
         for e in self.map.values() {
             CACHED.fetch_sub(1, Ordering::Relaxed);
+            if e.dirty {
+                DIRTY.fetch_sub(1, Ordering::Relaxed);
+            }
             refcount::put(e.pa);
         }
     }
@@ -192,6 +270,29 @@ impl Drop for Pages {
 /// KiB of file pages all ext4 mounts cache.
 pub fn cached_kb() -> usize {
     CACHED.load(Ordering::Relaxed) * 4
+}
+
+/// KiB of dirty file pages (/proc/meminfo's Dirty).
+pub fn dirty_kb() -> usize {
+    DIRTY.load(Ordering::Relaxed) * 4
+}
+
+/// Whether the periodic write-back is due at `now` (ns since boot);
+/// true for one caller only per period, who then writes back every
+/// mount (`fs::mount::writeback_all`).
+pub fn writeback_due(now: u64) -> bool {
+    let next = NEXT_WRITEBACK.load(Ordering::Relaxed);
+    if now < next {
+        return false;
+    }
+    NEXT_WRITEBACK
+        .compare_exchange(
+            next,
+            now + WRITEBACK_PERIOD_NS,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        )
+        .is_ok()
 }
 
 /// Drops up to `want` plain unmapped pages of any mount's cache; returns
@@ -231,6 +332,10 @@ impl Default for PageCache {
             map: BTreeMap::new(),
             hand: (0, 0),
             cap,
+            dirty: 0,
+            dirty_limit: (cap / 16).min(MAX_DIRTY),
+            times: BTreeMap::new(),
+            error: None,
         }));
         let mut list = CACHES.lock();
         list.retain(|w| w.strong_count() > 0);
@@ -281,7 +386,7 @@ impl PageCache {
         p.room();
         let pa = p.frame(torus).ok_or(Errno::ENOMEM)?;
         hal::addrspace::write_frame(pa, 0, &buf);
-        p.insert((n, index), pa, true);
+        p.insert((n, index), pa, true, false);
         Ok(pa)
     }
 
@@ -351,16 +456,132 @@ impl PageCache {
                 if page.len() < PAGE as usize {
                     hal::addrspace::write_frame(pa, page.len(), &ZEROS[page.len()..]);
                 }
-                p.insert((n, k), pa, false);
+                p.insert((n, k), pa, false, false);
             }
             i = j + 1;
         }
         Ok(len as usize)
     }
 
-    /// write(2): to the crate, and into the cached pages it covers.
+    /// write(2). An overwrite inside the file's size goes into the cached
+    /// pages only and marks them dirty (a page not cached yet is made:
+    /// from the data when it covers the page, else read from the crate
+    /// first); past the dirty limit the writer then writes every dirty
+    /// page of the mount back. Anything else (the file grows, no frame,
+    /// too little free space, a read-only mount, a cache of cap 0) goes
+    /// to the crate and into the cached pages it covers.
     pub fn write(&self, m: &Ext4Mount, n: u32, off: u64, data: &[u8]) -> KResult<usize> {
         let mut p = self.pages.lock();
+        if Self::write_cached(&mut p, m, n, off, data)? {
+            if p.dirty > p.dirty_limit {
+                // Linux's balance_dirty_pages: the writer writes back. A
+                // failure is for the next fsync to report.
+                if let Err(e) = Self::writeback_locked(&mut p, m, None) {
+                    p.error.get_or_insert(e);
+                }
+            }
+            return Ok(data.len());
+        }
+        let done = Self::write_through(&mut p, m, n, off, data)?;
+        Self::touched(&mut p, n);
+        Ok(done)
+    }
+
+    /// The crate changed inode `n`'s mtime (a write through it, a
+    /// truncate): a later write-back restores that time, not an older
+    /// cached write's.
+    fn touched(p: &mut Pages, n: u32) {
+        if let Some(t) = p.times.get_mut(&n) {
+            *t = super::now();
+        }
+    }
+
+    /// The cached write, all or nothing: false when it must go through
+    /// the crate instead (nothing changed then).
+    fn write_cached(p: &mut Pages, m: &Ext4Mount, n: u32, off: u64, data: &[u8]) -> KResult<bool> {
+        if data.is_empty() || p.dirty_limit == 0 || m.readonly {
+            return Ok(false);
+        }
+        let len = data.len() as u64;
+        let size = m.size(n)?;
+        if off.checked_add(len).is_none_or(|end| end > size) {
+            return Ok(false);
+        }
+        // Pages that become dirty must find blocks at write-back even if
+        // some lie over holes: keep that much space free, with a margin
+        // for the extent blocks, or write through.
+        let new_dirty = pages_of(off, len)
+            .filter(|&i| !p.map.get(&(n, i)).is_some_and(|e| e.dirty))
+            .count();
+        if new_dirty > 0 {
+            let need = ((p.dirty + new_dirty) as u64 * PAGE).saturating_add(SPACE_MARGIN);
+            if m.free_bytes() < need {
+                return Ok(false);
+            }
+        }
+        // The frames of the pages not cached yet, filled where the data
+        // leaves part of them.
+        let torus = crate::proc::torus::this_id();
+        let mut fresh: Vec<(u64, u64)> = Vec::new();
+        let mut ok = true;
+        for i in pages_of(off, len) {
+            if p.map.contains_key(&(n, i)) {
+                continue;
+            }
+            let Some(pa) = p.frame(torus) else {
+                ok = false;
+                break;
+            };
+            fresh.push((i, pa));
+            let (in_page, _, l) = span(i, off, len);
+            if in_page == 0 && l == PAGE as usize {
+                continue;
+            }
+            let mut buf = alloc::vec![0u8; PAGE as usize];
+            let want = (size - i * PAGE).min(PAGE) as usize;
+            match m.read_raw(n, i * PAGE, &mut buf[..want]) {
+                Ok(got) if got == want => hal::addrspace::write_frame(pa, 0, &buf),
+                _ => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        // Making room may have evicted a page of this write found cached.
+        ok = ok
+            && pages_of(off, len)
+                .all(|i| p.map.contains_key(&(n, i)) || fresh.iter().any(|&(j, _)| j == i));
+        if !ok {
+            for (_, pa) in fresh {
+                refcount::put(pa);
+            }
+            return Ok(false);
+        }
+        for (i, pa) in fresh {
+            p.insert((n, i), pa, false, false);
+        }
+        for i in pages_of(off, len) {
+            let (in_page, in_buf, l) = span(i, off, len);
+            if let Some(e) = p.map.get(&(n, i)) {
+                hal::addrspace::write_frame(e.pa, in_page, &data[in_buf..in_buf + l]);
+            }
+            p.set_dirty((n, i));
+        }
+        p.times.insert(n, super::now());
+        // New pages count against the cap like read(2)'s: clean ones go.
+        while p.map.len() > p.cap && p.evict_one() {}
+        Ok(true)
+    }
+
+    /// A write to the crate, and into the cached pages it covers (dirty
+    /// ones stay dirty: their other bytes may still be the crate's news).
+    fn write_through(
+        p: &mut Pages,
+        m: &Ext4Mount,
+        n: u32,
+        off: u64,
+        data: &[u8],
+    ) -> KResult<usize> {
         let done = match m.write_raw(n, off, data) {
             Ok(done) => done,
             Err(e) => {
@@ -388,15 +609,20 @@ impl PageCache {
         Ok(done)
     }
 
-    /// truncate: plain pages wholly past the new end leave the cache;
-    /// the rest of what is past it becomes zeros (a mapping still sees
-    /// its frame; an extension later reads zeros there).
+    /// truncate: pages wholly past the new end stop being dirty and,
+    /// unless mapped, leave the cache; the rest of what is past it
+    /// becomes zeros (a mapping still sees its frame; an extension later
+    /// reads zeros there).
     pub fn truncate(&self, m: &Ext4Mount, n: u32, size: u64) -> KResult<()> {
         let mut p = self.pages.lock();
         m.truncate_raw(n, size)?;
+        Self::touched(&mut p, n);
         for k in p.keys(n, size / PAGE) {
-            let Some(e) = p.map.get(&k) else { continue };
             let start = (size.saturating_sub(k.1 * PAGE)).min(PAGE) as usize;
+            if start == 0 {
+                p.clear_dirty(k);
+            }
+            let Some(e) = p.map.get(&k) else { continue };
             if start == 0 && e.evictable() {
                 p.remove(k);
             } else {
@@ -406,14 +632,33 @@ impl PageCache {
         Ok(())
     }
 
-    /// Writes the mapped pages of inode `n` (all inodes: `None`) back to
-    /// the crate, up to each file's size.
+    /// Writes the dirty and mapped pages of inode `n` (all inodes:
+    /// `None`) back to the crate, up to each file's size; then reports
+    /// an earlier write-back's failure nobody was told of.
     pub fn writeback(&self, m: &Ext4Mount, n: Option<u32>) -> KResult<()> {
-        let p = self.pages.lock();
-        Self::writeback_locked(&p, m, n)
+        let mut p = self.pages.lock();
+        Self::writeback_locked(&mut p, m, n)?;
+        match p.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
-    fn writeback_locked(p: &Pages, m: &Ext4Mount, n: Option<u32>) -> KResult<()> {
+    /// The periodic write-back's part: every dirty page of the mount to
+    /// the crate (the caller then commits). A failure is kept for the
+    /// next fsync/sync.
+    pub fn writeback_background(&self, m: &Ext4Mount) {
+        let mut p = self.pages.lock();
+        if let Err(e) = Self::writeback_locked(&mut p, m, None) {
+            p.error.get_or_insert(e);
+        }
+    }
+
+    /// In file-offset order: dirty pages are written as they are, mapped
+    /// ones where they differ from the crate's copy; adjacent pages go
+    /// in one crate write (at most `MAX_RUN`). An inode whose pages are
+    /// then all clean gets back the mtime of its last cached write.
+    fn writeback_locked(p: &mut Pages, m: &Ext4Mount, n: Option<u32>) -> KResult<()> {
         if m.readonly {
             return Ok(());
         }
@@ -421,11 +666,21 @@ impl PageCache {
             Some(n) => (n, 0)..=(n, u64::MAX),
             None => (0, 0)..=(u32::MAX, u64::MAX),
         };
+        let todo: Vec<((u32, u64), bool, u64)> = p
+            .map
+            .range(range)
+            .filter(|(_, e)| e.dirty || e.mapped)
+            .map(|(&k, e)| (k, e.dirty, e.pa))
+            .collect();
         let mut size_of: Option<(u32, u64)> = None;
-        let mut buf = alloc::vec![0u8; PAGE as usize];
+        let mut page = alloc::vec![0u8; PAGE as usize];
         let mut disk = alloc::vec![0u8; PAGE as usize];
-        // Plain pages equal the crate's copy: only mapped ones may differ.
-        for (&(ino, i), e) in p.map.range(range).filter(|(_, e)| e.mapped) {
+        let mut run = Run::default();
+        let mut inodes: Vec<u32> = Vec::new();
+        for ((ino, i), dirty, pa) in todo {
+            if inodes.last() != Some(&ino) {
+                inodes.push(ino);
+            }
             let size = match size_of {
                 Some((k, s)) if k == ino => s,
                 _ => {
@@ -436,45 +691,132 @@ impl PageCache {
             };
             let off = i * PAGE;
             if off >= size {
+                // Past the end: nothing of it is the file's.
+                p.clear_dirty((ino, i));
                 continue;
             }
             let len = (size - off).min(PAGE) as usize;
-            hal::addrspace::read_frame(e.pa, 0, &mut buf[..len]);
-            // Only what differs from the crate's copy is written: a page
-            // nobody stored to (read-only and private mappings) costs a
-            // read from the crate's cache, not a journalled write and a
-            // new mtime.
-            let got = m.read_raw(ino, off, &mut disk[..len])?;
-            if got != len || disk[..len] != buf[..len] {
-                m.write_raw(ino, off, &buf[..len])?;
+            hal::addrspace::read_frame(pa, 0, &mut page[..len]);
+            if !dirty {
+                // Only what differs from the crate's copy is written: a
+                // page nobody stored to (read-only and private mappings)
+                // costs a read from the crate's cache, not a journalled
+                // write and a new mtime.
+                let got = m.read_raw(ino, off, &mut disk[..len])?;
+                if got == len && disk[..len] == page[..len] {
+                    continue;
+                }
+            }
+            let joins = run.ino == ino
+                && run.next == i
+                && run.buf.len() % PAGE as usize == 0
+                && run.keys.len() < MAX_RUN as usize;
+            if !joins {
+                Self::send(p, m, &mut run)?;
+                run.ino = ino;
+                run.next = i;
+            }
+            run.buf.extend_from_slice(&page[..len]);
+            run.keys.push((ino, i));
+            run.next = i + 1;
+        }
+        Self::send(p, m, &mut run)?;
+        for ino in inodes {
+            if p.has_dirty(ino) {
+                continue;
+            }
+            if let Some(t) = p.times.remove(&ino) {
+                m.set_mtime(ino, t)?;
             }
         }
         Ok(())
     }
 
-    /// The last open file of inode `n` closed: its mapped pages go back
-    /// to the crate and become plain (nothing maps them any more: a
-    /// mapping holds its file open), evictable again. Returns the first
-    /// write-back error (the pages then stay mapped, kept for the next
-    /// write-back).
+    /// Writes `run` to the crate and empties it: its pages are clean
+    /// after, or, when the write failed, no longer dirty either (the
+    /// error goes to the caller, as a failed write-back loses the data
+    /// on Linux) and gone from the cache unless something maps them.
+    fn send(p: &mut Pages, m: &Ext4Mount, run: &mut Run) -> KResult<()> {
+        let Some(&(ino, first)) = run.keys.first() else {
+            return Ok(());
+        };
+        let r = m.write_raw(ino, first * PAGE, &run.buf);
+        for &k in &run.keys {
+            p.clear_dirty(k);
+            if r.is_err() && p.map.get(&k).is_some_and(Entry::evictable) {
+                p.remove(k);
+            }
+        }
+        run.keys.clear();
+        run.buf.clear();
+        r.map(|_| ())
+    }
+
+    /// The last open file of inode `n` closed: nothing maps its pages
+    /// any more (a mapping holds its file open), so the mapped ones
+    /// become plain, evictable again, or dirty where they differ from
+    /// the crate's copy (nothing is written now: as on Linux, close does
+    /// not write back). Returns the first error (the pages then stay
+    /// mapped, kept for the next write-back).
     pub fn last_close(&self, m: &Ext4Mount, n: u32) -> KResult<()> {
         let mut p = self.pages.lock();
-        Self::writeback_locked(&p, m, Some(n))?;
-        for (_, e) in p.map.range_mut((n, 0)..=(n, u64::MAX)) {
-            if refcount::count(e.pa) == 1 {
-                e.mapped = false;
+        let mapped: Vec<((u32, u64), bool, u64)> = p
+            .map
+            .range((n, 0)..=(n, u64::MAX))
+            .filter(|(_, e)| e.mapped && refcount::count(e.pa) == 1)
+            .map(|(&k, e)| (k, e.dirty, e.pa))
+            .collect();
+        if !mapped.is_empty() {
+            let size = m.size(n)?;
+            let mut page = alloc::vec![0u8; PAGE as usize];
+            let mut disk = alloc::vec![0u8; PAGE as usize];
+            for (k, dirty, pa) in mapped {
+                let off = k.1 * PAGE;
+                if !dirty && off < size {
+                    let len = (size - off).min(PAGE) as usize;
+                    hal::addrspace::read_frame(pa, 0, &mut page[..len]);
+                    let got = m.read_raw(n, off, &mut disk[..len])?;
+                    if got != len || disk[..len] != page[..len] {
+                        p.set_dirty(k);
+                    }
+                }
+                if let Some(e) = p.map.get_mut(&k) {
+                    e.mapped = false;
+                }
+            }
+        }
+        if p.dirty > p.dirty_limit {
+            if let Err(e) = Self::writeback_locked(&mut p, m, None) {
+                p.error.get_or_insert(e);
             }
         }
         while p.map.len() > p.cap && p.evict_one() {}
         Ok(())
     }
 
+    /// The time of inode `n`'s last cached write, while the crate does
+    /// not have it yet (stat's mtime and ctime).
+    pub fn pending_time(&self, n: u32) -> Option<Timespec> {
+        self.pages.lock().times.get(&n).copied()
+    }
+
     /// Inode `n` is freed (or its number was just given to a new one):
-    /// none of its pages may be served again.
+    /// none of its pages may be served again, nor its dirty ones written.
     pub fn forget(&self, n: u32) {
         let mut p = self.pages.lock();
         for k in p.keys(n, 0) {
             p.remove(k);
         }
+        p.times.remove(&n);
     }
+}
+
+/// Adjacent pages of one inode on their way to the crate.
+#[derive(Default)]
+struct Run {
+    ino: u32,
+    /// The page after the last one in it.
+    next: u64,
+    keys: Vec<(u32, u64)>,
+    buf: Vec<u8>,
 }
