@@ -1,31 +1,73 @@
 //! The page cache of an ext4 mount: whole 4 KiB pages of its files in
-//! frames, filled by read(2) and by mmap's faults, so a re-read touches
-//! no disk and MAP_SHARED mappings (SQLite's WAL index, the `-shm` file)
-//! are the same memory in every process and reach the disk.
+//! frames, filled by read(2), by mmap's faults and by write(2), so a
+//! re-read touches no disk, an overwrite costs no crate call until it is
+//! written back, and MAP_SHARED mappings (SQLite's WAL index, the `-shm`
+//! file) are the same memory in every process and reach the disk.
 //!
-//! A cached page is the file's truth for its range: write(2) updates the
-//! frame as well as the crate, read(2) takes its bytes from the frame (so
-//! it sees stores through a mapping). A page read(2) filled holds the
-//! file's bytes up to its end and zeros past it.
+//! A cached page is the file's truth for its range: read(2) and mmap
+//! take their bytes from the frame. A page read(2) filled holds the
+//! file's bytes up to its end and zeros past it. A page is in one of
+//! three states:
 //!
-//! Pages handed to a mapping are "mapped": stores through the mapping
-//! may be in them and nowhere else (there are no dirty bits). They are
-//! written back to the crate on fsync/fdatasync/msync/sync/syncfs/umount
-//! and when the last open file of the inode goes (mappings hold their
-//! file open, so that is after the last munmap or exit), compared with
-//! the crate's copy and written where they differ (up to the file's size,
-//! never extending it); only that last write-back makes them plain again.
-//! Every other page equals the crate's copy (writes go to both), so it
-//! needs no write-back and may be dropped at any time.
+//! - *plain*: equal to the crate's copy; may be dropped at any time;
+//! - *dirty*: write(2) changed it and the crate has not got it yet;
+//! - *mapped*: handed to a mapping since the last close of its inode:
+//!   stores through the mapping may be in it and nowhere else (the MMU's
+//!   dirty bits are not read).
+//!
+//! **Write-back caching.** A write that lies wholly inside the file's
+//! size goes into the cached pages only and marks them dirty (a page not
+//! cached yet is made from the data, or read from the crate first when
+//! the write covers part of it); the file's size and blocks do not
+//! change, and stat shows the time of the last such write as mtime and
+//! ctime. A write that extends the file, or finds no frame, or leaves
+//! the file system less free space than the dirty pages plus 1 MiB (a
+//! dirty page over a hole needs a block at write-back: ENOSPC must come
+//! from write(2), not from a later fsync), or a read-only mount or a cap
+//! of 0, goes through the crate as before, and into the cached pages it
+//! covers. Dirty pages are written back to the crate in file-offset
+//! order, adjacent ones in one crate write (up to `MAX_RUN` pages), and
+//! the inode then gets back the mtime of its last cached write:
+//!
+//! - fsync/fdatasync: that file's pages, then the journal commit and
+//!   the disk flush (`Ext4Mount::fsync`); msync through fsync; sync,
+//!   syncfs, umount and reboot(2): every page of the mount;
+//! - past the dirty limit (1/16 of the cap, at most 16 MiB): the writer
+//!   writes every dirty page of the mount back, as Linux's
+//!   balance_dirty_pages makes it (no commit);
+//! - every 5 s (`writeback_due`, from `trap::deferred_work` on one
+//!   CPU): every mount's dirty pages and a journal commit
+//!   (`Ext4Mount::periodic`), Linux's flusher and jbd2's commit
+//!   interval together: what was written reaches the disk within about
+//!   5 s without an fsync;
+//! - utimensat writes the inode's pages back first (their write-back
+//!   must not set an mtime after it).
+//!
+//! Not on the last close (Linux neither). A write-back nobody waits for
+//! (the limit, the periodic one) keeps its error for the next
+//! fsync/sync of the mount. A failed crate write leaves the pages it
+//! carried clean (dropped from the cache unless mapped), as a failed
+//! write-back loses its data on Linux, and the error goes to the caller.
+//! Truncate drops dirty pages wholly past the new end; an inode freed
+//! (below) drops its dirty pages unwritten.
+//!
+//! Mapped pages are compared with the crate's copy at each write-back
+//! and written where they differ (up to the file's size, never extending
+//! it). At the last close of the inode (mappings hold their file open,
+//! so that is after the last munmap or exit) they stop being mapped:
+//! those that differ from the crate's copy become dirty, the others
+//! plain.
 //!
 //! Pages stay cached past the last close, bounded: at most `cap` pages
 //! (`pagecache.kb=N` on the command line, else an eighth of the free
 //! frames at mount). A CLOCK hand evicts plain pages nothing maps
-//! (reference count 1) when a new page needs room; mapped ones are never
-//! evicted, and the cache may exceed `cap` by them. When the frame pools
-//! run dry, [`reclaim`] drops plain pages of every mount before the
-//! allocation fails (`frames::alloc_on`), so the OOM killer only runs
-//! once the cache has nothing left to give.
+//! (reference count 1) when a new page needs room; dirty and mapped ones
+//! are never evicted, and the cache may exceed `cap` by them. When the
+//! frame pools run dry, [`reclaim`] drops plain pages of every mount
+//! before the allocation fails (`frames::alloc_on`), so the OOM killer
+//! only runs once the cache has nothing left to give; it never writes
+//! back (it runs inside frame allocation, under any lock), so dirty
+//! pages wait for their write-back, which the dirty limit keeps near.
 //!
 //! A page must never outlive its inode: the inode number is reused.
 //! Freeing an inode (last unlink or rename over it with no open file, or
@@ -33,10 +75,10 @@
 //! forgets any left under the new number.
 //!
 //! Lock order: this cache's lock, then the crate's (`Ext4Mount::fs`).
-//! read/write/truncate take the cache lock around the crate call so a
-//! write-back never interleaves with a write of the same bytes, and a
-//! fill never caches bytes a concurrent write is changing. [`reclaim`]
-//! only try-locks (it runs inside frame allocation, under any lock).
+//! read/write/truncate and write-back take the cache lock around their
+//! crate calls, so a write-back never interleaves with a write of the
+//! same bytes, and a fill never caches bytes a concurrent write is
+//! changing. [`reclaim`] only try-locks.
 
 use abi::{Errno, KResult};
 use alloc::collections::BTreeMap;
