@@ -194,9 +194,12 @@ impl Ext4Mount {
     }
 
     /// Writes everything back and releases the file system (umount).
+    /// A failed write-back does not keep the rest from going home: its
+    /// error is reported after.
     pub fn unmount(&self) -> KResult<()> {
-        self.pages.writeback(self, None)?;
-        self.fs.lock().unmount().map_err(errno)
+        let wb = self.pages.writeback(self, None);
+        let done = self.fs.lock().unmount().map_err(errno);
+        wb.and(done)
     }
 
     /// Commits the journal and writes cached metadata to the disk, then
@@ -205,9 +208,11 @@ impl Ext4Mount {
         if self.readonly {
             return Ok(());
         }
-        // Dirty and mapped pages first, so the commit carries them.
-        self.pages.writeback(self, None)?;
-        self.fs.lock().sync().map_err(errno)
+        // Dirty and mapped pages first, so the commit carries them; one
+        // that failed to go keeps the commit from nothing else.
+        let wb = self.pages.writeback(self, None);
+        let done = self.fs.lock().sync().map_err(errno);
+        wb.and(done)
     }
 
     /// fsync/fdatasync of inode `n`: its dirty and mapped pages go to
@@ -216,8 +221,9 @@ impl Ext4Mount {
         if self.readonly {
             return Ok(());
         }
-        self.pages.writeback(self, Some(n))?;
-        self.fs.lock().sync().map_err(errno)
+        let wb = self.pages.writeback(self, Some(n));
+        let done = self.fs.lock().sync().map_err(errno);
+        wb.and(done)
     }
 
     /// The periodic write-back (every 5 s, `trap::deferred_work`): dirty
