@@ -22,8 +22,9 @@ use crate::ext4_programs::{fsck_clean, rsetest_only, with_empty_image};
 use crate::scenarios::{exec_opts, expect_lines};
 use crate::RunOpts;
 
-/// Bytes of each file `rsetest writeback_dirty` writes.
-const LEN: usize = 64 * 4096;
+/// Bytes of each file `rsetest writeback_dirty` writes: 64 pages
+/// rewritten, then 2 pages and 123 bytes appended.
+const LEN: usize = 66 * 4096 + 123;
 
 /// Byte `i` of a file `rsetest writeback_dirty` wrote with `seed`.
 fn byte(seed: u8, i: usize) -> u8 {

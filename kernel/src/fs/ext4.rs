@@ -264,10 +264,11 @@ impl Ext4Mount {
     }
 
     /// stat(2) of inode `n`. A cached write the crate does not have yet
-    /// shows in mtime and ctime (the size never differs: only overwrites
-    /// are cached).
+    /// shows in mtime and ctime, and in the size when it extended the
+    /// file (`st_blocks` is the crate's until the write-back).
     pub fn stat(&self, n: u32) -> KResult<Stat> {
-        let pending = self.pages.pending_time(n).map_or(0, |t| t.sec);
+        let (time, size) = self.pages.pending(n);
+        let pending = time.map_or(0, |t| t.sec);
         let i = self.info(n)?;
         let ts = |s: u32| Timespec {
             sec: i64::from(s).max(pending),
@@ -281,7 +282,7 @@ impl Ext4Mount {
             uid: i.uid,
             gid: i.gid,
             rdev: 0,
-            size: i.size as i64,
+            size: size.map_or(i.size, |s| s.max(i.size)) as i64,
             blksize: 4096,
             blocks: i.blocks as i64,
             atime: Timespec {

@@ -111,6 +111,8 @@ static CACHES: Mutex<Vec<Weak<Mutex<Pages>>>> = Mutex::new(Vec::new());
 const WRITEBACK_PERIOD_NS: u64 = 5_000_000_000;
 /// When the next periodic write-back is due (ns since boot).
 static NEXT_WRITEBACK: AtomicU64 = AtomicU64::new(WRITEBACK_PERIOD_NS);
+/// Largest write that extends a file and is still cached.
+const MAX_EXTEND: u64 = 64 << 10;
 /// Most dirty pages one mount keeps (16 MiB), whatever its cap.
 const MAX_DIRTY: usize = 4096;
 /// Bytes the file system must keep free beyond its dirty pages for a
@@ -156,6 +158,9 @@ struct Pages {
     /// When the last cached write of each inode with dirty pages came:
     /// its mtime and ctime until the crate has them.
     times: BTreeMap<u32, Timespec>,
+    /// The size of each inode a cached write extended, while the crate
+    /// has a smaller one (the file's size is the larger).
+    sizes: BTreeMap<u32, u64>,
     /// A write-back nobody waited for (the dirty limit, the periodic
     /// one) failed: the next fsync/sync/syncfs reports it, as Linux's
     /// errseq does.
@@ -285,6 +290,12 @@ impl Pages {
         }
     }
 
+    /// The size of inode `n`: the crate's, or a cached write's past it.
+    fn size(&self, m: &Ext4Mount, n: u32) -> KResult<u64> {
+        let s = m.size(n)?;
+        Ok(self.sizes.get(&n).map_or(s, |&p| p.max(s)))
+    }
+
     fn has_dirty(&self, n: u32) -> bool {
         self.map.range((n, 0)..=(n, u64::MAX)).any(|(_, e)| e.dirty)
     }
@@ -377,6 +388,7 @@ impl Default for PageCache {
             dirty: 0,
             dirty_limit: (cap / 16).min(MAX_DIRTY),
             times: BTreeMap::new(),
+            sizes: BTreeMap::new(),
             error: None,
         }));
         let mut list = CACHES.lock();
@@ -415,7 +427,7 @@ impl PageCache {
             e.referenced = true;
             return Ok(e.pa);
         }
-        let size = m.size(n)?;
+        let size = p.size(m, n)?;
         let off = index.checked_mul(PAGE).ok_or(Errno::EIO)?;
         if off >= size {
             return Err(Errno::EIO);
@@ -437,7 +449,8 @@ impl PageCache {
     pub fn read(&self, m: &Ext4Mount, n: u32, off: u64, buf: &mut [u8]) -> KResult<usize> {
         let torus = crate::proc::torus::this_id();
         let mut p = self.pages.lock();
-        let size = m.readable_size(n)?;
+        let crate_size = m.readable_size(n)?;
+        let size = p.sizes.get(&n).map_or(crate_size, |&s| s.max(crate_size));
         if off >= size || buf.is_empty() {
             return Ok(0);
         }
@@ -545,8 +558,14 @@ impl PageCache {
             return Ok(false);
         }
         let len = data.len() as u64;
-        let size = m.size(n)?;
-        if off.checked_add(len).is_none_or(|end| end > size) {
+        let crate_size = m.size(n)?;
+        let size = p.sizes.get(&n).map_or(crate_size, |&s| s.max(crate_size));
+        let Some(end) = off.checked_add(len) else {
+            return Ok(false);
+        };
+        // Large writes that extend the file go through: the crate takes
+        // them from the caller's buffer, the cache would copy them twice.
+        if end > size && len > MAX_EXTEND {
             return Ok(false);
         }
         // Pages that become dirty must find blocks at write-back even if
@@ -579,15 +598,20 @@ impl PageCache {
             if in_page == 0 && l == PAGE as usize {
                 continue;
             }
+            // What the crate has of it; zeros past the crate's end (a
+            // page there that holds data is cached: it is dirty).
             let mut buf = alloc::vec![0u8; PAGE as usize];
-            let want = (size - i * PAGE).min(PAGE) as usize;
-            match m.read_raw(n, i * PAGE, &mut buf[..want]) {
-                Ok(got) if got == want => hal::addrspace::write_frame(pa, 0, &buf),
-                _ => {
-                    ok = false;
-                    break;
+            let want = crate_size.saturating_sub(i * PAGE).min(PAGE) as usize;
+            if want > 0 {
+                match m.read_raw(n, i * PAGE, &mut buf[..want]) {
+                    Ok(got) if got == want => {}
+                    _ => {
+                        ok = false;
+                        break;
+                    }
                 }
             }
+            hal::addrspace::write_frame(pa, 0, &buf);
         }
         // Making room may have evicted a page of this write found cached.
         ok = ok
@@ -610,6 +634,9 @@ impl PageCache {
             p.set_dirty((n, i));
         }
         p.times.insert(n, super::now());
+        if end > size {
+            p.sizes.insert(n, end);
+        }
         // New pages count against the cap like read(2)'s: clean ones go.
         while p.map.len() > p.cap && p.evict_one() {}
         Ok(true)
@@ -658,6 +685,8 @@ impl PageCache {
     pub fn truncate(&self, m: &Ext4Mount, n: u32, size: u64) -> KResult<()> {
         let mut p = self.pages.lock();
         m.truncate_raw(n, size)?;
+        // The crate's size is the file's now.
+        p.sizes.remove(&n);
         Self::touched(&mut p, n);
         for k in p.keys(n, size / PAGE) {
             let start = (size.saturating_sub(k.1 * PAGE)).min(PAGE) as usize;
@@ -726,7 +755,7 @@ impl PageCache {
             let size = match size_of {
                 Some((k, s)) if k == ino => s,
                 _ => {
-                    let s = m.size(ino)?;
+                    let s = p.size(m, ino)?;
                     size_of = Some((ino, s));
                     s
                 }
@@ -766,6 +795,14 @@ impl PageCache {
         for ino in inodes {
             if p.has_dirty(ino) {
                 continue;
+            }
+            // A cached extension whose last bytes were not dirty (a
+            // truncate up follows it, a failed write-back) still sets
+            // the size.
+            if let Some(s) = p.sizes.remove(&ino) {
+                if m.size(ino)? < s {
+                    m.truncate_raw(ino, s)?;
+                }
             }
             if let Some(t) = p.times.remove(&ino) {
                 m.set_mtime(ino, t)?;
@@ -809,7 +846,7 @@ impl PageCache {
             .map(|(&k, e)| (k, e.dirty, e.pa))
             .collect();
         if !mapped.is_empty() {
-            let size = m.size(n)?;
+            let size = p.size(m, n)?;
             let mut page = alloc::vec![0u8; PAGE as usize];
             let mut disk = alloc::vec![0u8; PAGE as usize];
             for (k, dirty, pa) in mapped {
@@ -836,10 +873,12 @@ impl PageCache {
         Ok(())
     }
 
-    /// The time of inode `n`'s last cached write, while the crate does
-    /// not have it yet (stat's mtime and ctime).
-    pub fn pending_time(&self, n: u32) -> Option<Timespec> {
-        self.pages.lock().times.get(&n).copied()
+    /// The time of inode `n`'s last cached write and the size cached
+    /// writes extended it to, while the crate does not have them yet
+    /// (stat's mtime, ctime and size).
+    pub fn pending(&self, n: u32) -> (Option<Timespec>, Option<u64>) {
+        let p = self.pages.lock();
+        (p.times.get(&n).copied(), p.sizes.get(&n).copied())
     }
 
     /// Inode `n` is freed (or its number was just given to a new one):
@@ -850,6 +889,7 @@ impl PageCache {
             p.remove(k);
         }
         p.times.remove(&n);
+        p.sizes.remove(&n);
     }
 }
 

@@ -9,7 +9,10 @@
 //! With a second argument, the dirty limit in KiB (a small page cache):
 //! Dirty must stay within it instead of growing.
 //!
-//! `writeback_dirty FILE SEED` leaves FILE (256 KiB) with SEED's bytes in
+//! Small writes that extend the file (an append, one past the end) are
+//! cached the same way: the new size shows in stat, reads and mappings.
+//!
+//! `writeback_dirty FILE SEED` leaves FILE (256 KiB + 8315) with SEED's bytes in
 //! dirty pages and no fsync, for the host to look for on the disk after
 //! a `sync` or the periodic write-back and a hard power cut
 //! (xtask/src/ext4_writeback.rs; the host computes [`byte`] too).
@@ -25,6 +28,8 @@ use crate::util::{check, meminfo_kib, spawn, wait_ok};
 const PAGE: usize = 4096;
 /// Pages of the files written here.
 const PAGES: usize = 64;
+/// Bytes `writeback_dirty` appends after its rewrites.
+const EXTRA: usize = 2 * PAGE + 123;
 /// 4 KiB rewrites of the first test file.
 const REWRITES: usize = 400;
 
@@ -233,6 +238,47 @@ pub fn run(args: &[String]) -> Result<(), String> {
     seen_elsewhere(&a, &want, before)?;
     f.sync_all().map_err(e("fsync"))?;
     same(&read_all(&a)?, &want, "read(2) after truncates and fsync")?;
+
+    // Small writes that extend the file are cached too: an append, one
+    // past the end leaving a hole, seen with the new size by another
+    // process and a mapping; truncate between the disk's size and the
+    // cached one; fsync.
+    drop(f);
+    let f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(&a)
+        .map_err(e("open O_APPEND"))?;
+    let tail = pattern(70, len, 3000);
+    (&f).write_all(&tail).map_err(e("append"))?;
+    want.extend_from_slice(&tail);
+    let at = len + 3000 + 2 * PAGE + 5;
+    let far = pattern(71, at, 700);
+    f.write_at(&far, at as u64).map_err(e("pwrite past the end"))?;
+    want.resize(at, 0);
+    want.extend_from_slice(&far);
+    same(&read_all(&a)?, &want, "read(2) after cached extensions")?;
+    seen_elsewhere(&a, &want, before)?;
+    let mid = len + 1000;
+    f.set_len(mid as u64).map_err(e("ftruncate"))?;
+    want.truncate(mid);
+    same(&read_all(&a)?, &want, "read(2) after a truncate inside an extension")?;
+    (&f).write_all(&pattern(72, mid, 5000)).map_err(e("append"))?;
+    want.extend_from_slice(&pattern(72, mid, 5000));
+    seen_elsewhere(&a, &want, before)?;
+    f.sync_all().map_err(e("fsync"))?;
+    same(&read_all(&a)?, &want, "read(2) after extensions and fsync")?;
+    check(
+        f.metadata().map_err(e("fstat"))?.len() == want.len() as u64,
+        "size after extensions and fsync",
+    )?;
+    if disk {
+        let dirty = meminfo_kib("Dirty")?;
+        check(
+            dirty <= dirty0,
+            format_args!("Dirty {dirty} kB after fsync of the extensions"),
+        )?;
+    }
     drop(f);
 
     // Unlink of an open file with dirty pages; the inode number is then
@@ -263,7 +309,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// `writeback_dirty FILE SEED`: FILE made durable with seed 0, then
-/// overwritten with SEED in place and not synced.
+/// overwritten with SEED in place and extended by [`EXTRA`] bytes of
+/// it, not synced.
 pub fn dirty(args: &[String]) -> Result<(), String> {
     let (Some(path), Some(seed)) = (args.first(), args.get(1).and_then(|s| s.parse().ok())) else {
         return Err("usage: writeback_dirty FILE SEED".into());
@@ -275,6 +322,9 @@ pub fn dirty(args: &[String]) -> Result<(), String> {
         f.write_at(&pattern(seed, i * PAGE, PAGE), (i * PAGE) as u64)
             .map_err(e("pwrite"))?;
     }
+    // And an append past it, cached too.
+    f.write_at(&pattern(seed, len, EXTRA), len as u64)
+        .map_err(e("append"))?;
     let dir = std::path::Path::new(path)
         .parent()
         .and_then(|p| p.to_str())
@@ -286,7 +336,7 @@ pub fn dirty(args: &[String]) -> Result<(), String> {
             format_args!("Dirty {dirty} kB after {} KiB of rewrites", len / 1024),
         )?;
     }
-    same(&read_all(path)?, &pattern(seed, 0, len), "read(2)")?;
+    same(&read_all(path)?, &pattern(seed, 0, len + EXTRA), "read(2)")?;
     say!("dirty {path} {seed}");
     Ok(())
 }
