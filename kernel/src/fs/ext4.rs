@@ -716,8 +716,8 @@ impl Ext4Mount {
     }
 
     /// Writes file data at `off` (extending the file as needed): an
-    /// overwrite into its cached pages only, marked dirty, anything else
-    /// through the crate (`ext4_pages`).
+    /// overwrite or a small extension into its cached pages only, marked
+    /// dirty, anything else through the crate (`ext4_pages`).
     pub fn write(&self, n: u32, off: u64, data: &[u8]) -> KResult<usize> {
         self.pages.write(self, n, off, data)
     }

@@ -15,19 +15,25 @@
 //!   stores through the mapping may be in it and nowhere else (the MMU's
 //!   dirty bits are not read).
 //!
-//! **Write-back caching.** A write that lies wholly inside the file's
-//! size goes into the cached pages only and marks them dirty (a page not
-//! cached yet is made from the data, or read from the crate first when
-//! the write covers part of it); the file's size and blocks do not
-//! change, and stat shows the time of the last such write as mtime and
-//! ctime. A write that extends the file, or finds no frame, or leaves
-//! the file system less free space than the dirty pages plus 1 MiB (a
-//! dirty page over a hole needs a block at write-back: ENOSPC must come
-//! from write(2), not from a later fsync), or a read-only mount or a cap
-//! of 0, goes through the crate as before, and into the cached pages it
-//! covers. Dirty pages are written back to the crate in file-offset
-//! order, adjacent ones in one crate write (up to `MAX_RUN` pages), and
-//! the inode then gets back the mtime of its last cached write:
+//! **Write-back caching.** A write inside the file's size, or one of at
+//! most `MAX_EXTEND` (64 KiB) that extends it, goes into the cached
+//! pages only and marks them dirty (a page not cached yet is made from
+//! the data, or from the crate's bytes and zeros past the crate's end
+//! when the write covers part of it). The crate's size and blocks do not
+//! change until the write-back: the cache keeps the larger size
+//! (`Pages::sizes`), which stat, read(2), mmap's faults (SIGBUS past it)
+//! and O_APPEND use, and truncate hands the new size to the crate; stat
+//! shows the time of the last cached write as mtime and ctime. A larger
+//! extending write (the crate takes it from the caller's buffer; the
+//! cache would copy it twice), or one that finds no frame, or leaves the
+//! file system less free space than the dirty pages plus 1 MiB (a dirty
+//! page over a hole or past the end needs a block at write-back: ENOSPC
+//! must come from write(2), not from a later fsync), or a read-only
+//! mount or a cap of 0, goes through the crate as before, and into the
+//! cached pages it covers. Dirty pages are written back to the crate in file-offset
+//! order, adjacent ones in one crate write (up to `MAX_RUN` pages, up to
+//! the cached size: the crate's grows with them), and the inode then
+//! gets back the mtime of its last cached write:
 //!
 //! - fsync/fdatasync: that file's pages, then the journal commit and
 //!   the disk flush (`Ext4Mount::fsync`); msync through fsync; sync,
