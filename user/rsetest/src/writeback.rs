@@ -225,8 +225,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     // Truncate over dirty pages: shrink, grow back (zeros), fsync.
     let data = pattern(60, 40 * PAGE, 20 * PAGE);
-    f.write_at(&data, (40 * PAGE) as u64)
-        .map_err(e("pwrite"))?;
+    f.write_at(&data, (40 * PAGE) as u64).map_err(e("pwrite"))?;
     want[40 * PAGE..60 * PAGE].copy_from_slice(&data);
     let cut = 50 * PAGE + 100;
     f.set_len(cut as u64).map_err(e("ftruncate"))?;
@@ -234,7 +233,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     same(&read_all(&a)?, &want, "read(2) after a truncate")?;
     f.set_len(len as u64).map_err(e("ftruncate"))?;
     want.resize(len, 0);
-    same(&read_all(&a)?, &want, "read(2) after a truncate and an extension")?;
+    same(
+        &read_all(&a)?,
+        &want,
+        "read(2) after a truncate and an extension",
+    )?;
     seen_elsewhere(&a, &want, before)?;
     f.sync_all().map_err(e("fsync"))?;
     same(&read_all(&a)?, &want, "read(2) after truncates and fsync")?;
@@ -254,7 +257,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     want.extend_from_slice(&tail);
     let at = len + 3000 + 2 * PAGE + 5;
     let far = pattern(71, at, 700);
-    f.write_at(&far, at as u64).map_err(e("pwrite past the end"))?;
+    f.write_at(&far, at as u64)
+        .map_err(e("pwrite past the end"))?;
     want.resize(at, 0);
     want.extend_from_slice(&far);
     same(&read_all(&a)?, &want, "read(2) after cached extensions")?;
@@ -262,8 +266,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mid = len + 1000;
     f.set_len(mid as u64).map_err(e("ftruncate"))?;
     want.truncate(mid);
-    same(&read_all(&a)?, &want, "read(2) after a truncate inside an extension")?;
-    (&f).write_all(&pattern(72, mid, 5000)).map_err(e("append"))?;
+    same(
+        &read_all(&a)?,
+        &want,
+        "read(2) after a truncate inside an extension",
+    )?;
+    (&f).write_all(&pattern(72, mid, 5000))
+        .map_err(e("append"))?;
     want.extend_from_slice(&pattern(72, mid, 5000));
     seen_elsewhere(&a, &want, before)?;
     f.sync_all().map_err(e("fsync"))?;
@@ -293,7 +302,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let small = pattern(9, 0, 3 * PAGE + 10);
     create_synced(&c_path, &small)?;
     let reused = std::fs::metadata(&c_path).map_err(e("stat"))?.ino() == ino;
-    same(&read_all(&c_path)?, &small, "a new file after an unlinked dirty one")?;
+    same(
+        &read_all(&c_path)?,
+        &small,
+        "a new file after an unlinked dirty one",
+    )?;
     if disk {
         let dirty = meminfo_kib("Dirty")?;
         check(
