@@ -48,7 +48,8 @@ pub fn init() {
 }
 
 /// Work deferred from interrupts, once per new tick: wake sleepers and
-/// pollers when one's deadline is due; then run the tty line
+/// pollers when one's deadline is due, write dirty file pages back every
+/// 5 s; then run the tty line
 /// discipline, poll io_uring rings. Called with no kernel lock held.
 pub fn deferred_work() {
     let t = ticks();
@@ -60,6 +61,10 @@ pub fn deferred_work() {
         crate::fs::epoll::expire(now);
         if crate::fs::POLL_DEADLINES.take_due(now) {
             crate::fs::POLL_WQ.wake_all();
+        }
+        // Every 5 s, on one CPU: dirty file pages to the disks.
+        if crate::fs::ext4_pages::writeback_due(now) {
+            crate::fs::mount::writeback_all();
         }
     }
     if crate::console::has_input() {

@@ -3,7 +3,8 @@
 //! mappings, other processes, unlink and rename-over, and within the
 //! cap), and on one allowed most of RAM (a process needing the memory
 //! gets it back from the cache, not an OOM kill); both end in a clean
-//! `e2fsck -fn`.
+//! `e2fsck -fn`. The small cache's dirty limit (1/16 of it) bounds
+//! `rsetest writeback`'s dirty pages there.
 
 use crate::ext4_programs::{fsck_clean, rsetest_only, with_empty_image};
 use crate::scenarios::{exec_opts, expect_lines};
@@ -16,8 +17,8 @@ pub fn ext4_page_cache_coherent() -> Result<(), String> {
     with_empty_image("ext4-pagecache", "64M", |img| {
         run(
             img,
-            &format!("rsetest page_cache /mnt/d 16 {SMALL_CAP_KB}; echo \"page_cache status $?\"; rsetest shared_file /mnt/d; echo \"shared_file status $?\""),
-            &["page_cache status 0", "shared_file status 0"],
+            &format!("rsetest page_cache /mnt/d 16 {SMALL_CAP_KB}; echo \"page_cache status $?\"; rsetest shared_file /mnt/d; echo \"shared_file status $?\"; rsetest writeback /mnt/d {}; echo \"writeback status $?\"", SMALL_CAP_KB / 16),
+            &["page_cache status 0", "shared_file status 0", "writeback status 0"],
             None,
             vec![format!("pagecache.kb={SMALL_CAP_KB}")],
         )

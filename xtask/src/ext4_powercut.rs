@@ -401,6 +401,16 @@ fn boot_until(
     cfg: &Config,
     cut: Option<Duration>,
 ) -> Result<(Vec<String>, bool, Option<Duration>), String> {
+    boot_until_line(cfg, cut, "committed ")
+}
+
+/// [`boot_until`] with the first line starting with `trigger` as the
+/// moment the cut is timed from.
+pub(crate) fn boot_until_line(
+    cfg: &Config,
+    cut: Option<Duration>,
+    trigger: &str,
+) -> Result<(Vec<String>, bool, Option<Duration>), String> {
     let limit = Duration::from_secs(240);
     let mut child = Command::new(qemu::qemu_binary())
         .args(cfg.args())
@@ -441,7 +451,7 @@ fn boot_until(
         let wait = kill_at.map_or(Duration::from_millis(200), |k| k - now);
         match rx.recv_timeout(wait.min(Duration::from_millis(200))) {
             Ok(l) => {
-                if first.is_none() && l.starts_with("committed ") {
+                if first.is_none() && l.starts_with(trigger) {
                     first = Some(start.elapsed());
                     kill_at = cut.map(|d| Instant::now() + d);
                 }
@@ -472,7 +482,7 @@ fn tail(lines: &[String]) -> String {
 
 /// Whether the image's superblock has EXT4_FEATURE_INCOMPAT_RECOVER (the
 /// journal holds committed transactions not yet written home).
-fn needs_recovery(img: &Path) -> Result<bool, String> {
+pub(crate) fn needs_recovery(img: &Path) -> Result<bool, String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(img).map_err(|e| format!("{}: {e}", img.display()))?;
     let mut b = [0u8; 4];
@@ -485,7 +495,7 @@ fn needs_recovery(img: &Path) -> Result<bool, String> {
 /// On a copy of the cut image: the host's `e2fsck -p` replays the journal
 /// (exit 0 or 1), then `e2fsck -fn` must be clean. The image itself is
 /// left as the cut left it for RSE OS's next mount.
-fn host_replay_clean(img: &Path, copy: &Path) -> Result<(), String> {
+pub(crate) fn host_replay_clean(img: &Path, copy: &Path) -> Result<(), String> {
     let st = Command::new("cp")
         .args(["--sparse=always"])
         .arg(img)

@@ -56,6 +56,7 @@ mod ext4_page_cache;
 mod ext4_powercut;
 mod ext4_programs;
 mod ext4_rootdisk;
+mod ext4_writeback;
 mod flood_scenarios;
 mod fuzz;
 mod http_scenarios;

@@ -105,6 +105,14 @@ const SCENARIOS: &[Scenario] = &[
         "ext4_page_cache_reclaim",
         crate::ext4_page_cache::ext4_page_cache_reclaim,
     ),
+    (
+        "ext4_writeback_coherent",
+        crate::ext4_writeback::ext4_writeback_coherent,
+    ),
+    (
+        "ext4_writeback_power_cut",
+        crate::ext4_writeback::ext4_writeback_power_cut,
+    ),
     ("ext4_cwd_in_mount", crate::ext4_cwd::ext4_cwd_in_mount),
     ("ext4_root_on_disk", crate::ext4_rootdisk::ext4_root_on_disk),
     (

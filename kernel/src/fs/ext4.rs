@@ -199,31 +199,84 @@ impl Ext4Mount {
     }
 
     /// Writes everything back and releases the file system (umount).
+    /// A failed write-back does not keep the rest from going home: its
+    /// error is reported after.
     pub fn unmount(&self) -> KResult<()> {
-        self.pages.writeback(self, None)?;
-        self.fs.lock().unmount().map_err(errno)
+        let wb = self.pages.writeback(self, None);
+        let done = self.fs.lock().unmount().map_err(errno);
+        wb.and(done)
     }
 
     /// Commits the journal and writes cached metadata to the disk, then
-    /// flushes it.
+    /// flushes it (sync, syncfs).
     pub fn sync(&self) -> KResult<()> {
         if self.readonly {
             return Ok(());
         }
-        // Mapped pages first, so the commit carries them.
-        self.pages.writeback(self, None)?;
-        self.fs.lock().sync().map_err(errno)
+        // Dirty and mapped pages first, so the commit carries them; one
+        // that failed to go keeps the commit from nothing else.
+        let wb = self.pages.writeback(self, None);
+        let done = self.fs.lock().sync().map_err(errno);
+        wb.and(done)
+    }
+
+    /// fsync/fdatasync of inode `n`: its dirty and mapped pages go to
+    /// the crate, then the journal is committed and the disk flushed.
+    pub fn fsync(&self, n: u32) -> KResult<()> {
+        if self.readonly {
+            return Ok(());
+        }
+        let wb = self.pages.writeback(self, Some(n));
+        let done = self.fs.lock().sync().map_err(errno);
+        wb.and(done)
+    }
+
+    /// The periodic write-back (every 5 s, `trap::deferred_work`): dirty
+    /// pages to the crate and a commit, so what was written reaches the
+    /// disk without an fsync, as Linux's flusher and jbd2's commit
+    /// timer do. Errors wait for the next fsync/sync.
+    pub fn periodic(&self) {
+        if self.readonly {
+            return;
+        }
+        self.pages.writeback_background(self);
+        // A commit with nothing new to commit costs no disk request.
+        let _ = self.fs.lock().sync();
+    }
+
+    /// Bytes free for new blocks.
+    pub(super) fn free_bytes(&self) -> u64 {
+        let s = self.fs.lock().statfs();
+        s.free_blocks.saturating_mul(s.block_size)
+    }
+
+    /// Sets inode `n`'s mtime (the time of a cached write, once written
+    /// back), under the page cache's lock.
+    pub(super) fn set_mtime(&self, n: u32, t: Timespec) -> KResult<()> {
+        let update = InodeMetadataUpdate {
+            mtime: Some(Ext4Timestamp::new(t.sec, t.nsec)),
+            ..InodeMetadataUpdate::default()
+        };
+        self.fs
+            .lock()
+            .update_inode_metadata(ino(n)?, update)
+            .map(|_| ())
+            .map_err(errno)
     }
 
     fn info(&self, n: u32) -> KResult<InodeInfo> {
         self.fs.lock().inode(ino(n)?).map_err(errno)
     }
 
-    /// stat(2) of inode `n`.
+    /// stat(2) of inode `n`. A cached write the crate does not have yet
+    /// shows in mtime and ctime, and in the size when it extended the
+    /// file (`st_blocks` is the crate's until the write-back).
     pub fn stat(&self, n: u32) -> KResult<Stat> {
+        let (time, size) = self.pages.pending(n);
+        let pending = time.map_or(0, |t| t.sec);
         let i = self.info(n)?;
         let ts = |s: u32| Timespec {
-            sec: i64::from(s),
+            sec: i64::from(s).max(pending),
             nsec: 0,
         };
         Ok(Stat {
@@ -234,10 +287,13 @@ impl Ext4Mount {
             uid: i.uid,
             gid: i.gid,
             rdev: 0,
-            size: i.size as i64,
+            size: size.map_or(i.size, |s| s.max(i.size)) as i64,
             blksize: 4096,
             blocks: i.blocks as i64,
-            atime: ts(i.atime),
+            atime: Timespec {
+                sec: i64::from(i.atime),
+                nsec: 0,
+            },
             mtime: ts(i.mtime),
             ctime: ts(i.ctime),
         })
@@ -693,8 +749,9 @@ impl Ext4Mount {
         }
     }
 
-    /// Writes file data at `off` (extending the file as needed), into
-    /// its cached pages too.
+    /// Writes file data at `off` (extending the file as needed): an
+    /// overwrite or a small extension into its cached pages only, marked
+    /// dirty, anything else through the crate (`ext4_pages`).
     pub fn write(&self, n: u32, off: u64, data: &[u8]) -> KResult<usize> {
         self.pages.write(self, n, off, data)
     }
@@ -755,6 +812,9 @@ impl Ext4Mount {
     /// utimensat: access and modification times (None: unchanged).
     pub fn utimes(&self, n: u32, a: Option<Timespec>, m: Option<Timespec>) -> KResult<()> {
         self.writable()?;
+        // Cached writes first: their write-back must not set the mtime
+        // after this does.
+        self.pages.writeback(self, Some(n))?;
         let t = |t: Timespec| Ext4Timestamp::new(t.sec, t.nsec);
         let update = InodeMetadataUpdate {
             atime: a.map(t),

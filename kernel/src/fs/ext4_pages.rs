@@ -1,31 +1,79 @@
 //! The page cache of an ext4 mount: whole 4 KiB pages of its files in
-//! frames, filled by read(2) and by mmap's faults, so a re-read touches
-//! no disk and MAP_SHARED mappings (SQLite's WAL index, the `-shm` file)
-//! are the same memory in every process and reach the disk.
+//! frames, filled by read(2), by mmap's faults and by write(2), so a
+//! re-read touches no disk, an overwrite costs no crate call until it is
+//! written back, and MAP_SHARED mappings (SQLite's WAL index, the `-shm`
+//! file) are the same memory in every process and reach the disk.
 //!
-//! A cached page is the file's truth for its range: write(2) updates the
-//! frame as well as the crate, read(2) takes its bytes from the frame (so
-//! it sees stores through a mapping). A page read(2) filled holds the
-//! file's bytes up to its end and zeros past it.
+//! A cached page is the file's truth for its range: read(2) and mmap
+//! take their bytes from the frame. A page read(2) filled holds the
+//! file's bytes up to its end and zeros past it. A page is in one of
+//! three states:
 //!
-//! Pages handed to a mapping are "mapped": stores through the mapping
-//! may be in them and nowhere else (there are no dirty bits). They are
-//! written back to the crate on fsync/fdatasync/msync/sync/syncfs/umount
-//! and when the last open file of the inode goes (mappings hold their
-//! file open, so that is after the last munmap or exit), compared with
-//! the crate's copy and written where they differ (up to the file's size,
-//! never extending it); only that last write-back makes them plain again.
-//! Every other page equals the crate's copy (writes go to both), so it
-//! needs no write-back and may be dropped at any time.
+//! - *plain*: equal to the crate's copy; may be dropped at any time;
+//! - *dirty*: write(2) changed it and the crate has not got it yet;
+//! - *mapped*: handed to a mapping since the last close of its inode:
+//!   stores through the mapping may be in it and nowhere else (the MMU's
+//!   dirty bits are not read).
+//!
+//! **Write-back caching.** A write inside the file's size, or one of at
+//! most `MAX_EXTEND` (64 KiB) that extends it, goes into the cached
+//! pages only and marks them dirty (a page not cached yet is made from
+//! the data, or from the crate's bytes and zeros past the crate's end
+//! when the write covers part of it). The crate's size and blocks do not
+//! change until the write-back: the cache keeps the larger size
+//! (`Pages::sizes`), which stat, read(2), mmap's faults (SIGBUS past it)
+//! and O_APPEND use, and truncate hands the new size to the crate; stat
+//! shows the time of the last cached write as mtime and ctime. A larger
+//! extending write (the crate takes it from the caller's buffer; the
+//! cache would copy it twice), or one that finds no frame, or leaves the
+//! file system less free space than the dirty pages plus 1 MiB (a dirty
+//! page over a hole or past the end needs a block at write-back: ENOSPC
+//! must come from write(2), not from a later fsync), or a read-only
+//! mount or a cap of 0, goes through the crate as before, and into the
+//! cached pages it covers. Dirty pages are written back to the crate in file-offset
+//! order, adjacent ones in one crate write (up to `MAX_RUN` pages, up to
+//! the cached size: the crate's grows with them), and the inode then
+//! gets back the mtime of its last cached write:
+//!
+//! - fsync/fdatasync: that file's pages, then the journal commit and
+//!   the disk flush (`Ext4Mount::fsync`); msync through fsync; sync,
+//!   syncfs, umount and reboot(2): every page of the mount;
+//! - past the dirty limit (1/16 of the cap, at most 16 MiB): the writer
+//!   writes every dirty page of the mount back, as Linux's
+//!   balance_dirty_pages makes it (no commit);
+//! - every 5 s (`writeback_due`, from `trap::deferred_work` on one
+//!   CPU): every mount's dirty pages and a journal commit
+//!   (`Ext4Mount::periodic`), Linux's flusher and jbd2's commit
+//!   interval together: what was written reaches the disk within about
+//!   5 s without an fsync;
+//! - utimensat writes the inode's pages back first (their write-back
+//!   must not set an mtime after it).
+//!
+//! Not on the last close (Linux neither). A write-back nobody waits for
+//! (the limit, the periodic one) keeps its error for the next
+//! fsync/sync of the mount. A failed crate write leaves the pages it
+//! carried clean (dropped from the cache unless mapped), as a failed
+//! write-back loses its data on Linux, and the error goes to the caller.
+//! Truncate drops dirty pages wholly past the new end; an inode freed
+//! (below) drops its dirty pages unwritten.
+//!
+//! Mapped pages are compared with the crate's copy at each write-back
+//! and written where they differ (up to the file's size, never extending
+//! it). At the last close of the inode (mappings hold their file open,
+//! so that is after the last munmap or exit) they stop being mapped:
+//! those that differ from the crate's copy become dirty, the others
+//! plain.
 //!
 //! Pages stay cached past the last close, bounded: at most `cap` pages
 //! (`pagecache.kb=N` on the command line, else an eighth of the free
 //! frames at mount). A CLOCK hand evicts plain pages nothing maps
-//! (reference count 1) when a new page needs room; mapped ones are never
-//! evicted, and the cache may exceed `cap` by them. When the frame pools
-//! run dry, [`reclaim`] drops plain pages of every mount before the
-//! allocation fails (`frames::alloc_on`), so the OOM killer only runs
-//! once the cache has nothing left to give.
+//! (reference count 1) when a new page needs room; dirty and mapped ones
+//! are never evicted, and the cache may exceed `cap` by them. When the
+//! frame pools run dry, [`reclaim`] drops plain pages of every mount
+//! before the allocation fails (`frames::alloc_on`), so the OOM killer
+//! only runs once the cache has nothing left to give; it never writes
+//! back (it runs inside frame allocation, under any lock), so dirty
+//! pages wait for their write-back, which the dirty limit keeps near.
 //!
 //! A page must never outlive its inode: the inode number is reused.
 //! Freeing an inode (last unlink or rename over it with no open file, or
@@ -33,10 +81,10 @@
 //! forgets any left under the new number.
 //!
 //! Lock order: this cache's lock, then the crate's (`Ext4Mount::fs`).
-//! read/write/truncate take the cache lock around the crate call so a
-//! write-back never interleaves with a write of the same bytes, and a
-//! fill never caches bytes a concurrent write is changing. [`reclaim`]
-//! only try-locks (it runs inside frame allocation, under any lock).
+//! read/write/truncate and write-back take the cache lock around their
+//! crate calls, so a write-back never interleaves with a write of the
+//! same bytes, and a fill never caches bytes a concurrent write is
+//! changing. [`reclaim`] only try-locks.
 
 use abi::{Errno, KResult};
 use alloc::collections::BTreeMap;
@@ -47,6 +95,7 @@ use spin::Mutex;
 
 use super::ext4::Ext4Mount;
 use crate::mm::refcount;
+use vfs::Timespec;
 
 const PAGE: u64 = 4096;
 /// Most pages one crate read fills at once (bounds the heap buffer; a
@@ -59,8 +108,23 @@ const DEFAULT_CAP: u64 = u64::MAX;
 static CAP_KB: AtomicU64 = AtomicU64::new(DEFAULT_CAP);
 /// Pages cached by all mounts (/proc/meminfo's Cached).
 static CACHED: AtomicUsize = AtomicUsize::new(0);
+/// Dirty pages of all mounts (/proc/meminfo's Dirty).
+static DIRTY: AtomicUsize = AtomicUsize::new(0);
 /// Every mount's pages, for [`reclaim`].
 static CACHES: Mutex<Vec<Weak<Mutex<Pages>>>> = Mutex::new(Vec::new());
+/// How often dirty pages are written back and the journal committed
+/// (Linux's dirty_writeback_centisecs and ext4's commit interval: 5 s).
+const WRITEBACK_PERIOD_NS: u64 = 5_000_000_000;
+/// When the next periodic write-back is due (ns since boot).
+static NEXT_WRITEBACK: AtomicU64 = AtomicU64::new(WRITEBACK_PERIOD_NS);
+/// Largest write that extends a file and is still cached.
+const MAX_EXTEND: u64 = 64 << 10;
+/// Most dirty pages one mount keeps (16 MiB), whatever its cap.
+const MAX_DIRTY: usize = 4096;
+/// Bytes the file system must keep free beyond its dirty pages for a
+/// write to be cached: a dirty page over a hole needs a block at
+/// write-back, which must not fail with ENOSPC where write(2) did not.
+const SPACE_MARGIN: u64 = 1 << 20;
 
 /// Reads `pagecache.kb=N` (0: read(2) caches nothing).
 pub fn init(cmd: &str) {
@@ -76,11 +140,14 @@ struct Entry {
     /// Handed to a mapping since the last close of its inode: may hold
     /// stores the crate lacks, never evicted.
     mapped: bool,
+    /// Written by write(2) and not yet by the crate: the crate's copy is
+    /// stale, never evicted.
+    dirty: bool,
 }
 
 impl Entry {
     fn evictable(&self) -> bool {
-        !self.mapped && refcount::count(self.pa) == 1
+        !self.mapped && !self.dirty && refcount::count(self.pa) == 1
     }
 }
 
@@ -90,6 +157,20 @@ struct Pages {
     /// Where the CLOCK hand stands.
     hand: (u32, u64),
     cap: usize,
+    /// Dirty pages now, and how many the writer may leave before it
+    /// writes them back itself (0: write(2) writes through).
+    dirty: usize,
+    dirty_limit: usize,
+    /// When the last cached write of each inode with dirty pages came:
+    /// its mtime and ctime until the crate has them.
+    times: BTreeMap<u32, Timespec>,
+    /// The size of each inode a cached write extended, while the crate
+    /// has a smaller one (the file's size is the larger).
+    sizes: BTreeMap<u32, u64>,
+    /// A write-back nobody waited for (the dirty limit, the periodic
+    /// one) failed: the next fsync/sync/syncfs reports it, as Linux's
+    /// errseq does.
+    error: Option<Errno>,
 }
 
 impl Pages {
@@ -151,14 +232,23 @@ impl Pages {
         }
     }
 
-    fn insert(&mut self, k: (u32, u64), pa: u64, mapped: bool) {
+    fn insert(&mut self, k: (u32, u64), pa: u64, mapped: bool, dirty: bool) {
         let e = Entry {
             pa,
             referenced: true,
             mapped,
+            dirty,
         };
+        if dirty {
+            self.count_dirty(1);
+        }
         match self.map.insert(k, e) {
-            Some(old) => refcount::put(old.pa),
+            Some(old) => {
+                if old.dirty {
+                    self.uncount_dirty(1);
+                }
+                refcount::put(old.pa);
+            }
             None => {
                 CACHED.fetch_add(1, Ordering::Relaxed);
             }
@@ -167,9 +257,53 @@ impl Pages {
 
     fn remove(&mut self, k: (u32, u64)) {
         if let Some(e) = self.map.remove(&k) {
+            if e.dirty {
+                self.uncount_dirty(1);
+            }
             CACHED.fetch_sub(1, Ordering::Relaxed);
             refcount::put(e.pa);
         }
+    }
+
+    fn count_dirty(&mut self, n: usize) {
+        self.dirty += n;
+        DIRTY.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn uncount_dirty(&mut self, n: usize) {
+        self.dirty -= n;
+        DIRTY.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Marks page `k` dirty (it is cached).
+    fn set_dirty(&mut self, k: (u32, u64)) {
+        if let Some(e) = self.map.get_mut(&k) {
+            e.referenced = true;
+            if !e.dirty {
+                e.dirty = true;
+                self.count_dirty(1);
+            }
+        }
+    }
+
+    /// Page `k` equals the crate's copy again (or is gone from the file).
+    fn clear_dirty(&mut self, k: (u32, u64)) {
+        if let Some(e) = self.map.get_mut(&k) {
+            if e.dirty {
+                e.dirty = false;
+                self.uncount_dirty(1);
+            }
+        }
+    }
+
+    /// The size of inode `n`: the crate's, or a cached write's past it.
+    fn size(&self, m: &Ext4Mount, n: u32) -> KResult<u64> {
+        let s = m.size(n)?;
+        Ok(self.sizes.get(&n).map_or(s, |&p| p.max(s)))
+    }
+
+    fn has_dirty(&self, n: u32) -> bool {
+        self.map.range((n, 0)..=(n, u64::MAX)).any(|(_, e)| e.dirty)
     }
 
     fn keys(&self, n: u32, from: u64) -> Vec<(u32, u64)> {
@@ -184,6 +318,9 @@ impl Drop for Pages {
     fn drop(&mut self) {
         for e in self.map.values() {
             CACHED.fetch_sub(1, Ordering::Relaxed);
+            if e.dirty {
+                DIRTY.fetch_sub(1, Ordering::Relaxed);
+            }
             refcount::put(e.pa);
         }
     }
@@ -192,6 +329,29 @@ impl Drop for Pages {
 /// KiB of file pages all ext4 mounts cache.
 pub fn cached_kb() -> usize {
     CACHED.load(Ordering::Relaxed) * 4
+}
+
+/// KiB of dirty file pages (/proc/meminfo's Dirty).
+pub fn dirty_kb() -> usize {
+    DIRTY.load(Ordering::Relaxed) * 4
+}
+
+/// Whether the periodic write-back is due at `now` (ns since boot);
+/// true for one caller only per period, who then writes back every
+/// mount (`fs::mount::writeback_all`).
+pub fn writeback_due(now: u64) -> bool {
+    let next = NEXT_WRITEBACK.load(Ordering::Relaxed);
+    if now < next {
+        return false;
+    }
+    NEXT_WRITEBACK
+        .compare_exchange(
+            next,
+            now + WRITEBACK_PERIOD_NS,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        )
+        .is_ok()
 }
 
 /// Drops up to `want` plain unmapped pages of any mount's cache; returns
@@ -231,6 +391,11 @@ impl Default for PageCache {
             map: BTreeMap::new(),
             hand: (0, 0),
             cap,
+            dirty: 0,
+            dirty_limit: (cap / 16).min(MAX_DIRTY),
+            times: BTreeMap::new(),
+            sizes: BTreeMap::new(),
+            error: None,
         }));
         let mut list = CACHES.lock();
         list.retain(|w| w.strong_count() > 0);
@@ -268,7 +433,7 @@ impl PageCache {
             e.referenced = true;
             return Ok(e.pa);
         }
-        let size = m.size(n)?;
+        let size = p.size(m, n)?;
         let off = index.checked_mul(PAGE).ok_or(Errno::EIO)?;
         if off >= size {
             return Err(Errno::EIO);
@@ -281,7 +446,7 @@ impl PageCache {
         p.room();
         let pa = p.frame(torus).ok_or(Errno::ENOMEM)?;
         hal::addrspace::write_frame(pa, 0, &buf);
-        p.insert((n, index), pa, true);
+        p.insert((n, index), pa, true, false);
         Ok(pa)
     }
 
@@ -290,7 +455,8 @@ impl PageCache {
     pub fn read(&self, m: &Ext4Mount, n: u32, off: u64, buf: &mut [u8]) -> KResult<usize> {
         let torus = crate::proc::torus::this_id();
         let mut p = self.pages.lock();
-        let size = m.readable_size(n)?;
+        let crate_size = m.readable_size(n)?;
+        let size = p.sizes.get(&n).map_or(crate_size, |&s| s.max(crate_size));
         if off >= size || buf.is_empty() {
             return Ok(0);
         }
@@ -351,16 +517,146 @@ impl PageCache {
                 if page.len() < PAGE as usize {
                     hal::addrspace::write_frame(pa, page.len(), &ZEROS[page.len()..]);
                 }
-                p.insert((n, k), pa, false);
+                p.insert((n, k), pa, false, false);
             }
             i = j + 1;
         }
         Ok(len as usize)
     }
 
-    /// write(2): to the crate, and into the cached pages it covers.
+    /// write(2). An overwrite inside the file's size goes into the cached
+    /// pages only and marks them dirty (a page not cached yet is made:
+    /// from the data when it covers the page, else read from the crate
+    /// first); past the dirty limit the writer then writes every dirty
+    /// page of the mount back. Anything else (the file grows, no frame,
+    /// too little free space, a read-only mount, a cache of cap 0) goes
+    /// to the crate and into the cached pages it covers.
     pub fn write(&self, m: &Ext4Mount, n: u32, off: u64, data: &[u8]) -> KResult<usize> {
         let mut p = self.pages.lock();
+        if Self::write_cached(&mut p, m, n, off, data)? {
+            if p.dirty > p.dirty_limit {
+                // Linux's balance_dirty_pages: the writer writes back. A
+                // failure is for the next fsync to report.
+                if let Err(e) = Self::writeback_locked(&mut p, m, None) {
+                    p.error.get_or_insert(e);
+                }
+            }
+            return Ok(data.len());
+        }
+        let done = Self::write_through(&mut p, m, n, off, data)?;
+        Self::touched(&mut p, n);
+        Ok(done)
+    }
+
+    /// The crate changed inode `n`'s mtime (a write through it, a
+    /// truncate): a later write-back restores that time, not an older
+    /// cached write's.
+    fn touched(p: &mut Pages, n: u32) {
+        if let Some(t) = p.times.get_mut(&n) {
+            *t = super::now();
+        }
+    }
+
+    /// The cached write, all or nothing: false when it must go through
+    /// the crate instead (nothing changed then).
+    fn write_cached(p: &mut Pages, m: &Ext4Mount, n: u32, off: u64, data: &[u8]) -> KResult<bool> {
+        if data.is_empty() || p.dirty_limit == 0 || m.readonly {
+            return Ok(false);
+        }
+        let len = data.len() as u64;
+        let crate_size = m.size(n)?;
+        let size = p.sizes.get(&n).map_or(crate_size, |&s| s.max(crate_size));
+        let Some(end) = off.checked_add(len) else {
+            return Ok(false);
+        };
+        // Large writes that extend the file go through: the crate takes
+        // them from the caller's buffer, the cache would copy them twice.
+        if end > size && len > MAX_EXTEND {
+            return Ok(false);
+        }
+        // Pages that become dirty must find blocks at write-back even if
+        // some lie over holes: keep that much space free, with a margin
+        // for the extent blocks, or write through.
+        let new_dirty = pages_of(off, len)
+            .filter(|&i| !p.map.get(&(n, i)).is_some_and(|e| e.dirty))
+            .count();
+        if new_dirty > 0 {
+            let need = ((p.dirty + new_dirty) as u64 * PAGE).saturating_add(SPACE_MARGIN);
+            if m.free_bytes() < need {
+                return Ok(false);
+            }
+        }
+        // The frames of the pages not cached yet, filled where the data
+        // leaves part of them.
+        let torus = crate::proc::torus::this_id();
+        let mut fresh: Vec<(u64, u64)> = Vec::new();
+        let mut ok = true;
+        for i in pages_of(off, len) {
+            if p.map.contains_key(&(n, i)) {
+                continue;
+            }
+            let Some(pa) = p.frame(torus) else {
+                ok = false;
+                break;
+            };
+            fresh.push((i, pa));
+            let (in_page, _, l) = span(i, off, len);
+            if in_page == 0 && l == PAGE as usize {
+                continue;
+            }
+            // What the crate has of it; zeros past the crate's end (a
+            // page there that holds data is cached: it is dirty).
+            let mut buf = alloc::vec![0u8; PAGE as usize];
+            let want = crate_size.saturating_sub(i * PAGE).min(PAGE) as usize;
+            if want > 0 {
+                match m.read_raw(n, i * PAGE, &mut buf[..want]) {
+                    Ok(got) if got == want => {}
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            hal::addrspace::write_frame(pa, 0, &buf);
+        }
+        // Making room may have evicted a page of this write found cached.
+        ok = ok
+            && pages_of(off, len)
+                .all(|i| p.map.contains_key(&(n, i)) || fresh.iter().any(|&(j, _)| j == i));
+        if !ok {
+            for (_, pa) in fresh {
+                refcount::put(pa);
+            }
+            return Ok(false);
+        }
+        for (i, pa) in fresh {
+            p.insert((n, i), pa, false, false);
+        }
+        for i in pages_of(off, len) {
+            let (in_page, in_buf, l) = span(i, off, len);
+            if let Some(e) = p.map.get(&(n, i)) {
+                hal::addrspace::write_frame(e.pa, in_page, &data[in_buf..in_buf + l]);
+            }
+            p.set_dirty((n, i));
+        }
+        p.times.insert(n, super::now());
+        if end > size {
+            p.sizes.insert(n, end);
+        }
+        // New pages count against the cap like read(2)'s: clean ones go.
+        while p.map.len() > p.cap && p.evict_one() {}
+        Ok(true)
+    }
+
+    /// A write to the crate, and into the cached pages it covers (dirty
+    /// ones stay dirty: their other bytes may still be the crate's news).
+    fn write_through(
+        p: &mut Pages,
+        m: &Ext4Mount,
+        n: u32,
+        off: u64,
+        data: &[u8],
+    ) -> KResult<usize> {
         let done = match m.write_raw(n, off, data) {
             Ok(done) => done,
             Err(e) => {
@@ -388,15 +684,22 @@ impl PageCache {
         Ok(done)
     }
 
-    /// truncate: plain pages wholly past the new end leave the cache;
-    /// the rest of what is past it becomes zeros (a mapping still sees
-    /// its frame; an extension later reads zeros there).
+    /// truncate: pages wholly past the new end stop being dirty and,
+    /// unless mapped, leave the cache; the rest of what is past it
+    /// becomes zeros (a mapping still sees its frame; an extension later
+    /// reads zeros there).
     pub fn truncate(&self, m: &Ext4Mount, n: u32, size: u64) -> KResult<()> {
         let mut p = self.pages.lock();
         m.truncate_raw(n, size)?;
+        // The crate's size is the file's now.
+        p.sizes.remove(&n);
+        Self::touched(&mut p, n);
         for k in p.keys(n, size / PAGE) {
-            let Some(e) = p.map.get(&k) else { continue };
             let start = (size.saturating_sub(k.1 * PAGE)).min(PAGE) as usize;
+            if start == 0 {
+                p.clear_dirty(k);
+            }
+            let Some(e) = p.map.get(&k) else { continue };
             if start == 0 && e.evictable() {
                 p.remove(k);
             } else {
@@ -406,14 +709,33 @@ impl PageCache {
         Ok(())
     }
 
-    /// Writes the mapped pages of inode `n` (all inodes: `None`) back to
-    /// the crate, up to each file's size.
+    /// Writes the dirty and mapped pages of inode `n` (all inodes:
+    /// `None`) back to the crate, up to each file's size; then reports
+    /// an earlier write-back's failure nobody was told of.
     pub fn writeback(&self, m: &Ext4Mount, n: Option<u32>) -> KResult<()> {
-        let p = self.pages.lock();
-        Self::writeback_locked(&p, m, n)
+        let mut p = self.pages.lock();
+        Self::writeback_locked(&mut p, m, n)?;
+        match p.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
-    fn writeback_locked(p: &Pages, m: &Ext4Mount, n: Option<u32>) -> KResult<()> {
+    /// The periodic write-back's part: every dirty page of the mount to
+    /// the crate (the caller then commits). A failure is kept for the
+    /// next fsync/sync.
+    pub fn writeback_background(&self, m: &Ext4Mount) {
+        let mut p = self.pages.lock();
+        if let Err(e) = Self::writeback_locked(&mut p, m, None) {
+            p.error.get_or_insert(e);
+        }
+    }
+
+    /// In file-offset order: dirty pages are written as they are, mapped
+    /// ones where they differ from the crate's copy; adjacent pages go
+    /// in one crate write (at most `MAX_RUN`). An inode whose pages are
+    /// then all clean gets back the mtime of its last cached write.
+    fn writeback_locked(p: &mut Pages, m: &Ext4Mount, n: Option<u32>) -> KResult<()> {
         if m.readonly {
             return Ok(());
         }
@@ -421,60 +743,168 @@ impl PageCache {
             Some(n) => (n, 0)..=(n, u64::MAX),
             None => (0, 0)..=(u32::MAX, u64::MAX),
         };
+        let todo: Vec<((u32, u64), bool, u64)> = p
+            .map
+            .range(range)
+            .filter(|(_, e)| e.dirty || e.mapped)
+            .map(|(&k, e)| (k, e.dirty, e.pa))
+            .collect();
         let mut size_of: Option<(u32, u64)> = None;
-        let mut buf = alloc::vec![0u8; PAGE as usize];
+        let mut page = alloc::vec![0u8; PAGE as usize];
         let mut disk = alloc::vec![0u8; PAGE as usize];
-        // Plain pages equal the crate's copy: only mapped ones may differ.
-        for (&(ino, i), e) in p.map.range(range).filter(|(_, e)| e.mapped) {
+        let mut run = Run::default();
+        let mut inodes: Vec<u32> = Vec::new();
+        for ((ino, i), dirty, pa) in todo {
+            if inodes.last() != Some(&ino) {
+                inodes.push(ino);
+            }
             let size = match size_of {
                 Some((k, s)) if k == ino => s,
                 _ => {
-                    let s = m.size(ino)?;
+                    let s = p.size(m, ino)?;
                     size_of = Some((ino, s));
                     s
                 }
             };
             let off = i * PAGE;
             if off >= size {
+                // Past the end: nothing of it is the file's.
+                p.clear_dirty((ino, i));
                 continue;
             }
             let len = (size - off).min(PAGE) as usize;
-            hal::addrspace::read_frame(e.pa, 0, &mut buf[..len]);
-            // Only what differs from the crate's copy is written: a page
-            // nobody stored to (read-only and private mappings) costs a
-            // read from the crate's cache, not a journalled write and a
-            // new mtime.
-            let got = m.read_raw(ino, off, &mut disk[..len])?;
-            if got != len || disk[..len] != buf[..len] {
-                m.write_raw(ino, off, &buf[..len])?;
+            hal::addrspace::read_frame(pa, 0, &mut page[..len]);
+            if !dirty {
+                // Only what differs from the crate's copy is written: a
+                // page nobody stored to (read-only and private mappings)
+                // costs a read from the crate's cache, not a journalled
+                // write and a new mtime.
+                let got = m.read_raw(ino, off, &mut disk[..len])?;
+                if got == len && disk[..len] == page[..len] {
+                    continue;
+                }
+            }
+            let joins = run.ino == ino
+                && run.next == i
+                && run.buf.len() % PAGE as usize == 0
+                && run.keys.len() < MAX_RUN as usize;
+            if !joins {
+                Self::send(p, m, &mut run)?;
+                run.ino = ino;
+                run.next = i;
+            }
+            run.buf.extend_from_slice(&page[..len]);
+            run.keys.push((ino, i));
+            run.next = i + 1;
+        }
+        Self::send(p, m, &mut run)?;
+        for ino in inodes {
+            if p.has_dirty(ino) {
+                continue;
+            }
+            // A cached extension whose last bytes were not dirty (a
+            // truncate up follows it, a failed write-back) still sets
+            // the size.
+            if let Some(s) = p.sizes.remove(&ino) {
+                if m.size(ino)? < s {
+                    m.truncate_raw(ino, s)?;
+                }
+            }
+            if let Some(t) = p.times.remove(&ino) {
+                m.set_mtime(ino, t)?;
             }
         }
         Ok(())
     }
 
-    /// The last open file of inode `n` closed: its mapped pages go back
-    /// to the crate and become plain (nothing maps them any more: a
-    /// mapping holds its file open), evictable again. Returns the first
-    /// write-back error (the pages then stay mapped, kept for the next
-    /// write-back).
+    /// Writes `run` to the crate and empties it: its pages are clean
+    /// after, or, when the write failed, no longer dirty either (the
+    /// error goes to the caller, as a failed write-back loses the data
+    /// on Linux) and gone from the cache unless something maps them.
+    fn send(p: &mut Pages, m: &Ext4Mount, run: &mut Run) -> KResult<()> {
+        let Some(&(ino, first)) = run.keys.first() else {
+            return Ok(());
+        };
+        let r = m.write_raw(ino, first * PAGE, &run.buf);
+        for &k in &run.keys {
+            p.clear_dirty(k);
+            if r.is_err() && p.map.get(&k).is_some_and(Entry::evictable) {
+                p.remove(k);
+            }
+        }
+        run.keys.clear();
+        run.buf.clear();
+        r.map(|_| ())
+    }
+
+    /// The last open file of inode `n` closed: nothing maps its pages
+    /// any more (a mapping holds its file open), so the mapped ones
+    /// become plain, evictable again, or dirty where they differ from
+    /// the crate's copy (nothing is written now: as on Linux, close does
+    /// not write back). Returns the first error (the pages then stay
+    /// mapped, kept for the next write-back).
     pub fn last_close(&self, m: &Ext4Mount, n: u32) -> KResult<()> {
         let mut p = self.pages.lock();
-        Self::writeback_locked(&p, m, Some(n))?;
-        for (_, e) in p.map.range_mut((n, 0)..=(n, u64::MAX)) {
-            if refcount::count(e.pa) == 1 {
-                e.mapped = false;
+        let mapped: Vec<((u32, u64), bool, u64)> = p
+            .map
+            .range((n, 0)..=(n, u64::MAX))
+            .filter(|(_, e)| e.mapped && refcount::count(e.pa) == 1)
+            .map(|(&k, e)| (k, e.dirty, e.pa))
+            .collect();
+        if !mapped.is_empty() {
+            let size = p.size(m, n)?;
+            let mut page = alloc::vec![0u8; PAGE as usize];
+            let mut disk = alloc::vec![0u8; PAGE as usize];
+            for (k, dirty, pa) in mapped {
+                let off = k.1 * PAGE;
+                if !dirty && off < size {
+                    let len = (size - off).min(PAGE) as usize;
+                    hal::addrspace::read_frame(pa, 0, &mut page[..len]);
+                    let got = m.read_raw(n, off, &mut disk[..len])?;
+                    if got != len || disk[..len] != page[..len] {
+                        p.set_dirty(k);
+                    }
+                }
+                if let Some(e) = p.map.get_mut(&k) {
+                    e.mapped = false;
+                }
+            }
+        }
+        if p.dirty > p.dirty_limit {
+            if let Err(e) = Self::writeback_locked(&mut p, m, None) {
+                p.error.get_or_insert(e);
             }
         }
         while p.map.len() > p.cap && p.evict_one() {}
         Ok(())
     }
 
+    /// The time of inode `n`'s last cached write and the size cached
+    /// writes extended it to, while the crate does not have them yet
+    /// (stat's mtime, ctime and size).
+    pub fn pending(&self, n: u32) -> (Option<Timespec>, Option<u64>) {
+        let p = self.pages.lock();
+        (p.times.get(&n).copied(), p.sizes.get(&n).copied())
+    }
+
     /// Inode `n` is freed (or its number was just given to a new one):
-    /// none of its pages may be served again.
+    /// none of its pages may be served again, nor its dirty ones written.
     pub fn forget(&self, n: u32) {
         let mut p = self.pages.lock();
         for k in p.keys(n, 0) {
             p.remove(k);
         }
+        p.times.remove(&n);
+        p.sizes.remove(&n);
     }
+}
+
+/// Adjacent pages of one inode on their way to the crate.
+#[derive(Default)]
+struct Run {
+    ino: u32,
+    /// The page after the last one in it.
+    next: u64,
+    keys: Vec<(u32, u64)>,
+    buf: Vec<u8>,
 }

@@ -325,14 +325,15 @@ impl OpenFile {
     }
 
     /// fsync(2): a disk is flushed (VIRTIO_BLK_F_FLUSH; its writes are
-    /// already on the device, nothing is cached above it); tmpfs and /proc
+    /// already on the device, nothing is cached above it); an ext4 file's
+    /// dirty pages are written back and the journal committed; tmpfs and /proc
     /// files have nowhere to go; EINVAL for what cannot be synced (pipes,
     /// sockets, the tty, character devices), as on Linux.
     pub fn sync(&self) -> KResult<()> {
         match &self.kind {
             Kind::Block(d) => d.flush(crate::block::Wait::Sleep),
             Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(..) | Kind::ProcDir(_) => Ok(()),
-            Kind::Ext(m, _) => m.fs.sync(),
+            Kind::Ext(m, n) => m.fs.fsync(*n),
             _ => Err(Errno::EINVAL),
         }
     }

@@ -9,7 +9,7 @@
 use abi::{Errno, KResult};
 use alloc::format;
 use alloc::string::String;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use spin::Mutex;
 use vfs::Ino;
@@ -121,6 +121,17 @@ pub fn sync_all() {
         let _ = m.fs.sync();
     }
     crate::block::sync_all();
+}
+
+/// The periodic write-back of every mount (`Ext4Mount::periodic`). Each
+/// mount is held only while its turn lasts: umount is EBUSY while it is.
+pub fn writeback_all() {
+    let mounts: Vec<Weak<Mount>> = MOUNTS.lock().iter().map(Arc::downgrade).collect();
+    for w in mounts {
+        if let Some(m) = w.upgrade() {
+            m.fs.periodic();
+        }
+    }
 }
 
 /// Writes every mounted file system home and leaves it clean, as umount

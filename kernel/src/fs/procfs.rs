@@ -209,12 +209,13 @@ fn meminfo() -> String {
     // Disk blocks the file systems keep (heap memory: within Slab too).
     let buffers_kb = crate::block::buffers_held() / 1024;
     format!(
-        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:        {:8} kB\nCached:         {:8} kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:          {:8} kB\nSlab:           {:8} kB\nSUnreclaim:     {:8} kB\n",
+        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:        {:8} kB\nCached:         {:8} kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nDirty:          {:8} kB\nShmem:          {:8} kB\nSlab:           {:8} kB\nSUnreclaim:     {:8} kB\n",
         total * 4,
         free * 4,
         free * 4,
         buffers_kb,
         cached_kb,
+        super::ext4_pages::dirty_kb(),
         shmem_kb,
         slab_kb,
         slab_kb

@@ -84,6 +84,7 @@ mod vma_limit;
 mod vm_util;
 mod wait_bounds;
 mod wallclock;
+mod writeback;
 mod x87;
 mod xattr;
 mod xmm;
@@ -317,6 +318,16 @@ const TESTS: &[(&str, Test, &str)] = &[
         "page_cache",
         page_cache::run,
         "[DIR [MIB [CAP_KB]]] re-reads after close come from a cache that stays coherent with write, truncate, mmap, other processes, unlink and rename-over (inode numbers reused), and after a MIB file pressured it (Cached grows at most CAP_KB); memory it holds is given back to a process that needs it",
+    ),
+    (
+        "writeback",
+        writeback::run,
+        "[DIR [LIMIT_KB]] overwrites stay in dirty pages (within LIMIT_KB when given) (Dirty grows, few disk writes), seen by other processes' read/mmap/stat, truncate and unlink; fsync writes them back",
+    ),
+    (
+        "writeback_dirty",
+        writeback::dirty,
+        "FILE SEED: FILE (256 KiB) written durably, then overwritten with SEED's bytes and left dirty (no fsync), for the host to find on the disk",
     ),
     (
         "shared_file",
