@@ -352,6 +352,11 @@ fn rm_r_on(img: &std::path::Path) -> Result<(), String> {
             "guest status {st}, expected made 2000/removed/umounted:\n{console}"
         ));
     }
+    e2fsck_clean(img)
+}
+
+/// The host's `e2fsck -fn` finds `img` clean.
+fn e2fsck_clean(img: &std::path::Path) -> Result<(), String> {
     let fsck = Command::new("/usr/sbin/e2fsck")
         .arg("-fn")
         .arg(img)
@@ -359,9 +364,10 @@ fn rm_r_on(img: &std::path::Path) -> Result<(), String> {
         .map_err(|e| format!("e2fsck: {e}"))?;
     if !fsck.status.success() {
         return Err(format!(
-            "e2fsck -fn: status {:?}\n{}",
+            "e2fsck -fn: status {:?}\n{}{}",
             fsck.status.code(),
-            String::from_utf8_lossy(&fsck.stdout)
+            String::from_utf8_lossy(&fsck.stdout),
+            String::from_utf8_lossy(&fsck.stderr)
         ));
     }
     Ok(())
@@ -406,19 +412,7 @@ fn write_tree(
         .nth(1)
         .and_then(|s| s.split("END\n").next())
         .ok_or(format!("no listing:\n{console}"))?;
-    let fsck = Command::new("/usr/sbin/e2fsck")
-        .arg("-fn")
-        .arg(img)
-        .output()
-        .map_err(|e| format!("e2fsck: {e}"))?;
-    if !fsck.status.success() {
-        return Err(format!(
-            "e2fsck -fn: status {:?}\n{}{}",
-            fsck.status.code(),
-            String::from_utf8_lossy(&fsck.stdout),
-            String::from_utf8_lossy(&fsck.stderr)
-        ));
-    }
+    e2fsck_clean(img)?;
     let _ = std::fs::remove_dir_all(dump);
     std::fs::create_dir_all(dump).map_err(|e| e.to_string())?;
     let rd = Command::new("/usr/sbin/debugfs")
