@@ -826,3 +826,65 @@ pub fn revive_partition_scenario() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Scenario: 2 nodes; on node 0, `rsetest migrate` reads a file and a
+/// pipe and prints numbered lines with a checksum, once staying home and
+/// once moving itself to node 1 and back mid-run (/proc/braid): the two
+/// outputs must be the same byte for byte, /proc/braid at home must have
+/// listed it on machine 1, and bad move requests are refused (the kernel
+/// lives on).
+pub fn migrate_scenario() -> Result<(), String> {
+    let wait = wait_then_show("grep -q ' members 0,1 ' /proc/braid", "view");
+    let bad = [
+        "move 99999 1",
+        "move 1 1",
+        "move $$ 7",
+        "move $$ 0",
+        "move $$ home",
+        "move garbage",
+        "move $$ 1.a",
+        "move",
+    ];
+    let bad: Vec<String> = bad
+        .iter()
+        .map(|b| format!("if echo '{b}' > /proc/braid 2>/dev/null; then echo 'ACCEPTED {b}'; fi"))
+        .collect();
+    let script = format!(
+        "{wait}; seq 1 40 | sed 's/^/line /' > /tmp/in; {bad}; echo 'bad moves done'; \
+         seq 100 140 | /usr/bin/rsetest migrate /tmp/in > /tmp/stay.out; \
+         seq 100 140 | /usr/bin/rsetest migrate /tmp/in 1 > /tmp/move.out; \
+         if cmp /tmp/stay.out /tmp/move.out; then echo 'SAME OUTPUT'; fi; \
+         tail -n 2 /tmp/move.out; wc -c /tmp/move.out; grep '^migrate' /proc/braid",
+        bad = bad.join("; ")
+    );
+    let o = Opts {
+        nodes: 2,
+        smp: Some(1),
+        exec: Some(script),
+        others: Some("sleep 100000".into()),
+        timeout: Some(300),
+        ..Opts::default()
+    };
+    let out = run(&o, false)?;
+    if out.timed_out {
+        return Err(out.explain("timed out"));
+    }
+    let c = &out.console;
+    let why = if c.contains("ACCEPTED") {
+        "a bad move request was accepted"
+    } else if !c.contains("bad moves done") {
+        "the bad move requests did not finish"
+    } else if !c.contains("migrate: moved: /proc/braid at home: remote ") {
+        "/proc/braid did not list the process on machine 1"
+    } else if !c.contains("migrate: back home") {
+        "the process did not come back"
+    } else if !c.contains("SAME OUTPUT") || !c.contains("PASS migrate") {
+        "the output with moves differs from the output without"
+    } else {
+        ""
+    };
+    if !why.is_empty() {
+        return Err(out.explain(why));
+    }
+    Ok(())
+}
