@@ -832,7 +832,8 @@ pub fn revive_partition_scenario() -> Result<(), String> {
 /// once moving itself to node 1 and back mid-run (/proc/braid): the two
 /// outputs must be the same byte for byte, /proc/braid at home must have
 /// listed it on machine 1, and bad move requests are refused (the kernel
-/// lives on).
+/// lives on). Then a copy that moved and waits on a pipe at home is
+/// SIGKILLed at home: its copy on node 1 must end too.
 pub fn migrate_scenario() -> Result<(), String> {
     let wait = wait_then_show("grep -q ' members 0,1 ' /proc/braid", "view");
     let bad = [
@@ -854,7 +855,12 @@ pub fn migrate_scenario() -> Result<(), String> {
          seq 100 140 | /usr/bin/rsetest migrate /tmp/in > /tmp/stay.out; \
          seq 100 140 | /usr/bin/rsetest migrate /tmp/in 1 > /tmp/move.out; \
          if cmp /tmp/stay.out /tmp/move.out; then echo 'SAME OUTPUT'; fi; \
-         tail -n 2 /tmp/move.out; wc -c /tmp/move.out; grep '^migrate' /proc/braid",
+         tail -n 2 /tmp/move.out; wc -c /tmp/move.out; grep '^migrate' /proc/braid; \
+         (sleep 1000 | /usr/bin/rsetest migrate /tmp/in 1 > /tmp/kill.out 2>&1) & \
+         i=0; until grep -q '^remote ' /proc/braid; do i=$((i+1)); \
+         if [ $i -gt 300 ]; then echo 'never moved'; break; fi; sleep 0.1; done; \
+         P=$(awk '/^remote /{{print $2}}' /proc/braid); kill -9 $P; sleep 2; \
+         if grep '^remote ' /proc/braid; then echo 'STILL REMOTE AFTER KILL'; else echo 'killed at home'; fi",
         bad = bad.join("; ")
     );
     let o = Opts {
@@ -880,6 +886,15 @@ pub fn migrate_scenario() -> Result<(), String> {
         "the process did not come back"
     } else if !c.contains("SAME OUTPUT") || !c.contains("PASS migrate") {
         "the output with moves differs from the output without"
+    } else if !c.contains("killed at home") {
+        "the process killed at home still ran on machine 1"
+    } else if out
+        .logs
+        .get(1)
+        .map_or(0, |l| l.matches(") ended here after").count())
+        < 2
+    {
+        "node 1 did not end both copies"
     } else {
         ""
     };

@@ -8,9 +8,10 @@
 //! incarnations, fencing, and failure detection by the successor after
 //! `K·I_max` of silence. Its records travel in UDP datagrams (`wire`).
 //! Within a machine the CPU tori keep their shared-memory braid
-//! (`proc::braid`); the machine ring carries no processes yet (no
-//! cross-machine migration, no deputies): its table is empty, so what it
-//! gives today is membership, leases and failure detection.
+//! (`proc::braid`); the machine ring's table is empty: what it gives is
+//! membership, leases and failure detection. Processes move between
+//! machines on connections of their own (`migrate`), and die with a
+//! machine that leaves the view.
 //!
 //! Besides the protocol's records, each machine sends every member a
 //! roster (`braid::roster`: its CPU tori, their load) every

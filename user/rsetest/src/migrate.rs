@@ -9,7 +9,9 @@
 //! at home (read through the deputy) lists it running there, and after
 //! the third line of the pipe writes `move PID home` and checks that it
 //! is listed no more. Those checks go to standard error; standard output
-//! must be the same byte for byte with and without MACHINE.
+//! must be the same byte for byte with and without MACHINE. After the
+//! fifth line it forks a child that exits with a status computed from
+//! the checksum in its memory (while away, the child runs at home).
 
 use std::io::{BufRead, Read, Write};
 
@@ -52,6 +54,31 @@ fn remote_line(pid: u32) -> Result<Option<String>, String> {
         .map(str::to_owned))
 }
 
+/// A child forked now (at home, by the deputy, if the process is away)
+/// sees the memory as it is: it exits with a status computed from it.
+fn fork_check(sum: u64) -> Result<(), String> {
+    let want = (sum % 100) as i32;
+    // SAFETY: the child only computes and exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err("fork failed".into());
+    }
+    if pid == 0 {
+        crate::util::child_exit(want);
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return Err("waitpid failed".into());
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != want {
+        return Err(format!(
+            "the child saw other memory: status {status:#x}, want exit {want}"
+        ));
+    }
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> Result<(), String> {
     let file = args.first().ok_or("usage: migrate FILE [MACHINE]")?;
     let to = args.get(1);
@@ -81,6 +108,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 return Err("getpid changed with the move".into());
             }
             eprintln!("migrate: moved: /proc/braid at home: {l}");
+        }
+        if i == 4 {
+            fork_check(sum)?;
         }
     }
     let stdin = std::io::stdin();

@@ -279,6 +279,13 @@ pub fn ended_pid(pid: u32) -> bool {
 /// A guest's process exits: its connection closes (its home, unless it
 /// already knew, then kills the process there).
 pub fn exited(g: &Guest) {
+    crate::klog!(
+        "cluster: pid {} (process {} of machine {}) ended here after {} system calls sent home",
+        g.local,
+        g.home_pid,
+        g.home,
+        g.syscalls.load(Ordering::Relaxed)
+    );
     let c = g.chan.lock().take();
     if let Some(c) = c {
         c.close();
