@@ -833,7 +833,9 @@ pub fn revive_partition_scenario() -> Result<(), String> {
 /// outputs must be the same byte for byte, /proc/braid at home must have
 /// listed it on machine 1, and bad move requests are refused (the kernel
 /// lives on). Then a copy that moved and waits on a pipe at home is
-/// SIGKILLed at home: its copy on node 1 must end too.
+/// SIGKILLed at home: its copy on node 1 must end too. Last, a copy
+/// computing on node 1 gets SIGUSR1 at home: it must come home, run its
+/// handler there, and still print the same output.
 pub fn migrate_scenario() -> Result<(), String> {
     let wait = wait_then_show("grep -q ' members 0,1 ' /proc/braid", "view");
     let bad = [
@@ -860,7 +862,12 @@ pub fn migrate_scenario() -> Result<(), String> {
          i=0; until grep -q '^remote ' /proc/braid; do i=$((i+1)); \
          if [ $i -gt 300 ]; then echo 'never moved'; break; fi; sleep 0.1; done; \
          P=$(awk '/^remote /{{print $2}}' /proc/braid); kill -9 $P; sleep 2; \
-         if grep '^remote ' /proc/braid; then echo 'STILL REMOTE AFTER KILL'; else echo 'killed at home'; fi",
+         if grep '^remote ' /proc/braid; then echo 'STILL REMOTE AFTER KILL'; else echo 'killed at home'; fi; \
+         seq 100 140 | /usr/bin/rsetest migrate /tmp/in 1 spin > /tmp/spin.out & S=$!; \
+         i=0; until grep -q '^remote ' /proc/braid; do i=$((i+1)); \
+         if [ $i -gt 300 ]; then echo 'never moved'; break; fi; sleep 0.1; done; \
+         P=$(awk '/^remote /{{print $2}}' /proc/braid); sleep 1; kill -USR1 $P; wait $S; \
+         if cmp /tmp/stay.out /tmp/spin.out; then echo 'SAME AFTER SIGNAL'; fi; grep '^migrate' /proc/braid",
         bad = bad.join("; ")
     );
     let o = Opts {
@@ -886,6 +893,8 @@ pub fn migrate_scenario() -> Result<(), String> {
         "the process did not come back"
     } else if !c.contains("SAME OUTPUT") || !c.contains("PASS migrate") {
         "the output with moves differs from the output without"
+    } else if !c.contains("SIGUSR1 brought it home") || !c.contains("SAME AFTER SIGNAL") {
+        "a signal sent at home did not bring the process home, or changed its output"
     } else if !c.contains("killed at home") {
         "the process killed at home still ran on machine 1"
     } else if out

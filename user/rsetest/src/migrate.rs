@@ -9,11 +9,14 @@
 //! at home (read through the deputy) lists it running there, and after
 //! the third line of the pipe writes `move PID home` and checks that it
 //! is listed no more. Those checks go to standard error; standard output
-//! must be the same byte for byte with and without MACHINE. After the
+//! must be the same byte for byte with and without MACHINE. With
+//! `spin` after MACHINE, once moved it computes until a SIGUSR1 (whose
+//! handler must run at home) instead of asking to come back. After the
 //! fifth line it forks a child that exits with a status computed from
 //! the checksum in its memory (while away, the child runs at home).
 
 use std::io::{BufRead, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::say;
 
@@ -79,9 +82,42 @@ fn fork_check(sum: u64) -> Result<(), String> {
     Ok(())
 }
 
+static USR1: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_usr1(_: libc::c_int) {
+    USR1.store(true, Ordering::SeqCst);
+}
+
+/// Computes (away, making no system call) until SIGUSR1 comes: its
+/// handler runs at home, where the signal brings the process.
+fn spin_until_usr1(pid: u32) -> Result<(), String> {
+    eprintln!("migrate: spinning until SIGUSR1");
+    let t0 = std::time::Instant::now();
+    let mut h = 1u64;
+    while !USR1.load(Ordering::SeqCst) {
+        for i in 0..100_000u64 {
+            h = h.rotate_left(5) ^ i;
+        }
+        std::hint::black_box(h);
+        if t0.elapsed().as_secs() > 120 {
+            return Err("no SIGUSR1 in 120 s".into());
+        }
+    }
+    if let Some(l) = remote_line(pid)? {
+        return Err(format!("still away after its signal: {l}"));
+    }
+    eprintln!("migrate: SIGUSR1 brought it home");
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> Result<(), String> {
-    let file = args.first().ok_or("usage: migrate FILE [MACHINE]")?;
+    let file = args.first().ok_or("usage: migrate FILE [MACHINE [spin]]")?;
     let to = args.get(1);
+    let spin = args.get(2).is_some_and(|a| a == "spin");
+    if spin {
+        // SAFETY: installs a handler that only stores to an atomic.
+        unsafe { libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t) };
+    }
     let pid = std::process::id();
     // A small buffer: the file is read a little at a time, from home and
     // from the other machine.
@@ -108,6 +144,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 return Err("getpid changed with the move".into());
             }
             eprintln!("migrate: moved: /proc/braid at home: {l}");
+            if spin {
+                spin_until_usr1(pid)?;
+            }
         }
         if i == 4 {
             fork_check(sum)?;
@@ -120,7 +159,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         kept.push(format!("{line}:{sum:x}"));
         n += 1;
         say!("{n:03} pipe {line} {sum:016x}");
-        if let (2, Some(_)) = (i, to) {
+        if let (2, Some(_), false) = (i, to, spin) {
             ask(&format!("move {pid} home"))?;
             if let Some(l) = remote_line(pid)? {
                 return Err(format!("still remote after `move {pid} home`: {l}"));

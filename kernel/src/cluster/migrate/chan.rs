@@ -58,8 +58,9 @@ fn waker() -> Waker {
     Waker::from(Arc::new(Wakes))
 }
 
-/// Sockets being closed: removed once closed (or after a while).
-static CLOSING: Mutex<Vec<(SocketHandle, u64)>> = Mutex::new(Vec::new());
+/// Sockets being closed, with when and their client port: removed (and
+/// the port given back) once closed, or after a while.
+static CLOSING: Mutex<Vec<(SocketHandle, u64, Option<u16>)>> = Mutex::new(Vec::new());
 /// Client ports in use (bit i: PORT + 1 + i).
 static PORTS: Mutex<u32> = Mutex::new(0);
 
@@ -261,14 +262,22 @@ impl Chan {
         }
     }
 
+    /// Whether the connection is gone with nothing left to read (a peer
+    /// reset or closed it, or it timed out). Looks only.
+    pub fn broken(&self) -> bool {
+        let h = self.h;
+        stack::with_quiet(|_, set| {
+            let s = set.get::<tcp::Socket>(h);
+            !s.is_active() || (!s.may_recv() && s.state() != tcp::State::SynSent)
+        })
+        .unwrap_or(true)
+    }
+
     /// Closes: what was sent still goes, then the socket is removed.
     pub fn close(self) {
         let h = self.h;
         stack::with(|_, set| set.get_mut::<tcp::Socket>(h).close());
-        CLOSING.lock().push((h, hal::time::now_ns()));
-        if let Some(p) = self.port {
-            *PORTS.lock() &= !(1 << (p - PORT - 1));
-        }
+        CLOSING.lock().push((h, hal::time::now_ns(), self.port));
     }
 }
 
@@ -281,13 +290,18 @@ pub fn sweep(now: u64) {
         return;
     }
     stack::with_quiet(|_, set| {
-        c.retain(|&(h, since)| {
+        c.retain(|&(h, since, port)| {
             let st = set.get::<tcp::Socket>(h).state();
             let done = matches!(st, tcp::State::Closed | tcp::State::TimeWait)
                 || now.saturating_sub(since) > 30_000_000_000;
             if done {
                 set.get_mut::<tcp::Socket>(h).abort();
                 set.remove(h);
+                // Free only now: a new connection from the same port to
+                // the same listener must not meet the old one's segments.
+                if let Some(p) = port {
+                    *PORTS.lock() &= !(1 << (p - PORT - 1));
+                }
             }
             !done
         });

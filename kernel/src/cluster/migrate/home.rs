@@ -129,6 +129,8 @@ pub fn run(frame: &mut TrapFrame, machine: usize, torus: Option<usize>) {
         remote_pid: AtomicU32::new(remote_pid),
         recall: AtomicBool::new(false),
         lost: AtomicBool::new(false),
+        closing: AtomicBool::new(false),
+        killing: AtomicBool::new(false),
         syscalls: AtomicU64::new(0),
         since: t0,
         chan: Mutex::new(Some(chan)),
@@ -190,7 +192,14 @@ fn serve(frame: &mut TrapFrame, dep: &Arc<Deputy>, mirror: &mut Mirror) {
             }
             let mut c = dep.chan.lock();
             match c.as_mut().map(|c| c.try_recv()) {
-                Some(Ok(Some((k, p)))) => Some(Ev::Msg(k, p)),
+                Some(Ok(Some((k, p)))) => {
+                    if k == kind::HOME {
+                        // The guest is gone by design: the watch must
+                        // not take its closed connection for a loss.
+                        dep.closing.store(true, Ordering::Release);
+                    }
+                    Some(Ev::Msg(k, p))
+                }
                 Some(Ok(None)) => None,
                 _ => Some(Ev::Broken),
             }
@@ -207,7 +216,9 @@ fn serve(frame: &mut TrapFrame, dep: &Arc<Deputy>, mirror: &mut Mirror) {
             Ev::Lost => return die(dep, "its machine left the view"),
             Ev::Broken => return die(dep, "the connection broke"),
             Ev::Killed => {
-                STATS.killed.fetch_add(1, Ordering::Relaxed);
+                if !dep.killing.load(Ordering::Acquire) {
+                    STATS.killed.fetch_add(1, Ordering::Relaxed);
+                }
                 return finish(dep, true);
             }
             Ev::Recall => {
@@ -340,5 +351,41 @@ pub fn on_exit(pid: u32) {
     let d = DEPUTIES.lock().get(&pid).cloned();
     if let Some(d) = d {
         finish(&d, true);
+    }
+}
+
+/// CPU 0's boundary: a process whose guest's machine left the view, or
+/// whose connection broke, is killed now, even while its deputy is
+/// blocked in a call it serves (a read of an empty pipe would otherwise
+/// keep it for ever).
+pub fn watch() {
+    let deps: Vec<Arc<Deputy>> = DEPUTIES.lock().values().cloned().collect();
+    for d in deps {
+        if d.killing.load(Ordering::Acquire) {
+            continue;
+        }
+        let lost = d.lost.load(Ordering::Acquire);
+        let broken = {
+            let Some(c) = d.chan.try_lock() else { continue };
+            !d.closing.load(Ordering::Acquire) && c.as_ref().is_some_and(|c| c.broken())
+        };
+        if !(lost || broken) {
+            continue;
+        }
+        d.killing.store(true, Ordering::Release);
+        crate::klog!(
+            "cluster: process {} on machine {} lost ({}); killed",
+            d.pid,
+            d.machine,
+            if lost {
+                "its machine left the view"
+            } else {
+                "the connection broke"
+            }
+        );
+        STATS.killed.fetch_add(1, Ordering::Relaxed);
+        if let Some(p) = crate::proc::lookup(d.pid) {
+            signal::send(&p, SIGKILL);
+        }
     }
 }

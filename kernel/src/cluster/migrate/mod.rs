@@ -93,6 +93,10 @@ pub struct Deputy {
     pub recall: AtomicBool,
     /// Its machine left the view: the process dies.
     pub lost: AtomicBool,
+    /// The guest came home (its connection closes by design).
+    pub closing: AtomicBool,
+    /// The watch has sent it SIGKILL.
+    pub killing: AtomicBool,
     pub syscalls: AtomicU64,
     pub since: u64,
     /// The connection to its guest (taken by whoever ends it).
@@ -281,6 +285,9 @@ pub fn guest_syscall(frame: &mut hal::idt::TrapFrame) -> bool {
 /// connection closes (its home then kills the process, unless it had
 /// already come home or ended).
 pub fn on_exit(p: &Process) {
+    if ATTENTION.load(Ordering::Acquire) != 0 && PENDING.lock().remove(&p.pid).is_some() {
+        ATTENTION.fetch_sub(1, Ordering::AcqRel);
+    }
     if N_GUESTS.load(Ordering::Acquire) != 0 {
         let g = GUESTS.lock().remove(&p.pid);
         if let Some(g) = g {
@@ -328,6 +335,7 @@ pub fn service(now: u64) {
     }
     NEXT_TICK.store(now + chan::TICK_NS, Ordering::Relaxed);
     guest::service();
+    home::watch();
     chan::sweep(now);
     chan::WQ.wake_all();
 }
