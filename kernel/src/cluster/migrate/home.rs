@@ -14,7 +14,7 @@ use hal::idt::TrapFrame;
 use linux_raw_sys::general as nr;
 use spin::Mutex;
 
-use super::chan::{Chan, ChanErr, WQ};
+use super::chan::{self, Chan, ChanErr, WQ};
 use super::image::{self, Cpu, Mirror, Reader, Writer};
 use super::{kind, Deputy, DEPUTIES, STATS};
 use crate::proc::signal::{self, SIGKILL};
@@ -88,6 +88,9 @@ pub fn run(frame: &mut TrapFrame, machine: usize, torus: Option<usize>) {
         w.0.extend_from_slice(&pages.0);
     }
     drop(mm);
+    if w.0.len() > chan::MAX_MSG {
+        return fail(pid, machine, "its memory is too large to copy at once");
+    }
     let Some(mut chan) = Chan::connect(addr) else {
         return fail(pid, machine, "no connection");
     };
@@ -334,6 +337,12 @@ fn syscall(frame: &mut TrapFrame, dep: &Deputy, mirror: &mut Mirror, p: &[u8]) -
     STATS.pages_sent.fetch_add(u64::from(n), Ordering::Relaxed);
     w.u32(n);
     w.0.extend_from_slice(&pages.0);
+    if w.0.len() > chan::MAX_MSG {
+        // More changed than one message holds: it goes on here instead.
+        finish(dep, true);
+        STATS.moves_back.fetch_add(1, Ordering::Relaxed);
+        return Ok(false);
+    }
     let sent = dep
         .chan
         .lock()
