@@ -13,7 +13,8 @@
 //! `spin` after MACHINE, once moved it computes until a SIGUSR1 (whose
 //! handler must run at home) instead of asking to come back. After the
 //! fifth line it forks a child that exits with a status computed from
-//! the checksum in its memory (while away, the child runs at home).
+//! the checksum in its memory (while away, the child runs at home), and
+//! sends itself SIGUSR1, whose handler must have run when kill returns.
 
 use std::io::{BufRead, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,14 +111,27 @@ fn spin_until_usr1(pid: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// A signal the process sends itself (while away: kill goes home, the
+/// deputy delivers it there into the memory and registers the copy gets,
+/// the handler runs away, and its rt_sigreturn goes home too).
+fn signal_check(pid: u32) -> Result<(), String> {
+    USR1.store(false, Ordering::SeqCst);
+    // SAFETY: a signal to ourselves; its handler only stores to an atomic.
+    if unsafe { libc::kill(pid as libc::pid_t, libc::SIGUSR1) } != 0 {
+        return Err("kill(self, SIGUSR1) failed".into());
+    }
+    if !USR1.swap(false, Ordering::SeqCst) {
+        return Err("the SIGUSR1 handler did not run before kill returned".into());
+    }
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> Result<(), String> {
     let file = args.first().ok_or("usage: migrate FILE [MACHINE [spin]]")?;
     let to = args.get(1);
     let spin = args.get(2).is_some_and(|a| a == "spin");
-    if spin {
-        // SAFETY: installs a handler that only stores to an atomic.
-        unsafe { libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t) };
-    }
+    // SAFETY: installs a handler that only stores to an atomic.
+    unsafe { libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t) };
     let pid = std::process::id();
     // A small buffer: the file is read a little at a time, from home and
     // from the other machine.
@@ -150,6 +164,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         if i == 4 {
             fork_check(sum)?;
+            signal_check(pid)?;
         }
     }
     let stdin = std::io::stdin();
