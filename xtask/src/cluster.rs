@@ -832,7 +832,8 @@ pub fn revive_partition_scenario() -> Result<(), String> {
 /// once moving itself to node 1 and back mid-run (/proc/braid): the two
 /// outputs must be the same byte for byte, /proc/braid at home must have
 /// listed it on machine 1, and bad move requests are refused (the kernel
-/// lives on). Then a copy that moved and waits on a pipe at home is
+/// lives on), and so is garbage sent to node 1's migration port (counted
+/// as corrupt there). Then a copy that moved and waits on a pipe at home is
 /// SIGKILLed at home: its copy on node 1 must end too. Last, a copy
 /// computing on node 1 gets SIGUSR1 at home: it must come home, run its
 /// handler there, and still print the same output.
@@ -854,6 +855,9 @@ pub fn migrate_scenario() -> Result<(), String> {
         .collect();
     let script = format!(
         "{wait}; seq 1 40 | sed 's/^/line /' > /tmp/in; {bad}; echo 'bad moves done'; \
+         head -c 20000 /dev/urandom | nc -w 3 {peer} 7500; \
+         printf '1GMR\\001\\000\\000\\000\\010\\000\\000\\000\\000\\000\\000\\000AAAAAAAA' | nc -w 3 {peer} 7500; \
+         echo 'garbage sent'; \
          seq 100 140 | /usr/bin/rsetest migrate /tmp/in > /tmp/stay.out; \
          seq 100 140 | /usr/bin/rsetest migrate /tmp/in 1 > /tmp/move.out; \
          if cmp /tmp/stay.out /tmp/move.out; then echo 'SAME OUTPUT'; fi; \
@@ -868,13 +872,14 @@ pub fn migrate_scenario() -> Result<(), String> {
          if [ $i -gt 300 ]; then echo 'never moved'; break; fi; sleep 0.1; done; \
          P=$(awk '/^remote /{{print $2}}' /proc/braid); sleep 1; kill -USR1 $P; wait $S; \
          if cmp /tmp/stay.out /tmp/spin.out; then echo 'SAME AFTER SIGNAL'; fi; grep '^migrate' /proc/braid",
-        bad = bad.join("; ")
+        bad = bad.join("; "),
+        peer = addr(1)
     );
     let o = Opts {
         nodes: 2,
         smp: Some(1),
         exec: Some(script),
-        others: Some("sleep 100000".into()),
+        others: Some("while sleep 1; do grep '^migrate' /proc/braid; done".into()),
         timeout: Some(300),
         ..Opts::default()
     };
@@ -883,6 +888,14 @@ pub fn migrate_scenario() -> Result<(), String> {
         return Err(out.explain("timed out"));
     }
     let c = &out.console;
+    // Node 1 counted the two garbage connections as corrupt and went on.
+    let node1 = std::fs::read_to_string(dir().join("node1.console")).unwrap_or_default();
+    let corrupt = node1
+        .lines()
+        .rev()
+        .find_map(|l| l.split(" corrupt ").nth(1))
+        .and_then(|v| v.split(' ').next()?.parse::<u64>().ok())
+        .unwrap_or(0);
     let why = if c.contains("ACCEPTED") {
         "a bad move request was accepted"
     } else if !c.contains("bad moves done") {
@@ -895,6 +908,8 @@ pub fn migrate_scenario() -> Result<(), String> {
         "the output with moves differs from the output without"
     } else if !c.contains("SIGUSR1 brought it home") || !c.contains("SAME AFTER SIGNAL") {
         "a signal sent at home did not bring the process home, or changed its output"
+    } else if !c.contains("garbage sent") || corrupt < 2 {
+        "node 1 did not count the garbage sent to its port 7500 as corrupt"
     } else if !c.contains("killed at home") {
         "the process killed at home still ran on machine 1"
     } else if out

@@ -273,6 +273,14 @@ impl Chan {
         .unwrap_or(true)
     }
 
+    /// Resets the connection (a peer that sent garbage: closing would
+    /// leave it sending into a window nobody reads).
+    pub fn abort(self) {
+        let h = self.h;
+        stack::with(|_, set| set.get_mut::<tcp::Socket>(h).abort());
+        CLOSING.lock().push((h, hal::time::now_ns(), self.port));
+    }
+
     /// Closes: what was sent still goes, then the socket is removed.
     pub fn close(self) {
         let h = self.h;

@@ -100,10 +100,10 @@ pub fn service() {
             },
             Ok(Some(_)) => {
                 STATS.unexpected.fetch_add(1, Ordering::Relaxed);
-                c.close();
+                c.abort();
             }
             Ok(None) if now.saturating_sub(since) < INCOMING_NS => keep.push((c, since)),
-            _ => c.close(),
+            _ => c.abort(),
         }
     }
     INCOMING.lock().extend(keep);
