@@ -68,16 +68,20 @@ pub fn service() {
         let busy = INCOMING.lock().len();
         stack::with_quiet(|_, set| {
             for h in l.iter_mut() {
-                let st = set.get::<tcp::Socket>(*h).state();
-                if st == tcp::State::Established {
-                    if busy + fresh.len() >= INCOMING_MAX {
-                        set.get_mut::<tcp::Socket>(*h).abort();
-                        continue;
+                match set.get::<tcp::Socket>(*h).state() {
+                    tcp::State::Listen | tcp::State::SynReceived => {}
+                    tcp::State::Closed => {
+                        let _ = set.get_mut::<tcp::Socket>(*h).listen(chan::PORT);
                     }
-                    fresh.push(*h);
-                    *h = set.add(listener());
-                } else if st == tcp::State::Closed {
-                    let _ = set.get_mut::<tcp::Socket>(*h).listen(chan::PORT);
+                    // Established, or already past it (a peer that sent
+                    // its bytes and closed its side before this look).
+                    _ if busy + fresh.len() >= INCOMING_MAX => {
+                        set.get_mut::<tcp::Socket>(*h).abort();
+                    }
+                    _ => {
+                        fresh.push(*h);
+                        *h = set.add(listener());
+                    }
                 }
             }
         });
