@@ -73,7 +73,7 @@ pub fn run(frame: &mut TrapFrame, machine: usize, torus: Option<usize>) {
     w.bytes(me.info.lock().comm.as_bytes());
     cpu_of(&me, frame).encode(&mut w);
     let mm = me.mm();
-    {
+    let pages = {
         let mut m = mm.lock();
         if !image::mirrorable(&m) {
             drop(m);
@@ -86,7 +86,8 @@ pub fn run(frame: &mut TrapFrame, machine: usize, torus: Option<usize>) {
         STATS.pages_sent.fetch_add(u64::from(n), Ordering::Relaxed);
         w.u32(n);
         w.0.extend_from_slice(&pages.0);
-    }
+        n
+    };
     drop(mm);
     if w.0.len() > chan::MAX_MSG {
         return fail(pid, machine, "its memory is too large to copy at once");
@@ -119,12 +120,11 @@ pub fn run(frame: &mut TrapFrame, machine: usize, torus: Option<usize>) {
             return fail(pid, machine, "no answer");
         }
     };
-    let bytes = STATS.bytes_sent.load(Ordering::Relaxed);
     crate::klog!(
-        "cluster: process {pid} moved to machine {machine} (pid {remote_pid} there) in {} ms",
-        (hal::time::now_ns() - t0) / 1_000_000
+        "cluster: process {pid} moved to machine {machine} (pid {remote_pid} there) in {} ms, {} pages",
+        (hal::time::now_ns() - t0) / 1_000_000,
+        pages
     );
-    let _ = bytes;
     STATS.moves_out.fetch_add(1, Ordering::Relaxed);
     let dep = Arc::new(Deputy {
         pid,
