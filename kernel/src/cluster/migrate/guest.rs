@@ -89,28 +89,7 @@ pub fn service() {
     INCOMING
         .lock()
         .extend(fresh.into_iter().map(|h| (Chan::accepted(h), now)));
-    // Moves that arrived whole.
-    let mut inc = core::mem::take(&mut *INCOMING.lock());
-    let mut keep = Vec::new();
-    for (mut c, since) in inc.drain(..) {
-        match c.try_recv() {
-            Ok(Some((kind::MOVE, p))) => match build(&p) {
-                Ok((proc_, g, torus)) => start(proc_, g, c, torus),
-                Err(e) => {
-                    crate::klog!("cluster: a move from another machine was refused: {e:?}");
-                    let _ = c.send_now(kind::MOVE_ERR, &[e.as_return() as u8]);
-                    c.close();
-                }
-            },
-            Ok(Some(_)) => {
-                STATS.unexpected.fetch_add(1, Ordering::Relaxed);
-                c.abort();
-            }
-            Ok(None) if now.saturating_sub(since) < INCOMING_NS => keep.push((c, since)),
-            _ => c.abort(),
-        }
-    }
-    INCOMING.lock().extend(keep);
+    receive_moves(now);
     // What homes said to guests that are not waiting for an answer.
     let guests: Vec<Arc<Guest>> = GUESTS.lock().values().cloned().collect();
     for g in guests {
@@ -142,6 +121,40 @@ pub fn service() {
             }
         }
     }
+}
+
+/// Reads the moves being received; starts those that arrived whole.
+pub fn receive_moves(now: u64) {
+    let mut inc = {
+        let Some(mut i) = INCOMING.try_lock() else {
+            return;
+        };
+        if i.is_empty() {
+            return;
+        }
+        core::mem::take(&mut *i)
+    };
+    let mut keep = Vec::new();
+    for (mut c, since) in inc.drain(..) {
+        match c.try_recv() {
+            Ok(Some((kind::MOVE, p))) => match build(&p) {
+                Ok((proc_, g, torus)) => start(proc_, g, c, torus),
+                Err(e) => {
+                    crate::klog!("cluster: a move from another machine was refused: {e:?}");
+                    let errno = 0u64.wrapping_sub(e.as_return()) as u8;
+                    let _ = c.send_now(kind::MOVE_ERR, &[errno]);
+                    c.close();
+                }
+            },
+            Ok(Some(_)) => {
+                STATS.unexpected.fetch_add(1, Ordering::Relaxed);
+                c.abort();
+            }
+            Ok(None) if now.saturating_sub(since) < INCOMING_NS => keep.push((c, since)),
+            _ => c.abort(),
+        }
+    }
+    INCOMING.lock().extend(keep);
 }
 
 fn recall(g: &Guest) {
