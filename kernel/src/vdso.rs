@@ -95,3 +95,15 @@ pub fn map(m: &mut Mm) -> KResult<Option<u64>> {
     }
     Ok(Some(start + PAGE))
 }
+
+/// Which of the vDSO's frames (vvar first) `pa` is, if it is one: a
+/// migrated process's copy maps the destination machine's own frames
+/// there rather than a copy of this machine's clock parameters.
+pub fn frame_index(pa: u64) -> Option<usize> {
+    FRAMES.get()?.iter().position(|&f| f == pa)
+}
+
+/// The vDSO's frame `i` (vvar first).
+pub fn frame(i: usize) -> Option<u64> {
+    FRAMES.get()?.get(i).copied()
+}

@@ -826,3 +826,104 @@ pub fn revive_partition_scenario() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Scenario: 2 nodes; on node 0, `rsetest migrate` reads a file and a
+/// pipe and prints numbered lines with a checksum, once staying home and
+/// once moving itself to node 1 and back mid-run (/proc/braid): the two
+/// outputs must be the same byte for byte, /proc/braid at home must have
+/// listed it on machine 1, and bad move requests are refused (the kernel
+/// lives on), and so is garbage sent to node 1's migration port (counted
+/// as corrupt there). Then a copy that moved and waits on a pipe at home is
+/// SIGKILLed at home: its copy on node 1 must end too. Last, a copy
+/// computing on node 1 gets SIGUSR1 at home: it must come home, run its
+/// handler there, and still print the same output.
+pub fn migrate_scenario() -> Result<(), String> {
+    let wait = wait_then_show("grep -q ' members 0,1 ' /proc/braid", "view");
+    let bad = [
+        "move 99999 1",
+        "move 1 1",
+        "move $$ 7",
+        "move $$ 0",
+        "move $$ home",
+        "move garbage",
+        "move $$ 1.a",
+        "move",
+    ];
+    let bad: Vec<String> = bad
+        .iter()
+        .map(|b| format!("if echo '{b}' > /proc/braid 2>/dev/null; then echo 'ACCEPTED {b}'; fi"))
+        .collect();
+    let script = format!(
+        "{wait}; seq 1 40 | sed 's/^/line /' > /tmp/in; {bad}; echo 'bad moves done'; \
+         head -c 20000 /dev/urandom | nc -w 3 {peer} 7500; \
+         printf '1GMR\\001\\000\\000\\000\\010\\000\\000\\000\\000\\000\\000\\000AAAAAAAA' | nc -w 3 {peer} 7500; \
+         echo 'garbage sent'; \
+         seq 100 140 | /usr/bin/rsetest migrate /tmp/in > /tmp/stay.out; \
+         seq 100 140 | /usr/bin/rsetest migrate /tmp/in 1 > /tmp/move.out; \
+         if cmp /tmp/stay.out /tmp/move.out; then echo 'SAME OUTPUT'; fi; \
+         tail -n 2 /tmp/move.out; wc -c /tmp/move.out; grep '^migrate' /proc/braid; \
+         (sleep 1000 | /usr/bin/rsetest migrate /tmp/in 1 > /tmp/kill.out 2>&1) & \
+         i=0; until grep -q '^remote ' /proc/braid; do i=$((i+1)); \
+         if [ $i -gt 300 ]; then echo 'never moved'; break; fi; sleep 0.1; done; \
+         P=$(awk '/^remote /{{print $2}}' /proc/braid); kill -9 $P; sleep 2; \
+         if grep '^remote ' /proc/braid; then echo 'STILL REMOTE AFTER KILL'; else echo 'killed at home'; fi; \
+         seq 100 140 | /usr/bin/rsetest migrate /tmp/in 1 spin > /tmp/spin.out & S=$!; \
+         i=0; until grep -q '^remote ' /proc/braid; do i=$((i+1)); \
+         if [ $i -gt 300 ]; then echo 'never moved'; break; fi; sleep 0.1; done; \
+         P=$(awk '/^remote /{{print $2}}' /proc/braid); sleep 1; kill -USR1 $P; wait $S; \
+         if cmp /tmp/stay.out /tmp/spin.out; then echo 'SAME AFTER SIGNAL'; fi; grep '^migrate' /proc/braid",
+        bad = bad.join("; "),
+        peer = addr(1)
+    );
+    let o = Opts {
+        nodes: 2,
+        smp: Some(1),
+        exec: Some(script),
+        others: Some("while sleep 1; do grep '^migrate' /proc/braid; done".into()),
+        timeout: Some(300),
+        ..Opts::default()
+    };
+    let out = run(&o, false)?;
+    if out.timed_out {
+        return Err(out.explain("timed out"));
+    }
+    let c = &out.console;
+    // Node 1 counted the two garbage connections as corrupt and went on.
+    let node1 = std::fs::read_to_string(dir().join("node1.console")).unwrap_or_default();
+    let corrupt = node1
+        .lines()
+        .rev()
+        .find_map(|l| l.split(" corrupt ").nth(1))
+        .and_then(|v| v.split(' ').next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let why = if c.contains("ACCEPTED") {
+        "a bad move request was accepted"
+    } else if !c.contains("bad moves done") {
+        "the bad move requests did not finish"
+    } else if !c.contains("migrate: moved: /proc/braid at home: remote ") {
+        "/proc/braid did not list the process on machine 1"
+    } else if !c.contains("migrate: back home") {
+        "the process did not come back"
+    } else if !c.contains("SAME OUTPUT") || !c.contains("PASS migrate") {
+        "the output with moves differs from the output without"
+    } else if !c.contains("SIGUSR1 brought it home") || !c.contains("SAME AFTER SIGNAL") {
+        "a signal sent at home did not bring the process home, or changed its output"
+    } else if !c.contains("garbage sent") || corrupt < 2 {
+        "node 1 did not count the garbage sent to its port 7500 as corrupt"
+    } else if !c.contains("killed at home") {
+        "the process killed at home still ran on machine 1"
+    } else if out
+        .logs
+        .get(1)
+        .map_or(0, |l| l.matches(") ended here after").count())
+        < 2
+    {
+        "node 1 did not end both copies"
+    } else {
+        ""
+    };
+    if !why.is_empty() {
+        return Err(out.explain(why));
+    }
+    Ok(())
+}

@@ -153,6 +153,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::cluster::udp_ping_scenario,
     ),
     (
+        "cluster_2_nodes_process_moves_and_back",
+        crate::cluster::migrate_scenario,
+    ),
+    (
         "cluster_3_nodes_braid_lists_all_tori",
         crate::cluster::braid_scenario,
     ),

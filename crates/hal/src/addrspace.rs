@@ -477,6 +477,15 @@ impl AddressSpace {
 /// Calls `f` on every present leaf entry of user pages in [`start`,
 /// `end`) under the PML4 at `pml4`, skipping absent tables.
 impl AddressSpace {
+    /// Calls `f(va, frame, rights)` for every mapped user page in
+    /// [`start`, `end`), skipping absent tables (a process's migration
+    /// copies and compares its pages).
+    pub fn for_each_present(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, u64, PageFlags)) {
+        walk_leaves(self.pml4, start, end, &mut |va, e| {
+            f(va, e.addr().as_u64(), PageFlags::from_x86(e.flags()));
+        });
+    }
+
     /// (user pages mapped, last-level page tables holding them): the OOM
     /// killer's "rss + page tables" (shared pages count in every mapper,
     /// as Linux's rss does).

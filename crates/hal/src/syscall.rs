@@ -220,6 +220,13 @@ impl TaskIds {
         u32::try_from(self.ppid.load(Ordering::Relaxed)).ok()
     }
 
+    /// Replaces the process and thread ids the light path answers: a
+    /// process moved to another machine answers with its home's.
+    pub fn set_ids(&self, tgid: u32, pid: u32) {
+        self.tgid.store(tgid as i64, Ordering::Relaxed);
+        self.pid.store(pid as i64, Ordering::Relaxed);
+    }
+
     /// Records a new parent (reparenting); the light path answers it from
     /// its next call on, on whichever CPU the task runs.
     pub fn set_ppid(&self, ppid: u32) {

@@ -8,9 +8,10 @@
 //! incarnations, fencing, and failure detection by the successor after
 //! `K·I_max` of silence. Its records travel in UDP datagrams (`wire`).
 //! Within a machine the CPU tori keep their shared-memory braid
-//! (`proc::braid`); the machine ring carries no processes yet (no
-//! cross-machine migration, no deputies): its table is empty, so what it
-//! gives today is membership, leases and failure detection.
+//! (`proc::braid`); the machine ring's table is empty: what it gives is
+//! membership, leases and failure detection. Processes move between
+//! machines on connections of their own (`migrate`), and die with a
+//! machine that leaves the view.
 //!
 //! Besides the protocol's records, each machine sends every member a
 //! roster (`braid::roster`: its CPU tori, their load) every
@@ -19,6 +20,7 @@
 //! (where the NIC is polled): when a datagram has arrived or the torus's
 //! next event (its braid tick) is due.
 
+pub mod migrate;
 mod wire;
 
 use alloc::collections::VecDeque;
@@ -166,6 +168,25 @@ pub fn init(cmdline: &str) {
         I_MAX_NS / 1_000_000,
         K_MISS * I_MAX_NS / 1_000_000
     );
+    migrate::init();
+}
+
+/// (this machine, number of machines, members of the view as a bit
+/// mask), None outside a cluster.
+pub fn machines() -> Option<(usize, usize, u64)> {
+    let g = CLUSTER.lock();
+    let c = g.as_ref()?;
+    Some((usize::from(c.me), c.peers.len(), c.torus.view().members))
+}
+
+/// (this machine, machine `m`'s address) if `m` is another member of the
+/// view.
+pub fn peer(m: usize) -> Option<(usize, Ipv4Address)> {
+    let g = CLUSTER.lock();
+    let c = g.as_ref()?;
+    let me = usize::from(c.me);
+    let v = c.torus.view();
+    (m != me && m < c.peers.len() && v.contains(m as TorusId)).then(|| (me, c.peers[m]))
 }
 
 /// CPU 0's event boundary: take datagrams that arrived, run the machine
@@ -176,6 +197,7 @@ pub fn boundary() {
         return;
     }
     let now = hal::time::now_ns();
+    migrate::service(now);
     if now < due && !Wire::maybe_rx() {
         return;
     }
@@ -358,6 +380,7 @@ impl Cluster {
                 if self.departures.len() > 16 {
                     self.departures.remove(0);
                 }
+                migrate::machine_gone(m);
             }
             if came & bit != 0 {
                 crate::klog!("cluster: machine {m} is in the view (epoch {})", v.epoch);
@@ -473,5 +496,8 @@ impl Cluster {
 pub fn report() -> String {
     let now = hal::time::now_ns();
     let g = CLUSTER.lock();
-    g.as_ref().map_or_else(String::new, |c| c.report(now))
+    let mut s = g.as_ref().map_or_else(String::new, |c| c.report(now));
+    drop(g);
+    s += &migrate::report();
+    s
 }

@@ -179,6 +179,33 @@ impl Mm {
         Ok(())
     }
 
+    /// Calls `f(va, frame, rights)` for each present page of `[start, end)`.
+    pub fn for_each_present(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, u64, PageFlags)) {
+        self.space.for_each_present(start, end, f);
+    }
+
+    /// Makes page `va` hold `data` (zeros when None) in private memory
+    /// of its own: a frame only this address space maps is written in
+    /// place; a shared one (fork's copy-on-write, a file's page, the
+    /// vDSO) is replaced by a new frame. A migrated process's pages land
+    /// here. EFAULT outside every mapping.
+    pub fn put_page(&mut self, va: u64, data: Option<&[u8]>) -> KResult<()> {
+        let prot = self.vmas.find(va).ok_or(Errno::EFAULT)?.prot;
+        let fill = |pa: u64| match data {
+            Some(d) => hal::addrspace::write_frame(pa, 0, &d[..d.len().min(PAGE as usize)]),
+            None => hal::addrspace::zero_frame(pa),
+        };
+        match self.space.query(va) {
+            Some((pa, f)) if refcount::count(pa) == 1 && !f.file => {
+                fill(pa);
+                return Ok(());
+            }
+            Some(_) => self.unmap_pages(va, va + PAGE),
+            None => {}
+        }
+        self.map_new(va, prot, fill).map(|_| ())
+    }
+
     /// Removes the pages of `[start, end)` from the page tables. Their
     /// frames are released only once `unmap_range` has returned, that is
     /// after its TLB shootdown: until then another CPU sharing these

@@ -612,6 +612,9 @@ pub fn control(cmd: &[u8]) -> abi::KResult<()> {
     use abi::Errno;
     let s = core::str::from_utf8(cmd).map_err(|_| Errno::EINVAL)?.trim();
     let (verb, arg) = s.split_once(' ').ok_or(Errno::EINVAL)?;
+    if verb == "move" {
+        return crate::cluster::migrate::request(arg);
+    }
     if verb == "stall" {
         let (who, ms) = arg.trim().split_once(' ').ok_or(Errno::EINVAL)?;
         let t = torus_index(who).ok_or(Errno::EINVAL)?;

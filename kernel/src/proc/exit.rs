@@ -80,6 +80,7 @@ pub fn kill_other_threads(me: &Arc<Process>) -> KResult<()> {
 /// scheduler frees it once only its dead list holds it).
 pub fn exit_process(p: Arc<Process>, status: i32) -> ! {
     let pid = p.pid;
+    crate::cluster::migrate::on_exit(&p);
     super::robust::exit(&p);
     let tid_addr = p.clear_child_tid.swap(0, Ordering::Relaxed);
     if tid_addr != 0 {
@@ -170,6 +171,13 @@ fn process_exited(leader: &Arc<Process>, status: i32) {
     *leader.exit_status.lock() = Some(status);
     leader.group.dead.store(true, Ordering::Release);
     super::timers::on_exit(leader.tgid);
+    if crate::cluster::migrate::is_guest_pid(pid) {
+        // A process moved here from another machine: its parent is at
+        // its home, so the kernel reaps it.
+        super::remove(pid);
+        leader.group.threads.lock().clear();
+        return;
+    }
     // Pairs with the reparenting above (in our parent's exit).
     core::sync::atomic::fence(Ordering::SeqCst);
     if let Some(parent) = super::lookup(leader.ppid()) {

@@ -482,6 +482,13 @@ impl Process {
         self.ids.ppid().unwrap_or_else(|| self.rel.lock().ppid)
     }
 
+    /// Makes the light path answer getpid/gettid with `pid` and getppid
+    /// with `ppid`: a process moved here answers with its home's ids.
+    pub fn present_as(&self, pid: Pid, ppid: Pid) {
+        self.ids.set_ids(pid, pid);
+        self.ids.set_ppid(ppid);
+    }
+
     /// Gives the process a new parent (orphan reparenting).
     pub fn set_ppid(&self, ppid: Pid) {
         let mut r = self.rel.lock();

@@ -458,7 +458,7 @@ pub fn finish_switch() {
 /// delivered, and every later one of its kind was dropped as already
 /// pending.
 fn note_pending_signals(p: &Process) {
-    if p.sig.lock().pending != 0 {
+    if p.sig.lock().pending != 0 || crate::cluster::migrate::wants_attention(p) {
         work::raise(work::SIGNALS);
     }
 }
@@ -688,7 +688,7 @@ pub fn idle_loop() -> ! {
 /// change made meanwhile is seen, and a wake-up in that window turns it
 /// back to running.
 pub fn block_until<T>(ready: impl FnMut() -> Option<T>) -> abi::KResult<T> {
-    sleep_until(ready, None, |_| {}, |_| {})
+    sleep_until(ready, None, true, |_| {}, |_| {})
 }
 
 /// The sleep of [`block_until`] and [`WaitQueue::wait_until`]: `register`
@@ -703,6 +703,7 @@ pub fn block_until<T>(ready: impl FnMut() -> Option<T>) -> abi::KResult<T> {
 fn sleep_until<T>(
     mut ready: impl FnMut() -> Option<T>,
     wakes: Option<&AtomicU64>,
+    interruptible: bool,
     mut register: impl FnMut(&Arc<Process>),
     mut unregister: impl FnMut(&Arc<Process>),
 ) -> abi::KResult<T> {
@@ -732,7 +733,7 @@ fn sleep_until<T>(
         if let Some(v) = got {
             return Ok(v);
         }
-        if me.has_deliverable_signal() {
+        if interruptible && me.has_deliverable_signal() {
             hal::cpu::without_interrupts(|| {
                 *me.run.lock() = RunState::Running;
                 unregister(&me);
@@ -920,6 +921,7 @@ impl WaitQueue {
                 (self.wakes() != since).then_some(())
             },
             None,
+            true,
             |me| {
                 self.register(me);
                 if deadline.is_some() {
@@ -974,9 +976,29 @@ impl WaitQueue {
         sleep_until(
             ready,
             None,
+            true,
             |me| self.register(me),
             |me| self.unregister(me),
         )
+    }
+
+    /// [`WaitQueue::wait_until`] that a signal does not end: `ready`
+    /// itself looks at what the caller must not sleep through (a migrated
+    /// process's deputy at home watches for SIGKILL; every signal sent
+    /// wakes it).
+    pub fn wait_until_uninterruptible<T>(&self, mut ready: impl FnMut() -> Option<T>) -> T {
+        loop {
+            let r = sleep_until(
+                &mut ready,
+                None,
+                false,
+                |me| self.register(me),
+                |me| self.unregister(me),
+            );
+            if let Ok(v) = r {
+                return v;
+            }
+        }
     }
 
     /// [`WaitQueue::wait_until`] for a condition that changes only with a
@@ -987,6 +1009,7 @@ impl WaitQueue {
         sleep_until(
             ready,
             Some(&self.wakes),
+            true,
             |me| self.register(me),
             |me| self.unregister(me),
         )

@@ -53,6 +53,11 @@ pub extern "C" fn handle(frame: &mut TrapFrame) {
     // A syscall entry is a boundary of the torus: SQPOLL rings see SQEs
     // published just before it (say, a write a blocking read waits for).
     crate::io_uring::boundary();
+    // A process moved here from another machine sends its calls home.
+    if crate::cluster::migrate::guest_syscall(frame) {
+        return_to_user(frame);
+        return;
+    }
     let n = frame.rax;
     frame.rax = dispatch(frame);
     // One test on the common (successful) exit: failures are rare.
@@ -60,6 +65,17 @@ pub extern "C" fn handle(frame: &mut TrapFrame) {
         failed(frame, n);
     }
     return_to_user(frame);
+}
+
+/// Runs the call in `frame` as the current process (a moved process's
+/// deputy at home runs its forwarded calls so): the result in rax, EINTR's
+/// restart noted as on the normal path.
+pub fn run_for_deputy(frame: &mut TrapFrame) {
+    let n = frame.rax;
+    frame.rax = dispatch(frame);
+    if frame.rax >= Errno::MAX_RETURN_FLOOR {
+        failed(frame, n);
+    }
 }
 
 /// A syscall that returned an error: the error trace, and EINTR's
@@ -102,6 +118,9 @@ fn return_with_work(frame: &mut TrapFrame) {
         }
         crate::proc::sched::preempt_point();
         if work::take(work::SIGNALS) {
+            // A move asked for starts here (and the process is served
+            // from here until it is back); a guest recalled goes home.
+            crate::cluster::migrate::at_return(frame);
             crate::proc::signal::deliver(frame);
         }
         if frame.rip >= hal::probe::USER_TOP {

@@ -43,6 +43,7 @@ mod linux_compat;
 mod madvise;
 mod map_fixed;
 mod memhog;
+mod migrate;
 mod mmap_big;
 mod mremap;
 mod netlink;
@@ -373,6 +374,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "unix_dgram",
         unix_dgram::run,
         "AF_UNIX datagrams: names, boundaries, MSG_TRUNC, bounded queue, EMSGSIZE, connect/EPERM/ECONNREFUSED, autobind",
+    ),
+    (
+        "migrate",
+        migrate::run,
+        "FILE [MACHINE]: numbered lines of FILE then stdin with a checksum; with MACHINE, moves to it (/proc/braid) and back mid-run",
     ),
     (
         "udp_ping",
