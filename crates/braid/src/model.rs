@@ -272,6 +272,7 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         kept,
         handover,
         orphans,
+        resumed,
         interval,
         pending_offer,
         succ_load,
@@ -308,6 +309,7 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         kept,
         handover,
         orphans,
+        resumed,
     )
         .hash(h);
     (

@@ -174,10 +174,19 @@ impl Torus {
                     return;
                 }
                 let late = self.late_hand_over(p);
+                // The new incarnation of a torus we declared failed, which
+                // will sit right in front of us: its previous incarnation
+                // may have resumed its own predecessor shortly before, and
+                // we may not hold what it resumed (its log had not reached
+                // us); then it kept that replica, and takes it over (§8).
                 let v = self.view.with(p.from);
+                let fencee = self.fenced.get(&p.from).is_some_and(|&i| i < p.incarnation)
+                    && v.successor(p.from) == Some(self.id);
                 self.adopt_view(now, v);
                 if let Some(q) = late {
                     self.orphans &= !(1 << q);
+                }
+                if late.is_some() || fencee {
                     self.handover = Some((p.from, p.incarnation));
                     self.adopted_wait = Some(p.from);
                 }
@@ -561,6 +570,10 @@ impl Torus {
         let mut notes = core::mem::take(&mut self.notes);
         self.out.on_ack(a.session, a.applied, a.durable, &mut notes);
         self.notes = notes;
+        if self.out.hold == 0 {
+            // What we resumed is in our successor's mirror now.
+            self.resumed = None;
+        }
         if let Some(&(_, sent)) = self.sent.iter().find(|(hb, _)| *hb == a.heard_hb) {
             self.lease_end = self.lease_end.max(sent + self.cfg.lease());
         }
