@@ -229,6 +229,13 @@ impl Torus {
     /// installed `x`'s predecessor's migrations to `x`, which `x` may have
     /// installed too.
     pub(crate) fn take_over(&mut self, now: Time, s: TorusId, tx: &mut impl Transport) {
+        // A replica of a predecessor is ours to take over only if our
+        // successor admitted us by a hand-over of it (our `JOIN` said
+        // `REPLICA`); a `TAKE_OVER` to the next incarnation of a torus it
+        // fenced is for a resumed replica (§8).
+        if !self.kept_resumed && !self.kept_replica_join {
+            return;
+        }
         let Some((x, inb)) = self.kept.take() else {
             return;
         };
@@ -237,6 +244,7 @@ impl Torus {
             self.kept = Some((x, inb));
             return;
         }
+        self.kept_resumed = false;
         self.resume(now, x, Some(inb), Some(s), tx);
         // Our predecessor re-sends its migrations to `x` to us in the
         // snapshot of its session with us: once that is applied, our
@@ -284,6 +292,13 @@ impl Torus {
         // A predecessor we resumed, with our successor's mirror perhaps
         // lacking what we resumed, comes first: it failed, while our
         // current predecessor is alive (one failure at a time).
+        let from_resumed = self.resumed.is_some();
+        let from_old = !from_resumed
+            && self
+                .view
+                .predecessor(self.id)
+                .is_none_or(|q| !self.inbound.get(&q).is_some_and(|i| i.synced));
+        let kept_resumed = from_resumed || (from_old && self.kept_resumed);
         let kept = self
             .resumed
             .take()
@@ -300,6 +315,7 @@ impl Torus {
         // the view no longer holds the removed torus, and membership
         // fences it.
         *self = fresh;
+        self.kept_resumed = kept_resumed && kept.is_some();
         self.kept = kept;
         self.stats = stats;
         // Keep the session counter moving so old acks never match.

@@ -273,6 +273,8 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         handover,
         orphans,
         resumed,
+        kept_resumed,
+        kept_replica_join,
         interval,
         pending_offer,
         succ_load,
@@ -312,6 +314,7 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         resumed,
     )
         .hash(h);
+    (kept_resumed, kept_replica_join).hash(h);
     (
         interval,
         pending_offer,

@@ -49,6 +49,13 @@ impl Torus {
     /// A joiner's admission: the ack of one of its own `JOIN` projections
     /// (so addressed to this incarnation) carries a view containing it.
     fn admit(&mut self, now: Time, v: View) {
+        // Our `JOIN`s carried `REPLICA` (the view they were sent in is
+        // still ours): our successor admitted us under a hand-over rule
+        // that knows which replica we keep.
+        self.kept_replica_join = self
+            .kept
+            .as_ref()
+            .is_some_and(|k| self.view.predecessor(self.id) == Some(k.0));
         self.joining = false;
         self.notes.push(Note::Joined);
         self.enter_view(now, v, true);
@@ -66,7 +73,12 @@ impl Torus {
         // Admitted while the torus whose replica we kept is still a member:
         // it is alive and replicates to our successor (joins wait for
         // that), so the kept replica is stale.
-        if admitted && self.kept.as_ref().is_some_and(|k| self.view.contains(k.0)) {
+        // (A resumed replica's torus is dead: a member with its id is a
+        // new incarnation.)
+        if admitted
+            && !self.kept_resumed
+            && self.kept.as_ref().is_some_and(|k| self.view.contains(k.0))
+        {
             self.drop_kept();
         }
     }
@@ -76,6 +88,7 @@ impl Torus {
     /// until our next snapshot (§8): send one.
     fn drop_kept(&mut self) {
         self.kept = None;
+        self.kept_resumed = false;
         self.restart_session();
     }
 
@@ -99,9 +112,15 @@ impl Torus {
         // The torus whose replica we kept is alive (a projection newer than
         // any our previous incarnation accepted): it replicates afresh. A
         // newer incarnation of it is no sign of life: it restarted empty.
-        if self.kept.as_ref().is_some_and(|(k, i)| {
-            *k == p.from && p.incarnation == i.incarnation && p.heartbeat > i.chain.last_heartbeat()
-        }) {
+        // (Not a resumed replica: our previous incarnation removed its
+        // torus, which is fenced whether it is alive or not.)
+        if !self.kept_resumed
+            && self.kept.as_ref().is_some_and(|(k, i)| {
+                *k == p.from
+                    && p.incarnation == i.incarnation
+                    && p.heartbeat > i.chain.last_heartbeat()
+            })
+        {
             self.drop_kept();
         }
         // A joiner's view is whatever it last knew: never adopt it.
@@ -180,7 +199,10 @@ impl Torus {
                 // we may not hold what it resumed (its log had not reached
                 // us); then it kept that replica, and takes it over (§8).
                 let v = self.view.with(p.from);
+                // (A `JOIN` with `REPLICA` keeps a replica of its
+                // predecessor: the hand-over rules above decide.)
                 let fencee = self.fenced.get(&p.from).is_some_and(|&i| i < p.incarnation)
+                    && p.flags & F_REPLICA == 0
                     && v.successor(p.from) == Some(self.id);
                 self.adopt_view(now, v);
                 if let Some(q) = late {

@@ -160,6 +160,14 @@ pub struct Torus {
     /// processes besides our own table, and if we are fenced meanwhile it
     /// becomes our new incarnation's kept replica (docs/braid.md §8).
     pub(crate) resumed: Option<(TorusId, Inbound)>,
+    /// The kept replica is a resumed replica (of a predecessor our
+    /// previous incarnation removed and resumed): a member with that id
+    /// is a new incarnation, and it is taken over on any `TAKE_OVER`.
+    pub(crate) kept_resumed: bool,
+    /// The `JOIN` our admission acked carried `REPLICA` (our kept replica
+    /// was of our predecessor in our view then): only then may a kept
+    /// replica of a predecessor be taken over (§8).
+    pub(crate) kept_replica_join: bool,
     pub(crate) interval: Interval,
     pub(crate) pending_offer: Option<Pid>,
     pub(crate) succ_load: Option<u64>,
@@ -203,6 +211,8 @@ impl Torus {
             handover: None,
             orphans: 0,
             resumed: None,
+            kept_resumed: false,
+            kept_replica_join: false,
             interval: Interval::new(cfg.i_min, cfg.i_max, cfg.adaptive),
             pending_offer: None,
             succ_load: None,
