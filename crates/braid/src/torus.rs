@@ -546,11 +546,14 @@ impl Torus {
         {
             p.flags |= F_MIRROR_SYNCED;
         }
-        if self
-            .kept
-            .as_ref()
-            .is_some_and(|k| !self.joining || self.view.predecessor(self.id) == Some(k.0))
-        {
+        // A joiner's `REPLICA` says it keeps a replica of its predecessor
+        // (the hand-over rules, §8); one that keeps a resumed replica says
+        // nothing: its successor hands it over as the next incarnation of
+        // a torus it fenced (a member with the resumed torus's id is a new
+        // incarnation).
+        if self.kept.as_ref().is_some_and(|k| {
+            !self.joining || (!self.kept_resumed && self.view.predecessor(self.id) == Some(k.0))
+        }) {
             p.flags |= F_REPLICA;
         }
         p.n_entries = self.out.window(&mut p.entries);
