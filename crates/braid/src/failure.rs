@@ -229,13 +229,6 @@ impl Torus {
     /// installed `x`'s predecessor's migrations to `x`, which `x` may have
     /// installed too.
     pub(crate) fn take_over(&mut self, now: Time, s: TorusId, tx: &mut impl Transport) {
-        // A replica of a predecessor is ours to take over only if our
-        // successor admitted us by a hand-over of it (our `JOIN` said
-        // `REPLICA`); a `TAKE_OVER` to the next incarnation of a torus it
-        // fenced is for a resumed replica (§8).
-        if !self.kept_resumed && !self.kept_replica_join {
-            return;
-        }
         let Some((x, inb)) = self.kept.take() else {
             return;
         };

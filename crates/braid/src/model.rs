@@ -274,7 +274,6 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         orphans,
         resumed,
         kept_resumed,
-        kept_replica_join,
         interval,
         pending_offer,
         succ_load,
@@ -314,7 +313,7 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         resumed,
     )
         .hash(h);
-    (kept_resumed, kept_replica_join).hash(h);
+    kept_resumed.hash(h);
     (
         interval,
         pending_offer,

@@ -49,13 +49,6 @@ impl Torus {
     /// A joiner's admission: the ack of one of its own `JOIN` projections
     /// (so addressed to this incarnation) carries a view containing it.
     fn admit(&mut self, now: Time, v: View) {
-        // Our `JOIN`s carried `REPLICA` (the view they were sent in is
-        // still ours): our successor admitted us under a hand-over rule
-        // that knows which replica we keep.
-        self.kept_replica_join = self
-            .kept
-            .as_ref()
-            .is_some_and(|k| self.view.predecessor(self.id) == Some(k.0));
         self.joining = false;
         self.notes.push(Note::Joined);
         self.enter_view(now, v, true);

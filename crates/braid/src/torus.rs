@@ -164,10 +164,6 @@ pub struct Torus {
     /// previous incarnation removed and resumed): a member with that id
     /// is a new incarnation, and it is taken over on any `TAKE_OVER`.
     pub(crate) kept_resumed: bool,
-    /// The `JOIN` our admission acked carried `REPLICA` (our kept replica
-    /// was of our predecessor in our view then): only then may a kept
-    /// replica of a predecessor be taken over (§8).
-    pub(crate) kept_replica_join: bool,
     pub(crate) interval: Interval,
     pub(crate) pending_offer: Option<Pid>,
     pub(crate) succ_load: Option<u64>,
@@ -212,7 +208,6 @@ impl Torus {
             orphans: 0,
             resumed: None,
             kept_resumed: false,
-            kept_replica_join: false,
             interval: Interval::new(cfg.i_min, cfg.i_max, cfg.adaptive),
             pending_offer: None,
             succ_load: None,
