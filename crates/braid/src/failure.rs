@@ -108,6 +108,13 @@ impl Torus {
         self.adopt_view(now, v);
         let inb = self.inbound.remove(&x);
         self.resume(now, x, inb, None, tx);
+        // `x` may be alive (a false suspicion) and may have resumed its own
+        // failed predecessor shortly before, with our mirror of it behind:
+        // then its new incarnation takes over what it resumed, and we must
+        // still tell apart what we resumed of `x` (§8). Keep the adopted
+        // set until `x`'s next incarnation has done so (forever if none
+        // comes: memory only).
+        self.adopted_wait = Some(x);
     }
 
     /// Resume `x`'s committed processes from our mirror of it (if any),
@@ -124,6 +131,7 @@ impl Torus {
         tx: &mut impl Transport,
     ) -> usize {
         let mut resumed = 0;
+        let mut held = false;
         if let Some(inb) = inb {
             let dead = self.fenced.entry(x).or_insert(inb.incarnation);
             *dead = (*dead).max(inb.incarnation);
@@ -157,6 +165,7 @@ impl Torus {
                     self.adopted.insert(rec.pid, rec.gen);
                     continue;
                 }
+                held = true;
                 let home = self.cfg.lattice.home_for(rec.pid);
                 let rec = ProcRecord { home, ..*rec };
                 self.table.set(rec, Slot::Owned);
@@ -164,6 +173,25 @@ impl Torus {
                 self.out.notify_at(seq, Note::Committed(rec.pid));
                 self.adopted.insert(rec.pid, rec.gen);
                 self.schedule_slice(now, &rec);
+            }
+            // Installed here from `x`'s migrations, and not yet in our
+            // successor's mirror either, perhaps.
+            held |=
+                redirect.is_none() && inb.mirror.iter().any(|(_, s)| s == Slot::InFlight(self.id));
+            // Until our successor has applied what we resumed (the
+            // entries up to our log's head now), the mirror stays the
+            // replica of those processes: if we are fenced before, our
+            // fencer's mirror of us may lack them (docs/braid.md §8).
+            if held && self.out.target.is_some() {
+                self.out.hold = self.out.head.max(1);
+                match &mut self.resumed {
+                    Some((_, m)) => {
+                        for (rec, slot) in inb.mirror.iter() {
+                            m.mirror.set(*rec, slot);
+                        }
+                    }
+                    None => self.resumed = Some((x, inb)),
+                }
             }
         }
         // Its in-flight migrations to us are resolved: we hold them.
@@ -209,6 +237,7 @@ impl Torus {
             self.kept = Some((x, inb));
             return;
         }
+        self.kept_resumed = false;
         self.resume(now, x, Some(inb), Some(s), tx);
         // Our predecessor re-sends its migrations to `x` to us in the
         // snapshot of its session with us: once that is applied, our
@@ -253,10 +282,24 @@ impl Torus {
         // predecessor: if that predecessor has failed too, the mirror is
         // the only replica of its processes. Keep it until it is handed
         // over or superseded (docs/braid.md §8).
+        // A predecessor we resumed, with our successor's mirror perhaps
+        // lacking what we resumed, comes first: it failed, while our
+        // current predecessor is alive (one failure at a time).
+        let from_resumed = self.resumed.is_some();
+        let from_old = !from_resumed
+            && self
+                .view
+                .predecessor(self.id)
+                .is_none_or(|q| !self.inbound.get(&q).is_some_and(|i| i.synced));
+        let kept_resumed = from_resumed || (from_old && self.kept_resumed);
         let kept = self
-            .view
-            .predecessor(self.id)
-            .and_then(|q| self.inbound.remove(&q).filter(|i| i.synced).map(|i| (q, i)))
+            .resumed
+            .take()
+            .or_else(|| {
+                self.view
+                    .predecessor(self.id)
+                    .and_then(|q| self.inbound.remove(&q).filter(|i| i.synced).map(|i| (q, i)))
+            })
             .or(self.kept.take());
         // Our tombstones go with us. A torus we removed in a view that lost
         // to the one that fenced us (a split view) is alive and a member:
@@ -265,6 +308,7 @@ impl Torus {
         // the view no longer holds the removed torus, and membership
         // fences it.
         *self = fresh;
+        self.kept_resumed = kept_resumed && kept.is_some();
         self.kept = kept;
         self.stats = stats;
         // Keep the session counter moving so old acks never match.

@@ -29,7 +29,10 @@ impl Torus {
             .table
             .iter()
             .filter(|(r, s)| {
-                *s == Slot::Owned && u64::from(r.weight) < diff && !self.pinned.contains_key(&r.pid)
+                *s == Slot::Owned
+                    && u64::from(r.weight) < diff
+                    && !self.pinned.contains_key(&r.pid)
+                    && !self.held(r.pid)
             })
             .min_by_key(|(r, _)| (u64::from(r.weight).abs_diff(diff / 2), r.pid))
             .map(|(r, _)| *r)?;
@@ -72,7 +75,7 @@ impl Torus {
         let Some(&(rec, Slot::Owned)) = self.table.get(pid) else {
             return;
         };
-        if self.pinned.contains_key(&pid) {
+        if self.pinned.contains_key(&pid) || self.held(pid) {
             return;
         }
         let rec = ProcRecord {

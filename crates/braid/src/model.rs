@@ -272,6 +272,8 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         kept,
         handover,
         orphans,
+        resumed,
+        kept_resumed,
         interval,
         pending_offer,
         succ_load,
@@ -308,8 +310,10 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         kept,
         handover,
         orphans,
+        resumed,
     )
         .hash(h);
+    kept_resumed.hash(h);
     (
         interval,
         pending_offer,

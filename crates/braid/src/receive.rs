@@ -66,7 +66,12 @@ impl Torus {
         // Admitted while the torus whose replica we kept is still a member:
         // it is alive and replicates to our successor (joins wait for
         // that), so the kept replica is stale.
-        if admitted && self.kept.as_ref().is_some_and(|k| self.view.contains(k.0)) {
+        // (A resumed replica's torus is dead: a member with its id is a
+        // new incarnation.)
+        if admitted
+            && !self.kept_resumed
+            && self.kept.as_ref().is_some_and(|k| self.view.contains(k.0))
+        {
             self.drop_kept();
         }
     }
@@ -76,6 +81,7 @@ impl Torus {
     /// until our next snapshot (§8): send one.
     fn drop_kept(&mut self) {
         self.kept = None;
+        self.kept_resumed = false;
         self.restart_session();
     }
 
@@ -99,9 +105,15 @@ impl Torus {
         // The torus whose replica we kept is alive (a projection newer than
         // any our previous incarnation accepted): it replicates afresh. A
         // newer incarnation of it is no sign of life: it restarted empty.
-        if self.kept.as_ref().is_some_and(|(k, i)| {
-            *k == p.from && p.incarnation == i.incarnation && p.heartbeat > i.chain.last_heartbeat()
-        }) {
+        // (Not a resumed replica: our previous incarnation removed its
+        // torus, which is fenced whether it is alive or not.)
+        if !self.kept_resumed
+            && self.kept.as_ref().is_some_and(|(k, i)| {
+                *k == p.from
+                    && p.incarnation == i.incarnation
+                    && p.heartbeat > i.chain.last_heartbeat()
+            })
+        {
             self.drop_kept();
         }
         // A joiner's view is whatever it last knew: never adopt it.
@@ -174,10 +186,22 @@ impl Torus {
                     return;
                 }
                 let late = self.late_hand_over(p);
+                // The new incarnation of a torus we declared failed, which
+                // will sit right in front of us: its previous incarnation
+                // may have resumed its own predecessor shortly before, and
+                // we may not hold what it resumed (its log had not reached
+                // us); then it kept that replica, and takes it over (§8).
                 let v = self.view.with(p.from);
+                // (A `JOIN` with `REPLICA` keeps a replica of its
+                // predecessor: the hand-over rules above decide.)
+                let fencee = self.fenced.get(&p.from).is_some_and(|&i| i < p.incarnation)
+                    && p.flags & F_REPLICA == 0
+                    && v.successor(p.from) == Some(self.id);
                 self.adopt_view(now, v);
                 if let Some(q) = late {
                     self.orphans &= !(1 << q);
+                }
+                if late.is_some() || fencee {
                     self.handover = Some((p.from, p.incarnation));
                     self.adopted_wait = Some(p.from);
                 }
@@ -561,6 +585,10 @@ impl Torus {
         let mut notes = core::mem::take(&mut self.notes);
         self.out.on_ack(a.session, a.applied, a.durable, &mut notes);
         self.notes = notes;
+        if self.out.hold == 0 {
+            // What we resumed is in our successor's mirror now.
+            self.resumed = None;
+        }
         if let Some(&(_, sent)) = self.sent.iter().find(|(hb, _)| *hb == a.heard_hb) {
             self.lease_end = self.lease_end.max(sent + self.cfg.lease());
         }

@@ -44,6 +44,10 @@ pub(crate) struct OutSession {
     /// Migrations out that are not yet durable: pid → (to, seq).
     pub inflight: BTreeMap<Pid, (TorusId, u64)>,
     pub appended: u64,
+    /// Seq (this session) up to which the successor must apply our log
+    /// before we may drop the mirror of a predecessor we resumed (0: none;
+    /// a new session moves it to its snapshot's end).
+    pub hold: u64,
 }
 
 impl OutSession {
@@ -89,6 +93,9 @@ impl OutSession {
             }
         }
         self.snapshot_end = self.append(Op::SnapshotEnd, 0, ProcRecord::default());
+        if self.hold != 0 {
+            self.hold = self.snapshot_end;
+        }
         // Everything not yet committed is in the snapshot.
         for p in &mut self.pending {
             p.0 = self.snapshot_end;
@@ -161,6 +168,9 @@ impl OutSession {
                 notes.push(n);
                 self.pending.pop_front();
             }
+        }
+        if self.hold != 0 && self.applied >= self.hold {
+            self.hold = 0;
         }
         self.durable = self.durable.max(durable.min(self.applied));
     }

@@ -154,6 +154,16 @@ pub struct Torus {
     /// (bit per id), not back in the view since: their replica may be the
     /// one a fenced successor kept, to be handed over late (§8).
     pub(crate) orphans: u64,
+    /// The mirror of a predecessor we declared failed and resumed, kept
+    /// until our successor has applied the log entries that resumed it
+    /// (`out.hold`): until then it is the only replica of the resumed
+    /// processes besides our own table, and if we are fenced meanwhile it
+    /// becomes our new incarnation's kept replica (docs/braid.md §8).
+    pub(crate) resumed: Option<(TorusId, Inbound)>,
+    /// The kept replica is a resumed replica (of a predecessor our
+    /// previous incarnation removed and resumed): a member with that id
+    /// is a new incarnation, and it is taken over on any `TAKE_OVER`.
+    pub(crate) kept_resumed: bool,
     pub(crate) interval: Interval,
     pub(crate) pending_offer: Option<Pid>,
     pub(crate) succ_load: Option<u64>,
@@ -196,6 +206,8 @@ impl Torus {
             kept: None,
             handover: None,
             orphans: 0,
+            resumed: None,
+            kept_resumed: false,
             interval: Interval::new(cfg.i_min, cfg.i_max, cfg.adaptive),
             pending_offer: None,
             succ_load: None,
@@ -344,7 +356,7 @@ impl Torus {
     /// or has just migrated in and its giver has not yet forgotten it
     /// (retry later).
     pub fn exit(&mut self, pid: Pid) -> bool {
-        if !self.table.owns(pid) || self.pinned.contains_key(&pid) {
+        if !self.table.owns(pid) || self.pinned.contains_key(&pid) || self.held(pid) {
             return false;
         }
         self.table.remove(pid);
@@ -359,6 +371,16 @@ impl Torus {
         );
         self.out.notify_at(seq, Note::ExitCommitted(pid));
         true
+    }
+
+    /// A process we resumed (or installed from a migration of the
+    /// resumed predecessor) whose resumption our successor has not yet
+    /// applied: like a pinned one, it may neither move on nor exit
+    /// (docs/braid.md §8, resumption not yet replicated).
+    pub(crate) fn held(&self, pid: Pid) -> bool {
+        self.resumed
+            .as_ref()
+            .is_some_and(|(_, m)| m.mirror.get(pid).is_some())
     }
 
     pub(crate) fn schedule_slice(&mut self, now: Time, rec: &ProcRecord) {
@@ -519,11 +541,14 @@ impl Torus {
         {
             p.flags |= F_MIRROR_SYNCED;
         }
-        if self
-            .kept
-            .as_ref()
-            .is_some_and(|k| !self.joining || self.view.predecessor(self.id) == Some(k.0))
-        {
+        // A joiner's `REPLICA` says it keeps a replica of its predecessor
+        // (the hand-over rules, §8); one that keeps a resumed replica says
+        // nothing: its successor hands it over as the next incarnation of
+        // a torus it fenced (a member with the resumed torus's id is a new
+        // incarnation).
+        if self.kept.as_ref().is_some_and(|k| {
+            !self.joining || (!self.kept_resumed && self.view.predecessor(self.id) == Some(k.0))
+        }) {
             p.flags |= F_REPLICA;
         }
         p.n_entries = self.out.window(&mut p.entries);
@@ -559,7 +584,12 @@ impl Torus {
             return;
         }
         match (self.out.target, desired) {
-            (_, None) => self.out.target = None,
+            (_, None) => {
+                // Alone: nobody to replicate to, nothing to hold for.
+                self.out.target = None;
+                self.out.hold = 0;
+                self.resumed = None;
+            }
             (Some(old), Some(_))
                 if self.view.contains(old) && self.out.inflight.values().any(|f| f.0 == old) => {}
             (old, Some(new)) => {

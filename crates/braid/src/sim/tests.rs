@@ -91,7 +91,7 @@ fn former_failures_pass() {
             panic!("crash/restart seed {seed} violated {v:?}");
         }
     }
-    for seed in [16687, 39799, 45367, 50198, 87767] {
+    for seed in [16687, 39799, 45367, 50198, 87767, 663095, 677896, 687543] {
         if let Err(v) = Sim::run(Scenario::soak(seed)) {
             panic!("soak seed {seed} violated {v:?}");
         }
@@ -335,7 +335,14 @@ fn kept_replica_with_installed_migration(
     }
     // J has not joined yet: whatever S did with P, it was no hand-over.
     assert!(!s.tori[2].as_ref().unwrap().view().contains(1));
-    if exit_at_s && s.tori[2].as_mut().unwrap().exit(pid) {
+    // S refuses the exit until its own successor has applied what it
+    // resumed of R (a held process, §8): retry, as a host does.
+    while exit_at_s && !s.tori[2].as_mut().unwrap().exit(pid) {
+        let t = s.time + 100_000;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < sc.active, "S never let the process exit");
+    }
+    if exit_at_s {
         s.exiting.insert(pid);
     }
     s.net.cut.clear();
@@ -398,5 +405,83 @@ fn kept_replica_taken_over_after_orphan_removal() {
             .iter()
             .flatten()
             .any(|t| t.stats.duplicates_dropped > 0));
+    }
+}
+
+/// The resumption that its resumer's successor had not yet replicated
+/// (docs/braid.md §8, "Resumption not yet replicated"; soak seed 663095):
+/// `P` (torus 0) crashes and its successor `R` (torus 1) resumes it, but
+/// `R`'s projections to `S` (torus 2) are lost from that instant, so `S`
+/// never gets `R`'s `Upsert`s of `P`'s processes and fences `R` after a
+/// detection timeout. `R`'s new incarnation must hand them over to `S`:
+/// every committed process of `P` ends up owned exactly once.
+fn resumption_unreplicated(seed: u64) -> Sim {
+    let mut sc = only(seed, |s| s.burst = true);
+    sc.cfg.tori = 4;
+    let mut s = Sim::new(sc);
+    // Until P holds committed processes of its own.
+    loop {
+        let t = s.time + 100_000;
+        s.run_until(t, true).unwrap();
+        assert!(s.time < sc.active, "P never held a committed process");
+        let p = s.tori[0].as_ref().unwrap();
+        if s.healthy()
+            && p.table()
+                .iter()
+                .any(|(r, sl)| sl == Slot::Owned && s.committed.contains(&r.pid))
+        {
+            break;
+        }
+    }
+    let of_p: std::vec::Vec<Pid> = s.tori[0]
+        .as_ref()
+        .unwrap()
+        .table()
+        .iter()
+        .filter(|(r, sl)| *sl == Slot::Owned && s.committed.contains(&r.pid))
+        .map(|(r, _)| r.pid)
+        .collect();
+    s.tori[0] = None;
+    s.down_since = Some((0, s.time));
+    // R resumes P; its projections to S are cut from that step on (the
+    // one carrying the Upserts too: records are dropped when due).
+    while s.tori[1].as_ref().unwrap().view().contains(0) {
+        let t = s.time + 1_000;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < sc.active + sc.settle, "R never resumed P");
+    }
+    s.net.cut.push((1, 2));
+    let r = s.tori[1].as_ref().unwrap();
+    assert!(of_p.iter().all(|p| r.table().owns(*p)), "R resumed P");
+    assert!(r.resumed.is_some(), "R holds the resumed replica");
+    assert!(of_p.iter().all(|p| r.held(*p)), "held");
+    while s.tori[2].as_ref().unwrap().view().contains(1) {
+        let t = s.time + 100_000;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < sc.active + sc.settle, "S never removed R");
+    }
+    let st = s.tori[2].as_ref().unwrap();
+    assert!(
+        of_p.iter().all(|p| !st.table().owns(*p)),
+        "S never got them"
+    );
+    s.net.cut.clear();
+    let end = s.time + sc.settle;
+    s.run_until(end, false).unwrap();
+    s.check_quiescent().unwrap();
+    let j = s.tori[1].as_ref().unwrap();
+    assert!(j.incarnation() > 0 && j.kept.is_none() && j.resumed.is_none());
+    for p in &of_p {
+        let owners = s.tori.iter().flatten().filter(|t| t.table().owns(*p));
+        assert_eq!(owners.count(), 1, "pid {p:#x}");
+    }
+    assert!(s.tori.iter().flatten().all(|t| t.adopted.is_empty()));
+    s
+}
+
+#[test]
+fn resumption_handed_over_when_resumer_fenced_before_replicating() {
+    for seed in 1..=8 {
+        resumption_unreplicated(seed);
     }
 }
