@@ -250,6 +250,15 @@ impl Ext4Mount {
         s.free_blocks.saturating_mul(s.block_size)
     }
 
+    /// Applies `update` to inode `n`'s attributes.
+    fn update_metadata(&self, n: u32, update: InodeMetadataUpdate) -> KResult<()> {
+        self.fs
+            .lock()
+            .update_inode_metadata(ino(n)?, update)
+            .map(|_| ())
+            .map_err(errno)
+    }
+
     /// Sets inode `n`'s mtime (the time of a cached write, once written
     /// back), under the page cache's lock.
     pub(super) fn set_mtime(&self, n: u32, t: Timespec) -> KResult<()> {
@@ -257,11 +266,7 @@ impl Ext4Mount {
             mtime: Some(Ext4Timestamp::new(t.sec, t.nsec)),
             ..InodeMetadataUpdate::default()
         };
-        self.fs
-            .lock()
-            .update_inode_metadata(ino(n)?, update)
-            .map(|_| ())
-            .map_err(errno)
+        self.update_metadata(n, update)
     }
 
     fn info(&self, n: u32) -> KResult<InodeInfo> {
@@ -787,11 +792,7 @@ impl Ext4Mount {
             permissions: Some(perms(mode)?),
             ..InodeMetadataUpdate::default()
         };
-        self.fs
-            .lock()
-            .update_inode_metadata(ino(n)?, update)
-            .map(|_| ())
-            .map_err(errno)
+        self.update_metadata(n, update)
     }
 
     /// chown: owner and group (None: unchanged).
@@ -802,11 +803,7 @@ impl Ext4Mount {
             owner: Some((uid.unwrap_or(cur.uid), gid.unwrap_or(cur.gid))),
             ..InodeMetadataUpdate::default()
         };
-        self.fs
-            .lock()
-            .update_inode_metadata(ino(n)?, update)
-            .map(|_| ())
-            .map_err(errno)
+        self.update_metadata(n, update)
     }
 
     /// utimensat: access and modification times (None: unchanged).
@@ -821,11 +818,7 @@ impl Ext4Mount {
             mtime: m.map(t),
             ..InodeMetadataUpdate::default()
         };
-        self.fs
-            .lock()
-            .update_inode_metadata(ino(n)?, update)
-            .map(|_| ())
-            .map_err(errno)
+        self.update_metadata(n, update)
     }
 }
 

@@ -136,12 +136,7 @@ impl Chan {
     /// signal: the caller's state must cross whole). Err if the
     /// connection is gone.
     pub fn send(&mut self, kind: u8, payload: &[u8]) -> Result<(), ChanErr> {
-        let mut frame = Vec::with_capacity(HDR + payload.len());
-        frame.extend_from_slice(&MAGIC.to_le_bytes());
-        frame.extend_from_slice(&[kind, 0, 0, 0]);
-        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&braid::codec::crc(payload).to_le_bytes());
-        frame.extend_from_slice(payload);
+        let frame = encode(kind, payload);
         let mut off = 0;
         while off < frame.len() {
             let h = self.h;
@@ -175,12 +170,7 @@ impl Chan {
     /// Sends one small message if it fits in the socket now (exit paths,
     /// the boundary): false if it did not.
     pub fn send_now(&mut self, kind: u8, payload: &[u8]) -> bool {
-        let mut frame = Vec::with_capacity(HDR + payload.len());
-        frame.extend_from_slice(&MAGIC.to_le_bytes());
-        frame.extend_from_slice(&[kind, 0, 0, 0]);
-        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&braid::codec::crc(payload).to_le_bytes());
-        frame.extend_from_slice(payload);
+        let frame = encode(kind, payload);
         let h = self.h;
         let ok = stack::with(|_, set| {
             let s = set.get_mut::<tcp::Socket>(h);
@@ -321,4 +311,16 @@ pub fn sweep(now: u64) {
 pub fn reserve_ports() -> bool {
     (0..=CLIENT_PORTS)
         .all(|i| crate::net::inet::reserve_port(crate::net::socket::SOCK_STREAM, PORT + i).is_ok())
+}
+
+/// One message as it goes on the wire: magic, kind, payload length,
+/// the payload's CRC32C, the payload.
+fn encode(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(HDR + payload.len());
+    frame.extend_from_slice(&MAGIC.to_le_bytes());
+    frame.extend_from_slice(&[kind, 0, 0, 0]);
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&braid::codec::crc(payload).to_le_bytes());
+    frame.extend_from_slice(payload);
+    frame
 }
