@@ -9,7 +9,7 @@
 
 use abi::{Errno, KResult};
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 /// A position in a directory (getdents resumes there).
@@ -19,9 +19,10 @@ pub use rsext4::DirectoryCursor as DirCursor;
 pub type DirEntry = (u64, u8, Vec<u8>, DirCursor);
 use rsext4::{
     BlockIo, DeviceCapabilities, DeviceGeometry, DirectoryCursor, DirectoryEntryType, Ext4,
-    Ext4Error, Ext4ErrorKind, Ext4Result, Ext4Timestamp, FileName, FilePermissions, InodeInfo,
-    InodeMetadataUpdate, InodeNumber, MountOptions, MountServices, MountedServices,
-    MutationContext, NoopObserver, RenameOptions, SectorId, UnlinkOutcome,
+    Ext4Error, Ext4ErrorKind, Ext4Result, Ext4Timestamp, FileExtentState, FileExtentTarget,
+    FileName, FilePermissions, InodeInfo, InodeMetadataUpdate, InodeNumber, MountOptions,
+    MountServices, MountedServices, MutationContext, NoopObserver, RenameOptions, SectorId,
+    UnlinkOutcome,
 };
 use spin::Mutex;
 use vfs::{FileType, Stat, Timespec};
@@ -128,6 +129,37 @@ fn name(n: &[u8]) -> KResult<FileName<'_>> {
     FileName::new(n).map_err(|_| Errno::ENAMETOOLONG)
 }
 
+/// Whether writing `len` bytes at `off` to inode `i` overwrites
+/// initialized blocks inside its size: then the write changes no size,
+/// no mapping and no extent's state, nothing fdatasync must commit.
+/// False when it cannot tell.
+fn in_place(fs: &mut Fs, i: InodeNumber, off: u64, len: u64) -> bool {
+    let Some(end) = off.checked_add(len) else {
+        return false;
+    };
+    if len == 0 || fs.inode(i).map_or(true, |info| end > info.size) {
+        return false;
+    }
+    let Ok(map) = fs.inode_extents(i, off, len, FileExtentTarget::Data, 64) else {
+        return false;
+    };
+    if !map.complete {
+        return false;
+    }
+    // The extents, in file order, must leave no hole in [off, end).
+    let mut at = off;
+    for e in &map.extents {
+        if e.state != FileExtentState::Initialized || e.logical_start > at {
+            return false;
+        }
+        at = at.max(e.logical_start.saturating_add(e.length));
+        if at >= end {
+            return true;
+        }
+    }
+    false
+}
+
 /// Where a walk inside the file system ended.
 pub enum Walk {
     /// An inode of this file system.
@@ -153,6 +185,11 @@ pub struct Ext4Mount {
     pub readonly: bool,
     /// Its files' pages: read(2)'s and mmap's (`ext4_pages`).
     pub pages: super::ext4_pages::PageCache,
+    /// Inodes whose size or block mapping may have changed since the
+    /// last journal commit (Linux's I_DIRTY_DATASYNC): their fdatasync
+    /// commits. Changed and cleared only under `fs`'s lock, so a commit
+    /// never clears a mark set after it.
+    remapped: Mutex<BTreeSet<u32>>,
 }
 
 /// The crate's mount, its result moved to the heap at once, in a frame
@@ -190,6 +227,7 @@ impl Ext4Mount {
             dev,
             readonly,
             pages: Default::default(),
+            remapped: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -216,19 +254,42 @@ impl Ext4Mount {
         // Dirty and mapped pages first, so the commit carries them; one
         // that failed to go keeps the commit from nothing else.
         let wb = self.pages.writeback(self, None);
-        let done = self.fs.lock().sync().map_err(errno);
-        wb.and(done)
+        wb.and(self.commit(&mut self.fs.lock()))
     }
 
     /// fsync/fdatasync of inode `n`: its dirty and mapped pages go to
     /// the crate, then the journal is committed and the disk flushed.
-    pub fn fsync(&self, n: u32) -> KResult<()> {
+    ///
+    /// fdatasync (`datasync`) of a regular file whose size and block
+    /// mapping the last commit already holds (its writes since were
+    /// overwrites in place: SQLite's database and journal header) only
+    /// writes the data and flushes the disk, as Linux's ext4_sync_file
+    /// does: the times its writes changed wait for the next commit, and
+    /// a commit costs a second flush and the journal's blocks.
+    pub fn fsync(&self, n: u32, datasync: bool) -> KResult<()> {
         if self.readonly {
             return Ok(());
         }
         let wb = self.pages.writeback(self, Some(n));
-        let done = self.fs.lock().sync().map_err(errno);
-        wb.and(done)
+        let mut fs = self.fs.lock();
+        let regular = |fs: &mut Fs| {
+            let mode = ino(n)
+                .and_then(|i| fs.inode(i).map_err(errno))
+                .map(|i| i.mode);
+            mode.is_ok_and(|m| FileType::from_mode(u32::from(m)) == Some(FileType::Regular))
+        };
+        if datasync && !self.remapped.lock().contains(&n) && regular(&mut fs) {
+            return wb.and(fs.sync_data().map_err(errno));
+        }
+        wb.and(self.commit(&mut fs))
+    }
+
+    /// Commits the journal and flushes the disk, under `fs`'s lock:
+    /// afterwards no size or mapping change is pending.
+    fn commit(&self, fs: &mut Fs) -> KResult<()> {
+        fs.sync().map_err(errno)?;
+        self.remapped.lock().clear();
+        Ok(())
     }
 
     /// The periodic write-back (every 5 s, `trap::deferred_work`): dirty
@@ -241,7 +302,7 @@ impl Ext4Mount {
         }
         self.pages.writeback_background(self);
         // A commit with nothing new to commit costs no disk request.
-        let _ = self.fs.lock().sync();
+        let _ = self.commit(&mut self.fs.lock());
     }
 
     /// Bytes free for new blocks.
@@ -667,11 +728,14 @@ impl Ext4Mount {
     /// the umask); returns its inode.
     pub fn create(&self, dir: u32, name_: &[u8], mode: u32) -> KResult<u32> {
         self.may_add(dir)?;
-        let info = self
-            .fs
-            .lock()
+        let mut fs = self.fs.lock();
+        let info = fs
             .create_regular_file(ctx(), ino(dir)?, name(name_)?, perms(mode)?)
             .map_err(errno)?;
+        // A new file's fdatasync commits its inode (Linux: its datasync
+        // transaction is the one that made it).
+        self.remapped.lock().insert(info.number.raw());
+        drop(fs);
         // The number may be a freed inode's: nothing of it may show.
         self.pages.forget(info.number.raw());
         Ok(info.number.raw())
@@ -767,10 +831,14 @@ impl Ext4Mount {
         if data.is_empty() {
             return Ok(0);
         }
-        self.fs
-            .lock()
-            .write_inode(ino(n)?, off, data)
-            .map_err(errno)?;
+        let i = ino(n)?;
+        let mut fs = self.fs.lock();
+        let mut remapped = self.remapped.lock();
+        if !remapped.contains(&n) && !in_place(&mut fs, i, off, data.len() as u64) {
+            remapped.insert(n);
+        }
+        drop(remapped);
+        fs.write_inode(i, off, data).map_err(errno)?;
         Ok(data.len())
     }
 
@@ -782,7 +850,9 @@ impl Ext4Mount {
     /// Truncates in the crate, under the page cache's lock.
     pub(super) fn truncate_raw(&self, n: u32, size: u64) -> KResult<()> {
         self.writable()?;
-        self.fs.lock().truncate_inode(ino(n)?, size).map_err(errno)
+        let mut fs = self.fs.lock();
+        self.remapped.lock().insert(n);
+        fs.truncate_inode(ino(n)?, size).map_err(errno)
     }
 
     /// chmod: the permission bits.

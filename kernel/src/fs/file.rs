@@ -324,16 +324,18 @@ impl OpenFile {
         }
     }
 
-    /// fsync(2): a disk is flushed (VIRTIO_BLK_F_FLUSH; its writes are
-    /// already on the device, nothing is cached above it); an ext4 file's
-    /// dirty pages are written back and the journal committed; tmpfs and /proc
-    /// files have nowhere to go; EINVAL for what cannot be synced (pipes,
+    /// fsync(2), fdatasync(2) with `datasync`: a disk is flushed
+    /// (VIRTIO_BLK_F_FLUSH; its writes are already on the device, nothing
+    /// is cached above it); an ext4 file's dirty pages are written back
+    /// and the journal committed (not for `datasync` when it only holds
+    /// times: [`super::ext4::Ext4Mount::fsync`]); tmpfs and /proc files
+    /// have nowhere to go; EINVAL for what cannot be synced (pipes,
     /// sockets, the tty, character devices), as on Linux.
-    pub fn sync(&self) -> KResult<()> {
+    pub fn sync(&self, datasync: bool) -> KResult<()> {
         match &self.kind {
             Kind::Block(d) => d.flush(crate::block::Wait::Sleep),
             Kind::Inode(_) | Kind::Proc(_) | Kind::ProcControl(..) | Kind::ProcDir(_) => Ok(()),
-            Kind::Ext(m, n) => m.fs.fsync(*n),
+            Kind::Ext(m, n) => m.fs.fsync(*n, datasync),
             _ => Err(Errno::EINVAL),
         }
     }

@@ -226,7 +226,12 @@ fn fsync(ring: &Arc<Ring>, sqe: &Sqe) -> Outcome {
         return fail(Errno::EINVAL);
     }
     // As fsync(2): a disk is flushed, tmpfs has nothing to flush.
-    done(file_of(ring, sqe).and_then(|f| f.sync()).map(|()| 0))
+    let datasync = sqe.op_flags & IORING_FSYNC_DATASYNC != 0;
+    done(
+        file_of(ring, sqe)
+            .and_then(|f| f.sync(datasync))
+            .map(|()| 0),
+    )
 }
 
 fn openat(sqe: &Sqe) -> Outcome {

@@ -527,7 +527,7 @@ impl Mm {
             .iter()
             .filter(|h| keys.contains(&h.lock_key().unwrap_or((0, 0))))
         {
-            f.sync()?;
+            f.sync(false)?;
         }
         Ok(())
     }

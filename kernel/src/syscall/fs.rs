@@ -1630,10 +1630,10 @@ pub fn ftruncate(fd: u64, len: u64) -> KResult<u64> {
     kfs::with(|fs| fs.truncate(ino, len)).map(|_| 0)
 }
 
-/// fsync(2), fdatasync(2) ([`OpenFile::sync`]); EBADF for a closed
-/// descriptor.
-pub fn fsync(fd: u64) -> KResult<u64> {
-    fd_file(fd)?.sync().map(|()| 0)
+/// fsync(2), and fdatasync(2) with `datasync` ([`OpenFile::sync`]);
+/// EBADF for a closed descriptor.
+pub fn fsync(fd: u64, datasync: bool) -> KResult<u64> {
+    fd_file(fd)?.sync(datasync).map(|()| 0)
 }
 
 /// syncfs(2): every disk is flushed (one file system per disk at most).

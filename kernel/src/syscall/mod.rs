@@ -250,7 +250,8 @@ fn dispatch(f: &mut TrapFrame) -> u64 {
         nr::__NR_utimensat => ret(fs::utimensat(a0 as i32 as i64, a1, a2, a3)),
         nr::__NR_truncate => ret(fs::truncate(a0, a1)),
         nr::__NR_ftruncate => ret(fs::ftruncate(a0, a1)),
-        nr::__NR_fsync | nr::__NR_fdatasync => ret(fs::fsync(a0)),
+        nr::__NR_fsync => ret(fs::fsync(a0, false)),
+        nr::__NR_fdatasync => ret(fs::fsync(a0, true)),
         nr::__NR_syncfs => ret(fs::syncfs(a0)),
         nr::__NR_sync => {
             crate::fs::mount::sync_all();

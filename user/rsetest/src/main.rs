@@ -81,8 +81,8 @@ mod unix_stream;
 mod util;
 mod vdso;
 mod vm_exit_leak;
-mod vma_limit;
 mod vm_util;
+mod vma_limit;
 mod wait_bounds;
 mod wallclock;
 mod writeback;
@@ -329,6 +329,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "writeback_dirty",
         writeback::dirty,
         "FILE SEED: FILE (256 KiB) written durably, then overwritten with SEED's bytes and left dirty (no fsync), for the host to find on the disk",
+    ),
+    (
+        "datasync",
+        writeback::datasync,
+        "FILE SEED [append]: FILE overwritten in place with SEED's bytes (or 5000 of them appended) and fdatasync'd, for the host to find on the disk after a power cut",
     ),
     (
         "shared_file",

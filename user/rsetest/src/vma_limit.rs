@@ -78,7 +78,11 @@ pub fn run(_: &[String]) -> Result<(), String> {
     let during = maps_count(&mut buf)?;
     say!(
         "{split} pages made readable before {}; /proc/self/maps: {before} -> {during} lines",
-        if err == 0 { "the end".to_string() } else { errname(err) }
+        if err == 0 {
+            "the end".to_string()
+        } else {
+            errname(err)
+        }
     );
     check(err == libc::ENOMEM, "splitting stops with ENOMEM")?;
     check(
@@ -89,7 +93,10 @@ pub fn run(_: &[String]) -> Result<(), String> {
     let r = unsafe { libc::munmap(p, len) };
     check(r == 0, "munmap of the whole range")?;
     let after = maps_count(&mut buf)?;
-    check(after <= before, format_args!("the mappings are gone ({after} lines)"))?;
+    check(
+        after <= before,
+        format_args!("the mappings are gone ({after} lines)"),
+    )?;
     let v = vec![1u8; 1 << 20];
     check(v.iter().all(|&b| b == 1), "and memory can be mapped again")
 }

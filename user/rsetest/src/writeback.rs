@@ -30,6 +30,8 @@ const PAGE: usize = 4096;
 const PAGES: usize = 64;
 /// Bytes `writeback_dirty` appends after its rewrites.
 const EXTRA: usize = 2 * PAGE + 123;
+/// Bytes `datasync` appends after its overwrite.
+const APPEND: usize = 5000;
 /// 4 KiB rewrites of the first test file.
 const REWRITES: usize = 400;
 
@@ -351,5 +353,32 @@ pub fn dirty(args: &[String]) -> Result<(), String> {
     }
     same(&read_all(path)?, &pattern(seed, 0, len + EXTRA), "read(2)")?;
     say!("dirty {path} {seed}");
+    Ok(())
+}
+
+/// `datasync FILE SEED [append]`: FILE (durable, as `writeback_dirty`
+/// and a `sync` left it) overwritten in place with SEED's bytes and
+/// fdatasync'd (data only: its size and mapping are committed already);
+/// with `append`, `APPEND` of SEED's bytes appended instead and
+/// fdatasync'd (the new size and blocks must be committed). For the host
+/// to find on the disk after a power cut right after.
+pub fn datasync(args: &[String]) -> Result<(), String> {
+    let (Some(path), Some(seed)) = (args.first(), args.get(1).and_then(|s| s.parse().ok())) else {
+        return Err("usage: datasync FILE SEED [append]".into());
+    };
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(e(path))?;
+    let size = f.metadata().map_err(e("fstat"))?.len() as usize;
+    let (from, len) = match args.get(2).map(String::as_str) {
+        Some("append") => (size, APPEND),
+        _ => (0, size),
+    };
+    f.write_all_at(&pattern(seed, from, len), from as u64)
+        .map_err(e("pwrite"))?;
+    f.sync_data().map_err(e("fdatasync"))?;
+    say!("datasynced {path} {seed} {}", size.max(from + len));
     Ok(())
 }

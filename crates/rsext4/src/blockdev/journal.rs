@@ -992,6 +992,19 @@ impl<B: BlockIo> Jbd2Dev<B> {
         }
     }
 
+    /// Makes the data written so far durable without committing the
+    /// running transaction (RSE OS patch: fdatasync of data whose
+    /// mapping is already committed, as Linux's ext4_sync_file does when
+    /// the inode has no datasync-relevant change in the running
+    /// transaction).
+    pub(crate) fn flush_data(&mut self) -> Ext4Result<()> {
+        self.ensure_not_aborted("jbd2:flush_data_after_abort")?;
+        if self.active_direct_handle.is_some() || self.active_handle.is_some() {
+            return Err(Ext4Error::busy().with_operation("jbd2:flush_data_with_active_handle"));
+        }
+        self.inner.flush()
+    }
+
     /// Commits and checkpoints all buffered journal transactions during unmount.
     pub fn umount_commit(&mut self) -> Ext4Result<()> {
         if !self.reserved_handles.is_empty() {

@@ -1271,6 +1271,22 @@ where
             .sync_filesystem_with_observer(&mut self.device, &mut self.services.observer)
     }
 
+    /// Writes cached file data blocks and flushes the device, leaving the
+    /// running journal transaction (metadata) uncommitted (RSE OS patch).
+    ///
+    /// This is fdatasync for a file whose size and block mapping the last
+    /// commit already holds (overwrites in place): its data is durable
+    /// and reachable after a crash. The caller decides that; a file whose
+    /// size or mapping changed since the last commit needs [`Self::sync`].
+    pub fn sync_data(&mut self) -> Ext4Result<()> {
+        self.ensure_mounted("sync_data:unmounted")?;
+        if self.options.readonly {
+            return self.device.flush();
+        }
+        self.filesystem.datablock_cache.flush_all(&mut self.device)?;
+        self.device.flush_data()
+    }
+
     /// Refreshes MMP ownership after the embedding runtime's lock-free wait.
     ///
     /// `elapsed` is the monotonic duration since the previous successful MMP
