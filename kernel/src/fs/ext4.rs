@@ -19,10 +19,9 @@ pub use rsext4::DirectoryCursor as DirCursor;
 pub type DirEntry = (u64, u8, Vec<u8>, DirCursor);
 use rsext4::{
     BlockIo, DeviceCapabilities, DeviceGeometry, DirectoryCursor, DirectoryEntryType, Ext4,
-    Ext4Error, Ext4ErrorKind, Ext4Result, Ext4Timestamp, FileExtentState, FileExtentTarget,
-    FileName, FilePermissions, InodeInfo, InodeMetadataUpdate, InodeNumber, MountOptions,
-    MountServices, MountedServices, MutationContext, NoopObserver, RenameOptions, SectorId,
-    UnlinkOutcome,
+    Ext4Error, Ext4ErrorKind, Ext4Result, Ext4Timestamp, FileName, FilePermissions, InodeInfo,
+    InodeMetadataUpdate, InodeNumber, MountOptions, MountServices, MountedServices,
+    MutationContext, NoopObserver, RenameOptions, SectorId, UnlinkOutcome,
 };
 use spin::Mutex;
 use vfs::{FileType, Stat, Timespec};
@@ -127,37 +126,6 @@ fn ino(n: u32) -> KResult<InodeNumber> {
 
 fn name(n: &[u8]) -> KResult<FileName<'_>> {
     FileName::new(n).map_err(|_| Errno::ENAMETOOLONG)
-}
-
-/// Whether writing `len` bytes at `off` to inode `i` overwrites
-/// initialized blocks inside its size: then the write changes no size,
-/// no mapping and no extent's state, nothing fdatasync must commit.
-/// False when it cannot tell.
-fn in_place(fs: &mut Fs, i: InodeNumber, off: u64, len: u64) -> bool {
-    let Some(end) = off.checked_add(len) else {
-        return false;
-    };
-    if len == 0 || fs.inode(i).map_or(true, |info| end > info.size) {
-        return false;
-    }
-    let Ok(map) = fs.inode_extents(i, off, len, FileExtentTarget::Data, 64) else {
-        return false;
-    };
-    if !map.complete {
-        return false;
-    }
-    // The extents, in file order, must leave no hole in [off, end).
-    let mut at = off;
-    for e in &map.extents {
-        if e.state != FileExtentState::Initialized || e.logical_start > at {
-            return false;
-        }
-        at = at.max(e.logical_start.saturating_add(e.length));
-        if at >= end {
-            return true;
-        }
-    }
-    false
 }
 
 /// Where a walk inside the file system ended.
@@ -833,12 +801,12 @@ impl Ext4Mount {
         }
         let i = ino(n)?;
         let mut fs = self.fs.lock();
-        let mut remapped = self.remapped.lock();
-        if !remapped.contains(&n) && !in_place(&mut fs, i, off, data.len() as u64) {
-            remapped.insert(n);
+        let r = fs.write_inode_in_place(i, off, data);
+        // A failed write may have allocated part of its range.
+        if r != Ok(true) {
+            self.remapped.lock().insert(n);
         }
-        drop(remapped);
-        fs.write_inode(i, off, data).map_err(errno)?;
+        r.map_err(errno)?;
         Ok(data.len())
     }
 

@@ -20,7 +20,7 @@ use crate::{
         get_inode_xattr, inspect_inode_extents, link_inode_at, list_inode_xattrs,
         operate_inode_range, read_inode_data_into, reap_unlinked_inode, remove_inode_xattr,
         rename_inode_at, set_inode_xattr, truncate_inode, unlink_empty_directory_at,
-        unlink_inode_at, write_inode_data,
+        unlink_inode_at, write_inode_data, write_inode_data_in_place,
     },
     hashtree::{
         Ext4InodeHashTreeExt, IndexedDirectoryRange, IndexedDirectoryRecord,
@@ -1219,6 +1219,26 @@ where
     ) -> Ext4Result<()> {
         self.ensure_writable("inode:write")?;
         write_inode_data(
+            &mut self.device,
+            &mut self.filesystem,
+            number,
+            offset,
+            input,
+        )
+    }
+
+    /// [`Self::write_inode`], telling whether the write only overwrote
+    /// initialized blocks inside the file's size, changing neither its
+    /// size nor its block mapping (RSE OS patch: then fdatasync needs no
+    /// commit, [`Self::sync_data`]).
+    pub fn write_inode_in_place(
+        &mut self,
+        number: InodeNumber,
+        offset: u64,
+        input: &[u8],
+    ) -> Ext4Result<bool> {
+        self.ensure_writable("inode:write")?;
+        write_inode_data_in_place(
             &mut self.device,
             &mut self.filesystem,
             number,

@@ -2934,8 +2934,22 @@ pub fn write_inode_data<B: BlockIo>(
     offset: u64,
     data: &[u8],
 ) -> Ext4Result<()> {
+    write_inode_data_in_place(device, fs, inode_num, offset, data).map(|_| ())
+}
+
+/// [`write_inode_data`], telling whether the write only overwrote
+/// initialized blocks inside the file's size (RSE OS patch): `Ok(true)`
+/// means it changed neither the size nor the block mapping, so only the
+/// inode's times await a commit (fdatasync needs none).
+pub fn write_inode_data_in_place<B: BlockIo>(
+    device: &mut Jbd2Dev<B>,
+    fs: &mut Ext4FileSystem,
+    inode_num: InodeNumber,
+    offset: u64,
+    data: &[u8],
+) -> Ext4Result<bool> {
     if data.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
 
     let mut inode = fs.get_inode_by_num(device, inode_num)?;
@@ -2956,7 +2970,7 @@ pub fn write_inode_data<B: BlockIo>(
 
     let write = WriteSlice { offset, end, data };
     if !inode.uses_extents() {
-        return write_legacy_inode_data(device, fs, inode_num, inode, write);
+        return write_legacy_inode_data(device, fs, inode_num, inode, write).map(|()| false);
     }
 
     if extent_write_needs_preparation(
@@ -2975,7 +2989,8 @@ pub fn write_inode_data<B: BlockIo>(
             &write,
             start_lbn as u32,
             end_lbn as u32,
-        );
+        )
+        .map(|()| false);
     }
 
     let use_existing_run_map = end <= old_size
@@ -3026,5 +3041,7 @@ pub fn write_inode_data<B: BlockIo>(
         Ext4InodeMetadataUpdate::write_access(),
     )?;
 
-    Ok(())
+    // Every block was mapped and initialized (an unprepared one fails
+    // above): only a size change is left to tell.
+    Ok(end <= old_size)
 }
