@@ -64,7 +64,7 @@ pub fn deferred_work() {
         }
         // Every 5 s, on one CPU: dirty file pages to the disks.
         if crate::fs::ext4_pages::writeback_due(now) {
-            crate::fs::mount::writeback_all();
+            crate::fs::mount::writeback_all(now);
         }
     }
     if crate::console::has_input() {

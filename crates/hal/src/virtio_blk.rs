@@ -286,14 +286,27 @@ impl<T: Transport> BlkQueue<T> {
         self.slots.len() - self.inflight
     }
 
-    /// The result of request `id` if it completed (taking it).
-    fn take_done(&mut self, id: u64) -> Option<bool> {
-        let i = self.done.iter().position(|d| d.0 == id)?;
-        Some(self.done.swap_remove(i).1)
+    /// Takes the completions of the requests in `mine` (ids in
+    /// increasing order) from the done list: how many, and whether all
+    /// of them succeeded. Costs the done list's length, not `mine`'s (a
+    /// flush of thousands of blocks is one `run`).
+    fn take_mine(&mut self, mine: &[u64]) -> (usize, bool) {
+        let (mut n, mut ok) = (0, true);
+        let mut i = 0;
+        while i < self.done.len() {
+            if mine.binary_search(&self.done[i].0).is_ok() {
+                ok &= self.done.swap_remove(i).1;
+                n += 1;
+            } else {
+                i += 1;
+            }
+        }
+        (n, ok)
     }
 
-    fn is_done(&self, id: u64) -> bool {
-        self.done.iter().any(|d| d.0 == id)
+    /// Whether a completion of `mine` waits in the done list.
+    fn any_mine(&self, mine: &[u64]) -> bool {
+        self.done.iter().any(|d| mine.binary_search(&d.0).is_ok())
     }
 
     /// Queues `r` (the device is told at [`BlkQueue::kick`]): the
@@ -389,36 +402,35 @@ pub fn run<T: Transport>(
     waiter: &mut dyn Waiter,
 ) -> Result<(), Error> {
     let n = reqs.len();
-    // The id of each submitted request still in flight (0 once taken).
+    // The ids of the requests submitted, in increasing order (the queue
+    // hands them out so under its lock), and the next one to submit.
     let mut ids: Vec<u64> = Vec::new();
     ids.try_reserve_exact(n).map_err(|_| Error::DmaError)?;
+    let mut next = 0;
     let mut result = Ok(());
     let mut left = n;
+    let sleeps = waiter.sleeps();
     while left > 0 {
         let others = {
             let mut g = q.lock();
             let reaped = g.reap();
-            for id in ids.iter_mut().filter(|id| **id != 0) {
-                if let Some(ok) = g.take_done(*id) {
-                    *id = 0;
-                    left -= 1;
-                    if !ok {
-                        result = Err(Error::IoError);
-                    }
-                }
+            let (taken, ok) = g.take_mine(&ids);
+            left -= taken;
+            if !ok {
+                result = Err(Error::IoError);
             }
-            while ids.len() < n && g.room(waiter.sleeps()) > 0 {
-                match g.submit(&mut reqs[ids.len()]) {
+            while next < n && g.room(sleeps) > 0 {
+                match g.submit(&mut reqs[next]) {
                     Ok(id) => ids.push(id),
                     // Descriptors run out before slots without indirect
                     // descriptors: wait for some to come back.
                     Err(Error::QueueFull) if g.inflight > 0 => break,
                     Err(e) => {
-                        ids.push(0);
                         left -= 1;
                         result = Err(e);
                     }
                 }
+                next += 1;
             }
             // One notify for everything queued above.
             g.kick();
@@ -433,12 +445,9 @@ pub fn run<T: Transport>(
             break;
         }
         let ids = &ids;
-        let sleeps = waiter.sleeps();
         waiter.wait(&|| {
             let mut g = q.lock();
-            ids.iter().any(|&id| id != 0 && g.is_done(id))
-                || (ids.len() < n && g.room(sleeps) > 0)
-                || g.has_used()
+            g.has_used() || (next < n && g.room(sleeps) > 0) || g.any_mine(ids)
         });
     }
     result

@@ -263,14 +263,22 @@ impl Ext4Mount {
     /// The periodic write-back (every 5 s, `trap::deferred_work`): dirty
     /// pages to the crate and a commit, so what was written reaches the
     /// disk without an fsync, as Linux's flusher and jbd2's commit
-    /// timer do. Errors wait for the next fsync/sync.
-    pub fn periodic(&self) {
+    /// timer do. Errors wait for the next fsync/sync. False when the
+    /// page cache or the file system was busy (never waited for from the
+    /// deferred work): the caller tries again soon.
+    pub fn periodic(&self) -> bool {
         if self.readonly {
-            return;
+            return true;
         }
-        self.pages.writeback_background(self);
+        if !self.pages.writeback_background(self) {
+            return false;
+        }
+        let Some(mut fs) = self.fs.try_lock() else {
+            return false;
+        };
         // A commit with nothing new to commit costs no disk request.
-        let _ = self.commit(&mut self.fs.lock());
+        let _ = self.commit(&mut fs);
+        true
     }
 
     /// Bytes free for new blocks.

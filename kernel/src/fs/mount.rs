@@ -125,12 +125,17 @@ pub fn sync_all() {
 
 /// The periodic write-back of every mount (`Ext4Mount::periodic`). Each
 /// mount is held only while its turn lasts: umount is EBUSY while it is.
-pub fn writeback_all() {
+/// A busy mount is tried again shortly (`ext4_pages::writeback_retry`).
+pub fn writeback_all(now: u64) {
     let mounts: Vec<Weak<Mount>> = MOUNTS.lock().iter().map(Arc::downgrade).collect();
+    let mut busy = false;
     for w in mounts {
         if let Some(m) = w.upgrade() {
-            m.fs.periodic();
+            busy |= !m.fs.periodic();
         }
+    }
+    if busy {
+        super::ext4_pages::writeback_retry(now);
     }
 }
 
