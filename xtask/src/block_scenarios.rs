@@ -355,6 +355,63 @@ fn rm_r_on(img: &std::path::Path) -> Result<(), String> {
     e2fsck_clean(img)
 }
 
+/// Renames that add a name to the source's own directory where the
+/// insertion moves the source's entry. A leaf split of an htree directory
+/// re-sorts the leaf by hash and moves half of it to a new block; a full
+/// one-block directory is converted to an htree (its entries move to two
+/// new leaves). rsext4 0.9.2 removed the old name at the location found
+/// before the insertion: such a rename failed with ENOENT after a split (a
+/// directory of 3,000 files first showed it, in some runs only: it depends
+/// on the image's hash seed) or EUCLEAN after a conversion, and was rolled
+/// back. Here: 15 one-block directories filled with 100-byte names up to
+/// and past the point where one more does not fit, each then renaming its
+/// first file (one of them converts, whatever the seed); and 400 short
+/// names each renamed to a 200-byte one (1 to 11 failures in each of 20
+/// seeds tried on the host before the fix). Every rename must succeed and
+/// every name be where it should; e2fsck -fn on the host.
+pub fn ext4_rename_htree_split() -> Result<(), String> {
+    let img = artifacts::out_dir().join(format!("ext4-mvsplit-{}.img", std::process::id()));
+    let r = rename_split_on(&img);
+    let _ = std::fs::remove_file(&img);
+    r
+}
+
+fn rename_split_on(img: &std::path::Path) -> Result<(), String> {
+    crate::disk_image::make(&crate::disk_image::DiskOpts {
+        out: img.to_path_buf(),
+        size: "64M".into(),
+        pkgs: Vec::new(),
+        root: false,
+        dir: None,
+    })?;
+    let p = "a".repeat(96);
+    let cmd = format!(
+        "mkdir -p /mnt/d; mount -t ext4 /dev/vda /mnt/d || exit 1; P={p}; f=0; n=30; \
+         while [ $n -lt 45 ]; do mkdir /mnt/d/c$n; cd /mnt/d/c$n; i=0; \
+         while [ $i -lt $n ]; do : > ${{P}}_o$i; i=$((i+1)); done; \
+         mv ${{P}}_o0 ${{P}}_n0 || f=$((f+1)); \
+         [ \"$(ls | grep -c _o)\" = $((n-1)) ] && [ -e ${{P}}_n0 ] || f=$((f+100)); \
+         n=$((n+1)); done; echo convert_fails $f; \
+         L=$P$P; mkdir /mnt/d/s; cd /mnt/d/s; i=0; \
+         while [ $i -lt 400 ]; do : > f$i; i=$((i+1)); done; f=0; i=0; \
+         while [ $i -lt 400 ]; do mv f$i ${{L}}_$i || f=$((f+1)); i=$((i+1)); done; \
+         echo split_fails $f old $(ls | grep -c '^f') new $(ls | grep -c '^a'); \
+         cd /; umount /mnt/d && echo umounted"
+    );
+    let opts = RunOpts {
+        exec: Some(cmd),
+        disks: vec![img.to_path_buf()],
+        ..Default::default()
+    };
+    let (console, st) = exec_opts(&opts, "ext4-mvsplit")?;
+    let lines: Vec<&str> = console.lines().map(str::trim).collect();
+    let want = ["convert_fails 0", "split_fails 0 old 0 new 400", "umounted"];
+    if st != 0 || lines != want {
+        return Err(format!("guest status {st}, expected {want:?}:\n{console}"));
+    }
+    e2fsck_clean(img)
+}
+
 /// The host's `e2fsck -fn` finds `img` clean.
 fn e2fsck_clean(img: &std::path::Path) -> Result<(), String> {
     let fsck = Command::new("/usr/sbin/e2fsck")

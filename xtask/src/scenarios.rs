@@ -82,6 +82,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::block_scenarios::ext4_rm_r_large_directory,
     ),
     (
+        "ext4_rename_htree_split",
+        crate::block_scenarios::ext4_rename_htree_split,
+    ),
+    (
         "ext4_sync_journal_replay",
         crate::block_scenarios::ext4_sync_replay,
     ),

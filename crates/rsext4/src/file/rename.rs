@@ -270,6 +270,44 @@ fn replace_or_add_destination<B: BlockIo>(
     }
 }
 
+/// Removes the source name once the destination name has been added.
+///
+/// Adding a new name to the source's own directory can move the source's
+/// entry: an HTree leaf split re-sorts the leaf by hash and moves about half
+/// of it to a new block, and a full one-block linear directory is converted
+/// into an HTree (its entries move to two new leaves and block 0 becomes the
+/// index root). The location found before the insertion is then stale, so,
+/// like Linux `ext4_rename_delete`, look the name up again (with the directory
+/// inode as the insertion left it) and remove it where it now is.
+// RSE OS patch (crates/rsext4/PATCHES.md, 3): without this, such renames failed
+// (NotFound after a split, Corrupted after a conversion) and were rolled back.
+fn remove_source_entry<B: BlockIo>(
+    fs: &mut Ext4FileSystem,
+    device: &mut Jbd2Dev<B>,
+    request: RenameEntryRequest<'_>,
+    old_parent_inode: &Ext4Inode,
+    source: ParentDirEntry,
+    inserted_into_old_parent: bool,
+) -> Ext4Result<()> {
+    let name = request.old_name.as_bytes();
+    if !inserted_into_old_parent {
+        return remove_named_entry_at(
+            fs,
+            device,
+            request.old_parent,
+            old_parent_inode,
+            source,
+            name,
+        );
+    }
+    let parent_inode = fs.get_inode_by_num(device, request.old_parent)?;
+    let current = find_named_entry_in_parent(fs, device, request.old_parent, &parent_inode, name)?;
+    if current.ino != source.ino {
+        return Err(Ext4Error::corrupted().with_operation("rename:source_changed"));
+    }
+    remove_named_entry_at(fs, device, request.old_parent, &parent_inode, current, name)
+}
+
 fn rename_replace<B: BlockIo>(
     fs: &mut Ext4FileSystem,
     device: &mut Jbd2Dev<B>,
@@ -322,13 +360,15 @@ fn rename_replace<B: BlockIo>(
     };
 
     replace_or_add_destination(fs, device, request, source, &new_parent_inode, destination)?;
-    remove_named_entry_at(
+    let inserted_into_old_parent =
+        destination.is_none() && request.old_parent == request.new_parent;
+    remove_source_entry(
         fs,
         device,
-        request.old_parent,
+        request,
         &old_parent_inode,
         source,
-        request.old_name.as_bytes(),
+        inserted_into_old_parent,
     )?;
     fs.touch_parent_dir_for_entry_change(device, request.old_parent)?;
 
