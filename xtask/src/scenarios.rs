@@ -195,6 +195,21 @@ pub fn test_all(args: &[String]) -> Result<i32, String> {
         if !st.success() {
             return Err("host unit tests failed".into());
         }
+        // The vendored rsext4's own test of our patch (not a workspace
+        // member): renames in HTree directories of images made by
+        // mkfs.ext4, checked by e2fsck.
+        deps::ensure(&[&deps::E2FSPROGS])?;
+        let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(artifacts::root())
+            .args(["test", "--quiet", "--release", "--manifest-path"])
+            .arg("crates/rsext4/Cargo.toml")
+            .args(["--test", "htree_rename", "--target-dir"])
+            .arg(artifacts::root().join("target/rsext4"))
+            .status()
+            .map_err(|e| format!("cargo test (rsext4): {e}"))?;
+        if !st.success() {
+            return Err("rsext4's host tests failed".into());
+        }
     }
     deps::ensure(&[&deps::QEMU, &deps::BUSYBOX, &deps::SCRIPT])?;
     eprintln!("== boot scenarios (QEMU, {:?})", qemu::Accel::detect());
