@@ -320,20 +320,10 @@ pub fn ext4_write_tree() -> Result<(), String> {
 /// unlinked: about 1,200 files were left and rmdir failed ("Directory not
 /// empty"). Also `ls | wc -l` while files are renamed, and e2fsck -fn.
 pub fn ext4_rm_r_large_directory() -> Result<(), String> {
-    let img = artifacts::out_dir().join(format!("ext4-rmr-{}.img", std::process::id()));
-    let r = rm_r_on(&img);
-    let _ = std::fs::remove_file(&img);
-    r
+    crate::ext4_programs::with_empty_image("ext4-rmr", "64M", rm_r_on)
 }
 
 fn rm_r_on(img: &std::path::Path) -> Result<(), String> {
-    crate::disk_image::make(&crate::disk_image::DiskOpts {
-        out: img.to_path_buf(),
-        size: "64M".into(),
-        pkgs: Vec::new(),
-        root: false,
-        dir: None,
-    })?;
     let cmd = "mkdir -p /mnt/d; mount -t ext4 /dev/vda /mnt/d || exit 1; \
          mkdir /mnt/d/big; cd /mnt/d/big; i=0; \
          while [ $i -lt 2000 ]; do : > file_with_a_longish_name_$i; i=$((i+1)); done; \
@@ -370,20 +360,10 @@ fn rm_r_on(img: &std::path::Path) -> Result<(), String> {
 /// seeds tried on the host before the fix). Every rename must succeed and
 /// every name be where it should; e2fsck -fn on the host.
 pub fn ext4_rename_htree_split() -> Result<(), String> {
-    let img = artifacts::out_dir().join(format!("ext4-mvsplit-{}.img", std::process::id()));
-    let r = rename_split_on(&img);
-    let _ = std::fs::remove_file(&img);
-    r
+    crate::ext4_programs::with_empty_image("ext4-mvsplit", "64M", rename_split_on)
 }
 
 fn rename_split_on(img: &std::path::Path) -> Result<(), String> {
-    crate::disk_image::make(&crate::disk_image::DiskOpts {
-        out: img.to_path_buf(),
-        size: "64M".into(),
-        pkgs: Vec::new(),
-        root: false,
-        dir: None,
-    })?;
     let p = "a".repeat(96);
     let cmd = format!(
         "mkdir -p /mnt/d; mount -t ext4 /dev/vda /mnt/d || exit 1; P={p}; f=0; n=30; \
