@@ -392,6 +392,32 @@ fn rename_split_on(img: &std::path::Path) -> Result<(), String> {
     e2fsck_clean(img)
 }
 
+/// relatime, Linux's default: a read moves atime only when atime is not
+/// newer than mtime or ctime (or is a day old). rsext4 moved it at every
+/// read that reached it (strictatime: "second 0" here), journalling the
+/// inode each time. Every read below reaches the crate (a remount empties
+/// the page cache), a second apart: the first after the file is written
+/// moves atime, the next must not, and one after an append moves it
+/// again.
+pub fn ext4_relatime() -> Result<(), String> {
+    crate::ext4_programs::with_empty_image("ext4-relatime", "64M", relatime_on)
+}
+
+fn relatime_on(img: &std::path::Path) -> Result<(), String> {
+    let cmd = "mkdir -p /mnt/d; M='mount -t ext4 /dev/vda /mnt/d'; R='umount /mnt/d; sleep 1; $M';          $M || exit 1; cd /; f=/mnt/d/f;          echo x > $f; m0=$(stat -c %Y $f); eval $R;          cat $f > /dev/null; a1=$(stat -c %X $f); eval $R;          cat $f > /dev/null; a2=$(stat -c %X $f);          echo y >> $f; m1=$(stat -c %Y $f); eval $R;          cat $f > /dev/null; a3=$(stat -c %X $f); umount /mnt/d &&          echo \"first $((a1 > m0)) second $((a2 == a1)) after_write $((a3 > m1))\"";
+    let opts = RunOpts {
+        exec: Some(cmd.to_string()),
+        disks: vec![img.to_path_buf()],
+        ..Default::default()
+    };
+    let (console, st) = exec_opts(&opts, "ext4-relatime")?;
+    let want = "first 1 second 1 after_write 1";
+    if st != 0 || console.trim() != want {
+        return Err(format!("guest status {st}, expected {want:?}:\n{console}"));
+    }
+    e2fsck_clean(img)
+}
+
 /// The host's `e2fsck -fn` finds `img` clean.
 fn e2fsck_clean(img: &std::path::Path) -> Result<(), String> {
     let fsck = Command::new("/usr/sbin/e2fsck")

@@ -85,6 +85,7 @@ const SCENARIOS: &[Scenario] = &[
         "ext4_rename_htree_split",
         crate::block_scenarios::ext4_rename_htree_split,
     ),
+    ("ext4_relatime", crate::block_scenarios::ext4_relatime),
     (
         "ext4_sync_journal_replay",
         crate::block_scenarios::ext4_sync_replay,

@@ -4,11 +4,14 @@ use super::{Ext4DtimeUpdate, Ext4InodeMetadataUpdate, Ext4MetadataReason};
 use crate::{
     blockdev::{BlockIo, Jbd2Dev},
     bmalloc::InodeNumber,
-    disknode::{Ext4Inode, Ext4TimeSpec},
+    disknode::{Ext4Inode, Ext4TimeSpec, Ext4Timestamp},
     error::{Ext4Error, Ext4Result},
     ext4::Ext4FileSystem,
     superblock::Ext4Superblock,
 };
+
+/// How old atime may get before a read moves it anyway (relatime).
+const RELATIME_SECS: i64 = 24 * 60 * 60;
 
 impl Ext4FileSystem {
     pub(crate) fn finalize_inode_update<B: BlockIo>(
@@ -121,6 +124,19 @@ impl Ext4FileSystem {
         let inode = self.get_inode_by_num(device, inode_num)?;
         if inode.i_flags & Ext4Inode::EXT4_NOATIME_FL != 0 {
             return Ok(());
+        }
+        // RSE OS patch: relatime, Linux's default (fs/inode.c
+        // relatime_need_update): atime moves only when it is not newer
+        // than mtime or ctime, or a day old. Updating it at every read
+        // dirtied the inode and journalled it at the next commit.
+        let size = self.inode_disk_size();
+        let atime = inode.atime_ts(size);
+        let stale = |t: Ext4Timestamp| (atime.sec, atime.nsec) <= (t.sec, t.nsec);
+        if !stale(inode.mtime_ts(size)) && !stale(inode.ctime_ts(size)) {
+            let now = crate::runtime::Clock::now(device)?;
+            if now.sec.saturating_sub(atime.sec) < RELATIME_SECS {
+                return Ok(());
+            }
         }
 
         let _ =
