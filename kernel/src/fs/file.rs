@@ -19,6 +19,10 @@ pub const O_EXCL: u32 = 0o200;
 pub const O_TRUNC: u32 = 0o1000;
 pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
+/// Writes durable at their return, as after fdatasync; O_SYNC is this
+/// and [`O_SYNC_ONLY`], as after fsync.
+pub const O_DSYNC: u32 = linux_raw_sys::general::O_DSYNC;
+pub const O_SYNC_ONLY: u32 = linux_raw_sys::general::__O_SYNC;
 pub const O_DIRECTORY: u32 = 0o200000;
 pub const O_NOFOLLOW: u32 = 0o400000;
 pub const O_CLOEXEC: u32 = 0o2000000;
@@ -272,6 +276,7 @@ impl OpenFile {
                 let at = *self.pos.lock();
                 let n = d.write_at(at, data, crate::block::Wait::Sleep)?;
                 *self.pos.lock() = at + n as u64;
+                self.sync_written()?;
                 Ok(n)
             }
             Kind::Ext(m, ino) => {
@@ -282,6 +287,8 @@ impl OpenFile {
                 let len = crate::proc::limits::clip_write(*pos, data.len())?;
                 let n = m.fs.write(*ino, *pos, &data[..len])?;
                 *pos += n as u64;
+                drop(pos);
+                self.sync_written()?;
                 Ok(n)
             }
             Kind::PipeWrite(p) => p.write(data, nonblock),
@@ -315,13 +322,29 @@ impl OpenFile {
                 let len = crate::proc::limits::clip_write(off, data.len())?;
                 super::with(|fs| fs.write(*ino, off, &data[..len]))
             }
-            Kind::Block(d) => d.write_at(off, data, crate::block::Wait::Sleep),
+            Kind::Block(d) => {
+                let n = d.write_at(off, data, crate::block::Wait::Sleep)?;
+                self.sync_written().map(|()| n)
+            }
             Kind::Ext(m, ino) => {
                 let len = crate::proc::limits::clip_write(off, data.len())?;
-                m.fs.write(*ino, off, &data[..len])
+                let n = m.fs.write(*ino, off, &data[..len])?;
+                self.sync_written().map(|()| n)
             }
             _ => Err(Errno::ESPIPE),
         }
+    }
+
+    /// After a write to a disk or an ext4 file opened with O_DSYNC or
+    /// O_SYNC: what it wrote is made durable before it returns, as by
+    /// fdatasync or fsync (Linux's generic_write_sync); a failure is the
+    /// write's error.
+    fn sync_written(&self) -> KResult<()> {
+        let f = self.flags();
+        if f & O_DSYNC == 0 {
+            return Ok(());
+        }
+        self.sync(f & O_SYNC_ONLY == 0)
     }
 
     /// fsync(2), fdatasync(2) with `datasync`: a disk is flushed

@@ -20,7 +20,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 
 use crate::say;
 use crate::util::{check, meminfo_kib, spawn, wait_ok};
@@ -358,29 +358,39 @@ pub fn dirty(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// `datasync FILE SEED [append]`: FILE (durable, as `writeback_dirty`
-/// and a `sync` left it) overwritten in place with SEED's bytes and
-/// fdatasync'd (data only: its size and mapping are committed already);
-/// with `append`, `APPEND` of SEED's bytes appended instead and
-/// fdatasync'd (the new size and blocks must be committed). For the host
-/// to find on the disk after a power cut right after.
+/// `datasync FILE SEED [append|odsync]`: FILE (durable, as
+/// `writeback_dirty` and a `sync` left it) overwritten in place with
+/// SEED's bytes and fdatasync'd (data only: its size and mapping are
+/// committed already); with `append`, `APPEND` of SEED's bytes appended
+/// instead and fdatasync'd (the new size and blocks must be committed);
+/// with `odsync`, overwritten through a descriptor opened O_DSYNC and
+/// no fdatasync (each write is durable at its return). For the host to
+/// find on the disk after a power cut right after.
 pub fn datasync(args: &[String]) -> Result<(), String> {
     let (Some(path), Some(seed)) = (args.first(), args.get(1).and_then(|s| s.parse().ok())) else {
-        return Err("usage: datasync FILE SEED [append]".into());
+        return Err("usage: datasync FILE SEED [append|odsync]".into());
     };
+    let mode = args.get(2).map(String::as_str);
     let f = OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(if mode == Some("odsync") {
+            libc::O_DSYNC
+        } else {
+            0
+        })
         .open(path)
         .map_err(e(path))?;
     let size = f.metadata().map_err(e("fstat"))?.len() as usize;
-    let (from, len) = match args.get(2).map(String::as_str) {
+    let (from, len) = match mode {
         Some("append") => (size, APPEND),
         _ => (0, size),
     };
     f.write_all_at(&pattern(seed, from, len), from as u64)
         .map_err(e("pwrite"))?;
-    f.sync_data().map_err(e("fdatasync"))?;
+    if mode != Some("odsync") {
+        f.sync_data().map_err(e("fdatasync"))?;
+    }
     say!("datasynced {path} {seed} {}", size.max(from + len));
     Ok(())
 }
