@@ -20,7 +20,8 @@
 //! fdatasync'd (the data-only path: no commit), and the cut comes right
 //! after; both must hold every new byte, `r` its new size. File `o`,
 //! synced, is overwritten through an O_DSYNC descriptor with no fsync
-//! call before the cut: it must hold the new bytes too.
+//! call, and `u` by one io_uring WRITE with RWF_DSYNC, before the cut:
+//! both must hold the new bytes too.
 
 use std::process::Command;
 use std::time::Duration;
@@ -67,11 +68,12 @@ const CUT_SCRIPT: &str = r#"
 mkdir -p /mnt/d
 mount -t ext4 /dev/vda /mnt/d && echo mounted
 rsetest writeback_dirty /mnt/d/s 3 && sync && echo synced
-rsetest writeback_dirty /mnt/d/q 5 && rsetest writeback_dirty /mnt/d/r 7 && rsetest writeback_dirty /mnt/d/o 10 && sync && echo "synced q r o"
+rsetest writeback_dirty /mnt/d/q 5 && rsetest writeback_dirty /mnt/d/r 7 && rsetest writeback_dirty /mnt/d/o 10 && rsetest writeback_dirty /mnt/d/u 12 && sync && echo "synced q r o u"
 rsetest writeback_dirty /mnt/d/p 4 && echo "dirty p left"
 sleep 8
 rsetest datasync /mnt/d/r 8 append
 rsetest datasync /mnt/d/o 11 odsync
+rsetest datasync /mnt/d/u 13 rwf_dsync
 rsetest datasync /mnt/d/q 6
 echo waited
 sleep 600
@@ -95,6 +97,7 @@ pub fn ext4_writeback_power_cut() -> Result<(), String> {
         let appended = format!("datasynced /mnt/d/r 8 {}", LEN + APPEND);
         let overwritten = format!("datasynced /mnt/d/q 6 {LEN}");
         let written_dsync = format!("datasynced /mnt/d/o 11 {LEN}");
+        let written_rwf = format!("datasynced /mnt/d/u 13 {LEN}");
         expect_lines(
             &console,
             &[
@@ -104,11 +107,13 @@ pub fn ext4_writeback_power_cut() -> Result<(), String> {
                 "dirty /mnt/d/q 5",
                 "dirty /mnt/d/r 7",
                 "dirty /mnt/d/o 10",
-                "synced q r o",
+                "dirty /mnt/d/u 12",
+                "synced q r o u",
                 "dirty /mnt/d/p 4",
                 "dirty p left",
                 appended.as_str(),
                 written_dsync.as_str(),
+                written_rwf.as_str(),
                 overwritten.as_str(),
                 "waited",
             ]
@@ -120,6 +125,7 @@ pub fn ext4_writeback_power_cut() -> Result<(), String> {
             .and_then(|()| on_disk(&copy, "/p", &bytes(4, 0..LEN)))
             .and_then(|()| on_disk(&copy, "/q", &bytes(6, 0..LEN)))
             .and_then(|()| on_disk(&copy, "/o", &bytes(11, 0..LEN)))
+            .and_then(|()| on_disk(&copy, "/u", &bytes(13, 0..LEN)))
             .and_then(|()| {
                 let mut r = bytes(7, 0..LEN);
                 r.extend(bytes(8, LEN..LEN + APPEND));

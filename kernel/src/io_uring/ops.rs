@@ -32,6 +32,10 @@ const _: () =
 /// RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT.
 const RWF_OK: u32 = 1 | 2 | 4 | 8;
 const RWF_NOWAIT: u32 = 8;
+/// RWF_DSYNC, RWF_SYNC: this write is durable at its completion, as
+/// through an O_DSYNC / O_SYNC descriptor.
+const RWF_DSYNC: u32 = 2;
+const RWF_SYNC: u32 = 4;
 /// Most bytes one read moves (as read(2) here).
 const READ_CHUNK: usize = 1 << 20;
 /// Most bytes one write gathers (as writev(2) here).
@@ -156,7 +160,16 @@ fn rw(ring: &Arc<Ring>, sqe: &Sqe, write: bool, vectored: bool) -> Outcome {
     // ready waits as a pending request (Linux's FAST_POLL).
     let may_wait = stream && f.flags() & O_NONBLOCK == 0 && sqe.op_flags & RWF_NOWAIT == 0;
     let r = if write {
-        write_pieces(&f, &iov, stream, off)
+        write_pieces(&f, &iov, stream, off).and_then(|n| {
+            if !stream && sqe.op_flags & (RWF_DSYNC | RWF_SYNC) != 0 {
+                // What cannot be synced (/dev/null) ignores the flags.
+                match f.sync(sqe.op_flags & RWF_SYNC == 0) {
+                    Ok(()) | Err(Errno::EINVAL) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(n)
+        })
     } else {
         read_pieces(&f, &iov, stream, off)
     };

@@ -361,6 +361,18 @@ fn open_tmp(name: &str) -> Result<i32, String> {
     Ok(fd)
 }
 
+/// One IORING_OP_WRITE of `data` at `off` to `fd` with `rw_flags`
+/// (RWF_DSYNC for `rsetest datasync … rwf_dsync`): the CQE's result.
+pub fn write_once(fd: i32, data: &[u8], off: u64, rw_flags: u32) -> Result<i32, String> {
+    let mut u = ring(8)?;
+    let mut w = sqe(OP_WRITE, fd, 1);
+    w.addr = data.as_ptr() as u64;
+    w.len = data.len() as u32;
+    w.off = off;
+    w.op_flags = rw_flags;
+    Ok(u.run1(w)?.res)
+}
+
 fn read_write() -> Result<(), String> {
     let mut u = ring(8)?;
     let fd = open_tmp("rw")?;

@@ -333,7 +333,7 @@ const TESTS: &[(&str, Test, &str)] = &[
     (
         "datasync",
         writeback::datasync,
-        "FILE SEED [append|odsync]: FILE overwritten in place with SEED's bytes (or 3000 of them appended) and fdatasync'd (or written through O_DSYNC), for the host to find on the disk after a power cut",
+        "FILE SEED [append|odsync|rwf_dsync]: FILE overwritten in place with SEED's bytes (or 3000 of them appended) and fdatasync'd (or written through O_DSYNC, or by io_uring with RWF_DSYNC), for the host to find on the disk after a power cut",
     ),
     (
         "shared_file",

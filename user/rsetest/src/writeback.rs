@@ -364,11 +364,13 @@ pub fn dirty(args: &[String]) -> Result<(), String> {
 /// committed already); with `append`, `APPEND` of SEED's bytes appended
 /// instead and fdatasync'd (the new size and blocks must be committed);
 /// with `odsync`, overwritten through a descriptor opened O_DSYNC and
-/// no fdatasync (each write is durable at its return). For the host to
-/// find on the disk after a power cut right after.
+/// no fdatasync (each write is durable at its return); with
+/// `rwf_dsync`, by one io_uring WRITE with RWF_DSYNC (durable at its
+/// completion). For the host to find on the disk after a power cut
+/// right after.
 pub fn datasync(args: &[String]) -> Result<(), String> {
     let (Some(path), Some(seed)) = (args.first(), args.get(1).and_then(|s| s.parse().ok())) else {
-        return Err("usage: datasync FILE SEED [append|odsync]".into());
+        return Err("usage: datasync FILE SEED [append|odsync|rwf_dsync]".into());
     };
     let mode = args.get(2).map(String::as_str);
     let f = OpenOptions::new()
@@ -386,10 +388,22 @@ pub fn datasync(args: &[String]) -> Result<(), String> {
         Some("append") => (size, APPEND),
         _ => (0, size),
     };
-    f.write_all_at(&pattern(seed, from, len), from as u64)
-        .map_err(e("pwrite"))?;
-    if mode != Some("odsync") {
-        f.sync_data().map_err(e("fdatasync"))?;
+    let data = pattern(seed, from, len);
+    match mode {
+        Some("rwf_dsync") => {
+            const RWF_DSYNC: u32 = 2;
+            let res = crate::io_uring::write_once(f.as_raw_fd(), &data, from as u64, RWF_DSYNC)?;
+            check(
+                res == len as i32,
+                format_args!("io_uring WRITE with RWF_DSYNC -> {res}, want {len}"),
+            )?;
+        }
+        _ => {
+            f.write_all_at(&data, from as u64).map_err(e("pwrite"))?;
+            if mode != Some("odsync") {
+                f.sync_data().map_err(e("fdatasync"))?;
+            }
+        }
     }
     say!("datasynced {path} {seed} {}", size.max(from + len));
     Ok(())
