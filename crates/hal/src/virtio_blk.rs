@@ -60,25 +60,25 @@ const S_OK: u8 = 0;
 
 /// A request's header and the status byte the device writes back
 /// (`struct virtio_blk_req`, without the data between them).
-#[repr(C)]
 #[derive(Default)]
 struct Cmd {
-    type_: u32,
-    reserved: u32,
-    sector: u64,
+    /// type (le32), reserved (le32), sector (le64).
+    hdr: [u8; 16],
     status: u8,
 }
 
 impl Cmd {
-    /// The 16-byte header as the device reads it, and the status byte it
+    fn new(type_: u32, sector: u64) -> Cmd {
+        let mut hdr = [0u8; 16];
+        hdr[..4].copy_from_slice(&type_.to_le_bytes());
+        hdr[8..].copy_from_slice(&sector.to_le_bytes());
+        Cmd { hdr, status: 0xff }
+    }
+
+    /// The header as the device reads it, and the status byte it
     /// writes: the two parts of the command it is lent.
     fn parts(&mut self) -> (&[u8], &mut [u8]) {
-        let hdr = &self.type_ as *const u32 as *const u8;
-        // SAFETY: type_, reserved and sector are the first 16 bytes of
-        // this repr(C) struct (4 + 4 + 8, no padding between them), all
-        // initialized integers; the slice borrows self like the status.
-        let hdr = unsafe { core::slice::from_raw_parts(hdr, 16) };
-        (hdr, core::slice::from_mut(&mut self.status))
+        (&self.hdr, core::slice::from_mut(&mut self.status))
     }
 }
 
@@ -329,12 +329,7 @@ impl<T: Transport> BlkQueue<T> {
             .find(|s| s.id == 0)
             .ok_or(Error::QueueFull)?;
         let write = matches!(r.op, Op::Write(_));
-        s.cmd = Cmd {
-            type_: if write { T_OUT } else { T_IN },
-            reserved: 0,
-            sector: r.sector,
-            status: 0xff,
-        };
+        s.cmd = Cmd::new(if write { T_OUT } else { T_IN }, r.sector);
         let (hdr, status) = s.cmd.parts();
         let (token, buf) = match &mut r.op {
             // SAFETY: the command lives in this slot, which stays taken
@@ -377,11 +372,7 @@ impl<T: Transport> BlkQueue<T> {
         if !self.features.contains(Features::FLUSH) {
             return Ok(());
         }
-        *self.flush_cmd = Cmd {
-            type_: T_FLUSH,
-            ..Cmd::default()
-        };
-        self.flush_cmd.status = 0xff;
+        *self.flush_cmd = Cmd::new(T_FLUSH, 0);
         let (hdr, status) = self.flush_cmd.parts();
         self.queue
             .add_notify_wait_pop(&[hdr], &mut [status], &mut self.transport)?;
