@@ -287,6 +287,14 @@ pub fn injected_scenarios() -> Vec<(UserScenario, &'static str)> {
             ("heap_limit_forks_end_in_eagain", heap_limit_forks),
             "heap.mb=4 heap.maxmb=8",
         ),
+        // /proc/self/maps of 20,000 mappings opened and kept open again
+        // and again, on a heap that may grow to 16 MiB: each open holds
+        // its text in the kernel, and the opens must end in ENOMEM (the
+        // text was built without a check: a heap-exhaustion panic).
+        (
+            ("rsetest_maps_held_small_heap", |e| program(e, "maps_held")),
+            "heap.mb=4 heap.maxmb=16",
+        ),
         // A hog takes the free frames, then a 4 MiB heap must grow (tmpfs
         // files): with no frame left for it, an allocation the kernel
         // cannot fail panicked ("memory allocation of 512 bytes failed",

@@ -1,5 +1,6 @@
 //! A minimal /proc: the files ps, top and free read, generated at open.
 
+use abi::{Errno, KResult};
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -87,14 +88,22 @@ fn pid_stat(p: &Arc<Process>, whole: bool) -> String {
 /// inode, and `[heap]`/`[stack]` where Linux names them. A file's path
 /// is not kept with its mapping (its inode number is), so file mappings
 /// show no path. At most `mm::vma::MAX_MAP_COUNT` lines.
-fn pid_maps(p: &Process) -> String {
+fn pid_maps(p: &Process) -> KResult<String> {
     use core::fmt::Write;
     use mm::vma::{Prot, VmaKind};
     let Some(space) = p.mm.lock().clone() else {
-        return String::new();
+        return Ok(String::new());
     };
     let m = space.lock();
+    // Up to 65,530 lines of at most MAP_LINE bytes, held as long as the
+    // file is open: taken only if the heap has room (a process with
+    // many mappings opening the file again and again ran the heap out,
+    // a panic), and reserved whole so the writes below never grow it.
+    let want = m.vmas.len().saturating_mul(MAP_LINE);
     let mut out = String::new();
+    if !hal::heap::has_room(want) || out.try_reserve_exact(want).is_err() {
+        return Err(Errno::ENOMEM);
+    }
     for v in m.vmas.iter() {
         let bit = |r: Prot, c: char| if v.prot.contains(r) { c } else { '-' };
         let (off, ino) = v.backing.as_ref().map_or((0, 0), |(b, off)| (*off, b.ino));
@@ -125,8 +134,12 @@ fn pid_maps(p: &Process) -> String {
         }
         out.push('\n');
     }
-    out
+    Ok(out)
 }
+
+/// The longest /proc/PID/maps line: two 16-digit addresses, rights,
+/// offset, device and a 10-digit inode, padded to column 73, a name.
+const MAP_LINE: usize = 128;
 
 /// /proc/PID/status in Linux's format (the lines programs parse: State,
 /// Tgid, Pid, PPid, VmSize, VmRSS, Threads, the signal masks), plus the
@@ -274,18 +287,21 @@ fn cpuinfo() -> String {
 
 /// Opens a path under /proc (given without the "/proc" prefix, e.g.
 /// "/meminfo", "/self/stat", "" for the directory itself).
-pub fn open(rest: &[u8]) -> Option<Kind> {
-    let s = core::str::from_utf8(rest).ok()?.trim_end_matches('/');
+pub fn open(rest: &[u8]) -> KResult<Kind> {
+    let s = core::str::from_utf8(rest)
+        .ok()
+        .ok_or(Errno::ENOENT)?
+        .trim_end_matches('/');
     let me = proc::sched::current();
     let mut parts = s.split('/').filter(|x| !x.is_empty());
     let first = parts.next();
     let second = parts.next();
     if let (Some(pid), Some("task")) = (first, second) {
-        let p = process(&me, pid)?;
+        let p = process(&me, pid).ok_or(Errno::ENOENT)?;
         return task(&p, parts.next(), parts.next(), parts.next());
     }
     if parts.next().is_some() {
-        return None;
+        return Err(Errno::ENOENT);
     }
     let text = match (first, second) {
         (None, _) => {
@@ -314,7 +330,7 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
                     format!("{}", p.pid).into_bytes(),
                 ));
             }
-            return Some(Kind::ProcDir(entries));
+            return Ok(Kind::ProcDir(entries));
         }
         (Some("net"), None) => {
             let entries = crate::net::procfs::FILES
@@ -322,10 +338,10 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
                 .chain(core::iter::once(&"unix"))
                 .map(|n| (2, DT_REG, n.as_bytes().to_vec()))
                 .collect();
-            return Some(Kind::ProcDir(entries));
+            return Ok(Kind::ProcDir(entries));
         }
         (Some("net"), Some("unix")) => crate::net::unix::procfs::net_unix(),
-        (Some("net"), Some(f)) => crate::net::procfs::file(f)?,
+        (Some("net"), Some(f)) => crate::net::procfs::file(f).ok_or(Errno::ENOENT)?,
         (Some("meminfo"), None) => meminfo(),
         (Some("mounts"), None) => super::mount::proc_mounts(),
         (Some("filesystems"), None) => super::mount::proc_filesystems(),
@@ -335,7 +351,7 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
         (Some("kobjects"), None) => crate::objects::procfs(),
         (Some("diskstats"), None) => crate::block::proc_diskstats(),
         (Some("braid"), None) => {
-            return Some(Kind::ProcControl(
+            return Ok(Kind::ProcControl(
                 (proc::braid::report() + &crate::cluster::report()).into_bytes(),
                 super::file::Control::Braid,
             ))
@@ -347,11 +363,11 @@ pub fn open(rest: &[u8]) -> Option<Kind> {
             proc::count()
         ),
         (Some(pid), file) => {
-            let p = process(&me, pid)?;
+            let p = process(&me, pid).ok_or(Errno::ENOENT)?;
             return pid_file(&p, file, true);
         }
     };
-    Some(Kind::Proc(text.into_bytes()))
+    Ok(Kind::Proc(text.into_bytes()))
 }
 
 /// The process a /proc directory names: "self" or a pid. A thread's id
@@ -366,7 +382,7 @@ fn process(me: &Arc<Process>, pid: &str) -> Option<Arc<Process>> {
 }
 
 /// Files of a process directory (`whole`) or of a task directory.
-fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> Option<Kind> {
+fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> KResult<Kind> {
     let text = match file {
         None => {
             let mut entries: Vec<(u64, u8, Vec<u8>)> = [
@@ -386,7 +402,7 @@ fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> Option<Kind> {
             if whole {
                 entries.push((3, DT_DIR, b"task".to_vec()));
             }
-            return Some(Kind::ProcDir(entries));
+            return Ok(Kind::ProcDir(entries));
         }
         Some("fd") => {
             let entries = p
@@ -396,17 +412,17 @@ fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> Option<Kind> {
                 .into_iter()
                 .map(|fd| (0x100 + fd as u64, DT_LNK, format!("{fd}").into_bytes()))
                 .collect();
-            return Some(Kind::ProcDir(entries));
+            return Ok(Kind::ProcDir(entries));
         }
         Some("stat") => pid_stat(p, whole),
-        Some("cmdline") => return Some(Kind::Proc(p.info.lock().cmdline.clone())),
+        Some("cmdline") => return Ok(Kind::Proc(p.info.lock().cmdline.clone())),
         Some("mounts") => super::mount::proc_mounts(),
         Some("comm") => format!("{}\n", p.info.lock().comm),
         Some("status") => pid_status(p),
-        Some("maps") => pid_maps(p),
+        Some("maps") => pid_maps(p)?,
         Some("oom_score") => format!("{}\n", proc::oom::score(&p.leader())),
         Some("oom_score_adj") => {
-            return Some(Kind::ProcControl(
+            return Ok(Kind::ProcControl(
                 format!(
                     "{}\n",
                     p.group
@@ -417,9 +433,9 @@ fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> Option<Kind> {
                 super::file::Control::OomScoreAdj(p.tgid),
             ))
         }
-        _ => return None,
+        _ => return Err(Errno::ENOENT),
     };
-    Some(Kind::Proc(text.into_bytes()))
+    Ok(Kind::Proc(text.into_bytes()))
 }
 
 /// The threads of `p`'s process, leader first.
@@ -444,9 +460,9 @@ fn task(
     tid: Option<&str>,
     file: Option<&str>,
     more: Option<&str>,
-) -> Option<Kind> {
+) -> KResult<Kind> {
     if more.is_some() {
-        return None;
+        return Err(Errno::ENOENT);
     }
     let threads = threads(p);
     let Some(tid) = tid else {
@@ -460,10 +476,13 @@ fn task(
                 )
             })
             .collect();
-        return Some(Kind::ProcDir(entries));
+        return Ok(Kind::ProcDir(entries));
     };
-    let tid: u32 = tid.parse().ok()?;
-    let t = threads.into_iter().find(|t| t.pid == tid)?;
+    let tid: u32 = tid.parse().ok().ok_or(Errno::ENOENT)?;
+    let t = threads
+        .into_iter()
+        .find(|t| t.pid == tid)
+        .ok_or(Errno::ENOENT)?;
     pid_file(&t, file, false)
 }
 

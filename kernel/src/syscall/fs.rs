@@ -258,7 +258,7 @@ fn proc_stat(rest: &[u8]) -> KResult<Stat> {
     let dir = procfs::is_dir(rest);
     // fd links (unfollowed) and exe are symlinks, lrwx------ as on Linux.
     let link = procfs::fd_link(rest).is_some() || rest.ends_with(b"/exe");
-    if !dir && !link && procfs::open(rest).is_none() {
+    if !dir && !link && matches!(procfs::open(rest), Err(Errno::ENOENT)) {
         return Err(Errno::ENOENT);
     }
     Ok(Stat {
@@ -710,7 +710,7 @@ pub fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> KResult<u64> {
             let fd = me.files().lock().insert(f, flags & file::O_CLOEXEC != 0)?;
             return Ok(fd as u64);
         }
-        let kind = procfs::open(&rest).ok_or(Errno::ENOENT)?;
+        let kind = procfs::open(&rest)?;
         // Only control files take writes (O_CREAT/O_TRUNC mean nothing).
         let writes = flags & file::O_ACCMODE != file::O_RDONLY;
         if writes && !matches!(kind, Kind::ProcControl(..)) {

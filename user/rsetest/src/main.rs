@@ -276,6 +276,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "a process's mappings are bounded (65,530, as Linux): splitting a reservation ends in ENOMEM",
     ),
     (
+        "maps_held",
+        vma_limit::held,
+        "[MAPPINGS]: /proc/self/maps of a process with many mappings, opened again and again and kept open, ends in ENOMEM on a small kernel heap (not a panic) and opens again once closed",
+    ),
+    (
         "vm_exit_leak",
         vm_exit_leak::run,
         "two CLONE_VM sharers exiting together, 600 times: the address spaces are freed",

@@ -100,3 +100,76 @@ pub fn run(_: &[String]) -> Result<(), String> {
     let v = vec![1u8; 1 << 20];
     check(v.iter().all(|&b| b == 1), "and memory can be mapped again")
 }
+
+/// `rsetest maps_held [MAPPINGS]`: a process with MAPPINGS mappings
+/// (default 20,000: about 2 MiB of /proc/self/maps at the kernel's
+/// reservation per line) opens /proc/self/maps again and again, keeping
+/// each open: every open holds a copy of the text in the kernel. On a
+/// small kernel heap the opens must end in ENOMEM (it panicked: the
+/// text grew without limit), and after they are closed the file opens
+/// and reads again.
+pub fn held(args: &[String]) -> Result<(), String> {
+    let maps: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let len = 2 * maps * PAGE;
+    // SAFETY: a fresh reservation, no fixed address.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(format!("mmap of {len} bytes: {}", errname(errno())));
+    }
+    for i in 0..maps {
+        // SAFETY: a page inside our own reservation.
+        let r = unsafe {
+            libc::mprotect(
+                p.cast::<u8>().add(2 * i * PAGE).cast(),
+                PAGE,
+                libc::PROT_READ,
+            )
+        };
+        if r != 0 {
+            return Err(format!("mprotect of page {i}: {}", errname(errno())));
+        }
+    }
+    let mut fds = Vec::new();
+    let mut err = 0;
+    while fds.len() < 900 {
+        // SAFETY: a NUL-terminated path.
+        let fd = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY) };
+        if fd < 0 {
+            err = errno();
+            break;
+        }
+        fds.push(fd);
+    }
+    say!(
+        "{maps} mappings: /proc/self/maps opened {} times, then {}",
+        fds.len(),
+        if err == 0 {
+            "no error".to_string()
+        } else {
+            errname(err)
+        }
+    );
+    check(err == libc::ENOMEM, "the opens end in ENOMEM")?;
+    for fd in fds {
+        // SAFETY: closing our descriptors.
+        unsafe { libc::close(fd) };
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    let lines = maps_count(&mut buf)?;
+    check(
+        lines > maps,
+        format_args!("after closing them it opens and reads again ({lines} lines)"),
+    )?;
+    // SAFETY: our own reservation.
+    unsafe { libc::munmap(p, len) };
+    Ok(())
+}
