@@ -287,10 +287,11 @@ pub fn injected_scenarios() -> Vec<(UserScenario, &'static str)> {
             ("heap_limit_forks_end_in_eagain", heap_limit_forks),
             "heap.mb=4 heap.maxmb=8",
         ),
-        // /proc/self/maps of 20,000 mappings opened and kept open again
-        // and again, on a heap that may grow to 16 MiB: each open holds
-        // its text in the kernel, and the opens must end in ENOMEM (the
-        // text was built without a check: a heap-exhaustion panic).
+        // /proc/self/maps of 20,000 mappings, then a 1 MiB
+        // /proc/self/cmdline, opened and kept open again and again, on a
+        // heap that may grow to 16 MiB: each open holds its text in the
+        // kernel, and the opens must end in ENOMEM (the texts were built
+        // without a check: a heap-exhaustion panic).
         (
             ("rsetest_maps_held_small_heap", |e| program(e, "maps_held")),
             "heap.mb=4 heap.maxmb=16",

@@ -137,6 +137,18 @@ fn pid_maps(p: &Process) -> KResult<String> {
     Ok(out)
 }
 
+/// A copy of `bytes` for an open file to hold (a command line: up to a
+/// quarter of the stack limit), taken only if the heap has room: ENOMEM
+/// otherwise, as for /proc/PID/maps.
+fn held_copy(bytes: &[u8]) -> KResult<Vec<u8>> {
+    let mut v = Vec::new();
+    if !hal::heap::has_room(bytes.len()) || v.try_reserve_exact(bytes.len()).is_err() {
+        return Err(Errno::ENOMEM);
+    }
+    v.extend_from_slice(bytes);
+    Ok(v)
+}
+
 /// The longest /proc/PID/maps line: two 16-digit addresses, rights,
 /// offset, device and a 10-digit inode, padded to column 73, a name.
 const MAP_LINE: usize = 128;
@@ -415,7 +427,7 @@ fn pid_file(p: &Arc<Process>, file: Option<&str>, whole: bool) -> KResult<Kind> 
             return Ok(Kind::ProcDir(entries));
         }
         Some("stat") => pid_stat(p, whole),
-        Some("cmdline") => return Ok(Kind::Proc(p.info.lock().cmdline.clone())),
+        Some("cmdline") => return held_copy(&p.info.lock().cmdline).map(Kind::Proc),
         Some("mounts") => super::mount::proc_mounts(),
         Some("comm") => format!("{}\n", p.info.lock().comm),
         Some("status") => pid_status(p),

@@ -109,6 +109,9 @@ pub fn run(_: &[String]) -> Result<(), String> {
 /// text grew without limit), and after they are closed the file opens
 /// and reads again.
 pub fn held(args: &[String]) -> Result<(), String> {
+    if args.first().map(String::as_str) == Some("cmdline") {
+        return cmdline_held();
+    }
     let maps: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let len = 2 * maps * PAGE;
     // SAFETY: a fresh reservation, no fixed address.
@@ -171,5 +174,43 @@ pub fn held(args: &[String]) -> Result<(), String> {
     )?;
     // SAFETY: our own reservation.
     unsafe { libc::munmap(p, len) };
-    Ok(())
+    // The same with /proc/self/cmdline, held by each open too: a child
+    // with a 1 MiB command line (eight arguments of 128 KiB, Linux's
+    // longest).
+    let arg = "x".repeat(128 * 1024 - 1);
+    let st = std::process::Command::new("/proc/self/exe")
+        .args(["maps_held", "cmdline"])
+        .args(std::iter::repeat_n(&arg, 8))
+        .status()
+        .map_err(|e| format!("spawn with a 1 MiB command line: {e}"))?;
+    check(
+        st.success(),
+        "the child's /proc/self/cmdline opens end in ENOMEM",
+    )
+}
+
+/// The child of [`held`]: opens its own /proc/self/cmdline (1 MiB)
+/// until the kernel refuses.
+fn cmdline_held() -> Result<(), String> {
+    let mut fds = Vec::new();
+    let mut err = 0;
+    while fds.len() < 900 {
+        // SAFETY: a NUL-terminated path.
+        let fd = unsafe { libc::open(c"/proc/self/cmdline".as_ptr(), libc::O_RDONLY) };
+        if fd < 0 {
+            err = errno();
+            break;
+        }
+        fds.push(fd);
+    }
+    say!(
+        "a 1 MiB command line: /proc/self/cmdline opened {} times, then {}",
+        fds.len(),
+        if err == 0 {
+            "no error".to_string()
+        } else {
+            errname(err)
+        }
+    );
+    check(err == libc::ENOMEM, "the opens end in ENOMEM")
 }
