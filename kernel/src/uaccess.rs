@@ -83,12 +83,19 @@ pub fn append_in(v: &mut Vec<u8>, va: u64, len: usize) -> KResult<()> {
 /// to its limit; past that, a user-sized buffer must fail the call, not
 /// reach the alloc error handler's panic).
 pub fn kernel_buf(len: usize) -> KResult<Vec<u8>> {
+    let mut v = kernel_vec(len)?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
+/// An empty kernel buffer with room for `len` bytes, on the same terms
+/// as [`kernel_buf`]: for what a user makes the kernel build or hold.
+pub fn kernel_vec(len: usize) -> KResult<Vec<u8>> {
     if !hal::heap::has_room(len) {
         return Err(Errno::ENOMEM);
     }
     let mut v = Vec::new();
     v.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
-    v.resize(len, 0);
     Ok(v)
 }
 

@@ -100,10 +100,8 @@ fn pid_maps(p: &Process) -> KResult<String> {
     // many mappings opening the file again and again ran the heap out,
     // a panic), and reserved whole so the writes below never grow it.
     let want = m.vmas.len().saturating_mul(MAP_LINE);
-    let mut out = String::new();
-    if !hal::heap::has_room(want) || out.try_reserve_exact(want).is_err() {
-        return Err(Errno::ENOMEM);
-    }
+    // An empty buffer is valid UTF-8: the String keeps its capacity.
+    let mut out = String::from_utf8(crate::uaccess::kernel_vec(want)?).unwrap_or_default();
     for v in m.vmas.iter() {
         let bit = |r: Prot, c: char| if v.prot.contains(r) { c } else { '-' };
         let (off, ino) = v.backing.as_ref().map_or((0, 0), |(b, off)| (*off, b.ino));
@@ -141,10 +139,7 @@ fn pid_maps(p: &Process) -> KResult<String> {
 /// quarter of the stack limit), taken only if the heap has room: ENOMEM
 /// otherwise, as for /proc/PID/maps.
 fn held_copy(bytes: &[u8]) -> KResult<Vec<u8>> {
-    let mut v = Vec::new();
-    if !hal::heap::has_room(bytes.len()) || v.try_reserve_exact(bytes.len()).is_err() {
-        return Err(Errno::ENOMEM);
-    }
+    let mut v = crate::uaccess::kernel_vec(bytes.len())?;
     v.extend_from_slice(bytes);
     Ok(v)
 }

@@ -141,27 +141,7 @@ pub fn held(args: &[String]) -> Result<(), String> {
             return Err(format!("mprotect of page {i}: {}", errname(errno())));
         }
     }
-    let mut fds = Vec::new();
-    let mut err = 0;
-    while fds.len() < 900 {
-        // SAFETY: a NUL-terminated path.
-        let fd = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY) };
-        if fd < 0 {
-            err = errno();
-            break;
-        }
-        fds.push(fd);
-    }
-    say!(
-        "{maps} mappings: /proc/self/maps opened {} times, then {}",
-        fds.len(),
-        if err == 0 {
-            "no error".to_string()
-        } else {
-            errname(err)
-        }
-    );
-    check(err == libc::ENOMEM, "the opens end in ENOMEM")?;
+    let fds = open_until_refused(c"/proc/self/maps", &format!("{maps} mappings"))?;
     for fd in fds {
         // SAFETY: closing our descriptors.
         unsafe { libc::close(fd) };
@@ -192,11 +172,17 @@ pub fn held(args: &[String]) -> Result<(), String> {
 /// The child of [`held`]: opens its own /proc/self/cmdline (1 MiB)
 /// until the kernel refuses.
 fn cmdline_held() -> Result<(), String> {
+    open_until_refused(c"/proc/self/cmdline", "a 1 MiB command line").map(drop)
+}
+
+/// Opens `path` again and again, keeping each open, until the kernel
+/// refuses: it must refuse with ENOMEM within 900 opens. The descriptors.
+fn open_until_refused(path: &std::ffi::CStr, what: &str) -> Result<Vec<i32>, String> {
     let mut fds = Vec::new();
     let mut err = 0;
     while fds.len() < 900 {
         // SAFETY: a NUL-terminated path.
-        let fd = unsafe { libc::open(c"/proc/self/cmdline".as_ptr(), libc::O_RDONLY) };
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
         if fd < 0 {
             err = errno();
             break;
@@ -204,7 +190,8 @@ fn cmdline_held() -> Result<(), String> {
         fds.push(fd);
     }
     say!(
-        "a 1 MiB command line: /proc/self/cmdline opened {} times, then {}",
+        "{what}: {} opened {} times, then {}",
+        path.to_string_lossy(),
         fds.len(),
         if err == 0 {
             "no error".to_string()
@@ -212,5 +199,6 @@ fn cmdline_held() -> Result<(), String> {
             errname(err)
         }
     );
-    check(err == libc::ENOMEM, "the opens end in ENOMEM")
+    check(err == libc::ENOMEM, "the opens end in ENOMEM")?;
+    Ok(fds)
 }
