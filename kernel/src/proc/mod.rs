@@ -192,6 +192,8 @@ pub struct Process {
     pub clear_child_tid: AtomicU64,
     /// set_robust_list's head (0: none); walked at exit (robust.rs).
     pub robust_list: AtomicU64,
+    /// What it waits for while it sleeps in FUTEX_WAIT.
+    pub futex: crate::syscall::futex::Slot,
     /// CLONE_CHILD_SETTID: written in the child's own memory on first run.
     pub pending_set_tid: Mutex<Option<u64>>,
     /// Total CPU time charged, in timer ticks (user + system, not split yet).
@@ -307,6 +309,7 @@ impl Process {
             vfork_wait: WaitQueue::new(),
             clear_child_tid: AtomicU64::new(0),
             robust_list: AtomicU64::new(0),
+            futex: crate::syscall::futex::Slot::new(),
             pending_set_tid: Mutex::new(None),
             ticks: AtomicU64::new(0),
             switches: ContextSwitches::default(),

@@ -3,10 +3,12 @@
 //! condition variables, pthread_join and CLONE_CHILD_CLEARTID need.
 //! Robust lists (owner death) are in proc/robust.rs.
 //!
-//! A waiter exists only while its process sleeps here, so the kernel
-//! memory futexes hold is one small record per sleeping process: a call
+//! A waiter exists only while its process sleeps here: a bucket lists
+//! the sleeping processes, and what each waits for is in the process
+//! itself ([`Slot`]; a process sleeps on one word at a time), so a call
 //! that does not sleep (the word changed, a bad address) leaves nothing
-//! behind. Waiters are keyed as Linux keys them: a word in private memory
+//! behind and a wait or wake allocates nothing (a heap allocation and
+//! free per wait were a third of a futex ping-pong's instructions). Waiters are keyed as Linux keys them: a word in private memory
 //! by (address space, address), so a wake in one process never reaches
 //! another's waiter at the same address; a word in a MAP_SHARED mapping
 //! by the physical location of the word, which every mapper shares.
@@ -14,7 +16,7 @@
 use abi::{Errno, KResult};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 
 use crate::proc::sched::{self, Deadlines};
@@ -40,18 +42,38 @@ enum Key {
     Shared(u64),
 }
 
-struct Waiter {
+/// What a process sleeping in FUTEX_WAIT waits for. Written by the
+/// waiter before it lists itself in its key's bucket; read by wakers
+/// under that bucket's lock.
+pub struct Slot {
     /// Changed only by a requeue, under both buckets' locks.
     key: Mutex<Key>,
-    bitset: u32,
+    bitset: AtomicU32,
     /// ns on the monotonic clock, u64::MAX for none.
-    deadline: u64,
-    p: Arc<Process>,
+    deadline: AtomicU64,
+    /// Set by the waker that took the process out of its bucket.
     woken: AtomicBool,
 }
 
+impl Slot {
+    pub const fn new() -> Slot {
+        Slot {
+            key: Mutex::new(Key::Shared(0)),
+            bitset: AtomicU32::new(0),
+            deadline: AtomicU64::new(u64::MAX),
+            woken: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot::new()
+    }
+}
+
 const BUCKETS: usize = 64;
-static TABLE: [Mutex<Vec<Arc<Waiter>>>; BUCKETS] = [const { Mutex::new(Vec::new()) }; BUCKETS];
+static TABLE: [Mutex<Vec<Arc<Process>>>; BUCKETS] = [const { Mutex::new(Vec::new()) }; BUCKETS];
 /// The earliest deadline of a timed waiter ([`expire`]).
 static DUE: Deadlines = Deadlines::new();
 
@@ -60,7 +82,7 @@ pub fn waiters() -> usize {
     TABLE.iter().map(|b| b.lock().len()).sum()
 }
 
-fn bucket(k: Key) -> &'static Mutex<Vec<Arc<Waiter>>> {
+fn bucket(k: Key) -> &'static Mutex<Vec<Arc<Process>>> {
     let h = match k {
         Key::Private(mm, a) => (mm as u64 >> 4) ^ (a >> 2),
         Key::Shared(pa) => pa >> 2,
@@ -90,25 +112,41 @@ fn key_of(uaddr: u64, private: bool) -> KResult<Key> {
 /// Wakes at most `n` waiters on `k` whose bitset meets `bitset`; returns
 /// how many.
 fn wake_key(k: Key, n: u32, bitset: u32) -> u32 {
-    let mut woken = Vec::new();
-    hal::cpu::without_interrupts(|| {
+    // The first few on the stack (a lock's or a join's wake takes one),
+    // more only for a broadcast; all under one hold of the bucket lock,
+    // so that the count is of the waiters there at the wake, as on Linux.
+    const ON_STACK: usize = 4;
+    let mut first: [Option<Arc<Process>>; ON_STACK] = [const { None }; ON_STACK];
+    let mut rest: Vec<Arc<Process>> = Vec::new();
+    let woken = hal::cpu::without_interrupts(|| {
         let mut b = bucket(k).lock();
-        let mut i = 0;
-        while i < b.len() && (woken.len() as u32) < n {
-            if *b[i].key.lock() == k && b[i].bitset & bitset != 0 {
-                let w = b.swap_remove(i);
-                w.woken.store(true, Ordering::Release);
-                woken.push(w);
-            } else {
+        let (mut i, mut woken) = (0, 0);
+        while i < b.len() && woken < n {
+            let f = &b[i].futex;
+            if *f.key.lock() != k || f.bitset.load(Ordering::Relaxed) & bitset == 0 {
                 i += 1;
+                continue;
             }
+            // Out of memory for a long broadcast: the rest stay listed,
+            // and the count says how many were woken.
+            if woken as usize >= ON_STACK && rest.try_reserve(1).is_err() {
+                break;
+            }
+            let p = b.swap_remove(i);
+            p.futex.woken.store(true, Ordering::Release);
+            match first.get_mut(woken as usize) {
+                Some(slot) => *slot = Some(p),
+                None => rest.push(p),
+            }
+            woken += 1;
         }
+        woken
     });
     // Outside the bucket lock: waking takes run-queue locks.
-    for w in &woken {
-        sched::wake(&w.p);
+    for p in first.iter().flatten().chain(rest.iter()) {
+        sched::wake(p);
     }
-    woken.len() as u32
+    woken
 }
 
 /// Wakes one waiter on the current process's word at `addr` (the
@@ -130,12 +168,14 @@ pub fn expire(now: u64) {
         let due: Vec<Arc<Process>> = hal::cpu::without_interrupts(|| {
             let b = b.lock();
             b.iter()
-                .filter(|w| w.deadline != u64::MAX)
-                .filter_map(|w| {
-                    if w.deadline <= now {
-                        Some(w.p.clone())
+                .filter_map(|p| {
+                    let d = p.futex.deadline.load(Ordering::Relaxed);
+                    if d <= now {
+                        Some(p.clone())
                     } else {
-                        DUE.note(w.deadline);
+                        if d != u64::MAX {
+                            DUE.note(d);
+                        }
                         None
                     }
                 })
@@ -147,17 +187,17 @@ pub fn expire(now: u64) {
     }
 }
 
-fn remove(w: &Arc<Waiter>) {
+fn remove(me: &Arc<Process>) {
     // A requeue may move the waiter between our look at its key and our
     // taking that bucket's lock: look again until the key holds still.
     hal::cpu::without_interrupts(|| loop {
-        let k = *w.key.lock();
+        let k = *me.futex.key.lock();
         let mut b = bucket(k).lock();
-        if let Some(i) = b.iter().position(|x| Arc::ptr_eq(x, w)) {
+        if let Some(i) = b.iter().position(|x| Arc::ptr_eq(x, me)) {
             b.swap_remove(i);
             return;
         }
-        if *w.key.lock() == k {
+        if *me.futex.key.lock() == k {
             return;
         }
     });
@@ -175,8 +215,8 @@ fn requeue(from: Key, to: Key, n: u32, m: u32) -> (u32, u32) {
         if core::ptr::eq(a, b) {
             let g = a.lock();
             let mut moved = 0;
-            for w in g.iter() {
-                let mut k = w.key.lock();
+            for p in g.iter() {
+                let mut k = p.futex.key.lock();
                 if moved < m && *k == from {
                     *k = to;
                     moved += 1;
@@ -196,7 +236,7 @@ fn requeue(from: Key, to: Key, n: u32, m: u32) -> (u32, u32) {
         let mut moved = 0;
         let mut i = 0;
         while i < src.len() && moved < m {
-            if *src[i].key.lock() != from {
+            if *src[i].futex.key.lock() != from {
                 i += 1;
                 continue;
             }
@@ -204,9 +244,9 @@ fn requeue(from: Key, to: Key, n: u32, m: u32) -> (u32, u32) {
             if dst.try_reserve(1).is_err() {
                 break;
             }
-            let w = src.swap_remove(i);
-            *w.key.lock() = to;
-            dst.push(w);
+            let p = src.swap_remove(i);
+            *p.futex.key.lock() = to;
+            dst.push(p);
             moved += 1;
         }
         moved
@@ -225,27 +265,28 @@ fn wait(uaddr: u64, val: u32, private: bool, bitset: u32, deadline: u64) -> KRes
     // comparison finds us registered.
     uaccess::read_u32(uaddr)?;
     let key = key_of(uaddr, private)?;
-    let w = Arc::new(Waiter {
-        key: Mutex::new(key),
-        bitset,
-        deadline,
-        p: sched::current(),
-        woken: AtomicBool::new(false),
-    });
+    let me = sched::current();
+    let w = &me.futex;
+    // Not listed anywhere now (its last wait ended unlisted), so no waker
+    // or requeue looks at the slot while it is filled in.
+    *w.key.lock() = key;
+    w.bitset.store(bitset, Ordering::Relaxed);
+    w.deadline.store(deadline, Ordering::Relaxed);
+    w.woken.store(false, Ordering::Relaxed);
     hal::cpu::without_interrupts(|| {
         let mut b = bucket(key).lock();
         b.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
-        b.push(w.clone());
+        b.push(me.clone());
         Ok::<(), Errno>(())
     })?;
     match uaccess::read_u32(uaddr) {
         Ok(v) if v == val => {}
         Ok(_) => {
-            remove(&w);
+            remove(&me);
             return Err(Errno::EAGAIN);
         }
         Err(e) => {
-            remove(&w);
+            remove(&me);
             return Err(e);
         }
     }
@@ -264,7 +305,7 @@ fn wait(uaddr: u64, val: u32, private: bool, bitset: u32, deadline: u64) -> KRes
     // Woken by a FUTEX_WAKE: it took us out. Otherwise (timeout, signal)
     // we leave now.
     if !w.woken.load(Ordering::Acquire) {
-        remove(&w);
+        remove(&me);
     }
     match r {
         Ok(r) => r,

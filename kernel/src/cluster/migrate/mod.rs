@@ -228,10 +228,15 @@ fn parse_torus(t: &str) -> Option<usize> {
 
 /// Whether `p` has migration work at its next return to user mode (the
 /// scheduler raises the return path's work bit for it).
+/// Inlined: every context switch asks, and almost always nothing moves.
+#[inline(always)]
 pub fn wants_attention(p: &Process) -> bool {
-    if ATTENTION.load(Ordering::Acquire) == 0 {
-        return false;
-    }
+    ATTENTION.load(Ordering::Acquire) != 0 && attention_for(p)
+}
+
+#[cold]
+#[inline(never)]
+fn attention_for(p: &Process) -> bool {
     PENDING.lock().contains_key(&p.pid)
         || GUESTS
             .lock()
@@ -269,10 +274,16 @@ pub fn at_return(frame: &mut hal::idt::TrapFrame) {
 
 /// The syscall entry: true when the current process is a guest and the
 /// call was handled (sent home, or ended the guest).
+/// Inlined: every syscall asks, and a machine with no guest answers with
+/// one load.
+#[inline(always)]
 pub fn guest_syscall(frame: &mut hal::idt::TrapFrame) -> bool {
-    if N_GUESTS.load(Ordering::Acquire) == 0 {
-        return false;
-    }
+    N_GUESTS.load(Ordering::Acquire) != 0 && guest_syscall_slow(frame)
+}
+
+#[cold]
+#[inline(never)]
+fn guest_syscall_slow(frame: &mut hal::idt::TrapFrame) -> bool {
     let pid = crate::proc::sched::with_current(|me| me.pid);
     let g = GUESTS.lock().get(&pid).cloned();
     match g {
