@@ -340,11 +340,35 @@ impl OpenFile {
     /// fdatasync or fsync (Linux's generic_write_sync); a failure is the
     /// write's error.
     fn sync_written(&self) -> KResult<()> {
-        let f = self.flags();
-        if f & O_DSYNC == 0 {
-            return Ok(());
+        match self.write_sync(0) {
+            Some(datasync) => self.sync(datasync),
+            None => Ok(()),
         }
-        self.sync(f & O_SYNC_ONLY == 0)
+    }
+
+    /// After a write that asked for durability itself (`call`: O_DSYNC
+    /// and O_SYNC_ONLY bits, from io_uring's RWF_DSYNC/RWF_SYNC): the
+    /// sync that the call adds to the one the write already made for the
+    /// descriptor's own flags ([`OpenFile::sync_written`]), if any.
+    pub fn sync_for_call(&self, call: u32) -> KResult<()> {
+        let done = self.write_sync(0);
+        match self.write_sync(call) {
+            // Full when only a data sync was done, or none at all.
+            Some(datasync) if done.is_none() || (done == Some(true) && !datasync) => {
+                self.sync(datasync)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The one rule for a write's durability: the descriptor's O_DSYNC /
+    /// O_SYNC with the call's `call` flags; None for no sync, else
+    /// Some(datasync). Only disks and ext4 files take one (the others
+    /// have nowhere to sync to, and ignore the flags).
+    fn write_sync(&self, call: u32) -> Option<bool> {
+        let f = self.flags() | call;
+        let syncs = matches!(self.kind, Kind::Block(_) | Kind::Ext(..));
+        (syncs && f & O_DSYNC != 0).then_some(f & O_SYNC_ONLY == 0)
     }
 
     /// fsync(2), fdatasync(2) with `datasync`: a disk is flushed

@@ -19,7 +19,7 @@ use super::uapi::{
     IORING_FSYNC_DATASYNC, IORING_TIMEOUT_ABS, IORING_TIMEOUT_CLOCK_MASK,
     IORING_TIMEOUT_ETIME_SUCCESS,
 };
-use crate::fs::file::{OpenFile, O_NONBLOCK, POLLERR, POLLHUP};
+use crate::fs::file::{OpenFile, O_DSYNC, O_NONBLOCK, O_SYNC_ONLY, POLLERR, POLLHUP};
 use crate::proc::sched::current;
 use crate::uaccess;
 
@@ -161,14 +161,14 @@ fn rw(ring: &Arc<Ring>, sqe: &Sqe, write: bool, vectored: bool) -> Outcome {
     let may_wait = stream && f.flags() & O_NONBLOCK == 0 && sqe.op_flags & RWF_NOWAIT == 0;
     let r = if write {
         write_pieces(&f, &iov, stream, off).and_then(|n| {
-            if !stream && sqe.op_flags & (RWF_DSYNC | RWF_SYNC) != 0 {
-                // What cannot be synced (/dev/null) ignores the flags.
-                match f.sync(sqe.op_flags & RWF_SYNC == 0) {
-                    Ok(()) | Err(Errno::EINVAL) => {}
-                    Err(e) => return Err(e),
-                }
+            let mut call = 0;
+            if sqe.op_flags & (RWF_DSYNC | RWF_SYNC) != 0 {
+                call |= O_DSYNC;
             }
-            Ok(n)
+            if sqe.op_flags & RWF_SYNC != 0 {
+                call |= O_SYNC_ONLY;
+            }
+            f.sync_for_call(call).map(|()| n)
         })
     } else {
         read_pieces(&f, &iov, stream, off)
