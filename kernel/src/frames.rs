@@ -48,7 +48,7 @@ pub fn init(free: &hal::paging::FreeMemory, tori: usize) {
     let pools = self::tori();
     let all: usize = pools.iter().map(|t| t.lock().total()).sum();
     FLOOR.store(floor_total(all) / pools.len().max(1), Ordering::Relaxed);
-    hal::heap::set_grow_source(grow_heap);
+    hal::heap::set_grow_source(grow_heap, heap_gave_back);
 }
 
 /// Frames for the kernel heap's growth: a contiguous run of `n` from any
@@ -61,6 +61,12 @@ fn grow_heap(n: usize) -> Option<u64> {
     }
     let start = hal::percpu::cpu_id() % count;
     (0..count).find_map(|i| tori()[(start + i) % count].lock().alloc_contiguous(n))
+}
+
+/// A frame of a heap span given back (hal::heap::shrink), with the heap
+/// lock held: a pool's free does not allocate (nor may this log).
+fn heap_gave_back(pa: u64) -> bool {
+    free(pa).is_ok()
 }
 
 /// Frames each pool keeps for the heap's growth.

@@ -59,6 +59,7 @@ fn count(k: Obj) -> i64 {
 pub fn procfs() -> String {
     let (threads, processes) = crate::proc::table_counts();
     let (grown, failed) = hal::heap::grow_counts();
+    let (shrunk, shrunk_bytes, refused) = hal::heap::shrink_counts();
     let free: usize = (0..crate::frames::torus_count())
         .map(|t| crate::frames::stats(t).0)
         .sum();
@@ -66,7 +67,8 @@ pub fn procfs() -> String {
         "processes {processes}\nthreads {threads}\ntasks {}\naddress_spaces {}\n\
          kernel_stacks {}\nopen_files {}\nsockets {}\npipes {}\nfutex_waiters {}\n\
          heap_bytes {}\nfree_frames {free}\nheap_claimed {}\nheap_limit {}\nheap_spans {}\n\
-         heap_grown {grown}\nheap_grow_failed {failed}\nheap_frames {}\n\
+         heap_grown {grown}\nheap_grow_failed {failed}\nheap_shrunk {shrunk}\n\
+         heap_shrunk_bytes {shrunk_bytes}\nheap_give_back_refused {refused}\nheap_frames {}\n\
          kstack_max_used {}\n",
         count(Obj::Task),
         count(Obj::AddressSpace),

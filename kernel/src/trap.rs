@@ -47,9 +47,12 @@ pub fn init() {
     hal::idt::init();
 }
 
+/// When the next heap shrink is due (ns).
+static HEAP_SHRINK_AT: AtomicU64 = AtomicU64::new(0);
+
 /// Work deferred from interrupts, once per new tick: wake sleepers and
 /// pollers when one's deadline is due, write dirty file pages back every
-/// 5 s; then run the tty line
+/// 5 s, give empty grown heap spans back every second; then run the tty line
 /// discipline, poll io_uring rings. Called with no kernel lock held.
 pub fn deferred_work() {
     let t = ticks();
@@ -65,6 +68,21 @@ pub fn deferred_work() {
         // Every 5 s, on one CPU: dirty file pages to the disks.
         if crate::fs::ext4_pages::writeback_due(now) {
             crate::fs::mount::writeback_all(now);
+        }
+        // Every second, on one CPU: grown heap spans left empty go back
+        // to the frame pools.
+        let at = HEAP_SHRINK_AT.load(Ordering::Relaxed);
+        if now >= at
+            && HEAP_SHRINK_AT
+                .compare_exchange(
+                    at,
+                    now + 1_000_000_000,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            hal::heap::shrink();
         }
     }
     if crate::console::has_input() {

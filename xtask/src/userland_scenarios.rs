@@ -619,7 +619,7 @@ fn fuzz_short(exec: &Exec) -> Result<(), String> {
 /// finish on other CPUs). Every object count must be equal to the
 /// baseline; the heap within 256 KiB and the free frames within 1 MiB
 /// (allocator caches, the shell's own buffers), counting the frames the
-/// heap grew by (`heap_frames`, kept by the heap for good) as free.
+/// heap grew by and still holds (`heap_frames`) as free.
 fn kobjects_baseline(exec: &Exec) -> Result<(), String> {
     let cmd = format!(
         "echo BASE; cat /proc/kobjects; \
@@ -666,8 +666,9 @@ fn kobjects_baseline(exec: &Exec) -> Result<(), String> {
         if d("heap_bytes").is_none_or(|x| x > 256 * 1024) {
             return Err("heap_bytes more than 256 KiB from its baseline".into());
         }
-        // Frames the heap grew by are the heap's for good, not leaked:
-        // they count as free here (heap_frames).
+        // Frames the heap grew by and holds (heap_frames) are not leaked:
+        // they count as free here (the heap gives a span back only once
+        // nothing in it is allocated).
         let frames = |v: &[(String, i64)]| Some(get(v, "free_frames")? + get(v, "heap_frames")?);
         if frames(snap)
             .zip(frames(&base))

@@ -6,7 +6,9 @@
 //! [`Grow`], which takes a run of contiguous frames from the kernel's frame
 //! pools (registered with [`set_grow_source`]), max(1/8 of the heap, 2 MiB)
 //! at a time, and claims it as one more span, up to the limit [`size`]
-//! (half of RAM, or `heap.maxmb=N`). Spans are never given back. Past the
+//! (half of RAM, or `heap.maxmb=N`). A grown span in which nothing is
+//! allocated any more goes back to the pools ([`shrink`], called
+//! periodically), as long as the heap keeps a growth step free. Past the
 //! limit, or with no contiguous run left, the allocation fails: fallible
 //! paths (`try_reserve`, `Box::try_new`-style callers, stacks) see
 //! ENOMEM/EAGAIN, infallible ones the alloc error handler.
@@ -139,8 +141,13 @@ static LIMIT: AtomicUsize = AtomicUsize::new(0);
 static GROWN: AtomicU64 = AtomicU64::new(0);
 static GROW_FAILED: AtomicU64 = AtomicU64::new(0);
 /// Frames taken from the frame pools by growth (spans and the page
-/// tables that split their direct map), never given back.
+/// tables that split their direct map), less those [`shrink`] gave back.
 static GROW_FRAMES: AtomicU64 = AtomicU64::new(0);
+/// Spans given back, and their bytes.
+static SHRUNK: AtomicU64 = AtomicU64::new(0);
+static SHRUNK_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Frames given back that the pools refused (never, unless a bug).
+static REFUSED: AtomicU64 = AtomicU64::new(0);
 
 /// Where growth takes its frames: `n` physically contiguous frames from
 /// the kernel's pools, or None. Called with the heap lock held and
@@ -148,12 +155,15 @@ static GROW_FRAMES: AtomicU64 = AtomicU64::new(0);
 /// takes must be one that no holder keeps across a heap allocation or
 /// with interrupts on.
 pub type GrowSource = fn(usize) -> Option<u64>;
-static SOURCE: Once<GrowSource> = Once::new();
+/// Where [`shrink`] returns a frame (false: the pools refused it, a bug
+/// counted in [`shrink_counts`]); the same rules as [`GrowSource`].
+pub type GiveBack = fn(u64) -> bool;
+static SOURCE: Once<(GrowSource, GiveBack)> = Once::new();
 
-/// Lets the heap grow from the kernel's frame pools (once, after they
-/// exist).
-pub fn set_grow_source(src: GrowSource) {
-    SOURCE.call_once(|| src);
+/// Lets the heap grow from the kernel's frame pools and give frames back
+/// to them (once, after they exist).
+pub fn set_grow_source(src: GrowSource, give_back: GiveBack) {
+    SOURCE.call_once(|| (src, give_back));
 }
 
 /// The smallest step growth takes (when the heap is small).
@@ -189,9 +199,16 @@ fn grow(talc: &mut Talc<Grow>, layout: Layout) -> Result<(), ()> {
 /// Claims one more span of `step` bytes (less if no run that long is
 /// free, but never under `need`) within the limit; returns it.
 fn claim_run(talc: &mut Talc<Grow>, need: usize, step: usize) -> Result<(u64, u64), ()> {
-    let src = SOURCE.get().ok_or(())?;
-    let n = SPANS.load(Ordering::Relaxed);
-    if n == 0 || n >= MAX_SPANS {
+    let (src, _) = SOURCE.get().ok_or(())?;
+    let count = SPANS.load(Ordering::Relaxed);
+    if count == 0 {
+        return Err(());
+    }
+    // A slot that [`shrink`] emptied, else a new one.
+    let n = (1..count)
+        .find(|&i| SPAN_START[i].load(Ordering::Relaxed) == SPAN_END[i].load(Ordering::Relaxed))
+        .unwrap_or(count);
+    if n >= MAX_SPANS {
         return Err(());
     }
     let room = LIMIT
@@ -212,12 +229,18 @@ fn claim_run(talc: &mut Talc<Grow>, need: usize, step: usize) -> Result<(u64, u6
             // to the heap alone by the frame pools (they leave the pools for
             // good) and are mapped read-write in the direct map; they overlap
             // no other span (every span is frames no one else owns).
-            unsafe { talc.claim(Span::from_base_size(start as *mut u8, len)) }?;
-            CLAIMED.fetch_add(len, Ordering::Relaxed);
+            let span = unsafe { talc.claim(Span::from_base_size(start as *mut u8, len)) }?;
+            // What talc made of it (page-aligned, so all of it): the
+            // span [`shrink`] hands back to talc's `truncate`.
+            let (base, acme) = span.get_base_acme().ok_or(())?;
+            let (start, end) = (base as u64, acme as u64);
+            CLAIMED.fetch_add((end - start) as usize, Ordering::Relaxed);
             SPAN_START[n].store(start, Ordering::Relaxed);
-            SPAN_END[n].store(start + len as u64, Ordering::Relaxed);
-            SPANS.store(n + 1, Ordering::Release);
-            return Ok((start, start + len as u64));
+            SPAN_END[n].store(end, Ordering::Release);
+            if n == count {
+                SPANS.store(n + 1, Ordering::Release);
+            }
+            return Ok((start, end));
         }
         // No contiguous run that long: try half, down to what is needed.
         let half = (step / 2) & !(PAGE_SIZE as usize - 1);
@@ -323,9 +346,81 @@ pub fn claimed() -> usize {
     CLAIMED.load(Ordering::Relaxed)
 }
 
-/// The heap's spans (1 at boot, one more per growth).
+/// The heap's spans (1 at boot, one more per growth, one less per span
+/// given back).
 pub fn spans() -> usize {
-    SPANS.load(Ordering::Relaxed)
+    let n = SPANS.load(Ordering::Acquire);
+    (0..n)
+        .filter(|&i| SPAN_START[i].load(Ordering::Relaxed) != SPAN_END[i].load(Ordering::Relaxed))
+        .count()
+}
+
+/// Gives the grown spans in which nothing is allocated back to the frame
+/// pools, keeping a growth step (an eighth of the heap, at least 2 MiB)
+/// free so that the next burst does not grow again at once. Their direct
+/// map's page tables stay (the direct map keeps its 4 KiB pages there).
+/// Returns the bytes given back.
+pub fn shrink() -> usize {
+    let Some((_, give_back)) = SOURCE.get() else {
+        return 0;
+    };
+    let mut talc = ALLOCATOR.lock();
+    let mut freed = 0;
+    let count = SPANS.load(Ordering::Relaxed);
+    for i in (1..count).rev() {
+        let (start, end) = (
+            SPAN_START[i].load(Ordering::Relaxed),
+            SPAN_END[i].load(Ordering::Relaxed),
+        );
+        let len = (end - start) as usize;
+        if len == 0 {
+            continue;
+        }
+        let claimed = CLAIMED.load(Ordering::Relaxed);
+        let free = claimed.saturating_sub(talc.get_counters().allocated_bytes);
+        let keep = (claimed / 8).max(MIN_STEP);
+        if free < len.saturating_add(keep) {
+            continue;
+        }
+        let span = Span::new(start as *mut u8, end as *mut u8);
+        // SAFETY: `span` is what talc's claim returned for this slot (the
+        // heap lock is held, so nothing allocates in it meanwhile), and
+        // truncating it to nothing is allowed only when nothing in it is
+        // allocated, which get_allocated_span has just said.
+        unsafe {
+            if talc.get_allocated_span(span).is_sized() {
+                continue;
+            }
+            talc.truncate(span, Span::empty());
+        }
+        // Not heap any more (`contains`) before its frames go anywhere;
+        // an empty slot, which the next growth may take.
+        SPAN_END[i].store(0, Ordering::Release);
+        SPAN_START[i].store(0, Ordering::Relaxed);
+        CLAIMED.fetch_sub(len, Ordering::Relaxed);
+        let pa = start - crate::paging::phys_to_virt(0);
+        let frames = len / PAGE_SIZE as usize;
+        for f in 0..frames as u64 {
+            if !give_back(pa + f * PAGE_SIZE) {
+                REFUSED.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        GROW_FRAMES.fetch_sub(frames as u64, Ordering::Relaxed);
+        SHRUNK.fetch_add(1, Ordering::Relaxed);
+        SHRUNK_BYTES.fetch_add(len as u64, Ordering::Relaxed);
+        freed += len;
+    }
+    freed
+}
+
+/// Spans [`shrink`] gave back, their bytes, and frames the pools
+/// refused.
+pub fn shrink_counts() -> (u64, u64, u64) {
+    (
+        SHRUNK.load(Ordering::Relaxed),
+        SHRUNK_BYTES.load(Ordering::Relaxed),
+        REFUSED.load(Ordering::Relaxed),
+    )
 }
 
 /// Times the heap grew, and times it could not (limit reached, no run

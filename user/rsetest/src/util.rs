@@ -166,6 +166,15 @@ pub fn meminfo_kib(field: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("no {field} in /proc/meminfo"))
 }
 
+/// A count from RSE OS's /proc/kobjects (`name value` lines).
+pub fn kobject(name: &str) -> Result<u64, String> {
+    let s =
+        std::fs::read_to_string("/proc/kobjects").map_err(|e| format!("/proc/kobjects: {e}"))?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .ok_or_else(|| format!("no {name} in /proc/kobjects"))
+}
+
 /// Waits for `pid` and requires it to have exited with status 0, quietly
 /// (for loops: no line unless it fails).
 pub fn wait_quiet(pid: libc::pid_t, what: &str) -> Result<(), String> {

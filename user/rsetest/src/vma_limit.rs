@@ -113,6 +113,7 @@ pub fn held(args: &[String]) -> Result<(), String> {
         return cmdline_held();
     }
     let maps: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let claimed_before = crate::util::kobject("heap_claimed")?;
     let len = 2 * maps * PAGE;
     // SAFETY: a fresh reservation, no fixed address.
     let p = unsafe {
@@ -154,6 +155,7 @@ pub fn held(args: &[String]) -> Result<(), String> {
     )?;
     // SAFETY: our own reservation.
     unsafe { libc::munmap(p, len) };
+    heap_given_back(claimed_before)?;
     // The same with /proc/self/cmdline, held by each open too: a child
     // with a 1 MiB command line (eight arguments of 128 KiB, Linux's
     // longest).
@@ -166,6 +168,30 @@ pub fn held(args: &[String]) -> Result<(), String> {
     check(
         st.success(),
         "the child's /proc/self/cmdline opens end in ENOMEM",
+    )
+}
+
+/// After the mappings and the texts are freed, the kernel heap gives
+/// back what it grew for them (a grown span left empty goes back to the frame pools within
+/// a second or so): its claimed bytes come back to within two growth
+/// steps (2 MiB each on a small heap) of `before`.
+fn heap_given_back(before: u64) -> Result<(), String> {
+    let grown = crate::util::kobject("heap_grown")?;
+    let mut claimed = crate::util::kobject("heap_claimed")?;
+    for _ in 0..50 {
+        if claimed <= before + (4 << 20) {
+            break;
+        }
+        crate::util::sleep_ms(100);
+        claimed = crate::util::kobject("heap_claimed")?;
+    }
+    let shrunk = crate::util::kobject("heap_shrunk")?;
+    check(
+        claimed <= before + (4 << 20) && (grown == 0 || shrunk > 0),
+        format_args!(
+            "the heap gave back what it grew: {claimed} bytes claimed, {before} before the opens \
+             ({grown} growths, {shrunk} spans given back)"
+        ),
     )
 }
 
