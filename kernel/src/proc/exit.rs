@@ -117,6 +117,9 @@ pub fn exit_process(p: Arc<Process>, status: i32) -> ! {
         // Nobody waits for a thread: it leaves the table now (its stack
         // stays until this CPU has switched away, as for any exit).
         g.threads.lock().retain(|t| !Arc::ptr_eq(t, &p));
+        // Its time stays the process's (CLOCK_PROCESS_CPUTIME_ID).
+        g.exited_cpu_ns
+            .fetch_add(super::cputime::thread_ns(&p), Ordering::Relaxed);
         super::remove(pid);
     }
     g.exited.wake_all();

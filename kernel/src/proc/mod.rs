@@ -11,6 +11,7 @@
 pub mod altstack;
 pub mod braid;
 pub mod cpu;
+pub mod cputime;
 pub mod cred;
 pub mod exit;
 pub mod fork;
@@ -132,6 +133,8 @@ pub struct ThreadGroup {
     /// signalfd: only then does a signal to a thread of the process wake
     /// the pollers' queue (`signal::wake_signalfd_waiters`).
     pub signalfd_used: AtomicBool,
+    /// CPU time of its threads that have exited (ns).
+    pub exited_cpu_ns: AtomicU64,
 }
 
 impl ThreadGroup {
@@ -196,6 +199,8 @@ pub struct Process {
     pub futex: crate::syscall::futex::Slot,
     /// CLONE_CHILD_SETTID: written in the child's own memory on first run.
     pub pending_set_tid: Mutex<Option<u64>>,
+    /// CPU time to the nanosecond (CPU-time clocks, getrusage).
+    pub cpu_time: cputime::CpuTime,
     /// Total CPU time charged, in timer ticks (user + system, not split yet).
     pub ticks: AtomicU64,
     /// Context switches: it went to sleep (voluntary) or was switched out
@@ -274,6 +279,7 @@ impl Process {
                     oom_score_adj: core::sync::atomic::AtomicI32::new(n.oom_score_adj),
                     shared_sig: Mutex::new(signal::SharedPending::default()),
                     signalfd_used: AtomicBool::new(false),
+                    exited_cpu_ns: AtomicU64::new(0),
                 }),
                 true,
             ),
@@ -311,6 +317,7 @@ impl Process {
             robust_list: AtomicU64::new(0),
             futex: crate::syscall::futex::Slot::new(),
             pending_set_tid: Mutex::new(None),
+            cpu_time: cputime::CpuTime::default(),
             ticks: AtomicU64::new(0),
             switches: ContextSwitches::default(),
             cred: Mutex::new(n.cred),

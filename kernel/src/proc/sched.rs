@@ -395,6 +395,7 @@ fn switch_away(yield_: bool) {
         if let (Some(p), Some(n)) = (&prev, &next) {
             if Arc::ptr_eq(p, n) {
                 *n.run.lock() = RunState::Running;
+                n.cpu_time.on(now);
                 // It was queued, not running, since put_prev: a signal
                 // sent meanwhile was not pushed to this CPU.
                 note_pending_signals(n);
@@ -415,7 +416,7 @@ fn switch_away(yield_: bool) {
             c.dead.lock().extend(prev.take());
         }
         match next {
-            Some(n) => switch_in(c, n),
+            Some(n) => switch_in(c, n, now),
             None => {
                 // Idle holds no process's page tables: one freed while we
                 // idle must not stay loaded here.
@@ -513,6 +514,7 @@ fn pick_from(t: usize, now: u64) -> Option<Arc<Process>> {
 /// (with new parameters, or to another torus if its affinity says so),
 /// to sleep, or gone. Returns the run state it found (a zombie's stays).
 fn put_prev(ti: usize, p: &Arc<Process>, now: u64, yield_: bool) -> RunState {
+    p.cpu_time.off(now);
     let t = torus::get(ti);
     let mut st = p.run.lock();
     let found = *st;
@@ -559,8 +561,9 @@ fn put_prev(ti: usize, p: &Arc<Process>, now: u64, yield_: bool) -> RunState {
 
 /// Makes `n` the running process of CPU `c` (its context is claimed by
 /// the switch, its CPU state installed by [`finish_switch`]).
-fn switch_in(c: &Cpu, n: Arc<Process>) {
+fn switch_in(c: &Cpu, n: Arc<Process>, now: u64) {
     *n.run.lock() = RunState::Running;
+    n.cpu_time.on(now);
     c.current.replace(Some(n));
 }
 

@@ -400,10 +400,10 @@ pub fn times(buf: u64) -> KResult<u64> {
     Ok(crate::trap::ticks() / 10)
 }
 
-/// getrusage(2): the caller's CPU time (as system time: ticks are not
-/// split yet) and context switches, RUSAGE_SELF summing the switches of
-/// its threads; RUSAGE_CHILDREN is not kept (the caller's time, no
-/// switches).
+/// getrusage(2): the caller's CPU time to the nanosecond (as system
+/// time: user and system are not split yet), its process's for
+/// RUSAGE_SELF, and context switches, RUSAGE_SELF summing its threads';
+/// RUSAGE_CHILDREN is not kept (the caller's time, no switches).
 pub fn getrusage(who: i64, buf: u64) -> KResult<u64> {
     const RUSAGE_SELF: i64 = 0;
     const RUSAGE_CHILDREN: i64 = -1;
@@ -421,10 +421,13 @@ pub fn getrusage(who: i64, buf: u64) -> KResult<u64> {
         RUSAGE_CHILDREN => (0, 0),
         _ => return Err(Errno::EINVAL),
     };
-    let t = me.ticks.load(Ordering::Relaxed);
+    let ns = match who {
+        RUSAGE_THREAD => crate::proc::cputime::thread_ns(&me),
+        _ => crate::proc::cputime::process_ns(&me),
+    };
     let mut b = [0u8; 144];
-    b[16..24].copy_from_slice(&(t / 1000).to_le_bytes());
-    b[24..32].copy_from_slice(&((t % 1000) * 1000).to_le_bytes());
+    b[16..24].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+    b[24..32].copy_from_slice(&(ns % 1_000_000_000 / 1000).to_le_bytes());
     b[128..136].copy_from_slice(&nvcsw.to_le_bytes());
     b[136..144].copy_from_slice(&nivcsw.to_le_bytes());
     uaccess::copy_out(buf, &b).map(|_| 0)

@@ -48,7 +48,18 @@ pub fn clock_gettime(clock: u64, tp: u64) -> KResult<u64> {
     if clock > 11 {
         return Err(Errno::EINVAL);
     }
-    put_timespec(tp, crate::clock::now(clock))?;
+    const CLOCK_PROCESS_CPUTIME_ID: u64 = 2;
+    const CLOCK_THREAD_CPUTIME_ID: u64 = 3;
+    let ns = match clock {
+        CLOCK_PROCESS_CPUTIME_ID => {
+            crate::proc::sched::with_current(crate::proc::cputime::process_ns)
+        }
+        CLOCK_THREAD_CPUTIME_ID => {
+            crate::proc::sched::with_current(crate::proc::cputime::thread_ns)
+        }
+        _ => crate::clock::now(clock),
+    };
+    put_timespec(tp, ns)?;
     Ok(0)
 }
 

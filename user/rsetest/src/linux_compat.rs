@@ -63,7 +63,77 @@ pub fn run(_: &[String]) -> Result<(), String> {
     bad_fpstate()?;
     job_control()?;
     tty_min_time()?;
+    cpu_clocks()?;
     Ok(())
+}
+
+/// ns on `clock` (clock_gettime through libc: the vDSO hands the CPU-time
+/// clocks to the syscall).
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: t is a valid out-pointer.
+    unsafe { libc::clock_gettime(clock, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// CLOCK_THREAD_CPUTIME_ID and CLOCK_PROCESS_CPUTIME_ID count CPU time,
+/// not time: 300 ms of spinning moves them by about that much, 300 ms
+/// of sleep barely (they returned the monotonic clock); the process's
+/// includes a thread's that has exited; getrusage agrees.
+fn cpu_clocks() -> Result<(), String> {
+    let (t0, p0) = (
+        clock_ns(libc::CLOCK_THREAD_CPUTIME_ID),
+        clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID),
+    );
+    sleep_ms(300);
+    let (t1, p1) = (
+        clock_ns(libc::CLOCK_THREAD_CPUTIME_ID),
+        clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID),
+    );
+    let spin_until = std::time::Instant::now() + std::time::Duration::from_millis(300);
+    let mut x = 1u64;
+    while std::time::Instant::now() < spin_until {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    let t2 = clock_ns(libc::CLOCK_THREAD_CPUTIME_ID);
+    let spun = std::thread::spawn(|| {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    });
+    spun.join()
+        .map_err(|_| "spinning thread panicked".to_string())?;
+    let p3 = clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID);
+    let t3 = clock_ns(libc::CLOCK_THREAD_CPUTIME_ID);
+    // SAFETY: an all-zero rusage is valid; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is a valid out-pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let ru_ns = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) as u64 * 1_000_000_000
+        + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) as u64 * 1000;
+    let ms = |ns: u64| ns / 1_000_000;
+    check(
+        t1 - t0 < 50_000_000
+            && p1 - p0 < 50_000_000
+            && t2 - t1 >= 150_000_000
+            && p3 - t3 >= 100_000_000 + p0.saturating_sub(t0)
+            && ru_ns + 10_000_000 >= p3,
+        format_args!(
+            "CPU-time clocks: a 300 ms sleep took {} ms (thread) and {} ms (process), 300 ms \
+             of spinning {} ms; the process's clock is {} ms ahead of this thread's after a \
+             200 ms spinning thread exited; getrusage says {} ms, the process clock {} ms",
+            ms(t1 - t0),
+            ms(p1 - p0),
+            ms(t2 - t1),
+            ms(p3.saturating_sub(t3)),
+            ms(ru_ns),
+            ms(p3)
+        ),
+    )
 }
 
 /// A handler installed with SA_RESTART: the interrupted pipe read and
