@@ -51,6 +51,7 @@ mod debian;
 mod deps;
 mod disk_image;
 mod dynamic_scenarios;
+mod ext4_bulk;
 mod ext4_cwd;
 mod ext4_page_cache;
 mod ext4_powercut;

@@ -105,9 +105,20 @@ fn inode_owned_blocks<B: BlockIo>(
 ) -> Ext4Result<InodeOwnedBlocks> {
     ensure_inode_free_is_supported(fs, inode)?;
     let mut mapped_blocks: Vec<AbsoluteBN> = if inode.uses_extents() {
-        resolve_inode_blocks(fs, block_dev, inode_num, inode)?
-            .into_values()
-            .collect()
+        // RSE OS patch: unwritten extents are the inode's blocks too. The
+        // initialized runs alone (upstream) left the blocks of unwritten
+        // extents marked in use when the inode was freed: a write that
+        // ended in NoSpace keeps the unwritten extents it had reserved
+        // past the end of the file, and deleting the file leaked them
+        // (e2fsck: "Block bitmap differences").
+        let mut blocks = Vec::new();
+        for extent in ExtentTree::with_filesystem(inode, fs, inode_num).all_extents(block_dev)? {
+            let first = AbsoluteBN::new(extent.start_block());
+            for offset in 0..extent.len() {
+                blocks.push(first.checked_add(offset)?);
+            }
+        }
+        blocks
     } else {
         crate::indirect::collect_legacy_inode_ownership(fs, block_dev, inode_num, inode)?
             .into_data_blocks()

@@ -1094,11 +1094,11 @@ fn append_directory_block<B: BlockIo>(
         .superblock
         .has_feature_ro_compat(Ext4Superblock::EXT4_FEATURE_RO_COMPAT_HUGE_FILE);
     let blocks_count = parent_inode.blocks_count(block_size as u32, huge_file_feature);
-    let updated_blocks = blocks_count
+    let checked_blocks = blocks_count
         .checked_add(block_size as u64 / 512)
         .ok_or_else(Ext4Error::overflow)?;
     let mut accounting_check = *parent_inode;
-    accounting_check.set_blocks_count(updated_blocks, block_size as u32, huge_file_feature)?;
+    accounting_check.set_blocks_count(checked_blocks, block_size as u32, huge_file_feature)?;
 
     let new_block = fs.alloc_block(device)?;
     if fs.superblock.has_extents() && parent_inode.uses_extents() {
@@ -1109,6 +1109,16 @@ fn append_directory_block<B: BlockIo>(
         parent_inode.i_block[old_blocks] = new_block.to_u32()?;
     }
     parent_inode.set_size(new_size as u64);
+    // RSE OS patch: the new block is added to the count as it is now, not
+    // to the one read before the insertion. insert_extent counts the
+    // blocks it allocates for the extent tree itself (a leaf split, a
+    // deeper root) in this same inode; storing the earlier count plus one
+    // block dropped them (e2fsck: "i_blocks is 504, should be 520" for a
+    // directory of 10,000 names).
+    let now = parent_inode.blocks_count(block_size as u32, huge_file_feature);
+    let updated_blocks = now
+        .checked_add(block_size as u64 / 512)
+        .ok_or_else(Ext4Error::overflow)?;
     parent_inode.set_blocks_count(updated_blocks, block_size as u32, huge_file_feature)?;
     Ok((new_logical, new_block))
 }
