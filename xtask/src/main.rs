@@ -40,6 +40,7 @@
 
 mod artifacts;
 mod bench;
+mod blk_errors;
 mod blk_parallel;
 mod block_scenarios;
 mod braid_bench;
@@ -158,6 +159,9 @@ pub struct RunOpts {
     pub tap: Option<String>,
     /// `--disk FILE`: raw images attached as virtio-blk disks.
     pub disks: Vec<std::path::PathBuf>,
+    /// QEMU blkdebug rules (a config file) for the first disk: scenarios
+    /// that make it fail requests.
+    pub disk_errors: Option<std::path::PathBuf>,
 }
 
 /// Parses `HOSTPORT:GUESTPORT`.
@@ -277,6 +281,7 @@ impl RunOpts {
             cfg.net = Some(qemu::Net::User(self.forwards.clone()));
         }
         cfg.disks = self.disks.clone();
+        cfg.disk_errors = self.disk_errors.clone();
         let mut words = self.append.clone();
         if self.exec.is_some() {
             words.push("exec".into());

@@ -81,6 +81,8 @@ pub struct Config {
     pub net: Option<Net>,
     /// Raw disk images attached as virtio-blk disks (vda, vdb, … in order).
     pub disks: Vec<PathBuf>,
+    /// blkdebug rules for the first disk (injected I/O errors).
+    pub disk_errors: Option<PathBuf>,
     /// Run QEMU inside this network namespace (`ip netns exec`, which
     /// execs it: the child's pid is QEMU's), for a tap that lives there.
     pub netns: Option<String>,
@@ -123,6 +125,7 @@ impl Config {
             ready_mark: "RSE OS ready".into(),
             net: None,
             disks: Vec::new(),
+            disk_errors: None,
             netns: None,
             gdb_port: None,
         }
@@ -213,10 +216,11 @@ impl Config {
             // Raw format (no probing of the guest-written content), QEMU's
             // default write-back cache: the guest's flush requests are what
             // make its writes durable, as on a real disk.
-            let drive = format!(
-                "file={},format=raw,if=none,id=disk{i},cache=writeback",
-                d.display()
-            );
+            let file = match (&self.disk_errors, i) {
+                (Some(rules), 0) => format!("blkdebug:{}:{}", rules.display(), d.display()),
+                _ => d.display().to_string(),
+            };
+            let drive = format!("file={file},format=raw,if=none,id=disk{i},cache=writeback");
             let device = match self.machine {
                 Machine::Microvm => format!("virtio-blk-device,drive=disk{i}"),
                 Machine::Pc | Machine::Q35 => format!("virtio-blk-pci,drive=disk{i}"),

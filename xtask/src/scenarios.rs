@@ -86,6 +86,7 @@ const SCENARIOS: &[Scenario] = &[
         crate::block_scenarios::ext4_rename_htree_split,
     ),
     ("ext4_relatime", crate::block_scenarios::ext4_relatime),
+    ("blk_io_errors_eio", crate::blk_errors::blk_io_errors_eio),
     (
         "ext4_bulk_tree_debugfs",
         crate::ext4_bulk::ext4_bulk_tree_debugfs,
