@@ -67,23 +67,12 @@ pub fn run(_: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// ns on `clock` (clock_gettime through libc: the vDSO hands the CPU-time
-/// clocks to the syscall).
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: t is a valid out-pointer.
-    unsafe { libc::clock_gettime(clock, &mut t) };
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
 /// CLOCK_THREAD_CPUTIME_ID and CLOCK_PROCESS_CPUTIME_ID count CPU time,
 /// not time: 300 ms of spinning moves them by about that much, 300 ms
 /// of sleep barely (they returned the monotonic clock); the process's
 /// includes a thread's that has exited; getrusage agrees.
 fn cpu_clocks() -> Result<(), String> {
+    use crate::util::clock_ns;
     let (t0, p0) = (
         clock_ns(libc::CLOCK_THREAD_CPUTIME_ID),
         clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID),

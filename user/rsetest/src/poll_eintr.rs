@@ -41,13 +41,7 @@ struct Shared {
 }
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    crate::util::clock_ns(libc::CLOCK_MONOTONIC)
 }
 
 pub fn run(_args: &[String]) -> Result<(), String> {

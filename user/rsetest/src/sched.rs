@@ -230,13 +230,7 @@ pub fn fair(_: &[String]) -> Result<(), String> {
 
 /// The calling thread's CPU time (ns).
 fn thread_cpu_ns() -> u64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: t is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+    crate::util::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// SCHED_FIFO preempts fair processes on its CPU; two SCHED_RR processes

@@ -166,6 +166,18 @@ pub fn meminfo_kib(field: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("no {field} in /proc/meminfo"))
 }
 
+/// ns on `clock` (clock_gettime through libc: the vDSO for the clocks it
+/// answers, the syscall for the CPU-time ones).
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: t is a valid out-pointer.
+    unsafe { libc::clock_gettime(clock, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
 /// A count from RSE OS's /proc/kobjects (`name value` lines).
 pub fn kobject(name: &str) -> Result<u64, String> {
     let s =
