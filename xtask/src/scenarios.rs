@@ -202,16 +202,16 @@ pub fn test_all(args: &[String]) -> Result<i32, String> {
             return Err("host unit tests failed".into());
         }
         // The vendored rsext4's own tests of our patches (not a workspace
-        // member): renames in HTree directories, a directory whose
-        // extent tree grows, a disk filled until NoSpace, on images made
-        // by mkfs.ext4, checked by e2fsck.
+        // member): renames in HTree directories, many runs written in
+        // one call, a directory whose extent tree grows, a disk filled
+        // until NoSpace, on images made by mkfs.ext4, checked by e2fsck.
         deps::ensure(&[&deps::E2FSPROGS])?;
         let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(artifacts::root())
             .args(["test", "--quiet", "--release", "--manifest-path"])
             .arg("crates/rsext4/Cargo.toml")
-            .args(["--test", "htree_rename", "--test", "dir_blocks"])
-            .args(["--test", "enospc", "--target-dir"])
+            .args(["--test", "htree_rename", "--test", "write_runs"])
+            .args(["--test", "dir_blocks", "--test", "enospc", "--target-dir"])
             .arg(artifacts::root().join("target/rsext4"))
             .status()
             .map_err(|e| format!("cargo test (rsext4): {e}"))?;

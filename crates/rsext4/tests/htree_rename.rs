@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{e2fsck_clean, make_image, tool_available, FileBlockDevice};
+use common::*;
 use rsext4::*;
 
 /// Creates `count` files named by `old`, renames those selected by `step`

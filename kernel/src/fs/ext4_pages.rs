@@ -31,9 +31,9 @@
 //! must come from write(2), not from a later fsync), or a read-only
 //! mount or a cap of 0, goes through the crate as before, and into the
 //! cached pages it covers. Dirty pages are written back to the crate in file-offset
-//! order, adjacent ones in one crate write (up to `MAX_RUN` pages, up to
-//! the cached size: the crate's grows with them), and the inode then
-//! gets back the mtime of its last cached write:
+//! order, up to `MAX_RUN` pages of one inode in one crate call, adjacent
+//! ones as one run (up to the cached size: the crate's grows with them),
+//! and the inode then gets back the mtime of its last cached write:
 //!
 //! - fsync/fdatasync: that file's pages, then the journal commit and
 //!   the disk flush (`Ext4Mount::fsync`); msync through fsync; sync,
@@ -747,9 +747,12 @@ impl PageCache {
     }
 
     /// In file-offset order: dirty pages are written as they are, mapped
-    /// ones where they differ from the crate's copy; adjacent pages go
-    /// in one crate write (at most `MAX_RUN`). An inode whose pages are
-    /// then all clean gets back the mtime of its last cached write.
+    /// ones where they differ from the crate's copy; up to `MAX_RUN`
+    /// pages of one inode go in one crate call, adjacent ones as one run
+    /// (random pages would otherwise cost a crate write each: an inode
+    /// load, extent-tree walks and a journalled inode update per page).
+    /// An inode whose pages are then all clean gets back the mtime of its
+    /// last cached write.
     fn writeback_locked(p: &mut Pages, m: &Ext4Mount, n: Option<u32>) -> KResult<()> {
         if m.readonly {
             return Ok(());
@@ -799,18 +802,17 @@ impl PageCache {
                     continue;
                 }
             }
-            let joins = run.ino == ino
-                && run.next == i
-                && run.buf.len() % PAGE as usize == 0
-                && run.keys.len() < MAX_RUN as usize;
-            if !joins {
+            if run.ino != ino || run.keys.len() >= MAX_RUN as usize {
                 Self::send(p, m, &mut run)?;
                 run.ino = ino;
-                run.next = i;
+            }
+            let adjacent = run.keys.last() == Some(&(ino, i.wrapping_sub(1)))
+                && run.buf.len() % PAGE as usize == 0;
+            if !adjacent {
+                run.starts.push((i * PAGE, run.buf.len()));
             }
             run.buf.extend_from_slice(&page[..len]);
             run.keys.push((ino, i));
-            run.next = i + 1;
         }
         Self::send(p, m, &mut run)?;
         for ino in inodes {
@@ -837,10 +839,15 @@ impl PageCache {
     /// error goes to the caller, as a failed write-back loses the data
     /// on Linux) and gone from the cache unless something maps them.
     fn send(p: &mut Pages, m: &Ext4Mount, run: &mut Run) -> KResult<()> {
-        let Some(&(ino, first)) = run.keys.first() else {
+        if run.keys.is_empty() {
             return Ok(());
-        };
-        let r = m.write_raw(ino, first * PAGE, &run.buf);
+        }
+        let mut runs: Vec<(u64, &[u8])> = Vec::with_capacity(run.starts.len());
+        for (j, &(off, from)) in run.starts.iter().enumerate() {
+            let to = run.starts.get(j + 1).map_or(run.buf.len(), |s| s.1);
+            runs.push((off, &run.buf[from..to]));
+        }
+        let r = m.write_runs_raw(run.ino, &runs);
         for &k in &run.keys {
             p.clear_dirty(k);
             if r.is_err() && p.map.get(&k).is_some_and(Entry::evictable) {
@@ -848,8 +855,9 @@ impl PageCache {
             }
         }
         run.keys.clear();
+        run.starts.clear();
         run.buf.clear();
-        r.map(|_| ())
+        r
     }
 
     /// The last open file of inode `n` closed: nothing maps its pages
@@ -914,12 +922,13 @@ impl PageCache {
     }
 }
 
-/// Adjacent pages of one inode on their way to the crate.
+/// Pages of one inode on their way to the crate, in file order.
 #[derive(Default)]
 struct Run {
     ino: u32,
-    /// The page after the last one in it.
-    next: u64,
     keys: Vec<(u32, u64)>,
+    /// Where each run of adjacent pages starts: its file offset and its
+    /// first byte in `buf`.
+    starts: Vec<(u64, usize)>,
     buf: Vec<u8>,
 }

@@ -20,7 +20,7 @@ use crate::{
         get_inode_xattr, inspect_inode_extents, link_inode_at, list_inode_xattrs,
         operate_inode_range, read_inode_data_into, reap_unlinked_inode, remove_inode_xattr,
         rename_inode_at, set_inode_xattr, truncate_inode, unlink_empty_directory_at,
-        unlink_inode_at, write_inode_data, write_inode_data_in_place,
+        unlink_inode_at, write_inode_data, write_inode_data_in_place, write_inode_runs_in_place,
     },
     hashtree::{
         Ext4InodeHashTreeExt, IndexedDirectoryRange, IndexedDirectoryRecord,
@@ -1245,6 +1245,20 @@ where
             offset,
             input,
         )
+    }
+
+    /// [`Self::write_inode_in_place`] for many non-overlapping
+    /// `(offset, data)` runs of one inode in one call (RSE OS patch,
+    /// crates/rsext4/PATCHES.md 5): a page cache's random pages cost one
+    /// inode load, one extent-tree walk and one inode update together,
+    /// not each.
+    pub fn write_inode_runs_in_place(
+        &mut self,
+        number: InodeNumber,
+        runs: &[(u64, &[u8])],
+    ) -> Ext4Result<bool> {
+        self.ensure_writable("inode:write")?;
+        write_inode_runs_in_place(&mut self.device, &mut self.filesystem, number, runs)
     }
 
     pub fn truncate_inode(&mut self, number: InodeNumber, size: u64) -> Ext4Result<()> {

@@ -3045,3 +3045,119 @@ pub fn write_inode_data_in_place<B: BlockIo>(
     // above): only a size change is left to tell.
     Ok(end <= old_size)
 }
+
+/// [`write_inode_data_in_place`] for many `(offset, data)` runs of one
+/// inode at once (RSE OS patch, crates/rsext4/PATCHES.md 5): `Ok(true)`
+/// when every run only overwrote initialized blocks inside the size.
+///
+/// A page cache writing back random pages has one run per page, and
+/// each [`write_inode_data_in_place`] loads the inode, walks the extent
+/// tree twice, copies the block into the data block cache (evicting a
+/// quarter of it every few calls) and journals the inode with a new
+/// checksum. Here the inode is loaded and the tree walked once, each
+/// block-aligned run inside the size over initialized blocks is written
+/// straight to the device (as `write_full_block_run` writes a long run)
+/// and the inode's times are updated once. Any other run (a hole, an
+/// unwritten extent, past or across the size, a partial block, a legacy
+/// block-mapped inode) takes [`write_inode_data_in_place`], after the
+/// fast ones, so the mapping read here stays true while it is used.
+pub fn write_inode_runs_in_place<B: BlockIo>(
+    device: &mut Jbd2Dev<B>,
+    fs: &mut Ext4FileSystem,
+    inode_num: InodeNumber,
+    runs: &[(u64, &[u8])],
+) -> Ext4Result<bool> {
+    let mut inode = fs.get_inode_by_num(device, inode_num)?;
+    let size = inode.size();
+    let block_bytes = fs.block_size() as u64;
+    let aligned_inside = |&(offset, data): &(u64, &[u8])| {
+        let end = offset.saturating_add(data.len() as u64);
+        !data.is_empty()
+            && end <= size
+            && offset.is_multiple_of(block_bytes)
+            && end.is_multiple_of(block_bytes)
+    };
+
+    let mut slow: Vec<usize> = Vec::new();
+    let mut mapped = Vec::new();
+    if inode.uses_extents() {
+        let mut lo = u64::MAX;
+        let mut hi = 0;
+        for run in runs.iter().filter(|r| aligned_inside(r)) {
+            lo = lo.min(run.0 / block_bytes);
+            hi = hi.max((run.0 + run.1.len() as u64) / block_bytes - 1);
+        }
+        if lo <= hi && hi <= u64::from(u32::MAX) {
+            mapped = ExtentTree::with_filesystem(&mut inode, fs, inode_num)
+                .initialized_runs_in_range(device, lo as u32, hi as u32)?;
+            // Sorted by logical block, so each block is a binary search.
+            mapped.sort_unstable_by_key(|r| r.logical_start);
+        }
+    }
+
+    let mut wrote = false;
+    for (index, run) in runs.iter().enumerate() {
+        if run.1.is_empty() {
+            continue;
+        }
+        if mapped.is_empty() || !aligned_inside(run) || !fully_mapped(&mapped, run, block_bytes)
+        {
+            slow.push(index);
+            continue;
+        }
+        let (offset, data) = *run;
+        let mut lbn = offset / block_bytes;
+        let end_lbn = (offset + data.len() as u64) / block_bytes;
+        while lbn < end_lbn {
+            let (phys, len) = mapped_at(&mapped, lbn)
+                .ok_or_else(|| Ext4Error::corrupted().with_operation("write:runs_mapping"))?;
+            let count = len.min((end_lbn - lbn) as u32);
+            let from = ((lbn - offset / block_bytes) * block_bytes) as usize;
+            let to = from + count as usize * block_bytes as usize;
+            fs.datablock_cache
+                .write_run(device, phys, count, &data[from..to])?;
+            lbn += u64::from(count);
+        }
+        wrote = true;
+    }
+    if wrote {
+        fs.finalize_inode_update(
+            device,
+            inode_num,
+            &mut inode,
+            Ext4InodeMetadataUpdate::write_access(),
+        )?;
+    }
+
+    let mut in_place = true;
+    for index in slow {
+        let (offset, data) = runs[index];
+        in_place &= write_inode_data_in_place(device, fs, inode_num, offset, data)?;
+    }
+    Ok(in_place)
+}
+
+/// The physical block of logical block `lbn` and how many blocks from
+/// it on are mapped contiguously, in `mapped` (sorted, initialized).
+fn mapped_at(mapped: &[ExtentRun], lbn: u64) -> Option<(AbsoluteBN, u32)> {
+    let i = mapped.partition_point(|r| u64::from(r.logical_start) <= lbn);
+    let r = mapped.get(i.checked_sub(1)?)?;
+    let skip = lbn - u64::from(r.logical_start);
+    if skip >= u64::from(r.len) {
+        return None;
+    }
+    Some((r.physical_start.checked_add(skip as u32).ok()?, r.len - skip as u32))
+}
+
+/// Whether every block of the block-aligned `run` is in `mapped`.
+fn fully_mapped(mapped: &[ExtentRun], run: &(u64, &[u8]), block_bytes: u64) -> bool {
+    let mut lbn = run.0 / block_bytes;
+    let end = (run.0 + run.1.len() as u64) / block_bytes;
+    while lbn < end {
+        match mapped_at(mapped, lbn) {
+            Some((_, len)) => lbn += u64::from(len),
+            None => return false,
+        }
+    }
+    true
+}

@@ -48,7 +48,7 @@ pub use extent_map::{
 pub use io::{
     PreallocationOptions, RangeOperation, ZeroRangeOptions, collapse_range_inode,
     insert_range_inode, operate_inode_range, preallocate_inode, punch_hole_inode, read_file,
-    read_inode_data_into, truncate, truncate_inode, write_file, write_inode_data, write_inode_data_in_place, zero_range_inode,
+    read_inode_data_into, truncate, truncate_inode, write_file, write_inode_data, write_inode_data_in_place, write_inode_runs_in_place, zero_range_inode,
 };
 pub(crate) use io::{recover_linked_truncate_inode, truncate_inode_for_reap};
 pub use link::link;

@@ -1,7 +1,5 @@
-//! What the RSE OS host tests of the vendored crate share: a file-backed
-//! block device, images made by mkfs.ext4, e2fsck -fn.
-
-#![allow(dead_code)]
+//! What RSE OS's host tests share: a file as the block device, fresh
+//! images from mkfs.ext4, and e2fsck's verdict.
 
 use std::{
     cell::Cell,
@@ -119,4 +117,3 @@ pub fn e2fsck_clean(image: &Path) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
-
