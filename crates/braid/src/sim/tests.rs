@@ -423,7 +423,6 @@ fn kept_replica_taken_over_after_orphan_removal() {
 /// its predecessor, so only the replica's torus id on the wire tells `S`
 /// which replica `J` keeps. The same three cases as above.
 #[test]
-#[ignore = "the open limit of docs/braid.md §8: fails until the replica's id is on the wire"]
 fn kept_replica_taken_over_after_orphan_removal_with_view_without_it() {
     for seed in 1..=8 {
         let s = kept_replica_with_installed_migration(seed, false, false, true, true);
@@ -464,13 +463,14 @@ fn notice_from_2_twice(s: &mut Sim) {
     }
 }
 
-/// A stale kept replica is not taken over (docs/braid.md §8): `R` (torus
-/// 1) is falsely suspected by `S` (torus 2) while `P` (torus 0) is alive;
-/// `P` then replicates to `S`, a process `X` of `P` exits (committed at
-/// `S`), `P` crashes and `S` resumes it from its current replica.
-/// Meanwhile `R`, still cut off, kept its replica of `P`, which holds
-/// `X`; its new incarnation `J` learns `S`'s view (without `P`) before
-/// its `JOIN` gets through. `S` admits `J`; nothing may bring `X` back.
+/// A stale kept replica is not taken over (docs/braid.md §8): `R`
+/// (torus 1) is falsely suspected by `S` (torus 2) while `P` (torus 0)
+/// is alive; `P` then replicates to `S`, a process `X` of `P` exits
+/// (committed at `S`), `P` crashes and `S` resumes it from its current
+/// replica. Meanwhile `R`, still cut off, kept its replica of `P`, which
+/// holds `X`; its new incarnation `J` learns `S`'s view (without `P`)
+/// before its `JOIN` gets through. `S` admits `J`; nothing may bring `X`
+/// back.
 fn stale_kept_replica(seed: u64) {
     let mut sc = only(seed, |s| s.burst = true);
     sc.cfg.tori = 4;
@@ -554,7 +554,6 @@ fn stale_kept_replica(seed: u64) {
 }
 
 #[test]
-#[ignore = "the open limit of docs/braid.md §8: fails until the replica's id is on the wire"]
 fn stale_kept_replica_not_taken_over_with_view_without_it() {
     for seed in 1..=8 {
         stale_kept_replica(seed);
