@@ -274,15 +274,15 @@ impl Torus {
     }
 
     /// A joiner asks to join right behind our predecessor `q` and holds the
-    /// replica of `q` that it kept when it was fenced (`F_REPLICA` with
-    /// `replica_of` = `q`), while
-    /// `q` has not replicated to us for a whole detection timeout since it
-    /// became our predecessor: `q` failed together with its replica holder
-    /// (typically: `q` crashed, and we then removed its successor on a
-    /// false suspicion before it could resume `q`). Remove `q` and admit
-    /// the joiner in one step; our acks tell it to resume `q` from
-    /// its kept replica (docs/braid.md §8, hand-over). Like the detector,
-    /// only while we hold a lease and observed the silence connected.
+    /// replica of `q` that it kept when it was fenced (`F_REPLICA`,
+    /// `replica_of` = `q`), while `q` has not replicated to us for a whole
+    /// detection timeout since it became our predecessor: `q` failed
+    /// together with its replica holder (typically: `q` crashed, and we
+    /// then removed its successor on a false suspicion before it could
+    /// resume `q`). Remove `q` and admit the joiner in one step; our acks
+    /// tell it to resume `q` from its kept replica (docs/braid.md §8,
+    /// hand-over). Like the detector, only while we hold a lease and
+    /// observed the silence connected.
     fn hand_over(&mut self, now: Time, p: &Projection) -> bool {
         let Some(q) = self.view.predecessor(self.id) else {
             return false;
