@@ -26,9 +26,9 @@ pub const F_JOIN: u16 = 1;
 pub const F_MIRROR_SYNCED: u16 = 2;
 /// Flag: the sender's lease has expired; its processes are not running.
 pub const F_FROZEN: u16 = 4;
-/// Flag: the sender holds the replica of its predecessor that it kept when
-/// it was fenced, and has not heard from that predecessor since
-/// (docs/braid.md §8, hand-over).
+/// Flag: the sender holds the replica of its former predecessor that it
+/// kept when it was fenced, and has not heard from that predecessor since
+/// (docs/braid.md §8, hand-over); `replica_of` and `replica_inc` say whose.
 pub const F_REPLICA: u16 = 8;
 const F_ALL: u16 = F_JOIN | F_MIRROR_SYNCED | F_FROZEN | F_REPLICA;
 
@@ -149,6 +149,12 @@ pub struct Projection {
     pub chain: u64,
     /// Replication session.
     pub session: u32,
+    /// With [`F_REPLICA`]: the torus whose replica the sender kept (its
+    /// view may no longer list it, §8); else 0.
+    pub replica_of: TorusId,
+    /// With [`F_REPLICA`]: the incarnation of `replica_of` the replica is
+    /// of; else 0.
+    pub replica_inc: u32,
     /// Number of valid `entries`.
     pub n_entries: u8,
     /// Log entries (consecutive seqs).
@@ -189,6 +195,7 @@ impl Projection {
         put(&mut b, 10, &self.to.to_le_bytes());
         put(&mut b, 12, &self.incarnation.to_le_bytes());
         put(&mut b, 16, &self.epoch.to_le_bytes());
+        put(&mut b, 20, &self.replica_inc.to_le_bytes());
         put(&mut b, 24, &self.members.to_le_bytes());
         put(&mut b, 32, &self.heartbeat.to_le_bytes());
         put(&mut b, 40, &self.send_time.to_le_bytes());
@@ -205,6 +212,9 @@ impl Projection {
         b[108] = self.n_entries;
         b[109] = self.n_offers;
         b[110] = self.n_corrective;
+        // Below `MAX_TORI` in every valid projection; anything else
+        // encodes as an id the decoder rejects.
+        b[111] = u8::try_from(self.replica_of).unwrap_or(u8::MAX);
         for (i, e) in self.entries().iter().enumerate() {
             encode_entry(&mut b[OFF_ENTRIES + i * ENTRY_LEN..][..ENTRY_LEN], e);
         }
@@ -248,6 +258,8 @@ impl Projection {
             n_entries: b[108],
             n_offers: b[109],
             n_corrective: b[110],
+            replica_of: b[111].into(),
+            replica_inc: u32_at(b, 20),
             ..Projection::default()
         };
         ensure(p.flags & !F_ALL == 0, "flags")?;
@@ -256,10 +268,15 @@ impl Projection {
             "torus id",
         )?;
         ensure(p.from != p.to, "self-addressed")?;
-        ensure(
-            all_zero(&b[20..24]) && all_zero(&b[76..80]) && b[111] == 0,
-            "reserved",
-        )?;
+        ensure(all_zero(&b[76..80]), "reserved")?;
+        if p.flags & F_REPLICA != 0 {
+            ensure(
+                usize::from(p.replica_of) < MAX_TORI && p.replica_of != p.from,
+                "replica of",
+            )?;
+        } else {
+            ensure(p.replica_of == 0 && p.replica_inc == 0, "replica of")?;
+        }
         ensure(all_zero(&b[OFF_RESERVED..PROJ_LEN - 4]), "reserved")?;
         ensure(p.heartbeat >= 1, "heartbeat")?;
         ensure(p.interval > 0, "interval")?;
@@ -435,6 +452,29 @@ mod tests {
     fn round_trips() {
         let p = sample();
         assert_eq!(Projection::decode(&p.encode()), Ok(p));
+    }
+
+    #[test]
+    fn replica_fields_round_trip_only_with_the_flag() {
+        let p = Projection {
+            flags: F_JOIN | F_REPLICA,
+            replica_of: 63,
+            replica_inc: 0xdead_beef,
+            ..sample()
+        };
+        assert_eq!(Projection::decode(&p.encode()), Ok(p));
+        let no_flag = Projection { flags: F_JOIN, ..p };
+        assert!(Projection::decode(&no_flag.encode()).is_err());
+        let own = Projection {
+            replica_of: p.from,
+            ..p
+        };
+        assert!(Projection::decode(&own.encode()).is_err());
+        let far = Projection {
+            replica_of: 64,
+            ..p
+        };
+        assert!(Projection::decode(&far.encode()).is_err());
     }
 
     #[test]

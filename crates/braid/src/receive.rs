@@ -274,21 +274,18 @@ impl Torus {
     }
 
     /// A joiner asks to join right behind our predecessor `q` and holds the
-    /// replica of `q` that it kept when it was fenced (`F_REPLICA`), while
-    /// `q` has not replicated to us for a whole detection timeout since it
-    /// became our predecessor: `q` failed together with its replica holder
-    /// (typically: `q` crashed, and we then removed its successor on a
-    /// false suspicion before it could resume `q`). Remove `q` and admit
-    /// the joiner in one step; our acks tell it to resume `q` from
-    /// its kept replica (docs/braid.md §8, hand-over). Like the detector,
-    /// only while we hold a lease and observed the silence connected.
+    /// replica of `q` that it kept when it was fenced (`F_REPLICA`,
+    /// `replica_of` = `q`), while `q` has not replicated to us for a whole
+    /// detection timeout since it became our predecessor: `q` failed
+    /// together with its replica holder (typically: `q` crashed, and we
+    /// then removed its successor on a false suspicion before it could
+    /// resume `q`). Remove `q` and admit the joiner in one step; our acks
+    /// tell it to resume `q` from its kept replica (docs/braid.md §8,
+    /// hand-over). Like the detector, only while we hold a lease and
+    /// observed the silence connected.
     fn hand_over(&mut self, now: Time, p: &Projection) -> bool {
         let Some(q) = self.view.predecessor(self.id) else {
             return false;
-        };
-        let theirs = View {
-            epoch: p.epoch,
-            members: p.members,
         };
         let d = self.cfg.detect_timeout();
         let heard = self
@@ -297,8 +294,9 @@ impl Torus {
             .is_some_and(|i| i.heard() && i.last_arrival >= self.pred_since);
         let acked_send = self.lease_end.saturating_sub(self.cfg.lease());
         let ok = p.flags & F_REPLICA != 0
+            && p.replica_of == q
             && q != p.from
-            && theirs.predecessor(p.from) == Some(q)
+            && !self.replica_superseded(q, p.replica_inc)
             && self.view.predecessor(p.from) == Some(q)
             && self.view.successor(p.from) == Some(self.id)
             && !heard
@@ -324,25 +322,31 @@ impl Torus {
     }
 
     /// The hand-over that came too late for `hand_over`: the joiner holds
-    /// the replica it kept of `q` (`F_REPLICA`, `q` its predecessor in its
-    /// view), which we removed by the orphan rule resuming nothing, and it
-    /// will sit right in front of us. `q` failed together with its replica
+    /// the replica it kept of `q` (`F_REPLICA`, `replica_of` = `q`;
+    /// whatever its view says: it may have learned ours, without `q`),
+    /// which we removed by the orphan rule resuming nothing, and it will
+    /// sit right in front of us. `q` failed together with its replica
     /// holder, and that holder's new incarnation could not reach us
     /// before the orphan rule removed `q` (docs/braid.md §8): admitted, it
     /// must still resume `q`. Returns `q`.
     fn late_hand_over(&self, p: &Projection) -> Option<TorusId> {
-        let theirs = View {
-            epoch: p.epoch,
-            members: p.members,
-        };
-        let q = theirs.predecessor(p.from)?;
+        let q = p.replica_of;
         let ok = p.flags & F_REPLICA != 0
             && q != p.from
             && q != self.id
             && self.orphans & (1 << q) != 0
             && !self.view.contains(q)
+            && !self.replica_superseded(q, p.replica_inc)
             && self.view.with(p.from).successor(p.from) == Some(self.id);
         ok.then_some(q)
+    }
+
+    /// We know of an incarnation of `q` newer than `inc` (we removed it,
+    /// or heard it): a replica of `inc` is of an incarnation that was
+    /// replaced before, whose processes are not ours to wait for.
+    fn replica_superseded(&self, q: TorusId, inc: u32) -> bool {
+        self.fenced.get(&q).is_some_and(|&i| i > inc)
+            || self.inbound.get(&q).is_some_and(|i| i.incarnation > inc)
     }
 
     /// True when `q` replicates to us: its mirror here is synced and it has

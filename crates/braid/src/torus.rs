@@ -541,15 +541,21 @@ impl Torus {
         {
             p.flags |= F_MIRROR_SYNCED;
         }
-        // A joiner's `REPLICA` says it keeps a replica of its predecessor
-        // (the hand-over rules, §8); one that keeps a resumed replica says
-        // nothing: its successor hands it over as the next incarnation of
-        // a torus it fenced (a member with the resumed torus's id is a new
-        // incarnation).
-        if self.kept.as_ref().is_some_and(|k| {
-            !self.joining || (!self.kept_resumed && self.view.predecessor(self.id) == Some(k.0))
-        }) {
+        // A joiner's `REPLICA` names the torus (and incarnation) whose
+        // replica it kept (the hand-over rules, §8): its view may no
+        // longer list that torus, and its successor must not take a stale
+        // replica for the one it waits for. One that keeps a resumed
+        // replica says nothing: its successor hands it over as the next
+        // incarnation of a torus it fenced (a member with the resumed
+        // torus's id is a new incarnation).
+        if let Some((k, i)) = self
+            .kept
+            .as_ref()
+            .filter(|_| !self.joining || !self.kept_resumed)
+        {
             p.flags |= F_REPLICA;
+            p.replica_of = *k;
+            p.replica_inc = i.incarnation;
         }
         p.n_entries = self.out.window(&mut p.entries);
         if let Some(o) = self.choose_offer(now) {

@@ -288,13 +288,16 @@ fn count_soak() {
 /// exits there before the take-over). With `late`, the cut lasts until `S`
 /// has also removed the silent `P` by the orphan rule (§6, after `4·D`), so
 /// `J`'s first `JOIN` reaches `S` only once `P` is gone (the two-fault gap
-/// of §8). The process must end up owned exactly once (or exited), never
-/// lost nor duplicated.
+/// of §8). With `learned` (and `late`), `J` also learns `S`'s view,
+/// without `P`, before its first `JOIN` reaches `S`, so that `P` is no
+/// longer its predecessor. The process must end up owned exactly once (or
+/// exited), never lost nor duplicated.
 fn kept_replica_with_installed_migration(
     seed: u64,
     upsert_at_s: bool,
     exit_at_s: bool,
     late: bool,
+    learned: bool,
 ) -> Sim {
     let mut sc = only(seed, |s| s.burst = true);
     sc.cfg.tori = 4;
@@ -345,6 +348,13 @@ fn kept_replica_with_installed_migration(
     if exit_at_s {
         s.exiting.insert(pid);
     }
+    if learned {
+        // J learns S's view, without P (and without itself).
+        notice_from_2_twice(&mut s);
+        let j = s.tori[1].as_ref().unwrap();
+        assert!(j.is_joining() && j.kept.as_ref().is_some_and(|k| k.0 == 0));
+        assert!(!j.view().contains(0) && !j.view().contains(1));
+    }
     s.net.cut.clear();
     s.heal();
     s.run_until(sc.active + sc.settle, false).unwrap();
@@ -367,7 +377,7 @@ fn kept_replica_with_installed_migration(
 fn kept_replica_resumes_migration_its_holder_installed() {
     // R's Upsert never reached S: the kept replica is the only copy.
     for seed in 1..=8 {
-        kept_replica_with_installed_migration(seed, false, false, false);
+        kept_replica_with_installed_migration(seed, false, false, false, false);
     }
 }
 
@@ -375,10 +385,10 @@ fn kept_replica_resumes_migration_its_holder_installed() {
 fn kept_replica_does_not_duplicate_migration_the_fencer_resumed() {
     for seed in 1..=8 {
         // R's Upsert reached S, which resumed the process with R ...
-        kept_replica_with_installed_migration(seed, true, false, false);
+        kept_replica_with_installed_migration(seed, true, false, false, false);
         // ... and the process exited at S before the take-over (S must
         // still know it adopted it when the re-sent migration arrives).
-        let s = kept_replica_with_installed_migration(seed, true, true, false);
+        let s = kept_replica_with_installed_migration(seed, true, true, false, false);
         assert!(s
             .tori
             .iter()
@@ -394,17 +404,159 @@ fn kept_replica_does_not_duplicate_migration_the_fencer_resumed() {
 #[test]
 fn kept_replica_taken_over_after_orphan_removal() {
     for seed in 1..=8 {
-        let s = kept_replica_with_installed_migration(seed, false, false, true);
+        let s = kept_replica_with_installed_migration(seed, false, false, true, false);
         assert!(s.tori[1].as_ref().unwrap().kept.is_none());
         // R's Upsert reached S: S must keep what it resumed of R through
         // the orphan removal, also when the process exited there.
-        kept_replica_with_installed_migration(seed, true, false, true);
-        let s = kept_replica_with_installed_migration(seed, true, true, true);
+        kept_replica_with_installed_migration(seed, true, false, true, false);
+        let s = kept_replica_with_installed_migration(seed, true, true, true, false);
         assert!(s
             .tori
             .iter()
             .flatten()
             .any(|t| t.stats.duplicates_dropped > 0));
+    }
+}
+
+/// The late hand-over when `J` learned a view without `P` before its
+/// `JOIN` got through (docs/braid.md §8, late hand-over): `P` is no longer
+/// its predecessor, so only the replica's torus id on the wire tells `S`
+/// which replica `J` keeps. The same three cases as above.
+#[test]
+fn kept_replica_taken_over_after_orphan_removal_with_view_without_it() {
+    for seed in 1..=8 {
+        let s = kept_replica_with_installed_migration(seed, false, false, true, true);
+        assert!(s.tori[1].as_ref().unwrap().kept.is_none());
+        assert_eq!(s.tori[2].as_ref().unwrap().orphans, 0);
+        kept_replica_with_installed_migration(seed, true, false, true, true);
+        let s = kept_replica_with_installed_migration(seed, true, true, true, true);
+        assert!(s
+            .tori
+            .iter()
+            .flatten()
+            .any(|t| t.stats.duplicates_dropped > 0));
+    }
+}
+
+/// A view notice of torus 2 (an ack with no heartbeat, as it sends its
+/// predecessor), delayed and duplicated on its way to torus 1: the first
+/// copy fences torus 1 (its id is not in 2's view), the second teaches
+/// its new incarnation that view before its first `JOIN` reaches 2.
+fn notice_from_2_twice(s: &mut Sim) {
+    let st = s.tori[2].as_ref().unwrap();
+    let notice = crate::ack::Ack {
+        from: 2,
+        to: 1,
+        epoch: st.view().epoch,
+        members: st.view().members,
+        from_incarnation: st.incarnation(),
+        to_incarnation: s.tori[1].as_ref().unwrap().incarnation(),
+        ..Default::default()
+    }
+    .encode();
+    for _ in 0..2 {
+        let now = s.time;
+        s.tori[1]
+            .as_mut()
+            .unwrap()
+            .receive(now, &notice, &mut s.net);
+    }
+}
+
+/// A stale kept replica is not taken over (docs/braid.md §8): `R`
+/// (torus 1) is falsely suspected by `S` (torus 2) while `P` (torus 0)
+/// is alive; `P` then replicates to `S`, a process `X` of `P` exits
+/// (committed at `S`), `P` crashes and `S` resumes it from its current
+/// replica. Meanwhile `R`, still cut off, kept its replica of `P`, which
+/// holds `X`; its new incarnation `J` learns `S`'s view (without `P`)
+/// before its `JOIN` gets through. `S` admits `J`; nothing may bring `X`
+/// back.
+fn stale_kept_replica(seed: u64) {
+    let mut sc = only(seed, |s| s.burst = true);
+    sc.cfg.tori = 4;
+    let mut s = Sim::new(sc);
+    loop {
+        let t = s.time + 100_000;
+        s.run_until(t, true).unwrap();
+        assert!(s.time < sc.active, "P never held a committed process");
+        let p = s.tori[0].as_ref().unwrap();
+        if s.healthy()
+            && p.table()
+                .iter()
+                .filter(|(r, sl)| *sl == Slot::Owned && s.committed.contains(&r.pid))
+                .count()
+                >= 2
+        {
+            break;
+        }
+    }
+    // R's projections to S are lost from now on; no more workload.
+    s.net.cut.push((1, 2));
+    while s.tori[2].as_ref().unwrap().view().contains(1) {
+        let t = s.time + 100_000;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < sc.active + sc.settle, "S never removed R");
+    }
+    // P replicates to S now.
+    while !s.tori[2].as_ref().unwrap().replica_current(0) {
+        let t = s.time + 100_000;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < sc.active + sc.settle, "P never switched to S");
+    }
+    let kept_of_p = |s: &Sim| {
+        s.tori[1].as_ref().unwrap().inbound.get(&0).map(|m| {
+            m.mirror
+                .iter()
+                .filter(|(_, sl)| *sl == Slot::Owned)
+                .map(|(r, _)| r.pid)
+                .collect::<std::vec::Vec<Pid>>()
+        })
+    };
+    let in_r = kept_of_p(&s).expect("R holds P's replica");
+    let x = loop {
+        let now = s.time;
+        let p = s.tori[0].as_mut().unwrap();
+        if let Some(&x) = in_r.iter().find(|pid| p.table().owns(**pid)) {
+            if p.exit(x) {
+                break x;
+            }
+        }
+        let t = now + 100_000;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < sc.active + sc.settle, "no process of P could exit");
+    };
+    s.exiting.insert(x);
+    while !s.exited.contains(&x) {
+        let t = s.time + 100_000;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < sc.active + sc.settle, "the exit never committed");
+    }
+    s.tori[0] = None;
+    s.down_since = Some((0, s.time));
+    while s.tori[2].as_ref().unwrap().view().contains(0) {
+        let t = s.time + 100_000;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < 2 * (sc.active + sc.settle), "S never removed P");
+    }
+    assert!(
+        kept_of_p(&s).is_some_and(|k| k.contains(&x)),
+        "R's replica is stale"
+    );
+    notice_from_2_twice(&mut s);
+    let j = s.tori[1].as_ref().unwrap();
+    assert!(j.is_joining() && j.kept.as_ref().is_some_and(|k| k.0 == 0));
+    assert!(!j.view().contains(0));
+    s.net.cut.clear();
+    let end = s.time + sc.settle;
+    s.run_until(end, false).unwrap();
+    s.check_quiescent().unwrap();
+    assert!(s.tori.iter().flatten().all(|t| !t.table().owns(x)));
+}
+
+#[test]
+fn stale_kept_replica_not_taken_over_with_view_without_it() {
+    for seed in 1..=8 {
+        stale_kept_replica(seed);
     }
 }
 
