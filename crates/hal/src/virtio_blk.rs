@@ -103,9 +103,7 @@ pub struct Request<'a> {
 pub trait Waiter {
     /// Waits until `ready()` may be true: sleeps until a completion wakes
     /// the caller, or just returns (polling). Returning early is harmless.
-    /// `inflight`: the requests the device holds now (how long the wait
-    /// is likely to be).
-    fn wait(&mut self, ready: &dyn Fn() -> bool, inflight: usize);
+    fn wait(&mut self, ready: &dyn Fn() -> bool);
     /// The caller took completions from the device (other callers'
     /// requests, slots they wait for, the drain a flush waits for) or
     /// ended a flush that held their submissions back: wake them.
@@ -404,7 +402,7 @@ pub fn run<T: Transport>(
     let mut left = n;
     let sleeps = waiter.sleeps();
     while left > 0 {
-        let (others, inflight) = {
+        let others = {
             let mut g = q.lock();
             let reaped = g.reap();
             let (taken, ok) = g.take_mine(&ids);
@@ -429,7 +427,7 @@ pub fn run<T: Transport>(
             g.kick();
             // Any completion may be what a sleeper waits for: its own, a
             // free slot, or the drained queue a flush wants.
-            (reaped > 0, g.inflight)
+            reaped > 0
         };
         if others {
             waiter.others_completed();
@@ -438,13 +436,10 @@ pub fn run<T: Transport>(
             break;
         }
         let ids = &ids;
-        waiter.wait(
-            &|| {
-                let mut g = q.lock();
-                g.has_used() || (next < n && g.room(sleeps) > 0) || g.any_mine(ids)
-            },
-            inflight,
-        );
+        waiter.wait(&|| {
+            let mut g = q.lock();
+            g.has_used() || (next < n && g.room(sleeps) > 0) || g.any_mine(ids)
+        });
     }
     result
 }
@@ -459,8 +454,7 @@ pub fn flush<T: Transport>(q: &Mutex<BlkQueue<T>>, waiter: &mut dyn Waiter) -> R
         let mut g = q.lock();
         let reaped = g.reap();
         let others = reaped > 0;
-        let inflight = g.inflight;
-        if inflight == 0 {
+        if g.inflight == 0 {
             // Nothing else in flight: the blocking call's wait for the used
             // ring sees its own completion only.
             let r = g.flush_now();
@@ -473,12 +467,9 @@ pub fn flush<T: Transport>(q: &Mutex<BlkQueue<T>>, waiter: &mut dyn Waiter) -> R
         if others {
             waiter.others_completed();
         }
-        waiter.wait(
-            &|| {
-                let mut g = q.lock();
-                g.inflight == 0 || g.has_used()
-            },
-            inflight,
-        );
+        waiter.wait(&|| {
+            let mut g = q.lock();
+            g.inflight == 0 || g.has_used()
+        });
     }
 }

@@ -11,8 +11,7 @@
 //! ring — before the scheduler runs (the root disk is mounted at boot),
 //! with no process, without an interrupt line, or when it holds a spin
 //! lock (ext4's), under which sleeping could leave another task of its
-//! CPU spinning for good. A poller with many requests in flight halts
-//! the CPU until the next tick between looks (`HALT_INFLIGHT`).
+//! CPU spinning for good.
 
 use abi::{Errno, KResult};
 use spin::Mutex;
@@ -39,11 +38,6 @@ pub fn init(cmd: &str) {
         );
     }
 }
-
-/// Requests in flight from which a poller halts between looks rather
-/// than spins (see `Waiting::wait`): at tens of µs each under TCG, 32
-/// keep the device busy for longer than a tick.
-const HALT_INFLIGHT: usize = 32;
 
 /// How a caller waits for the device.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -178,22 +172,9 @@ struct Waiting {
 }
 
 impl Waiter for Waiting {
-    fn wait(&mut self, ready: &dyn Fn() -> bool, inflight: usize) {
+    fn wait(&mut self, ready: &dyn Fn() -> bool) {
         if !self.sleep {
-            // A poller that may not sleep (ext4's write-back of thousands
-            // of blocks under the mount's lock) and has a long wait ahead
-            // halts until the next tick (1 ms) instead of spinning: under
-            // TCG a spinning vCPU keeps a host core from QEMU's I/O
-            // threads, which had the device's work to do (random 4 KiB
-            // writes: about 60 µs of wall clock a request spinning).
-            // Enough requests are in flight to keep the device busy
-            // meanwhile; a short wait (a commit's few blocks, a flush)
-            // still spins, as one tick would be most of it.
-            if inflight >= HALT_INFLIGHT && hal::cpu::interrupts_enabled() && !ready() {
-                hal::cpu::wait_for_interrupt();
-            } else {
-                core::hint::spin_loop();
-            }
+            core::hint::spin_loop();
             return;
         }
         // A small request completes in about the time a sleep and a
