@@ -71,6 +71,10 @@ pub struct Opts {
     pub others: Option<String>,
     /// Kills, revivals and partitions, in seconds after all booted.
     pub faults: Vec<Fault>,
+    /// With (TEXT, N), the faults' seconds count from when node 0's kernel
+    /// log has TEXT N times (and every node has booted), for scenarios
+    /// whose fault must hit a state, not a time.
+    pub faults_after: Option<(String, usize)>,
     /// Give up after this long (with --exec; default 600 s).
     pub timeout: Option<u64>,
     /// Extra kernel command-line words for every node.
@@ -501,6 +505,10 @@ fn supervise(l: &Launch, nodes: &mut [Node], start: Instant, out: &mut Outcome, 
         if booted.is_none()
             && (0..nodes.len())
                 .all(|k| std::fs::read_to_string(log_path(k)).is_ok_and(|l| l.contains(BOOTED)))
+            && o.faults_after.as_ref().is_none_or(|(text, n)| {
+                std::fs::read_to_string(log_path(0))
+                    .is_ok_and(|l| l.matches(text.as_str()).count() >= *n)
+            })
         {
             booted = Some(Instant::now());
             if echo && !faults.is_empty() {
@@ -755,7 +763,7 @@ pub fn kill_scenario() -> Result<(), String> {
 
 /// A guest shell snippet for node 0: wait (up to 90 s) until the shell
 /// condition `cond` holds, then print `--- NAME` and /proc/braid.
-fn wait_then_show(cond: &str, name: &str) -> String {
+pub(crate) fn wait_then_show(cond: &str, name: &str) -> String {
     format!(
         "i=0; until {cond}; do i=$((i+1)); if [ $i -gt 900 ]; then echo 'never: {name}'; \
          cat /proc/braid; exit 1; fi; sleep 0.1; done; echo '--- {name}'; cat /proc/braid"

@@ -48,6 +48,7 @@ mod braid_cmds;
 mod budget_scenarios;
 mod cluster;
 mod cluster_faults;
+mod cluster_survive;
 mod debian;
 mod deps;
 mod disk_image;

@@ -179,6 +179,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::cluster::revive_partition_scenario,
     ),
     (
+        "cluster_3_nodes_moved_jobs_survive_kill",
+        crate::cluster_survive::scenario,
+    ),
+    (
         "net_loopback_httpd_wget",
         crate::net_scenarios::loopback_httpd_wget,
     ),

@@ -72,6 +72,7 @@ mod sigwait;
 mod sock;
 mod thread_limit;
 mod threads;
+mod ticker;
 mod timerfd;
 mod timers;
 mod tmpfs_full;
@@ -389,6 +390,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "migrate",
         migrate::run,
         "FILE [MACHINE]: numbered lines of FILE then stdin with a checksum; with MACHINE, moves to it (/proc/braid) and back mid-run",
+    ),
+    (
+        "ticker",
+        ticker::run,
+        "ID LINES [MACHINE]: `tick ID I SUM` every 100 ms with a running checksum; with MACHINE, moves there after line 2",
     ),
     (
         "udp_ping",

@@ -252,17 +252,6 @@ impl Chan {
         }
     }
 
-    /// Whether the connection is gone with nothing left to read (a peer
-    /// reset or closed it, or it timed out). Looks only.
-    pub fn broken(&self) -> bool {
-        let h = self.h;
-        stack::with_quiet(|_, set| {
-            let s = set.get::<tcp::Socket>(h);
-            !s.is_active() || (!s.may_recv() && s.state() != tcp::State::SynSent)
-        })
-        .unwrap_or(true)
-    }
-
     /// Resets the connection (a peer that sent garbage: closing would
     /// leave it sending into a window nobody reads).
     pub fn abort(self) {

@@ -133,7 +133,6 @@ pub fn run(frame: &mut TrapFrame, machine: usize, torus: Option<usize>) {
         recall: AtomicBool::new(false),
         lost: AtomicBool::new(false),
         closing: AtomicBool::new(false),
-        killing: AtomicBool::new(false),
         syscalls: AtomicU64::new(0),
         since: t0,
         chan: Mutex::new(Some(chan)),
@@ -166,7 +165,27 @@ fn finish(dep: &Deputy, end: bool) {
     }
 }
 
-/// The process lost its remote copy: it dies here.
+/// The process lost its remote copy (its machine left the view, or the
+/// connection broke): it goes on here from its last system call. The
+/// deputy's frame and the home's memory are the process as the copy got
+/// them with the last answer (or the move), and every effect the process
+/// had outside itself went through a call served here, so what the copy
+/// did since is done again here, once: nothing it made visible is lost or
+/// repeated. The copy, if its machine still runs, can only end: its next
+/// call finds the connection closed, or its home gone from the view.
+fn resume(dep: &Deputy, why: &str) {
+    crate::klog!(
+        "cluster: process {} on machine {} lost ({why}); it goes on here from its last system call ({} served)",
+        dep.pid,
+        dep.machine,
+        dep.syscalls.load(Ordering::Relaxed)
+    );
+    STATS.resumed.fetch_add(1, Ordering::Relaxed);
+    finish(dep, true);
+}
+
+/// The copy sent something this machine cannot read: the home's memory
+/// may hold part of it, so no consistent state is left to go on from.
 fn die(dep: &Deputy, why: &str) {
     crate::klog!(
         "cluster: process {} on machine {} lost ({why}); killed",
@@ -211,17 +230,16 @@ fn serve(frame: &mut TrapFrame, dep: &Arc<Deputy>, mirror: &mut Mirror) {
             Ev::Msg(kind::SYSCALL, p) => {
                 drop(me);
                 match syscall(frame, dep, mirror, &p) {
-                    Ok(true) => {}
-                    Ok(false) => return, // at home again
+                    Ok(Served::Away) => {}
+                    Ok(Served::Home) => return,
+                    Ok(Served::Unanswered) => return resume(dep, "the answer could not be sent"),
                     Err(()) => return die(dep, "a malformed message"),
                 }
             }
-            Ev::Lost => return die(dep, "its machine left the view"),
-            Ev::Broken => return die(dep, "the connection broke"),
+            Ev::Lost => return resume(dep, "its machine left the view"),
+            Ev::Broken => return resume(dep, "the connection broke"),
             Ev::Killed => {
-                if !dep.killing.load(Ordering::Acquire) {
-                    STATS.killed.fetch_add(1, Ordering::Relaxed);
-                }
+                STATS.killed.fetch_add(1, Ordering::Relaxed);
                 return finish(dep, true);
             }
             Ev::Recall => {
@@ -232,7 +250,7 @@ fn serve(frame: &mut TrapFrame, dep: &Arc<Deputy>, mirror: &mut Mirror) {
                     .as_mut()
                     .is_some_and(|c| c.send(kind::RECALL, &[]).is_ok());
                 if !sent {
-                    return die(dep, "the connection broke");
+                    return resume(dep, "the connection broke");
                 }
             }
             Ev::Msg(kind::HOME, p) => {
@@ -283,9 +301,23 @@ fn brings_home(n: u64, flags: u64) -> bool {
     }
 }
 
-/// Serves one forwarded call. Ok(true): the guest goes on; Ok(false): the
-/// process continues at home (the guest was told to stop).
-fn syscall(frame: &mut TrapFrame, dep: &Deputy, mirror: &mut Mirror, p: &[u8]) -> Result<bool, ()> {
+/// What became of a forwarded call once it ran here.
+enum Served {
+    /// The copy got the answer and goes on.
+    Away,
+    /// The process goes on here (the copy was told to stop).
+    Home,
+    /// The answer could not be sent: the copy is lost.
+    Unanswered,
+}
+
+/// Serves one forwarded call; Err when the message is malformed.
+fn syscall(
+    frame: &mut TrapFrame,
+    dep: &Deputy,
+    mirror: &mut Mirror,
+    p: &[u8],
+) -> Result<Served, ()> {
     let mut r = Reader::new(p);
     come_home(&crate::proc::sched::current(), frame, mirror, &mut r).map_err(|_| ())?;
     frame.vector = hal::syscall::SYSCALL_VECTOR;
@@ -302,7 +334,7 @@ fn syscall(frame: &mut TrapFrame, dep: &Deputy, mirror: &mut Mirror, p: &[u8]) -
             frame.rax
         );
         crate::syscall::run_for_deputy(frame);
-        return Ok(false);
+        return Ok(Served::Home);
     }
     // exit and exit_group end here (the exit path tells the guest).
     crate::syscall::run_for_deputy(frame);
@@ -325,7 +357,7 @@ fn syscall(frame: &mut TrapFrame, dep: &Deputy, mirror: &mut Mirror, p: &[u8]) -
             dep.pid,
             dep.machine
         );
-        return Ok(false);
+        return Ok(Served::Home);
     }
     image::prefault_files(&mut m);
     let mut w = Writer::new();
@@ -341,18 +373,18 @@ fn syscall(frame: &mut TrapFrame, dep: &Deputy, mirror: &mut Mirror, p: &[u8]) -
         // More changed than one message holds: it goes on here instead.
         finish(dep, true);
         STATS.moves_back.fetch_add(1, Ordering::Relaxed);
-        return Ok(false);
+        return Ok(Served::Home);
     }
     let sent = dep
         .chan
         .lock()
         .as_mut()
         .is_some_and(|c| c.send(kind::RET, &w.0).is_ok());
-    if sent {
-        Ok(true)
+    Ok(if sent {
+        Served::Away
     } else {
-        Err(())
-    }
+        Served::Unanswered
+    })
 }
 
 /// A process of this machine exits: its guest (if it is away) stops.
@@ -360,41 +392,5 @@ pub fn on_exit(pid: u32) {
     let d = DEPUTIES.lock().get(&pid).cloned();
     if let Some(d) = d {
         finish(&d, true);
-    }
-}
-
-/// CPU 0's boundary: a process whose guest's machine left the view, or
-/// whose connection broke, is killed now, even while its deputy is
-/// blocked in a call it serves (a read of an empty pipe would otherwise
-/// keep it for ever).
-pub fn watch() {
-    let deps: Vec<Arc<Deputy>> = DEPUTIES.lock().values().cloned().collect();
-    for d in deps {
-        if d.killing.load(Ordering::Acquire) {
-            continue;
-        }
-        let lost = d.lost.load(Ordering::Acquire);
-        let broken = {
-            let Some(c) = d.chan.try_lock() else { continue };
-            !d.closing.load(Ordering::Acquire) && c.as_ref().is_some_and(|c| c.broken())
-        };
-        if !(lost || broken) {
-            continue;
-        }
-        d.killing.store(true, Ordering::Release);
-        crate::klog!(
-            "cluster: process {} on machine {} lost ({}); killed",
-            d.pid,
-            d.machine,
-            if lost {
-                "its machine left the view"
-            } else {
-                "the connection broke"
-            }
-        );
-        STATS.killed.fetch_add(1, Ordering::Relaxed);
-        if let Some(p) = crate::proc::lookup(d.pid) {
-            signal::send(&p, SIGKILL);
-        }
     }
 }

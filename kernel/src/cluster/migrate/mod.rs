@@ -16,7 +16,9 @@
 //! and the mappings. `move PID home` brings it back; so do execve, a
 //! clone that shares memory, a shared mapping, and any signal the guest
 //! takes. If its machine leaves the view or the connection breaks, the
-//! process is killed at home (no checkpoints yet).
+//! process goes on at home from its last system call (`home::resume`):
+//! the deputy's registers and the home's memory are a checkpoint taken at
+//! every answer.
 
 mod chan;
 mod guest;
@@ -67,6 +69,7 @@ pub struct Stats {
     pub corrupt: AtomicU64,
     pub unexpected: AtomicU64,
     pub killed: AtomicU64,
+    pub resumed: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -82,6 +85,7 @@ pub static STATS: Stats = Stats {
     corrupt: AtomicU64::new(0),
     unexpected: AtomicU64::new(0),
     killed: AtomicU64::new(0),
+    resumed: AtomicU64::new(0),
 };
 
 /// A process of this machine running on another one.
@@ -91,12 +95,10 @@ pub struct Deputy {
     pub remote_pid: AtomicU32,
     /// `move PID home` (or a signal) asked for it back.
     pub recall: AtomicBool,
-    /// Its machine left the view: the process dies.
+    /// Its machine left the view: the process goes on here.
     pub lost: AtomicBool,
     /// The guest came home (its connection closes by design).
     pub closing: AtomicBool,
-    /// The watch has sent it SIGKILL.
-    pub killing: AtomicBool,
     pub syscalls: AtomicU64,
     pub since: u64,
     /// The connection to its guest (taken by whoever ends it).
@@ -318,8 +320,8 @@ pub fn is_guest_pid(pid: Pid) -> bool {
     guest::ended_pid(pid)
 }
 
-/// Machine `m` left the view: processes here that run there die (no
-/// checkpoints yet), and guests from there end.
+/// Machine `m` left the view: processes here that run there go on here
+/// from their last system call, and guests from there end.
 pub fn machine_gone(m: usize) {
     for d in DEPUTIES.lock().values() {
         if d.machine == m {
@@ -335,8 +337,8 @@ pub fn machine_gone(m: usize) {
 }
 
 /// CPU 0's boundary: accepts incoming moves, watches guests' channels for
-/// their home's word, wakes sleepers now and then, removes closed
-/// sockets.
+/// their home's word, wakes sleepers now and then (a deputy notices a
+/// broken connection that way), removes closed sockets.
 pub fn service(now: u64) {
     if !READY.load(Ordering::Acquire) {
         return;
@@ -349,7 +351,6 @@ pub fn service(now: u64) {
     }
     NEXT_TICK.store(now + chan::TICK_NS, Ordering::Relaxed);
     guest::service();
-    home::watch();
     chan::sweep(now);
     chan::WQ.wake_all();
 }
@@ -362,7 +363,7 @@ pub fn report() -> String {
     let s = &STATS;
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let mut out = format!(
-        "migrate moves_out {} moves_back {} moves_in {} move_failed {} forwarded {} served {} bytes_sent {} bytes_received {} pages_sent {} corrupt {} unexpected {} killed {}\n",
+        "migrate moves_out {} moves_back {} moves_in {} move_failed {} forwarded {} served {} bytes_sent {} bytes_received {} pages_sent {} corrupt {} unexpected {} killed {} resumed {}\n",
         l(&s.moves_out),
         l(&s.moves_back),
         l(&s.moves_in),
@@ -375,6 +376,7 @@ pub fn report() -> String {
         l(&s.corrupt),
         l(&s.unexpected),
         l(&s.killed),
+        l(&s.resumed),
     );
     let now = hal::time::now_ns();
     for d in DEPUTIES.lock().values() {

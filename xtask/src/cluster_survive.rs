@@ -1,0 +1,125 @@
+//! Scenario: processes that moved to another machine survive its death.
+//!
+//! On 3 nodes, node 0 starts a job of six `rsetest ticker` processes,
+//! each printing a numbered line with a running checksum every 100 ms;
+//! after their third line three move to machine 1 and three to machine 2.
+//! Two seconds after all six have moved, node 1's QEMU is SIGKILLed. The
+//! three that ran there must go on at home from their last system call:
+//! node 0's console must hold every line of every process exactly once,
+//! in order, with the checksums an uninterrupted run gives, and node 0's
+//! log must say that those three (and no other) went on at home.
+
+use crate::cluster::{self, wait_then_show, Opts};
+use crate::cluster_faults;
+
+const JOBS: u64 = 6;
+const LINES: u64 = 100;
+
+/// `rsetest ticker`'s step (user/rsetest/src/ticker.rs): the oracle.
+fn step(sum: u64, id: u64, i: u64) -> u64 {
+    let mut h = (sum ^ (id << 32 | i)).wrapping_mul(0x0000_0100_0000_01b3);
+    for k in 0..50_000u64 {
+        h = h.rotate_left(7) ^ k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    h
+}
+
+/// What job `id` must print, line by line.
+fn expected(id: u64) -> Vec<String> {
+    let mut sum = id;
+    let mut v = Vec::new();
+    for i in 0..LINES {
+        sum = step(sum, id, i);
+        v.push(format!("tick {id} {i} {sum:016x}"));
+    }
+    v.push(format!("tick {id} done {sum:016x}"));
+    v
+}
+
+/// Checks job `id`'s lines on the console: all there, once, in order.
+fn check_job(console: &str, id: u64) -> Result<(), String> {
+    let prefix = format!("tick {id} ");
+    let got: Vec<&str> = console
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| l.starts_with(&prefix))
+        .collect();
+    let want = expected(id);
+    if got.len() != want.len() {
+        return Err(format!(
+            "job {id} printed {} lines, want {}",
+            got.len(),
+            want.len()
+        ));
+    }
+    for (g, w) in got.iter().zip(&want) {
+        if g != w {
+            return Err(format!("job {id}: got `{g}`, want `{w}`"));
+        }
+    }
+    Ok(())
+}
+
+pub fn scenario() -> Result<(), String> {
+    let formed = wait_then_show(
+        "grep -q '^cluster machine 0 .* members 0,1,2 ' /proc/braid",
+        "formed",
+    );
+    let start = |ids: &str, m: usize| {
+        format!("for k in {ids}; do /usr/bin/rsetest ticker $k {LINES} {m} & done")
+    };
+    let script = format!(
+        "{formed} && {} && {} && wait && echo '--- jobs done' && grep '^migrate' /proc/braid",
+        start("0 1 2", 1),
+        start("3 4 5", 2)
+    );
+    let o = Opts {
+        nodes: 3,
+        smp: Some(1),
+        exec: Some(script),
+        others: Some("sleep 100000".into()),
+        faults: cluster_faults::parse("--kill", "1@2")?,
+        faults_after: Some(("moved to machine ".into(), JOBS as usize)),
+        timeout: Some(400),
+        ..Opts::default()
+    };
+    let out = cluster::run(&o, false)?;
+    if out.timed_out || out.status != Some(0) {
+        return Err(out.explain("the job did not finish"));
+    }
+    if out.killed.is_empty() {
+        return Err(out.explain("node 1 was never killed"));
+    }
+    let c = &out.console;
+    if !c.contains("--- jobs done") || c.matches("PASS ticker").count() != JOBS as usize {
+        return Err(out.explain("not every ticker passed"));
+    }
+    for id in 0..JOBS {
+        check_job(c, id).map_err(|e| out.explain(&e))?;
+    }
+    let log = &out.logs[0];
+    let went_on = |m: usize| {
+        log.lines()
+            .filter(|l| {
+                l.contains(&format!(" on machine {m} lost ("))
+                    && l.contains("it goes on here from its last system call")
+            })
+            .count()
+    };
+    if went_on(1) != 3 || went_on(2) != 0 {
+        return Err(out.explain(&format!(
+            "node 0's log says {} processes of machine 1 and {} of machine 2 went on at home (want 3 and 0)",
+            went_on(1),
+            went_on(2)
+        )));
+    }
+    let moved_back = log.matches(" is back from machine 1").count();
+    if moved_back != 0 {
+        return Err(out.explain("a process came back from machine 1 by itself"));
+    }
+    eprintln!(
+        "  node 1 killed {:.1} s after the moves; its 3 processes went on at home, every line once",
+        out.killed[0].1.as_secs_f64()
+    );
+    Ok(())
+}
