@@ -180,7 +180,11 @@ const SCENARIOS: &[Scenario] = &[
     ),
     (
         "cluster_3_nodes_moved_jobs_survive_kill",
-        crate::cluster_survive::scenario,
+        crate::cluster_survive::kill_scenario,
+    ),
+    (
+        "cluster_3_nodes_partition_no_job_runs_twice",
+        crate::cluster_survive::partition_scenario,
     ),
     (
         "net_loopback_httpd_wget",
