@@ -187,6 +187,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::cluster_survive::partition_scenario,
     ),
     (
+        "cluster_3_nodes_load_spreads",
+        crate::cluster_balance::scenario,
+    ),
+    (
         "net_loopback_httpd_wget",
         crate::net_scenarios::loopback_httpd_wget,
     ),

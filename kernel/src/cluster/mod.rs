@@ -10,8 +10,9 @@
 //! Within a machine the CPU tori keep their shared-memory braid
 //! (`proc::braid`); the machine ring's table is empty: what it gives is
 //! membership, leases and failure detection. Processes move between
-//! machines on connections of their own (`migrate`), and die with a
-//! machine that leaves the view.
+//! machines on connections of their own (`migrate`), by hand or by the
+//! load balancer between machines (`balance`), and go on at home when the
+//! machine they ran on leaves the view.
 //!
 //! Besides the protocol's records, each machine sends every member a
 //! roster (`braid::roster`: its CPU tori, their load) every
@@ -20,6 +21,7 @@
 //! (where the NIC is polled): when a datagram has arrived or the torus's
 //! next event (its braid tick) is due.
 
+mod balance;
 pub mod migrate;
 mod wire;
 
@@ -168,6 +170,7 @@ pub fn init(cmdline: &str) {
         I_MAX_NS / 1_000_000,
         K_MISS * I_MAX_NS / 1_000_000
     );
+    balance::init(cmdline);
     migrate::init();
 }
 
@@ -189,6 +192,36 @@ pub fn peer(m: usize) -> Option<(usize, Ipv4Address)> {
     (m != me && m < c.peers.len() && v.contains(m as TorusId)).then(|| (me, c.peers[m]))
 }
 
+/// Each machine of the view with a roster at most `max_age_ns` old
+/// (this one included): (machine, runnable weight of its tori that are
+/// up, how many are up).
+pub fn machine_loads(now: u64, max_age_ns: u64) -> Vec<(usize, u64, u64)> {
+    let Some(g) = CLUSTER.try_lock() else {
+        return Vec::new();
+    };
+    let Some(c) = g.as_ref() else {
+        return Vec::new();
+    };
+    let view = c.torus.view();
+    let mut out = Vec::new();
+    for (m, r) in c.rosters.iter().enumerate() {
+        let Some((r, at)) = r else { continue };
+        if !view.contains(m as TorusId) || now.saturating_sub(*at) > max_age_ns {
+            continue;
+        }
+        let up = r
+            .tori
+            .iter()
+            .take(usize::from(r.n))
+            .filter(|t| t.state == T_UP);
+        let (load, cap) = up.fold((0u64, 0u64), |(l, n), t| (l + u64::from(t.load), n + 1));
+        if cap > 0 {
+            out.push((m, load, cap));
+        }
+    }
+    out
+}
+
 /// CPU 0's event boundary: take datagrams that arrived, run the machine
 /// torus's due events, send what it produced.
 pub fn boundary() {
@@ -198,6 +231,7 @@ pub fn boundary() {
     }
     let now = hal::time::now_ns();
     migrate::service(now);
+    balance::step(now);
     if now < due && !Wire::maybe_rx() {
         return;
     }
@@ -496,8 +530,17 @@ impl Cluster {
 pub fn report() -> String {
     let now = hal::time::now_ns();
     let g = CLUSTER.lock();
-    let mut s = g.as_ref().map_or_else(String::new, |c| c.report(now));
+    let Some(c) = g.as_ref() else {
+        return String::new();
+    };
+    let mut s = c.report(now);
     drop(g);
     s += &migrate::report();
+    s += &format!(
+        "balance {} moves {} rounds {}\n",
+        if balance::enabled() { "on" } else { "off" },
+        balance::MOVES.load(Ordering::Relaxed),
+        balance::ROUNDS.load(Ordering::Relaxed)
+    );
     s
 }

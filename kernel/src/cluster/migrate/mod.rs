@@ -196,11 +196,23 @@ pub fn request(arg: &str) -> abi::KResult<()> {
     if target == me {
         return Err(Errno::EINVAL); // already home
     }
-    if pid == 1 {
+    movable(&p)?;
+    start_move(&p, target, torus);
+    Ok(())
+}
+
+/// Whether process `p` of this machine can move to another one now: Err
+/// says why not.
+pub(crate) fn movable(p: &Process) -> abi::KResult<()> {
+    use abi::Errno;
+    if p.pid == 1 {
         return Err(Errno::EPERM);
     }
-    if GUESTS.lock().values().any(|g| g.local == pid) {
+    if GUESTS.lock().values().any(|g| g.local == p.pid) {
         return Err(Errno::ENOSYS); // a guest moves only home, from its home
+    }
+    if DEPUTIES.lock().contains_key(&p.pid) {
+        return Err(Errno::EALREADY);
     }
     if p.group.live.load(Ordering::Acquire) != 1 || p.group.threads.lock().len() != 1 {
         return Err(Errno::EBUSY); // threads: not yet
@@ -210,14 +222,23 @@ pub fn request(arg: &str) -> abi::KResult<()> {
             return Err(Errno::EBUSY); // shared memory stays here
         }
     }
+    Ok(())
+}
+
+/// Asks `p` to move to `machine` at its next return to user mode.
+pub(crate) fn start_move(p: &Arc<Process>, machine: usize, torus: Option<usize>) {
     {
         let mut q = PENDING.lock();
-        if q.insert(pid, (target, torus)).is_none() {
+        if q.insert(p.pid, (machine, torus)).is_none() {
             ATTENTION.fetch_add(1, Ordering::AcqRel);
         }
     }
-    crate::proc::sched::notify(&p, crate::proc::work::SIGNALS);
-    Ok(())
+    crate::proc::sched::notify(p, crate::proc::work::SIGNALS);
+}
+
+/// Whether `pid` has a move asked for and not yet started.
+pub(crate) fn move_pending(pid: Pid) -> bool {
+    ATTENTION.load(Ordering::Acquire) != 0 && PENDING.lock().contains_key(&pid)
 }
 
 /// A torus of a machine: its number or its letter (`1.B` is torus 1).
