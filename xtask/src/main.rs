@@ -102,6 +102,9 @@ fn main() -> ExitCode {
         Some("bench") if args.get(1).map(String::as_str) == Some("braid") => {
             Ok(braid_cmds::bench(&args[2..]))
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("cluster") => {
+            bench::cluster::bench(&args[2..])
+        }
         Some("bench") if args.get(1).map(String::as_str) == Some("apps") => {
             bench::apps::apps(&args[2..])
         }
@@ -126,7 +129,7 @@ pub(crate) const USAGE: &str = "usage: cargo xtask build | run [--exec CMD] [--a
 [--machine microvm|pc|q35] [--smp N] [--mem MIB] [--append ARGS] [--net [user|tap=IF]] [--forward H:G]... [--disk FILE]... [--log] [--icount] [--timeout SECS] \
 | cluster --nodes N [--smp S] [--exec CMD] [--others CMD] [--kill NODE@SECONDS]... [--revive NODE@SECONDS]... [--partition NODE@SECONDS[+DURATION]]... [--timeout SECS] [--append ARGS] | test | image [--disk OUT.img [--size S] [--root] [--pkg NAME]... [--dir DIR]] \
 | soak [SEEDS] [START] | soak kernel [--minutes M] [--smp N] | soak powercut [--cycles N] [--seed S] | bench [--quick] [--runs N] [--accel tcg|kvm] [--smp N] [--no-write] \
-| bench braid [DEPTH] [EVENTS] | model [tori=N rounds=R crashes=C drops=D delay=T fault_rounds=F k_miss=K procs=P] [--minutes M] | fuzz [--calls N] [--seed S] [--smp K] [--workers W] \
+| bench braid [DEPTH] [EVENTS] | bench cluster [--runs N] [--no-write] | model [tori=N rounds=R crashes=C drops=D delay=T fault_rounds=F k_miss=K procs=P] [--minutes M] | fuzz [--calls N] [--seed S] [--smp K] [--workers W] \
 | trace --syscall NR [--skip K] [--rounds R] [RUN OPTIONS] --exec CMD";
 
 fn build() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {

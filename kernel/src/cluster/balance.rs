@@ -16,7 +16,8 @@
 //! each of the last two periods: a short burst does not move anyone.
 //! After moving, the balancer waits a period more, so the rosters show
 //! the moves before the next decision. `cluster.balance=0` on the kernel
-//! command line turns it off (moves by hand still work).
+//! command line turns it off, `balance off|on` written to /proc/braid
+//! turns it off or on (moves by hand still work).
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -50,6 +51,11 @@ pub fn init(cmdline: &str) {
     if crate::cmdline::get(cmdline, "cluster.balance") == Some("0") {
         ENABLED.store(false, Ordering::Release);
     }
+}
+
+/// `balance on|off` written to /proc/braid.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Release);
 }
 
 /// Whether the balancer runs (for /proc/braid).

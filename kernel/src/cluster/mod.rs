@@ -526,6 +526,20 @@ impl Cluster {
     }
 }
 
+/// `balance on|off` written to /proc/braid: load diffusion between
+/// machines on or off (ENOSYS outside a cluster).
+pub fn set_balance(arg: &str) -> abi::KResult<()> {
+    if CLUSTER.lock().is_none() {
+        return Err(abi::Errno::ENOSYS);
+    }
+    match arg {
+        "on" => balance::set_enabled(true),
+        "off" => balance::set_enabled(false),
+        _ => return Err(abi::Errno::EINVAL),
+    }
+    Ok(())
+}
+
 /// The machine ring's part of /proc/braid (empty outside a cluster).
 pub fn report() -> String {
     let now = hal::time::now_ns();

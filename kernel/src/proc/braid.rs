@@ -607,13 +607,17 @@ fn name(i: usize) -> char {
 const MAX_STALL_MS: u64 = 10_000;
 
 /// Writes to /proc/braid: `fail X`, `revive X` or `stall X MS` (X a
-/// letter or index).
+/// letter or index); in a cluster also `move PID M[.T]` and `balance
+/// on|off`.
 pub fn control(cmd: &[u8]) -> abi::KResult<()> {
     use abi::Errno;
     let s = core::str::from_utf8(cmd).map_err(|_| Errno::EINVAL)?.trim();
     let (verb, arg) = s.split_once(' ').ok_or(Errno::EINVAL)?;
     if verb == "move" {
         return crate::cluster::migrate::request(arg);
+    }
+    if verb == "balance" {
+        return crate::cluster::set_balance(arg.trim());
     }
     if verb == "stall" {
         let (who, ms) = arg.trim().split_once(' ').ok_or(Errno::EINVAL)?;

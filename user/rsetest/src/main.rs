@@ -16,6 +16,7 @@ mod bad_iret;
 mod bad_rip;
 mod big_segments;
 mod children;
+mod cluster_bench;
 mod create_race;
 mod creds;
 mod cwd;
@@ -390,6 +391,21 @@ const TESTS: &[(&str, Test, &str)] = &[
         "migrate",
         migrate::run,
         "FILE [MACHINE]: numbered lines of FILE then stdin with a checksum; with MACHINE, moves to it (/proc/braid) and back mid-run",
+    ),
+    (
+        "cluster_work",
+        cluster_bench::work,
+        "UNITS [MACHINE]: fixed computation, no system call (moved to MACHINE first)",
+    ),
+    (
+        "cluster_ballast",
+        cluster_bench::ballast,
+        "MIB MACHINE: touches MIB MiB, then moves to MACHINE",
+    ),
+    (
+        "cluster_calls",
+        cluster_bench::calls,
+        "N [MACHINE]: N getuid calls (served at home when moved to MACHINE), timed",
     ),
     (
         "ticker",

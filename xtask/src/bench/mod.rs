@@ -11,6 +11,7 @@
 //! instruction, deterministic). `--accel kvm` runs the KVM mode instead.
 
 pub mod apps;
+pub mod cluster;
 mod disk;
 pub mod linux;
 mod report;
