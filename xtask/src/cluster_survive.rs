@@ -10,7 +10,8 @@
 //! log must say that those three (and no other) went on at home. The
 //! second scenario cuts machine 2 off for 3 s instead: its copies live on
 //! there, cut off, but the home never prints a line twice, and the ring
-//! heals after.
+//! heals after. A third moves one process from machine 1 to machine 2
+//! (through its home) mid-run.
 
 use crate::cluster::{self, wait_then_show, Opts};
 use crate::cluster_faults;
@@ -29,9 +30,14 @@ fn step(sum: u64, id: u64, i: u64) -> u64 {
 
 /// What job `id` must print, line by line.
 fn expected(id: u64) -> Vec<String> {
+    expected_lines(id, LINES)
+}
+
+/// What `rsetest ticker id lines` prints.
+fn expected_lines(id: u64, lines: u64) -> Vec<String> {
     let mut sum = id;
     let mut v = Vec::new();
-    for i in 0..LINES {
+    for i in 0..lines {
         sum = step(sum, id, i);
         v.push(format!("tick {id} {i} {sum:016x}"));
     }
@@ -41,13 +47,16 @@ fn expected(id: u64) -> Vec<String> {
 
 /// Checks job `id`'s lines on the console: all there, once, in order.
 fn check_job(console: &str, id: u64) -> Result<(), String> {
+    check_lines(console, id, &expected(id))
+}
+
+fn check_lines(console: &str, id: u64, want: &[String]) -> Result<(), String> {
     let prefix = format!("tick {id} ");
     let got: Vec<&str> = console
         .lines()
         .map(str::trim_end)
         .filter(|l| l.starts_with(&prefix))
         .collect();
-    let want = expected(id);
     if got.len() != want.len() {
         return Err(format!(
             "job {id} printed {} lines, want {}",
@@ -55,7 +64,7 @@ fn check_job(console: &str, id: u64) -> Result<(), String> {
             want.len()
         ));
     }
-    for (g, w) in got.iter().zip(&want) {
+    for (g, w) in got.iter().zip(want) {
         if g != w {
             return Err(format!("job {id}: got `{g}`, want `{w}`"));
         }
@@ -163,4 +172,45 @@ pub fn kill_scenario() -> Result<(), String> {
 /// (every line once), and it rejoins after.
 pub fn partition_scenario() -> Result<(), String> {
     run_job(Fault::Partition)
+}
+
+/// Scenario `cluster_3_nodes_move_between_remotes`: a ticker moves itself
+/// to machine 1; `move PID 2` at home sends it on to machine 2 (through
+/// home); every line once, in order, right.
+pub fn between_remotes_scenario() -> Result<(), String> {
+    let formed = wait_then_show(
+        "grep -q '^cluster machine 0 .* members 0,1,2 ' /proc/braid",
+        "formed",
+    );
+    let away_on = |m: usize| {
+        wait_then_show(
+            &format!("grep -q \"^remote $P machine {m} \" /proc/braid"),
+            &format!("on {m}"),
+        )
+    };
+    let script = format!(
+        "{formed} || exit 1; /usr/bin/rsetest ticker 0 60 1 & P=$!; {} && echo \"move $P 2\" > /proc/braid && {} && wait $P && echo '--- job done'",
+        away_on(1),
+        away_on(2)
+    );
+    let o = Opts {
+        nodes: 3,
+        smp: Some(1),
+        exec: Some(script),
+        others: Some("sleep 100000".into()),
+        append: vec!["cluster.balance=0".into()],
+        timeout: Some(300),
+        ..Opts::default()
+    };
+    let out = cluster::run(&o, false)?;
+    if out.timed_out || out.status != Some(0) || !out.console.contains("--- job done") {
+        return Err(out.explain("the process did not go from machine 1 to machine 2"));
+    }
+    let expect = expected_lines(0, 60);
+    check_lines(&out.console, 0, &expect).map_err(|e| out.explain(&e))?;
+    let log = &out.logs[0];
+    if !log.contains(" is back from machine 1") || !log.contains(" moved to machine 2 ") {
+        return Err(out.explain("node 0's log does not show the way through home"));
+    }
+    Ok(())
 }

@@ -187,6 +187,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::cluster_survive::partition_scenario,
     ),
     (
+        "cluster_3_nodes_move_between_remotes",
+        crate::cluster_survive::between_remotes_scenario,
+    ),
+    (
         "cluster_3_nodes_load_spreads",
         crate::cluster_balance::scenario,
     ),

@@ -181,17 +181,17 @@ pub fn request(arg: &str) -> abi::KResult<()> {
         return Err(Errno::ESRCH);
     }
     if let Some(d) = DEPUTIES.lock().get(&pid).cloned() {
-        if target == me {
-            d.recall.store(true, Ordering::Release);
-            chan::WQ.wake_all();
-            return Ok(());
+        if target == d.machine {
+            return Err(Errno::EALREADY);
         }
-        // From one remote machine to another: not yet.
-        return Err(if target == d.machine {
-            Errno::EALREADY
-        } else {
-            Errno::ENOSYS
-        });
+        if target != me {
+            // From one remote machine to another: through home (it
+            // comes back, and `at_return` starts the next move).
+            queue_move(pid, target, torus);
+        }
+        d.recall.store(true, Ordering::Release);
+        chan::WQ.wake_all();
+        return Ok(());
     }
     if target == me {
         return Err(Errno::EINVAL); // already home
@@ -227,13 +227,15 @@ pub(crate) fn movable(p: &Process) -> abi::KResult<()> {
 
 /// Asks `p` to move to `machine` at its next return to user mode.
 pub(crate) fn start_move(p: &Arc<Process>, machine: usize, torus: Option<usize>) {
-    {
-        let mut q = PENDING.lock();
-        if q.insert(p.pid, (machine, torus)).is_none() {
-            ATTENTION.fetch_add(1, Ordering::AcqRel);
-        }
-    }
+    queue_move(p.pid, machine, torus);
     crate::proc::sched::notify(p, crate::proc::work::SIGNALS);
+}
+
+fn queue_move(pid: Pid, machine: usize, torus: Option<usize>) {
+    let mut q = PENDING.lock();
+    if q.insert(pid, (machine, torus)).is_none() {
+        ATTENTION.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// Whether `pid` has a move asked for and not yet started.
@@ -282,15 +284,20 @@ pub fn at_return(frame: &mut hal::idt::TrapFrame) {
             return;
         }
     }
-    let req = {
-        let mut q = PENDING.lock();
-        let r = q.remove(&pid);
-        if r.is_some() {
-            ATTENTION.fetch_sub(1, Ordering::AcqRel);
-        }
-        r
-    };
-    if let Some((machine, torus)) = req {
+    // A move asked for while the process was away (to a third machine)
+    // is found here again when it is back.
+    loop {
+        let req = {
+            let mut q = PENDING.lock();
+            let r = q.remove(&pid);
+            if r.is_some() {
+                ATTENTION.fetch_sub(1, Ordering::AcqRel);
+            }
+            r
+        };
+        let Some((machine, torus)) = req else {
+            return;
+        };
         home::run(frame, machine, torus);
     }
 }
