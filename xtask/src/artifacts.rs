@@ -37,6 +37,7 @@ const KERNEL_RUSTFLAGS: &[&str] = &[
 /// Builds the kernel (release, with symbols) and returns the ELF's path.
 pub fn build_kernel() -> Result<PathBuf, String> {
     let target_dir = root().join("target/kernel");
+    let build = build_name();
     let st = Command::new(cargo())
         .current_dir(root())
         .args([
@@ -51,6 +52,7 @@ pub fn build_kernel() -> Result<PathBuf, String> {
         .arg("--target-dir")
         .arg(&target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", KERNEL_RUSTFLAGS.join("\x1f"))
+        .env("RSE_BUILD", &build)
         .env_remove("RUSTFLAGS")
         .status()
         .map_err(|e| format!("cargo: {e}"))?;
@@ -58,6 +60,31 @@ pub fn build_kernel() -> Result<PathBuf, String> {
         return Err("kernel build failed".into());
     }
     Ok(target_dir.join("x86_64-unknown-linux-gnu/release/kernel"))
+}
+
+/// The kernel's build name: the commit it was built from, `-dirty` when
+/// the tree had changes (`unknown` outside git). Machines of a cluster
+/// refuse each other's frames unless their names match.
+fn build_name() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(commit) = git(&["rev-parse", "--short=10", "HEAD"]) else {
+        return "unknown".into();
+    };
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    }
 }
 
 /// A file or host tree the user asked to put into the initramfs

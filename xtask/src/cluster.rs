@@ -79,6 +79,8 @@ pub struct Opts {
     pub timeout: Option<u64>,
     /// Extra kernel command-line words for every node.
     pub append: Vec<String>,
+    /// Extra words for one node (scenarios: node, words).
+    pub node_append: Vec<(usize, String)>,
     /// Show node 0's kernel log on its console too (with --exec).
     pub log: bool,
     /// Files for the initramfs besides the test programs.
@@ -265,6 +267,12 @@ fn node_config(
         format!("cluster.peers={}", peers.join(",")),
     ];
     words.extend(o.append.iter().cloned());
+    words.extend(
+        o.node_append
+            .iter()
+            .filter(|(n, _)| *n == k)
+            .map(|(_, w)| w.clone()),
+    );
     if exec {
         words.push("exec".into());
         if !(o.log && k == 0) {

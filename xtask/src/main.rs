@@ -47,6 +47,7 @@ mod braid_bench;
 mod braid_cmds;
 mod budget_scenarios;
 mod cluster;
+mod cluster_badinput;
 mod cluster_balance;
 mod cluster_faults;
 mod cluster_survive;

@@ -191,6 +191,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::cluster_survive::between_remotes_scenario,
     ),
     (
+        "cluster_3_nodes_bad_frames_refused",
+        crate::cluster_badinput::scenario,
+    ),
+    (
         "cluster_3_nodes_load_spreads",
         crate::cluster_balance::scenario,
     ),

@@ -127,7 +127,11 @@ pub fn init(cmdline: &str) {
         crate::klog!("cluster: no network device; not joining");
         return;
     }
-    let Some(wire) = Wire::open(me, peers.clone()) else {
+    // The build this kernel is, unless the command line names another
+    // (two builds known to agree on the wire; the tests' other build).
+    let build = crate::cmdline::get(cmdline, "cluster.build")
+        .unwrap_or(option_env!("RSE_BUILD").unwrap_or("unknown"));
+    let Some(wire) = Wire::open(me, peers.clone(), wire::build_tag(build)) else {
         crate::klog!("cluster: could not open the braid's UDP sockets");
         return;
     };
@@ -164,7 +168,7 @@ pub fn init(cmdline: &str) {
     NEXT_DUE.store(now, Ordering::Release);
     *CLUSTER.lock() = Some(c);
     crate::klog!(
-        "cluster: machine {me} of {n}, braid over UDP port {}+k, interval {}..{} ms, failure after {} ms",
+        "cluster: machine {me} of {n}, build {build}, braid over UDP port {}+k, interval {}..{} ms, failure after {} ms",
         wire::BASE,
         I_MIN_NS / 1_000_000,
         I_MAX_NS / 1_000_000,
@@ -494,11 +498,12 @@ impl Cluster {
         let w = self.wire.counters;
         let st = self.torus.stats;
         s += &format!(
-            "wire sent {} send_dropped {} received {} foreign {} rejected {} braid_rejected {} stale {} misaddressed {} fences_sent {} fenced {} joins {}\n",
+            "wire sent {} send_dropped {} received {} foreign {} other_build {} rejected {} braid_rejected {} stale {} misaddressed {} fences_sent {} fenced {} joins {}\n",
             w.sent,
             w.send_dropped,
             w.received,
             w.foreign,
+            w.other_build,
             self.rejected,
             st.rejected_decode,
             st.rejected_stale,

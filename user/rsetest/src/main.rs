@@ -77,6 +77,7 @@ mod ticker;
 mod timerfd;
 mod timers;
 mod tmpfs_full;
+mod udp_flood;
 mod udp_ping;
 mod unix_dgram;
 mod unix_stream;
@@ -411,6 +412,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "ticker",
         ticker::run,
         "ID LINES [MACHINE]: `tick ID I SUM` every 100 ms with a running checksum; with MACHINE, moves there after line 2",
+    ),
+    (
+        "udp_flood",
+        udp_flood::run,
+        "HOST PORT COUNT [SIZE]: COUNT datagrams of garbage to HOST:PORT, as fast as it can",
     ),
     (
         "udp_ping",
