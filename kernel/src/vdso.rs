@@ -60,6 +60,32 @@ pub fn set_realtime_offset(offset: u64) {
     }
 }
 
+/// A private vvar page whose monotonic clocks read `shift_ns` later than
+/// this machine's (its realtime stays this machine's): a process moved
+/// here from another machine keeps its home's monotonic time. The caller
+/// owns one reference to the frame (`refcount::put` when done).
+pub fn shifted_vvar(shift_ns: i64) -> Option<u64> {
+    FRAMES.get().filter(|f| !f.is_empty())?;
+    let pa = crate::mm::refcount::alloc(0)?;
+    hal::addrspace::zero_frame(pa);
+    shift_vvar(pa, shift_ns);
+    Some(pa)
+}
+
+/// Rewrites a [`shifted_vvar`] page for another shift. Nothing may read
+/// it meanwhile (its one process is in the kernel).
+pub fn shift_vvar(pa: u64, shift_ns: i64) {
+    let (tsc_at_boot, ns_mult) = hal::time::clock_params();
+    // ns = ((tsc - base) * mult) >> 32: `shift_ns` more ns is this many
+    // ticks less of `base`.
+    let ticks = (i128::from(shift_ns) << 32) / i128::from(ns_mult.max(1));
+    let base = (i128::from(tsc_at_boot) - ticks) as u64;
+    let realtime = crate::clock::offset().wrapping_sub(shift_ns as u64);
+    hal::addrspace::write_frame(pa, VVAR_TSC_AT_BOOT, &base.to_le_bytes());
+    hal::addrspace::write_frame(pa, VVAR_NS_MULT, &ns_mult.to_le_bytes());
+    hal::addrspace::write_frame(pa, VVAR_REALTIME, &realtime.to_le_bytes());
+}
+
 /// Maps the vvar page and the vDSO into a new address space; the
 /// vDSO's address (AT_SYSINFO_EHDR), or None if there is none.
 pub fn map(m: &mut Mm) -> KResult<Option<u64>> {

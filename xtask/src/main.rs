@@ -49,6 +49,7 @@ mod budget_scenarios;
 mod cluster;
 mod cluster_badinput;
 mod cluster_balance;
+mod cluster_clock;
 mod cluster_faults;
 mod cluster_survive;
 mod debian;

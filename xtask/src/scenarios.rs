@@ -195,6 +195,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::cluster_badinput::scenario,
     ),
     (
+        "cluster_3_nodes_clock_follows_moves",
+        crate::cluster_clock::scenario,
+    ),
+    (
         "cluster_3_nodes_load_spreads",
         crate::cluster_balance::scenario,
     ),

@@ -41,9 +41,9 @@ pub(crate) fn get_timespec(addr: u64) -> KResult<u64> {
         .saturating_add(nsec as u64))
 }
 
-/// clock_gettime(2): the REALTIME clocks read the wall clock, the others
-/// the TSC-based monotonic time (the CPU-time clocks too: they are not
-/// kept per process yet).
+/// clock_gettime(2): the REALTIME clocks read the wall clock, the CPU-time
+/// clocks the time the thread or process ran, the others the TSC-based
+/// monotonic time.
 pub fn clock_gettime(clock: u64, tp: u64) -> KResult<u64> {
     if clock > 11 {
         return Err(Errno::EINVAL);
@@ -60,6 +60,18 @@ pub fn clock_gettime(clock: u64, tp: u64) -> KResult<u64> {
         _ => crate::clock::now(clock),
     };
     put_timespec(tp, ns)?;
+    Ok(0)
+}
+
+/// clock_gettime(2) for a process moved here from another machine whose
+/// monotonic clocks read `shift_ns` later than this machine's (the
+/// time of its home): the CPU-time and realtime clocks are this
+/// machine's.
+pub fn clock_gettime_shifted(clock: u64, tp: u64, shift_ns: i64) -> KResult<u64> {
+    if clock > 11 || matches!(clock, 2 | 3) || crate::clock::is_realtime(clock) {
+        return clock_gettime(clock, tp);
+    }
+    put_timespec(tp, crate::clock::now(clock).saturating_add_signed(shift_ns))?;
     Ok(0)
 }
 

@@ -16,6 +16,7 @@ mod bad_iret;
 mod bad_rip;
 mod big_segments;
 mod children;
+mod clockmove;
 mod cluster_bench;
 mod create_race;
 mod creds;
@@ -392,6 +393,11 @@ const TESTS: &[(&str, Test, &str)] = &[
         "migrate",
         migrate::run,
         "FILE [MACHINE]: numbered lines of FILE then stdin with a checksum; with MACHINE, moves to it (/proc/braid) and back mid-run",
+    ),
+    (
+        "clockmove",
+        clockmove::run,
+        "MACHINE: CLOCK_MONOTONIC (vDSO and syscall) only moves forward across a move to MACHINE and back",
     ),
     (
         "cluster_work",

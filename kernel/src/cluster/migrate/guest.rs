@@ -12,7 +12,7 @@
 use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use hal::idt::TrapFrame;
 use linux_raw_sys::general as nr;
 use smoltcp::iface::SocketHandle;
@@ -21,7 +21,7 @@ use spin::Mutex;
 
 use super::chan::{self, Chan, WQ};
 use super::image::{self, Cpu, Malformed, Mirror, Reader, Writer};
-use super::{kind, Guest, ATTENTION, GUESTS, N_GUESTS, STATS};
+use super::{kind, Guest, OwnedFrame, ATTENTION, GUESTS, N_GUESTS, STATS};
 use crate::net::stack;
 use crate::proc::{Process, Relations};
 
@@ -177,6 +177,14 @@ pub fn end(g: &Guest) {
     WQ.wake_all();
 }
 
+/// The shift that makes this machine's monotonic clock read `home_now`
+/// now, or `old` if that is later (a guest's clock never goes back).
+fn shift_to(home_now: u64, old: i64) -> i64 {
+    let here = hal::time::now_ns();
+    let s = i64::try_from(i128::from(home_now) - i128::from(here)).unwrap_or(0);
+    s.max(old)
+}
+
 /// Builds the guest process from a move (not yet running).
 fn build(p: &[u8]) -> Result<(Arc<Process>, Guest, Option<usize>), abi::Errno> {
     use abi::Errno;
@@ -190,6 +198,7 @@ fn build(p: &[u8]) -> Result<(Arc<Process>, Guest, Option<usize>), abi::Errno> {
     let home_ppid = r.u32().map_err(bad)?;
     let torus = r.u8().map_err(bad)?;
     let mask = r.u64().map_err(bad)?;
+    let home_now = r.u64().map_err(bad)?;
     let comm = r.bytes(64).map_err(bad)?.to_vec();
     let cpu = Cpu::decode(&mut r).map_err(bad)?;
     let (map, brk_start, brk) = image::decode_vmas(&mut r).map_err(bad)?;
@@ -199,7 +208,10 @@ fn build(p: &[u8]) -> Result<(Arc<Process>, Guest, Option<usize>), abi::Errno> {
     m.vmas = map;
     m.brk_start = brk_start;
     m.brk = brk;
+    let shift = shift_to(home_now, 0);
+    let vvar = crate::vdso::shifted_vvar(shift).map(OwnedFrame);
     let mut mirror = Mirror::default();
+    mirror.vvar = vvar.as_ref().map(|f| f.0);
     mirror.apply(&mut m, &mut r, n).map_err(bad)?;
     let mut frame = hal::context::user_frame(0, 0);
     cpu.load_into(&mut frame);
@@ -256,6 +268,8 @@ fn build(p: &[u8]) -> Result<(Arc<Process>, Guest, Option<usize>), abi::Errno> {
         in_call: AtomicBool::new(false),
         mirror: Mutex::new(mirror),
         syscalls: AtomicU64::new(0),
+        clock_shift: AtomicI64::new(shift),
+        vvar,
     };
     let torus = (torus != 0xff).then_some(usize::from(torus));
     Ok((proc_, g, torus))
@@ -294,7 +308,7 @@ pub fn ended_pid(pid: u32) -> bool {
 }
 
 /// A guest's process exits: its connection closes (its home, unless it
-/// already knew, then kills the process there).
+/// already knew, then goes on from the process's last call).
 pub fn exited(g: &Guest) {
     crate::klog!(
         "cluster: pid {} (process {} of machine {}) ended here after {} system calls sent home",
@@ -372,6 +386,15 @@ pub fn syscall(g: &Guest, frame: &mut TrapFrame) -> bool {
             frame.rax = u64::from(g.home_ppid);
             return true;
         }
+        nr::__NR_clock_gettime => {
+            let shift = g.clock_shift.load(Ordering::Acquire);
+            frame.rax =
+                match crate::syscall::time::clock_gettime_shifted(frame.rdi, frame.rsi, shift) {
+                    Ok(v) => v,
+                    Err(e) => e.as_return(),
+                };
+            return true;
+        }
         _ if local(n) => return false,
         _ => {}
     }
@@ -424,6 +447,16 @@ pub fn syscall(g: &Guest, frame: &mut TrapFrame) -> bool {
 fn apply_ret(g: &Guest, frame: &mut TrapFrame, p: &[u8]) -> Result<(), Malformed> {
     let me = crate::proc::sched::current();
     let mut r = Reader::new(p);
+    let home_now = r.u64()?;
+    let old = g.clock_shift.load(Ordering::Acquire);
+    let shift = shift_to(home_now, old);
+    if shift != old {
+        g.clock_shift.store(shift, Ordering::Release);
+        if let Some(f) = &g.vvar {
+            // The process is here, in the kernel: nobody reads it now.
+            crate::vdso::shift_vvar(f.0, shift);
+        }
+    }
     let cpu = Cpu::decode(&mut r)?;
     let (map, brk_start, brk) = image::decode_vmas(&mut r)?;
     let n = r.u32()?;

@@ -70,6 +70,8 @@ pub fn run(frame: &mut TrapFrame, machine: usize, torus: Option<usize>) {
     w.u32(me.ppid());
     w.u8(torus.map_or(0xff, |t| t as u8));
     w.u64(me.sig.lock().mask);
+    // The guest's monotonic clocks keep this machine's time.
+    w.u64(hal::time::now_ns());
     w.bytes(me.info.lock().comm.as_bytes());
     cpu_of(&me, frame).encode(&mut w);
     let mm = me.mm();
@@ -361,6 +363,7 @@ fn syscall(
     }
     image::prefault_files(&mut m);
     let mut w = Writer::new();
+    w.u64(hal::time::now_ns());
     cpu_of(&me, frame).encode(&mut w);
     image::encode_vmas(&m, &mut w);
     let mut pages = Writer::new();

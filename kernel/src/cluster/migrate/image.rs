@@ -295,6 +295,9 @@ const VDSO_HASH: u64 = 0x7664_736f;
 #[derive(Default)]
 pub struct Mirror {
     hashes: BTreeMap<u64, u64>,
+    /// A guest's own vvar frame (its home's monotonic time), mapped
+    /// instead of this machine's.
+    pub vvar: Option<u64>,
 }
 
 impl Mirror {
@@ -370,7 +373,9 @@ impl Mirror {
                     self.hashes.remove(&va);
                 }
                 P_VDSO => {
-                    let pa = crate::vdso::frame((kind >> 4) as usize).ok_or(Malformed)?;
+                    let i = (kind >> 4) as usize;
+                    let own = self.vvar.filter(|_| i == 0);
+                    let pa = own.or_else(|| crate::vdso::frame(i)).ok_or(Malformed)?;
                     let prot = m.vmas.find(va).ok_or(Malformed)?.prot;
                     m.unmap_pages(va, va + PAGE);
                     m.map_shared_frame(va, pa, prot).map_err(|_| Malformed)?;

@@ -29,7 +29,7 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
 use crate::proc::{Pid, Process};
@@ -122,6 +122,21 @@ pub struct Guest {
     pub in_call: AtomicBool,
     pub mirror: Mutex<image::Mirror>,
     pub syscalls: AtomicU64,
+    /// How much later than this machine's its home's monotonic clock
+    /// reads (ns): what the guest's monotonic clocks add, in its own
+    /// vvar page (`vvar`) and in clock_gettime. Only
+    /// ever raised, so the guest's clock never goes back.
+    pub clock_shift: AtomicI64,
+    pub vvar: Option<OwnedFrame>,
+}
+
+/// One reference to a frame, put back when dropped.
+pub struct OwnedFrame(pub u64);
+
+impl Drop for OwnedFrame {
+    fn drop(&mut self) {
+        crate::mm::refcount::put(self.0);
+    }
 }
 
 /// Moves asked for and not yet started: pid → (machine, torus).
@@ -323,8 +338,9 @@ fn guest_syscall_slow(frame: &mut hal::idt::TrapFrame) -> bool {
 }
 
 /// A process exits: a deputy tells its guest to stop; a guest's
-/// connection closes (its home then kills the process, unless it had
-/// already come home or ended).
+/// connection closes (unless it had already come home or ended, the
+/// process then goes on at home from its last call: a guest killed here
+/// is a lost copy, not a dead process).
 pub fn on_exit(p: &Process) {
     if ATTENTION.load(Ordering::Acquire) != 0 && PENDING.lock().remove(&p.pid).is_some() {
         ATTENTION.fetch_sub(1, Ordering::AcqRel);
