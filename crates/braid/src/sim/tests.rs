@@ -473,7 +473,6 @@ fn kept_replica_taken_over_after_orphan_removal_with_view_without_it() {
 /// which nobody else holds. The same three cases as above, with and
 /// without `J` having learned `S`'s view first.
 #[test]
-#[ignore = "three-fault gap of docs/braid.md §8: no-loss before the fix"]
 fn kept_replica_taken_over_after_orphan_removal_and_return() {
     for seed in 1..=8 {
         for learned in [false, true] {
