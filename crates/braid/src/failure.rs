@@ -76,6 +76,10 @@ impl Torus {
         let v = self.view.without(x);
         self.adopt_view(now, v);
         let inb = self.inbound.remove(&x);
+        // An incarnation of `x` that came back after an earlier orphan
+        // removal is the one removed now (if we heard it, it has a
+        // tombstone now).
+        self.orphan_back.remove(&x);
         if self.resume(now, x, inb, None, tx) == 0 {
             self.orphans |= 1 << x;
             self.adopted = adopted;
@@ -194,8 +198,13 @@ impl Torus {
                 }
             }
         }
-        // Its in-flight migrations to us are resolved: we hold them.
-        self.unpin_from(x);
+        // Its in-flight migrations to us are resolved: we hold them. (Not
+        // on a take-over: this incarnation holds nothing of `x`'s, and a
+        // member with `x`'s id is a new incarnation, whose migrations to
+        // us stay pinned.)
+        if redirect.is_none() {
+            self.unpin_from(x);
+        }
         self.adopted_wait = self.view.predecessor(self.id);
         if self.adopted_wait.is_none() {
             self.adopted.clear();

@@ -272,6 +272,7 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         kept,
         handover,
         orphans,
+        orphan_back,
         resumed,
         kept_resumed,
         interval,
@@ -313,7 +314,7 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         resumed,
     )
         .hash(h);
-    kept_resumed.hash(h);
+    (kept_resumed, orphan_back).hash(h);
     (
         interval,
         pending_offer,

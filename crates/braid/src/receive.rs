@@ -48,27 +48,30 @@ impl Torus {
 
     /// A joiner's admission: the ack of one of its own `JOIN` projections
     /// (so addressed to this incarnation) carries a view containing it.
-    fn admit(&mut self, now: Time, v: View) {
+    /// With `take_over` (the ack says `TAKE_OVER`) our successor waits for
+    /// the replica we kept, whatever the view says of its torus.
+    fn admit(&mut self, now: Time, v: View, take_over: bool) {
         self.joining = false;
         self.notes.push(Note::Joined);
-        self.enter_view(now, v, true);
+        self.enter_view(now, v, !take_over);
     }
 
-    fn enter_view(&mut self, now: Time, v: View, admitted: bool) {
+    /// `drop_stale`: we are being admitted (without `TAKE_OVER`).
+    fn enter_view(&mut self, now: Time, v: View, drop_stale: bool) {
         let old_pred = self.view.predecessor(self.id);
         self.view = v;
-        // An orphan back in the view is a new incarnation: whatever
-        // replica of the old one is kept, its admission dropped it (§8).
-        self.orphans &= !v.members;
         if self.view.predecessor(self.id) != old_pred {
             self.pred_since = now;
         }
         // Admitted while the torus whose replica we kept is still a member:
         // it is alive and replicates to our successor (joins wait for
-        // that), so the kept replica is stale.
+        // that), so the kept replica is stale. Not when our successor
+        // admitted us with `TAKE_OVER`: the member is then a new
+        // incarnation of an orphan it removed, and the kept replica holds
+        // the old one's processes (§8, late hand-over).
         // (A resumed replica's torus is dead: a member with its id is a
         // new incarnation.)
-        if admitted
+        if drop_stale
             && !self.kept_resumed
             && self.kept.as_ref().is_some_and(|k| self.view.contains(k.0))
         {
@@ -200,6 +203,7 @@ impl Torus {
                 self.adopt_view(now, v);
                 if let Some(q) = late {
                     self.orphans &= !(1 << q);
+                    self.orphan_back.remove(&q);
                 }
                 if late.is_some() || fencee {
                     self.handover = Some((p.from, p.incarnation));
@@ -209,6 +213,12 @@ impl Torus {
                 self.send_fence(now, p.from, p.incarnation, tx);
                 return;
             }
+        }
+        // An orphan's id back in the view: a new incarnation, which started
+        // empty. Remember which, to tell a replica of the orphan (older)
+        // from one of it (§8, late hand-over).
+        if self.orphans & (1 << p.from) != 0 {
+            self.orphan_back.entry(p.from).or_insert(p.incarnation);
         }
         let inb = self
             .inbound
@@ -328,15 +338,20 @@ impl Torus {
     /// sit right in front of us. `q` failed together with its replica
     /// holder, and that holder's new incarnation could not reach us
     /// before the orphan rule removed `q` (docs/braid.md §8): admitted, it
-    /// must still resume `q`. Returns `q`.
+    /// must still resume `q`. If `q`'s id is back in our view, it is a new
+    /// incarnation, and the replica must be of an older one: the first we
+    /// heard since is `orphan_back`; what we know of it and later ones
+    /// says nothing of the orphan. Returns `q`.
     fn late_hand_over(&self, p: &Projection) -> Option<TorusId> {
         let q = p.replica_of;
+        let back = self.orphan_back.get(&q).copied();
         let ok = p.flags & F_REPLICA != 0
             && q != p.from
             && q != self.id
             && self.orphans & (1 << q) != 0
-            && !self.view.contains(q)
-            && !self.replica_superseded(q, p.replica_inc)
+            && (!self.view.contains(q) || back.is_some())
+            && back.is_none_or(|b| p.replica_inc < b)
+            && !self.replica_superseded_before(q, p.replica_inc, back)
             && self.view.with(p.from).successor(p.from) == Some(self.id);
         ok.then_some(q)
     }
@@ -345,8 +360,14 @@ impl Torus {
     /// or heard it): a replica of `inc` is of an incarnation that was
     /// replaced before, whose processes are not ours to wait for.
     fn replica_superseded(&self, q: TorusId, inc: u32) -> bool {
-        self.fenced.get(&q).is_some_and(|&i| i > inc)
-            || self.inbound.get(&q).is_some_and(|i| i.incarnation > inc)
+        self.replica_superseded_before(q, inc, None)
+    }
+
+    /// `replica_superseded`, counting only incarnations older than `back`.
+    fn replica_superseded_before(&self, q: TorusId, inc: u32, back: Option<u32>) -> bool {
+        let newer = |i: u32| i > inc && back.is_none_or(|b| i < b);
+        self.fenced.get(&q).is_some_and(|&i| newer(i))
+            || self.inbound.get(&q).is_some_and(|i| newer(i.incarnation))
     }
 
     /// True when `q` replicates to us: its mirror here is synced and it has
@@ -397,7 +418,10 @@ impl Torus {
                 // takes over (its projections then stop carrying
                 // `REPLICA`), not in the one before.
                 let before_take_over = self.handover.is_some_and(|h| h.0 == from && h.1 == inc);
-                if self.adopted_wait == Some(from) && !before_take_over {
+                // Nor one from a new incarnation of an orphan: the set
+                // waits for the orphan's replica (§8, late hand-over).
+                let orphan = self.orphans & (1 << from) != 0;
+                if self.adopted_wait == Some(from) && !before_take_over && !orphan {
                     self.adopted.clear();
                     self.adopted_wait = None;
                 }
@@ -559,7 +583,7 @@ impl Torus {
             members: a.members,
         };
         if self.joining && a.heard_hb != 0 && v.contains(self.id) {
-            self.admit(now, v);
+            self.admit(now, v, a.flags & A_TAKE_OVER != 0);
         } else if !self.adopt_view(now, v) {
             self.fence(now);
             return;

@@ -151,9 +151,14 @@ pub struct Torus {
     /// resume the replica it kept: (id, incarnation).
     pub(crate) handover: Option<(TorusId, u32)>,
     /// Predecessors removed by the orphan rule with nothing resumed here
-    /// (bit per id), not back in the view since: their replica may be the
-    /// one a fenced successor kept, to be handed over late (§8).
+    /// (bit per id), not yet handed over: their replica may be the one a
+    /// fenced successor kept, to be handed over late (§8), also after a
+    /// new incarnation of them came back into the view.
     pub(crate) orphans: u64,
+    /// For an orphan whose id is back in the view: the first incarnation
+    /// of it heard here since (a new one, which started empty). A kept
+    /// replica of an older incarnation may still be the orphan's (§8).
+    pub(crate) orphan_back: BTreeMap<TorusId, u32>,
     /// The mirror of a predecessor we declared failed and resumed, kept
     /// until our successor has applied the log entries that resumed it
     /// (`out.hold`): until then it is the only replica of the resumed
@@ -206,6 +211,7 @@ impl Torus {
             kept: None,
             handover: None,
             orphans: 0,
+            orphan_back: BTreeMap::new(),
             resumed: None,
             kept_resumed: false,
             interval: Interval::new(cfg.i_min, cfg.i_max, cfg.adaptive),

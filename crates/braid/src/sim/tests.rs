@@ -290,14 +290,18 @@ fn count_soak() {
 /// `J`'s first `JOIN` reaches `S` only once `P` is gone (the two-fault gap
 /// of §8). With `learned` (and `late`), `J` also learns `S`'s view,
 /// without `P`, before its first `JOIN` reaches `S`, so that `P` is no
-/// longer its predecessor. The process must end up owned exactly once (or
-/// exited), never lost nor duplicated.
+/// longer its predecessor. With `returned` (and `late`), a new incarnation
+/// of `P` is admitted by `S` before `J`'s first `JOIN` reaches `S` (the
+/// three-fault case of §8): `J` is admitted into a view with `P`'s id. The
+/// process must end up owned exactly once (or exited), never lost nor
+/// duplicated.
 fn kept_replica_with_installed_migration(
     seed: u64,
     upsert_at_s: bool,
     exit_at_s: bool,
     late: bool,
     learned: bool,
+    returned: bool,
 ) -> Sim {
     let mut sc = only(seed, |s| s.burst = true);
     sc.cfg.tori = 4;
@@ -355,12 +359,36 @@ fn kept_replica_with_installed_migration(
         assert!(j.is_joining() && j.kept.as_ref().is_some_and(|k| k.0 == 0));
         assert!(!j.view().contains(0) && !j.view().contains(1));
     }
+    if returned {
+        // P restarts as a new incarnation and learns S's view (a view
+        // notice), so it asks S to join; S admits it while J is still
+        // cut off.
+        s.incarnations[0] += 1;
+        let inc = s.incarnations[0];
+        s.tori[0] = Some(Torus::restarted(0, inc, s.cfg, s.time));
+        s.down_since = None;
+        notice_from_2(&mut s, 0);
+        while !s.tori[2].as_ref().unwrap().replica_current(0) {
+            let t = s.time + 100_000;
+            s.run_until(t, false).unwrap();
+            assert!(
+                s.time < 2 * (sc.active + sc.settle),
+                "S never admitted P's new incarnation"
+            );
+        }
+        let j = s.tori[1].as_ref().unwrap();
+        // R (fenced once its projections reach S, unless it learned of it
+        // already) still holds the only replica of P's old incarnation.
+        assert!(j.mirrors().any(|(t, m)| t == 0 && !m.is_empty()));
+        assert!(s.tori[0].as_ref().unwrap().view().contains(0));
+    }
     s.net.cut.clear();
     s.heal();
-    s.run_until(sc.active + sc.settle, false).unwrap();
+    let end = s.time.max(sc.active) + sc.settle;
+    s.run_until(end, false).unwrap();
     s.check_quiescent().unwrap();
     let j = s.tori[1].as_ref().unwrap();
-    assert!(j.incarnation() > 0 && j.view().contains(1) && !j.view().contains(0));
+    assert!(j.incarnation() > 0 && j.view().contains(1) && j.view().contains(0) == returned);
     // The adopted sets served their purpose and were released.
     assert!(s.tori.iter().flatten().all(|t| t.adopted.is_empty()));
     let owners = s.tori.iter().flatten().filter(|t| t.table().owns(pid));
@@ -377,7 +405,7 @@ fn kept_replica_with_installed_migration(
 fn kept_replica_resumes_migration_its_holder_installed() {
     // R's Upsert never reached S: the kept replica is the only copy.
     for seed in 1..=8 {
-        kept_replica_with_installed_migration(seed, false, false, false, false);
+        kept_replica_with_installed_migration(seed, false, false, false, false, false);
     }
 }
 
@@ -385,10 +413,10 @@ fn kept_replica_resumes_migration_its_holder_installed() {
 fn kept_replica_does_not_duplicate_migration_the_fencer_resumed() {
     for seed in 1..=8 {
         // R's Upsert reached S, which resumed the process with R ...
-        kept_replica_with_installed_migration(seed, true, false, false, false);
+        kept_replica_with_installed_migration(seed, true, false, false, false, false);
         // ... and the process exited at S before the take-over (S must
         // still know it adopted it when the re-sent migration arrives).
-        let s = kept_replica_with_installed_migration(seed, true, true, false, false);
+        let s = kept_replica_with_installed_migration(seed, true, true, false, false, false);
         assert!(s
             .tori
             .iter()
@@ -404,12 +432,12 @@ fn kept_replica_does_not_duplicate_migration_the_fencer_resumed() {
 #[test]
 fn kept_replica_taken_over_after_orphan_removal() {
     for seed in 1..=8 {
-        let s = kept_replica_with_installed_migration(seed, false, false, true, false);
+        let s = kept_replica_with_installed_migration(seed, false, false, true, false, false);
         assert!(s.tori[1].as_ref().unwrap().kept.is_none());
         // R's Upsert reached S: S must keep what it resumed of R through
         // the orphan removal, also when the process exited there.
-        kept_replica_with_installed_migration(seed, true, false, true, false);
-        let s = kept_replica_with_installed_migration(seed, true, true, true, false);
+        kept_replica_with_installed_migration(seed, true, false, true, false, false);
+        let s = kept_replica_with_installed_migration(seed, true, true, true, false, false);
         assert!(s
             .tori
             .iter()
@@ -425,11 +453,11 @@ fn kept_replica_taken_over_after_orphan_removal() {
 #[test]
 fn kept_replica_taken_over_after_orphan_removal_with_view_without_it() {
     for seed in 1..=8 {
-        let s = kept_replica_with_installed_migration(seed, false, false, true, true);
+        let s = kept_replica_with_installed_migration(seed, false, false, true, true, false);
         assert!(s.tori[1].as_ref().unwrap().kept.is_none());
         assert_eq!(s.tori[2].as_ref().unwrap().orphans, 0);
-        kept_replica_with_installed_migration(seed, true, false, true, true);
-        let s = kept_replica_with_installed_migration(seed, true, true, true, true);
+        kept_replica_with_installed_migration(seed, true, false, true, true, false);
+        let s = kept_replica_with_installed_migration(seed, true, true, true, true, false);
         assert!(s
             .tori
             .iter()
@@ -438,28 +466,58 @@ fn kept_replica_taken_over_after_orphan_removal_with_view_without_it() {
     }
 }
 
+/// The three-fault case of docs/braid.md §8: as the late hand-over, and
+/// before `J`'s first `JOIN` reaches `S`, `P` restarts and its new
+/// incarnation is admitted by `S`. `J` is then admitted into a view with
+/// `P`'s id; its kept replica still holds the old incarnation's processes,
+/// which nobody else holds. The same three cases as above, with and
+/// without `J` having learned `S`'s view first.
+#[test]
+fn kept_replica_taken_over_after_orphan_removal_and_return() {
+    for seed in 1..=8 {
+        for learned in [false, true] {
+            let s = kept_replica_with_installed_migration(seed, false, false, true, learned, true);
+            assert!(s.tori[1].as_ref().unwrap().kept.is_none());
+            assert_eq!(s.tori[2].as_ref().unwrap().orphans, 0);
+            kept_replica_with_installed_migration(seed, true, false, true, learned, true);
+            let s = kept_replica_with_installed_migration(seed, true, true, true, learned, true);
+            assert!(s
+                .tori
+                .iter()
+                .flatten()
+                .any(|t| t.stats.duplicates_dropped > 0));
+        }
+    }
+}
+
 /// A view notice of torus 2 (an ack with no heartbeat, as it sends its
-/// predecessor), delayed and duplicated on its way to torus 1: the first
-/// copy fences torus 1 (its id is not in 2's view), the second teaches
-/// its new incarnation that view before its first `JOIN` reaches 2.
-fn notice_from_2_twice(s: &mut Sim) {
+/// predecessor) on its way to torus `to`.
+fn notice_from_2(s: &mut Sim, to: TorusId) {
     let st = s.tori[2].as_ref().unwrap();
     let notice = crate::ack::Ack {
         from: 2,
-        to: 1,
+        to,
         epoch: st.view().epoch,
         members: st.view().members,
         from_incarnation: st.incarnation(),
-        to_incarnation: s.tori[1].as_ref().unwrap().incarnation(),
+        to_incarnation: s.tori[usize::from(to)].as_ref().unwrap().incarnation(),
         ..Default::default()
     }
     .encode();
+    let now = s.time;
+    s.tori[usize::from(to)]
+        .as_mut()
+        .unwrap()
+        .receive(now, &notice, &mut s.net);
+}
+
+/// A view notice of torus 2, delayed and duplicated on its way to torus
+/// 1: the first copy fences torus 1 (its id is not in 2's view), the
+/// second teaches its new incarnation that view before its first `JOIN`
+/// reaches 2.
+fn notice_from_2_twice(s: &mut Sim) {
     for _ in 0..2 {
-        let now = s.time;
-        s.tori[1]
-            .as_mut()
-            .unwrap()
-            .receive(now, &notice, &mut s.net);
+        notice_from_2(s, 1);
     }
 }
 
