@@ -30,7 +30,12 @@ pub const F_FROZEN: u16 = 4;
 /// kept when it was fenced, and has not heard from that predecessor since
 /// (docs/braid.md §8, hand-over); `replica_of` and `replica_inc` say whose.
 pub const F_REPLICA: u16 = 8;
-const F_ALL: u16 = F_JOIN | F_MIRROR_SYNCED | F_FROZEN | F_REPLICA;
+/// Flag (joiners only, never with [`F_REPLICA`]): the sender keeps a
+/// *resumed* replica, the mirror of a predecessor that its previous
+/// incarnation declared failed and resumed (docs/braid.md §8, resumption
+/// not yet replicated); `replica_of` and `replica_inc` say whose.
+pub const F_RESUMED: u16 = 16;
+const F_ALL: u16 = F_JOIN | F_MIRROR_SYNCED | F_FROZEN | F_REPLICA | F_RESUMED;
 
 const ENTRY_LEN: usize = 40;
 const OFF_ENTRIES: usize = 112;
@@ -149,11 +154,11 @@ pub struct Projection {
     pub chain: u64,
     /// Replication session.
     pub session: u32,
-    /// With [`F_REPLICA`]: the torus whose replica the sender kept (its
-    /// view may no longer list it, §8); else 0.
+    /// With [`F_REPLICA`] or [`F_RESUMED`]: the torus whose replica the
+    /// sender kept (its view may no longer list it, §8); else 0.
     pub replica_of: TorusId,
-    /// With [`F_REPLICA`]: the incarnation of `replica_of` the replica is
-    /// of; else 0.
+    /// With [`F_REPLICA`] or [`F_RESUMED`]: the incarnation of
+    /// `replica_of` the replica is of; else 0.
     pub replica_inc: u32,
     /// Number of valid `entries`.
     pub n_entries: u8,
@@ -269,7 +274,11 @@ impl Projection {
         )?;
         ensure(p.from != p.to, "self-addressed")?;
         ensure(all_zero(&b[76..80]), "reserved")?;
-        if p.flags & F_REPLICA != 0 {
+        ensure(
+            p.flags & (F_REPLICA | F_RESUMED) != (F_REPLICA | F_RESUMED),
+            "replica and resumed",
+        )?;
+        if p.flags & (F_REPLICA | F_RESUMED) != 0 {
             ensure(
                 usize::from(p.replica_of) < MAX_TORI && p.replica_of != p.from,
                 "replica of",
@@ -475,6 +484,16 @@ mod tests {
             ..p
         };
         assert!(Projection::decode(&far.encode()).is_err());
+        let resumed = Projection {
+            flags: F_JOIN | F_RESUMED,
+            ..p
+        };
+        assert_eq!(Projection::decode(&resumed.encode()), Ok(resumed));
+        let both = Projection {
+            flags: F_JOIN | F_REPLICA | F_RESUMED,
+            ..p
+        };
+        assert!(Projection::decode(&both.encode()).is_err());
     }
 
     #[test]

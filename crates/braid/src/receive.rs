@@ -4,7 +4,7 @@
 use crate::ack::{Ack, ACK_LEN, A_FENCED, A_NEED_RESYNC, A_NO_MIGRATE, A_TAKE_OVER};
 use crate::event::{Corrective, Time};
 use crate::projection::{
-    LogEntry, Op, Projection, CR_PRIORITY_DEMAND, F_JOIN, F_REPLICA, PROJ_LEN,
+    LogEntry, Op, Projection, CR_PRIORITY_DEMAND, F_JOIN, F_REPLICA, F_RESUMED, PROJ_LEN,
 };
 use crate::replication::Note;
 use crate::ring::View;
@@ -75,6 +75,15 @@ impl Torus {
             && !self.kept_resumed
             && self.kept.as_ref().is_some_and(|k| self.view.contains(k.0))
         {
+            self.drop_kept();
+        }
+        // A resumed replica is handed over only by the admission (its
+        // acks say `TAKE_OVER`); admitted without it, our successor
+        // refused it (the resumed torus is alive, our previous
+        // incarnation's removal of it lost) or is not our fencer: no
+        // take-over will ever come, and keeping a stale replica into a
+        // later incarnation could hand it over there.
+        if drop_stale && self.kept_resumed && self.kept.is_some() {
             self.drop_kept();
         }
     }
@@ -199,6 +208,7 @@ impl Torus {
                 // predecessor: the hand-over rules above decide.)
                 let fencee = self.fenced.get(&p.from).is_some_and(|&i| i < p.incarnation)
                     && p.flags & F_REPLICA == 0
+                    && !self.resumed_torus_alive(p)
                     && v.successor(p.from) == Some(self.id);
                 self.adopt_view(now, v);
                 if let Some(q) = late {
@@ -273,6 +283,24 @@ impl Torus {
         if !self.joining {
             self.send_ack(p.from, p.heartbeat, accept, tx);
         }
+    }
+
+    /// The joiner keeps a resumed replica (`F_RESUMED`) of a torus whose
+    /// very incarnation is our predecessor and replicates to us: its
+    /// previous incarnation's removal of that torus lost to the view in
+    /// which we fenced it (a split view, §8), so the torus kept its
+    /// processes and the replica is stale. Handing it over would re-send
+    /// them and tombstone a live member, whose fencing would lose what
+    /// only its table and our mirror hold (soak seed 977382).
+    fn resumed_torus_alive(&self, p: &Projection) -> bool {
+        let q = p.replica_of;
+        p.flags & F_RESUMED != 0
+            && self.view.predecessor(self.id) == Some(q)
+            && self.replica_current(q)
+            && self
+                .inbound
+                .get(&q)
+                .is_some_and(|i| i.incarnation == p.replica_inc)
     }
 
     /// True when our predecessor in the current view replicates to us: we

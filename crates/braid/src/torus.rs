@@ -11,6 +11,7 @@ use crate::interval::Interval;
 use crate::lattice::Lattice;
 use crate::projection::{
     Op, Projection, CR_PRIORITY_DEMAND, ENTRIES, F_FROZEN, F_JOIN, F_MIRROR_SYNCED, F_REPLICA,
+    F_RESUMED,
 };
 use crate::queue::EventQueue;
 use crate::replication::{Note, OutSession};
@@ -551,15 +552,18 @@ impl Torus {
         // replica it kept (the hand-over rules, §8): its view may no
         // longer list that torus, and its successor must not take a stale
         // replica for the one it waits for. One that keeps a resumed
-        // replica says nothing: its successor hands it over as the next
-        // incarnation of a torus it fenced (a member with the resumed
-        // torus's id is a new incarnation).
-        if let Some((k, i)) = self
-            .kept
-            .as_ref()
-            .filter(|_| !self.joining || !self.kept_resumed)
-        {
-            p.flags |= F_REPLICA;
+        // replica says `RESUMED` instead (not `REPLICA`: its successor
+        // hands it over as the next incarnation of a torus it fenced),
+        // naming the resumed torus: its successor must not hand it over
+        // if that very incarnation is alive and replicating to it (our
+        // previous incarnation's removal of it lost to the view that
+        // fenced us, §8).
+        if let Some((k, i)) = self.kept.as_ref() {
+            p.flags |= if self.joining && self.kept_resumed {
+                F_RESUMED
+            } else {
+                F_REPLICA
+            };
             p.replica_of = *k;
             p.replica_inc = i.incarnation;
         }

@@ -91,7 +91,9 @@ fn former_failures_pass() {
             panic!("crash/restart seed {seed} violated {v:?}");
         }
     }
-    for seed in [16687, 39799, 45367, 50198, 87767, 663095, 677896, 687543] {
+    for seed in [
+        16687, 39799, 45367, 50198, 87767, 663095, 677896, 687543, 977382,
+    ] {
         if let Err(v) = Sim::run(Scenario::soak(seed)) {
             panic!("soak seed {seed} violated {v:?}");
         }
