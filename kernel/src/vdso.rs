@@ -40,11 +40,7 @@ pub fn init() {
                 None => return Vec::new(),
             }
         }
-        let (tsc_at_boot, ns_mult) = hal::time::clock_params();
-        hal::addrspace::write_frame(frames[0], VVAR_TSC_AT_BOOT, &tsc_at_boot.to_le_bytes());
-        hal::addrspace::write_frame(frames[0], VVAR_NS_MULT, &ns_mult.to_le_bytes());
-        let offset = crate::clock::offset();
-        hal::addrspace::write_frame(frames[0], VVAR_REALTIME, &offset.to_le_bytes());
+        write_vvar(frames[0], 0);
         for (i, chunk) in IMAGE.chunks(PAGE as usize).enumerate() {
             hal::addrspace::write_frame(frames[1 + i], 0, chunk);
         }
@@ -68,13 +64,15 @@ pub fn shifted_vvar(shift_ns: i64) -> Option<u64> {
     FRAMES.get().filter(|f| !f.is_empty())?;
     let pa = crate::mm::refcount::alloc(0)?;
     hal::addrspace::zero_frame(pa);
-    shift_vvar(pa, shift_ns);
+    write_vvar(pa, shift_ns);
     Some(pa)
 }
 
-/// Rewrites a [`shifted_vvar`] page for another shift. Nothing may read
-/// it meanwhile (its one process is in the kernel).
-pub fn shift_vvar(pa: u64, shift_ns: i64) {
+/// Writes a vvar page: this machine's clock parameters with monotonic
+/// time `shift_ns` later (0: the machine's own page; a [`shifted_vvar`]
+/// page is rewritten for another shift while nothing reads it, its one
+/// process being in the kernel).
+pub fn write_vvar(pa: u64, shift_ns: i64) {
     let (tsc_at_boot, ns_mult) = hal::time::clock_params();
     // ns = ((tsc - base) * mult) >> 32: `shift_ns` more ns is this many
     // ticks less of `base`.

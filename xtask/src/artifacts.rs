@@ -62,19 +62,27 @@ pub fn build_kernel() -> Result<PathBuf, String> {
     Ok(target_dir.join("x86_64-unknown-linux-gnu/release/kernel"))
 }
 
+/// `git ARGS` in the repository: its output, trimmed; None if it failed.
+fn git(args: &[&str]) -> Option<String> {
+    Command::new("git")
+        .args(args)
+        .current_dir(root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// The commit HEAD names, abbreviated ("" outside git): what a
+/// benchmark table says it measured.
+pub fn short_commit() -> String {
+    git(&["rev-parse", "--short", "HEAD"]).unwrap_or_default()
+}
+
 /// The kernel's build name: the commit it was built from, `-dirty` when
 /// the tree had changes (`unknown` outside git). Machines of a cluster
 /// refuse each other's frames unless their names match.
 fn build_name() -> String {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .current_dir(root())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
     let Some(commit) = git(&["rev-parse", "--short=10", "HEAD"]) else {
         return "unknown".into();
     };

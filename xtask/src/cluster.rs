@@ -88,6 +88,18 @@ pub struct Opts {
 }
 
 impl Opts {
+    /// The scenarios' cluster: 3 nodes of 1 CPU; node 0 runs `exec`, the
+    /// others idle.
+    pub fn three_nodes(exec: String) -> Opts {
+        Opts {
+            nodes: 3,
+            smp: Some(1),
+            exec: Some(exec),
+            others: Some("sleep 100000".into()),
+            ..Opts::default()
+        }
+    }
+
     pub fn parse(args: &[String]) -> Result<Opts, String> {
         let mut o = Opts {
             nodes: 2,
@@ -769,6 +781,15 @@ pub fn kill_scenario() -> Result<(), String> {
     Ok(())
 }
 
+/// A guest shell snippet for node 0: wait until its view holds machines
+/// 0, 1 and 2, then print `--- formed` and /proc/braid.
+pub(crate) fn wait_formed() -> String {
+    wait_then_show(
+        "grep -q '^cluster machine 0 .* members 0,1,2 ' /proc/braid",
+        "formed",
+    )
+}
+
 /// A guest shell snippet for node 0: wait (up to 90 s) until the shell
 /// condition `cond` holds, then print `--- NAME` and /proc/braid.
 pub(crate) fn wait_then_show(cond: &str, name: &str) -> String {
@@ -811,13 +832,9 @@ pub fn revive_partition_scenario() -> Result<(), String> {
     faults.extend(cluster_faults::parse("--revive", "1@12")?);
     faults.extend(cluster_faults::parse("--partition", "2@30+5")?);
     let o = Opts {
-        nodes: 3,
-        smp: Some(1),
-        exec: Some(steps.join(" && ")),
-        others: Some("sleep 100000".into()),
         faults,
         timeout: Some(400),
-        ..Opts::default()
+        ..Opts::three_nodes(steps.join(" && "))
     };
     let out = run(&o, false)?;
     if out.timed_out || out.status != Some(0) {

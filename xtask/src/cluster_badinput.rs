@@ -10,7 +10,7 @@
 //!    no machine may be declared failed (a flood must not pass for a
 //!    dead predecessor); the view stays 0,1,2.
 
-use crate::cluster::{self, addr, wait_then_show, Opts};
+use crate::cluster::{self, addr, wait_formed, wait_then_show, Opts};
 
 fn other_build() -> Result<(), String> {
     let two = wait_then_show(
@@ -18,13 +18,9 @@ fn other_build() -> Result<(), String> {
         "without 2",
     );
     let o = Opts {
-        nodes: 3,
-        smp: Some(1),
-        exec: Some(format!("{two} && sleep 3 && {two}")),
-        others: Some("sleep 100000".into()),
         node_append: vec![(2, "cluster.build=other-build".into())],
         timeout: Some(300),
-        ..Opts::default()
+        ..Opts::three_nodes(format!("{two} && sleep 3 && {two}"))
     };
     let out = cluster::run(&o, false)?;
     if out.timed_out || out.status != Some(0) {
@@ -46,10 +42,7 @@ fn other_build() -> Result<(), String> {
 }
 
 fn flood() -> Result<(), String> {
-    let formed = wait_then_show(
-        "grep -q '^cluster machine 0 .* members 0,1,2 ' /proc/braid",
-        "formed",
-    );
+    let formed = wait_formed();
     let peer = addr(1);
     // Node 1's sockets for machines 0 and 2 (7400 + k).
     let script = format!(

@@ -7,7 +7,7 @@
 //! home, and once it is booted again and has rejoined, the load spreads
 //! to it again (at least one process away on machine 1).
 
-use crate::cluster::{self, wait_then_show, Opts};
+use crate::cluster::{self, wait_formed, wait_then_show, Opts};
 use crate::cluster_faults;
 
 const SPINNERS: usize = 12;
@@ -17,10 +17,7 @@ fn away_on(m: usize) -> String {
 }
 
 pub fn scenario() -> Result<(), String> {
-    let formed = wait_then_show(
-        "grep -q '^cluster machine 0 .* members 0,1,2 ' /proc/braid",
-        "formed",
-    );
+    let formed = wait_formed();
     let spread = wait_then_show(
         &format!("[ {} -ge 3 ] && [ {} -ge 3 ]", away_on(1), away_on(2)),
         "spread",
@@ -40,14 +37,10 @@ pub fn scenario() -> Result<(), String> {
     let mut faults = cluster_faults::parse("--kill", "1@4")?;
     faults.extend(cluster_faults::parse("--revive", "1@10")?);
     let o = Opts {
-        nodes: 3,
-        smp: Some(1),
-        exec: Some(script),
-        others: Some("sleep 100000".into()),
         faults,
         faults_after: Some(("cluster: balance: process ".into(), 6)),
         timeout: Some(500),
-        ..Opts::default()
+        ..Opts::three_nodes(script)
     };
     let out = cluster::run(&o, false)?;
     if out.timed_out || out.status != Some(0) {

@@ -24,14 +24,10 @@ pub fn scenario() -> Result<(), String> {
     let mut faults = cluster_faults::parse("--kill", "1@1")?;
     faults.extend(cluster_faults::parse("--revive", "1@3")?);
     let o = Opts {
-        nodes: 3,
-        smp: Some(1),
-        exec: Some(script),
-        others: Some("sleep 100000".into()),
         faults,
         append: vec!["cluster.balance=0".into()],
         timeout: Some(300),
-        ..Opts::default()
+        ..Opts::three_nodes(script)
     };
     let out = cluster::run(&o, false)?;
     if out.timed_out || out.status != Some(0) || !out.console.contains("PASS clockmove") {

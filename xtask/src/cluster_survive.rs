@@ -13,7 +13,7 @@
 //! heals after. A third moves one process from machine 1 to machine 2
 //! (through its home) mid-run.
 
-use crate::cluster::{self, wait_then_show, Opts};
+use crate::cluster::{self, wait_formed, wait_then_show, Opts};
 use crate::cluster_faults;
 
 const JOBS: u64 = 6;
@@ -85,10 +85,7 @@ enum Fault {
 /// order, right; the three jobs of the machine hit went on at home, the
 /// others not.
 fn run_job(fault: Fault) -> Result<(), String> {
-    let formed = wait_then_show(
-        "grep -q '^cluster machine 0 .* members 0,1,2 ' /proc/braid",
-        "formed",
-    );
+    let formed = wait_formed();
     let start = |ids: &str, m: usize| {
         format!("for k in {ids}; do /usr/bin/rsetest ticker $k {LINES} {m} & done")
     };
@@ -112,14 +109,10 @@ fn run_job(fault: Fault) -> Result<(), String> {
         Fault::Partition => (2, cluster_faults::parse("--partition", "2@2+3")?),
     };
     let o = Opts {
-        nodes: 3,
-        smp: Some(1),
-        exec: Some(script),
-        others: Some("sleep 100000".into()),
         faults,
         faults_after: Some(("moved to machine ".into(), JOBS as usize)),
         timeout: Some(400),
-        ..Opts::default()
+        ..Opts::three_nodes(script)
     };
     let out = cluster::run(&o, false)?;
     if out.timed_out || out.status != Some(0) {
@@ -178,10 +171,7 @@ pub fn partition_scenario() -> Result<(), String> {
 /// to machine 1; `move PID 2` at home sends it on to machine 2 (through
 /// home); every line once, in order, right.
 pub fn between_remotes_scenario() -> Result<(), String> {
-    let formed = wait_then_show(
-        "grep -q '^cluster machine 0 .* members 0,1,2 ' /proc/braid",
-        "formed",
-    );
+    let formed = wait_formed();
     let away_on = |m: usize| {
         wait_then_show(
             &format!("grep -q \"^remote $P machine {m} \" /proc/braid"),
@@ -194,13 +184,9 @@ pub fn between_remotes_scenario() -> Result<(), String> {
         away_on(2)
     );
     let o = Opts {
-        nodes: 3,
-        smp: Some(1),
-        exec: Some(script),
-        others: Some("sleep 100000".into()),
         append: vec!["cluster.balance=0".into()],
         timeout: Some(300),
-        ..Opts::default()
+        ..Opts::three_nodes(script)
     };
     let out = cluster::run(&o, false)?;
     if out.timed_out || out.status != Some(0) || !out.console.contains("--- job done") {

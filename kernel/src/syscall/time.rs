@@ -45,6 +45,14 @@ pub(crate) fn get_timespec(addr: u64) -> KResult<u64> {
 /// clocks the time the thread or process ran, the others the TSC-based
 /// monotonic time.
 pub fn clock_gettime(clock: u64, tp: u64) -> KResult<u64> {
+    clock_gettime_shifted(clock, tp, 0)
+}
+
+/// clock_gettime(2) for a process whose monotonic clocks read `shift_ns`
+/// later than this machine's (one moved here from another machine keeps
+/// the time of its home); its CPU-time and realtime clocks are this
+/// machine's.
+pub fn clock_gettime_shifted(clock: u64, tp: u64, shift_ns: i64) -> KResult<u64> {
     if clock > 11 {
         return Err(Errno::EINVAL);
     }
@@ -57,21 +65,10 @@ pub fn clock_gettime(clock: u64, tp: u64) -> KResult<u64> {
         CLOCK_THREAD_CPUTIME_ID => {
             crate::proc::sched::with_current(crate::proc::cputime::thread_ns)
         }
-        _ => crate::clock::now(clock),
+        c if crate::clock::is_realtime(c) => crate::clock::now(c),
+        _ => crate::clock::now(clock).saturating_add_signed(shift_ns),
     };
     put_timespec(tp, ns)?;
-    Ok(0)
-}
-
-/// clock_gettime(2) for a process moved here from another machine whose
-/// monotonic clocks read `shift_ns` later than this machine's (the
-/// time of its home): the CPU-time and realtime clocks are this
-/// machine's.
-pub fn clock_gettime_shifted(clock: u64, tp: u64, shift_ns: i64) -> KResult<u64> {
-    if clock > 11 || matches!(clock, 2 | 3) || crate::clock::is_realtime(clock) {
-        return clock_gettime(clock, tp);
-    }
-    put_timespec(tp, crate::clock::now(clock).saturating_add_signed(shift_ns))?;
     Ok(0)
 }
 

@@ -4,8 +4,7 @@
 //! call, before the move, away (also after a sleep served at home), and
 //! home again. Each step may only move forward, by less than 5 s.
 
-use std::io::Write;
-
+use crate::migrate::ask;
 use crate::util::check;
 
 fn vdso_ns() -> i128 {
@@ -26,14 +25,6 @@ fn syscall_ns() -> i128 {
     // SAFETY: the raw call with a valid timespec.
     unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts) };
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
-}
-
-fn ask(cmd: &str) -> Result<(), String> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open("/proc/braid")
-        .and_then(|mut f| f.write_all(cmd.as_bytes()))
-        .map_err(|e| format!("{cmd}: {e}"))
 }
 
 fn step(what: &str, before: (i128, i128), after: (i128, i128)) -> Result<(), String> {

@@ -8,18 +8,13 @@
 //! - `cluster_calls N [MACHINE]`: N getuid calls (served by the home when
 //!   away), timed on the clock of the machine the process is on.
 
-use std::io::Write;
 use std::time::Instant;
 
 use crate::say;
 
+/// Asks to move this process to machine `m`.
 fn ask_move(m: &str) -> Result<(), String> {
-    let pid = std::process::id();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open("/proc/braid")
-        .and_then(|mut f| f.write_all(format!("move {pid} {m}").as_bytes()))
-        .map_err(|e| format!("move {pid} {m}: {e}"))
+    crate::migrate::ask(&format!("move {} {m}", std::process::id()))
 }
 
 pub fn work(args: &[String]) -> Result<(), String> {

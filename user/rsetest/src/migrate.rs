@@ -41,7 +41,8 @@ fn braid() -> Result<String, String> {
     Ok(s)
 }
 
-fn ask(cmd: &str) -> Result<(), String> {
+/// Writes `cmd` to /proc/braid (`move PID M`, `move PID home`).
+pub fn ask(cmd: &str) -> Result<(), String> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .open("/proc/braid")

@@ -8,7 +8,6 @@
 //! system call, every line must still be there once, in order, with the
 //! sum the uninterrupted run gives.
 
-use std::io::Write;
 use std::time::Duration;
 
 use crate::say;
@@ -34,12 +33,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         sum = step(sum, id, i);
         say!("tick {id} {i} {sum:016x}");
         if let (2, Some(m)) = (i, to) {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .open("/proc/braid")
-                .map_err(|e| format!("open /proc/braid: {e}"))?;
-            f.write_all(format!("move {pid} {m}").as_bytes())
-                .map_err(|e| format!("move {pid} {m}: {e}"))?;
+            crate::migrate::ask(&format!("move {pid} {m}"))?;
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -14,7 +14,7 @@
 //! 0 logs the departure, and the silence node 0 measured) and how long
 //! after that the three run again at home.
 
-use crate::cluster::{self, wait_then_show, Opts};
+use crate::cluster::{self, wait_formed, Opts};
 use crate::{artifacts, cluster_faults};
 
 const README_START: &str = "<!-- bench-cluster:start -->";
@@ -69,10 +69,7 @@ fn span(console: &str, key: &str) -> Result<f64, String> {
 }
 
 fn measure_boot() -> Result<Run, String> {
-    let formed = wait_then_show(
-        "grep -q '^cluster machine 0 .* members 0,1,2 ' /proc/braid",
-        "formed",
-    );
+    let formed = wait_formed();
     let t = "$(cut -d' ' -f1 /proc/uptime)";
     let sent = "$(grep '^migrate' /proc/braid | sed 's/.* bytes_sent \\([0-9]*\\).*/\\1/')";
     let ballast: Vec<String> = BALLAST_MIB
@@ -98,13 +95,9 @@ fn measure_boot() -> Result<Run, String> {
         ballast = ballast.join(" && ")
     );
     let o = Opts {
-        nodes: 3,
-        smp: Some(1),
-        exec: Some(script),
-        others: Some("sleep 100000".into()),
         append: vec!["cluster.balance=0".into()],
         timeout: Some(900),
-        ..Opts::default()
+        ..Opts::three_nodes(script)
     };
     let out = cluster::run(&o, false)?;
     if out.timed_out || out.status != Some(0) {
@@ -161,22 +154,15 @@ fn stamp(line: &str) -> Option<f64> {
 }
 
 fn failure_boot(r: &mut Run) -> Result<(), String> {
-    let formed = wait_then_show(
-        "grep -q '^cluster machine 0 .* members 0,1,2 ' /proc/braid",
-        "formed",
-    );
+    let formed = wait_formed();
     let script = format!(
         "{formed} > /dev/null && for k in 0 1 2; do /usr/bin/rsetest ticker $k 60 1 > /dev/null & done; wait"
     );
     let o = Opts {
-        nodes: 3,
-        smp: Some(1),
-        exec: Some(script),
-        others: Some("sleep 100000".into()),
         faults: cluster_faults::parse("--kill", "1@2")?,
         faults_after: Some(("moved to machine ".into(), 3)),
         timeout: Some(400),
-        ..Opts::default()
+        ..Opts::three_nodes(script)
     };
     let out = cluster::run(&o, false)?;
     if out.timed_out || out.status != Some(0) {
@@ -298,12 +284,7 @@ pub fn bench(args: &[String]) -> Result<i32, String> {
         failure_boot(&mut r)?;
         all.push(r);
     }
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(artifacts::root())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let commit = artifacts::short_commit();
     let body = format!(
         "Measured at commit {commit} by `cargo xtask bench cluster --runs {runs}` (medians): 3 RSE OS \
          machines of 1 CPU and 512 MiB under QEMU TCG on this host, tap devices on one bridge in a \

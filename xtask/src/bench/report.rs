@@ -33,12 +33,7 @@ pub fn header(flags: &str, linux_version: &str, runs: usize) -> String {
                 .to_string()
         })
         .unwrap_or_default();
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(artifacts::root())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let commit = artifacts::short_commit();
     format!(
         "Measured {date} at commit {commit} by `cargo xtask bench` on {cpu}, {qemu}.\n\
          Both kernels boot the same initramfs with `rdinit=/usr/bin/rsebench` under\n\

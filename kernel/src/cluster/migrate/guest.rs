@@ -454,7 +454,7 @@ fn apply_ret(g: &Guest, frame: &mut TrapFrame, p: &[u8]) -> Result<(), Malformed
         g.clock_shift.store(shift, Ordering::Release);
         if let Some(f) = &g.vvar {
             // The process is here, in the kernel: nobody reads it now.
-            crate::vdso::shift_vvar(f.0, shift);
+            crate::vdso::write_vvar(f.0, shift);
         }
     }
     let cpu = Cpu::decode(&mut r)?;
