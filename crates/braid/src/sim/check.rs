@@ -3,9 +3,9 @@
 
 use super::Sim;
 use crate::event::Time;
-use crate::table::{Pid, Slot};
+use crate::table::{Pid, Slot, Table};
 use crate::torus::Torus;
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::String;
 
@@ -103,20 +103,26 @@ impl World<'_> {
     }
 
     /// Invariant 1 (every step): no process runnable on two tori at once.
+    ///
+    /// Runs after every simulated step, so it looks each owned pid up in
+    /// the tori before it instead of building a map (the soak's cost).
     pub fn check_exactly_once(&self) -> Result<(), Violation> {
-        let mut seen: BTreeMap<Pid, u16> = BTreeMap::new();
-        for t in self.tori.iter().flatten() {
-            if !t.lease_valid(self.time) {
-                continue;
-            }
+        let leased: alloc::vec::Vec<&Torus> = self
+            .tori
+            .iter()
+            .flatten()
+            .filter(|t| t.lease_valid(self.time))
+            .collect();
+        for (i, t) in leased.iter().enumerate() {
             for (r, s) in t.table().iter() {
-                if s == Slot::Owned {
-                    if let Some(other) = seen.insert(r.pid, t.id()) {
-                        return Err(self.violation(
-                            "exactly-once",
-                            format!("pid {:#x} owned by {} and {}", r.pid, other, t.id()),
-                        ));
-                    }
+                if s != Slot::Owned {
+                    continue;
+                }
+                if let Some(other) = leased[..i].iter().find(|o| o.table().owns(r.pid)) {
+                    return Err(self.violation(
+                        "exactly-once",
+                        format!("pid {:#x} owned by {} and {}", r.pid, other.id(), t.id()),
+                    ));
                 }
             }
         }
@@ -126,15 +132,14 @@ impl World<'_> {
     /// Invariant 2 (every step): every committed live process is held by a
     /// live torus or recoverable from a live torus's mirror.
     pub fn check_no_loss(&self) -> Result<(), Violation> {
-        let mut present = alloc::collections::BTreeSet::new();
-        for t in self.tori.iter().flatten() {
-            present.extend(t.table().iter().map(|(r, _)| r.pid));
-            for (_, m) in t.mirrors() {
-                present.extend(m.iter().map(|(r, _)| r.pid));
-            }
-        }
+        let held: alloc::vec::Vec<&Table> = self
+            .tori
+            .iter()
+            .flatten()
+            .flat_map(|t| core::iter::once(t.table()).chain(t.mirrors().map(|(_, m)| m)))
+            .collect();
         for &pid in self.committed {
-            if !self.exiting.contains(&pid) && !present.contains(&pid) {
+            if !self.exiting.contains(&pid) && !held.iter().any(|m| m.get(pid).is_some()) {
                 return Err(self.violation("no-loss", format!("committed pid {pid:#x} is nowhere")));
             }
         }
