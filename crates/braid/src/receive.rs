@@ -46,6 +46,35 @@ impl Torus {
         true
     }
 
+    /// Adopt a view received from another torus (`adopt_view`), keeping
+    /// our predecessor in it if it replicates to us: a newer view that
+    /// drops it without our removing it comes from a concurrent change
+    /// that never had it, typically another torus's admission of a joiner
+    /// at the same epoch as our admission of our predecessor, won by the
+    /// greater members. Only we, its replica holder, could resume it, and
+    /// it is alive: dropped, it would be fenced by the view and its
+    /// committed processes lost (soak seed 1061999). So we admit it again
+    /// on top of that view (epoch + 1) in the same step, and our acks never
+    /// carry a view without it (docs/braid.md §6, Views). Not only when
+    /// our mirror of it is synced: during a resync its processes are in
+    /// its table alone.
+    fn adopt_received_view(&mut self, now: Time, v: View) -> bool {
+        let keep = self.view.predecessor(self.id).filter(|&q| {
+            !self.joining
+                && self
+                    .inbound
+                    .get(&q)
+                    .is_some_and(|i| i.heard() && i.last_arrival >= self.pred_since)
+        });
+        let v = match keep {
+            Some(q) if self.view.is_superseded_by(&v) && v.contains(self.id) && !v.contains(q) => {
+                v.with(q)
+            }
+            _ => v,
+        };
+        self.adopt_view(now, v)
+    }
+
     /// A joiner's admission: the ack of one of its own `JOIN` projections
     /// (so addressed to this incarnation) carries a view containing it.
     /// With `take_over` (the ack says `TAKE_OVER`) our successor waits for
@@ -130,7 +159,7 @@ impl Torus {
         }
         // A joiner's view is whatever it last knew: never adopt it.
         if p.flags & F_JOIN == 0
-            && !self.adopt_view(
+            && !self.adopt_received_view(
                 now,
                 View {
                     epoch: p.epoch,
@@ -612,7 +641,7 @@ impl Torus {
         };
         if self.joining && a.heard_hb != 0 && v.contains(self.id) {
             self.admit(now, v, a.flags & A_TAKE_OVER != 0);
-        } else if !self.adopt_view(now, v) {
+        } else if !self.adopt_received_view(now, v) {
             self.fence(now);
             return;
         }

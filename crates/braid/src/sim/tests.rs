@@ -92,7 +92,7 @@ fn former_failures_pass() {
         }
     }
     for seed in [
-        16687, 39799, 45367, 50198, 87767, 663095, 677896, 687543, 977382,
+        16687, 39799, 45367, 50198, 87767, 663095, 677896, 687543, 977382, 1061999,
     ] {
         if let Err(v) = Sim::run(Scenario::soak(seed)) {
             panic!("soak seed {seed} violated {v:?}");
@@ -695,5 +695,72 @@ fn resumption_unreplicated(seed: u64) -> Sim {
 fn resumption_handed_over_when_resumer_fenced_before_replicating() {
     for seed in 1..=8 {
         resumption_unreplicated(seed);
+    }
+}
+
+/// Two joins admitted at the same epoch in different places of the ring
+/// (docs/braid.md §6, "Views"; soak seed 1061999). Of six tori, 1 and 4
+/// crash one after the other and are removed; both restart at once, and
+/// 2 admits 1 while 5 admits 4, each at the same epoch. 5's view (the
+/// greater members) wins, and it never had 1. Meanwhile 1 spawns a
+/// process, committed in 2's mirror before 2 learns 5's view (2's links
+/// from 0 and 3, which bring it, are cut until then). Dropped from the
+/// view, 1 would be fenced and its process lost (nobody resumes it): 2
+/// must admit it again on top of 5's view.
+fn concurrent_joins(seed: u64) {
+    let mut sc = quiet(seed);
+    sc.cfg.tori = 6;
+    let mut s = Sim::new(sc);
+    let step = |s: &mut Sim, dt: u64| {
+        let t = s.time + dt;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < sc.active + sc.settle, "stuck");
+    };
+    step(&mut s, 2_000_000);
+    for x in [1, 4] {
+        s.tori[x] = None;
+        while s
+            .tori
+            .iter()
+            .flatten()
+            .any(|t| t.view().contains(x as TorusId))
+            || !s.world().one_ring()
+        {
+            step(&mut s, 100_000);
+        }
+    }
+    let base = s.tori[0].as_ref().unwrap().view().epoch;
+    for x in [1, 4] {
+        s.incarnations[x] += 1;
+        let inc = s.incarnations[x];
+        s.tori[x] = Some(Torus::restarted(x as TorusId, inc, s.cfg, s.time));
+    }
+    s.net.cut.extend([(0, 2), (3, 2)]);
+    while s.tori[1].as_ref().unwrap().is_joining() {
+        step(&mut s, 10_000);
+    }
+    // Both admitted at the same epoch: 2 (of 1) and 5 (of 4).
+    let v2 = s.tori[2].as_ref().unwrap().view();
+    let v5 = s.tori[5].as_ref().unwrap().view();
+    assert!(v2.epoch == base + 1 && v2.contains(1) && !v2.contains(4));
+    assert!(v5.epoch == base + 1 && v5.contains(4) && !v5.contains(1));
+    let pid = s.tori[1].as_mut().unwrap().spawn(s.time, 2, 1024);
+    while !s.committed.contains(&pid) {
+        step(&mut s, 10_000);
+    }
+    s.net.cut.clear();
+    let end = s.time + sc.settle;
+    s.run_until(end, false).unwrap();
+    s.check_quiescent().unwrap();
+    let one = s.tori[1].as_ref().unwrap();
+    assert!(one.view().contains(4) && one.incarnation() == 1, "1 fenced");
+    let owners = s.tori.iter().flatten().filter(|t| t.table().owns(pid));
+    assert_eq!(owners.count(), 1);
+}
+
+#[test]
+fn concurrent_joins_keep_the_losing_view_s_joiner() {
+    for seed in 1..=8 {
+        concurrent_joins(seed);
     }
 }
