@@ -27,6 +27,8 @@ pub struct NetQueues<T: Transport, const QS: usize> {
     tx_busy: Vec<Option<(DmaBuffer, usize)>>,
     /// Transmit buffers ready for use.
     tx_free: Vec<DmaBuffer>,
+    /// Packets the device holds (entries of `tx_busy` in use).
+    tx_in_flight: usize,
 }
 
 impl<T: Transport, const QS: usize> NetQueues<T, QS> {
@@ -40,6 +42,7 @@ impl<T: Transport, const QS: usize> NetQueues<T, QS> {
             rx: (0..QS).map(|_| None).collect(),
             tx_busy: (0..QS).map(|_| None).collect(),
             tx_free: Vec::new(),
+            tx_in_flight: 0,
         });
         for _ in 0..QS {
             let buf = DmaBuffer::new(BUF_PAGES).ok_or(Error::DmaError)?;
@@ -107,7 +110,14 @@ impl<T: Transport, const QS: usize> NetQueues<T, QS> {
             // in transmit.
             let _ = unsafe { self.raw.transmit_complete(token, &buf.as_slice()[..len]) };
             self.tx_free.push(buf);
+            self.tx_in_flight -= 1;
         }
+    }
+
+    /// Packets queued for sending that the device has not finished with
+    /// (as of the last reclaim).
+    pub fn tx_in_flight(&self) -> usize {
+        self.tx_in_flight
     }
 
     /// Whether a packet can be queued for sending now.
@@ -147,6 +157,7 @@ impl<T: Transport, const QS: usize> NetQueues<T, QS> {
                 // Tokens are descriptor indices, below QS: the slot exists.
                 if let Some(slot) = self.tx_busy.get_mut(t as usize) {
                     *slot = Some((buf, hdr + len));
+                    self.tx_in_flight += 1;
                 }
                 Ok(r)
             }

@@ -297,7 +297,7 @@ impl phy::Device for Wire {
 
     fn transmit(&mut self, _now: Instant) -> Option<TxTok<'_>> {
         if let Some(n) = self.nic.as_mut() {
-            if !n.queues.can_send() {
+            if !n.can_send() {
                 return None;
             }
         }
