@@ -25,6 +25,7 @@ pub mod lattice;
 mod migration;
 #[cfg(test)]
 mod model;
+pub mod placement;
 pub mod projection;
 pub mod queue;
 mod receive;

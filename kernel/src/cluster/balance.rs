@@ -10,7 +10,8 @@
 //! processes (at most [`MAX_MOVES`] a round), each to a machine whose
 //! deficit is a whole nice-0 task or more, largest first. Whole tasks
 //! only, so two machines never trade one task back and forth (2 tasks on
-//! 2 CPUs of one machine and 1 on another stay). Candidates are this
+//! 2 CPUs of one machine and 1 on another stay). Where they go is
+//! `braid::placement::plan_moves`, property-tested on the host. Candidates are this
 //! machine's own single-threaded processes (not init, not a guest of
 //! another machine, not away already) that used at least half a CPU in
 //! each of the last two periods: a short burst does not move anyone.
@@ -21,6 +22,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use braid::placement::{plan_moves, MachineLoad};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
@@ -33,8 +35,6 @@ const PERIOD_NS: u64 = 1_000_000_000;
 const FRESH_NS: u64 = 600_000_000;
 /// Most processes moved in one round.
 const MAX_MOVES: usize = 4;
-/// One nice-0 task's weight.
-const TASK: u64 = 1024;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -74,8 +74,15 @@ pub fn step(now: u64) {
     let Some((me, _, _)) = super::machines() else {
         return;
     };
-    let loads = super::machine_loads(now, FRESH_NS);
-    let targets = plan(me, &loads, busy.len().min(MAX_MOVES));
+    let loads: Vec<MachineLoad> = super::machine_loads(now, FRESH_NS)
+        .into_iter()
+        .map(|(machine, load, cpus)| MachineLoad {
+            machine,
+            load,
+            cpus,
+        })
+        .collect();
+    let targets = plan_moves(me, &loads, busy.len().min(MAX_MOVES));
     if targets.is_empty() {
         return;
     }
@@ -125,32 +132,4 @@ fn busy_processes(now: u64, last: u64) -> Vec<alloc::sync::Arc<crate::proc::Proc
     *seen = next;
     busy.sort_by_key(|b| core::cmp::Reverse(b.0));
     busy.into_iter().map(|(_, p)| p).collect()
-}
-
-/// Where up to `most` processes of machine `me` should go, one machine per
-/// process, given each fresh machine's (machine, load, CPUs).
-fn plan(me: usize, loads: &[(usize, u64, u64)], most: usize) -> Vec<usize> {
-    let Some(&(_, my_load, my_cap)) = loads.iter().find(|l| l.0 == me) else {
-        return Vec::new();
-    };
-    let total: u64 = loads.iter().map(|l| l.1).sum();
-    let cap: u64 = loads.iter().map(|l| l.2).sum();
-    let share = |c: u64| total * c / cap.max(1);
-    let excess = my_load.saturating_sub(share(my_cap)) / TASK;
-    let mut deficits: Vec<(usize, u64)> = loads
-        .iter()
-        .filter(|l| l.0 != me)
-        .map(|&(m, load, c)| (m, share(c).saturating_sub(load) / TASK))
-        .filter(|d| d.1 > 0)
-        .collect();
-    let mut out = Vec::new();
-    while out.len() < most && (out.len() as u64) < excess {
-        // The machine with the largest deficit left takes the next one.
-        let Some(d) = deficits.iter_mut().filter(|d| d.1 > 0).max_by_key(|d| d.1) else {
-            break;
-        };
-        d.1 -= 1;
-        out.push(d.0);
-    }
-    out
 }
