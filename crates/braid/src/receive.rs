@@ -83,6 +83,15 @@ impl Torus {
         self.joining = false;
         self.notes.push(Note::Joined);
         self.enter_view(now, v, !take_over);
+        // Our predecessor became ours now, whatever our view as a joiner
+        // said: that view may give it the same predecessor (as our previous
+        // incarnation's), and a mirror we fed from it meanwhile (it sent to
+        // our id in a view where our previous incarnation was its
+        // successor) is not its current replica: it may have switched to
+        // another successor since, which renews its lease. Judged by such
+        // a mirror's last arrival, it would be declared failed and resumed
+        // while it runs (soak seed 1675919, docs/braid.md §6 condition 2).
+        self.pred_since = now;
     }
 
     /// `drop_stale`: we are being admitted (without `TAKE_OVER`).

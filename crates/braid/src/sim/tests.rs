@@ -92,7 +92,7 @@ fn former_failures_pass() {
         }
     }
     for seed in [
-        16687, 39799, 45367, 50198, 87767, 663095, 677896, 687543, 977382, 1061999,
+        16687, 39799, 45367, 50198, 87767, 663095, 677896, 687543, 977382, 1061999, 1675919,
     ] {
         if let Err(v) = Sim::run(Scenario::soak(seed)) {
             panic!("soak seed {seed} violated {v:?}");
@@ -762,5 +762,81 @@ fn concurrent_joins(seed: u64) {
 fn concurrent_joins_keep_the_losing_view_s_joiner() {
     for seed in 1..=8 {
         concurrent_joins(seed);
+    }
+}
+
+/// A joiner's predecessor becomes its predecessor at its admission
+/// (docs/braid.md §6, detector condition 2; soak seed 1675919). Of four
+/// tori, `R` (torus 2) is fenced while its predecessor `P` (torus 1)
+/// still sends to it: `R`'s new incarnation `J` keeps `R`'s view, with
+/// `P` in front of it, and hears `P`'s projections until `P` learns that
+/// `S` (torus 3) removed `R` and switches to `S`. `J`'s `JOIN`s are lost
+/// (2→3 cut) for longer than the orphan timeout; then `S` admits it, and
+/// `P` is `J`'s predecessor again, alive, with a lease from `S`'s acks.
+/// `J` must not judge `P` by what arrived before its admission: `P` keeps
+/// its incarnation and its processes. (`J`'s mirror of `P` is not synced
+/// here, so the old code removed `P` by the orphan rule, fencing it:
+/// `no-loss`; in the soak seed a new session of `P` to `J`'s id had
+/// synced it, and `J` declared `P` failed and resumed it while `P` ran.)
+fn joiner_judges_predecessor_from_admission(seed: u64) {
+    let mut sc = quiet(seed);
+    sc.cfg.tori = 4;
+    let mut s = Sim::new(sc);
+    let step = |s: &mut Sim, dt: u64| {
+        let t = s.time + dt;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < 4 * (sc.active + sc.settle), "stuck");
+    };
+    step(&mut s, 2_000_000);
+    let pid = s.tori[1].as_mut().unwrap().spawn(s.time, 2, 1024);
+    while !s.committed.contains(&pid) || !s.healthy() {
+        step(&mut s, 100_000);
+    }
+    // A view notice without `R`, as `S` sends once it has removed it.
+    let v = s.tori[3].as_ref().unwrap().view().without(2);
+    let notice = crate::ack::Ack {
+        from: 3,
+        to: 2,
+        epoch: v.epoch,
+        members: v.members,
+        ..Default::default()
+    }
+    .encode();
+    s.net.cut.push((2, 3));
+    let now = s.time;
+    s.tori[2]
+        .as_mut()
+        .unwrap()
+        .receive(now, &notice, &mut s.net);
+    let j = s.tori[2].as_ref().unwrap();
+    assert!(j.is_joining() && j.view().predecessor(2) == Some(1));
+    while s.tori[3].as_ref().unwrap().view().contains(2)
+        || !s.tori[3].as_ref().unwrap().replica_current(1)
+    {
+        step(&mut s, 100_000);
+    }
+    assert!(
+        s.tori[2]
+            .as_ref()
+            .unwrap()
+            .inbound
+            .get(&1)
+            .is_some_and(|i| i.heard()),
+        "J heard P"
+    );
+    step(&mut s, 6 * sc.cfg.detect_timeout());
+    s.net.cut.clear();
+    let end = s.time + sc.settle;
+    s.run_until(end, false).unwrap();
+    s.check_quiescent().unwrap();
+    assert_eq!(s.tori[1].as_ref().unwrap().incarnation(), 0, "P was fenced");
+    let owners = s.tori.iter().flatten().filter(|t| t.table().owns(pid));
+    assert_eq!(owners.count(), 1);
+}
+
+#[test]
+fn joiner_does_not_judge_predecessor_by_arrivals_before_admission() {
+    for seed in 1..=8 {
+        joiner_judges_predecessor_from_admission(seed);
     }
 }
