@@ -22,7 +22,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use braid::placement::{plan_moves, MachineLoad};
+use braid::placement::plan_moves;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
@@ -74,14 +74,7 @@ pub fn step(now: u64) {
     let Some((me, _, _)) = super::machines() else {
         return;
     };
-    let loads: Vec<MachineLoad> = super::machine_loads(now, FRESH_NS)
-        .into_iter()
-        .map(|(machine, load, cpus)| MachineLoad {
-            machine,
-            load,
-            cpus,
-        })
-        .collect();
+    let loads = super::machine_loads(now, FRESH_NS);
     let targets = plan_moves(me, &loads, busy.len().min(MAX_MOVES));
     if targets.is_empty() {
         return;

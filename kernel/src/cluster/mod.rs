@@ -197,9 +197,9 @@ pub fn peer(m: usize) -> Option<(usize, Ipv4Address)> {
 }
 
 /// Each machine of the view with a roster at most `max_age_ns` old
-/// (this one included): (machine, runnable weight of its tori that are
-/// up, how many are up).
-pub fn machine_loads(now: u64, max_age_ns: u64) -> Vec<(usize, u64, u64)> {
+/// (this one included): its runnable weight and CPUs, from its tori that
+/// are up.
+pub fn machine_loads(now: u64, max_age_ns: u64) -> Vec<braid::placement::MachineLoad> {
     let Some(g) = CLUSTER.try_lock() else {
         return Vec::new();
     };
@@ -220,7 +220,11 @@ pub fn machine_loads(now: u64, max_age_ns: u64) -> Vec<(usize, u64, u64)> {
             .filter(|t| t.state == T_UP);
         let (load, cap) = up.fold((0u64, 0u64), |(l, n), t| (l + u64::from(t.load), n + 1));
         if cap > 0 {
-            out.push((m, load, cap));
+            out.push(braid::placement::MachineLoad {
+                machine: m,
+                load,
+                cpus: cap,
+            });
         }
     }
     out

@@ -11,6 +11,31 @@ fn quiet(seed: u64) -> Scenario {
     s
 }
 
+/// Runs `s` for `dt` more; a wait that reaches `limit` failed ("stuck").
+fn advance(s: &mut Sim, dt: u64, limit: u64) {
+    let t = s.time + dt;
+    s.run_until(t, false).unwrap();
+    assert!(s.time < limit, "stuck");
+}
+
+/// Heals every cut link and runs `settle` more: the ring must be
+/// quiescent then.
+fn heal_and_settle(s: &mut Sim, settle: u64) {
+    s.net.cut.clear();
+    let end = s.time + settle;
+    s.run_until(end, false).unwrap();
+    s.check_quiescent().unwrap();
+}
+
+/// How many tori own `pid`.
+fn owners(s: &Sim, pid: Pid) -> usize {
+    s.tori
+        .iter()
+        .flatten()
+        .filter(|t| t.table().owns(pid))
+        .count()
+}
+
 #[test]
 fn fault_free_run_is_clean() {
     let r = Sim::run(quiet(1)).unwrap();
@@ -393,12 +418,11 @@ fn kept_replica_with_installed_migration(
     assert!(j.incarnation() > 0 && j.view().contains(1) && j.view().contains(0) == returned);
     // The adopted sets served their purpose and were released.
     assert!(s.tori.iter().flatten().all(|t| t.adopted.is_empty()));
-    let owners = s.tori.iter().flatten().filter(|t| t.table().owns(pid));
     if exit_at_s {
         // The exit is committed: the process must not come back.
-        assert!(s.exited.contains(&pid) && owners.count() == 0);
+        assert!(s.exited.contains(&pid) && owners(&s, pid) == 0);
     } else {
-        assert!(s.committed.contains(&pid) && owners.count() == 1);
+        assert!(s.committed.contains(&pid) && owners(&s, pid) == 1);
     }
     s
 }
@@ -606,10 +630,7 @@ fn stale_kept_replica(seed: u64) {
     let j = s.tori[1].as_ref().unwrap();
     assert!(j.is_joining() && j.kept.as_ref().is_some_and(|k| k.0 == 0));
     assert!(!j.view().contains(0));
-    s.net.cut.clear();
-    let end = s.time + sc.settle;
-    s.run_until(end, false).unwrap();
-    s.check_quiescent().unwrap();
+    heal_and_settle(&mut s, sc.settle);
     assert!(s.tori.iter().flatten().all(|t| !t.table().owns(x)));
 }
 
@@ -677,15 +698,11 @@ fn resumption_unreplicated(seed: u64) -> Sim {
         of_p.iter().all(|p| !st.table().owns(*p)),
         "S never got them"
     );
-    s.net.cut.clear();
-    let end = s.time + sc.settle;
-    s.run_until(end, false).unwrap();
-    s.check_quiescent().unwrap();
+    heal_and_settle(&mut s, sc.settle);
     let j = s.tori[1].as_ref().unwrap();
     assert!(j.incarnation() > 0 && j.kept.is_none() && j.resumed.is_none());
     for p in &of_p {
-        let owners = s.tori.iter().flatten().filter(|t| t.table().owns(*p));
-        assert_eq!(owners.count(), 1, "pid {p:#x}");
+        assert_eq!(owners(&s, *p), 1, "pid {p:#x}");
     }
     assert!(s.tori.iter().flatten().all(|t| t.adopted.is_empty()));
     s
@@ -711,11 +728,7 @@ fn concurrent_joins(seed: u64) {
     let mut sc = quiet(seed);
     sc.cfg.tori = 6;
     let mut s = Sim::new(sc);
-    let step = |s: &mut Sim, dt: u64| {
-        let t = s.time + dt;
-        s.run_until(t, false).unwrap();
-        assert!(s.time < sc.active + sc.settle, "stuck");
-    };
+    let step = |s: &mut Sim, dt: u64| advance(s, dt, sc.active + sc.settle);
     step(&mut s, 2_000_000);
     for x in [1, 4] {
         s.tori[x] = None;
@@ -748,14 +761,10 @@ fn concurrent_joins(seed: u64) {
     while !s.committed.contains(&pid) {
         step(&mut s, 10_000);
     }
-    s.net.cut.clear();
-    let end = s.time + sc.settle;
-    s.run_until(end, false).unwrap();
-    s.check_quiescent().unwrap();
+    heal_and_settle(&mut s, sc.settle);
     let one = s.tori[1].as_ref().unwrap();
     assert!(one.view().contains(4) && one.incarnation() == 1, "1 fenced");
-    let owners = s.tori.iter().flatten().filter(|t| t.table().owns(pid));
-    assert_eq!(owners.count(), 1);
+    assert_eq!(owners(&s, pid), 1);
 }
 
 #[test]
@@ -782,11 +791,7 @@ fn joiner_judges_predecessor_from_admission(seed: u64) {
     let mut sc = quiet(seed);
     sc.cfg.tori = 4;
     let mut s = Sim::new(sc);
-    let step = |s: &mut Sim, dt: u64| {
-        let t = s.time + dt;
-        s.run_until(t, false).unwrap();
-        assert!(s.time < 4 * (sc.active + sc.settle), "stuck");
-    };
+    let step = |s: &mut Sim, dt: u64| advance(s, dt, 4 * (sc.active + sc.settle));
     step(&mut s, 2_000_000);
     let pid = s.tori[1].as_mut().unwrap().spawn(s.time, 2, 1024);
     while !s.committed.contains(&pid) || !s.healthy() {
@@ -825,13 +830,9 @@ fn joiner_judges_predecessor_from_admission(seed: u64) {
         "J heard P"
     );
     step(&mut s, 6 * sc.cfg.detect_timeout());
-    s.net.cut.clear();
-    let end = s.time + sc.settle;
-    s.run_until(end, false).unwrap();
-    s.check_quiescent().unwrap();
+    heal_and_settle(&mut s, sc.settle);
     assert_eq!(s.tori[1].as_ref().unwrap().incarnation(), 0, "P was fenced");
-    let owners = s.tori.iter().flatten().filter(|t| t.table().owns(pid));
-    assert_eq!(owners.count(), 1);
+    assert_eq!(owners(&s, pid), 1);
 }
 
 #[test]
