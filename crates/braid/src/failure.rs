@@ -12,7 +12,7 @@ use crate::torus::{Torus, Transport};
 
 /// Silence, in detection timeouts, after which a predecessor whose replica
 /// we do not hold is removed anyway (docs/braid.md §6).
-const ORPHAN_FACTOR: u64 = 4;
+pub(crate) const ORPHAN_FACTOR: u64 = 4;
 
 impl Torus {
     /// Declare the predecessor failed if it has been silent for `K·I_max`.

@@ -287,6 +287,7 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
         digest_alert,
         lateness,
         last_tick,
+        last_from_succ,
         stats: _,
     } = t;
     debug_assert!(notes.is_empty());
@@ -324,7 +325,7 @@ fn hash_torus<H: Hasher>(t: &Torus, h: &mut H) {
     )
         .hash(h);
     (heard_pred_this_tick, next_counter, progress, digest_alert).hash(h);
-    (lateness, last_tick).hash(h);
+    (lateness, last_tick, last_from_succ).hash(h);
 }
 
 impl Hash for State {

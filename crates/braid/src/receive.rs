@@ -358,7 +358,8 @@ impl Torus {
     /// resume `q`). Remove `q` and admit the joiner in one step; our acks
     /// tell it to resume `q` from its kept replica (docs/braid.md §8,
     /// hand-over). Like the detector, only while we hold a lease and
-    /// observed the silence connected.
+    /// observed the silence connected, or, with no lease, when `q` is our
+    /// sole peer and has lapsed (`sole_peer_lapsed`).
     fn hand_over(&mut self, now: Time, p: &Projection) -> bool {
         let Some(q) = self.view.predecessor(self.id) else {
             return false;
@@ -376,9 +377,9 @@ impl Torus {
             && self.view.predecessor(p.from) == Some(q)
             && self.view.successor(p.from) == Some(self.id)
             && !heard
-            && self.lease_valid(now)
             && now.saturating_sub(self.pred_since) > d
-            && acked_send >= self.pred_since + d - self.cfg.i_max;
+            && ((self.lease_valid(now) && acked_send >= self.pred_since + d - self.cfg.i_max)
+                || self.sole_peer_lapsed(now, p, q));
         if !ok {
             return false;
         }
@@ -395,6 +396,49 @@ impl Torus {
         // snapshot after the take-over.
         self.adopted_wait = Some(p.from);
         true
+    }
+
+    /// `hand_over` without a lease (docs/braid.md §8, "Sole peer"): our
+    /// view is `{q, us}`, so `q`, our predecessor, is also our successor,
+    /// the only source of our lease; if it is dead we never hold one
+    /// again, cannot judge it, and the ring never re-forms (soak seed
+    /// 1076567). The lease keeps a torus that may itself be cut off from
+    /// acting; here the joiner `p` proves what the lease would have:
+    ///
+    /// * `q` can be running only under a lease lent by its successor in
+    ///   its own view. Every id strictly between `q` and us is the
+    ///   joiner's (checked over the id space), so that successor is us or
+    ///   the joiner's id. We have acked nothing `q` sent since it became
+    ///   our predecessor (`hand_over`: not heard since `pred_since`), so a
+    ///   lease from us ended `L` after `pred_since`. The joiner's previous
+    ///   incarnation, which we removed (our tombstone is older than `p`),
+    ///   is gone: the joiner replaced it, and lent `q` nothing after its
+    ///   kept replica's last arrival, which the take-over waits `D` past.
+    ///   The joiner itself sends no acks until admitted, here.
+    /// * A transient cut is not mistaken for a death: `q` must have sent
+    ///   us nothing at all, not even an ack or a nudge, for `4·D` (the
+    ///   orphan rule's silence) since it became our predecessor.
+    ///
+    /// No rule lets a lease-less torus remove a silent sole peer on a
+    /// timeout alone: the peer, cut off the same way, would remove us, and
+    /// both would run alone (§8, which also gives the multi-fault case
+    /// this rule does not exclude: `q` alive and having removed us).
+    fn sole_peer_lapsed(&self, now: Time, p: &Projection, q: TorusId) -> bool {
+        let silence = crate::failure::ORPHAN_FACTOR * self.cfg.detect_timeout();
+        let n = TorusId::try_from(self.cfg.tori.min(64)).unwrap_or(64);
+        let between = || {
+            (1..n)
+                .map(|k| (q + k) % n)
+                .take_while(|&t| t != self.id)
+                .all(|t| t == p.from)
+        };
+        self.view.len() == 2
+            && self.view.successor(self.id) == Some(q)
+            && q < n
+            && self.id < n
+            && between()
+            && self.fenced.get(&p.from).is_some_and(|&i| i < p.incarnation)
+            && now.saturating_sub(self.last_from_succ.max(self.pred_since)) > silence
     }
 
     /// The hand-over that came too late for `hand_over`: the joiner holds
@@ -634,6 +678,12 @@ impl Torus {
         {
             self.stats.misaddressed += 1;
             return; // From an incarnation we declared failed.
+        }
+        // A sign of life of our successor, even a nudge or a fence: a
+        // lease-less torus hands its sole peer over only after `4·D`
+        // without any (`sole_peer_lapsed`).
+        if self.view.successor(self.id) == Some(a.from) {
+            self.last_from_succ = now;
         }
         if a.flags & A_FENCED != 0 {
             // A joiner is fenced too: its incarnation number is already

@@ -184,6 +184,10 @@ pub struct Torus {
     /// and when we last ticked (`Config::detect_grace_max`).
     pub(crate) lateness: Lateness,
     pub(crate) last_tick: Time,
+    /// When an ack (of any kind) last came from our successor: a
+    /// lease-less torus may hand over its sole peer only after a long
+    /// silence of it (docs/braid.md §8, "Sole peer").
+    pub(crate) last_from_succ: Time,
     /// Counters.
     pub stats: Stats,
 }
@@ -227,6 +231,7 @@ impl Torus {
             digest_alert: None,
             lateness: Lateness::new(0, cfg.detect_grace_max, 10 * cfg.detect_timeout()),
             last_tick: now,
+            last_from_succ: now,
             stats: Stats::default(),
         };
         t.queue.push(Event {

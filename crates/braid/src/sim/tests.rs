@@ -118,6 +118,7 @@ fn former_failures_pass() {
     }
     for seed in [
         16687, 39799, 45367, 50198, 87767, 663095, 677896, 687543, 977382, 1061999, 1675919,
+        1076567,
     ] {
         if let Err(v) = Sim::run(Scenario::soak(seed)) {
             panic!("soak seed {seed} violated {v:?}");
@@ -839,5 +840,73 @@ fn joiner_judges_predecessor_from_admission(seed: u64) {
 fn joiner_does_not_judge_predecessor_by_arrivals_before_admission() {
     for seed in 1..=8 {
         joiner_judges_predecessor_from_admission(seed);
+    }
+}
+
+/// A lease-less torus hands over its silent sole peer (docs/braid.md §8,
+/// "Sole peer"; soak seed 1076567). Of three tori, `R`'s (torus 1)
+/// projections to `S` (torus 2) are lost, and `P` (torus 0) crashes just
+/// before `S` removes `R` on that false suspicion: `S`'s view is then
+/// `{P, S}`, its only lease source the dead `P`, and `R`, which never
+/// resumed `P` (it never held a lease after the cut), keeps the only
+/// replica of `P`'s processes into its new incarnation `J`. `S` must hand
+/// `P` over to `J` without a lease, and every committed process of `P`
+/// must end up owned exactly once. Before the rule the ring never
+/// re-formed (`J` stuck joining).
+fn sole_peer(seed: u64) {
+    let mut sc = only(seed, |s| s.burst = true);
+    sc.cfg.tori = 3;
+    let mut s = Sim::new(sc);
+    loop {
+        let t = s.time + 100_000;
+        s.run_until(t, true).unwrap();
+        assert!(s.time < sc.active, "P never held a committed process");
+        let p = s.tori[0].as_ref().unwrap();
+        if s.healthy()
+            && p.table()
+                .iter()
+                .any(|(r, sl)| sl == Slot::Owned && s.committed.contains(&r.pid))
+        {
+            break;
+        }
+    }
+    s.net.cut.push((1, 2));
+    while s.tori[2].as_ref().unwrap().view().contains(1) {
+        let t = s.time + 10_000;
+        s.run_until(t, false).unwrap();
+        assert!(s.time < sc.active, "S never removed R");
+    }
+    // P crashes at once, before it learns S's view without R (a link
+    // delay): R's replica of P is the only one.
+    let of_p: std::vec::Vec<Pid> = s.tori[0]
+        .as_ref()
+        .unwrap()
+        .table()
+        .iter()
+        .filter(|(r, sl)| *sl == Slot::Owned && s.committed.contains(&r.pid))
+        .map(|(r, _)| r.pid)
+        .collect();
+    assert!(s.tori[0].as_ref().unwrap().view().contains(1));
+    s.tori[0] = None;
+    s.down_since = Some((0, s.time));
+    assert!(!of_p.is_empty());
+    let st = s.tori[2].as_ref().unwrap();
+    assert_eq!(st.view().members, 0b101, "S's view is {{P, S}}");
+    s.net.cut.clear();
+    let end = s.time + sc.settle;
+    s.run_until(end, false).unwrap();
+    s.check_quiescent().unwrap();
+    let j = s.tori[1].as_ref().unwrap();
+    assert!(j.incarnation() > 0 && j.kept.is_none() && j.view().members == 0b110);
+    for p in &of_p {
+        let owners = s.tori.iter().flatten().filter(|t| t.table().owns(*p));
+        assert_eq!(owners.count(), 1, "pid {p:#x}");
+    }
+}
+
+#[test]
+fn lease_less_torus_hands_over_its_silent_sole_peer() {
+    for seed in 1..=8 {
+        sole_peer(seed);
     }
 }
