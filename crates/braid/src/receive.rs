@@ -152,20 +152,16 @@ impl Torus {
             self.send_fence(now, p.from, p.incarnation, tx);
             return;
         }
-        // The torus whose replica we kept is alive (a projection newer than
-        // any our previous incarnation accepted): it replicates afresh. A
-        // newer incarnation of it is no sign of life: it restarted empty.
-        // (Not a resumed replica: our previous incarnation removed its
-        // torus, which is fenced whether it is alive or not.)
-        if !self.kept_resumed
-            && self.kept.as_ref().is_some_and(|(k, i)| {
-                *k == p.from
-                    && p.incarnation == i.incarnation
-                    && p.heartbeat > i.chain.last_heartbeat()
-            })
-        {
-            self.drop_kept();
-        }
+        // A projection from the torus whose replica we kept does not make
+        // that replica stale: it reaches our id only while our id is its
+        // successor, so its lease and its replication came from our
+        // previous incarnation's acks alone, and that incarnation applied
+        // (and so kept) everything it committed. It is alive, but nobody
+        // else holds its replica: dropped here, and then taken over by a
+        // `REPLICA` `JOIN` of ours still in flight, it was lost (docs/braid.md
+        // §8, "Sole peer", crafted test
+        // `joiner_keeps_replica_of_live_peer_that_removed_its_fencer`).
+        // The admission decides (`enter_view`, `take_over`).
         // A joiner's view is whatever it last knew: never adopt it.
         if p.flags & F_JOIN == 0
             && !self.adopt_received_view(
@@ -421,8 +417,10 @@ impl Torus {
     ///
     /// No rule lets a lease-less torus remove a silent sole peer on a
     /// timeout alone: the peer, cut off the same way, would remove us, and
-    /// both would run alone (§8, which also gives the multi-fault case
-    /// this rule does not exclude: `q` alive and having removed us).
+    /// both would run alone. With `q` alive and having removed us (§8,
+    /// "The silent peer alive"), `q`'s successor is the joiner's id, `q`
+    /// cannot admit the joiner, and the joiner keeps its replica of `q`
+    /// even when it hears `q` (`on_projection`).
     fn sole_peer_lapsed(&self, now: Time, p: &Projection, q: TorusId) -> bool {
         let silence = crate::failure::ORPHAN_FACTOR * self.cfg.detect_timeout();
         let n = TorusId::try_from(self.cfg.tori.min(64)).unwrap_or(64);

@@ -910,3 +910,126 @@ fn lease_less_torus_hands_over_its_silent_sole_peer() {
         sole_peer(seed);
     }
 }
+
+/// The multi-fault case of the lease-less hand-over (docs/braid.md §8,
+/// "Sole peer", "Not excluded"): the silent sole peer is alive. Of three
+/// tori, `R`'s (torus 1) projections to `S` (torus 2) are lost and `S`
+/// removes `R` (view `{P, S}`); from that step on `S` and `P` (torus 0)
+/// hear nothing from each other. `P`, still leased by `R`'s acks, declares
+/// `S` failed and resumes it (view `{P, R}`), but `R` learns nothing more
+/// from `P` (0→1 cut once `P`'s last needed ack is out) and is fenced by
+/// `S` (1→2 healed), keeping its replica of `P`; its new incarnation `J`
+/// sends `REPLICA` `JOIN`s to `S`, which drops them until `P` has been
+/// silent for `4·D`. The first one after that is sent, and then `P`
+/// reaches `J` (0→1 healed; `S`'s acks to `J` are lost until then): `J`
+/// hears `P` alive and learns its view before `S`'s admission arrives.
+/// `S` hands `P` over to `J`; `J`, in `S`'s view without `P`, fences `P`.
+/// Before the fix `J` dropped its kept replica on hearing `P` (taking it
+/// for stale), and `P`'s committed processes, in `P`'s table and that
+/// replica only, were lost (`no-loss`, seeds 1–8). Now `J` keeps it and
+/// takes it over: every committed process of `P` and `S` ends up owned
+/// exactly once.
+fn sole_peer_alive(seed: u64) {
+    let mut sc = only(seed, |s| s.burst = true);
+    sc.cfg.tori = 3;
+    let mut s = Sim::new(sc);
+    let d = sc.cfg.detect_timeout();
+    let limit = 3 * (sc.active + sc.settle);
+    let step = |s: &mut Sim, dt: u64| advance(s, dt, limit);
+    loop {
+        let t = s.time + 100_000;
+        s.run_until(t, true).unwrap();
+        assert!(s.time < sc.active, "P never held a committed process");
+        let p = s.tori[0].as_ref().unwrap();
+        if s.healthy()
+            && p.table()
+                .iter()
+                .any(|(r, sl)| sl == Slot::Owned && s.committed.contains(&r.pid))
+        {
+            break;
+        }
+    }
+    let pid_s = s.tori[2].as_mut().unwrap().spawn(s.time, 2, 1024);
+    while !s.committed.contains(&pid_s) || !s.healthy() {
+        step(&mut s, 100_000);
+    }
+    let of_p: std::vec::Vec<Pid> = s.tori[0]
+        .as_ref()
+        .unwrap()
+        .table()
+        .iter()
+        .filter(|(r, sl)| *sl == Slot::Owned && s.committed.contains(&r.pid))
+        .map(|(r, _)| r.pid)
+        .collect();
+    s.net.cut.push((1, 2));
+    while s.tori[2].as_ref().unwrap().view().contains(1) {
+        step(&mut s, 10_000);
+    }
+    s.net.cut.extend([(2, 0), (0, 2)]);
+    assert_eq!(s.tori[2].as_ref().unwrap().view().members, 0b101);
+    // Until `R` has acked a projection that `P` sent late enough for
+    // `P`'s detector (condition 4).
+    loop {
+        let p = s.tori[0].as_ref().unwrap();
+        let last = p.inbound.get(&2).map_or(0, |i| i.last_arrival);
+        if p.lease_end.saturating_sub(sc.cfg.lease()) >= last + d - sc.cfg.i_max {
+            break;
+        }
+        step(&mut s, 5_000);
+    }
+    s.net.cut.push((0, 1));
+    s.net.cut.retain(|&c| c != (1, 2));
+    while s.tori[0].as_ref().unwrap().view().contains(2)
+        || s.tori[1].as_ref().unwrap().incarnation() == 0
+    {
+        step(&mut s, 5_000);
+    }
+    let j = s.tori[1].as_ref().unwrap();
+    assert!(j.is_joining() && j.kept.as_ref().is_some_and(|k| k.0 == 0));
+    assert_eq!(j.view().successor(1), Some(2), "J's JOINs go to S");
+    assert_eq!(s.tori[0].as_ref().unwrap().view().members, 0b011);
+    s.net.cut.push((2, 1));
+    let st = s.tori[2].as_ref().unwrap();
+    let lapse = st.last_from_succ.max(st.pred_since) + 4 * d;
+    while s.time <= lapse {
+        step(&mut s, 5_000);
+    }
+    // `J`'s next `JOIN` reaches `S` after the lapse.
+    let hb = s.tori[1].as_ref().unwrap().hb;
+    while s.tori[1].as_ref().unwrap().hb == hb {
+        step(&mut s, 1_000);
+    }
+    s.net.cut.retain(|&c| c != (0, 1));
+    while !s.tori[1]
+        .as_ref()
+        .unwrap()
+        .inbound
+        .get(&0)
+        .is_some_and(|i| i.heard())
+    {
+        step(&mut s, 5_000);
+    }
+    assert_eq!(
+        s.tori[2].as_ref().unwrap().view().members,
+        0b110,
+        "S handed P over"
+    );
+    assert!(s.tori[1].as_ref().unwrap().is_joining(), "J heard P first");
+    heal_and_settle(&mut s, sc.settle);
+    let j = s.tori[1].as_ref().unwrap();
+    assert!(j.incarnation() > 0 && j.kept.is_none());
+    assert!(
+        s.tori[0].as_ref().unwrap().incarnation() > 0,
+        "P was fenced"
+    );
+    for p in of_p.iter().chain([&pid_s]) {
+        assert_eq!(owners(&s, *p), 1, "pid {p:#x}");
+    }
+}
+
+#[test]
+fn joiner_keeps_replica_of_live_peer_that_removed_its_fencer() {
+    for seed in 1..=8 {
+        sole_peer_alive(seed);
+    }
+}
