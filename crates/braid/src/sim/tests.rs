@@ -36,6 +36,32 @@ fn owners(s: &Sim, pid: Pid) -> usize {
         .count()
 }
 
+/// The committed processes torus `t` owns.
+fn committed_of(s: &Sim, t: usize) -> std::vec::Vec<Pid> {
+    s.tori[t]
+        .as_ref()
+        .unwrap()
+        .table()
+        .iter()
+        .filter(|(r, sl)| *sl == Slot::Owned && s.committed.contains(&r.pid))
+        .map(|(r, _)| r.pid)
+        .collect()
+}
+
+/// Runs the active phase, faults on, until the ring is healthy and torus
+/// 0 (`P`) owns at least `n` committed processes.
+fn until_p_owns_committed(s: &mut Sim, n: usize) {
+    let active = s.sc.active;
+    loop {
+        let t = s.time + 100_000;
+        s.run_until(t, true).unwrap();
+        assert!(s.time < active, "P never held a committed process");
+        if s.healthy() && committed_of(s, 0).len() >= n {
+            return;
+        }
+    }
+}
+
 #[test]
 fn fault_free_run_is_clean() {
     let r = Sim::run(quiet(1)).unwrap();
@@ -560,21 +586,7 @@ fn stale_kept_replica(seed: u64) {
     let mut sc = only(seed, |s| s.burst = true);
     sc.cfg.tori = 4;
     let mut s = Sim::new(sc);
-    loop {
-        let t = s.time + 100_000;
-        s.run_until(t, true).unwrap();
-        assert!(s.time < sc.active, "P never held a committed process");
-        let p = s.tori[0].as_ref().unwrap();
-        if s.healthy()
-            && p.table()
-                .iter()
-                .filter(|(r, sl)| *sl == Slot::Owned && s.committed.contains(&r.pid))
-                .count()
-                >= 2
-        {
-            break;
-        }
-    }
+    until_p_owns_committed(&mut s, 2);
     // R's projections to S are lost from now on; no more workload.
     s.net.cut.push((1, 2));
     while s.tori[2].as_ref().unwrap().view().contains(1) {
@@ -654,27 +666,8 @@ fn resumption_unreplicated(seed: u64) -> Sim {
     sc.cfg.tori = 4;
     let mut s = Sim::new(sc);
     // Until P holds committed processes of its own.
-    loop {
-        let t = s.time + 100_000;
-        s.run_until(t, true).unwrap();
-        assert!(s.time < sc.active, "P never held a committed process");
-        let p = s.tori[0].as_ref().unwrap();
-        if s.healthy()
-            && p.table()
-                .iter()
-                .any(|(r, sl)| sl == Slot::Owned && s.committed.contains(&r.pid))
-        {
-            break;
-        }
-    }
-    let of_p: std::vec::Vec<Pid> = s.tori[0]
-        .as_ref()
-        .unwrap()
-        .table()
-        .iter()
-        .filter(|(r, sl)| *sl == Slot::Owned && s.committed.contains(&r.pid))
-        .map(|(r, _)| r.pid)
-        .collect();
+    until_p_owns_committed(&mut s, 1);
+    let of_p = committed_of(&s, 0);
     s.tori[0] = None;
     s.down_since = Some((0, s.time));
     // R resumes P; its projections to S are cut from that step on (the
@@ -857,19 +850,7 @@ fn sole_peer(seed: u64) {
     let mut sc = only(seed, |s| s.burst = true);
     sc.cfg.tori = 3;
     let mut s = Sim::new(sc);
-    loop {
-        let t = s.time + 100_000;
-        s.run_until(t, true).unwrap();
-        assert!(s.time < sc.active, "P never held a committed process");
-        let p = s.tori[0].as_ref().unwrap();
-        if s.healthy()
-            && p.table()
-                .iter()
-                .any(|(r, sl)| sl == Slot::Owned && s.committed.contains(&r.pid))
-        {
-            break;
-        }
-    }
+    until_p_owns_committed(&mut s, 1);
     s.net.cut.push((1, 2));
     while s.tori[2].as_ref().unwrap().view().contains(1) {
         let t = s.time + 10_000;
@@ -878,14 +859,7 @@ fn sole_peer(seed: u64) {
     }
     // P crashes at once, before it learns S's view without R (a link
     // delay): R's replica of P is the only one.
-    let of_p: std::vec::Vec<Pid> = s.tori[0]
-        .as_ref()
-        .unwrap()
-        .table()
-        .iter()
-        .filter(|(r, sl)| *sl == Slot::Owned && s.committed.contains(&r.pid))
-        .map(|(r, _)| r.pid)
-        .collect();
+    let of_p = committed_of(&s, 0);
     assert!(s.tori[0].as_ref().unwrap().view().contains(1));
     s.tori[0] = None;
     s.down_since = Some((0, s.time));
@@ -936,31 +910,12 @@ fn sole_peer_alive(seed: u64) {
     let d = sc.cfg.detect_timeout();
     let limit = 3 * (sc.active + sc.settle);
     let step = |s: &mut Sim, dt: u64| advance(s, dt, limit);
-    loop {
-        let t = s.time + 100_000;
-        s.run_until(t, true).unwrap();
-        assert!(s.time < sc.active, "P never held a committed process");
-        let p = s.tori[0].as_ref().unwrap();
-        if s.healthy()
-            && p.table()
-                .iter()
-                .any(|(r, sl)| sl == Slot::Owned && s.committed.contains(&r.pid))
-        {
-            break;
-        }
-    }
+    until_p_owns_committed(&mut s, 1);
     let pid_s = s.tori[2].as_mut().unwrap().spawn(s.time, 2, 1024);
     while !s.committed.contains(&pid_s) || !s.healthy() {
         step(&mut s, 100_000);
     }
-    let of_p: std::vec::Vec<Pid> = s.tori[0]
-        .as_ref()
-        .unwrap()
-        .table()
-        .iter()
-        .filter(|(r, sl)| *sl == Slot::Owned && s.committed.contains(&r.pid))
-        .map(|(r, _)| r.pid)
-        .collect();
+    let of_p = committed_of(&s, 0);
     s.net.cut.push((1, 2));
     while s.tori[2].as_ref().unwrap().view().contains(1) {
         step(&mut s, 10_000);
