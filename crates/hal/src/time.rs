@@ -23,10 +23,31 @@ fn pit_count() -> u16 {
     }
 }
 
-/// Busy-waits `pit_ticks` PIT ticks (< 60000) using channel 0 in mode 0,
-/// calling `sample` at the start and the end. Returns false if the PIT does
-/// not count (absent).
-pub fn pit_wait(pit_ticks: u16, mut sample: impl FnMut()) -> bool {
+/// One reading of the PIT count with the TSC and the APIC timer taken
+/// around it: of [`READ_TRIES`] readings, the one whose two TSC reads are
+/// closest, so that a vCPU descheduled in the middle of a reading (under
+/// TCG on a loaded host) does not misplace it. The TSC is the midpoint.
+fn bracketed_read() -> (u16, u64, u32) {
+    let mut best = (0u16, 0u64, 0u32, u64::MAX);
+    for _ in 0..READ_TRIES {
+        let a = crate::cpu::rdtsc();
+        let apic = crate::apic::timer_current();
+        let pit = pit_count();
+        let b = crate::cpu::rdtsc();
+        let span = b.wrapping_sub(a);
+        if span < best.3 {
+            best = (pit, a + span / 2, apic, span);
+        }
+    }
+    (best.0, best.1, best.2)
+}
+
+/// Readings per end of a calibration round.
+const READ_TRIES: usize = 5;
+
+/// Starts PIT channel 0 counting down from 0xffff (mode 0). Returns false
+/// if it does not count (absent).
+fn pit_start() -> bool {
     let mut cmd = Port::<u8>::new(0x43);
     let mut ch0 = Port::<u8>::new(0x40);
     // SAFETY: programs PIT channel 0, mode 0, lo/hi count 0xffff; nothing
@@ -36,61 +57,62 @@ pub fn pit_wait(pit_ticks: u16, mut sample: impl FnMut()) -> bool {
         ch0.write(0xff);
         ch0.write(0xff);
     }
-    let start = pit_count();
-    sample();
-    let mut spins = 0u64;
-    loop {
-        let now = pit_count();
-        if start.wrapping_sub(now) >= pit_ticks {
-            break;
-        }
-        spins += 1;
-        if spins > 50_000_000 {
-            return false;
-        }
-    }
-    sample();
-    true
+    let first = pit_count();
+    (0..1_000_000).any(|_| pit_count() != first)
 }
 
-/// Rounds of calibration; the shortest is kept.
-const ROUNDS: usize = 8;
+/// Rounds of calibration; the median is kept.
+const ROUNDS: usize = 7;
 
 /// Calibrates the TSC and the local APIC timer together over `ms`
 /// milliseconds of PIT time (the APIC must be mapped), in [`ROUNDS`]
 /// rounds. Returns the TSC frequency in Hz.
 ///
-/// Under TCG on a loaded host the vCPU can be descheduled in the middle
-/// of a round (for longer than the PIT's 55 ms period, too): that round's
-/// TSC delta then spans more than `ms`, never less, so the shortest round
-/// is the truest. With one round, guests of one busy host calibrated
-/// 18, 22 and 103 GHz for the same host TSC, and their clocks ran 5 to 40
-/// times slow (and at different rates, which a cluster's timeouts cannot
-/// survive).
+/// Under TCG on a loaded host the vCPU can be descheduled at any point of
+/// a round, including between a PIT read and the TSC read meant to go
+/// with it: a round then measures too much or too little TSC time. Each
+/// end of a round is a bracketed reading ([`bracketed_read`]) and a round
+/// counts the PIT ticks it actually saw pass; a vCPU away for longer than
+/// the PIT's 55 ms period spoils its round, which the median of the
+/// rounds outvotes. (Keeping the shortest of rounds ended by polling the
+/// PIT, one busy host's three cluster guests calibrated 2595, 3429 and
+/// 4112 MHz for one host TSC: their clocks ran at different rates, and a
+/// process moving between them saw CLOCK_MONOTONIC go back by up to 2.4
+/// s. With one round, 18, 22 and 103 GHz.)
 pub fn calibrate(ms: u64, entry_tsc: u64) -> u64 {
-    let mut best: Option<(u64, u32)> = None;
-    for _ in 0..ROUNDS {
-        let mut tsc = [0u64; 2];
-        let mut apic = [0u32; 2];
-        let mut i = 0;
-        crate::apic::timer_calibration_start();
-        let ok = pit_wait((PIT_HZ * ms / 1000) as u16, || {
-            tsc[i.min(1)] = crate::cpu::rdtsc();
-            apic[i.min(1)] = crate::apic::timer_current();
-            i += 1;
-        });
-        if !ok {
-            break;
-        }
-        if tsc[1] > tsc[0] && best.is_none_or(|(t, _)| tsc[1] - tsc[0] < t) {
-            best = Some((tsc[1] - tsc[0], apic[0].wrapping_sub(apic[1])));
+    let want = (PIT_HZ * ms / 1000) as u16;
+    let mut rounds = [(0u64, 0u64); ROUNDS];
+    let mut n = 0;
+    if pit_start() {
+        for _ in 0..ROUNDS {
+            crate::apic::timer_calibration_start();
+            let (p0, t0, a0) = bracketed_read();
+            let (mut p1, mut t1, mut a1) = (p0, t0, a0);
+            let mut spins = 0u32;
+            while p0.wrapping_sub(p1) < want && spins < 10_000_000 {
+                (p1, t1, a1) = bracketed_read();
+                spins += 1;
+            }
+            let ticks = u64::from(p0.wrapping_sub(p1));
+            if ticks == 0 || t1 <= t0 {
+                continue;
+            }
+            // Per millisecond of PIT time: TSC ticks, APIC timer ticks.
+            rounds[n] = (
+                (t1 - t0) * PIT_HZ / ticks,
+                u64::from(a0.wrapping_sub(a1)) * PIT_HZ / ticks / 1000,
+            );
+            n += 1;
         }
     }
     // Without a PIT we cannot measure; assume 1 GHz / 1 MHz-per-ms so the
     // clocks still advance monotonically, and say so in the boot log.
-    let (hz, apic_per_ms) = match best {
-        Some((t, a)) => (t * 1000 / ms, a as u64 / ms),
-        None => (1_000_000_000, 62_500),
+    let (hz, apic_per_ms) = if n == 0 {
+        (1_000_000_000, 62_500)
+    } else {
+        let got = &mut rounds[..n];
+        got.sort_unstable_by_key(|r| r.0);
+        got[n / 2]
     };
     crate::apic::set_ticks_per_ms(apic_per_ms);
     TSC_HZ.store(hz, Ordering::Relaxed);
