@@ -17,7 +17,8 @@
 //! otherwise), `heap.mb=N` (a kernel heap of N MiB at boot, at least 4,
 //! instead of a quarter of RAM), `heap.maxmb=N` (the most the heap grows
 //! to from the frame pools, default half of RAM); both read by `hal::heap`
-//! at boot.
+//! at boot, `tsc_early_khz=N` (the TSC's frequency, as Linux's: no
+//! calibration against the PIT; `hal::time::calibrate`).
 
 /// Looks up `key`; `Some("")` for a bare flag.
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {

@@ -70,7 +70,8 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
     mm::refcount::init(info.ram_end());
 
     hal::apic::init(&mut || frames::alloc_on(0));
-    let tsc_hz = hal::time::calibrate(5, info.entry_tsc);
+    let tsc_khz = cmdline::get(cmd, "tsc_early_khz").and_then(|v| v.parse().ok());
+    let (tsc_hz, tsc_source) = hal::time::calibrate(5, info.entry_tsc, tsc_khz);
     clock::init();
     vdso::init();
     // Stages before calibration are logged now, with the clock just set up.
@@ -88,8 +89,8 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
         klog!("boot: torus {t} frame pool {} MiB", free_frames >> 8);
     }
     klog!(
-        "boot: TSC {} MHz, APIC timer calibrated",
-        tsc_hz / 1_000_000
+        "boot: TSC {} kHz ({tsc_source:?}), APIC timer calibrated",
+        tsc_hz / 1000
     );
     proc::torus::set_online(0, 0);
     start_cpus(info);

@@ -64,9 +64,97 @@ fn pit_start() -> bool {
 /// Rounds of calibration; the median is kept.
 const ROUNDS: usize = 7;
 
+/// Where the TSC frequency came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TscSource {
+    /// Given on the command line (Linux's `tsc_early_khz=`).
+    Given,
+    /// CPUID leaf 0x15 (TSC / core crystal clock ratio and the crystal's
+    /// frequency).
+    Cpuid15,
+    /// The hypervisor's timing leaf, CPUID 0x40000010 (TSC kHz).
+    Hypervisor,
+    /// Measured against the PIT.
+    Pit,
+    /// Nothing to measure against: 1 GHz assumed.
+    Assumed,
+}
+
+/// The TSC frequency the CPU states, if it does: CPUID leaf 0x15 when it
+/// gives the ratio and the crystal, else the hypervisor leaf 0x40000010
+/// when the hypervisor's leaves reach it. (QEMU's TCG offers neither;
+/// KVM passes 0x15 from hosts that have it.)
+fn stated_tsc_hz() -> Option<(u64, TscSource)> {
+    use crate::cpu::cpuid;
+    if cpuid(0, 0).0 >= 0x15 {
+        let (den, num, crystal, _) = cpuid(0x15, 0);
+        if den != 0 && num != 0 && crystal != 0 {
+            let hz = u64::from(crystal) * u64::from(num) / u64::from(den);
+            return Some((hz, TscSource::Cpuid15));
+        }
+    }
+    let hypervisor = cpuid(1, 0).2 & (1 << 31) != 0;
+    if hypervisor && cpuid(0x4000_0000, 0).0 >= 0x4000_0010 {
+        let khz = cpuid(0x4000_0010, 0).0;
+        if khz != 0 {
+            return Some((u64::from(khz) * 1000, TscSource::Hypervisor));
+        }
+    }
+    None
+}
+
+/// Plausible TSC frequencies (a stated value outside is ignored).
+const PLAUSIBLE_HZ: core::ops::RangeInclusive<u64> = 100_000_000..=20_000_000_000;
+
+/// Sets the TSC and APIC timer rates: the TSC's from `given_khz` (the
+/// command line), else from what the CPU states ([`stated_tsc_hz`]), else
+/// measured against the PIT over `ms` milliseconds ([`pit_calibrate`]);
+/// the APIC timer is then measured against the TSC over one millisecond,
+/// or with the TSC against the PIT. Returns the TSC frequency in Hz and
+/// where it came from.
+pub fn calibrate(ms: u64, entry_tsc: u64, given_khz: Option<u64>) -> (u64, TscSource) {
+    let known = given_khz
+        .map(|k| (k.saturating_mul(1000), TscSource::Given))
+        .or_else(stated_tsc_hz)
+        .filter(|(hz, _)| PLAUSIBLE_HZ.contains(hz));
+    let (hz, apic_per_ms, source) = match known {
+        Some((hz, source)) => (hz, apic_against_tsc(hz), source),
+        None => match pit_calibrate(ms) {
+            Some((hz, apic)) => (hz, apic, TscSource::Pit),
+            // Without a PIT we cannot measure; assume 1 GHz / 1 MHz-per-ms
+            // so the clocks still advance monotonically, and say so in
+            // the boot log.
+            None => (1_000_000_000, 62_500, TscSource::Assumed),
+        },
+    };
+    crate::apic::set_ticks_per_ms(apic_per_ms);
+    TSC_HZ.store(hz, Ordering::Relaxed);
+    TSC_AT_BOOT.store(entry_tsc, Ordering::Relaxed);
+    NS_MULT.store(
+        ((1_000_000_000u128 << 32) / hz as u128) as u64,
+        Ordering::Relaxed,
+    );
+    (hz, source)
+}
+
+/// The APIC timer's ticks per millisecond, counted over one millisecond
+/// of a TSC running at `hz`.
+fn apic_against_tsc(hz: u64) -> u64 {
+    let span = hz / 1000;
+    crate::apic::timer_calibration_start();
+    let (t0, a0) = (crate::cpu::rdtsc(), crate::apic::timer_current());
+    let mut t1 = t0;
+    while t1.wrapping_sub(t0) < span {
+        t1 = crate::cpu::rdtsc();
+    }
+    let a1 = crate::apic::timer_current();
+    let t1 = crate::cpu::rdtsc().max(t1);
+    u64::from(a0.wrapping_sub(a1)) * span / t1.wrapping_sub(t0).max(1)
+}
+
 /// Calibrates the TSC and the local APIC timer together over `ms`
 /// milliseconds of PIT time (the APIC must be mapped), in [`ROUNDS`]
-/// rounds. Returns the TSC frequency in Hz.
+/// rounds: `(TSC Hz, APIC ticks per ms)`, or None without a PIT.
 ///
 /// Under TCG on a loaded host the vCPU can be descheduled at any point of
 /// a round, including between a PIT read and the TSC read meant to go
@@ -79,49 +167,41 @@ const ROUNDS: usize = 7;
 /// 4112 MHz for one host TSC: their clocks ran at different rates, and a
 /// process moving between them saw CLOCK_MONOTONIC go back by up to 2.4
 /// s. With one round, 18, 22 and 103 GHz.)
-pub fn calibrate(ms: u64, entry_tsc: u64) -> u64 {
+fn pit_calibrate(ms: u64) -> Option<(u64, u64)> {
     let want = (PIT_HZ * ms / 1000) as u16;
     let mut rounds = [(0u64, 0u64); ROUNDS];
     let mut n = 0;
-    if pit_start() {
-        for _ in 0..ROUNDS {
-            crate::apic::timer_calibration_start();
-            let (p0, t0, a0) = bracketed_read();
-            let (mut p1, mut t1, mut a1) = (p0, t0, a0);
-            let mut spins = 0u32;
-            while p0.wrapping_sub(p1) < want && spins < 10_000_000 {
-                (p1, t1, a1) = bracketed_read();
-                spins += 1;
-            }
-            let ticks = u64::from(p0.wrapping_sub(p1));
-            if ticks == 0 || t1 <= t0 {
-                continue;
-            }
-            // Per millisecond of PIT time: TSC ticks, APIC timer ticks.
-            rounds[n] = (
-                (t1 - t0) * PIT_HZ / ticks,
-                u64::from(a0.wrapping_sub(a1)) * PIT_HZ / ticks / 1000,
-            );
-            n += 1;
-        }
+    if !pit_start() {
+        return None;
     }
-    // Without a PIT we cannot measure; assume 1 GHz / 1 MHz-per-ms so the
-    // clocks still advance monotonically, and say so in the boot log.
-    let (hz, apic_per_ms) = if n == 0 {
-        (1_000_000_000, 62_500)
-    } else {
-        let got = &mut rounds[..n];
-        got.sort_unstable_by_key(|r| r.0);
-        got[n / 2]
-    };
-    crate::apic::set_ticks_per_ms(apic_per_ms);
-    TSC_HZ.store(hz, Ordering::Relaxed);
-    TSC_AT_BOOT.store(entry_tsc, Ordering::Relaxed);
-    NS_MULT.store(
-        ((1_000_000_000u128 << 32) / hz as u128) as u64,
-        Ordering::Relaxed,
-    );
-    hz
+    for _ in 0..ROUNDS {
+        crate::apic::timer_calibration_start();
+        let (p0, t0, a0) = bracketed_read();
+        // Wait with bare PIT reads (each a few port exits), then take the
+        // round's end as one bracketed reading: the ticks counted are the
+        // ones it saw, however late it comes.
+        let mut spins = 0u32;
+        while p0.wrapping_sub(pit_count()) < want && spins < 10_000_000 {
+            spins += 1;
+        }
+        let (p1, t1, a1) = bracketed_read();
+        let ticks = u64::from(p0.wrapping_sub(p1));
+        if ticks == 0 || t1 <= t0 {
+            continue;
+        }
+        // Per millisecond of PIT time: TSC ticks, APIC timer ticks.
+        rounds[n] = (
+            (t1 - t0) * PIT_HZ / ticks,
+            u64::from(a0.wrapping_sub(a1)) * PIT_HZ / ticks / 1000,
+        );
+        n += 1;
+    }
+    if n == 0 {
+        return None;
+    }
+    let got = &mut rounds[..n];
+    got.sort_unstable_by_key(|r| r.0);
+    Some(got[n / 2])
 }
 
 /// TSC frequency in Hz (0 before calibration).

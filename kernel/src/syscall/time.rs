@@ -178,6 +178,15 @@ fn sleep_until(deadline: u64, rem: u64) -> KResult<u64> {
     }
 }
 
+/// Sleeps until `deadline` (monotonic ns), signals or not: for the
+/// kernel's own waits on a process's behalf.
+pub fn sleep_uninterruptible_until(deadline: u64) {
+    SLEEPERS.wait_until_uninterruptible(|| {
+        SLEEPERS_DUE.note(deadline);
+        (hal::time::now_ns() >= deadline).then_some(())
+    })
+}
+
 /// nanosleep(2).
 pub fn nanosleep(req: u64, rem: u64) -> KResult<u64> {
     let d = get_timespec(req)?;

@@ -337,10 +337,12 @@ fn local(n: u64) -> bool {
     )
 }
 
-/// The guest's registers, FPU state, TLS bases and changed pages.
+/// The guest's clock (its CLOCK_MONOTONIC now), registers, FPU state,
+/// TLS bases and changed pages.
 fn state(g: &Guest, frame: &TrapFrame) -> Writer {
     let me = crate::proc::sched::current();
     let mut w = Writer::new();
+    w.u64(hal::time::now_ns().wrapping_add_signed(g.clock_shift.load(Ordering::Acquire)));
     Cpu::of(
         frame,
         hal::percpu::user_fs_base(),

@@ -137,6 +137,7 @@ pub fn run(frame: &mut TrapFrame, machine: usize, torus: Option<usize>) {
         closing: AtomicBool::new(false),
         syscalls: AtomicU64::new(0),
         since: t0,
+        clock: AtomicU64::new(0),
         chan: Mutex::new(Some(chan)),
     });
     DEPUTIES.lock().insert(pid, dep.clone());
@@ -184,6 +185,7 @@ fn resume(dep: &Deputy, why: &str) {
     );
     STATS.resumed.fetch_add(1, Ordering::Relaxed);
     finish(dep, true);
+    clock_passes(dep);
 }
 
 /// The copy sent something this machine cannot read: the home's memory
@@ -257,10 +259,11 @@ fn serve(frame: &mut TrapFrame, dep: &Arc<Deputy>, mirror: &mut Mirror) {
             }
             Ev::Msg(kind::HOME, p) => {
                 let mut r = Reader::new(&p);
-                if come_home(&me, frame, mirror, &mut r).is_err() {
+                if come_home(dep, &me, frame, mirror, &mut r).is_err() {
                     STATS.corrupt.fetch_add(1, Ordering::Relaxed);
                     return die(dep, "a malformed message");
                 }
+                clock_passes(dep);
                 STATS.moves_back.fetch_add(1, Ordering::Relaxed);
                 crate::klog!(
                     "cluster: process {} is back from machine {}",
@@ -277,18 +280,54 @@ fn serve(frame: &mut TrapFrame, dep: &Arc<Deputy>, mirror: &mut Mirror) {
     }
 }
 
+/// The longest a process coming home waits for this machine's clock to
+/// pass its own: more is not a clock rate apart but a broken clock.
+const CLOCK_WAIT_MAX_NS: u64 = 1_000_000_000;
+
+/// Takes in the guest's state (its clock, registers, changed pages) as
+/// the process's.
 fn come_home(
+    dep: &Deputy,
     me: &Process,
     frame: &mut TrapFrame,
     mirror: &mut Mirror,
     r: &mut Reader,
 ) -> Result<(), image::Malformed> {
+    let clock = r.u64()?;
     let cpu = Cpu::decode(r)?;
     let n = r.u32()?;
     let mm = me.mm();
     mirror.apply(&mut mm.lock(), r, n)?;
     load_cpu(me, frame, &cpu);
+    dep.clock.store(clock, Ordering::Relaxed);
     Ok(())
+}
+
+/// Before the process goes on here: waits until this machine's monotonic
+/// clock reads past the process's when its guest last sent its state.
+/// Away, its clock is the other machine's plus a shift that follows this
+/// one's readings and is only ever raised; but two machines' TSC rates
+/// are each calibrated (they differ by their calibration's error, or by
+/// `tsc_early_khz`), so a clock that ran faster away is ahead when it
+/// comes back. The process goes on only when CLOCK_MONOTONIC here can no
+/// longer read earlier than it last did there: a wait of the drift, as
+/// Spanner's commit wait.
+fn clock_passes(dep: &Deputy) {
+    let away_now = dep.clock.load(Ordering::Relaxed);
+    let behind = away_now.saturating_sub(hal::time::now_ns());
+    if behind == 0 {
+        return;
+    }
+    STATS.clock_waits.fetch_add(1, Ordering::Relaxed);
+    let wait = behind.min(CLOCK_WAIT_MAX_NS);
+    crate::klog!(
+        "cluster: process {} came home {} us ahead of this clock; it waits {} us",
+        dep.pid,
+        behind / 1000,
+        wait / 1000
+    );
+    let until = hal::time::now_ns() + wait;
+    crate::syscall::time::sleep_uninterruptible_until(until);
 }
 
 /// Whether syscall `n` must run with the process at home: a new program,
@@ -321,13 +360,17 @@ fn syscall(
     p: &[u8],
 ) -> Result<Served, ()> {
     let mut r = Reader::new(p);
-    come_home(&crate::proc::sched::current(), frame, mirror, &mut r).map_err(|_| ())?;
+    // A call served for a process that stays away does not wait for its
+    // clock (`clock_passes`): the clock of one that runs fast away stays
+    // ahead of this one's for as long as it stays there.
+    come_home(dep, &crate::proc::sched::current(), frame, mirror, &mut r).map_err(|_| ())?;
     frame.vector = hal::syscall::SYSCALL_VECTOR;
     frame.error_code = 0;
     dep.syscalls.fetch_add(1, Ordering::Relaxed);
     STATS.served.fetch_add(1, Ordering::Relaxed);
     if brings_home(frame.rax, frame.rdi) {
         finish(dep, true);
+        clock_passes(dep);
         STATS.moves_back.fetch_add(1, Ordering::Relaxed);
         crate::klog!(
             "cluster: process {} comes home from machine {} for syscall {}",
@@ -353,6 +396,7 @@ fn syscall(
         // Its state is all here now: it simply goes on here.
         drop(m);
         finish(dep, true);
+        clock_passes(dep);
         STATS.moves_back.fetch_add(1, Ordering::Relaxed);
         crate::klog!(
             "cluster: process {} is back from machine {}",

@@ -70,6 +70,8 @@ pub struct Stats {
     pub unexpected: AtomicU64,
     pub killed: AtomicU64,
     pub resumed: AtomicU64,
+    /// Processes that came home ahead of this machine's clock and waited.
+    pub clock_waits: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -86,6 +88,7 @@ pub static STATS: Stats = Stats {
     unexpected: AtomicU64::new(0),
     killed: AtomicU64::new(0),
     resumed: AtomicU64::new(0),
+    clock_waits: AtomicU64::new(0),
 };
 
 /// A process of this machine running on another one.
@@ -101,6 +104,9 @@ pub struct Deputy {
     pub closing: AtomicBool,
     pub syscalls: AtomicU64,
     pub since: u64,
+    /// The process's CLOCK_MONOTONIC when its guest sent the last state
+    /// this machine took in (`home::clock_passes`).
+    pub clock: AtomicU64,
     /// The connection to its guest (taken by whoever ends it).
     pub chan: Mutex<Option<chan::Chan>>,
 }
@@ -407,7 +413,7 @@ pub fn report() -> String {
     let s = &STATS;
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let mut out = format!(
-        "migrate moves_out {} moves_back {} moves_in {} move_failed {} forwarded {} served {} bytes_sent {} bytes_received {} pages_sent {} corrupt {} unexpected {} killed {} resumed {}\n",
+        "migrate moves_out {} moves_back {} moves_in {} move_failed {} forwarded {} served {} bytes_sent {} bytes_received {} pages_sent {} corrupt {} unexpected {} killed {} resumed {} clock_waits {}\n",
         l(&s.moves_out),
         l(&s.moves_back),
         l(&s.moves_in),
@@ -421,6 +427,7 @@ pub fn report() -> String {
         l(&s.unexpected),
         l(&s.killed),
         l(&s.resumed),
+        l(&s.clock_waits),
     );
     let now = hal::time::now_ns();
     for d in DEPUTIES.lock().values() {
