@@ -71,7 +71,7 @@ fn kmain(info: &'static hal::boot::BootInfo) -> ! {
 
     hal::apic::init(&mut || frames::alloc_on(0));
     let tsc_khz = cmdline::get(cmd, "tsc_early_khz").and_then(|v| v.parse().ok());
-    let (tsc_hz, tsc_source) = hal::time::calibrate(5, info.entry_tsc, tsc_khz);
+    let (tsc_hz, tsc_source) = hal::time::calibrate(hal::time::ROUND_MS, info.entry_tsc, tsc_khz);
     clock::init();
     vdso::init();
     // Stages before calibration are logged now, with the clock just set up.
