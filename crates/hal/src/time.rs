@@ -117,7 +117,8 @@ const PLAUSIBLE_HZ: core::ops::RangeInclusive<u64> = 100_000_000..=20_000_000_00
 
 /// Sets the TSC and APIC timer rates: the TSC's from `given_khz` (the
 /// command line), else from what the CPU states ([`stated_tsc_hz`]), else
-/// measured against the PIT over `ms` milliseconds ([`pit_calibrate`]);
+/// measured against the PIT in rounds of `ms` milliseconds
+/// ([`pit_calibrate`]);
 /// the APIC timer is then measured against the TSC over one millisecond,
 /// or with the TSC against the PIT. Returns the TSC frequency in Hz and
 /// where it came from.
