@@ -167,19 +167,6 @@ fn table_at(pa: u64) -> &'static mut PageTable {
     unsafe { &mut *(phys_to_virt(pa) as *mut PageTable) }
 }
 
-/// The page table (the last level) that maps `va` under `pml4_pa`; every
-/// level above must point to a table (the boot code's own tables, before
-/// other CPUs exist).
-fn leaf_table(pml4_pa: u64, va: u64) -> &'static mut PageTable {
-    let mut table = pml4_pa;
-    for shift in [39u32, 30, 21] {
-        table = table_at(table)[((va >> shift) & 511) as usize]
-            .addr()
-            .as_u64();
-    }
-    table_at(table)
-}
-
 fn mapper(pml4_pa: u64) -> OffsetPageTable<'static> {
     // SAFETY: the direct map at PHYS_OFFSET covers every page-table frame.
     unsafe { OffsetPageTable::new(table_at(pml4_pa), VirtAddr::new(PHYS_OFFSET)) }
@@ -251,13 +238,13 @@ pub fn init(info: &BootInfo) -> FreeMemory {
             unsafe { m.map_to(page, frame, flags_of(pa), &mut fa) }
                 .expect("direct map")
                 .ignore();
-            let pt = leaf_table(pml4, va);
-            for (i, p) in (pa..pa + TWO_MIB)
-                .step_by(PAGE_SIZE as usize)
-                .enumerate()
+            let pt = table_under(pml4, va, 12).expect("direct map page table");
+            for (e, p) in pt
+                .iter()
+                .zip((pa..pa + TWO_MIB).step_by(PAGE_SIZE as usize))
                 .skip(1)
             {
-                pt[i].set_addr(PhysAddr::new(p), flags_of(p));
+                e.store(p | flags_of(p).bits(), Ordering::Relaxed);
             }
         } else {
             let page = Page::<Size2MiB>::containing_address(VirtAddr::new(phys_to_virt(pa)));
@@ -328,7 +315,15 @@ fn kernel_pte(va: u64) -> Option<&'static AtomicU64> {
 /// map `1 << leaf_shift` bytes (12: a page table, 21: a page directory),
 /// if every level above points to a table (no huge page on the way).
 fn kernel_entry(va: u64, leaf_shift: u32) -> Option<&'static AtomicU64> {
-    let mut table = kernel_pml4();
+    let idx = ((va >> leaf_shift) & 511) as usize;
+    Some(&table_under(kernel_pml4(), va, leaf_shift)?[idx])
+}
+
+/// The table under the PML4 at `root` whose entries map `1 << leaf_shift`
+/// bytes around `va` (12: a page table, 21: a page directory), if every
+/// level above points to a table (no huge page on the way).
+fn table_under(root: u64, va: u64, leaf_shift: u32) -> Option<&'static [AtomicU64; 512]> {
+    let mut table = root;
     let mut shift = 39u32;
     while shift > leaf_shift {
         let idx = ((va >> shift) & 511) as usize;
@@ -343,9 +338,8 @@ fn kernel_entry(va: u64, leaf_shift: u32) -> Option<&'static AtomicU64> {
         table = e & 0x000f_ffff_ffff_f000;
         shift -= 9;
     }
-    let idx = ((va >> leaf_shift) & 511) as usize;
     // SAFETY: as above; the table lives as long as the kernel.
-    Some(unsafe { &(*(phys_to_virt(table) as *const [AtomicU64; 512]))[idx] })
+    Some(unsafe { &*(phys_to_virt(table) as *const [AtomicU64; 512]) })
 }
 
 /// Gives the direct map of the run of frames `[pa, pa + len)` 4 KiB pages

@@ -215,6 +215,7 @@ fn pit_calibrate(ms: u64) -> Option<(u64, u64)> {
     if n == 0 {
         return None;
     }
+    // `agreeing` left the rounds sorted.
     Some(rounds[n / 2])
 }
 

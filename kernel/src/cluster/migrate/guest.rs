@@ -342,7 +342,8 @@ fn local(n: u64) -> bool {
 fn state(g: &Guest, frame: &TrapFrame) -> Writer {
     let me = crate::proc::sched::current();
     let mut w = Writer::new();
-    w.u64(hal::time::now_ns().wrapping_add_signed(g.clock_shift.load(Ordering::Acquire)));
+    // As the guest's clock_gettime reads it (`clock_gettime_shifted`).
+    w.u64(hal::time::now_ns().saturating_add_signed(g.clock_shift.load(Ordering::Acquire)));
     Cpu::of(
         frame,
         hal::percpu::user_fs_base(),
