@@ -18,6 +18,12 @@
 //! `inject.requeue_us=N` spins N µs in a CPU's switch between queueing
 //! the process it ran and picking the next, where a signal sent to that
 //! process finds it neither running nor waiting (proc::sched::switch_away).
+//! `inject.mm_release_us=N` spins N µs in an exiting process's release of
+//! its address space, after the process stops holding it and before its
+//! reference goes (mm::release_on_exit), so two CLONE_VM sharers exiting
+//! together both hold theirs there: where the old exit, having failed
+//! `Arc::try_unwrap`, took the other for the last user, and neither freed
+//! the space.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -29,9 +35,15 @@ pub enum Point {
     Reparent,
     Create,
     Requeue,
+    MmRelease,
 }
 
-static DELAY_US: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+static DELAY_US: [AtomicU64; 4] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
 static RUNQ_GROW: AtomicBool = AtomicBool::new(false);
 
 /// Reads the delays from the command line.
@@ -40,6 +52,7 @@ pub fn init(cmd: &str) {
         ("inject.reparent_us", Point::Reparent),
         ("inject.create_us", Point::Create),
         ("inject.requeue_us", Point::Requeue),
+        ("inject.mm_release_us", Point::MmRelease),
     ] {
         if let Some(us) = cmdline::get(cmd, key).and_then(|v| v.parse().ok()) {
             DELAY_US[p as usize].store(us, Ordering::Relaxed);

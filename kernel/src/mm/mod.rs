@@ -577,6 +577,9 @@ pub fn release_on_exit(p: &Process) {
         // CPU keeps the root of memory it no longer holds loaded (the last
         // holder frees the tables, possibly while this CPU is still here).
         hal::addrspace::activate_kernel();
+        // The window where a sharer exiting on another CPU may hold its
+        // reference too: whichever of us drops last must free the space.
+        crate::inject::delay(crate::inject::Point::MmRelease);
         drop(old);
     }
 }
