@@ -180,6 +180,12 @@ impl Netns {
         Ok(ns)
     }
 
+    /// Gives the bridge an address (`CIDR`, e.g. 10.77.0.1/24): the host's
+    /// side of the namespace, for programs run there that talk to guests.
+    pub fn address_bridge(&self, cidr: &str) -> Result<(), String> {
+        ip(&["-n", &self.name, "addr", "add", cidr, "dev", "br0"])
+    }
+
     /// A command that runs `program` inside the namespace (`ip netns
     /// exec` execs it, so the child's pid is the program's).
     pub fn command(&self, program: &str) -> Command {

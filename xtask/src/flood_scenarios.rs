@@ -62,13 +62,7 @@ pub fn syn_flood() -> Result<(), String> {
         return Err("needs root (network namespace and tap)".into());
     }
     let ns = crate::cluster::Netns::create(1)?;
-    let st = std::process::Command::new("ip")
-        .args(["-n", &ns.name, "addr", "add", "10.77.0.1/24", "dev", "br0"])
-        .status()
-        .map_err(|e| format!("ip: {e}"))?;
-    if !st.success() {
-        return Err("ip addr add 10.77.0.1/24 dev br0 failed".into());
-    }
+    ns.address_bridge("10.77.0.1/24")?;
     let opts = RunOpts {
         exec: Some(GUEST_SCRIPT.to_string()),
         net: true,

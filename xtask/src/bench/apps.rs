@@ -12,6 +12,13 @@
 //! networking, but the client shares the guest's vCPUs with lighttpd);
 //! boots alternate between the systems; the table shows medians over the
 //! boots of requests/s and p50/p99 latency.
+//!
+//! `--tap` (root) leaves QEMU's user networking out of the host rows too:
+//! the NIC is a tap on a bridge in a network namespace this command
+//! creates, and wrk runs in that namespace against the guest's address,
+//! so the host's own TCP stack talks to the guest's over a Linux bridge
+//! (slirp listens with a backlog of 1 and terminates every connection
+//! itself, which is what its 16-connection p99 measures).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,10 +26,18 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::artifacts::{self, Addition};
+use crate::cluster::Netns;
 use crate::qemu::{self, Accel, Config, Machine, Net};
 
-const USAGE: &str =
-    "usage: cargo xtask bench apps [--quick] [--runs N] [--seconds S] [--smp N] [--no-write]";
+const USAGE: &str = "usage: cargo xtask bench apps [--quick] [--runs N] [--seconds S] [--smp N] \
+     [--tap] [--no-write]";
+
+/// The guest's address on user networking (what QEMU's DHCP gives).
+const USER_ADDR: &str = "10.0.2.15";
+/// The guest's address on the `--tap` bridge; the bridge (the host side)
+/// is `TAP_HOST`.
+const TAP_ADDR: &str = "10.77.0.2";
+const TAP_HOST: &str = "10.77.0.1";
 
 /// The guest's init on both systems.
 const INIT: &str = r#"#!/bin/sh
@@ -33,8 +48,9 @@ if [ -f /etc/rse/apps/modules ]; then
   mount -t sysfs sys /sys
   for m in $(cat /etc/rse/apps/modules); do insmod $m || echo "insmod $m failed"; done
   ifconfig lo 127.0.0.1 up
+  addr=$(cat /etc/rse/apps/addr)
   i=0
-  until ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up 2>/dev/null; do
+  until ifconfig eth0 $addr netmask 255.255.255.0 up 2>/dev/null; do
     i=$((i+1)); [ $i -gt 100 ] && { echo NO ETH0; exit 3; }; sleep 0.1
   done
 fi
@@ -89,6 +105,18 @@ struct Options {
     write: bool,
     /// Indexes into `LOADS` run by wrk inside the guest over 127.0.0.1.
     loopback: Vec<usize>,
+    /// The NIC on a tap in a namespace of our own, not user networking.
+    tap: bool,
+}
+
+impl Options {
+    fn guest_addr(&self) -> &'static str {
+        if self.tap {
+            TAP_ADDR
+        } else {
+            USER_ADDR
+        }
+    }
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -98,6 +126,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         smp: 1,
         write: true,
         loopback: (0..LOADS.len()).collect(),
+        tap: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -114,6 +143,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--seconds" => o.seconds = val()?.parse().map_err(|_| "--seconds needs a number")?,
             "--smp" => o.smp = val()?.parse().map_err(|_| "--smp needs a number")?,
             "--no-write" => o.write = false,
+            "--tap" => o.tap = true,
             _ => return Err(format!("unknown option {a}\n{USAGE}")),
         }
     }
@@ -226,8 +256,9 @@ impl Wrk {
         Ok(Wrk { bin, lib_path })
     }
 
-    fn run(&self, port: u16, path: &str, conns: u32, seconds: u32) -> Result<Load, String> {
-        let out = Command::new(&self.bin)
+    fn run(&self, net: &HostNet, path: &str, conns: u32, seconds: u32) -> Result<Load, String> {
+        let out = net
+            .command(&self.bin.to_string_lossy())
             .env("LD_LIBRARY_PATH", &self.lib_path)
             .args([
                 "-t1",
@@ -236,7 +267,7 @@ impl Wrk {
                 "--latency",
             ])
             .args(["--timeout", "10s"])
-            .arg(format!("http://127.0.0.1:{port}{path}"))
+            .arg(format!("{}{path}", net.base_url()))
             .output()
             .map_err(|e| format!("wrk: {e}"))?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -248,6 +279,68 @@ impl Wrk {
             ));
         }
         judge_wrk(&text, &format!("wrk {path} -c{conns}"))
+    }
+}
+
+/// Where the host's loads go in: QEMU's forwarded ports on the host's
+/// loopback, or (`--tap`) the guest's own address from inside the
+/// namespace that holds its tap.
+enum HostNet<'a> {
+    /// User networking: lighttpd's port and the port that tells the guest
+    /// the host is done.
+    User {
+        port: u16,
+        stop: u16,
+    },
+    Tap(&'a Netns),
+}
+
+impl HostNet<'_> {
+    fn command(&self, program: &str) -> Command {
+        match self {
+            HostNet::User { .. } => Command::new(program),
+            HostNet::Tap(ns) => ns.command(program),
+        }
+    }
+
+    fn base_url(&self) -> String {
+        match self {
+            HostNet::User { port, .. } => format!("http://127.0.0.1:{port}"),
+            HostNet::Tap(_) => format!("http://{TAP_ADDR}:80"),
+        }
+    }
+
+    /// Tells the guest's init the host rows are done (a connection to
+    /// its port 9); from the namespace through bash's /dev/tcp, which
+    /// needs no other tool there.
+    fn stop(&self) {
+        match self {
+            HostNet::User { stop, .. } => {
+                let _ = std::net::TcpStream::connect(("127.0.0.1", *stop));
+            }
+            HostNet::Tap(_) => {
+                let _ = self
+                    .command("bash")
+                    .args(["-c", &format!("exec 3<>/dev/tcp/{TAP_ADDR}/9")])
+                    .status();
+            }
+        }
+    }
+
+    /// QEMU's NIC for this network.
+    fn configure(&self, cfg: &mut Config) {
+        match self {
+            HostNet::User { port, stop } => {
+                cfg.net = Some(Net::User(vec![(*port, 80), (*stop, 9)]))
+            }
+            HostNet::Tap(ns) => {
+                cfg.net = Some(Net::Tap {
+                    ifname: "tap0".into(),
+                    mac: None,
+                });
+                cfg.netns = Some(ns.name.clone());
+            }
+        }
     }
 }
 
@@ -294,7 +387,7 @@ fn parse_loopback(console: &str, rows: &[usize]) -> Result<Vec<Load>, String> {
 struct System {
     name: &'static str,
     kernel: PathBuf,
-    append: &'static str,
+    append: String,
     initrd: PathBuf,
 }
 
@@ -322,7 +415,8 @@ fn site(dir: &Path, o: &Options) -> Result<Vec<Addition>, String> {
         .iter()
         .map(|&i| format!("{i} {} {}\n", LOADS[i].1, LOADS[i].2))
         .collect();
-    let files: [(&str, &[u8], &str); 6] = [
+    let addr = format!("{}\n", o.guest_addr());
+    let files: [(&str, &[u8], &str); 7] = [
         ("index.html", page.as_bytes(), "/srv/www/index.html"),
         ("one.bin", &one, "/srv/www/one.bin"),
         ("init", INIT.as_bytes(), "/etc/rse/apps/init"),
@@ -333,6 +427,7 @@ fn site(dir: &Path, o: &Options) -> Result<Vec<Addition>, String> {
         ),
         ("seconds", seconds.as_bytes(), "/etc/rse/apps/seconds"),
         ("loopback", loopback.as_bytes(), "/etc/rse/apps/loopback"),
+        ("addr", addr.as_bytes(), "/etc/rse/apps/addr"),
     ];
     let mut adds = Vec::new();
     for (name, data, guest) in files {
@@ -348,9 +443,14 @@ fn site(dir: &Path, o: &Options) -> Result<Vec<Addition>, String> {
 }
 
 /// Boots `sys`, runs every load, stops the guest; one result per load.
-fn boot(sys: &System, wrk: &Wrk, o: &Options) -> Result<Vec<Load>, String> {
-    let port = crate::net_scenarios::free_port()?;
-    let stop = crate::net_scenarios::free_port()?;
+fn boot(sys: &System, wrk: &Wrk, o: &Options, ns: Option<&Netns>) -> Result<Vec<Load>, String> {
+    let net = match ns {
+        Some(ns) => HostNet::Tap(ns),
+        None => HostNet::User {
+            port: crate::net_scenarios::free_port()?,
+            stop: crate::net_scenarios::free_port()?,
+        },
+    };
     let log = artifacts::out_dir().join(format!("kernel-apps-{}.log", std::process::id()));
     let mut cfg = Config::new(&sys.kernel, &log);
     cfg.machine = Machine::Pc;
@@ -358,14 +458,15 @@ fn boot(sys: &System, wrk: &Wrk, o: &Options) -> Result<Vec<Load>, String> {
     cfg.smp = o.smp;
     cfg.mem_mib = 1024;
     cfg.initrd = Some(sys.initrd.clone());
-    cfg.append = sys.append.to_string();
+    cfg.append = sys.append.clone();
     cfg.ready_mark = "APPS-READY".into();
-    cfg.net = Some(Net::User(vec![(port, 80), (stop, 9)]));
+    net.configure(&mut cfg);
     let (tx, rx) = mpsc::channel();
     let seconds = o.seconds;
     let loads_per_boot = (LOADS.len() + o.loopback.len()) as u64;
     let timeout = Duration::from_secs(300 + loads_per_boot * (u64::from(seconds) + 15));
     let (out, loads) = std::thread::scope(|s| {
+        let net = &net;
         let host = s.spawn(move || -> Result<Vec<Load>, String> {
             rx.recv_timeout(Duration::from_secs(300))
                 .map_err(|_| "the guest never printed APPS-READY".to_string())?;
@@ -373,7 +474,7 @@ fn boot(sys: &System, wrk: &Wrk, o: &Options) -> Result<Vec<Load>, String> {
             let mut err = None;
             for (name, path, conns) in LOADS {
                 eprintln!("bench apps:   {name}");
-                match wrk.run(port, path, *conns, seconds) {
+                match wrk.run(net, path, *conns, seconds) {
                     Ok(l) => loads.push(l),
                     Err(e) => {
                         err = Some(e);
@@ -382,7 +483,7 @@ fn boot(sys: &System, wrk: &Wrk, o: &Options) -> Result<Vec<Load>, String> {
                 }
             }
             // Tell the guest to stop whatever happened.
-            let _ = std::net::TcpStream::connect(("127.0.0.1", stop));
+            net.stop();
             err.map_or(Ok(loads), Err)
         });
         let out = qemu::run_captured_notify(&cfg, timeout, false, Some(("APPS-READY".into(), tx)));
@@ -410,15 +511,29 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 fn table(results: &[Vec<Vec<Load>>; 2], o: &Options, linux_version: &str) -> String {
     let mut t = format!(
         "### Applications: Debian's lighttpd 1.4.69 (RSE OS vs Linux {linux_version})\n\n\
-         qemu-system-x86_64 -M pc -accel tcg -cpu max -smp {} -m 1024M, virtio-net on user \
-         networking, host `wrk -t1 --latency` for {} s per row through a forwarded port; \
+         qemu-system-x86_64 -M pc -accel tcg -cpu max -smp {} -m 1024M, {}; \
          rows marked \"in-guest loopback\": Debian's `wrk -t1 --latency` inside the guest \
          against 127.0.0.1:80 for as long, after the host rows of the same boot (no QEMU user \
          networking, but wrk shares the guest's vCPU(s) with lighttpd); \
          medians of {} boots per system.\n\n\
          | load | Linux req/s | RSE OS req/s | ratio | Linux p50 / p99 | RSE OS p50 / p99 | Linux MB/s | RSE OS MB/s | socket errors (Linux / RSE OS) |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-        o.smp, o.seconds, o.runs
+        o.smp,
+        if o.tap {
+            format!(
+                "virtio-net on a tap bridged in a network namespace of the run's own, host \
+                 `wrk -t1 --latency` for {} s per row from that namespace to the guest's \
+                 {TAP_ADDR} (the host's TCP stack, no QEMU user networking)",
+                o.seconds
+            )
+        } else {
+            format!(
+                "virtio-net on user networking, host `wrk -t1 --latency` for {} s per row \
+                 through a forwarded port",
+                o.seconds
+            )
+        },
+        o.runs
     );
     // Each boot's loads: the host rows (`LOADS`), then the in-guest ones.
     let rows = LOADS.iter().map(|l| l.0.to_string()).chain(
@@ -466,6 +581,16 @@ fn table(results: &[Vec<Vec<Load>>; 2], o: &Options, linux_version: &str) -> Str
 pub fn apps(args: &[String]) -> Result<i32, String> {
     let o = parse(args)?;
     crate::deps::ensure(&[&crate::deps::QEMU, &crate::deps::BUSYBOX])?;
+    let ns = if o.tap {
+        if !crate::deps::is_root() {
+            return Err("--tap needs root (a network namespace and a tap)".into());
+        }
+        let ns = Netns::create(1)?;
+        ns.address_bridge(&format!("{TAP_HOST}/24"))?;
+        Some(ns)
+    } else {
+        None
+    };
     let wrk = Wrk::fetch()?;
     let (vmlinuz, version) = super::linux::kernel()?;
     let rse = artifacts::build_kernel()?;
@@ -510,13 +635,17 @@ pub fn apps(args: &[String]) -> Result<i32, String> {
         System {
             name: "Linux",
             kernel: vmlinuz,
-            append: "console=ttyS0 quiet loglevel=0 panic=-1 rdinit=/etc/rse/apps/init",
+            append: "console=ttyS0 quiet loglevel=0 panic=-1 rdinit=/etc/rse/apps/init".into(),
             initrd: linux_initrd,
         },
         System {
             name: "RSE OS",
             kernel: rse,
-            append: "quiet rdinit=/etc/rse/apps/init",
+            append: if o.tap {
+                format!("quiet rdinit=/etc/rse/apps/init ip={TAP_ADDR}::{TAP_HOST}:255.255.255.0")
+            } else {
+                "quiet rdinit=/etc/rse/apps/init".into()
+            },
             initrd: rse_initrd,
         },
     ];
@@ -525,7 +654,7 @@ pub fn apps(args: &[String]) -> Result<i32, String> {
     for run in 0..o.runs {
         for (i, sys) in systems.iter().enumerate() {
             eprintln!("bench apps: run {}/{} on {}", run + 1, o.runs, sys.name);
-            match boot(sys, &wrk, &o) {
+            match boot(sys, &wrk, &o, ns.as_ref()) {
                 Ok(l) => results[i].push(l),
                 Err(e) => failures.push(format!("{}: {e}", sys.name)),
             }
@@ -538,7 +667,12 @@ pub fn apps(args: &[String]) -> Result<i32, String> {
     let text = table(&results, &o, &version);
     println!("{text}");
     if o.write {
-        let path = artifacts::root().join("docs/benchmarks-apps.md");
+        let name = if o.tap {
+            "docs/benchmarks-apps-tap.md"
+        } else {
+            "docs/benchmarks-apps.md"
+        };
+        let path = artifacts::root().join(name);
         std::fs::write(&path, format!("{text}\n"))
             .map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("bench apps: wrote {}", path.display());
