@@ -76,6 +76,7 @@ mod scenarios;
 mod soak_kernel;
 mod terminal;
 mod trace;
+mod tso_scenarios;
 mod userland;
 mod userland_scenarios;
 

@@ -153,6 +153,7 @@ const SCENARIOS: &[Scenario] = &[
         "net_tap_syn_flood_malformed_frames",
         crate::flood_scenarios::syn_flood,
     ),
+    ("net_tap_tso_bulk_both_ways", crate::tso_scenarios::tso_bulk),
     (
         "net_python_http_server_serves_host",
         crate::http_scenarios::python_http_server,

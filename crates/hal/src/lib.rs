@@ -41,3 +41,4 @@ pub mod tlb;
 pub mod virtio;
 pub mod virtio_blk;
 pub mod virtio_net;
+pub mod virtio_offload;

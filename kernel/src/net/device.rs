@@ -6,7 +6,7 @@
 use alloc::boxed::Box;
 use virtio_drivers::transport::SomeTransport;
 
-use hal::virtio_net::NetQueues;
+use hal::virtio_net::{NetQueues, TxOffload};
 
 /// Entries per virtqueue (receive buffers posted at once).
 pub const QUEUE_SIZE: usize = 128;
@@ -120,8 +120,13 @@ impl Nic {
             self.stats.rx_packets += 1;
             self.stats.rx_bytes += n as u64;
             // The interface's MTU is the loopback's: a peer's SYN must
-            // not let smoltcp size segments beyond the NIC's.
-            super::wire::clamp_mss(&mut self.rx_frame[..n], super::wire::NIC_MSS);
+            // not let smoltcp size segments beyond what the NIC sends,
+            // a frame, or with TSO a 64 KiB segment the device cuts.
+            if self.queues.tso4() {
+                super::wire::raise_mss(&mut self.rx_frame[..n]);
+            } else {
+                super::wire::clamp_mss(&mut self.rx_frame[..n], super::wire::NIC_MSS);
+            }
             let f = &self.rx_frame[..n];
             let dst = &f[..6];
             if dst[0] & 1 == 1 && dst != [0xff; 6] {
@@ -132,9 +137,13 @@ impl Nic {
     }
 }
 
-/// Sends `frame` on the NIC's queues, counting it.
-pub fn transmit(queues: &mut Queues, stats: &mut Stats, frame: &[u8]) {
-    match queues.transmit(frame.len(), |buf| buf.copy_from_slice(&frame[..buf.len()])) {
+/// Sends `frame` on the NIC's queues with the device doing what
+/// `offload` asks, counting it (a segment the device cuts counts once,
+/// as Linux counts a GSO packet).
+pub fn transmit(queues: &mut Queues, stats: &mut Stats, frame: &[u8], offload: TxOffload) {
+    match queues.transmit(frame.len(), offload, |buf| {
+        buf.copy_from_slice(&frame[..buf.len()])
+    }) {
         Ok(()) => {
             stats.tx_packets += 1;
             stats.tx_bytes += frame.len() as u64;

@@ -56,7 +56,10 @@ static POLLED: AtomicBool = AtomicBool::new(false);
 pub fn init(cmdline: &str) {
     let nic_found = crate::drivers::virtio::take(virtio_drivers::transport::DeviceType::Network);
     let queues = nic_found.map(|found| {
-        let q = hal::virtio_net::NetQueues::new(found.transport);
+        // `net.offload=off`: frames the size of the MTU, checksums here
+        // (what a device without offloads gets; for comparisons).
+        let offload = crate::cmdline::get(cmdline, "net.offload") != Some("off");
+        let q = hal::virtio_net::NetQueues::new(found.transport, offload);
         (found.place, found.gsi, q)
     });
     let (place, gsi, queues) = match queues {
@@ -66,6 +69,11 @@ pub fn init(cmdline: &str) {
             return lo_only();
         }
         None => return lo_only(),
+    };
+    let offloads = match (queues.tso4(), queues.csum_offload()) {
+        (true, _) => "checksum and TSO offload",
+        (false, true) => "checksum offload",
+        (false, false) => "no offload",
     };
     let nic = device::Nic::new(queues);
     let m = nic.mac;
@@ -83,7 +91,7 @@ pub fn init(cmdline: &str) {
     };
     UP.store(true, Ordering::Release);
     crate::klog!(
-        "net: eth0 {} MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {irq}, address {cfg:?}",
+        "net: eth0 {} MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {irq}, {offloads}, address {cfg:?}",
         place,
         m[0],
         m[1],

@@ -45,9 +45,12 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use hal::virtio_net::{TxOffload, MAX_TSO_FRAME};
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
-use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket, UdpPacket};
+use smoltcp::wire::{
+    checksum, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket, UdpPacket,
+};
 
 use super::device::{self, Nic, Queues, Stats, MAX_FRAME, QUEUE_SIZE};
 
@@ -228,13 +231,12 @@ impl phy::TxToken for TxTok<'_> {
         } else {
             // Without a NIC nothing else is reachable: dropped.
             if let Some((q, stats)) = self.nic {
-                if len > MAX_FRAME {
-                    stats.tx_errors += 1;
-                } else {
-                    let f = frame.bytes_mut();
-                    clamp_mss(f, NIC_MSS);
-                    fill_l4_checksum(f);
-                    device::transmit(q, stats, f);
+                let f = frame.bytes_mut();
+                clamp_mss(f, NIC_MSS);
+                let (csum, tso4) = (q.csum_offload(), q.tso4());
+                match nic_offload(f, csum, tso4) {
+                    Some(offload) => device::transmit(q, stats, f, offload),
+                    None => stats.tx_errors += 1,
                 }
             }
             self.lo.recycle(frame);
@@ -333,6 +335,27 @@ pub fn ip_mtu(eth0: bool) -> usize {
 /// offers more than `mss`, lowers the option to `mss` and recomputes the
 /// TCP checksum. Anything else (or a malformed frame) is left alone.
 pub(super) fn clamp_mss(f: &mut [u8], mss: u16) {
+    rewrite_mss(f, |offered| (offered > mss).then_some(mss));
+}
+
+/// The MSS smoltcp is told a peer on the NIC offers when the NIC cuts
+/// segments itself (TSO): what fills a 64 KiB frame (as Linux's GSO
+/// packets), so that it builds segments as large as a window allows and
+/// the device sends them as 1460-byte ones.
+pub(super) const TSO_MSS: u16 = (MAX_TSO_FRAME - ETH_HLEN - 40) as u16;
+
+/// For a NIC with TSO: a peer's SYN offering at least the NIC's MSS is
+/// taken in as offering [`TSO_MSS`] (what it offered is what the device
+/// cuts to: [`nic_offload`] uses the NIC's MTU, and a peer that offers
+/// less keeps its own figure, so smoltcp never sends it more).
+pub(super) fn raise_mss(f: &mut [u8]) {
+    rewrite_mss(f, |offered| (offered >= NIC_MSS).then_some(TSO_MSS));
+}
+
+/// If `f` is an Ethernet frame with an IPv4 TCP SYN with an MSS option
+/// for which `new` gives another value, writes that value and recomputes
+/// the TCP checksum. Anything else (or a malformed frame) is left alone.
+fn rewrite_mss(f: &mut [u8], new: impl Fn(u16) -> Option<u16>) {
     let Some(ip) = f.get(ETH_HLEN..) else { return };
     if f[12..14] != [0x08, 0x00] || ip.len() < 20 || ip[9] != 6 {
         return;
@@ -363,9 +386,11 @@ pub(super) fn clamp_mss(f: &mut [u8], mss: u16) {
                 if len < 2 || i + len > doff {
                     break;
                 }
-                if kind == 2 && len == 4 && u16::from_be_bytes([tcp[i + 2], tcp[i + 3]]) > mss {
-                    tcp[i + 2..i + 4].copy_from_slice(&mss.to_be_bytes());
-                    changed = true;
+                if kind == 2 && len == 4 {
+                    if let Some(mss) = new(u16::from_be_bytes([tcp[i + 2], tcp[i + 3]])) {
+                        tcp[i + 2..i + 4].copy_from_slice(&mss.to_be_bytes());
+                        changed = true;
+                    }
                 }
                 i += len;
             }
@@ -393,6 +418,53 @@ pub(super) fn clamp_mss(f: &mut [u8], mss: u16) {
     }
     let c = !(sum as u16);
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Readies a frame for the NIC and says what the device is to do with
+/// it; None when the device cannot send it (larger than a frame, and not
+/// a TCP segment the device can cut). A TCP segment, when the device
+/// completes checksums, carries the pseudo-header's sum for the device to
+/// finish (as Linux leaves it for a CHECKSUM_PARTIAL packet); one larger
+/// than a frame is cut by the device into segments that each fit the
+/// NIC's MTU behind the same headers (TSO). Anything else gets its
+/// checksum here.
+pub(super) fn nic_offload(f: &mut [u8], csum: bool, tso4: bool) -> Option<TxOffload> {
+    let big = f.len() > MAX_FRAME;
+    if f.len() > MAX_TSO_FRAME {
+        return None;
+    }
+    if csum {
+        if let Some((mut ip, _, _)) = l4_of(f) {
+            let ihl = usize::from(ip.header_len());
+            let (s, d) = (ip.src_addr(), ip.dst_addr());
+            if ip.next_header() == IpProtocol::Tcp {
+                if let Ok(mut t) = TcpPacket::new_checked(ip.payload_mut()) {
+                    let len = t.as_ref().len() as u32;
+                    t.set_checksum(checksum::pseudo_header_v4(&s, &d, IpProtocol::Tcp, len));
+                    let start = (ETH_HLEN + ihl) as u16;
+                    let headers = ihl + usize::from(t.header_len());
+                    let tso = (big && tso4).then(|| {
+                        (
+                            (ETH_HLEN + headers) as u16,
+                            (MAX_FRAME - ETH_HLEN - headers) as u16,
+                        )
+                    });
+                    if big && tso.is_none() {
+                        return None;
+                    }
+                    return Some(TxOffload {
+                        csum: Some((start, 16)),
+                        tso4: tso,
+                    });
+                }
+            }
+        }
+    }
+    if big {
+        return None;
+    }
+    fill_l4_checksum(f);
+    Some(TxOffload::default())
 }
 
 /// The IPv4 packet in Ethernet frame `f` with its source and
