@@ -168,6 +168,22 @@ impl Netns {
         ip(&["netns", "add", &name])?;
         let ns = Netns { name };
         let n = ns.name.as_str();
+        // No IPv6 in here: the host side would send router solicitations
+        // and MLD reports to every tap as it comes up, frames the guests
+        // (IPv4 only) have no use for, arriving while their NICs start.
+        // RSE OS sometimes takes no frame after such an early one (see
+        // crates/hal/src/virtio_net.rs, used_event_published).
+        let off = Command::new("ip")
+            .args(["netns", "exec", n, "sysctl", "-q", "-w"])
+            .args([
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ])
+            .status()
+            .map_err(|e| format!("sysctl: {e}"))?;
+        if !off.success() {
+            return Err("sysctl disable_ipv6 in the namespace failed".into());
+        }
         ip(&["-n", n, "link", "set", "lo", "up"])?;
         ip(&["-n", n, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", n, "link", "set", "br0", "up"])?;

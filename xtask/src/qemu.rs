@@ -89,6 +89,9 @@ pub struct Config {
     /// Wait for a debugger on this 127.0.0.1 port before running
     /// (`-gdb tcp:... -S`; `cargo xtask trace`).
     pub gdb_port: Option<u16>,
+    /// QEMU writes its pid here (`-pidfile`): a harness that charges the
+    /// process's CPU time to its loads (`bench apps`).
+    pub pidfile: Option<PathBuf>,
 }
 
 /// The host side of the guest's NIC.
@@ -128,6 +131,7 @@ impl Config {
             disk_errors: None,
             netns: None,
             gdb_port: None,
+            pidfile: None,
         }
     }
 
@@ -232,6 +236,9 @@ impl Config {
         }
         if let Some(port) = self.gdb_port {
             push(&["-gdb", &format!("tcp:127.0.0.1:{port}"), "-S"]);
+        }
+        if let Some(p) = &self.pidfile {
+            push(&["-pidfile", &p.display().to_string()]);
         }
         // Debugging aid: more QEMU arguments from the environment (say, a
         // monitor socket to read the CPUs' registers of a hung guest).

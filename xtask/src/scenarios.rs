@@ -46,6 +46,10 @@ const SCENARIOS: &[Scenario] = &[
         crate::budget_scenarios::null_syscall,
     ),
     ("bench_apps_quick_lighttpd_both_kernels", bench_apps_quick),
+    (
+        "bench_apps_quick_tap_lighttpd_both_kernels",
+        bench_apps_quick_tap,
+    ),
     ("debian_pkg_sqlite3_root", debian_pkg_root),
     ("debian_sqlite3_concurrent_writers", sqlite3_concurrent),
     // One boot per kernel for all of them (the first one boots).
@@ -609,6 +613,12 @@ fn interactive_shell() -> Result<(), String> {
 /// wrk or a boot that never serves fails).
 fn bench_apps_quick() -> Result<(), String> {
     crate::bench::apps::apps(&["--quick".to_string()]).map(|_| ())
+}
+
+/// The same over a tap in a namespace of its own (`--tap`, root): both
+/// guests' NICs with their offloads, host wrk inside the namespace.
+fn bench_apps_quick_tap() -> Result<(), String> {
+    crate::bench::apps::apps(&["--quick".to_string(), "--tap".to_string()]).map(|_| ())
 }
 
 /// `cargo xtask bench --quick`: the benchmark suite boots both kernels and

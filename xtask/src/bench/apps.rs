@@ -153,7 +153,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
 }
 
 /// One wrk run: requests/s, p50 and p99 latency in µs, transfer/s in
-/// MB/s, and wrk's socket errors (connect + read + write + timeout).
+/// MB/s, wrk's socket errors (connect + read + write + timeout), the
+/// requests it completed, and (host rows) the CPU time QEMU spent per
+/// request in µs, or None.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Load {
     rps: f64,
@@ -161,6 +163,8 @@ struct Load {
     p99_us: f64,
     mbps: f64,
     errors: f64,
+    requests: f64,
+    cpu_us: Option<f64>,
 }
 
 /// `12.34us` / `1.20ms` / `2.00s` → µs.
@@ -215,6 +219,7 @@ fn parse_wrk(out: &str) -> Option<Load> {
                 l.p99_us = duration_us(d)?;
                 p99 = true;
             }
+            [n, "requests", "in", ..] => l.requests = n.parse().ok()?,
             ["Socket", "errors:", rest @ ..] => {
                 l.errors = rest
                     .iter()
@@ -280,6 +285,23 @@ impl Wrk {
         }
         judge_wrk(&text, &format!("wrk {path} -c{conns}"))
     }
+}
+
+/// Clock ticks per second of /proc/PID/stat's times (USER_HZ: 100 on
+/// every x86 Linux).
+const USER_HZ: f64 = 100.0;
+
+/// The CPU time (user + system, in seconds) process `pid` has used: for
+/// QEMU under TCG that is the guest's vCPU and its devices' emulation
+/// (an idle vCPU halts and costs nothing), the same for either kernel.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command's closing parenthesis: state is field 3,
+    // utime 14 and stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / USER_HZ)
 }
 
 /// Where the host's loads go in: QEMU's forwarded ports on the host's
@@ -461,21 +483,36 @@ fn boot(sys: &System, wrk: &Wrk, o: &Options, ns: Option<&Netns>) -> Result<Vec<
     cfg.append = sys.append.clone();
     cfg.ready_mark = "APPS-READY".into();
     net.configure(&mut cfg);
+    let pidfile = artifacts::out_dir().join(format!("qemu-apps-{}.pid", std::process::id()));
+    cfg.pidfile = Some(pidfile.clone());
     let (tx, rx) = mpsc::channel();
     let seconds = o.seconds;
     let loads_per_boot = (LOADS.len() + o.loopback.len()) as u64;
     let timeout = Duration::from_secs(300 + loads_per_boot * (u64::from(seconds) + 15));
     let (out, loads) = std::thread::scope(|s| {
         let net = &net;
+        let pidfile = &pidfile;
         let host = s.spawn(move || -> Result<Vec<Load>, String> {
             rx.recv_timeout(Duration::from_secs(300))
                 .map_err(|_| "the guest never printed APPS-READY".to_string())?;
+            let qemu = std::fs::read_to_string(pidfile)
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok());
             let mut loads = Vec::new();
             let mut err = None;
             for (name, path, conns) in LOADS {
                 eprintln!("bench apps:   {name}");
+                let before = qemu.and_then(cpu_seconds);
                 match wrk.run(net, path, *conns, seconds) {
-                    Ok(l) => loads.push(l),
+                    Ok(mut l) => {
+                        let after = qemu.and_then(cpu_seconds);
+                        if let (Some(a), Some(b)) = (before, after) {
+                            if l.requests > 0.0 {
+                                l.cpu_us = Some((b - a) * 1e6 / l.requests);
+                            }
+                        }
+                        loads.push(l)
+                    }
                     Err(e) => {
                         err = Some(e);
                         break;
@@ -490,6 +527,7 @@ fn boot(sys: &System, wrk: &Wrk, o: &Options, ns: Option<&Netns>) -> Result<Vec<
         (out, host.join())
     });
     let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&pidfile);
     let out = out.map_err(|e| format!("qemu: {e}"))?;
     let loads = loads.map_err(|_| "wrk thread panicked")?;
     let console = out.console_str();
@@ -516,8 +554,10 @@ fn table(results: &[Vec<Vec<Load>>; 2], o: &Options, linux_version: &str) -> Str
          against 127.0.0.1:80 for as long, after the host rows of the same boot (no QEMU user \
          networking, but wrk shares the guest's vCPU(s) with lighttpd); \
          medians of {} boots per system.\n\n\
-         | load | Linux req/s | RSE OS req/s | ratio | Linux p50 / p99 | RSE OS p50 / p99 | Linux MB/s | RSE OS MB/s | socket errors (Linux / RSE OS) |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         \"QEMU CPU/req\": the CPU time of the QEMU process (the guest's vCPU and the \
+         emulation of its devices) per request served, host rows only.\n\n\
+         | load | Linux req/s | RSE OS req/s | ratio | Linux p50 / p99 | RSE OS p50 / p99 | Linux MB/s | RSE OS MB/s | QEMU CPU/req (Linux / RSE OS) | socket errors (Linux / RSE OS) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         o.smp,
         if o.tap {
             format!(
@@ -563,14 +603,25 @@ fn table(results: &[Vec<Vec<Load>>; 2], o: &Options, linux_version: &str) -> Str
             (Some(l), Some(r)) if l > 0.0 => format!("{:.2}×", r / l),
             _ => "n/a".into(),
         };
+        let cpu = |sys: usize| {
+            let v = median(
+                results[sys]
+                    .iter()
+                    .filter_map(|b| b.get(i).and_then(|l| l.cpu_us))
+                    .collect(),
+            );
+            v.map_or("–".to_string(), |v| format!("{v:.0} µs"))
+        };
         t += &format!(
-            "| {name} | {} | {} | {ratio} | {} | {} | {} | {} | {} / {} |\n",
+            "| {name} | {} | {} | {ratio} | {} | {} | {} | {} | {} / {} | {} / {} |\n",
             num(lr, 0),
             num(rr, 0),
             lat(0),
             lat(1),
             num(col(0, |l| l.mbps), 1),
             num(col(1, |l| l.mbps), 1),
+            cpu(0),
+            cpu(1),
             num(col(0, |l| l.errors), 0),
             num(col(1, |l| l.errors), 0),
         );
@@ -710,6 +761,7 @@ Transfer/sec:      4.47MB
         assert!((l.p99_us - 5800.0).abs() < 1e-6);
         assert!((l.mbps - 4.47).abs() < 1e-9);
         assert_eq!(l.errors, 0.0);
+        assert_eq!(l.requests, 11801.0);
         let with_errors = out.replace(
             "Requests/sec",
             "  Socket errors: connect 0, read 15, write 1, timeout 2\nRequests/sec",
@@ -717,6 +769,16 @@ Transfer/sec:      4.47MB
         assert_eq!(parse_wrk(&with_errors).map(|l| l.errors), Some(18.0));
         assert_eq!(duration_us("812.00us"), Some(812.0));
         assert!(parse_wrk("Requests/sec: 1\n").is_none());
+    }
+
+    #[test]
+    fn reads_a_process_cpu_time() {
+        // This test's own process has run for some CPU time; a process
+        // that does not exist has none.
+        let me = std::process::id();
+        let t = cpu_seconds(me).expect("own /proc/PID/stat");
+        assert!(t >= 0.0);
+        assert_eq!(cpu_seconds(u32::MAX), None);
     }
 
     #[test]
