@@ -315,3 +315,18 @@ pub fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), String
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| format!("chmod {}: {e}", path.display()))
 }
+
+/// `len` bytes of xorshift64 output from `seed`: file contents for tests
+/// and benchmarks that no compression or short pattern can fake, the same
+/// for the same seed.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

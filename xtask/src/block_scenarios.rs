@@ -20,15 +20,7 @@ const READ_LEN: usize = 64 << 10;
 
 /// The host's fill: bytes no zeroed disk or misplaced sector would show.
 fn fill() -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..IMAGE_SIZE)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    crate::artifacts::noise(IMAGE_SIZE, 0x9e37_79b9_7f4a_7c15)
 }
 
 /// What `seq 1 30000` prints.

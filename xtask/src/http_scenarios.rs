@@ -73,15 +73,8 @@ impl Tree {
         )
         .into_bytes();
         // 1 MiB that no compression or short pattern can fake.
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ std::process::id() as u64;
-        let one: Vec<u8> = (0..1 << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let one =
+            crate::artifacts::noise(1 << 20, 0x9e37_79b9_7f4a_7c15 ^ std::process::id() as u64);
         for (name, data) in [("index.html", &index), ("one.bin", &one)] {
             std::fs::write(dir.join(name), data).map_err(|e| format!("{name}: {e}"))?;
         }

@@ -248,15 +248,7 @@ pub fn lighttpd_abuse() -> Result<(), String> {
     crate::deps::ensure(&[&crate::deps::CURL])?;
     let dir = crate::artifacts::out_dir().join(format!("abuse-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ std::process::id() as u64;
-    let one: Vec<u8> = (0..1 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let one = crate::artifacts::noise(1 << 20, 0x2545_f491_4f6c_dd1d ^ std::process::id() as u64);
     std::fs::write(dir.join("one.bin"), &one).map_err(|e| format!("one.bin: {e}"))?;
     if std::env::var("RSE_CHURN_ORACLE").as_deref() == Ok("linux") {
         let r = churn_on_linux(&one, &dir);

@@ -44,15 +44,7 @@ pub fn tso_bulk() -> Result<(), String> {
     ns.address_bridge("10.77.0.1/24")?;
     let dir = crate::artifacts::out_dir();
     let file = dir.join(format!("tso-{}.bin", std::process::id()));
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let data: Vec<u8> = (0..SIZE)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = crate::artifacts::noise(SIZE, 0x9e37_79b9_7f4a_7c15);
     std::fs::write(&file, &data).map_err(|e| format!("{}: {e}", file.display()))?;
     let want = sha256(&file)?;
     let result = (|| {
@@ -122,7 +114,7 @@ fn boot(
                 .arg("-c")
                 .arg(format!(
                     "cat {} > /dev/tcp/{GUEST}/9",
-                    shell_quote(&file.display().to_string())
+                    crate::terminal::shell_quote(&file.display().to_string())
                 ))
                 .status()
                 .map_err(|e| format!("bash: {e}"))?;
@@ -223,8 +215,4 @@ fn sha256(path: &Path) -> Result<String, String> {
         .next()
         .map(str::to_string)
         .ok_or("sha256sum printed nothing".into())
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }

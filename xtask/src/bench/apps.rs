@@ -422,15 +422,7 @@ fn site(dir: &Path, o: &Options) -> Result<Vec<Addition>, String> {
     let fill = 612 - head.len() - tail.len();
     let page = format!("{head}{}\n{tail}", "x".repeat(fill - 1));
     assert_eq!(page.len(), 612);
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let one: Vec<u8> = (0..1 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let one = artifacts::noise(1 << 20, 0x2545_f491_4f6c_dd1d);
     let seconds = format!("{}\n", o.seconds);
     let loopback: String = o
         .loopback
